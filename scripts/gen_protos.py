@@ -24,7 +24,7 @@ def main() -> int:
     """Regenerate the SDK from scratch and return protoc's exit status."""
     sources = sorted(str(p.relative_to(_PROTOS)) for p in _PROTOS.rglob("*.proto"))
     shutil.rmtree(_OUT, ignore_errors=True)
-    status = protoc.main(
+    status: int = protoc.main(
         [
             "grpc_tools.protoc",
             f"-I{_PROTOS}",

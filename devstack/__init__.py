@@ -1,0 +1,1 @@
+"""Local stack for people and tests: a bundled Redis and the `make run` supervisor."""

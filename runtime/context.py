@@ -1,0 +1,47 @@
+"""Per-call context shared by the layers of one call: request id and response metadata.
+
+The call boundary opens a `CallContext` for every unary call and sends what the
+layers added to it as trailing metadata, whether the call succeeds or fails. That
+way the rate limiter, the request id and the handler never overwrite each other's
+metadata.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What the layers of one call know and want to tell the caller."""
+
+    request_id: str
+    method: str
+    response_metadata: list[tuple[str, str]] = field(default_factory=list)
+
+
+_CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call_context")
+
+
+def open_call(request_id: str, method: str) -> CallContext:
+    """Start the context of a new call in the current task."""
+    call = CallContext(request_id, method, [(REQUEST_ID_KEY, request_id)])
+    _CURRENT.set(call)
+    return call
+
+
+def current_call() -> CallContext:
+    """The context of the call the current task serves.
+
+    Raises:
+        LookupError: outside a call.
+    """
+    return _CURRENT.get()
+
+
+def add_response_metadata(key: str, value: str) -> None:
+    """Send ``key: value`` back to the caller with the call's trailers."""
+    _CURRENT.get().response_metadata.append((key, value))

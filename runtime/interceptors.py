@@ -1,0 +1,115 @@
+"""The call boundary: the first interceptor of every server of the mesh.
+
+For each unary call it, in this order:
+
+1. takes the caller's ``x-request-id`` (or makes one) and opens the call context;
+2. binds the request id and method to the log context;
+3. runs the rest of the chain and the handler;
+4. renders an `ApiError` as its rich gRPC status, and any other exception as a
+   bare INTERNAL status (logged by type only: exception texts may hold personal data);
+5. sends the response metadata the layers added, counts the call and its latency.
+
+Streaming methods (health Watch, reflection) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+
+from runtime import metrics
+from runtime.context import REQUEST_ID_KEY, open_call
+from runtime.errors import ApiError, internal_error
+
+_LOG = structlog.get_logger("call")
+# A caller-supplied id is echoed back and logged, so it must be short and inert.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+_Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+def request_id_from(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+    """The caller's request id when it is well formed, else a new UUID."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
+            return value
+    return str(uuid.uuid4())
+
+
+if TYPE_CHECKING:
+    ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:  # the stubs make it generic; the runtime class is not subscriptable
+    ServerInterceptor = grpc.aio.ServerInterceptor
+
+
+class CallBoundary(ServerInterceptor):
+    """Request context, error rendering, logging and metrics around every unary call."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Wrap the unary handler of the called method."""
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method: str = handler_call_details.method
+        return grpc.unary_unary_rpc_method_handler(
+            _bounded(
+                handler.unary_unary,  # type: ignore[arg-type]  # aio handlers are coroutines
+                method,
+                handler_call_details.invocation_metadata,
+            ),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _bounded(
+    behavior: _Behavior, method: str, metadata: tuple[tuple[str, str | bytes], ...] | None
+) -> _Behavior:
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        call_context = open_call(request_id_from(metadata), method)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=call_context.request_id, rpc=method)
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.inc()
+        status_name = "OK"
+        api_code = ""
+        try:
+            response = await behavior(request, context)
+        except ApiError as error:
+            status_name, api_code = error.status.name, error.code
+            _LOG.info("call_refused", code=error.code, status=status_name)
+            await context.abort(
+                error.status, str(error), (*call_context.response_metadata, *error.trailing_metadata())
+            )
+        except grpc.aio.AbortError:
+            # The handler ended the call itself; its status is already on its way.
+            status_name = "HANDLER_ABORT"
+            raise
+        except Exception as exc:
+            internal = internal_error()
+            status_name, api_code = internal.status.name, internal.code
+            _LOG.error("call_failed", error_type=type(exc).__name__)
+            await context.abort(
+                internal.status,
+                str(internal),
+                (*call_context.response_metadata, *internal.trailing_metadata()),
+            )
+        else:
+            context.set_trailing_metadata(tuple(call_context.response_metadata))
+            return response
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
+            metrics.CALLS.labels(method, status_name, api_code).inc()
+
+    return call

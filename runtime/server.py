@@ -1,0 +1,158 @@
+"""grpc.aio server bootstrap shared by every process of the mesh.
+
+A `GrpcServer` serves the process's services behind the call boundary, with
+grpc.health.v1 (Check and Watch), server reflection, Prometheus metrics on their
+own port and optional TLS or mTLS. `run_until_signalled` adds the lifecycle:
+SIGTERM or SIGINT sets health to NOT_SERVING, lets in-flight calls finish within
+the grace period, then closes the process's clients; a second signal cuts the
+grace short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+import uvloop
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from runtime.interceptors import CallBoundary
+from runtime.metrics import start_metrics_server
+from runtime.settings import ServerSettings
+
+_LOG = structlog.get_logger("server")
+# Unix signal 15, sent by Kubernetes and `kill`; and 2, sent by Ctrl-C.
+_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDefinition:
+    """One gRPC service a process serves: its full name and how to register it."""
+
+    name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+ShutdownHook = Callable[[], Awaitable[None]]
+
+
+class GrpcServer:
+    """A grpc.aio server with health, reflection, metrics and TLS, built from settings."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        services: Sequence[ServiceDefinition],
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        on_shutdown: Sequence[ShutdownHook] = (),
+    ) -> None:
+        """Prepare the server; nothing is bound until `start`.
+
+        Args:
+            settings: The process's settings.
+            services: What the process serves.
+            interceptors: Interceptors placed after the call boundary, in call order.
+            on_shutdown: Coroutines that close the process's clients, run after the drain.
+        """
+        self._settings = settings
+        self._services = tuple(services)
+        self._on_shutdown = tuple(on_shutdown)
+        # Call order is list order: the call boundary always comes first so that
+        # every refusal of a later interceptor is rendered and counted.
+        self._server = grpc.aio.server(interceptors=[CallBoundary(), *interceptors])
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self._metrics_server: Any = None
+        self.port = 0
+        self.metrics_port: int | None = None
+
+    async def start(self) -> None:
+        """Register everything, bind the ports and start serving."""
+        for service in self._services:
+            service.add_to_server(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [*(s.name for s in self._services), health.SERVICE_NAME, reflection.SERVICE_NAME],
+            self._server,
+        )
+        address = f"{self._settings.grpc_host}:{self._settings.grpc_port}"
+        credentials = _server_credentials(self._settings)
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
+        await self._server.start()
+        for name in ("", *(s.name for s in self._services)):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._settings.metrics_port is not None:
+            self._metrics_server, self.metrics_port = start_metrics_server(
+                self._settings.grpc_host.strip("[]") or "::", self._settings.metrics_port
+            )
+        _LOG.info(
+            "server_started",
+            port=self.port,
+            metrics_port=self.metrics_port,
+            tls=credentials is not None,
+            services=[s.name for s in self._services],
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain and stop: NOT_SERVING, finish in-flight calls, close clients and metrics."""
+        grace = self._settings.shutdown_grace_seconds if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        for hook in self._on_shutdown:
+            await hook()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        _LOG.info("server_stopped")
+
+    async def run_until_signalled(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully.
+
+        A second signal during the drain stops the server at once.
+        """
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        forced: list[asyncio.Task[None]] = []
+
+        def on_signal(signum: signal.Signals) -> None:
+            if stop_requested.is_set():
+                _LOG.warning("forced_shutdown", signal=signum.name)
+                forced.append(loop.create_task(self._server.stop(0)))
+                return
+            _LOG.info("shutdown_requested", signal=signum.name)
+            stop_requested.set()
+
+        for signum in _HANDLED_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await self.start()
+            await stop_requested.wait()
+            await self.stop()
+        finally:
+            for signum in _HANDLED_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+
+def _server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def run_process(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a process's main coroutine on uvloop, one loop for the whole process."""
+    uvloop.run(main())

@@ -1,0 +1,1 @@
+"""The cnaf provider service: CNAF and MSA benefits through the Sécurité sociale gateway."""

@@ -1,0 +1,55 @@
+"""What the cnaf service asks of a backend, whichever one answers (sandbox or upstream)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol, TypeVar
+
+from apiparticulier.cnaf.v1 import cnaf_pb2
+from apiparticulier.common.v1 import identity_pb2
+from runtime.errors import Provider
+from services.common.caller import Caller
+
+CNAV = Provider("37", "CNAV")
+"""The Sécurité sociale gateway operated by the CNAV: transport and unknown-answer errors."""
+CNAF_MSA = Provider("35", "CNAF & MSA")
+"""The caisses behind it: a person registered with neither is not found."""
+
+
+class Benefit(StrEnum):
+    """The yes/no benefits of the service, named as the Sécurité sociale gateway names them."""
+
+    REVENU_SOLIDARITE_ACTIVE = "revenu_solidarite_active"
+    PRIME_ACTIVITE = "prime_activite"
+    ALLOCATION_ADULTE_HANDICAPE = "allocation_adulte_handicape"
+    ALLOCATION_SOUTIEN_FAMILIAL = "allocation_soutien_familial"
+
+
+BenefitData = TypeVar(
+    "BenefitData",
+    cnaf_pb2.RevenuSolidariteActiveData,
+    cnaf_pb2.PrimeActiviteData,
+    cnaf_pb2.AllocationAdulteHandicapeData,
+    cnaf_pb2.AllocationSoutienFamilialData,
+)
+
+
+class CnafBackend(Protocol):
+    """A source of CNAF and MSA data. Raises `runtime.errors.ApiError` for every failure."""
+
+    async def quotient_familial(
+        self, identity: identity_pb2.IdentityPivot, year: int, month: int, caller: Caller
+    ) -> cnaf_pb2.QuotientFamilialData:
+        """The quotient familial of the person's household for one month."""
+
+    async def benefit(
+        self,
+        benefit: Benefit,
+        data_type: type[BenefitData],
+        identity: identity_pb2.IdentityPivot,
+        caller: Caller,
+    ) -> BenefitData:
+        """Whether the person receives a benefit, as the data message of its API."""
+
+    async def close(self) -> None:
+        """Release the backend's connections."""

@@ -1,0 +1,154 @@
+"""The cnaf gRPC servicer: validate the subject, ask the backend, wrap the answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from runtime.errors import invalid_argument, invalid_civility
+from services.cnaf.backend import Benefit, BenefitData, CnafBackend
+from services.common.caller import caller_of
+from services.common.validation import (
+    DSS_IDENTITY,
+    resolved_france_connect_identity,
+    validate_identity,
+    validate_reference_month,
+)
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
+    """Serves every method of apiparticulier.cnaf.v1.CnafService."""
+
+    def __init__(self, backend: CnafBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
+        """Serve from a backend; ``today`` is the clock of date checks."""
+        self._backend = backend
+        self._today = today
+
+    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
+        violations = validate_identity(identity, DSS_IDENTITY, self._today(), prefix)
+        if violations:
+            raise invalid_civility(violations)
+        return identity
+
+    def _month(self, request: Any) -> tuple[int, int]:
+        year = request.annee if request.HasField("annee") else None
+        month = request.mois if request.HasField("mois") else None
+        today = self._today()
+        violations = validate_reference_month(year, month, today)
+        if violations:
+            raise invalid_argument("00366", "Les paramètres annee et mois ne sont pas valides", violations)
+        return (year or today.year, month or today.month)
+
+    async def _quotient_familial(
+        self, identity: identity_pb2.IdentityPivot, request: Any, context: _Context
+    ) -> cnaf_pb2.QuotientFamilialData:
+        year, month = self._month(request)
+        return await self._backend.quotient_familial(identity, year, month, caller_of(context))
+
+    async def _benefit(
+        self,
+        benefit: Benefit,
+        data_type: type[BenefitData],
+        identity: identity_pb2.IdentityPivot,
+        context: _Context,
+    ) -> BenefitData:
+        return await self._backend.benefit(benefit, data_type, identity, caller_of(context))
+
+    async def GetQuotientFamilialByIdentity(
+        self, request: cnaf_pb2.GetQuotientFamilialByIdentityRequest, context: _Context
+    ) -> cnaf_pb2.GetQuotientFamilialByIdentityResponse:
+        """Quotient familial by identity pivot."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._quotient_familial(identity, request, context)
+        return cnaf_pb2.GetQuotientFamilialByIdentityResponse(data=data)
+
+    async def GetQuotientFamilialByFranceConnect(
+        self, request: cnaf_pb2.GetQuotientFamilialByFranceConnectRequest, context: _Context
+    ) -> cnaf_pb2.GetQuotientFamilialByFranceConnectResponse:
+        """Quotient familial of a FranceConnect user resolved by the gateway."""
+        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        data = await self._quotient_familial(identity, request, context)
+        return cnaf_pb2.GetQuotientFamilialByFranceConnectResponse(data=data)
+
+    async def GetRevenuSolidariteActiveByIdentity(
+        self, request: cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest, context: _Context
+    ) -> cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse:
+        """RSA status by identity pivot."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._benefit(
+            Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
+        )
+        return cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse(data=data)
+
+    async def GetRevenuSolidariteActiveByFranceConnect(
+        self, request: cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectRequest, context: _Context
+    ) -> cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse:
+        """RSA status of a FranceConnect user."""
+        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        data = await self._benefit(
+            Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
+        )
+        return cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse(data=data)
+
+    async def GetPrimeActiviteByIdentity(
+        self, request: cnaf_pb2.GetPrimeActiviteByIdentityRequest, context: _Context
+    ) -> cnaf_pb2.GetPrimeActiviteByIdentityResponse:
+        """Prime d'activité status by identity pivot."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
+        return cnaf_pb2.GetPrimeActiviteByIdentityResponse(data=data)
+
+    async def GetPrimeActiviteByFranceConnect(
+        self, request: cnaf_pb2.GetPrimeActiviteByFranceConnectRequest, context: _Context
+    ) -> cnaf_pb2.GetPrimeActiviteByFranceConnectResponse:
+        """Prime d'activité status of a FranceConnect user."""
+        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
+        return cnaf_pb2.GetPrimeActiviteByFranceConnectResponse(data=data)
+
+    async def GetAllocationAdulteHandicapeByIdentity(
+        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest, context: _Context
+    ) -> cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse:
+        """AAH status by identity pivot."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._benefit(
+            Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
+        )
+        return cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse(data=data)
+
+    async def GetAllocationAdulteHandicapeByFranceConnect(
+        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectRequest, context: _Context
+    ) -> cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse:
+        """AAH status of a FranceConnect user."""
+        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        data = await self._benefit(
+            Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
+        )
+        return cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse(data=data)
+
+    async def GetAllocationSoutienFamilialByIdentity(
+        self, request: cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest, context: _Context
+    ) -> cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse:
+        """ASF status by identity pivot."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._benefit(
+            Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
+        )
+        return cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse(data=data)
+
+    async def GetAllocationSoutienFamilialByFranceConnect(
+        self, request: cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectRequest, context: _Context
+    ) -> cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse:
+        """ASF status of a FranceConnect user."""
+        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        data = await self._benefit(
+            Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
+        )
+        return cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse(data=data)

@@ -1,0 +1,1 @@
+"""What every provider service shares: subject validation, caller context, sandbox population."""

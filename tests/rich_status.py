@@ -1,0 +1,63 @@
+"""Reading the rich error details of a failed call, as a client of the mesh would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+
+@dataclass
+class RichStatus:
+    """The decoded details of one error status."""
+
+    code: grpc.StatusCode
+    message: str
+    error_info: error_details_pb2.ErrorInfo
+    localized: error_details_pb2.LocalizedMessage | None
+    bad_request: error_details_pb2.BadRequest | None
+    retry: error_details_pb2.RetryInfo | None
+    quota: error_details_pb2.QuotaFailure | None
+
+    @property
+    def api_code(self) -> str:
+        """The API Particulier code."""
+        return self.error_info.metadata["code"]
+
+    @property
+    def violated_fields(self) -> set[str]:
+        """The fields the BadRequest names."""
+        return {v.field for v in self.bad_request.field_violations} if self.bad_request else set()
+
+
+def rich_status(error: grpc.aio.AioRpcError) -> RichStatus:
+    """Decode grpc-status-details-bin; fails the test if it is missing."""
+    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert raw is not None, "the error carries no rich status"
+    status = status_pb2.Status.FromString(raw)
+    assert status.code == error.code().value[0]
+    found: dict[type, object] = {}
+    for detail in status.details:
+        for kind in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.LocalizedMessage,
+            error_details_pb2.BadRequest,
+            error_details_pb2.RetryInfo,
+            error_details_pb2.QuotaFailure,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                found[kind] = message
+    info = found.get(error_details_pb2.ErrorInfo)
+    assert isinstance(info, error_details_pb2.ErrorInfo), "the error carries no ErrorInfo"
+    return RichStatus(
+        code=error.code(),
+        message=error.details() or "",
+        error_info=info,
+        localized=found.get(error_details_pb2.LocalizedMessage),  # type: ignore[arg-type]
+        bad_request=found.get(error_details_pb2.BadRequest),  # type: ignore[arg-type]
+        retry=found.get(error_details_pb2.RetryInfo),  # type: ignore[arg-type]
+        quota=found.get(error_details_pb2.QuotaFailure),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,243 @@
+"""The cnaf service over gRPC on loopback, on its sandbox population."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from tests.rich_status import rich_status
+
+
+def lefebvre(**overrides: object) -> identity_pb2.IdentityPivot:
+    """The sandbox's CNAF household allocataire, with fields overridden."""
+    fields: dict[str, object] = {
+        "nom_naissance": "Lefebvre",
+        "prenoms": ["Alexis", "Gérôme"],
+        "annee_date_naissance": 1982,
+        "mois_date_naissance": 12,
+        "jour_date_naissance": 27,
+        "sexe_etat_civil": "F",
+        "code_cog_insee_pays_naissance": "99100",
+        "code_cog_insee_commune_naissance": "08480",
+    }
+    fields.update(overrides)
+    return identity_pb2.IdentityPivot(**fields)  # type: ignore[arg-type]
+
+
+def person(name: str, first: str, year: int, month: int, day: int, sex: str) -> identity_pb2.IdentityPivot:
+    """An identity pivot born in France."""
+    return identity_pb2.IdentityPivot(
+        nom_naissance=name,
+        prenoms=[first],
+        annee_date_naissance=year,
+        mois_date_naissance=month,
+        jour_date_naissance=day,
+        sexe_etat_civil=sex,
+        code_cog_insee_pays_naissance="99100",
+    )
+
+
+async def test_found_person_gets_the_v3_data_object(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+    """A sandbox person's quotient familial comes back whole, with the v3 JSON field names."""
+    response = await cnaf.GetQuotientFamilialByIdentity(
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre())
+    )
+    data = json_format.MessageToDict(response.data, preserving_proto_field_name=True)
+    today = dt.date.today()
+    assert data["quotient_familial"] == {
+        "fournisseur": "CNAF",
+        "valeur": 2550,
+        "annee": today.year,
+        "mois": today.month,
+        "annee_calcul": 2026,
+        "mois_calcul": 1,
+    }
+    assert [a["nom_naissance"] for a in data["allocataires"]] == ["LEFEBVRE", "DUBOIS"]
+    assert data["allocataires"][0]["nom_usage"] == "DUBOIS"
+    assert "nom_usage" not in data["allocataires"][1]
+    assert [e["prenoms"] for e in data["enfants"]] == ["LÉA", "HUGO"]
+    assert data["adresse"]["code_postal_ville"] == "08000 CHARLEVILLE-MEZIERES"
+
+
+async def test_asked_month_comes_from_the_history(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+    """Asking a past month returns that month's value, dated that month."""
+    today = dt.date.today()
+    asked = (today.year - 1, 6) if (today.year - 1, 6) >= (today.year - 2, today.month) else None
+    assert asked is not None
+    response = await cnaf.GetQuotientFamilialByIdentity(
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=2025, mois=6)
+    )
+    assert (response.data.quotient_familial.annee, response.data.quotient_familial.mois) == (2025, 6)
+    assert response.data.quotient_familial.valeur == 2480
+
+
+@pytest.mark.parametrize(
+    ("annee", "mois", "field"),
+    [
+        (2099, 1, "mois"),
+        (2001, 1, "annee"),
+        (2025, 13, "mois"),
+        (2025, None, "mois"),
+    ],
+)
+async def test_bad_reference_month_is_refused(
+    cnaf: cnaf_pb2_grpc.CnafServiceStub, annee: int, mois: int | None, field: str
+) -> None:
+    """A month in the future, too old, impossible or half given is INVALID_ARGUMENT on that field."""
+    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=annee)
+    if mois is not None:
+        request.mois = mois
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetQuotientFamilialByIdentity(request)
+    status = rich_status(caught.value)
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.violated_fields == {field}
+
+
+async def test_msa_household_is_answered_by_the_msa(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+    """The MSA allocataire's quotient familial names the MSA as its provider, with no child."""
+    response = await cnaf.GetQuotientFamilialByIdentity(
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person("Moreau", "Jean", 1958, 4, 3, "M"))
+    )
+    assert response.data.quotient_familial.fournisseur == "MSA"
+    assert len(response.data.enfants) == 0
+
+
+async def test_benefits_answer_with_presence_kept(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+    """A beneficiary has a start date; a non-beneficiary has none (null in v3), not an empty one."""
+    rsa = await cnaf.GetRevenuSolidariteActiveByIdentity(
+        cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre())
+    )
+    assert rsa.data.est_beneficiaire is True
+    assert rsa.data.HasField("avec_majoration") and rsa.data.avec_majoration is False
+    assert rsa.data.date_debut_droit == "2021-04-01"
+    aah = await cnaf.GetAllocationAdulteHandicapeByIdentity(
+        cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest(identite=lefebvre())
+    )
+    assert aah.data.est_beneficiaire is False
+    assert not aah.data.HasField("date_debut_droit")
+
+
+async def test_unknown_person_is_not_found_with_the_contract_code(
+    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+) -> None:
+    """Someone outside the sandbox is NOT_FOUND 35003 from CNAF & MSA, without their name echoed."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetQuotientFamilialByIdentity(
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+                identite=person("Zyxwvut", "Quentin", 1971, 3, 9, "M")
+            )
+        )
+    status = rich_status(caught.value)
+    assert status.code == grpc.StatusCode.NOT_FOUND
+    assert status.api_code == "35003"
+    assert status.error_info.metadata["provider"] == "CNAF & MSA"
+    assert status.localized is not None and status.localized.locale == "fr-FR"
+    assert "Zyxwvut" not in status.message + status.localized.message
+
+
+@pytest.mark.parametrize(
+    ("identity", "code", "api_code", "retry"),
+    [
+        (person("Inconnu", "Paul", 1990, 1, 1, "M"), grpc.StatusCode.NOT_FOUND, "35003", False),
+        (person("Indisponible", "Lucie", 1985, 7, 14, "F"), grpc.StatusCode.UNAVAILABLE, "37001", True),
+        (person("Delai", "Marc", 1979, 2, 28, "M"), grpc.StatusCode.DEADLINE_EXCEEDED, "37002", True),
+        (person("Etrange", "Claire", 1992, 10, 5, "F"), grpc.StatusCode.UNKNOWN, "37999", False),
+    ],
+    ids=["not-found", "unavailable", "timeout", "unknown-answer"],
+)
+async def test_sandbox_error_paths(
+    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+    identity: identity_pb2.IdentityPivot,
+    code: grpc.StatusCode,
+    api_code: str,
+    retry: bool,
+) -> None:
+    """Each error person yields its status, its code and RetryInfo exactly where a retry helps."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetPrimeActiviteByIdentity(cnaf_pb2.GetPrimeActiviteByIdentityRequest(identite=identity))
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (code, api_code)
+    assert (status.retry is not None) == retry
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fields"),
+    [
+        ({"nom_naissance": ""}, {"identite.nomNaissance"}),
+        ({"nom_naissance": "1234"}, {"identite.nomNaissance"}),
+        ({"prenoms": []}, {"identite.prenoms"}),
+        ({"prenoms": ["A", "B", "C", "D"]}, {"identite.prenoms"}),
+        ({"sexe_etat_civil": "X"}, {"identite.sexeEtatCivil"}),
+        ({"sexe_etat_civil": ""}, {"identite.sexeEtatCivil"}),
+        ({"code_cog_insee_pays_naissance": ""}, {"identite.codeCogInseePaysNaissance"}),
+        ({"code_cog_insee_pays_naissance": "9910"}, {"identite.codeCogInseePaysNaissance"}),
+        ({"code_cog_insee_commune_naissance": "8480"}, {"identite.codeCogInseeCommuneNaissance"}),
+        ({"mois_date_naissance": 2, "jour_date_naissance": 30}, {"identite.jourDateNaissance"}),
+        ({"annee_date_naissance": 2999}, {"identite.anneeDateNaissance"}),
+        ({"mois_date_naissance": 13}, {"identite.moisDateNaissance"}),
+        (
+            {"nom_commune_naissance": "Charleville-Mézières"},
+            {"identite.nomCommuneNaissance", "identite.codeCogInseeDepartementNaissance"},
+        ),
+        (
+            {"nom_naissance": "", "sexe_etat_civil": "Z", "prenoms": []},
+            {"identite.nomNaissance", "identite.sexeEtatCivil", "identite.prenoms"},
+        ),
+    ],
+)
+async def test_invalid_identities_are_refused_field_by_field(
+    cnaf: cnaf_pb2_grpc.CnafServiceStub, overrides: dict[str, object], fields: set[str]
+) -> None:
+    """Each bad field of the pivot is one BadRequest violation under 00366; values are not echoed."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetQuotientFamilialByIdentity(
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(**overrides))
+        )
+    status = rich_status(caught.value)
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.api_code == "00366"
+    assert status.violated_fields == fields
+    described = " ".join(v.description for v in status.bad_request.field_violations)  # type: ignore[union-attr]
+    assert "Lefebvre" not in described and "Charleville" not in described
+
+
+async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
+    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+) -> None:
+    """A FranceConnect subject the gateway did not resolve is refused; a resolved one is answered."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetQuotientFamilialByFranceConnect(
+            cnaf_pb2.GetQuotientFamilialByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="opaque")
+            )
+        )
+    assert rich_status(caught.value).violated_fields == {"franceConnect.identitePivot"}
+    response = await cnaf.GetQuotientFamilialByFranceConnect(
+        cnaf_pb2.GetQuotientFamilialByFranceConnectRequest(
+            france_connect=identity_pb2.FranceConnectSubject(access_token="opaque", identite_pivot=lefebvre())
+        )
+    )
+    assert response.data.quotient_familial.valeur == 2550
+
+
+async def test_request_id_is_echoed_or_made(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+    """The caller's x-request-id comes back in the trailers; without one, the service makes one."""
+    call = cnaf.GetAllocationSoutienFamilialByIdentity(
+        cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=lefebvre()),
+        metadata=(("x-request-id", "support-ticket-42"),),
+    )
+    await call
+    assert dict(await call.trailing_metadata())["x-request-id"] == "support-ticket-42"
+    call = cnaf.GetAllocationSoutienFamilialByIdentity(
+        cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=lefebvre()),
+        metadata=(("x-request-id", "has spaces and is " + "long" * 40),),
+    )
+    await call
+    made = dict(await call.trailing_metadata())["x-request-id"]
+    assert len(made) == 36 and " " not in made
