@@ -1,0 +1,123 @@
+"""Settings of the gateway process."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from runtime.settings import ServerSettings
+
+
+class RedisFailureMode(StrEnum):
+    """What the gateway does when Redis cannot be reached."""
+
+    FAIL_CLOSED = "fail_closed"
+    """Refuse every call with UNAVAILABLE: a revoked token must never get through (the default)."""
+    DEGRADE = "degrade"
+    """For a bounded time, limit locally at limit/replicas and use the last known revocation list."""
+
+
+class GatewaySettings(ServerSettings):
+    """The gateway's settings; see `ServerSettings` for the common ones."""
+
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+
+    # -- where the providers are -------------------------------------------------------------
+    cnaf_address: str = Field(default="127.0.0.1:50061", description="cnaf service host:port (CNAF_ADDRESS).")
+    c2s_address: str = Field(default="127.0.0.1:50062", description="c2s service host:port (C2S_ADDRESS).")
+    france_travail_address: str = Field(
+        default="127.0.0.1:50063", description="france_travail service host:port (FRANCE_TRAVAIL_ADDRESS)."
+    )
+    mesr_address: str = Field(default="127.0.0.1:50064", description="mesr service host:port (MESR_ADDRESS).")
+    cnous_address: str = Field(
+        default="127.0.0.1:50065", description="cnous service host:port (CNOUS_ADDRESS)."
+    )
+    men_address: str = Field(default="127.0.0.1:50066", description="men service host:port (MEN_ADDRESS).")
+    provider_tls_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA that signed the providers' certificates; unset talks plaintext "
+        "(PROVIDER_TLS_CA_FILE).",
+    )
+    provider_tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate the gateway presents to providers, for mTLS "
+        "(PROVIDER_TLS_CERT_FILE).",
+    )
+    provider_tls_key_file: Path | None = Field(
+        default=None, description="PEM key of the client certificate (PROVIDER_TLS_KEY_FILE)."
+    )
+    default_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline given to a call that sets none, and the maximum any call gets, as the real "
+        "API waits 10 s for providers (DEFAULT_DEADLINE_SECONDS).",
+    )
+
+    # -- tokens ---------------------------------------------------------------------------------
+    keys_dir: Path | None = Field(
+        default=None,
+        description="Directory of token verification keys, <kid>.public.pem each (KEYS_DIR).",
+    )
+    jwks_file: Path | None = Field(
+        default=None, description="JWKS file of token verification keys, instead of KEYS_DIR (JWKS_FILE)."
+    )
+    token_issuer: str = Field(
+        default="api-particulier-mesh", description="Expected `iss` of tokens (TOKEN_ISSUER)."
+    )
+    token_audience: str = Field(
+        default="api-particulier", description="Expected `aud` of tokens (TOKEN_AUDIENCE)."
+    )
+    token_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat (TOKEN_LEEWAY_SECONDS)."
+    )
+    token_max_bytes: int = Field(
+        default=4096, ge=256, description="Longest token accepted, in bytes (TOKEN_MAX_BYTES)."
+    )
+
+    # -- Redis: revocation, rate limit, usage ---------------------------------------------------
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis URL: redis://, rediss://, or redis+sentinel:// (REDIS_URL).",
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.25, gt=0, description="Timeout of one Redis round trip (REDIS_TIMEOUT_SECONDS)."
+    )
+    rate_limit_per_second: int = Field(
+        default=20,
+        ge=1,
+        description="Requests per second per token unless the token says otherwise (RATE_LIMIT_PER_SECOND).",
+    )
+    rate_limit_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Requests a token may send at once above the steady rate (RATE_LIMIT_BURST).",
+    )
+    redis_failure_mode: RedisFailureMode = Field(
+        default=RedisFailureMode.FAIL_CLOSED,
+        description="fail_closed (UNAVAILABLE) or degrade (local limits) when Redis is unreachable "
+        "(REDIS_FAILURE_MODE).",
+    )
+    degraded_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest time the degrade mode serves without Redis before "
+        "failing closed (DEGRADED_MAX_SECONDS).",
+    )
+    gateway_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Number of gateway replicas; the degraded local limit is "
+        "limit/replicas (GATEWAY_REPLICAS).",
+    )
+
+    # -- journal and usage statistics -----------------------------------------------------------
+    journal_hmac_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret key of the HMAC of subjects in the journal; required, the same on every "
+        "replica (JOURNAL_HMAC_KEY).",
+    )
+    usage_flush_seconds: float = Field(
+        default=1.0, gt=0, description="How often usage counters are written to Redis (USAGE_FLUSH_SECONDS)."
+    )
