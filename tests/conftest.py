@@ -29,5 +29,5 @@ async def running(server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
     try:
         yield channel
     finally:
-        await channel.close()
+        await channel.close(grace=None)
         await server.stop(0)

@@ -22,6 +22,6 @@ async def cnaf_channel() -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def cnaf(cnaf_channel: grpc.aio.Channel) -> cnaf_pb2_grpc.CnafServiceStub:
+def cnaf(cnaf_channel: grpc.aio.Channel) -> cnaf_pb2_grpc.CnafServiceAsyncStub:
     """A stub of the cnaf service."""
     return cnaf_pb2_grpc.CnafServiceStub(cnaf_channel)

@@ -42,7 +42,7 @@ def person(name: str, first: str, year: int, month: int, day: int, sex: str) -> 
     )
 
 
-async def test_found_person_gets_the_v3_data_object(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+async def test_found_person_gets_the_v3_data_object(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
     """A sandbox person's quotient familial comes back whole, with the v3 JSON field names."""
     response = await cnaf.GetQuotientFamilialByIdentity(
         cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre())
@@ -64,7 +64,7 @@ async def test_found_person_gets_the_v3_data_object(cnaf: cnaf_pb2_grpc.CnafServ
     assert data["adresse"]["code_postal_ville"] == "08000 CHARLEVILLE-MEZIERES"
 
 
-async def test_asked_month_comes_from_the_history(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+async def test_asked_month_comes_from_the_history(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
     """Asking a past month returns that month's value, dated that month."""
     today = dt.date.today()
     asked = (today.year - 1, 6) if (today.year - 1, 6) >= (today.year - 2, today.month) else None
@@ -86,7 +86,7 @@ async def test_asked_month_comes_from_the_history(cnaf: cnaf_pb2_grpc.CnafServic
     ],
 )
 async def test_bad_reference_month_is_refused(
-    cnaf: cnaf_pb2_grpc.CnafServiceStub, annee: int, mois: int | None, field: str
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub, annee: int, mois: int | None, field: str
 ) -> None:
     """A month in the future, too old, impossible or half given is INVALID_ARGUMENT on that field."""
     request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=annee)
@@ -99,7 +99,7 @@ async def test_bad_reference_month_is_refused(
     assert status.violated_fields == {field}
 
 
-async def test_msa_household_is_answered_by_the_msa(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+async def test_msa_household_is_answered_by_the_msa(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
     """The MSA allocataire's quotient familial names the MSA as its provider, with no child."""
     response = await cnaf.GetQuotientFamilialByIdentity(
         cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person("Moreau", "Jean", 1958, 4, 3, "M"))
@@ -108,7 +108,7 @@ async def test_msa_household_is_answered_by_the_msa(cnaf: cnaf_pb2_grpc.CnafServ
     assert len(response.data.enfants) == 0
 
 
-async def test_benefits_answer_with_presence_kept(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+async def test_benefits_answer_with_presence_kept(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
     """A beneficiary has a start date; a non-beneficiary has none (null in v3), not an empty one."""
     rsa = await cnaf.GetRevenuSolidariteActiveByIdentity(
         cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre())
@@ -124,7 +124,7 @@ async def test_benefits_answer_with_presence_kept(cnaf: cnaf_pb2_grpc.CnafServic
 
 
 async def test_unknown_person_is_not_found_with_the_contract_code(
-    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
 ) -> None:
     """Someone outside the sandbox is NOT_FOUND 35003 from CNAF & MSA, without their name echoed."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -152,7 +152,7 @@ async def test_unknown_person_is_not_found_with_the_contract_code(
     ids=["not-found", "unavailable", "timeout", "unknown-answer"],
 )
 async def test_sandbox_error_paths(
-    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
     identity: identity_pb2.IdentityPivot,
     code: grpc.StatusCode,
     api_code: str,
@@ -192,7 +192,7 @@ async def test_sandbox_error_paths(
     ],
 )
 async def test_invalid_identities_are_refused_field_by_field(
-    cnaf: cnaf_pb2_grpc.CnafServiceStub, overrides: dict[str, object], fields: set[str]
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub, overrides: dict[str, object], fields: set[str]
 ) -> None:
     """Each bad field of the pivot is one BadRequest violation under 00366; values are not echoed."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -208,7 +208,7 @@ async def test_invalid_identities_are_refused_field_by_field(
 
 
 async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
-    cnaf: cnaf_pb2_grpc.CnafServiceStub,
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
 ) -> None:
     """A FranceConnect subject the gateway did not resolve is refused; a resolved one is answered."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -226,7 +226,7 @@ async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
     assert response.data.quotient_familial.valeur == 2550
 
 
-async def test_request_id_is_echoed_or_made(cnaf: cnaf_pb2_grpc.CnafServiceStub) -> None:
+async def test_request_id_is_echoed_or_made(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
     """The caller's x-request-id comes back in the trailers; without one, the service makes one."""
     call = cnaf.GetAllocationSoutienFamilialByIdentity(
         cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=lefebvre()),

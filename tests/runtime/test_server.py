@@ -1,0 +1,196 @@
+"""The shared server runtime: health, reflection, metrics, error rendering and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from devstack.redis import free_port
+from runtime.server import GrpcServer, ServiceDefinition
+from services.cnaf.app import SERVICE_NAME
+from services.cnaf.backend import Benefit, BenefitData
+from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
+from services.cnaf.servicer import CnafServicer
+from services.cnaf.settings import CnafSettings
+from services.common.caller import Caller
+from services.common.sandbox import SandboxPopulation
+from tests.conftest import running
+from tests.rich_status import rich_status
+
+_ROOT = Path(__file__).resolve().parents[2]
+_PERSON = identity_pb2.IdentityPivot(
+    nom_naissance="LEFEBVRE",
+    prenoms=["ALEXIS"],
+    annee_date_naissance=1982,
+    mois_date_naissance=12,
+    jour_date_naissance=27,
+    sexe_etat_civil="F",
+    code_cog_insee_pays_naissance="99100",
+)
+
+
+class SlowOrBrokenBackend(SandboxCnafBackend):
+    """The sandbox, made slow for the RSA and broken (with personal data in the error) for the AAH."""
+
+    def __init__(self) -> None:
+        super().__init__(SandboxPopulation.load(POPULATION_FILE))
+        self.closed = False
+
+    async def benefit(
+        self,
+        benefit: Benefit,
+        data_type: type[BenefitData],
+        identity: identity_pb2.IdentityPivot,
+        caller: Caller,
+    ) -> BenefitData:
+        if benefit is Benefit.REVENU_SOLIDARITE_ACTIVE:
+            await asyncio.sleep(0.5)
+        if benefit is Benefit.ALLOCATION_ADULTE_HANDICAPE:
+            raise ValueError(f"unexpected record for {identity.nom_naissance}")
+        return await super().benefit(benefit, data_type, identity, caller)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def server_with(backend: SlowOrBrokenBackend, grace: float = 5.0) -> GrpcServer:
+    settings = CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, shutdown_grace_seconds=grace)
+    servicer = CnafServicer(backend)
+    return GrpcServer(
+        settings,
+        [
+            ServiceDefinition(
+                SERVICE_NAME, lambda s: cnaf_pb2_grpc.add_CnafServiceServicer_to_server(servicer, s)
+            )
+        ],
+        on_shutdown=[backend.close],
+    )
+
+
+async def test_health_and_reflection_describe_the_service() -> None:
+    """Health answers SERVING for the process and the service; reflection lists every cnaf method."""
+    async with running(server_with(SlowOrBrokenBackend())) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", SERVICE_NAME):
+            answer = await health.Check(health_pb2.HealthCheckRequest(service=name))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        services: list[str] = []
+        methods: list[str] = []
+        async for answer in reflection.ServerReflectionInfo(
+            iter(
+                [
+                    reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME),
+                ]
+            )
+        ):
+            if answer.HasField("list_services_response"):
+                services = [s.name for s in answer.list_services_response.service]
+            else:
+                for raw in answer.file_descriptor_response.file_descriptor_proto:
+                    proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                    methods += [m.name for service in proto.service for m in service.method]
+        assert SERVICE_NAME in services and "grpc.health.v1.Health" in services
+        expected = [m.name for m in cnaf_pb2.DESCRIPTOR.services_by_name["CnafService"].methods]
+        assert methods == expected and len(methods) == 10
+
+
+async def test_unexpected_failure_is_internal_and_leaks_nothing() -> None:
+    """An exception in a handler is INTERNAL 00000 with a fixed message: its text never reaches the caller."""
+    async with running(server_with(SlowOrBrokenBackend())) as channel:
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetAllocationAdulteHandicapeByIdentity(
+                cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest(identite=_PERSON)
+            )
+        status = rich_status(caught.value)
+        assert status.code == grpc.StatusCode.INTERNAL
+        assert status.api_code == "00000"
+        assert "LEFEBVRE" not in status.message
+
+
+async def test_metrics_count_calls_by_method_and_status() -> None:
+    """The metrics port serves Prometheus text with the calls counted by method, status and code."""
+    server = server_with(SlowOrBrokenBackend())
+    async with running(server) as channel:
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        await stub.GetAllocationSoutienFamilialByIdentity(
+            cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=_PERSON)
+        )
+        url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    method = "/apiparticulier.cnaf.v1.CnafService/GetAllocationSoutienFamilialByIdentity"
+    assert f'grpc_server_handled_total{{api_code="",grpc_code="OK",grpc_method="{method}"}}' in text
+    assert "grpc_server_handling_seconds_bucket" in text
+    assert "LEFEBVRE" not in text
+
+
+async def test_graceful_stop_drains_in_flight_calls_and_closes_clients() -> None:
+    """On stop, health turns NOT_SERVING, an in-flight call still completes, then clients are closed."""
+    backend = SlowOrBrokenBackend()
+    server = server_with(backend)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        first = await watch.read()
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        slow = asyncio.ensure_future(
+            stub.GetRevenuSolidariteActiveByIdentity(
+                cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=_PERSON)
+            )
+        )
+        await asyncio.sleep(0.1)
+        stopping = asyncio.ensure_future(server.stop())
+        second = await watch.read()
+        assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        answer = await slow
+        assert answer.data.est_beneficiaire is True
+        await stopping
+        assert backend.closed
+    finally:
+        await channel.close(grace=None)
+
+
+def test_service_process_stops_cleanly_on_sigterm() -> None:
+    """`python -m services.cnaf` serves health on its port and exits 0 on SIGTERM."""
+    port = free_port()
+    env = {**os.environ, "GRPC_PORT": str(port), "GRPC_HOST": "127.0.0.1", "SHUTDOWN_GRACE_SECONDS": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cnaf"],
+        cwd=_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=20)
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        )
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        channel.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    events = output.decode()
+    assert '"event": "shutdown_requested"' in events and '"event": "server_stopped"' in events
