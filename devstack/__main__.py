@@ -1,0 +1,5 @@
+"""`python -m devstack`: what `make run` starts."""
+
+from devstack.run import main
+
+main()
