@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -23,7 +25,7 @@ class RichStatus:
     @property
     def api_code(self) -> str:
         """The API Particulier code."""
-        return self.error_info.metadata["code"]
+        return str(self.error_info.metadata["code"])
 
     @property
     def violated_fields(self) -> set[str]:
@@ -33,8 +35,12 @@ class RichStatus:
 
 def rich_status(error: grpc.aio.AioRpcError) -> RichStatus:
     """Decode grpc-status-details-bin; fails the test if it is missing."""
-    raw = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin")
-    assert raw is not None, "the error carries no rich status"
+    raw: object = None
+    trailers = cast("Iterable[tuple[str, object]]", error.trailing_metadata() or ())
+    for key, value in trailers:
+        if key == "grpc-status-details-bin":
+            raw = value
+    assert isinstance(raw, bytes), "the error carries no rich status"
     status = status_pb2.Status.FromString(raw)
     assert status.code == error.code().value[0]
     found: dict[type, object] = {}
@@ -56,8 +62,8 @@ def rich_status(error: grpc.aio.AioRpcError) -> RichStatus:
         code=error.code(),
         message=error.details() or "",
         error_info=info,
-        localized=found.get(error_details_pb2.LocalizedMessage),  # type: ignore[arg-type]
-        bad_request=found.get(error_details_pb2.BadRequest),  # type: ignore[arg-type]
-        retry=found.get(error_details_pb2.RetryInfo),  # type: ignore[arg-type]
-        quota=found.get(error_details_pb2.QuotaFailure),  # type: ignore[arg-type]
+        localized=found.get(error_details_pb2.LocalizedMessage),
+        bad_request=found.get(error_details_pb2.BadRequest),
+        retry=found.get(error_details_pb2.RetryInfo),
+        quota=found.get(error_details_pb2.QuotaFailure),
     )

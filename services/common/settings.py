@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from runtime.settings import ServerSettings
 
@@ -14,12 +17,98 @@ class BackendKind(StrEnum):
 
     SANDBOX = "sandbox"
     """The built-in fictitious population (the default)."""
+    UPSTREAM = "upstream"
+    """The real provider's HTTP API (see `services.common.upstream`)."""
+
+
+class OAuth2Client(BaseModel):
+    """One OAuth2 client-credentials registration at a provider's token endpoint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str = Field(min_length=1, description="The client id.")
+    client_secret: SecretStr = Field(description="The client secret.")
+    scope: str | None = Field(default=None, description="Scopes asked for, space-separated; none if unset.")
 
 
 class ProviderSettings(ServerSettings):
-    """Settings of a provider service process."""
+    """Settings of a provider service process.
+
+    The ``upstream_*`` fields matter only with ``BACKEND=upstream``. Each service
+    names in `upstream_required` the ones it cannot work without, so that a
+    process started on the upstream backend without them stops at once with a
+    message naming the missing environment variables, instead of failing on the
+    first call.
+    """
+
+    # The input may hold client secrets and API keys: a refused setting must not print them.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
+    upstream_required: ClassVar[tuple[str, ...]] = ("upstream_base_url",)
+    """Fields that must be set when the backend is upstream (the service's settings may add to it)."""
 
     backend: BackendKind = Field(
         default=BackendKind.SANDBOX,
-        description="sandbox: the built-in fictitious population (BACKEND).",
+        description="sandbox: the built-in fictitious population; upstream: the real provider API (BACKEND).",
     )
+    upstream_base_url: str | None = Field(
+        default=None,
+        description="Base URL of the provider's API, e.g. https://api.example.gouv.fr/v1 "
+        "(UPSTREAM_BASE_URL).",
+    )
+    upstream_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for one upstream call, further bounded by the caller's deadline "
+        "(UPSTREAM_TIMEOUT_SECONDS).",
+    )
+    upstream_token_url: str | None = Field(
+        default=None,
+        description="OAuth2 token endpoint of the provider, for client-credentials grants "
+        "(UPSTREAM_TOKEN_URL).",
+    )
+    upstream_client_id: str | None = Field(
+        default=None, description="OAuth2 client id at the provider (UPSTREAM_CLIENT_ID)."
+    )
+    upstream_client_secret: SecretStr | None = Field(
+        default=None, description="OAuth2 client secret at the provider (UPSTREAM_CLIENT_SECRET)."
+    )
+    upstream_scope: str | None = Field(
+        default=None,
+        description="OAuth2 scopes asked for, space-separated; the service's default if unset "
+        "(UPSTREAM_SCOPE).",
+    )
+    upstream_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle that signs the provider's certificate; the system store if unset "
+        "(UPSTREAM_CA_FILE).",
+    )
+    upstream_max_connections: int = Field(
+        default=100,
+        ge=1,
+        description="Most HTTP connections open to the provider at once (UPSTREAM_MAX_CONNECTIONS).",
+    )
+
+    @model_validator(mode="after")
+    def _upstream_is_configured(self) -> ProviderSettings:
+        if self.backend is BackendKind.UPSTREAM:
+            missing = [
+                name.upper() for name in self.upstream_required if getattr(self, name) in (None, "", {})
+            ]
+            if missing:
+                raise ValueError(f"BACKEND=upstream needs {', '.join(missing)} to be set")
+        return self
+
+    def upstream_oauth2_client(self) -> OAuth2Client:
+        """The single OAuth2 client of UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET.
+
+        Raises:
+            ValueError: either is unset.
+        """
+        if not self.upstream_client_id or self.upstream_client_secret is None:
+            raise ValueError("BACKEND=upstream needs UPSTREAM_CLIENT_ID and UPSTREAM_CLIENT_SECRET to be set")
+        return OAuth2Client(
+            client_id=self.upstream_client_id,
+            client_secret=self.upstream_client_secret,
+            scope=self.upstream_scope,
+        )

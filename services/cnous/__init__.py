@@ -1,0 +1,1 @@
+"""The cnous provider service: scholarship status of higher-education students."""

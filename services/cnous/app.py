@@ -1,0 +1,43 @@
+"""Assembly of the cnous service: backend, servicer and server from settings."""
+
+from __future__ import annotations
+
+from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
+from runtime.server import GrpcServer, ServiceDefinition
+from services.cnous.backend import CnousBackend
+from services.cnous.sandbox import POPULATION_FILE, SandboxCnousBackend
+from services.cnous.servicer import CnousServicer
+from services.cnous.settings import CnousSettings
+from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
+
+SERVICE_NAME = cnous_pb2.DESCRIPTOR.services_by_name["CnousService"].full_name
+
+
+def build_backend(settings: CnousSettings) -> CnousBackend:
+    """The backend ``settings.backend`` names.
+
+    Raises:
+        ValueError: the settings name a backend this service does not have yet
+            (upstream), so that the process stops at start-up instead of
+            serving the sandbox where real data was expected.
+    """
+    if settings.backend is not BackendKind.SANDBOX:
+        raise ValueError(f"BACKEND={settings.backend.value} is not available for the cnous service yet")
+    return SandboxCnousBackend(SandboxPopulation.load(POPULATION_FILE))
+
+
+def build_server(settings: CnousSettings) -> GrpcServer:
+    """The cnous service's server, ready to start; stopping it closes the backend's connections."""
+    backend = build_backend(settings)
+    servicer = CnousServicer(backend)
+    return GrpcServer(
+        settings,
+        [
+            ServiceDefinition(
+                SERVICE_NAME,
+                lambda server: cnous_pb2_grpc.add_CnousServiceServicer_to_server(servicer, server),
+            )
+        ],
+        on_shutdown=[backend.close],
+    )

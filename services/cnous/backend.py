@@ -1,0 +1,59 @@
+"""What the cnous service asks of a backend, whichever one answers (sandbox or upstream)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from apiparticulier.cnous.v1 import cnous_pb2
+from apiparticulier.common.v1 import identity_pb2
+from runtime.errors import ApiError, Provider, provider_not_found
+from services.common.caller import Caller
+
+CNOUS = Provider("26", "CNOUS")
+"""The Cnous, which holds the scholarship files, as the error model names it."""
+
+
+class Lookup(StrEnum):
+    """How the student was designated; the not-found detail of the v4 API depends on it."""
+
+    IDENTITY = "identity"
+    INE = "ine"
+    FRANCE_CONNECT = "france_connect"
+
+
+_NOT_FOUND_DETAILS = {
+    Lookup.IDENTITY: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis.",
+    Lookup.INE: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis. "
+    "Veuillez vérifier que l'identifiant correspond au périmètre couvert par l'API.",
+    Lookup.FRANCE_CONNECT: "Aucun étudiant boursier n'a pu être trouvé.",
+}
+
+
+def student_not_found(lookup: Lookup) -> ApiError:
+    """The Cnous holds no scholarship file for the subject (26003)."""
+    return provider_not_found(CNOUS, _NOT_FOUND_DETAILS[lookup])
+
+
+class CnousBackend(Protocol):
+    """A source of scholarship status. Raises `runtime.errors.ApiError` for every failure."""
+
+    async def by_identity(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of the student with this validated pivot (sex may be empty)."""
+
+    async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of the student with this validated, upper-cased INE."""
+
+    async def by_france_connect(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of a FranceConnect user, from the pivot the gateway resolved.
+
+        The pivot is validated. The servicer drops ``identite`` from the answer
+        whatever the backend returns.
+        """
+
+    async def close(self) -> None:
+        """Release the backend's connections."""

@@ -1,0 +1,81 @@
+"""The cnous gRPC servicer: validate the subject, ask the backend, wrap the answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from runtime.errors import invalid_civility, invalid_ine
+from services.cnous.backend import CnousBackend
+from services.common.caller import caller_of
+from services.common.validation import (
+    CNOUS_IDENTITY,
+    resolved_france_connect_identity,
+    validate_identity,
+    validate_ine,
+)
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def within_first_name_limit(identity: identity_pb2.IdentityPivot) -> identity_pb2.IdentityPivot:
+    """A copy of the pivot with no more first names than the Cnous takes.
+
+    FranceConnect certifies every first name a person has; a citizen with more
+    than the API's maximum must not be refused for a request they cannot change,
+    and the first ones are those that identify them.
+    """
+    trimmed = identity_pb2.IdentityPivot()
+    trimmed.CopyFrom(identity)
+    del trimmed.prenoms[CNOUS_IDENTITY.max_first_names :]
+    return trimmed
+
+
+class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
+    """Serves every method of apiparticulier.cnous.v1.CnousService."""
+
+    def __init__(self, backend: CnousBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
+        """Serve from a backend; ``today`` is the clock of date checks."""
+        self._backend = backend
+        self._today = today
+
+    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
+        violations = validate_identity(identity, CNOUS_IDENTITY, self._today(), prefix)
+        if violations:
+            raise invalid_civility(violations)
+        return identity
+
+    async def GetEtudiantBoursierByIdentity(
+        self, request: cnous_pb2.GetEtudiantBoursierByIdentityRequest, context: _Context
+    ) -> cnous_pb2.GetEtudiantBoursierByIdentityResponse:
+        """Scholarship status by identity pivot (full birth date; sex optional)."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._backend.by_identity(identity, caller_of(context))
+        return cnous_pb2.GetEtudiantBoursierByIdentityResponse(data=data)
+
+    async def GetEtudiantBoursierByIne(
+        self, request: cnous_pb2.GetEtudiantBoursierByIneRequest, context: _Context
+    ) -> cnous_pb2.GetEtudiantBoursierByIneResponse:
+        """Scholarship status by INE."""
+        violations = validate_ine(request.ine)
+        if violations:
+            raise invalid_ine(violations)
+        data = await self._backend.by_ine(request.ine.upper(), caller_of(context))
+        return cnous_pb2.GetEtudiantBoursierByIneResponse(data=data)
+
+    async def GetEtudiantBoursierByFranceConnect(
+        self, request: cnous_pb2.GetEtudiantBoursierByFranceConnectRequest, context: _Context
+    ) -> cnous_pb2.GetEtudiantBoursierByFranceConnectResponse:
+        """Scholarship status of a FranceConnect user resolved by the gateway, without identite."""
+        resolved, prefix = resolved_france_connect_identity(request.france_connect)
+        identity = self._identity(within_first_name_limit(resolved), prefix)
+        data = await self._backend.by_france_connect(identity, caller_of(context))
+        # The API never returns identite to a FranceConnect caller: the citizen
+        # signed in, so the identity is theirs already and must not travel again.
+        data.ClearField("identite")
+        return cnous_pb2.GetEtudiantBoursierByFranceConnectResponse(data=data)

@@ -1,0 +1,13 @@
+"""Settings of the cnous service process."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import ProviderSettings
+
+
+class CnousSettings(ProviderSettings):
+    """The cnous service's settings; see `ProviderSettings` for the common ones."""
+
+    grpc_port: int = Field(default=50065, ge=0, le=65535, description="gRPC port (GRPC_PORT).")

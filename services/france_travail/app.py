@@ -1,0 +1,44 @@
+"""Assembly of the france_travail service: backend, servicer and server from settings."""
+
+from __future__ import annotations
+
+from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
+from runtime.server import GrpcServer, ServiceDefinition
+from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
+from services.france_travail.backend import FranceTravailBackend
+from services.france_travail.sandbox import POPULATION_FILE, SandboxFranceTravailBackend
+from services.france_travail.servicer import FranceTravailServicer
+from services.france_travail.settings import FranceTravailSettings
+
+SERVICE_NAME = france_travail_pb2.DESCRIPTOR.services_by_name["FranceTravailService"].full_name
+
+
+def build_backend(settings: FranceTravailSettings) -> FranceTravailBackend:
+    """The backend ``settings.backend`` names.
+
+    Raises:
+        ValueError: the setting names a backend this service does not have yet; serving
+            the fictitious population instead would mislead whoever configured it.
+    """
+    if settings.backend is not BackendKind.SANDBOX:
+        raise ValueError(f"the france_travail service has no {settings.backend.value} backend yet")
+    return SandboxFranceTravailBackend(SandboxPopulation.load(POPULATION_FILE))
+
+
+def build_server(settings: FranceTravailSettings) -> GrpcServer:
+    """The france_travail service's server, ready to start; stopping it closes the backend's connections."""
+    backend = build_backend(settings)
+    servicer = FranceTravailServicer(backend)
+    return GrpcServer(
+        settings,
+        [
+            ServiceDefinition(
+                SERVICE_NAME,
+                lambda server: france_travail_pb2_grpc.add_FranceTravailServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
+        ],
+        on_shutdown=[backend.close],
+    )

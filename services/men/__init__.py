@@ -1,0 +1,1 @@
+"""The men provider service: pupils' schooling and scholarship from the Éducation nationale."""

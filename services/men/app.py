@@ -1,0 +1,42 @@
+"""Assembly of the men service: backend, servicer and server from settings."""
+
+from __future__ import annotations
+
+from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
+from runtime.server import GrpcServer, ServiceDefinition
+from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
+from services.men.backend import MenBackend
+from services.men.sandbox import POPULATION_FILE, SandboxMenBackend
+from services.men.servicer import MenServicer
+from services.men.settings import MenSettings
+
+SERVICE_NAME = men_pb2.DESCRIPTOR.services_by_name["MenService"].full_name
+
+
+def build_backend(settings: MenSettings) -> MenBackend:
+    """The backend ``settings.backend`` names.
+
+    Raises:
+        ValueError: the settings name a backend this service does not have yet
+            (upstream), so that the process stops at start-up instead of
+            serving the sandbox where real data was expected.
+    """
+    if settings.backend is not BackendKind.SANDBOX:
+        raise ValueError(f"BACKEND={settings.backend.value} is not available for the men service yet")
+    return SandboxMenBackend(SandboxPopulation.load(POPULATION_FILE))
+
+
+def build_server(settings: MenSettings) -> GrpcServer:
+    """The men service's server, ready to start; stopping it closes the backend's connections."""
+    backend = build_backend(settings)
+    servicer = MenServicer(backend)
+    return GrpcServer(
+        settings,
+        [
+            ServiceDefinition(
+                SERVICE_NAME, lambda server: men_pb2_grpc.add_MenServiceServicer_to_server(servicer, server)
+            )
+        ],
+        on_shutdown=[backend.close],
+    )

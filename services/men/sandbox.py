@@ -1,0 +1,63 @@
+"""The men sandbox backend: answers from the fictitious population in sandbox_population.json.
+
+A pupil's entry lists their schoolings, each with where it takes place::
+
+    "scolarites": [{"departement": "013", "region": "18", "degre": "2D",
+                    "scolarite": {<v4 data object without annee_scolaire>}}]
+
+The first schooling inside the query's establishment or perimeter (and degree,
+when asked) is the answer, dated with the school year asked, so a pupil is
+found whatever the current year is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from apiparticulier.men.v1 import men_pb2
+from services.common.caller import Caller
+from services.common.sandbox import SandboxPopulation, transport_error
+from services.men.backend import MEN, PerimetreKind, ScolariteQuery, pupil_not_found
+
+POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
+_API = "scolarites"
+
+
+def _within(schooling: Mapping[str, Any], query: ScolariteQuery) -> bool:
+    if query.degre_etablissement is not None and schooling["degre"] != query.degre_etablissement:
+        return False
+    if query.code_etablissement is not None:
+        return bool(schooling["scolarite"]["etablissement"]["code_uai"] == query.code_etablissement)
+    if query.perimetre is not None:
+        key = "departement" if query.perimetre.kind is PerimetreKind.DEPARTEMENT else "region"
+        return schooling[key] in query.perimetre.codes
+    return False
+
+
+class SandboxMenBackend:
+    """Answers for the sandbox pupils; everyone else is schooled nowhere the ministry knows."""
+
+    def __init__(self, population: SandboxPopulation) -> None:
+        """Serve the given population."""
+        self._population = population
+
+    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
+        """The pupil's first schooling within the query's establishment or perimeter."""
+        person = self._population.by_identity(query.identity)
+        if person is None:
+            raise pupil_not_found()
+        if person.error is not None:
+            raise transport_error(person.error, MEN) or pupil_not_found()
+        for schooling in person.answers.get(_API, ()):
+            if _within(schooling, query):
+                data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteData())
+                data.annee_scolaire = query.annee_scolaire
+                return data
+        raise pupil_not_found()
+
+    async def close(self) -> None:
+        """Nothing to release."""

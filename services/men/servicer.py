@@ -1,0 +1,33 @@
+"""The men gRPC servicer: validate the search, ask the backend, wrap the answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
+from services.common.caller import caller_of
+from services.men.backend import MenBackend
+from services.men.validation import scolarite_query
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class MenServicer(men_pb2_grpc.MenServiceServicer):
+    """Serves every method of apiparticulier.men.v1.MenService."""
+
+    def __init__(self, backend: MenBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
+        """Serve from a backend; ``today`` is the clock of date checks."""
+        self._backend = backend
+        self._today = today
+
+    async def GetScolariteByIdentity(
+        self, request: men_pb2.GetScolariteByIdentityRequest, context: _Context
+    ) -> men_pb2.GetScolariteByIdentityResponse:
+        """Schooling of a pupil in a school year, in one establishment or one perimeter."""
+        query = scolarite_query(request, self._today())
+        data = await self._backend.scolarite(query, caller_of(context))
+        return men_pb2.GetScolariteByIdentityResponse(data=data)

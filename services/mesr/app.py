@@ -1,0 +1,42 @@
+"""Assembly of the mesr service: backend, servicer and server from settings."""
+
+from __future__ import annotations
+
+from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
+from runtime.server import GrpcServer, ServiceDefinition
+from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
+from services.mesr.backend import MesrBackend
+from services.mesr.sandbox import POPULATION_FILE, SandboxMesrBackend
+from services.mesr.servicer import MesrServicer
+from services.mesr.settings import MesrSettings
+
+SERVICE_NAME = mesr_pb2.DESCRIPTOR.services_by_name["MesrService"].full_name
+
+
+def build_backend(settings: MesrSettings) -> MesrBackend:
+    """The backend ``settings.backend`` names.
+
+    Raises:
+        ValueError: the settings name a backend this service does not have yet
+            (upstream), so that the process stops at start-up instead of
+            serving the sandbox where real data was expected.
+    """
+    if settings.backend is not BackendKind.SANDBOX:
+        raise ValueError(f"BACKEND={settings.backend.value} is not available for the mesr service yet")
+    return SandboxMesrBackend(SandboxPopulation.load(POPULATION_FILE))
+
+
+def build_server(settings: MesrSettings) -> GrpcServer:
+    """The mesr service's server, ready to start; stopping it closes the backend's connections."""
+    backend = build_backend(settings)
+    servicer = MesrServicer(backend)
+    return GrpcServer(
+        settings,
+        [
+            ServiceDefinition(
+                SERVICE_NAME, lambda server: mesr_pb2_grpc.add_MesrServiceServicer_to_server(servicer, server)
+            )
+        ],
+        on_shutdown=[backend.close],
+    )

@@ -1,0 +1,80 @@
+"""The mesr gRPC servicer: validate the subject, ask the backend, wrap the answer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
+from runtime.errors import invalid_civility, invalid_ine
+from services.common.caller import caller_of
+from services.common.validation import (
+    MESR_IDENTITY,
+    resolved_france_connect_identity,
+    validate_identity,
+    validate_ine,
+)
+from services.mesr.backend import MesrBackend
+
+_Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def first_first_name_only(identity: identity_pb2.IdentityPivot) -> identity_pb2.IdentityPivot:
+    """A copy of the pivot that keeps only its first first name.
+
+    FranceConnect certifies every first name, but the student directory is
+    searched with exactly one, as the real API does with FranceConnect users.
+    """
+    trimmed = identity_pb2.IdentityPivot()
+    trimmed.CopyFrom(identity)
+    del trimmed.prenoms[1:]
+    return trimmed
+
+
+class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
+    """Serves every method of apiparticulier.mesr.v1.MesrService."""
+
+    def __init__(self, backend: MesrBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
+        """Serve from a backend; ``today`` is the clock of date checks."""
+        self._backend = backend
+        self._today = today
+
+    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
+        violations = validate_identity(identity, MESR_IDENTITY, self._today(), prefix)
+        if violations:
+            raise invalid_civility(violations)
+        return identity
+
+    async def GetStatutEtudiantByIdentity(
+        self, request: mesr_pb2.GetStatutEtudiantByIdentityRequest, context: _Context
+    ) -> mesr_pb2.GetStatutEtudiantByIdentityResponse:
+        """Student status by identity pivot (exactly one first name, full birth date, sex)."""
+        identity = self._identity(request.identite, "identite")
+        data = await self._backend.by_identity(identity, caller_of(context))
+        return mesr_pb2.GetStatutEtudiantByIdentityResponse(data=data)
+
+    async def GetStatutEtudiantByIne(
+        self, request: mesr_pb2.GetStatutEtudiantByIneRequest, context: _Context
+    ) -> mesr_pb2.GetStatutEtudiantByIneResponse:
+        """Student status by INE."""
+        violations = validate_ine(request.ine)
+        if violations:
+            raise invalid_ine(violations)
+        data = await self._backend.by_ine(request.ine.upper(), caller_of(context))
+        return mesr_pb2.GetStatutEtudiantByIneResponse(data=data)
+
+    async def GetStatutEtudiantByFranceConnect(
+        self, request: mesr_pb2.GetStatutEtudiantByFranceConnectRequest, context: _Context
+    ) -> mesr_pb2.GetStatutEtudiantByFranceConnectResponse:
+        """Student status of a FranceConnect user resolved by the gateway, without identite."""
+        resolved, prefix = resolved_france_connect_identity(request.france_connect)
+        identity = self._identity(first_first_name_only(resolved), prefix)
+        data = await self._backend.by_france_connect(identity, caller_of(context))
+        # The v3 API never returns identite to a FranceConnect caller: the citizen
+        # signed in, so the identity is theirs already and must not travel again.
+        data.ClearField("identite")
+        return mesr_pb2.GetStatutEtudiantByFranceConnectResponse(data=data)

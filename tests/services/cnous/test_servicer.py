@@ -1,0 +1,328 @@
+"""The cnous service over gRPC on loopback, on its sandbox population."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from tests.rich_status import rich_status
+
+
+def person(
+    name: str, firsts: list[str], year: int, month: int, day: int, sex: str = ""
+) -> identity_pb2.IdentityPivot:
+    """An identity pivot as the Cnous takes it: full birth date, sex optional."""
+    return identity_pb2.IdentityPivot(
+        nom_naissance=name,
+        prenoms=firsts,
+        annee_date_naissance=year,
+        mois_date_naissance=month,
+        jour_date_naissance=day,
+        sexe_etat_civil=sex,
+    )
+
+
+def mercier(**overrides: object) -> identity_pb2.IdentityPivot:
+    """The sandbox's échelon 0bis student, with fields overridden."""
+    identity = person("Mercier", ["Zoé"], 2006, 3, 21, "F")
+    for name, value in overrides.items():
+        if value is None:
+            identity.ClearField(name)  # type: ignore[arg-type]
+        elif name == "prenoms":
+            del identity.prenoms[:]
+            identity.prenoms.extend(value)  # type: ignore[arg-type]
+        else:
+            setattr(identity, name, value)
+    return identity
+
+
+MERCIER_DATA = {
+    "statut_boursier": {"est_boursier": True},
+    "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10},
+    "etablissement_etudes": {"nom_commune": "RENNES", "nom_etablissement": "UNIVERSITE DE RENNES"},
+    "echelon_bourse": {"echelon": "0bis"},
+    "email": "zoe.mercier@etu.example",
+    "identite": {
+        "nom": "MERCIER",
+        "prenoms": ["ZOÉ"],
+        "date_naissance": "2006-03-21",
+        "nom_commune_naissance": "VANNES",
+        "sexe": "F",
+    },
+}
+
+
+def as_json(message: cnous_pb2.EtudiantBoursierData) -> dict[str, object]:
+    """The v4 JSON form of a data object (proto3 leaves false booleans out)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+async def test_boursier_by_identity_gets_the_v4_data_object(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+) -> None:
+    """The échelon 0bis student comes back whole, with the v4 JSON field names."""
+    response = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=mercier())
+    )
+    assert as_json(response.data) == MERCIER_DATA
+    assert response.data.statut_boursier.est_radie is False
+    assert not response.data.statut_boursier.HasField("date_radiation")
+
+
+async def test_sex_is_optional_and_ine_finds_the_same_student(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+) -> None:
+    """A pivot without sex is answered, and the INE finds the same student."""
+    by_identity = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=mercier(sexe_etat_civil=""))
+    )
+    by_ine = await cnous.GetEtudiantBoursierByIne(
+        cnous_pb2.GetEtudiantBoursierByIneRequest(ine="2406123457a")
+    )
+    assert as_json(by_identity.data) == as_json(by_ine.data) == MERCIER_DATA
+
+
+ECHELONS = [
+    ("Mercier", ["Zoé"], (2006, 3, 21), "2406123457A", "0bis"),
+    ("Lambert", ["Noah"], (2005, 7, 8), "2305234568B", "1"),
+    ("Girard", ["Chloé"], (2004, 1, 14), "2204345679C", "2"),
+    ("Bonnet", ["Maël"], (2006, 11, 25), "2406456780D", "3"),
+    ("Faure", ["Lina"], (2005, 9, 2), "2305567891E", "4"),
+    ("Andre", ["Théo"], (2003, 4, 30), "2103678902F", "5"),
+    ("Chevalier", ["Léna", "Marie"], (2004, 6, 19), "220478901GH", "6"),
+    ("Blanc", ["Yanis"], (2002, 12, 12), "200289012JK", "7"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "firsts", "birth", "ine", "echelon"), ECHELONS, ids=[e[4] for e in ECHELONS]
+)
+async def test_every_echelon_is_served(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+    name: str,
+    firsts: list[str],
+    birth: tuple[int, int, int],
+    ine: str,
+    echelon: str,
+) -> None:
+    """One boursier per échelon, 0bis to 7, by identity and by INE alike."""
+    by_identity = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=person(name, firsts, *birth))
+    )
+    by_ine = await cnous.GetEtudiantBoursierByIne(cnous_pb2.GetEtudiantBoursierByIneRequest(ine=ine))
+    assert by_identity.data == by_ine.data
+    assert by_identity.data.statut_boursier.est_boursier is True
+    assert by_identity.data.echelon_bourse.echelon == echelon
+    assert list(by_identity.data.identite.prenoms) == [first.upper() for first in firsts]
+
+
+async def test_provisional_regional_echelon(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """A regional scholarship's échelon may be provisional."""
+    response = await cnous.GetEtudiantBoursierByIne(
+        cnous_pb2.GetEtudiantBoursierByIneRequest(ine="2204345679C")
+    )
+    assert as_json(response.data)["echelon_bourse"] == {
+        "echelon": "2",
+        "echelon_bourse_regionale_provisoire": True,
+    }
+
+
+async def test_struck_off_student_has_a_radiation_date(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """A student struck off keeps the scholarship status with est_radie and the date."""
+    response = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=person("Faure", ["Lina"], 2005, 9, 2, "F"))
+    )
+    assert as_json(response.data)["statut_boursier"] == {
+        "est_boursier": True,
+        "est_radie": True,
+        "date_radiation": "2026-11-03",
+    }
+
+
+async def test_student_without_scholarship(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """A student the Cnous knows without a scholarship has no échelon and no payment period."""
+    response = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=person("Gauthier", ["Emma"], 2005, 2, 27))
+    )
+    data = response.data
+    assert data.HasField("statut_boursier") and data.statut_boursier.est_boursier is False
+    assert not data.HasField("echelon_bourse")
+    assert not data.HasField("periode_versement_bourse")
+    assert data.etablissement_etudes.nom_commune == "TOULOUSE"
+
+
+async def test_france_connect_answer_has_no_identite(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """A FranceConnect user gets everything but identite, even with more first names than allowed."""
+    subject = identity_pb2.FranceConnectSubject(
+        access_token="opaque",
+        identite_pivot=person("Chevalier", ["Léna", "Marie", "Anne", "Rose"], 2004, 6, 19, "F"),
+    )
+    response = await cnous.GetEtudiantBoursierByFranceConnect(
+        cnous_pb2.GetEtudiantBoursierByFranceConnectRequest(france_connect=subject)
+    )
+    assert not response.data.HasField("identite")
+    data = as_json(response.data)
+    assert set(data) == {
+        "statut_boursier",
+        "periode_versement_bourse",
+        "etablissement_etudes",
+        "echelon_bourse",
+        "email",
+    }
+    assert data["echelon_bourse"] == {"echelon": "6"}
+
+
+async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+) -> None:
+    """A FranceConnect subject without the gateway's resolved identity is refused under 00366."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnous.GetEtudiantBoursierByFranceConnect(
+            cnous_pb2.GetEtudiantBoursierByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="opaque")
+            )
+        )
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00366")
+    assert status.violated_fields == {"franceConnect.identitePivot"}
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("identity", "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis."),
+        ("ine", "Veuillez vérifier que l'identifiant correspond au périmètre couvert par l'API."),
+        ("france_connect", ": Aucun étudiant boursier n'a pu être trouvé."),
+    ],
+)
+async def test_not_found_detail_depends_on_the_lookup(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, method: str, expected: str
+) -> None:
+    """Someone unknown is 26003 from CNOUS, with the v4 text of the lookup, their name not echoed."""
+    stranger = person("Zyxwvut", ["Quentin"], 2001, 3, 9, "M")
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "identity": lambda: cnous.GetEtudiantBoursierByIdentity(
+            cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=stranger)
+        ),
+        "ine": lambda: cnous.GetEtudiantBoursierByIne(
+            cnous_pb2.GetEtudiantBoursierByIneRequest(ine="9999999999Z")
+        ),
+        "france_connect": lambda: cnous.GetEtudiantBoursierByFranceConnect(
+            cnous_pb2.GetEtudiantBoursierByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="t", identite_pivot=stranger)
+            )
+        ),
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await calls[method]()
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.NOT_FOUND, "26003")
+    assert status.error_info.metadata["provider"] == "CNOUS"
+    assert status.retry is None
+    assert status.localized is not None and status.localized.message.endswith(expected)
+    assert "Zyxwvut" not in status.message + status.localized.message
+
+
+ERROR_PATHS = [
+    (person("Inconnu", ["Sacha"], 2004, 1, 1), "0000000003N", grpc.StatusCode.NOT_FOUND, "26003", False),
+    (person("Indisponible", ["Rose"], 2003, 5, 5), "0000000001U", grpc.StatusCode.UNAVAILABLE, "26001", True),
+    (
+        person("Delai", ["Ethan"], 2002, 8, 18),
+        "0000000002T",
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "26002",
+        True,
+    ),
+    (person("Etrange", ["Alice"], 2001, 10, 10), "0000000999X", grpc.StatusCode.UNKNOWN, "26999", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("identity", "ine", "code", "api_code", "retry"),
+    ERROR_PATHS,
+    ids=["not-found", "unavailable", "timeout", "unknown-answer"],
+)
+async def test_sandbox_error_paths(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+    identity: identity_pb2.IdentityPivot,
+    ine: str,
+    code: grpc.StatusCode,
+    api_code: str,
+    retry: bool,
+) -> None:
+    """Each error person yields its status and code on every lookup, RetryInfo where it helps."""
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: cnous.GetEtudiantBoursierByIdentity(
+            cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=identity)
+        ),
+        lambda: cnous.GetEtudiantBoursierByIne(cnous_pb2.GetEtudiantBoursierByIneRequest(ine=ine)),
+        lambda: cnous.GetEtudiantBoursierByFranceConnect(
+            cnous_pb2.GetEtudiantBoursierByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="t", identite_pivot=identity)
+            )
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call()
+        status = rich_status(caught.value)
+        assert (status.code, status.api_code) == (code, api_code)
+        assert status.error_info.metadata["provider"] == "CNOUS"
+        assert (status.retry is not None) == retry
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fields"),
+    [
+        ({"prenoms": []}, {"identite.prenoms"}),
+        ({"prenoms": ["Zoé", "Anne", "Marie", "Rose"]}, {"identite.prenoms"}),
+        ({"nom_naissance": "  "}, {"identite.nomNaissance"}),
+        ({"sexe_etat_civil": "X"}, {"identite.sexeEtatCivil"}),
+        ({"annee_date_naissance": None}, {"identite.anneeDateNaissance"}),
+        ({"jour_date_naissance": None}, {"identite.jourDateNaissance"}),
+        ({"jour_date_naissance": 32}, {"identite.jourDateNaissance"}),
+        ({"annee_date_naissance": 2999}, {"identite.anneeDateNaissance"}),
+        (
+            {"nom_commune_naissance": "Vannes"},
+            {"identite.codeCogInseeDepartementNaissance"},
+        ),
+        (
+            {"prenoms": [], "sexe_etat_civil": "x", "mois_date_naissance": None},
+            {"identite.prenoms", "identite.sexeEtatCivil", "identite.moisDateNaissance"},
+        ),
+    ],
+)
+async def test_invalid_identities_are_refused_field_by_field(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, overrides: dict[str, object], fields: set[str]
+) -> None:
+    """Each bad field of the pivot is one violation under 00366; sex is checked only when given."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnous.GetEtudiantBoursierByIdentity(
+            cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=mercier(**overrides))
+        )
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00366")
+    assert status.violated_fields == fields
+    assert status.bad_request is not None
+    told = status.message + " ".join(v.description for v in status.bad_request.field_violations)
+    assert "Mercier" not in told and "Vannes" not in told
+
+
+@pytest.mark.parametrize("ine", ["", "24061234", "2406123457AA", "2406_23457A", "240612345 A"])
+async def test_malformed_ine_is_refused(cnous: cnous_pb2_grpc.CnousServiceAsyncStub, ine: str) -> None:
+    """An INE that is not 11 letters or digits is refused under 00360, without being echoed."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnous.GetEtudiantBoursierByIne(cnous_pb2.GetEtudiantBoursierByIneRequest(ine=ine))
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00360")
+    assert status.violated_fields == {"ine"}
+    assert status.bad_request is not None
+    if ine:
+        assert ine not in status.message + " ".join(
+            v.description for v in status.bad_request.field_violations
+        )
