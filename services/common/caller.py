@@ -25,12 +25,16 @@ class Caller:
     """Request id, forwarded upstream as the correlation id."""
     time_remaining: float | None
     """Seconds left before the caller's deadline, if it set one."""
+    token_id: str = ""
+    """Id (jti) of the caller's token, which some providers want to know; empty without the gateway."""
 
 
 def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
     """Read the caller from the call's metadata and deadline."""
-    recipient = ""
-    for key, value in context.invocation_metadata() or ():
-        if key == RECIPIENT_KEY and isinstance(value, str):
-            recipient = value
-    return Caller(recipient, current_call().request_id, context.time_remaining())
+    forwarded = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+    return Caller(
+        recipient=forwarded.get(RECIPIENT_KEY, ""),
+        request_id=current_call().request_id,
+        time_remaining=context.time_remaining(),
+        token_id=forwarded.get(TOKEN_ID_KEY, ""),
+    )
