@@ -1,0 +1,374 @@
+"""The Kubernetes manifests of deploy/k8s, rendered and checked offline.
+
+Every overlay, and the base with every combination of the components, is
+rendered with ``kubectl kustomize``. Each rendered object is validated against
+the Kubernetes JSON schemas shipped by ``kubernetes-validate`` (strict: unknown
+fields are errors); the CRD objects those schemas lack (cert-manager
+Certificate, Prometheus Operator ServiceMonitor) have their required fields
+checked by hand. Then the deployment rules are checked on every render: probes,
+resources, security contexts, grace periods, disruption budgets, spreading, the
+gateway's autoscaler, Secrets kept out of the manifests, pinned images.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+KUBECTL = shutil.which("kubectl")
+# The Kubernetes version whose schemas the manifests must satisfy: native gRPC probes are GA
+# since 1.27, matchLabelKeys in topology spread is on by default since 1.27.
+KUBERNETES_VERSION = "1.32"
+UID = 10001
+# Mesh processes (our image) versus other workloads (Redis).
+MESH_COMPONENTS = {"gateway", "provider"}
+# Names of settings that hold a secret and so must come from a Secret, never a literal.
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|HMAC|API_KEY|TOKEN$|PRIVATE")
+MTLS_PROBE = "/etc/apiparticulier/probe/grpc_health_check.py"
+
+Obj = dict[str, Any]
+
+if KUBECTL is None:
+    pytest.skip("kubectl is not installed: deploy/k8s is not rendered", allow_module_level=True)
+
+
+def _components() -> list[str]:
+    return sorted(p.parent.name for p in (K8S / "components").glob("*/kustomization.yaml"))
+
+
+def _scenarios() -> list[str]:
+    """``overlay:<name>`` for each overlay, ``base+a+b`` for each set of components."""
+    names = [f"overlay:{p.parent.name}" for p in sorted((K8S / "overlays").glob("*/kustomization.yaml"))]
+    components = _components()
+    for size in range(len(components) + 1):
+        names += ["+".join(["base", *combo]) for combo in itertools.combinations(components, size)]
+    return names
+
+
+SCENARIOS = _scenarios()
+
+
+def _render(scenario: str, scratch: Path) -> list[Obj]:
+    if scenario.startswith("overlay:"):
+        directory = K8S / "overlays" / scenario.removeprefix("overlay:")
+    else:
+        # kustomize refuses absolute paths: the scratch kustomization points back relatively.
+        directory = scratch / scenario
+        directory.mkdir()
+        up = Path(os.path.relpath(K8S, directory))
+        _, *components = scenario.split("+")
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [str(up / "base")],
+            "components": [str(up / "components" / c) for c in components],
+        }
+        (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, f"{scenario} does not render:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Iterator[dict[str, list[Obj]]]:
+    """Every scenario rendered once, two at a time (each kubectl is one process)."""
+    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(max_workers=2) as pool:
+        renders = pool.map(lambda s: _render(s, Path(scratch)), SCENARIOS)
+        yield dict(zip(SCENARIOS, renders, strict=True))
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _of_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def _named(objects: list[Obj], kind: str, name: str) -> Obj:
+    matches = [o for o in _of_kind(objects, kind) if o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def _workloads(objects: list[Obj]) -> list[Obj]:
+    return [o for o in objects if o["kind"] in {"Deployment", "StatefulSet"}]
+
+
+def _is_mesh(workload: Obj) -> bool:
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    return labels.get("app.kubernetes.io/component") in MESH_COMPONENTS
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _environment(container: Obj, objects: list[Obj]) -> dict[str, str]:
+    """The literal environment of a container: its ConfigMaps, then its own `value`s on top."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(_named(objects, "ConfigMap", source["configMapRef"]["name"]).get("data", {}))
+    for variable in container.get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+    return env
+
+
+def _secret_mounts(workload: Obj, container: Obj) -> list[str]:
+    volumes = workload["spec"]["template"]["spec"].get("volumes", [])
+    secret_volumes = {v["name"] for v in volumes if "secret" in v}
+    return [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in secret_volumes]
+
+
+def _pre_stop_seconds(container: Obj) -> float:
+    command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    return float(command[1]) if command[:1] == ["sleep"] else 0.0
+
+
+def _check_certificate(cert: Obj) -> None:
+    """cert-manager.io/v1 Certificate: the fields its CRD requires, and ours."""
+    spec = cert["spec"]
+    assert spec.get("secretName"), "a Certificate needs spec.secretName"
+    assert spec.get("issuerRef", {}).get("name"), "a Certificate needs spec.issuerRef.name"
+    assert spec["issuerRef"].get("kind") in {"Issuer", "ClusterIssuer"}
+    assert any(spec.get(k) for k in ("commonName", "dnsNames", "uris", "ipAddresses", "emailAddresses"))
+    known_usages = {"digital signature", "key encipherment", "server auth", "client auth"}
+    assert set(spec.get("usages", [])) <= known_usages
+
+
+def _check_service_monitor(monitor: Obj) -> None:
+    """monitoring.coreos.com/v1 ServiceMonitor: selector and endpoints by port name."""
+    spec = monitor["spec"]
+    assert "selector" in spec, "a ServiceMonitor needs spec.selector"
+    assert spec.get("endpoints"), "a ServiceMonitor needs at least one endpoint"
+    assert all(e.get("port") == "metrics" for e in spec["endpoints"])
+
+
+CRD_CHECKS = {
+    ("cert-manager.io/v1", "Certificate"): _check_certificate,
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+}
+
+
+@cache
+def _validate_schema(document: str) -> None:
+    """Schema-check one object (as canonical JSON, so that objects shared by scenarios run once)."""
+    obj = json.loads(document)
+    crd_check = CRD_CHECKS.get((obj["apiVersion"], obj["kind"]))
+    if crd_check is not None:
+        crd_check(obj)
+        return
+    try:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        pytest.fail(f"{obj['kind']} {obj['metadata'].get('name')}: {error.message} at {list(error.path)}")
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+
+def test_components_are_components():
+    assert _components(), "no component found under deploy/k8s/components"
+    for name in _components():
+        document = yaml.safe_load((K8S / "components" / name / "kustomization.yaml").read_text())
+        assert document["kind"] == "Component", name
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_objects_match_the_kubernetes_schemas(rendered, scenario):
+    for obj in rendered[scenario]:
+        _validate_schema(json.dumps(obj, sort_keys=True))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_container_is_hardened_probed_and_sized(rendered, scenario):
+    objects = rendered[scenario]
+    for workload in _workloads(objects):
+        name = workload["metadata"]["name"]
+        pod = workload["spec"]["template"]["spec"]
+        assert pod.get("automountServiceAccountToken") is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] == UID, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        account = pod.get("serviceAccountName")
+        assert account and _named(objects, "ServiceAccount", account)["automountServiceAccountToken"] is False
+        tmp_volumes = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in pod["containers"]:
+            where = f"{name}/{container['name']}"
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True, where
+            assert context["runAsUser"] == UID, where
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert context["seccompProfile"]["type"] == "RuntimeDefault", where
+            mounts = container["volumeMounts"]
+            assert any(m["mountPath"] == "/tmp" and m["name"] in tmp_volumes for m in mounts), where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), f"{where}: {bound}"
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in container, f"{where}: no {probe}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_mesh_probes_ask_the_grpc_health_service(rendered, scenario):
+    for workload in filter(_is_mesh, _workloads(rendered[scenario])):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+            env = _environment(container, rendered[scenario])
+            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+                probe = container[kind]
+                if "TLS_CLIENT_CA_FILE" in env:
+                    # mTLS: the kubelet cannot present a client certificate; the exec probe can.
+                    assert probe["exec"]["command"] == ["python", MTLS_PROBE], kind
+                    assert env["TLS_CLIENT_CA_FILE"].startswith(tuple(_secret_mounts(workload, container)))
+                else:
+                    assert probe["grpc"] == {"port": grpc_port}, f"{workload['metadata']['name']}: {kind}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_grace_period_outlasts_the_drain(rendered, scenario):
+    objects = rendered[scenario]
+    for workload in filter(_is_mesh, _workloads(objects)):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            env = _environment(container, objects)
+            assert "SHUTDOWN_GRACE_SECONDS" in env, "set explicitly, so the grace period can be checked"
+            drain = float(env["SHUTDOWN_GRACE_SECONDS"]) + _pre_stop_seconds(container)
+            assert pod["terminationGracePeriodSeconds"] > drain, workload["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_deployment_has_a_disruption_budget_and_spreads(rendered, scenario):
+    objects = rendered[scenario]
+    budgets = _of_kind(objects, "PodDisruptionBudget")
+    for deployment in _of_kind(objects, "Deployment"):
+        name = deployment["metadata"]["name"]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert any(_selects(b["spec"]["selector"]["matchLabels"], labels) for b in budgets), name
+        spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        assert spread, f"{name}: no topologySpreadConstraints"
+        assert all(_selects(c["labelSelector"]["matchLabels"], labels) for c in spread), name
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_gateway_scales_on_cpu_and_knows_its_replica_count(rendered, scenario):
+    objects = rendered[scenario]
+    gateway = _named(objects, "Deployment", "gateway")
+    assert "replicas" not in gateway["spec"], "the HPA owns the gateway's replica count"
+    autoscaler = _named(objects, "HorizontalPodAutoscaler", "gateway")
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert target == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"}
+    metrics = autoscaler["spec"]["metrics"]
+    assert any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in metrics)
+    env = _environment(gateway["spec"]["template"]["spec"]["containers"][0], objects)
+    assert int(env["GATEWAY_REPLICAS"]) == autoscaler["spec"]["minReplicas"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_secrets_stay_out_of_the_manifests(rendered, scenario):
+    objects = rendered[scenario]
+    assert not _of_kind(objects, "Secret"), "the operator creates Secrets; the repo never renders one"
+    for config in _of_kind(objects, "ConfigMap"):
+        for key, value in config.get("data", {}).items():
+            assert not SECRET_NAME.search(key), f"{config['metadata']['name']}: {key} belongs in a Secret"
+            assert "PRIVATE KEY" not in value
+            if key.endswith("_URL"):
+                assert "@" not in value, f"{key}: credentials in a URL belong in a Secret"
+    for workload in _workloads(objects):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for variable in container.get("env", []):
+                if SECRET_NAME.search(variable["name"]):
+                    assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
+            if _is_mesh(workload):
+                # Keys and certificates: files under a Secret volume, never from the image.
+                env = _environment(container, objects)
+                mounts = tuple(_secret_mounts(workload, container))
+                for name, path in env.items():
+                    is_tls_file = name.startswith(("TLS_", "PROVIDER_TLS_")) and name.endswith("_FILE")
+                    if name == "KEYS_DIR" or is_tls_file:
+                        assert mounts and path.startswith(mounts), f"{name}={path} is not on a Secret volume"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_services_name_their_ports_and_select_pods(rendered, scenario):
+    objects = rendered[scenario]
+    pod_labels = [w["spec"]["template"]["metadata"]["labels"] for w in _workloads(objects)]
+    for service in _of_kind(objects, "Service"):
+        name = service["metadata"]["name"]
+        assert any(_selects(service["spec"]["selector"], labels) for labels in pod_labels), name
+        if service["metadata"]["labels"].get("app.kubernetes.io/component") in MESH_COMPONENTS:
+            assert {"grpc", "metrics"} <= {p["name"] for p in service["spec"]["ports"]}, name
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_images_are_pinned(rendered, scenario):
+    for workload in _workloads(rendered[scenario]):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            image = container["image"]
+            if "@sha256:" in image:
+                continue
+            tag = image.rsplit("/", 1)[-1].partition(":")[2]
+            assert tag and tag != "latest", f"{image} is not pinned to a version or a digest"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_mtls_certificates_are_mounted(rendered, scenario):
+    objects = rendered[scenario]
+    mounted = {
+        v["secret"]["secretName"]
+        for w in _workloads(objects)
+        for v in w["spec"]["template"]["spec"].get("volumes", [])
+        if "secret" in v
+    }
+    for certificate in _of_kind(objects, "Certificate"):
+        assert certificate["spec"]["secretName"] in mounted, certificate["metadata"]["name"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_network_policies_deny_by_default_and_allow_dns(rendered, scenario):
+    names = {p["metadata"]["name"] for p in _of_kind(rendered[scenario], "NetworkPolicy")}
+    if names:
+        assert {"deny-all", "allow-dns", "gateway-ingress", "providers-ingress"} <= names
+
+
+def test_prod_reads_redis_and_upstream_credentials_from_secrets(rendered):
+    objects = rendered["overlay:prod"]
+    gateway = _named(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    redis_url = next(v for v in gateway["env"] if v["name"] == "REDIS_URL")
+    assert redis_url["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
+    for provider in (w for w in _of_kind(objects, "Deployment") if w["metadata"]["name"] != "gateway"):
+        container = provider["spec"]["template"]["spec"]["containers"][0]
+        assert _environment(container, objects)["BACKEND"] == "upstream"
+        secrets = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
+        assert secrets == [f"{provider['metadata']['name']}-upstream"]
+        assert provider["spec"]["replicas"] >= 2
+
+
+def test_dev_runs_one_replica_on_the_sandbox_with_redis(rendered):
+    objects = rendered["overlay:dev"]
+    for deployment in _of_kind(objects, "Deployment"):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert deployment["spec"].get("replicas", 1) == 1
+        if deployment["metadata"]["name"] != "gateway":
+            assert _environment(container, objects)["BACKEND"] == "sandbox"
+    assert _named(objects, "HorizontalPodAutoscaler", "gateway")["spec"]["maxReplicas"] == 1
+    assert _named(objects, "StatefulSet", "redis")
