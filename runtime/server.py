@@ -66,7 +66,15 @@ class GrpcServer:
         self._on_shutdown = tuple(on_shutdown)
         # Call order is list order: the call boundary always comes first so that
         # every refusal of a later interceptor is rendered and counted.
-        self._server = grpc.aio.server(interceptors=[CallBoundary(), *interceptors])
+        age_ms = int(settings.max_connection_age_seconds * 1000)
+        self._server = grpc.aio.server(
+            interceptors=[CallBoundary(), *interceptors],
+            options=[
+                ("grpc.max_connection_age_ms", age_ms),
+                # In-flight calls on an aged connection get the drain grace to finish.
+                ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000)),
+            ],
+        )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._metrics_server: Any = None
         self.port = 0

@@ -46,6 +46,12 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="How long in-flight calls may finish after SIGTERM (SHUTDOWN_GRACE_SECONDS).",
     )
+    max_connection_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Age after which the server asks a client to reconnect, so long-lived channels "
+        "spread over new replicas (MAX_CONNECTION_AGE_SECONDS).",
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="PEM certificate of this server; unset serves plaintext (TLS_CERT_FILE)."
     )
