@@ -105,6 +105,18 @@ class GatewaySettings(ServerSettings):
         description="Longest time the degrade mode serves without Redis before "
         "failing closed (DEGRADED_MAX_SECONDS).",
     )
+    redis_retry_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="After a Redis failure, how long the rate limiter answers without Redis before it "
+        "tries Redis again, so calls do not each wait for the timeout (REDIS_RETRY_SECONDS).",
+    )
+    revocation_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="In degrade mode, how often the local copy of the revocation list is refreshed "
+        "from Redis, off the request path (REVOCATION_REFRESH_SECONDS).",
+    )
     gateway_replicas: int = Field(
         default=1,
         ge=1,
@@ -120,4 +132,30 @@ class GatewaySettings(ServerSettings):
     )
     usage_flush_seconds: float = Field(
         default=1.0, gt=0, description="How often usage counters are written to Redis (USAGE_FLUSH_SECONDS)."
+    )
+
+    # -- call path (added by the proxy) ---------------------------------------------------------
+    provider_tls_server_name: str | None = Field(
+        default=None,
+        description="Name expected in the providers' certificates when it differs from the host of "
+        "their address (PROVIDER_TLS_SERVER_NAME).",
+    )
+    provider_channels: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Connections the gateway keeps to each provider address, used in turn "
+        "(PROVIDER_CHANNELS).",
+    )
+    token_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Verified tokens kept in memory, by hash, never past their expiry; 0 disables "
+        "the cache (TOKEN_CACHE_SIZE).",
+    )
+    keys_reload_min_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Shortest time between two reloads of the verification keys caused by an unknown "
+        "kid (KEYS_RELOAD_MIN_SECONDS).",
     )

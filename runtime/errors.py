@@ -42,7 +42,8 @@ class Provider:
     name: str
 
 
-@dataclass(frozen=True)
+# Not frozen: Python assigns __traceback__ on exceptions passing through context managers.
+@dataclass(eq=False)
 class ApiError(Exception):
     """A refusal in the API Particulier error model, raised anywhere and rendered once."""
 

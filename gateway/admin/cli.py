@@ -1,0 +1,288 @@
+"""``python -m gateway.admin``: make keys, issue, list and revoke tokens.
+
+Exit codes: 0 done; 1 refused (unknown kid or jti, key file problem); 2 invalid
+arguments; 3 Redis unreachable. Messages go to standard error; standard output
+carries only the result (the token for ``issue``, the table or JSON for ``list``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+import redis
+
+from gateway.admin import keys, registry
+from gateway.admin.scopes import known_scopes
+from gateway.recipient import is_valid_siret
+from gateway.settings import GatewaySettings
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_REDIS = 3
+
+DEFAULT_DAYS = 548
+"""18 months, the lifetime of a token of the real API."""
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MAX_LABEL = 200
+
+
+class UsageError(Exception):
+    """An argument is invalid; the message says which and why."""
+
+
+def _default(name: str) -> str:
+    """The gateway's default for a setting, overridden by its environment variable, as there."""
+    field = GatewaySettings.model_fields[name]
+    return os.environ.get(name.upper(), str(field.default))
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+# -- keygen ----------------------------------------------------------------------------------------
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    kid = args.kid or f"es256-{datetime.datetime.now(datetime.UTC):%Y%m%d}-{uuid.uuid4().hex[:6]}"
+    private_file, public_file = keys.generate(args.keys_dir, kid)
+    _say(f"created ES256 key pair {kid!r}: give {public_file.name} to the gateways (KEYS_DIR)")
+    _say(f"keep {private_file.name} secret: it signs tokens")
+    print(kid)
+    return EXIT_OK
+
+
+# -- issue -----------------------------------------------------------------------------------------
+
+
+def _checked_scopes(requested: Sequence[str]) -> list[str]:
+    known = known_scopes()
+    unknown = sorted({scope for scope in requested if scope not in known})
+    if unknown:
+        raise UsageError(f"unknown scope(s): {', '.join(unknown)}; known scopes: {', '.join(sorted(known))}")
+    return list(dict.fromkeys(requested))  # order kept, duplicates dropped
+
+
+def _claims(args: argparse.Namespace, now: int) -> dict[str, Any]:
+    label = args.label.strip()
+    if not label or len(label) > _MAX_LABEL:
+        raise UsageError(f"--label must be 1 to {_MAX_LABEL} characters")
+    if not is_valid_siret(args.siret):
+        raise UsageError(f"--siret {args.siret!r} is not a SIRET: 14 digits passing the Luhn check")
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    if args.rate_limit is not None and args.rate_limit < 1:
+        raise UsageError("--rate-limit must be at least 1 request per second")
+    claims: dict[str, Any] = {
+        "iss": args.issuer,
+        "aud": args.audience,
+        "sub": label,
+        "jti": str(uuid.uuid4()),
+        "siret": args.siret,
+        "scopes": _checked_scopes(args.scope),
+        "iat": now,
+        "nbf": now,
+        "exp": now + args.days * 86400,
+    }
+    if args.rate_limit is not None:
+        claims["rate_limit"] = args.rate_limit
+    return claims
+
+
+def _issue(args: argparse.Namespace) -> int:
+    claims = _claims(args, int(time.time()))
+    key = keys.load_private(args.keys_dir, keys.check_kid(args.kid))
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": args.kid, "typ": "JWT"})
+    # Registered before it is shown: a token nobody can list or revoke must not exist.
+    client = _redis(args.redis_url)
+    try:
+        registry.register(client, claims)
+    finally:
+        client.close()
+    expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
+    _say(
+        f"issued token {claims['jti']} for {claims['sub']!r} (SIRET {claims['siret']}), "
+        f"{len(claims['scopes'])} scope(s), expires {expires:%Y-%m-%d %H:%M} UTC"
+    )
+    print(token)
+    return EXIT_OK
+
+
+# -- list ------------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    client = _redis(args.redis_url)
+    try:
+        records = registry.list_tokens(client)
+    finally:
+        client.close()
+    now = time.time()
+    if args.json:
+        print(json.dumps([record.as_json(now) for record in records], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not records:
+        _say("no token registered")
+        return EXIT_OK
+    header = ("JTI", "STATUS", "EXPIRES (UTC)", "SIRET", "RATE/S", "SCOPES", "LABEL")
+    rows = [
+        (
+            record.jti,
+            record.status(now),
+            f"{datetime.datetime.fromtimestamp(record.exp, datetime.UTC):%Y-%m-%d}",
+            record.siret,
+            "default" if record.rate_limit is None else str(record.rate_limit),
+            str(len(record.scopes)),
+            record.label,
+        )
+        for record in records
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+# -- revoke ----------------------------------------------------------------------------------------
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    jti = args.jti.strip().lower()
+    if not _UUID.fullmatch(jti):
+        raise UsageError(f"{args.jti!r} is not a token jti (a UUID)")
+    client = _redis(args.redis_url)
+    try:
+        record = registry.revoke(client, jti)
+    except registry.UnknownTokenError:
+        _say(f"error: no token with jti {jti} is registered; nothing revoked")
+        return EXIT_REFUSED
+    finally:
+        client.close()
+    _say(f"revoked token {jti} of {record.label!r}: refused by every gateway from its next call")
+    print(jti)
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------------
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the CLI."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.admin",
+        description="Administer API Particulier tokens: signing keys, issuing, listing, revoking.",
+        epilog="Exit codes: 0 done, 1 refused, 2 invalid arguments, 3 Redis unreachable.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_keys_dir(sub: argparse.ArgumentParser) -> None:
+        default = os.environ.get("KEYS_DIR")
+        sub.add_argument(
+            "--keys-dir",
+            type=Path,
+            default=Path(default) if default else None,
+            required=default is None,
+            help="directory of <kid>.private.pem / <kid>.public.pem (default: $KEYS_DIR)",
+        )
+
+    def with_redis(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--redis-url", default=_default("redis_url"), help="Redis of the gateways (default: $REDIS_URL)"
+        )
+
+    keygen = commands.add_parser("keygen", help="create an ES256 (P-256) signing key pair")
+    with_keys_dir(keygen)
+    keygen.add_argument("--kid", help="key id (default: es256-<date>-<random>)")
+    keygen.set_defaults(handler=_keygen)
+
+    issue = commands.add_parser("issue", help="issue a token; prints the JWT on standard output")
+    with_keys_dir(issue)
+    issue.add_argument("--kid", required=True, help="key id of the signing key")
+    issue.add_argument("--label", required=True, help="the habilitation the token is for (claim sub)")
+    issue.add_argument("--siret", required=True, help="SIRET of the organisation holding the habilitation")
+    issue.add_argument("--scope", action="append", required=True, help="a scope granted; repeat for several")
+    issue.add_argument(
+        "--days", type=_whole_number, default=DEFAULT_DAYS, help=f"lifetime in days (default {DEFAULT_DAYS})"
+    )
+    issue.add_argument(
+        "--rate-limit", type=_whole_number, help="requests per second for this token (default: the gateway's)"
+    )
+    issue.add_argument(
+        "--issuer", default=_default("token_issuer"), help="claim iss (default: $TOKEN_ISSUER)"
+    )
+    issue.add_argument(
+        "--audience", default=_default("token_audience"), help="claim aud (default: $TOKEN_AUDIENCE)"
+    )
+    with_redis(issue)
+    issue.set_defaults(handler=_issue)
+
+    listing = commands.add_parser("list", help="list registered tokens (never the tokens themselves)")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    with_redis(listing)
+    listing.set_defaults(handler=_list)
+
+    revoke = commands.add_parser("revoke", help="revoke a token on every gateway")
+    revoke.add_argument("jti", help="the token's jti (see list)")
+    with_redis(revoke)
+    revoke.set_defaults(handler=_revoke)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns:
+        The exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"error: {exc}\n")
+    except keys.KeyFileError as exc:
+        _say(f"error: {exc}")
+        return EXIT_REFUSED
+    except (redis.RedisError, OSError) as exc:
+        url = _redacted(getattr(args, "redis_url", ""))
+        _say(f"error: Redis at {url} cannot be reached ({type(exc).__name__}); nothing was changed")
+        return EXIT_REDIS

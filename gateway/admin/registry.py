@@ -1,0 +1,170 @@
+"""The token registry in Redis: what the admin CLI writes and the gateways read.
+
+Keys (the hash tag ``{<jti>}`` keeps a token's keys in one Cluster slot):
+
+- ``token:{<jti>}``: hash with ``label``, ``siret``, ``scopes`` (JSON list), ``iat``,
+  ``exp`` (Unix seconds), ``rate_limit`` (requests per second, "" for the default)
+  and, once revoked, ``revoked_at``. Kept until 62 days after ``exp`` (the
+  statistics' span).
+- ``tokens``: set of every registered jti.
+- ``revoked:{<jti>}``: exists while the token is revoked, until its ``exp``; read by
+  the rate-limit script on every call, so revocation holds on every replica at once.
+- ``revoked``: set of revoked jtis, which degraded gateways copy locally.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from gateway.ratelimit import REVOKED_SET, revoked_key
+
+TOKENS_SET = "tokens"
+_KEEP_AFTER_EXPIRY_SECONDS = 62 * 24 * 3600
+
+
+def token_key(jti: str) -> str:
+    """Key of the token's registry entry."""
+    return f"token:{{{jti}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A registered token, without the token itself (never stored)."""
+
+    jti: str
+    label: str
+    siret: str
+    scopes: tuple[str, ...]
+    iat: int
+    exp: int
+    rate_limit: int | None
+    revoked: bool
+
+    def status(self, now: float) -> str:
+        """``revoked``, ``expired`` or ``active``."""
+        if self.revoked:
+            return "revoked"
+        return "expired" if self.exp <= now else "active"
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        """A JSON-ready view for ``list --json``."""
+        return {
+            "jti": self.jti,
+            "label": self.label,
+            "siret": self.siret,
+            "scopes": list(self.scopes),
+            "issued_at": self.iat,
+            "expires_at": self.exp,
+            "rate_limit": self.rate_limit,
+            "revoked": self.revoked,
+            "status": self.status(now),
+        }
+
+
+class UnknownTokenError(LookupError):
+    """No token with this jti is registered."""
+
+
+def register(client: redis.Redis, claims: dict[str, Any]) -> None:
+    """Record an issued token's claims (never the token itself)."""
+    jti = str(claims["jti"])
+    key = token_key(jti)
+    rate_limit = claims.get("rate_limit")
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(
+        key,
+        mapping={
+            "label": str(claims["sub"]),
+            "siret": str(claims["siret"]),
+            "scopes": json.dumps(list(claims["scopes"])),
+            "iat": int(claims["iat"]),
+            "exp": int(claims["exp"]),
+            "rate_limit": "" if rate_limit is None else int(rate_limit),
+        },
+    )
+    pipe.expireat(key, int(claims["exp"]) + _KEEP_AFTER_EXPIRY_SECONDS)
+    pipe.sadd(TOKENS_SET, jti)
+    pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _record(jti: str, fields: dict[bytes | str, bytes | str], revoked: bool) -> TokenRecord:
+    text = {_text(k): _text(v) for k, v in fields.items()}
+    rate_limit = text.get("rate_limit", "")
+    return TokenRecord(
+        jti=jti,
+        label=text.get("label", ""),
+        siret=text.get("siret", ""),
+        scopes=tuple(json.loads(text.get("scopes", "[]"))),
+        iat=int(text.get("iat", "0")),
+        exp=int(text.get("exp", "0")),
+        rate_limit=int(rate_limit) if rate_limit else None,
+        revoked=revoked,
+    )
+
+
+def list_tokens(client: redis.Redis) -> list[TokenRecord]:
+    """Every registered token, oldest first; entries gone from Redis are dropped from the set."""
+    jtis = sorted(_text(m) for m in client.smembers(TOKENS_SET))
+    if not jtis:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for jti in jtis:
+        pipe.hgetall(token_key(jti))
+        pipe.exists(revoked_key(jti))
+    replies = pipe.execute()
+    records, gone = [], []
+    for index, jti in enumerate(jtis):
+        fields, revoked = replies[2 * index], replies[2 * index + 1]
+        if not fields:
+            gone.append(jti)
+            continue
+        records.append(_record(jti, fields, bool(revoked)))
+    if gone:
+        client.srem(TOKENS_SET, *gone)
+    return sorted(records, key=lambda r: (r.iat, r.jti))
+
+
+def revoke(client: redis.Redis, jti: str, now: float | None = None) -> TokenRecord:
+    """Revoke a registered token on every gateway replica.
+
+    Returns:
+        The token's record, as revoked.
+
+    Raises:
+        UnknownTokenError: no such jti is registered.
+    """
+    now = time.time() if now is None else now
+    fields = client.hgetall(token_key(jti))
+    if not fields:
+        raise UnknownTokenError(jti)
+    record = _record(jti, fields, revoked=True)
+    # The key the gateways read lives as long as the token could be used; a token
+    # already expired keeps it for a minute, which changes nothing.
+    until = max(record.exp, int(now) + 60)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(revoked_key(jti), str(int(now)), exat=until)
+    pipe.sadd(REVOKED_SET, jti)
+    pipe.hset(token_key(jti), "revoked_at", int(now))
+    pipe.execute()
+    _prune_revoked_set(client)
+    return record
+
+
+def _prune_revoked_set(client: redis.Redis) -> None:
+    """Drop from ``revoked`` the jtis whose revocation key expired with the token."""
+    members = sorted(_text(m) for m in client.smembers(REVOKED_SET))
+    pipe = client.pipeline(transaction=False)
+    for jti in members:
+        pipe.exists(revoked_key(jti))
+    expired = [jti for jti, alive in zip(members, pipe.execute(), strict=True) if not alive]
+    if expired:
+        client.srem(REVOKED_SET, *expired)

@@ -1,0 +1,93 @@
+"""Assembly of the gateway: keys, Redis, limiter, journal, usage, channels and proxy from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio
+
+from gateway.auth import KeyStore, TokenVerifier
+from gateway.channels import ProviderChannels
+from gateway.journal import Journal
+from gateway.proxy import ProviderProxy
+from gateway.ratelimit import RateLimiter
+from gateway.routes import build_routes
+from gateway.settings import GatewaySettings
+from gateway.usage import UsageRecorder
+from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
+
+
+class GatewayServer(GrpcServer):
+    """The gateway's server: starts its usage recorder with the server."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        services: Sequence[ServiceDefinition],
+        *,
+        usage: UsageRecorder,
+        on_shutdown: Sequence[ShutdownHook],
+    ) -> None:
+        """Serve ``services``; ``usage`` starts with the server, ``on_shutdown`` runs after the drain."""
+        super().__init__(settings, services, on_shutdown=on_shutdown)
+        self._usage = usage
+
+    async def start(self) -> None:
+        """Start the usage recorder's flushing, then serve."""
+        await self._usage.start()
+        await super().start()
+
+
+def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = ()) -> GrpcServer:
+    """The gateway's server, ready to start.
+
+    Args:
+        settings: The gateway's settings.
+        extra_services: Services served beside the providers' (the gateway's own API).
+
+    Raises:
+        ValueError: the settings cannot run a gateway (no journal key, no
+            verification keys, a contract field without masking rule).
+    """
+    hmac_key = settings.journal_hmac_key.get_secret_value()
+    if not hmac_key:
+        raise ValueError(
+            "JOURNAL_HMAC_KEY is empty: the journal needs a secret key to hash subjects "
+            "(the same on every replica); refusing to start"
+        )
+    routes = build_routes()
+    keys = KeyStore.from_source(settings.keys_dir, settings.jwks_file, settings.keys_reload_min_seconds)
+    verifier = TokenVerifier(
+        keys,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        leeway_seconds=settings.token_leeway_seconds,
+        max_bytes=settings.token_max_bytes,
+        cache_size=settings.token_cache_size,
+    )
+    redis_client = redis.asyncio.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+    limiter = RateLimiter(redis_client, settings)
+    journal = Journal(hmac_key.encode())
+    usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
+    providers = tuple(dict.fromkeys(route.provider for route in routes.routes))
+    channels = ProviderChannels(settings, providers)
+    proxy = ProviderProxy(
+        routes,
+        settings=settings,
+        verifier=verifier,
+        limiter=limiter,
+        journal=journal,
+        usage=usage,
+        channels=dict(channels.pools),
+    )
+    return GatewayServer(
+        settings,
+        [*proxy.service_definitions(), *extra_services],
+        # Order matters: the limiter and usage still use Redis while they close.
+        on_shutdown=[limiter.close, usage.close, channels.close, redis_client.aclose],
+        usage=usage,
+    )

@@ -1,0 +1,343 @@
+"""Verification of the callers' tokens: signed JWTs, keys selected by ``kid``.
+
+A token is ``authorization: Bearer <jwt>`` in the call's metadata. It is accepted
+only when:
+
+- it is the only ``authorization`` entry, with the exact ``Bearer`` scheme, and
+  no longer than ``TOKEN_MAX_BYTES``;
+- its header names a known ``kid`` and the algorithm bound to that key (ES256
+  for EC P-256 keys, EdDSA for Ed25519 keys): the algorithm is pinned by the
+  key, never taken from the token, so ``none`` or HMAC with a public key fail;
+- its signature verifies, and its claims are all there and well typed: ``iss``
+  (equal to ``TOKEN_ISSUER``), ``aud`` (containing ``TOKEN_AUDIENCE``), ``exp``,
+  ``nbf`` and ``iat`` (with ``TOKEN_LEEWAY_SECONDS`` of clock skew, ``iat`` not
+  in the future), ``jti`` (a UUID), ``sub`` (the habilitation), ``siret``,
+  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second).
+
+Keys are ``<kid>.public.pem`` files in ``KEYS_DIR`` or the keys of a JWKS file
+(``JWKS_FILE``). An unknown ``kid`` reloads them, at most once every
+``KEYS_RELOAD_MIN_SECONDS``, so that a new key can be rolled out without a
+restart and a storm of made-up kids costs nothing.
+
+Verified tokens are cached by the SHA-256 of their text in a bounded LRU, and a
+cached token is never used past its ``exp``. Revocation is not decided here: it
+is read from Redis with the rate limit, in one round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import structlog
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from runtime.errors import expired_token, invalid_token
+
+_LOG = structlog.get_logger("auth")
+
+AUTHORIZATION_KEY = "authorization"
+_SCHEME = "Bearer "
+# Base64url in three dot-separated parts; anything else is refused before any parsing.
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PUBLIC_SUFFIX = ".public.pem"
+_REQUIRED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub"]
+
+ES256 = "ES256"
+EDDSA = "EdDSA"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A verified token: who calls, on behalf of which habilitation, with which rights."""
+
+    jti: str
+    """The token's id (a UUID): the revocation list and the rate limit key on it."""
+    habilitation: str
+    """The habilitation label (``sub``)."""
+    siret: str
+    """SIRET of the organisation the token was issued to."""
+    scopes: frozenset[str]
+    """The scopes granted."""
+    expires_at: int
+    """Expiry, in epoch seconds."""
+    rate_limit_per_second: int | None
+    """The token's own rate limit, if it has one; the gateway's default otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """A public key and the one algorithm it verifies."""
+
+    kid: str
+    algorithm: str
+    key: Any
+
+
+def algorithm_of(key: object) -> str | None:
+    """The algorithm pinned to a public key, or None for a kind of key the gateway refuses."""
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return ES256
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return EDDSA
+    return None
+
+
+def load_keys_dir(directory: Path) -> dict[str, VerificationKey]:
+    """Read every ``<kid>.public.pem`` of a directory; keys of a refused kind are skipped."""
+    keys: dict[str, VerificationKey] = {}
+    for path in sorted(directory.glob(f"*{_PUBLIC_SUFFIX}")):
+        kid = path.name.removesuffix(_PUBLIC_SUFFIX)
+        try:
+            key = load_pem_public_key(path.read_bytes())
+        except (OSError, ValueError):
+            _LOG.warning("key_unreadable", kid=kid)
+            continue
+        algorithm = algorithm_of(key)
+        if algorithm is None:
+            _LOG.warning("key_kind_refused", kid=kid)
+            continue
+        keys[kid] = VerificationKey(kid, algorithm, key)
+    return keys
+
+
+def load_jwks_file(path: Path) -> dict[str, VerificationKey]:
+    """Read the keys of a JWKS file.
+
+    Keys without a kid, of a refused kind, or whose
+    ``alg`` disagrees with their kind, are skipped.
+    """
+    document = json.loads(path.read_text())
+    keys: dict[str, VerificationKey] = {}
+    for entry in document.get("keys", []):
+        kid = entry.get("kid")
+        if not isinstance(kid, str) or not kid:
+            continue
+        try:
+            key = jwt.PyJWK(entry).key
+        except jwt.PyJWTError:
+            _LOG.warning("key_unreadable", kid=kid)
+            continue
+        algorithm = algorithm_of(key)
+        if algorithm is None or entry.get("alg", algorithm) != algorithm:
+            _LOG.warning("key_kind_refused", kid=kid)
+            continue
+        keys[kid] = VerificationKey(kid, algorithm, key)
+    return keys
+
+
+class KeyStore:
+    """The verification keys by kid, reloaded from their source when an unknown kid shows up."""
+
+    def __init__(
+        self,
+        load: Callable[[], Mapping[str, VerificationKey]],
+        reload_min_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Load the keys once.
+
+        Args:
+            load: Reads the keys from their source.
+            reload_min_seconds: Shortest time between two reloads caused by unknown kids.
+            clock: Monotonic clock.
+        """
+        self._load = load
+        self._reload_min_seconds = reload_min_seconds
+        self._clock = clock
+        self._keys: Mapping[str, VerificationKey] = load()
+        self._loaded_at = clock()
+
+    @classmethod
+    def from_source(
+        cls, keys_dir: Path | None, jwks_file: Path | None, reload_min_seconds: float
+    ) -> KeyStore:
+        """The store of ``KEYS_DIR`` or ``JWKS_FILE`` (exactly one must be set).
+
+        Raises:
+            ValueError: neither or both are set.
+        """
+        if (keys_dir is None) == (jwks_file is None):
+            raise ValueError("set exactly one of KEYS_DIR and JWKS_FILE: the token verification keys")
+        if jwks_file is not None:
+            jwks = jwks_file
+            return cls(lambda: load_jwks_file(jwks), reload_min_seconds)
+        directory: Path = keys_dir  # type: ignore[assignment]  # checked above: not both None
+        return cls(lambda: load_keys_dir(directory), reload_min_seconds)
+
+    @property
+    def kids(self) -> frozenset[str]:
+        """The kids currently known."""
+        return frozenset(self._keys)
+
+    def get(self, kid: str) -> VerificationKey | None:
+        """The key of ``kid``, reloading the source first if it is unknown and may be reloaded."""
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        now = self._clock()
+        if now - self._loaded_at < self._reload_min_seconds:
+            return None
+        self._loaded_at = now
+        try:
+            self._keys = self._load()
+        except (OSError, ValueError):
+            # Keep serving with the keys known: a half-written file must not lock everybody out.
+            _LOG.warning("keys_reload_failed")
+            return None
+        _LOG.info("keys_reloaded", kids=len(self._keys))
+        return self._keys.get(kid)
+
+
+class TokenVerifier:
+    """Turns the ``authorization`` metadata of a call into a verified `Token`."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int,
+        max_bytes: int,
+        cache_size: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Verify against ``keys`` with the given expectations.
+
+        Args:
+            keys: The verification keys.
+            issuer: Expected ``iss``.
+            audience: Audience that ``aud`` must contain.
+            leeway_seconds: Clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+            max_bytes: Longest ``authorization`` value accepted.
+            cache_size: Verified tokens kept; 0 disables the cache.
+            clock: Wall clock, in epoch seconds.
+        """
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._max_bytes = max_bytes
+        self._cache_size = cache_size
+        self._clock = clock
+        self._cache: OrderedDict[bytes, Token] = OrderedDict()
+
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Token:
+        """The verified token of a call.
+
+        Raises:
+            ApiError: 00101 when the token is missing or invalid, 00103 when it is expired.
+        """
+        values = [value for key, value in metadata or () if key == AUTHORIZATION_KEY]
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise invalid_token()
+        return self.verify_header(values[0])
+
+    def verify_header(self, header: str) -> Token:
+        """Verify one ``Bearer <jwt>`` value.
+
+        Raises:
+            ApiError: 00101 when the token is invalid, 00103 when it is expired.
+        """
+        if len(header) > self._max_bytes or not header.startswith(_SCHEME):
+            raise invalid_token()
+        text = header[len(_SCHEME) :]
+        if not _JWT_SHAPE.fullmatch(text):
+            raise invalid_token()
+        digest = hashlib.sha256(text.encode()).digest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            if self._clock() < cached.expires_at:
+                self._cache.move_to_end(digest)
+                return cached
+            del self._cache[digest]
+        token = self._verify(text)
+        if self._cache_size:
+            self._cache[digest] = token
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return token
+
+    def _verify(self, text: str) -> Token:
+        try:
+            header = jwt.get_unverified_header(text)
+        except jwt.PyJWTError:
+            raise invalid_token() from None
+        kid = header.get("kid")
+        if not isinstance(kid, str) or header.get("typ", "JWT") != "JWT":
+            raise invalid_token()
+        key = self._keys.get(kid)
+        if key is None or header.get("alg") != key.algorithm:
+            raise invalid_token()
+        try:
+            claims = jwt.decode(
+                text,
+                key.key,
+                algorithms=[key.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                # Times are checked below against the verifier's own clock, the one the cache uses.
+                options={
+                    "require": _REQUIRED_CLAIMS,
+                    "strict_aud": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise invalid_token() from None
+        token = _token_of(claims)
+        now = self._clock()
+        if claims["nbf"] > now + self._leeway or claims["iat"] > now + self._leeway:
+            raise invalid_token()
+        if claims["exp"] <= now - self._leeway:
+            raise expired_token()
+        return token
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    # NumericDate may be fractional (RFC 7519 §2); a string of digits, which pyjwt would take, may not.
+    return _is_int(value) or isinstance(value, float)
+
+
+def _token_of(claims: Mapping[str, Any]) -> Token:
+    jti, sub, siret, scopes = claims["jti"], claims["sub"], claims.get("siret"), claims.get("scopes")
+    rate_limit = claims.get("rate_limit")
+    if (
+        not isinstance(jti, str)
+        or not _UUID.fullmatch(jti)
+        or not isinstance(sub, str)
+        or not sub
+        or not isinstance(siret, str)
+        or not siret
+        or not isinstance(scopes, list)
+        or not all(isinstance(scope, str) for scope in scopes)
+        or not all(_is_number(claims[name]) for name in ("exp", "nbf", "iat"))
+        or (rate_limit is not None and (not _is_int(rate_limit) or rate_limit <= 0))
+    ):
+        raise invalid_token()
+    return Token(
+        jti=jti,
+        habilitation=sub,
+        siret=siret,
+        scopes=frozenset(scopes),
+        expires_at=int(claims["exp"]),
+        rate_limit_per_second=rate_limit,
+    )

@@ -1,0 +1,98 @@
+"""The gateway's channels to the provider services.
+
+Each provider address gets ``PROVIDER_CHANNELS`` channels, opened at start-up and
+used in turn: one HTTP/2 connection multiplexes many calls, but a few spread the
+work of a busy gateway over several connections (each channel has its own
+subchannel pool, so they really are separate connections). Channels are
+plaintext unless ``PROVIDER_TLS_CA_FILE`` is set, then TLS, and mTLS when the
+gateway's client certificate is set too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+
+import grpc
+
+from gateway.settings import GatewaySettings
+
+# Keepalive pings find a dead provider connection before a call does; the rest
+# keeps a quiet channel from being torn down by the provider.
+_CHANNEL_OPTIONS: tuple[tuple[str, int | str], ...] = (
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.enable_retries", 0),
+)
+
+
+def provider_address(settings: GatewaySettings, provider: str) -> str:
+    """The ``host:port`` of a provider service, from ``<PROVIDER>_ADDRESS``."""
+    address = getattr(settings, f"{provider}_address", None)
+    if address is None:
+        raise ValueError(f"no address setting for provider {provider}")
+    return str(address)
+
+
+def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
+    """TLS (or mTLS) credentials for the providers; None for plaintext.
+
+    Raises:
+        ValueError: only one of the client certificate and its key is set, or a
+            client certificate is set without a CA.
+    """
+    cert, key = settings.provider_tls_cert_file, settings.provider_tls_key_file
+    if (cert is None) != (key is None):
+        raise ValueError("PROVIDER_TLS_CERT_FILE and PROVIDER_TLS_KEY_FILE must be set together")
+    if settings.provider_tls_ca_file is None:
+        if cert is not None:
+            raise ValueError("PROVIDER_TLS_CERT_FILE needs PROVIDER_TLS_CA_FILE")
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.provider_tls_ca_file.read_bytes(),
+        private_key=key.read_bytes() if key is not None else None,
+        certificate_chain=cert.read_bytes() if cert is not None else None,
+    )
+
+
+class ProviderChannels:
+    """The pooled channels to every provider, by provider name."""
+
+    def __init__(self, settings: GatewaySettings, providers: tuple[str, ...]) -> None:
+        """Open ``PROVIDER_CHANNELS`` channels to each provider.
+
+        Args:
+            settings: The gateway's settings (addresses, TLS, pool size).
+            providers: The providers to reach, as proto package segments.
+        """
+        credentials = channel_credentials(settings)
+        options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS)
+        if credentials is not None and settings.provider_tls_server_name:
+            options.append(("grpc.ssl_target_name_override", settings.provider_tls_server_name))
+        self._pools: dict[str, tuple[grpc.aio.Channel, ...]] = {}
+        for provider in providers:
+            address = provider_address(settings, provider)
+            self._pools[provider] = tuple(
+                grpc.aio.insecure_channel(address, options=options)
+                if credentials is None
+                else grpc.aio.secure_channel(address, credentials, options=options)
+                for _ in range(settings.provider_channels)
+            )
+
+    @property
+    def pools(self) -> Mapping[str, tuple[grpc.aio.Channel, ...]]:
+        """The channels of each provider."""
+        return self._pools
+
+    def cycle(self, provider: str) -> Iterator[grpc.aio.Channel]:
+        """An endless round-robin over the provider's channels."""
+        return itertools.cycle(self._pools[provider])
+
+    async def close(self) -> None:
+        """Close every channel, letting calls in flight finish."""
+        for pool in self._pools.values():
+            for channel in pool:
+                await channel.close(grace=None)

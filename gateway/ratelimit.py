@@ -1,0 +1,419 @@
+"""Rate limiting and revocation, in one Redis round trip per call (DESIGN §3, §4).
+
+Every call of a token runs one Lua script (`SCRIPT`) with EVALSHA. The script reads
+the revocation key of the token and applies GCRA, the generic cell rate algorithm,
+which stores one number per token: its theoretical arrival time (TAT). The rate is
+the token's (or ``RATE_LIMIT_PER_SECOND``), the bucket holds ``RATE_LIMIT_BURST``
+calls. Redis's own clock (TIME) makes every gateway replica take the same decision.
+
+Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
+
+- ``rl:{<jti>}``: the TAT in microseconds; expires when the bucket is full again.
+- ``revoked:{<jti>}``: exists while the token is revoked (written by the admin CLI,
+  which also adds the jti to the set ``revoked``, read here only in degrade mode).
+
+When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
+decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
+rate/``GATEWAY_REPLICAS`` with the last known revocation list, for at most
+``DEGRADED_MAX_SECONDS``. After a failure the limiter tries Redis again every
+``REDIS_RETRY_SECONDS`` (one probing call at a time), and goes back to it by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio
+import structlog
+from google.rpc import error_details_pb2
+from prometheus_client import Counter
+from redis.exceptions import NoScriptError, RedisError
+
+from gateway.settings import GatewaySettings, RedisFailureMode
+from runtime.errors import ApiError, revoked_token, too_many_requests
+
+SCRIPT = """
+-- Revocation check and GCRA rate decision for one call, in one round trip.
+--
+-- KEYS[1]  rl:{<jti>}       theoretical arrival time (TAT) of the token, integer microseconds
+-- KEYS[2]  revoked:{<jti>}  exists while the token is revoked
+-- ARGV[1]  rate: requests per second (integer >= 1)
+-- ARGV[2]  burst: calls a full bucket admits at once (integer >= 1)
+--
+-- Returns {revoked, allowed, remaining, reset_us, retry_after_us}:
+--   revoked         1 when the token is revoked (nothing else is computed or written)
+--   allowed         1 when the call is admitted (and the TAT was advanced)
+--   remaining       calls the token may still send right now
+--   reset_us        microseconds until the bucket is full again
+--   retry_after_us  microseconds until the next call would be admitted (0 when allowed)
+
+-- A script that reads TIME is not deterministic: replicate its writes, not the
+-- script (the default from Redis 5, required before it).
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {1, 0, 0, 0, 0}
+end
+
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+-- One call every `interval`; a call is admitted when it comes no earlier than
+-- `tolerance` before its theoretical arrival time: `burst` calls at once from an
+-- idle token, then `rate` per second.
+local interval = 1000000 / rate
+local tolerance = interval * burst
+
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  tat = math.max(tonumber(stored), now)
+end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+
+if now < allow_at then
+  return {0, 0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
+end
+
+-- The key expires when the bucket is full again: an idle token costs no memory.
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {0, 1, math.floor((now - allow_at) / interval), math.ceil(new_tat - now), 0}
+"""
+
+REVOKED_SET = "revoked"
+"""The set of revoked jtis, mirrored locally for the degrade mode."""
+
+_UNAVAILABLE_RETRY_SECONDS = 1.0
+_LOCAL_STATE_PRUNE_SIZE = 10_000
+
+_log = structlog.get_logger("gateway.ratelimit")
+
+DECISIONS = Counter(
+    "gateway_rate_limit_decisions",
+    "Rate-limit decisions, by source (redis, local) and result (allowed, limited, revoked, unavailable).",
+    ["source", "result"],
+)
+REDIS_ERRORS = Counter(
+    "gateway_rate_limit_redis_errors", "Rate-limit calls to Redis that failed or timed out."
+)
+
+
+def rate_key(token_id: str) -> str:
+    """Key of the token's theoretical arrival time."""
+    return f"rl:{{{token_id}}}"
+
+
+def revoked_key(token_id: str) -> str:
+    """Key that exists while the token is revoked."""
+    return f"revoked:{{{token_id}}}"
+
+
+def rate_limiter_unavailable() -> ApiError:
+    """The rate limiter cannot decide, so the call is refused (00503, UNAVAILABLE).
+
+    The real API has no code for this case. ``00`` is the prefix of the API's own
+    errors, and ``503`` is what a REST front answers for it (Service Unavailable,
+    as the real API does in maintenance). UNAVAILABLE rather than RESOURCE_EXHAUSTED,
+    because the caller did nothing wrong and may retry shortly.
+    """
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        "00503",
+        "RATE_LIMITER_UNAVAILABLE",
+        "Service non disponible",
+        "Le service est temporairement indisponible. Veuillez réessayer dans quelques instants.",
+        retry_after_seconds=_UNAVAILABLE_RETRY_SECONDS,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """What the limiter says about one call.
+
+    Attributes:
+        allowed: The call may go on.
+        revoked: The token is revoked (then ``allowed`` is false).
+        limit: Calls the token's bucket holds: what it may send at once when idle.
+        remaining: Calls it may still send right now.
+        reset_seconds: Seconds until the bucket is full again.
+        retry_after_seconds: Seconds until the next call would be admitted (0 when allowed).
+        token_id: The token's jti.
+        rate_per_second: The steady rate applied.
+        metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
+            ``ratelimit-reset`` (whole seconds until the bucket is full), and
+            ``retry-after`` (whole seconds, at least 1) when refused. Empty when revoked.
+    """
+
+    allowed: bool
+    revoked: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+    token_id: str = ""
+    rate_per_second: int = 0
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Rate-limit response metadata, as the real API's HTTP headers."""
+        if self.revoked:
+            return ()
+        pairs = [
+            ("ratelimit-limit", str(self.limit)),
+            ("ratelimit-remaining", str(self.remaining)),
+            ("ratelimit-reset", str(math.ceil(self.reset_seconds))),
+        ]
+        if not self.allowed:
+            pairs.append(("retry-after", str(_whole_seconds_to_wait(self.retry_after_seconds))))
+        return tuple(pairs)
+
+    def refusal(self) -> ApiError:
+        """The error refusing this call: 00429 with RetryInfo and QuotaFailure, or 00105 if revoked.
+
+        Raises:
+            ValueError: the call was allowed.
+        """
+        if self.revoked:
+            return revoked_token()
+        if self.allowed:
+            raise ValueError("an allowed call has no refusal")
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"token:{self.token_id}",
+            description=f"Limite de {self.rate_per_second} requêtes par seconde par jeton, "
+            f"rafales de {self.limit} requêtes au plus",
+            quota_metric="requests",
+            quota_id="RequestsPerSecondPerToken",
+            quota_value=self.rate_per_second,
+        )
+        return too_many_requests(
+            retry_after_seconds=self.retry_after_seconds,
+            quota=error_details_pb2.QuotaFailure(violations=[violation]),
+            metadata=self.metadata,
+        )
+
+
+def _whole_seconds_to_wait(seconds: float) -> int:
+    # Retry-After is whole seconds; rounding down would make clients come back too early.
+    return max(1, math.ceil(seconds))
+
+
+class _LocalGcra:
+    """A per-process GCRA on the monotonic clock, for the degrade mode."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._tat: dict[str, float] = {}
+
+    def clear(self) -> None:
+        self._tat.clear()
+
+    def decide(self, token_id: str, rate: float, burst: int, limit_rate: int) -> RateDecision:
+        now = self._clock()
+        if len(self._tat) > _LOCAL_STATE_PRUNE_SIZE:
+            # Tokens whose bucket is full again need no state; drop them.
+            self._tat = {jti: tat for jti, tat in self._tat.items() if tat > now}
+        interval = 1.0 / rate
+        tat = max(self._tat.get(token_id, now), now)
+        new_tat = tat + interval
+        allow_at = new_tat - interval * burst
+        if now < allow_at:
+            return RateDecision(False, False, burst, 0, tat - now, allow_at - now, token_id, limit_rate)
+        self._tat[token_id] = new_tat
+        remaining = math.floor((now - allow_at) / interval + 1e-9)
+        return RateDecision(True, False, burst, remaining, new_tat - now, 0.0, token_id, limit_rate)
+
+
+class RateLimiter:
+    """The gateway's rate limiter and revocation check, shared by all calls of a process.
+
+    Args:
+        redis: The Redis client; the caller owns it and closes it.
+        settings: The gateway settings (rate, burst, timeout, failure mode, replicas).
+        clock: Monotonic clock in seconds, for the breaker and the degrade mode (tests).
+    """
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis,
+        settings: GatewaySettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._clock = clock
+        self._sha: str | None = None
+        # Circuit breaker: while open (down_since set), Redis is tried again at most
+        # every redis_retry_seconds, by one call at a time.
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._probing = False
+        self._local = _LocalGcra(clock)
+        self._revoked_snapshot: frozenset[str] | None = None
+        self._revoked_snapshot_at: float | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def degrade(self) -> bool:
+        """Whether the limiter degrades to local limits when Redis is unreachable."""
+        return self._settings.redis_failure_mode is RedisFailureMode.DEGRADE
+
+    @property
+    def redis_down(self) -> bool:
+        """Whether the last attempt to reach Redis failed."""
+        return self._down_since is not None
+
+    @property
+    def revocation_snapshot_age(self) -> float | None:
+        """Seconds since the local copy of the revocation list was refreshed; None if never."""
+        if self._revoked_snapshot_at is None:
+            return None
+        return self._clock() - self._revoked_snapshot_at
+
+    async def check(self, token_id: str, rate_per_second: int) -> RateDecision:
+        """Check the token's revocation and count one call against its rate.
+
+        One EVALSHA on the request path (plus SCRIPT LOAD on first use and after a
+        script cache flush).
+
+        Args:
+            token_id: The token's jti (a UUID, checked by authentication).
+            rate_per_second: The token's own limit, or 0 (or less) for the default.
+
+        Returns:
+            The decision; the caller sends ``metadata`` back and raises
+            ``refusal()`` when the call is not allowed.
+
+        Raises:
+            ApiError: UNAVAILABLE (00503) when the limiter cannot decide: Redis is
+                unreachable in fail-closed mode, or for too long in degrade mode.
+        """
+        rate = rate_per_second if rate_per_second > 0 else self._settings.rate_limit_per_second
+        if self.degrade and self._refresher is None and not self._closed:
+            self._refresher = asyncio.create_task(self._refresh_revocations(), name="revocation-refresher")
+        if self._may_try_redis():
+            probe = self.redis_down
+            if probe:
+                self._probing = True
+            try:
+                decision = await self._check_in_redis(token_id, rate)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._redis_failed(exc)
+            else:
+                self._redis_works()
+                DECISIONS.labels("redis", _result(decision)).inc()
+                return decision
+            finally:
+                if probe:
+                    self._probing = False
+        return self._decide_without_redis(token_id, rate)
+
+    async def close(self) -> None:
+        """Stop the background refresh of the revocation list (the Redis client stays open)."""
+        self._closed = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    # -- Redis ------------------------------------------------------------------------------------
+
+    def _may_try_redis(self) -> bool:
+        if self._down_since is None:
+            return True
+        return not self._probing and self._clock() >= self._retry_at
+
+    async def _check_in_redis(self, token_id: str, rate: int) -> RateDecision:
+        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, self._settings.rate_limit_burst)
+        async with asyncio.timeout(self._settings.redis_timeout_seconds):
+            if self._sha is None:
+                self._sha = await self._redis.script_load(SCRIPT)
+            try:
+                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+            except NoScriptError:
+                # Redis restarted or SCRIPT FLUSH: load it again, once.
+                self._sha = await self._redis.script_load(SCRIPT)
+                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+        revoked, allowed, remaining, reset_us, retry_us = (int(value) for value in reply)
+        return RateDecision(
+            allowed=bool(allowed),
+            revoked=bool(revoked),
+            limit=self._settings.rate_limit_burst,
+            remaining=remaining,
+            reset_seconds=reset_us / 1e6,
+            retry_after_seconds=retry_us / 1e6,
+            token_id=token_id,
+            rate_per_second=rate,
+        )
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        REDIS_ERRORS.inc()
+        now = self._clock()
+        self._retry_at = now + self._settings.redis_retry_seconds
+        if self._down_since is None:
+            self._down_since = now
+            _log.warning(
+                "rate_limiter_redis_down",
+                error=type(exc).__name__,
+                failure_mode=self._settings.redis_failure_mode.value,
+            )
+
+    def _redis_works(self) -> None:
+        if self._down_since is not None:
+            _log.info("rate_limiter_redis_back", down_seconds=round(self._clock() - self._down_since, 3))
+            self._down_since = None
+            self._local.clear()
+
+    # -- without Redis ------------------------------------------------------------------------------
+
+    def _decide_without_redis(self, token_id: str, rate: int) -> RateDecision:
+        if not self.degrade:
+            DECISIONS.labels("none", "unavailable").inc()
+            raise rate_limiter_unavailable()
+        down_for = self._clock() - (self._down_since or self._clock())
+        if down_for > self._settings.degraded_max_seconds or self._revoked_snapshot is None:
+            # Past the bound, or never saw the revocation list: a revoked token must not get through.
+            DECISIONS.labels("local", "unavailable").inc()
+            raise rate_limiter_unavailable()
+        if token_id in self._revoked_snapshot:
+            DECISIONS.labels("local", "revoked").inc()
+            return RateDecision(False, True, 0, 0, 0.0, 0.0, token_id, rate)
+        replicas = self._settings.gateway_replicas
+        burst = max(1, math.ceil(self._settings.rate_limit_burst / replicas))
+        decision = self._local.decide(token_id, rate / replicas, burst, rate)
+        DECISIONS.labels("local", _result(decision)).inc()
+        return decision
+
+    async def _refresh_revocations(self) -> None:
+        """Keep a local copy of the revoked set, off the request path, while Redis answers."""
+        while True:
+            try:
+                async with asyncio.timeout(self._settings.redis_timeout_seconds * 4):
+                    members = await self._redis.smembers(REVOKED_SET)
+            except (RedisError, OSError, TimeoutError) as exc:
+                _log.debug("revocation_refresh_failed", error=type(exc).__name__)
+            else:
+                self._revoked_snapshot = frozenset(
+                    m.decode() if isinstance(m, bytes) else str(m) for m in members
+                )
+                self._revoked_snapshot_at = self._clock()
+            await asyncio.sleep(self._settings.revocation_refresh_seconds)
+
+
+def _result(decision: RateDecision) -> str:
+    if decision.revoked:
+        return "revoked"
+    return "allowed" if decision.allowed else "limited"

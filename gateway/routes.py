@@ -1,0 +1,236 @@
+"""The gateway's route table, read from the contracts' descriptors at start-up.
+
+Nothing here is written by hand: for every method of every provider service the
+generated SDK holds, the table says which provider serves it, which scopes open
+it (the ``method_access`` option) and how to mask its answer (the ``scope`` and
+``visible_to_every_caller`` field options, followed into nested messages).
+
+A response field that carries neither option, or both, stops the gateway at
+start-up: a field nobody decided about must not leak by default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
+from google.protobuf.message import Message
+
+from apiparticulier.common.v1 import options_pb2
+
+PROVIDERS = ("cnaf", "c2s", "france_travail", "mesr", "cnous", "men")
+"""The provider packages the gateway routes to, as their proto package segment."""
+
+# Well-known types are leaves: their inner fields are not the contract's to annotate.
+_LEAF_PACKAGES = ("google.protobuf.",)
+
+
+class ContractError(ValueError):
+    """The contracts do not say how to mask some response fields; the gateway must not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """How one response field is masked."""
+
+    name: str
+    """The field's name in the message."""
+    scope: str | None
+    """The scope that unlocks the field; None when every caller who sees the parent sees it."""
+    repeated: bool
+    """Whether the field is a repeated field (a nested plan then applies to each item)."""
+    nested: MessagePlan | None
+    """The plan of the field's message type, when it is a message the contract annotates."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePlan:
+    """How to mask one message type, field by field."""
+
+    full_name: str
+    """The message's full proto name."""
+    fields: tuple[FieldRule, ...]
+    """Every field of the message, in declaration order."""
+    scopes: frozenset[str]
+    """Every scope used in this message and the messages under it: holding them all masks nothing."""
+    active: tuple[FieldRule, ...]
+    """The rules that can clear something (a scope, or a nested plan that has scopes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One provider method as the gateway serves it."""
+
+    provider: str
+    """The provider service's name: the proto package segment (``cnaf``, ``mesr``, …)."""
+    service: str
+    """The service's full name, served unchanged by the gateway."""
+    method: str
+    """The method's name."""
+    path: str
+    """The gRPC path, ``/<service>/<method>``."""
+    api: str
+    """Label of the API in statistics: ``<provider>.<snake name without Get and By…>``."""
+    scopes: frozenset[str]
+    """Scopes that open the method, any one sufficing; empty: refused to every caller."""
+    request_class: type[Message]
+    """The request message class."""
+    response_class: type[Message]
+    """The response message class."""
+    plan: MessagePlan
+    """How to mask the response."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Every provider method the gateway serves."""
+
+    routes: tuple[Route, ...]
+    """All routes, by provider then declaration order."""
+
+    def by_service(self) -> Mapping[str, tuple[Route, ...]]:
+        """The routes grouped by full service name."""
+        grouped: dict[str, list[Route]] = {}
+        for route in self.routes:
+            grouped.setdefault(route.service, []).append(route)
+        return {service: tuple(routes) for service, routes in grouped.items()}
+
+    def by_path(self) -> Mapping[str, Route]:
+        """The routes by gRPC path."""
+        return {route.path: route for route in self.routes}
+
+
+def provider_modules(providers: Iterable[str] = PROVIDERS) -> list[ModuleType]:
+    """The generated ``*_pb2`` modules of the providers; those not generated yet are skipped."""
+    modules = []
+    for provider in providers:
+        try:
+            modules.append(importlib.import_module(f"apiparticulier.{provider}.v1.{provider}_pb2"))
+        except ModuleNotFoundError:
+            continue
+    return modules
+
+
+def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
+    """Read the route table from the descriptors of the provider modules.
+
+    Args:
+        modules: Generated ``*_pb2`` modules; by default every provider's that exists.
+
+    Raises:
+        ContractError: A response field carries neither ``scope`` nor
+            ``visible_to_every_caller`` (or both); every such field is named.
+    """
+    problems: list[str] = []
+    plans: dict[str, MessagePlan] = {}
+    routes: list[Route] = []
+    for module in provider_modules() if modules is None else modules:
+        file: FileDescriptor = module.DESCRIPTOR
+        provider = file.package.split(".")[1]
+        for service in file.services_by_name.values():
+            for method in service.methods:
+                access = method.GetOptions().Extensions[options_pb2.method_access]
+                routes.append(
+                    Route(
+                        provider=provider,
+                        service=service.full_name,
+                        method=method.name,
+                        path=f"/{service.full_name}/{method.name}",
+                        api=f"{provider}.{api_name(method.name)}",
+                        scopes=frozenset(access.scopes),
+                        request_class=message_factory.GetMessageClass(method.input_type),
+                        response_class=message_factory.GetMessageClass(method.output_type),
+                        plan=_plan(method.output_type, plans, problems, ()),
+                    )
+                )
+    if problems:
+        raise ContractError(
+            "response fields must carry exactly one of the options scope and visible_to_every_caller: "
+            + ", ".join(sorted(set(problems)))
+        )
+    return RouteTable(tuple(routes))
+
+
+def api_name(method: str) -> str:
+    """The snake-case API name of a method: ``GetQuotientFamilialByIdentity`` → ``quotient_familial``."""
+    name = method.removeprefix("Get")
+    name = re.sub(r"By[A-Z]\w*$", "", name) or name
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def field_options(field: FieldDescriptor) -> tuple[str | None, bool]:
+    """The field's ``scope`` (None if unset) and ``visible_to_every_caller`` options."""
+    options = field.GetOptions()
+    scope = options.Extensions[options_pb2.scope] or None
+    return scope, bool(options.Extensions[options_pb2.visible_to_every_caller])
+
+
+def _plan(
+    message: Descriptor, plans: dict[str, MessagePlan], problems: list[str], parents: tuple[str, ...]
+) -> MessagePlan:
+    known = plans.get(message.full_name)
+    if known is not None:
+        return known
+    if message.full_name in parents:
+        # A recursive response type would need an unbounded plan; the contracts have none.
+        raise ContractError(f"recursive response message {message.full_name} is not supported")
+    rules = []
+    for field in message.fields:
+        scope, visible = field_options(field)
+        if (scope is None) == (not visible):
+            problems.append(f"{message.full_name}.{field.name}")
+        nested = None
+        if (
+            field.message_type is not None
+            and not field.message_type.GetOptions().map_entry
+            and not field.message_type.full_name.startswith(_LEAF_PACKAGES)
+        ):
+            nested = _plan(field.message_type, plans, problems, (*parents, message.full_name))
+        rules.append(
+            FieldRule(
+                name=field.name,
+                scope=scope,
+                repeated=field.is_repeated,
+                nested=nested,
+            )
+        )
+    scopes = frozenset(
+        {rule.scope for rule in rules if rule.scope is not None}.union(
+            *(rule.nested.scopes for rule in rules if rule.nested is not None)
+        )
+    )
+    plan = MessagePlan(
+        full_name=message.full_name,
+        fields=tuple(rules),
+        scopes=scopes,
+        active=tuple(
+            rule for rule in rules if rule.scope is not None or (rule.nested and rule.nested.scopes)
+        ),
+    )
+    plans[message.full_name] = plan
+    return plan
+
+
+def mask(message: Message, plan: MessagePlan, scopes: frozenset[str]) -> None:
+    """Clear, in place, every field of ``message`` the scopes do not unlock.
+
+    A field with a scope the token lacks is cleared with all it holds; a field
+    the token may see is entered when its own message has fields to mask.
+    """
+    for rule in plan.active:
+        if rule.scope is not None and rule.scope not in scopes:
+            message.ClearField(rule.name)
+            continue
+        nested = rule.nested
+        if nested is None or nested.scopes <= scopes:
+            continue
+        if rule.repeated:
+            for item in getattr(message, rule.name):
+                mask(item, nested, scopes)
+        elif message.HasField(rule.name):
+            mask(getattr(message, rule.name), nested, scopes)

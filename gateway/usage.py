@@ -1,0 +1,200 @@
+"""Usage statistics: calls per token, API, day and outcome, written in batches (DESIGN §4).
+
+The request path only adds to counters in memory (`UsageRecorder.count`); a
+background task writes them to Redis every ``USAGE_FLUSH_SECONDS`` in one pipelined
+transaction. A flush that fails puts its counts back, so nothing is lost while Redis
+is briefly away.
+
+Redis keys (kept 62 days, the "2 months" of statistics; days are UTC):
+
+- ``usage:{<jti>}:<YYYY-MM-DD>``: hash, field ``<api>|<outcome>``, value the calls.
+  The hash tag keeps a token's days in one Cluster slot.
+- ``proofs:<YYYY-MM-DD>``: successful calls of the day, all tokens together: the
+  public figure of proofs avoided (paper proofs nobody had to send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+from collections import Counter
+from collections.abc import Callable
+
+import redis.asyncio
+import structlog
+from redis.exceptions import RedisError
+
+RETENTION_SECONDS = 62 * 24 * 3600
+"""How long a day's counters are kept."""
+
+SUCCESS = "OK"
+"""The outcome of a successful call; only those count as proofs avoided."""
+
+_log = structlog.get_logger("gateway.usage")
+
+_Key = tuple[str, str, str, str]  # token id, day, api, outcome
+
+
+def usage_key(token_id: str, day: str) -> str:
+    """Key of a token's counters for one day (YYYY-MM-DD)."""
+    return f"usage:{{{token_id}}}:{day}"
+
+
+def proofs_key(day: str) -> str:
+    """Key of the day's count of successful calls."""
+    return f"proofs:{day}"
+
+
+def _utc_today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def _last_days(today: datetime.date, days: int) -> list[str]:
+    return [(today - datetime.timedelta(days=back)).isoformat() for back in range(days)]
+
+
+class UsageRecorder:
+    """Counts calls in memory and writes them to Redis in batches.
+
+    Args:
+        redis: The Redis client; the caller owns it and closes it.
+        flush_seconds: Time between two writes (``USAGE_FLUSH_SECONDS``).
+        timeout_seconds: Longest time one write may take before it counts as failed.
+        today: The current UTC date (tests).
+    """
+
+    def __init__(
+        self,
+        redis: redis.asyncio.Redis,
+        flush_seconds: float,
+        *,
+        timeout_seconds: float = 5.0,
+        today: Callable[[], datetime.date] = _utc_today,
+    ) -> None:
+        self._redis = redis
+        self._flush_seconds = flush_seconds
+        self._timeout_seconds = timeout_seconds
+        self._today = today
+        self._pending: Counter[_Key] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+
+    @property
+    def pending(self) -> int:
+        """Calls counted in memory and not written yet."""
+        return sum(self._pending.values())
+
+    def count(self, token_id: str, api: str, outcome: str) -> None:
+        """Count one call; memory only, never Redis.
+
+        Args:
+            token_id: The caller's token jti.
+            api: The API called (e.g. the method or API name; no ``|`` in it).
+            outcome: ``OK`` or the gRPC status name.
+        """
+        # The day is taken now, so a call just before midnight counts for its own day
+        # even when it is flushed after.
+        self._pending[(token_id, self._today().isoformat(), api, outcome)] += 1
+
+    async def start(self) -> None:
+        """Start the background flush task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._flush_forever(), name="usage-flush")
+
+    async def close(self) -> None:
+        """Stop the background task and write what remains.
+
+        Never raises, so the rest of a shutdown goes on: if Redis is away, the
+        counts that cannot be written are reported in a warning.
+        """
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except (RedisError, OSError, TimeoutError) as exc:
+            _log.warning("usage_lost_at_close", error=type(exc).__name__, calls=self.pending)
+
+    async def flush(self) -> int:
+        """Write the pending counts in one pipelined transaction.
+
+        Returns:
+            The number of calls written.
+
+        Raises:
+            redis.exceptions.RedisError: Redis failed; the counts are kept for the next flush.
+            TimeoutError: Redis did not answer in time; the counts are kept too.
+        """
+        async with self._flush_lock:
+            batch, self._pending = self._pending, Counter()
+            if not batch:
+                return 0
+            try:
+                async with asyncio.timeout(self._timeout_seconds):
+                    await self._write(batch)
+            except BaseException:
+                # Put the counts back (with what was counted meanwhile) for the next flush.
+                # MULTI/EXEC applies all of the batch or none of it, so nothing is counted twice.
+                self._pending.update(batch)
+                raise
+            return sum(batch.values())
+
+    async def _write(self, batch: Counter[_Key]) -> None:
+        proofs: Counter[str] = Counter()
+        pipe = self._redis.pipeline(transaction=True)
+        touched: set[str] = set()
+        for (token_id, day, api, outcome), calls in batch.items():
+            key = usage_key(token_id, day)
+            pipe.hincrby(key, f"{api}|{outcome}", calls)
+            touched.add(key)
+            if outcome == SUCCESS:
+                proofs[day] += calls
+        for day, calls in proofs.items():
+            pipe.incrby(proofs_key(day), calls)
+            touched.add(proofs_key(day))
+        for key in sorted(touched):
+            pipe.expire(key, RETENTION_SECONDS)
+        await pipe.execute()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            try:
+                # Shielded: close() cancelling this task must not cut a write in flight,
+                # which could be applied by Redis and then counted again.
+                await asyncio.shield(self.flush())
+            except (RedisError, OSError, TimeoutError) as exc:
+                _log.warning("usage_flush_failed", error=type(exc).__name__, pending=self.pending)
+
+    async def usage_of(self, token_id: str, days: int) -> list[tuple[str, str, str, int]]:
+        """A token's calls over the last days, as written to Redis.
+
+        Args:
+            token_id: The token's jti.
+            days: How many days back, today included (1 to 62).
+
+        Returns:
+            ``(day, api, outcome, calls)``, most recent day first, then by API and outcome.
+        """
+        day_list = _last_days(self._today(), max(1, min(days, 62)))
+        pipe = self._redis.pipeline(transaction=False)
+        for day in day_list:
+            pipe.hgetall(usage_key(token_id, day))
+        replies = await pipe.execute()
+        rows: list[tuple[str, str, str, int]] = []
+        for day, counters in zip(day_list, replies, strict=True):
+            day_rows = []
+            for field, calls in counters.items():
+                text = field.decode() if isinstance(field, bytes) else str(field)
+                api, _, outcome = text.rpartition("|")
+                day_rows.append((day, api, outcome, int(calls)))
+            rows.extend(sorted(day_rows))
+        return rows
+
+    async def proofs_avoided(self, days: int = 30) -> int:
+        """Successful calls over the last days, today included, all tokens together."""
+        values = await self._redis.mget([proofs_key(day) for day in _last_days(self._today(), days)])
+        return sum(int(value) for value in values if value is not None)

@@ -1,0 +1,278 @@
+"""The token administration CLI, run as a subprocess against a real Redis and a temp key dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+import pytest
+import redis
+import redis.asyncio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from devstack.redis import RedisProcess
+from gateway.admin.scopes import known_scopes
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+
+REPO = Path(__file__).resolve().parents[3]
+SIRET = "13002526500013"
+
+
+def admin(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--redis-url", redis_url] if redis_url else []
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in ("KEYS_DIR", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "REDIS_URL"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.admin", *args, *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    result = admin("keygen", "--keys-dir", str(tmp_path / "keys"), "--kid", "test-1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "test-1"
+    return tmp_path / "keys"
+
+
+def issue(keys_dir: Path, url: str, *extra: str, scopes: tuple[str, ...] = ("cnaf_quotient_familial",)):
+    scope_args = [arg for scope in scopes for arg in ("--scope", scope)]
+    return admin(
+        "issue",
+        "--keys-dir",
+        str(keys_dir),
+        "--kid",
+        "test-1",
+        "--label",
+        "CCAS de Test",
+        "--siret",
+        SIRET,
+        *scope_args,
+        *extra,
+        redis_url=url,
+    )
+
+
+def test_keygen_writes_a_p256_pair_with_a_private_file_only_the_owner_reads(keys_dir: Path) -> None:
+    private_file, public_file = keys_dir / "test-1.private.pem", keys_dir / "test-1.public.pem"
+    assert stat.S_IMODE(private_file.stat().st_mode) == 0o600
+    private = serialization.load_pem_private_key(private_file.read_bytes(), password=None)
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    assert isinstance(private.curve, ec.SECP256R1)
+    assert b"BEGIN PRIVATE KEY" in private_file.read_bytes()  # PKCS#8
+    public = serialization.load_pem_public_key(public_file.read_bytes())
+    assert b"BEGIN PUBLIC KEY" in public_file.read_bytes()  # SubjectPublicKeyInfo
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert public.public_numbers() == private.public_key().public_numbers()
+
+
+def test_keygen_refuses_to_overwrite_a_kid(keys_dir: Path) -> None:
+    before = (keys_dir / "test-1.private.pem").read_bytes()
+    result = admin("keygen", "--keys-dir", str(keys_dir), "--kid", "test-1")
+    assert result.returncode == 1
+    assert "already exists" in result.stderr
+    assert (keys_dir / "test-1.private.pem").read_bytes() == before
+
+
+def test_issue_prints_a_signed_token_with_every_claim_and_registers_it(
+    keys_dir: Path, redis_server: RedisProcess
+) -> None:
+    started = int(time.time())
+    result = issue(
+        keys_dir,
+        redis_server.url,
+        "--rate-limit",
+        "7",
+        scopes=("cnaf_quotient_familial", "cnaf_enfants", "cnaf_quotient_familial"),
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert "\n" not in token  # stdout carries the token only
+    assert "issued token" in result.stderr
+
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "ES256", "kid": "test-1", "typ": "JWT"}
+    public = serialization.load_pem_public_key((keys_dir / "test-1.public.pem").read_bytes())
+    claims = jwt.decode(
+        token,
+        public,  # type: ignore[arg-type]
+        algorithms=["ES256"],
+        audience="api-particulier",
+        issuer="api-particulier-mesh",
+        options={"require": ["exp", "iat", "nbf", "jti", "sub", "iss", "aud"]},
+    )
+    assert claims["sub"] == "CCAS de Test"
+    assert claims["siret"] == SIRET
+    assert claims["scopes"] == ["cnaf_quotient_familial", "cnaf_enfants"]
+    assert claims["rate_limit"] == 7
+    assert uuid.UUID(claims["jti"]).version == 4
+    assert started <= claims["iat"] == claims["nbf"] <= int(time.time())
+    assert claims["exp"] - claims["iat"] == 548 * 86400  # 18 months
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    entry = client.hgetall(f"token:{{{claims['jti']}}}")
+    assert entry["label"] == "CCAS de Test"
+    assert entry["siret"] == SIRET
+    assert json.loads(entry["scopes"]) == ["cnaf_quotient_familial", "cnaf_enfants"]
+    assert int(entry["exp"]) == claims["exp"]
+    assert entry["rate_limit"] == "7"
+    assert client.sismember("tokens", claims["jti"])
+    client.close()
+
+
+def test_issue_takes_a_lifetime_issuer_and_audience(keys_dir: Path, redis_server: RedisProcess) -> None:
+    result = issue(keys_dir, redis_server.url, "--days", "30", "--issuer", "iss-x", "--audience", "aud-x")
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 30 * 86400
+    assert (claims["iss"], claims["aud"]) == ("iss-x", "aud-x")
+    assert "rate_limit" not in claims
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--siret", "12345678901234"), "is not a SIRET"),
+        (("--siret", "1300252650001"), "is not a SIRET"),
+        (("--scope", "not_a_scope"), "unknown scope(s): not_a_scope"),
+        (("--days", "0"), "--days must be at least 1"),
+        (("--rate-limit", "0"), "--rate-limit must be at least 1"),
+        (("--label", "  "), "--label must be"),
+        (("--kid", "../etc/passwd"), "invalid kid"),
+    ],
+)
+def test_issue_refuses_bad_input_and_registers_nothing(
+    keys_dir: Path, redis_server: RedisProcess, args: tuple[str, ...], message: str
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    before = client.scard("tokens")
+    result = issue(keys_dir, redis_server.url, *args)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert client.scard("tokens") == before
+    client.close()
+
+
+def test_issue_with_an_unknown_kid_is_refused(keys_dir: Path, redis_server: RedisProcess) -> None:
+    result = issue(keys_dir, redis_server.url, "--kid", "absent")
+    assert result.returncode == 1
+    assert "no private key for kid 'absent'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_issue_without_redis_prints_no_token() -> None:
+    down = RedisProcess()  # never started
+    result = admin("keygen", "--keys-dir", str(Path(down._workdir.name) / "k"), "--kid", "k")
+    assert result.returncode == 0
+    result = admin(
+        "issue",
+        *("--keys-dir", str(Path(down._workdir.name) / "k"), "--kid", "k", "--label", "x"),
+        *("--siret", SIRET, "--scope", "cnaf_enfants"),
+        redis_url=down.url,
+    )
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert "cannot be reached" in result.stderr
+    down.close()
+
+
+def test_list_shows_tokens_without_the_tokens(keys_dir: Path, redis_server: RedisProcess) -> None:
+    token = issue(keys_dir, redis_server.url).stdout.strip()
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+
+    table = admin("list", redis_url=redis_server.url)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split()[:2] == ["JTI", "STATUS"]
+    line = next(line for line in table.stdout.splitlines() if line.startswith(jti))
+    assert "active" in line
+    assert SIRET in line
+    assert "CCAS de Test" in line
+    assert token not in table.stdout
+    assert token.split(".")[2] not in table.stdout
+
+    listed = admin("list", "--json", redis_url=redis_server.url)
+    assert listed.returncode == 0
+    entries = {entry["jti"]: entry for entry in json.loads(listed.stdout)}
+    assert entries[jti]["status"] == "active"
+    assert entries[jti]["revoked"] is False
+    assert entries[jti]["scopes"] == ["cnaf_quotient_familial"]
+    assert entries[jti]["siret"] == SIRET
+    assert token not in listed.stdout
+
+
+async def test_revoke_is_seen_by_the_rate_limiter_at_once(keys_dir: Path, redis_server: RedisProcess) -> None:
+    token = issue(keys_dir, redis_server.url).stdout.strip()
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    limiter = RateLimiter(client, GatewaySettings())
+    assert (await limiter.check(jti, 0)).allowed
+
+    result = admin("revoke", jti, redis_url=redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert f"revoked token {jti}" in result.stderr
+    assert await client.exists(f"revoked:{{{jti}}}")
+    ttl = await client.ttl(f"revoked:{{{jti}}}")
+    assert abs(time.time() + ttl - exp) <= 2  # kept until the token expires
+    assert await client.sismember("revoked", jti)
+    decision = await limiter.check(jti, 0)
+    assert decision.revoked
+    assert decision.refusal().code == "00105"
+
+    listed = json.loads(admin("list", "--json", redis_url=redis_server.url).stdout)
+    assert next(entry for entry in listed if entry["jti"] == jti)["status"] == "revoked"
+    await limiter.close()
+    await client.aclose()
+
+
+def test_revoke_refuses_unknown_and_malformed_jtis(redis_server: RedisProcess) -> None:
+    unknown = str(uuid.uuid4())
+    result = admin("revoke", unknown, redis_url=redis_server.url)
+    assert result.returncode == 1
+    assert f"no token with jti {unknown} is registered" in result.stderr
+    client = redis.Redis.from_url(redis_server.url)
+    assert not client.exists(f"revoked:{{{unknown}}}")
+    assert not client.sismember("revoked", unknown)
+    client.close()
+
+    malformed = admin("revoke", "not-a-uuid", redis_url=redis_server.url)
+    assert malformed.returncode == 2
+    assert "is not a token jti" in malformed.stderr
+
+
+def test_missing_arguments_are_usage_errors() -> None:
+    result = admin("issue", "--kid", "k")
+    assert result.returncode == 2
+    assert "required" in result.stderr
+    assert admin().returncode == 2
+
+
+def test_known_scopes_come_from_the_contracts() -> None:
+    scopes = known_scopes()
+    for scope in (
+        "cnaf_quotient_familial",
+        "complementaire_sante_solidaire",
+        "pole_emploi_paiements",
+        "mesri_admissions",
+        "cnous_statut_boursier",
+        "men_statut_scolarite",
+    ):
+        assert scope in scopes
+    assert "" not in scopes

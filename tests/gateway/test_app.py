@@ -1,0 +1,47 @@
+"""Assembly of the gateway: what stops it from starting, and its start-up from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.app import build_server
+from tests.gateway.conftest import gateway_settings
+from tests.gateway.tokens import SigningKey
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_empty_journal_key_refuses_to_build(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
+    """Without JOURNAL_HMAC_KEY the gateway is not built, and the message names the variable."""
+    settings = gateway_settings(keys_dir[0], "redis://127.0.0.1:1/0", journal_hmac_key="")
+    with pytest.raises(ValueError, match="JOURNAL_HMAC_KEY"):
+        build_server(settings)
+
+
+def test_no_verification_keys_refuses_to_build() -> None:
+    """Without KEYS_DIR or JWKS_FILE the gateway is not built."""
+    settings = gateway_settings(None, "redis://127.0.0.1:1/0")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="KEYS_DIR"):
+        build_server(settings)
+
+
+def test_python_m_gateway_says_why_it_does_not_start(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
+    """``python -m gateway`` with an empty journal key exits non-zero with a one-line reason, no traceback."""
+    env = {**os.environ, "KEYS_DIR": str(keys_dir[0]), "JOURNAL_HMAC_KEY": "", "GRPC_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "JOURNAL_HMAC_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
