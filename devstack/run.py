@@ -8,6 +8,7 @@ Ctrl-C (or SIGTERM) stops every child gracefully, then Redis.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,9 +21,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.redis import RedisProcess
+from gateway.admin.scopes import known_scopes
 
 _ROOT = Path(__file__).resolve().parent.parent
 _RUN_DIR = _ROOT / ".run"
+_KEYS_DIR = _RUN_DIR / "keys"
+_DEMO_KID = "dev"
+_DEMO_RECIPIENT = "13002526500013"
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 15.0
 
@@ -127,6 +132,49 @@ class Supervisor:
             self.redis.close()
 
 
+def _journal_key() -> str:
+    """The local journal HMAC key, kept across runs so digests of one person stay comparable."""
+    path = _RUN_DIR / "journal-hmac-key"
+    if not path.exists():
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _admin(*args: str) -> str:
+    """Run the token administration CLI and return what it printed on standard output."""
+    done = subprocess.run(  # noqa: S603 - our own module, run by this interpreter
+        [sys.executable, "-m", "gateway.admin", *args], cwd=_ROOT, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"gateway.admin {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def demo_token(redis_url: str) -> str:
+    """A key pair for the local gateway (made once) and a one-day token holding every scope."""
+    if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
+        _admin("keygen", "--keys-dir", str(_KEYS_DIR), "--kid", _DEMO_KID)
+    scopes = [arg for scope in sorted(known_scopes()) for arg in ("--scope", scope)]
+    return _admin(
+        "issue",
+        "--keys-dir",
+        str(_KEYS_DIR),
+        "--kid",
+        _DEMO_KID,
+        "--label",
+        "make run demo",
+        "--siret",
+        _DEMO_RECIPIENT,
+        "--days",
+        "1",
+        "--redis-url",
+        redis_url,
+        *scopes,
+    )
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -154,8 +202,16 @@ def main() -> None:
         for process in providers:
             supervisor.start(process, {})
             print(f"{process.name:<16} {process.address}  metrics :{process.metrics_port}")
-        print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a service with:")
-        print(f"  .venv/bin/python -m devstack.probe {providers[0].address}")
+        token = demo_token(redis_url)
+        supervisor.start(
+            GATEWAY,
+            {"REDIS_URL": redis_url, "KEYS_DIR": str(_KEYS_DIR), "JOURNAL_HMAC_KEY": _journal_key()},
+        )
+        print(f"{GATEWAY.name:<16} {GATEWAY.address}  metrics :{GATEWAY.metrics_port}")
+        print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a process with:")
+        print(f"  .venv/bin/python -m devstack.probe {GATEWAY.address}")
+        print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
+        print(f"  export TOKEN={token}")
         print("\nCtrl-C stops everything.")
         while not stop_requested:
             for process, child in supervisor.children:
