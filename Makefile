@@ -38,5 +38,9 @@ test: lint
 run: $(GENERATED)
 	$(BIN)/python -m devstack
 
+# Direct, pass-through and gateway side by side, on this machine, in one run (issue 6).
+bench: $(GENERATED)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) apiparticulier .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ from services.cnous.backend import CnousBackend
 from services.cnous.sandbox import POPULATION_FILE, SandboxCnousBackend
 from services.cnous.servicer import CnousServicer
 from services.cnous.settings import CnousSettings
+from services.cnous.upstream import UpstreamCnousBackend
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 
@@ -15,15 +16,9 @@ SERVICE_NAME = cnous_pb2.DESCRIPTOR.services_by_name["CnousService"].full_name
 
 
 def build_backend(settings: CnousSettings) -> CnousBackend:
-    """The backend ``settings.backend`` names.
-
-    Raises:
-        ValueError: the settings name a backend this service does not have yet
-            (upstream), so that the process stops at start-up instead of
-            serving the sandbox where real data was expected.
-    """
-    if settings.backend is not BackendKind.SANDBOX:
-        raise ValueError(f"BACKEND={settings.backend.value} is not available for the cnous service yet")
+    """The backend ``settings.backend`` names."""
+    if settings.backend is BackendKind.UPSTREAM:
+        return UpstreamCnousBackend.from_settings(settings)
     return SandboxCnousBackend(SandboxPopulation.load(POPULATION_FILE))
 
 

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from services.common.settings import ProviderSettings
 
 
 class CnousSettings(ProviderSettings):
-    """The cnous service's settings; see `ProviderSettings` for the common ones."""
+    """The cnous service's settings; see `ProviderSettings` for the common ones.
+
+    On the upstream backend, the Cnous takes an OAuth2 bearer token of one
+    client-credentials registration (credentials sent as HTTP Basic), and has
+    one URL per kind of search.
+    """
+
+    upstream_required: ClassVar[tuple[str, ...]] = (
+        "upstream_base_url",
+        "upstream_token_url",
+        "upstream_client_id",
+        "upstream_client_secret",
+    )
 
     grpc_port: int = Field(default=50065, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    upstream_identity_path: str = Field(
+        default="civility",
+        description="URL of searches by identity (POST), relative to UPSTREAM_BASE_URL "
+        "(UPSTREAM_IDENTITY_PATH).",
+    )
+    upstream_ine_path: str = Field(
+        default="ine",
+        description="URL of searches by INE, relative to UPSTREAM_BASE_URL; the INE is appended as a "
+        "path segment (UPSTREAM_INE_PATH).",
+    )
+    upstream_france_connect_path: str = Field(
+        default="france_connect",
+        description="URL of searches for FranceConnect users, relative to UPSTREAM_BASE_URL "
+        "(UPSTREAM_FRANCE_CONNECT_PATH).",
+    )

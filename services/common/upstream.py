@@ -156,6 +156,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         data: Mapping[str, str] | None = None,
+        content: str | bytes | None = None,
         auth: httpx.Auth | None = None,
         token_source: TokenSource | None = None,
     ) -> httpx.Response:
@@ -174,6 +175,7 @@ class UpstreamClient:
             headers: Headers of this request.
             json: A JSON body.
             data: A form body.
+            content: A raw body, for the provider that wants neither JSON nor a form.
             auth: httpx authentication (HTTP Basic for token endpoints).
             token_source: Where the bearer token comes from, if the API needs one.
 
@@ -189,7 +191,14 @@ class UpstreamClient:
             raise provider_timeout(self.provider)
         # httpx times each phase on its own; the asyncio timeout around the exchange bounds the sum.
         request = self._http.build_request(
-            method, url, params=params, headers=headers, json=json, data=data, timeout=httpx.Timeout(budget)
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json=json,
+            data=data,
+            content=content,
+            timeout=httpx.Timeout(budget),
         )
         try:
             async with asyncio.timeout(budget):

@@ -10,19 +10,15 @@ from services.france_travail.backend import FranceTravailBackend
 from services.france_travail.sandbox import POPULATION_FILE, SandboxFranceTravailBackend
 from services.france_travail.servicer import FranceTravailServicer
 from services.france_travail.settings import FranceTravailSettings
+from services.france_travail.upstream import UpstreamFranceTravailBackend
 
 SERVICE_NAME = france_travail_pb2.DESCRIPTOR.services_by_name["FranceTravailService"].full_name
 
 
 def build_backend(settings: FranceTravailSettings) -> FranceTravailBackend:
-    """The backend ``settings.backend`` names.
-
-    Raises:
-        ValueError: the setting names a backend this service does not have yet; serving
-            the fictitious population instead would mislead whoever configured it.
-    """
-    if settings.backend is not BackendKind.SANDBOX:
-        raise ValueError(f"the france_travail service has no {settings.backend.value} backend yet")
+    """The backend ``settings.backend`` names."""
+    if settings.backend is BackendKind.UPSTREAM:
+        return UpstreamFranceTravailBackend.from_settings(settings)
     return SandboxFranceTravailBackend(SandboxPopulation.load(POPULATION_FILE))
 
 

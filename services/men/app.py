@@ -10,20 +10,15 @@ from services.men.backend import MenBackend
 from services.men.sandbox import POPULATION_FILE, SandboxMenBackend
 from services.men.servicer import MenServicer
 from services.men.settings import MenSettings
+from services.men.upstream import UpstreamMenBackend
 
 SERVICE_NAME = men_pb2.DESCRIPTOR.services_by_name["MenService"].full_name
 
 
 def build_backend(settings: MenSettings) -> MenBackend:
-    """The backend ``settings.backend`` names.
-
-    Raises:
-        ValueError: the settings name a backend this service does not have yet
-            (upstream), so that the process stops at start-up instead of
-            serving the sandbox where real data was expected.
-    """
-    if settings.backend is not BackendKind.SANDBOX:
-        raise ValueError(f"BACKEND={settings.backend.value} is not available for the men service yet")
+    """The backend ``settings.backend`` names."""
+    if settings.backend is BackendKind.UPSTREAM:
+        return UpstreamMenBackend.from_settings(settings)
     return SandboxMenBackend(SandboxPopulation.load(POPULATION_FILE))
 
 

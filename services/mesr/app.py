@@ -10,20 +10,15 @@ from services.mesr.backend import MesrBackend
 from services.mesr.sandbox import POPULATION_FILE, SandboxMesrBackend
 from services.mesr.servicer import MesrServicer
 from services.mesr.settings import MesrSettings
+from services.mesr.upstream import UpstreamMesrBackend
 
 SERVICE_NAME = mesr_pb2.DESCRIPTOR.services_by_name["MesrService"].full_name
 
 
 def build_backend(settings: MesrSettings) -> MesrBackend:
-    """The backend ``settings.backend`` names.
-
-    Raises:
-        ValueError: the settings name a backend this service does not have yet
-            (upstream), so that the process stops at start-up instead of
-            serving the sandbox where real data was expected.
-    """
-    if settings.backend is not BackendKind.SANDBOX:
-        raise ValueError(f"BACKEND={settings.backend.value} is not available for the mesr service yet")
+    """The backend ``settings.backend`` names."""
+    if settings.backend is BackendKind.UPSTREAM:
+        return UpstreamMesrBackend.from_settings(settings)
     return SandboxMesrBackend(SandboxPopulation.load(POPULATION_FILE))
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from services.cnous.app import build_backend
 from services.cnous.sandbox import SandboxCnousBackend
 from services.cnous.settings import CnousSettings
+from services.cnous.upstream import UpstreamCnousBackend
 from services.common.settings import BackendKind
 
 
@@ -16,8 +18,17 @@ def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     assert isinstance(build_backend(CnousSettings(grpc_port=0)), SandboxCnousBackend)
 
 
-def test_upstream_backend_is_refused_until_it_exists() -> None:
-    """Asking for the upstream backend stops the process rather than serving the sandbox."""
-    settings = CnousSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
-    with pytest.raises(ValueError, match="BACKEND=upstream"):
-        build_backend(settings)
+async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
+    """BACKEND=upstream builds the HTTP adapter; without its credentials the process stops at start."""
+    with pytest.raises(ValueError, match="UPSTREAM_TOKEN_URL"):
+        CnousSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
+    settings = CnousSettings(
+        backend=BackendKind.UPSTREAM,
+        upstream_base_url="https://provider.example",
+        upstream_token_url="https://provider.example/token",
+        upstream_client_id="c",
+        upstream_client_secret=SecretStr("s"),
+    )
+    backend = build_backend(settings)
+    assert isinstance(backend, UpstreamCnousBackend)
+    await backend.close()

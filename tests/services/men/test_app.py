@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from services.common.settings import BackendKind
 from services.men.app import build_backend
 from services.men.sandbox import SandboxMenBackend
 from services.men.settings import MenSettings
+from services.men.upstream import UpstreamMenBackend
 
 
 def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
@@ -16,8 +18,17 @@ def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     assert isinstance(build_backend(MenSettings(grpc_port=0)), SandboxMenBackend)
 
 
-def test_upstream_backend_is_refused_until_it_exists() -> None:
-    """Asking for the upstream backend stops the process rather than serving the sandbox."""
-    settings = MenSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
-    with pytest.raises(ValueError, match="BACKEND=upstream"):
-        build_backend(settings)
+async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
+    """BACKEND=upstream builds the HTTP adapter; without its credentials the process stops at start."""
+    with pytest.raises(ValueError, match="UPSTREAM_TOKEN_URL"):
+        MenSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
+    settings = MenSettings(
+        backend=BackendKind.UPSTREAM,
+        upstream_base_url="https://provider.example",
+        upstream_token_url="https://provider.example/token",
+        upstream_client_id="c",
+        upstream_client_secret=SecretStr("s"),
+    )
+    backend = build_backend(settings)
+    assert isinstance(backend, UpstreamMenBackend)
+    await backend.close()

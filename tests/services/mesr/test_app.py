@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from services.common.settings import BackendKind
 from services.mesr.app import build_backend
 from services.mesr.sandbox import SandboxMesrBackend
 from services.mesr.settings import MesrSettings
+from services.mesr.upstream import UpstreamMesrBackend
 
 
 def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
@@ -16,8 +18,16 @@ def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     assert isinstance(build_backend(MesrSettings(grpc_port=0)), SandboxMesrBackend)
 
 
-def test_upstream_backend_is_refused_until_it_exists() -> None:
-    """Asking for the upstream backend stops the process rather than serving the sandbox."""
-    settings = MesrSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
-    with pytest.raises(ValueError, match="BACKEND=upstream"):
-        build_backend(settings)
+async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
+    """BACKEND=upstream builds the HTTP adapter; without its credentials the process stops at start."""
+    with pytest.raises(ValueError, match="UPSTREAM_INE_API_KEY"):
+        MesrSettings(backend=BackendKind.UPSTREAM, upstream_base_url="https://provider.example")
+    settings = MesrSettings(
+        backend=BackendKind.UPSTREAM,
+        upstream_base_url="https://provider.example",
+        upstream_ine_api_key=SecretStr("k1"),
+        upstream_identity_api_key=SecretStr("k2"),
+    )
+    backend = build_backend(settings)
+    assert isinstance(backend, UpstreamMesrBackend)
+    await backend.close()

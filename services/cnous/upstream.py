@@ -1,0 +1,203 @@
+"""The cnous upstream backend: the Cnous's scholarship files.
+
+Every request carries an OAuth2 bearer token of the Cnous client (client
+credentials sent as HTTP Basic) and the request id in ``X-Correlation-ID``.
+
+- by identity: ``POST <UPSTREAM_BASE_URL>/<UPSTREAM_IDENTITY_PATH>`` with the JSON
+  body ``{"lastName", "firstNames" (joined by ", "), "birthDate" (YYYY-MM-DD),
+  "birthPlace" (birth commune's COG code, when known), "civility" (M or F, when known)}``;
+- by INE: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_INE_PATH>/<ine>``;
+- for a FranceConnect user: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_FRANCE_CONNECT_PATH>``
+  with the identity FranceConnect certified as a JSON body, under FranceConnect's
+  own claim names: ``{"family_name", "given_name" (first names joined by a space),
+  "birthdate" (YYYY-MM-DD), "gender" ("male" or "female"), "birthplace",
+  "birthcountry"}`` (the Cnous reads a body on that GET).
+
+The Cnous's own answer is only partly public (its camelCase fields are known,
+not how its current API words the removal and regional-grant facts); this
+adapter expects the v4 data object::
+
+    {"statut_boursier": {"est_boursier": true, "est_radie": false, "date_radiation": null},
+     "echelon_bourse": {"echelon": "5", "echelon_bourse_regionale_provisoire": false},
+     "email": "…",
+     "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10},
+     "etablissement_etudes": {"nom_commune": "RENNES", "nom_etablissement": "…"},
+     "identite": {"nom": "…", "prenoms": ["…"], "date_naissance": "2006-03-21",
+                  "nom_commune_naissance": "VANNES", "sexe": "F"}}
+
+``statut_boursier`` must be there; every other block may be null or absent.
+Types are checked strictly and dates are ``YYYY-MM-DD``; anything else is an
+unknown answer (26999). Fields the adapter does not know are ignored.
+
+Errors, besides the shared ones: 404 is 26003, worded after how the student was
+designated; 400 is the Cnous refusing the INE (00360) or the identity (00366).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+import httpx
+import pydantic
+from google.protobuf import json_format
+
+from apiparticulier.cnous.v1 import cnous_pb2
+from apiparticulier.common.v1 import identity_pb2
+from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
+from services.cnous.backend import CNOUS, Lookup, student_not_found
+from services.cnous.settings import CnousSettings
+from services.common.caller import Caller
+from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.upstream import TokenSource, UpstreamClient
+from services.mesr.upstream import birth_date
+
+_Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+_GENDERS = {"M": "male", "F": "female"}
+
+
+class _Shape(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _StatutBoursier(_Shape):
+    est_boursier: bool
+    est_radie: bool
+    date_radiation: _Date | None = None
+
+
+class _EchelonBourse(_Shape):
+    echelon: str
+    echelon_bourse_regionale_provisoire: bool
+
+
+class _PeriodeVersement(_Shape):
+    date_rentree: _Date
+    duree: int
+
+
+class _EtablissementEtudes(_Shape):
+    nom_commune: str
+    nom_etablissement: str
+
+
+class _Identite(_Shape):
+    nom: str
+    prenoms: list[str]
+    date_naissance: _Date
+    nom_commune_naissance: str | None = None
+    sexe: str | None = None
+
+
+class EtudiantBoursierAnswer(_Shape):
+    """The answer this adapter expects (see the module's docstring)."""
+
+    statut_boursier: _StatutBoursier
+    echelon_bourse: _EchelonBourse | None = None
+    email: str | None = None
+    periode_versement_bourse: _PeriodeVersement | None = None
+    etablissement_etudes: _EtablissementEtudes | None = None
+    identite: _Identite | None = None
+
+
+class UpstreamCnousBackend:
+    """Asks the Cnous, one OAuth2 client and one HTTP pool for every kind of search."""
+
+    def __init__(
+        self,
+        http: UpstreamClient,
+        tokens: TokenSource,
+        *,
+        identity_path: str,
+        ine_path: str,
+        france_connect_path: str,
+    ) -> None:
+        """Ask through ``http`` with tokens from ``tokens``, on each search's path."""
+        self._http = http
+        self._tokens = tokens
+        self._identity_path = identity_path
+        self._ine_path = ine_path.rstrip("/")
+        self._france_connect_path = france_connect_path
+
+    @classmethod
+    def from_settings(cls, settings: CnousSettings) -> UpstreamCnousBackend:
+        """The backend the settings describe (they were checked complete at start)."""
+        http = UpstreamClient.from_settings(CNOUS, settings)
+        tokens = ClientCredentialsTokenSource(
+            http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
+        )
+        return cls(
+            http,
+            tokens,
+            identity_path=settings.upstream_identity_path,
+            ine_path=settings.upstream_ine_path,
+            france_connect_path=settings.upstream_france_connect_path,
+        )
+
+    async def _ask(
+        self, method: str, path: str, caller: Caller, lookup: Lookup, body: dict[str, str] | None = None
+    ) -> cnous_pb2.EtudiantBoursierData:
+        response = await self._http.send(
+            method,
+            path,
+            caller,
+            headers={"Accept": "application/json", "X-Correlation-ID": caller.request_id},
+            json=body,
+            token_source=self._tokens,
+        )
+        if response.status_code != httpx.codes.OK:
+            raise self._error(response, lookup)
+        answer = self._http.decode(response, EtudiantBoursierAnswer)
+        return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierData())
+
+    def _error(self, response: httpx.Response, lookup: Lookup) -> ApiError:
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return student_not_found(lookup)
+        if response.status_code == httpx.codes.BAD_REQUEST:
+            if lookup is Lookup.INE:
+                return invalid_ine([FieldViolation("ine", "refused as badly formed by the Cnous")])
+            return invalid_civility([FieldViolation("identite", "refused as badly formed by the Cnous")])
+        return self._http.error_for_status(response)
+
+    async def by_identity(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of the student with this pivot."""
+        body = {
+            "lastName": identity.nom_naissance,
+            "firstNames": ", ".join(identity.prenoms),
+            "birthDate": birth_date(identity),
+        }
+        if identity.code_cog_insee_commune_naissance:
+            body["birthPlace"] = identity.code_cog_insee_commune_naissance
+        if identity.sexe_etat_civil:
+            body["civility"] = identity.sexe_etat_civil.upper()
+        return await self._ask("POST", self._identity_path, caller, Lookup.IDENTITY, body)
+
+    async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of the student with this INE."""
+        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, Lookup.INE)
+
+    async def by_france_connect(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierData:
+        """The scholarship status of a FranceConnect user, from the certified pivot."""
+        body = {
+            "family_name": identity.nom_naissance,
+            "given_name": " ".join(identity.prenoms),
+            "birthdate": birth_date(identity),
+            "gender": _GENDERS.get(identity.sexe_etat_civil.upper(), ""),
+            "birthplace": identity.code_cog_insee_commune_naissance,
+            "birthcountry": identity.code_cog_insee_pays_naissance,
+        }
+        return await self._ask(
+            "GET",
+            self._france_connect_path,
+            caller,
+            Lookup.FRANCE_CONNECT,
+            {k: v for k, v in body.items() if v},
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.close()
