@@ -9,14 +9,12 @@ from typing import Any
 import grpc
 
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import invalid_civility
 from services.c2s.backend import C2sBackend
 from services.common.caller import caller_of
 from services.common.validation import (
     DSS_IDENTITY,
-    resolved_france_connect_identity,
-    validate_identity,
+    checked_france_connect_identity,
+    checked_identity,
 )
 
 _Context = grpc.aio.ServicerContext[Any, Any]
@@ -30,17 +28,11 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         self._backend = backend
         self._today = today
 
-    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
-        violations = validate_identity(identity, DSS_IDENTITY, self._today(), prefix)
-        if violations:
-            raise invalid_civility(violations)
-        return identity
-
     async def GetComplementaireSanteSolidaireByIdentity(
         self, request: c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest, context: _Context
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse:
         """C2S status by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._backend.complementaire_sante_solidaire(identity, caller_of(context))
         return c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse(data=data)
 
@@ -48,6 +40,6 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         self, request: c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectRequest, context: _Context
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectResponse:
         """C2S status of a FranceConnect user resolved by the gateway."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._backend.complementaire_sante_solidaire(identity, caller_of(context))
         return c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectResponse(data=data)

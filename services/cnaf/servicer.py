@@ -10,13 +10,13 @@ import grpc
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import invalid_argument, invalid_civility
+from runtime.errors import invalid_argument
 from services.cnaf.backend import Benefit, BenefitData, CnafBackend
 from services.common.caller import caller_of
 from services.common.validation import (
     DSS_IDENTITY,
-    resolved_france_connect_identity,
-    validate_identity,
+    checked_france_connect_identity,
+    checked_identity,
     validate_reference_month,
 )
 
@@ -30,12 +30,6 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         """Serve from a backend; ``today`` is the clock of date checks."""
         self._backend = backend
         self._today = today
-
-    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
-        violations = validate_identity(identity, DSS_IDENTITY, self._today(), prefix)
-        if violations:
-            raise invalid_civility(violations)
-        return identity
 
     def _month(self, request: Any) -> tuple[int, int]:
         year = request.annee if request.HasField("annee") else None
@@ -65,7 +59,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetQuotientFamilialByIdentityRequest, context: _Context
     ) -> cnaf_pb2.GetQuotientFamilialByIdentityResponse:
         """Quotient familial by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._quotient_familial(identity, request, context)
         return cnaf_pb2.GetQuotientFamilialByIdentityResponse(data=data)
 
@@ -73,7 +67,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetQuotientFamilialByFranceConnectRequest, context: _Context
     ) -> cnaf_pb2.GetQuotientFamilialByFranceConnectResponse:
         """Quotient familial of a FranceConnect user resolved by the gateway."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._quotient_familial(identity, request, context)
         return cnaf_pb2.GetQuotientFamilialByFranceConnectResponse(data=data)
 
@@ -81,7 +75,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest, context: _Context
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse:
         """RSA status by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
         )
@@ -91,7 +85,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectRequest, context: _Context
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse:
         """RSA status of a FranceConnect user."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
         )
@@ -101,7 +95,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetPrimeActiviteByIdentityRequest, context: _Context
     ) -> cnaf_pb2.GetPrimeActiviteByIdentityResponse:
         """Prime d'activité status by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
         return cnaf_pb2.GetPrimeActiviteByIdentityResponse(data=data)
 
@@ -109,7 +103,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetPrimeActiviteByFranceConnectRequest, context: _Context
     ) -> cnaf_pb2.GetPrimeActiviteByFranceConnectResponse:
         """Prime d'activité status of a FranceConnect user."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
         return cnaf_pb2.GetPrimeActiviteByFranceConnectResponse(data=data)
 
@@ -117,7 +111,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest, context: _Context
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse:
         """AAH status by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
         )
@@ -127,7 +121,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectRequest, context: _Context
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse:
         """AAH status of a FranceConnect user."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
         )
@@ -137,7 +131,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest, context: _Context
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse:
         """ASF status by identity pivot."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
         )
@@ -147,7 +141,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectRequest, context: _Context
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse:
         """ASF status of a FranceConnect user."""
-        identity = self._identity(*resolved_france_connect_identity(request.france_connect))
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
         data = await self._benefit(
             Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
         )

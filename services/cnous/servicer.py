@@ -10,14 +10,13 @@ import grpc
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import invalid_civility, invalid_ine
 from services.cnous.backend import CnousBackend
 from services.common.caller import caller_of
 from services.common.validation import (
     CNOUS_IDENTITY,
+    checked_identity,
+    checked_ine,
     resolved_france_connect_identity,
-    validate_identity,
-    validate_ine,
 )
 
 _Context = grpc.aio.ServicerContext[Any, Any]
@@ -44,17 +43,11 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         self._backend = backend
         self._today = today
 
-    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
-        violations = validate_identity(identity, CNOUS_IDENTITY, self._today(), prefix)
-        if violations:
-            raise invalid_civility(violations)
-        return identity
-
     async def GetEtudiantBoursierByIdentity(
         self, request: cnous_pb2.GetEtudiantBoursierByIdentityRequest, context: _Context
     ) -> cnous_pb2.GetEtudiantBoursierByIdentityResponse:
         """Scholarship status by identity pivot (full birth date; sex optional)."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, CNOUS_IDENTITY, self._today())
         data = await self._backend.by_identity(identity, caller_of(context))
         return cnous_pb2.GetEtudiantBoursierByIdentityResponse(data=data)
 
@@ -62,10 +55,8 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         self, request: cnous_pb2.GetEtudiantBoursierByIneRequest, context: _Context
     ) -> cnous_pb2.GetEtudiantBoursierByIneResponse:
         """Scholarship status by INE."""
-        violations = validate_ine(request.ine)
-        if violations:
-            raise invalid_ine(violations)
-        data = await self._backend.by_ine(request.ine.upper(), caller_of(context))
+        ine = checked_ine(request.ine)
+        data = await self._backend.by_ine(ine, caller_of(context))
         return cnous_pb2.GetEtudiantBoursierByIneResponse(data=data)
 
     async def GetEtudiantBoursierByFranceConnect(
@@ -73,7 +64,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
     ) -> cnous_pb2.GetEtudiantBoursierByFranceConnectResponse:
         """Scholarship status of a FranceConnect user resolved by the gateway, without identite."""
         resolved, prefix = resolved_france_connect_identity(request.france_connect)
-        identity = self._identity(within_first_name_limit(resolved), prefix)
+        identity = checked_identity(within_first_name_limit(resolved), CNOUS_IDENTITY, self._today(), prefix)
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.

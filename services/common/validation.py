@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import FieldViolation, invalid_civility
+from runtime.errors import FieldViolation, invalid_civility, invalid_ine
 
 _MAX_NAME_LENGTH = 100
 _COG_COMMUNE = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{3}")
@@ -240,3 +240,41 @@ def resolved_france_connect_identity(
             ]
         )
     return subject.identite_pivot, _FRANCE_CONNECT_PREFIX
+
+
+def checked_identity(
+    identity: identity_pb2.IdentityPivot, rules: IdentityRules, today: dt.date, prefix: str = "identite"
+) -> identity_pb2.IdentityPivot:
+    """The identity pivot, once it meets the API's rules.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT 00366 with one violation per bad field.
+    """
+    violations = validate_identity(identity, rules, today, prefix)
+    if violations:
+        raise invalid_civility(violations)
+    return identity
+
+
+def checked_ine(ine: str, field: str = "ine") -> str:
+    """The INE in upper case, once well formed.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT 00360.
+    """
+    violations = validate_ine(ine, field)
+    if violations:
+        raise invalid_ine(violations)
+    return ine.upper()
+
+
+def checked_france_connect_identity(
+    subject: identity_pb2.FranceConnectSubject, rules: IdentityRules, today: dt.date
+) -> identity_pb2.IdentityPivot:
+    """The identity the gateway resolved from a FranceConnect token, once it meets the API's rules.
+
+    Raises:
+        ApiError: INVALID_ARGUMENT 00366 when unresolved or when a field breaks the rules.
+    """
+    identity, prefix = resolved_france_connect_identity(subject)
+    return checked_identity(identity, rules, today, prefix)

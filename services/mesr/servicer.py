@@ -10,13 +10,12 @@ import grpc
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
-from runtime.errors import invalid_civility, invalid_ine
 from services.common.caller import caller_of
 from services.common.validation import (
     MESR_IDENTITY,
+    checked_identity,
+    checked_ine,
     resolved_france_connect_identity,
-    validate_identity,
-    validate_ine,
 )
 from services.mesr.backend import MesrBackend
 
@@ -43,17 +42,11 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         self._backend = backend
         self._today = today
 
-    def _identity(self, identity: identity_pb2.IdentityPivot, prefix: str) -> identity_pb2.IdentityPivot:
-        violations = validate_identity(identity, MESR_IDENTITY, self._today(), prefix)
-        if violations:
-            raise invalid_civility(violations)
-        return identity
-
     async def GetStatutEtudiantByIdentity(
         self, request: mesr_pb2.GetStatutEtudiantByIdentityRequest, context: _Context
     ) -> mesr_pb2.GetStatutEtudiantByIdentityResponse:
         """Student status by identity pivot (exactly one first name, full birth date, sex)."""
-        identity = self._identity(request.identite, "identite")
+        identity = checked_identity(request.identite, MESR_IDENTITY, self._today())
         data = await self._backend.by_identity(identity, caller_of(context))
         return mesr_pb2.GetStatutEtudiantByIdentityResponse(data=data)
 
@@ -61,10 +54,8 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         self, request: mesr_pb2.GetStatutEtudiantByIneRequest, context: _Context
     ) -> mesr_pb2.GetStatutEtudiantByIneResponse:
         """Student status by INE."""
-        violations = validate_ine(request.ine)
-        if violations:
-            raise invalid_ine(violations)
-        data = await self._backend.by_ine(request.ine.upper(), caller_of(context))
+        ine = checked_ine(request.ine)
+        data = await self._backend.by_ine(ine, caller_of(context))
         return mesr_pb2.GetStatutEtudiantByIneResponse(data=data)
 
     async def GetStatutEtudiantByFranceConnect(
@@ -72,7 +63,7 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
     ) -> mesr_pb2.GetStatutEtudiantByFranceConnectResponse:
         """Student status of a FranceConnect user resolved by the gateway, without identite."""
         resolved, prefix = resolved_france_connect_identity(request.france_connect)
-        identity = self._identity(first_first_name_only(resolved), prefix)
+        identity = checked_identity(first_first_name_only(resolved), MESR_IDENTITY, self._today(), prefix)
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The v3 API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.
