@@ -57,6 +57,26 @@ PROVIDERS = (
 )
 GATEWAY = Process("gateway", "gateway", 50051, 9451)
 
+_LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
+CLIENT_EXAMPLES = (
+    f"call cnaf.quotient_familial {_LEFEBVRE}",
+    f"lookup {_LEFEBVRE}",
+    "introspect",
+    "usage",
+    "pings",
+)
+"""Arguments of the client commands `make run` prints (tests run each against a gateway)."""
+
+
+def client_setup(recipient: str = _DEMO_RECIPIENT) -> str:
+    """The line that gives the client the demo token and recipient, after ``export TOKEN=...``."""
+    return f'export API_PARTICULIER_TOKEN="$TOKEN" API_PARTICULIER_RECIPIENT={recipient}'
+
+
+def client_examples(python: str = ".venv/bin/python") -> list[str]:
+    """The example command lines `make run` prints, as printed."""
+    return [f"{python} -m client {arguments}" for arguments in CLIENT_EXAMPLES]
+
 
 def _exists(process: Process) -> bool:
     return (_ROOT / process.module.replace(".", "/") / "__main__.py").is_file()
@@ -212,6 +232,10 @@ def main() -> None:
         print(f"  .venv/bin/python -m devstack.probe {GATEWAY.address}")
         print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
         print(f"  export TOKEN={token}")
+        print("\nthe command-line client (python -m client --help), with that token:")
+        print(f"  {client_setup()}")
+        for line in client_examples():
+            print(f"  {line}")
         print("\nCtrl-C stops everything.")
         while not stop_requested:
             for process, child in supervisor.children:

@@ -1,4 +1,4 @@
-"""Assembly of the gateway: keys, Redis, limiter, journal, usage, channels and proxy from settings."""
+"""Assembly of the gateway: keys, Redis, limiter, journal, usage, channels, proxy and its own API."""
 
 from __future__ import annotations
 
@@ -6,19 +6,24 @@ from collections.abc import Sequence
 
 import redis.asyncio
 
+from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
+from gateway.availability import AvailabilityTracker
 from gateway.channels import ProviderChannels
+from gateway.france_connect import build_france_connect
 from gateway.journal import Journal
+from gateway.lookup import ApiCatalog
 from gateway.proxy import ProviderProxy
 from gateway.ratelimit import RateLimiter
 from gateway.routes import build_routes
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
+from runtime import metrics
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
 
 
 class GatewayServer(GrpcServer):
-    """The gateway's server: starts its usage recorder with the server."""
+    """The gateway's server: starts its usage recorder and availability tracker with the server."""
 
     def __init__(
         self,
@@ -27,15 +32,19 @@ class GatewayServer(GrpcServer):
         *,
         usage: UsageRecorder,
         on_shutdown: Sequence[ShutdownHook],
+        availability: AvailabilityTracker | None = None,
     ) -> None:
-        """Serve ``services``; ``usage`` starts with the server, ``on_shutdown`` runs after the drain."""
+        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain."""
         super().__init__(settings, services, on_shutdown=on_shutdown)
         self._usage = usage
+        self._availability = availability
 
     async def start(self) -> None:
         """Start the usage recorder's flushing, then serve."""
         await self._usage.start()
         await super().start()
+        if self._availability is not None:
+            await self._availability.start()
 
 
 def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = ()) -> GrpcServer:
@@ -43,11 +52,12 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
 
     Args:
         settings: The gateway's settings.
-        extra_services: Services served beside the providers' (the gateway's own API).
+        extra_services: Services served beside the providers' and the gateway's own API.
 
     Raises:
         ValueError: the settings cannot run a gateway (no journal key, no
-            verification keys, a contract field without masking rule).
+            verification keys, a contract field without masking rule, FranceConnect
+            upstream without credentials).
     """
     hmac_key = settings.journal_hmac_key.get_secret_value()
     if not hmac_key:
@@ -75,6 +85,16 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
     providers = tuple(dict.fromkeys(route.provider for route in routes.routes))
     channels = ProviderChannels(settings, providers)
+    catalog = ApiCatalog(routes)
+    known_scopes = {scope for route in routes.routes for scope in route.scopes | route.plan.scopes}
+    france_connect = build_france_connect(settings, known_scopes)
+    availability = AvailabilityTracker(
+        channels.pools,
+        retry_seconds=settings.availability_retry_seconds,
+        stale_seconds=settings.availability_stale_seconds,
+    )
+    # Published as gateway_provider_availability, read at each scrape.
+    metrics.report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
     proxy = ProviderProxy(
         routes,
         settings=settings,
@@ -83,11 +103,31 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         journal=journal,
         usage=usage,
         channels=dict(channels.pools),
+        france_connect=france_connect,
+        availability=availability,
+    )
+    api = GatewayApi(
+        settings=settings,
+        proxy=proxy,
+        verifier=verifier,
+        journal=journal,
+        usage=usage,
+        availability=availability,
+        catalog=catalog,
     )
     return GatewayServer(
         settings,
-        [*proxy.service_definitions(), *extra_services],
-        # Order matters: the limiter and usage still use Redis while they close.
-        on_shutdown=[limiter.close, usage.close, channels.close, redis_client.aclose],
+        [*proxy.service_definitions(), api.service_definition(), *extra_services],
+        # Order matters: the limiter and usage still use Redis while they close; the
+        # health watches use the channels.
+        on_shutdown=[
+            limiter.close,
+            usage.close,
+            availability.close,
+            france_connect.close,
+            channels.close,
+            redis_client.aclose,
+        ],
         usage=usage,
+        availability=availability,
     )

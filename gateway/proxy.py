@@ -18,12 +18,18 @@ order is written down; `ProviderProxy._steps` follows it, `_serve` records step 
    over the limit); the rate-limit metadata goes back with every answer from here on;
 5. **forward** to the provider, with the caller's deadline bounded by
    ``DEFAULT_DEADLINE_SECONDS`` (that deadline when the caller sets none) and
-   the metadata ``x-request-id``, ``x-recipient``, ``x-token-id``; a provider's
-   error status and details come back unchanged, an unreachable provider is
-   UNAVAILABLE naming it;
+   the metadata ``x-request-id``, ``x-recipient``, ``x-token-id`` (and
+   ``traceparent`` when tracing is on); a provider's error status and details
+   come back unchanged, an unreachable provider is UNAVAILABLE naming it; each
+   failure is counted in ``gateway_provider_errors_total``. A FranceConnect
+   subject is resolved first (`gateway.france_connect`): the call then needs, and
+   is masked with, the scopes both the token and the FranceConnect token hold;
 6. **mask** the fields the token's scopes do not unlock;
 7. **journal and usage**: one journal event and one usage count per call,
    whatever its outcome (usage only once the token is known).
+
+The gateway's own API (`gateway.api`) reuses steps 4 to 7 (`ProviderProxy.admit`,
+`forward`, `account`) for the provider calls of a lookup.
 
 Everything that can be worked out before the first call (routes, scopes, masking
 plans, channels and their method callables) is, at start-up.
@@ -31,7 +37,6 @@ plans, channels and their method callables) is, at start-up.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -43,9 +48,11 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.auth import Token, TokenVerifier
+from gateway.france_connect import FRANCE_CONNECT, FranceConnect, france_connect_field
 from gateway.recipient import recipient_from
 from gateway.routes import Route, RouteTable, mask
 from gateway.settings import GatewaySettings
+from runtime import metrics
 from runtime.context import REQUEST_ID_KEY, CallContext, current_call
 from runtime.errors import (
     ApiError,
@@ -59,7 +66,8 @@ from runtime.errors import (
     provider_unknown_answer,
 )
 from runtime.server import ServiceDefinition
-from services.common.caller import RECIPIENT_KEY, TOKEN_ID_KEY
+from runtime.tracing import active_tracer, traced_grpc_call
+from services.common.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -120,6 +128,13 @@ class JournalLike(Protocol):
         subject_digest: str,
     ) -> None:
         """Write one journal event."""
+
+
+class ObserverLike(Protocol):
+    """What learns from the outcome of provider calls (`gateway.availability.AvailabilityTracker`)."""
+
+    def observe(self, provider: str, status: grpc.StatusCode) -> None:
+        """Learn the status one call to the provider ended with."""
 
 
 class UsageLike(Protocol):
@@ -203,6 +218,8 @@ class ProviderProxy:
         journal: JournalLike,
         usage: UsageLike,
         channels: dict[str, Sequence[grpc.aio.Channel]],
+        france_connect: FranceConnect | None = None,
+        availability: ObserverLike | None = None,
     ) -> None:
         """Prepare the handlers of every route.
 
@@ -214,6 +231,8 @@ class ProviderProxy:
             journal: The access journal.
             usage: The usage counters.
             channels: The channels to each provider, used in turn.
+            france_connect: Resolves FranceConnect subjects; without it they are UNAVAILABLE.
+            availability: Learns from the outcome of every provider call.
         """
         self._routes = routes
         self._verifier = verifier
@@ -222,6 +241,9 @@ class ProviderProxy:
         self._usage = usage
         self._channels = channels
         self._max_deadline = settings.default_deadline_seconds
+        self._france_connect = france_connect
+        self._availability = availability
+        self._targets = {route.path: self._target(route) for route in routes.routes}
 
     def service_definitions(self) -> list[ServiceDefinition]:
         """One definition per provider service, served under the service's own name."""
@@ -238,8 +260,12 @@ class ProviderProxy:
             definitions.append(ServiceDefinition(service, _registrar(handler)))
         return definitions
 
-    def _behavior(self, route: Route) -> _Behavior:
-        target = _Target(
+    def target(self, path: str) -> Target:
+        """The prepared target of a route, by its gRPC path."""
+        return self._targets[path]
+
+    def _target(self, route: Route) -> Target:
+        return Target(
             route,
             PROVIDER_IDENTITIES.get(route.provider, Provider("00", route.provider)),
             itertools.cycle(
@@ -248,7 +274,11 @@ class ProviderProxy:
                     for channel in self._channels[route.provider]
                 ]
             ),
+            france_connect_field(route.request_class.DESCRIPTOR),
         )
+
+    def _behavior(self, route: Route) -> _Behavior:
+        target = self._targets[route.path]
 
         async def behavior(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             return await self._serve(target, request, context)
@@ -256,7 +286,7 @@ class ProviderProxy:
         return behavior
 
     async def _serve(
-        self, target: _Target, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, target: Target, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
         route = target.route
         started = time.perf_counter()
@@ -273,31 +303,99 @@ class ProviderProxy:
             status, code = internal.status.name, internal.code
             raise
         finally:
-            # 7. journal and usage
-            token = seen.token
-            self._journal.record(
+            self.account(
+                route,
                 request_id=call.request_id,
-                token_id=token.jti if token is not None else "",
+                token=seen.token,
                 recipient=seen.recipient,
-                method=route.path,
-                provider=route.provider,
                 status=status,
                 code=code,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                started=started,
                 subject_digest=seen.subject_digest,
             )
-            if token is not None:
-                self._usage.count(token.jti, route.api, status)
+
+    def account(
+        self,
+        route: Route,
+        *,
+        request_id: str,
+        token: Token | None,
+        recipient: str,
+        status: str,
+        code: str,
+        started: float,
+        subject_digest: str,
+    ) -> None:
+        """Step 7: the journal event and the usage count of one provider call (usage once the token is known).
+
+        Args:
+            route: The method called.
+            request_id: The call's request id.
+            token: The caller's token, if it was verified.
+            recipient: The recipient SIRET, if it was read.
+            status: The outcome: ``OK`` or the gRPC status name.
+            code: The API Particulier code of a refusal ("" on success).
+            started: ``time.perf_counter()`` when the call began.
+            subject_digest: The journal's digest of the subject ("" if unknown).
+        """
+        self._journal.record(
+            request_id=request_id,
+            token_id=token.jti if token is not None else "",
+            recipient=recipient,
+            method=route.path,
+            provider=route.provider,
+            status=status,
+            code=code,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            subject_digest=subject_digest,
+        )
+        if token is not None:
+            self._usage.count(token.jti, route.api, status)
+
+    def timeout_for(self, context: grpc.aio.ServicerContext[Any, Any]) -> float:
+        """The time a provider call may take: the caller's deadline, bounded by the default deadline."""
+        remaining = context.time_remaining()
+        return self._max_deadline if remaining is None else min(remaining, self._max_deadline)
+
+    async def admit(self, token: Token) -> RateDecisionLike:
+        """Step 4: revocation and rate limit, one Redis round trip.
+
+        Returns:
+            The decision; its metadata goes back with the answer.
+
+        Raises:
+            ApiError: 00105 revoked, or 00429 over the limit (the refusal carries
+                the rate-limit metadata itself).
+        """
+        decision: RateDecisionLike = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
+        if not decision.allowed:
+            raise decision.refusal()
+        return decision
+
+    async def resolve_france_connect(
+        self, request: Message, field: str, token: Token, caller: Caller
+    ) -> frozenset[str]:
+        """Resolve the FranceConnect subject of a request in place (see `gateway.france_connect`).
+
+        Returns:
+            The scopes of both the token and the FranceConnect token.
+
+        Raises:
+            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked.
+        """
+        if self._france_connect is None:
+            raise provider_unavailable(FRANCE_CONNECT)
+        return await self._france_connect.fill(request, field, token.scopes, caller)
 
     async def _steps(
         self,
-        target: _Target,
+        target: Target,
         request: bytes,
         context: grpc.aio.ServicerContext[Any, Any],
         call: CallContext,
         seen: _Seen,
     ) -> bytes:
-        route, provider = target.route, target.provider
+        route = target.route
         metadata = context.invocation_metadata()
         # 1. authenticate
         token = seen.token = self._verifier.authenticate(metadata)
@@ -307,49 +405,105 @@ class ProviderProxy:
         # 3. recipient
         recipient = seen.recipient = recipient_from(metadata)
         # 4. rate limit and revocation
-        decision = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
+        decision = await self.admit(token)
         call.response_metadata.extend(decision.metadata)
-        if not decision.allowed:
-            # The metadata already rides on the call context; do not send it twice.
-            raise dataclasses.replace(decision.refusal(), extra_metadata=())
-        # 5. forward
+        # 5. forward, a FranceConnect subject resolved first
         try:
             subject = route.request_class.FromString(request)
         except DecodeError:
             raise malformed_request() from None
+        scopes = token.scopes
+        if target.france_connect_field is not None:
+            caller = Caller(recipient, call.request_id, self.timeout_for(context), token.jti)
+            scopes = await self.resolve_france_connect(subject, target.france_connect_field, token, caller)
+            if route.scopes.isdisjoint(scopes):
+                raise insufficient_scopes()
+            request = subject.SerializeToString()
         seen.subject_digest = self._journal.subject_digest(subject)
-        remaining = context.time_remaining()
-        timeout = self._max_deadline if remaining is None else min(remaining, self._max_deadline)
+        return await self.forward(
+            target,
+            request,
+            timeout=self.timeout_for(context),
+            request_id=call.request_id,
+            recipient=recipient,
+            token_id=token.jti,
+            scopes=scopes,
+        )
+
+    async def forward(
+        self,
+        target: Target,
+        request: bytes,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the gRPC deadline of the provider call, not an asyncio timeout
+        request_id: str,
+        recipient: str,
+        token_id: str,
+        scopes: frozenset[str],
+    ) -> bytes:
+        """Steps 5 and 6 of one provider call: send the request, then mask the answer.
+
+        Args:
+            target: The route called.
+            request: The serialized request.
+            timeout: Seconds the provider may take.
+            request_id: Forwarded as ``x-request-id``.
+            recipient: Forwarded as ``x-recipient``.
+            token_id: Forwarded as ``x-token-id``.
+            scopes: The scopes the answer is masked with.
+
+        Returns:
+            The serialized, masked answer.
+
+        Raises:
+            ApiError: the provider's own error, or the transport's (PP001, PP002, PP999).
+        """
+        route, provider = target.route, target.provider
+        forwarded = ((REQUEST_ID_KEY, request_id), (RECIPIENT_KEY, recipient), (TOKEN_ID_KEY, token_id))
+        send = next(target.callables)
+        tracer = active_tracer()
         try:
-            answer = await next(target.callables)(
-                request,
-                timeout=timeout,
-                metadata=(
-                    (REQUEST_ID_KEY, call.request_id),
-                    (RECIPIENT_KEY, recipient),
-                    (TOKEN_ID_KEY, token.jti),
-                ),
-            )
+            if tracer is None:
+                answer = await send(request, timeout=timeout, metadata=forwarded)
+            else:
+                # A CLIENT span, its traceparent added to the forwarded metadata.
+                answer = await traced_grpc_call(
+                    tracer,
+                    route.path,
+                    route.provider,
+                    forwarded,
+                    lambda metadata: send(request, timeout=timeout, metadata=metadata),
+                )
         except grpc.aio.AioRpcError as error:
-            raise provider_error(error, provider) from None
+            self._observe(route.provider, error.code())
+            raise _counted(route, provider_error(error, provider)) from None
         # 6. mask, only when the token lacks a scope of the answer (else the bytes go back as they came)
-        if route.plan.scopes <= token.scopes:
+        if route.plan.scopes <= scopes:
+            self._observe(route.provider, grpc.StatusCode.OK)
             return answer
         try:
             response = route.response_class.FromString(answer)
         except DecodeError:
-            raise provider_unknown_answer(provider) from None
-        mask(response, route.plan, token.scopes)
+            self._observe(route.provider, grpc.StatusCode.UNKNOWN)
+            raise _counted(route, provider_unknown_answer(provider)) from None
+        self._observe(route.provider, grpc.StatusCode.OK)
+        mask(response, route.plan, scopes)
         return response.SerializeToString()
+
+    def _observe(self, provider: str, status: grpc.StatusCode) -> None:
+        if self._availability is not None:
+            self._availability.observe(provider, status)
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
     """One route with what its calls need, prepared at start-up."""
 
     route: Route
     provider: Provider
     callables: Iterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
+    france_connect_field: str | None
+    """The request's FranceConnect subject field, for the ``...ByFranceConnect`` methods."""
 
 
 @dataclass(slots=True)
@@ -359,6 +513,12 @@ class _Seen:
     token: Token | None = None
     recipient: str = ""
     subject_digest: str = ""
+
+
+def _counted(route: Route, error: ApiError) -> ApiError:
+    """Count a failed provider call (by provider service, status and code), then hand the error back."""
+    metrics.PROVIDER_ERRORS.labels(route.provider, error.status.name, error.code).inc()
+    return error
 
 
 def _registrar(handler: grpc.GenericRpcHandler[Any, Any]) -> Callable[[grpc.aio.Server], None]:

@@ -32,7 +32,7 @@ import grpc
 import redis.asyncio
 import structlog
 from google.rpc import error_details_pb2
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.settings import GatewaySettings, RedisFailureMode
@@ -106,6 +106,19 @@ DECISIONS = Counter(
 )
 REDIS_ERRORS = Counter(
     "gateway_rate_limit_redis_errors", "Rate-limit calls to Redis that failed or timed out."
+)
+REDIS_LATENCY = Histogram(
+    "gateway_rate_limit_redis_seconds",
+    "Round trip of the rate-limit script to Redis, by outcome (ok, error).",
+    ["outcome"],
+    # One loopback or in-zone round trip is well under a millisecond; the timeout ends the scale.
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+_REDIS_OK, _REDIS_FAILED = REDIS_LATENCY.labels("ok"), REDIS_LATENCY.labels("error")
+REDIS_BREAKER_OPEN = Gauge(
+    "gateway_rate_limit_redis_breaker_open",
+    "1 while the limiter's circuit breaker to Redis is open (Redis unreachable, retried every "
+    "REDIS_RETRY_SECONDS), 0 while calls go to Redis.",
 )
 
 
@@ -307,11 +320,14 @@ class RateLimiter:
             probe = self.redis_down
             if probe:
                 self._probing = True
+            started = time.perf_counter()
             try:
                 decision = await self._check_in_redis(token_id, rate)
             except (RedisError, OSError, TimeoutError) as exc:
+                _REDIS_FAILED.observe(time.perf_counter() - started)
                 self._redis_failed(exc)
             else:
+                _REDIS_OK.observe(time.perf_counter() - started)
                 self._redis_works()
                 DECISIONS.labels("redis", _result(decision)).inc()
                 return decision
@@ -365,6 +381,7 @@ class RateLimiter:
         self._retry_at = now + self._settings.redis_retry_seconds
         if self._down_since is None:
             self._down_since = now
+            REDIS_BREAKER_OPEN.set(1)
             _log.warning(
                 "rate_limiter_redis_down",
                 error=type(exc).__name__,
@@ -375,6 +392,7 @@ class RateLimiter:
         if self._down_since is not None:
             _log.info("rate_limiter_redis_back", down_seconds=round(self._clock() - self._down_since, 3))
             self._down_since = None
+            REDIS_BREAKER_OPEN.set(0)
             self._local.clear()
 
     # -- without Redis ------------------------------------------------------------------------------

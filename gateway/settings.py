@@ -19,6 +19,15 @@ class RedisFailureMode(StrEnum):
     """For a bounded time, limit locally at limit/replicas and use the last known revocation list."""
 
 
+class FranceConnectMode(StrEnum):
+    """Where the gateway resolves FranceConnect access tokens."""
+
+    SANDBOX = "sandbox"
+    """A fixed set of fake FranceConnect tokens mapped to sandbox persons (the default; README)."""
+    UPSTREAM = "upstream"
+    """FranceConnect's token introspection endpoint, with the gateway's client credentials."""
+
+
 class GatewaySettings(ServerSettings):
     """The gateway's settings; see `ServerSettings` for the common ones."""
 
@@ -158,4 +167,49 @@ class GatewaySettings(ServerSettings):
         ge=0,
         description="Shortest time between two reloads of the verification keys caused by an unknown "
         "kid (KEYS_RELOAD_MIN_SECONDS).",
+    )
+
+    # -- gateway API: FranceConnect subjects and provider availability -------------------------
+    france_connect_mode: FranceConnectMode = Field(
+        default=FranceConnectMode.SANDBOX,
+        description="sandbox (fake FranceConnect tokens mapped to sandbox persons, listed in the README) "
+        "or upstream (FranceConnect's token introspection endpoint) (FRANCE_CONNECT_MODE).",
+    )
+    france_connect_introspection_url: str = Field(
+        default="https://fcp-low.integ01.dev-franceconnect.fr/api/v2/checktoken",
+        description="FranceConnect's token introspection (checktoken) endpoint, used in upstream mode; "
+        "the default is FranceConnect's integration platform (FRANCE_CONNECT_INTROSPECTION_URL).",
+    )
+    france_connect_client_id: str = Field(
+        default="",
+        description="The gateway's FranceConnect client id; required in upstream mode "
+        "(FRANCE_CONNECT_CLIENT_ID).",
+    )
+    france_connect_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The gateway's FranceConnect client secret; required in upstream mode "
+        "(FRANCE_CONNECT_CLIENT_SECRET).",
+    )
+    france_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for FranceConnect's introspection, before the caller's deadline cuts "
+        "it shorter (FRANCE_CONNECT_TIMEOUT_SECONDS).",
+    )
+    france_connect_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle to verify FranceConnect's certificate; unset uses the system store "
+        "(FRANCE_CONNECT_CA_FILE).",
+    )
+    availability_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="After a provider's health Watch breaks, how long before it is opened again "
+        "(AVAILABILITY_RETRY_SECONDS).",
+    )
+    availability_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A provider about which nothing was learnt for this long is reported unknown "
+        "(AVAILABILITY_STALE_SECONDS).",
     )

@@ -4,10 +4,14 @@ For each unary call it, in this order:
 
 1. takes the caller's ``x-request-id`` (or makes one) and opens the call context;
 2. binds the request id and method to the log context;
-3. runs the rest of the chain and the handler;
-4. renders an `ApiError` as its rich gRPC status, and any other exception as a
-   bare INTERNAL status (logged by type only: exception texts may hold personal data);
-5. sends the response metadata the layers added, counts the call and its latency.
+3. when tracing is on, opens the call's SERVER span, child of the caller's
+   ``traceparent`` if it sent one (see `runtime.tracing`);
+4. runs the rest of the chain and the handler;
+5. renders an `ApiError` as its rich gRPC status, with the request id in its
+   ``ErrorInfo`` metadata, and any other exception as a bare INTERNAL status
+   (logged by type only: exception texts may hold personal data);
+6. sends the response metadata the layers added, counts the call and its
+   latency, and ends the span with the call's status and API Particulier code.
 
 Streaming methods (health Watch, reflection) pass through untouched.
 """
@@ -22,14 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
-from runtime import metrics
+from runtime import metrics, tracing
 from runtime.context import REQUEST_ID_KEY, open_call
 from runtime.errors import ApiError, internal_error
 
 _LOG = structlog.get_logger("call")
 # A caller-supplied id is echoed back and logged, so it must be short and inert.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DETAILS_KEY = "grpc-status-details-bin"
+REQUEST_ID_DETAIL = "request_id"
+"""Key of the request id in the ``ErrorInfo`` metadata of every error the mesh returns."""
 
 _Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
@@ -49,7 +58,7 @@ else:  # the stubs make it generic; the runtime class is not subscriptable
 
 
 class CallBoundary(ServerInterceptor):
-    """Request context, error rendering, logging and metrics around every unary call."""
+    """Request context, error rendering, logging, metrics and tracing around every unary call."""
 
     async def intercept_service(
         self,
@@ -77,8 +86,14 @@ def _bounded(
 ) -> _Behavior:
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         call_context = open_call(request_id_from(metadata), method)
+        request_id = call_context.request_id
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=call_context.request_id, rpc=method)
+        structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
+        # Tracing off costs this one test: no span, context or carrier is made.
+        tracer = tracing.active_tracer()
+        span = token = None
+        if tracer is not None:
+            span, token = tracing.start_server_span(tracer, method, metadata, request_id)
         started = time.perf_counter()
         metrics.IN_FLIGHT.inc()
         status_name = "OK"
@@ -89,7 +104,9 @@ def _bounded(
             status_name, api_code = error.status.name, error.code
             _LOG.info("call_refused", code=error.code, status=status_name)
             await context.abort(
-                error.status, str(error), (*call_context.response_metadata, *error.trailing_metadata())
+                error.status,
+                str(error),
+                (*call_context.response_metadata, *error_trailers(error, request_id)),
             )
         except grpc.aio.AbortError:
             # The handler ended the call itself; its status is already on its way.
@@ -102,7 +119,7 @@ def _bounded(
             await context.abort(
                 internal.status,
                 str(internal),
-                (*call_context.response_metadata, *internal.trailing_metadata()),
+                (*call_context.response_metadata, *error_trailers(internal, request_id)),
             )
         else:
             context.set_trailing_metadata(tuple(call_context.response_metadata))
@@ -111,5 +128,48 @@ def _bounded(
             metrics.IN_FLIGHT.dec()
             metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
             metrics.CALLS.labels(method, status_name, api_code).inc()
+            if span is not None:
+                tracing.end_server_span(span, token, status_name, api_code)
 
     return call
+
+
+def error_trailers(error: ApiError, request_id: str) -> tuple[tuple[str, str | bytes], ...]:
+    """The error's trailers, with the request id added to its ``ErrorInfo`` metadata.
+
+    A support request quoting the error then names the call in every log line
+    and trace of the mesh. An error passed through from a provider already
+    holds the same id (the gateway forwards it); one holding another id keeps it.
+
+    Args:
+        error: The error to render.
+        request_id: The call's request id.
+
+    Returns:
+        Trailing metadata for ``context.abort``.
+    """
+    trailers = error.trailing_metadata()
+    stamped: list[tuple[str, str | bytes]] = []
+    for key, value in trailers:
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            value = _with_request_id(value, request_id)  # noqa: PLW2901 - the one rewritten trailer
+        stamped.append((key, value))
+    return tuple(stamped)
+
+
+def _with_request_id(details: bytes, request_id: str) -> bytes:
+    try:
+        status = status_pb2.Status.FromString(details)
+    except DecodeError:
+        return details
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if REQUEST_ID_DETAIL in info.metadata:
+                return details
+            info.metadata[REQUEST_ID_DETAIL] = request_id
+            detail.Pack(info)
+            rewritten: bytes = status.SerializeToString()
+            return rewritten
+    return details

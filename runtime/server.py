@@ -25,6 +25,8 @@ from grpc_reflection.v1alpha import reflection
 from runtime.interceptors import CallBoundary
 from runtime.metrics import start_metrics_server
 from runtime.settings import ServerSettings
+from runtime.tracing import configure_tracing
+from runtime.tracing import shutdown as shutdown_tracing
 
 _LOG = structlog.get_logger("server")
 # Unix signal 15, sent by Kubernetes and `kill`; and 2, sent by Ctrl-C.
@@ -141,6 +143,8 @@ class GrpcServer:
 
         for signum in _HANDLED_SIGNALS:
             loop.add_signal_handler(signum, on_signal, signum)
+        # Here, where the process starts serving, not in start(): tests run several servers in one process.
+        configure_tracing(self._settings)
         try:
             await self.start()
             await stop_requested.wait()
@@ -148,6 +152,7 @@ class GrpcServer:
         finally:
             for signum in _HANDLED_SIGNALS:
                 loop.remove_signal_handler(signum)
+            shutdown_tracing()
 
 
 def _server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

@@ -16,6 +16,17 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class TracesExporter(StrEnum):
+    """Where finished trace spans go."""
+
+    NONE = "none"
+    """Nowhere: tracing is off and costs one test per call."""
+    OTLP = "otlp"
+    """An OpenTelemetry collector, over OTLP/gRPC."""
+    CONSOLE = "console"
+    """Standard output, one JSON span per line: for a person debugging locally."""
+
+
 class ServerSettings(BaseSettings):
     """What every gRPC process of the mesh needs to run.
 
@@ -62,6 +73,29 @@ class ServerSettings(BaseSettings):
         default=None,
         description="PEM CA bundle; when set, callers must present a certificate it signed (mTLS) "
         "(TLS_CLIENT_CA_FILE).",
+    )
+
+    # The OTEL_* names are OpenTelemetry's own, so an operator's usual variables work unchanged.
+    otel_traces_exporter: TracesExporter = Field(
+        default=TracesExporter.NONE,
+        description="none (tracing off), otlp or console (OTEL_TRACES_EXPORTER).",
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="http://localhost:4317",
+        description="OTLP/gRPC collector address; an http:// URL sends in plaintext, https:// over TLS "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT).",
+    )
+    otel_service_name: str | None = Field(
+        default=None,
+        description="Service name on this process's spans; unset derives it from the process "
+        "(gateway, cnaf, …) (OTEL_SERVICE_NAME).",
+    )
+    otel_traces_sampler_arg: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded, 0 to 1; a call that arrives with a trace context "
+        "follows its caller's choice (OTEL_TRACES_SAMPLER_ARG).",
     )
 
     @model_validator(mode="after")

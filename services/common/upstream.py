@@ -27,6 +27,11 @@ Personal data never reaches a log or an exception message: a failure is logged
 with the provider, the HTTP status and the kind of error only (the request id is
 merged in by the logging context), and exceptions from httpx or pydantic, whose
 texts may quote URLs with query parameters or upstream bodies, are never chained.
+
+Every exchange is timed in ``upstream_request_seconds`` and every failure is
+counted in ``upstream_errors_total``, by provider and kind (`runtime.metrics`).
+When tracing is on, each exchange is a CLIENT span whose context reaches the
+provider in the ``traceparent`` header (`runtime.tracing`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import email.utils
 import errno
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +59,8 @@ from runtime.errors import (
     provider_unavailable,
     provider_unknown_answer,
 )
+from runtime.metrics import UPSTREAM_ERRORS, UPSTREAM_LATENCY
+from runtime.tracing import active_tracer, http_client_span, record_error_kind, record_http_status
 from services.common.caller import Caller
 from services.common.settings import ProviderSettings
 
@@ -218,8 +226,27 @@ class UpstreamClient:
             raise provider_timeout(self.provider) from None
 
     async def _send_once(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        tracer = active_tracer()
+        if tracer is None:
+            return await self._exchange(request, auth)
+        # A CLIENT span per exchange, its traceparent in the request's headers.
+        with http_client_span(
+            tracer,
+            request.method,
+            host=request.url.host,
+            port=request.url.port,
+            provider=self.provider.name,
+            headers=request.headers,
+        ) as span:
+            response = await self._exchange(request, auth)
+            record_http_status(span, response.status_code)
+            return response
+
+    async def _exchange(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        started = time.perf_counter()
+        outcome = "error"
         try:
-            return await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
+            response = await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
         except httpx.TimeoutException:
             self._log_failure("timeout")
             raise provider_timeout(self.provider) from None
@@ -231,6 +258,11 @@ class UpstreamClient:
             kind, error = self._transport_error(exc)
             self._log_failure(kind)
             raise error from None
+        else:
+            outcome = f"{response.status_code // 100}xx"
+            return response
+        finally:
+            UPSTREAM_LATENCY.labels(self.provider.name, outcome).observe(time.perf_counter() - started)
 
     def _transport_error(self, exc: BaseException) -> tuple[str, ApiError]:
         for cause in _causes(exc):
@@ -281,7 +313,10 @@ class UpstreamClient:
         return provider_unknown_answer(self.provider)
 
     def _log_failure(self, kind: str, status: int | None = None) -> None:
+        # The one place every upstream failure passes: log, count and mark the trace alike.
         log.warning("upstream_failure", provider=self.provider.name, status=status, error_kind=kind)
+        UPSTREAM_ERRORS.labels(self.provider.name, kind).inc()
+        record_error_kind(kind)
 
     async def close(self) -> None:
         """Close the pooled connections."""

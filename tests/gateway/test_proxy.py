@@ -401,12 +401,16 @@ async def test_provider_errors_are_passed_through_unchanged(
     )
     request = cnaf_pb2.GetPrimeActiviteByIdentityRequest(identite=identity)
     factory = TokenFactory(mesh.factory.key, scopes=["prime_activite"])
+    # One request id for both calls: it is part of the details (ErrorInfo metadata).
+    request_id = ("x-request-id", f"passthrough-{api_code}")
     with pytest.raises(grpc.aio.AioRpcError) as through_gateway:
         await cnaf_pb2_grpc.CnafServiceStub(mesh.channel).GetPrimeActiviteByIdentity(
-            request, metadata=metadata(factory.bearer())
+            request, metadata=metadata(factory.bearer(), RECIPIENT, request_id)
         )
     with pytest.raises(grpc.aio.AioRpcError) as direct:
-        await cnaf_pb2_grpc.CnafServiceStub(mesh.cnaf_channel).GetPrimeActiviteByIdentity(request)
+        await cnaf_pb2_grpc.CnafServiceStub(mesh.cnaf_channel).GetPrimeActiviteByIdentity(
+            request, metadata=(request_id,)
+        )
     status = rich_status(through_gateway.value)
     assert (status.code, status.api_code) == (code, api_code)
     assert through_gateway.value.details() == direct.value.details()

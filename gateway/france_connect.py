@@ -1,0 +1,530 @@
+"""FranceConnect subjects: the gateway turns a citizen's FranceConnect access token into an identity.
+
+A caller that holds the FranceConnect access token of a citizen's session sends
+it in ``france_connect.access_token``. The gateway introspects it (RFC 7662, the
+shape of ``france-connect-introspection.schema.json``: ``token_introspection``
+with ``active``, ``exp``, ``scope`` and the identity claims), then:
+
+- refuses it when it is not active (51101) or past its ``exp`` (51103), both
+  UNAUTHENTICATED;
+- maps the identity pivot as the real API does: ``family_name`` → birth name,
+  ``given_name`` split on spaces → first names, ``birthdate`` → year, month and
+  day (a ``00`` part is unknown), ``gender`` ``male``/``female`` → ``M``/``F``,
+  ``birthplace`` → birth commune, ``birthcountry`` → birth country;
+- keeps, of the token's ``scope``, the API Particulier scopes (``openid`` and the
+  identity claims are FranceConnect's own), and the call is then allowed and
+  masked with the scopes both the caller's token and the FranceConnect token hold;
+- writes the identity and those scopes into the request's FranceConnect subject,
+  overwriting whatever the caller put there, before the request goes on.
+
+Codes: the real API numbers FranceConnect's errors with the provider prefix 51
+("FranceConnect" in its nomenclature). A refused FranceConnect token takes the
+subcodes of the API's own token refusals (00101 invalid, 00103 expired), so an
+integrator reads 51101 and 51103 as "the same refusal, for the FranceConnect
+token"; the endpoint's failures take the generic provider subcodes (51001
+unavailable, 51002 timeout, 51008 rate-limited, 51999 unreadable answer).
+
+Two sources answer the introspection: the sandbox (the default), a fixed table of
+fake tokens mapped to sandbox persons (`SANDBOX_TOKENS`, listed in the README),
+and upstream, FranceConnect's endpoint over a pooled HTTP client. Both give the
+same JSON to the same checks and mapping. Neither the access token nor the
+identity ever reaches a log or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import grpc
+import httpx
+import pydantic
+import structlog
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+
+from apiparticulier.common.v1 import identity_pb2
+from gateway.settings import FranceConnectMode, GatewaySettings
+from runtime.errors import ApiError, Provider, provider_unknown_answer
+from services.common.caller import Caller
+from services.common.upstream import UpstreamClient
+
+_LOG = structlog.get_logger("gateway.france_connect")
+
+FRANCE_CONNECT = Provider("51", "FranceConnect")
+"""FranceConnect as the error model names it."""
+
+ACCESS_TOKEN_MAX_CHARS = 4096
+"""Longest FranceConnect access token accepted; anything longer is refused before any call."""
+
+_SUBJECT = identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name
+# Visible ASCII only: an access token is opaque, but never holds spaces or control characters.
+_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
+_BIRTHDATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_COG = re.compile(r"[0-9AB]{5}")
+_SEXES = {"male": "M", "female": "F"}
+
+
+def invalid_france_connect_token() -> ApiError:
+    """The FranceConnect access token is missing, malformed, unknown or not active (51101)."""
+    return ApiError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "51101",
+        "INVALID_FRANCE_CONNECT_TOKEN",
+        "Jeton FranceConnect invalide",
+        "Le jeton d'accès FranceConnect n'est pas renseigné, n'est pas valide ou n'est plus actif. "
+        "L'usager doit se reconnecter avec FranceConnect.",
+        FRANCE_CONNECT,
+    )
+
+
+def expired_france_connect_token() -> ApiError:
+    """The FranceConnect access token is past its expiry (51103)."""
+    return ApiError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "51103",
+        "EXPIRED_FRANCE_CONNECT_TOKEN",
+        "Jeton FranceConnect expiré",
+        "Le jeton d'accès FranceConnect est expiré. L'usager doit se reconnecter avec FranceConnect.",
+        FRANCE_CONNECT,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FranceConnectIdentity:
+    """What FranceConnect certified about the holder of an access token."""
+
+    pivot: identity_pb2.IdentityPivot
+    """The identity pivot, mapped from the identity claims."""
+    scopes: frozenset[str]
+    """The API Particulier scopes the token carries."""
+
+
+class IntrospectionSource(Protocol):
+    """Where the introspection answer of an access token comes from."""
+
+    async def introspect(self, access_token: str, caller: Caller) -> bytes:
+        """The JSON body of the introspection answer.
+
+        Raises:
+            ApiError: the endpoint could not be asked (51001, 51002, 51008, 51999).
+        """
+
+    async def close(self) -> None:
+        """Release the connections."""
+
+
+class _Claims(pydantic.BaseModel):
+    """The part of ``token_introspection`` the gateway reads; the identity is checked once active."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    active: pydantic.StrictBool
+    exp: pydantic.StrictInt | None = None
+    scope: pydantic.StrictStr | None = None
+    gender: Literal["male", "female"] | None = None
+    family_name: pydantic.StrictStr | None = None
+    given_name: pydantic.StrictStr | None = None
+    given_name_array: list[pydantic.StrictStr] | None = None
+    birthdate: pydantic.StrictStr | None = None
+    birthplace: pydantic.StrictStr | None = None
+    birthcountry: pydantic.StrictStr | None = None
+
+
+class _Introspection(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    token_introspection: _Claims
+
+
+def france_connect_field(message: Descriptor | Any) -> str | None:
+    """The name of the request field that holds a FranceConnect subject, if the message has one."""
+    for field in message.fields:
+        if field.message_type is not None and field.message_type.full_name == _SUBJECT:
+            return str(field.name)
+    return None
+
+
+def pivot_of(claims: Mapping[str, Any]) -> identity_pb2.IdentityPivot | None:
+    """The identity pivot of active ``token_introspection`` claims, or None when they are unusable.
+
+    Args:
+        claims: The claims, as FranceConnect sends them.
+    """
+    try:
+        parsed = _Claims.model_validate(claims)
+    except pydantic.ValidationError:
+        return None
+    return _pivot(parsed)
+
+
+def _pivot(claims: _Claims) -> identity_pb2.IdentityPivot | None:
+    family_name = (claims.family_name or "").strip()
+    first_names = (claims.given_name or "").split() or [
+        name.strip() for name in claims.given_name_array or () if name.strip()
+    ]
+    country = (claims.birthcountry or "").strip()
+    birthplace = (claims.birthplace or "").strip()
+    date = _BIRTHDATE.fullmatch(claims.birthdate or "")
+    if (
+        not family_name
+        or not first_names
+        or claims.gender is None
+        or date is None
+        or not _COG.fullmatch(country)
+        or (birthplace and not _COG.fullmatch(birthplace))
+    ):
+        return None
+    pivot = identity_pb2.IdentityPivot(
+        nom_naissance=family_name,
+        prenoms=first_names,
+        sexe_etat_civil=_SEXES[claims.gender],
+        code_cog_insee_pays_naissance=country,
+        code_cog_insee_commune_naissance=birthplace,
+    )
+    # FranceConnect writes an unknown month or day as 00; the pivot leaves it unset.
+    year, month, day = (int(part) for part in date.groups())
+    if year:
+        pivot.annee_date_naissance = year
+        if month:
+            pivot.mois_date_naissance = month
+            if day:
+                pivot.jour_date_naissance = day
+    return pivot
+
+
+class FranceConnect:
+    """Resolves FranceConnect access tokens and fills the subjects of requests with what they certify.
+
+    Args:
+        source: Where introspection answers come from (sandbox or upstream).
+        known_scopes: The API Particulier scopes; the others of a FranceConnect token are dropped.
+        clock: Wall clock in epoch seconds, against which ``exp`` is checked.
+    """
+
+    def __init__(
+        self,
+        source: IntrospectionSource,
+        known_scopes: Iterable[str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._known_scopes = frozenset(known_scopes)
+        self._clock = clock
+
+    async def resolve(self, access_token: str, caller: Caller) -> FranceConnectIdentity:
+        """Introspect an access token and map what it certifies.
+
+        Args:
+            access_token: The citizen's FranceConnect access token.
+            caller: The call it is resolved for (deadline, request id).
+
+        Raises:
+            ApiError: 51101 or 51103 (UNAUTHENTICATED) when the token is refused;
+                51001, 51002, 51008 or 51999 when FranceConnect cannot tell.
+        """
+        if len(access_token) > ACCESS_TOKEN_MAX_CHARS or not _TOKEN_SHAPE.fullmatch(access_token):
+            _LOG.info("france_connect_refused", reason="malformed")
+            raise invalid_france_connect_token()
+        body = await self._source.introspect(access_token, caller)
+        try:
+            claims = _Introspection.model_validate_json(body).token_introspection
+        except pydantic.ValidationError:
+            _LOG.warning("france_connect_unexpected_body", part="envelope")
+            raise provider_unknown_answer(FRANCE_CONNECT) from None
+        if not claims.active:
+            _LOG.info("france_connect_refused", reason="inactive")
+            raise invalid_france_connect_token()
+        if claims.exp is None:
+            _LOG.warning("france_connect_unexpected_body", part="exp")
+            raise provider_unknown_answer(FRANCE_CONNECT)
+        if claims.exp <= self._clock():
+            _LOG.info("france_connect_refused", reason="expired")
+            raise expired_france_connect_token()
+        pivot = _pivot(claims)
+        if pivot is None:
+            _LOG.warning("france_connect_unexpected_body", part="identity")
+            raise provider_unknown_answer(FRANCE_CONNECT)
+        scopes = frozenset((claims.scope or "").split()) & self._known_scopes
+        return FranceConnectIdentity(pivot, scopes)
+
+    async def fill(
+        self, request: Message, field: str, granted: frozenset[str], caller: Caller
+    ) -> frozenset[str]:
+        """Resolve the FranceConnect subject of a request and write what it certifies into it.
+
+        Args:
+            request: A request with a FranceConnect subject; modified in place.
+            field: The name of the subject's field (`france_connect_field`).
+            granted: The scopes of the caller's API Particulier token.
+            caller: The call it is resolved for.
+
+        Returns:
+            The scopes that open and unmask the call: those of both tokens.
+
+        Raises:
+            ApiError: as `resolve`.
+        """
+        subject: identity_pb2.FranceConnectSubject = getattr(request, field)
+        identity = await self.resolve(subject.access_token, caller)
+        # The caller's own identite_pivot and scopes, if any, never go further.
+        subject.identite_pivot.Clear()
+        subject.identite_pivot.CopyFrom(identity.pivot)
+        del subject.scopes[:]
+        subject.scopes.extend(sorted(identity.scopes))
+        return granted & identity.scopes
+
+    async def close(self) -> None:
+        """Close the source's connections."""
+        await self._source.close()
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxToken:
+    """A fake FranceConnect token of the sandbox and the person it stands for."""
+
+    token: str
+    label: str
+    claims: Mapping[str, Any]
+    """Identity claims, as FranceConnect names them; empty for an inactive token."""
+    scopes: tuple[str, ...] = ()
+    active: bool = True
+    expired: bool = False
+
+
+_CNAF_C2S_SCOPES = (
+    "cnaf_quotient_familial",
+    "cnaf_allocataires",
+    "cnaf_enfants",
+    "cnaf_adresse",
+    "revenu_solidarite_active",
+    "revenu_solidarite_active_majoration",
+    "prime_activite",
+    "prime_activite_majoration",
+    "allocation_adulte_handicape",
+    "allocation_soutien_familial",
+    "complementaire_sante_solidaire",
+)
+_LEFEBVRE = {
+    "family_name": "LEFEBVRE",
+    "given_name": "ALEXIS GÉRÔME",
+    "given_name_array": ["ALEXIS", "GÉRÔME"],
+    "gender": "female",
+    "birthdate": "1982-12-27",
+    "birthplace": "08480",
+    "birthcountry": "99100",
+}
+
+SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
+    SandboxToken("fc-lefebvre", "LEFEBVRE Alexis Gérôme, CNAF and C2S scopes", _LEFEBVRE, _CNAF_C2S_SCOPES),
+    SandboxToken(
+        "fc-lefebvre-qf",
+        "LEFEBVRE Alexis Gérôme, the quotient familial value only",
+        _LEFEBVRE,
+        ("cnaf_quotient_familial",),
+    ),
+    SandboxToken(
+        "fc-moreau",
+        "MOREAU Jean (MSA household, not covered by the C2S), CNAF and C2S scopes",
+        {
+            "family_name": "MOREAU",
+            "given_name": "JEAN",
+            "given_name_array": ["JEAN"],
+            "gender": "male",
+            "birthdate": "1958-04-03",
+            "birthplace": "12202",
+            "birthcountry": "99100",
+        },
+        _CNAF_C2S_SCOPES,
+    ),
+    SandboxToken(
+        "fc-bernard",
+        "BERNARD Camille, student, MESR scopes",
+        {
+            "family_name": "BERNARD",
+            "given_name": "CAMILLE",
+            "given_name_array": ["CAMILLE"],
+            "gender": "female",
+            "birthdate": "2005-05-17",
+            "birthplace": "75115",
+            "birthcountry": "99100",
+        },
+        (
+            "mesri_admissions",
+            "mesri_admission_inscrit",
+            "mesri_admission_regime_formation",
+            "mesri_admission_commune_etudes",
+            "mesri_admission_etablissement_etudes",
+        ),
+    ),
+    SandboxToken(
+        "fc-mercier",
+        "MERCIER Zoé, scholarship holder, Cnous scopes",
+        {
+            "family_name": "MERCIER",
+            "given_name": "ZOÉ",
+            "given_name_array": ["ZOÉ"],
+            "gender": "female",
+            "birthdate": "2006-03-21",
+            "birthplace": "69123",
+            "birthcountry": "99100",
+        },
+        (
+            "cnous_statut_boursier",
+            "cnous_echelon_bourse",
+            "cnous_email",
+            "cnous_periode_versement",
+            "cnous_ville_etudes",
+        ),
+    ),
+    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
+    SandboxToken(
+        "fc-expired",
+        "LEFEBVRE's token past its expiry: refused, 51103",
+        _LEFEBVRE,
+        _CNAF_C2S_SCOPES,
+        expired=True,
+    ),
+)
+"""The fake FranceConnect tokens of the sandbox; any other token is unknown (inactive)."""
+
+_OPENID_SCOPES = (
+    "openid",
+    "identite_pivot",
+    "given_name",
+    "family_name",
+    "birthdate",
+    "gender",
+    "birthplace",
+    "birthcountry",
+    "preferred_username",
+)
+
+
+class SandboxIntrospection:
+    """Answers for the fake tokens of `SANDBOX_TOKENS` as FranceConnect would; unknown tokens are inactive.
+
+    Args:
+        tokens: The fake tokens.
+        clock: Wall clock in epoch seconds, for ``iat`` and ``exp``.
+    """
+
+    def __init__(
+        self, tokens: Iterable[SandboxToken] = SANDBOX_TOKENS, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._tokens = {token.token: token for token in tokens}
+        self._clock = clock
+
+    async def introspect(self, access_token: str, caller: Caller) -> bytes:
+        """The introspection answer of a fake token, in FranceConnect's shape."""
+        now = int(self._clock())
+        token = self._tokens.get(access_token)
+        if token is None or not token.active:
+            return json.dumps(
+                {
+                    "aud": "api-particulier",
+                    "iat": now,
+                    "iss": "sandbox",
+                    "token_introspection": {"active": False},
+                }
+            ).encode()
+        claims = {
+            "active": True,
+            "aud": "sandbox-service-provider",
+            "sub": f"sandbox-{token.token}",
+            "iat": now - 60,
+            # A live token has a few minutes left; the expired one ended a minute ago.
+            "exp": now - 60 if token.expired else now + 600,
+            "acr": "eidas1",
+            "jti": f"sandbox-{token.token}",
+            "scope": " ".join((*_OPENID_SCOPES, *token.scopes)),
+            **token.claims,
+        }
+        document = {"aud": "api-particulier", "iat": now, "iss": "sandbox", "token_introspection": claims}
+        return json.dumps(document).encode()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class UpstreamIntrospection:
+    """FranceConnect's token introspection endpoint, over a pooled HTTP client.
+
+    The request is a form POST of ``token``, ``client_id`` and ``client_secret``,
+    as FranceConnect's checktoken endpoint takes it. Transport failures and
+    statuses other than 200 become the generic FranceConnect errors (51001,
+    51002, 51008, 51999).
+
+    Args:
+        url: The introspection endpoint.
+        client_id: The gateway's FranceConnect client id.
+        client_secret: Its secret.
+        timeout_seconds: Longest wait, before the caller's deadline cuts it shorter.
+        verify: TLS verification: an SSL context with a CA bundle, or True for the system store.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout_seconds: float,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self._url = url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._client = UpstreamClient(FRANCE_CONNECT, url, timeout_seconds=timeout_seconds, verify=verify)
+
+    async def introspect(self, access_token: str, caller: Caller) -> bytes:
+        """Ask FranceConnect about the token; the body of its 200 answer."""
+        response = await self._client.send(
+            "POST",
+            self._url,
+            caller,
+            data={"token": access_token, "client_id": self._client_id, "client_secret": self._client_secret},
+            headers={"Accept": "application/json"},
+        )
+        if response.status_code != httpx.codes.OK:
+            raise self._client.error_for_status(response)
+        return response.content
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self._client.close()
+
+
+def build_france_connect(settings: GatewaySettings, known_scopes: Iterable[str]) -> FranceConnect:
+    """The FranceConnect resolver ``FRANCE_CONNECT_MODE`` asks for.
+
+    Raises:
+        ValueError: upstream mode without the client credentials.
+    """
+    if settings.france_connect_mode is FranceConnectMode.SANDBOX:
+        return FranceConnect(SandboxIntrospection(), known_scopes)
+    secret = settings.france_connect_client_secret.get_secret_value()
+    if not settings.france_connect_client_id or not secret:
+        raise ValueError(
+            "FRANCE_CONNECT_MODE=upstream needs FRANCE_CONNECT_CLIENT_ID and FRANCE_CONNECT_CLIENT_SECRET"
+        )
+    verify: ssl.SSLContext | bool = True
+    if settings.france_connect_ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(settings.france_connect_ca_file))
+    source = UpstreamIntrospection(
+        settings.france_connect_introspection_url,
+        settings.france_connect_client_id,
+        secret,
+        timeout_seconds=settings.france_connect_timeout_seconds,
+        verify=verify,
+    )
+    return FranceConnect(source, known_scopes)

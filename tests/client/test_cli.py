@@ -1,0 +1,271 @@
+"""``python -m client`` as subprocesses against the gateway fixture: output, exit status, error lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from devstack.redis import free_port
+from devstack.run import client_examples, client_setup
+from gateway.admin.scopes import known_scopes
+from tests.gateway.conftest import Mesh
+from tests.gateway.tokens import TokenFactory
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPIENT = "13002526500013"
+LEFEBVRE = [
+    "--nom",
+    "LEFEBVRE",
+    "--prenom",
+    "ALEXIS",
+    "--sexe",
+    "F",
+    "--naissance",
+    "1982-12-27",
+    "--pays",
+    "99100",
+]
+
+
+@dataclass
+class Done:
+    code: int
+    out: str
+    err: str
+
+
+def address(mesh: Mesh) -> str:
+    channel: Any = mesh.channel
+    target: str = channel._channel.target.decode()
+    return target.removeprefix("ipv4:")
+
+
+def all_scopes(mesh: Mesh) -> TokenFactory:
+    return TokenFactory(mesh.factory.key, scopes=sorted(known_scopes()))
+
+
+async def run(mesh: Mesh, *args: str, token: str | None = None, env: dict[str, str] | None = None) -> Done:
+    environment = {
+        **os.environ,
+        "API_PARTICULIER_ADDRESS": address(mesh),
+        "API_PARTICULIER_RECIPIENT": RECIPIENT,
+        **({"API_PARTICULIER_TOKEN": token} if token else {}),
+        **(env or {}),
+    }
+    environment = {k: v for k, v in environment.items() if v != "<unset>"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client",
+        *args,
+        cwd=REPO,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    done = Done(process.returncode or 0, out.decode(), err.decode())
+    assert "Traceback" not in done.err, done.err
+    return done
+
+
+async def test_the_commands_make_run_prints_work_as_printed(mesh: Mesh) -> None:
+    """Each printed line, after the printed export line, run by a shell as a person would paste it."""
+    token = all_scopes(mesh).token()
+    outputs = []
+    for line in client_examples():
+        script = f"export TOKEN={token}\n{client_setup()}\n{line}\n"
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            script,
+            cwd=REPO,
+            env={**os.environ, "API_PARTICULIER_ADDRESS": address(mesh)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, (line, err.decode())
+        assert not err.decode().strip(), (line, err.decode())
+        outputs.append(out.decode())
+    qf, lookup, introspect, usage, pings = outputs
+    assert "cnaf.quotient_familial (GetQuotientFamilialByIdentity): OK" in qf
+    assert "fournisseur: CNAF" in qf and "nom_naissance: LEFEBVRE" in qf
+    assert "cnaf.quotient_familial: OK" in lookup
+    assert "c2s.complementaire_sante_solidaire: OK" in lookup
+    assert "france_travail.statut: INVALID_ARGUMENT 00380" in lookup
+    assert "token_id:" in introspect and "cnaf_quotient_familial" in introspect
+    assert usage.startswith(("day", "no call"))
+    assert "provider" in pings and "cnaf" in pings and "men" in pings
+
+
+async def test_json_output_is_proto3_json_with_field_names(mesh: Mesh) -> None:
+    done = await run(
+        mesh, "call", "cnaf.quotient_familial", *LEFEBVRE, "--json", token=all_scopes(mesh).token()
+    )
+    assert done.code == 0
+    body = json.loads(done.out)
+    assert body["data"]["quotient_familial"]["fournisseur"] == "CNAF"
+    assert body["data"]["allocataires"][0]["nom_naissance"] == "LEFEBVRE"
+
+
+async def test_subject_file_with_flags_on_top(mesh: Mesh, tmp_path: Path) -> None:
+    """The proto3 JSON of the request in a file; a flag given too wins."""
+    subject = tmp_path / "subject.json"
+    subject.write_text(
+        json.dumps(
+            {
+                "identite": {
+                    "nomNaissance": "MOREAU",
+                    "prenoms": ["JEAN"],
+                    "anneeDateNaissance": 1982,
+                    "moisDateNaissance": 12,
+                    "jourDateNaissance": 27,
+                    "sexeEtatCivil": "F",
+                    "codeCogInseePaysNaissance": "99100",
+                }
+            }
+        )
+    )
+    done = await run(
+        mesh,
+        "call",
+        "cnaf.quotient_familial",
+        "--subject-file",
+        str(subject),
+        "--nom",
+        "LEFEBVRE",
+        "--prenom",
+        "ALEXIS",
+        token=all_scopes(mesh).token(),
+    )
+    assert done.code == 0, done.err
+    assert "nom_naissance: LEFEBVRE" in done.out
+
+
+async def test_france_connect_token_through_the_client(mesh: Mesh) -> None:
+    done = await run(
+        mesh, "call", "cnaf.quotient_familial", "--fc-token", "fc-lefebvre", token=mesh.factory.token()
+    )
+    assert done.code == 0, done.err
+    assert "(GetQuotientFamilialByFranceConnect): OK" in done.out
+    expired = await run(
+        mesh, "call", "cnaf.quotient_familial", "--fc-token", "fc-expired", token=mesh.factory.token()
+    )
+    assert expired.code == 1
+    assert "UNAUTHENTICATED 51103 Jeton FranceConnect expiré" in expired.err
+
+
+async def test_usage_is_a_table(mesh: Mesh) -> None:
+    token = all_scopes(mesh).token()
+    await run(mesh, "call", "cnaf.quotient_familial", *LEFEBVRE, token=token)
+    for _ in range(50):
+        done = await run(mesh, "usage", "--days", "1", token=token)
+        if "cnaf.quotient_familial" in done.out:
+            break
+        await asyncio.sleep(0.1)
+    lines = done.out.splitlines()
+    assert lines[0].split() == ["day", "api", "outcome", "calls"]
+    assert lines[2].split()[1:] == ["cnaf.quotient_familial", "OK", "1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "code", "expected"),
+    [
+        (["introspect"], None, 2, "no token: set API_PARTICULIER_TOKEN or pass --token"),
+        (["introspect"], "not-a-jwt", 1, "UNAUTHENTICATED 00101 Interdit : Votre token n'est pas valide"),
+        (["call", "cnaf.quotient_familial", *LEFEBVRE, "--recipient", "12345678901234"], "ok", 1, "00210"),
+        (["call", "cnaf.nothing", *LEFEBVRE], "ok", 2, "unknown API 'cnaf.nothing'"),
+        (["call", "mesr.statut_etudiant", "--ine", "bad"], "ok", 1, "INVALID_ARGUMENT 00360"),
+        (["call", "cnaf.quotient_familial", "--nom", "INCONNU"], "ok", 1, "champs : identite."),
+        (["call", "cnaf.quotient_familial", "--naissance", "27/12/1982"], "ok", 2, "expected YYYY"),
+        (["call", "france_travail.statut", "--ine", "1234567890A"], "ok", 2, "cannot be asked by ine"),
+        (["lookup"], "ok", 2, "no subject"),
+        (["frobnicate"], "ok", 2, "invalid choice"),
+    ],
+)
+async def test_error_lines_and_exit_status(
+    mesh: Mesh, args: list[str], token: str | None, code: int, expected: str
+) -> None:
+    """One line on standard error, the right exit status, never a traceback."""
+    real = all_scopes(mesh).token() if token == "ok" else token
+    done = await run(
+        mesh, *args, token=real, env={"API_PARTICULIER_TOKEN": "<unset>"} if token is None else None
+    )
+    assert done.code == code, (done.out, done.err)
+    assert expected in done.err
+    assert len(done.err.strip().splitlines()) <= 2  # argparse adds its usage line
+
+
+async def test_provider_error_names_code_provider_and_retry(mesh: Mesh) -> None:
+    """A provider timeout: status, code, title and detail, provider, retry delay."""
+    done = await run(
+        mesh,
+        "call",
+        "cnaf.quotient_familial",
+        "--nom",
+        "DELAI",
+        "--prenom",
+        "MARC",
+        "--sexe",
+        "M",
+        "--naissance",
+        "1979-02-28",
+        "--pays",
+        "99100",
+        token=all_scopes(mesh).token(),
+    )
+    assert done.code == 1
+    assert done.err.startswith("error: DEADLINE_EXCEEDED 37002 Intermédiaire hors-délai")
+    assert "[fournisseur : CNAV]" in done.err and "réessayer dans 10 s" in done.err
+
+
+async def test_json_error_for_scripts(mesh: Mesh) -> None:
+    done = await run(
+        mesh,
+        "call",
+        "cnaf.quotient_familial",
+        *LEFEBVRE,
+        "--json",
+        "--recipient",
+        "1",
+        token=all_scopes(mesh).token(),
+    )
+    assert done.code == 1
+    error = json.loads(done.out)["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["code"] == "00210"
+    assert error["field_violations"][0]["field"] == "x-recipient"
+
+
+async def test_gateway_unreachable(mesh: Mesh) -> None:
+    done = await run(mesh, "pings", "--address", f"127.0.0.1:{free_port()}", "--timeout", "2")
+    assert done.code == 3
+    assert "cannot reach the gateway" in done.err
+
+
+async def test_rate_limit_shows_the_retry_delay(mesh: Mesh) -> None:
+    token = mesh.factory.token(rate_limit=1)
+    stub = gateway_pb2_grpc.GatewayServiceStub(mesh.channel)
+    for _ in range(20):  # spend the burst from here: a subprocess a call would refill it meanwhile
+        await stub.IntrospectToken(
+            gateway_pb2.IntrospectTokenRequest(), metadata=(("authorization", f"Bearer {token}"),)
+        )
+    done = await run(mesh, "introspect", token=token)
+    assert done.code == 1
+    assert "RESOURCE_EXHAUSTED 00429 Trop de requêtes" in done.err and "réessayer dans" in done.err
+
+
+async def test_proofs_and_pings_need_no_token(mesh: Mesh) -> None:
+    proofs = await run(mesh, "proofs", env={"API_PARTICULIER_TOKEN": "<unset>"})
+    assert proofs.code == 0 and "proofs avoided over the last 30 days" in proofs.out
+    pings = await run(mesh, "pings", "--json", env={"API_PARTICULIER_TOKEN": "<unset>"})
+    assert pings.code == 0
+    assert {p["provider"] for p in json.loads(pings.out)["providers"]} >= {"cnaf", "c2s"}

@@ -1,0 +1,148 @@
+"""The gateway's own API on the gateway fixture: introspection, usage statistics, proofs avoided, access."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import pytest
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from gateway.api import method_access
+from tests.gateway.conftest import Mesh
+from tests.rich_status import rich_status
+
+RECIPIENT = "13002526500013"
+
+
+def stub_of(mesh: Mesh) -> Any:
+    return gateway_pb2_grpc.GatewayServiceStub(mesh.channel)
+
+
+def person(name: str = "LEFEBVRE") -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
+    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+        identite=identity_pb2.IdentityPivot(
+            nom_naissance=name,
+            prenoms=["ALEXIS"],
+            annee_date_naissance=1982,
+            mois_date_naissance=12,
+            jour_date_naissance=27,
+            sexe_etat_civil="F",
+            code_cog_insee_pays_naissance="99100",
+        )
+    )
+
+
+def test_access_is_read_from_the_contract() -> None:
+    """Lookup, introspection and usage need a token; proofs and pings are anonymous."""
+    every = {m for m in ("Lookup", "IntrospectToken", "GetUsageStatistics") if method_access(m).every_token}
+    anonymous = {m for m in ("GetProofsAvoided", "ListProviderAvailability") if method_access(m).anonymous}
+    assert every == {"Lookup", "IntrospectToken", "GetUsageStatistics"}
+    assert anonymous == {"GetProofsAvoided", "ListProviderAvailability"}
+
+
+async def test_introspection_describes_the_token(mesh: Mesh) -> None:
+    """Token id, habilitation, SIRET, scopes, expiry and rate limit; no recipient needed."""
+    exp = int(time.time()) + 7200
+    token = mesh.factory.token(exp=exp, rate_limit=7, scopes=["cnaf_enfants", "cnaf_adresse"])
+    call = stub_of(mesh).IntrospectToken(
+        gateway_pb2.IntrospectTokenRequest(), metadata=(("authorization", f"Bearer {token}"),)
+    )
+    answer = await call
+    claims = mesh.factory.claims()
+    assert len(answer.token_id) == 36
+    assert answer.habilitation == claims["sub"]
+    assert answer.siret == claims["siret"]
+    assert list(answer.scopes) == ["cnaf_adresse", "cnaf_enfants"]
+    assert answer.expires_at.seconds == exp
+    assert answer.rate_limit_per_second == 7
+    trailers = dict(await call.trailing_metadata())
+    assert "ratelimit-remaining" in trailers
+    default = await stub_of(mesh).IntrospectToken(
+        gateway_pb2.IntrospectTokenRequest(), metadata=(("authorization", mesh.factory.bearer()),)
+    )
+    assert default.rate_limit_per_second == 20
+
+
+async def test_introspection_without_a_token_is_refused(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub_of(mesh).IntrospectToken(gateway_pb2.IntrospectTokenRequest())
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.UNAUTHENTICATED, "00101")
+
+
+async def test_usage_statistics_count_the_token_calls(mesh: Mesh) -> None:
+    """Two successes and one not found of the quotient familial, by day, API and outcome."""
+    token = mesh.factory.token()
+    metadata = (("authorization", f"Bearer {token}"), ("x-recipient", RECIPIENT))
+    cnaf = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    await cnaf.GetQuotientFamilialByIdentity(person(), metadata=metadata)
+    await cnaf.GetQuotientFamilialByIdentity(person(), metadata=metadata)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await cnaf.GetQuotientFamilialByIdentity(person("PERSONNE"), metadata=metadata)
+    stub = stub_of(mesh)
+    deadline = time.monotonic() + 5
+    while True:
+        answer = await stub.GetUsageStatistics(gateway_pb2.GetUsageStatisticsRequest(), metadata=metadata)
+        counted = {(c.api, c.outcome): c.calls for c in answer.counts}
+        if sum(counted.values()) >= 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert counted == {
+        (gateway_pb2.API_QUOTIENT_FAMILIAL, "OK"): 2,
+        (gateway_pb2.API_QUOTIENT_FAMILIAL, "NOT_FOUND"): 1,
+    }
+    assert {c.day for c in answer.counts} == {time.strftime("%Y-%m-%d", time.gmtime())}
+
+
+@pytest.mark.parametrize("days", [-1, 63])
+async def test_usage_window_is_bounded(mesh: Mesh, days: int) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub_of(mesh).GetUsageStatistics(
+            gateway_pb2.GetUsageStatisticsRequest(days=days),
+            metadata=(("authorization", mesh.factory.bearer()),),
+        )
+    status = rich_status(caught.value)
+    assert status.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert status.violated_fields == {"days"}
+
+
+async def test_proofs_avoided_is_public_and_not_rate_limited(mesh: Mesh) -> None:
+    """No token, far more calls than any burst, every one answered; successes of the last 30 days."""
+    stub = stub_of(mesh)
+    answers = await asyncio.gather(
+        *(stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest()) for _ in range(60))
+    )
+    assert all(a.days == 30 for a in answers)
+    assert answers[-1].proofs_avoided >= 0
+    pings = await asyncio.gather(
+        *(stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest()) for _ in range(60))
+    )
+    assert {p.provider for p in pings[0].providers} == {
+        "cnaf",
+        "c2s",
+        "france_travail",
+        "mesr",
+        "cnous",
+        "men",
+    }
+
+
+async def test_lookup_needs_a_recipient_and_a_subject(mesh: Mesh) -> None:
+    stub = stub_of(mesh)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Lookup(
+            gateway_pb2.LookupRequest(identite=person().identite),
+            metadata=(("authorization", mesh.factory.bearer()),),
+        )
+    assert rich_status(caught.value).api_code == "00203"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Lookup(
+            gateway_pb2.LookupRequest(),
+            metadata=(("authorization", mesh.factory.bearer()), ("x-recipient", RECIPIENT)),
+        )
+    assert rich_status(caught.value).api_code == "00366"

@@ -1,0 +1,333 @@
+"""FranceConnect subjects: sandbox tokens on the gateway fixture, and FranceConnect as a real HTTP server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
+from devstack.redis import RedisProcess
+from gateway.app import build_server
+from gateway.france_connect import SANDBOX_TOKENS, pivot_of
+from runtime.server import GrpcServer
+from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.settings import CnafSettings
+from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
+from tests.gateway.conftest import HAS_MESR, Mesh, gateway_settings
+from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.rich_status import rich_status
+
+RECIPIENT = "13002526500013"
+CHECKTOKEN = "/api/v2/checktoken"
+CNAF_SCOPES = ["cnaf_quotient_familial", "cnaf_allocataires", "cnaf_enfants", "cnaf_adresse"]
+
+
+def qf_by_fc(token: str, **subject: Any) -> cnaf_pb2.GetQuotientFamilialByFranceConnectRequest:
+    return cnaf_pb2.GetQuotientFamilialByFranceConnectRequest(
+        france_connect=identity_pb2.FranceConnectSubject(access_token=token, **subject)
+    )
+
+
+def metadata(factory: TokenFactory, **claims: Any) -> tuple[tuple[str, str], ...]:
+    return (("authorization", factory.bearer(**claims)), ("x-recipient", RECIPIENT))
+
+
+def introspection(active: bool = True, exp_in: int = 300, **claims: Any) -> dict[str, Any]:
+    """An answer of FranceConnect's introspection endpoint, shaped as the schema says."""
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "active": active,
+        "aud": "service-provider",
+        "sub": "b6048e95bb134ec5b1d1e1fa69f287172e91722b9354d637a1bcf2ebb0fd2ef5v1",
+        "iat": now - 10,
+        "exp": now + exp_in,
+        "acr": "eidas1",
+        "jti": "a1b2c3",
+        "scope": "openid identite_pivot given_name family_name birthdate gender birthplace birthcountry "
+        "cnaf_quotient_familial cnaf_allocataires",
+        "gender": "female",
+        "family_name": "LEFEBVRE",
+        "given_name": "ALEXIS GÉRÔME",
+        "given_name_array": ["ALEXIS", "GÉRÔME"],
+        "birthdate": "1982-12-27",
+        "birthplace": "08480",
+        "birthcountry": "99100",
+    }
+    body.update(claims)
+    return {"aud": "api-particulier", "iat": now, "iss": "https://franceconnect", "token_introspection": body}
+
+
+# -- the mapping -------------------------------------------------------------------------------------
+
+
+def test_identity_pivot_mapping() -> None:
+    """family_name, given_name split, birthdate, gender male/female → M/F, birthplace, birthcountry."""
+    pivot = pivot_of(introspection()["token_introspection"])
+    assert pivot == identity_pb2.IdentityPivot(
+        nom_naissance="LEFEBVRE",
+        prenoms=["ALEXIS", "GÉRÔME"],
+        annee_date_naissance=1982,
+        mois_date_naissance=12,
+        jour_date_naissance=27,
+        sexe_etat_civil="F",
+        code_cog_insee_pays_naissance="99100",
+        code_cog_insee_commune_naissance="08480",
+    )
+    abroad = pivot_of(
+        introspection(gender="male", birthdate="1975-05-00", birthplace="", birthcountry="99350")[
+            "token_introspection"
+        ]
+    )
+    assert abroad is not None
+    assert abroad.sexe_etat_civil == "M"
+    assert abroad.mois_date_naissance == 5 and not abroad.HasField("jour_date_naissance")
+    assert abroad.code_cog_insee_commune_naissance == ""
+    assert pivot_of(introspection(birthdate="27/12/1982")["token_introspection"]) is None
+    assert pivot_of(introspection(gender="other")["token_introspection"]) is None
+
+
+# -- sandbox tokens on the gateway fixture ---------------------------------------------------------
+
+
+async def test_sandbox_token_resolves_to_its_person(mesh: Mesh) -> None:
+    """fc-lefebvre: the quotient familial of LEFEBVRE, whatever identity the caller slipped in."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    moreau = identity_pb2.IdentityPivot(nom_naissance="MOREAU", prenoms=["JEAN"], sexe_etat_civil="M")
+    answer = await stub.GetQuotientFamilialByFranceConnect(
+        qf_by_fc("fc-lefebvre", identite_pivot=moreau, scopes=["everything"]), metadata=metadata(mesh.factory)
+    )
+    assert answer.data.quotient_familial.fournisseur == "CNAF"
+    assert answer.data.allocataires[0].nom_naissance == "LEFEBVRE"
+
+
+async def test_scopes_are_those_of_both_tokens(mesh: Mesh) -> None:
+    """fc-lefebvre-qf carries cnaf_quotient_familial only: the household lists are masked."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    answer = await stub.GetQuotientFamilialByFranceConnect(
+        qf_by_fc("fc-lefebvre-qf"), metadata=metadata(mesh.factory)
+    )
+    assert answer.data.quotient_familial.valeur > 0
+    assert not answer.data.allocataires and not answer.data.enfants and not answer.data.HasField("adresse")
+
+
+async def test_france_connect_scopes_disjoint_from_the_method_are_refused(mesh: Mesh) -> None:
+    """fc-bernard carries MESR scopes only: the quotient familial is refused, 00100."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetQuotientFamilialByFranceConnect(qf_by_fc("fc-bernard"), metadata=metadata(mesh.factory))
+    assert rich_status(caught.value).api_code == "00100"
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("fc-inactive", "51101"), ("fc-expired", "51103"), ("no-such-token", "51101"), ("bad token", "51101")],
+)
+async def test_refused_france_connect_tokens(mesh: Mesh, token: str, code: str) -> None:
+    """Inactive, expired, unknown or malformed FranceConnect tokens: UNAUTHENTICATED with a 51 code."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetQuotientFamilialByFranceConnect(qf_by_fc(token), metadata=metadata(mesh.factory))
+    status = rich_status(caught.value)
+    assert status.code is grpc.StatusCode.UNAUTHENTICATED
+    assert status.api_code == code
+    assert status.error_info.metadata["provider"] == "FranceConnect"
+
+
+@pytest.mark.skipif(not HAS_MESR, reason="the mesr service is not there yet")
+async def test_answer_has_no_identite(mesh: Mesh) -> None:
+    """A FranceConnect answer never carries identite, even to a token holding mesri_identite."""
+    factory = TokenFactory(mesh.factory.key, scopes=["mesri_identite", "mesri_admissions"])
+    stub = mesr_pb2_grpc.MesrServiceStub(mesh.channel)
+    request = mesr_pb2.GetStatutEtudiantByFranceConnectRequest(
+        france_connect=identity_pb2.FranceConnectSubject(access_token="fc-bernard")
+    )
+    answer = await stub.GetStatutEtudiantByFranceConnect(request, metadata=metadata(factory))
+    assert answer.data.admissions
+    assert not answer.data.HasField("identite")
+
+
+async def test_lookup_with_a_france_connect_subject(mesh: Mesh) -> None:
+    """A lookup by FranceConnect: the APIs both tokens open, MEN-like APIs without FC method refused."""
+    factory = TokenFactory(
+        mesh.factory.key, scopes=[*CNAF_SCOPES, "revenu_solidarite_active", "men_statut_scolarite"]
+    )
+    stub = gateway_pb2_grpc.GatewayServiceStub(mesh.channel)
+    response = await stub.Lookup(
+        gateway_pb2.LookupRequest(
+            france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre")
+        ),
+        metadata=metadata(factory),
+    )
+    # men_statut_scolarite is not in fc-lefebvre's scopes: "all" leaves MEN out.
+    assert [r.api for r in response.results] == [
+        gateway_pb2.API_QUOTIENT_FAMILIAL,
+        gateway_pb2.API_REVENU_SOLIDARITE_ACTIVE,
+    ]
+    qf = cnaf_pb2.GetQuotientFamilialByFranceConnectResponse()
+    assert response.results[0].response.Unpack(qf)
+    assert qf.data.allocataires[0].nom_naissance == "LEFEBVRE"
+    named = await stub.Lookup(
+        gateway_pb2.LookupRequest(
+            france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre"),
+            apis=[gateway_pb2.API_SCOLARITE],
+            parameters=gateway_pb2.LookupParameters(annee_scolaire="2025"),
+        ),
+        metadata=metadata(factory),
+    )
+    # MEN has no FranceConnect method: refused, not called.
+    assert named.results[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Lookup(
+            gateway_pb2.LookupRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="fc-expired")
+            ),
+            metadata=metadata(factory),
+        )
+    assert rich_status(caught.value).api_code == "51103"
+
+
+def test_sandbox_tokens_are_distinct() -> None:
+    assert len({t.token for t in SANDBOX_TOKENS}) == len(SANDBOX_TOKENS)
+
+
+# -- upstream: FranceConnect played by a real HTTP server --------------------------------------------
+
+
+@dataclass
+class Upstream:
+    fake: FakeProvider
+    stub: Any
+    factory: TokenFactory
+
+
+@pytest.fixture(scope="module")
+async def cnaf() -> AsyncIterator[GrpcServer]:
+    server = build_cnaf(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    await server.start()
+    yield server
+    await server.stop(0)
+
+
+@pytest.fixture
+def fake_france_connect() -> Iterator[FakeProvider]:
+    with FakeProvider() as fake:
+        yield fake
+
+
+async def _gateway(
+    redis_server: RedisProcess, keys: tuple[Path, SigningKey, SigningKey], cnaf: GrpcServer, url: str
+) -> GrpcServer:
+    server = build_server(
+        gateway_settings(
+            keys[0],
+            redis_server.url,
+            cnaf_address=f"127.0.0.1:{cnaf.port}",
+            france_connect_mode="upstream",
+            france_connect_introspection_url=url,
+            france_connect_client_id="gateway-client",
+            france_connect_client_secret="gateway-secret",
+            france_connect_timeout_seconds=1.0,
+        )
+    )
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def upstream(
+    redis_server: RedisProcess,
+    keys_dir: tuple[Path, SigningKey, SigningKey],
+    cnaf: GrpcServer,
+    fake_france_connect: FakeProvider,
+) -> AsyncIterator[Upstream]:
+    gateway = await _gateway(redis_server, keys_dir, cnaf, fake_france_connect.url + CHECKTOKEN)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+    try:
+        yield Upstream(fake_france_connect, cnaf_pb2_grpc.CnafServiceStub(channel), TokenFactory(keys_dir[1]))
+    finally:
+        await channel.close(None)
+        await gateway.stop(0)
+
+
+async def test_upstream_active_token(upstream: Upstream) -> None:
+    """An active token: the gateway posts token and client credentials, maps the identity, masks by scope."""
+    upstream.fake.script(CHECKTOKEN, json_answer(introspection()))
+    answer = await upstream.stub.GetQuotientFamilialByFranceConnect(
+        qf_by_fc("real-looking-access-token"), metadata=metadata(upstream.factory)
+    )
+    assert answer.data.allocataires[0].nom_naissance == "LEFEBVRE"
+    # cnaf_enfants and cnaf_adresse are not in the FranceConnect token's scope.
+    assert not answer.data.enfants and not answer.data.HasField("adresse")
+    (sent,) = upstream.fake.to(CHECKTOKEN)
+    assert sent.method == "POST"
+    assert sent.form() == {
+        "token": "real-looking-access-token",
+        "client_id": "gateway-client",
+        "client_secret": "gateway-secret",
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "code"),
+    [
+        (json_answer(introspection(active=False)), grpc.StatusCode.UNAUTHENTICATED, "51101"),
+        (json_answer({"token_introspection": {"active": False}}), grpc.StatusCode.UNAUTHENTICATED, "51101"),
+        (json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51103"),
+        (json_answer(introspection(birthdate="not a date")), grpc.StatusCode.UNKNOWN, "51999"),
+        (json_answer({"unexpected": True}), grpc.StatusCode.UNKNOWN, "51999"),
+        (Answer(200, "<html>maintenance</html>"), grpc.StatusCode.UNKNOWN, "51999"),
+        (json_answer({"error": "down"}, status=503), grpc.StatusCode.UNAVAILABLE, "51001"),
+        (
+            Answer(200, json_answer(introspection()).body, delay=3.0),
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "51002",
+        ),
+    ],
+    ids=["inactive", "inactive-bare", "expired", "bad-birthdate", "malformed", "not-json", "503", "slow"],
+)
+async def test_upstream_refusals(
+    upstream: Upstream, answer: Answer, status: grpc.StatusCode, code: str
+) -> None:
+    """What FranceConnect says, or fails to say, becomes one clear error; the provider is never asked."""
+    upstream.fake.script(CHECKTOKEN, answer)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await upstream.stub.GetQuotientFamilialByFranceConnect(
+            qf_by_fc("some-token"), metadata=metadata(upstream.factory)
+        )
+    found = rich_status(caught.value)
+    assert (found.code, found.api_code) == (status, code)
+    assert "LEFEBVRE" not in found.message
+
+
+async def test_upstream_endpoint_down(
+    redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey], cnaf: GrpcServer
+) -> None:
+    """Nothing listens at the introspection URL: UNAVAILABLE, 51001."""
+    gateway = await _gateway(redis_server, keys_dir, cnaf, f"http://127.0.0.1:{closed_port()}{CHECKTOKEN}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+    try:
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetQuotientFamilialByFranceConnect(
+                qf_by_fc("some-token"), metadata=metadata(TokenFactory(keys_dir[1]))
+            )
+        found = rich_status(caught.value)
+        assert (found.code, found.api_code) == (grpc.StatusCode.UNAVAILABLE, "51001")
+    finally:
+        await channel.close(None)
+        await gateway.stop(0)
+
+
+def test_upstream_mode_needs_credentials(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
+    settings = gateway_settings(keys_dir[0], "redis://127.0.0.1:1/0", france_connect_mode="upstream")
+    with pytest.raises(ValueError, match="FRANCE_CONNECT_CLIENT_ID"):
+        build_server(settings)
