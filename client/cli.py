@@ -308,6 +308,10 @@ def lookup_request(args: argparse.Namespace, catalog: ApiCatalog) -> gateway_pb2
         parameters.mois = args.mois
     parameters.annee_scolaire = args.annee_scolaire or ""
     parameters.identifiant_france_travail = args.identifiant or ""
+    parameters.code_etablissement = args.code_etablissement or ""
+    parameters.degre_etablissement = args.degre or ""
+    parameters.codes_bcn_departements.extend(args.departements or ())
+    parameters.codes_bcn_regions.extend(args.regions or ())
     return request
 
 
@@ -470,6 +474,18 @@ def _subject_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--annee-scolaire", dest="annee_scolaire", help="MEN: school year, YYYY-YYYY or YYYY")
 
 
+def _school_flags(parser: argparse.ArgumentParser) -> None:
+    """The MEN search filters, shared by ``call`` and ``lookup``."""
+    parser.add_argument(
+        "--code-etablissement", dest="code_etablissement", help="MEN: UAI of an establishment"
+    )
+    parser.add_argument("--degre", help="MEN: degree of the establishment, 1D or 2D")
+    parser.add_argument(
+        "--departement-bcn", dest="departements", action="append", help="MEN: BCN département code"
+    )
+    parser.add_argument("--region-bcn", dest="regions", action="append", help="MEN: BCN académie region code")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     common = _Parser(add_help=False)
@@ -494,17 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("api", help="API label, e.g. cnaf.quotient_familial, france_travail.statut")
     _subject_flags(call)
     call.add_argument("--ine", help="INE of a student (mesr, cnous)")
-    call.add_argument("--code-etablissement", dest="code_etablissement", help="MEN: UAI of an establishment")
-    call.add_argument("--degre", help="MEN: degree of the establishment, 1D or 2D")
-    call.add_argument(
-        "--departement-bcn", dest="departements", action="append", help="MEN: BCN département code"
-    )
-    call.add_argument("--region-bcn", dest="regions", action="append", help="MEN: BCN académie region code")
+    _school_flags(call)
     call.set_defaults(handler=cmd_call)
 
     lookup = commands.add_parser("lookup", parents=[common], help="ask several APIs about one person")
     lookup.add_argument("apis", nargs="*", help="API labels, or all (the default): every API the token opens")
     _subject_flags(lookup)
+    _school_flags(lookup)
     lookup.set_defaults(handler=cmd_lookup)
 
     commands.add_parser("introspect", parents=[common], help="the rights of the token").set_defaults(

@@ -68,6 +68,7 @@ _LOG = structlog.get_logger("gateway.lookup")
 
 _IDENTITY = identity_pb2.IdentityPivot.DESCRIPTOR.full_name
 _FRANCE_CONNECT = identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name
+_SCHOOL_FILTERS = ("code_etablissement", "degre_etablissement", "codes_bcn_departements", "codes_bcn_regions")
 _TYPE_URL_PREFIX = "type.googleapis.com/"
 _RATE_REMAINING = "ratelimit-remaining"
 
@@ -360,13 +361,7 @@ class LookupService:
         else:
             field = _message_field(message.DESCRIPTOR, _IDENTITY)
             getattr(message, str(field)).CopyFrom(request.identite)
-        if "annee_scolaire" in fields:
-            if not parameters.annee_scolaire.strip():
-                raise missing_school_year()
-            message.annee_scolaire = parameters.annee_scolaire.strip()  # type: ignore[attr-defined]
-        for name in ("annee", "mois"):
-            if name in fields and parameters.HasField(name):
-                setattr(message, name, getattr(parameters, name))
+        copy_lookup_parameters(parameters, message)
         return _Planned(api, self._proxy.target(route.path), message)
 
     async def _call(
@@ -445,3 +440,27 @@ def _tightest(decisions: Sequence[RateDecisionLike]) -> tuple[tuple[str, str], .
     if not with_metadata:
         return ()
     return tuple(min(with_metadata, key=remaining).metadata)
+
+
+def copy_lookup_parameters(parameters: gateway_pb2.LookupParameters, message: Message) -> None:
+    """Copy into one API's request the lookup parameters it takes, by their common names.
+
+    Raises:
+        ApiError: the API needs the school year and the lookup gives none.
+    """
+    fields = message.DESCRIPTOR.fields_by_name
+    if "annee_scolaire" in fields:
+        if not parameters.annee_scolaire.strip():
+            raise missing_school_year()
+        message.annee_scolaire = parameters.annee_scolaire.strip()  # type: ignore[attr-defined]
+    for name in ("annee", "mois"):
+        if name in fields and parameters.HasField(name):
+            setattr(message, name, getattr(parameters, name))
+    # The school search filters keep their names from the MEN request to the lookup's parameters.
+    for name in _SCHOOL_FILTERS:
+        if name in fields:
+            value = getattr(parameters, name)
+            if isinstance(value, str):
+                setattr(message, name, value.strip())
+            else:
+                getattr(message, name).extend(value)

@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from client.cli import build_parser, lookup_request
 from devstack.redis import free_port
 from devstack.run import client_examples, client_setup
 from gateway.admin.scopes import known_scopes
+from gateway.lookup import ApiCatalog
+from gateway.routes import build_routes
 from tests.gateway.conftest import Mesh
 from tests.gateway.tokens import TokenFactory
 
@@ -269,3 +272,30 @@ async def test_proofs_and_pings_need_no_token(mesh: Mesh) -> None:
     pings = await run(mesh, "pings", "--json", env={"API_PARTICULIER_TOKEN": "<unset>"})
     assert pings.code == 0
     assert {p["provider"] for p in json.loads(pings.out)["providers"]} >= {"cnaf", "c2s"}
+
+
+def test_lookup_flags_carry_the_school_search() -> None:
+    """`lookup --annee-scolaire … --code-etablissement …` puts the MEN search into the lookup's parameters."""
+    args = build_parser().parse_args(
+        [
+            "lookup",
+            "men.scolarite",
+            "--nom",
+            "ROCHE",
+            "--prenom",
+            "Léa",
+            "--sexe",
+            "F",
+            "--naissance",
+            "2013-04-09",
+            "--annee-scolaire",
+            "2025-2026",
+            "--code-etablissement",
+            "0132733A",
+        ]
+    )
+    request = lookup_request(args, ApiCatalog(build_routes()))
+    assert list(request.apis) == [gateway_pb2.API_SCOLARITE]
+    assert request.parameters.annee_scolaire == "2025-2026"
+    assert request.parameters.code_etablissement == "0132733A"
+    assert request.identite.nom_naissance == "ROCHE"

@@ -20,9 +20,10 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import error_pb2, identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from apiparticulier.men.v1 import men_pb2
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.lookup import ApiCatalog, api_key, label_matches
+from gateway.lookup import ApiCatalog, api_key, copy_lookup_parameters, label_matches
 from gateway.routes import build_routes
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import SERVICE_NAME as C2S_SERVICE
@@ -409,3 +410,23 @@ async def test_a_sub_call_over_the_rate_limit_is_that_apis_00429(stack: Stack) -
     assert limited and set(limited) == {"00429"}
     answered = [r for o in outcomes if isinstance(o, gateway_pb2.LookupResponse) for r in o.results]
     assert any(r.HasField("response") for r in answered)
+
+
+def test_school_filters_reach_the_men_request() -> None:
+    """The lookup's school year, establishment and perimeter go into the MEN request by name."""
+    message = men_pb2.GetScolariteByIdentityRequest()
+    copy_lookup_parameters(
+        gateway_pb2.LookupParameters(
+            annee_scolaire=" 2025-2026 ", degre_etablissement="2D", codes_bcn_departements=["075", "069"]
+        ),
+        message,
+    )
+    assert message.annee_scolaire == "2025-2026"
+    assert message.degre_etablissement == "2D"
+    assert list(message.codes_bcn_departements) == ["075", "069"]
+    assert message.code_etablissement == ""
+    quotient = cnaf_pb2.GetQuotientFamilialByIdentityRequest()
+    copy_lookup_parameters(
+        gateway_pb2.LookupParameters(annee=2025, mois=6, code_etablissement="0132733A"), quotient
+    )
+    assert (quotient.annee, quotient.mois) == (2025, 6)
