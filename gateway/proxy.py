@@ -68,22 +68,9 @@ from runtime.errors import (
 from runtime.server import ServiceDefinition
 from runtime.tracing import active_tracer, traced_grpc_call
 from services.common.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
+from services.common.providers import TRANSPORT_PROVIDER
 
 _DETAILS_KEY = "grpc-status-details-bin"
-
-PROVIDER_IDENTITIES: dict[str, Provider] = {
-    "cnaf": Provider("37", "CNAV"),
-    "c2s": Provider("37", "CNAV"),
-    "france_travail": Provider("24", "France Travail"),
-    "mesr": Provider("25", "MESR"),
-    "cnous": Provider("26", "Cnous"),
-    "men": Provider("30", "MEN"),
-}
-"""How the error model names each provider service when the gateway cannot reach it.
-
-cnaf and c2s both reach their caisses through the Sécurité sociale gateway run by
-the CNAV, which the error model names for transport failures.
-"""
 
 
 class RateDecisionLike(Protocol):
@@ -267,7 +254,7 @@ class ProviderProxy:
     def _target(self, route: Route) -> Target:
         return Target(
             route,
-            PROVIDER_IDENTITIES.get(route.provider, Provider("00", route.provider)),
+            TRANSPORT_PROVIDER.get(route.provider, Provider("00", route.provider)),
             itertools.cycle(
                 [
                     channel.unary_unary(route.path, request_serializer=None, response_deserializer=None)

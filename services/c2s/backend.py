@@ -13,13 +13,9 @@ from typing import Protocol
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, Provider, provider_not_found
+from runtime.errors import ApiError, provider_not_found
 from services.common.caller import Caller
-
-CNAV = Provider("37", "CNAV")
-"""The Sécurité sociale gateway operated by the CNAV: transport and unknown-answer errors."""
-RNCPS = Provider("40", "RNCPS")
-"""The directory behind it: a person it holds no file for is not found."""
+from services.common.providers import RNCPS
 
 
 def file_not_found() -> ApiError:

@@ -27,11 +27,12 @@ import pydantic
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
-from services.c2s.backend import CNAV, file_not_found
+from services.c2s.backend import file_not_found
 from services.c2s.settings import C2sSettings
 from services.cnaf.upstream import FD_HEADER, caller_headers, identity_query, refused_identity
 from services.common.caller import Caller
 from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.providers import CNAV
 from services.common.upstream import TokenSource, UpstreamClient
 
 _Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]

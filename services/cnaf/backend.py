@@ -7,13 +7,7 @@ from typing import Protocol, TypeVar
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import Provider
 from services.common.caller import Caller
-
-CNAV = Provider("37", "CNAV")
-"""The Sécurité sociale gateway operated by the CNAV: transport and unknown-answer errors."""
-CNAF_MSA = Provider("35", "CNAF & MSA")
-"""The caisses behind it: a person registered with neither is not found."""
 
 
 class Benefit(StrEnum):

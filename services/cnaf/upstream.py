@@ -61,10 +61,11 @@ from google.protobuf import json_format
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.errors import ApiError, FieldViolation, Provider, invalid_civility, provider_not_found
-from services.cnaf.backend import CNAF_MSA, CNAV, Benefit, BenefitData
+from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.settings import PRESTATIONS, QUOTIENT_FAMILIAL, CnafSettings
 from services.common.caller import Caller
 from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.providers import CNAF, CNAF_MSA, CNAV, MSA, RNCPS
 from services.common.upstream import TokenSource, UpstreamClient
 
 FRANCE = "99100"
@@ -72,9 +73,9 @@ FRANCE = "99100"
 
 FD_HEADER = "X-APISECU-FD"
 ORGANISATIONS: dict[str, tuple[str, Provider]] = {
-    "00810011": ("CNAF", Provider("23", "CNAF")),
-    "00171001": ("MSA", Provider("10", "MSA")),
-    "99430000": ("RNCPS", Provider("40", "RNCPS")),
+    "00810011": ("CNAF", CNAF),
+    "00171001": ("MSA", MSA),
+    "99430000": ("RNCPS", RNCPS),
 }
 """X-APISECU-FD value → the organisation's name and the provider of its not-found code."""
 

@@ -7,11 +7,9 @@ from typing import Protocol
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, Provider, provider_not_found
+from runtime.errors import ApiError, provider_not_found
 from services.common.caller import Caller
-
-CNOUS = Provider("26", "CNOUS")
-"""The Cnous, which holds the scholarship files, as the error model names it."""
+from services.common.providers import CNOUS
 
 
 class Lookup(StrEnum):

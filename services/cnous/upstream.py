@@ -45,10 +45,11 @@ from google.protobuf import json_format
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
-from services.cnous.backend import CNOUS, Lookup, student_not_found
+from services.cnous.backend import Lookup, student_not_found
 from services.cnous.settings import CnousSettings
 from services.common.caller import Caller
 from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.providers import CNOUS
 from services.common.upstream import TokenSource, UpstreamClient
 from services.mesr.upstream import birth_date
 

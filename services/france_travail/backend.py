@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from apiparticulier.france_travail.v1 import france_travail_pb2
-from runtime.errors import ApiError, Provider, provider_not_found
+from runtime.errors import ApiError, provider_not_found
 from services.common.caller import Caller
-
-FRANCE_TRAVAIL = Provider("24", "France Travail")
-"""France Travail, the only provider behind both APIs: every error names it."""
+from services.common.providers import FRANCE_TRAVAIL
 
 
 def situation_not_found() -> ApiError:

@@ -8,8 +8,9 @@ from google.protobuf import json_format
 
 from apiparticulier.france_travail.v1 import france_travail_pb2
 from services.common.caller import Caller
+from services.common.providers import FRANCE_TRAVAIL
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
-from services.france_travail.backend import FRANCE_TRAVAIL, situation_not_found
+from services.france_travail.backend import situation_not_found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
 

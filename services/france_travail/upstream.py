@@ -57,8 +57,9 @@ from apiparticulier.france_travail.v1 import france_travail_pb2
 from runtime.errors import ApiError, provider_timeout
 from services.common.caller import Caller
 from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.providers import FRANCE_TRAVAIL
 from services.common.upstream import TokenSource, UpstreamClient
-from services.france_travail.backend import FRANCE_TRAVAIL, situation_not_found
+from services.france_travail.backend import situation_not_found
 from services.france_travail.settings import FranceTravailSettings
 
 log = structlog.get_logger(__name__)

@@ -8,11 +8,9 @@ from typing import Protocol
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2
-from runtime.errors import ApiError, Provider, provider_not_found
+from runtime.errors import ApiError, provider_not_found
 from services.common.caller import Caller
-
-MEN = Provider("30", "MEN")
-"""The Éducation nationale's schooling directory, as the error model names it."""
+from services.common.providers import MEN
 
 
 def pupil_not_found() -> ApiError:

@@ -20,8 +20,9 @@ from google.protobuf import json_format
 
 from apiparticulier.men.v1 import men_pb2
 from services.common.caller import Caller
+from services.common.providers import MEN
 from services.common.sandbox import SandboxPopulation, transport_error
-from services.men.backend import MEN, PerimetreKind, ScolariteQuery, pupil_not_found
+from services.men.backend import PerimetreKind, ScolariteQuery, pupil_not_found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
 _API = "scolarites"

@@ -38,8 +38,9 @@ import pydantic
 from apiparticulier.men.v1 import men_pb2
 from services.common.caller import Caller
 from services.common.oauth2 import ClientCredentialsTokenSource
+from services.common.providers import MEN
 from services.common.upstream import TokenSource, UpstreamClient
-from services.men.backend import MEN, ScolariteQuery, pupil_not_found
+from services.men.backend import ScolariteQuery, pupil_not_found
 from services.men.settings import MenSettings
 from services.mesr.upstream import birth_date
 

@@ -7,11 +7,9 @@ from typing import Protocol
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from runtime.errors import ApiError, Provider, provider_not_found
+from runtime.errors import ApiError, provider_not_found
 from services.common.caller import Caller
-
-MESRI = Provider("25", "MESRI")
-"""The ministry's student directory, as the error model names it."""
+from services.common.providers import MESRI
 
 
 class Lookup(StrEnum):

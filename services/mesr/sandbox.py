@@ -9,8 +9,9 @@ from google.protobuf import json_format
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from services.common.caller import Caller
+from services.common.providers import MESRI
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
-from services.mesr.backend import MESRI, Lookup, student_not_found
+from services.mesr.backend import Lookup, student_not_found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
 _API = "statut_etudiant"

@@ -44,8 +44,9 @@ import structlog
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from services.common.caller import Caller
+from services.common.providers import MESRI
 from services.common.upstream import UpstreamClient
-from services.mesr.backend import MESRI, Lookup, student_not_found
+from services.mesr.backend import Lookup, student_not_found
 from services.mesr.settings import MesrSettings
 
 log = structlog.get_logger(__name__)
