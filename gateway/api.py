@@ -30,8 +30,10 @@ from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway.auth import Token, TokenVerifier
 from gateway.availability import Availability, AvailabilityTracker
+from gateway.journal import Journal
 from gateway.lookup import ApiCatalog, LookupService
-from gateway.proxy import JournalLike, ProviderProxy, RateDecisionLike
+from gateway.proxy import ProviderProxy
+from gateway.ratelimit import RateDecision
 from gateway.recipient import recipient_from
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -84,7 +86,7 @@ class _Admitted:
     token: Token
     call: CallContext
     seen: _Seen
-    decision: RateDecisionLike
+    decision: RateDecision
 
 
 @dataclass(slots=True)
@@ -128,7 +130,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         settings: GatewaySettings,
         proxy: ProviderProxy,
         verifier: TokenVerifier,
-        journal: JournalLike,
+        journal: Journal,
         usage: UsageRecorder,
         availability: AvailabilityTracker,
         catalog: ApiCatalog,

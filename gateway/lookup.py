@@ -49,7 +49,9 @@ from google.rpc import status_pb2
 from apiparticulier.common.v1 import error_pb2, identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from gateway.auth import Token
-from gateway.proxy import JournalLike, ProviderProxy, ProviderStatusError, RateDecisionLike, Target
+from gateway.journal import Journal
+from gateway.proxy import ProviderProxy, ProviderStatusError, Target
+from gateway.ratelimit import RateDecision
 from gateway.routes import ContractError, Route, RouteTable
 from runtime.context import CallContext
 from runtime.errors import (
@@ -259,7 +261,7 @@ class LookupService:
         journal: The access journal (for the digest of each call's subject).
     """
 
-    def __init__(self, proxy: ProviderProxy, catalog: ApiCatalog, journal: JournalLike) -> None:
+    def __init__(self, proxy: ProviderProxy, catalog: ApiCatalog, journal: Journal) -> None:
         self._proxy = proxy
         self._catalog = catalog
         self._journal = journal
@@ -272,7 +274,7 @@ class LookupService:
         recipient: str,
         call: CallContext,
         timeout: float,  # noqa: ASYNC109 - the lookup's gRPC deadline, spread over its provider calls
-        decision: RateDecisionLike,
+        decision: RateDecision,
     ) -> tuple[gateway_pb2.LookupResponse, tuple[tuple[str, str], ...]]:
         """Ask every API of the request about its subject.
 
@@ -309,7 +311,7 @@ class LookupService:
             for api, entry in self._catalog.apis.items()
             if any(not route.scopes.isdisjoint(scopes) for route in entry.routes)
         ]
-        decisions: list[RateDecisionLike] = [decision]
+        decisions: list[RateDecision] = [decision]
 
         async def one(api: int) -> gateway_pb2.LookupResult:
             result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
@@ -373,7 +375,7 @@ class LookupService:
         call: CallContext,
         scopes: frozenset[str],
         deadline: float,
-        decisions: list[RateDecisionLike],
+        decisions: list[RateDecision],
     ) -> any_pb2.Any | error_pb2.CallError:
         target = planned.target
         started = time.perf_counter()
@@ -426,10 +428,10 @@ def _time_left(deadline: float, target: Target) -> float:
     return left
 
 
-def _tightest(decisions: Sequence[RateDecisionLike]) -> tuple[tuple[str, str], ...]:
+def _tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
     """The metadata of the decision that left the fewest calls: what the caller may still send."""
 
-    def remaining(decision: RateDecisionLike) -> int:
+    def remaining(decision: RateDecision) -> int:
         values = dict(decision.metadata)
         try:
             return int(values.get(_RATE_REMAINING, "0"))

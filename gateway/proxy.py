@@ -41,17 +41,21 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.auth import Token, TokenVerifier
+from gateway.availability import AvailabilityTracker
 from gateway.france_connect import FRANCE_CONNECT, FranceConnect, france_connect_field
+from gateway.journal import Journal
+from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from gateway.routes import Route, RouteTable, mask
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageRecorder
 from runtime import metrics
 from runtime.context import REQUEST_ID_KEY, CallContext, current_call
 from runtime.errors import (
@@ -71,64 +75,6 @@ from services.common.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
 from services.common.providers import TRANSPORT_PROVIDER
 
 _DETAILS_KEY = "grpc-status-details-bin"
-
-
-class RateDecisionLike(Protocol):
-    """What the proxy reads of a rate-limit decision (`gateway.ratelimit.RateDecision`)."""
-
-    @property
-    def allowed(self) -> bool:
-        """The call may go on."""
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """Rate-limit metadata for the answer."""
-
-    def refusal(self) -> ApiError:
-        """The error refusing the call (00105 revoked or 00429)."""
-
-
-class Limiter(Protocol):
-    """The rate limiter and revocation check (`gateway.ratelimit.RateLimiter`)."""
-
-    async def check(self, token_id: str, rate_per_second: int) -> Any:
-        """Decide about one call of the token; returns a `RateDecisionLike`."""
-
-
-class JournalLike(Protocol):
-    """The access journal (`gateway.journal.Journal`)."""
-
-    def subject_digest(self, request: Message) -> str:
-        """Keyed hash of the request's normalised subject."""
-
-    def record(
-        self,
-        *,
-        request_id: str,
-        token_id: str,
-        recipient: str,
-        method: str,
-        provider: str,
-        status: str,
-        code: str,
-        latency_ms: float,
-        subject_digest: str,
-    ) -> None:
-        """Write one journal event."""
-
-
-class ObserverLike(Protocol):
-    """What learns from the outcome of provider calls (`gateway.availability.AvailabilityTracker`)."""
-
-    def observe(self, provider: str, status: grpc.StatusCode) -> None:
-        """Learn the status one call to the provider ended with."""
-
-
-class UsageLike(Protocol):
-    """The usage counters (`gateway.usage.UsageRecorder`)."""
-
-    def count(self, token_id: str, api: str, outcome: str) -> None:
-        """Count one call; the outcome is ``OK`` or the gRPC status name."""
 
 
 @dataclass(eq=False)
@@ -201,12 +147,12 @@ class ProviderProxy:
         *,
         settings: GatewaySettings,
         verifier: TokenVerifier,
-        limiter: Limiter,
-        journal: JournalLike,
-        usage: UsageLike,
+        limiter: RateLimiter,
+        journal: Journal,
+        usage: UsageRecorder,
         channels: dict[str, Sequence[grpc.aio.Channel]],
         france_connect: FranceConnect | None = None,
-        availability: ObserverLike | None = None,
+        availability: AvailabilityTracker | None = None,
     ) -> None:
         """Prepare the handlers of every route.
 
@@ -344,7 +290,7 @@ class ProviderProxy:
         remaining = context.time_remaining()
         return self._max_deadline if remaining is None else min(remaining, self._max_deadline)
 
-    async def admit(self, token: Token) -> RateDecisionLike:
+    async def admit(self, token: Token) -> RateDecision:
         """Step 4: revocation and rate limit, one Redis round trip.
 
         Returns:
@@ -354,7 +300,7 @@ class ProviderProxy:
             ApiError: 00105 revoked, or 00429 over the limit (the refusal carries
                 the rate-limit metadata itself).
         """
-        decision: RateDecisionLike = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
+        decision: RateDecision = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
         if not decision.allowed:
             raise decision.refusal()
         return decision
