@@ -142,7 +142,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self._usage = usage
         self._availability = availability
         self._catalog = catalog
-        self._lookup = LookupService(proxy, catalog, journal)
+        self._lookup = LookupService(proxy, catalog)
         self._anonymous = frozenset(m.name for m in SERVICE.methods if method_access(m.name).anonymous)
         self._every_token = frozenset(m.name for m in SERVICE.methods if method_access(m.name).every_token)
 

@@ -49,7 +49,6 @@ from google.rpc import status_pb2
 from apiparticulier.common.v1 import error_pb2, identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from gateway.auth import Token
-from gateway.journal import Journal
 from gateway.proxy import ProviderProxy, ProviderStatusError, Target
 from gateway.ratelimit import RateDecision
 from gateway.routes import ContractError, Route, RouteTable
@@ -258,13 +257,11 @@ class LookupService:
     Args:
         proxy: The gateway's call path (rate limit, forwarding, masking, journal).
         catalog: The APIs.
-        journal: The access journal (for the digest of each call's subject).
     """
 
-    def __init__(self, proxy: ProviderProxy, catalog: ApiCatalog, journal: Journal) -> None:
+    def __init__(self, proxy: ProviderProxy, catalog: ApiCatalog) -> None:
         self._proxy = proxy
         self._catalog = catalog
-        self._journal = journal
 
     async def lookup(
         self,
@@ -380,7 +377,6 @@ class LookupService:
         target = planned.target
         started = time.perf_counter()
         status, code = "OK", ""
-        digest = self._journal.subject_digest(planned.request)
         try:
             decisions.append(await self._proxy.admit(token))
             answer = await self._proxy.forward(
@@ -409,8 +405,8 @@ class LookupService:
                 recipient=recipient,
                 status=status,
                 code=code,
-                started=started,
-                subject_digest=digest,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                subject=planned.request,
             )
         full_name = target.route.response_class.DESCRIPTOR.full_name
         return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer)

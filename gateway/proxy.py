@@ -37,6 +37,8 @@ plans, channels and their method callables) is, at start-up.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -236,15 +238,19 @@ class ProviderProxy:
             status, code = internal.status.name, internal.code
             raise
         finally:
-            self.account(
-                route,
-                request_id=call.request_id,
-                token=seen.token,
-                recipient=seen.recipient,
-                status=status,
-                code=code,
-                started=started,
-                subject_digest=seen.subject_digest,
+            # After the answer: the journal's hash and write need not delay it.
+            asyncio.get_running_loop().call_soon(
+                functools.partial(
+                    self.account,
+                    route,
+                    request_id=call.request_id,
+                    token=seen.token,
+                    recipient=seen.recipient,
+                    status=status,
+                    code=code,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    subject=seen.subject,
+                )
             )
 
     def account(
@@ -256,8 +262,8 @@ class ProviderProxy:
         recipient: str,
         status: str,
         code: str,
-        started: float,
-        subject_digest: str,
+        latency_ms: float,
+        subject: Message | None,
     ) -> None:
         """Step 7: the journal event and the usage count of one provider call (usage once the token is known).
 
@@ -268,8 +274,8 @@ class ProviderProxy:
             recipient: The recipient SIRET, if it was read.
             status: The outcome: ``OK`` or the gRPC status name.
             code: The API Particulier code of a refusal ("" on success).
-            started: ``time.perf_counter()`` when the call began.
-            subject_digest: The journal's digest of the subject ("" if unknown).
+            latency_ms: How long the call took.
+            subject: The request, whose subject the journal hashes (None if unread).
         """
         self._journal.record(
             request_id=request_id,
@@ -279,8 +285,8 @@ class ProviderProxy:
             provider=route.provider,
             status=status,
             code=code,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            subject_digest=subject_digest,
+            latency_ms=latency_ms,
+            subject_digest="" if subject is None else self._journal.subject_digest(subject),
         )
         if token is not None:
             self._usage.count(token.jti, route.api, status)
@@ -352,7 +358,7 @@ class ProviderProxy:
             if route.scopes.isdisjoint(scopes):
                 raise insufficient_scopes()
             request = subject.SerializeToString()
-        seen.subject_digest = self._journal.subject_digest(subject)
+        seen.subject = subject
         return await self.forward(
             target,
             request,
@@ -445,7 +451,7 @@ class _Seen:
 
     token: Token | None = None
     recipient: str = ""
-    subject_digest: str = ""
+    subject: Message | None = None
 
 
 def _counted(route: Route, error: ApiError) -> ApiError:

@@ -12,7 +12,11 @@ from runtime.settings import LogFormat
 
 
 def configure_logging(
-    level: str = "info", fmt: LogFormat = LogFormat.JSON, stream: TextIO | None = None
+    level: str = "info",
+    fmt: LogFormat = LogFormat.JSON,
+    stream: TextIO | None = None,
+    *,
+    cache_loggers: bool = True,
 ) -> None:
     """Configure structlog for the whole process.
 
@@ -23,6 +27,8 @@ def configure_logging(
         level: Minimum level name (debug, info, warning, error).
         fmt: JSON for production, console for a person at a terminal.
         stream: Where events go; standard output by default.
+        cache_loggers: Freeze each logger's configuration at its first use, for speed;
+            tests that capture events switch it off.
     """
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
@@ -39,5 +45,5 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 import pytest
 
 from devstack.redis import RedisProcess
+from runtime.logs import configure_logging
 from runtime.server import GrpcServer
+from runtime.settings import LogFormat
+
+LOG_FILE = Path(tempfile.gettempdir()) / f"apiparticulier-tests-{os.getpid()}.log"
+"""Every event the in-process servers log during the run, audited by tests/test_personal_data.py."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_file() -> Iterator[Path]:
+    """Send the run's structlog events, as JSON lines, to one file kept for the audit."""
+    with LOG_FILE.open("w", encoding="utf-8") as stream:
+        configure_logging("debug", LogFormat.JSON, stream, cache_loggers=False)
+        yield LOG_FILE
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,10 @@ def gateway_settings(keys: Path, redis_url: str, **overrides: Any) -> GatewaySet
         "usage_flush_seconds": 0.2,
         "provider_channels": 1,
         # Providers the tests do not start point at a port nobody listens on.
-        **{f"{p}_address": f"127.0.0.1:{free_port()}" for p in ("france_travail", "mesr", "cnous", "men")},
+        **{
+            f"{p}_address": f"127.0.0.1:{free_port()}"
+            for p in ("cnaf", "c2s", "france_travail", "mesr", "cnous", "men")
+        },
     }
     values.update(overrides)
     return GatewaySettings(**values)

@@ -1,0 +1,42 @@
+"""The log of the whole test run holds no personal data of the sandbox persons.
+
+This module's name sorts after every test directory, so it runs last and reads what
+every in-process gateway and provider logged (the journal included) during the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import LOG_FILE
+
+_ROOT = Path(__file__).resolve().parent.parent
+# Short first names ("LEA", "TOM") would match ordinary words; longer ones cannot.
+_SHORTEST_NAME = 5
+
+
+def sandbox_secrets() -> set[str]:
+    """Names, birth dates, INEs and identifiants of every sandbox person."""
+    found: set[str] = set()
+    for population in _ROOT.glob("services/*/sandbox_population.json"):
+        for person in json.loads(population.read_text(encoding="utf-8"))["persons"]:
+            identity = person.get("identite", {})
+            names = [identity.get("nomNaissance", ""), *identity.get("prenoms", [])]
+            found.update(name.upper() for name in names if len(name) >= _SHORTEST_NAME)
+            if "jourDateNaissance" in identity:
+                year, month, day = (
+                    identity[k] for k in ("anneeDateNaissance", "moisDateNaissance", "jourDateNaissance")
+                )
+                found.add(f"{year:04d}-{month:02d}-{day:02d}")
+            found.update(person[key] for key in ("ine", "identifiant") if key in person)
+    return found
+
+
+def test_the_run_log_holds_no_personal_data() -> None:
+    """No sandbox person's name, birth date, INE or identifiant appears in any logged event."""
+    text = LOG_FILE.read_text(encoding="utf-8")
+    assert '"event": "api_call"' in text, "the run journalled no call: the audit would prove nothing"
+    upper = text.upper()
+    leaked = sorted(secret for secret in sandbox_secrets() if secret.upper() in upper)
+    assert leaked == []
