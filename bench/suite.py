@@ -38,14 +38,8 @@ from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadResult, LoadSpec, run_load
-from bench.mesh import (
-    Child,
-    Issuer,
-    Mesh,
-    client_commands_from_slowlog,
-    command_counts,
-    command_deltas,
-)
+from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
+from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +164,7 @@ def smoke(address: str, method: str, request: bytes, metadata: Sequence[tuple[st
 def run(options: Options, say: Callable[[str], None]) -> Report:
     """Start everything, run every phase, stop everything (also on error or Ctrl-C)."""
     report = Report(options)
-    mesh = Mesh(options.log_dir)
+    mesh = ProcessGroup(options.log_dir)
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as keys_dir:
         try:
             _Run(mesh, report, Path(keys_dir), say).all()
@@ -183,7 +177,9 @@ def run(options: Options, say: Callable[[str], None]) -> Report:
 class _Run:
     """The phases of one run, sharing the processes, the token issuer and the report."""
 
-    def __init__(self, mesh: Mesh, report: Report, keys_dir: Path, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, mesh: ProcessGroup, report: Report, keys_dir: Path, say: Callable[[str], None]
+    ) -> None:
         self.mesh = mesh
         self.report = report
         self.options = report.options

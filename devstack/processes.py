@@ -1,0 +1,216 @@
+"""Server processes of the local mesh: started as children, waited for, stopped in order.
+
+`make run`, `make bench` and the tests that need real separate processes (several
+gateway replicas) all start their servers through a `ProcessGroup`: every server is
+a child in its own session (so Ctrl-C reaches only the parent, which stops the
+children in order) with its output in a log file, and `ProcessGroup.close` stops
+everything it started: SIGTERM, a bounded wait, then SIGKILL. `Issuer` makes keys
+and tokens through the admin CLI, as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from devstack.redis import RedisProcess, free_port
+
+_ROOT = Path(__file__).resolve().parent.parent
+_START_TIMEOUT_SECONDS = 30.0
+_STOP_TIMEOUT_SECONDS = 10.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """One server process of the group."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def address(self) -> str:
+        """Where it listens."""
+        return f"127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far, all its threads together.
+
+        Read from /proc/<pid>/stat (utime and stime, fields 14 and 15), the kernel's
+        rusage of the whole thread group, so gRPC core's threads count too.
+        """
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        # The command name, field 2, may hold spaces; the fields after it are counted from its ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+class ProcessGroup:
+    """Starts server processes and stops every one of them at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        """Nothing runs yet; logs go to ``log_dir``."""
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+        self.redis: RedisProcess | None = None
+
+    def start_redis(self, port: int = 0) -> RedisProcess:
+        """A redis-server of the group, on ``port`` (0: a free loopback port)."""
+        server = RedisProcess(port)
+        self.redis = server
+        server.start()
+        return server
+
+    def start(
+        self, name: str, argv: Iterable[str], env: Mapping[str, str] | None = None, port: int | None = None
+    ) -> Child:
+        """Start ``python <argv>`` as ``name`` and wait until it answers health checks.
+
+        Args:
+            name: Name of the process in logs and errors.
+            argv: Arguments of this interpreter, such as ``["-m", "services.cnaf"]``.
+            env: Environment added to this process's own; GRPC_HOST and GRPC_PORT are set here.
+            port: Loopback port to serve on; a free one when None.
+
+        Raises:
+            RuntimeError: when the process exits or is not SERVING within 30 s.
+        """
+        port = port or free_port()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own modules, run by this interpreter
+                [sys.executable, *argv],
+                cwd=_ROOT,
+                env={**os.environ, **(env or {}), "GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(port)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        child = Child(name, port, process)
+        self.children.append(child)
+        wait_until_serving(child)
+        return child
+
+    def stop(self, child: Child) -> None:
+        """Stop one child: SIGTERM, then SIGKILL if it has not exited in time."""
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(_STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        if child in self.children:
+            self.children.remove(child)
+
+    def close(self) -> None:
+        """Stop every child, the last started first, then Redis."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(list(self.children)):
+            self.stop(child)
+        if self.redis is not None:
+            self.redis.close()
+            self.redis = None
+
+
+def wait_until_serving(child: Child) -> None:
+    """Block until the child answers SERVING on its health service.
+
+    Raises:
+        RuntimeError: when it exits first or is not SERVING within 30 s.
+    """
+    deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+    with grpc.insecure_channel(child.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
+            try:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{child.name} did not become SERVING within {_START_TIMEOUT_SECONDS:.0f} s"
+                )
+            time.sleep(0.05)
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """Tokens issued by the admin CLI (``python -m gateway.admin``), as an operator would.
+
+    Going through the CLI rather than signing here keeps the benchmark honest: the
+    gateway verifies exactly the tokens it meets in production, ES256 and registered.
+    """
+
+    keys_dir: Path
+    kid: str
+    redis_url: str
+
+    @classmethod
+    def create(cls, keys_dir: Path, redis_url: str, kid: str = "bench-1") -> Issuer:
+        """A new signing key pair in ``keys_dir``; tokens get registered in ``redis_url``."""
+        admin("keygen", "--keys-dir", str(keys_dir), "--kid", kid)
+        return cls(keys_dir, kid, redis_url)
+
+    def issue(
+        self, scopes: Iterable[str], siret: str, rate_limit: int | None = None, label: str = "benchmark"
+    ) -> str:
+        """A token with ``scopes`` (and its own rate limit, when given), for one day."""
+        scope_arguments = [argument for scope in sorted(scopes) for argument in ("--scope", scope)]
+        return admin(
+            "issue",
+            "--keys-dir",
+            str(self.keys_dir),
+            "--kid",
+            self.kid,
+            "--label",
+            label,
+            "--siret",
+            siret,
+            "--days",
+            "1",
+            *(("--rate-limit", str(rate_limit)) if rate_limit is not None else ()),
+            "--redis-url",
+            self.redis_url,
+            *scope_arguments,
+        )
+
+
+def admin(*arguments: str) -> str:
+    """Run the token administration CLI and return what it printed on standard output.
+
+    Raises:
+        RuntimeError: the CLI refused, with its message.
+    """
+    done = subprocess.run(  # noqa: S603 - our own module, run by this interpreter
+        [sys.executable, "-m", "gateway.admin", *arguments],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"gateway.admin {arguments[0]} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
