@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
 from services.c2s.backend import C2sBackend
 from services.c2s.sandbox import POPULATION_FILE, SandboxC2sBackend
 from services.c2s.servicer import C2sServicer
 from services.c2s.settings import C2sSettings
 from services.c2s.upstream import UpstreamC2sBackend
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 
@@ -25,13 +26,6 @@ def build_backend(settings: C2sSettings) -> C2sBackend:
 def build_server(settings: C2sSettings) -> GrpcServer:
     """The c2s service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = C2sServicer(backend)
-    return GrpcServer(
-        settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME, lambda server: c2s_pb2_grpc.add_C2sServiceServicer_to_server(servicer, server)
-            )
-        ],
-        on_shutdown=[backend.close],
+    return provider_server(
+        settings, SERVICE_NAME, c2s_pb2_grpc.add_C2sServiceServicer_to_server, C2sServicer(backend), backend
     )

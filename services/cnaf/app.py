@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
 from services.cnaf.backend import CnafBackend
 from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
 from services.cnaf.servicer import CnafServicer
 from services.cnaf.settings import CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 
@@ -25,13 +26,10 @@ def build_backend(settings: CnafSettings) -> CnafBackend:
 def build_server(settings: CnafSettings) -> GrpcServer:
     """The cnaf service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = CnafServicer(backend)
-    return GrpcServer(
+    return provider_server(
         settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME, lambda server: cnaf_pb2_grpc.add_CnafServiceServicer_to_server(servicer, server)
-            )
-        ],
-        on_shutdown=[backend.close],
+        SERVICE_NAME,
+        cnaf_pb2_grpc.add_CnafServiceServicer_to_server,
+        CnafServicer(backend),
+        backend,
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
 from services.cnous.backend import CnousBackend
 from services.cnous.sandbox import POPULATION_FILE, SandboxCnousBackend
 from services.cnous.servicer import CnousServicer
 from services.cnous.settings import CnousSettings
 from services.cnous.upstream import UpstreamCnousBackend
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 
@@ -25,14 +26,10 @@ def build_backend(settings: CnousSettings) -> CnousBackend:
 def build_server(settings: CnousSettings) -> GrpcServer:
     """The cnous service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = CnousServicer(backend)
-    return GrpcServer(
+    return provider_server(
         settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME,
-                lambda server: cnous_pb2_grpc.add_CnousServiceServicer_to_server(servicer, server),
-            )
-        ],
-        on_shutdown=[backend.close],
+        SERVICE_NAME,
+        cnous_pb2_grpc.add_CnousServiceServicer_to_server,
+        CnousServicer(backend),
+        backend,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 from services.france_travail.backend import FranceTravailBackend
@@ -25,16 +26,10 @@ def build_backend(settings: FranceTravailSettings) -> FranceTravailBackend:
 def build_server(settings: FranceTravailSettings) -> GrpcServer:
     """The france_travail service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = FranceTravailServicer(backend)
-    return GrpcServer(
+    return provider_server(
         settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME,
-                lambda server: france_travail_pb2_grpc.add_FranceTravailServiceServicer_to_server(
-                    servicer, server
-                ),
-            )
-        ],
-        on_shutdown=[backend.close],
+        SERVICE_NAME,
+        france_travail_pb2_grpc.add_FranceTravailServiceServicer_to_server,
+        FranceTravailServicer(backend),
+        backend,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 from services.men.backend import MenBackend
@@ -25,13 +26,6 @@ def build_backend(settings: MenSettings) -> MenBackend:
 def build_server(settings: MenSettings) -> GrpcServer:
     """The men service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = MenServicer(backend)
-    return GrpcServer(
-        settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME, lambda server: men_pb2_grpc.add_MenServiceServicer_to_server(servicer, server)
-            )
-        ],
-        on_shutdown=[backend.close],
+    return provider_server(
+        settings, SERVICE_NAME, men_pb2_grpc.add_MenServiceServicer_to_server, MenServicer(backend), backend
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
+from services.common.app import provider_server
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 from services.mesr.backend import MesrBackend
@@ -25,13 +26,10 @@ def build_backend(settings: MesrSettings) -> MesrBackend:
 def build_server(settings: MesrSettings) -> GrpcServer:
     """The mesr service's server, ready to start; stopping it closes the backend's connections."""
     backend = build_backend(settings)
-    servicer = MesrServicer(backend)
-    return GrpcServer(
+    return provider_server(
         settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME, lambda server: mesr_pb2_grpc.add_MesrServiceServicer_to_server(servicer, server)
-            )
-        ],
-        on_shutdown=[backend.close],
+        SERVICE_NAME,
+        mesr_pb2_grpc.add_MesrServiceServicer_to_server,
+        MesrServicer(backend),
+        backend,
     )
