@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-
-import redis.asyncio
 
 from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
@@ -15,6 +14,8 @@ from gateway.journal import Journal
 from gateway.lookup import ApiCatalog
 from gateway.proxy import ProviderProxy
 from gateway.ratelimit import RateLimiter
+from gateway.redis_client import close as close_redis
+from gateway.redis_client import connect as connect_redis
 from gateway.routes import build_routes
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -75,7 +76,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         max_bytes=settings.token_max_bytes,
         cache_size=settings.token_cache_size,
     )
-    redis_client = redis.asyncio.Redis.from_url(
+    redis_client = connect_redis(
         settings.redis_url,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
@@ -126,7 +127,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
             availability.close,
             france_connect.close,
             channels.close,
-            redis_client.aclose,
+            functools.partial(close_redis, redis_client),
         ],
         usage=usage,
         availability=availability,

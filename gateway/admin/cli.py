@@ -26,6 +26,7 @@ import redis
 from gateway.admin import keys, registry
 from gateway.admin.scopes import known_scopes
 from gateway.recipient import is_valid_siret
+from gateway.redis_client import close_sync, connect_sync
 from gateway.settings import GatewaySettings
 
 EXIT_OK = 0
@@ -65,7 +66,7 @@ def _say(message: str) -> None:
 
 
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return connect_sync(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 # -- keygen ----------------------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def _issue(args: argparse.Namespace) -> int:
     try:
         registry.register(client, claims)
     finally:
-        client.close()
+        close_sync(client)
     expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
     _say(
         f"issued token {claims['jti']} for {claims['sub']!r} (SIRET {claims['siret']}), "
@@ -144,7 +145,7 @@ def _list(args: argparse.Namespace) -> int:
     try:
         records = registry.list_tokens(client)
     finally:
-        client.close()
+        close_sync(client)
     now = time.time()
     if args.json:
         print(json.dumps([record.as_json(now) for record in records], ensure_ascii=False, indent=2))
@@ -185,7 +186,7 @@ def _revoke(args: argparse.Namespace) -> int:
         _say(f"error: no token with jti {jti} is registered; nothing revoked")
         return EXIT_REFUSED
     finally:
-        client.close()
+        close_sync(client)
     _say(f"revoked token {jti} of {record.label!r}: refused by every gateway from its next call")
     print(jti)
     return EXIT_OK

@@ -71,6 +71,9 @@ async def replicas(
             "JOURNAL_HMAC_KEY": "replicas-journal-key",
             "CNAF_ADDRESS": f"127.0.0.1:{cnaf.port}",
             "RATE_LIMIT_BURST": str(BURST),
+            # On two shared cores a loaded event loop can make one round trip slow; this test is about
+            # the limit's accuracy, not the fail-closed mode (tested in test_ratelimit.py).
+            "REDIS_TIMEOUT_SECONDS": "2",
             "GATEWAY_REPLICAS": "3",
             "LOG_LEVEL": "warning",
         }
@@ -105,7 +108,7 @@ async def test_one_token_is_limited_across_three_replicas(replicas: Replicas) ->
             last_done = time.monotonic()
 
     try:
-        await asyncio.gather(*(hammer(n) for n in range(12)))
+        await asyncio.gather(*(hammer(n) for n in range(6)))
     finally:
         for channel in channels:
             await channel.close(grace=None)
