@@ -143,7 +143,6 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self._availability = availability
         self._catalog = catalog
         self._lookup = LookupService(proxy, catalog)
-        self._anonymous = frozenset(m.name for m in SERVICE.methods if method_access(m.name).anonymous)
         self._every_token = frozenset(m.name for m in SERVICE.methods if method_access(m.name).every_token)
 
     def service_definition(self) -> ServiceDefinition:

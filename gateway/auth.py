@@ -175,11 +175,6 @@ class KeyStore:
         directory: Path = keys_dir  # type: ignore[assignment]  # checked above: not both None
         return cls(lambda: load_keys_dir(directory), reload_min_seconds)
 
-    @property
-    def kids(self) -> frozenset[str]:
-        """The kids currently known."""
-        return frozenset(self._keys)
-
     def get(self, kid: str) -> VerificationKey | None:
         """The key of ``kid``, reloading the source first if it is unknown and may be reloaded."""
         key = self._keys.get(kid)

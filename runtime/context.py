@@ -41,7 +41,3 @@ def current_call() -> CallContext:
     """
     return _CURRENT.get()
 
-
-def add_response_metadata(key: str, value: str) -> None:
-    """Send ``key: value`` back to the caller with the call's trailers."""
-    _CURRENT.get().response_metadata.append((key, value))
