@@ -40,4 +40,3 @@ def current_call() -> CallContext:
         LookupError: outside a call.
     """
     return _CURRENT.get()
-
