@@ -18,6 +18,7 @@ from pathlib import Path
 
 from devstack.processes import Issuer, ProcessGroup, admin
 from gateway.admin.scopes import known_scopes
+from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
 _RUN_DIR = _ROOT / ".run"
@@ -41,14 +42,11 @@ class Process:
         return f"127.0.0.1:{self.port}"
 
 
-PROVIDERS = (
-    Process("cnaf", "services.cnaf", 50061, 9461),
-    Process("c2s", "services.c2s", 50062, 9462),
-    Process("france_travail", "services.france_travail", 50063, 9463),
-    Process("mesr", "services.mesr", 50064, 9464),
-    Process("cnous", "services.cnous", 50065, 9465),
-    Process("men", "services.men", 50066, 9466),
+PROVIDERS = tuple(
+    Process(provider.name, provider.package, provider.grpc_port, provider.metrics_port)
+    for provider in registry.PROVIDERS
 )
+"""Every provider service of the registry."""
 GATEWAY = Process("gateway", "gateway", 50051, 9451)
 
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
@@ -70,10 +68,6 @@ def client_setup(recipient: str = _DEMO_RECIPIENT) -> str:
 def client_examples(python: str = ".venv/bin/python") -> list[str]:
     """The example command lines `make run` prints, as printed."""
     return [f"{python} -m client {arguments}" for arguments in CLIENT_EXAMPLES]
-
-
-def _exists(process: Process) -> bool:
-    return (_ROOT / process.module.replace(".", "/") / "__main__.py").is_file()
 
 
 def _journal_key() -> str:
@@ -132,8 +126,7 @@ def main() -> None:
             redis_url = group.start_redis(port=6379 if _port_free(6379) else 0).url
             print(f"redis            {redis_url}")
         for process in PROVIDERS:
-            if _exists(process):
-                _start(group, process)
+            _start(group, process)
         token = demo_token(redis_url)
         _start(
             group,

@@ -10,8 +10,7 @@ gateway's client certificate is set too.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import grpc
 
@@ -27,14 +26,6 @@ _CHANNEL_OPTIONS: tuple[tuple[str, int | str], ...] = (
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
 )
-
-
-def provider_address(settings: GatewaySettings, provider: str) -> str:
-    """The ``host:port`` of a provider service, from ``<PROVIDER>_ADDRESS``."""
-    address = getattr(settings, f"{provider}_address", None)
-    if address is None:
-        raise ValueError(f"no address setting for provider {provider}")
-    return str(address)
 
 
 def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | None:
@@ -74,7 +65,7 @@ class ProviderChannels:
             options.append(("grpc.ssl_target_name_override", settings.provider_tls_server_name))
         self._pools: dict[str, tuple[grpc.aio.Channel, ...]] = {}
         for provider in providers:
-            address = provider_address(settings, provider)
+            address = settings.provider_address(provider)
             self._pools[provider] = tuple(
                 grpc.aio.insecure_channel(address, options=options)
                 if credentials is None
@@ -86,10 +77,6 @@ class ProviderChannels:
     def pools(self) -> Mapping[str, tuple[grpc.aio.Channel, ...]]:
         """The channels of each provider."""
         return self._pools
-
-    def cycle(self, provider: str) -> Iterator[grpc.aio.Channel]:
-        """An endless round-robin over the provider's channels."""
-        return itertools.cycle(self._pools[provider])
 
     async def close(self) -> None:
         """Close every channel, letting calls in flight finish."""

@@ -50,13 +50,13 @@ from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2
 from gateway.settings import FranceConnectMode, GatewaySettings
-from runtime.errors import ApiError, Provider, provider_unknown_answer
-from services.common.caller import Caller
-from services.common.upstream import UpstreamClient
+from runtime.caller import Caller
+from runtime.errors import ApiError, ErrorSource, provider_unknown_answer
+from runtime.upstream import UpstreamClient
 
 _LOG = structlog.get_logger("gateway.france_connect")
 
-FRANCE_CONNECT = Provider("51", "FranceConnect")
+FRANCE_CONNECT = ErrorSource("51", "FranceConnect")
 """FranceConnect as the error model names it."""
 
 ACCESS_TOKEN_MAX_CHARS = 4096

@@ -52,6 +52,7 @@ from gateway.auth import Token
 from gateway.proxy import ProviderProxy, ProviderStatusError, Target
 from gateway.ratelimit import RateDecision
 from gateway.routes import ContractError, Route, RouteTable
+from runtime.caller import Caller
 from runtime.context import CallContext
 from runtime.errors import (
     ApiError,
@@ -63,7 +64,6 @@ from runtime.errors import (
     missing_identifiant,
     provider_timeout,
 )
-from services.common.caller import Caller
 
 _LOG = structlog.get_logger("gateway.lookup")
 

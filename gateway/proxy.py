@@ -59,11 +59,12 @@ from gateway.routes import Route, RouteTable, mask
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime import metrics
+from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
 from runtime.context import REQUEST_ID_KEY, CallContext, current_call
 from runtime.errors import (
     ApiError,
+    ErrorSource,
     FieldViolation,
-    Provider,
     insufficient_scopes,
     internal_error,
     invalid_argument,
@@ -71,10 +72,9 @@ from runtime.errors import (
     provider_unavailable,
     provider_unknown_answer,
 )
+from runtime.providers import BY_NAME
 from runtime.server import ServiceDefinition
 from runtime.tracing import active_tracer, traced_grpc_call
-from services.common.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
-from services.common.providers import TRANSPORT_PROVIDER
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -103,7 +103,7 @@ def malformed_request() -> ApiError:
     )
 
 
-def provider_error(error: grpc.aio.AioRpcError, provider: Provider) -> ApiError:
+def provider_error(error: grpc.aio.AioRpcError, provider: ErrorSource) -> ApiError:
     """The error the caller gets for a failed provider call.
 
     A status with rich details is the provider's own answer and is passed through;
@@ -202,7 +202,7 @@ class ProviderProxy:
     def _target(self, route: Route) -> Target:
         return Target(
             route,
-            TRANSPORT_PROVIDER.get(route.provider, Provider("00", route.provider)),
+            BY_NAME[route.provider].error_source,
             itertools.cycle(
                 [
                     channel.unary_unary(route.path, request_serializer=None, response_deserializer=None)
@@ -439,7 +439,7 @@ class Target:
     """One route with what its calls need, prepared at start-up."""
 
     route: Route
-    provider: Provider
+    provider: ErrorSource
     callables: Iterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
     france_connect_field: str | None
     """The request's FranceConnect subject field, for the ``...ByFranceConnect`` methods."""

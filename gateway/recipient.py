@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runtime.caller import RECIPIENT_KEY
 from runtime.errors import invalid_recipient, missing_recipient
-from services.common.caller import RECIPIENT_KEY
 
 LA_POSTE_SIREN = "356000000"
 _DIGITS = frozenset("0123456789")

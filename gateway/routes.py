@@ -11,7 +11,6 @@ start-up: a field nobody decided about must not leak by default.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,9 +21,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescript
 from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import options_pb2
-
-PROVIDERS = ("cnaf", "c2s", "france_travail", "mesr", "cnous", "men")
-"""The provider packages the gateway routes to, as their proto package segment."""
+from runtime.providers import PROVIDERS
 
 # Well-known types are leaves: their inner fields are not the contract's to annotate.
 _LEAF_PACKAGES = ("google.protobuf.",)
@@ -105,22 +102,11 @@ class RouteTable:
         return {route.path: route for route in self.routes}
 
 
-def provider_modules(providers: Iterable[str] = PROVIDERS) -> list[ModuleType]:
-    """The generated ``*_pb2`` modules of the providers; those not generated yet are skipped."""
-    modules = []
-    for provider in providers:
-        try:
-            modules.append(importlib.import_module(f"apiparticulier.{provider}.v1.{provider}_pb2"))
-        except ModuleNotFoundError:
-            continue
-    return modules
-
-
 def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
     """Read the route table from the descriptors of the provider modules.
 
     Args:
-        modules: Generated ``*_pb2`` modules; by default every provider's that exists.
+        modules: Generated ``*_pb2`` modules; by default those of every provider of the registry.
 
     Raises:
         ContractError: A response field carries neither ``scope`` nor
@@ -129,7 +115,7 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
     problems: list[str] = []
     plans: dict[str, MessagePlan] = {}
     routes: list[Route] = []
-    for module in provider_modules() if modules is None else modules:
+    for module in [p.contract() for p in PROVIDERS] if modules is None else modules:
         file: FileDescriptor = module.DESCRIPTOR
         provider = file.package.split(".")[1]
         for service in file.services_by_name.values():

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, create_model
 
+from runtime.providers import BY_NAME, PROVIDERS
 from runtime.settings import ServerSettings
 
 
@@ -28,22 +30,33 @@ class FranceConnectMode(StrEnum):
     """FranceConnect's token introspection endpoint, with the gateway's client credentials."""
 
 
-class GatewaySettings(ServerSettings):
+def _provider_addresses() -> type[ServerSettings]:
+    """``<provider>_address`` settings, one per provider of the registry, on top of `ServerSettings`."""
+    fields: dict[str, Any] = {
+        provider.address_setting: (
+            str,
+            Field(
+                default=provider.default_address,
+                description=f"{provider.name} service host:port ({provider.address_setting.upper()}).",
+            ),
+        )
+        for provider in PROVIDERS
+    }
+    return create_model("ProviderAddresses", __base__=ServerSettings, **fields)
+
+
+if TYPE_CHECKING:
+    _WithProviderAddresses = ServerSettings
+else:
+    _WithProviderAddresses = _provider_addresses()
+
+
+class GatewaySettings(_WithProviderAddresses):
     """The gateway's settings; see `ServerSettings` for the common ones."""
 
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
 
-    # -- where the providers are -------------------------------------------------------------
-    cnaf_address: str = Field(default="127.0.0.1:50061", description="cnaf service host:port (CNAF_ADDRESS).")
-    c2s_address: str = Field(default="127.0.0.1:50062", description="c2s service host:port (C2S_ADDRESS).")
-    france_travail_address: str = Field(
-        default="127.0.0.1:50063", description="france_travail service host:port (FRANCE_TRAVAIL_ADDRESS)."
-    )
-    mesr_address: str = Field(default="127.0.0.1:50064", description="mesr service host:port (MESR_ADDRESS).")
-    cnous_address: str = Field(
-        default="127.0.0.1:50065", description="cnous service host:port (CNOUS_ADDRESS)."
-    )
-    men_address: str = Field(default="127.0.0.1:50066", description="men service host:port (MEN_ADDRESS).")
+    # -- where the providers are: one <provider>_address setting each, from the registry ----
     provider_tls_ca_file: Path | None = Field(
         default=None,
         description="PEM CA that signed the providers' certificates; unset talks plaintext "
@@ -214,3 +227,7 @@ class GatewaySettings(ServerSettings):
         description="A provider about which nothing was learnt for this long is reported unknown "
         "(AVAILABILITY_STALE_SECONDS).",
     )
+
+    def provider_address(self, provider: str) -> str:
+        """The ``host:port`` of a provider service of the registry, from its address setting."""
+        return str(getattr(self, BY_NAME[provider].address_setting))

@@ -35,7 +35,7 @@ class FieldViolation:
 
 
 @dataclass(frozen=True, slots=True)
-class Provider:
+class ErrorSource:
     """A data provider as the error model names it: its 2-digit code prefix and label."""
 
     code: str
@@ -52,7 +52,7 @@ class ApiError(Exception):
     reason: str
     title: str
     detail: str
-    provider: Provider | None = None
+    provider: ErrorSource | None = None
     violations: tuple[FieldViolation, ...] = ()
     retry_after_seconds: float | None = None
     quota: error_details_pb2.QuotaFailure | None = None
@@ -243,12 +243,12 @@ def internal_error() -> ApiError:
 _RETRY_SECONDS = 10.0
 
 
-def provider_not_found(provider: Provider, detail: str, title: str = "Entité non trouvée") -> ApiError:
+def provider_not_found(provider: ErrorSource, detail: str, title: str = "Entité non trouvée") -> ApiError:
     """The provider knows nobody matching the subject (PP003)."""
     return ApiError(grpc.StatusCode.NOT_FOUND, f"{provider.code}003", "NOT_FOUND", title, detail, provider)
 
 
-def provider_unavailable(provider: Provider) -> ApiError:
+def provider_unavailable(provider: ErrorSource) -> ApiError:
     """The provider refused the connection or is in maintenance (PP001)."""
     return ApiError(
         grpc.StatusCode.UNAVAILABLE,
@@ -261,7 +261,7 @@ def provider_unavailable(provider: Provider) -> ApiError:
     )
 
 
-def provider_timeout(provider: Provider) -> ApiError:
+def provider_timeout(provider: ErrorSource) -> ApiError:
     """The provider did not answer in time (PP002)."""
     return ApiError(
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -274,7 +274,7 @@ def provider_timeout(provider: Provider) -> ApiError:
     )
 
 
-def provider_dns_failure(provider: Provider) -> ApiError:
+def provider_dns_failure(provider: ErrorSource) -> ApiError:
     """The provider's host name did not resolve (PP004)."""
     return ApiError(
         grpc.StatusCode.UNAVAILABLE,
@@ -287,7 +287,7 @@ def provider_dns_failure(provider: Provider) -> ApiError:
     )
 
 
-def provider_rate_limited(provider: Provider, retry_after_seconds: float = _RETRY_SECONDS) -> ApiError:
+def provider_rate_limited(provider: ErrorSource, retry_after_seconds: float = _RETRY_SECONDS) -> ApiError:
     """The provider itself refused for too many requests (PP008)."""
     return ApiError(
         grpc.StatusCode.UNAVAILABLE,
@@ -300,7 +300,7 @@ def provider_rate_limited(provider: Provider, retry_after_seconds: float = _RETR
     )
 
 
-def provider_unknown_answer(provider: Provider) -> ApiError:
+def provider_unknown_answer(provider: ErrorSource) -> ApiError:
     """The provider answered something that does not parse or match (PP999)."""
     return ApiError(
         grpc.StatusCode.UNKNOWN,

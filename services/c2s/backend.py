@@ -13,9 +13,9 @@ from typing import Protocol
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
-from services.common.caller import Caller
-from services.common.providers import RNCPS
+from runtime.providers import RNCPS
 
 
 def file_not_found() -> ApiError:

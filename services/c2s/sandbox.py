@@ -8,9 +8,9 @@ from google.protobuf import json_format
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
+from runtime.providers import CNAV
 from services.c2s.backend import file_not_found
-from services.common.caller import Caller
-from services.common.providers import CNAV
 from services.common.sandbox import SandboxPopulation, transport_error
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
+from runtime.caller import caller_of
 from services.c2s.backend import C2sBackend
-from services.common.caller import caller_of
 from services.common.validation import (
     DSS_IDENTITY,
     checked_france_connect_identity,

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtime.providers import BY_NAME
 from services.common.settings import ProviderSettings
 
 
@@ -19,7 +20,9 @@ class C2sSettings(ProviderSettings):
         "upstream_client_secret",
     )
 
-    grpc_port: int = Field(default=50062, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["c2s"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_path: str = Field(
         default="complementaire_sante_solidaire",
         description="URL of the C2S prestation, relative to UPSTREAM_BASE_URL (UPSTREAM_PATH).",

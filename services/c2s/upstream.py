@@ -27,13 +27,13 @@ import pydantic
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
+from runtime.oauth2 import ClientCredentialsTokenSource
+from runtime.providers import CNAV
+from runtime.upstream import TokenSource, UpstreamClient
 from services.c2s.backend import file_not_found
 from services.c2s.settings import C2sSettings
 from services.cnaf.upstream import FD_HEADER, caller_headers, identity_query, refused_identity
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.providers import CNAV
-from services.common.upstream import TokenSource, UpstreamClient
 
 _Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
@@ -66,7 +66,7 @@ class UpstreamC2sBackend:
     @classmethod
     def from_settings(cls, settings: C2sSettings) -> UpstreamC2sBackend:
         """The backend the settings describe (they were checked complete at start)."""
-        http = UpstreamClient.from_settings(CNAV, settings)
+        http = settings.upstream_client(CNAV)
         tokens = ClientCredentialsTokenSource(
             http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
         )

@@ -7,7 +7,7 @@ from typing import Protocol, TypeVar
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
-from services.common.caller import Caller
+from runtime.caller import Caller
 
 
 class Benefit(StrEnum):

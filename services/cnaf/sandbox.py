@@ -8,10 +8,10 @@ from google.protobuf import json_format
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
+from runtime.providers import CNAF_MSA, CNAV
 from services.cnaf.backend import Benefit, BenefitData
-from services.common.caller import Caller
-from services.common.providers import CNAF_MSA, CNAV
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")

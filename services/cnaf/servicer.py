@@ -10,9 +10,9 @@ import grpc
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import caller_of
 from runtime.errors import invalid_argument
 from services.cnaf.backend import Benefit, BenefitData, CnafBackend
-from services.common.caller import caller_of
 from services.common.validation import (
     DSS_IDENTITY,
     checked_france_connect_identity,

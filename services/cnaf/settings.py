@@ -6,8 +6,10 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from runtime.oauth2 import OAuth2Client
+from runtime.providers import BY_NAME
 from services.cnaf.backend import Benefit
-from services.common.settings import BackendKind, OAuth2Client, ProviderSettings
+from services.common.settings import BackendKind, ProviderSettings
 
 QUOTIENT_FAMILIAL = "quotient_familial"
 """The Sécurité sociale gateway's name of the quotient familial prestation."""
@@ -46,7 +48,9 @@ class CnafSettings(ProviderSettings):
         "upstream_clients",
     )
 
-    grpc_port: int = Field(default=50061, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["cnaf"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_clients: dict[str, PrestationClient] = Field(
         default_factory=dict,
         description="JSON object: for each prestation (quotient_familial, revenu_solidarite_active, "

@@ -39,7 +39,7 @@ and required fields must be there; anything else is an unknown answer (37999).
 Fields the adapter does not know are ignored, so that the provider adding one
 does not stop the service.
 
-Errors, besides the shared ones of `services.common.upstream`:
+Errors, besides the shared ones of `runtime.upstream`:
 
 - 404 with ``errorCode`` 40406 or 40412: registered with no eligible caisse, 35003;
 - 404 with ``errorCode`` 40409: SNGI could not identify the person. The real API
@@ -60,19 +60,19 @@ from google.protobuf import json_format
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, FieldViolation, Provider, invalid_civility, provider_not_found
+from runtime.caller import Caller
+from runtime.errors import ApiError, ErrorSource, FieldViolation, invalid_civility, provider_not_found
+from runtime.oauth2 import ClientCredentialsTokenSource
+from runtime.providers import CNAF, CNAF_MSA, CNAV, MSA, RNCPS
+from runtime.upstream import TokenSource, UpstreamClient
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.settings import PRESTATIONS, QUOTIENT_FAMILIAL, CnafSettings
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.providers import CNAF, CNAF_MSA, CNAV, MSA, RNCPS
-from services.common.upstream import TokenSource, UpstreamClient
 
 FRANCE = "99100"
 """COG code of France as a birth country."""
 
 FD_HEADER = "X-APISECU-FD"
-ORGANISATIONS: dict[str, tuple[str, Provider]] = {
+ORGANISATIONS: dict[str, tuple[str, ErrorSource]] = {
     "00810011": ("CNAF", CNAF),
     "00171001": ("MSA", MSA),
     "99430000": ("RNCPS", RNCPS),
@@ -190,7 +190,7 @@ def not_identified() -> ApiError:
     )
 
 
-def no_file_at(organisation: str, provider: Provider) -> ApiError:
+def no_file_at(organisation: str, provider: ErrorSource) -> ApiError:
     """The caisse that answered has no file for the person (23003, 10003, 40003)."""
     return provider_not_found(
         provider,
@@ -238,7 +238,7 @@ class UpstreamCnafBackend:
     @classmethod
     def from_settings(cls, settings: CnafSettings) -> UpstreamCnafBackend:
         """The backend the settings describe (they were checked complete at start)."""
-        http = UpstreamClient.from_settings(CNAV, settings)
+        http = settings.upstream_client(CNAV)
         token_url = settings.upstream_token_url or ""
         tokens: dict[str, TokenSource] = {}
         paths: dict[str, str] = {}

@@ -7,9 +7,9 @@ from typing import Protocol
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
-from services.common.caller import Caller
-from services.common.providers import CNOUS
+from runtime.providers import CNOUS
 
 
 class Lookup(StrEnum):

@@ -8,9 +8,9 @@ from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
+from runtime.providers import CNOUS
 from services.cnous.backend import Lookup, student_not_found
-from services.common.caller import Caller
-from services.common.providers import CNOUS
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")

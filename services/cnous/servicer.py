@@ -10,8 +10,8 @@ import grpc
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import caller_of
 from services.cnous.backend import CnousBackend
-from services.common.caller import caller_of
 from services.common.validation import (
     CNOUS_IDENTITY,
     checked_identity,

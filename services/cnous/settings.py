@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtime.providers import BY_NAME
 from services.common.settings import ProviderSettings
 
 
@@ -24,7 +25,9 @@ class CnousSettings(ProviderSettings):
         "upstream_client_secret",
     )
 
-    grpc_port: int = Field(default=50065, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["cnous"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_identity_path: str = Field(
         default="civility",
         description="URL of searches by identity (POST), relative to UPSTREAM_BASE_URL "

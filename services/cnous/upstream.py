@@ -44,13 +44,13 @@ from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
+from runtime.oauth2 import ClientCredentialsTokenSource
+from runtime.providers import CNOUS
+from runtime.upstream import TokenSource, UpstreamClient
 from services.cnous.backend import Lookup, student_not_found
 from services.cnous.settings import CnousSettings
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.providers import CNOUS
-from services.common.upstream import TokenSource, UpstreamClient
 from services.mesr.upstream import birth_date
 
 _Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -123,7 +123,7 @@ class UpstreamCnousBackend:
     @classmethod
     def from_settings(cls, settings: CnousSettings) -> UpstreamCnousBackend:
         """The backend the settings describe (they were checked complete at start)."""
-        http = UpstreamClient.from_settings(CNOUS, settings)
+        http = settings.upstream_client(CNOUS)
         tokens = ClientCredentialsTokenSource(
             http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
         )

@@ -31,7 +31,7 @@ from typing import Any
 from apiparticulier.common.v1 import identity_pb2
 from runtime.errors import (
     ApiError,
-    Provider,
+    ErrorSource,
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
@@ -131,7 +131,7 @@ class SandboxPopulation:
         return self._by_identifiant.get(identifiant)
 
 
-def transport_error(error: SandboxError, provider: Provider) -> ApiError | None:
+def transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | None:
     """The provider-side failure a sandbox person stands for; None for not-found and success."""
     if error is SandboxError.PROVIDER_UNAVAILABLE:
         return provider_unavailable(provider)

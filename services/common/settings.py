@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from runtime.errors import ErrorSource
+from runtime.oauth2 import OAuth2Client
 from runtime.settings import ServerSettings
+from runtime.upstream import UpstreamClient
 
 
 class BackendKind(StrEnum):
@@ -18,17 +23,7 @@ class BackendKind(StrEnum):
     SANDBOX = "sandbox"
     """The built-in fictitious population (the default)."""
     UPSTREAM = "upstream"
-    """The real provider's HTTP API (see `services.common.upstream`)."""
-
-
-class OAuth2Client(BaseModel):
-    """One OAuth2 client-credentials registration at a provider's token endpoint."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    client_id: str = Field(min_length=1, description="The client id.")
-    client_secret: SecretStr = Field(description="The client secret.")
-    scope: str | None = Field(default=None, description="Scopes asked for, space-separated; none if unset.")
+    """The real provider's HTTP API (see `runtime.upstream`)."""
 
 
 class ProviderSettings(ServerSettings):
@@ -111,4 +106,26 @@ class ProviderSettings(ServerSettings):
             client_id=self.upstream_client_id,
             client_secret=self.upstream_client_secret,
             scope=self.upstream_scope,
+        )
+
+    def upstream_client(
+        self, source: ErrorSource, *, base_url: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> UpstreamClient:
+        """The HTTP client to the provider these settings describe (base URL, timeout, CA bundle, pool).
+
+        Args:
+            source: Named in every error the client raises.
+            base_url: Overrides UPSTREAM_BASE_URL (for a second host of the same provider).
+            headers: Headers sent with every request.
+        """
+        verify: ssl.SSLContext | bool = True
+        if self.upstream_ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(self.upstream_ca_file))
+        return UpstreamClient(
+            source,
+            base_url or self.upstream_base_url or "",
+            timeout_seconds=self.upstream_timeout_seconds,
+            verify=verify,
+            max_connections=self.upstream_max_connections,
+            headers=headers,
         )

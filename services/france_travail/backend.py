@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from apiparticulier.france_travail.v1 import france_travail_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
-from services.common.caller import Caller
-from services.common.providers import FRANCE_TRAVAIL
+from runtime.providers import FRANCE_TRAVAIL
 
 
 def situation_not_found() -> ApiError:

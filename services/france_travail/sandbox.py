@@ -7,8 +7,8 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from apiparticulier.france_travail.v1 import france_travail_pb2
-from services.common.caller import Caller
-from services.common.providers import FRANCE_TRAVAIL
+from runtime.caller import Caller
+from runtime.providers import FRANCE_TRAVAIL
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
 from services.france_travail.backend import situation_not_found
 

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
-from services.common.caller import caller_of
+from runtime.caller import caller_of
 from services.france_travail.backend import FranceTravailBackend
 from services.france_travail.validation import checked_identifiant
 

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtime.providers import BY_NAME
 from services.common.settings import ProviderSettings
 
 _SCOPES = "api_statutaugmentev1 api_liste-paiementsv1 individuStatutAugmente"
@@ -26,7 +27,9 @@ class FranceTravailSettings(ProviderSettings):
         "upstream_client_secret",
     )
 
-    grpc_port: int = Field(default=50063, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["france_travail"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_statut_path: str = Field(
         default="statut",
         description="URL of the job-seeker status API (POST), relative to UPSTREAM_BASE_URL "

@@ -54,11 +54,11 @@ import structlog
 from google.protobuf import json_format
 
 from apiparticulier.france_travail.v1 import france_travail_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_timeout
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.providers import FRANCE_TRAVAIL
-from services.common.upstream import TokenSource, UpstreamClient
+from runtime.oauth2 import ClientCredentialsTokenSource
+from runtime.providers import FRANCE_TRAVAIL
+from runtime.upstream import TokenSource, UpstreamClient
 from services.france_travail.backend import situation_not_found
 from services.france_travail.settings import FranceTravailSettings
 
@@ -227,7 +227,7 @@ class UpstreamFranceTravailBackend:
     @classmethod
     def from_settings(cls, settings: FranceTravailSettings) -> UpstreamFranceTravailBackend:
         """The backend the settings describe (they were checked complete at start)."""
-        http = UpstreamClient.from_settings(FRANCE_TRAVAIL, settings)
+        http = settings.upstream_client(FRANCE_TRAVAIL)
         client = settings.upstream_oauth2_client().model_copy(update={"scope": settings.upstream_scopes()})
         tokens = ClientCredentialsTokenSource(
             http, settings.upstream_token_url or "", client, credentials_in_body=True

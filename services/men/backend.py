@@ -8,9 +8,9 @@ from typing import Protocol
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
-from services.common.caller import Caller
-from services.common.providers import MEN
+from runtime.providers import MEN
 
 
 def pupil_not_found() -> ApiError:

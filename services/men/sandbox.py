@@ -19,8 +19,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from apiparticulier.men.v1 import men_pb2
-from services.common.caller import Caller
-from services.common.providers import MEN
+from runtime.caller import Caller
+from runtime.providers import MEN
 from services.common.sandbox import SandboxPopulation, transport_error
 from services.men.backend import PerimetreKind, ScolariteQuery, pupil_not_found
 

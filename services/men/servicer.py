@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
-from services.common.caller import caller_of
+from runtime.caller import caller_of
 from services.men.backend import MenBackend
 from services.men.validation import scolarite_query
 

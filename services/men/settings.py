@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from runtime.providers import BY_NAME
 from services.common.settings import ProviderSettings
 
 
@@ -23,7 +24,9 @@ class MenSettings(ProviderSettings):
         "upstream_client_secret",
     )
 
-    grpc_port: int = Field(default=50066, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["men"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_path: str = Field(
         default="perimetre",
         description="URL of the schooling search (POST), relative to UPSTREAM_BASE_URL (UPSTREAM_PATH).",

@@ -36,10 +36,10 @@ import httpx
 import pydantic
 
 from apiparticulier.men.v1 import men_pb2
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.providers import MEN
-from services.common.upstream import TokenSource, UpstreamClient
+from runtime.caller import Caller
+from runtime.oauth2 import ClientCredentialsTokenSource
+from runtime.providers import MEN
+from runtime.upstream import TokenSource, UpstreamClient
 from services.men.backend import ScolariteQuery, pupil_not_found
 from services.men.settings import MenSettings
 from services.mesr.upstream import birth_date
@@ -159,7 +159,7 @@ class UpstreamMenBackend:
     @classmethod
     def from_settings(cls, settings: MenSettings) -> UpstreamMenBackend:
         """The backend the settings describe (they were checked complete at start)."""
-        http = UpstreamClient.from_settings(MEN, settings)
+        http = settings.upstream_client(MEN)
         tokens = ClientCredentialsTokenSource(
             http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
         )

@@ -8,8 +8,8 @@ from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from services.common.caller import Caller
-from services.common.providers import MESRI
+from runtime.caller import Caller
+from runtime.providers import MESRI
 from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
 from services.mesr.backend import Lookup, student_not_found
 

@@ -10,7 +10,7 @@ import grpc
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
-from services.common.caller import caller_of
+from runtime.caller import caller_of
 from services.common.validation import (
     MESR_IDENTITY,
     checked_identity,

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
+from runtime.providers import BY_NAME
 from services.common.settings import ProviderSettings
 
 
@@ -23,7 +24,9 @@ class MesrSettings(ProviderSettings):
         "upstream_identity_api_key",
     )
 
-    grpc_port: int = Field(default=50064, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
+    grpc_port: int = Field(
+        default=BY_NAME["mesr"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
+    )
     upstream_path: str = Field(
         default="etudiants",
         description="URL of the student status API, relative to UPSTREAM_BASE_URL (UPSTREAM_PATH).",

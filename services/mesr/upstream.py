@@ -43,9 +43,9 @@ import structlog
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from services.common.caller import Caller
-from services.common.providers import MESRI
-from services.common.upstream import UpstreamClient
+from runtime.caller import Caller
+from runtime.providers import MESRI
+from runtime.upstream import UpstreamClient
 from services.mesr.backend import Lookup, student_not_found
 from services.mesr.settings import MesrSettings
 
@@ -157,7 +157,7 @@ class UpstreamMesrBackend:
             return value.get_secret_value() if value is not None else ""
 
         return cls(
-            UpstreamClient.from_settings(MESRI, settings),
+            settings.upstream_client(MESRI),
             settings.upstream_path,
             ine_api_key=secret(settings.upstream_ine_api_key),
             identity_api_key=secret(settings.upstream_identity_api_key),

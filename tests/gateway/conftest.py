@@ -15,20 +15,14 @@ from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
 from devstack.redis import RedisProcess, free_port
 from gateway.app import build_server
 from gateway.settings import GatewaySettings
-from runtime.errors import Provider, provider_not_found
+from runtime.errors import ErrorSource, provider_not_found
 from runtime.server import GrpcServer, ServiceDefinition
 from services.cnaf.app import build_server as build_cnaf
 from services.cnaf.settings import CnafSettings
 from services.common.settings import ProviderSettings
+from services.mesr.app import build_server as build_mesr
+from services.mesr.settings import MesrSettings
 from tests.gateway.tokens import SigningKey, TokenFactory, ed25519_key, es256_key
-
-try:  # the mesr service is written beside the gateway; its tests run once it imports
-    from services.mesr.app import build_server as build_mesr
-    from services.mesr.settings import MesrSettings
-
-    HAS_MESR = True
-except ImportError:
-    HAS_MESR = False
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 C2S_SERVICE = c2s_pb2.DESCRIPTOR.services_by_name["C2sService"].full_name
@@ -58,7 +52,7 @@ class RecordingC2s(c2s_pb2_grpc.C2sServiceServicer):
             )
         )
         if request.identite.nom_naissance == "INCONNU":
-            raise provider_not_found(Provider("40", "RNCPS"), "absent")
+            raise provider_not_found(ErrorSource("40", "RNCPS"), "absent")
         if request.identite.nom_naissance == "LENT":  # slower than any deadline of the tests
             await asyncio.sleep(10)
         response = c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse()
@@ -135,19 +129,17 @@ async def mesh(
             )
         ],
     )
-    mesr = build_mesr(MesrSettings(grpc_host="127.0.0.1", grpc_port=0)) if HAS_MESR else None
+    mesr = build_mesr(MesrSettings(grpc_host="127.0.0.1", grpc_port=0))
     await cnaf.start()
     await c2s.start()
-    if mesr is not None:
-        await mesr.start()
-    providers = {"mesr_address": f"127.0.0.1:{mesr.port}"} if mesr is not None else {}
+    await mesr.start()
     gateway = build_server(
         gateway_settings(
             directory,
             redis_server.url,
             cnaf_address=f"127.0.0.1:{cnaf.port}",
             c2s_address=f"127.0.0.1:{c2s.port}",
-            **providers,
+            mesr_address=f"127.0.0.1:{mesr.port}",
         )
     )
     await gateway.start()
@@ -160,6 +152,5 @@ async def mesh(
         await channel.close(None)
         await gateway.stop(0)
         await c2s.stop(0)
-        if mesr is not None:
-            await mesr.stop(0)
+        await mesr.stop(0)
         await cnaf.stop(0)

@@ -22,7 +22,7 @@ from runtime.server import GrpcServer
 from services.cnaf.app import build_server as build_cnaf
 from services.cnaf.settings import CnafSettings
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
-from tests.gateway.conftest import HAS_MESR, Mesh, gateway_settings
+from tests.gateway.conftest import Mesh, gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.rich_status import rich_status
 
@@ -142,7 +142,6 @@ async def test_refused_france_connect_tokens(mesh: Mesh, token: str, code: str) 
     assert status.error_info.metadata["provider"] == "FranceConnect"
 
 
-@pytest.mark.skipif(not HAS_MESR, reason="the mesr service is not there yet")
 async def test_answer_has_no_identite(mesh: Mesh) -> None:
     """A FranceConnect answer never carries identite, even to a token holding mesri_identite."""
     factory = TokenFactory(mesh.factory.key, scopes=["mesri_identite", "mesri_admissions"])

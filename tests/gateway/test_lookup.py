@@ -25,6 +25,7 @@ from devstack.redis import RedisProcess
 from gateway.app import build_server
 from gateway.lookup import ApiCatalog, api_key, copy_lookup_parameters, label_matches
 from gateway.routes import build_routes
+from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import SERVICE_NAME as C2S_SERVICE
 from services.c2s.sandbox import POPULATION_FILE as C2S_POPULATION
@@ -39,7 +40,6 @@ from services.cnous.app import SERVICE_NAME as CNOUS_SERVICE
 from services.cnous.sandbox import POPULATION_FILE as CNOUS_POPULATION
 from services.cnous.sandbox import SandboxCnousBackend
 from services.cnous.servicer import CnousServicer
-from services.common.caller import Caller
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import ProviderSettings
 from tests.fake_provider import closed_port

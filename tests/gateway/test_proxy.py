@@ -26,7 +26,7 @@ from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.ratelimit import revoked_key
-from tests.gateway.conftest import DEFAULT_DEADLINE_SECONDS, HAS_MESR, Mesh
+from tests.gateway.conftest import DEFAULT_DEADLINE_SECONDS, Mesh
 from tests.gateway.tokens import TokenFactory, ed25519_key, es256_key
 from tests.rich_status import rich_status
 
@@ -492,7 +492,6 @@ async def test_over_the_token_rate_is_00429_with_metadata(mesh: Mesh) -> None:
     assert dict(trailers)["ratelimit-remaining"] == "0"
 
 
-@pytest.mark.skipif(not HAS_MESR, reason="the mesr service does not import yet")
 async def test_mesr_admissions_are_masked_field_by_field(mesh: Mesh) -> None:
     """Over gRPC with the real mesr: each admission keeps only the fields the token's scopes unlock."""
     stub = mesr_pb2_grpc.MesrServiceStub(mesh.channel)

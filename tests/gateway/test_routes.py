@@ -11,7 +11,8 @@ from google.protobuf.descriptor import Descriptor
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from gateway.routes import ContractError, api_name, build_routes, field_options, mask, provider_modules
+from gateway.routes import ContractError, api_name, build_routes, field_options, mask
+from runtime.providers import PROVIDERS
 
 
 def _messages_under(message: Descriptor, seen: dict[str, Descriptor]) -> None:
@@ -26,7 +27,7 @@ def _messages_under(message: Descriptor, seen: dict[str, Descriptor]) -> None:
 def test_every_provider_response_field_carries_exactly_one_masking_option() -> None:
     """Every field of every provider response message (nested too) has scope xor visible_to_every_caller."""
     seen: dict[str, Descriptor] = {}
-    for module in provider_modules():
+    for module in (p.contract() for p in PROVIDERS):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 _messages_under(method.output_type, seen)
@@ -52,7 +53,11 @@ def test_every_provider_method_is_routed_with_its_scopes() -> None:
     assert route.request_class is cnaf_pb2.GetQuotientFamilialByIdentityRequest
     assert route.response_class is cnaf_pb2.GetQuotientFamilialByIdentityResponse
     assert route.plan.scopes == route.scopes
-    expected = sum(len(s.methods) for m in provider_modules() for s in m.DESCRIPTOR.services_by_name.values())
+    expected = sum(
+        len(s.methods)
+        for m in (p.contract() for p in PROVIDERS)
+        for s in m.DESCRIPTOR.services_by_name.values()
+    )
     assert len(table.routes) == expected
     assert all(r.scopes for r in table.routes), "a provider method without scopes would be refused to all"
 

@@ -11,8 +11,8 @@ from google.rpc import error_details_pb2
 
 from runtime.errors import (
     ApiError,
+    ErrorSource,
     FieldViolation,
-    Provider,
     invalid_civility,
     provider_timeout,
     revoked_token,
@@ -37,7 +37,7 @@ def unpack(error: ApiError) -> dict[str, object]:
 
 def test_provider_error_names_code_and_provider_and_says_when_to_retry() -> None:
     """A provider timeout carries its code, the provider, a French message and a 10 s RetryInfo."""
-    error = provider_timeout(Provider("24", "France Travail"))
+    error = provider_timeout(ErrorSource("24", "France Travail"))
     details = unpack(error)
     info = details["ErrorInfo"]
     assert isinstance(info, error_details_pb2.ErrorInfo)

@@ -15,19 +15,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, Provider, internal_error, provider_not_found
+from runtime.caller import Caller
+from runtime.errors import ApiError, ErrorSource, internal_error, provider_not_found
 from runtime.interceptors import error_trailers
 from runtime.server import GrpcServer
+from runtime.upstream import UpstreamClient
 from services.cnaf.app import build_server
 from services.cnaf.settings import CnafSettings
-from services.common.caller import Caller
-from services.common.upstream import UpstreamClient
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port
 from tests.rich_status import rich_status
 
 QF = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
-PROVIDER = Provider("99", "TEST_PROVIDER")
+PROVIDER = ErrorSource("99", "TEST_PROVIDER")
 CALLER = Caller(recipient="13002526500013", request_id="req-metrics", time_remaining=5.0)
 
 

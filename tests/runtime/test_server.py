@@ -19,13 +19,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import free_port
+from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.cnaf.app import SERVICE_NAME
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
 from services.cnaf.servicer import CnafServicer
 from services.cnaf.settings import CnafSettings
-from services.common.caller import Caller
 from services.common.sandbox import SandboxPopulation
 from tests.conftest import running
 from tests.rich_status import rich_status

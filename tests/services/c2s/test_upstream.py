@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.c2s.settings import C2sSettings
 from services.c2s.upstream import UpstreamC2sBackend
-from services.common.caller import Caller
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 
 RNCPS = "99430000"

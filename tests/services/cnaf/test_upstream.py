@@ -13,12 +13,12 @@ from google.protobuf import json_format
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.cnaf.app import build_server
 from services.cnaf.backend import Benefit
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
-from services.common.caller import Caller
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status

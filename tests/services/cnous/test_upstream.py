@@ -13,11 +13,11 @@ from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.cnous.app import build_server
 from services.cnous.settings import CnousSettings
 from services.cnous.upstream import UpstreamCnousBackend
-from services.common.caller import Caller
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status

@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import json_format
 
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
+from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.common.caller import Caller
 from services.france_travail.app import build_server
 from services.france_travail.settings import FranceTravailSettings
 from services.france_travail.upstream import UpstreamFranceTravailBackend

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
+from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.common.caller import Caller
 from services.men.app import build_server
 from services.men.backend import Perimetre, PerimetreKind, ScolariteQuery
 from services.men.settings import MenSettings

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
+from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.common.caller import Caller
 from services.mesr.app import build_server
 from services.mesr.settings import MesrSettings
 from services.mesr.upstream import UpstreamMesrBackend

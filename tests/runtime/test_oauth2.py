@@ -10,14 +10,13 @@ import grpc
 import pytest
 from pydantic import SecretStr
 
-from runtime.errors import ApiError, Provider
-from services.common.caller import Caller
-from services.common.oauth2 import ClientCredentialsTokenSource
-from services.common.settings import OAuth2Client
-from services.common.upstream import UpstreamClient
+from runtime.caller import Caller
+from runtime.errors import ApiError, ErrorSource
+from runtime.oauth2 import ClientCredentialsTokenSource, OAuth2Client
+from runtime.upstream import UpstreamClient
 from tests.fake_provider import Answer, FakeProvider, json_answer
 
-PROVIDER = Provider("99", "TEST")
+PROVIDER = ErrorSource("99", "TEST")
 CALLER = Caller(recipient="13002526500013", request_id="req-oauth-1", time_remaining=5.0)
 CLIENT = OAuth2Client(client_id="mesh", client_secret=SecretStr("s3cret"), scope="read:qf")
 

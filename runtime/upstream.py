@@ -50,9 +50,10 @@ import httpx
 import pydantic
 import structlog
 
+from runtime.caller import Caller
 from runtime.errors import (
     ApiError,
-    Provider,
+    ErrorSource,
     provider_dns_failure,
     provider_rate_limited,
     provider_timeout,
@@ -61,8 +62,6 @@ from runtime.errors import (
 )
 from runtime.metrics import UPSTREAM_ERRORS, UPSTREAM_LATENCY
 from runtime.tracing import active_tracer, http_client_span, record_error_kind, record_http_status
-from services.common.caller import Caller
-from services.common.settings import ProviderSettings
 
 log = structlog.get_logger(__name__)
 
@@ -84,12 +83,12 @@ class TokenSource(Protocol):
 class UpstreamClient:
     """A pooled HTTP client to one provider, speaking the mesh's error model.
 
-    Create one per process (see `from_settings`) and close it on shutdown.
+    Create one per process (`ProviderSettings.upstream_client` makes it) and close it on shutdown.
     """
 
     def __init__(
         self,
-        provider: Provider,
+        provider: ErrorSource,
         base_url: str,
         *,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
@@ -117,35 +116,6 @@ class UpstreamClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             follow_redirects=False,
             trust_env=False,
-        )
-
-    @classmethod
-    def from_settings(
-        cls,
-        provider: Provider,
-        settings: ProviderSettings,
-        *,
-        base_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> UpstreamClient:
-        """The client the upstream settings of a provider service describe.
-
-        Args:
-            provider: Named in every error this client raises.
-            settings: Base URL, timeout, CA bundle and pool size come from here.
-            base_url: Overrides UPSTREAM_BASE_URL (for a second host of the same provider).
-            headers: Headers sent with every request.
-        """
-        verify: ssl.SSLContext | bool = True
-        if settings.upstream_ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(settings.upstream_ca_file))
-        return cls(
-            provider,
-            base_url or settings.upstream_base_url or "",
-            timeout_seconds=settings.upstream_timeout_seconds,
-            verify=verify,
-            max_connections=settings.upstream_max_connections,
-            headers=headers,
         )
 
     def budget(self, caller: Caller) -> float:

@@ -11,12 +11,12 @@ import pydantic
 import pytest
 import structlog
 
-from runtime.errors import ApiError, Provider
-from services.common.caller import Caller
-from services.common.upstream import UpstreamClient
+from runtime.caller import Caller
+from runtime.errors import ApiError, ErrorSource
+from runtime.upstream import UpstreamClient
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 
-PROVIDER = Provider("99", "TEST")
+PROVIDER = ErrorSource("99", "TEST")
 CALLER = Caller(recipient="13002526500013", request_id="req-upstream-1", time_remaining=5.0)
 
 

@@ -28,13 +28,23 @@ from dataclasses import dataclass
 
 import httpx
 import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from services.common.caller import Caller
-from services.common.settings import OAuth2Client
-from services.common.upstream import UpstreamClient
+from runtime.caller import Caller
+from runtime.upstream import UpstreamClient
 
 _DEFAULT_LIFETIME_SECONDS = 300
 _MAX_EARLY_REFRESH_SECONDS = 60.0
+
+
+class OAuth2Client(BaseModel):
+    """One OAuth2 client-credentials registration at a provider's token endpoint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str = Field(min_length=1, description="The client id.")
+    client_secret: SecretStr = Field(description="The client secret.")
+    scope: str | None = Field(default=None, description="Scopes asked for, space-separated; none if unset.")
 
 
 class _TokenAnswer(pydantic.BaseModel):
