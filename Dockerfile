@@ -43,6 +43,7 @@ RUN python -m venv /opt/venv \
 # Only what runs, plus what generates the SDK.
 COPY protos/ protos/
 COPY scripts/ scripts/
+COPY contract/ contract/
 COPY runtime/ runtime/
 COPY services/ services/
 COPY gateway/ gateway/
@@ -66,6 +67,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/apiparticulier /app/apiparticulier
+COPY --from=build /src/contract /app/contract
 COPY --from=build /src/runtime /app/runtime
 COPY --from=build /src/services /app/services
 COPY --from=build /src/gateway /app/gateway

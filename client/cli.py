@@ -54,8 +54,8 @@ from client.render import (
     to_json,
     tree,
 )
+from contract.routes import Route, RouteTable, build_routes
 from gateway.lookup import ApiCatalog
-from gateway.routes import Route, RouteTable, build_routes
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENV = "API_PARTICULIER_ADDRESS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from contract.routes import build_routes
 from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
@@ -16,7 +17,6 @@ from gateway.proxy import ProviderProxy
 from gateway.ratelimit import RateLimiter
 from gateway.redis_client import close as close_redis
 from gateway.redis_client import connect as connect_redis
-from gateway.routes import build_routes
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime import metrics

@@ -48,10 +48,10 @@ from google.rpc import status_pb2
 
 from apiparticulier.common.v1 import error_pb2, identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
+from contract.routes import ContractError, Route, RouteTable
 from gateway.auth import Token
 from gateway.proxy import ProviderProxy, ProviderStatusError, Target
 from gateway.ratelimit import RateDecision
-from gateway.routes import ContractError, Route, RouteTable
 from runtime.caller import Caller
 from runtime.context import CallContext
 from runtime.errors import (

@@ -49,13 +49,14 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
+from contract.routes import Route, RouteTable
 from gateway.auth import Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.france_connect import FRANCE_CONNECT, FranceConnect, france_connect_field
 from gateway.journal import Journal
+from gateway.masking import mask
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
-from gateway.routes import Route, RouteTable, mask
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime import metrics

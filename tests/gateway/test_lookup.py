@@ -21,10 +21,10 @@ from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import error_pb2, identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from apiparticulier.men.v1 import men_pb2
+from contract.routes import build_routes
 from devstack.redis import RedisProcess
 from gateway.app import build_server
 from gateway.lookup import ApiCatalog, api_key, copy_lookup_parameters, label_matches
-from gateway.routes import build_routes
 from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import SERVICE_NAME as C2S_SERVICE

@@ -11,7 +11,8 @@ from google.protobuf.descriptor import Descriptor
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from gateway.routes import ContractError, api_name, build_routes, field_options, mask
+from contract.routes import ContractError, api_name, build_routes, field_options
+from gateway.masking import mask
 from runtime.providers import PROVIDERS
 
 

@@ -1,4 +1,4 @@
-"""The gateway's route table, read from the contracts' descriptors at start-up.
+"""The route table: every provider method, read from the contracts' descriptors.
 
 Nothing here is written by hand: for every method of every provider service the
 generated SDK holds, the table says which provider serves it, which scopes open
@@ -200,23 +200,3 @@ def _plan(
     )
     plans[message.full_name] = plan
     return plan
-
-
-def mask(message: Message, plan: MessagePlan, scopes: frozenset[str]) -> None:
-    """Clear, in place, every field of ``message`` the scopes do not unlock.
-
-    A field with a scope the token lacks is cleared with all it holds; a field
-    the token may see is entered when its own message has fields to mask.
-    """
-    for rule in plan.active:
-        if rule.scope is not None and rule.scope not in scopes:
-            message.ClearField(rule.name)
-            continue
-        nested = rule.nested
-        if nested is None or nested.scopes <= scopes:
-            continue
-        if rule.repeated:
-            for item in getattr(message, rule.name):
-                mask(item, nested, scopes)
-        elif message.HasField(rule.name):
-            mask(getattr(message, rule.name), nested, scopes)
