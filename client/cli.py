@@ -54,8 +54,8 @@ from client.render import (
     to_json,
     tree,
 )
+from contract.catalog import ApiCatalog
 from contract.routes import Route, RouteTable, build_routes
-from gateway.lookup import ApiCatalog
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENV = "API_PARTICULIER_ADDRESS"

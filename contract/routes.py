@@ -11,7 +11,6 @@ start-up: a field nobody decided about must not leak by default.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -20,7 +19,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, FileDescriptor
 from google.protobuf.message import Message
 
-from apiparticulier.common.v1 import options_pb2
+from apiparticulier.common.v1 import identity_pb2, options_pb2
+from apiparticulier.gateway.v1 import gateway_pb2
 from runtime.providers import PROVIDERS
 
 # Well-known types are leaves: their inner fields are not the contract's to annotate.
@@ -60,6 +60,26 @@ class MessagePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectField:
+    """The request field that names the person asked about (the ``subject`` option)."""
+
+    name: str
+    """The field's name."""
+    kind: int
+    """Its ``SubjectKind``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupParameter:
+    """A request field the Lookup fills from one of its ``LookupParameters`` (``lookup_parameter``)."""
+
+    field: str
+    """The request field's name."""
+    parameter: str
+    """The ``LookupParameters`` field it is filled from."""
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """One provider method as the gateway serves it."""
 
@@ -72,7 +92,13 @@ class Route:
     path: str
     """The gRPC path, ``/<service>/<method>``."""
     api: str
-    """Label of the API in statistics: ``<provider>.<snake name without Get and By…>``."""
+    """The API's label (``api_route.api``): ``<provider>.<api>``, the unit of usage statistics."""
+    http_paths: tuple[str, ...]
+    """The method's paths in the published OpenAPI spec (``api_route.http_paths``)."""
+    subject: SubjectField
+    """The request field naming the person asked about."""
+    lookup_parameters: tuple[LookupParameter, ...]
+    """The request fields the gateway's Lookup fills from its ``LookupParameters``."""
     scopes: frozenset[str]
     """Scopes that open the method, any one sufficing; empty: refused to every caller."""
     request_class: type[Message]
@@ -109,8 +135,10 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
         modules: Generated ``*_pb2`` modules; by default those of every provider of the registry.
 
     Raises:
-        ContractError: A response field carries neither ``scope`` nor
-            ``visible_to_every_caller`` (or both); every such field is named.
+        ContractError: A method the gateway cannot classify, every problem named: a response
+            field with neither ``scope`` nor ``visible_to_every_caller`` (or both), no
+            ``api_route``, no single subject field of a fitting type, a ``lookup_parameter``
+            naming no ``LookupParameters`` field of the same type.
     """
     problems: list[str] = []
     plans: dict[str, MessagePlan] = {}
@@ -120,15 +148,26 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
         provider = file.package.split(".")[1]
         for service in file.services_by_name.values():
             for method in service.methods:
-                access = method.GetOptions().Extensions[options_pb2.method_access]
+                path = f"/{service.full_name}/{method.name}"
+                options = method.GetOptions()
+                declared = options.Extensions[options_pb2.api_route]
+                if not declared.api.startswith(f"{provider}.") or not declared.http_paths:
+                    problems.append(f"{path}: api_route must name an API of {provider} and its HTTP paths")
+                subject = subject_field(method.input_type)
+                if subject is None:
+                    problems.append(f"{path}: the request needs exactly one subject field of a matching type")
+                    subject = SubjectField("", options_pb2.SUBJECT_KIND_UNSPECIFIED)
                 routes.append(
                     Route(
                         provider=provider,
                         service=service.full_name,
                         method=method.name,
-                        path=f"/{service.full_name}/{method.name}",
-                        api=f"{provider}.{api_name(method.name)}",
-                        scopes=frozenset(access.scopes),
+                        path=path,
+                        api=declared.api,
+                        http_paths=tuple(declared.http_paths),
+                        subject=subject,
+                        lookup_parameters=_lookup_parameters(method.input_type, problems),
+                        scopes=frozenset(options.Extensions[options_pb2.method_access].scopes),
                         request_class=message_factory.GetMessageClass(method.input_type),
                         response_class=message_factory.GetMessageClass(method.output_type),
                         plan=_plan(method.output_type, plans, problems, ()),
@@ -136,17 +175,54 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
                 )
     if problems:
         raise ContractError(
-            "response fields must carry exactly one of the options scope and visible_to_every_caller: "
-            + ", ".join(sorted(set(problems)))
+            "the contracts leave provider methods undecided: " + "; ".join(sorted(set(problems)))
         )
     return RouteTable(tuple(routes))
 
 
-def api_name(method: str) -> str:
-    """The snake-case API name of a method: ``GetQuotientFamilialByIdentity`` → ``quotient_familial``."""
-    name = method.removeprefix("Get")
-    name = re.sub(r"By[A-Z]\w*$", "", name) or name
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+_SUBJECT_TYPES: dict[int, str | None] = {
+    options_pb2.SUBJECT_KIND_IDENTITY_PIVOT: identity_pb2.IdentityPivot.DESCRIPTOR.full_name,
+    options_pb2.SUBJECT_KIND_FRANCE_CONNECT: identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name,
+    options_pb2.SUBJECT_KIND_INE: None,
+    options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT: None,
+}
+"""The message type each subject kind holds; None: a string."""
+
+
+def subject_field(message: Descriptor) -> SubjectField | None:
+    """The one field of ``message`` marked as its subject, if exactly one is and its type fits its kind."""
+    marked = [
+        SubjectField(field.name, field.GetOptions().Extensions[options_pb2.subject])
+        for field in message.fields
+        if field.GetOptions().Extensions[options_pb2.subject] != options_pb2.SUBJECT_KIND_UNSPECIFIED
+    ]
+    if len(marked) != 1 or marked[0].kind not in _SUBJECT_TYPES:
+        return None
+    field = message.fields_by_name[marked[0].name]
+    expected = _SUBJECT_TYPES[marked[0].kind]
+    actual = None if field.message_type is None else field.message_type.full_name
+    if (
+        field.is_repeated
+        or actual != expected
+        or (expected is None and field.type != FieldDescriptor.TYPE_STRING)
+    ):
+        return None
+    return marked[0]
+
+
+def _lookup_parameters(message: Descriptor, problems: list[str]) -> tuple[LookupParameter, ...]:
+    parameters = gateway_pb2.LookupParameters.DESCRIPTOR.fields_by_name
+    found = []
+    for field in message.fields:
+        name = field.GetOptions().Extensions[options_pb2.lookup_parameter]
+        if not name:
+            continue
+        source = parameters.get(name)
+        if source is None or (source.type, source.is_repeated) != (field.type, field.is_repeated):
+            problems.append(f"{message.full_name}.{field.name}: no LookupParameters.{name} of the same type")
+            continue
+        found.append(LookupParameter(field.name, name))
+    return tuple(found)
 
 
 def field_options(field: FieldDescriptor) -> tuple[str | None, bool]:

@@ -5,21 +5,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from contract.catalog import ApiCatalog
 from contract.routes import build_routes
 from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.france_connect import build_france_connect
 from gateway.journal import Journal
-from gateway.lookup import ApiCatalog
-from gateway.proxy import ProviderProxy
+from gateway.metrics import report_availability
+from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
 from gateway.redis_client import close as close_redis
 from gateway.redis_client import connect as connect_redis
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
-from runtime import metrics
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
 
 
@@ -84,41 +85,34 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     limiter = RateLimiter(redis_client, settings)
     journal = Journal(hmac_key.encode())
     usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
-    providers = tuple(dict.fromkeys(route.provider for route in routes.routes))
-    channels = ProviderChannels(settings, providers)
+    channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
-    known_scopes = {scope for route in routes.routes for scope in route.scopes | route.plan.scopes}
-    france_connect = build_france_connect(settings, known_scopes)
+    contract_scopes = {scope for route in routes.routes for scope in route.scopes | route.plan.scopes}
+    france_connect = build_france_connect(settings, contract_scopes)
     availability = AvailabilityTracker(
         channels.pools,
         retry_seconds=settings.availability_retry_seconds,
         stale_seconds=settings.availability_stale_seconds,
     )
     # Published as gateway_provider_availability, read at each scrape.
-    metrics.report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
-    proxy = ProviderProxy(
+    report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
+    call_path = CallPath(
         routes,
-        settings=settings,
+        default_deadline_seconds=settings.default_deadline_seconds,
         verifier=verifier,
         limiter=limiter,
         journal=journal,
-        usage=usage,
-        channels=dict(channels.pools),
+        usage=usage.count,
+        channels=channels.pools,
         france_connect=france_connect,
         availability=availability,
     )
     api = GatewayApi(
-        settings=settings,
-        proxy=proxy,
-        verifier=verifier,
-        journal=journal,
-        usage=usage,
-        availability=availability,
-        catalog=catalog,
+        settings=settings, call_path=call_path, usage=usage, availability=availability, catalog=catalog
     )
     return GatewayServer(
         settings,
-        [*proxy.service_definitions(), api.service_definition(), *extra_services],
+        [*provider_services(call_path), api.service_definition(), *extra_services],
         # Order matters: the limiter and usage still use Redis while they close; the
         # health watches use the channels.
         on_shutdown=[

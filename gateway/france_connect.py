@@ -25,7 +25,7 @@ token"; the endpoint's failures take the generic provider subcodes (51001
 unavailable, 51002 timeout, 51008 rate-limited, 51999 unreadable answer).
 
 Two sources answer the introspection: the sandbox (the default), a fixed table of
-fake tokens mapped to sandbox persons (`SANDBOX_TOKENS`, listed in the README),
+fake tokens mapped to sandbox persons (`gateway.france_connect_sandbox`, listed in the README),
 and upstream, FranceConnect's endpoint over a pooled HTTP client. Both give the
 same JSON to the same checks and mapping. Neither the access token nor the
 identity ever reaches a log or an error message.
@@ -33,7 +33,6 @@ identity ever reaches a log or an error message.
 
 from __future__ import annotations
 
-import json
 import re
 import ssl
 import time
@@ -41,28 +40,24 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import grpc
 import httpx
 import pydantic
 import structlog
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2
+from gateway.france_connect_sandbox import SandboxIntrospection
 from gateway.settings import FranceConnectMode, GatewaySettings
 from runtime.caller import Caller
-from runtime.errors import ApiError, ErrorSource, provider_unknown_answer
+from runtime.errors import ApiError, api_error, provider_unknown_answer
+from runtime.providers import FRANCE_CONNECT
 from runtime.upstream import UpstreamClient
 
 _LOG = structlog.get_logger("gateway.france_connect")
 
-FRANCE_CONNECT = ErrorSource("51", "FranceConnect")
-"""FranceConnect as the error model names it."""
-
 ACCESS_TOKEN_MAX_CHARS = 4096
 """Longest FranceConnect access token accepted; anything longer is refused before any call."""
 
-_SUBJECT = identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name
 # Visible ASCII only: an access token is opaque, but never holds spaces or control characters.
 _TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
 _BIRTHDATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
@@ -72,27 +67,12 @@ _SEXES = {"male": "M", "female": "F"}
 
 def invalid_france_connect_token() -> ApiError:
     """The FranceConnect access token is missing, malformed, unknown or not active (51101)."""
-    return ApiError(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "51101",
-        "INVALID_FRANCE_CONNECT_TOKEN",
-        "Jeton FranceConnect invalide",
-        "Le jeton d'accès FranceConnect n'est pas renseigné, n'est pas valide ou n'est plus actif. "
-        "L'usager doit se reconnecter avec FranceConnect.",
-        FRANCE_CONNECT,
-    )
+    return api_error("51101", source=FRANCE_CONNECT)
 
 
 def expired_france_connect_token() -> ApiError:
     """The FranceConnect access token is past its expiry (51103)."""
-    return ApiError(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "51103",
-        "EXPIRED_FRANCE_CONNECT_TOKEN",
-        "Jeton FranceConnect expiré",
-        "Le jeton d'accès FranceConnect est expiré. L'usager doit se reconnecter avec FranceConnect.",
-        FRANCE_CONNECT,
-    )
+    return api_error("51103", source=FRANCE_CONNECT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +120,6 @@ class _Introspection(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
     token_introspection: _Claims
-
-
-def france_connect_field(message: Descriptor | Any) -> str | None:
-    """The name of the request field that holds a FranceConnect subject, if the message has one."""
-    for field in message.fields:
-        if field.message_type is not None and field.message_type.full_name == _SUBJECT:
-            return str(field.name)
-    return None
 
 
 def pivot_of(claims: Mapping[str, Any]) -> identity_pb2.IdentityPivot | None:
@@ -285,175 +257,7 @@ class FranceConnect:
         await self._source.close()
 
 
-# -- sources -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxToken:
-    """A fake FranceConnect token of the sandbox and the person it stands for."""
-
-    token: str
-    label: str
-    claims: Mapping[str, Any]
-    """Identity claims, as FranceConnect names them; empty for an inactive token."""
-    scopes: tuple[str, ...] = ()
-    active: bool = True
-    expired: bool = False
-
-
-_CNAF_C2S_SCOPES = (
-    "cnaf_quotient_familial",
-    "cnaf_allocataires",
-    "cnaf_enfants",
-    "cnaf_adresse",
-    "revenu_solidarite_active",
-    "revenu_solidarite_active_majoration",
-    "prime_activite",
-    "prime_activite_majoration",
-    "allocation_adulte_handicape",
-    "allocation_soutien_familial",
-    "complementaire_sante_solidaire",
-)
-_LEFEBVRE = {
-    "family_name": "LEFEBVRE",
-    "given_name": "ALEXIS GÉRÔME",
-    "given_name_array": ["ALEXIS", "GÉRÔME"],
-    "gender": "female",
-    "birthdate": "1982-12-27",
-    "birthplace": "08480",
-    "birthcountry": "99100",
-}
-
-SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
-    SandboxToken("fc-lefebvre", "LEFEBVRE Alexis Gérôme, CNAF and C2S scopes", _LEFEBVRE, _CNAF_C2S_SCOPES),
-    SandboxToken(
-        "fc-lefebvre-qf",
-        "LEFEBVRE Alexis Gérôme, the quotient familial value only",
-        _LEFEBVRE,
-        ("cnaf_quotient_familial",),
-    ),
-    SandboxToken(
-        "fc-moreau",
-        "MOREAU Jean (MSA household, not covered by the C2S), CNAF and C2S scopes",
-        {
-            "family_name": "MOREAU",
-            "given_name": "JEAN",
-            "given_name_array": ["JEAN"],
-            "gender": "male",
-            "birthdate": "1958-04-03",
-            "birthplace": "12202",
-            "birthcountry": "99100",
-        },
-        _CNAF_C2S_SCOPES,
-    ),
-    SandboxToken(
-        "fc-bernard",
-        "BERNARD Camille, student, MESR scopes",
-        {
-            "family_name": "BERNARD",
-            "given_name": "CAMILLE",
-            "given_name_array": ["CAMILLE"],
-            "gender": "female",
-            "birthdate": "2005-05-17",
-            "birthplace": "75115",
-            "birthcountry": "99100",
-        },
-        (
-            "mesri_admissions",
-            "mesri_admission_inscrit",
-            "mesri_admission_regime_formation",
-            "mesri_admission_commune_etudes",
-            "mesri_admission_etablissement_etudes",
-        ),
-    ),
-    SandboxToken(
-        "fc-mercier",
-        "MERCIER Zoé, scholarship holder, Cnous scopes",
-        {
-            "family_name": "MERCIER",
-            "given_name": "ZOÉ",
-            "given_name_array": ["ZOÉ"],
-            "gender": "female",
-            "birthdate": "2006-03-21",
-            "birthplace": "69123",
-            "birthcountry": "99100",
-        },
-        (
-            "cnous_statut_boursier",
-            "cnous_echelon_bourse",
-            "cnous_email",
-            "cnous_periode_versement",
-            "cnous_ville_etudes",
-        ),
-    ),
-    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
-    SandboxToken(
-        "fc-expired",
-        "LEFEBVRE's token past its expiry: refused, 51103",
-        _LEFEBVRE,
-        _CNAF_C2S_SCOPES,
-        expired=True,
-    ),
-)
-"""The fake FranceConnect tokens of the sandbox; any other token is unknown (inactive)."""
-
-_OPENID_SCOPES = (
-    "openid",
-    "identite_pivot",
-    "given_name",
-    "family_name",
-    "birthdate",
-    "gender",
-    "birthplace",
-    "birthcountry",
-    "preferred_username",
-)
-
-
-class SandboxIntrospection:
-    """Answers for the fake tokens of `SANDBOX_TOKENS` as FranceConnect would; unknown tokens are inactive.
-
-    Args:
-        tokens: The fake tokens.
-        clock: Wall clock in epoch seconds, for ``iat`` and ``exp``.
-    """
-
-    def __init__(
-        self, tokens: Iterable[SandboxToken] = SANDBOX_TOKENS, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._tokens = {token.token: token for token in tokens}
-        self._clock = clock
-
-    async def introspect(self, access_token: str, caller: Caller) -> bytes:
-        """The introspection answer of a fake token, in FranceConnect's shape."""
-        now = int(self._clock())
-        token = self._tokens.get(access_token)
-        if token is None or not token.active:
-            return json.dumps(
-                {
-                    "aud": "api-particulier",
-                    "iat": now,
-                    "iss": "sandbox",
-                    "token_introspection": {"active": False},
-                }
-            ).encode()
-        claims = {
-            "active": True,
-            "aud": "sandbox-service-provider",
-            "sub": f"sandbox-{token.token}",
-            "iat": now - 60,
-            # A live token has a few minutes left; the expired one ended a minute ago.
-            "exp": now - 60 if token.expired else now + 600,
-            "acr": "eidas1",
-            "jti": f"sandbox-{token.token}",
-            "scope": " ".join((*_OPENID_SCOPES, *token.scopes)),
-            **token.claims,
-        }
-        document = {"aud": "api-particulier", "iat": now, "iss": "sandbox", "token_introspection": claims}
-        return json.dumps(document).encode()
-
-    async def close(self) -> None:
-        """Nothing to release."""
+# -- the upstream source (the sandbox one is `gateway.france_connect_sandbox`) ----------------
 
 
 class UpstreamIntrospection:

@@ -29,13 +29,10 @@ import re
 import unicodedata
 
 import structlog
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1 import identity_pb2, options_pb2
 
-_IDENTITY = identity_pb2.IdentityPivot.DESCRIPTOR.full_name
-_FRANCE_CONNECT = identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name
 # Whitespace, hyphens and dashes, apostrophes (straight, typographic, modifier letter).
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015'\u2019\u02bc`\u00b4]+")
 
@@ -88,30 +85,23 @@ def canonical_identity(pivot: identity_pb2.IdentityPivot) -> str:
 def canonical_subject(request: Message) -> str:
     """The normalised form of the person a request is about, or "" when it names nobody.
 
-    Looks at the request's own fields: an identity pivot, a FranceConnect subject
-    (through its resolved identity), an ``ine`` or a France Travail ``identifiant``,
-    in that order.
+    The subject is the field the contract marks with the ``subject`` option (the
+    Lookup's oneof has two; the one set counts). A FranceConnect subject counts
+    through the identity it certifies, once resolved.
     """
-    fields = request.DESCRIPTOR.fields
-    for field in fields:
-        if field.type != FieldDescriptor.TYPE_MESSAGE or field.is_repeated or field.message_type is None:
-            continue
-        if not request.HasField(field.name):
+    for field in request.DESCRIPTOR.fields:
+        kind = field.GetOptions().Extensions[options_pb2.subject]
+        if kind == options_pb2.SUBJECT_KIND_UNSPECIFIED:
             continue
         value = getattr(request, field.name)
-        kind = field.message_type.full_name
-        if kind == _IDENTITY:
+        if kind == options_pb2.SUBJECT_KIND_IDENTITY_PIVOT and request.HasField(field.name):
             return canonical_identity(value)
-        if kind == _FRANCE_CONNECT and value.HasField("identite_pivot"):
+        if kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT and value.HasField("identite_pivot"):
             return canonical_identity(value.identite_pivot)
-    for field in fields:
-        if field.type != FieldDescriptor.TYPE_STRING or field.is_repeated:
-            continue
-        text = str(getattr(request, field.name))
-        if field.name == "ine" and text.strip():
-            return "ine|" + "".join(text.split()).upper()
-        if field.name == "identifiant" and text.strip():
-            return "france_travail|" + text.strip()
+        if kind == options_pb2.SUBJECT_KIND_INE and value.strip():
+            return "ine|" + "".join(value.split()).upper()
+        if kind == options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT and value.strip():
+            return "france_travail|" + str(value).strip()
     return ""
 
 

@@ -9,8 +9,10 @@ Every refusal is a gRPC status whose details carry:
 - ``google.rpc.RetryInfo`` where waiting and retrying helps;
 - ``google.rpc.QuotaFailure`` when the rate limit refuses a call.
 
-Code raises `ApiError` (built by the factories below); the call boundary turns it
-into the status. Messages never carry the citizen's data: they are fixed texts.
+Code raises `ApiError`, built by `api_error` from the catalogue
+(`runtime.error_catalogue`, where every code is defined once) or by the factories
+below; the call boundary turns it into the status. Messages never carry the
+citizen's data: they are fixed texts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+
+from runtime.error_catalogue import entry_of
 
 DOMAIN = "particulier.api.gouv.fr"
 _LOCALE = "fr-FR"
@@ -53,6 +57,7 @@ class ApiError(Exception):
     title: str
     detail: str
     provider: ErrorSource | None = None
+    """Whom the error names as its source (provider codes only)."""
     violations: tuple[FieldViolation, ...] = ()
     retry_after_seconds: float | None = None
     quota: error_details_pb2.QuotaFailure | None = None
@@ -65,6 +70,9 @@ class ApiError(Exception):
         """The ``google.rpc.Status`` carrying this error and its details."""
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN)
         info.metadata["code"] = self.code
+        # Apart, so that a REST body renders them as its own title and detail.
+        info.metadata["title"] = self.title
+        info.metadata["detail"] = self.detail
         if self.provider is not None:
             info.metadata["provider"] = self.provider.name
         details: list[object] = [
@@ -101,112 +109,117 @@ class ApiError(Exception):
         )
 
 
-# -- the API's own refusals (code prefix 00) -------------------------------------------------
+def api_error(
+    code: str,
+    *,
+    source: ErrorSource | None = None,
+    detail: str | None = None,
+    violations: Sequence[FieldViolation] = (),
+    retry_after_seconds: float | None = None,
+    quota: error_details_pb2.QuotaFailure | None = None,
+    extra_metadata: Sequence[tuple[str, str]] = (),
+) -> ApiError:
+    """The refusal of a catalogue code, with its status, reason, title and detail.
 
-_UNPROCESSABLE = "Entité non traitable"
+    Args:
+        code: A full code of the catalogue; for a provider code, the source's prefix and the suffix.
+        source: The error source a provider code names.
+        detail: A more precise detail than the catalogue's, for codes whose real texts vary by
+            provider (not-found answers).
+        violations: The bad request fields.
+        retry_after_seconds: Overrides the catalogue's retry delay.
+        quota: The quota a rate-limit refusal reports.
+        extra_metadata: Response metadata the refusal carries (rate-limit headers).
 
-
-def invalid_argument(code: str, detail: str, violations: Sequence[FieldViolation]) -> ApiError:
-    """A parameter refused by validation (HTTP 422 in the v3 API)."""
+    Raises:
+        KeyError: the code is not in the catalogue.
+    """
+    entry = entry_of(code)
     return ApiError(
-        grpc.StatusCode.INVALID_ARGUMENT,
+        entry.status,
         code,
-        "INVALID_PARAMETERS",
-        _UNPROCESSABLE,
-        detail,
+        entry.reason,
+        entry.title,
+        detail or entry.detail,
+        source,
         violations=tuple(violations),
+        retry_after_seconds=retry_after_seconds
+        if retry_after_seconds is not None
+        else entry.retry_after_seconds,
+        quota=quota,
+        extra_metadata=tuple(extra_metadata),
     )
+
+
+# -- shorthands for the codes raised in many places ----------------------------------------------
+
+
+def invalid_argument(code: str, detail: str | None, violations: Sequence[FieldViolation]) -> ApiError:
+    """A parameter refused by validation (HTTP 422, or 400 for 00400)."""
+    return api_error(code, detail=detail, violations=violations)
+
+
+def bad_request(violations: Sequence[FieldViolation]) -> ApiError:
+    """A request the mesh cannot read or serve as sent (00400); the violations say what."""
+    return api_error("00400", violations=violations)
 
 
 def invalid_civility(violations: Sequence[FieldViolation]) -> ApiError:
     """The identity pivot is badly formed (00366)."""
-    return invalid_argument(
-        "00366", "Un ou plusieurs paramètres de civilité ne sont pas correctement formatés", violations
-    )
+    return api_error("00366", violations=violations)
 
 
 def invalid_ine(violations: Sequence[FieldViolation]) -> ApiError:
     """The INE is badly formed (00360)."""
-    return invalid_argument("00360", "Le numéro d'INE n'est pas correctement formatté", violations)
+    return api_error("00360", violations=violations)
 
 
 def missing_identifiant(violations: Sequence[FieldViolation]) -> ApiError:
     """The France Travail identifiant is missing (00380)."""
-    return invalid_argument("00380", "L'identifiant est manquant", violations)
+    return api_error("00380", violations=violations)
 
 
 def exclusive_men_filters(violations: Sequence[FieldViolation]) -> ApiError:
     """Establishment and perimeter filters given together (00419)."""
-    return invalid_argument(
-        "00419",
-        "Les paramètres codeEtablissement et périmètre (codesBcnRegions/codesBcnDepartements) "
-        "sont mutuellement exclusifs",
-        violations,
-    )
+    return api_error("00419", violations=violations)
 
 
 def missing_recipient() -> ApiError:
     """No recipient SIRET (00203)."""
-    return invalid_argument(
+    return api_error(
         "00203",
-        "Le paramètre recipient est obligatoire",
-        [FieldViolation("x-recipient", "required: the SIRET of the public body receiving the data")],
+        violations=[
+            FieldViolation("x-recipient", "required: the SIRET of the public body receiving the data")
+        ],
     )
 
 
 def invalid_recipient() -> ApiError:
     """The recipient is not a valid SIRET (00210)."""
-    return invalid_argument(
+    return api_error(
         "00210",
-        "Le paramètre recipient n'est pas un siret valide",
-        [FieldViolation("x-recipient", "must be a valid SIRET: 14 digits passing the Luhn check")],
+        violations=[FieldViolation("x-recipient", "must be a valid SIRET: 14 digits passing the Luhn check")],
     )
 
 
 def invalid_token() -> ApiError:
     """Missing, malformed or badly signed token (00101)."""
-    return ApiError(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "00101",
-        "INVALID_TOKEN",
-        "Interdit",
-        "Votre token n'est pas valide ou n'est pas renseigné",
-    )
+    return api_error("00101")
 
 
 def expired_token() -> ApiError:
     """Token past its expiry (00103)."""
-    return ApiError(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "00103",
-        "EXPIRED_TOKEN",
-        "Jeton expiré",
-        "Votre token est expiré. Vous devez refaire une demande",
-    )
+    return api_error("00103")
 
 
 def revoked_token() -> ApiError:
     """Revoked token (00105)."""
-    return ApiError(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "00105",
-        "REVOKED_TOKEN",
-        "Jeton sur liste noire",
-        "Votre jeton est sur liste noire, celui-ci a certainement été divulgué sur un canal "
-        "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel.",
-    )
+    return api_error("00105")
 
 
 def insufficient_scopes() -> ApiError:
     """Valid token without any scope that opens the method (00100)."""
-    return ApiError(
-        grpc.StatusCode.PERMISSION_DENIED,
-        "00100",
-        "INSUFFICIENT_SCOPES",
-        "Privilèges insuffisants",
-        "Votre token est valide mais vos privilèges sont insuffisants. "
-        "Listez vos privilèges avec l'introspection du jeton",
-    )
+    return api_error("00100")
 
 
 def too_many_requests(
@@ -215,99 +228,52 @@ def too_many_requests(
     metadata: Sequence[tuple[str, str]] = (),
 ) -> ApiError:
     """The token is over its rate limit (00429)."""
-    return ApiError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "00429",
-        "RATE_LIMITED",
-        "Trop de requêtes",
-        "Vous avez effectué trop de requêtes",
-        retry_after_seconds=retry_after_seconds,
-        quota=quota,
-        extra_metadata=tuple(metadata),
-    )
+    return api_error("00429", retry_after_seconds=retry_after_seconds, quota=quota, extra_metadata=metadata)
+
+
+def store_unavailable() -> ApiError:
+    """The gateway's own store (Redis) cannot be reached right now (00503)."""
+    return api_error("00503")
 
 
 def internal_error() -> ApiError:
     """Something broke inside the mesh; nothing about it is told to the caller."""
-    return ApiError(
-        grpc.StatusCode.INTERNAL,
-        "00000",
-        "INTERNAL",
-        "Erreur interne",
-        "Une erreur interne est survenue. L'équipe technique a été notifiée.",
-    )
+    return api_error("00000")
 
 
-# -- provider errors (code prefix = the provider's) ------------------------------------------
-
-_RETRY_SECONDS = 10.0
+# -- provider errors (code prefix = the error source's) ------------------------------------------
 
 
-def provider_not_found(provider: ErrorSource, detail: str, title: str = "Entité non trouvée") -> ApiError:
-    """The provider knows nobody matching the subject (PP003)."""
-    return ApiError(grpc.StatusCode.NOT_FOUND, f"{provider.code}003", "NOT_FOUND", title, detail, provider)
+def provider_not_found(
+    provider: ErrorSource, detail: str | None = None, title: str | None = None
+) -> ApiError:
+    """The provider knows nobody matching the subject (PP003), with the provider's own texts if given."""
+    error = api_error(f"{provider.code}003", source=provider, detail=detail)
+    if title is not None:
+        error.title = title
+    return error
 
 
 def provider_unavailable(provider: ErrorSource) -> ApiError:
     """The provider refused the connection or is in maintenance (PP001)."""
-    return ApiError(
-        grpc.StatusCode.UNAVAILABLE,
-        f"{provider.code}001",
-        "PROVIDER_UNAVAILABLE",
-        "Service non disponible",
-        "Service du fournisseur de données temporairement indisponible ou en maintenance.",
-        provider,
-        retry_after_seconds=_RETRY_SECONDS,
-    )
+    return api_error(f"{provider.code}001", source=provider)
 
 
 def provider_timeout(provider: ErrorSource) -> ApiError:
     """The provider did not answer in time (PP002)."""
-    return ApiError(
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        f"{provider.code}002",
-        "PROVIDER_TIMEOUT",
-        "Intermédiaire hors-délai",
-        "Temps d'attente d'une réponse du fournisseur de données écoulé.",
-        provider,
-        retry_after_seconds=_RETRY_SECONDS,
-    )
+    return api_error(f"{provider.code}002", source=provider)
 
 
 def provider_dns_failure(provider: ErrorSource) -> ApiError:
     """The provider's host name did not resolve (PP004)."""
-    return ApiError(
-        grpc.StatusCode.UNAVAILABLE,
-        f"{provider.code}004",
-        "PROVIDER_DNS_FAILURE",
-        "Erreur de résolution DNS",
-        "Problème de résolution DNS de l'adresse du serveur",
-        provider,
-        retry_after_seconds=_RETRY_SECONDS,
-    )
+    return api_error(f"{provider.code}004", source=provider)
 
 
-def provider_rate_limited(provider: ErrorSource, retry_after_seconds: float = _RETRY_SECONDS) -> ApiError:
+def provider_rate_limited(provider: ErrorSource, retry_after_seconds: float | None = None) -> ApiError:
     """The provider itself refused for too many requests (PP008)."""
-    return ApiError(
-        grpc.StatusCode.UNAVAILABLE,
-        f"{provider.code}008",
-        "PROVIDER_RATE_LIMITED",
-        "Erreur auprès du fournisseur de données : trop de requêtes",
-        "Erreur de fournisseur de donnée : Trop de requêtes effectuées, veuillez réessayer plus tard.",
-        provider,
-        retry_after_seconds=retry_after_seconds,
-    )
+    return api_error(f"{provider.code}008", source=provider, retry_after_seconds=retry_after_seconds)
 
 
 def provider_unknown_answer(provider: ErrorSource) -> ApiError:
     """The provider answered something that does not parse or match (PP999)."""
-    return ApiError(
-        grpc.StatusCode.UNKNOWN,
-        f"{provider.code}999",
-        "PROVIDER_UNKNOWN_ANSWER",
-        "Erreur inconnue du fournisseur de données",
-        "La réponse retournée par le fournisseur de données est invalide et inconnue de notre "
-        "service. L'équipe technique a été notifiée de cette erreur pour investigation.",
-        provider,
-    )
+    return api_error(f"{provider.code}999", source=provider)

@@ -36,6 +36,8 @@ CNOUS = ErrorSource("26", "CNOUS")
 """The Cnous (scholarship status)."""
 MEN = ErrorSource("30", "MEN")
 """The ministry of national education (pupil status)."""
+FRANCE_CONNECT = ErrorSource("51", "FranceConnect")
+"""FranceConnect, whose access tokens the gateway resolves on the FranceConnect methods."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,11 @@ import pytest
 
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from client.cli import build_parser, lookup_request
+from contract.catalog import ApiCatalog
 from contract.routes import build_routes
 from devstack.redis import free_port
 from devstack.run import client_examples, client_setup
 from gateway.admin.scopes import known_scopes
-from gateway.lookup import ApiCatalog
 from tests.gateway.conftest import Mesh
 from tests.gateway.tokens import TokenFactory
 

@@ -11,7 +11,7 @@ from google.protobuf.descriptor import Descriptor
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
-from contract.routes import ContractError, api_name, build_routes, field_options
+from contract.routes import ContractError, LookupParameter, SubjectField, build_routes, field_options
 from gateway.masking import mask
 from runtime.providers import PROVIDERS
 
@@ -63,19 +63,25 @@ def test_every_provider_method_is_routed_with_its_scopes() -> None:
     assert all(r.scopes for r in table.routes), "a provider method without scopes would be refused to all"
 
 
-@pytest.mark.parametrize(
-    ("method", "api"),
-    [
-        ("GetQuotientFamilialByIdentity", "quotient_familial"),
-        ("GetStatutByIdentifiant", "statut"),
-        ("GetStatutEtudiantByIne", "statut_etudiant"),
-        ("GetEtudiantBoursierByFranceConnect", "etudiant_boursier"),
-        ("GetComplementaireSanteSolidaireByIdentity", "complementaire_sante_solidaire"),
-    ],
-)
-def test_api_label(method: str, api: str) -> None:
-    """The api label drops Get and By…, in snake case."""
-    assert api_name(method) == api
+def test_routes_carry_what_the_contract_declares() -> None:
+    """API label, HTTP paths, subject field and Lookup parameters come from the options, not from names."""
+    paths = build_routes().by_path()
+    men = paths["/apiparticulier.men.v1.MenService/GetScolariteByIdentity"]
+    assert men.api == "men.scolarite"
+    assert men.http_paths == ("/v4/men/scolarites/identite",)
+    assert men.subject == SubjectField("identite", options_pb2.SUBJECT_KIND_IDENTITY_PIVOT)
+    assert {(p.field, p.parameter) for p in men.lookup_parameters} == {
+        ("annee_scolaire", "annee_scolaire"),
+        ("code_etablissement", "code_etablissement"),
+        ("degre_etablissement", "degre_etablissement"),
+        ("codes_bcn_departements", "codes_bcn_departements"),
+        ("codes_bcn_regions", "codes_bcn_regions"),
+    }
+    statut = paths["/apiparticulier.france_travail.v1.FranceTravailService/GetStatutByIdentifiant"]
+    assert statut.subject == SubjectField("identifiant", options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT)
+    assert statut.lookup_parameters == (LookupParameter("identifiant", "identifiant_france_travail"),)
+    ine = paths["/apiparticulier.cnous.v1.CnousService/GetEtudiantBoursierByIne"]
+    assert ine.subject == SubjectField("ine", options_pb2.SUBJECT_KIND_INE)
 
 
 def test_quotient_familial_masking_keeps_only_unlocked_fields() -> None:
@@ -128,11 +134,11 @@ def test_mesr_nested_masking() -> None:
     assert response.SerializeToString() == before
 
 
-def _module_with_unannotated_field() -> ModuleType:
-    """A throwaway provider contract whose response has a field without any masking option."""
+def _module_with_unannotated_field(name: str) -> ModuleType:
+    """A throwaway provider contract whose method and messages lack options the gateway needs."""
     file = descriptor_pb2.FileDescriptorProto(
-        name="apiparticulier/fake/v1/fake.proto",
-        package="apiparticulier.fake.v1",
+        name=f"apiparticulier/{name}/v1/{name}.proto",
+        package=f"apiparticulier.{name}.v1",
         syntax="proto3",
         dependency=["apiparticulier/common/v1/options.proto"],
     )
@@ -143,12 +149,17 @@ def _module_with_unannotated_field() -> ModuleType:
     both = reply.field.add(name="both", number=3, type=9, label=1)
     both.options.Extensions[options_pb2.visible_to_every_caller] = True
     both.options.Extensions[options_pb2.scope] = "s"
-    file.message_type.add(name="FakeRequest")
+    request = file.message_type.add(name="FakeRequest")
+    # A string subject marked as an identity pivot, and a Lookup parameter that does not exist.
+    ine = request.field.add(name="ine", number=1, type=9, label=1)
+    ine.options.Extensions[options_pb2.subject] = options_pb2.SUBJECT_KIND_IDENTITY_PIVOT
+    year = request.field.add(name="year", number=2, type=5, label=1)
+    year.options.Extensions[options_pb2.lookup_parameter] = "no_such_parameter"
     service = file.service.add(name="FakeService")
     service.method.add(
         name="GetFake",
-        input_type=".apiparticulier.fake.v1.FakeRequest",
-        output_type=".apiparticulier.fake.v1.FakeResponse",
+        input_type=f".apiparticulier.{name}.v1.FakeRequest",
+        output_type=f".apiparticulier.{name}.v1.FakeResponse",
     )
     # The default pool already holds options.proto; the fake file's name is unique to this test.
     module = ModuleType("fake_pb2")
@@ -156,10 +167,16 @@ def _module_with_unannotated_field() -> ModuleType:
     return module
 
 
-def test_start_up_fails_on_a_field_without_masking_option() -> None:
-    """A response field with neither option (or both) stops the route table, naming the field."""
+def test_start_up_fails_on_a_method_it_cannot_classify() -> None:
+    """Every undecided part of a method stops the route table, each named."""
     with pytest.raises(ContractError) as failure:
-        build_routes([_module_with_unannotated_field()])
-    assert "apiparticulier.fake.v1.FakeResponse.leak" in str(failure.value)
-    assert "apiparticulier.fake.v1.FakeResponse.both" in str(failure.value)
-    assert "FakeResponse.ok" not in str(failure.value)
+        build_routes([_module_with_unannotated_field("fake")])
+    message = str(failure.value)
+    assert "apiparticulier.fake.v1.FakeResponse.leak" in message
+    assert "apiparticulier.fake.v1.FakeResponse.both" in message
+    assert "FakeResponse.ok" not in message
+    assert "/apiparticulier.fake.v1.FakeService/GetFake: api_route" in message
+    assert (
+        "/apiparticulier.fake.v1.FakeService/GetFake: the request needs exactly one subject field" in message
+    )
+    assert "FakeRequest.year: no LookupParameters.no_such_parameter" in message

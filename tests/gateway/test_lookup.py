@@ -24,7 +24,7 @@ from apiparticulier.men.v1 import men_pb2
 from contract.routes import build_routes
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.lookup import ApiCatalog, api_key, copy_lookup_parameters, label_matches
+from gateway.lookup import fill_parameters
 from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import SERVICE_NAME as C2S_SERVICE
@@ -213,24 +213,6 @@ def unpack(packed: any_pb2.Any, kind: type[Any]) -> Any:
     return message
 
 
-def test_every_api_value_maps_to_existing_routes() -> None:
-    """The Api enum ↔ route labels mapping is derived from the names and covers every value."""
-    routes = build_routes()
-    catalog = ApiCatalog(routes)
-    labels = {route.api for route in routes.routes}
-    for value in gateway_pb2.Api.DESCRIPTOR.values:
-        if value.number == gateway_pb2.API_UNSPECIFIED:
-            continue
-        entry = catalog.apis[value.number]
-        assert entry.label in labels
-        assert label_matches(entry.label, api_key(value.name))
-        assert entry.routes, value.name
-        assert catalog.api_of_label(entry.label) == value.number
-    assert catalog.label_of(gateway_pb2.API_QUOTIENT_FAMILIAL) == "cnaf.quotient_familial"
-    assert catalog.label_of(gateway_pb2.API_FRANCE_TRAVAIL_STATUT) == "france_travail.statut"
-    assert catalog.apis[gateway_pb2.API_SCOLARITE].by_france_connect is None
-
-
 async def test_six_apis_one_slow_one_down_answer_in_the_time_of_the_slowest(stack: Stack) -> None:
     """Four good answers, the slow provider's timeout and the down provider's error, concurrently."""
     request = gateway_pb2.LookupRequest(
@@ -413,12 +395,14 @@ async def test_a_sub_call_over_the_rate_limit_is_that_apis_00429(stack: Stack) -
 
 
 def test_school_filters_reach_the_men_request() -> None:
-    """The lookup's school year, establishment and perimeter go into the MEN request by name."""
+    """The lookup's school year, establishment and perimeter go into the fields the MEN contract declares."""
+    routes = build_routes().by_path()
     message = men_pb2.GetScolariteByIdentityRequest()
-    copy_lookup_parameters(
+    fill_parameters(
         gateway_pb2.LookupParameters(
             annee_scolaire=" 2025-2026 ", degre_etablissement="2D", codes_bcn_departements=["075", "069"]
         ),
+        routes["/apiparticulier.men.v1.MenService/GetScolariteByIdentity"],
         message,
     )
     assert message.annee_scolaire == "2025-2026"
@@ -426,7 +410,9 @@ def test_school_filters_reach_the_men_request() -> None:
     assert list(message.codes_bcn_departements) == ["075", "069"]
     assert message.code_etablissement == ""
     quotient = cnaf_pb2.GetQuotientFamilialByIdentityRequest()
-    copy_lookup_parameters(
-        gateway_pb2.LookupParameters(annee=2025, mois=6, code_etablissement="0132733A"), quotient
+    fill_parameters(
+        gateway_pb2.LookupParameters(annee=2025, mois=6, code_etablissement="0132733A"),
+        routes["/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"],
+        quotient,
     )
     assert (quotient.annee, quotient.mois) == (2025, 6)

@@ -216,6 +216,8 @@ async def test_request_id_reaches_error_logs_and_upstream(observed: Observed) ->
         "code": "37001",
         "provider": "CNAV",
         "request_id": "support-case-42",
+        "title": "Service non disponible",
+        "detail": "Service du fournisseur de données temporairement indisponible ou en maintenance.",
     }
     (upstream,) = observed.fake.to(QF_PATH)
     assert upstream.headers["x-correlation-id"] == "support-case-42"

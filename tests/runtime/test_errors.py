@@ -41,7 +41,12 @@ def test_provider_error_names_code_and_provider_and_says_when_to_retry() -> None
     details = unpack(error)
     info = details["ErrorInfo"]
     assert isinstance(info, error_details_pb2.ErrorInfo)
-    assert dict(info.metadata) == {"code": "24002", "provider": "France Travail"}
+    assert dict(info.metadata) == {
+        "code": "24002",
+        "provider": "France Travail",
+        "title": "Intermédiaire hors-délai",
+        "detail": "Temps d'attente d'une réponse du fournisseur de données écoulé.",
+    }
     assert info.domain == "particulier.api.gouv.fr"
     retry = details["RetryInfo"]
     assert isinstance(retry, error_details_pb2.RetryInfo)

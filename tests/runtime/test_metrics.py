@@ -131,6 +131,8 @@ def test_error_trailers_add_the_request_id_and_keep_the_rest() -> None:
         "code": "99003",
         "provider": "TEST_PROVIDER",
         "request_id": "req-1",
+        "title": "Entité non trouvée",
+        "detail": "absent",
     }
     assert ("retry-after", "1") in trailers
     assert dict(error_info(error_trailers(internal_error(), "req-2")).metadata) == {

@@ -1,0 +1,517 @@
+"""The gateway's call path: the steps of every call, written once, in their order.
+
+Transport-neutral: an adapter (the gRPC handlers of `gateway.proxy` and
+`gateway.api`) hands in the caller's metadata and deadline as an `Inbound`, and
+gets back the answer, or an `ApiError`; the response metadata goes into the
+call's `CallContext`. Every call, a provider method's or the gateway's own, goes
+through the same frame:
+
+1. **authenticate**: the ``authorization`` bearer token (00101 invalid, 00103 expired);
+2. **authorize**: the token holds one of the method's scopes (00100; a provider
+   method whose contract names no scope is refused to everybody; the gateway's
+   own methods are open to every token);
+3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
+4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
+   the limit); from here on, the rate-limit metadata of the tightest decision the
+   call made goes back with its answer;
+5. **resolve a FranceConnect subject** (`gateway.france_connect`): the call then
+   needs, and is masked with, the scopes both the token and the FranceConnect
+   token hold;
+6. **forward** to the provider, with the caller's deadline bounded by
+   ``DEFAULT_DEADLINE_SECONDS`` and the metadata ``x-request-id``, ``x-recipient``,
+   ``x-token-id`` (and ``traceparent`` when tracing is on); a provider's error
+   comes back unchanged, an unreachable provider is its error source's PP001;
+7. **mask** the fields the scopes do not unlock (the bytes go back untouched when
+   they unlock every field);
+8. **journal and usage**: one journal event per call whatever its outcome, and
+   one usage count per provider call once the token is known, both written after
+   the answer has left.
+
+A Lookup is one call of this frame whose body makes provider calls with
+`CallPath.call_within`: steps 4, 6, 7 and 8 for each, under the Lookup's token,
+recipient and deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
+
+from apiparticulier.common.v1 import options_pb2
+from contract.routes import Route, RouteTable
+from gateway.auth import Token, TokenVerifier
+from gateway.availability import AvailabilityTracker
+from gateway.france_connect import FranceConnect
+from gateway.journal import Journal
+from gateway.masking import mask
+from gateway.metrics import PROVIDER_ERRORS
+from gateway.ratelimit import RateDecision, RateLimiter
+from gateway.recipient import recipient_from
+from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
+from runtime.context import REQUEST_ID_KEY, current_call
+from runtime.errors import (
+    ApiError,
+    ErrorSource,
+    FieldViolation,
+    bad_request,
+    insufficient_scopes,
+    internal_error,
+    provider_timeout,
+    provider_unavailable,
+    provider_unknown_answer,
+)
+from runtime.providers import BY_NAME, FRANCE_CONNECT
+from runtime.tracing import active_tracer, traced_grpc_call
+
+_DETAILS_KEY = "grpc-status-details-bin"
+_RATE_REMAINING = "ratelimit-remaining"
+
+Answer = TypeVar("Answer")
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What a transport read from the caller."""
+
+    metadata: Sequence[tuple[str, str | bytes]]
+    """The call's metadata (gRPC) or its equivalent (HTTP headers and query parameters)."""
+    time_remaining: float | None
+    """Seconds before the caller's deadline; None when it set none."""
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A call past steps 1 to 4, as its body sees it."""
+
+    token: Token
+    recipient: str
+    """The recipient SIRET ("" for a method that needs none)."""
+    request_id: str
+    deadline: float
+    """Event-loop time by which the answer must leave."""
+    decisions: list[RateDecision]
+    """The rate-limit decisions of the call (a Lookup adds one per provider call)."""
+    subject: Message | None = None
+    """The message naming the person asked about, for the journal; set by the body."""
+
+    def time_left(self) -> float:
+        """Seconds left before the answer must leave (0 when spent)."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def caller(self) -> Caller:
+        """The caller, as upstream clients (FranceConnect) are told of it."""
+        return Caller(self.recipient, self.request_id, self.time_left(), self.token.jti)
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """What the frame needs to know of the method called."""
+
+    path: str
+    """The full gRPC path, for the journal."""
+    route: Route | None
+    """The provider route; None for the gateway's own methods."""
+    scopes: frozenset[str] | None
+    """The scopes that open it, any one sufficing; None: every token."""
+    needs_recipient: bool
+
+    def authorize(self, token: Token) -> None:
+        """Step 2.
+
+        Raises:
+            ApiError: 00100, the token holds none of the method's scopes.
+        """
+        if self.scopes is not None and self.scopes.isdisjoint(token.scopes):
+            raise insufficient_scopes()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One route with what its calls need, prepared at start-up."""
+
+    route: Route
+    source: ErrorSource
+    """Whom the error model names when the provider service fails."""
+    callables: Iterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
+    """The route's method on each channel to the provider, in turn."""
+
+    @property
+    def france_connect(self) -> bool:
+        """Whether the request's subject is a FranceConnect subject, resolved by the gateway."""
+        return self.route.subject.kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT
+
+
+@dataclass(eq=False)
+class ProviderStatusError(ApiError):
+    """A provider's own error, sent back to the caller with its status and details unchanged."""
+
+    message: str = ""
+    details_bin: bytes = b""
+
+    def __str__(self) -> str:
+        return self.message
+
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The provider's rich status as it sent it, plus any extra metadata."""
+        return ((_DETAILS_KEY, self.details_bin), *self.extra_metadata)
+
+
+def malformed_request() -> ApiError:
+    """The request bytes are not a message of the method (00400)."""
+    return bad_request([FieldViolation("request", "must be a serialized request message of the method")])
+
+
+def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError:
+    """The error the caller gets for a failed provider call.
+
+    A status with rich details is the provider's own answer and is passed through;
+    without details it comes from the transport: the provider could not be
+    reached (UNAVAILABLE), did not answer in time, or broke.
+    """
+    details = None
+    # The stubs type these trailers as the sync API's; grpc.aio gives (key, value) pairs.
+    trailers: Any = error.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            details = value
+    status = error.code()
+    if details is None:
+        if status is grpc.StatusCode.UNAVAILABLE:
+            return provider_unavailable(source)
+        if status is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return provider_timeout(source)
+        return provider_unknown_answer(source)
+    api_code, reason, title, detail = "", "", "", ""
+    try:
+        for any_detail in status_pb2.Status.FromString(details).details:
+            if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                any_detail.Unpack(info)
+                api_code, reason = info.metadata.get("code", ""), info.reason
+                title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
+    except DecodeError:
+        pass
+    return ProviderStatusError(
+        status, api_code, reason, title, detail, message=error.details() or "", details_bin=details
+    )
+
+
+def tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
+    """The metadata of the decision that left the fewest calls: what the caller may still send."""
+    with_metadata = [decision for decision in decisions if decision.metadata]
+    if not with_metadata:
+        return ()
+    return min(with_metadata, key=lambda decision: decision.remaining).metadata
+
+
+class CallPath:
+    """The steps of every call of the gateway (see the module's docstring).
+
+    Args:
+        routes: The route table.
+        default_deadline_seconds: The longest a call may take, and its deadline when the caller sets none.
+        verifier: Token verification.
+        limiter: Rate limit and revocation.
+        journal: The access journal.
+        usage: Counts calls per token and API (``count(token_id, api, outcome)``).
+        channels: The channels to each provider service, used in turn.
+        france_connect: Resolves FranceConnect subjects.
+        availability: Learns from the outcome of every provider call.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        *,
+        default_deadline_seconds: float,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        journal: Journal,
+        usage: Callable[[str, str, str], None],
+        channels: Mapping[str, Sequence[grpc.aio.Channel]],
+        france_connect: FranceConnect,
+        availability: AvailabilityTracker,
+    ) -> None:
+        self._max_deadline = default_deadline_seconds
+        self._verifier = verifier
+        self._limiter = limiter
+        self._journal = journal
+        self._count_usage = usage
+        self._france_connect = france_connect
+        self._availability = availability
+        self.targets: dict[str, Target] = {
+            route.path: Target(
+                route,
+                BY_NAME[route.provider].error_source,
+                itertools.cycle(
+                    [
+                        channel.unary_unary(route.path, request_serializer=None, response_deserializer=None)
+                        for channel in channels[route.provider]
+                    ]
+                ),
+            )
+            for route in routes.routes
+        }
+        """Every provider route's target, by gRPC path."""
+
+    # -- the entry points -----------------------------------------------------------------------------
+
+    async def call_provider(self, target: Target, request: bytes, inbound: Inbound) -> bytes:
+        """Serve one provider method, every step.
+
+        Args:
+            target: The method.
+            request: The request as the caller serialized it.
+            inbound: The caller's metadata and deadline.
+
+        Returns:
+            The serialized, masked answer.
+
+        Raises:
+            ApiError: any step's refusal, the provider's own error, or the transport's.
+        """
+        route = target.route
+
+        async def forward(admitted: Admitted) -> bytes:
+            try:
+                subject = route.request_class.FromString(request)
+            except DecodeError:
+                raise malformed_request() from None
+            admitted.subject = subject
+            scopes, sent = admitted.token.scopes, request
+            if target.france_connect:
+                scopes = await self.resolve_france_connect(subject, route.subject.name, admitted)
+                if route.scopes.isdisjoint(scopes):
+                    raise insufficient_scopes()
+                sent = subject.SerializeToString()
+            return await self._forward(target, sent, admitted, scopes)
+
+        return await self._frame(
+            _Method(route.path, route, route.scopes, needs_recipient=True), inbound, forward
+        )
+
+    async def call_own(
+        self,
+        method: str,
+        inbound: Inbound,
+        body: Callable[[Admitted], Awaitable[Answer]],
+        *,
+        needs_recipient: bool,
+    ) -> Answer:
+        """Serve one method of the gateway's own API open to every token, every step.
+
+        Args:
+            method: The full gRPC path, for the journal.
+            inbound: The caller's metadata and deadline.
+            body: What the method does once the caller is admitted.
+            needs_recipient: The method forwards data to a recipient, who must be named.
+
+        Raises:
+            ApiError: any step's refusal, or the body's.
+        """
+        return await self._frame(_Method(method, None, None, needs_recipient), inbound, body)
+
+    async def call_within(
+        self, admitted: Admitted, target: Target, request: Message, scopes: frozenset[str]
+    ) -> bytes:
+        """One provider call inside an admitted call (a Lookup's): steps 4, 6, 7 and 8.
+
+        Args:
+            admitted: The enclosing call.
+            target: The method called.
+            request: Its request, subject filled.
+            scopes: The scopes the answer is masked with.
+
+        Returns:
+            The serialized, masked answer.
+
+        Raises:
+            ApiError: 00105 or 00429 from the limiter, the provider's error or the transport's.
+        """
+        started = time.perf_counter()
+        status, code = "OK", ""
+        try:
+            admitted.decisions.append(await self._admit(admitted.token))
+            return await self._forward(target, request.SerializeToString(), admitted, scopes)
+        except ApiError as error:
+            status, code = error.status.name, error.code
+            raise
+        except Exception:
+            status, code = grpc.StatusCode.INTERNAL.name, internal_error().code
+            raise
+        finally:
+            self._account_later(
+                _Method(target.route.path, target.route, target.route.scopes, needs_recipient=True),
+                admitted.token,
+                admitted.recipient,
+                request,
+                outcome=(status, code),
+                started=started,
+            )
+
+    async def resolve_france_connect(
+        self, request: Message, field: str, admitted: Admitted
+    ) -> frozenset[str]:
+        """Step 5: resolve the FranceConnect subject of a request in place.
+
+        Returns:
+            The scopes of both the token and the FranceConnect token.
+
+        Raises:
+            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked.
+        """
+        if self._france_connect is None:
+            raise provider_unavailable(FRANCE_CONNECT)
+        return await self._france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
+
+    # -- the frame ------------------------------------------------------------------------------------
+
+    async def _frame(
+        self, method: _Method, inbound: Inbound, body: Callable[[Admitted], Awaitable[Answer]]
+    ) -> Answer:
+        started = time.perf_counter()
+        call = current_call()
+        token: Token | None = None
+        admitted: Admitted | None = None
+        recipient = ""
+        status, code = "OK", ""
+        try:
+            token = self._verifier.authenticate(inbound.metadata)  # 1
+            method.authorize(token)  # 2
+            recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
+            decision = await self._admit(token)  # 4
+            timeout = self._max_deadline
+            if inbound.time_remaining is not None:
+                timeout = min(inbound.time_remaining, timeout)
+            deadline = asyncio.get_running_loop().time() + timeout
+            admitted = Admitted(token, recipient, call.request_id, deadline, [decision])
+            return await body(admitted)  # 5 to 7
+        except ApiError as error:
+            status, code = error.status.name, error.code
+            raise
+        except Exception:
+            status, code = grpc.StatusCode.INTERNAL.name, internal_error().code
+            raise
+        finally:
+            if admitted is not None:
+                call.response_metadata.extend(tightest(admitted.decisions))
+            subject = admitted.subject if admitted is not None else None
+            self._account_later(
+                method, token, recipient, subject, outcome=(status, code), started=started
+            )  # 8
+
+    async def _admit(self, token: Token) -> RateDecision:
+        decision: RateDecision = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
+        if not decision.allowed:
+            raise decision.refusal()
+        return decision
+
+    async def _forward(
+        self, target: Target, request: bytes, admitted: Admitted, scopes: frozenset[str]
+    ) -> bytes:
+        route = target.route
+        timeout = admitted.time_left()
+        if timeout <= 0:
+            raise self._failed(route, provider_timeout(target.source))
+        forwarded = (
+            (REQUEST_ID_KEY, admitted.request_id),
+            (RECIPIENT_KEY, admitted.recipient),
+            (TOKEN_ID_KEY, admitted.token.jti),
+        )
+        send = next(target.callables)
+        tracer = active_tracer()
+        try:
+            if tracer is None:
+                answer = await send(request, timeout=timeout, metadata=forwarded)
+            else:
+                # A CLIENT span, its traceparent added to the forwarded metadata.
+                answer = await traced_grpc_call(
+                    tracer,
+                    route.path,
+                    route.provider,
+                    forwarded,
+                    lambda metadata: send(request, timeout=timeout, metadata=metadata),
+                )
+        except grpc.aio.AioRpcError as error:
+            self._availability.observe(route.provider, error.code())
+            raise self._failed(route, provider_error(error, target.source)) from None
+        if route.plan.scopes <= scopes:
+            self._availability.observe(route.provider, grpc.StatusCode.OK)
+            return answer
+        try:
+            response = route.response_class.FromString(answer)
+        except DecodeError:
+            self._availability.observe(route.provider, grpc.StatusCode.UNKNOWN)
+            raise self._failed(route, provider_unknown_answer(target.source)) from None
+        self._availability.observe(route.provider, grpc.StatusCode.OK)
+        mask(response, route.plan, scopes)
+        return response.SerializeToString()
+
+    @staticmethod
+    def _failed(route: Route, error: ApiError) -> ApiError:
+        """Count a failed provider call (by provider service, status and code), then hand the error back."""
+        PROVIDER_ERRORS.labels(route.provider, error.status.name, error.code).inc()
+        return error
+
+    def _account_later(
+        self,
+        method: _Method,
+        token: Token | None,
+        recipient: str,
+        subject: Message | None,
+        *,
+        outcome: tuple[str, str],
+        started: float,
+    ) -> None:
+        """Step 8, once the answer has left: the journal's hash and write need not delay it."""
+        status, code = outcome
+        asyncio.get_running_loop().call_soon(
+            functools.partial(
+                self._account,
+                method=method.path,
+                route=method.route,
+                request_id=current_call().request_id,
+                token=token,
+                recipient=recipient,
+                subject=subject,
+                status=status,
+                code=code,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+
+    def _account(
+        self,
+        *,
+        method: str,
+        route: Route | None,
+        request_id: str,
+        token: Token | None,
+        recipient: str,
+        subject: Message | None,
+        status: str,
+        code: str,
+        latency_ms: float,
+    ) -> None:
+        self._journal.record(
+            request_id=request_id,
+            token_id=token.jti if token is not None else "",
+            recipient=recipient,
+            method=method,
+            provider=route.provider if route is not None else "",
+            status=status,
+            code=code,
+            latency_ms=latency_ms,
+            subject_digest="" if subject is None else self._journal.subject_digest(subject),
+        )
+        if token is not None and route is not None:
+            self._count_usage(token.jti, route.api, status)

@@ -1,0 +1,63 @@
+"""The gateway's own Prometheus series, beside the call boundary's (`runtime.metrics`).
+
+The rate limiter registers its own in `gateway.ratelimit`. docs/OBSERVABILITY.md
+lists every series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+PROVIDER_ERRORS = Counter(
+    "gateway_provider_errors",
+    "Failed calls from the gateway to a provider service, by provider service, gRPC status and "
+    "API Particulier code (the provider's own refusals and the gateway's PP001/PP002/PP999).",
+    ["provider", "grpc_code", "api_code"],
+)
+
+AVAILABILITY_STATES = ("ok", "bad_gateway", "unknown")
+"""The states of `report_availability`, as the gateway's availability pings name them."""
+
+AvailabilitySource = Callable[[], Iterable[tuple[str, str]]]
+
+
+class _AvailabilityCollector(Collector):
+    """``gateway_provider_availability``, read from the gateway's tracker at each scrape."""
+
+    def __init__(self) -> None:
+        self.source: AvailabilitySource | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "gateway_provider_availability",
+            "Availability of each provider service as the gateway sees it (health watch and call "
+            "outcomes): 1 for its current state (ok, bad_gateway, unknown), 0 for the others.",
+            labels=["provider", "state"],
+        )
+        source = self.source
+        if source is not None:
+            for provider, current in source():
+                for state in AVAILABILITY_STATES:
+                    family.add_metric([provider, state], 1.0 if state == current else 0.0)
+        yield family
+
+
+_AVAILABILITY = _AvailabilityCollector()
+REGISTRY.register(_AVAILABILITY)
+
+
+def report_availability(source: AvailabilitySource | None) -> None:
+    """Publish provider availability from ``source``, called at each scrape.
+
+    One source per process: a later call replaces the earlier one (tests build
+    several gateways in one process; each scrape must hold one series per provider).
+
+    Args:
+        source: Gives ``(provider, state)`` pairs, the state one of `AVAILABILITY_STATES`;
+            None stops publishing.
+    """
+    _AVAILABILITY.source = source

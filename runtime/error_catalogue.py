@@ -1,0 +1,227 @@
+"""The error catalogue: every code the mesh answers with, defined once.
+
+Each entry gives the gRPC status, the HTTP status the v3 REST API gives the code
+(CONTRACT.md §3.3 and §4.2; where the published spec and the notes disagree, the
+spec wins), the ``ErrorInfo`` reason, and the French title and detail of the real
+API. Codes of the real API's nomenclature keep its texts; the mesh's own codes,
+which the real API does not have, are marked ``own``.
+
+Provider codes are ``PPKKK``: ``PP`` the error source's prefix (`runtime.errors.ErrorSource`),
+``KKK`` a suffix of `PROVIDER_CODES`. A full code of `CODES` overrides the
+provider template of its suffix (FranceConnect's 51101 and 51103).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+PROVIDER_RETRY_SECONDS = 10.0
+"""How long a caller should wait before asking an unavailable provider again."""
+STORE_RETRY_SECONDS = 1.0
+"""How long a caller should wait before asking again when the gateway's own store (Redis) is unreachable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One code of the catalogue."""
+
+    status: grpc.StatusCode
+    """The gRPC status of a call refused with it."""
+    http_status: int
+    """The HTTP status the v3 REST API answers with."""
+    reason: str
+    """The ``google.rpc.ErrorInfo`` reason."""
+    title: str
+    """The real API's French title."""
+    detail: str
+    """The real API's French detail (field violations say what precisely is wrong)."""
+    own: bool = False
+    """A code of the mesh's own, which the real API does not have."""
+    retry_after_seconds: float | None = None
+    """Seconds to wait before retrying, when retrying helps."""
+
+
+_INVALID_PARAMETERS = "INVALID_PARAMETERS"
+_UNPROCESSABLE = "Entité non traitable"
+
+
+def _parameter(detail: str) -> ErrorCode:
+    """A parameter refused by validation: INVALID_ARGUMENT, HTTP 422."""
+    return ErrorCode(grpc.StatusCode.INVALID_ARGUMENT, 422, _INVALID_PARAMETERS, _UNPROCESSABLE, detail)
+
+
+CODES: dict[str, ErrorCode] = {
+    # -- the mesh itself -----------------------------------------------------------------------------
+    "00000": ErrorCode(
+        grpc.StatusCode.INTERNAL,
+        500,
+        "INTERNAL",
+        "Erreur interne",
+        "Une erreur interne est survenue. L'équipe technique a été notifiée.",
+        own=True,
+    ),
+    "00400": ErrorCode(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        400,
+        "BAD_REQUEST",
+        "Requête mal formée",
+        "La requête n'est pas valide : les violations de champ disent ce qui ne va pas.",
+        own=True,
+    ),
+    "00503": ErrorCode(
+        grpc.StatusCode.UNAVAILABLE,
+        503,
+        "STORE_UNAVAILABLE",
+        "Service non disponible",
+        "Le service est temporairement indisponible. Veuillez réessayer dans quelques instants.",
+        own=True,
+        retry_after_seconds=STORE_RETRY_SECONDS,
+    ),
+    # -- tokens and scopes (CONTRACT §3.3) ----------------------------------------------------------
+    "00100": ErrorCode(
+        grpc.StatusCode.PERMISSION_DENIED,
+        403,
+        "INSUFFICIENT_SCOPES",
+        "Privilèges insuffisants",
+        "Votre token est valide mais vos privilèges sont insuffisants. "
+        "Listez vos privilèges avec l'introspection du jeton",
+    ),
+    "00101": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "INVALID_TOKEN",
+        "Interdit",
+        "Votre token n'est pas valide ou n'est pas renseigné",
+    ),
+    "00103": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "EXPIRED_TOKEN",
+        "Jeton expiré",
+        "Votre token est expiré. Vous devez refaire une demande",
+    ),
+    "00105": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "REVOKED_TOKEN",
+        "Jeton sur liste noire",
+        "Votre jeton est sur liste noire, celui-ci a certainement été divulgué sur un canal "
+        "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel.",
+    ),
+    "00429": ErrorCode(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        429,
+        "RATE_LIMITED",
+        "Trop de requêtes",
+        "Vous avez effectué trop de requêtes",
+    ),
+    # -- parameters (HTTP 422) ----------------------------------------------------------------------
+    "00203": _parameter("Le paramètre recipient est obligatoire"),
+    "00210": _parameter("Le paramètre recipient n'est pas un siret valide"),
+    "00360": _parameter("Le numéro d'INE n'est pas correctement formatté"),
+    "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
+    "00380": _parameter("L'identifiant est manquant ou n'est pas correctement formaté"),
+    "00410": _parameter(
+        "Le code établissement (UAI) n'est pas correctement formaté (7 chiffres et 1 lettre)"
+    ),
+    "00411": _parameter("L'année scolaire n'est pas correctement formatée (AAAA-AAAA ou AAAA attendu)"),
+    "00412": _parameter("Le degré de l'établissement n'est pas valide (1D ou 2D attendu)"),
+    "00413": _parameter(
+        "Un seul type de périmètre peut être fourni : codesBcnDepartements ou codesBcnRegions"
+    ),
+    "00415": _parameter(
+        "Un critère de recherche est obligatoire : codeEtablissement, codesBcnDepartements ou codesBcnRegions"
+    ),
+    "00416": _parameter("Un ou plusieurs codes BCN de département ne sont pas valides"),
+    "00417": _parameter("Un ou plusieurs codes BCN de région académique ne sont pas valides"),
+    "00419": _parameter(
+        "Les paramètres codeEtablissement et périmètre (codesBcnRegions/codesBcnDepartements) "
+        "sont mutuellement exclusifs"
+    ),
+    # -- FranceConnect access tokens (error source 51) ----------------------------------------------
+    "51101": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "INVALID_FRANCE_CONNECT_TOKEN",
+        "Jeton FranceConnect invalide",
+        "Le jeton d'accès FranceConnect n'est pas renseigné, n'est pas valide ou n'est plus actif. "
+        "L'usager doit se reconnecter avec FranceConnect.",
+        own=True,
+    ),
+    "51103": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "EXPIRED_FRANCE_CONNECT_TOKEN",
+        "Jeton FranceConnect expiré",
+        "Le jeton d'accès FranceConnect est expiré. L'usager doit se reconnecter avec FranceConnect.",
+        own=True,
+    ),
+}
+"""Every full code, by code."""
+
+PROVIDER_CODES: dict[str, ErrorCode] = {
+    "001": ErrorCode(
+        grpc.StatusCode.UNAVAILABLE,
+        504,
+        "PROVIDER_UNAVAILABLE",
+        "Service non disponible",
+        "Service du fournisseur de données temporairement indisponible ou en maintenance.",
+        retry_after_seconds=PROVIDER_RETRY_SECONDS,
+    ),
+    "002": ErrorCode(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        504,
+        "PROVIDER_TIMEOUT",
+        "Intermédiaire hors-délai",
+        "Temps d'attente d'une réponse du fournisseur de données écoulé.",
+        retry_after_seconds=PROVIDER_RETRY_SECONDS,
+    ),
+    "003": ErrorCode(
+        grpc.StatusCode.NOT_FOUND,
+        404,
+        "NOT_FOUND",
+        "Entité non trouvée",
+        "Aucun résultat n'a été trouvé pour les paramètres fournis.",
+    ),
+    "004": ErrorCode(
+        grpc.StatusCode.UNAVAILABLE,
+        504,
+        "PROVIDER_DNS_FAILURE",
+        "Erreur de résolution DNS",
+        "Problème de résolution DNS de l'adresse du serveur",
+        retry_after_seconds=PROVIDER_RETRY_SECONDS,
+    ),
+    "008": ErrorCode(
+        grpc.StatusCode.UNAVAILABLE,
+        504,
+        "PROVIDER_RATE_LIMITED",
+        "Erreur auprès du fournisseur de données : trop de requêtes",
+        "Erreur de fournisseur de donnée : Trop de requêtes effectuées, veuillez réessayer plus tard.",
+        retry_after_seconds=PROVIDER_RETRY_SECONDS,
+    ),
+    "999": ErrorCode(
+        grpc.StatusCode.UNKNOWN,
+        502,
+        "PROVIDER_UNKNOWN_ANSWER",
+        "Erreur inconnue du fournisseur de données",
+        "La réponse retournée par le fournisseur de données est invalide et inconnue de notre "
+        "service. L'équipe technique a été notifiée de cette erreur pour investigation.",
+    ),
+}
+"""The provider codes, by suffix; the prefix is the error source's."""
+
+
+def entry_of(code: str) -> ErrorCode:
+    """The catalogue entry of a full code.
+
+    Raises:
+        KeyError: the catalogue has no such code (a mistake in the mesh, caught by its tests).
+    """
+    entry = CODES.get(code)
+    if entry is not None:
+        return entry
+    if code[:2] != "00" and code[2:] in PROVIDER_CODES:
+        return PROVIDER_CODES[code[2:]]
+    raise KeyError(f"error code {code} is not in the catalogue")

@@ -1,0 +1,27 @@
+"""The API catalogue: the Lookup's Api enum joined to the routes by the contracts' options."""
+
+from __future__ import annotations
+
+from apiparticulier.common.v1 import options_pb2
+from apiparticulier.gateway.v1 import gateway_pb2
+from contract.catalog import ApiCatalog
+from contract.routes import build_routes
+
+
+def test_every_api_value_names_the_routes_of_its_api() -> None:
+    """Each Api value's api_label is the api_route.api of its routes, and every route's API has a value."""
+    routes = build_routes()
+    catalog = ApiCatalog(routes)
+    for value in gateway_pb2.Api.DESCRIPTOR.values:
+        if value.number == gateway_pb2.API_UNSPECIFIED:
+            continue
+        entry = catalog.apis[value.number]
+        assert entry.label == value.GetOptions().Extensions[options_pb2.api_label]
+        assert entry.routes, value.name
+        assert all(route.api == entry.label for route in entry.routes)
+        assert catalog.api_of_label(entry.label) == value.number
+    assert {route.api for route in routes.routes} == {entry.label for entry in catalog.apis.values()}
+    assert catalog.label_of(gateway_pb2.API_QUOTIENT_FAMILIAL) == "cnaf.quotient_familial"
+    scolarite = catalog.apis[gateway_pb2.API_SCOLARITE]
+    assert scolarite.route_for(options_pb2.SUBJECT_KIND_FRANCE_CONNECT) is None
+    assert scolarite.route_for(options_pb2.SUBJECT_KIND_IDENTITY_PIVOT) is not None
