@@ -134,6 +134,26 @@ class _Method:
             raise insufficient_scopes()
 
 
+class _Outcome:
+    """A call's outcome as the journal and usage record it: ``OK``, or its status name and code."""
+
+    __slots__ = ("code", "status")
+
+    def __init__(self) -> None:
+        self.status, self.code = "OK", ""
+
+    def __enter__(self) -> _Outcome:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, ApiError):
+            self.status, self.code = error.status.name, error.code
+        elif isinstance(error, asyncio.CancelledError):
+            self.status = grpc.StatusCode.CANCELLED.name
+        elif error is not None:
+            self.status, self.code = grpc.StatusCode.INTERNAL.name, internal_error().code
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One route with what its calls need, prepared at start-up."""
@@ -338,23 +358,18 @@ class CallPath:
             ApiError: 00105 or 00429 from the limiter, the provider's error or the transport's.
         """
         started = time.perf_counter()
-        status, code = "OK", ""
+        outcome = _Outcome()
         try:
-            admitted.decisions.append(await self._admit(admitted.token))
-            return await self._forward(target, request.SerializeToString(), admitted, scopes)
-        except ApiError as error:
-            status, code = error.status.name, error.code
-            raise
-        except Exception:
-            status, code = grpc.StatusCode.INTERNAL.name, internal_error().code
-            raise
+            with outcome:
+                admitted.decisions.append(await self._admit(admitted.token))
+                return await self._forward(target, request.SerializeToString(), admitted, scopes)
         finally:
             self._account_later(
                 _Method(target.route.path, target.route, target.route.scopes, needs_recipient=True),
                 admitted.token,
                 admitted.recipient,
                 request,
-                outcome=(status, code),
+                outcome=outcome,
                 started=started,
             )
 
@@ -383,31 +398,24 @@ class CallPath:
         token: Token | None = None
         admitted: Admitted | None = None
         recipient = ""
-        status, code = "OK", ""
+        outcome = _Outcome()
         try:
-            token = self._verifier.authenticate(inbound.metadata)  # 1
-            method.authorize(token)  # 2
-            recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
-            decision = await self._admit(token)  # 4
-            timeout = self._max_deadline
-            if inbound.time_remaining is not None:
-                timeout = min(inbound.time_remaining, timeout)
-            deadline = asyncio.get_running_loop().time() + timeout
-            admitted = Admitted(token, recipient, call.request_id, deadline, [decision])
-            return await body(admitted)  # 5 to 7
-        except ApiError as error:
-            status, code = error.status.name, error.code
-            raise
-        except Exception:
-            status, code = grpc.StatusCode.INTERNAL.name, internal_error().code
-            raise
+            with outcome:
+                token = self._verifier.authenticate(inbound.metadata)  # 1
+                method.authorize(token)  # 2
+                recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
+                decision = await self._admit(token)  # 4
+                timeout = self._max_deadline
+                if inbound.time_remaining is not None:
+                    timeout = min(inbound.time_remaining, timeout)
+                deadline = asyncio.get_running_loop().time() + timeout
+                admitted = Admitted(token, recipient, call.request_id, deadline, [decision])
+                return await body(admitted)  # 5 to 7
         finally:
             if admitted is not None:
                 call.response_metadata.extend(tightest(admitted.decisions))
             subject = admitted.subject if admitted is not None else None
-            self._account_later(
-                method, token, recipient, subject, outcome=(status, code), started=started
-            )  # 8
+            self._account_later(method, token, recipient, subject, outcome=outcome, started=started)  # 8
 
     async def _admit(self, token: Token) -> RateDecision:
         decision: RateDecision = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
@@ -469,11 +477,11 @@ class CallPath:
         recipient: str,
         subject: Message | None,
         *,
-        outcome: tuple[str, str],
+        outcome: _Outcome,
         started: float,
     ) -> None:
         """Step 8, once the answer has left: the journal's hash and write need not delay it."""
-        status, code = outcome
+        status, code = outcome.status, outcome.code
         asyncio.get_running_loop().call_soon(
             functools.partial(
                 self._account,

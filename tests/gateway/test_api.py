@@ -146,3 +146,49 @@ async def test_lookup_needs_a_recipient_and_a_subject(mesh: Mesh) -> None:
             metadata=(("authorization", mesh.factory.bearer()), ("x-recipient", RECIPIENT)),
         )
     assert rich_status(caught.value).api_code == "00366"
+
+
+async def _remaining(stub: Any, token: str) -> int:
+    """The token's rate-limit remaining after one introspection."""
+    call = stub.IntrospectToken(
+        gateway_pb2.IntrospectTokenRequest(), metadata=(("authorization", f"Bearer {token}"),)
+    )
+    await call
+    return int(dict(await call.trailing_metadata())["ratelimit-remaining"])
+
+
+async def test_a_lookup_without_recipient_spends_no_quota(mesh: Mesh) -> None:
+    """The recipient is checked before the rate limit, for a Lookup as for a direct call."""
+    token = mesh.factory.token(rate_limit=1)
+    stub = stub_of(mesh)
+    before = await _remaining(stub, token)
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Lookup(
+                gateway_pb2.LookupRequest(identite=person().identite),
+                metadata=(("authorization", f"Bearer {token}"),),
+            )
+        assert rich_status(caught.value).api_code == "00203"
+    # One call a second refills nothing in between: only the second introspection is spent.
+    assert await _remaining(stub, token) == before - 1
+
+
+async def test_two_ok_calls_raise_the_proofs_avoided_by_two(mesh: Mesh) -> None:
+    """Proofs avoided count the successful provider calls, and only them."""
+    stub = stub_of(mesh)
+    before = (await stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest())).proofs_avoided
+    metadata = (("authorization", mesh.factory.bearer()), ("x-recipient", RECIPIENT))
+    cnaf = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    await cnaf.GetQuotientFamilialByIdentity(person(), metadata=metadata)
+    await cnaf.GetQuotientFamilialByIdentity(person(), metadata=metadata)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await cnaf.GetQuotientFamilialByIdentity(person("PERSONNE"), metadata=metadata)
+    deadline = time.monotonic() + 5
+    proofs = before
+    while proofs < before + 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        proofs = (await stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest())).proofs_avoided
+    # A flush more, so a third count (the refusal's) would have landed too.
+    await asyncio.sleep(0.5)
+    proofs = (await stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest())).proofs_avoided
+    assert proofs == before + 2
