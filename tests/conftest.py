@@ -20,6 +20,20 @@ LOG_FILE = Path(tempfile.gettempdir()) / f"apiparticulier-tests-{os.getpid()}.lo
 """Every event the in-process servers log during the run, audited by tests/test_personal_data.py."""
 
 
+AUDIT_MARK = "runs_last"
+"""Marks the audits of what the whole run left behind (tests/test_personal_data.py)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the mark of the run's audits."""
+    config.addinivalue_line("markers", f"{AUDIT_MARK}: an audit of the whole run, run after every other test")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the audits last whatever their file's name, so they read what every other test logged."""
+    items.sort(key=lambda item: item.get_closest_marker(AUDIT_MARK) is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def log_file() -> Iterator[Path]:
     """Send the run's structlog events, as JSON lines, to one file kept for the audit."""

@@ -1,13 +1,16 @@
 """The log of the whole test run holds no personal data of the sandbox persons.
 
-This module's name sorts after every test directory, so it runs last and reads what
-every in-process gateway and provider logged (the journal included) during the run.
+Marked ``runs_last`` (tests/conftest.py), it runs after every other test of the run,
+whatever the order of the files, and reads what every in-process gateway and
+provider logged (the journal included).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import LOG_FILE
 
@@ -33,6 +36,7 @@ def sandbox_secrets() -> set[str]:
     return found
 
 
+@pytest.mark.runs_last
 def test_the_run_log_holds_no_personal_data() -> None:
     """No sandbox person's name, birth date, INE or identifiant appears in any logged event."""
     text = LOG_FILE.read_text(encoding="utf-8")
