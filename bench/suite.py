@@ -199,20 +199,23 @@ class _Run:
         self.start()
         self.high_load()
         self.low_load()
+        gateway, issuer = self.started_gateway()
+        self.mesh.stop(gateway)  # its CPU is the next phases' to use
+        self.rate_limit(issuer)
+        self.fan_out(issuer)
+
+    def started_gateway(self) -> tuple[Child, Issuer]:
+        """The gateway `start` started, and the issuer of its tokens.
+
+        Raises:
+            RuntimeError: `start` has not run.
+        """
         if self.gateway is None or self.issuer is None:
-            self.report.notes["rate_limit"] = "not measured: the gateway does not exist yet"
-            self.report.notes["lookup"] = "not measured: the gateway does not exist yet"
-            return
-        lookup_status = smoke(self.gateway.address, LOOKUP, b"", self.paths["gateway"][1])
-        self.mesh.stop(self.gateway)  # its CPU is the next phases' to use
-        self.rate_limit(self.issuer)
-        if lookup_status is grpc.StatusCode.UNIMPLEMENTED:
-            self.report.notes["lookup"] = "not measured: Lookup not implemented"
-            return
-        self.fan_out(self.issuer)
+            raise RuntimeError("the gateway is not started: run start() first")
+        return self.gateway, self.issuer
 
     def start(self) -> None:
-        """Redis, cnaf, the pass-through proxy and, when it exists, the gateway; one smoke call each."""
+        """Redis, cnaf, the pass-through proxy and the gateway; one smoke call each."""
         redis_server = self.mesh.start_redis()
         self.say(f"redis on {redis_server.url}; logs in {self.options.log_dir}")
         self.redis = redis.Redis.from_url(redis_server.url, client_name=_BENCH_CLIENT)
@@ -227,17 +230,14 @@ class _Run:
             "CNAF_ADDRESS": cnaf.address,
             "LOG_LEVEL": "info",
         }
-        if (_ROOT / "gateway" / "app.py").is_file():
-            issuer = self.issuer = Issuer.create(self.keys_dir, redis_server.url)
-            # A burst far above the concurrency and a huge rate: the limiter decides every call
-            # (one round trip each) and admits them all.
-            self.gateway = self.mesh.start(
-                "gateway", ["-m", "gateway"], {**self.gateway_env, "RATE_LIMIT_BURST": "10000"}
-            )
-            token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=1_000_000)
-            self.paths["gateway"] = (self.gateway, (("authorization", f"Bearer {token}"), *self.recipient))
-        else:
-            self.report.notes["gateway"] = "pending: gateway/app.py does not exist yet"
+        issuer = self.issuer = Issuer.create(self.keys_dir, redis_server.url)
+        # A burst far above the concurrency and a huge rate: the limiter decides every call
+        # (one round trip each) and admits them all.
+        self.gateway = self.mesh.start(
+            "gateway", ["-m", "gateway"], {**self.gateway_env, "RATE_LIMIT_BURST": "10000"}
+        )
+        token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=1_000_000)
+        self.paths["gateway"] = (self.gateway, (("authorization", f"Bearer {token}"), *self.recipient))
         for name, (child, metadata) in self.paths.items():
             status = smoke(child.address, QUOTIENT_FAMILIAL, self.request, metadata)
             if status is not grpc.StatusCode.OK:
