@@ -122,7 +122,7 @@ CODES: dict[str, ErrorCode] = {
     "00210": _parameter("Le paramètre recipient n'est pas un siret valide"),
     "00360": _parameter("Le numéro d'INE n'est pas correctement formatté"),
     "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
-    "00380": _parameter("L'identifiant est manquant ou n'est pas correctement formaté"),
+    "00380": _parameter("L'identifiant est manquant"),
     "00410": _parameter(
         "Le code établissement (UAI) n'est pas correctement formaté (7 chiffres et 1 lettre)"
     ),

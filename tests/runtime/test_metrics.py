@@ -138,6 +138,8 @@ def test_error_trailers_add_the_request_id_and_keep_the_rest() -> None:
     assert dict(error_info(error_trailers(internal_error(), "req-2")).metadata) == {
         "code": "00000",
         "request_id": "req-2",
+        "title": "Erreur interne",
+        "detail": "Une erreur interne est survenue. L'équipe technique a été notifiée.",
     }
 
 
