@@ -35,8 +35,6 @@ student was designated.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
 import pydantic
 import structlog
@@ -46,6 +44,9 @@ from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.providers import MESRI
 from runtime.upstream import UpstreamClient
+from services.common.answer_shape import AnswerShape, IsoDateOrDateTime
+from services.common.caller_headers import CallerHeaders
+from services.common.pivot import birth_date
 from services.mesr.backend import Lookup, student_not_found
 from services.mesr.settings import MesrSettings
 
@@ -68,42 +69,27 @@ REGIME_CODES: dict[str, str] = {
 _ENROLLED = "inscrit"
 _SEXES = {"M": "1", "F": "2"}
 
-# A date, or an ISO date-time whose date is kept.
-UpstreamDate = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$")]
 
-
-def birth_date(identity: identity_pb2.IdentityPivot) -> str:
-    """The pivot's full birth date as YYYY-MM-DD (the services that use it require all three parts)."""
-    return (
-        f"{identity.annee_date_naissance:04d}-{identity.mois_date_naissance:02d}-"
-        f"{identity.jour_date_naissance:02d}"
-    )
-
-
-class _Shape(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _Etablissement(_Shape):
+class _Etablissement(AnswerShape):
     uai: str
     nom_etablissement: str = pydantic.Field(alias="nomEtablissement")
 
 
-class _Inscription(_Shape):
-    date_debut: UpstreamDate = pydantic.Field(alias="dateDebutInscription")
-    date_fin: UpstreamDate = pydantic.Field(alias="dateFinInscription")
+class _Inscription(AnswerShape):
+    date_debut: IsoDateOrDateTime = pydantic.Field(alias="dateDebutInscription")
+    date_fin: IsoDateOrDateTime = pydantic.Field(alias="dateFinInscription")
     statut: str
     regime: str
     code_commune: str | None = pydantic.Field(default=None, alias="codeCommune")
     etablissement: _Etablissement
 
 
-class StudentAnswer(_Shape):
+class StudentAnswer(AnswerShape):
     """The answer this adapter expects (see the module's docstring)."""
 
     nom_famille: str = pydantic.Field(alias="nomFamille", min_length=1)
     prenom: str | None = None
-    date_naissance: UpstreamDate | None = pydantic.Field(default=None, alias="dateNaissance")
+    date_naissance: IsoDateOrDateTime | None = pydantic.Field(default=None, alias="dateNaissance")
     inscriptions: list[_Inscription] = pydantic.Field(default_factory=list)
 
 
@@ -147,7 +133,7 @@ class UpstreamMesrBackend:
         self._path = path
         self._ine_api_key = ine_api_key
         self._identity_api_key = identity_api_key
-        self._consumer_name = consumer_name
+        self._caller_headers = CallerHeaders(consumer=CALLER_HEADER, consumer_name=consumer_name)
 
     @classmethod
     def from_settings(cls, settings: MesrSettings) -> UpstreamMesrBackend:
@@ -165,13 +151,9 @@ class UpstreamMesrBackend:
         )
 
     def _headers(self, caller: Caller, api_key: str) -> dict[str, str]:
-        consumer = f"{self._consumer_name} - {caller.token_id}" if caller.token_id else self._consumer_name
-        return {
-            "Accept": "application/json",
-            "X-Correlation-ID": caller.request_id,
-            CALLER_HEADER: consumer,
-            API_KEY_HEADER: api_key,
-        }
+        headers = self._caller_headers.for_caller(caller)
+        headers[API_KEY_HEADER] = api_key
+        return headers
 
     def _answer(self, response: httpx.Response, lookup: Lookup) -> mesr_pb2.StatutEtudiantData:
         if response.status_code == httpx.codes.NOT_FOUND:

@@ -15,7 +15,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.cnaf.app import build_server
+from services.cnaf.app import CNAF as CNAF_SERVICE
 from services.cnaf.backend import Benefit
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
@@ -366,7 +366,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 async def upstream_cnaf(fake: FakeProvider) -> AsyncIterator[cnaf_pb2_grpc.CnafServiceAsyncStub]:
     """A cnaf service on BACKEND=upstream, pointing at the fake."""
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
-    async with running(build_server(settings)) as channel:
+    async with running(CNAF_SERVICE.server(settings)) as channel:
         yield cnaf_pb2_grpc.CnafServiceStub(channel)
 
 

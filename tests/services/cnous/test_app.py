@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from services.cnous.app import build_backend
+from services.cnous.app import CNOUS
 from services.cnous.sandbox import SandboxCnousBackend
 from services.cnous.settings import CnousSettings
 from services.cnous.upstream import UpstreamCnousBackend
@@ -15,7 +15,7 @@ from services.common.settings import BackendKind
 def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     """Without settings the service serves its sandbox on its own port."""
     assert CnousSettings.model_fields["grpc_port"].default == 50065
-    assert isinstance(build_backend(CnousSettings(grpc_port=0)), SandboxCnousBackend)
+    assert isinstance(CNOUS.backend(CnousSettings(grpc_port=0)), SandboxCnousBackend)
 
 
 async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
@@ -29,6 +29,6 @@ async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
         upstream_client_id="c",
         upstream_client_secret=SecretStr("s"),
     )
-    backend = build_backend(settings)
+    backend = CNOUS.backend(settings)
     assert isinstance(backend, UpstreamCnousBackend)
     await backend.close()

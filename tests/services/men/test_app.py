@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.common.settings import BackendKind
-from services.men.app import build_backend
+from services.men.app import MEN
 from services.men.sandbox import SandboxMenBackend
 from services.men.settings import MenSettings
 from services.men.upstream import UpstreamMenBackend
@@ -15,7 +15,7 @@ from services.men.upstream import UpstreamMenBackend
 def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     """Without settings the service serves its sandbox on its own port."""
     assert MenSettings.model_fields["grpc_port"].default == 50066
-    assert isinstance(build_backend(MenSettings(grpc_port=0)), SandboxMenBackend)
+    assert isinstance(MEN.backend(MenSettings(grpc_port=0)), SandboxMenBackend)
 
 
 async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
@@ -29,6 +29,6 @@ async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
         upstream_client_id="c",
         upstream_client_secret=SecretStr("s"),
     )
-    backend = build_backend(settings)
+    backend = MEN.backend(settings)
     assert isinstance(backend, UpstreamMenBackend)
     await backend.close()

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.common.settings import BackendKind
-from services.mesr.app import build_backend
+from services.mesr.app import MESR
 from services.mesr.sandbox import SandboxMesrBackend
 from services.mesr.settings import MesrSettings
 from services.mesr.upstream import UpstreamMesrBackend
@@ -15,7 +15,7 @@ from services.mesr.upstream import UpstreamMesrBackend
 def test_sandbox_is_the_default_backend_on_the_service_port() -> None:
     """Without settings the service serves its sandbox on its own port."""
     assert MesrSettings.model_fields["grpc_port"].default == 50064
-    assert isinstance(build_backend(MesrSettings(grpc_port=0)), SandboxMesrBackend)
+    assert isinstance(MESR.backend(MesrSettings(grpc_port=0)), SandboxMesrBackend)
 
 
 async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
@@ -28,6 +28,6 @@ async def test_upstream_backend_is_chosen_and_needs_its_settings() -> None:
         upstream_ine_api_key=SecretStr("k1"),
         upstream_identity_api_key=SecretStr("k2"),
     )
-    backend = build_backend(settings)
+    backend = MESR.backend(settings)
     assert isinstance(backend, UpstreamMesrBackend)
     await backend.close()
