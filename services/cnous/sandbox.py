@@ -8,15 +8,16 @@ from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.providers import CNOUS
-from services.cnous.backend import Lookup, student_not_found
+from services.cnous.backend import student_not_found
 from services.common.sandbox import SandboxBackend, SandboxPerson, answer
+from services.common.subject import SubjectKind
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
 
 
-def _etudiant_boursier(person: SandboxPerson | None, lookup: Lookup) -> cnous_pb2.EtudiantBoursierData:
+def _etudiant_boursier(person: SandboxPerson | None, subject: SubjectKind) -> cnous_pb2.EtudiantBoursierData:
     return answer(
-        person, "etudiant_boursier", cnous_pb2.EtudiantBoursierData, CNOUS, lambda: student_not_found(lookup)
+        person, "etudiant_boursier", cnous_pb2.EtudiantBoursierData, CNOUS, lambda: student_not_found(subject)
     )
 
 
@@ -29,14 +30,14 @@ class SandboxCnousBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> cnous_pb2.EtudiantBoursierData:
         """The status written in the population file for the person with this pivot."""
-        return _etudiant_boursier(self._population.by_identity(identity), Lookup.IDENTITY)
+        return _etudiant_boursier(self._population.by_identity(identity), SubjectKind.IDENTITY)
 
     async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
         """The status written in the population file for the person with this INE."""
-        return _etudiant_boursier(self._population.by_ine(ine), Lookup.INE)
+        return _etudiant_boursier(self._population.by_ine(ine), SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> cnous_pb2.EtudiantBoursierData:
         """The same person as by identity: FranceConnect only certifies the pivot."""
-        return _etudiant_boursier(self._population.by_identity(identity), Lookup.FRANCE_CONNECT)
+        return _etudiant_boursier(self._population.by_identity(identity), SubjectKind.FRANCE_CONNECT)

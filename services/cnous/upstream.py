@@ -46,11 +46,12 @@ from runtime.caller import Caller
 from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
 from runtime.providers import CNOUS
 from runtime.upstream import TokenSource, UpstreamClient
-from services.cnous.backend import Lookup, student_not_found
+from services.cnous.backend import student_not_found
 from services.cnous.settings import CnousSettings
 from services.common.answer_shape import AnswerShape, IsoDate
 from services.common.caller_headers import CallerHeaders
 from services.common.pivot import birth_date
+from services.common.subject import SubjectKind
 
 _GENDERS = {"M": "male", "F": "female"}
 _CALLER_HEADERS = CallerHeaders()
@@ -128,7 +129,7 @@ class UpstreamCnousBackend:
         )
 
     async def _ask(
-        self, method: str, path: str, caller: Caller, lookup: Lookup, body: dict[str, str] | None = None
+        self, method: str, path: str, caller: Caller, subject: SubjectKind, body: dict[str, str] | None = None
     ) -> cnous_pb2.EtudiantBoursierData:
         response = await self._http.send(
             method,
@@ -139,15 +140,15 @@ class UpstreamCnousBackend:
             token_source=self._tokens,
         )
         if response.status_code != httpx.codes.OK:
-            raise self._error(response, lookup)
+            raise self._error(response, subject)
         answer = self._http.decode(response, EtudiantBoursierAnswer)
         return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierData())
 
-    def _error(self, response: httpx.Response, lookup: Lookup) -> ApiError:
+    def _error(self, response: httpx.Response, subject: SubjectKind) -> ApiError:
         if response.status_code == httpx.codes.NOT_FOUND:
-            return student_not_found(lookup)
+            return student_not_found(subject)
         if response.status_code == httpx.codes.BAD_REQUEST:
-            if lookup is Lookup.INE:
+            if subject is SubjectKind.INE:
                 return invalid_ine([FieldViolation("ine", "refused as badly formed by the Cnous")])
             return invalid_civility([FieldViolation("identite", "refused as badly formed by the Cnous")])
         return self._http.error_for_status(response)
@@ -165,11 +166,11 @@ class UpstreamCnousBackend:
             body["birthPlace"] = identity.code_cog_insee_commune_naissance
         if identity.sexe_etat_civil:
             body["civility"] = identity.sexe_etat_civil.upper()
-        return await self._ask("POST", self._identity_path, caller, Lookup.IDENTITY, body)
+        return await self._ask("POST", self._identity_path, caller, SubjectKind.IDENTITY, body)
 
     async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
         """The scholarship status of the student with this INE."""
-        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, Lookup.INE)
+        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
@@ -187,7 +188,7 @@ class UpstreamCnousBackend:
             "GET",
             self._france_connect_path,
             caller,
-            Lookup.FRANCE_CONNECT,
+            SubjectKind.FRANCE_CONNECT,
             {k: v for k, v in body.items() if v},
         )
 

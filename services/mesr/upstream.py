@@ -47,7 +47,8 @@ from runtime.upstream import UpstreamClient
 from services.common.answer_shape import AnswerShape, IsoDateOrDateTime
 from services.common.caller_headers import CallerHeaders
 from services.common.pivot import birth_date
-from services.mesr.backend import Lookup, student_not_found
+from services.common.subject import SubjectKind
+from services.mesr.backend import student_not_found
 from services.mesr.settings import MesrSettings
 
 log = structlog.get_logger(__name__)
@@ -155,15 +156,15 @@ class UpstreamMesrBackend:
         headers[API_KEY_HEADER] = api_key
         return headers
 
-    def _answer(self, response: httpx.Response, lookup: Lookup) -> mesr_pb2.StatutEtudiantData:
+    def _answer(self, response: httpx.Response, subject: SubjectKind) -> mesr_pb2.StatutEtudiantData:
         if response.status_code == httpx.codes.NOT_FOUND:
-            raise student_not_found(lookup)
+            raise student_not_found(subject)
         if response.status_code != httpx.codes.OK:
             raise self._http.error_for_status(response)
         return statut_etudiant(self._http.decode(response, StudentAnswer))
 
     async def _by_civility(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller, lookup: Lookup
+        self, identity: identity_pb2.IdentityPivot, caller: Caller, subject: SubjectKind
     ) -> mesr_pb2.StatutEtudiantData:
         body = {
             "nomFamille": identity.nom_naissance,
@@ -176,26 +177,26 @@ class UpstreamMesrBackend:
         response = await self._http.send(
             "POST", self._path, caller, headers=self._headers(caller, self._identity_api_key), json=body
         )
-        return self._answer(response, lookup)
+        return self._answer(response, subject)
 
     async def by_identity(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this pivot."""
-        return await self._by_civility(identity, caller, Lookup.IDENTITY)
+        return await self._by_civility(identity, caller, SubjectKind.IDENTITY)
 
     async def by_ine(self, ine: str, caller: Caller) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this INE."""
         response = await self._http.send(
             "GET", self._path, caller, params={"INE": ine}, headers=self._headers(caller, self._ine_api_key)
         )
-        return self._answer(response, Lookup.INE)
+        return self._answer(response, SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions of a FranceConnect user: the directory is searched with the certified pivot."""
-        return await self._by_civility(identity, caller, Lookup.FRANCE_CONNECT)
+        return await self._by_civility(identity, caller, SubjectKind.FRANCE_CONNECT)
 
     async def close(self) -> None:
         """Close the HTTP connections."""

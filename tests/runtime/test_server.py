@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -20,13 +21,13 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import free_port
 from runtime.caller import Caller
-from runtime.server import GrpcServer, ServiceDefinition
+from runtime.server import GrpcServer
 from services.cnaf.app import CNAF
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
-from services.cnaf.servicer import CnafServicer
 from services.cnaf.settings import CnafSettings
 from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
 from tests.conftest import running
 from tests.rich_status import rich_status
 
@@ -68,16 +69,7 @@ class SlowOrBrokenBackend(SandboxCnafBackend):
 
 def server_with(backend: SlowOrBrokenBackend, grace: float = 5.0) -> GrpcServer:
     settings = CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, shutdown_grace_seconds=grace)
-    servicer = CnafServicer(backend)
-    return GrpcServer(
-        settings,
-        [
-            ServiceDefinition(
-                CNAF.service_name, lambda s: cnaf_pb2_grpc.add_CnafServiceServicer_to_server(servicer, s)
-            )
-        ],
-        on_shutdown=[backend.close],
-    )
+    return replace(CNAF, backends={BackendKind.SANDBOX: lambda _: backend}).server(settings)
 
 
 async def test_health_and_reflection_describe_the_service() -> None:

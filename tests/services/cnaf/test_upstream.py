@@ -175,6 +175,23 @@ async def test_birth_commune_by_name_and_departement(
     assert "codeLieuNaissance" not in request.query
 
 
+async def test_typographic_apostrophes_and_dashes_go_as_ascii(
+    fake: FakeProvider, backend: UpstreamCnafBackend
+) -> None:
+    """Typographic apostrophes become ', dashes -, in every name, as the real backend sends them."""
+    fake.script("/quotient_familial", json_answer(QF_ANSWER, X_APISECU_FD=CNAF))
+    identity = lefebvre(
+        nom_naissance="D\u2019ALMEIDA",
+        nom_usage="L\u2018HÔTE\u2014ROY",
+        prenoms=["JEAN\u2013PIERRE", "MARIE\u2010\u02bcANNE", "LOU\u2011ÈVE"],
+    )
+    await backend.quotient_familial(identity, 2026, 3, CALLER)
+    (request,) = fake.to("/quotient_familial")
+    assert request.param("nomNaissance") == "D'ALMEIDA"
+    assert request.param("nomUsage") == "L'HÔTE-ROY"
+    assert request.param("listePrenoms") == "JEAN-PIERRE MARIE-'ANNE LOU-ÈVE"
+
+
 async def test_each_prestation_has_its_own_client(fake: FakeProvider, backend: UpstreamCnafBackend) -> None:
     """RSA is asked on its own path with its own OAuth2 client; majoration and start date come back."""
     fake.script(
