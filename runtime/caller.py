@@ -14,6 +14,9 @@ RECIPIENT_KEY = "x-recipient"
 TOKEN_ID_KEY = "x-token-id"  # noqa: S105 - a metadata key, not a secret
 """Metadata key of the caller's token id (jti), set by the gateway."""
 
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+"""The context of a call a servicer serves, whatever its messages."""
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:
@@ -29,7 +32,7 @@ class Caller:
     """Id (jti) of the caller's token, which some providers want to know; empty without the gateway."""
 
 
-def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+def caller_of(context: ServicerContext) -> Caller:
     """Read the caller from the call's metadata and deadline."""
     forwarded = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
     return Caller(

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
-
-import grpc
 
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from services.c2s.backend import C2sBackend
 from services.common.validation import (
     DSS_IDENTITY,
     checked_france_connect_identity,
     checked_identity,
 )
-
-_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
@@ -29,7 +24,7 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         self._today = today
 
     async def GetComplementaireSanteSolidaireByIdentity(
-        self, request: c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest, context: _Context
+        self, request: c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest, context: ServicerContext
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse:
         """C2S status by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -37,7 +32,7 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         return c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse(data=data)
 
     async def GetComplementaireSanteSolidaireByFranceConnect(
-        self, request: c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectRequest, context: _Context
+        self, request: c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectRequest, context: ServicerContext
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectResponse:
         """C2S status of a FranceConnect user resolved by the gateway."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())

@@ -1,19 +1,5 @@
 """Start the cnaf service: ``python -m services.cnaf``."""
 
-from __future__ import annotations
+from services.cnaf.app import CNAF
 
-from runtime.logs import configure_logging
-from runtime.server import run_process
-from services.cnaf.app import build_server
-from services.cnaf.settings import CnafSettings
-
-
-async def main() -> None:
-    """Serve until SIGTERM or SIGINT."""
-    settings = CnafSettings()
-    configure_logging(settings.log_level, settings.log_format)
-    await build_server(settings).run_until_signalled()
-
-
-if __name__ == "__main__":
-    run_process(main)
+CNAF.run()

@@ -8,6 +8,8 @@ from typing import Protocol, TypeVar
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
+from runtime.errors import ApiError, provider_not_found
+from runtime.providers import CNAF_MSA
 
 
 class Benefit(StrEnum):
@@ -17,6 +19,15 @@ class Benefit(StrEnum):
     PRIME_ACTIVITE = "prime_activite"
     ALLOCATION_ADULTE_HANDICAPE = "allocation_adulte_handicape"
     ALLOCATION_SOUTIEN_FAMILIAL = "allocation_soutien_familial"
+
+
+def not_registered() -> ApiError:
+    """The person is registered with no eligible caisse (35003)."""
+    return provider_not_found(
+        CNAF_MSA,
+        "L'allocataire n'est pas référencé auprès des caisses éligibles",
+        title="Allocataire non référencé",
+    )
 
 
 BenefitData = TypeVar(

@@ -6,11 +6,9 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import grpc
-
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from runtime.errors import invalid_argument
 from services.cnaf.backend import Benefit, BenefitData, CnafBackend
 from services.common.validation import (
@@ -19,8 +17,6 @@ from services.common.validation import (
     checked_identity,
     validate_reference_month,
 )
-
-_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
@@ -41,7 +37,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return (year or today.year, month or today.month)
 
     async def _quotient_familial(
-        self, identity: identity_pb2.IdentityPivot, request: Any, context: _Context
+        self, identity: identity_pb2.IdentityPivot, request: Any, context: ServicerContext
     ) -> cnaf_pb2.QuotientFamilialData:
         year, month = self._month(request)
         return await self._backend.quotient_familial(identity, year, month, caller_of(context))
@@ -51,12 +47,12 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         benefit: Benefit,
         data_type: type[BenefitData],
         identity: identity_pb2.IdentityPivot,
-        context: _Context,
+        context: ServicerContext,
     ) -> BenefitData:
         return await self._backend.benefit(benefit, data_type, identity, caller_of(context))
 
     async def GetQuotientFamilialByIdentity(
-        self, request: cnaf_pb2.GetQuotientFamilialByIdentityRequest, context: _Context
+        self, request: cnaf_pb2.GetQuotientFamilialByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetQuotientFamilialByIdentityResponse:
         """Quotient familial by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -64,7 +60,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetQuotientFamilialByIdentityResponse(data=data)
 
     async def GetQuotientFamilialByFranceConnect(
-        self, request: cnaf_pb2.GetQuotientFamilialByFranceConnectRequest, context: _Context
+        self, request: cnaf_pb2.GetQuotientFamilialByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetQuotientFamilialByFranceConnectResponse:
         """Quotient familial of a FranceConnect user resolved by the gateway."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
@@ -72,7 +68,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetQuotientFamilialByFranceConnectResponse(data=data)
 
     async def GetRevenuSolidariteActiveByIdentity(
-        self, request: cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest, context: _Context
+        self, request: cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse:
         """RSA status by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -82,7 +78,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse(data=data)
 
     async def GetRevenuSolidariteActiveByFranceConnect(
-        self, request: cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectRequest, context: _Context
+        self, request: cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse:
         """RSA status of a FranceConnect user."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
@@ -92,7 +88,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse(data=data)
 
     async def GetPrimeActiviteByIdentity(
-        self, request: cnaf_pb2.GetPrimeActiviteByIdentityRequest, context: _Context
+        self, request: cnaf_pb2.GetPrimeActiviteByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetPrimeActiviteByIdentityResponse:
         """Prime d'activité status by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -100,7 +96,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetPrimeActiviteByIdentityResponse(data=data)
 
     async def GetPrimeActiviteByFranceConnect(
-        self, request: cnaf_pb2.GetPrimeActiviteByFranceConnectRequest, context: _Context
+        self, request: cnaf_pb2.GetPrimeActiviteByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetPrimeActiviteByFranceConnectResponse:
         """Prime d'activité status of a FranceConnect user."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
@@ -108,7 +104,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetPrimeActiviteByFranceConnectResponse(data=data)
 
     async def GetAllocationAdulteHandicapeByIdentity(
-        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest, context: _Context
+        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse:
         """AAH status by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -118,7 +114,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse(data=data)
 
     async def GetAllocationAdulteHandicapeByFranceConnect(
-        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectRequest, context: _Context
+        self, request: cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse:
         """AAH status of a FranceConnect user."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
@@ -128,7 +124,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse(data=data)
 
     async def GetAllocationSoutienFamilialByIdentity(
-        self, request: cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest, context: _Context
+        self, request: cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse:
         """ASF status by identity pivot."""
         identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
@@ -138,7 +134,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         return cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse(data=data)
 
     async def GetAllocationSoutienFamilialByFranceConnect(
-        self, request: cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectRequest, context: _Context
+        self, request: cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse:
         """ASF status of a FranceConnect user."""
         identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())

@@ -7,9 +7,8 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from runtime.oauth2 import OAuth2Client
-from runtime.providers import BY_NAME
 from services.cnaf.backend import Benefit
-from services.common.settings import BackendKind, ProviderSettings
+from services.common.settings import BackendKind, ProviderSettings, grpc_port_field
 
 QUOTIENT_FAMILIAL = "quotient_familial"
 """The Sécurité sociale gateway's name of the quotient familial prestation."""
@@ -48,9 +47,7 @@ class CnafSettings(ProviderSettings):
         "upstream_clients",
     )
 
-    grpc_port: int = Field(
-        default=BY_NAME["cnaf"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
-    )
+    grpc_port: int = grpc_port_field("cnaf")
     upstream_clients: dict[str, PrestationClient] = Field(
         default_factory=dict,
         description="JSON object: for each prestation (quotient_familial, revenu_solidarite_active, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Protocol
 
 from apiparticulier.cnous.v1 import cnous_pb2
@@ -10,27 +9,20 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
 from runtime.providers import CNOUS
-
-
-class Lookup(StrEnum):
-    """How the student was designated; the not-found detail of the v4 API depends on it."""
-
-    IDENTITY = "identity"
-    INE = "ine"
-    FRANCE_CONNECT = "france_connect"
-
+from services.common.subject import SubjectKind
 
 _NOT_FOUND_DETAILS = {
-    Lookup.IDENTITY: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis.",
-    Lookup.INE: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis. "
+    SubjectKind.IDENTITY: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche "
+    "fournis.",
+    SubjectKind.INE: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis. "
     "Veuillez vérifier que l'identifiant correspond au périmètre couvert par l'API.",
-    Lookup.FRANCE_CONNECT: "Aucun étudiant boursier n'a pu être trouvé.",
+    SubjectKind.FRANCE_CONNECT: "Aucun étudiant boursier n'a pu être trouvé.",
 }
 
 
-def student_not_found(lookup: Lookup) -> ApiError:
+def student_not_found(subject: SubjectKind) -> ApiError:
     """The Cnous holds no scholarship file for the subject (26003)."""
-    return provider_not_found(CNOUS, _NOT_FOUND_DETAILS[lookup])
+    return provider_not_found(CNOUS, _NOT_FOUND_DETAILS[subject])
 
 
 class CnousBackend(Protocol):

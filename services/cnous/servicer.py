@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
-
-import grpc
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from services.cnous.backend import CnousBackend
 from services.common.validation import (
     CNOUS_IDENTITY,
+    checked_france_connect_identity,
     checked_identity,
     checked_ine,
-    resolved_france_connect_identity,
 )
-
-_Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def within_first_name_limit(identity: identity_pb2.IdentityPivot) -> identity_pb2.IdentityPivot:
-    """A copy of the pivot with no more first names than the Cnous takes.
-
-    FranceConnect certifies every first name a person has; a citizen with more
-    than the API's maximum must not be refused for a request they cannot change,
-    and the first ones are those that identify them.
-    """
-    trimmed = identity_pb2.IdentityPivot()
-    trimmed.CopyFrom(identity)
-    del trimmed.prenoms[CNOUS_IDENTITY.max_first_names :]
-    return trimmed
 
 
 class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
@@ -44,7 +25,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         self._today = today
 
     async def GetEtudiantBoursierByIdentity(
-        self, request: cnous_pb2.GetEtudiantBoursierByIdentityRequest, context: _Context
+        self, request: cnous_pb2.GetEtudiantBoursierByIdentityRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByIdentityResponse:
         """Scholarship status by identity pivot (full birth date; sex optional)."""
         identity = checked_identity(request.identite, CNOUS_IDENTITY, self._today())
@@ -52,7 +33,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         return cnous_pb2.GetEtudiantBoursierByIdentityResponse(data=data)
 
     async def GetEtudiantBoursierByIne(
-        self, request: cnous_pb2.GetEtudiantBoursierByIneRequest, context: _Context
+        self, request: cnous_pb2.GetEtudiantBoursierByIneRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByIneResponse:
         """Scholarship status by INE."""
         ine = checked_ine(request.ine)
@@ -60,11 +41,12 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         return cnous_pb2.GetEtudiantBoursierByIneResponse(data=data)
 
     async def GetEtudiantBoursierByFranceConnect(
-        self, request: cnous_pb2.GetEtudiantBoursierByFranceConnectRequest, context: _Context
+        self, request: cnous_pb2.GetEtudiantBoursierByFranceConnectRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByFranceConnectResponse:
         """Scholarship status of a FranceConnect user resolved by the gateway, without identite."""
-        resolved, prefix = resolved_france_connect_identity(request.france_connect)
-        identity = checked_identity(within_first_name_limit(resolved), CNOUS_IDENTITY, self._today(), prefix)
+        identity = checked_france_connect_identity(
+            request.france_connect, CNOUS_IDENTITY, self._today(), drop_extra_first_names=True
+        )
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.

@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runtime.providers import BY_NAME
-from services.common.settings import ProviderSettings
+from services.common.settings import OAUTH2_UPSTREAM, ProviderSettings, grpc_port_field
 
 
 class CnousSettings(ProviderSettings):
@@ -18,16 +17,9 @@ class CnousSettings(ProviderSettings):
     one URL per kind of search.
     """
 
-    upstream_required: ClassVar[tuple[str, ...]] = (
-        "upstream_base_url",
-        "upstream_token_url",
-        "upstream_client_id",
-        "upstream_client_secret",
-    )
+    upstream_required: ClassVar[tuple[str, ...]] = OAUTH2_UPSTREAM
 
-    grpc_port: int = Field(
-        default=BY_NAME["cnous"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
-    )
+    grpc_port: int = grpc_port_field("cnous")
     upstream_identity_path: str = Field(
         default="civility",
         description="URL of searches by identity (POST), relative to UPSTREAM_BASE_URL "

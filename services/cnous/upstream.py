@@ -35,62 +35,58 @@ designated; 400 is the Cnous refusing the INE (00360) or the identity (00366).
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import quote
 
 import httpx
-import pydantic
 from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
-from runtime.oauth2 import ClientCredentialsTokenSource
 from runtime.providers import CNOUS
 from runtime.upstream import TokenSource, UpstreamClient
-from services.cnous.backend import Lookup, student_not_found
+from services.cnous.backend import student_not_found
 from services.cnous.settings import CnousSettings
-from services.mesr.upstream import birth_date
+from services.common.answer_shape import AnswerShape, IsoDate
+from services.common.caller_headers import CallerHeaders
+from services.common.pivot import birth_date
+from services.common.subject import SubjectKind
 
-_Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 _GENDERS = {"M": "male", "F": "female"}
+_CALLER_HEADERS = CallerHeaders()
 
 
-class _Shape(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _StatutBoursier(_Shape):
+class _StatutBoursier(AnswerShape):
     est_boursier: bool
     est_radie: bool
-    date_radiation: _Date | None = None
+    date_radiation: IsoDate | None = None
 
 
-class _EchelonBourse(_Shape):
+class _EchelonBourse(AnswerShape):
     echelon: str
     echelon_bourse_regionale_provisoire: bool
 
 
-class _PeriodeVersement(_Shape):
-    date_rentree: _Date
+class _PeriodeVersement(AnswerShape):
+    date_rentree: IsoDate
     duree: int
 
 
-class _EtablissementEtudes(_Shape):
+class _EtablissementEtudes(AnswerShape):
     nom_commune: str
     nom_etablissement: str
 
 
-class _Identite(_Shape):
+class _Identite(AnswerShape):
     nom: str
     prenoms: list[str]
-    date_naissance: _Date
+    date_naissance: IsoDate
     nom_commune_naissance: str | None = None
     sexe: str | None = None
 
 
-class EtudiantBoursierAnswer(_Shape):
+class EtudiantBoursierAnswer(AnswerShape):
     """The answer this adapter expects (see the module's docstring)."""
 
     statut_boursier: _StatutBoursier
@@ -124,38 +120,35 @@ class UpstreamCnousBackend:
     def from_settings(cls, settings: CnousSettings) -> UpstreamCnousBackend:
         """The backend the settings describe (they were checked complete at start)."""
         http = settings.upstream_client(CNOUS)
-        tokens = ClientCredentialsTokenSource(
-            http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
-        )
         return cls(
             http,
-            tokens,
+            settings.upstream_tokens(http),
             identity_path=settings.upstream_identity_path,
             ine_path=settings.upstream_ine_path,
             france_connect_path=settings.upstream_france_connect_path,
         )
 
     async def _ask(
-        self, method: str, path: str, caller: Caller, lookup: Lookup, body: dict[str, str] | None = None
+        self, method: str, path: str, caller: Caller, subject: SubjectKind, body: dict[str, str] | None = None
     ) -> cnous_pb2.EtudiantBoursierData:
         response = await self._http.send(
             method,
             path,
             caller,
-            headers={"Accept": "application/json", "X-Correlation-ID": caller.request_id},
+            headers=_CALLER_HEADERS.for_caller(caller),
             json=body,
             token_source=self._tokens,
         )
         if response.status_code != httpx.codes.OK:
-            raise self._error(response, lookup)
+            raise self._error(response, subject)
         answer = self._http.decode(response, EtudiantBoursierAnswer)
         return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierData())
 
-    def _error(self, response: httpx.Response, lookup: Lookup) -> ApiError:
+    def _error(self, response: httpx.Response, subject: SubjectKind) -> ApiError:
         if response.status_code == httpx.codes.NOT_FOUND:
-            return student_not_found(lookup)
+            return student_not_found(subject)
         if response.status_code == httpx.codes.BAD_REQUEST:
-            if lookup is Lookup.INE:
+            if subject is SubjectKind.INE:
                 return invalid_ine([FieldViolation("ine", "refused as badly formed by the Cnous")])
             return invalid_civility([FieldViolation("identite", "refused as badly formed by the Cnous")])
         return self._http.error_for_status(response)
@@ -173,11 +166,11 @@ class UpstreamCnousBackend:
             body["birthPlace"] = identity.code_cog_insee_commune_naissance
         if identity.sexe_etat_civil:
             body["civility"] = identity.sexe_etat_civil.upper()
-        return await self._ask("POST", self._identity_path, caller, Lookup.IDENTITY, body)
+        return await self._ask("POST", self._identity_path, caller, SubjectKind.IDENTITY, body)
 
     async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
         """The scholarship status of the student with this INE."""
-        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, Lookup.INE)
+        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
@@ -195,7 +188,7 @@ class UpstreamCnousBackend:
             "GET",
             self._france_connect_path,
             caller,
-            Lookup.FRANCE_CONNECT,
+            SubjectKind.FRANCE_CONNECT,
             {k: v for k, v in body.items() if v},
         )
 

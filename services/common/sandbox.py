@@ -6,6 +6,11 @@ an answer or an error path by whom they ask about, as on the real staging
 environment. The file's answers are written in the v3 JSON of the API, so a
 person's data reads exactly as the API returns it.
 
+A person is matched by birth name, first first name and birth date as far as
+known, each normalised (`pivot_key`): case, accents and punctuation do not
+count, and first names are the words of all the first names given, so
+``["ALEXIS GÉRÔME"]`` and ``["Alexis", "Gérôme"]`` are the same person.
+
 File shape::
 
     {"persons": [{
@@ -22,11 +27,14 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2
 from runtime.errors import (
@@ -36,6 +44,13 @@ from runtime.errors import (
     provider_unavailable,
     provider_unknown_answer,
 )
+from services.common.pivot import birth_date
+from services.common.settings import ProviderSettings
+
+_Data = TypeVar("_Data", bound=Message)
+
+NotFound = Callable[[], ApiError]
+"""The provider's refusal of a subject it does not know."""
 
 
 class SandboxError(StrEnum):
@@ -63,41 +78,34 @@ def normalise_name(name: str) -> str:
     return " ".join("".join(ch if ch.isalnum() else " " for ch in letters).split())
 
 
-def identity_key(
-    birth_name: str, first_name: str, year: int | None, month: int | None, day: int | None
-) -> str:
-    """The key a person is found by: birth name, first first name and the birth date as known."""
-    date = "-".join(str(part) for part in (year, month, day) if part is not None)
-    return f"{normalise_name(birth_name)}|{normalise_name(first_name)}|{date}"
+def first_names(prenoms: Iterable[str]) -> list[str]:
+    """The first names, one per word of those given, each normalised.
+
+    ``["ALEXIS GÉRÔME"]`` and ``["Alexis", "Gérôme"]`` both give ``["ALEXIS",
+    "GEROME"]``. Spaces separate first names; a compound one keeps its parts
+    together (``JEAN-PIERRE`` gives ``JEAN PIERRE``).
+    """
+    return [normalise_name(word) for prenom in prenoms for word in prenom.split()]
 
 
 def pivot_key(pivot: identity_pb2.IdentityPivot) -> str:
-    """The key of a validated identity pivot."""
-    year = pivot.annee_date_naissance if pivot.HasField("annee_date_naissance") else None
-    month = pivot.mois_date_naissance if year is not None and pivot.HasField("mois_date_naissance") else None
-    day = pivot.jour_date_naissance if month is not None and pivot.HasField("jour_date_naissance") else None
-    return identity_key(pivot.nom_naissance, pivot.prenoms[0], year, month, day)
+    """The key a person is found by: birth name, first first name and birth date as far as known."""
+    first = next(iter(first_names(pivot.prenoms)), "")
+    return f"{normalise_name(pivot.nom_naissance)}|{first}|{birth_date(pivot)}"
 
 
 class SandboxPopulation:
     """The persons of one provider's sandbox, indexed by every subject they answer to."""
 
     def __init__(self, persons: list[tuple[dict[str, Any], SandboxPerson]]) -> None:
-        """Index persons given with their raw subject fields."""
+        """Index persons given with their raw subject fields (``identite`` in the pivot's JSON)."""
         self._by_identity: dict[str, SandboxPerson] = {}
         self._by_ine: dict[str, SandboxPerson] = {}
         self._by_identifiant: dict[str, SandboxPerson] = {}
         for subject, person in persons:
-            identity = subject.get("identite")
-            if identity is not None:
-                key = identity_key(
-                    identity["nomNaissance"],
-                    identity["prenoms"][0],
-                    identity.get("anneeDateNaissance"),
-                    identity.get("moisDateNaissance"),
-                    identity.get("jourDateNaissance"),
-                )
-                self._by_identity[key] = person
+            if "identite" in subject:
+                identity = json_format.ParseDict(subject["identite"], identity_pb2.IdentityPivot())
+                self._by_identity[pivot_key(identity)] = person
             if "ine" in subject:
                 self._by_ine[subject["ine"].upper()] = person
             if "identifiant" in subject:
@@ -131,7 +139,7 @@ class SandboxPopulation:
         return self._by_identifiant.get(identifiant)
 
 
-def transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | None:
+def _transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | None:
     """The provider-side failure a sandbox person stands for; None for not-found and success."""
     if error is SandboxError.PROVIDER_UNAVAILABLE:
         return provider_unavailable(provider)
@@ -140,3 +148,62 @@ def transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | No
     if error is SandboxError.PROVIDER_UNKNOWN_ANSWER:
         return provider_unknown_answer(provider)
     return None
+
+
+def found(person: SandboxPerson | None, source: ErrorSource, not_found: NotFound) -> SandboxPerson:
+    """The person, when they stand for an answer.
+
+    Args:
+        person: Whom the subject designates, if anyone.
+        source: The provider named by the failures a person stands for.
+        not_found: The provider's refusal of a subject it does not know.
+
+    Raises:
+        ApiError: ``not_found()`` for nobody and for a person who stands for not
+            found; the failure of ``source`` the person stands for.
+    """
+    if person is None:
+        raise not_found()
+    if person.error is not None:
+        raise _transport_error(person.error, source) or not_found()
+    return person
+
+
+def answer(
+    person: SandboxPerson | None, api: str, data_type: type[_Data], source: ErrorSource, not_found: NotFound
+) -> _Data:
+    """The person's answer to one API, as its data message.
+
+    Args:
+        person: Whom the subject designates, if anyone.
+        api: The key of the answer in the person's ``answers``.
+        data_type: The API's data message.
+        source: The provider named by the failures a person stands for.
+        not_found: The provider's refusal of a subject it does not know.
+
+    Raises:
+        ApiError: as `found`, and ``not_found()`` when the person has no answer for ``api``.
+    """
+    answers = found(person, source, not_found).answers
+    if api not in answers:
+        raise not_found()
+    return json_format.ParseDict(answers[api], data_type())
+
+
+class SandboxBackend:
+    """What every sandbox backend shares: its population, read from its file, and nothing to close."""
+
+    population_file: ClassVar[Path]
+    """The population file the backend answers from."""
+
+    def __init__(self, population: SandboxPopulation) -> None:
+        """Serve the given population."""
+        self._population = population
+
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        """The backend on its population file; no setting changes a sandbox."""
+        return cls(SandboxPopulation.load(cls.population_file))
+
+    async def close(self) -> None:
+        """Nothing to release."""

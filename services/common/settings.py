@@ -6,15 +6,33 @@ import ssl
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from runtime.errors import ErrorSource
-from runtime.oauth2 import OAuth2Client
+from runtime.oauth2 import ClientCredentialsTokenSource, OAuth2Client
+from runtime.providers import BY_NAME
 from runtime.settings import ServerSettings
 from runtime.upstream import UpstreamClient
+
+OAUTH2_UPSTREAM: tuple[str, ...] = (
+    "upstream_base_url",
+    "upstream_token_url",
+    "upstream_client_id",
+    "upstream_client_secret",
+)
+"""The `ProviderSettings.upstream_required` of a provider asked with one OAuth2 client-credentials client."""
+
+
+def grpc_port_field(provider: str) -> Any:
+    """The ``grpc_port`` field of a provider service's settings, its default the registry's port.
+
+    Args:
+        provider: The service's name in `runtime.providers.BY_NAME`.
+    """
+    return Field(default=BY_NAME[provider].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
 
 
 class BackendKind(StrEnum):
@@ -106,6 +124,26 @@ class ProviderSettings(ServerSettings):
             client_id=self.upstream_client_id,
             client_secret=self.upstream_client_secret,
             scope=self.upstream_scope,
+        )
+
+    def upstream_tokens(
+        self, http: UpstreamClient, client: OAuth2Client | None = None, *, credentials_in_body: bool = False
+    ) -> ClientCredentialsTokenSource:
+        """Access tokens from UPSTREAM_TOKEN_URL, asked through the provider's own client.
+
+        Args:
+            http: The client to the provider; the token endpoint's failures are the provider's.
+            client: The OAuth2 client; `upstream_oauth2_client` when None.
+            credentials_in_body: Send the client id and secret in the form body rather than as HTTP Basic.
+
+        Raises:
+            ValueError: no client is given and UPSTREAM_CLIENT_ID or UPSTREAM_CLIENT_SECRET is unset.
+        """
+        return ClientCredentialsTokenSource(
+            http,
+            self.upstream_token_url or "",
+            client or self.upstream_oauth2_client(),
+            credentials_in_body=credentials_in_body,
         )
 
     def upstream_client(

@@ -269,12 +269,30 @@ def checked_ine(ine: str, field: str = "ine") -> str:
 
 
 def checked_france_connect_identity(
-    subject: identity_pb2.FranceConnectSubject, rules: IdentityRules, today: dt.date
+    subject: identity_pb2.FranceConnectSubject,
+    rules: IdentityRules,
+    today: dt.date,
+    *,
+    drop_extra_first_names: bool = False,
 ) -> identity_pb2.IdentityPivot:
     """The identity the gateway resolved from a FranceConnect token, once it meets the API's rules.
+
+    Args:
+        subject: The FranceConnect subject as received.
+        rules: The API's demands.
+        today: The current date, for births in the future.
+        drop_extra_first_names: Keep the first ``rules.max_first_names`` first names
+            instead of refusing more. FranceConnect certifies every first name a
+            person has, which the citizen cannot change; where the provider is
+            searched with fewer, the first ones are those that identify them.
 
     Raises:
         ApiError: INVALID_ARGUMENT 00366 when unresolved or when a field breaks the rules.
     """
     identity, prefix = resolved_france_connect_identity(subject)
+    if drop_extra_first_names and len(identity.prenoms) > rules.max_first_names:
+        trimmed = identity_pb2.IdentityPivot()
+        trimmed.CopyFrom(identity)
+        del trimmed.prenoms[rules.max_first_names :]
+        identity = trimmed
     return checked_identity(identity, rules, today, prefix)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
-
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from services.france_travail.backend import FranceTravailBackend
 from services.france_travail.validation import checked_identifiant
-
-_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class FranceTravailServicer(france_travail_pb2_grpc.FranceTravailServiceServicer):
@@ -22,7 +16,7 @@ class FranceTravailServicer(france_travail_pb2_grpc.FranceTravailServiceServicer
         self._backend = backend
 
     async def GetStatutByIdentifiant(
-        self, request: france_travail_pb2.GetStatutByIdentifiantRequest, context: _Context
+        self, request: france_travail_pb2.GetStatutByIdentifiantRequest, context: ServicerContext
     ) -> france_travail_pb2.GetStatutByIdentifiantResponse:
         """Job-seeker status by France Travail username."""
         identifiant = checked_identifiant(request.identifiant)
@@ -30,7 +24,7 @@ class FranceTravailServicer(france_travail_pb2_grpc.FranceTravailServiceServicer
         return france_travail_pb2.GetStatutByIdentifiantResponse(data=data)
 
     async def GetIndemnitesByIdentifiant(
-        self, request: france_travail_pb2.GetIndemnitesByIdentifiantRequest, context: _Context
+        self, request: france_travail_pb2.GetIndemnitesByIdentifiantRequest, context: ServicerContext
     ) -> france_travail_pb2.GetIndemnitesByIdentifiantResponse:
         """Payments by France Travail username."""
         identifiant = checked_identifiant(request.identifiant)

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from runtime.providers import BY_NAME
-from services.common.settings import ProviderSettings
+from runtime.oauth2 import OAuth2Client
+from services.common.settings import OAUTH2_UPSTREAM, ProviderSettings, grpc_port_field
 
 _SCOPES = "api_statutaugmentev1 api_liste-paiementsv1 individuStatutAugmente"
 """The scopes France Travail grants for the status and payments APIs (its application scope is added)."""
@@ -20,16 +20,9 @@ class FranceTravailSettings(ProviderSettings):
     APIs; its token endpoint takes the client id and secret in the form body.
     """
 
-    upstream_required: ClassVar[tuple[str, ...]] = (
-        "upstream_base_url",
-        "upstream_token_url",
-        "upstream_client_id",
-        "upstream_client_secret",
-    )
+    upstream_required: ClassVar[tuple[str, ...]] = OAUTH2_UPSTREAM
 
-    grpc_port: int = Field(
-        default=BY_NAME["france_travail"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
-    )
+    grpc_port: int = grpc_port_field("france_travail")
     upstream_statut_path: str = Field(
         default="statut",
         description="URL of the job-seeker status API (POST), relative to UPSTREAM_BASE_URL "
@@ -47,8 +40,13 @@ class FranceTravailSettings(ProviderSettings):
         "(UPSTREAM_CONSUMER_NAME).",
     )
 
-    def upstream_scopes(self) -> str:
-        """The scopes asked for: UPSTREAM_SCOPE, or those of both APIs and the client's application."""
-        if self.upstream_scope:
-            return self.upstream_scope
-        return f"{_SCOPES} application_{self.upstream_client_id or ''}"
+    def upstream_oauth2_client(self) -> OAuth2Client:
+        """The OAuth2 client, asking for UPSTREAM_SCOPE, or else the scopes of both APIs and its application.
+
+        Raises:
+            ValueError: UPSTREAM_CLIENT_ID or UPSTREAM_CLIENT_SECRET is unset.
+        """
+        client = super().upstream_oauth2_client()
+        if client.scope:
+            return client
+        return client.model_copy(update={"scope": f"{_SCOPES} application_{client.client_id}"})

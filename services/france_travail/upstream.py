@@ -56,9 +56,10 @@ from google.protobuf import json_format
 from apiparticulier.france_travail.v1 import france_travail_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError, provider_timeout
-from runtime.oauth2 import ClientCredentialsTokenSource
 from runtime.providers import FRANCE_TRAVAIL
 from runtime.upstream import TokenSource, UpstreamClient
+from services.common.answer_shape import AnswerShape, IsoDateOrDateTime
+from services.common.caller_headers import CallerHeaders
 from services.france_travail.backend import situation_not_found
 from services.france_travail.settings import FranceTravailSettings
 
@@ -67,16 +68,10 @@ log = structlog.get_logger(__name__)
 CONSUMER_HEADER = "X-pe-consommateur"
 _TIMEOUT_MARK = "java.util.concurrent.TimeoutException"
 
-# A date, or an ISO date-time whose date is kept.
-_Date = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$")]
 _Category = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{1,3}$")] | int
 
 
-class _Shape(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _Address(_Shape):
+class _Address(AnswerShape):
     insee_commune: str | None = pydantic.Field(default=None, alias="INSEECommune")
     code_postal: str | None = pydantic.Field(default=None, alias="codePostal")
     localite: str | None = None
@@ -91,7 +86,7 @@ class _Address(_Shape):
     ligne_nom: str | None = pydantic.Field(default=None, alias="ligneNom")
 
 
-class StatutAnswer(_Shape):
+class StatutAnswer(AnswerShape):
     """The status answer this adapter expects (see the module's docstring)."""
 
     civilite: str | None = None
@@ -99,13 +94,15 @@ class StatutAnswer(_Shape):
     nom_usage: str | None = pydantic.Field(default=None, alias="nomUsage")
     prenom: str | None = None
     sexe: str | None = None
-    date_naissance: _Date | None = pydantic.Field(default=None, alias="dateNaissance")
+    date_naissance: IsoDateOrDateTime | None = pydantic.Field(default=None, alias="dateNaissance")
     email: str | None = None
     telephone: str | None = None
     telephone2: str | None = None
     adresse: _Address | None = None
-    date_inscription: _Date = pydantic.Field(alias="dateInscription")
-    date_cessation_inscription: _Date | None = pydantic.Field(default=None, alias="dateCessationInscription")
+    date_inscription: IsoDateOrDateTime = pydantic.Field(alias="dateInscription")
+    date_cessation_inscription: IsoDateOrDateTime | None = pydantic.Field(
+        default=None, alias="dateCessationInscription"
+    )
     code_certification_cnav: str | None = pydantic.Field(default=None, alias="codeCertificationCNAV")
     categorie_inscription: _Category = pydantic.Field(alias="categorieInscription")
     libelle_categorie_inscription: str | None = pydantic.Field(
@@ -113,15 +110,15 @@ class StatutAnswer(_Shape):
     )
 
 
-class _Payment(_Shape):
-    date_paiement: _Date = pydantic.Field(alias="datePaiement")
+class _Payment(AnswerShape):
+    date_paiement: IsoDateOrDateTime = pydantic.Field(alias="datePaiement")
     montant_paiement: float = pydantic.Field(alias="montantPaiement")
     allocations: float | None = None
     aides: float | None = None
     autres_paiements: float | None = pydantic.Field(default=None, alias="autresPaiements")
 
 
-class IndemnitesAnswer(_Shape):
+class IndemnitesAnswer(AnswerShape):
     """The payments answer this adapter expects (see the module's docstring)."""
 
     statut_inscription: bool = pydantic.Field(alias="statutInscription")
@@ -222,31 +219,19 @@ class UpstreamFranceTravailBackend:
         self._tokens = tokens
         self._statut_path = statut_path
         self._indemnites_path = indemnites_path
-        self._consumer_name = consumer_name
+        self._headers = CallerHeaders(consumer=CONSUMER_HEADER, consumer_name=consumer_name)
 
     @classmethod
     def from_settings(cls, settings: FranceTravailSettings) -> UpstreamFranceTravailBackend:
         """The backend the settings describe (they were checked complete at start)."""
         http = settings.upstream_client(FRANCE_TRAVAIL)
-        client = settings.upstream_oauth2_client().model_copy(update={"scope": settings.upstream_scopes()})
-        tokens = ClientCredentialsTokenSource(
-            http, settings.upstream_token_url or "", client, credentials_in_body=True
-        )
         return cls(
             http,
-            tokens,
+            settings.upstream_tokens(http, credentials_in_body=True),
             statut_path=settings.upstream_statut_path,
             indemnites_path=settings.upstream_indemnites_path,
             consumer_name=settings.upstream_consumer_name,
         )
-
-    def _headers(self, caller: Caller) -> dict[str, str]:
-        consumer = f"{self._consumer_name} - {caller.token_id}" if caller.token_id else self._consumer_name
-        return {
-            "Accept": "application/json",
-            "X-Correlation-ID": caller.request_id,
-            CONSUMER_HEADER: consumer,
-        }
 
     def _error(self, response: httpx.Response, not_found: int) -> ApiError:
         if response.status_code in (httpx.codes.NOT_FOUND, not_found):
@@ -268,7 +253,7 @@ class UpstreamFranceTravailBackend:
 
     async def statut(self, identifiant: str, caller: Caller) -> france_travail_pb2.StatutData:
         """The job-seeker status of the account holder, as its v3 data object."""
-        headers = self._headers(caller)
+        headers = self._headers.for_caller(caller)
         headers["Content-Type"] = "application/json"
         response = await self._http.send(
             "POST",
@@ -291,7 +276,7 @@ class UpstreamFranceTravailBackend:
             self._indemnites_path,
             caller,
             params={"loginMnemotechnique": identifiant},
-            headers=self._headers(caller),
+            headers=self._headers.for_caller(caller),
             token_source=self._tokens,
         )
         if response.status_code != httpx.codes.OK:

@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from apiparticulier.men.v1 import men_pb2
 from runtime.caller import Caller
 from runtime.providers import MEN
-from services.common.sandbox import SandboxPopulation, transport_error
+from services.common.sandbox import SandboxBackend, found
 from services.men.backend import PerimetreKind, ScolariteQuery, pupil_not_found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
@@ -39,26 +39,17 @@ def _within(schooling: Mapping[str, Any], query: ScolariteQuery) -> bool:
     return False
 
 
-class SandboxMenBackend:
+class SandboxMenBackend(SandboxBackend):
     """Answers for the sandbox pupils; everyone else is schooled nowhere the ministry knows."""
 
-    def __init__(self, population: SandboxPopulation) -> None:
-        """Serve the given population."""
-        self._population = population
+    population_file = POPULATION_FILE
 
     async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
         """The pupil's first schooling within the query's establishment or perimeter."""
-        person = self._population.by_identity(query.identity)
-        if person is None:
-            raise pupil_not_found()
-        if person.error is not None:
-            raise transport_error(person.error, MEN) or pupil_not_found()
+        person = found(self._population.by_identity(query.identity), MEN, pupil_not_found)
         for schooling in person.answers.get(_API, ()):
             if _within(schooling, query):
                 data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteData())
                 data.annee_scolaire = query.annee_scolaire
                 return data
         raise pupil_not_found()
-
-    async def close(self) -> None:
-        """Nothing to release."""

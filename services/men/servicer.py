@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
-
-import grpc
 
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from services.men.backend import MenBackend
 from services.men.validation import scolarite_query
-
-_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class MenServicer(men_pb2_grpc.MenServiceServicer):
@@ -25,7 +20,7 @@ class MenServicer(men_pb2_grpc.MenServiceServicer):
         self._today = today
 
     async def GetScolariteByIdentity(
-        self, request: men_pb2.GetScolariteByIdentityRequest, context: _Context
+        self, request: men_pb2.GetScolariteByIdentityRequest, context: ServicerContext
     ) -> men_pb2.GetScolariteByIdentityResponse:
         """Schooling of a pupil in a school year, in one establishment or one perimeter."""
         query = scolarite_query(request, self._today())

@@ -37,57 +37,55 @@ import pydantic
 
 from apiparticulier.men.v1 import men_pb2
 from runtime.caller import Caller
-from runtime.oauth2 import ClientCredentialsTokenSource
 from runtime.providers import MEN
 from runtime.upstream import TokenSource, UpstreamClient
+from services.common.answer_shape import AnswerShape, IsoDate
+from services.common.caller_headers import CallerHeaders
+from services.common.pivot import birth_date
 from services.men.backend import ScolariteQuery, pupil_not_found
 from services.men.settings import MenSettings
-from services.mesr.upstream import birth_date
 
 PARTNER_HEADER = "X-Siret-Partenaire"
+_CALLER_HEADERS = CallerHeaders(recipient=PARTNER_HEADER)
 _SCOPE = "men_statut_scolarite"
 _SEXES = {"M": 1, "F": 2}
 _SEXE_LETTERS = {1: "M", 2: "F"}
 
 
-class _Shape(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=False)
-
-
-class _Etablissement(_Shape):
+class _Etablissement(AnswerShape):
     code_uai: str = pydantic.Field(alias="code-uai")
     ministere_tutelle: str | None = pydantic.Field(default=None, alias="ministere-tutelle")
 
 
-class _Identification(_Shape):
+class _Identification(AnswerShape):
     nom: str
     prenom: str
     sexe: Literal[1, 2]
-    date_naissance: str = pydantic.Field(alias="date-naissance", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date_naissance: IsoDate = pydantic.Field(alias="date-naissance")
     annee_scolaire: str | None = pydantic.Field(
         default=None, alias="annee-scolaire", pattern=r"^\d{4}-\d{4}$"
     )
     etablissement: _Etablissement
 
 
-class _StatutEleve(_Shape):
+class _StatutEleve(AnswerShape):
     code: str
     libelle: str
 
 
-class _InfoScolarite(_Shape):
+class _InfoScolarite(AnswerShape):
     est_scolarise: bool = pydantic.Field(alias="est-scolarise")
     statut_eleve: _StatutEleve = pydantic.Field(alias="statut-eleve")
     code_mef_stat: str | None = pydantic.Field(default=None, alias="code-mef-stat")
     libelle_mef: str | None = pydantic.Field(default=None, alias="libelle-long_mef")
 
 
-class _InfoBourse(_Shape):
+class _InfoBourse(AnswerShape):
     est_boursier: bool = pydantic.Field(alias="est-boursier")
     niveau_bourse: int | None = pydantic.Field(default=None, alias="niveau-bourse", ge=0, le=10)
 
 
-class ScolariteAnswer(_Shape):
+class ScolariteAnswer(AnswerShape):
     """The answer this adapter expects (see the module's docstring)."""
 
     identification: _Identification | None = None
@@ -160,18 +158,17 @@ class UpstreamMenBackend:
     def from_settings(cls, settings: MenSettings) -> UpstreamMenBackend:
         """The backend the settings describe (they were checked complete at start)."""
         http = settings.upstream_client(MEN)
-        tokens = ClientCredentialsTokenSource(
-            http, settings.upstream_token_url or "", settings.upstream_oauth2_client()
-        )
-        return cls(http, tokens, settings.upstream_path)
+        return cls(http, settings.upstream_tokens(http), settings.upstream_path)
 
     async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
         """The pupil's schooling in the school year, within the query's establishment or perimeter."""
-        headers = {"Accept": "application/json", "X-Correlation-ID": caller.request_id}
-        if caller.recipient:
-            headers[PARTNER_HEADER] = caller.recipient
         response = await self._http.send(
-            "POST", self._path, caller, headers=headers, json=request_body(query), token_source=self._tokens
+            "POST",
+            self._path,
+            caller,
+            headers=_CALLER_HEADERS.for_caller(caller),
+            json=request_body(query),
+            token_source=self._tokens,
         )
         if response.status_code == httpx.codes.NOT_FOUND:
             raise pupil_not_found()

@@ -1,19 +1,5 @@
 """Start the mesr service: ``python -m services.mesr``."""
 
-from __future__ import annotations
+from services.mesr.app import MESR
 
-from runtime.logs import configure_logging
-from runtime.server import run_process
-from services.mesr.app import build_server
-from services.mesr.settings import MesrSettings
-
-
-async def main() -> None:
-    """Serve until SIGTERM or SIGINT."""
-    settings = MesrSettings()
-    configure_logging(settings.log_level, settings.log_format)
-    await build_server(settings).run_until_signalled()
-
-
-if __name__ == "__main__":
-    run_process(main)
+MESR.run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Protocol
 
 from apiparticulier.common.v1 import identity_pb2
@@ -10,26 +9,18 @@ from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
 from runtime.providers import MESRI
-
-
-class Lookup(StrEnum):
-    """How the student was designated; the not-found detail of the v3 API depends on it."""
-
-    IDENTITY = "identity"
-    INE = "ine"
-    FRANCE_CONNECT = "france_connect"
-
+from services.common.subject import SubjectKind
 
 _NOT_FOUND_DETAILS = {
-    Lookup.IDENTITY: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
-    Lookup.INE: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
-    Lookup.FRANCE_CONNECT: "Aucun étudiant n'a pu être trouvé.",
+    SubjectKind.IDENTITY: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
+    SubjectKind.INE: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
+    SubjectKind.FRANCE_CONNECT: "Aucun étudiant n'a pu être trouvé.",
 }
 
 
-def student_not_found(lookup: Lookup) -> ApiError:
+def student_not_found(subject: SubjectKind) -> ApiError:
     """The directory knows no student matching the subject (25003)."""
-    return provider_not_found(MESRI, _NOT_FOUND_DETAILS[lookup])
+    return provider_not_found(MESRI, _NOT_FOUND_DETAILS[subject])
 
 
 class MesrBackend(Protocol):

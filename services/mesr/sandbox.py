@@ -4,51 +4,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.providers import MESRI
-from services.common.sandbox import SandboxPerson, SandboxPopulation, transport_error
-from services.mesr.backend import Lookup, student_not_found
+from services.common.sandbox import SandboxBackend, SandboxPerson, answer
+from services.common.subject import SubjectKind
+from services.mesr.backend import student_not_found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
-_API = "statut_etudiant"
 
 
-class SandboxMesrBackend:
+def _statut(person: SandboxPerson | None, subject: SubjectKind) -> mesr_pb2.StatutEtudiantData:
+    return answer(
+        person, "statut_etudiant", mesr_pb2.StatutEtudiantData, MESRI, lambda: student_not_found(subject)
+    )
+
+
+class SandboxMesrBackend(SandboxBackend):
     """Answers for the sandbox persons; everyone else is unknown to the student directory."""
 
-    def __init__(self, population: SandboxPopulation) -> None:
-        """Serve the given population."""
-        self._population = population
-
-    @staticmethod
-    def _answer(person: SandboxPerson | None, lookup: Lookup) -> mesr_pb2.StatutEtudiantData:
-        if person is None:
-            raise student_not_found(lookup)
-        if person.error is not None:
-            raise transport_error(person.error, MESRI) or student_not_found(lookup)
-        if _API not in person.answers:
-            raise student_not_found(lookup)
-        return json_format.ParseDict(person.answers[_API], mesr_pb2.StatutEtudiantData())
+    population_file = POPULATION_FILE
 
     async def by_identity(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The status written in the population file for the person with this pivot."""
-        return self._answer(self._population.by_identity(identity), Lookup.IDENTITY)
+        return _statut(self._population.by_identity(identity), SubjectKind.IDENTITY)
 
     async def by_ine(self, ine: str, caller: Caller) -> mesr_pb2.StatutEtudiantData:
         """The status written in the population file for the person with this INE."""
-        return self._answer(self._population.by_ine(ine), Lookup.INE)
+        return _statut(self._population.by_ine(ine), SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The same person as by identity: FranceConnect only certifies the pivot."""
-        return self._answer(self._population.by_identity(identity), Lookup.FRANCE_CONNECT)
-
-    async def close(self) -> None:
-        """Nothing to release."""
+        return _statut(self._population.by_identity(identity), SubjectKind.FRANCE_CONNECT)

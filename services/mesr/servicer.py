@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
-import grpc
-
-from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
-from runtime.caller import caller_of
+from runtime.caller import ServicerContext, caller_of
 from services.common.validation import (
     MESR_IDENTITY,
+    checked_france_connect_identity,
     checked_identity,
     checked_ine,
-    resolved_france_connect_identity,
 )
 from services.mesr.backend import MesrBackend
-
-_Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def first_first_name_only(identity: identity_pb2.IdentityPivot) -> identity_pb2.IdentityPivot:
-    """A copy of the pivot that keeps only its first first name.
-
-    FranceConnect certifies every first name, but the student directory is
-    searched with exactly one, as the real API does with FranceConnect users.
-    """
-    trimmed = identity_pb2.IdentityPivot()
-    trimmed.CopyFrom(identity)
-    del trimmed.prenoms[1:]
-    return trimmed
 
 
 class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
@@ -43,7 +25,7 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         self._today = today
 
     async def GetStatutEtudiantByIdentity(
-        self, request: mesr_pb2.GetStatutEtudiantByIdentityRequest, context: _Context
+        self, request: mesr_pb2.GetStatutEtudiantByIdentityRequest, context: ServicerContext
     ) -> mesr_pb2.GetStatutEtudiantByIdentityResponse:
         """Student status by identity pivot (exactly one first name, full birth date, sex)."""
         identity = checked_identity(request.identite, MESR_IDENTITY, self._today())
@@ -51,7 +33,7 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         return mesr_pb2.GetStatutEtudiantByIdentityResponse(data=data)
 
     async def GetStatutEtudiantByIne(
-        self, request: mesr_pb2.GetStatutEtudiantByIneRequest, context: _Context
+        self, request: mesr_pb2.GetStatutEtudiantByIneRequest, context: ServicerContext
     ) -> mesr_pb2.GetStatutEtudiantByIneResponse:
         """Student status by INE."""
         ine = checked_ine(request.ine)
@@ -59,11 +41,12 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         return mesr_pb2.GetStatutEtudiantByIneResponse(data=data)
 
     async def GetStatutEtudiantByFranceConnect(
-        self, request: mesr_pb2.GetStatutEtudiantByFranceConnectRequest, context: _Context
+        self, request: mesr_pb2.GetStatutEtudiantByFranceConnectRequest, context: ServicerContext
     ) -> mesr_pb2.GetStatutEtudiantByFranceConnectResponse:
         """Student status of a FranceConnect user resolved by the gateway, without identite."""
-        resolved, prefix = resolved_france_connect_identity(request.france_connect)
-        identity = checked_identity(first_first_name_only(resolved), MESR_IDENTITY, self._today(), prefix)
+        identity = checked_france_connect_identity(
+            request.france_connect, MESR_IDENTITY, self._today(), drop_extra_first_names=True
+        )
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The v3 API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.

@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from runtime.providers import BY_NAME
-from services.common.settings import ProviderSettings
+from services.common.settings import ProviderSettings, grpc_port_field
 
 
 class MesrSettings(ProviderSettings):
@@ -24,9 +23,7 @@ class MesrSettings(ProviderSettings):
         "upstream_identity_api_key",
     )
 
-    grpc_port: int = Field(
-        default=BY_NAME["mesr"].grpc_port, ge=0, le=65535, description="gRPC port (GRPC_PORT)."
-    )
+    grpc_port: int = grpc_port_field("mesr")
     upstream_path: str = Field(
         default="etudiants",
         description="URL of the student status API, relative to UPSTREAM_BASE_URL (UPSTREAM_PATH).",

@@ -35,8 +35,6 @@ student was designated.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import httpx
 import pydantic
 import structlog
@@ -46,7 +44,11 @@ from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.providers import MESRI
 from runtime.upstream import UpstreamClient
-from services.mesr.backend import Lookup, student_not_found
+from services.common.answer_shape import AnswerShape, IsoDateOrDateTime
+from services.common.caller_headers import CallerHeaders
+from services.common.pivot import birth_date
+from services.common.subject import SubjectKind
+from services.mesr.backend import student_not_found
 from services.mesr.settings import MesrSettings
 
 log = structlog.get_logger(__name__)
@@ -68,42 +70,27 @@ REGIME_CODES: dict[str, str] = {
 _ENROLLED = "inscrit"
 _SEXES = {"M": "1", "F": "2"}
 
-# A date, or an ISO date-time whose date is kept.
-UpstreamDate = Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$")]
 
-
-def birth_date(identity: identity_pb2.IdentityPivot) -> str:
-    """The pivot's full birth date as YYYY-MM-DD (the services that use it require all three parts)."""
-    return (
-        f"{identity.annee_date_naissance:04d}-{identity.mois_date_naissance:02d}-"
-        f"{identity.jour_date_naissance:02d}"
-    )
-
-
-class _Shape(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class _Etablissement(_Shape):
+class _Etablissement(AnswerShape):
     uai: str
     nom_etablissement: str = pydantic.Field(alias="nomEtablissement")
 
 
-class _Inscription(_Shape):
-    date_debut: UpstreamDate = pydantic.Field(alias="dateDebutInscription")
-    date_fin: UpstreamDate = pydantic.Field(alias="dateFinInscription")
+class _Inscription(AnswerShape):
+    date_debut: IsoDateOrDateTime = pydantic.Field(alias="dateDebutInscription")
+    date_fin: IsoDateOrDateTime = pydantic.Field(alias="dateFinInscription")
     statut: str
     regime: str
     code_commune: str | None = pydantic.Field(default=None, alias="codeCommune")
     etablissement: _Etablissement
 
 
-class StudentAnswer(_Shape):
+class StudentAnswer(AnswerShape):
     """The answer this adapter expects (see the module's docstring)."""
 
     nom_famille: str = pydantic.Field(alias="nomFamille", min_length=1)
     prenom: str | None = None
-    date_naissance: UpstreamDate | None = pydantic.Field(default=None, alias="dateNaissance")
+    date_naissance: IsoDateOrDateTime | None = pydantic.Field(default=None, alias="dateNaissance")
     inscriptions: list[_Inscription] = pydantic.Field(default_factory=list)
 
 
@@ -147,7 +134,7 @@ class UpstreamMesrBackend:
         self._path = path
         self._ine_api_key = ine_api_key
         self._identity_api_key = identity_api_key
-        self._consumer_name = consumer_name
+        self._caller_headers = CallerHeaders(consumer=CALLER_HEADER, consumer_name=consumer_name)
 
     @classmethod
     def from_settings(cls, settings: MesrSettings) -> UpstreamMesrBackend:
@@ -165,23 +152,19 @@ class UpstreamMesrBackend:
         )
 
     def _headers(self, caller: Caller, api_key: str) -> dict[str, str]:
-        consumer = f"{self._consumer_name} - {caller.token_id}" if caller.token_id else self._consumer_name
-        return {
-            "Accept": "application/json",
-            "X-Correlation-ID": caller.request_id,
-            CALLER_HEADER: consumer,
-            API_KEY_HEADER: api_key,
-        }
+        headers = self._caller_headers.for_caller(caller)
+        headers[API_KEY_HEADER] = api_key
+        return headers
 
-    def _answer(self, response: httpx.Response, lookup: Lookup) -> mesr_pb2.StatutEtudiantData:
+    def _answer(self, response: httpx.Response, subject: SubjectKind) -> mesr_pb2.StatutEtudiantData:
         if response.status_code == httpx.codes.NOT_FOUND:
-            raise student_not_found(lookup)
+            raise student_not_found(subject)
         if response.status_code != httpx.codes.OK:
             raise self._http.error_for_status(response)
         return statut_etudiant(self._http.decode(response, StudentAnswer))
 
     async def _by_civility(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller, lookup: Lookup
+        self, identity: identity_pb2.IdentityPivot, caller: Caller, subject: SubjectKind
     ) -> mesr_pb2.StatutEtudiantData:
         body = {
             "nomFamille": identity.nom_naissance,
@@ -194,26 +177,26 @@ class UpstreamMesrBackend:
         response = await self._http.send(
             "POST", self._path, caller, headers=self._headers(caller, self._identity_api_key), json=body
         )
-        return self._answer(response, lookup)
+        return self._answer(response, subject)
 
     async def by_identity(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this pivot."""
-        return await self._by_civility(identity, caller, Lookup.IDENTITY)
+        return await self._by_civility(identity, caller, SubjectKind.IDENTITY)
 
     async def by_ine(self, ine: str, caller: Caller) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this INE."""
         response = await self._http.send(
             "GET", self._path, caller, params={"INE": ine}, headers=self._headers(caller, self._ine_api_key)
         )
-        return self._answer(response, Lookup.INE)
+        return self._answer(response, SubjectKind.INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions of a FranceConnect user: the directory is searched with the certified pivot."""
-        return await self._by_civility(identity, caller, Lookup.FRANCE_CONNECT)
+        return await self._by_civility(identity, caller, SubjectKind.FRANCE_CONNECT)
 
     async def close(self) -> None:
         """Close the HTTP connections."""

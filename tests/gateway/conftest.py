@@ -17,10 +17,10 @@ from gateway.app import build_server
 from gateway.settings import GatewaySettings
 from runtime.errors import ErrorSource, provider_not_found
 from runtime.server import GrpcServer, ServiceDefinition
-from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from services.common.settings import ProviderSettings
-from services.mesr.app import build_server as build_mesr
+from services.mesr.app import MESR
 from services.mesr.settings import MesrSettings
 from tests.gateway.tokens import SigningKey, TokenFactory, ed25519_key, es256_key
 
@@ -119,7 +119,7 @@ async def mesh(
 ) -> AsyncIterator[Mesh]:
     """A gateway in front of a real cnaf service and a recording c2s, with a real Redis."""
     directory, es, ed = keys_dir
-    cnaf = build_cnaf(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    cnaf = CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
     recording = RecordingC2s()
     c2s = GrpcServer(
         ProviderSettings(grpc_host="127.0.0.1", grpc_port=0),
@@ -129,7 +129,7 @@ async def mesh(
             )
         ],
     )
-    mesr = build_mesr(MesrSettings(grpc_host="127.0.0.1", grpc_port=0))
+    mesr = MESR.server(MesrSettings(grpc_host="127.0.0.1", grpc_port=0))
     await cnaf.start()
     await c2s.start()
     await mesr.start()

@@ -18,7 +18,7 @@ from devstack.redis import RedisProcess, free_port
 from gateway.app import build_server
 from gateway.availability import Availability, AvailabilityTracker
 from runtime.server import GrpcServer
-from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
@@ -46,7 +46,7 @@ def test_call_outcomes_and_staleness() -> None:
 
 
 def cnaf_on(port: int) -> GrpcServer:
-    return build_cnaf(CnafSettings(grpc_host="127.0.0.1", grpc_port=port, shutdown_grace_seconds=0.2))
+    return CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=port, shutdown_grace_seconds=0.2))
 
 
 async def wait_for(read: Callable[[], Any], accept: Callable[[Any], bool], seconds: float = 8.0) -> Any:

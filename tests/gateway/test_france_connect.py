@@ -20,7 +20,7 @@ from gateway.app import build_server
 from gateway.france_connect import pivot_of
 from gateway.france_connect_sandbox import SANDBOX_TOKENS
 from runtime.server import GrpcServer
-from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.gateway.conftest import Mesh, gateway_settings
@@ -211,7 +211,7 @@ class Upstream:
 
 @pytest.fixture(scope="module")
 async def cnaf() -> AsyncIterator[GrpcServer]:
-    server = build_cnaf(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    server = CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
     await server.start()
     yield server
     await server.stop(0)

@@ -27,16 +27,16 @@ from gateway.app import build_server
 from gateway.lookup import fill_parameters
 from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
-from services.c2s.app import SERVICE_NAME as C2S_SERVICE
+from services.c2s.app import C2S
 from services.c2s.sandbox import POPULATION_FILE as C2S_POPULATION
 from services.c2s.sandbox import SandboxC2sBackend
 from services.c2s.servicer import C2sServicer
-from services.cnaf.app import SERVICE_NAME as CNAF_SERVICE
+from services.cnaf.app import CNAF
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.sandbox import POPULATION_FILE as CNAF_POPULATION
 from services.cnaf.sandbox import SandboxCnafBackend
 from services.cnaf.servicer import CnafServicer
-from services.cnous.app import SERVICE_NAME as CNOUS_SERVICE
+from services.cnous.app import CNOUS
 from services.cnous.sandbox import POPULATION_FILE as CNOUS_POPULATION
 from services.cnous.sandbox import SandboxCnousBackend
 from services.cnous.servicer import CnousServicer
@@ -161,11 +161,13 @@ async def stack(
     directory, es, _ed = keys_dir
     cnaf_backend = RecordingSlowCnaf()
     cnaf = provider_server(
-        CNAF_SERVICE, cnaf_pb2_grpc.add_CnafServiceServicer_to_server, CnafServicer(cnaf_backend)
+        CNAF.service_name, cnaf_pb2_grpc.add_CnafServiceServicer_to_server, CnafServicer(cnaf_backend)
     )
-    c2s = provider_server(C2S_SERVICE, c2s_pb2_grpc.add_C2sServiceServicer_to_server, C2sServicer(SlowC2s()))
+    c2s = provider_server(
+        C2S.service_name, c2s_pb2_grpc.add_C2sServiceServicer_to_server, C2sServicer(SlowC2s())
+    )
     cnous = provider_server(
-        CNOUS_SERVICE, cnous_pb2_grpc.add_CnousServiceServicer_to_server, CnousServicer(StuckCnous())
+        CNOUS.service_name, cnous_pb2_grpc.add_CnousServiceServicer_to_server, CnousServicer(StuckCnous())
     )
     providers = [cnaf, c2s, cnous]
     for server in providers:

@@ -38,7 +38,7 @@ from gateway.ratelimit import RateLimiter
 from runtime import tracing
 from runtime.errors import ApiError
 from runtime.server import GrpcServer
-from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.app import CNAF
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.gateway.conftest import gateway_settings
@@ -121,7 +121,7 @@ async def observed(
 ) -> AsyncIterator[Observed]:
     """Gateway and cnaf (upstream backend on the fake), both with a metrics port."""
     directory, es, _ = keys_dir
-    cnaf = build_cnaf(
+    cnaf = CNAF.server(
         CnafSettings.model_validate(
             {
                 "grpc_host": "127.0.0.1",

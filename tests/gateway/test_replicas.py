@@ -19,7 +19,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.processes import Child, Issuer, ProcessGroup, admin
 from devstack.redis import RedisProcess
-from services.cnaf.app import build_server as build_cnaf
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.rich_status import rich_status
 
@@ -59,7 +59,7 @@ async def replicas(
 ) -> AsyncIterator[Replicas]:
     """Three `python -m gateway` processes sharing the test Redis, and a token of the admin CLI."""
     directory: Path = tmp_path_factory.mktemp("replicas")
-    cnaf = build_cnaf(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    cnaf = CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
     await cnaf.start()
     issuer = Issuer.create(directory / "keys", redis_server.url, kid="replicas")
     token = issuer.issue(CNAF_SCOPES, RECIPIENT, rate_limit=RATE, label="three replicas")

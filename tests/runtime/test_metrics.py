@@ -20,7 +20,7 @@ from runtime.errors import ApiError, ErrorSource, internal_error, provider_not_f
 from runtime.interceptors import error_trailers
 from runtime.server import GrpcServer
 from runtime.upstream import UpstreamClient
-from services.cnaf.app import build_server
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port
@@ -52,7 +52,7 @@ def value(name: str, **labels: str) -> float:
 
 
 def server() -> GrpcServer:
-    return build_server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0))
+    return CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0))
 
 
 # -- the call boundary ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -20,13 +21,13 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import free_port
 from runtime.caller import Caller
-from runtime.server import GrpcServer, ServiceDefinition
-from services.cnaf.app import SERVICE_NAME
+from runtime.server import GrpcServer
+from services.cnaf.app import CNAF
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
-from services.cnaf.servicer import CnafServicer
 from services.cnaf.settings import CnafSettings
 from services.common.sandbox import SandboxPopulation
+from services.common.settings import BackendKind
 from tests.conftest import running
 from tests.rich_status import rich_status
 
@@ -68,23 +69,14 @@ class SlowOrBrokenBackend(SandboxCnafBackend):
 
 def server_with(backend: SlowOrBrokenBackend, grace: float = 5.0) -> GrpcServer:
     settings = CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, shutdown_grace_seconds=grace)
-    servicer = CnafServicer(backend)
-    return GrpcServer(
-        settings,
-        [
-            ServiceDefinition(
-                SERVICE_NAME, lambda s: cnaf_pb2_grpc.add_CnafServiceServicer_to_server(servicer, s)
-            )
-        ],
-        on_shutdown=[backend.close],
-    )
+    return replace(CNAF, backends={BackendKind.SANDBOX: lambda _: backend}).server(settings)
 
 
 async def test_health_and_reflection_describe_the_service() -> None:
     """Health answers SERVING for the process and the service; reflection lists every cnaf method."""
     async with running(server_with(SlowOrBrokenBackend())) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ("", SERVICE_NAME):
+        for name in ("", CNAF.service_name):
             answer = await health.Check(health_pb2.HealthCheckRequest(service=name))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -94,7 +86,7 @@ async def test_health_and_reflection_describe_the_service() -> None:
             iter(
                 [
                     reflection_pb2.ServerReflectionRequest(list_services=""),
-                    reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol=CNAF.service_name),
                 ]
             )
         ):
@@ -104,7 +96,7 @@ async def test_health_and_reflection_describe_the_service() -> None:
                 for raw in answer.file_descriptor_response.file_descriptor_proto:
                     proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
                     methods += [m.name for service in proto.service for m in service.method]
-        assert SERVICE_NAME in services and "grpc.health.v1.Health" in services
+        assert CNAF.service_name in services and "grpc.health.v1.Health" in services
         expected = [m.name for m in cnaf_pb2.DESCRIPTOR.services_by_name["CnafService"].methods]
         assert methods == expected and len(methods) == 10
 
@@ -147,7 +139,9 @@ async def test_graceful_stop_drains_in_flight_calls_and_closes_clients() -> None
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         stub = cnaf_pb2_grpc.CnafServiceStub(channel)
-        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=CNAF.service_name)
+        )
         first = await watch.read()
         assert first.status == health_pb2.HealthCheckResponse.SERVING
         slow = asyncio.ensure_future(
@@ -182,7 +176,7 @@ def test_service_process_stops_cleanly_on_sigterm() -> None:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=20)
         answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+            health_pb2.HealthCheckRequest(service=CNAF.service_name)
         )
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
         channel.close()

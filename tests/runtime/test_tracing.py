@@ -16,7 +16,7 @@ from apiparticulier.common.v1 import identity_pb2
 from gateway.settings import GatewaySettings
 from runtime import tracing
 from runtime.settings import ServerSettings, TracesExporter
-from services.cnaf.app import build_server
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from services.france_travail.settings import FranceTravailSettings
 from tests.conftest import running
@@ -113,7 +113,7 @@ def test_service_names() -> None:
 
 async def test_server_span_continues_the_callers_trace(spans: InMemorySpanExporter) -> None:
     """A call carrying a traceparent gets a SERVER span in that trace, under the caller's span."""
-    async with running(build_server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+    async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
             cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person()),
             metadata=(("traceparent", TRACEPARENT), ("x-request-id", "req-span-1")),
@@ -134,7 +134,7 @@ async def test_server_span_continues_the_callers_trace(spans: InMemorySpanExport
 
 async def test_refusals_and_failures_on_the_span(spans: InMemorySpanExporter) -> None:
     """A refusal records its status and code without marking the span failed; a server fault marks it."""
-    async with running(build_server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+    async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         stub = cnaf_pb2_grpc.CnafServiceStub(channel)
         for identity in (
             person("INCONNU", "PAUL", (1990, 1, 1), "M"),
@@ -161,7 +161,7 @@ async def test_refusals_and_failures_on_the_span(spans: InMemorySpanExporter) ->
 
 async def test_a_malformed_traceparent_starts_a_new_trace(spans: InMemorySpanExporter) -> None:
     """Garbage in traceparent is ignored: the call is served and traced in a trace of its own."""
-    async with running(build_server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+    async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
             cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person()),
             metadata=(("traceparent", "00-not-a-trace-01"),),

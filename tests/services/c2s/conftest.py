@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.c2s.v1 import c2s_pb2_grpc
-from services.c2s.app import build_server
+from services.c2s.app import C2S
 from services.c2s.settings import C2sSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def c2s_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a c2s service started for the module."""
     settings = C2sSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(C2S.server(settings)) as channel:
         yield channel
 
 

@@ -8,11 +8,14 @@ from typing import Any
 import grpc
 import pytest
 
+from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
+from services.c2s.app import C2S
 from services.c2s.settings import C2sSettings
 from services.c2s.upstream import UpstreamC2sBackend
+from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 
 RNCPS = "99430000"
@@ -86,6 +89,28 @@ async def test_covered_person(fake: FakeProvider, backend: UpstreamC2sBackend) -
     assert request.headers["authorization"] == "Bearer T"
     assert request.headers["x-apipart-fsfinal"] == "13002526500013"
     assert request.headers["x-correlation-id"] == "req-c2s-1"
+
+
+async def test_names_reach_the_gateway_with_ascii_apostrophes_and_dashes(fake: FakeProvider) -> None:
+    """Over gRPC, names with typographic apostrophes and dashes reach the gateway with ASCII ones."""
+    fake.script(
+        "/complementaire_sante_solidaire", json_answer({"est_beneficiaire": False}, X_APISECU_FD=RNCPS)
+    )
+    identity = identity_pb2.IdentityPivot()
+    identity.CopyFrom(IDENTITY)
+    identity.nom_naissance = "D\u2019ALMEIDA"
+    identity.prenoms[:] = ["JEAN\u2013PIERRE", "ANNE\u02bcMARIE"]
+    settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0)
+    async with running(C2S.server(settings)) as channel:
+        response = await c2s_pb2_grpc.C2sServiceStub(channel).GetComplementaireSanteSolidaireByIdentity(
+            c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest(identite=identity), timeout=5
+        )
+    assert not response.data.est_beneficiaire
+    (request,) = fake.to("/complementaire_sante_solidaire")
+    assert (request.param("nomNaissance"), request.param("listePrenoms")) == (
+        "D'ALMEIDA",
+        "JEAN-PIERRE ANNE'MARIE",
+    )
 
 
 async def test_person_not_covered(fake: FakeProvider, backend: UpstreamC2sBackend) -> None:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
-from services.cnaf.app import build_server
+from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def cnaf_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a cnaf service started for the module."""
     settings = CnafSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(CNAF.server(settings)) as channel:
         yield channel
 
 

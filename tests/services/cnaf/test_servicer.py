@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -10,6 +11,12 @@ from google.protobuf import json_format
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from services.cnaf.app import CNAF
+from services.cnaf.sandbox import SandboxCnafBackend
+from services.cnaf.settings import CnafSettings
+from services.common.sandbox import SandboxPerson, SandboxPopulation
+from services.common.settings import BackendKind
+from tests.conftest import running
 from tests.rich_status import rich_status
 
 
@@ -121,6 +128,34 @@ async def test_benefits_answer_with_presence_kept(cnaf: cnaf_pb2_grpc.CnafServic
     )
     assert aah.data.est_beneficiaire is False
     assert not aah.data.HasField("date_debut_droit")
+
+
+async def test_first_names_in_one_string_find_the_person_registered_with_a_list(
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+) -> None:
+    """ "Alexis Gérôme" as one string finds the sandbox's ["ALEXIS", "GÉRÔME"], as the list does."""
+    for prenoms in (["Alexis Gérôme"], ["Alexis", "Gérôme"]):
+        rsa = await cnaf.GetRevenuSolidariteActiveByIdentity(
+            cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre(prenoms=prenoms))
+        )
+        assert rsa.data.date_debut_droit == "2021-04-01"
+
+
+async def test_a_person_registered_with_first_names_in_one_string_is_found_by_the_list() -> None:
+    """A sandbox person written ["ALEXIS GÉRÔME"] is found by ["Alexis", "Gérôme"] and by "Alexis Gérôme"."""
+    registered = {**json_format.MessageToDict(lefebvre()), "prenoms": ["ALEXIS GÉRÔME"]}
+    rsa = {"est_beneficiaire": True, "date_debut_droit": "2024-02-01"}
+    population = SandboxPopulation(
+        [({"identite": registered}, SandboxPerson("one string", {"revenu_solidarite_active": rsa}))]
+    )
+    assembly = replace(CNAF, backends={BackendKind.SANDBOX: lambda _: SandboxCnafBackend(population)})
+    async with running(assembly.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        for prenoms in (["Alexis", "Gérôme"], ["Alexis Gérôme"]):
+            response = await stub.GetRevenuSolidariteActiveByIdentity(
+                cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre(prenoms=prenoms))
+            )
+            assert response.data.date_debut_droit == "2024-02-01"
 
 
 async def test_unknown_person_is_not_found_with_the_contract_code(

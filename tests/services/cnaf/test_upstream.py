@@ -15,7 +15,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.cnaf.app import build_server
+from services.cnaf.app import CNAF as CNAF_SERVICE
 from services.cnaf.backend import Benefit
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
@@ -173,6 +173,23 @@ async def test_birth_commune_by_name_and_departement(
     (request,) = fake.to("/quotient_familial")
     assert (request.param("villeNaissance"), request.param("depNaissance")) == ("Charleville-Mézières", "08")
     assert "codeLieuNaissance" not in request.query
+
+
+async def test_typographic_apostrophes_and_dashes_go_as_ascii(
+    fake: FakeProvider, backend: UpstreamCnafBackend
+) -> None:
+    """Typographic apostrophes become ', dashes -, in every name, as the real backend sends them."""
+    fake.script("/quotient_familial", json_answer(QF_ANSWER, X_APISECU_FD=CNAF))
+    identity = lefebvre(
+        nom_naissance="D\u2019ALMEIDA",
+        nom_usage="L\u2018HÔTE\u2014ROY",
+        prenoms=["JEAN\u2013PIERRE", "MARIE\u2010\u02bcANNE", "LOU\u2011ÈVE"],
+    )
+    await backend.quotient_familial(identity, 2026, 3, CALLER)
+    (request,) = fake.to("/quotient_familial")
+    assert request.param("nomNaissance") == "D'ALMEIDA"
+    assert request.param("nomUsage") == "L'HÔTE-ROY"
+    assert request.param("listePrenoms") == "JEAN-PIERRE MARIE-'ANNE LOU-ÈVE"
 
 
 async def test_each_prestation_has_its_own_client(fake: FakeProvider, backend: UpstreamCnafBackend) -> None:
@@ -366,7 +383,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 async def upstream_cnaf(fake: FakeProvider) -> AsyncIterator[cnaf_pb2_grpc.CnafServiceAsyncStub]:
     """A cnaf service on BACKEND=upstream, pointing at the fake."""
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
-    async with running(build_server(settings)) as channel:
+    async with running(CNAF_SERVICE.server(settings)) as channel:
         yield cnaf_pb2_grpc.CnafServiceStub(channel)
 
 

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.cnous.v1 import cnous_pb2_grpc
-from services.cnous.app import build_server
+from services.cnous.app import CNOUS
 from services.cnous.settings import CnousSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def cnous_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a cnous service started for the module."""
     settings = CnousSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(CNOUS.server(settings)) as channel:
         yield channel
 
 

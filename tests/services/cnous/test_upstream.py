@@ -15,7 +15,7 @@ from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.cnous.app import build_server
+from services.cnous.app import CNOUS
 from services.cnous.settings import CnousSettings
 from services.cnous.upstream import UpstreamCnousBackend
 from tests.conftest import running
@@ -173,7 +173,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     fake.script(f"/ine/{INE}", json_answer(ANSWER))
     fake.script("/civility", json_answer({}, status=404))
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
-    async with running(build_server(settings)) as channel:
+    async with running(CNOUS.server(settings)) as channel:
         stub = cnous_pb2_grpc.CnousServiceStub(channel)
         response = await stub.GetEtudiantBoursierByIne(
             cnous_pb2.GetEtudiantBoursierByIneRequest(ine=INE),

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.france_travail.v1 import france_travail_pb2_grpc
-from services.france_travail.app import build_server
+from services.france_travail.app import FRANCE_TRAVAIL
 from services.france_travail.settings import FranceTravailSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def france_travail_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a france_travail service started for the module."""
     settings = FranceTravailSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(FRANCE_TRAVAIL.server(settings)) as channel:
         yield channel
 
 

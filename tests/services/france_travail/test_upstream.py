@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.france_travail.app import build_server
+from services.france_travail.app import FRANCE_TRAVAIL
 from services.france_travail.settings import FranceTravailSettings
 from services.france_travail.upstream import UpstreamFranceTravailBackend
 from tests.conftest import running
@@ -222,7 +222,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     fake.script("/statut", json_answer(STATUT))
     fake.script("/indemnites", json_answer({}, status=404))
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
-    async with running(build_server(settings)) as channel:
+    async with running(FRANCE_TRAVAIL.server(settings)) as channel:
         stub = france_travail_pb2_grpc.FranceTravailServiceStub(channel)
         metadata = (("x-token-id", "jti-7"), ("x-request-id", "grpc-ft-1"))
         response = await stub.GetStatutByIdentifiant(

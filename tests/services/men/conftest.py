@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.men.v1 import men_pb2_grpc
-from services.men.app import build_server
+from services.men.app import MEN
 from services.men.settings import MenSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def men_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a men service started for the module."""
     settings = MenSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(MEN.server(settings)) as channel:
         yield channel
 
 

@@ -14,7 +14,7 @@ from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.men.app import build_server
+from services.men.app import MEN
 from services.men.backend import Perimetre, PerimetreKind, ScolariteQuery
 from services.men.settings import MenSettings
 from services.men.upstream import UpstreamMenBackend
@@ -184,7 +184,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     request = men_pb2.GetScolariteByIdentityRequest(
         identite=IDENTITY, annee_scolaire="2026-2027", codes_bcn_departements=["013"]
     )
-    async with running(build_server(settings)) as channel:
+    async with running(MEN.server(settings)) as channel:
         stub = men_pb2_grpc.MenServiceStub(channel)
         response = await stub.GetScolariteByIdentity(
             request, metadata=(("x-recipient", RECIPIENT), ("x-request-id", "grpc-men-1")), timeout=5

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from apiparticulier.mesr.v1 import mesr_pb2_grpc
-from services.mesr.app import build_server
+from services.mesr.app import MESR
 from services.mesr.settings import MesrSettings
 from tests.conftest import running
 
@@ -17,7 +17,7 @@ from tests.conftest import running
 async def mesr_channel() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a mesr service started for the module."""
     settings = MesrSettings(grpc_host="127.0.0.1", grpc_port=0, metrics_port=0)
-    async with running(build_server(settings)) as channel:
+    async with running(MESR.server(settings)) as channel:
         yield channel
 
 

@@ -14,7 +14,7 @@ from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from runtime.caller import Caller
 from runtime.errors import ApiError
-from services.mesr.app import build_server
+from services.mesr.app import MESR
 from services.mesr.settings import MesrSettings
 from services.mesr.upstream import UpstreamMesrBackend
 from tests.conftest import running
@@ -190,7 +190,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     fake.script(PATH, json_answer(ANSWER), json_answer({}, status=404))
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
     subject = identity_pb2.FranceConnectSubject(access_token="fc", identite_pivot=IDENTITY)
-    async with running(build_server(settings)) as channel:
+    async with running(MESR.server(settings)) as channel:
         stub = mesr_pb2_grpc.MesrServiceStub(channel)
         response = await stub.GetStatutEtudiantByFranceConnect(
             mesr_pb2.GetStatutEtudiantByFranceConnectRequest(france_connect=subject),
