@@ -97,12 +97,12 @@ class UpstreamC2sBackend:
         if response.status_code != httpx.codes.OK:
             raise self._http.error_for_status(response)
         answer = self._http.decode(response, C2sAnswer)
-        data = c2s_pb2.ComplementaireSanteSolidaireData(est_beneficiaire=answer.est_beneficiaire)
-        if answer.avec_participation is not None:
-            data.avec_participation = answer.avec_participation
-        if answer.date_debut_droit is not None:
-            data.date_debut_droit = answer.date_debut_droit
-        return data
+        # A None leaves its field unset: the v3 null of a person not covered.
+        return c2s_pb2.ComplementaireSanteSolidaireData(
+            est_beneficiaire=answer.est_beneficiaire,
+            avec_participation=answer.avec_participation,
+            date_debut_droit=answer.date_debut_droit,
+        )
 
     async def close(self) -> None:
         """Close the HTTP connections."""

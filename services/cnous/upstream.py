@@ -74,7 +74,7 @@ class _EchelonBourse(_Shape):
 
 class _PeriodeVersement(_Shape):
     date_rentree: _Date
-    duree: int
+    duree: float
 
 
 class _EtablissementEtudes(_Shape):
