@@ -18,11 +18,14 @@ or the flags ``--address``, ``--token`` and ``--recipient``, which win. The
 subject is given by flags, or as the proto3 JSON of the request in
 ``--subject-file`` (flags given too override its fields).
 
-Output is readable by default; ``--json`` prints proto3 JSON with the contract's
-field names. Every error is one line on standard error (status, API Particulier
-code, title and detail, the fields at fault, the delay before a retry), with exit
-status 1 when the API refused or failed, 2 for a usage mistake, 3 when the
-gateway could not be reached; never a traceback.
+Output is readable by default; ``--json`` prints JSON for scripts: a provider
+answer as ``{"data": <the exact v3 data object>, "withheld": [<paths>]}`` (a
+lookup: one such object per API, with its ``api`` label, or its ``error``),
+the gateway's own answers as proto3 JSON with the contract's field names. Every
+error is one line on standard error (status, API Particulier code, title and
+detail, the fields at fault, the delay before a retry), with exit status 1 when
+the API refused or failed, 2 for a usage mistake, 3 when the gateway could not
+be reached; never a traceback.
 """
 
 from __future__ import annotations
@@ -44,15 +47,15 @@ from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from client.render import (
     Problem,
+    answer_lines,
+    answer_of,
     dumps,
     problem_of,
     problem_of_rpc,
     status_name,
     table,
     timestamp,
-    to_dict,
     to_json,
-    tree,
 )
 from contract.catalog import ApiCatalog
 from contract.routes import Route, RouteTable, build_routes
@@ -274,9 +277,9 @@ def cmd_call(args: argparse.Namespace, session: Session) -> int:
     request = build_request(route, document)
     answer = session.call(route.path, request, route.response_class)
     if session.json:
-        print(to_json(answer))
+        print(dumps(answer_of(answer)))
     else:
-        _print([f"{route.api} ({route.method}): OK", *tree(to_dict(answer).get("data", {}), 1)])
+        _print([f"{route.api} ({route.method}): OK", *answer_lines(answer, 1)])
     return EXIT_OK
 
 
@@ -317,30 +320,31 @@ def lookup_request(args: argparse.Namespace, catalog: ApiCatalog) -> gateway_pb2
 
 def cmd_lookup(args: argparse.Namespace, session: Session) -> int:
     """Several APIs about one person."""
-    catalog = ApiCatalog(build_routes())
+    routes = build_routes()
+    catalog = ApiCatalog(routes)
+    response_classes = {
+        route.response_class.DESCRIPTOR.full_name: route.response_class for route in routes.routes
+    }
     request = lookup_request(args, catalog)
     response = session.call(_gateway_path("Lookup"), request, gateway_pb2.LookupResponse)
-    if session.json:
-        print(to_json(response))
-        return EXIT_OK
     lines: list[str] = []
+    results: list[dict[str, Any]] = []
     for result in response.results:
         label = catalog.label_of(result.api) or gateway_pb2.Api.Name(result.api)
         if result.HasField("response"):
-            lines.append(f"{label}: OK")
-            lines.extend(
-                tree(
-                    json_format.MessageToDict(result.response, preserving_proto_field_name=True).get(
-                        "data", {}
-                    ),
-                    1,
-                )
-            )
+            answer = response_classes[result.response.TypeName()]()
+            result.response.Unpack(answer)
+            results.append({"api": label, **answer_of(answer)})
+            lines.extend([f"{label}: OK", *answer_lines(answer, 1)])
         else:
             failure = result.error
             problem = problem_of(status_name(failure.code), failure.message, failure.details)
+            results.append({"api": label, "error": problem.as_dict()})
             lines.append(f"{label}: {problem.line()}")
-    _print(lines or ["(no API asked: the token opens none for this subject)"])
+    if session.json:
+        print(dumps({"results": results}))
+    else:
+        _print(lines or ["(no API asked: the token opens none for this subject)"])
     return EXIT_OK
 
 

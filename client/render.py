@@ -13,17 +13,28 @@ from google.protobuf import any_pb2, json_format, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
+from contract.v3_json import data_object, withheld_of
+
 _DETAILS_KEY = "grpc-status-details-bin"
+
+
+def answer_of(response: Message) -> dict[str, Any]:
+    """A provider answer for scripts: its exact v3 ``data`` object and the paths withheld from it."""
+    return {"data": data_object(response), "withheld": withheld_of(response)}
+
+
+def answer_lines(response: Message, indent: int = 0) -> list[str]:
+    """A provider answer for a person: its v3 ``data`` as a tree, then what was withheld, if anything."""
+    lines = tree(data_object(response), indent)
+    paths = withheld_of(response)
+    if paths:
+        lines.append(f"{'  ' * indent}(withheld: {', '.join(paths)})")
+    return lines
 
 
 def to_json(message: Message) -> str:
     """The proto3 JSON of a message, with the contract's original field names."""
     return json_format.MessageToJson(message, preserving_proto_field_name=True, ensure_ascii=False, indent=2)
-
-
-def to_dict(message: Message) -> dict[str, Any]:
-    """The proto3 JSON of a message as a dict, with original field names."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
 def tree(value: Any, indent: int = 0) -> list[str]:

@@ -71,12 +71,12 @@ class UpstreamC2sBackend:
             self._http, self._path, identity_query(identity), caller, tokens=self._tokens, not_found=_no_file
         )
         answer = self._http.decode(response, C2sAnswer)
-        data = c2s_pb2.ComplementaireSanteSolidaireData(est_beneficiaire=answer.est_beneficiaire)
-        if answer.avec_participation is not None:
-            data.avec_participation = answer.avec_participation
-        if answer.date_debut_droit is not None:
-            data.date_debut_droit = answer.date_debut_droit
-        return data
+        # A None leaves its field unset: the v3 null of a person not covered.
+        return c2s_pb2.ComplementaireSanteSolidaireData(
+            est_beneficiaire=answer.est_beneficiaire,
+            avec_participation=answer.avec_participation,
+            date_debut_droit=answer.date_debut_droit,
+        )
 
     async def close(self) -> None:
         """Close the HTTP connections."""

@@ -50,5 +50,9 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.
+        # The FranceConnect message keeps every other field under its number, so
+        # once identite is cleared the full answer's bytes are its bytes.
         data.ClearField("identite")
-        return cnous_pb2.GetEtudiantBoursierByFranceConnectResponse(data=data)
+        return cnous_pb2.GetEtudiantBoursierByFranceConnectResponse(
+            data=cnous_pb2.EtudiantBoursierFranceConnectData.FromString(data.SerializeToString())
+        )

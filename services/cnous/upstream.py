@@ -70,7 +70,7 @@ class _EchelonBourse(AnswerShape):
 
 class _PeriodeVersement(AnswerShape):
     date_rentree: IsoDate
-    duree: int
+    duree: float
 
 
 class _EtablissementEtudes(AnswerShape):

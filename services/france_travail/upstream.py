@@ -26,7 +26,8 @@ ISO date-times, of which the date is kept)::
      "libellecategorieInscription": "PERSONNE SANS EMPLOI …"}
 
 ``categorieInscription`` (a number, or its digits as a string) and
-``dateInscription`` must be there; the other fields may be null or absent.
+``dateInscription`` must be there; the other fields may be null, "" or absent,
+which the v3 object says with null.
 
 Payments: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_INDEMNITES_PATH>?loginMnemotechnique=<identifiant>``::
 
@@ -34,7 +35,8 @@ Payments: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_INDEMNITES_PATH>?loginMnemotechniq
      "listePaiement": [{"datePaiement": "2026-10-05", "montantPaiement": 1321.75,
                         "allocations": 1180.5, "aides": 150.0, "autresPaiements": 20.0}]}
 
-``statutInscription`` must be there; a null part of a payment counts as 0.
+``statutInscription`` must be there; a null part of a payment counts as 0 (the
+v3 amounts are numbers, never null), and a 0 is kept as the amount it is.
 
 Types are checked strictly; any other shape is an unknown answer (24999).
 Fields the adapter does not know are ignored. Errors, besides the shared ones:
@@ -132,59 +134,58 @@ class _ErrorAnswer(pydantic.BaseModel):
 
 
 def _day(value: str | None) -> str | None:
-    return value[:10] if value else value
+    return value[:10] if value else None
 
 
-def _present(fields: dict[str, Any]) -> dict[str, Any]:
-    """The fields that have a value: France Travail sends null or "" for what it does not know."""
-    return {key: value for key, value in fields.items() if value not in (None, "", {})}
+def _known(value: str | None) -> str | None:
+    """The value, or None (the v3 null) where France Travail sends null or "" for what it does not know."""
+    return value or None
 
 
 def statut_data(answer: StatutAnswer) -> france_travail_pb2.StatutData:
-    """The v3 status data object of an answer, without ``identifiant`` (the caller's own)."""
+    """The v3 status data object of an answer, without ``identifiant`` (the caller's own).
+
+    Every block is an object, as the v3 API sends it, whose unknown fields are
+    null (`json_format.ParseDict` leaves a None unset); only a missing address is null.
+    """
     fields: dict[str, Any] = {
-        "identite": _present(
-            {
-                "civilite": answer.civilite,
-                "nom_naissance": answer.nom,
-                "nom_usage": answer.nom_usage,
-                "prenom": answer.prenom,
-                "sexe": answer.sexe,
-                "date_naissance": _day(answer.date_naissance),
-            }
-        ),
-        "contact": _present(
-            {"telephone": answer.telephone, "telephone2": answer.telephone2, "email": answer.email}
-        ),
-        "inscription": _present(
-            {
-                "date_debut": _day(answer.date_inscription),
-                "date_fin": _day(answer.date_cessation_inscription),
-                "categorie": _present(
-                    {
-                        "code": int(answer.categorie_inscription),
-                        "libelle": answer.libelle_categorie_inscription,
-                    }
-                ),
-                "code_certification_cnav": answer.code_certification_cnav,
-            }
-        ),
+        "identite": {
+            "civilite": _known(answer.civilite),
+            "nom_naissance": _known(answer.nom),
+            "nom_usage": _known(answer.nom_usage),
+            "prenom": _known(answer.prenom),
+            "sexe": _known(answer.sexe),
+            "date_naissance": _day(answer.date_naissance),
+        },
+        "contact": {
+            "telephone": _known(answer.telephone),
+            "telephone2": _known(answer.telephone2),
+            "email": _known(answer.email),
+        },
+        "inscription": {
+            "date_debut": _day(answer.date_inscription),
+            "date_fin": _day(answer.date_cessation_inscription),
+            "categorie": {
+                "code": int(answer.categorie_inscription),
+                "libelle": _known(answer.libelle_categorie_inscription),
+            },
+            "code_certification_cnav": _known(answer.code_certification_cnav),
+        },
+        "adresse": None,
     }
     if answer.adresse is not None:
         address = answer.adresse
-        fields["adresse"] = _present(
-            {
-                "code_postal": address.code_postal,
-                "code_cog_insee_commune": address.insee_commune,
-                "localite": address.localite,
-                "ligne_voie": address.ligne_voie,
-                "ligne_complement_destinataire": address.ligne_complement_destinataire,
-                "ligne_complement_adresse": address.ligne_complement_adresse,
-                "ligne_complement_distribution": address.ligne_complement_distribution,
-                "ligne_nom": address.ligne_nom,
-            }
-        )
-    return json_format.ParseDict(_present(fields), france_travail_pb2.StatutData())
+        fields["adresse"] = {
+            "code_postal": _known(address.code_postal),
+            "code_cog_insee_commune": _known(address.insee_commune),
+            "localite": _known(address.localite),
+            "ligne_voie": _known(address.ligne_voie),
+            "ligne_complement_destinataire": _known(address.ligne_complement_destinataire),
+            "ligne_complement_adresse": _known(address.ligne_complement_adresse),
+            "ligne_complement_distribution": _known(address.ligne_complement_distribution),
+            "ligne_nom": _known(address.ligne_nom),
+        }
+    return json_format.ParseDict(fields, france_travail_pb2.StatutData())
 
 
 def paiements(answer: IndemnitesAnswer) -> list[france_travail_pb2.Paiement]:

@@ -117,32 +117,32 @@ def request_body(query: ScolariteQuery) -> dict[str, Any]:
 def scolarite_data(
     identification: _Identification, info: _InfoScolarite, bourse: _InfoBourse | None, annee_scolaire: str
 ) -> men_pb2.ScolariteData:
-    """The v4 data object of a found schooling."""
-    etablissement = men_pb2.Etablissement(code_uai=identification.etablissement.code_uai)
-    if identification.etablissement.ministere_tutelle is not None:
-        etablissement.code_ministere_tutelle = identification.etablissement.ministere_tutelle
-    module = men_pb2.ModuleElementaireFormation()
-    if info.code_mef_stat is not None:
-        module.code_mef_stat = info.code_mef_stat
-    if info.libelle_mef is not None:
-        module.libelle = info.libelle_mef
-    data = men_pb2.ScolariteData(
+    """The v4 data object of a found schooling; what the ministry does not send is null.
+
+    Without ``info-bourse`` the scholarship is unknown, not refused: ``est_boursier``
+    and ``echelon_bourse`` are null, as the real API sends them. The establishment's
+    name is not in the ministry's answer: null.
+    """
+    return men_pb2.ScolariteData(
         identite=men_pb2.Identite(
             nom=identification.nom,
             prenom=identification.prenom,
             sexe=_SEXE_LETTERS[identification.sexe],
             date_naissance=identification.date_naissance,
         ),
-        module_elementaire_formation=module,
-        etablissement=etablissement,
+        module_elementaire_formation=men_pb2.ModuleElementaireFormation(
+            code_mef_stat=info.code_mef_stat, libelle=info.libelle_mef
+        ),
+        etablissement=men_pb2.Etablissement(
+            code_uai=identification.etablissement.code_uai,
+            code_ministere_tutelle=identification.etablissement.ministere_tutelle,
+        ),
         annee_scolaire=identification.annee_scolaire or annee_scolaire,
         est_scolarise=info.est_scolarise,
         statut_eleve=men_pb2.StatutEleve(code=info.statut_eleve.code, libelle=info.statut_eleve.libelle),
-        est_boursier=bourse is not None and bourse.est_boursier,
+        est_boursier=bourse.est_boursier if bourse is not None else None,
+        echelon_bourse=bourse.niveau_bourse if bourse is not None else None,
     )
-    if bourse is not None and bourse.niveau_bourse is not None:
-        data.echelon_bourse = bourse.niveau_bourse
-    return data
 
 
 class UpstreamMenBackend:

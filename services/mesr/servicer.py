@@ -50,5 +50,6 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The v3 API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.
-        data.ClearField("identite")
-        return mesr_pb2.GetStatutEtudiantByFranceConnectResponse(data=data)
+        return mesr_pb2.GetStatutEtudiantByFranceConnectResponse(
+            data=mesr_pb2.StatutEtudiantFranceConnectData(admissions=data.admissions)
+        )

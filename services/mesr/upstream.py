@@ -28,9 +28,9 @@ of which the date is kept)::
 ``nomFamille`` must be there (a 200 without it is an unknown answer, 25999);
 each registration becomes one v3 admission, ``est_inscrit`` when its status is
 "inscrit", its training regime coded RF1 to RF7 from the ministry's label (an
-unknown label keeps an empty code and is logged, label only). Types are
-checked strictly; anything else is 25999. A 404 is 25003, worded after how the
-student was designated.
+unknown label has a null code and is logged, label only). What the directory
+does not send is null in the v3 object. Types are checked strictly; anything
+else is 25999. A 404 is 25003, worded after how the student was designated.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def statut_etudiant(answer: StudentAnswer) -> mesr_pb2.StatutEtudiantData:
     data = mesr_pb2.StatutEtudiantData(
         identite=mesr_pb2.Identite(
             nom_naissance=answer.nom_famille,
-            prenom=answer.prenom or "",
-            date_naissance=(answer.date_naissance or "")[:10],
+            prenom=answer.prenom,
+            date_naissance=answer.date_naissance[:10] if answer.date_naissance else None,
         )
     )
     for inscription in answer.inscriptions:
@@ -113,8 +113,8 @@ def statut_etudiant(answer: StudentAnswer) -> mesr_pb2.StatutEtudiantData:
                 date_debut=inscription.date_debut[:10],
                 date_fin=inscription.date_fin[:10],
                 est_inscrit=inscription.statut == _ENROLLED,
-                regime_formation=mesr_pb2.RegimeFormation(libelle=inscription.regime, code=code or ""),
-                code_cog_insee_commune=inscription.code_commune or "",
+                regime_formation=mesr_pb2.RegimeFormation(libelle=inscription.regime, code=code),
+                code_cog_insee_commune=inscription.code_commune,
                 etablissement_etudes=mesr_pb2.EtablissementEtudes(
                     uai=inscription.etablissement.uai, nom=inscription.etablissement.nom_etablissement
                 ),

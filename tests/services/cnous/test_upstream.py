@@ -9,10 +9,10 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from contract.v3_json import render
 from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.cnous.app import CNOUS
@@ -81,12 +81,7 @@ async def test_by_identity_is_mapped_and_authenticated(
     """POST of the civility with a bearer token and the correlation id; the answer is the v4 object."""
     fake.script("/civility", json_answer(ANSWER))
     data = await backend.by_identity(IDENTITY, CALLER)
-    assert json_format.MessageToDict(data, preserving_proto_field_name=True) == {
-        **ANSWER,
-        # proto3 leaves false out of the JSON form
-        "statut_boursier": {"est_boursier": True},
-        "echelon_bourse": {"echelon": "0bis"},
-    }
+    assert render(data) == ANSWER
     (request,) = fake.to("/civility")
     assert json.loads(request.body) == {
         "lastName": "MERCIER", "firstNames": "ZOÉ, ANNE", "birthDate": "2006-03-21", "birthPlace": "56260",
@@ -100,9 +95,25 @@ async def test_by_identity_is_mapped_and_authenticated(
 
 async def test_by_ine_and_france_connect_paths(fake: FakeProvider, backend: UpstreamCnousBackend) -> None:
     """The INE goes in the path; a FranceConnect user's identity goes under FranceConnect's claim names."""
-    fake.script(f"/ine/{INE}", json_answer({"statut_boursier": {"est_boursier": False, "est_radie": False}}))
+    fake.script(
+        f"/ine/{INE}",
+        json_answer(
+            {
+                "statut_boursier": {"est_boursier": False, "est_radie": False},
+                "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 0},
+            }
+        ),
+    )
     fake.script("/france_connect", json_answer(ANSWER))
-    assert not (await backend.by_ine(INE, CALLER)).statut_boursier.est_boursier
+    # What the Cnous does not send is null; false and a duree of 0 stay values.
+    assert render(await backend.by_ine(INE, CALLER)) == {
+        "statut_boursier": {"est_boursier": False, "est_radie": False, "date_radiation": None},
+        "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 0.0},
+        "etablissement_etudes": None,
+        "echelon_bourse": None,
+        "email": None,
+        "identite": None,
+    }
     await backend.by_france_connect(IDENTITY, CALLER)
     (request,) = fake.to("/france_connect")
     assert json.loads(request.body) == {

@@ -7,9 +7,9 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
+from contract.v3_json import render
 from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.france_travail.app import FRANCE_TRAVAIL
@@ -86,15 +86,17 @@ async def test_statut_is_mapped_and_the_request_carries_the_caller(
     """POST of the identifiant with token, consumer and correlation id; the answer is the v3 object."""
     fake.script("/statut", json_answer(STATUT))
     data = await backend.statut(IDENTIFIANT, CALLER)
-    assert json_format.MessageToDict(data, preserving_proto_field_name=True) == {
+    # What France Travail sends as null or "" is the v3 null.
+    assert render(data) == {
         "identifiant": IDENTIFIANT,
         "identite": {"civilite": "MME", "nom_naissance": "FONTAINE", "nom_usage": "ROCHE", "prenom": "CLAIRE",
                      "sexe": "Féminin", "date_naissance": "1988-03-14"},
-        "contact": {"telephone": "0612345678", "email": "claire@example.org"},
+        "contact": {"telephone": "0612345678", "telephone2": None, "email": "claire@example.org"},
         "adresse": {"code_postal": "75011", "code_cog_insee_commune": "75111", "localite": "75011 PARIS",
                     "ligne_voie": "8 RUE DES GLYCINES", "ligne_complement_destinataire": "APPARTEMENT 12",
+                    "ligne_complement_adresse": None, "ligne_complement_distribution": None,
                     "ligne_nom": "MME ROCHE"},
-        "inscription": {"date_debut": "2025-02-03",
+        "inscription": {"date_debut": "2025-02-03", "date_fin": None,
                         "categorie": {"code": 1, "libelle": "PERSONNE SANS EMPLOI"},
                         "code_certification_cnav": "VC"},
     }  # fmt: skip
@@ -122,10 +124,11 @@ async def test_payments_most_recent_first(fake: FakeProvider, backend: UpstreamF
     fake.script("/indemnites", json_answer(PAIEMENTS))
     data = await backend.indemnites(IDENTIFIANT, CALLER)
     assert data.identifiant == IDENTIFIANT
-    assert [(p.date_versement, p.montant_total, p.montant_aides) for p in data.paiements] == [
-        ("2026-11-05", 1180.5, 0.0),
-        ("2026-10-05", 1321.75, 150.0),
+    amounts = [
+        (p["date_versement"], p["montant_total"], p["montant_aides"], p["montant_autres"])
+        for p in render(data)["paiements"]
     ]
+    assert amounts == [("2026-11-05", 1180.5, 0.0, 0.0), ("2026-10-05", 1321.75, 150.0, 20.0)]
     (request,) = fake.to("/indemnites")
     assert request.param("loginMnemotechnique") == IDENTIFIANT
     assert request.headers["x-pe-consommateur"] == "DINUM - jti-42"

@@ -6,10 +6,10 @@ import datetime as dt
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
+from contract.v3_json import render
 from tests.rich_status import rich_status
 
 THIS_YEAR = dt.date.today().year
@@ -47,8 +47,8 @@ def search(
 
 
 def as_json(message: men_pb2.ScolariteData) -> dict[str, object]:
-    """The v4 JSON form of a data object (proto3 leaves false booleans out)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """The v4 JSON form of a data object."""
+    return render(message)
 
 
 async def test_pupil_in_one_establishment_gets_the_v4_data_object(
@@ -59,7 +59,11 @@ async def test_pupil_in_one_establishment_gets_the_v4_data_object(
     assert as_json(response.data) == {
         "identite": {"nom": "ROCHE", "prenom": "LÉA", "sexe": "F", "date_naissance": "2013-04-09"},
         "module_elementaire_formation": {"code_mef_stat": "10310019110", "libelle": "3EME"},
-        "etablissement": {"code_uai": "0132733A", "code_ministere_tutelle": "06"},
+        "etablissement": {
+            "code_uai": "0132733A",
+            "code_ministere_tutelle": "06",
+            "nom": "COLLEGE MARCEL PAGNOL",
+        },
         "annee_scolaire": "2026-2027",
         "est_scolarise": True,
         "statut_eleve": {"code": "ST", "libelle": "SCOLAIRE"},
@@ -86,28 +90,30 @@ async def test_lyceen_at_the_top_echelon_found_by_departement(men: men_pb2_grpc.
 
 
 async def test_primary_pupil_without_scholarship_or_mef(men: men_pb2_grpc.MenServiceAsyncStub) -> None:
-    """A 1D pupil has no scholarship (échelon unset, not 0) and a MEF with both fields null."""
+    """A 1D pupil has no scholarship (échelon null, not 0) and a MEF with both fields null."""
     response = await men.GetScolariteByIdentity(
         search(
             person("Dupuis", "Nathan", 2017, 2, 14, "M"), codes_bcn_regions=["16"], degre_etablissement="1D"
         )
     )
-    data = response.data
-    assert data.est_boursier is False
-    assert not data.HasField("echelon_bourse")
-    assert data.HasField("module_elementaire_formation")
-    assert as_json(data)["module_elementaire_formation"] == {}
+    data = as_json(response.data)
+    assert (data["est_boursier"], data["echelon_bourse"]) == (False, None)
+    assert data["module_elementaire_formation"] == {"code_mef_stat": None, "libelle": None}
 
 
 async def test_apprentice_status(men: men_pb2_grpc.MenServiceAsyncStub) -> None:
-    """An apprentice is schooled under status AP; an unknown supervising ministry is left unset."""
+    """An apprentice is schooled under status AP; an unknown supervising ministry is null."""
     response = await men.GetScolariteByIdentity(
         search(person("Perrin", "Enzo", 2009, 5, 5, "M"), code_etablissement="0690128D")
     )
     data = as_json(response.data)
     assert data["statut_eleve"] == {"code": "AP", "libelle": "APPRENTI"}
-    assert data["etablissement"] == {"code_uai": "0690128D"}
-    assert "echelon_bourse" not in data
+    assert data["etablissement"] == {
+        "code_uai": "0690128D",
+        "code_ministere_tutelle": None,
+        "nom": "LYCEE PROFESSIONNEL LES CANUTS",
+    }
+    assert data["echelon_bourse"] is None
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
+from contract.v3_json import render
 from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.men.app import MEN
@@ -90,10 +90,11 @@ async def test_search_by_perimeter(fake: FakeProvider, backend: UpstreamMenBacke
     """POST with the perimeter, bearer, partner SIRET and correlation id; the answer is the v4 object."""
     fake.script(PATH, json_answer(ANSWER))
     data = await backend.scolarite(BY_DEPARTEMENT, CALLER)
-    assert json_format.MessageToDict(data, preserving_proto_field_name=True) == {
+    assert render(data) == {
         "identite": {"nom": "MOREAU", "prenom": "LUCAS", "sexe": "M", "date_naissance": "2012-04-09"},
         "module_elementaire_formation": {"code_mef_stat": "21110010001", "libelle": "5EME"},
-        "etablissement": {"code_uai": "0130001A", "code_ministere_tutelle": "06"},
+        # The ministry does not name the establishment.
+        "etablissement": {"code_uai": "0130001A", "code_ministere_tutelle": "06", "nom": None},
         "annee_scolaire": "2026-2027",
         "est_scolarise": True,
         "statut_eleve": {"code": "ST", "libelle": "SCOLAIRE"},
@@ -114,11 +115,11 @@ async def test_search_by_perimeter(fake: FakeProvider, backend: UpstreamMenBacke
 async def test_search_in_one_establishment_without_bourse(
     fake: FakeProvider, backend: UpstreamMenBackend
 ) -> None:
-    """An establishment goes as code-uai; no info-bourse is no scholarship and no échelon."""
+    """An establishment goes as code-uai; without info-bourse the scholarship is unknown: null, not false."""
     fake.script(PATH, json_answer({**ANSWER, "info-bourse": None}))
     query = ScolariteQuery(identity=IDENTITY, first_year=2026, code_etablissement="0130001A")
     data = await backend.scolarite(query, CALLER)
-    assert not data.est_boursier and not data.HasField("echelon_bourse")
+    assert (render(data)["est_boursier"], render(data)["echelon_bourse"]) == (None, None)
     body = json.loads(fake.to(PATH)[0].body)
     assert body["code-uai"] == "0130001A"
     assert "type-perimetre" not in body and "degre-etablissement" not in body
