@@ -147,12 +147,15 @@ def cluster() -> Iterator[list[RedisProcess]]:
             capture_output=True,
             timeout=30,
         )
-        client = redis.Redis(port=nodes[0].port)
-        deadline = time.monotonic() + 10
-        while client.cluster("info")["cluster_state"] != "ok":
+        # Every node, not only the first: on a loaded machine the others learn the slots later,
+        # and a client that asks one of them first would see CLUSTERDOWN.
+        clients = [redis.Redis(port=node.port) for node in nodes]
+        deadline = time.monotonic() + 20
+        while any(c.cluster("info")["cluster_state"] != "ok" for c in clients):
             assert time.monotonic() < deadline, "the cluster did not converge"
             time.sleep(0.05)
-        client.close()
+        for c in clients:
+            c.close()
         yield nodes
     finally:
         for node in nodes:
