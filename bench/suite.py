@@ -39,6 +39,7 @@ from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadResult, LoadSpec, run_load
 from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
+from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
 
@@ -332,7 +333,7 @@ class _Run:
         delayed = self._passthrough("delay-proxy", self.cnaf.address, routes, delay)
         addresses = {f"{name.upper()}_ADDRESS": delayed.address for name in providers}
         gateway = self.mesh.start("gateway-fanout", ["-m", "gateway"], {**self.gateway_env, **addresses})
-        token = issuer.issue(all_scopes(), SIRET, rate_limit=1_000_000)
+        token = issuer.issue(contract_scopes(), SIRET, rate_limit=1_000_000)
         one_provider = self.spec(delayed, self.recipient, low_load=True)
         self.report.lookup_baseline = run_load(one_provider)
         self.report.lookup = run_load(
@@ -374,13 +375,6 @@ def lookup_request() -> bytes:
     request.parameters.annee_scolaire = f"{dt.date.today().year - 1}-{dt.date.today().year}"
     request.parameters.identifiant_france_travail = "bench"
     return request.SerializeToString()
-
-
-def all_scopes() -> frozenset[str]:
-    """Every scope of every provider, as the admin CLI knows them."""
-    from gateway.admin.scopes import known_scopes  # noqa: PLC0415 - only there once the gateway is
-
-    return known_scopes()
 
 
 # -- the table --------------------------------------------------------------------------------------

@@ -197,9 +197,9 @@ def _accepts(route: Route, kind: str) -> bool:
 
 def choose_route(routes: RouteTable, label: str, document: dict[str, Any]) -> Route:
     """The method of API ``label`` that takes the subject of ``document``."""
-    of_api = [route for route in routes.routes if route.api == label]
+    of_api = [route for route in routes.routes if route.api_label == label]
     if not of_api:
-        known = ", ".join(sorted({route.api for route in routes.routes}))
+        known = ", ".join(sorted({route.api_label for route in routes.routes}))
         raise UsageError(f"unknown API {label!r}; one of: {known}")
     kind = _kind(document)
     for route in of_api:
@@ -279,7 +279,7 @@ def cmd_call(args: argparse.Namespace, session: Session) -> int:
     if session.json:
         print(dumps(answer_of(answer)))
     else:
-        _print([f"{route.api} ({route.method}): OK", *answer_lines(answer, 1)])
+        _print([f"{route.api_label} ({route.method}): OK", *answer_lines(answer, 1)])
     return EXIT_OK
 
 

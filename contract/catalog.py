@@ -47,7 +47,7 @@ class ApiCatalog:
     """
 
     def __init__(self, routes: RouteTable) -> None:
-        labels = {route.api for route in routes.routes}
+        labels = {route.api_label for route in routes.routes}
         self._by_api: dict[int, ApiRoutes] = {}
         problems = []
         for value in gateway_pb2.Api.DESCRIPTOR.values:
@@ -58,7 +58,7 @@ class ApiCatalog:
                 problems.append(f"{value.name} names {label or 'no API'}, which no provider method declares")
                 continue
             self._by_api[value.number] = ApiRoutes(
-                value.number, label, tuple(route for route in routes.routes if route.api == label)
+                value.number, label, tuple(route for route in routes.routes if route.api_label == label)
             )
         self._by_label = {entry.label: api for api, entry in self._by_api.items()}
         problems.extend(f"no Api value names {label}" for label in sorted(labels - self._by_label.keys()))

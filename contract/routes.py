@@ -11,6 +11,7 @@ start-up: a field nobody decided about must not leak by default.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -91,7 +92,7 @@ class Route:
     """The method's name."""
     path: str
     """The gRPC path, ``/<service>/<method>``."""
-    api: str
+    api_label: str
     """The API's label (``api_route.api``): ``<provider>.<api>``, the unit of usage statistics."""
     http_paths: tuple[str, ...]
     """The method's paths in the published OpenAPI spec (``api_route.http_paths``)."""
@@ -163,7 +164,7 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
                         service=service.full_name,
                         method=method.name,
                         path=path,
-                        api=declared.api,
+                        api_label=declared.api,
                         http_paths=tuple(declared.http_paths),
                         subject=subject,
                         lookup_parameters=_lookup_parameters(method.input_type, problems),
@@ -276,3 +277,9 @@ def _plan(
     )
     plans[message.full_name] = plan
     return plan
+
+
+@functools.cache
+def contract_scopes() -> frozenset[str]:
+    """Every scope the provider contracts name: what a token may carry and the admin CLI accepts."""
+    return frozenset(scope for route in build_routes().routes for scope in route.scopes | route.plan.scopes)

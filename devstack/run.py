@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.routes import contract_scopes
 from devstack.processes import Issuer, ProcessGroup, admin
-from gateway.admin.scopes import known_scopes
 from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def demo_token(redis_url: str) -> str:
     if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
         admin("keygen", "--keys-dir", str(_KEYS_DIR), "--kid", _DEMO_KID)
     return Issuer(_KEYS_DIR, _DEMO_KID, redis_url).issue(
-        known_scopes(), _DEMO_RECIPIENT, label="make run demo"
+        contract_scopes(), _DEMO_RECIPIENT, label="make run demo"
     )
 
 

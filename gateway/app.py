@@ -6,7 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from contract.catalog import ApiCatalog
-from contract.routes import build_routes
+from contract.routes import build_routes, contract_scopes
 from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
@@ -87,8 +87,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
     channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
-    contract_scopes = {scope for route in routes.routes for scope in route.scopes | route.plan.scopes}
-    france_connect = build_france_connect(settings, contract_scopes)
+    france_connect = build_france_connect(settings, contract_scopes())
     availability = AvailabilityTracker(
         channels.pools,
         retry_seconds=settings.availability_retry_seconds,

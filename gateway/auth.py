@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from runtime.errors import expired_token, invalid_token
 
-_LOG = structlog.get_logger("auth")
+_LOG = structlog.get_logger(__name__)
 
 AUTHORIZATION_KEY = "authorization"
 _SCHEME = "Bearer "

@@ -32,7 +32,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-_LOG = structlog.get_logger("gateway.availability")
+_LOG = structlog.get_logger(__name__)
 
 FAILURES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN}

@@ -522,4 +522,4 @@ class CallPath:
             subject_digest="" if subject is None else self._journal.subject_digest(subject),
         )
         if token is not None and route is not None:
-            self._count_usage(token.jti, route.api, status)
+            self._count_usage(token.jti, route.api_label, status)

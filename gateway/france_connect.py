@@ -53,7 +53,7 @@ from runtime.errors import ApiError, api_error, provider_unknown_answer
 from runtime.providers import FRANCE_CONNECT
 from runtime.upstream import UpstreamClient
 
-_LOG = structlog.get_logger("gateway.france_connect")
+_LOG = structlog.get_logger(__name__)
 
 ACCESS_TOKEN_MAX_CHARS = 4096
 """Longest FranceConnect access token accepted; anything longer is refused before any call."""
@@ -175,19 +175,19 @@ class FranceConnect:
 
     Args:
         source: Where introspection answers come from (sandbox or upstream).
-        known_scopes: The API Particulier scopes; the others of a FranceConnect token are dropped.
+        contract_scopes: The API Particulier scopes; the others of a FranceConnect token are dropped.
         clock: Wall clock in epoch seconds, against which ``exp`` is checked.
     """
 
     def __init__(
         self,
         source: IntrospectionSource,
-        known_scopes: Iterable[str],
+        contract_scopes: Iterable[str],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._source = source
-        self._known_scopes = frozenset(known_scopes)
+        self._contract_scopes = frozenset(contract_scopes)
         self._clock = clock
 
     async def resolve(self, access_token: str, caller: Caller) -> FranceConnectIdentity:
@@ -223,7 +223,7 @@ class FranceConnect:
         if pivot is None:
             _LOG.warning("france_connect_unexpected_body", part="identity")
             raise provider_unknown_answer(FRANCE_CONNECT)
-        scopes = frozenset((claims.scope or "").split()) & self._known_scopes
+        scopes = frozenset((claims.scope or "").split()) & self._contract_scopes
         return FranceConnectIdentity(pivot, scopes)
 
     async def fill(
@@ -308,14 +308,14 @@ class UpstreamIntrospection:
         await self._client.close()
 
 
-def build_france_connect(settings: GatewaySettings, known_scopes: Iterable[str]) -> FranceConnect:
+def build_france_connect(settings: GatewaySettings, contract_scopes: Iterable[str]) -> FranceConnect:
     """The FranceConnect resolver ``FRANCE_CONNECT_MODE`` asks for.
 
     Raises:
         ValueError: upstream mode without the client credentials.
     """
     if settings.france_connect_mode is FranceConnectMode.SANDBOX:
-        return FranceConnect(SandboxIntrospection(), known_scopes)
+        return FranceConnect(SandboxIntrospection(), contract_scopes)
     secret = settings.france_connect_client_secret.get_secret_value()
     if not settings.france_connect_client_id or not secret:
         raise ValueError(
@@ -331,4 +331,4 @@ def build_france_connect(settings: GatewaySettings, known_scopes: Iterable[str])
         timeout_seconds=settings.france_connect_timeout_seconds,
         verify=verify,
     )
-    return FranceConnect(source, known_scopes)
+    return FranceConnect(source, contract_scopes)

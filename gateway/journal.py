@@ -161,7 +161,7 @@ class Journal:
         """
         # A fresh proxy each time: a logger cached before logging was configured
         # (or captured in tests) would keep writing to the old processors.
-        structlog.get_logger("journal").info(
+        structlog.get_logger(__name__).info(
             EVENT,
             request_id=request_id,
             token_id=token_id,

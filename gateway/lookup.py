@@ -48,7 +48,7 @@ from runtime.errors import (
     missing_identifiant,
 )
 
-_LOG = structlog.get_logger("gateway.lookup")
+_LOG = structlog.get_logger(__name__)
 
 _TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -200,7 +200,7 @@ class LookupService:
             raise
         except Exception as exc:
             # One API's failure must not spoil the others: it is that API's INTERNAL, like a direct call's.
-            _LOG.error("lookup_call_failed", error_type=type(exc).__name__, api=target.route.api)
+            _LOG.error("lookup_call_failed", error_type=type(exc).__name__, api=target.route.api_label)
             raise internal_error() from None
         full_name = target.route.response_class.DESCRIPTOR.full_name
         return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer)

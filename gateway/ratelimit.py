@@ -97,7 +97,7 @@ REVOKED_SET = "revoked"
 _UNAVAILABLE_RETRY_SECONDS = 1.0
 _LOCAL_STATE_PRUNE_SIZE = 10_000
 
-_log = structlog.get_logger("gateway.ratelimit")
+_LOG = structlog.get_logger(__name__)
 
 DECISIONS = Counter(
     "gateway_rate_limit_decisions",
@@ -382,7 +382,7 @@ class RateLimiter:
         if self._down_since is None:
             self._down_since = now
             REDIS_BREAKER_OPEN.set(1)
-            _log.warning(
+            _LOG.warning(
                 "rate_limiter_redis_down",
                 error=type(exc).__name__,
                 failure_mode=self._settings.redis_failure_mode.value,
@@ -390,7 +390,7 @@ class RateLimiter:
 
     def _redis_works(self) -> None:
         if self._down_since is not None:
-            _log.info("rate_limiter_redis_back", down_seconds=round(self._clock() - self._down_since, 3))
+            _LOG.info("rate_limiter_redis_back", down_seconds=round(self._clock() - self._down_since, 3))
             self._down_since = None
             REDIS_BREAKER_OPEN.set(0)
             self._local.clear()
@@ -422,7 +422,7 @@ class RateLimiter:
                 async with asyncio.timeout(self._settings.redis_timeout_seconds * 4):
                     members = await self._redis.smembers(REVOKED_SET)
             except (RedisError, OSError, TimeoutError) as exc:
-                _log.debug("revocation_refresh_failed", error=type(exc).__name__)
+                _LOG.debug("revocation_refresh_failed", error=type(exc).__name__)
             else:
                 self._revoked_snapshot = frozenset(
                     m.decode() if isinstance(m, bytes) else str(m) for m in members

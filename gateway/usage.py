@@ -33,7 +33,7 @@ RETENTION_SECONDS = 62 * 24 * 3600
 SUCCESS = "OK"
 """The outcome of a successful call; only those count as proofs avoided."""
 
-_log = structlog.get_logger("gateway.usage")
+_LOG = structlog.get_logger(__name__)
 
 _Key = tuple[str, str, str, str]  # token id, day, api, outcome
 
@@ -122,7 +122,7 @@ class UsageRecorder:
         try:
             await self.flush()
         except (RedisError, OSError, TimeoutError) as exc:
-            _log.warning("usage_lost_at_close", error=type(exc).__name__, calls=self.pending)
+            _LOG.warning("usage_lost_at_close", error=type(exc).__name__, calls=self.pending)
 
     async def flush(self) -> int:
         """Write the pending counts, one transaction per hash slot.
@@ -184,7 +184,7 @@ class UsageRecorder:
                 # which could be applied by Redis and then counted again.
                 await asyncio.shield(self.flush())
             except (RedisError, OSError, TimeoutError) as exc:
-                _log.warning("usage_flush_failed", error=type(exc).__name__, pending=self.pending)
+                _LOG.warning("usage_flush_failed", error=type(exc).__name__, pending=self.pending)
 
     async def usage_of(self, token_id: str, days: int) -> list[tuple[str, str, str, int]]:
         """A token's calls over the last days, as written to Redis.

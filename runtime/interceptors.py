@@ -33,7 +33,7 @@ from runtime import metrics, tracing
 from runtime.context import REQUEST_ID_KEY, open_call
 from runtime.errors import ApiError, internal_error
 
-_LOG = structlog.get_logger("call")
+_LOG = structlog.get_logger(__name__)
 # A caller-supplied id is echoed back and logged, so it must be short and inert.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DETAILS_KEY = "grpc-status-details-bin"

@@ -28,7 +28,7 @@ from runtime.settings import ServerSettings
 from runtime.tracing import configure_tracing
 from runtime.tracing import shutdown as shutdown_tracing
 
-_LOG = structlog.get_logger("server")
+_LOG = structlog.get_logger(__name__)
 # Unix signal 15, sent by Kubernetes and `kill`; and 2, sent by Ctrl-C.
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -42,7 +42,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from runtime.settings import ServerSettings, TracesExporter
 
-_LOG = structlog.get_logger("tracing")
+_LOG = structlog.get_logger(__name__)
 _INSTRUMENTATION = "apiparticulier.mesh"
 
 # W3C trace context only: baggage would let a caller push arbitrary values into every hop.

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 import redis
 
+from contract.routes import contract_scopes
 from gateway.admin import keys, registry
-from gateway.admin.scopes import known_scopes
 from gateway.recipient import is_valid_siret
 from gateway.redis_client import close_sync, connect_sync
 from gateway.settings import GatewaySettings
@@ -85,7 +85,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _checked_scopes(requested: Sequence[str]) -> list[str]:
-    known = known_scopes()
+    known = contract_scopes()
     unknown = sorted({scope for scope in requested if scope not in known})
     if unknown:
         raise UsageError(f"unknown scope(s): {', '.join(unknown)}; known scopes: {', '.join(sorted(known))}")

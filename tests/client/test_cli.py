@@ -15,10 +15,9 @@ import pytest
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from client.cli import build_parser, lookup_request
 from contract.catalog import ApiCatalog
-from contract.routes import build_routes
+from contract.routes import build_routes, contract_scopes
 from devstack.redis import free_port
 from devstack.run import client_examples, client_setup
-from gateway.admin.scopes import known_scopes
 from tests.gateway.conftest import Mesh
 from tests.gateway.tokens import TokenFactory
 
@@ -52,7 +51,7 @@ def address(mesh: Mesh) -> str:
 
 
 def all_scopes(mesh: Mesh) -> TokenFactory:
-    return TokenFactory(mesh.factory.key, scopes=sorted(known_scopes()))
+    return TokenFactory(mesh.factory.key, scopes=sorted(contract_scopes()))
 
 
 async def run(mesh: Mesh, *args: str, token: str | None = None, env: dict[str, str] | None = None) -> Done:

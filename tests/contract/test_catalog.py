@@ -18,9 +18,9 @@ def test_every_api_value_names_the_routes_of_its_api() -> None:
         entry = catalog.apis[value.number]
         assert entry.label == value.GetOptions().Extensions[options_pb2.api_label]
         assert entry.routes, value.name
-        assert all(route.api == entry.label for route in entry.routes)
+        assert all(route.api_label == entry.label for route in entry.routes)
         assert catalog.api_of_label(entry.label) == value.number
-    assert {route.api for route in routes.routes} == {entry.label for entry in catalog.apis.values()}
+    assert {route.api_label for route in routes.routes} == {entry.label for entry in catalog.apis.values()}
     assert catalog.label_of(gateway_pb2.API_QUOTIENT_FAMILIAL) == "cnaf.quotient_familial"
     scolarite = catalog.apis[gateway_pb2.API_SCOLARITE]
     assert scolarite.route_for(options_pb2.SUBJECT_KIND_FRANCE_CONNECT) is None

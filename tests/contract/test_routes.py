@@ -49,7 +49,7 @@ def test_every_provider_method_is_routed_with_its_scopes() -> None:
     route = paths["/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"]
     assert route.provider == "cnaf"
     assert route.service == "apiparticulier.cnaf.v1.CnafService"
-    assert route.api == "cnaf.quotient_familial"
+    assert route.api_label == "cnaf.quotient_familial"
     assert route.scopes == {"cnaf_quotient_familial", "cnaf_allocataires", "cnaf_enfants", "cnaf_adresse"}
     assert route.request_class is cnaf_pb2.GetQuotientFamilialByIdentityRequest
     assert route.response_class is cnaf_pb2.GetQuotientFamilialByIdentityResponse
@@ -67,7 +67,7 @@ def test_routes_carry_what_the_contract_declares() -> None:
     """API label, HTTP paths, subject field and Lookup parameters come from the options, not from names."""
     paths = build_routes().by_path()
     men = paths["/apiparticulier.men.v1.MenService/GetScolariteByIdentity"]
-    assert men.api == "men.scolarite"
+    assert men.api_label == "men.scolarite"
     assert men.http_paths == ("/v4/men/scolarites/identite",)
     assert men.subject == SubjectField("identite", options_pb2.SUBJECT_KIND_IDENTITY_PIVOT)
     assert {(p.field, p.parameter) for p in men.lookup_parameters} == {

@@ -18,8 +18,8 @@ import redis.asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
-from gateway.admin.scopes import known_scopes
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
@@ -264,8 +264,8 @@ def test_missing_arguments_are_usage_errors() -> None:
     assert admin().returncode == 2
 
 
-def test_known_scopes_come_from_the_contracts() -> None:
-    scopes = known_scopes()
+def test_contract_scopes_come_from_the_contracts() -> None:
+    scopes = contract_scopes()
     for scope in (
         "cnaf_quotient_familial",
         "complementaire_sante_solidaire",
