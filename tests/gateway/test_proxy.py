@@ -15,7 +15,6 @@ import grpc
 import jwt
 import pytest
 import redis.asyncio
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -246,15 +245,27 @@ async def test_eddsa_tokens_work_too(mesh: Mesh) -> None:
     assert response.data.quotient_familial.valeur == 2550
 
 
+async def _direct_quotient_familial(mesh: Mesh) -> cnaf_pb2.GetQuotientFamilialByIdentityResponse:
+    """The provider's own answer, asked without the gateway."""
+    direct: cnaf_pb2.GetQuotientFamilialByIdentityResponse = await cnaf_pb2_grpc.CnafServiceStub(
+        mesh.cnaf_channel
+    ).GetQuotientFamilialByIdentity(qf_request())
+    return direct
+
+
 async def test_only_quotient_familial_scope_masks_everything_else(mesh: Mesh) -> None:
-    """A token with only cnaf_quotient_familial gets quotient_familial and nothing else."""
+    """With cnaf_quotient_familial only: the provider's quotient_familial as sent, the rest withheld."""
     stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
     response = await stub.GetQuotientFamilialByIdentity(
         qf_request(), metadata=metadata(mesh.factory.bearer(scopes=["cnaf_quotient_familial"]))
     )
-    data = json_format.MessageToDict(response.data, preserving_proto_field_name=True)
-    assert set(data) == {"quotient_familial"}
-    assert data["quotient_familial"]["valeur"] == 2550
+    direct = await _direct_quotient_familial(mesh)
+    assert direct.data.enfants and direct.data.allocataires and direct.data.HasField("adresse")
+    expected = cnaf_pb2.GetQuotientFamilialByIdentityResponse()
+    expected.data.quotient_familial.CopyFrom(direct.data.quotient_familial)
+    expected.withheld.paths.extend(["allocataires", "enfants", "adresse"])
+    assert response == expected
+    assert response.data.quotient_familial.valeur == 2550
 
 
 async def test_enfants_scope_alone(mesh: Mesh) -> None:
@@ -263,8 +274,12 @@ async def test_enfants_scope_alone(mesh: Mesh) -> None:
     response = await stub.GetQuotientFamilialByIdentity(
         qf_request(), metadata=metadata(mesh.factory.bearer(scopes=["cnaf_enfants", "unrelated"]))
     )
-    data = json_format.MessageToDict(response.data, preserving_proto_field_name=True)
-    assert set(data) == {"enfants"}
+    direct = await _direct_quotient_familial(mesh)
+    assert list(response.data.enfants) == list(direct.data.enfants)
+    assert len(response.data.enfants) == 2
+    assert not response.data.HasField("quotient_familial")
+    assert not response.data.allocataires and not response.data.HasField("adresse")
+    assert sorted(response.withheld.paths) == ["adresse", "allocataires", "quotient_familial"]
 
 
 async def test_no_matching_scope_is_00100(mesh: Mesh) -> None:
@@ -327,7 +342,7 @@ async def test_provider_gets_context_and_a_bounded_deadline(mesh: Mesh) -> None:
     assert seen.metadata["x-token-id"] == jti
     assert "authorization" not in seen.metadata
     # grpc-timeout travels rounded up to its unit, hence a few milliseconds of slack.
-    assert seen.time_remaining is not None and 0 < seen.time_remaining <= 2.0 + 0.05
+    assert seen.time_remaining is not None and 2.0 - 0.5 < seen.time_remaining <= 2.0 + 0.05
 
     for timeout in (None, 600.0):  # no deadline, or a longer one: the gateway's default bounds it
         await stub.GetComplementaireSanteSolidaireByIdentity(
