@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from contract.v3_json import DATA_FIELD, WITHHELD_FIELD, data_object, render, withheld_of
-from runtime.providers import PROVIDERS
+from tests.contract.contracts import messages_under, provider_responses
 
 _OPTIONAL = FieldDescriptor.LABEL_OPTIONAL
 _REPEATED = FieldDescriptor.LABEL_REPEATED
@@ -147,24 +147,6 @@ def test_the_c2s_answer_of_a_person_not_covered() -> None:
     }
 
 
-def _messages_under(message: Descriptor, seen: dict[str, Descriptor]) -> None:
-    if message.full_name in seen or message.full_name.startswith("google.protobuf."):
-        return
-    seen[message.full_name] = message
-    for field in message.fields:
-        if field.message_type is not None:
-            _messages_under(field.message_type, seen)
-
-
-def _provider_responses() -> list[Descriptor]:
-    return [
-        method.output_type
-        for provider in PROVIDERS
-        for service in provider.contract().DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    ]
-
-
 def _data_type(response: Descriptor) -> Descriptor:
     data_type = response.fields_by_name[DATA_FIELD].message_type
     assert data_type is not None
@@ -173,7 +155,7 @@ def _data_type(response: Descriptor) -> Descriptor:
 
 def test_every_provider_response_is_data_and_withheld() -> None:
     """Each provider response holds its data object at 1 and the withheld field mask at 2, nothing else."""
-    for response in _provider_responses():
+    for response in provider_responses():
         fields = {
             (field.name, field.number, field.message_type.full_name if field.message_type else None)
             for field in response.fields
@@ -183,12 +165,10 @@ def test_every_provider_response_is_data_and_withheld() -> None:
 
 def test_every_data_field_has_explicit_presence() -> None:
     """Every field under a provider response's data is a list or has presence: set and null differ."""
-    seen: dict[str, Descriptor] = {}
-    for response in _provider_responses():
-        _messages_under(_data_type(response), seen)
+    seen = messages_under(*(_data_type(response) for response in provider_responses()))
     implicit = [
         field.full_name
-        for message in seen.values()
+        for message in seen
         for field in message.fields
         if not field.is_repeated and not field.has_presence
     ]
