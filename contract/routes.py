@@ -66,7 +66,7 @@ class SubjectField:
 
     name: str
     """The field's name."""
-    kind: int
+    kind: options_pb2.SubjectKind.ValueType
     """Its ``SubjectKind``."""
 
 
@@ -181,7 +181,7 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
     return RouteTable(tuple(routes))
 
 
-_SUBJECT_TYPES: dict[int, str | None] = {
+_SUBJECT_TYPES: dict[options_pb2.SubjectKind.ValueType, str | None] = {
     options_pb2.SUBJECT_KIND_IDENTITY_PIVOT: identity_pb2.IdentityPivot.DESCRIPTOR.full_name,
     options_pb2.SUBJECT_KIND_FRANCE_CONNECT: identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name,
     options_pb2.SUBJECT_KIND_INE: None,

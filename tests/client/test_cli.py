@@ -109,14 +109,67 @@ async def test_the_commands_make_run_prints_work_as_printed(mesh: Mesh) -> None:
     assert "provider" in pings and "cnaf" in pings and "men" in pings
 
 
-async def test_json_output_is_proto3_json_with_field_names(mesh: Mesh) -> None:
+MOREAU = [
+    "--nom",
+    "MOREAU",
+    "--prenom",
+    "JEAN",
+    "--sexe",
+    "M",
+    "--naissance",
+    "1958-04-03",
+    "--pays",
+    "99100",
+]
+
+
+async def test_json_output_is_the_exact_v3_data_object(mesh: Mesh) -> None:
+    """false and null are printed as the v3 API sends them, not dropped."""
     done = await run(
-        mesh, "call", "cnaf.quotient_familial", *LEFEBVRE, "--json", token=all_scopes(mesh).token()
+        mesh, "call", "cnaf.revenu_solidarite_active", *MOREAU, "--json", token=all_scopes(mesh).token()
     )
-    assert done.code == 0
+    assert done.code == 0, done.err
+    assert json.loads(done.out) == {
+        "data": {"est_beneficiaire": False, "avec_majoration": None, "date_debut_droit": None},
+        "withheld": [],
+    }
+
+
+async def test_withheld_fields_are_named_not_shown_empty(mesh: Mesh) -> None:
+    """A token without the household scopes: the lists are withheld, named, and not printed as empty."""
+    token = TokenFactory(mesh.factory.key, scopes=["cnaf_quotient_familial"]).token()
+    done = await run(mesh, "call", "cnaf.quotient_familial", *LEFEBVRE, "--json", token=token)
+    assert done.code == 0, done.err
     body = json.loads(done.out)
-    assert body["data"]["quotient_familial"]["fournisseur"] == "CNAF"
-    assert body["data"]["allocataires"][0]["nom_naissance"] == "LEFEBVRE"
+    assert body["withheld"] == ["allocataires", "enfants", "adresse"]
+    assert list(body["data"]) == ["quotient_familial"]
+    readable = await run(mesh, "call", "cnaf.quotient_familial", *LEFEBVRE, token=token)
+    assert "(withheld: allocataires, enfants, adresse)" in readable.out
+    assert "enfants" not in readable.out.replace("(withheld: allocataires, enfants, adresse)", "")
+
+
+async def test_lookup_json_gives_each_api_its_v3_answer_or_error(mesh: Mesh) -> None:
+    """One entry per API asked: its label with the v3 data and withheld paths, or the error."""
+    token = TokenFactory(
+        mesh.factory.key, scopes=["revenu_solidarite_active", "cnaf_quotient_familial"]
+    ).token()
+    done = await run(
+        mesh,
+        "lookup",
+        "cnaf.revenu_solidarite_active",
+        "france_travail.statut",
+        *MOREAU,
+        "--json",
+        token=token,
+    )
+    assert done.code == 0, done.err
+    rsa, statut = json.loads(done.out)["results"]
+    assert rsa == {
+        "api": "cnaf.revenu_solidarite_active",
+        "data": {"est_beneficiaire": False, "date_debut_droit": None},
+        "withheld": ["avec_majoration"],
+    }
+    assert statut["api"] == "france_travail.statut" and statut["error"]["code"] == "00100"
 
 
 async def test_subject_file_with_flags_on_top(mesh: Mesh, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from types import ModuleType
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.descriptor import Descriptor
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import options_pb2
@@ -14,27 +13,15 @@ from apiparticulier.mesr.v1 import mesr_pb2
 from contract.routes import ContractError, LookupParameter, SubjectField, build_routes, field_options
 from gateway.masking import mask
 from runtime.providers import PROVIDERS
-
-
-def _messages_under(message: Descriptor, seen: dict[str, Descriptor]) -> None:
-    if message.full_name in seen or message.full_name.startswith("google.protobuf."):
-        return
-    seen[message.full_name] = message
-    for field in message.fields:
-        if field.message_type is not None:
-            _messages_under(field.message_type, seen)
+from tests.contract.contracts import messages_under, provider_responses
 
 
 def test_every_provider_response_field_carries_exactly_one_masking_option() -> None:
     """Every field of every provider response message (nested too) has scope xor visible_to_every_caller."""
-    seen: dict[str, Descriptor] = {}
-    for module in (p.contract() for p in PROVIDERS):
-        for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                _messages_under(method.output_type, seen)
+    seen = messages_under(*provider_responses())
     assert seen, "no provider response message found"
     offenders = []
-    for message in seen.values():
+    for message in seen:
         for field in message.fields:
             scope, visible = field_options(field)
             if (scope is not None) == visible:

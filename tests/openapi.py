@@ -1,0 +1,96 @@
+"""The published OpenAPI spec of API Particulier (contract/spec/), the oracle of the mesh's answers.
+
+The spec is OpenAPI 3.0, whose schemas are JSON Schema plus ``nullable``, a keyword
+JSON Schema does not know: `json_schema` translates it (``type: T`` with
+``nullable: true`` is ``type: [T, "null"]``) before `jsonschema` validates.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+from google.protobuf import descriptor_pool
+from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+
+from apiparticulier.common.v1 import options_pb2
+from contract.routes import Route
+
+SPEC_FILE = Path(__file__).resolve().parents[1] / "contract" / "spec" / "openapi-v3.yaml"
+
+
+@cache
+def spec() -> dict[str, Any]:
+    """The whole spec."""
+    loaded: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def http_paths(route: Route) -> tuple[str, ...]:
+    """The REST paths a provider method declares (its ``api_route`` option)."""
+    method = descriptor_pool.Default().FindMethodByName(f"{route.service}.{route.method}")
+    return tuple(method.GetOptions().Extensions[options_pb2.api_route].http_paths)
+
+
+def data_schema(path: str) -> dict[str, Any]:
+    """The spec's schema of the ``data`` object of a 200 answer to ``GET path``, untranslated."""
+    answer = spec()["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+    schema: dict[str, Any] = answer["schema"]["properties"]["data"]
+    return schema
+
+
+def json_schema(schema: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: ``nullable`` becomes a ``null`` type.
+
+    A ``null`` in an ``enum`` makes the schema nullable too: OpenAPI 3.0.3 wants
+    ``nullable: true`` beside it, but the spec lists null among the values of
+    fields the API does send as null (``code_certification_cnav``) without it.
+    """
+    if isinstance(schema, list):
+        return [json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    translated = {key: json_schema(value) for key, value in schema.items() if key != "nullable"}
+    nullable = schema.get("nullable") is True or None in schema.get("enum", ())
+    if nullable and "type" in schema:
+        translated["type"] = [schema["type"], "null"]
+        if "enum" in schema and None not in schema["enum"]:
+            translated["enum"] = [*schema["enum"], None]
+    return translated
+
+
+@cache
+def _validator(path: str) -> Draft7Validator:
+    schema = json_schema(data_schema(path))
+    Draft7Validator.check_schema(schema)
+    return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+
+
+def violations(path: str, data: Any) -> list[str]:
+    """How ``data`` breaks the spec's ``data`` schema of ``path``: one line per error, none when it fits."""
+    return [
+        f"{'.'.join(str(part) for part in error.absolute_path) or '(data)'}: {error.message}"
+        for error in _validator(path).iter_errors(data)
+    ]
+
+
+def example(schema: dict[str, Any]) -> Any:
+    """A value built from the field examples of a (untranslated) spec schema.
+
+    An object gets every property; an array its own example, else one item; a
+    field without example, null when nullable.
+
+    Raises:
+        KeyError: a field that cannot be null has no example.
+    """
+    if schema.get("type") == "object":
+        return {name: example(field) for name, field in schema.get("properties", {}).items()}
+    if "example" in schema:
+        return schema["example"]
+    if schema.get("type") == "array":
+        return [example(schema["items"])]
+    if schema.get("nullable") is True:
+        return None
+    raise KeyError(f"no example for a field that cannot be null: {schema}")
