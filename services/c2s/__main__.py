@@ -2,4 +2,5 @@
 
 from services.c2s.app import C2S
 
-C2S.run()
+if __name__ == "__main__":
+    C2S.run()

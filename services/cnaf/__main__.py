@@ -2,4 +2,5 @@
 
 from services.cnaf.app import CNAF
 
-CNAF.run()
+if __name__ == "__main__":
+    CNAF.run()

@@ -2,4 +2,5 @@
 
 from services.cnous.app import CNOUS
 
-CNOUS.run()
+if __name__ == "__main__":
+    CNOUS.run()

@@ -52,7 +52,7 @@ _ASCII_LOOK_ALIKES = str.maketrans(
     }
 )
 
-NotFound = Callable[[httpx.Response], ApiError | None]
+NotFoundAnswer = Callable[[httpx.Response], ApiError | None]
 """What a 404 answer stands for, None when the service does not recognise it."""
 
 
@@ -109,7 +109,7 @@ async def ask(
     caller: Caller,
     *,
     tokens: TokenSource,
-    not_found: NotFound,
+    not_found: NotFoundAnswer,
 ) -> httpx.Response:
     """Ask one prestation about a person.
 

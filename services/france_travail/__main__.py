@@ -2,4 +2,5 @@
 
 from services.france_travail.app import FRANCE_TRAVAIL
 
-FRANCE_TRAVAIL.run()
+if __name__ == "__main__":
+    FRANCE_TRAVAIL.run()

@@ -2,4 +2,5 @@
 
 from services.men.app import MEN
 
-MEN.run()
+if __name__ == "__main__":
+    MEN.run()

@@ -2,4 +2,5 @@
 
 from services.mesr.app import MESR
 
-MESR.run()
+if __name__ == "__main__":
+    MESR.run()

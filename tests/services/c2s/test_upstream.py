@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
+from functools import partial
 
 import grpc
 import pytest
@@ -17,6 +17,7 @@ from services.c2s.settings import C2sSettings
 from services.c2s.upstream import UpstreamC2sBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
+from tests.services.conftest import upstream_settings
 
 RNCPS = "99430000"
 CALLER = Caller(recipient="13002526500013", request_id="req-c2s-1", time_remaining=5.0)
@@ -32,26 +33,10 @@ IDENTITY = identity_pb2.IdentityPivot(
 )
 
 
-def settings_for(url: str, **overrides: Any) -> C2sSettings:
-    """Upstream settings pointing at ``url``."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_token_url": f"{url}/token",
-        "upstream_client_id": "c2s",
-        "upstream_client_secret": "secret",
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return C2sSettings(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake gateway with a working token endpoint."""
-    with FakeProvider() as provider:
-        provider.script("/token", json_answer({"access_token": "T", "expires_in": 600}))
-        yield provider
+settings_for = partial(
+    upstream_settings, C2sSettings, upstream_client_id="c2s", upstream_client_secret="secret"
+)
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 @pytest.fixture
@@ -86,7 +71,7 @@ async def test_covered_person(fake: FakeProvider, backend: UpstreamC2sBackend) -
     )
     (request,) = fake.to("/complementaire_sante_solidaire")
     assert (request.param("nomNaissance"), request.param("codeLieuNaissance")) == ("MARTIN", "75056")
-    assert request.headers["authorization"] == "Bearer T"
+    assert request.headers["authorization"] == "Bearer T1"
     assert request.headers["x-apipart-fsfinal"] == "13002526500013"
     assert request.headers["x-correlation-id"] == "req-c2s-1"
 

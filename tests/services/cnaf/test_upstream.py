@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -22,6 +23,7 @@ from services.cnaf.upstream import UpstreamCnafBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status
+from tests.services.conftest import upstream_settings
 
 CNAF, MSA, RNCPS = "00810011", "00171001", "99430000"
 RECIPIENT = "13002526500013"
@@ -46,17 +48,8 @@ def clients_json(prefix: str = "") -> dict[str, dict[str, str]]:
     return {name: {"client_id": f"{prefix}{name}", "client_secret": f"secret-{name}"} for name in PRESTATIONS}
 
 
-def settings_for(url: str, **overrides: Any) -> CnafSettings:
-    """Upstream settings pointing at ``url`` (the gateway and its token endpoint)."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_token_url": f"{url}/token",
-        "upstream_clients": clients_json(),
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return CnafSettings(**fields)
+settings_for = partial(upstream_settings, CnafSettings, upstream_clients=clients_json())
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
@@ -74,16 +67,6 @@ def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
     }
     fields.update(overrides)
     return identity_pb2.IdentityPivot(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake Sécurité sociale gateway with a working token endpoint."""
-    with FakeProvider() as provider:
-        provider.script(
-            "/token", json_answer({"access_token": "T1", "token_type": "Bearer", "expires_in": 600})
-        )
-        yield provider
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from services.cnous.upstream import UpstreamCnousBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status
+from tests.services.conftest import upstream_settings
 
 CALLER = Caller(recipient="13002526500013", request_id="req-cnous-1", time_remaining=5.0)
 INE = "2406123457A"
@@ -45,26 +47,10 @@ ANSWER: dict[str, Any] = {
 }  # fmt: skip
 
 
-def settings_for(url: str, **overrides: Any) -> CnousSettings:
-    """Upstream settings pointing at ``url``."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_token_url": f"{url}/token",
-        "upstream_client_id": "cnous",
-        "upstream_client_secret": "cnous-secret",
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return CnousSettings(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake Cnous with a working token endpoint."""
-    with FakeProvider() as provider:
-        provider.script("/token", json_answer({"access_token": "T1", "expires_in": 600}))
-        yield provider
+settings_for = partial(
+    upstream_settings, CnousSettings, upstream_client_id="cnous", upstream_client_secret="cnous-secret"
+)
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from services.france_travail.upstream import UpstreamFranceTravailBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status
+from tests.services.conftest import upstream_settings
 
 CALLER = Caller(recipient="13002526500013", request_id="req-ft-1", time_remaining=5.0, token_id="jti-42")
 IDENTIFIANT = "claire.fontaine75"
@@ -43,26 +45,13 @@ PAIEMENTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def settings_for(url: str, **overrides: Any) -> FranceTravailSettings:
-    """Upstream settings pointing at ``url``."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_token_url": f"{url}/token",
-        "upstream_client_id": "ft-client",
-        "upstream_client_secret": "ft-secret",
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return FranceTravailSettings(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake France Travail with a working token endpoint."""
-    with FakeProvider() as provider:
-        provider.script("/token", json_answer({"access_token": "T1", "expires_in": 600}))
-        yield provider
+settings_for = partial(
+    upstream_settings,
+    FranceTravailSettings,
+    upstream_client_id="ft-client",
+    upstream_client_secret="ft-secret",
+)
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 @pytest.fixture

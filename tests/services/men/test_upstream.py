@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from services.men.upstream import UpstreamMenBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status
+from tests.services.conftest import upstream_settings
 
 RECIPIENT = "13002526500013"
 CALLER = Caller(recipient=RECIPIENT, request_id="req-men-1", time_remaining=5.0)
@@ -49,26 +51,10 @@ ANSWER: dict[str, Any] = {
 }  # fmt: skip
 
 
-def settings_for(url: str, **overrides: Any) -> MenSettings:
-    """Upstream settings pointing at ``url``."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_token_url": f"{url}/token",
-        "upstream_client_id": "men",
-        "upstream_client_secret": "men-secret",
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return MenSettings(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake schooling directory with a working token endpoint."""
-    with FakeProvider() as provider:
-        provider.script("/token", json_answer({"access_token": "T1", "expires_in": 600}))
-        yield provider
+settings_for = partial(
+    upstream_settings, MenSettings, upstream_client_id="men", upstream_client_secret="men-secret"
+)
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 @pytest.fixture

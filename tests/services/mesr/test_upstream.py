@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ from services.mesr.upstream import UpstreamMesrBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.rich_status import rich_status
+from tests.services.conftest import upstream_settings
 
 CALLER = Caller(recipient="13002526500013", request_id="req-mesr-1", time_remaining=5.0, token_id="jti-9")
 PATH = "/etudiants"
@@ -47,24 +49,10 @@ ANSWER: dict[str, Any] = {
 }  # fmt: skip
 
 
-def settings_for(url: str, **overrides: Any) -> MesrSettings:
-    """Upstream settings pointing at ``url``."""
-    fields: dict[str, Any] = {
-        "backend": "upstream",
-        "upstream_base_url": url,
-        "upstream_ine_api_key": "key-ine",
-        "upstream_identity_api_key": "key-identity",
-        "upstream_timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return MesrSettings(**fields)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    """A fake student directory."""
-    with FakeProvider() as provider:
-        yield provider
+settings_for = partial(
+    upstream_settings, MesrSettings, upstream_ine_api_key="key-ine", upstream_identity_api_key="key-identity"
+)
+"""Upstream settings pointing at the fake on a URL; keyword arguments set or override fields."""
 
 
 @pytest.fixture
