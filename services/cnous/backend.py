@@ -6,21 +6,26 @@ from typing import Protocol
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1.options_pb2 import (
+    SUBJECT_KIND_FRANCE_CONNECT,
+    SUBJECT_KIND_IDENTITY_PIVOT,
+    SUBJECT_KIND_INE,
+    SubjectKind,
+)
 from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
 from runtime.providers import CNOUS
-from services.common.subject import SubjectKind
 
 _NOT_FOUND_DETAILS = {
-    SubjectKind.IDENTITY: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche "
+    SUBJECT_KIND_IDENTITY_PIVOT: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche "
     "fournis.",
-    SubjectKind.INE: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis. "
+    SUBJECT_KIND_INE: "Aucun étudiant boursier n'a pu être trouvé avec les critères de recherche fournis. "
     "Veuillez vérifier que l'identifiant correspond au périmètre couvert par l'API.",
-    SubjectKind.FRANCE_CONNECT: "Aucun étudiant boursier n'a pu être trouvé.",
+    SUBJECT_KIND_FRANCE_CONNECT: "Aucun étudiant boursier n'a pu être trouvé.",
 }
 
 
-def student_not_found(subject: SubjectKind) -> ApiError:
+def student_not_found(subject: SubjectKind.ValueType) -> ApiError:
     """The Cnous holds no scholarship file for the subject (26003)."""
     return provider_not_found(CNOUS, _NOT_FOUND_DETAILS[subject])
 

@@ -42,6 +42,12 @@ from google.protobuf import json_format
 
 from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1.options_pb2 import (
+    SUBJECT_KIND_FRANCE_CONNECT,
+    SUBJECT_KIND_IDENTITY_PIVOT,
+    SUBJECT_KIND_INE,
+    SubjectKind,
+)
 from runtime.caller import Caller
 from runtime.errors import ApiError, FieldViolation, invalid_civility, invalid_ine
 from runtime.providers import CNOUS
@@ -51,7 +57,6 @@ from services.cnous.settings import CnousSettings
 from services.common.answer_shape import AnswerShape, IsoDate
 from services.common.caller_headers import CallerHeaders
 from services.common.pivot import birth_date
-from services.common.subject import SubjectKind
 
 _GENDERS = {"M": "male", "F": "female"}
 _CALLER_HEADERS = CallerHeaders()
@@ -129,7 +134,12 @@ class UpstreamCnousBackend:
         )
 
     async def _ask(
-        self, method: str, path: str, caller: Caller, subject: SubjectKind, body: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        caller: Caller,
+        subject: SubjectKind.ValueType,
+        body: dict[str, str] | None = None,
     ) -> cnous_pb2.EtudiantBoursierData:
         response = await self._http.send(
             method,
@@ -144,11 +154,11 @@ class UpstreamCnousBackend:
         answer = self._http.decode(response, EtudiantBoursierAnswer)
         return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierData())
 
-    def _error(self, response: httpx.Response, subject: SubjectKind) -> ApiError:
+    def _error(self, response: httpx.Response, subject: SubjectKind.ValueType) -> ApiError:
         if response.status_code == httpx.codes.NOT_FOUND:
             return student_not_found(subject)
         if response.status_code == httpx.codes.BAD_REQUEST:
-            if subject is SubjectKind.INE:
+            if subject is SUBJECT_KIND_INE:
                 return invalid_ine([FieldViolation("ine", "refused as badly formed by the Cnous")])
             return invalid_civility([FieldViolation("identite", "refused as badly formed by the Cnous")])
         return self._http.error_for_status(response)
@@ -166,11 +176,11 @@ class UpstreamCnousBackend:
             body["birthPlace"] = identity.code_cog_insee_commune_naissance
         if identity.sexe_etat_civil:
             body["civility"] = identity.sexe_etat_civil.upper()
-        return await self._ask("POST", self._identity_path, caller, SubjectKind.IDENTITY, body)
+        return await self._ask("POST", self._identity_path, caller, SUBJECT_KIND_IDENTITY_PIVOT, body)
 
     async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
         """The scholarship status of the student with this INE."""
-        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, SubjectKind.INE)
+        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, SUBJECT_KIND_INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
@@ -188,7 +198,7 @@ class UpstreamCnousBackend:
             "GET",
             self._france_connect_path,
             caller,
-            SubjectKind.FRANCE_CONNECT,
+            SUBJECT_KIND_FRANCE_CONNECT,
             {k: v for k, v in body.items() if v},
         )
 

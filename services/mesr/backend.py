@@ -5,20 +5,25 @@ from __future__ import annotations
 from typing import Protocol
 
 from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1.options_pb2 import (
+    SUBJECT_KIND_FRANCE_CONNECT,
+    SUBJECT_KIND_IDENTITY_PIVOT,
+    SUBJECT_KIND_INE,
+    SubjectKind,
+)
 from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError, provider_not_found
 from runtime.providers import MESRI
-from services.common.subject import SubjectKind
 
 _NOT_FOUND_DETAILS = {
-    SubjectKind.IDENTITY: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
-    SubjectKind.INE: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
-    SubjectKind.FRANCE_CONNECT: "Aucun étudiant n'a pu être trouvé.",
+    SUBJECT_KIND_IDENTITY_PIVOT: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
+    SUBJECT_KIND_INE: "Aucun étudiant n'a pu être trouvé avec les critères de recherche fournis.",
+    SUBJECT_KIND_FRANCE_CONNECT: "Aucun étudiant n'a pu être trouvé.",
 }
 
 
-def student_not_found(subject: SubjectKind) -> ApiError:
+def student_not_found(subject: SubjectKind.ValueType) -> ApiError:
     """The directory knows no student matching the subject (25003)."""
     return provider_not_found(MESRI, _NOT_FOUND_DETAILS[subject])
 

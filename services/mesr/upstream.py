@@ -40,6 +40,12 @@ import pydantic
 import structlog
 
 from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1.options_pb2 import (
+    SUBJECT_KIND_FRANCE_CONNECT,
+    SUBJECT_KIND_IDENTITY_PIVOT,
+    SUBJECT_KIND_INE,
+    SubjectKind,
+)
 from apiparticulier.mesr.v1 import mesr_pb2
 from runtime.caller import Caller
 from runtime.providers import MESRI
@@ -47,7 +53,6 @@ from runtime.upstream import UpstreamClient
 from services.common.answer_shape import AnswerShape, IsoDateOrDateTime
 from services.common.caller_headers import CallerHeaders
 from services.common.pivot import birth_date
-from services.common.subject import SubjectKind
 from services.mesr.backend import student_not_found
 from services.mesr.settings import MesrSettings
 
@@ -156,7 +161,9 @@ class UpstreamMesrBackend:
         headers[API_KEY_HEADER] = api_key
         return headers
 
-    def _answer(self, response: httpx.Response, subject: SubjectKind) -> mesr_pb2.StatutEtudiantData:
+    def _answer(
+        self, response: httpx.Response, subject: SubjectKind.ValueType
+    ) -> mesr_pb2.StatutEtudiantData:
         if response.status_code == httpx.codes.NOT_FOUND:
             raise student_not_found(subject)
         if response.status_code != httpx.codes.OK:
@@ -164,7 +171,7 @@ class UpstreamMesrBackend:
         return statut_etudiant(self._http.decode(response, StudentAnswer))
 
     async def _by_civility(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller, subject: SubjectKind
+        self, identity: identity_pb2.IdentityPivot, caller: Caller, subject: SubjectKind.ValueType
     ) -> mesr_pb2.StatutEtudiantData:
         body = {
             "nomFamille": identity.nom_naissance,
@@ -183,20 +190,20 @@ class UpstreamMesrBackend:
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this pivot."""
-        return await self._by_civility(identity, caller, SubjectKind.IDENTITY)
+        return await self._by_civility(identity, caller, SUBJECT_KIND_IDENTITY_PIVOT)
 
     async def by_ine(self, ine: str, caller: Caller) -> mesr_pb2.StatutEtudiantData:
         """The admissions and identity of the student with this INE."""
         response = await self._http.send(
             "GET", self._path, caller, params={"INE": ine}, headers=self._headers(caller, self._ine_api_key)
         )
-        return self._answer(response, SubjectKind.INE)
+        return self._answer(response, SUBJECT_KIND_INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The admissions of a FranceConnect user: the directory is searched with the certified pivot."""
-        return await self._by_civility(identity, caller, SubjectKind.FRANCE_CONNECT)
+        return await self._by_civility(identity, caller, SUBJECT_KIND_FRANCE_CONNECT)
 
     async def close(self) -> None:
         """Close the HTTP connections."""
