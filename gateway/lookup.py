@@ -45,7 +45,6 @@ from runtime.errors import (
     insufficient_scopes,
     internal_error,
     invalid_civility,
-    missing_identifiant,
 )
 
 _LOG = structlog.get_logger(__name__)
@@ -70,9 +69,7 @@ def _missing(code: str, parameter: str, description: str) -> Callable[[], ApiErr
 
 
 _REQUIRED: dict[str, Callable[[], ApiError]] = {
-    "identifiant_france_travail": lambda: missing_identifiant(
-        [FieldViolation("parameters.identifiantFranceTravail", "required by this API")]
-    ),
+    "identifiant_france_travail": _missing("00380", "identifiantFranceTravail", "required by this API"),
     "annee_scolaire": _missing("00411", "anneeScolaire", "required by this API: YYYY-YYYY or YYYY"),
 }
 """The ``LookupParameters`` without which the API that takes them is not asked, and the refusal."""

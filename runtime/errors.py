@@ -174,16 +174,6 @@ def invalid_ine(violations: Sequence[FieldViolation]) -> ApiError:
     return api_error("00360", violations=violations)
 
 
-def missing_identifiant(violations: Sequence[FieldViolation]) -> ApiError:
-    """The France Travail identifiant is missing (00380)."""
-    return api_error("00380", violations=violations)
-
-
-def exclusive_men_filters(violations: Sequence[FieldViolation]) -> ApiError:
-    """Establishment and perimeter filters given together (00419)."""
-    return api_error("00419", violations=violations)
-
-
 def missing_recipient() -> ApiError:
     """No recipient SIRET (00203)."""
     return api_error(

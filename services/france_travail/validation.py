@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from runtime.errors import FieldViolation, invalid_argument, missing_identifiant
+from runtime.errors import FieldViolation, api_error
 
 MAX_IDENTIFIANT_LENGTH = 100
 """Longer is no username but a mistake or an attack; refused before it travels upstream."""
@@ -53,5 +53,5 @@ def checked_identifiant(identifiant: str, field: str = "identifiant") -> str:
     if not violations:
         return identifiant
     if not identifiant.strip():
-        raise missing_identifiant(violations)
-    raise invalid_argument("00380", "L'identifiant n'est pas correctement formaté", violations)
+        raise api_error("00380", violations=violations)
+    raise api_error("00380", detail="L'identifiant n'est pas correctement formaté", violations=violations)

@@ -15,13 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from apiparticulier.men.v1 import men_pb2
-from runtime.errors import (
-    ApiError,
-    FieldViolation,
-    exclusive_men_filters,
-    invalid_argument,
-    invalid_civility,
-)
+from runtime.errors import ApiError, FieldViolation, api_error, invalid_civility
 from services.common.validation import MEN_IDENTITY, validate_identity
 from services.men.backend import Perimetre, PerimetreKind, ScolariteQuery
 
@@ -48,30 +42,23 @@ _REGIONS = "codesBcnRegions"
 _Refusal = Callable[[Sequence[FieldViolation]], ApiError]
 
 
-def _refusal(code: str, detail: str) -> _Refusal:
+def _refusal(code: str) -> _Refusal:
+    """The refusal of a MEN parameter code; its texts are the catalogue's (`runtime.error_catalogue`)."""
+
     def refuse(violations: Sequence[FieldViolation]) -> ApiError:
-        return invalid_argument(code, detail, violations)
+        return api_error(code, violations=violations)
 
     return refuse
 
 
-# Codes of the real API's nomenclature for the MEN parameters; the texts are ours.
-_BAD_SCHOOL_YEAR = _refusal(
-    "00411", "L'année scolaire n'est pas correctement formatée (AAAA-AAAA ou AAAA attendu)"
-)
-_BAD_CODE_ETABLISSEMENT = _refusal(
-    "00410", "Le code établissement (UAI) n'est pas correctement formaté (7 chiffres et 1 lettre)"
-)
-_BAD_DEGRE = _refusal("00412", "Le degré de l'établissement n'est pas valide (1D ou 2D attendu)")
-_SEVERAL_PERIMETERS = _refusal(
-    "00413", "Un seul type de périmètre peut être fourni : codesBcnDepartements ou codesBcnRegions"
-)
-_MISSING_CRITERION = _refusal(
-    "00415",
-    "Un critère de recherche est obligatoire : codeEtablissement, codesBcnDepartements ou codesBcnRegions",
-)
-_BAD_DEPARTEMENTS = _refusal("00416", "Un ou plusieurs codes BCN de département ne sont pas valides")
-_BAD_REGIONS = _refusal("00417", "Un ou plusieurs codes BCN de région académique ne sont pas valides")
+_EXCLUSIVE_FILTERS = _refusal("00419")
+_BAD_SCHOOL_YEAR = _refusal("00411")
+_BAD_CODE_ETABLISSEMENT = _refusal("00410")
+_BAD_DEGRE = _refusal("00412")
+_SEVERAL_PERIMETERS = _refusal("00413")
+_MISSING_CRITERION = _refusal("00415")
+_BAD_DEPARTEMENTS = _refusal("00416")
+_BAD_REGIONS = _refusal("00417")
 
 
 def validate_annee_scolaire(value: str, today: dt.date) -> tuple[int | None, list[FieldViolation]]:
@@ -187,7 +174,7 @@ def scolarite_query(request: men_pb2.GetScolariteByIdentityRequest, today: dt.da
 
     checks: list[tuple[_Refusal, list[FieldViolation]]] = [
         (invalid_civility, identity_violations),
-        (exclusive_men_filters, exclusive),
+        (_EXCLUSIVE_FILTERS, exclusive),
         (_BAD_SCHOOL_YEAR, year_violations),
         (_MISSING_CRITERION, missing),
         (_BAD_CODE_ETABLISSEMENT, bad_code),
