@@ -1,4 +1,4 @@
-"""The access journal: who asked what and when, never about whom in clear (DESIGN §3).
+"""The access journal: who asked what and when, never about whom in clear.
 
 Each call leaves one structlog event, ``api_call``, with the request id, the token's
 jti, the recipient SIRET, the method, the provider, the outcome, the latency and a

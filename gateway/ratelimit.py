@@ -1,4 +1,4 @@
-"""Rate limiting and revocation, in one Redis round trip per call (DESIGN §3, §4).
+"""Rate limiting and revocation, in one Redis round trip per call.
 
 Every call of a token runs one Lua script (`SCRIPT`) with EVALSHA. The script reads
 the revocation key of the token and applies GCRA, the generic cell rate algorithm,

@@ -1,4 +1,4 @@
-"""Usage statistics: calls per token, API, day and outcome, written in batches (DESIGN §4).
+"""Usage statistics: calls per token, API, day and outcome, written in batches.
 
 The request path only adds to counters in memory (`UsageRecorder.count`); a
 background task writes them to Redis every ``USAGE_FLUSH_SECONDS``, one MULTI/EXEC

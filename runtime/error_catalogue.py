@@ -1,10 +1,12 @@
 """The error catalogue: every code the mesh answers with, defined once.
 
-Each entry gives the gRPC status, the HTTP status the v3 REST API gives the code
-(CONTRACT.md §3.3 and §4.2; where the published spec and the notes disagree, the
-spec wins), the ``ErrorInfo`` reason, and the French title and detail of the real
-API. Codes of the real API's nomenclature keep its texts; the mesh's own codes,
-which the real API does not have, are marked ``own``.
+Each entry gives the gRPC status, the HTTP status the v3 REST API gives the code,
+the ``ErrorInfo`` reason, and the French title and detail of the real API. The
+HTTP statuses follow the error examples of the published spec
+(``contract/spec/openapi-v3.yaml``): 401 for tokens, 403 for scopes, 422 for
+parameters, 404 not found, 429, 502 for unknown provider answers, 504 for
+unavailable or slow providers. Codes of the real API's nomenclature keep its
+texts; the mesh's own codes, which the real API does not have, are marked ``own``.
 
 Provider codes are ``PPKKK``: ``PP`` the error source's prefix (`runtime.errors.ErrorSource`),
 ``KKK`` a suffix of `PROVIDER_CODES`. A full code of `CODES` overrides the
@@ -79,7 +81,7 @@ CODES: dict[str, ErrorCode] = {
         own=True,
         retry_after_seconds=STORE_RETRY_SECONDS,
     ),
-    # -- tokens and scopes (CONTRACT §3.3) ----------------------------------------------------------
+    # -- tokens and scopes -----------------------------------------------------------------------
     "00100": ErrorCode(
         grpc.StatusCode.PERMISSION_DENIED,
         403,

@@ -1,4 +1,4 @@
-"""The error model of the mesh (DESIGN §5).
+"""The error model of the mesh.
 
 Every refusal is a gRPC status whose details carry:
 

@@ -5,7 +5,8 @@ derive from `PROVIDERS`; nothing else lists the providers. Adding one is its
 folder under ``services/``, its contract under ``protos/``, one entry here and
 its kustomize component (docs/ADDING_A_PROVIDER.md).
 
-The module also names the error sources of the real API's codes (CONTRACT §4.3):
+The module also names the error sources of the real API's codes (the ``PP`` prefix of
+``PPKKK`` codes, as the published spec's error examples use them):
 a provider service may answer with several (cnaf speaks for CNAV, CNAF, MSA and
 CNAF & MSA).
 """

@@ -15,7 +15,7 @@ from runtime.providers import CNAV, FRANCE_CONNECT
 REPO = Path(__file__).resolve().parents[2]
 _CODE = re.compile(r"""api_error\(\s*["']([0-9]{5})["']""")
 
-# The HTTP statuses a gRPC status may stand for in the v3 API (CONTRACT §4.2).
+# The HTTP statuses a gRPC status may stand for in the v3 API.
 _HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: {400, 422},
     grpc.StatusCode.UNAUTHENTICATED: {401},
