@@ -238,6 +238,22 @@ def internal_error() -> ApiError:
     )
 
 
+def server_stopping() -> ApiError:
+    """The process is shutting down and takes no new call (00503, UNAVAILABLE): retry elsewhere.
+
+    ``503`` is what a REST front answers for it; UNAVAILABLE tells a gRPC client
+    that the call was not handled and may be sent again, to another replica.
+    """
+    return ApiError(
+        grpc.StatusCode.UNAVAILABLE,
+        "00503",
+        "SERVER_STOPPING",
+        "Service non disponible",
+        "Ce serveur s'arrête. Veuillez réessayer : un autre serveur traitera la requête.",
+        retry_after_seconds=0.0,
+    )
+
+
 # -- provider errors (code prefix = the provider's) ------------------------------------------
 
 _RETRY_SECONDS = 10.0
