@@ -44,8 +44,9 @@ from runtime.context import REQUEST_ID_KEY, open_call
 from runtime.errors import ApiError, internal_error, server_stopping
 
 _LOG = structlog.get_logger("call")
-# A caller-supplied id is echoed back and logged, so it must be short and inert.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A caller-supplied id is echoed back, logged, journalled and sent upstream: only a short
+# plain identifier (a UUID fits) is taken, so that no caller can write into those.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DETAILS_KEY = "grpc-status-details-bin"
 _HEALTH_METHODS = "/grpc.health.v1.Health/"
 REQUEST_ID_DETAIL = "request_id"
@@ -55,7 +56,7 @@ _Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def request_id_from(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
-    """The caller's request id when it is well formed, else a new UUID."""
+    """The caller's request id when it is 1 to 64 characters of ``A-Za-z0-9._-``, else a new UUID."""
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
