@@ -42,6 +42,7 @@ from bench.mesh import client_commands_from_slowlog, command_counts, command_del
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
+from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 
 _ROOT = Path(__file__).resolve().parent.parent
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
@@ -237,7 +238,7 @@ class _Run:
         self.gateway = self.mesh.start(
             "gateway", ["-m", "gateway"], {**self.gateway_env, "RATE_LIMIT_BURST": "10000"}
         )
-        token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=1_000_000)
+        token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=RATE_LIMIT_MAX_PER_SECOND)
         self.paths["gateway"] = (self.gateway, (("authorization", f"Bearer {token}"), *self.recipient))
         for name, (child, metadata) in self.paths.items():
             status = smoke(child.address, QUOTIENT_FAMILIAL, self.request, metadata)
@@ -333,7 +334,7 @@ class _Run:
         delayed = self._passthrough("delay-proxy", self.cnaf.address, routes, delay)
         addresses = {f"{name.upper()}_ADDRESS": delayed.address for name in providers}
         gateway = self.mesh.start("gateway-fanout", ["-m", "gateway"], {**self.gateway_env, **addresses})
-        token = issuer.issue(contract_scopes(), SIRET, rate_limit=1_000_000)
+        token = issuer.issue(contract_scopes(), SIRET, rate_limit=RATE_LIMIT_MAX_PER_SECOND)
         one_provider = self.spec(delayed, self.recipient, low_load=True)
         self.report.lookup_baseline = run_load(one_provider)
         self.report.lookup = run_load(

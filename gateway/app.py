@@ -79,6 +79,8 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     )
     redis_client = connect_redis(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.default_deadline_seconds,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
     )

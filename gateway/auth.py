@@ -12,7 +12,12 @@ only when:
   (equal to ``TOKEN_ISSUER``), ``aud`` (containing ``TOKEN_AUDIENCE``), ``exp``,
   ``nbf`` and ``iat`` (with ``TOKEN_LEEWAY_SECONDS`` of clock skew, ``iat`` not
   in the future), ``jti`` (a UUID), ``sub`` (the habilitation), ``siret``,
-  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second).
+  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second);
+- every number in it is within `gateway.bounds`: dates from 0 to the year 9999,
+  a lifetime (``exp`` minus ``iat``) of ``TOKEN_LIFETIME_MAX_DAYS`` at most, a
+  rate limit from 1 to ``RATE_LIMIT_MAX_PER_SECOND``. A token outside them is
+  invalid (00101), whoever signed it, so no value reaches the rate limiter or a
+  date conversion that would fail on it.
 
 Keys are ``<kid>.public.pem`` files in ``KEYS_DIR`` or the keys of a JWKS file
 (``JWKS_FILE``). An unknown ``kid`` reloads them, at most once every
@@ -41,6 +46,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from runtime.errors import expired_token, invalid_token
 
 _LOG = structlog.get_logger(__name__)
@@ -303,15 +309,6 @@ class TokenVerifier:
         return token
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    # NumericDate may be fractional (RFC 7519 §2); a string of digits, which pyjwt would take, may not.
-    return _is_int(value) or isinstance(value, float)
-
-
 def _token_of(claims: Mapping[str, Any]) -> Token:
     jti, sub, siret, scopes = claims["jti"], claims["sub"], claims.get("siret"), claims.get("scopes")
     rate_limit = claims.get("rate_limit")
@@ -324,8 +321,9 @@ def _token_of(claims: Mapping[str, Any]) -> Token:
         or not siret
         or not isinstance(scopes, list)
         or not all(isinstance(scope, str) for scope in scopes)
-        or not all(_is_number(claims[name]) for name in ("exp", "nbf", "iat"))
-        or (rate_limit is not None and (not _is_int(rate_limit) or rate_limit <= 0))
+        or not all(is_numeric_date(claims[name]) for name in ("exp", "nbf", "iat"))
+        or claims["exp"] - claims["iat"] > TOKEN_LIFETIME_MAX_SECONDS
+        or (rate_limit is not None and not is_rate_limit(rate_limit))
     ):
         raise invalid_token()
     return Token(

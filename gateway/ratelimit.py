@@ -3,8 +3,12 @@
 Every call of a token runs one Lua script (`SCRIPT`) with EVALSHA. The script reads
 the revocation key of the token and applies GCRA, the generic cell rate algorithm,
 which stores one number per token: its theoretical arrival time (TAT). The rate is
-the token's (or ``RATE_LIMIT_PER_SECOND``), the bucket holds ``RATE_LIMIT_BURST``
-calls. Redis's own clock (TIME) makes every gateway replica take the same decision.
+the token's (or ``RATE_LIMIT_PER_SECOND``). The bucket holds ``RATE_LIMIT_BURST``
+calls, or for a token whose own rate is lower, as many seconds of its rate as the
+default bucket holds of the default rate (`RateLimiter.burst_for`): the burst follows
+the token's limit. Rates and bursts are bounded (`gateway.bounds`), so no accepted
+value can make the script fail. Redis's own clock (TIME) makes every gateway replica
+take the same decision.
 
 Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
 
@@ -17,6 +21,10 @@ decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
 rate/``GATEWAY_REPLICAS`` with the last known revocation list, for at most
 ``DEGRADED_MAX_SECONDS``. After a failure the limiter tries Redis again every
 ``REDIS_RETRY_SECONDS`` (one probing call at a time), and goes back to it by itself.
+
+At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
+within their deadline, and the wait is not part of the Redis timeout: a burst that
+exhausts the connection pool is never taken for Redis being down.
 """
 
 from __future__ import annotations
@@ -28,23 +36,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import grpc
 import redis.asyncio
 import structlog
 from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
 from gateway.settings import GatewaySettings, RedisFailureMode
-from runtime.errors import ApiError, revoked_token, too_many_requests
+from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 
 SCRIPT = """
 -- Revocation check and GCRA rate decision for one call, in one round trip.
 --
 -- KEYS[1]  rl:{<jti>}       theoretical arrival time (TAT) of the token, integer microseconds
 -- KEYS[2]  revoked:{<jti>}  exists while the token is revoked
--- ARGV[1]  rate: requests per second (integer >= 1)
--- ARGV[2]  burst: calls a full bucket admits at once (integer >= 1)
+-- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
+-- ARGV[2]  burst: calls a full bucket admits at once (integer, 1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
 --
 -- Returns {revoked, allowed, remaining, reset_us, retry_after_us}:
 --   revoked         1 when the token is revoked (nothing else is computed or written)
@@ -87,14 +94,15 @@ if now < allow_at then
 end
 
 -- The key expires when the bucket is full again: an idle token costs no memory.
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+-- At least 1 ms: SET refuses an expiry of 0, whatever rounding made of new_tat.
+local expiry_ms = math.max(1, math.ceil((new_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', expiry_ms)
 return {0, 1, math.floor((now - allow_at) / interval), math.ceil(new_tat - now), 0}
 """
 
 REVOKED_SET = "revoked"
 """The set of revoked jtis, mirrored locally for the degrade mode."""
 
-_UNAVAILABLE_RETRY_SECONDS = 1.0
 _LOCAL_STATE_PRUNE_SIZE = 10_000
 
 _LOG = structlog.get_logger(__name__)
@@ -130,24 +138,6 @@ def rate_key(token_id: str) -> str:
 def revoked_key(token_id: str) -> str:
     """Key that exists while the token is revoked."""
     return f"revoked:{{{token_id}}}"
-
-
-def rate_limiter_unavailable() -> ApiError:
-    """The rate limiter cannot decide, so the call is refused (00503, UNAVAILABLE).
-
-    The real API has no code for this case. ``00`` is the prefix of the API's own
-    errors, and ``503`` is what a REST front answers for it (Service Unavailable,
-    as the real API does in maintenance). UNAVAILABLE rather than RESOURCE_EXHAUSTED,
-    because the caller did nothing wrong and may retry shortly.
-    """
-    return ApiError(
-        grpc.StatusCode.UNAVAILABLE,
-        "00503",
-        "RATE_LIMITER_UNAVAILABLE",
-        "Service non disponible",
-        "Le service est temporairement indisponible. Veuillez réessayer dans quelques instants.",
-        retry_after_seconds=_UNAVAILABLE_RETRY_SECONDS,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +267,8 @@ class RateLimiter:
         self._revoked_snapshot_at: float | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._closed = False
+        # Calls beyond the connection pool wait here, outside the Redis timeout.
+        self._connections = asyncio.Semaphore(settings.redis_max_connections)
 
     @property
     def degrade(self) -> bool:
@@ -317,24 +309,58 @@ class RateLimiter:
         if self.degrade and self._refresher is None and not self._closed:
             self._refresher = asyncio.create_task(self._refresh_revocations(), name="revocation-refresher")
         if self._may_try_redis():
-            probe = self.redis_down
-            if probe:
-                self._probing = True
-            started = time.perf_counter()
             try:
-                decision = await self._check_in_redis(token_id, rate)
-            except (RedisError, OSError, TimeoutError) as exc:
-                _REDIS_FAILED.observe(time.perf_counter() - started)
-                self._redis_failed(exc)
-            else:
-                _REDIS_OK.observe(time.perf_counter() - started)
-                self._redis_works()
-                DECISIONS.labels("redis", _result(decision)).inc()
-                return decision
+                async with asyncio.timeout(self._settings.default_deadline_seconds):
+                    await self._connections.acquire()
+            except TimeoutError:
+                DECISIONS.labels("none", "unavailable").inc()
+                raise store_unavailable() from None
+            try:
+                decision = await self._decide_in_redis(token_id, rate)
             finally:
-                if probe:
-                    self._probing = False
+                self._connections.release()
+            if decision is not None:
+                return decision
         return self._decide_without_redis(token_id, rate)
+
+    def burst_for(self, rate: int) -> int:
+        """Calls the bucket of a token at ``rate`` per second holds at once.
+
+        ``RATE_LIMIT_BURST`` at the default rate or above; below it, as many seconds
+        of the token's rate as the default bucket holds of the default rate, rounded
+        up: a token at 1 per second gets a bucket of 1 with the default settings.
+        """
+        default_rate, burst = self._settings.rate_limit_per_second, self._settings.rate_limit_burst
+        if rate >= default_rate:
+            return burst
+        return max(1, -(-burst * rate // default_rate))
+
+    async def _decide_in_redis(self, token_id: str, rate: int) -> RateDecision | None:
+        """The decision of Redis, or None when Redis could not be asked or failed."""
+        if not self._may_try_redis():  # the breaker opened while this call waited
+            return None
+        probe = self.redis_down
+        if probe:
+            self._probing = True
+        started = time.perf_counter()
+        try:
+            decision = await self._check_in_redis(token_id, rate)
+        except MaxConnectionsError:
+            # Every connection is busy (a Cluster node's pool does not queue): Redis is
+            # fine, this call alone is refused.
+            DECISIONS.labels("none", "unavailable").inc()
+            raise store_unavailable() from None
+        except (RedisError, OSError, TimeoutError) as exc:
+            _REDIS_FAILED.observe(time.perf_counter() - started)
+            self._redis_failed(exc)
+            return None
+        finally:
+            if probe:
+                self._probing = False
+        _REDIS_OK.observe(time.perf_counter() - started)
+        self._redis_works()
+        DECISIONS.labels("redis", _result(decision)).inc()
+        return decision
 
     async def close(self) -> None:
         """Stop the background refresh of the revocation list (the Redis client stays open)."""
@@ -353,7 +379,8 @@ class RateLimiter:
         return not self._probing and self._clock() >= self._retry_at
 
     async def _check_in_redis(self, token_id: str, rate: int) -> RateDecision:
-        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, self._settings.rate_limit_burst)
+        burst = self.burst_for(rate)
+        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst)
         async with asyncio.timeout(self._settings.redis_timeout_seconds):
             if self._sha is None:
                 self._sha = await self._redis.script_load(SCRIPT)
@@ -367,7 +394,7 @@ class RateLimiter:
         return RateDecision(
             allowed=bool(allowed),
             revoked=bool(revoked),
-            limit=self._settings.rate_limit_burst,
+            limit=burst,
             remaining=remaining,
             reset_seconds=reset_us / 1e6,
             retry_after_seconds=retry_us / 1e6,
@@ -400,17 +427,17 @@ class RateLimiter:
     def _decide_without_redis(self, token_id: str, rate: int) -> RateDecision:
         if not self.degrade:
             DECISIONS.labels("none", "unavailable").inc()
-            raise rate_limiter_unavailable()
+            raise store_unavailable()
         down_for = self._clock() - (self._down_since or self._clock())
         if down_for > self._settings.degraded_max_seconds or self._revoked_snapshot is None:
             # Past the bound, or never saw the revocation list: a revoked token must not get through.
             DECISIONS.labels("local", "unavailable").inc()
-            raise rate_limiter_unavailable()
+            raise store_unavailable()
         if token_id in self._revoked_snapshot:
             DECISIONS.labels("local", "revoked").inc()
             return RateDecision(False, True, 0, 0, 0.0, 0.0, token_id, rate)
         replicas = self._settings.gateway_replicas
-        burst = max(1, math.ceil(self._settings.rate_limit_burst / replicas))
+        burst = max(1, math.ceil(self.burst_for(rate) / replicas))
         decision = self._local.decide(token_id, rate / replicas, burst, rate)
         DECISIONS.labels("local", _result(decision)).inc()
         return decision

@@ -23,7 +23,10 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
+import redis.exceptions
 import redis.sentinel
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 SENTINEL_SCHEME = "redis+sentinel"
 CLUSTER_SCHEME = "redis+cluster"
@@ -97,8 +100,32 @@ def parse_cluster_url(url: str) -> tuple[tuple[tuple[str, int], ...], str | None
     return (nodes, *_credentials(parts.netloc))
 
 
-def connect(url: str, **options: Any) -> redis.asyncio.Redis:
-    """An asyncio client for REDIS_URL; ``options`` are redis-py connection options (timeouts)."""
+class BlockingSentinelConnectionPool(
+    redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool
+):
+    """A Sentinel pool that follows the primary and, when every connection is busy, waits for one."""
+
+
+def connect(
+    url: str, *, max_connections: int = 100, pool_timeout: float = 10.0, **options: Any
+) -> redis.asyncio.Redis:
+    """An asyncio client for REDIS_URL.
+
+    At most ``max_connections`` connections are open (per node on a Cluster). On a
+    plain or Sentinel Redis a command finding them all busy waits for one, up to
+    ``pool_timeout`` seconds, then raises `redis.exceptions.ConnectionError`; on a
+    Cluster it raises `redis.exceptions.MaxConnectionsError` at once. A command
+    that finds its connection closed by the server (a Redis restarted since the
+    connection was last used) is sent again once on a new connection.
+
+    Args:
+        url: REDIS_URL.
+        max_connections: Most connections open at once.
+        pool_timeout: Longest wait for a free connection, in seconds.
+        options: redis-py connection options (timeouts).
+    """
+    once_more = Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
+    options = {"retry": once_more, **options}
     scheme = urlsplit(url).scheme
     if scheme == CLUSTER_SCHEME:
         nodes, username, password = parse_cluster_url(url)
@@ -106,17 +133,27 @@ def connect(url: str, **options: Any) -> redis.asyncio.Redis:
             startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port) for host, port in nodes],
             username=username,
             password=password,
+            max_connections=max_connections,
             **options,
         )
         # Same command interface; the cluster client routes each command to its slot's node.
         return cast("redis.asyncio.Redis", cluster)
     if scheme != SENTINEL_SCHEME:
-        return redis.asyncio.Redis.from_url(url, **options)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, **options
+        )
+        return redis.asyncio.Redis.from_pool(pool)
     target = parse_sentinel_url(url)
     # redis-py's Sentinel classes carry no annotations, hence the casts and ignores.
     sentinel = redis.asyncio.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
     client = sentinel.master_for(
-        target.service_name, db=target.db, username=target.username, password=target.password
+        target.service_name,
+        connection_pool_class=BlockingSentinelConnectionPool,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        max_connections=max_connections,
+        timeout=pool_timeout,
     )
     return cast("redis.asyncio.Redis", client)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, create_model
 
+from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
 from runtime.providers import BY_NAME, PROVIDERS
 from runtime.settings import ServerSettings
 
@@ -107,15 +108,28 @@ class GatewaySettings(_WithProviderAddresses):
     redis_timeout_seconds: float = Field(
         default=0.25, gt=0, description="Timeout of one Redis round trip (REDIS_TIMEOUT_SECONDS)."
     )
+    redis_max_connections: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Connections the gateway opens to Redis at most; a burst of calls beyond them waits "
+        "for one within its deadline, and is never taken for Redis being down (REDIS_MAX_CONNECTIONS).",
+    )
     rate_limit_per_second: int = Field(
         default=20,
         ge=1,
-        description="Requests per second per token unless the token says otherwise (RATE_LIMIT_PER_SECOND).",
+        le=RATE_LIMIT_MAX_PER_SECOND,
+        description="Requests per second per token unless the token says otherwise, at most "
+        f"{RATE_LIMIT_MAX_PER_SECOND} (RATE_LIMIT_PER_SECOND).",
     )
     rate_limit_burst: int = Field(
         default=20,
         ge=1,
-        description="Requests a token may send at once above the steady rate (RATE_LIMIT_BURST).",
+        le=RATE_LIMIT_BURST_MAX,
+        description="Calls a token at the default rate may send at once from an idle bucket, steady rate "
+        "included: the size of its bucket, and of the bucket of a token with a higher rate of its own. "
+        "A token with a lower rate of its own gets a bucket as many seconds long: RATE_LIMIT_BURST x its "
+        "rate / RATE_LIMIT_PER_SECOND calls, rounded up (RATE_LIMIT_BURST).",
     )
     redis_failure_mode: RedisFailureMode = Field(
         default=RedisFailureMode.FAIL_CLOSED,

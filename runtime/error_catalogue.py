@@ -81,6 +81,15 @@ CODES: dict[str, ErrorCode] = {
         own=True,
         retry_after_seconds=STORE_RETRY_SECONDS,
     ),
+    "00504": ErrorCode(
+        grpc.StatusCode.UNAVAILABLE,
+        503,
+        "SERVER_STOPPING",
+        "Service non disponible",
+        "Ce serveur s'arrête. Veuillez réessayer : un autre serveur traitera la requête.",
+        own=True,
+        retry_after_seconds=0.0,
+    ),
     # -- tokens and scopes -----------------------------------------------------------------------
     "00100": ErrorCode(
         grpc.StatusCode.PERMISSION_DENIED,

@@ -231,6 +231,15 @@ def internal_error() -> ApiError:
     return api_error("00000")
 
 
+def server_stopping() -> ApiError:
+    """The process is shutting down and takes no new call (00504, UNAVAILABLE): retry elsewhere.
+
+    UNAVAILABLE tells a gRPC client that the call was not handled and may be sent
+    again, to another replica.
+    """
+    return api_error("00504")
+
+
 # -- provider errors (code prefix = the error source's) ------------------------------------------
 
 

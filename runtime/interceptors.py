@@ -14,10 +14,20 @@ For each unary call it, in this order:
    latency, and ends the span with the call's status and API Particulier code.
 
 Streaming methods (health Watch, reflection) pass through untouched.
+
+Once `CallBoundary.stop_taking_calls` is called (the server is shutting down), a
+new call does not reach its handler: it waits until `CallBoundary.release_refused`,
+then is refused with UNAVAILABLE 00503, so that the caller retries it elsewhere,
+while calls already running finish; health checks are still answered
+(NOT_SERVING). The server releases the refused calls once its listener has closed
+and its connections announce it (HTTP/2 GOAWAY): a caller told UNAVAILABLE then
+sends its next call on a new connection, never into the closing one, where the
+call would be CANCELLED.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -31,12 +41,14 @@ from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
 from runtime.context import REQUEST_ID_KEY, open_call
-from runtime.errors import ApiError, internal_error
+from runtime.errors import ApiError, internal_error, server_stopping
 
 _LOG = structlog.get_logger(__name__)
-# A caller-supplied id is echoed back and logged, so it must be short and inert.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A caller-supplied id is echoed back, logged, journalled and sent upstream: only a short
+# plain identifier (a UUID fits) is taken, so that no caller can write into those.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DETAILS_KEY = "grpc-status-details-bin"
+_HEALTH_METHODS = "/grpc.health.v1.Health/"
 REQUEST_ID_DETAIL = "request_id"
 """Key of the request id in the ``ErrorInfo`` metadata of every error the mesh returns."""
 
@@ -44,7 +56,7 @@ _Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
 def request_id_from(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
-    """The caller's request id when it is well formed, else a new UUID."""
+    """The caller's request id when it is 1 to 64 characters of ``A-Za-z0-9._-``, else a new UUID."""
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
@@ -60,6 +72,54 @@ else:  # the stubs make it generic; the runtime class is not subscriptable
 class CallBoundary(ServerInterceptor):
     """Request context, error rendering, logging, metrics and tracing around every unary call."""
 
+    def __init__(self) -> None:
+        self.stopping = False
+        self._in_flight = 0
+        self._idle: asyncio.Event | None = None
+        self._released = asyncio.Event()
+        self._last_call_at = 0.0
+
+    def stop_taking_calls(self) -> None:
+        """Hold every new call but health checks from now on, to refuse it at `release_refused`."""
+        self.stopping = True
+
+    def release_refused(self) -> None:
+        """Refuse the held calls, and every new one from now on, with UNAVAILABLE 00503."""
+        self._released.set()
+
+    async def quiet(self, seconds: float) -> None:
+        """Return once no call is running and none has come for ``seconds``.
+
+        Held calls do not count: their callers wait for the answer and send
+        nothing more, so calls stop coming.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._in_flight:
+                self._idle = asyncio.Event()
+                await self._idle.wait()
+            wait = self._last_call_at + seconds - loop.time()
+            if wait <= 0 and not self._in_flight:
+                return
+            await asyncio.sleep(max(wait, 0))
+
+    async def _refuse(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        self._call_ended()  # a held call is not one the drain waits for
+        try:
+            await self._released.wait()
+        finally:
+            self._call_started()
+        raise server_stopping()
+
+    def _call_started(self) -> None:
+        self._in_flight += 1
+        self._last_call_at = asyncio.get_running_loop().time()
+
+    def _call_ended(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
@@ -71,7 +131,7 @@ class CallBoundary(ServerInterceptor):
             return handler
         method: str = handler_call_details.method
         return grpc.unary_unary_rpc_method_handler(
-            _bounded(
+            self._bounded(
                 handler.unary_unary,  # type: ignore[arg-type]  # aio handlers are coroutines
                 method,
                 handler_call_details.invocation_metadata,
@@ -80,58 +140,70 @@ class CallBoundary(ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
+    def _bounded(
+        self,
+        behavior: _Behavior,
+        method: str,
+        metadata: tuple[tuple[str, str | bytes], ...] | None,
+    ) -> _Behavior:
+        # Health checks are answered until the end and are no calls the drain waits for.
+        counted = not method.startswith(_HEALTH_METHODS)
 
-def _bounded(
-    behavior: _Behavior, method: str, metadata: tuple[tuple[str, str | bytes], ...] | None
-) -> _Behavior:
-    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call_context = open_call(request_id_from(metadata), method)
-        request_id = call_context.request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
-        # Tracing off costs this one test: no span, context or carrier is made.
-        tracer = tracing.active_tracer()
-        span = token = None
-        if tracer is not None:
-            span, token = tracing.start_server_span(tracer, method, metadata, request_id)
-        started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
-        status_name = "OK"
-        api_code = ""
-        try:
-            response = await behavior(request, context)
-        except ApiError as error:
-            status_name, api_code = error.status.name, error.code
-            _LOG.info("call_refused", code=error.code, status=status_name)
-            await context.abort(
-                error.status,
-                str(error),
-                (*call_context.response_metadata, *error_trailers(error, request_id)),
-            )
-        except grpc.aio.AbortError:
-            # The handler ended the call itself; its status is already on its way.
-            status_name = "HANDLER_ABORT"
-            raise
-        except Exception as exc:
-            internal = internal_error()
-            status_name, api_code = internal.status.name, internal.code
-            _LOG.error("call_failed", error_type=type(exc).__name__)
-            await context.abort(
-                internal.status,
-                str(internal),
-                (*call_context.response_metadata, *error_trailers(internal, request_id)),
-            )
-        else:
-            context.set_trailing_metadata(tuple(call_context.response_metadata))
-            return response
-        finally:
-            metrics.IN_FLIGHT.dec()
-            metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
-            metrics.CALLS.labels(method, status_name, api_code).inc()
-            if span is not None:
-                tracing.end_server_span(span, token, status_name, api_code)
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call_context = open_call(request_id_from(metadata), method)
+            request_id = call_context.request_id
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
+            # Tracing off costs this one test: no span, context or carrier is made.
+            tracer = tracing.active_tracer()
+            span = token = None
+            if tracer is not None:
+                span, token = tracing.start_server_span(tracer, method, metadata, request_id)
+            started = time.perf_counter()
+            metrics.IN_FLIGHT.inc()
+            if counted:
+                self._call_started()
+            status_name = "OK"
+            api_code = ""
+            try:
+                if self.stopping and counted:
+                    response = await self._refuse(request, context)
+                else:
+                    response = await behavior(request, context)
+            except ApiError as error:
+                status_name, api_code = error.status.name, error.code
+                _LOG.info("call_refused", code=error.code, status=status_name)
+                await context.abort(
+                    error.status,
+                    str(error),
+                    (*call_context.response_metadata, *error_trailers(error, request_id)),
+                )
+            except grpc.aio.AbortError:
+                # The handler ended the call itself; its status is already on its way.
+                status_name = "HANDLER_ABORT"
+                raise
+            except Exception as exc:
+                internal = internal_error()
+                status_name, api_code = internal.status.name, internal.code
+                _LOG.error("call_failed", error_type=type(exc).__name__)
+                await context.abort(
+                    internal.status,
+                    str(internal),
+                    (*call_context.response_metadata, *error_trailers(internal, request_id)),
+                )
+            else:
+                context.set_trailing_metadata(tuple(call_context.response_metadata))
+                return response
+            finally:
+                if counted:
+                    self._call_ended()
+                metrics.IN_FLIGHT.dec()
+                metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
+                metrics.CALLS.labels(method, status_name, api_code).inc()
+                if span is not None:
+                    tracing.end_server_span(span, token, status_name, api_code)
 
-    return call
+        return call
 
 
 def error_trailers(error: ApiError, request_id: str) -> tuple[tuple[str, str | bytes], ...]:

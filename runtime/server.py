@@ -1,11 +1,17 @@
 """grpc.aio server bootstrap shared by every process of the mesh.
 
 A `GrpcServer` serves the process's services behind the call boundary, with
-grpc.health.v1 (Check and Watch), server reflection, Prometheus metrics on their
-own port and optional TLS or mTLS. `run_until_signalled` adds the lifecycle:
-SIGTERM or SIGINT sets health to NOT_SERVING, lets in-flight calls finish within
-the grace period, then closes the process's clients; a second signal cuts the
-grace short.
+grpc.health.v1 (Check, Watch and List), server reflection (v1 and v1alpha),
+Prometheus metrics on their own port and optional TLS or mTLS. It refuses to start
+on a port another process serves (no SO_REUSEPORT: two servers on one port would
+silently share its calls).
+
+`run_until_signalled` adds the lifecycle. SIGTERM or SIGINT sets health to
+NOT_SERVING at once; for ``SHUTDOWN_NOTICE_SECONDS`` the server still serves, so
+that probes and load balancers see it leave while it listens; then new calls are
+refused with UNAVAILABLE (retry elsewhere) while in-flight calls finish within
+``SHUTDOWN_GRACE_SECONDS``; then the listener closes and the process's clients are
+closed. A second signal cuts the notice and the grace short.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import grpc
 import structlog
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from runtime import reflection
+from runtime.health import HealthServicer
 from runtime.interceptors import CallBoundary
 from runtime.metrics import start_metrics_server
 from runtime.settings import ServerSettings
@@ -31,6 +38,13 @@ from runtime.tracing import shutdown as shutdown_tracing
 _LOG = structlog.get_logger(__name__)
 # Unix signal 15, sent by Kubernetes and `kill`; and 2, sent by Ctrl-C.
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# A call sent before the caller learnt that new calls are held reaches the server
+# within a round trip; once none came for this long, closing the connections races no call.
+_QUIET_SECONDS = 0.05
+
+
+class PortInUseError(OSError):
+    """The server's address cannot be bound: another process serves it, most likely."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +83,20 @@ class GrpcServer:
         # Call order is list order: the call boundary always comes first so that
         # every refusal of a later interceptor is rendered and counted.
         age_ms = int(settings.max_connection_age_seconds * 1000)
+        self._boundary = CallBoundary()
         self._server = grpc.aio.server(
-            interceptors=[CallBoundary(), *interceptors],
+            interceptors=[self._boundary, *interceptors],
             options=[
                 ("grpc.max_connection_age_ms", age_ms),
                 # In-flight calls on an aged connection get the drain grace to finish.
                 ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000)),
+                # grpcio sets SO_REUSEPORT by default: a second process started on a served
+                # port would bind it too and silently take half of its calls.
+                ("grpc.so_reuseport", 0),
             ],
         )
-        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self._health = HealthServicer()
+        self._cut_short = asyncio.Event()
         self._metrics_server: Any = None
         self.port = 0
         self.metrics_port: int | None = None
@@ -87,16 +106,18 @@ class GrpcServer:
         for service in self._services:
             service.add_to_server(self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            [*(s.name for s in self._services), health.SERVICE_NAME, reflection.SERVICE_NAME],
-            self._server,
-        )
+        reflection.enable([*(s.name for s in self._services), health.SERVICE_NAME], self._server)
         address = f"{self._settings.grpc_host}:{self._settings.grpc_port}"
         credentials = _server_credentials(self._settings)
-        if credentials is None:
-            self.port = self._server.add_insecure_port(address)
-        else:
-            self.port = self._server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
+        except RuntimeError:
+            raise PortInUseError(
+                f"cannot listen on {address}: the port is in use, most likely by another server"
+            ) from None
         await self._server.start()
         for name in ("", *(s.name for s in self._services)):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -112,11 +133,27 @@ class GrpcServer:
             services=[s.name for s in self._services],
         )
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Drain and stop: NOT_SERVING, finish in-flight calls, close clients and metrics."""
+    async def stop(self, grace: float | None = None, notice: float = 0.0) -> None:
+        """Drain and stop, then close the process's clients and metrics.
+
+        Args:
+            grace: Seconds in-flight calls get to finish; SHUTDOWN_GRACE_SECONDS by default.
+            notice: Seconds the server keeps serving after health turned NOT_SERVING,
+                before it refuses new calls (UNAVAILABLE) and drains.
+        """
         grace = self._settings.shutdown_grace_seconds if grace is None else grace
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace)
+        await self._wait(asyncio.sleep(notice), notice)
+        self._boundary.stop_taking_calls()
+        loop = asyncio.get_running_loop()
+        drained_by = loop.time() + grace
+        await self._wait(self._boundary.quiet(_QUIET_SECONDS), grace)
+        remaining = 0 if self._cut_short.is_set() else max(0.0, drained_by - loop.time())
+        stopping = asyncio.ensure_future(self._server.stop(remaining))
+        # Once the server has told its connections to go away, the held calls are refused.
+        await asyncio.sleep(0)
+        self._boundary.release_refused()
+        await stopping
         for hook in self._on_shutdown:
             await hook()
         if self._metrics_server is not None:
@@ -136,6 +173,7 @@ class GrpcServer:
         def on_signal(signum: signal.Signals) -> None:
             if stop_requested.is_set():
                 _LOG.warning("forced_shutdown", signal=signum.name)
+                self._cut_short.set()
                 forced.append(loop.create_task(self._server.stop(0)))
                 return
             _LOG.info("shutdown_requested", signal=signum.name)
@@ -146,13 +184,26 @@ class GrpcServer:
         # Here, where the process starts serving, not in start(): tests run several servers in one process.
         configure_tracing(self._settings)
         try:
-            await self.start()
+            try:
+                await self.start()
+            except PortInUseError as error:
+                _LOG.error("server_not_started", reason="port_in_use", port=self._settings.grpc_port)
+                raise SystemExit(str(error)) from None
             await stop_requested.wait()
-            await self.stop()
+            await self.stop(notice=self._settings.shutdown_notice_seconds)
         finally:
             for signum in _HANDLED_SIGNALS:
                 loop.remove_signal_handler(signum)
             shutdown_tracing()
+
+    async def _wait(self, awaitable: Awaitable[None], seconds: float) -> None:
+        """Wait for ``awaitable`` at most ``seconds``, less if a second signal cuts the shutdown short."""
+        waiting = asyncio.ensure_future(awaitable)
+        cut = asyncio.ensure_future(self._cut_short.wait())
+        await asyncio.wait((waiting, cut), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiting, cut):
+            task.cancel()
+        await asyncio.gather(waiting, cut, return_exceptions=True)
 
 
 def _server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

@@ -52,6 +52,12 @@ class ServerSettings(BaseSettings):
     log_format: LogFormat = Field(
         default=LogFormat.JSON, description="json for machines, console for people (LOG_FORMAT)."
     )
+    shutdown_notice_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="After SIGTERM, how long the server keeps serving with health NOT_SERVING before it "
+        "refuses new calls, so that probes and load balancers see it leave (SHUTDOWN_NOTICE_SECONDS).",
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0,
         ge=0,

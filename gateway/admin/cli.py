@@ -25,6 +25,7 @@ import redis
 
 from contract.routes import contract_scopes
 from gateway.admin import keys, registry
+from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.recipient import is_valid_siret
 from gateway.redis_client import close_sync, connect_sync
 from gateway.settings import GatewaySettings
@@ -98,10 +99,10 @@ def _claims(args: argparse.Namespace, now: int) -> dict[str, Any]:
         raise UsageError(f"--label must be 1 to {_MAX_LABEL} characters")
     if not is_valid_siret(args.siret):
         raise UsageError(f"--siret {args.siret!r} is not a SIRET: 14 digits passing the Luhn check")
-    if args.days < 1:
-        raise UsageError("--days must be at least 1")
-    if args.rate_limit is not None and args.rate_limit < 1:
-        raise UsageError("--rate-limit must be at least 1 request per second")
+    if not 1 <= args.days <= TOKEN_LIFETIME_MAX_DAYS:
+        raise UsageError(f"--days must be from 1 to {TOKEN_LIFETIME_MAX_DAYS} (ten years)")
+    if args.rate_limit is not None and not is_rate_limit(args.rate_limit):
+        raise UsageError(f"--rate-limit must be from 1 to {RATE_LIMIT_MAX_PER_SECOND} requests per second")
     claims: dict[str, Any] = {
         "iss": args.issuer,
         "aud": args.audience,
@@ -158,7 +159,9 @@ def _list(args: argparse.Namespace) -> int:
         (
             record.jti,
             record.status(now),
-            f"{datetime.datetime.fromtimestamp(record.exp, datetime.UTC):%Y-%m-%d}",
+            "-"
+            if record.exp is None
+            else f"{datetime.datetime.fromtimestamp(record.exp, datetime.UTC):%Y-%m-%d}",
             record.siret,
             "default" if record.rate_limit is None else str(record.rate_limit),
             str(len(record.scopes)),
@@ -238,10 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--siret", required=True, help="SIRET of the organisation holding the habilitation")
     issue.add_argument("--scope", action="append", required=True, help="a scope granted; repeat for several")
     issue.add_argument(
-        "--days", type=_whole_number, default=DEFAULT_DAYS, help=f"lifetime in days (default {DEFAULT_DAYS})"
+        "--days",
+        type=_whole_number,
+        default=DEFAULT_DAYS,
+        help=f"lifetime in days, 1 to {TOKEN_LIFETIME_MAX_DAYS} (default {DEFAULT_DAYS})",
     )
     issue.add_argument(
-        "--rate-limit", type=_whole_number, help="requests per second for this token (default: the gateway's)"
+        "--rate-limit",
+        type=_whole_number,
+        help=f"requests per second for this token, 1 to {RATE_LIMIT_MAX_PER_SECOND} (default: the gateway's)",
     )
     issue.add_argument(
         "--issuer", default=_default("token_issuer"), help="claim iss (default: $TOKEN_ISSUER)"

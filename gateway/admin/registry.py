@@ -7,6 +7,10 @@ Keys (the hash tag ``{<jti>}`` keeps a token's keys in one Cluster slot):
   and, once revoked, ``revoked_at``. Kept until 62 days after ``exp`` (the
   statistics' span).
 - ``tokens``: set of every registered jti.
+
+An entry the CLI cannot read (written by hand, or by a version that stored an
+out-of-range expiry) is listed as ``unreadable``, never stops the listing, and can
+still be revoked.
 - ``revoked:{<jti>}``: exists while the token is revoked, until its ``exp``; read by
   the rate-limit script on every call, so revocation holds on every replica at once.
 - ``revoked``: set of revoked jtis, which degraded gateways copy locally.
@@ -21,6 +25,7 @@ from typing import Any
 
 import redis
 
+from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.ratelimit import REVOKED_SET, revoked_key
 
 TOKENS_SET = "tokens"
@@ -34,21 +39,26 @@ def token_key(jti: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TokenRecord:
-    """A registered token, without the token itself (never stored)."""
+    """A registered token, without the token itself (never stored).
+
+    ``iat`` and ``exp`` are None, and ``scopes`` empty, when the entry is unreadable.
+    """
 
     jti: str
     label: str
     siret: str
     scopes: tuple[str, ...]
-    iat: int
-    exp: int
+    iat: int | None
+    exp: int | None
     rate_limit: int | None
     revoked: bool
 
     def status(self, now: float) -> str:
-        """``revoked``, ``expired`` or ``active``."""
+        """``revoked``, ``unreadable``, ``expired`` or ``active``."""
         if self.revoked:
             return "revoked"
+        if self.exp is None:
+            return "unreadable"
         return "expired" if self.exp <= now else "active"
 
     def as_json(self, now: float) -> dict[str, Any]:
@@ -93,20 +103,33 @@ def register(client: redis.Redis, claims: dict[str, Any]) -> None:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _record(jti: str, fields: dict[bytes | str, bytes | str], revoked: bool) -> TokenRecord:
     text = {_text(k): _text(v) for k, v in fields.items()}
-    rate_limit = text.get("rate_limit", "")
+    unreadable = TokenRecord(jti, text.get("label", ""), text.get("siret", ""), (), None, None, None, revoked)
+    try:
+        scopes = json.loads(text.get("scopes", "[]"))
+        iat, exp = int(text.get("iat", "")), int(text.get("exp", ""))
+        rate_limit = int(text["rate_limit"]) if text.get("rate_limit") else None
+    except ValueError:
+        return unreadable
+    if (
+        not isinstance(scopes, list)
+        or not all(isinstance(scope, str) for scope in scopes)
+        or not (is_numeric_date(iat) and is_numeric_date(exp))
+        or (rate_limit is not None and not is_rate_limit(rate_limit))
+    ):
+        return unreadable
     return TokenRecord(
         jti=jti,
         label=text.get("label", ""),
         siret=text.get("siret", ""),
-        scopes=tuple(json.loads(text.get("scopes", "[]"))),
-        iat=int(text.get("iat", "0")),
-        exp=int(text.get("exp", "0")),
-        rate_limit=int(rate_limit) if rate_limit else None,
+        scopes=tuple(scopes),
+        iat=iat,
+        exp=exp,
+        rate_limit=rate_limit,
         revoked=revoked,
     )
 
@@ -130,7 +153,7 @@ def list_tokens(client: redis.Redis) -> list[TokenRecord]:
         records.append(_record(jti, fields, bool(revoked)))
     if gone:
         client.srem(TOKENS_SET, *gone)
-    return sorted(records, key=lambda r: (r.iat, r.jti))
+    return sorted(records, key=lambda r: (r.iat or 0, r.jti))
 
 
 def revoke(client: redis.Redis, jti: str, now: float | None = None) -> TokenRecord:
@@ -148,8 +171,10 @@ def revoke(client: redis.Redis, jti: str, now: float | None = None) -> TokenReco
         raise UnknownTokenError(jti)
     record = _record(jti, fields, revoked=True)
     # The key the gateways read lives as long as the token could be used; a token
-    # already expired keeps it for a minute, which changes nothing.
-    until = max(record.exp, int(now) + 60)
+    # already expired keeps it for a minute, which changes nothing. An unreadable
+    # entry's token may live as long as any token may.
+    exp = int(now) + TOKEN_LIFETIME_MAX_SECONDS if record.exp is None else record.exp
+    until = max(exp, int(now) + 60)
     pipe = client.pipeline(transaction=False)
     pipe.set(revoked_key(jti), str(int(now)), exat=until)
     pipe.sadd(REVOKED_SET, jti)

@@ -18,10 +18,22 @@ import pytest
 import redis.asyncio
 from google.rpc import error_details_pb2, status_pb2
 
+from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from devstack.processes import ProcessGroup
 from devstack.redis import RedisProcess
-from gateway.ratelimit import RateLimiter, rate_key, revoked_key
+from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
+from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_key
+from gateway.redis_client import connect
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError
+from services.cnaf.app import CNAF
+from services.cnaf.settings import CnafSettings
+from tests.gateway.conftest import Mesh
+from tests.gateway.test_lookup import error_info
+from tests.gateway.test_proxy import lefebvre, metadata, qf_request
+from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.rich_status import rich_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -179,7 +191,7 @@ async def test_each_call_is_one_evalsha_and_nothing_else(private_redis: RedisPro
     limiter = RateLimiter(client, settings(rate_limit_per_second=1000, rate_limit_burst=10))
     await limiter.check(new_jti(), 0)  # first use: connection set-up and SCRIPT LOAD
     before = await command_counts(observer)
-    calls = 40
+    calls = 800
     jtis = [new_jti() for _ in range(4)]
     for i in range(calls):
         await limiter.check(jtis[i % 4], 0)
@@ -251,7 +263,7 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers_by_itself(
     found = details(error)
     info = found[error_details_pb2.ErrorInfo]
     assert isinstance(info, error_details_pb2.ErrorInfo)
-    assert info.reason == "RATE_LIMITER_UNAVAILABLE"
+    assert info.reason == "STORE_UNAVAILABLE"
     assert error_details_pb2.RetryInfo in found
 
     # The breaker is open: the next calls do not wait for Redis at all.
@@ -266,6 +278,43 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers_by_itself(
     assert took <= 1.0
     assert (await limiter.check(jti, 0)).allowed
     assert await client.exists(rate_key(jti))
+    await limiter.close()
+    await client.aclose()
+
+
+async def test_once_redis_answers_again_no_call_is_refused(private_redis: RedisProcess) -> None:
+    """Redis restarted on its port under load: after the first decision from Redis, no refusal.
+
+    The gateway's client held connections to the dead Redis; one of them, used after
+    the recovery, reopened the breaker for another refusal window.
+    """
+    client = connect(private_redis.url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    limiter = RateLimiter(client, settings(rate_limit_burst=1000, redis_retry_seconds=0.1))
+    outcomes: list[tuple[float, bool]] = []
+    stop_at = time.monotonic() + 3.0
+
+    async def caller() -> None:
+        jti = new_jti()
+        while time.monotonic() < stop_at:
+            try:
+                await limiter.check(jti, 1000)
+            except ApiError:
+                outcomes.append((time.monotonic(), False))
+            else:
+                outcomes.append((time.monotonic(), True))
+            await asyncio.sleep(0.005)
+
+    async def outage() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(private_redis.stop)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(private_redis.start)
+
+    await asyncio.gather(outage(), *(caller() for _ in range(30)))
+    first_refusal = next(at for at, served in outcomes if not served)
+    back_at = next(at for at, served in outcomes if served and at > first_refusal)
+    refused_after = [at - back_at for at, served in outcomes if not served and at > back_at]
+    assert refused_after == [], f"{len(refused_after)} calls refused after Redis answered again"
     await limiter.close()
     await client.aclose()
 
@@ -357,6 +406,114 @@ async def test_degrade_without_a_known_revocation_list_fails_closed() -> None:
     await limiter.close()
     await client.aclose()
     server.close()
+
+
+# -- bursts through a real gateway ------------------------------------------------------------------
+
+
+async def outcomes_of(stub: cnaf_pb2_grpc.CnafServiceAsyncStub, header: str, calls: int) -> list[str]:
+    """Send ``calls`` calls at once; each outcome is "OK" or the error's API Particulier code."""
+
+    async def one() -> str:
+        try:
+            await stub.GetQuotientFamilialByIdentity(qf_request(), metadata=metadata(header), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return rich_status(error).api_code
+        return "OK"
+
+    return list(await asyncio.gather(*(one() for _ in range(calls))))
+
+
+async def test_a_token_s_lower_rate_bounds_its_burst(mesh: Mesh) -> None:
+    """A token at 1 per second gets at most 2 of 20 calls at once (not the default burst of 20)."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    header = mesh.factory.bearer(rate_limit=1)
+    outcomes = await outcomes_of(stub, header, 20)
+    assert 1 <= outcomes.count("OK") <= 2, outcomes
+    assert set(outcomes) == {"OK", "00429"}, outcomes
+    call = stub.GetQuotientFamilialByIdentity(
+        qf_request(), metadata=metadata(mesh.factory.bearer(rate_limit=1))
+    )
+    await call
+    trailers = dict(tuple(await call.trailing_metadata()))
+    assert trailers["ratelimit-limit"] == "1"
+    assert trailers["ratelimit-remaining"] == "0"
+
+
+async def test_the_bucket_of_a_lower_rate_lasts_as_long_as_the_default_one(
+    client: redis.asyncio.Redis,
+) -> None:
+    """RATE_LIMIT_BURST 40 at 20 per second is a two-second bucket: 10 calls for a token at 5 per second."""
+    limiter = RateLimiter(client, settings(rate_limit_per_second=20, rate_limit_burst=40))
+    assert [limiter.burst_for(rate) for rate in (1, 3, 5, 20, 1000)] == [2, 6, 10, 40, 40]
+    jti = new_jti()
+    decisions = [await limiter.check(jti, 5) for _ in range(11)]
+    assert [d.allowed for d in decisions] == [True] * 10 + [False]
+    assert decisions[0].limit == 10
+    await limiter.close()
+
+
+async def test_a_burst_of_lookups_beyond_the_redis_pool_is_no_outage(
+    redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey], tmp_path: Path
+) -> None:
+    """200 lookups at once at a `python -m gateway`, 600 rate-limit checks: none is 00503.
+
+    The checks outnumber the 100 connections of the pool; before they queued, the
+    pool's refusal was taken for Redis being down.
+    """
+    directory, es256, _ = keys_dir
+    cnaf = CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    await cnaf.start()
+    group = ProcessGroup(tmp_path / "logs")
+    env = {
+        "KEYS_DIR": str(directory),
+        "REDIS_URL": redis_server.url,
+        "JOURNAL_HMAC_KEY": "burst-journal-key",
+        "CNAF_ADDRESS": f"127.0.0.1:{cnaf.port}",
+        "RATE_LIMIT_BURST": "1000",
+        "LOG_LEVEL": "warning",
+    }
+    factory = TokenFactory(es256, scopes=["cnaf_quotient_familial", "revenu_solidarite_active"])
+    header = factory.bearer(rate_limit=RATE_LIMIT_MAX_PER_SECOND)
+    request = gateway_pb2.LookupRequest(
+        identite=lefebvre(),
+        apis=[gateway_pb2.API_QUOTIENT_FAMILIAL, gateway_pb2.API_REVENU_SOLIDARITE_ACTIVE],
+    )
+
+    async def lookup(stub: gateway_pb2_grpc.GatewayServiceAsyncStub) -> list[str]:
+        try:
+            answer = await stub.Lookup(request, metadata=metadata(header), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return [rich_status(error).api_code]
+        return [
+            error_info(result.error).metadata["code"] if result.HasField("error") else "OK"
+            for result in answer.results
+        ]
+
+    try:
+        gateway = await asyncio.to_thread(group.start, "gateway", ["-m", "gateway"], env)
+        channels = [grpc.aio.insecure_channel(gateway.address) for _ in range(4)]
+        stubs = [gateway_pb2_grpc.GatewayServiceStub(channel) for channel in channels]
+        results = await asyncio.gather(*(lookup(stubs[n % 4]) for n in range(200)))
+        for channel in channels:
+            await channel.close(grace=None)
+    finally:
+        await asyncio.to_thread(group.close)
+        await cnaf.stop(0)
+    outcomes = [outcome for result in results for outcome in result]
+    assert outcomes == ["OK"] * 400, {code: outcomes.count(code) for code in set(outcomes)}
+
+
+async def test_a_pool_exhausted_by_the_limiter_alone_is_no_outage(redis_server: RedisProcess) -> None:
+    """The limiter on a client of 4 connections: 300 checks at once are all decided by Redis."""
+    client = connect(redis_server.url, max_connections=4, socket_timeout=1, socket_connect_timeout=1)
+    limiter = RateLimiter(client, settings(rate_limit_burst=1000))
+    jti = new_jti()
+    decisions = await asyncio.gather(*(limiter.check(jti, 1000) for _ in range(300)), return_exceptions=True)
+    assert [d for d in decisions if not isinstance(d, RateDecision)] == []
+    assert not limiter.redis_down
+    await limiter.close()
+    await client.aclose()
 
 
 # -- accuracy across processes ----------------------------------------------------------------------

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -21,7 +23,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import free_port
 from runtime.caller import Caller
-from runtime.server import GrpcServer
+from runtime.server import GrpcServer, PortInUseError
 from services.cnaf.app import CNAF
 from services.cnaf.backend import Benefit, BenefitData
 from services.cnaf.sandbox import POPULATION_FILE, SandboxCnafBackend
@@ -188,3 +190,154 @@ def test_service_process_stops_cleanly_on_sigterm() -> None:
     assert process.returncode == 0
     events = output.decode()
     assert '"event": "shutdown_requested"' in events and '"event": "server_stopped"' in events
+
+
+async def test_health_list_answers_every_service() -> None:
+    """grpc.health.v1.Health/List, listed by reflection, gives each service's status (not INTERNAL)."""
+    async with running(server_with(SlowOrBrokenBackend())) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest())
+    statuses = {name: response.status for name, response in answer.statuses.items()}
+    assert statuses == {
+        "": health_pb2.HealthCheckResponse.SERVING,
+        CNAF.service_name: health_pb2.HealthCheckResponse.SERVING,
+    }
+
+
+async def test_reflection_answers_under_v1_too() -> None:
+    """Tools ask grpc.reflection.v1 first: it lists the services and describes them, itself included."""
+    request_class = message_class("grpc.reflection.v1.ServerReflectionRequest")
+    response_class = message_class("grpc.reflection.v1.ServerReflectionResponse")
+    async with running(server_with(SlowOrBrokenBackend())) as channel:
+        info = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        answers = [
+            answer
+            async for answer in info(
+                iter(
+                    [
+                        request_class(list_services=""),
+                        request_class(file_containing_symbol=CNAF.service_name),
+                        request_class(file_containing_symbol="grpc.reflection.v1.ServerReflection"),
+                    ]
+                )
+            )
+        ]
+    services = {s.name for s in answers[0].list_services_response.service}
+    assert {CNAF.service_name, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} <= services
+    assert "grpc.reflection.v1alpha.ServerReflection" in services
+    for answer, package in ((answers[1], "apiparticulier.cnaf.v1"), (answers[2], "grpc.reflection.v1")):
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in answer.file_descriptor_response.file_descriptor_proto
+        ]
+        assert package in {f.package for f in files}
+
+
+async def test_a_second_server_on_a_served_port_refuses_to_start() -> None:
+    """No SO_REUSEPORT: a second server on the port of a running one stops with a clear error."""
+    first = server_with(SlowOrBrokenBackend())
+    await first.start()
+    try:
+        settings = CnafSettings(grpc_host="127.0.0.1", grpc_port=first.port)
+        second = GrpcServer(settings, [])
+        with pytest.raises(
+            PortInUseError, match=f"cannot listen on 127.0.0.1:{first.port}: the port is in use"
+        ):
+            await second.start()
+        await second.stop(0)
+        process = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.cnaf"],
+            cwd=_ROOT,
+            env={**os.environ, "GRPC_PORT": str(first.port), "GRPC_HOST": "127.0.0.1"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert process.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{first.port}: the port is in use" in process.stderr
+        assert "Traceback" not in process.stderr
+    finally:
+        await first.stop(0)
+
+
+def message_class(name: str) -> Any:
+    return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
+
+
+def test_calls_racing_sigterm_are_served_or_unavailable_never_cancelled() -> None:
+    """SIGTERM under load: health turns NOT_SERVING while the port still answers, calls are
+    served during the notice, then refused UNAVAILABLE; none is CANCELLED (a status clients do
+    not retry)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRPC_PORT": str(port),
+        "GRPC_HOST": "127.0.0.1",
+        "SHUTDOWN_NOTICE_SECONDS": "0.5",
+        "SHUTDOWN_GRACE_SECONDS": "2",
+        "LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cnaf"], cwd=_ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        outcomes, probes = asyncio.run(hammer_through_sigterm(process, port))
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "CANCELLED" not in outcomes, outcomes
+    assert outcomes["OK after SIGTERM"] > 0, outcomes  # served during the notice
+    assert set(outcomes) <= {"OK", "OK after SIGTERM", "UNAVAILABLE"}, outcomes
+    # Probes see NOT_SERVING, while the server still answers them, before the port closes.
+    first_not_serving = probes.index("NOT_SERVING")
+    assert "SERVING" not in probes[first_not_serving:]
+    assert "UNAVAILABLE" not in probes[:first_not_serving]
+    assert probes.count("NOT_SERVING") >= 5
+
+
+async def hammer_through_sigterm(
+    process: subprocess.Popen[bytes], port: int
+) -> tuple[Counter[str], list[str]]:
+    """Twenty callers and one health probe, from 0.5 s before SIGTERM until the server is gone."""
+    outcomes: Counter[str] = Counter()
+    probes: list[str] = []
+    signalled = asyncio.Event()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 20)
+        stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=_PERSON)
+        stop_at = asyncio.get_running_loop().time() + 3.0
+
+        async def caller() -> None:
+            while asyncio.get_running_loop().time() < stop_at:
+                try:
+                    await stub.GetQuotientFamilialByIdentity(request, timeout=5)
+                    outcomes["OK after SIGTERM" if signalled.is_set() else "OK"] += 1
+                except grpc.aio.AioRpcError as error:
+                    outcomes[error.code().name] += 1
+                    await asyncio.sleep(0.01)
+
+        async def probe() -> None:
+            await signalled.wait()
+            while asyncio.get_running_loop().time() < stop_at:
+                try:
+                    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                    probes.append(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+                except grpc.aio.AioRpcError as error:
+                    probes.append(error.code().name)
+                await asyncio.sleep(0.02)
+
+        async def terminate() -> None:
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            signalled.set()
+
+        await asyncio.gather(terminate(), probe(), *(caller() for _ in range(20)))
+    return outcomes, probes

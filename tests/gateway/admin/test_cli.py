@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
+from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
@@ -151,8 +153,10 @@ def test_issue_takes_a_lifetime_issuer_and_audience(keys_dir: Path, redis_server
         (("--siret", "12345678901234"), "is not a SIRET"),
         (("--siret", "1300252650001"), "is not a SIRET"),
         (("--scope", "not_a_scope"), "unknown scope(s): not_a_scope"),
-        (("--days", "0"), "--days must be at least 1"),
-        (("--rate-limit", "0"), "--rate-limit must be at least 1"),
+        (("--days", "0"), "--days must be from 1 to 3653"),
+        (("--days", "2912110"), "--days must be from 1 to 3653"),
+        (("--rate-limit", "0"), "--rate-limit must be from 1 to 10000"),
+        (("--rate-limit", "8000000"), "--rate-limit must be from 1 to 10000"),
         (("--label", "  "), "--label must be"),
         (("--kid", "../etc/passwd"), "invalid kid"),
     ],
@@ -215,6 +219,54 @@ def test_list_shows_tokens_without_the_tokens(keys_dir: Path, redis_server: Redi
     assert entries[jti]["scopes"] == ["cnaf_quotient_familial"]
     assert entries[jti]["siret"] == SIRET
     assert token not in listed.stdout
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"exp": str(10**50)},  # what `issue --days 2912110` stored before it was refused
+        {"exp": "1e19"},
+        {"iat": "soon"},
+        {"scopes": "{not json"},
+        {"rate_limit": "-5"},
+    ],
+    ids=["exp 10**50", "exp 1e19", "iat a word", "scopes not json", "negative rate limit"],
+)
+def test_a_bad_stored_entry_is_listed_as_unreadable_and_can_be_revoked(
+    keys_dir: Path, redis_server: RedisProcess, fields: dict[str, str]
+) -> None:
+    """One damaged registry entry neither stops the listing nor hides the other tokens."""
+    token = issue(keys_dir, redis_server.url).stdout.strip()
+    healthy = jwt.decode(token, options={"verify_signature": False})["jti"]
+    damaged = str(uuid.uuid4())
+    client = redis.Redis.from_url(redis_server.url)
+    stored: dict[Any, Any] = {
+        "label": "Entrée abîmée",
+        "siret": SIRET,
+        "scopes": "[]",
+        "iat": "0",
+        "exp": "0",
+        "rate_limit": "",
+    }
+    stored.update(fields)
+    client.hset(f"token:{{{damaged}}}", mapping=stored)
+    client.sadd("tokens", damaged)
+
+    table = admin("list", redis_url=redis_server.url)
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line for line in table.stdout.splitlines()[1:]}
+    assert "unreadable" in rows[damaged] and "active" in rows[healthy]
+    listed = admin("list", "--json", redis_url=redis_server.url)
+    assert listed.returncode == 0, listed.stderr
+    entries = {entry["jti"]: entry for entry in json.loads(listed.stdout)}
+    assert entries[damaged]["status"] == "unreadable"
+    assert entries[damaged]["expires_at"] is None
+
+    revoked = admin("revoke", damaged, redis_url=redis_server.url)
+    assert revoked.returncode == 0, revoked.stderr
+    # Revoked for as long as any token may live, since its own expiry cannot be read.
+    assert client.ttl(f"revoked:{{{damaged}}}") > TOKEN_LIFETIME_MAX_SECONDS - 60
+    client.close()
 
 
 async def test_revoke_is_seen_by_the_rate_limiter_at_once(keys_dir: Path, redis_server: RedisProcess) -> None:

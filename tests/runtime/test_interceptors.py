@@ -1,0 +1,64 @@
+"""The call boundary's request id, against a real server: a caller's id is taken only when plain.
+
+Found by fuzzing the metadata: an id such as ``level:error event:forged`` went verbatim into
+every log line and journal event of the call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from services.cnaf.app import CNAF
+from services.cnaf.settings import CnafSettings
+from tests.conftest import LOG_FILE, running
+from tests.rich_status import rich_status
+from tests.runtime.test_metrics import INCONNU
+
+
+async def echoed_request_id(request_id: str) -> str:
+    """The request id a real server answers, in its trailers and its ErrorInfo, for a call that
+    gave ``request_id`` (a refused call: one the server logs)."""
+    async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
+                cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=INCONNU),
+                metadata=(("x-request-id", request_id),),
+            )
+    trailers = dict(cast("Any", refused.value.trailing_metadata()))
+    assert rich_status(refused.value).error_info.metadata["request_id"] == trailers["x-request-id"]
+    return str(trailers["x-request-id"])
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["ticket-1234", "a", "x" * 64, "2024.05.17_batch-7", str(uuid.uuid4()), str(uuid.uuid4()).upper()],
+)
+async def test_a_plain_identifier_is_kept(request_id: str) -> None:
+    assert await echoed_request_id(request_id) == request_id
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "level:error event:forged",
+        "x" * 65,
+        "a b",
+        "a=b",
+        'quote"d',
+        "{json}",
+        "ticket:1234",
+        "%0a",
+    ],
+)
+async def test_anything_else_is_replaced_by_a_fresh_uuid_in_answers_and_logs(request_id: str) -> None:
+    echoed = await echoed_request_id(request_id)
+    assert str(uuid.UUID(echoed)) == echoed
+    logged = [json.loads(line) for line in LOG_FILE.read_text(encoding="utf-8").splitlines()]
+    assert any(event.get("request_id") == echoed for event in logged)
+    assert not any(request_id in json.dumps(event) for event in logged)
