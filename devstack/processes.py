@@ -64,9 +64,9 @@ class ProcessGroup:
         self.children: list[Child] = []
         self.redis: RedisProcess | None = None
 
-    def start_redis(self, port: int = 0) -> RedisProcess:
-        """A redis-server of the group, on ``port`` (0: a free loopback port)."""
-        server = RedisProcess(port)
+    def start_redis(self, port: int = 0, data_dir: Path | None = None) -> RedisProcess:
+        """A redis-server of the group, on ``port`` (0: a free loopback port), persistent in ``data_dir``."""
+        server = RedisProcess(port, data_dir=data_dir)
         self.redis = server
         server.start()
         return server

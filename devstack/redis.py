@@ -2,6 +2,10 @@
 
 `make run` uses it when REDIS_URL is not set, and the tests use it instead of
 any fake: every Redis behaviour the mesh relies on is exercised for real.
+
+Without a data directory the server keeps nothing (the tests' Redis). With one (`make
+run`'s), it logs every write to an append-only file there, synced every second, and
+reads it back when it starts: revocations, tokens and statistics survive a restart.
 """
 
 from __future__ import annotations
@@ -27,16 +31,18 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server child process; it can be stopped and started again on the same port."""
 
-    def __init__(self, port: int = 0, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, port: int = 0, extra_args: tuple[str, ...] = (), data_dir: Path | None = None) -> None:
         """Prepare a server on ``port`` (0: a free port chosen at first start).
 
         Args:
             port: The loopback port.
             extra_args: More redis-server options, e.g. ``("--cluster-enabled", "yes")``.
+            data_dir: Where the append-only file is kept across runs; None keeps nothing.
         """
         self.port = port or free_port()
         self._extra_args = extra_args
         self._workdir = tempfile.TemporaryDirectory(prefix="redis-")
+        self._data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +59,11 @@ class RedisProcess:
         """Start the server and wait until it answers PING."""
         if self.running:
             return
+        if self._data_dir is None:
+            persistence: tuple[str, ...] = ("--appendonly", "no", "--dir", self._workdir.name)
+        else:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            persistence = ("--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self._data_dir))
         self._process = subprocess.Popen(  # noqa: S603 - a fixed binary with fixed arguments
             [
                 REDIS_SERVER_PATH,
@@ -62,10 +73,7 @@ class RedisProcess:
                 str(self.port),
                 "--save",
                 "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._workdir.name,
+                *persistence,
                 "--logfile",
                 str(Path(self._workdir.name) / "redis.log"),
                 *self._extra_args,
@@ -94,6 +102,13 @@ class RedisProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
 
     def close(self) -> None:
         """Stop the server and remove its working directory."""

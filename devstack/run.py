@@ -23,6 +23,8 @@ from runtime import providers as registry
 _ROOT = Path(__file__).resolve().parent.parent
 _RUN_DIR = _ROOT / ".run"
 _KEYS_DIR = _RUN_DIR / "keys"
+REDIS_DATA_DIR = _RUN_DIR / "redis"
+"""Where the Redis of `make run` keeps its append-only file across runs."""
 _DEMO_KID = "dev"
 _DEMO_RECIPIENT = "13002526500013"
 
@@ -123,7 +125,8 @@ def main() -> None:
         if redis_url := os.environ.get("REDIS_URL", ""):
             print(f"redis            {redis_url} (from REDIS_URL)")
         else:
-            redis_url = group.start_redis(port=6379 if _port_free(6379) else 0).url
+            # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
+            redis_url = group.start_redis(port=6379 if _port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
             print(f"redis            {redis_url}")
         for process in PROVIDERS:
             _start(group, process)

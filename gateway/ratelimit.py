@@ -14,13 +14,16 @@ Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
 
 - ``rl:{<jti>}``: the TAT in microseconds; expires when the bucket is full again.
 - ``revoked:{<jti>}``: exists while the token is revoked (written by the admin CLI,
-  which also adds the jti to the set ``revoked``, read here only in degrade mode).
+  which also adds the jti to the set ``revoked`` and publishes it on the channel
+  ``revocations``, both read here only in degrade mode).
 
 When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
 decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
 rate/``GATEWAY_REPLICAS`` with the last known revocation list, for at most
-``DEGRADED_MAX_SECONDS``. After a failure the limiter tries Redis again every
-``REDIS_RETRY_SECONDS`` (one probing call at a time), and goes back to it by itself.
+``DEGRADED_MAX_SECONDS``. That list is kept current by each revocation pushed as it
+happens, so a token revoked just before an outage stays refused through it. After a
+failure the limiter tries Redis again every ``REDIS_RETRY_SECONDS`` (one probing call
+at a time), and goes back to it by itself.
 
 At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
 within their deadline, and the wait is not part of the Redis timeout: a burst that
@@ -102,6 +105,8 @@ return {0, 1, math.floor((now - allow_at) / interval), math.ceil(new_tat - now),
 
 REVOKED_SET = "revoked"
 """The set of revoked jtis, mirrored locally for the degrade mode."""
+REVOCATIONS_CHANNEL = "revocations"
+"""Pub/sub channel on which the admin CLI publishes each revoked jti as it revokes it."""
 
 _LOCAL_STATE_PRUNE_SIZE = 10_000
 
@@ -307,7 +312,7 @@ class RateLimiter:
         """
         rate = rate_per_second if rate_per_second > 0 else self._settings.rate_limit_per_second
         if self.degrade and self._refresher is None and not self._closed:
-            self._refresher = asyncio.create_task(self._refresh_revocations(), name="revocation-refresher")
+            self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
         if self._may_try_redis():
             try:
                 async with asyncio.timeout(self._settings.default_deadline_seconds):
@@ -442,20 +447,44 @@ class RateLimiter:
         DECISIONS.labels("local", _result(decision)).inc()
         return decision
 
-    async def _refresh_revocations(self) -> None:
-        """Keep a local copy of the revoked set, off the request path, while Redis answers."""
+    async def _follow_revocations(self) -> None:
+        """Keep a local copy of the revoked set, off the request path, while Redis answers.
+
+        Each revocation comes as the admin CLI publishes it on `REVOCATIONS_CHANNEL`;
+        the whole set is read after each (re)subscription, so that nothing published
+        while the subscription was broken is missed, and every
+        ``REVOCATION_REFRESH_SECONDS``.
+        """
         while True:
+            pubsub = self._redis.pubsub()
             try:
-                async with asyncio.timeout(self._settings.redis_timeout_seconds * 4):
-                    members = await self._redis.smembers(REVOKED_SET)
+                await pubsub.subscribe(REVOCATIONS_CHANNEL)
+                while True:
+                    await self._read_revoked_set()
+                    await self._take_published(pubsub, self._settings.revocation_refresh_seconds)
             except (RedisError, OSError, TimeoutError) as exc:
                 _LOG.debug("revocation_refresh_failed", error=type(exc).__name__)
-            else:
-                self._revoked_snapshot = frozenset(
-                    m.decode() if isinstance(m, bytes) else str(m) for m in members
-                )
-                self._revoked_snapshot_at = self._clock()
-            await asyncio.sleep(self._settings.revocation_refresh_seconds)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await asyncio.sleep(self._settings.redis_retry_seconds)
+
+    async def _read_revoked_set(self) -> None:
+        async with asyncio.timeout(self._settings.redis_timeout_seconds * 4):
+            members = await self._redis.smembers(REVOKED_SET)
+        self._revoked_snapshot = frozenset(_text(member) for member in members)
+        self._revoked_snapshot_at = self._clock()
+
+    async def _take_published(self, pubsub: redis.asyncio.client.PubSub, seconds: float) -> None:
+        """Add the revocations published in the next ``seconds`` to the local copy."""
+        until = self._clock() + seconds
+        while (left := until - self._clock()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if message is not None and message["type"] == "message" and self._revoked_snapshot is not None:
+                self._revoked_snapshot = self._revoked_snapshot | {_text(message["data"])}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _result(decision: RateDecision) -> str:

@@ -151,8 +151,9 @@ class GatewaySettings(_WithProviderAddresses):
     revocation_refresh_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="In degrade mode, how often the local copy of the revocation list is refreshed "
-        "from Redis, off the request path (REVOCATION_REFRESH_SECONDS).",
+        description="In degrade mode, how often the local copy of the revocation list is read whole "
+        "from Redis, off the request path; each revocation is also pushed to it as it happens "
+        "(REVOCATION_REFRESH_SECONDS).",
     )
     gateway_replicas: int = Field(
         default=1,

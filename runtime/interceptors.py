@@ -17,7 +17,7 @@ Streaming methods (health Watch, reflection) pass through untouched.
 
 Once `CallBoundary.stop_taking_calls` is called (the server is shutting down), a
 new call does not reach its handler: it waits until `CallBoundary.release_refused`,
-then is refused with UNAVAILABLE 00503, so that the caller retries it elsewhere,
+then is refused with UNAVAILABLE 00504, so that the caller retries it elsewhere,
 while calls already running finish; health checks are still answered
 (NOT_SERVING). The server releases the refused calls once its listener has closed
 and its connections announce it (HTTP/2 GOAWAY): a caller told UNAVAILABLE then
@@ -84,7 +84,7 @@ class CallBoundary(ServerInterceptor):
         self.stopping = True
 
     def release_refused(self) -> None:
-        """Refuse the held calls, and every new one from now on, with UNAVAILABLE 00503."""
+        """Refuse the held calls, and every new one from now on, with UNAVAILABLE 00504."""
         self._released.set()
 
     async def quiet(self, seconds: float) -> None:

@@ -13,7 +13,9 @@ out-of-range expiry) is listed as ``unreadable``, never stops the listing, and c
 still be revoked.
 - ``revoked:{<jti>}``: exists while the token is revoked, until its ``exp``; read by
   the rate-limit script on every call, so revocation holds on every replica at once.
-- ``revoked``: set of revoked jtis, which degraded gateways copy locally.
+- ``revoked``: set of revoked jtis, which degraded gateways copy locally; each
+  revocation is also published on the channel ``revocations``, so that their copies
+  take it at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import redis
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
-from gateway.ratelimit import REVOKED_SET, revoked_key
+from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
 
 TOKENS_SET = "tokens"
 _KEEP_AFTER_EXPIRY_SECONDS = 62 * 24 * 3600
@@ -180,6 +182,8 @@ def revoke(client: redis.Redis, jti: str, now: float | None = None) -> TokenReco
     pipe.sadd(REVOKED_SET, jti)
     pipe.hset(token_key(jti), "revoked_at", int(now))
     pipe.execute()
+    # After the writes: a gateway told of it finds the revocation stored.
+    client.publish(REVOCATIONS_CHANNEL, jti)
     _prune_revoked_set(client)
     return record
 

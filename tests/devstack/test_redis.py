@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from pathlib import Path
+
 import redis
 
 from devstack.redis import RedisProcess
+from gateway.admin import registry
+from gateway.ratelimit import REVOKED_SET, revoked_key
 
 
 def test_redis_process_restarts_on_the_same_port() -> None:
@@ -35,3 +41,37 @@ def test_session_fixture_is_a_real_redis(redis_server: RedisProcess) -> None:
     client.set("fixture:probe", "1")
     assert client.get("fixture:probe") == b"1"
     client.close()
+
+
+def test_make_run_s_redis_keeps_a_revocation_across_a_crash(tmp_path: Path) -> None:
+    """With the data directory `make run` gives it, a revocation survives a kill -9 a second later.
+
+    `make run`'s Redis kept nothing: a revoked token was valid again after a restart.
+    """
+    server = RedisProcess(data_dir=tmp_path / "redis")
+    try:
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        jti = str(uuid.uuid4())
+        now = int(time.time())
+        registry.register(
+            client,
+            {
+                "jti": jti,
+                "sub": "CCAS",
+                "siret": "13002526500013",
+                "scopes": [],
+                "iat": now,
+                "exp": now + 3600,
+            },
+        )
+        registry.revoke(client, jti)
+        time.sleep(1.5)  # appendfsync everysec: on disk within a second
+        server.kill()
+        server.start()
+        assert client.exists(revoked_key(jti))
+        assert client.sismember(REVOKED_SET, jti)
+        client.close()
+    finally:
+        server.close()
+    assert (tmp_path / "redis").is_dir()  # kept, unlike the scratch directory

@@ -75,6 +75,8 @@ class Mesh:
     factory: TokenFactory
     eddsa: TokenFactory
     keys_dir: Path
+    port: int
+    """The gateway's port on 127.0.0.1."""
 
 
 def _write_keys(directory: Path) -> tuple[SigningKey, SigningKey]:
@@ -146,7 +148,9 @@ async def mesh(
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
     cnaf_channel = grpc.aio.insecure_channel(f"127.0.0.1:{cnaf.port}")
     try:
-        yield Mesh(channel, cnaf_channel, recording, TokenFactory(es), TokenFactory(ed), directory)
+        yield Mesh(
+            channel, cnaf_channel, recording, TokenFactory(es), TokenFactory(ed), directory, gateway.port
+        )
     finally:
         await cnaf_channel.close(None)
         await channel.close(None)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from typing import Any
 
 import grpc
 import jwt
@@ -20,7 +18,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_SECONDS
 from tests.gateway.conftest import Mesh
 from tests.gateway.test_proxy import metadata, qf_request
-from tests.gateway.tokens import AUDIENCE, ISSUER, SIRET, TokenFactory
+from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
 
 
@@ -32,27 +30,15 @@ def raw_token(factory: TokenFactory, claims_json: str) -> str:
     )
 
 
-def claims_with(**literals: str) -> str:
+def claims_with(factory: TokenFactory, **literals: str) -> str:
     """Valid claims as JSON text, with some values replaced by raw JSON literals."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-        "jti": str(uuid.uuid4()),
-        "sub": "Mairie de test",
-        "siret": SIRET,
-        "scopes": ["cnaf_quotient_familial"],
-    }
-    text = {name: json.dumps(value) for name, value in claims.items()}
+    text = {name: json.dumps(value) for name, value in factory.claims().items()}
     text.update(literals)
     return "{" + ",".join(f"{json.dumps(name)}:{value}" for name, value in text.items()) + "}"
 
 
 async def call(mesh: Mesh, token: str) -> str:
-    """ "OK", or the API Particulier code of the error."""
+    """The outcome of a call with ``token``: OK, or the API Particulier code of the error."""
     stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
     try:
         await stub.GetQuotientFamilialByIdentity(qf_request(), metadata=metadata(f"Bearer {token}"))
@@ -87,7 +73,7 @@ async def test_a_token_with_a_huge_rate_limit_is_refused_and_leaves_others_serve
 )
 async def test_out_of_range_numbers_are_00101_not_internal(mesh: Mesh, literals: dict[str, str]) -> None:
     """Dates beyond the year 9999, infinities, NaN, negative dates: invalid token, nothing else."""
-    token = raw_token(mesh.factory, claims_with(**literals))
+    token = raw_token(mesh.factory, claims_with(mesh.factory, **literals))
     assert await call(mesh, token) == "00101"
     assert await call(mesh, mesh.factory.token()) == "OK"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 import redis.asyncio
 from google.rpc import error_details_pb2, status_pb2
 
@@ -22,6 +23,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from devstack.processes import ProcessGroup
 from devstack.redis import RedisProcess
+from gateway.admin import registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_key
 from gateway.redis_client import connect
@@ -283,7 +285,7 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers_by_itself(
 
 
 async def test_once_redis_answers_again_no_call_is_refused(private_redis: RedisProcess) -> None:
-    """Redis restarted on its port under load: after the first decision from Redis, no refusal.
+    """Redis killed and restarted on its port under load: after the first decision from Redis, no refusal.
 
     The gateway's client held connections to the dead Redis; one of them, used after
     the recovery, reopened the breaker for another refusal window.
@@ -306,7 +308,7 @@ async def test_once_redis_answers_again_no_call_is_refused(private_redis: RedisP
 
     async def outage() -> None:
         await asyncio.sleep(0.5)
-        await asyncio.to_thread(private_redis.stop)
+        await asyncio.to_thread(private_redis.kill)
         await asyncio.sleep(0.5)
         await asyncio.to_thread(private_redis.start)
 
@@ -363,6 +365,48 @@ async def test_degrade_limits_locally_with_the_last_known_revocations_then_retur
     await wait_for_redis_again(limiter, healthy, within=2.0)
     # Back on Redis: the revocation key was lost with the restart, and the shared state is used.
     assert await client.exists(rate_key(healthy))
+    await limiter.close()
+    await client.aclose()
+
+
+async def test_degrade_refuses_a_token_revoked_just_before_the_outage(private_redis: RedisProcess) -> None:
+    """Revoked by the admin registry, Redis gone 50 ms later: the degraded limiter refuses it.
+
+    The local copy of the revocation list used to be read every 5 s only; a token revoked
+    in between was served for the whole outage. The revocation is now pushed as it happens.
+    """
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    admin_client = redis.Redis.from_url(private_redis.url)
+    limiter = RateLimiter(
+        client,
+        settings(
+            redis_failure_mode=RedisFailureMode.DEGRADE,
+            redis_timeout_seconds=0.2,
+            revocation_refresh_seconds=60,  # the periodic read cannot be what sees it
+        ),
+    )
+    jti = new_jti()
+    registry.register(
+        admin_client,
+        {
+            "jti": jti,
+            "sub": "CCAS",
+            "siret": "13002526500013",
+            "scopes": [],
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 3600,
+        },
+    )
+    assert (await limiter.check(jti, 0)).allowed
+    await wait_for_snapshot(limiter)
+    registry.revoke(admin_client, jti)
+    await asyncio.sleep(0.05)
+    private_redis.stop()
+    decision = await limiter.check(jti, 0)
+    assert limiter.redis_down
+    assert decision.revoked
+    assert (await limiter.check(new_jti(), 0)).allowed  # other tokens are served, locally
+    admin_client.close()
     await limiter.close()
     await client.aclose()
 
