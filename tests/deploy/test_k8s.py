@@ -29,6 +29,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+from runtime.settings import ServerSettings
+
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl")
 # The Kubernetes version whose schemas the manifests must satisfy: native gRPC probes are GA
@@ -252,7 +254,10 @@ def test_grace_period_outlasts_the_drain(rendered, scenario):
         for container in pod["containers"]:
             env = _environment(container, objects)
             assert "SHUTDOWN_GRACE_SECONDS" in env, "set explicitly, so the grace period can be checked"
-            drain = float(env["SHUTDOWN_GRACE_SECONDS"]) + _pre_stop_seconds(container)
+            notice = env.get(
+                "SHUTDOWN_NOTICE_SECONDS", ServerSettings.model_fields["shutdown_notice_seconds"].default
+            )
+            drain = float(env["SHUTDOWN_GRACE_SECONDS"]) + float(notice) + _pre_stop_seconds(container)
             assert pod["terminationGracePeriodSeconds"] > drain, workload["metadata"]["name"]
 
 
