@@ -13,6 +13,7 @@ from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.france_connect import build_france_connect
+from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Journal
 from gateway.metrics import report_availability
 from gateway.proxy import provider_services
@@ -105,6 +106,9 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         usage=usage.count,
         channels=channels.pools,
         france_connect=france_connect,
+        france_connect_clients=FranceConnectClients(
+            redis_client, cache_seconds=settings.france_connect_link_cache_seconds
+        ),
         availability=availability,
     )
     api = GatewayApi(

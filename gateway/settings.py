@@ -215,6 +215,13 @@ class GatewaySettings(_WithProviderAddresses):
         description="PEM CA bundle to verify FranceConnect's certificate; unset uses the system store "
         "(FRANCE_CONNECT_CA_FILE).",
     )
+    france_connect_link_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the habilitation linked to a FranceConnect client is kept in memory; an "
+        "unlink takes that long to reach every replica, a revocation holds at once "
+        "(FRANCE_CONNECT_LINK_CACHE_SECONDS).",
+    )
     availability_retry_seconds: float = Field(
         default=1.0,
         gt=0,
