@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Sequence
+
+import structlog
 
 from contract.catalog import ApiCatalog
 from contract.routes import build_routes
@@ -20,13 +23,17 @@ from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
 from gateway.redis_client import close as close_redis
 from gateway.redis_client import connect as connect_redis
+from gateway.rest.app import RestFront
+from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
 
+_LOG = structlog.get_logger("gateway")
+
 
 class GatewayServer(GrpcServer):
-    """The gateway's server: starts its usage recorder and availability tracker with the server."""
+    """The gateway's server: starts its usage recorder, availability tracker and REST front with it."""
 
     def __init__(
         self,
@@ -36,11 +43,16 @@ class GatewayServer(GrpcServer):
         usage: UsageRecorder,
         on_shutdown: Sequence[ShutdownHook],
         availability: AvailabilityTracker | None = None,
+        rest: RestServer | None = None,
     ) -> None:
-        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain."""
+        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain.
+
+        ``rest``, the REST front, serves beside the gRPC port and drains with it.
+        """
         super().__init__(settings, services, on_shutdown=on_shutdown)
         self._usage = usage
         self._availability = availability
+        self.rest = rest
 
     async def start(self) -> None:
         """Start the usage recorder's flushing, then serve."""
@@ -48,6 +60,17 @@ class GatewayServer(GrpcServer):
         await super().start()
         if self._availability is not None:
             await self._availability.start()
+        if self.rest is not None:
+            await self.rest.start()
+            _LOG.info("rest_front_started", port=self.rest.port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain the REST front and the gRPC server together, then close the clients."""
+        grace = self._settings.shutdown_grace_seconds if grace is None else grace
+        if self.rest is None:
+            await super().stop(grace)
+            return
+        await asyncio.gather(self.rest.stop(grace), super().stop(grace))
 
 
 def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = ()) -> GrpcServer:
@@ -114,6 +137,18 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     api = GatewayApi(
         settings=settings, call_path=call_path, usage=usage, availability=availability, catalog=catalog
     )
+    rest = None
+    if settings.rest_port is not None:
+        front = RestFront(
+            call_path=call_path, availability=availability, usage=usage, public_url=settings.rest_public_url
+        )
+        rest = RestServer(
+            front.app,
+            host=settings.rest_host,
+            port=settings.rest_port,
+            cert_file=settings.tls_cert_file,
+            key_file=settings.tls_key_file,
+        )
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
@@ -129,4 +164,5 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         ],
         usage=usage,
         availability=availability,
+        rest=rest,
     )
