@@ -27,7 +27,7 @@ from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl")

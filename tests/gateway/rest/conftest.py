@@ -99,7 +99,14 @@ async def front(
         store,
         SANDBOX_CLIENT_ID,
         TokenRecord(
-            claims["jti"], claims["sub"], SIRET, tuple(claims["scopes"]), claims["iat"], claims["exp"], 100_000, False
+            claims["jti"],
+            claims["sub"],
+            SIRET,
+            tuple(claims["scopes"]),
+            claims["iat"],
+            claims["exp"],
+            rate_limit=100_000,
+            revoked=False,
         ),
     )
     http = httpx.AsyncClient(base_url=base_url, timeout=10)
