@@ -49,3 +49,31 @@ def query_parameter_names(path: str) -> frozenset[str]:
     """The names of the query parameters the spec gives a path's GET."""
     operation = published_spec()["paths"][path]["get"]
     return frozenset(p["name"] for p in operation.get("parameters", ()) if p["in"] == "query")
+
+
+def response_schema(path: str, status: int) -> dict[str, Any]:
+    """The JSON Schema of a path's GET answer with ``status``, as a JSON Schema validator reads it.
+
+    OpenAPI 3.0 writes "or null" as ``nullable: true``, which JSON Schema does not know: it
+    becomes ``null`` added to the ``type`` (and to an ``enum``). The spec's components are kept,
+    so its ``$ref`` resolve.
+    """
+    spec = published_spec()
+    response = spec["paths"][path]["get"]["responses"][str(status)]
+    schema = response["content"]["application/json"]["schema"]
+    converted: dict[str, Any] = _json_schema({**schema, "components": spec["components"]})
+    return converted
+
+
+def _json_schema(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _json_schema(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") is True:
+        if "type" in converted:
+            converted["type"] = [converted["type"], "null"]
+        if "enum" in converted:
+            converted["enum"] = [*converted["enum"], None]
+    return converted

@@ -179,7 +179,10 @@ class Target:
 
 @dataclass(eq=False)
 class ProviderStatusError(ApiError):
-    """A provider's own error, sent back to the caller with its status and details unchanged."""
+    """A provider's own error, sent back to the caller with its status and details unchanged.
+
+    Its code, title, detail and the provider it names are read from the provider's ``ErrorInfo``.
+    """
 
     message: str = ""
     details_bin: bytes = b""
@@ -217,7 +220,7 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
         if status is grpc.StatusCode.DEADLINE_EXCEEDED:
             return provider_timeout(source)
         return provider_unknown_answer(source)
-    api_code, reason, title, detail = "", "", "", ""
+    api_code, reason, title, detail, named = "", "", "", "", None
     try:
         for any_detail in status_pb2.Status.FromString(details).details:
             if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
@@ -225,10 +228,12 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
                 any_detail.Unpack(info)
                 api_code, reason = info.metadata.get("code", ""), info.reason
                 title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
+                if "provider" in info.metadata:
+                    named = ErrorSource(api_code[:2], info.metadata["provider"])
     except DecodeError:
         pass
     return ProviderStatusError(
-        status, api_code, reason, title, detail, message=error.details() or "", details_bin=details
+        status, api_code, reason, title, detail, named, message=error.details() or "", details_bin=details
     )
 
 

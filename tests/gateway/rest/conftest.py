@@ -49,7 +49,7 @@ class Front:
     """Signs tokens with every scope by default."""
     token: str
     """A token with every scope and a rate limit no test reaches."""
-    linked_jti: str
+    linked: TokenRecord
     """The token the sandbox FranceConnect client's calls count against."""
     redis: redis.Redis
     gateway: GatewayServer
@@ -83,7 +83,7 @@ async def front(
             redis_server.url,
             rest_host="127.0.0.1",
             rest_port=0,
-            rate_limit_burst=1000,
+            rate_limit_burst=50,
             france_connect_link_cache_seconds=0,
             **{f"{name}_address": f"127.0.0.1:{server.port}" for name, server in providers.items()},
         )
@@ -95,23 +95,20 @@ async def front(
     factory = TokenFactory(es, scopes=sorted(known_scopes()))
     claims = factory.claims(rate_limit=100_000)
     store = redis.Redis.from_url(redis_server.url)
-    link(
-        store,
-        SANDBOX_CLIENT_ID,
-        TokenRecord(
-            claims["jti"],
-            claims["sub"],
-            SIRET,
-            tuple(claims["scopes"]),
-            claims["iat"],
-            claims["exp"],
-            rate_limit=100_000,
-            revoked=False,
-        ),
+    linked = TokenRecord(
+        claims["jti"],
+        claims["sub"],
+        SIRET,
+        tuple(claims["scopes"]),
+        claims["iat"],
+        claims["exp"],
+        rate_limit=100_000,
+        revoked=False,
     )
+    link(store, SANDBOX_CLIENT_ID, linked)
     http = httpx.AsyncClient(base_url=base_url, timeout=10)
     try:
-        yield Front(http, base_url, factory, factory.token(**claims), claims["jti"], store, gateway)
+        yield Front(http, base_url, factory, factory.token(**claims), linked, store, gateway)
     finally:
         await http.aclose()
         store.close()
