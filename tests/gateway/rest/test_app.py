@@ -7,11 +7,12 @@ import re
 from typing import Any
 
 import grpc
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
 from contract.openapi import published_spec, response_schema
 from contract.routes import build_routes
 from gateway.admin.registry import register, revoke
@@ -333,10 +334,10 @@ async def test_france_connect_without_recipient_422_00203(front: Front) -> None:
 async def test_france_connect_under_the_linked_habilitation(front: Front) -> None:
     """Unlinked: 00101; linked to a revoked token: 00105; linked again: served."""
     path = "/v3/dss/quotient_familial/france_connect"
-    call = {"params": {"recipient": RECIPIENT}, "headers": {"Authorization": "Bearer fc-lefebvre"}}
+    params, headers = {"recipient": RECIPIENT}, {"Authorization": "Bearer fc-lefebvre"}
     try:
         unlink(front.redis, SANDBOX_CLIENT_ID)
-        response = await front.http.get(path, **call)
+        response = await front.http.get(path, params=params, headers=headers)
         assert response.status_code == 401
         error = _error(response)
         assert error["code"] == "00101"
@@ -344,12 +345,12 @@ async def test_france_connect_under_the_linked_habilitation(front: Front) -> Non
         claims = front.factory.claims()
         register(front.redis, claims)
         link(front.redis, SANDBOX_CLIENT_ID, revoke(front.redis, claims["jti"]))
-        response = await front.http.get(path, **call)
+        response = await front.http.get(path, params=params, headers=headers)
         assert response.status_code == 401
         assert _error(response)["code"] == "00105"
     finally:
         link(front.redis, SANDBOX_CLIENT_ID, front.linked)
-    assert (await front.http.get(path, **call)).status_code == 200
+    assert (await front.http.get(path, params=params, headers=headers)).status_code == 200
 
 
 async def test_grpc_france_connect_token_alone(front: Front) -> None:
@@ -357,7 +358,7 @@ async def test_grpc_france_connect_token_alone(front: Front) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{front.gateway.port}") as channel:
         answer = await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByFranceConnect(
             cnaf_pb2.GetQuotientFamilialByFranceConnectRequest(
-                france_connect={"access_token": "fc-lefebvre"}
+                france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre")
             ),
             metadata=(("x-recipient", RECIPIENT),),
         )
