@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from contract.openapi import published_spec, response_schema
 from contract.routes import build_routes
+from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
 from gateway.france_connect_clients import link, unlink
 from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
@@ -408,3 +410,18 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
     assert set(spec["paths"]) == set(EVERY_ROUTE)
     assert spec["servers"] == [{"url": front.base_url, "description": spec["servers"][0]["description"]}]
     assert spec["paths"][QF] == published_spec()["paths"][QF]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+async def test_the_curl_calls_make_run_prints(front: Front, index: int) -> None:
+    """Each curl of `make run`, pointed at this front, gets LEFEBVRE's quotient familial with the headers."""
+    line = curl_examples(front.base_url)[index]
+    arguments = shlex.split(line.replace("$TOKEN", front.token))
+    assert arguments[:2] == ["curl", "-gi"]
+    header, url = arguments[3], arguments[4]
+    name, _, value = header.partition(": ")
+    response = await front.http.get(url, headers={name: value})
+    assert response.status_code == 200
+    assert response.json()["data"]["quotient_familial"]["valeur"] == 2550
+    expected = {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "x-request-id"}
+    assert expected <= set(response.headers)
