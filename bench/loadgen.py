@@ -1,4 +1,6 @@
-"""The benchmark's load generator: client processes, each an asyncio loop of unary gRPC calls.
+"""The benchmark's load generator: client processes, each an asyncio loop of unary calls.
+
+The calls are gRPC, or HTTP/1.1 GETs for the REST front (`LoadSpec.http_path`, `bench.http1`).
 
 `run_load` starts ``processes`` client processes (multiprocessing, spawn: no
 state inherited from the parent's event loop or gRPC core). Each opens one
@@ -23,7 +25,7 @@ import multiprocessing
 import queue
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 
@@ -31,6 +33,7 @@ import grpc
 import uvloop
 
 from bench.histogram import LatencyHistogram
+from bench.http1 import Connection, get_request, http_status_name
 
 MAX_PROCESSES = 16
 MAX_CONCURRENCY = 1024
@@ -90,6 +93,9 @@ class LoadSpec:
     """Ceiling on the calls of each process, whatever the duration."""
     use_uvloop: bool = True
     """Run the client loops on uvloop rather than asyncio's default loop."""
+    http_path: str = ""
+    """When set, each call is an HTTP/1.1 GET of this path and query, ``metadata`` its headers,
+    instead of the gRPC ``method``; a 200 counts as OK, any other status as ``HTTP_<status>``."""
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -106,6 +112,8 @@ class LoadSpec:
             raise ValueError(f"duration and warmup must be within 0..{MAX_SECONDS} s")
         if not 0 < self.call_timeout <= MAX_SECONDS:
             raise ValueError(f"call_timeout must be within 0..{MAX_SECONDS} s")
+        if self.http_path and not self.http_path.startswith("/"):
+            raise ValueError(f"http_path must start with /, got {self.http_path!r}")
         if self.max_calls is not None and self.max_calls < 1:
             raise ValueError("max_calls must be positive")
 
@@ -233,6 +241,8 @@ def _worker_main(
 
 
 async def _worker(spec: LoadSpec, barrier: Barrier) -> WorkerResult:
+    if spec.http_path:
+        return await _http_worker(spec, barrier)
     channels = [grpc.aio.insecure_channel(target) for target in spec.targets]
     try:
         for channel in channels:
@@ -244,31 +254,70 @@ async def _worker(spec: LoadSpec, barrier: Barrier) -> WorkerResult:
         ]
         # Blocking the loop here is harmless: nothing is in flight until every process is ready.
         barrier.wait(_READY_TIMEOUT_SECONDS)
-        return await _drive(spec, calls)
+        return await _drive(spec, [_grpc_call(spec, call) for call in calls])
     finally:
         for channel in channels:
             await channel.close(grace=None)
 
 
-async def _drive(
-    spec: LoadSpec, calls: Sequence[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
-) -> WorkerResult:
+async def _http_worker(spec: LoadSpec, barrier: Barrier) -> WorkerResult:
+    # HTTP/1.1 answers one call at a time per connection: one connection per call in flight.
+    connections = [
+        await asyncio.wait_for(Connection.open(spec.targets[i % len(spec.targets)]), _READY_TIMEOUT_SECONDS)
+        for i in range(spec.concurrency)
+    ]
+    requests = {target: get_request(target, spec.http_path, spec.metadata) for target in spec.targets}
+    try:
+        barrier.wait(_READY_TIMEOUT_SECONDS)
+
+        def call_of(index: int) -> _Call:
+            connection = connections[index]
+            request = requests[spec.targets[index % len(spec.targets)]]
+
+            async def call() -> str:
+                try:
+                    async with asyncio.timeout(spec.call_timeout):
+                        return http_status_name(await connection.get(request))
+                except TimeoutError:
+                    return "DEADLINE_EXCEEDED"
+
+            return call
+
+        return await _drive(spec, [call_of(i) for i in range(spec.concurrency)])
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+_Call = Callable[[], Awaitable[str]]
+"""One call of the run: its status name."""
+
+
+def _grpc_call(spec: LoadSpec, call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]) -> _Call:
+    metadata = spec.metadata or None
+
+    async def once() -> str:
+        try:
+            await call(spec.request, timeout=spec.call_timeout, metadata=metadata)
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return OK
+
+    return once
+
+
+async def _drive(spec: LoadSpec, calls: Sequence[_Call]) -> WorkerResult:
     result = WorkerResult(first_start=time.time())
     started = time.perf_counter()
     window_start = started + spec.warmup
     window_end = window_start + spec.duration
     budget = [spec.max_calls if spec.max_calls is not None else -1]
-    metadata = spec.metadata or None
 
-    async def caller(call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]) -> None:
+    async def caller(call: _Call) -> None:
         while time.perf_counter() < window_end and budget[0] != 0:
             budget[0] -= 1
             sent = time.perf_counter_ns()
-            try:
-                await call(spec.request, timeout=spec.call_timeout, metadata=metadata)
-                status = OK
-            except grpc.aio.AioRpcError as error:
-                status = error.code().name
+            status = await call()
             done = time.perf_counter_ns()
             result.statuses[status] += 1
             if window_start <= done / 1e9 <= window_end:
@@ -276,7 +325,7 @@ async def _drive(
                 if status == OK:
                     result.latencies.record(done - sent)
 
-    # Task i uses target i mod n, so the in-flight calls spread evenly over the targets.
+    # Task i uses call i mod n (one per target, or per connection), so the calls spread evenly.
     await asyncio.gather(*(caller(calls[i % len(calls)]) for i in range(spec.concurrency)))
     result.last_end = time.time()
     return result

@@ -30,8 +30,10 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 import grpc
+import httpx
 import redis
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
@@ -46,6 +48,9 @@ from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 
 _ROOT = Path(__file__).resolve().parent.parent
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
+QUOTIENT_FAMILIAL_REST = "/v3/dss/quotient_familial/identite"
+GATEWAY_REST = "gateway REST"
+"""The REST front's path in the tables: the gateway's gRPC call, over HTTP."""
 LOOKUP = "/apiparticulier.gateway.v1.GatewayService/Lookup"
 SIRET = "13002526500013"
 """The recipient of every call: a SIRET the gateway's check accepts."""
@@ -112,6 +117,20 @@ def cnaf_scopes() -> frozenset[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Path:
+    """One way to make the benchmark's call: the process that serves it, where, with what."""
+
+    child: Child
+    """The serving process, whose CPU is read."""
+    metadata: Metadata
+    """gRPC metadata, or HTTP headers."""
+    target: str = ""
+    """Where to call, when not the child's gRPC address (the REST front's port)."""
+    http_path: str = ""
+    """The REST route and query, for an HTTP path; empty for gRPC."""
+
+
+@dataclass(frozen=True, slots=True)
 class PathRun:
     """One load run against one path, with the serving process's CPU over it."""
 
@@ -160,6 +179,28 @@ def smoke(address: str, method: str, request: bytes, metadata: Sequence[tuple[st
     return grpc.StatusCode.OK
 
 
+def rest_smoke(target: str, http_path: str, headers: Metadata) -> grpc.StatusCode:
+    """OK when one GET of the REST front answers 200, before any load; else UNKNOWN."""
+    response = httpx.get(f"http://{target}{http_path}", headers=dict(headers), timeout=10)
+    return grpc.StatusCode.OK if response.status_code == 200 else grpc.StatusCode.UNKNOWN
+
+
+def quotient_familial_query() -> str:
+    """The benchmark's call as the REST front takes it: `lefebvre`'s quotient familial, this month."""
+    pivot = lefebvre()
+    query = {
+        "recipient": SIRET,
+        "nomNaissance": pivot.nom_naissance,
+        "prenoms[]": list(pivot.prenoms),
+        "anneeDateNaissance": pivot.annee_date_naissance,
+        "moisDateNaissance": pivot.mois_date_naissance,
+        "jourDateNaissance": pivot.jour_date_naissance,
+        "sexeEtatCivil": pivot.sexe_etat_civil,
+        "codeCogInseePaysNaissance": pivot.code_cog_insee_pays_naissance,
+    }
+    return f"{QUOTIENT_FAMILIAL_REST}?{urlencode(query, doseq=True)}"
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -190,7 +231,7 @@ class _Run:
         self.issuer: Issuer | None = None
         self.request = quotient_familial_request()
         self.recipient: Metadata = (("x-recipient", SIRET),)
-        self.paths: dict[str, tuple[Child, Metadata]] = {}
+        self.paths: dict[str, _Path] = {}
         self.gateway_env: dict[str, str] = {}
         self.gateway: Child | None = None
         self.cnaf: Child | None = None
@@ -222,9 +263,9 @@ class _Run:
         self.say(f"redis on {redis_server.url}; logs in {self.options.log_dir}")
         self.redis = redis.Redis.from_url(redis_server.url, client_name=_BENCH_CLIENT)
         cnaf = self.cnaf = self.mesh.start("cnaf", ["-m", "services.cnaf"])
-        self.paths["direct"] = (cnaf, self.recipient)
+        self.paths["direct"] = _Path(cnaf, self.recipient)
         passthrough = self._passthrough("passthrough", cnaf.address)
-        self.paths["pass-through"] = (passthrough, self.recipient)
+        self.paths["pass-through"] = _Path(passthrough, self.recipient)
         self.gateway_env = {
             "REDIS_URL": redis_server.url,
             "KEYS_DIR": str(self.keys_dir),
@@ -235,24 +276,34 @@ class _Run:
         issuer = self.issuer = Issuer.create(self.keys_dir, redis_server.url)
         # A burst far above the concurrency and a huge rate: the limiter decides every call
         # (one round trip each) and admits them all.
+        rest = f"127.0.0.1:{free_port()}"
         self.gateway = self.mesh.start(
-            "gateway", ["-m", "gateway"], {**self.gateway_env, "RATE_LIMIT_BURST": "10000"}
+            "gateway",
+            ["-m", "gateway"],
+            {**self.gateway_env, "RATE_LIMIT_BURST": "10000", "REST_PORT": rest.rpartition(":")[2]},
         )
         token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=RATE_LIMIT_MAX_PER_SECOND)
-        self.paths["gateway"] = (self.gateway, (("authorization", f"Bearer {token}"), *self.recipient))
-        for name, (child, metadata) in self.paths.items():
-            status = smoke(child.address, QUOTIENT_FAMILIAL, self.request, metadata)
+        authorization = (("authorization", f"Bearer {token}"),)
+        self.paths["gateway"] = _Path(self.gateway, (*authorization, *self.recipient))
+        # The same call through the gateway's REST front, in the same process.
+        self.paths[GATEWAY_REST] = _Path(self.gateway, authorization, rest, quotient_familial_query())
+        for name, path in self.paths.items():
+            if path.http_path:
+                status = rest_smoke(path.target, path.http_path, path.metadata)
+            else:
+                status = smoke(path.child.address, QUOTIENT_FAMILIAL, self.request, path.metadata)
             if status is not grpc.StatusCode.OK:
                 raise RuntimeError(f"the {name} path answers {status.name} to the benchmark's call")
 
-    def spec(self, child: Child, metadata: Metadata, *, low_load: bool = False) -> LoadSpec:
-        """The quotient familial call against ``child``: high load, or one call at a time."""
+    def spec(self, path: _Path, *, low_load: bool = False) -> LoadSpec:
+        """The quotient familial call along ``path``: high load, or one call at a time."""
         options = self.options
         return LoadSpec(
-            targets=(child.address,),
+            targets=(path.target or path.child.address,),
             method=QUOTIENT_FAMILIAL,
+            http_path=path.http_path,
             request=self.request,
-            metadata=metadata,
+            metadata=path.metadata,
             processes=1 if low_load else options.processes,
             concurrency=1 if low_load else options.concurrency,
             duration=options.low_load_duration if low_load else options.duration,
@@ -264,10 +315,10 @@ class _Run:
         assert self.redis is not None  # noqa: S101 - set by start
         report = self.report
         for round_number in range(1, self.options.rounds + 1):
-            for name, (child, metadata) in self.paths.items():
+            for name, path in self.paths.items():
                 self.say(f"high load, round {round_number}/{self.options.rounds}: {name}")
                 before = command_counts(self.redis)
-                result = measure(child, self.spec(child, metadata))
+                result = measure(path.child, self.spec(path))
                 deltas = command_deltas(before, command_counts(self.redis))
                 best = report.high.get(name)
                 if best is None or result.load.throughput > best.load.throughput:
@@ -278,9 +329,10 @@ class _Run:
     def low_load(self) -> None:
         """Each path at concurrency 1; Redis's SLOWLOG records the gateway's round trips meanwhile."""
         assert self.redis is not None  # noqa: S101 - set by start
-        for name, (child, metadata) in self.paths.items():
+        for name, path in self.paths.items():
             self.say(f"low load (concurrency 1): {name}")
-            spec = self.spec(child, metadata, low_load=True)
+            spec = self.spec(path, low_load=True)
+            child = path.child
             if name != "gateway":
                 self.report.low[name] = measure(child, spec)
                 continue
@@ -335,7 +387,7 @@ class _Run:
         addresses = {f"{name.upper()}_ADDRESS": delayed.address for name in providers}
         gateway = self.mesh.start("gateway-fanout", ["-m", "gateway"], {**self.gateway_env, **addresses})
         token = issuer.issue(contract_scopes(), SIRET, rate_limit=RATE_LIMIT_MAX_PER_SECOND)
-        one_provider = self.spec(delayed, self.recipient, low_load=True)
+        one_provider = self.spec(_Path(delayed, self.recipient), low_load=True)
         self.report.lookup_baseline = run_load(one_provider)
         self.report.lookup = run_load(
             dataclasses.replace(
@@ -392,7 +444,7 @@ def render(report: Report) -> str:
         f"best of {options.rounds} rounds"
     )
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/call':>13}")
-    for name in ("direct", "pass-through", "gateway"):
+    for name in ("direct", "pass-through", "gateway", GATEWAY_REST):
         path_run = report.high.get(name)
         if path_run is None:
             add(f"{name:<14}{report.notes.get('gateway', 'not measured'):>49}")
@@ -410,6 +462,7 @@ def render(report: Report) -> str:
             f"gateway/direct {to_direct:.2f}   gateway/pass-through {to_pass:.2f}  "
             f"{_check(to_pass >= 0.6, '>= 0.6')}"
         )
+    add(_rest_line(report))
     add("")
     add(f"low load: 1 client, 1 in flight, {options.low_load_duration:.0f} s")
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -435,6 +488,17 @@ def render(report: Report) -> str:
     add(_rate_limit_line(report))
     add(_lookup_line(report))
     return "\n".join(lines)
+
+
+def _rest_line(report: Report) -> str:
+    grpc_run, rest_run = report.high.get("gateway"), report.high.get(GATEWAY_REST)
+    if grpc_run is None or rest_run is None or not grpc_run.load.throughput:
+        return "REST front: not measured"
+    ratio = rest_run.load.throughput / grpc_run.load.throughput
+    return (
+        f"REST/gRPC through the gateway {ratio:.2f}  {_check(ratio >= 0.8, '>= 0.8')}; CPU per call "
+        f"REST {rest_run.cpu_us_per_call:.0f} µs, gRPC {grpc_run.cpu_us_per_call:.0f} µs"
+    )
 
 
 def _redis_lines(report: Report) -> str:

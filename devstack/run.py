@@ -16,8 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
+
 from contract.routes import contract_scopes
 from devstack.processes import Issuer, ProcessGroup, admin
+from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
 from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +53,8 @@ PROVIDERS = tuple(
 )
 """Every provider service of the registry."""
 GATEWAY = Process("gateway", "gateway", 50051, 9451)
+REST_PORT = 8080
+"""The gateway's REST v3/v4 front."""
 
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
 CLIENT_EXAMPLES = (
@@ -60,6 +65,26 @@ CLIENT_EXAMPLES = (
     "pings",
 )
 """Arguments of the client commands `make run` prints (tests run each against a gateway)."""
+
+
+_LEFEBVRE_QUERY = (
+    "nomNaissance=LEFEBVRE&prenoms[]=ALEXIS&sexeEtatCivil=F&anneeDateNaissance=1982&moisDateNaissance=12"
+    "&jourDateNaissance=27&codeCogInseePaysNaissance=99100&codeCogInseeCommuneNaissance=08480"
+)
+
+
+def curl_examples(base_url: str = f"http://127.0.0.1:{REST_PORT}") -> list[str]:
+    """The ``curl`` calls `make run` prints: LEFEBVRE's quotient familial by identity, then by FranceConnect.
+
+    ``-g`` keeps curl from reading ``prenoms[]`` as a glob; ``-i`` shows the headers
+    (``RateLimit-*``, ``X-Request-ID``).
+    """
+    qf = f"{base_url}/v3/dss/quotient_familial"
+    return [
+        f'curl -gi -H "Authorization: Bearer $TOKEN" '
+        f"'{qf}/identite?recipient={_DEMO_RECIPIENT}&{_LEFEBVRE_QUERY}'",
+        f"curl -gi -H 'Authorization: Bearer fc-lefebvre' '{qf}/france_connect?recipient={_DEMO_RECIPIENT}'",
+    ]
 
 
 def client_setup(recipient: str = _DEMO_RECIPIENT) -> str:
@@ -86,9 +111,13 @@ def demo_token(redis_url: str) -> str:
     """A key pair for the local gateway (made once) and a one-day token holding every scope."""
     if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
         admin("keygen", "--keys-dir", str(_KEYS_DIR), "--kid", _DEMO_KID)
-    return Issuer(_KEYS_DIR, _DEMO_KID, redis_url).issue(
+    token = Issuer(_KEYS_DIR, _DEMO_KID, redis_url).issue(
         contract_scopes(), _DEMO_RECIPIENT, label="make run demo"
     )
+    # The sandbox FranceConnect tokens then call alone, under the demo token's habilitation.
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    admin("link-france-connect", SANDBOX_CLIENT_ID, jti, "--redis-url", redis_url)
+    return token
 
 
 def _port_free(port: int) -> bool:
@@ -134,8 +163,14 @@ def main() -> None:
         _start(
             group,
             GATEWAY,
-            {"REDIS_URL": redis_url, "KEYS_DIR": str(_KEYS_DIR), "JOURNAL_HMAC_KEY": _journal_key()},
+            {
+                "REDIS_URL": redis_url,
+                "KEYS_DIR": str(_KEYS_DIR),
+                "JOURNAL_HMAC_KEY": _journal_key(),
+                "REST_PORT": str(REST_PORT),
+            },
         )
+        print(f"{'gateway REST':<16} http://127.0.0.1:{REST_PORT}  (spec: /openapi.yaml)")
         print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a process with:")
         print(f"  .venv/bin/python -m devstack.probe {GATEWAY.address}")
         print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
@@ -143,6 +178,9 @@ def main() -> None:
         print("\nthe command-line client (python -m client --help), with that token:")
         print(f"  {client_setup()}")
         for line in client_examples():
+            print(f"  {line}")
+        print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
+        for line in curl_examples():
             print(f"  {line}")
         print("\nCtrl-C stops everything.")
         while not stop_requested:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Sequence
+
+import structlog
 
 from contract.catalog import ApiCatalog
 from contract.routes import build_routes, contract_scopes
@@ -13,19 +16,24 @@ from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.france_connect import build_france_connect
+from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Journal
 from gateway.metrics import report_availability
 from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
 from gateway.redis_client import close as close_redis
 from gateway.redis_client import connect as connect_redis
+from gateway.rest.app import RestFront
+from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
 
+_LOG = structlog.get_logger("gateway")
+
 
 class GatewayServer(GrpcServer):
-    """The gateway's server: starts its usage recorder and availability tracker with the server."""
+    """The gateway's server: starts its usage recorder, availability tracker and REST front with it."""
 
     def __init__(
         self,
@@ -35,11 +43,16 @@ class GatewayServer(GrpcServer):
         usage: UsageRecorder,
         on_shutdown: Sequence[ShutdownHook],
         availability: AvailabilityTracker | None = None,
+        rest: RestServer | None = None,
     ) -> None:
-        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain."""
+        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain.
+
+        ``rest``, the REST front, serves beside the gRPC port and drains with it.
+        """
         super().__init__(settings, services, on_shutdown=on_shutdown)
         self._usage = usage
         self._availability = availability
+        self.rest = rest
 
     async def start(self) -> None:
         """Start the usage recorder's flushing, then serve."""
@@ -47,6 +60,26 @@ class GatewayServer(GrpcServer):
         await super().start()
         if self._availability is not None:
             await self._availability.start()
+        if self.rest is not None:
+            await self.rest.start()
+            _LOG.info("rest_front_started", port=self.rest.port)
+
+    async def stop(self, grace: float | None = None, notice: float = 0.0) -> None:
+        """Drain the REST front and the gRPC server together, then close the clients.
+
+        Both keep serving for ``notice`` seconds after health turned NOT_SERVING.
+        """
+        grace = self._settings.shutdown_grace_seconds if grace is None else grace
+        rest = self.rest
+        if rest is None:
+            await super().stop(grace, notice)
+            return
+
+        async def stop_rest() -> None:
+            await asyncio.sleep(notice)
+            await rest.stop(grace)
+
+        await asyncio.gather(stop_rest(), super().stop(grace, notice))
 
 
 def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = ()) -> GrpcServer:
@@ -106,11 +139,26 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         usage=usage.count,
         channels=channels.pools,
         france_connect=france_connect,
+        france_connect_clients=FranceConnectClients(
+            redis_client, cache_seconds=settings.france_connect_link_cache_seconds
+        ),
         availability=availability,
     )
     api = GatewayApi(
         settings=settings, call_path=call_path, usage=usage, availability=availability, catalog=catalog
     )
+    rest = None
+    if settings.rest_port is not None:
+        front = RestFront(
+            call_path=call_path, availability=availability, usage=usage, public_url=settings.rest_public_url
+        )
+        rest = RestServer(
+            front.app,
+            host=settings.rest_host,
+            port=settings.rest_port,
+            cert_file=settings.tls_cert_file,
+            key_file=settings.tls_key_file,
+        )
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
@@ -126,4 +174,5 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         ],
         usage=usage,
         availability=availability,
+        rest=rest,
     )

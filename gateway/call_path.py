@@ -7,6 +7,11 @@ call's `CallContext`. Every call, a provider method's or the gateway's own, goes
 through the same frame:
 
 1. **authenticate**: the ``authorization`` bearer token (00101 invalid, 00103 expired);
+   on a FranceConnect method called without one, the FranceConnect access token of
+   the request alone, as the real API takes it: introspected (51101, 51103), the
+   call then counts against the habilitation linked to the FranceConnect client
+   the token was issued to (`gateway.france_connect_clients`: 00101 when none, 00103
+   when its token expired), and step 5 reuses that introspection;
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
@@ -48,9 +53,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
-from gateway.auth import Token, TokenVerifier
+from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
-from gateway.france_connect import FranceConnect
+from gateway.france_connect import FranceConnect, FranceConnectIdentity
+from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Journal
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
@@ -65,6 +71,7 @@ from runtime.errors import (
     bad_request,
     insufficient_scopes,
     internal_error,
+    invalid_token,
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
@@ -172,7 +179,10 @@ class Target:
 
 @dataclass(eq=False)
 class ProviderStatusError(ApiError):
-    """A provider's own error, sent back to the caller with its status and details unchanged."""
+    """A provider's own error, sent back to the caller with its status and details unchanged.
+
+    Its code, title, detail and the provider it names are read from the provider's ``ErrorInfo``.
+    """
 
     message: str = ""
     details_bin: bytes = b""
@@ -210,7 +220,7 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
         if status is grpc.StatusCode.DEADLINE_EXCEEDED:
             return provider_timeout(source)
         return provider_unknown_answer(source)
-    api_code, reason, title, detail = "", "", "", ""
+    api_code, reason, title, detail, named = "", "", "", "", None
     try:
         for any_detail in status_pb2.Status.FromString(details).details:
             if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
@@ -218,10 +228,12 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
                 any_detail.Unpack(info)
                 api_code, reason = info.metadata.get("code", ""), info.reason
                 title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
+                if "provider" in info.metadata:
+                    named = ErrorSource(api_code[:2], info.metadata["provider"])
     except DecodeError:
         pass
     return ProviderStatusError(
-        status, api_code, reason, title, detail, message=error.details() or "", details_bin=details
+        status, api_code, reason, title, detail, named, message=error.details() or "", details_bin=details
     )
 
 
@@ -245,6 +257,8 @@ class CallPath:
         usage: Counts calls per token and API (``count(token_id, api, outcome)``).
         channels: The channels to each provider service, used in turn.
         france_connect: Resolves FranceConnect subjects.
+        france_connect_clients: The habilitations of FranceConnect clients, for calls authorized by a
+            FranceConnect token alone.
         availability: Learns from the outcome of every provider call.
     """
 
@@ -259,6 +273,7 @@ class CallPath:
         usage: Callable[[str, str, str], None],
         channels: Mapping[str, Sequence[grpc.aio.Channel]],
         france_connect: FranceConnect,
+        france_connect_clients: FranceConnectClients,
         availability: AvailabilityTracker,
     ) -> None:
         self._max_deadline = default_deadline_seconds
@@ -267,6 +282,7 @@ class CallPath:
         self._journal = journal
         self._count_usage = usage
         self._france_connect = france_connect
+        self._france_connect_clients = france_connect_clients
         self._availability = availability
         self.targets: dict[str, Target] = {
             route.path: Target(
@@ -300,23 +316,43 @@ class CallPath:
             ApiError: any step's refusal, the provider's own error, or the transport's.
         """
         route = target.route
+        decoded: list[Message] = []
+        resolved: list[FranceConnectIdentity] = []
+
+        def subject_of() -> Message:
+            if not decoded:
+                try:
+                    decoded.append(route.request_class.FromString(request))
+                except DecodeError:
+                    raise malformed_request() from None
+            return decoded[0]
+
+        async def by_france_connect_token() -> Token:
+            identity, token = await self._authenticate_france_connect(
+                subject_of(), route.subject.name, inbound
+            )
+            resolved.append(identity)
+            return token
 
         async def forward(admitted: Admitted) -> bytes:
-            try:
-                subject = route.request_class.FromString(request)
-            except DecodeError:
-                raise malformed_request() from None
-            admitted.subject = subject
+            subject = admitted.subject = subject_of()
             scopes, sent = admitted.token.scopes, request
             if target.france_connect:
-                scopes = await self.resolve_france_connect(subject, route.subject.name, admitted)
+                if resolved:
+                    scopes = FranceConnect.write(subject, route.subject.name, resolved[0], scopes)
+                else:
+                    scopes = await self.resolve_france_connect(subject, route.subject.name, admitted)
                 if route.scopes.isdisjoint(scopes):
                     raise insufficient_scopes()
                 sent = subject.SerializeToString()
             return await self._forward(target, sent, admitted, scopes)
 
+        alone = target.france_connect and all(key != AUTHORIZATION_KEY for key, _ in inbound.metadata)
         return await self._frame(
-            _Method(route.path, route, route.scopes, needs_recipient=True), inbound, forward
+            _Method(route.path, route, route.scopes, needs_recipient=True),
+            inbound,
+            forward,
+            by_france_connect_token if alone else None,
         )
 
     async def call_own(
@@ -388,10 +424,35 @@ class CallPath:
             raise provider_unavailable(FRANCE_CONNECT)
         return await self._france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
 
+    async def _authenticate_france_connect(
+        self, request: Message, field: str, inbound: Inbound
+    ) -> tuple[FranceConnectIdentity, Token]:
+        """Step 1 for a FranceConnect method called with the FranceConnect access token alone.
+
+        Raises:
+            ApiError: 00101 without an access token, the introspection's refusals (51101,
+                51103, 51001…), 00101 or 00103 for the habilitation of the token's client.
+        """
+        access_token = getattr(request, field).access_token
+        if not access_token:
+            raise invalid_token()
+        if self._france_connect is None:
+            raise provider_unavailable(FRANCE_CONNECT)
+        timeout = self._max_deadline
+        if inbound.time_remaining is not None:
+            timeout = min(inbound.time_remaining, timeout)
+        caller = Caller("", current_call().request_id, timeout)
+        identity = await self._france_connect.resolve(access_token, caller)
+        return identity, await self._france_connect_clients.token_of(identity.client_id)
+
     # -- the frame ------------------------------------------------------------------------------------
 
     async def _frame(
-        self, method: _Method, inbound: Inbound, body: Callable[[Admitted], Awaitable[Answer]]
+        self,
+        method: _Method,
+        inbound: Inbound,
+        body: Callable[[Admitted], Awaitable[Answer]],
+        authenticate: Callable[[], Awaitable[Token]] | None = None,
     ) -> Answer:
         started = time.perf_counter()
         call = current_call()
@@ -401,7 +462,10 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
-                token = self._verifier.authenticate(inbound.metadata)  # 1
+                if authenticate is None:  # 1
+                    token = self._verifier.authenticate(inbound.metadata)
+                else:
+                    token = await authenticate()
                 method.authorize(token)  # 2
                 recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
                 decision = await self._admit(token)  # 4

@@ -83,6 +83,9 @@ class FranceConnectIdentity:
     """The identity pivot, mapped from the identity claims."""
     scopes: frozenset[str]
     """The API Particulier scopes the token carries."""
+    client_id: str
+    """The FranceConnect client the token was issued to (``aud``): whose habilitation a call
+    authorized by this token alone uses (`gateway.france_connect_clients`); empty if not told."""
 
 
 class IntrospectionSource(Protocol):
@@ -105,6 +108,7 @@ class _Claims(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
     active: pydantic.StrictBool
+    aud: pydantic.StrictStr | None = None
     exp: pydantic.StrictInt | None = None
     scope: pydantic.StrictStr | None = None
     gender: Literal["male", "female"] | None = None
@@ -224,7 +228,7 @@ class FranceConnect:
             _LOG.warning("france_connect_unexpected_body", part="identity")
             raise provider_unknown_answer(FRANCE_CONNECT)
         scopes = frozenset((claims.scope or "").split()) & self._contract_scopes
-        return FranceConnectIdentity(pivot, scopes)
+        return FranceConnectIdentity(pivot, scopes, claims.aud or "")
 
     async def fill(
         self, request: Message, field: str, granted: frozenset[str], caller: Caller
@@ -245,6 +249,18 @@ class FranceConnect:
         """
         subject: identity_pb2.FranceConnectSubject = getattr(request, field)
         identity = await self.resolve(subject.access_token, caller)
+        return self.write(request, field, identity, granted)
+
+    @staticmethod
+    def write(
+        request: Message, field: str, identity: FranceConnectIdentity, granted: frozenset[str]
+    ) -> frozenset[str]:
+        """Write a resolved identity into a request's FranceConnect subject, as `fill` does.
+
+        Returns:
+            The scopes that open and unmask the call: ``granted`` and the identity's.
+        """
+        subject: identity_pb2.FranceConnectSubject = getattr(request, field)
         # The caller's own identite_pivot and scopes, if any, never go further.
         subject.identite_pivot.Clear()
         subject.identite_pivot.CopyFrom(identity.pivot)

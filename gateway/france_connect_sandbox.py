@@ -14,6 +14,10 @@ from typing import Any
 
 from runtime.caller import Caller
 
+SANDBOX_CLIENT_ID = "sandbox-service-provider"
+"""The FranceConnect client every sandbox token was issued to: link it to a token to call the
+FranceConnect routes with a sandbox token alone (`gateway.france_connect_clients`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SandboxToken:
@@ -166,7 +170,7 @@ class SandboxIntrospection:
             ).encode()
         claims = {
             "active": True,
-            "aud": "sandbox-service-provider",
+            "aud": SANDBOX_CLIENT_ID,
             "sub": f"sandbox-{token.token}",
             "iat": now - 60,
             # A live token has a few minutes left; the expired one ended a minute ago.

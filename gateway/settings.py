@@ -57,6 +57,23 @@ class GatewaySettings(_WithProviderAddresses):
 
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT).")
 
+    rest_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the REST v3/v4 front (HTTP/1.1, HTTPS with TLS_CERT_FILE); unset: no REST "
+        "front; 0 picks a free one (REST_PORT).",
+    )
+    rest_host: str = Field(
+        default="",
+        description="Address the REST front binds; empty: every interface, IPv4 and IPv6 (REST_HOST).",
+    )
+    rest_public_url: str = Field(
+        default="",
+        description="Base URL integrators call, given as the server of /openapi.yaml; empty: the URL "
+        "of the request (REST_PUBLIC_URL).",
+    )
+
     # -- where the providers are: one <provider>_address setting each, from the registry ----
     provider_tls_ca_file: Path | None = Field(
         default=None,
@@ -229,6 +246,13 @@ class GatewaySettings(_WithProviderAddresses):
         default=None,
         description="PEM CA bundle to verify FranceConnect's certificate; unset uses the system store "
         "(FRANCE_CONNECT_CA_FILE).",
+    )
+    france_connect_link_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the habilitation linked to a FranceConnect client is kept in memory; an "
+        "unlink takes that long to reach every replica, a revocation holds at once "
+        "(FRANCE_CONNECT_LINK_CACHE_SECONDS).",
     )
     availability_retry_seconds: float = Field(
         default=1.0,

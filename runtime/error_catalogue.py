@@ -72,6 +72,23 @@ CODES: dict[str, ErrorCode] = {
         "La requête n'est pas valide : les violations de champ disent ce qui ne va pas.",
         own=True,
     ),
+    "00404": ErrorCode(
+        grpc.StatusCode.UNIMPLEMENTED,
+        404,
+        "ROUTE_NOT_FOUND",
+        "Route inconnue",
+        "Aucune route de l'API ne correspond à ce chemin. "
+        "Les routes servies sont listées dans /openapi.yaml.",
+        own=True,
+    ),
+    "00405": ErrorCode(
+        grpc.StatusCode.UNIMPLEMENTED,
+        405,
+        "METHOD_NOT_ALLOWED",
+        "Méthode non autorisée",
+        "Cette route de l'API ne répond pas à cette méthode HTTP ; l'en-tête Allow dit lesquelles.",
+        own=True,
+    ),
     "00503": ErrorCode(
         grpc.StatusCode.UNAVAILABLE,
         503,
@@ -97,7 +114,7 @@ CODES: dict[str, ErrorCode] = {
         "INSUFFICIENT_SCOPES",
         "Privilèges insuffisants",
         "Votre token est valide mais vos privilèges sont insuffisants. "
-        "Listez vos privilèges avec l'introspection du jeton",
+        "Listez vos privilèges sur /api/introspect",
     ),
     "00101": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,

@@ -31,7 +31,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -55,12 +55,66 @@ REQUEST_ID_DETAIL = "request_id"
 _Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-def request_id_from(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     """The caller's request id when it is 1 to 64 characters of ``A-Za-z0-9._-``, else a new UUID."""
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
     return str(uuid.uuid4())
+
+
+class CallScope:
+    """What the boundary does around one call, whatever its transport (gRPC here, HTTP in the gateway).
+
+    Opening it takes the caller's request id (or makes one), opens the call context,
+    binds the log context and, when tracing is on, opens the SERVER span; `refused` and
+    `failed` record and log the outcome; leaving it counts the call and its latency and
+    ends the span.
+
+    Args:
+        method: The method's name in logs, metrics and spans (the gRPC path).
+        metadata: The caller's metadata (``x-request-id``, ``traceparent``).
+    """
+
+    def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
+        self.call = open_call(request_id_from(metadata), method)
+        self.status_name = "OK"
+        self.api_code = ""
+        self._method = method
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=self.call.request_id, rpc=method)
+        # Tracing off costs this one test: no span, context or carrier is made.
+        tracer = tracing.active_tracer()
+        self._span: Any = None
+        self._token: object = None
+        if tracer is not None:
+            request_id = self.call.request_id
+            self._span, self._token = tracing.start_server_span(tracer, method, metadata, request_id)
+        self._started = time.perf_counter()
+        metrics.IN_FLIGHT.inc()
+
+    def __enter__(self) -> CallScope:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        metrics.IN_FLIGHT.dec()
+        metrics.LATENCY.labels(self._method).observe(time.perf_counter() - self._started)
+        metrics.CALLS.labels(self._method, self.status_name, self.api_code).inc()
+        if self._span is not None:
+            tracing.end_server_span(self._span, self._token, self.status_name, self.api_code)
+
+    def refused(self, error: ApiError) -> ApiError:
+        """Record and log a refusal; returns it."""
+        self.status_name, self.api_code = error.status.name, error.code
+        _LOG.info("call_refused", code=error.code, status=self.status_name)
+        return error
+
+    def failed(self, exc: BaseException) -> ApiError:
+        """Record and log an unexpected failure (by type only); returns the INTERNAL error to send."""
+        internal = internal_error()
+        self.status_name, self.api_code = internal.status.name, internal.code
+        _LOG.error("call_failed", error_type=type(exc).__name__)
+        return internal
 
 
 if TYPE_CHECKING:
@@ -150,60 +204,38 @@ class CallBoundary(ServerInterceptor):
         counted = not method.startswith(_HEALTH_METHODS)
 
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            call_context = open_call(request_id_from(metadata), method)
-            request_id = call_context.request_id
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
-            # Tracing off costs this one test: no span, context or carrier is made.
-            tracer = tracing.active_tracer()
-            span = token = None
-            if tracer is not None:
-                span, token = tracing.start_server_span(tracer, method, metadata, request_id)
-            started = time.perf_counter()
-            metrics.IN_FLIGHT.inc()
-            if counted:
-                self._call_started()
-            status_name = "OK"
-            api_code = ""
-            try:
-                if self.stopping and counted:
-                    response = await self._refuse(request, context)
-                else:
-                    response = await behavior(request, context)
-            except ApiError as error:
-                status_name, api_code = error.status.name, error.code
-                _LOG.info("call_refused", code=error.code, status=status_name)
-                await context.abort(
-                    error.status,
-                    str(error),
-                    (*call_context.response_metadata, *error_trailers(error, request_id)),
-                )
-            except grpc.aio.AbortError:
-                # The handler ended the call itself; its status is already on its way.
-                status_name = "HANDLER_ABORT"
-                raise
-            except Exception as exc:
-                internal = internal_error()
-                status_name, api_code = internal.status.name, internal.code
-                _LOG.error("call_failed", error_type=type(exc).__name__)
-                await context.abort(
-                    internal.status,
-                    str(internal),
-                    (*call_context.response_metadata, *error_trailers(internal, request_id)),
-                )
-            else:
-                context.set_trailing_metadata(tuple(call_context.response_metadata))
-                return response
-            finally:
+            with CallScope(method, metadata) as scope:
                 if counted:
-                    self._call_ended()
-                metrics.IN_FLIGHT.dec()
-                metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
-                metrics.CALLS.labels(method, status_name, api_code).inc()
-                if span is not None:
-                    tracing.end_server_span(span, token, status_name, api_code)
+                    self._call_started()
+                try:
+                    if self.stopping and counted:
+                        response = await self._refuse(request, context)
+                    else:
+                        response = await behavior(request, context)
+                except ApiError as error:
+                    await _abort(context, scope, scope.refused(error))
+                except grpc.aio.AbortError:
+                    # The handler ended the call itself; its status is already on its way.
+                    scope.status_name = "HANDLER_ABORT"
+                    raise
+                except Exception as exc:
+                    await _abort(context, scope, scope.failed(exc))
+                finally:
+                    if counted:
+                        self._call_ended()
+                context.set_trailing_metadata(tuple(scope.call.response_metadata))
+                return response
 
         return call
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], scope: CallScope, error: ApiError) -> None:
+    """End the call with ``error`` as its rich status, after the metadata the layers added."""
+    await context.abort(
+        error.status,
+        str(error),
+        (*scope.call.response_metadata, *error_trailers(error, scope.call.request_id)),
+    )
 
 
 def error_trailers(error: ApiError, request_id: str) -> tuple[tuple[str, str | bytes], ...]:

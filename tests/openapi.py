@@ -1,31 +1,24 @@
-"""The published OpenAPI spec of API Particulier (contract/spec/), the oracle of the mesh's answers.
+"""The published OpenAPI spec of API Particulier (`contract.openapi`), the oracle of the mesh's answers.
 
 The spec is OpenAPI 3.0, whose schemas are JSON Schema plus ``nullable``, a keyword
-JSON Schema does not know: `json_schema` translates it (``type: T`` with
-``nullable: true`` is ``type: [T, "null"]``) before `jsonschema` validates.
+JSON Schema does not know: `contract.openapi.json_schema` translates it before
+`jsonschema` validates.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pool
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
 from apiparticulier.common.v1 import options_pb2
+from contract.openapi import json_schema, published_spec
 from contract.routes import Route
 
-SPEC_FILE = Path(__file__).resolve().parents[1] / "contract" / "spec" / "openapi-v3.yaml"
-
-
-@cache
-def spec() -> dict[str, Any]:
-    """The whole spec."""
-    loaded: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
-    return loaded
+spec = published_spec
+"""The whole spec."""
 
 
 def http_paths(route: Route) -> tuple[str, ...]:
@@ -39,26 +32,6 @@ def data_schema(path: str) -> dict[str, Any]:
     answer = spec()["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
     schema: dict[str, Any] = answer["schema"]["properties"]["data"]
     return schema
-
-
-def json_schema(schema: Any) -> Any:
-    """An OpenAPI 3.0 schema as JSON Schema: ``nullable`` becomes a ``null`` type.
-
-    A ``null`` in an ``enum`` makes the schema nullable too: OpenAPI 3.0.3 wants
-    ``nullable: true`` beside it, but the spec lists null among the values of
-    fields the API does send as null (``code_certification_cnav``) without it.
-    """
-    if isinstance(schema, list):
-        return [json_schema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    translated = {key: json_schema(value) for key, value in schema.items() if key != "nullable"}
-    nullable = schema.get("nullable") is True or None in schema.get("enum", ())
-    if nullable and "type" in schema:
-        translated["type"] = [schema["type"], "null"]
-        if "enum" in schema and None not in schema["enum"]:
-            translated["enum"] = [*schema["enum"], None]
-    return translated
 
 
 @cache

@@ -24,6 +24,7 @@ import jwt
 import redis
 
 from contract.routes import contract_scopes
+from gateway import france_connect_clients
 from gateway.admin import keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.recipient import is_valid_siret
@@ -195,6 +196,49 @@ def _revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- FranceConnect clients -------------------------------------------------------------------------
+
+
+def _link_france_connect(args: argparse.Namespace) -> int:
+    jti = args.jti.strip().lower()
+    if not _UUID.fullmatch(jti):
+        raise UsageError(f"{args.jti!r} is not a token jti (a UUID)")
+    if not france_connect_clients.CLIENT_ID_SHAPE.fullmatch(args.client_id):
+        raise UsageError(f"{args.client_id!r} is not a FranceConnect client id")
+    client = _redis(args.redis_url)
+    try:
+        record = registry.record_of(client, jti)
+        if record.status(time.time()) != "active":
+            _say(f"error: token {jti} is {record.status(time.time())}; nothing linked")
+            return EXIT_REFUSED
+        france_connect_clients.link(client, args.client_id, record)
+    except registry.UnknownTokenError:
+        _say(f"error: no token with jti {jti} is registered; nothing linked")
+        return EXIT_REFUSED
+    finally:
+        close_sync(client)
+    _say(
+        f"FranceConnect client {args.client_id} now calls under token {jti} of {record.label!r} "
+        "(seen by every gateway within FRANCE_CONNECT_LINK_CACHE_SECONDS)"
+    )
+    print(args.client_id)
+    return EXIT_OK
+
+
+def _unlink_france_connect(args: argparse.Namespace) -> int:
+    client = _redis(args.redis_url)
+    try:
+        found = france_connect_clients.unlink(client, args.client_id)
+    finally:
+        close_sync(client)
+    if not found:
+        _say(f"error: FranceConnect client {args.client_id!r} is linked to no token; nothing changed")
+        return EXIT_REFUSED
+    _say(f"FranceConnect client {args.client_id} unlinked")
+    print(args.client_id)
+    return EXIT_OK
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -269,6 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("jti", help="the token's jti (see list)")
     with_redis(revoke)
     revoke.set_defaults(handler=_revoke)
+
+    linking = commands.add_parser(
+        "link-france-connect",
+        help="count a FranceConnect client's calls (FranceConnect token alone) against a token",
+    )
+    linking.add_argument("client_id", help="the FranceConnect client id the access tokens are issued to")
+    linking.add_argument("jti", help="the token whose habilitation the calls use (see list)")
+    with_redis(linking)
+    linking.set_defaults(handler=_link_france_connect)
+
+    unlinking = commands.add_parser("unlink-france-connect", help="remove a FranceConnect client's link")
+    unlinking.add_argument("client_id", help="the FranceConnect client id")
+    with_redis(unlinking)
+    unlinking.set_defaults(handler=_unlink_france_connect)
     return parser
 
 

@@ -158,6 +158,18 @@ def list_tokens(client: redis.Redis) -> list[TokenRecord]:
     return sorted(records, key=lambda r: (r.iat or 0, r.jti))
 
 
+def record_of(client: redis.Redis, jti: str) -> TokenRecord:
+    """The registered token of a jti.
+
+    Raises:
+        UnknownTokenError: no such jti is registered.
+    """
+    fields = client.hgetall(token_key(jti))
+    if not fields:
+        raise UnknownTokenError(jti)
+    return _record(jti, fields, revoked=bool(client.exists(revoked_key(jti))))
+
+
 def revoke(client: redis.Redis, jti: str, now: float | None = None) -> TokenRecord:
     """Revoke a registered token on every gateway replica.
 

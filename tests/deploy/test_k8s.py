@@ -27,7 +27,7 @@ from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from runtime.settings import ServerSettings
 
@@ -242,8 +242,26 @@ def test_mesh_probes_ask_the_grpc_health_service(rendered, scenario):
                     # mTLS: the kubelet cannot present a client certificate; the exec probe can.
                     assert probe["exec"]["command"] == ["python", MTLS_PROBE], kind
                     assert env["TLS_CLIENT_CA_FILE"].startswith(tuple(_secret_mounts(workload, container)))
+                elif kind == "livenessProbe" and workload["metadata"]["name"] == "gateway":
+                    # The gateway's REST front shares its event loop: its ping proves both alive.
+                    assert probe["httpGet"] == {"path": "/api/ping", "port": "rest"}
                 else:
                     assert probe["grpc"] == {"port": grpc_port}, f"{workload['metadata']['name']}: {kind}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_gateway_exposes_the_rest_front(rendered, scenario):
+    """REST_PORT is the container's rest port, the Service's, and the caller NetworkPolicy's."""
+    objects = rendered[scenario]
+    (gateway,) = [w for w in _workloads(objects) if w["metadata"]["name"] == "gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    rest = next(p["containerPort"] for p in container["ports"] if p["name"] == "rest")
+    assert _environment(container, objects)["REST_PORT"] == str(rest)
+    (service,) = [s for s in _of_kind(objects, "Service") if s["metadata"]["name"] == "gateway"]
+    assert {"name": "rest", "port": rest, "targetPort": "rest"} in service["spec"]["ports"]
+    for policy in _of_kind(objects, "NetworkPolicy"):
+        if policy["metadata"]["name"] == "gateway-ingress":
+            assert {"protocol": "TCP", "port": "rest"} in policy["spec"]["ingress"][0]["ports"]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

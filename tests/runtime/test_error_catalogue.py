@@ -18,6 +18,7 @@ _CODE = re.compile(r"""api_error\(\s*["']([0-9]{5})["']""")
 # The HTTP statuses a gRPC status may stand for in the v3 API.
 _HTTP = {
     grpc.StatusCode.INVALID_ARGUMENT: {400, 422},
+    grpc.StatusCode.UNIMPLEMENTED: {404, 405},
     grpc.StatusCode.UNAUTHENTICATED: {401},
     grpc.StatusCode.PERMISSION_DENIED: {403},
     grpc.StatusCode.NOT_FOUND: {404},
@@ -63,10 +64,12 @@ def test_provider_codes_take_their_source_prefix_and_full_codes_win() -> None:
 
 
 def test_the_mesh_s_own_codes_are_marked() -> None:
-    """The real API does not have 00000, 00400, 00503, 00504 nor FranceConnect's 511xx: they say so."""
+    """The real API does not have 00000, 00400, 00404, 00405, 00503, 00504 nor FranceConnect's 511xx: they say so."""
     assert {code for code, entry in CODES.items() if entry.own} == {
         "00000",
         "00400",
+        "00404",
+        "00405",
         "00503",
         "00504",
         "51101",

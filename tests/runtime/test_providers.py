@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from devstack.run import PROVIDERS as DEVSTACK_PROVIDERS
 from gateway.settings import GatewaySettings

@@ -328,3 +328,38 @@ def test_contract_scopes_come_from_the_contracts() -> None:
     ):
         assert scope in scopes
     assert "" not in scopes
+
+
+def test_link_france_connect_copies_the_token_and_unlink_removes_it(
+    keys_dir: Path, redis_server: RedisProcess
+) -> None:
+    """link-france-connect stores the token's habilitation under the client; unlink removes it."""
+    token = issue(keys_dir, redis_server.url).stdout.strip()
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    linked = admin("link-france-connect", "fc-client-1", jti, redis_url=redis_server.url)
+    assert linked.returncode == 0, linked.stderr
+    assert linked.stdout.strip() == "fc-client-1"
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    stored = client.hgetall("france_connect_client:{fc-client-1}")
+    assert stored["jti"] == jti
+    assert stored["label"] == "CCAS de Test"
+    assert json.loads(stored["scopes"]) == ["cnaf_quotient_familial"]
+    assert client.ttl("france_connect_client:{fc-client-1}") > 0
+    assert admin("unlink-france-connect", "fc-client-1", redis_url=redis_server.url).returncode == 0
+    assert not client.exists("france_connect_client:{fc-client-1}")
+    again = admin("unlink-france-connect", "fc-client-1", redis_url=redis_server.url)
+    assert again.returncode == 1
+    client.close()
+
+
+def test_link_france_connect_refuses_unknown_revoked_and_malformed(
+    keys_dir: Path, redis_server: RedisProcess
+) -> None:
+    token = issue(keys_dir, redis_server.url).stdout.strip()
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert admin("link-france-connect", "fc-2", str(uuid.uuid4()), redis_url=redis_server.url).returncode == 1
+    assert admin("link-france-connect", "bad id{}", jti, redis_url=redis_server.url).returncode == 2
+    assert admin("revoke", jti, redis_url=redis_server.url).returncode == 0
+    refused = admin("link-france-connect", "fc-2", jti, redis_url=redis_server.url)
+    assert refused.returncode == 1
+    assert "revoked" in refused.stderr

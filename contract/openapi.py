@@ -1,0 +1,84 @@
+"""The published OpenAPI spec of API Particulier v3/v4, as the mesh serves and tests against it.
+
+``spec/openapi-v3.yaml`` is the real API's spec as published (see
+``spec/README.md``), unchanged: the REST front answers as it says and serves it
+restricted to its routes, every answer of the mesh is tested against it, and the
+property-based test of the front is driven by it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPEC_FILE = Path(__file__).with_name("spec") / "openapi-v3.yaml"
+"""The published spec, unchanged."""
+
+
+@functools.cache
+def published_spec() -> dict[str, Any]:
+    """The published spec, parsed (the same object on every call: copy before changing it)."""
+    with SPEC_FILE.open(encoding="utf-8") as stream:
+        spec: dict[str, Any] = yaml.load(stream, Loader=yaml.CSafeLoader)
+    return spec
+
+
+def restricted_spec(paths: Iterable[str], server_url: str) -> dict[str, Any]:
+    """The published spec restricted to ``paths``, with ``server_url`` as its only server.
+
+    Args:
+        paths: Paths of the spec to keep; paths the spec does not have are ignored.
+        server_url: The base URL integrators call.
+    """
+    spec = published_spec()
+    kept = set(paths)
+    restricted = {key: value for key, value in spec.items() if key not in ("paths", "servers")}
+    restricted = copy.deepcopy(restricted)
+    restricted["servers"] = [{"url": server_url, "description": "API Particulier mesh, REST v3/v4 front"}]
+    restricted["paths"] = {path: copy.deepcopy(item) for path, item in spec["paths"].items() if path in kept}
+    return restricted
+
+
+def query_parameter_names(path: str) -> frozenset[str]:
+    """The names of the query parameters the spec gives a path's GET."""
+    operation = published_spec()["paths"][path]["get"]
+    return frozenset(p["name"] for p in operation.get("parameters", ()) if p["in"] == "query")
+
+
+def response_schema(path: str, status: int) -> dict[str, Any]:
+    """The JSON Schema of a path's GET answer with ``status``, as a JSON Schema validator reads it.
+
+    OpenAPI 3.0 writes "or null" as ``nullable: true``, which JSON Schema does not know: it
+    becomes ``null`` added to the ``type`` (and to an ``enum``). The spec's components are kept,
+    so its ``$ref`` resolve.
+    """
+    spec = published_spec()
+    response = spec["paths"][path]["get"]["responses"][str(status)]
+    schema = response["content"]["application/json"]["schema"]
+    converted: dict[str, Any] = json_schema({**schema, "components": spec["components"]})
+    return converted
+
+
+def json_schema(schema: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: ``nullable`` becomes a ``null`` type.
+
+    A ``null`` in an ``enum`` makes the schema nullable too: OpenAPI 3.0.3 wants
+    ``nullable: true`` beside it, but the spec lists null among the values of
+    fields the API does send as null (``code_certification_cnav``) without it.
+    """
+    if isinstance(schema, list):
+        return [json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    translated = {key: json_schema(value) for key, value in schema.items() if key != "nullable"}
+    nullable = schema.get("nullable") is True or None in schema.get("enum", ())
+    if nullable and "type" in schema:
+        translated["type"] = [schema["type"], "null"]
+        if "enum" in schema and None not in schema["enum"]:
+            translated["enum"] = [*schema["enum"], None]
+    return translated

@@ -1,0 +1,263 @@
+"""The REST v3/v4 front: the real API's routes, bodies and headers, on the gateway's one call path.
+
+An integrator of the real API changes its base URL and token, nothing else:
+
+- every route of the route table at its spec paths (``api_route.http_paths``), GET,
+  its query parameters derived from the request message (`gateway.rest.query`),
+  ``recipient`` a query parameter and the token ``Authorization: Bearer``; on the
+  FranceConnect routes the bearer is the citizen's FranceConnect access token, which
+  alone authorizes the call (`gateway.call_path`, step 1);
+- the answer ``{"data": …, "links": {}, "meta": {}}``, ``data`` rendered by
+  `contract.v3_json`; a refusal ``{"errors": [...]}`` with the spec's HTTP status
+  (`gateway.rest.errors`);
+- ``X-Request-ID`` on every answer (the caller's, when well formed), and the
+  rate-limit headers the call path reports (``RateLimit-Limit``, ``RateLimit-Remaining``,
+  ``RateLimit-Reset``, ``Retry-After`` on 429) on every answer of a call that reached
+  the rate limiter;
+- ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<provider>/ping``,
+  ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
+- any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
+
+Every call is served inside the same call boundary as a gRPC call (`runtime.interceptors.CallScope`):
+request id, log context, metrics, span.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import yaml
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from contract.openapi import restricted_spec
+from contract.v3_json import data_object
+from gateway.api import SERVICE_NAME
+from gateway.auth import AUTHORIZATION_KEY
+from gateway.availability import Availability, AvailabilityTracker, ProviderState
+from gateway.call_path import Admitted, CallPath, Inbound, Target
+from gateway.rest.errors import error_body, http_status
+from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
+from gateway.usage import UsageRecorder
+from runtime.caller import RECIPIENT_KEY
+from runtime.errors import ApiError, api_error, store_unavailable
+from runtime.interceptors import CallScope
+
+JSON = "application/json"
+"""The content type of every JSON answer, as the published spec documents it."""
+YAML = "application/yaml"
+PROOFS_DAYS = 30
+"""The window of the public figure of proofs avoided."""
+_BEARER = "Bearer "
+INTROSPECT_METHOD = f"/{SERVICE_NAME}/IntrospectToken"
+
+Answer = tuple[int, Any]
+"""An HTTP status and the JSON body to send with it."""
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def ping_body(state: ProviderState) -> dict[str, Any]:
+    """A provider's ping, as the real API's: ``status``, ``last_update``, ``last_ok_status``."""
+    return {
+        "status": state.status.value,
+        "last_update": _iso(state.last_update),
+        "last_ok_status": _iso(state.last_ok),
+    }
+
+
+def route_not_found() -> ApiError:
+    """No route of the front has this path (00404, the mesh's own code)."""
+    return api_error("00404")
+
+
+def method_not_allowed() -> ApiError:
+    """The path is a route of the front, for another method (00405, the mesh's own code)."""
+    return api_error("00405")
+
+
+class RestFront:
+    """The REST front's ASGI application.
+
+    Args:
+        call_path: The gateway's call path.
+        availability: The providers' availability, for the pings.
+        usage: The usage counters, for the proofs avoided.
+        public_url: The front's base URL in ``/openapi.yaml``; empty: the URL the caller used.
+
+    Raises:
+        TypeError: a request field has no query parameter form (`RequestReader`).
+    """
+
+    def __init__(
+        self,
+        *,
+        call_path: CallPath,
+        availability: AvailabilityTracker,
+        usage: UsageRecorder,
+        public_url: str = "",
+    ) -> None:
+        self._call_path = call_path
+        self._availability = availability
+        self._usage = usage
+        self._public_url = public_url.rstrip("/")
+        self.paths: dict[str, Target] = {
+            path: target for target in call_path.targets.values() for path in target.route.http_paths
+        }
+        """Every provider route, by its spec path."""
+        routes: list[BaseRoute] = [
+            Route(path, self._provider_endpoint(path, target), methods=["GET"])
+            for path, target in self.paths.items()
+        ]
+        routes += [
+            Route("/api/introspect", self._introspect, methods=["GET"]),
+            Route("/api/ping", self._ping, methods=["GET"]),
+            Route("/api/pings", self._pings, methods=["GET"]),
+            Route("/api/{provider}/ping", self._provider_ping, methods=["GET"]),
+            Route("/api/proofs_avoided", self._proofs_avoided, methods=["GET"]),
+            Route("/openapi.yaml", self._openapi, methods=["GET"]),
+        ]
+        self.app = Starlette(
+            routes=routes,
+            exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
+        )
+        # A path with a slash too many is no route of the spec: a JSON 404, not a redirect.
+        self.app.router.redirect_slashes = False
+
+    # -- the frame of every answer ---------------------------------------------------------------
+
+    @staticmethod
+    async def _answer(request: Request, method: str, produce: Callable[[], Awaitable[Answer]]) -> Response:
+        """Serve one call in the call boundary; a refusal becomes the v3 error body."""
+        metadata = list(request.headers.items())
+        with CallScope(method, metadata) as scope:
+            extra: Sequence[tuple[str, str]] = ()
+            try:
+                status, body = await produce()
+            except ApiError as error:
+                refusal = scope.refused(error)
+                status, body, extra = http_status(refusal), error_body(refusal), refusal.extra_metadata
+            except Exception as exc:
+                failure = scope.failed(exc)
+                status, body = http_status(failure), error_body(failure)
+            headers = dict((*scope.call.response_metadata, *extra))
+            return Response(_json(body), status, headers, media_type=JSON)
+
+    async def _http_exception(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own refusals (no route, wrong method) as v3 errors."""
+        error = method_not_allowed() if exc.status_code == 405 else route_not_found()
+
+        async def refuse() -> Answer:
+            raise error
+
+        response = await self._answer(request, f"{request.method} (no route)", refuse)
+        if exc.headers and "allow" in {name.lower() for name in exc.headers}:
+            response.headers["Allow"] = next(v for k, v in exc.headers.items() if k.lower() == "allow")
+        return response
+
+    # -- provider routes -------------------------------------------------------------------------
+
+    def _provider_endpoint(self, path: str, target: Target) -> Callable[[Request], Awaitable[Response]]:
+        reader = RequestReader(target.route)
+        render = target.route.response_class.FromString
+        method = f"GET {path}"
+
+        async def endpoint(request: Request) -> Response:
+            async def produce() -> Answer:
+                authorization = request.headers.getlist(AUTHORIZATION_KEY)
+                metadata: list[tuple[str, str | bytes]] = [
+                    (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
+                ]
+                bearer = ""
+                if reader.by_france_connect:
+                    # The FranceConnect token stands for the API token, as in the real API.
+                    if len(authorization) == 1 and authorization[0].startswith(_BEARER):
+                        bearer = authorization[0][len(_BEARER) :].strip()
+                else:
+                    metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
+                message = reader.read(request.query_params.getlist, bearer)
+                answer = await self._call_path.call_provider(
+                    target, message.SerializeToString(), Inbound(metadata, None)
+                )
+                return 200, {"data": data_object(render(answer)), "links": {}, "meta": {}}
+
+            return await self._answer(request, method, produce)
+
+        return endpoint
+
+    # -- utility routes --------------------------------------------------------------------------
+
+    async def _introspect(self, request: Request) -> Response:
+        """The caller's token, as the real API's ``/api/introspect``: ``_id``, ``name``, ``scopes``."""
+
+        async def body(admitted: Admitted) -> Answer:
+            token = admitted.token
+            return 200, {"_id": token.jti, "name": token.habilitation, "scopes": sorted(token.scopes)}
+
+        async def produce() -> Answer:
+            authorization = request.headers.getlist(AUTHORIZATION_KEY)
+            inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
+            # Journalled as the gRPC introspection: one method, whatever the transport.
+            return await self._call_path.call_own(INTROSPECT_METHOD, inbound, body, needs_recipient=False)
+
+        return await self._answer(request, "GET /api/introspect", produce)
+
+    async def _ping(self, request: Request) -> Response:
+        async def produce() -> Answer:
+            return 200, {"status": Availability.OK.value}
+
+        return await self._answer(request, "GET /api/ping", produce)
+
+    async def _pings(self, request: Request) -> Response:
+        async def produce() -> Answer:
+            return 200, {state.provider: ping_body(state) for state in self._availability.snapshot()}
+
+        return await self._answer(request, "GET /api/pings", produce)
+
+    async def _provider_ping(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+
+        async def produce() -> Answer:
+            for state in self._availability.snapshot():
+                if state.provider == provider:
+                    return (502 if state.status is Availability.BAD_GATEWAY else 200), ping_body(state)
+            raise route_not_found()
+
+        return await self._answer(request, "GET /api/{provider}/ping", produce)
+
+    async def _proofs_avoided(self, request: Request) -> Response:
+        async def produce() -> Answer:
+            try:
+                proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
+            except (RedisError, OSError, TimeoutError):
+                raise store_unavailable() from None
+            return 200, {"proofs_avoided": proofs, "days": PROOFS_DAYS}
+
+        return await self._answer(request, "GET /api/proofs_avoided", produce)
+
+    async def _openapi(self, request: Request) -> Response:
+        server = self._public_url or str(request.base_url).rstrip("/")
+        with CallScope("GET /openapi.yaml", list(request.headers.items())) as scope:
+            return Response(self._spec_text(server), 200, dict(scope.call.response_metadata), media_type=YAML)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one front per process, a few server URLs
+    def _spec_text(self, server: str) -> str:
+        spec = restricted_spec(self.paths, server)
+        text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
+        return text

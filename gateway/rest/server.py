@@ -1,0 +1,77 @@
+"""The REST front's HTTP server: uvicorn, in the gateway's process and event loop.
+
+uvicorn runs an ASGI application on the running asyncio loop (uvloop in the
+gateway) with httptools' HTTP/1.1 parser, so the front shares the gRPC server's
+loop, call path, Redis and provider channels: no second process, no thread, no
+copy of any state. It is started and stopped by the gateway's server (the
+process's signals stay the gateway's: uvicorn's own handlers are never installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class RestServer:
+    """Serves an ASGI application over HTTP/1.1 (HTTPS with a certificate) on one port.
+
+    Args:
+        app: The application.
+        host: The address to bind; empty for every interface, IPv4 and IPv6.
+        port: The port; 0 picks a free one (`port` tells which once started).
+        cert_file: PEM certificate for HTTPS; None serves plain HTTP.
+        key_file: Its key.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str,
+        port: int,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            lifespan="off",
+            # The gateway logs every call itself, without personal data; uvicorn's access log
+            # would write query strings, which hold identities.
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            ssl_certfile=str(cert_file) if cert_file else None,
+            ssl_keyfile=str(key_file) if key_file else None,
+        )
+        self._server = uvicorn.Server(config)
+        self._ticks: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Bind the port and serve."""
+        config = self._server.config
+        config.load()
+        self._server.lifespan = config.lifespan_class(config)
+        await self._server.startup()
+        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        # uvicorn's tick: the Date header and the check of should_exit.
+        self._ticks = asyncio.create_task(self._server.main_loop())
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let the calls in flight finish within ``grace`` seconds, then close."""
+        if self._ticks is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._ticks
+        self._server.config.timeout_graceful_shutdown = max(1, round(grace))
+        await self._server.shutdown()
+        self._ticks = None

@@ -1,0 +1,428 @@
+"""The REST front against a running gateway and every sandbox provider, over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+from typing import Any
+
+import grpc
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from contract.openapi import published_spec, response_schema
+from contract.routes import build_routes
+from devstack.run import curl_examples
+from gateway.admin.registry import register, revoke
+from gateway.france_connect_clients import link, unlink
+from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from tests.gateway.rest.conftest import LEFEBVRE, RECIPIENT, Front
+
+QF = "/v3/dss/quotient_familial/identite"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DSS = {key: value for key, value in LEFEBVRE.items() if key != "recipient"}
+_BERNARD = {
+    "nomNaissance": "BERNARD",
+    "prenoms[]": ["CAMILLE"],
+    "sexeEtatCivil": "F",
+    "anneeDateNaissance": "2005",
+    "moisDateNaissance": "5",
+    "jourDateNaissance": "17",
+}
+_MERCIER = {
+    "nomNaissance": "MERCIER",
+    "prenoms[]": ["ZOÉ"],
+    "sexeEtatCivil": "F",
+    "anneeDateNaissance": "2006",
+    "moisDateNaissance": "3",
+    "jourDateNaissance": "21",
+}
+_ROCHE = {
+    "nomNaissance": "ROCHE",
+    "prenoms[]": ["LÉA"],
+    "sexeEtatCivil": "F",
+    "anneeDateNaissance": "2013",
+    "moisDateNaissance": "4",
+    "jourDateNaissance": "9",
+    "codeEtablissement": "0132733A",
+    "anneeScolaire": f"{dt.date.today().year - 1}-{dt.date.today().year}",
+}
+EVERY_ROUTE: dict[str, tuple[dict[str, Any], str | None]] = {
+    "/v3/dss/quotient_familial/identite": (_DSS, None),
+    "/v3/dss/quotient_familial/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/revenu_solidarite_active/identite": (_DSS, None),
+    "/v3/dss/revenu_solidarite_active/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/prime_activite/identite": (_DSS, None),
+    "/v3/dss/prime_activite/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/allocation_adulte_handicape/identite": (_DSS, None),
+    "/v3/dss/allocation_adulte_handicape/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/allocation_soutien_familial/identite": (_DSS, None),
+    "/v3/dss/allocation_soutien_familial/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/complementaire_sante_solidaire/identite": (_DSS, None),
+    "/v3/dss/complementaire_sante_solidaire/france_connect": ({}, "fc-lefebvre"),
+    "/v3/france_travail/statut/identifiant": ({"identifiant": "claire.fontaine75"}, None),
+    "/v3/france_travail/indemnites/identifiant": ({"identifiant": "claire.fontaine75"}, None),
+    "/v3/mesri/statut_etudiant/identite": (_BERNARD, None),
+    "/v3/mesri/statut_etudiant/ine": ({"ine": "2301456789K"}, None),
+    "/v3/mesri/statut_etudiant/france_connect": ({}, "fc-bernard"),
+    "/v4/cnous/etudiant_boursier/identite": (_MERCIER, None),
+    "/v4/cnous/etudiant_boursier/ine": ({"ine": "2406123457A"}, None),
+    "/v4/cnous/etudiant_boursier/france_connect": ({}, "fc-mercier"),
+    "/v4/men/scolarites/identite": (_ROCHE, None),
+}
+"""One sandbox call answered 200 per route of the front: query parameters, FranceConnect bearer."""
+
+
+def _schema(path: str, status: str) -> dict[str, Any]:
+    return response_schema(path, int(status))
+
+
+def _error(response: Any) -> dict[str, Any]:
+    assert response.headers["content-type"] == "application/json"
+    (item,) = response.json()["errors"]
+    assert set(item) == {"code", "title", "detail", "source", "meta"}
+    return dict(item)
+
+
+def test_every_route_of_the_route_table_is_tested() -> None:
+    """EVERY_ROUTE holds exactly the paths the route table declares."""
+    assert {path for route in build_routes().routes for path in route.http_paths} == set(EVERY_ROUTE)
+
+
+@pytest.mark.parametrize("path", sorted(EVERY_ROUTE))
+async def test_every_route_answers_the_spec_body(front: Front, path: str) -> None:
+    """Each route answers 200 with the v3 envelope, its data valid against the spec's 200 schema."""
+    params, france_connect = EVERY_ROUTE[path]
+    headers = {"Authorization": f"Bearer {france_connect}"} if france_connect else front.bearer()
+    response = await front.http.get(path, params={**params, "recipient": RECIPIENT}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["links"] == {} and body["meta"] == {}
+    jsonschema.validate(body, _schema(path, "200"))
+    if france_connect:
+        assert "identite" not in body["data"]
+
+
+async def test_lefebvre_quotient_familial_with_headers(front: Front) -> None:
+    """The call of `make run`: QF 2550, RateLimit headers and a request id."""
+    response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())
+    assert response.status_code == 200
+    assert response.json()["data"]["quotient_familial"]["valeur"] == 2550
+    assert _UUID.fullmatch(response.headers["x-request-id"])
+    assert int(response.headers["ratelimit-limit"]) == 50
+    assert 0 <= int(response.headers["ratelimit-remaining"]) < 50
+    assert int(response.headers["ratelimit-reset"]) >= 0
+    assert "retry-after" not in response.headers
+
+
+async def test_a_well_formed_request_id_is_echoed(front: Front) -> None:
+    """X-Request-ID sent by the integrator comes back, on success and on refusal."""
+    for headers in ({**front.bearer(), "X-Request-ID": "integrator-42"}, {"X-Request-ID": "integrator-42"}):
+        response = await front.http.get(QF, params=LEFEBVRE, headers=headers)
+        assert response.headers["x-request-id"] == "integrator-42"
+
+
+async def test_masked_fields_are_absent(front: Front) -> None:
+    """A token with the QF scope only gets quotient_familial alone, as the real API masks."""
+    token = front.factory.token(scopes=["cnaf_quotient_familial"])
+    response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer(token))
+    assert response.status_code == 200
+    assert set(response.json()["data"]) == {"quotient_familial"}
+
+
+# -- the README's error table, as HTTP ------------------------------------------------------------
+
+
+async def test_without_a_token_401_00101(front: Front) -> None:
+    response = await front.http.get(QF, params=LEFEBVRE)
+    assert response.status_code == 401
+    error = _error(response)
+    assert error["code"] == "00101"
+    assert error["title"] == "Interdit"
+    assert error["source"] == {"parameter": "token"}
+    assert "x-request-id" in response.headers
+    jsonschema.validate(response.json(), _schema(QF, "401"))
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        ("Basic abc", "00101"),
+        ("Bearer not-a-jwt", "00101"),
+        ("expired", "00103"),
+    ],
+)
+async def test_bad_tokens_401(front: Front, authorization: str, code: str) -> None:
+    if authorization == "expired":
+        authorization = f"Bearer {front.factory.token(exp=1_000_000, iat=900_000, nbf=900_000)}"
+    response = await front.http.get(QF, params=LEFEBVRE, headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert _error(response)["code"] == code
+
+
+async def test_revoked_token_401_00105(front: Front) -> None:
+    claims = front.factory.claims()
+    register(front.redis, claims)
+    revoke(front.redis, claims["jti"])
+    response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer(front.factory.token(**claims)))
+    assert response.status_code == 401
+    assert _error(response)["code"] == "00105"
+
+
+async def test_no_scope_403_00100(front: Front) -> None:
+    token = front.factory.token(scopes=["complementaire_sante_solidaire"])
+    response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer(token))
+    assert response.status_code == 403
+    error = _error(response)
+    assert error["code"] == "00100"
+    assert error["detail"].endswith("Listez vos privilèges sur /api/introspect")
+    jsonschema.validate(response.json(), _schema(QF, "403"))
+
+
+async def test_no_recipient_422_00203(front: Front) -> None:
+    params = {key: value for key, value in LEFEBVRE.items() if key != "recipient"}
+    response = await front.http.get(QF, params=params, headers=front.bearer())
+    assert response.status_code == 422
+    error = _error(response)
+    assert (error["code"], error["detail"]) == ("00203", "Le paramètre recipient est obligatoire")
+    assert error["source"] == {"parameter": "recipient"}
+
+
+async def test_recipient_not_a_siret_422_00210(front: Front) -> None:
+    response = await front.http.get(
+        QF, params={**LEFEBVRE, "recipient": "12345678901234"}, headers=front.bearer()
+    )
+    assert response.status_code == 422
+    assert _error(response)["code"] == "00210"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sexeEtatCivil": "X"},
+        {"anneeDateNaissance": "mille"},
+        {"prenoms[]": []},
+        {"anneeDateNaissance": "9" * 12},
+    ],
+)
+async def test_bad_identity_422_00366(front: Front, change: dict[str, Any]) -> None:
+    response = await front.http.get(QF, params={**LEFEBVRE, **change}, headers=front.bearer())
+    assert response.status_code == 422
+    error = _error(response)
+    assert error["code"] == "00366"
+    jsonschema.validate(response.json(), _schema(QF, "422"))
+
+
+async def test_unknown_person_404_with_the_provider_code(front: Front) -> None:
+    response = await front.http.get(
+        QF, params={**LEFEBVRE, "nomNaissance": "INCONNU"}, headers=front.bearer()
+    )
+    assert response.status_code == 404
+    error = _error(response)
+    assert error["code"] == "35003"
+    assert error["meta"] == {"provider": "CNAF & MSA"}
+    assert error["source"] is None
+
+
+@pytest.mark.parametrize(
+    ("identifiant", "status", "code"),
+    [
+        ("paul.inconnu", 404, "24003"),
+        ("lucie.indisponible", 504, "24001"),
+        ("marc.delai", 504, "24002"),
+        ("claire.etrange", 502, "24999"),
+    ],
+)
+async def test_provider_errors_take_the_spec_statuses(
+    front: Front, identifiant: str, status: int, code: str
+) -> None:
+    path = "/v3/france_travail/statut/identifiant"
+    params = {"identifiant": identifiant, "recipient": RECIPIENT}
+    response = await front.http.get(path, params=params, headers=front.bearer())
+    assert response.status_code == status
+    error = _error(response)
+    assert error["code"] == code
+    assert error["meta"] == {"provider": "France Travail"}
+    jsonschema.validate(response.json(), _schema(path, str(status)))
+
+
+async def test_men_exclusive_filters_422_00419(front: Front) -> None:
+    params = {**_ROCHE, "codesBcnDepartements[]": ["075"], "recipient": RECIPIENT}
+    response = await front.http.get("/v4/men/scolarites/identite", params=params, headers=front.bearer())
+    assert response.status_code == 422
+    assert _error(response)["code"] == "00419"
+
+
+async def test_over_the_rate_limit_429_with_retry_after(front: Front) -> None:
+    token = front.factory.token(rate_limit=1)
+    statuses = []
+    for _ in range(5):
+        response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer(token))
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[-1] == 429
+    error = _error(response)
+    assert (error["code"], error["title"]) == ("00429", "Trop de requêtes")
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["ratelimit-remaining"] == "0"
+    # A bucket as many seconds long as the default one: 50 calls at 20/s is 2.5 s, 3 calls at 1/s.
+    assert response.headers["ratelimit-limit"] == "3"
+    jsonschema.validate(response.json(), _schema(QF, "429"))
+
+
+async def test_unknown_route_is_a_404_of_the_mesh(front: Front) -> None:
+    """Distinct from a person not found: the mesh's own 00404."""
+    for path in ("/v3/dss/nothing/identite", "/v3/dss/quotient_familial/identite/", "/"):
+        response = await front.http.get(path, headers=front.bearer())
+        assert response.status_code == 404
+        assert _error(response)["code"] == "00404"
+        assert "x-request-id" in response.headers
+
+
+async def test_another_method_is_a_405(front: Front) -> None:
+    response = await front.http.post(QF, params=LEFEBVRE, headers=front.bearer())
+    assert response.status_code == 405
+    assert _error(response)["code"] == "00405"
+    assert "GET" in response.headers["allow"]
+
+
+# -- FranceConnect by bearer --------------------------------------------------------------------
+
+
+async def test_france_connect_token_alone(front: Front) -> None:
+    """The FranceConnect token is the bearer; the call counts against the client's linked habilitation."""
+    path = "/v3/dss/quotient_familial/france_connect"
+    first = await front.http.get(
+        path, params={"recipient": RECIPIENT}, headers={"Authorization": "Bearer fc-lefebvre"}
+    )
+    second = await front.http.get(
+        path, params={"recipient": RECIPIENT}, headers={"Authorization": "Bearer fc-lefebvre-qf"}
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json()["data"]["quotient_familial"]["valeur"] == 2550
+    # The FranceConnect token's scopes mask the answer: fc-lefebvre-qf holds the QF value only.
+    assert set(second.json()["data"]) == {"quotient_familial"}
+    assert first.headers["ratelimit-limit"] == second.headers["ratelimit-limit"] == "50"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [(None, "00101"), ("Bearer fc-inactive", "51101"), ("Bearer fc-expired", "51103")],
+)
+async def test_france_connect_refusals(front: Front, authorization: str | None, code: str) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await front.http.get(
+        "/v3/dss/quotient_familial/france_connect", params={"recipient": RECIPIENT}, headers=headers
+    )
+    assert response.status_code == 401
+    error = _error(response)
+    assert error["code"] == code
+    assert error["source"] == {"parameter": "token"}
+
+
+async def test_france_connect_without_recipient_422_00203(front: Front) -> None:
+    response = await front.http.get(
+        "/v3/dss/quotient_familial/france_connect", headers={"Authorization": "Bearer fc-lefebvre"}
+    )
+    assert response.status_code == 422
+    assert _error(response)["code"] == "00203"
+
+
+async def test_france_connect_under_the_linked_habilitation(front: Front) -> None:
+    """Unlinked: 00101; linked to a revoked token: 00105; linked again: served."""
+    path = "/v3/dss/quotient_familial/france_connect"
+    params, headers = {"recipient": RECIPIENT}, {"Authorization": "Bearer fc-lefebvre"}
+    try:
+        unlink(front.redis, SANDBOX_CLIENT_ID)
+        response = await front.http.get(path, params=params, headers=headers)
+        assert response.status_code == 401
+        error = _error(response)
+        assert error["code"] == "00101"
+        assert "client FranceConnect" in error["detail"]
+        claims = front.factory.claims()
+        register(front.redis, claims)
+        link(front.redis, SANDBOX_CLIENT_ID, revoke(front.redis, claims["jti"]))
+        response = await front.http.get(path, params=params, headers=headers)
+        assert response.status_code == 401
+        assert _error(response)["code"] == "00105"
+    finally:
+        link(front.redis, SANDBOX_CLIENT_ID, front.linked)
+    assert (await front.http.get(path, params=params, headers=headers)).status_code == 200
+
+
+async def test_grpc_france_connect_token_alone(front: Front) -> None:
+    """The gRPC ...ByFranceConnect methods take the FranceConnect token alone too."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{front.gateway.port}") as channel:
+        answer = await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByFranceConnect(
+            cnaf_pb2.GetQuotientFamilialByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre")
+            ),
+            metadata=(("x-recipient", RECIPIENT),),
+        )
+    assert answer.data.quotient_familial.valeur == 2550
+
+
+# -- utility routes -----------------------------------------------------------------------------
+
+
+async def test_introspect(front: Front) -> None:
+    response = await front.http.get("/api/introspect", headers=front.bearer())
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"_id", "name", "scopes"}
+    assert _UUID.fullmatch(body["_id"])
+    assert "cnaf_quotient_familial" in body["scopes"]
+    assert (await front.http.get("/api/introspect")).status_code == 401
+
+
+async def test_pings(front: Front) -> None:
+    listing = await front.http.get("/api/pings")
+    assert listing.status_code == 200
+    assert set(listing.json()) == {"cnaf", "c2s", "france_travail", "mesr", "cnous", "men"}
+    for provider, ping in listing.json().items():
+        assert ping["status"] in {"ok", "unknown", "bad_gateway"}
+        one = await front.http.get(f"/api/{provider}/ping")
+        assert one.status_code == (502 if one.json()["status"] == "bad_gateway" else 200)
+        assert set(one.json()) == {"status", "last_update", "last_ok_status"}
+        assert "ratelimit-limit" not in one.headers
+    assert (await front.http.get("/api/cnaf/ping")).json()["status"] == "ok"
+    assert _error(await front.http.get("/api/nobody/ping"))["code"] == "00404"
+    assert (await front.http.get("/api/ping")).json() == {"status": "ok"}
+
+
+async def test_proofs_avoided(front: Front) -> None:
+    response = await front.http.get("/api/proofs_avoided")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["days"] == 30 and isinstance(body["proofs_avoided"], int)
+
+
+async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
+    response = await front.http.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/yaml")
+    spec = yaml.safe_load(response.text)
+    assert set(spec["paths"]) == set(EVERY_ROUTE)
+    assert spec["servers"] == [{"url": front.base_url, "description": spec["servers"][0]["description"]}]
+    assert spec["paths"][QF] == published_spec()["paths"][QF]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+async def test_the_curl_calls_make_run_prints(front: Front, index: int) -> None:
+    """Each curl of `make run`, pointed at this front, gets LEFEBVRE's quotient familial with the headers."""
+    line = curl_examples(front.base_url)[index]
+    arguments = shlex.split(line.replace("$TOKEN", front.token))
+    assert arguments[:2] == ["curl", "-gi"]
+    header, url = arguments[3], arguments[4]
+    name, _, value = header.partition(": ")
+    response = await front.http.get(url, headers={name: value})
+    assert response.status_code == 200
+    assert response.json()["data"]["quotient_familial"]["valeur"] == 2550
+    expected = {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "x-request-id"}
+    assert expected <= set(response.headers)
