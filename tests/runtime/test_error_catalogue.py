@@ -64,7 +64,7 @@ def test_provider_codes_take_their_source_prefix_and_full_codes_win() -> None:
 
 
 def test_the_mesh_s_own_codes_are_marked() -> None:
-    """The real API does not have 00000, 00400, 00404, 00405, 00503, 00504 nor FranceConnect's 511xx: they say so."""
+    """The codes the real API does not have say so: the mesh's own, and FranceConnect's 511xx."""
     assert {code for code, entry in CODES.items() if entry.own} == {
         "00000",
         "00400",
