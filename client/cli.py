@@ -196,8 +196,8 @@ def _accepts(route: Route, kind: str) -> bool:
 
 
 def choose_route(routes: RouteTable, label: str, document: dict[str, Any]) -> Route:
-    """The method of API ``label`` that takes the subject of ``document``."""
-    of_api = [route for route in routes.routes if route.api_label == label]
+    """The method of API ``label`` that takes the subject of ``document``, a current one if it has one."""
+    of_api = routes.of_api(label)
     if not of_api:
         known = ", ".join(sorted({route.api_label for route in routes.routes}))
         raise UsageError(f"unknown API {label!r}; one of: {known}")

@@ -26,10 +26,10 @@ class ApiRoutes:
     label: str
     """The API's label, e.g. ``cnaf.quotient_familial``."""
     routes: tuple[Route, ...]
-    """Every route of the API."""
+    """Every route of the API, the current ones first (`contract.routes.RouteTable.of_api`)."""
 
     def route_for(self, kind: int) -> Route | None:
-        """The route whose subject is of this ``SubjectKind``, if the API has one."""
+        """The route whose subject is of this ``SubjectKind``, if the API has one; a current one first."""
         for route in self.routes:
             if route.subject.kind == kind:
                 return route
@@ -57,9 +57,7 @@ class ApiCatalog:
             if label not in labels:
                 problems.append(f"{value.name} names {label or 'no API'}, which no provider method declares")
                 continue
-            self._by_api[value.number] = ApiRoutes(
-                value.number, label, tuple(route for route in routes.routes if route.api_label == label)
-            )
+            self._by_api[value.number] = ApiRoutes(value.number, label, routes.of_api(label))
         self._by_label = {entry.label: api for api, entry in self._by_api.items()}
         problems.extend(f"no Api value names {label}" for label in sorted(labels - self._by_label.keys()))
         if problems:

@@ -96,6 +96,9 @@ class Route:
     """The API's label (``api_route.api``): ``<provider>.<api>``, the unit of usage statistics."""
     http_paths: tuple[str, ...]
     """The method's paths in the published OpenAPI spec (``api_route.http_paths``)."""
+    deprecated: bool
+    """The method serves an older version of its API (``option deprecated``), as its REST paths
+    are deprecated in the spec: what asks an API by its label takes its current methods."""
     subject: SubjectField
     """The request field naming the person asked about."""
     lookup_parameters: tuple[LookupParameter, ...]
@@ -127,6 +130,11 @@ class RouteTable:
     def by_path(self) -> Mapping[str, Route]:
         """The routes by gRPC path."""
         return {route.path: route for route in self.routes}
+
+    def of_api(self, label: str) -> tuple[Route, ...]:
+        """The routes of the API ``label``, its current ones before its deprecated ones."""
+        of_api = (route for route in self.routes if route.api_label == label)
+        return tuple(sorted(of_api, key=lambda route: route.deprecated))
 
 
 def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
@@ -166,6 +174,7 @@ def build_routes(modules: Iterable[ModuleType] | None = None) -> RouteTable:
                         path=path,
                         api_label=declared.api,
                         http_paths=tuple(declared.http_paths),
+                        deprecated=options.deprecated,
                         subject=subject,
                         lookup_parameters=_lookup_parameters(method.input_type, problems),
                         scopes=frozenset(options.Extensions[options_pb2.method_access].scopes),

@@ -43,6 +43,7 @@ _CNAF_C2S_SCOPES = (
     "prime_activite_majoration",
     "allocation_adulte_handicape",
     "allocation_soutien_familial",
+    "cnav_allocation_enfant_handicape",
     "complementaire_sante_solidaire",
 )
 _LEFEBVRE = {
@@ -76,6 +77,25 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "birthcountry": "99100",
         },
         _CNAF_C2S_SCOPES,
+    ),
+    SandboxToken(
+        "fc-rochefort",
+        "ROCHEFORT Anne, household with a child under 7, EAJE scopes",
+        {
+            "family_name": "ROCHEFORT",
+            "given_name": "ANNE",
+            "given_name_array": ["ANNE"],
+            "gender": "female",
+            "birthdate": "1991-04-12",
+            "birthplace": "17300",
+            "birthcountry": "99100",
+        },
+        (
+            "cnav_participation_familiale_eaje_allocataires",
+            "cnav_participation_familiale_eaje_enfants",
+            "cnav_participation_familiale_eaje_adresse",
+            "cnav_participation_familiale_eaje_parametres_calcul",
+        ),
     ),
     SandboxToken(
         "fc-bernard",

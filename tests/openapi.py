@@ -53,7 +53,7 @@ def example(schema: dict[str, Any]) -> Any:
     """A value built from the field examples of a (untranslated) spec schema.
 
     An object gets every property; an array its own example, else one item; a
-    field without example, null when nullable.
+    field without example, its enum's first value, else null when nullable.
 
     Raises:
         KeyError: a field that cannot be null has no example.
@@ -64,6 +64,8 @@ def example(schema: dict[str, Any]) -> Any:
         return schema["example"]
     if schema.get("type") == "array":
         return [example(schema["items"])]
+    if schema.get("enum"):
+        return schema["enum"][0]
     if schema.get("nullable") is True:
         return None
     raise KeyError(f"no example for a field that cannot be null: {schema}")

@@ -42,7 +42,9 @@ class Case:
     """The person's label in the population file."""
     request: Message
     answers: bool
-    """Whether the population holds an answer (else the provider says NOT_FOUND)."""
+    """Whether the population holds an answer the API gives (else the provider says NOT_FOUND)."""
+    refusal: str | None = None
+    """The code the API's own rule refuses the person's answer with (the entry's ``refusals``)."""
 
     @property
     def id(self) -> str:
@@ -101,7 +103,9 @@ def cases(routes: RouteTable, today: dt.date) -> list[Case]:
                     for search in _school_searches(request, person, today)
                 )
             else:
-                found.append(Case(route, person["label"], request, answers=api in person["answers"]))
+                refusal = person.get("refusals", {}).get(api)
+                answers = api in person["answers"] and refusal is None
+                found.append(Case(route, person["label"], request, answers, refusal))
     return found
 
 

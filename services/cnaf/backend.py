@@ -56,5 +56,15 @@ class CnafBackend(Protocol):
     ) -> BenefitData:
         """Whether the person receives a benefit, as the data message of its API."""
 
+    async def allocation_enfant_handicape(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
+        """Whether the person receives the AEEH, or has it paid for them, and since when."""
+
+    async def participation_familiale_eaje(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.ParticipationFamilialeEajeData:
+        """The household of the person as the caisse holds it, eligible or not (`services.cnaf.eaje`)."""
+
     async def close(self) -> None:
         """Release the backend's connections."""

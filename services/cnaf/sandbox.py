@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.providers import CNAV
 from services.cnaf.backend import Benefit, BenefitData, not_registered
+from services.cnaf.settings import ALLOCATION_ENFANT_HANDICAPE, PARTICIPATION_FAMILIALE_EAJE
 from services.common.sandbox import SandboxBackend, answer, found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
+
+_Data = TypeVar("_Data", bound=Message)
 
 
 class SandboxCnafBackend(SandboxBackend):
@@ -33,6 +39,9 @@ class SandboxCnafBackend(SandboxBackend):
         data.quotient_familial.mois = month
         return data
 
+    def _answer(self, api: str, data_type: type[_Data], identity: identity_pb2.IdentityPivot) -> _Data:
+        return answer(self._population.by_identity(identity), api, data_type, CNAV, not_registered)
+
     async def benefit(
         self,
         benefit: Benefit,
@@ -41,5 +50,16 @@ class SandboxCnafBackend(SandboxBackend):
         caller: Caller,
     ) -> BenefitData:
         """The person's status for the benefit, as written in the population file."""
-        person = self._population.by_identity(identity)
-        return answer(person, benefit.value, data_type, CNAV, not_registered)
+        return self._answer(benefit.value, data_type, identity)
+
+    async def allocation_enfant_handicape(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
+        """The person's AEEH status, as written in the population file."""
+        return self._answer(ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, identity)
+
+    async def participation_familiale_eaje(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.ParticipationFamilialeEajeData:
+        """The person's household, as written in the population file, eligible or not."""
+        return self._answer(PARTICIPATION_FAMILIALE_EAJE, cnaf_pb2.ParticipationFamilialeEajeData, identity)

@@ -11,6 +11,7 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import ServicerContext, caller_of
 from runtime.errors import invalid_argument
 from services.cnaf.backend import Benefit, BenefitData, CnafBackend
+from services.cnaf.eaje import checked_eligible
 from services.common.validation import (
     DSS_IDENTITY,
     checked_france_connect_identity,
@@ -142,3 +143,41 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
             Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
         )
         return cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse(data=data)
+
+    async def GetAllocationEnfantHandicapeByIdentity(
+        self, request: cnaf_pb2.GetAllocationEnfantHandicapeByIdentityRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetAllocationEnfantHandicapeByIdentityResponse:
+        """AEEH status by identity pivot."""
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        data = await self._backend.allocation_enfant_handicape(identity, caller_of(context))
+        return cnaf_pb2.GetAllocationEnfantHandicapeByIdentityResponse(data=data)
+
+    async def GetAllocationEnfantHandicapeByFranceConnect(
+        self, request: cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectResponse:
+        """AEEH status of a FranceConnect user."""
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        data = await self._backend.allocation_enfant_handicape(identity, caller_of(context))
+        return cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectResponse(data=data)
+
+    async def _participation_familiale_eaje(
+        self, identity: identity_pb2.IdentityPivot, context: ServicerContext
+    ) -> cnaf_pb2.ParticipationFamilialeEajeData:
+        data = await self._backend.participation_familiale_eaje(identity, caller_of(context))
+        return checked_eligible(data, self._today())
+
+    async def GetParticipationFamilialeEajeByIdentity(
+        self, request: cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetParticipationFamilialeEajeByIdentityResponse:
+        """EAJE participation familiale data by identity pivot; NOT_FOUND 37003 without a child under 7."""
+        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        data = await self._participation_familiale_eaje(identity, context)
+        return cnaf_pb2.GetParticipationFamilialeEajeByIdentityResponse(data=data)
+
+    async def GetParticipationFamilialeEajeByFranceConnect(
+        self, request: cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectResponse:
+        """EAJE data of a FranceConnect user's household; NOT_FOUND 37003 without a child under 7."""
+        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        data = await self._participation_familiale_eaje(identity, context)
+        return cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectResponse(data=data)

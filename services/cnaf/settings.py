@@ -12,7 +12,16 @@ from services.common.settings import BackendKind, ProviderSettings, grpc_port_fi
 
 QUOTIENT_FAMILIAL = "quotient_familial"
 """The Sécurité sociale gateway's name of the quotient familial prestation."""
-PRESTATIONS: tuple[str, ...] = (QUOTIENT_FAMILIAL, *(benefit.value for benefit in Benefit))
+ALLOCATION_ENFANT_HANDICAPE = "allocation_enfant_handicape"
+"""The Sécurité sociale gateway's name of the AEEH prestation."""
+PARTICIPATION_FAMILIALE_EAJE = "participation_familiale_eaje"
+"""The Sécurité sociale gateway's name of the EAJE participation familiale prestation."""
+PRESTATIONS: tuple[str, ...] = (
+    QUOTIENT_FAMILIAL,
+    *(benefit.value for benefit in Benefit),
+    ALLOCATION_ENFANT_HANDICAPE,
+    PARTICIPATION_FAMILIALE_EAJE,
+)
 """Every prestation the cnaf service asks the gateway about, each with its own OAuth2 client."""
 
 
@@ -34,7 +43,8 @@ class CnafSettings(ProviderSettings):
 
         {"quotient_familial": {"client_id": "…", "client_secret": "…", "scope": "…"},
          "revenu_solidarite_active": {…}, "prime_activite": {…},
-         "allocation_adulte_handicape": {…}, "allocation_soutien_familial": {…}}
+         "allocation_adulte_handicape": {…}, "allocation_soutien_familial": {…},
+         "allocation_enfant_handicape": {…}, "participation_familiale_eaje": {…}}
 
     Each entry may add ``"path"`` when the prestation's URL is not
     ``UPSTREAM_BASE_URL/<prestation>``. The token endpoint, UPSTREAM_TOKEN_URL,
@@ -51,7 +61,8 @@ class CnafSettings(ProviderSettings):
     upstream_clients: dict[str, PrestationClient] = Field(
         default_factory=dict,
         description="JSON object: for each prestation (quotient_familial, revenu_solidarite_active, "
-        "prime_activite, allocation_adulte_handicape, allocation_soutien_familial), its OAuth2 "
+        "prime_activite, allocation_adulte_handicape, allocation_soutien_familial, "
+        "allocation_enfant_handicape, participation_familiale_eaje), its OAuth2 "
         'client {"client_id", "client_secret", "scope", "path"} (UPSTREAM_CLIENTS).',
     )
 

@@ -6,9 +6,10 @@ The gateway finds the caisse that pays the person, CNAF or MSA, and asks it;
 ``path``) with a token of that prestation's own OAuth2 client; for the quotient
 familial, the query adds ``anneeDemandee`` and ``moisDemande``.
 
-The real answer's JSON is not public; this adapter expects the v3 data object
-of each API, without what the mesh adds itself (``quotient_familial.fournisseur``
-comes from ``X-APISECU-FD``). Quotient familial::
+For the quotient familial and the yes/no benefits the real answer's JSON is not
+public; this adapter expects the v3 data object of each API, without what the
+mesh adds itself (``quotient_familial.fournisseur`` comes from
+``X-APISECU-FD``). Quotient familial::
 
     {"allocataires": [{"nom_naissance": "DUBOIS", "nom_usage": null, "prenoms": "MARC",
                        "date_naissance": "1980-03-02", "sexe": "M"}],
@@ -23,8 +24,28 @@ RSA and prime d'activité::
 
     {"est_beneficiaire": true, "avec_majoration": false, "date_debut_droit": "2021-04-01"}
 
-AAH and ASF: the same without ``avec_majoration``. Anything else is an unknown
-answer (37999), as `services.common.answer_shape` decodes it.
+AAH and ASF: the same without ``avec_majoration``.
+
+The AEEH and EAJE answers are known: the adapter reads them under the
+gateway's own names and maps them. AEEH: the person's indicator and its date; the list of prestations
+beside them is not read::
+
+    {"indicateur": "ALLOCATAIRE" | "OUVRANT_DROIT" | "NON_BENEFICIAIRE",
+     "dateIndicateur": "2023-09-01" | "" | null, "listePrestation": [ … ]}
+
+``status`` is the indicator in lower case; ``date_debut_droit`` the date's day,
+null for a non-beneficiary. EAJE: the household, its address and what the fee
+is computed from (``annee``, a number or a four-digit string)::
+
+    {"allocataires": [{"nomNaissance": "ROCHEFORT", "nomUsage": null, "listePrenoms": "ANNE",
+                       "dateNaissance": "1991-04-12", "genre": "F", "cogNaissance": "17299"}],
+     "enfants": [ …same shape… ],
+     "adresse": {"identite": "…", "complementInformation": null, "complementInformationGeo": null,
+                 "numeroLibelleVoie": "…", "lieuDit": null, "codePostalVille": "…", "pays": "…"},
+     "nombreEnfantACharge": 2, "nombreBeneficiaireAEH": 0, "montantRessources": 31250, "annee": 2024}
+
+Anything else is an unknown answer (37999), as `services.common.answer_shape`
+decodes it.
 
 A 404 means, besides the shared errors:
 
@@ -38,9 +59,10 @@ A 404 means, besides the shared errors:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
+import pydantic
 from google.protobuf import json_format
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
@@ -50,8 +72,14 @@ from runtime.errors import ApiError, ErrorSource, provider_not_found
 from runtime.providers import CNAF, CNAF_MSA, CNAV, MSA, RNCPS
 from runtime.upstream import TokenSource, UpstreamClient
 from services.cnaf.backend import Benefit, BenefitData, not_registered
-from services.cnaf.settings import PRESTATIONS, QUOTIENT_FAMILIAL, CnafSettings
-from services.common.answer_shape import AnswerShape, IsoDate
+from services.cnaf.settings import (
+    ALLOCATION_ENFANT_HANDICAPE,
+    PARTICIPATION_FAMILIALE_EAJE,
+    PRESTATIONS,
+    QUOTIENT_FAMILIAL,
+    CnafSettings,
+)
+from services.common.answer_shape import AnswerShape, IsoDate, IsoDateOrDateTime
 from services.common.api_secu import FD_HEADER, ask, error_code, identity_query
 
 ORGANISATIONS: dict[str, tuple[str, ErrorSource]] = {
@@ -106,6 +134,48 @@ class BenefitAnswer(AnswerShape):
     est_beneficiaire: bool
     avec_majoration: bool | None = None
     date_debut_droit: IsoDate | None = None
+
+
+class AllocationEnfantHandicapeAnswer(AnswerShape):
+    """The gateway's AEEH answer (see the module's docstring)."""
+
+    indicateur: Literal["ALLOCATAIRE", "OUVRANT_DROIT", "NON_BENEFICIAIRE"]
+    date_indicateur: IsoDateOrDateTime | Literal[""] | None = pydantic.Field(
+        default=None, alias="dateIndicateur"
+    )
+
+
+class _EajeMember(AnswerShape):
+    nom_naissance: str = pydantic.Field(alias="nomNaissance")
+    nom_usage: str | None = pydantic.Field(default=None, alias="nomUsage")
+    prenoms: str = pydantic.Field(alias="listePrenoms")
+    date_naissance: IsoDate = pydantic.Field(alias="dateNaissance")
+    sexe: Literal["M", "F"] = pydantic.Field(alias="genre")
+    code_cog_insee_commune_naissance: str | None = pydantic.Field(default=None, alias="cogNaissance")
+
+
+class _EajeAddress(AnswerShape):
+    destinataire: str = pydantic.Field(alias="identite")
+    complement_information: str | None = pydantic.Field(default=None, alias="complementInformation")
+    complement_information_geographique: str | None = pydantic.Field(
+        default=None, alias="complementInformationGeo"
+    )
+    numero_libelle_voie: str | None = pydantic.Field(default=None, alias="numeroLibelleVoie")
+    lieu_dit: str | None = pydantic.Field(default=None, alias="lieuDit")
+    code_postal_ville: str = pydantic.Field(alias="codePostalVille")
+    pays: str
+
+
+class ParticipationFamilialeEajeAnswer(AnswerShape):
+    """The gateway's EAJE answer (see the module's docstring)."""
+
+    allocataires: list[_EajeMember]
+    enfants: list[_EajeMember] = pydantic.Field(default_factory=list)
+    adresse: _EajeAddress
+    nombre_enfants_a_charge: int = pydantic.Field(alias="nombreEnfantACharge")
+    nombre_enfants_beneficiaire_aeeh: int = pydantic.Field(alias="nombreBeneficiaireAEH")
+    montant_ressources: int = pydantic.Field(alias="montantRessources")
+    annee: int | Annotated[str, pydantic.StringConstraints(pattern=r"^\d{4}$")]
 
 
 def not_identified() -> ApiError:
@@ -198,6 +268,34 @@ class UpstreamCnafBackend:
         if "avec_majoration" not in data_type.DESCRIPTOR.fields_by_name:
             fields.pop("avec_majoration", None)
         return json_format.ParseDict(fields, data_type())
+
+    async def allocation_enfant_handicape(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
+        """The person's AEEH indicator, as its v3 data object."""
+        response = await self._ask(ALLOCATION_ENFANT_HANDICAPE, identity_query(identity), caller)
+        answer = self._http.decode(response, AllocationEnfantHandicapeAnswer)
+        data = cnaf_pb2.AllocationEnfantHandicapeData(status=answer.indicateur.lower())
+        if answer.indicateur != "NON_BENEFICIAIRE" and answer.date_indicateur:
+            data.date_debut_droit = answer.date_indicateur[:10]
+        return data
+
+    async def participation_familiale_eaje(
+        self, identity: identity_pb2.IdentityPivot, caller: Caller
+    ) -> cnaf_pb2.ParticipationFamilialeEajeData:
+        """The person's household, as its v3 data object, eligible or not."""
+        response = await self._ask(PARTICIPATION_FAMILIALE_EAJE, identity_query(identity), caller)
+        answer = self._http.decode(response, ParticipationFamilialeEajeAnswer)
+        fields = answer.model_dump(include={"allocataires", "enfants", "adresse"}, exclude_none=True)
+        fields["parametres_calcul_participation_familiale"] = {
+            "nombre_enfants_a_charge": answer.nombre_enfants_a_charge,
+            "nombre_enfants_beneficiaire_aeeh": answer.nombre_enfants_beneficiaire_aeeh,
+            "base_ressources_annuelles": {
+                "valeur": answer.montant_ressources,
+                "annee_calcul": int(answer.annee),
+            },
+        }
+        return json_format.ParseDict(fields, cnaf_pb2.ParticipationFamilialeEajeData())
 
     async def close(self) -> None:
         """Close the HTTP connections."""

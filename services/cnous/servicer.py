@@ -1,4 +1,4 @@
-"""The cnous gRPC servicer: validate the subject, ask the backend, wrap the answer."""
+"""The cnous gRPC servicer: validate the subject, ask the backend, answer in the version's shape."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import datetime as dt
 from collections.abc import Callable
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import ServicerContext, caller_of
 from services.cnous.backend import CnousBackend
+from services.cnous.shapes import carried_over, v3_of
 from services.common.validation import (
     CNOUS_IDENTITY,
     checked_france_connect_identity,
@@ -17,42 +19,76 @@ from services.common.validation import (
 
 
 class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
-    """Serves every method of apiparticulier.cnous.v1.CnousService."""
+    """Serves every method of apiparticulier.cnous.v1.CnousService, v4 and v3 alike."""
 
     def __init__(self, backend: CnousBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
         """Serve from a backend; ``today`` is the clock of date checks."""
         self._backend = backend
         self._today = today
 
+    async def _by_identity(
+        self, identite: identity_pb2.IdentityPivot, context: ServicerContext
+    ) -> cnous_pb2.EtudiantBoursierData:
+        identity = checked_identity(identite, CNOUS_IDENTITY, self._today())
+        return await self._backend.by_identity(identity, caller_of(context))
+
+    async def _by_ine(self, ine: str, context: ServicerContext) -> cnous_pb2.EtudiantBoursierData:
+        return await self._backend.by_ine(checked_ine(ine), caller_of(context))
+
+    async def _by_france_connect(
+        self, subject: identity_pb2.FranceConnectSubject, context: ServicerContext
+    ) -> cnous_pb2.EtudiantBoursierData:
+        identity = checked_france_connect_identity(
+            subject, CNOUS_IDENTITY, self._today(), drop_extra_first_names=True
+        )
+        return await self._backend.by_france_connect(identity, caller_of(context))
+
     async def GetEtudiantBoursierByIdentity(
         self, request: cnous_pb2.GetEtudiantBoursierByIdentityRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByIdentityResponse:
         """Scholarship status by identity pivot (full birth date; sex optional)."""
-        identity = checked_identity(request.identite, CNOUS_IDENTITY, self._today())
-        data = await self._backend.by_identity(identity, caller_of(context))
+        data = await self._by_identity(request.identite, context)
         return cnous_pb2.GetEtudiantBoursierByIdentityResponse(data=data)
 
     async def GetEtudiantBoursierByIne(
         self, request: cnous_pb2.GetEtudiantBoursierByIneRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByIneResponse:
         """Scholarship status by INE."""
-        ine = checked_ine(request.ine)
-        data = await self._backend.by_ine(ine, caller_of(context))
+        data = await self._by_ine(request.ine, context)
         return cnous_pb2.GetEtudiantBoursierByIneResponse(data=data)
 
     async def GetEtudiantBoursierByFranceConnect(
         self, request: cnous_pb2.GetEtudiantBoursierByFranceConnectRequest, context: ServicerContext
     ) -> cnous_pb2.GetEtudiantBoursierByFranceConnectResponse:
         """Scholarship status of a FranceConnect user resolved by the gateway, without identite."""
-        identity = checked_france_connect_identity(
-            request.france_connect, CNOUS_IDENTITY, self._today(), drop_extra_first_names=True
-        )
-        data = await self._backend.by_france_connect(identity, caller_of(context))
-        # The API never returns identite to a FranceConnect caller: the citizen
-        # signed in, so the identity is theirs already and must not travel again.
-        # The FranceConnect message keeps every other field under its number, so
-        # once identite is cleared the full answer's bytes are its bytes.
-        data.ClearField("identite")
+        data = await self._by_france_connect(request.france_connect, context)
         return cnous_pb2.GetEtudiantBoursierByFranceConnectResponse(
-            data=cnous_pb2.EtudiantBoursierFranceConnectData.FromString(data.SerializeToString())
+            data=carried_over(data, cnous_pb2.EtudiantBoursierFranceConnectData)
+        )
+
+    async def GetEtudiantBoursierV3ByIdentity(
+        self, request: cnous_pb2.GetEtudiantBoursierV3ByIdentityRequest, context: ServicerContext
+    ) -> cnous_pb2.GetEtudiantBoursierV3ByIdentityResponse:
+        """Scholarship status by identity pivot, in the v3 shape."""
+        data = await self._by_identity(request.identite, context)
+        return cnous_pb2.GetEtudiantBoursierV3ByIdentityResponse(
+            data=v3_of(data, cnous_pb2.EtudiantBoursierV3Data)
+        )
+
+    async def GetEtudiantBoursierV3ByIne(
+        self, request: cnous_pb2.GetEtudiantBoursierV3ByIneRequest, context: ServicerContext
+    ) -> cnous_pb2.GetEtudiantBoursierV3ByIneResponse:
+        """Scholarship status by INE, in the v3 shape."""
+        data = await self._by_ine(request.ine, context)
+        return cnous_pb2.GetEtudiantBoursierV3ByIneResponse(
+            data=v3_of(data, cnous_pb2.EtudiantBoursierV3Data)
+        )
+
+    async def GetEtudiantBoursierV3ByFranceConnect(
+        self, request: cnous_pb2.GetEtudiantBoursierV3ByFranceConnectRequest, context: ServicerContext
+    ) -> cnous_pb2.GetEtudiantBoursierV3ByFranceConnectResponse:
+        """Scholarship status of a FranceConnect user, in the v3 shape, without identite."""
+        data = await self._by_france_connect(request.france_connect, context)
+        return cnous_pb2.GetEtudiantBoursierV3ByFranceConnectResponse(
+            data=v3_of(data, cnous_pb2.EtudiantBoursierV3FranceConnectData)
         )

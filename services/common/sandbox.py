@@ -19,8 +19,14 @@ File shape::
                      "moisDateNaissance": 12, "jourDateNaissance": 27, "sexeEtatCivil": "F"},
         "ine": "optional", "identifiant": "optional",
         "error": "optional: not_found | provider_unavailable | provider_timeout | provider_unknown_answer",
-        "answers": {"<api>": {<v3 data object>}}
+        "answers": {"<api>": {<v3 data object>}},
+        "refusals": {"<api>": "<code>"}
     }]}
+
+``refusals`` (optional) names the APIs whose own rule refuses the answer written
+for the person, with the code it refuses with (the EAJE participation familiale
+of a household without a child under 7: 37003). The service applies the rule
+itself and never reads the key: it tells readers and the tests what to expect.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from client.cli import build_parser, lookup_request
+from client.cli import build_parser, choose_route, lookup_request
 from contract.catalog import ApiCatalog
-from contract.routes import build_routes, contract_scopes
+from contract.routes import RouteTable, build_routes, contract_scopes
 from devstack.redis import free_port
 from devstack.run import client_examples, client_setup
 from tests.gateway.conftest import Mesh
@@ -351,3 +351,17 @@ def test_lookup_flags_carry_the_school_search() -> None:
     assert request.parameters.annee_scolaire == "2025-2026"
     assert request.parameters.code_etablissement == "0132733A"
     assert request.identite.nom_naissance == "ROCHE"
+
+
+@pytest.mark.parametrize(
+    ("document", "method"),
+    [
+        ({"ine": "2406123457A"}, "GetEtudiantBoursierByIne"),
+        ({"identite": {"nomNaissance": "MERCIER"}}, "GetEtudiantBoursierByIdentity"),
+        ({"franceConnect": {"accessToken": "fc-mercier"}}, "GetEtudiantBoursierByFranceConnect"),
+    ],
+)
+def test_call_by_label_takes_the_current_method(document: dict[str, Any], method: str) -> None:
+    """`call cnous.etudiant_boursier` asks the v4 method, not its deprecated v3 twin, in any order."""
+    reversed_table = RouteTable(tuple(reversed(build_routes().routes)))
+    assert choose_route(reversed_table, "cnous.etudiant_boursier", document).method == method

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from contract.catalog import ApiCatalog
-from contract.routes import build_routes
+from contract.routes import RouteTable, build_routes
 
 
 def test_every_api_value_names_the_routes_of_its_api() -> None:
@@ -25,3 +25,17 @@ def test_every_api_value_names_the_routes_of_its_api() -> None:
     scolarite = catalog.apis[gateway_pb2.API_SCOLARITE]
     assert scolarite.route_for(options_pb2.SUBJECT_KIND_FRANCE_CONNECT) is None
     assert scolarite.route_for(options_pb2.SUBJECT_KIND_IDENTITY_PIVOT) is not None
+
+
+def test_an_api_asked_by_label_gets_its_current_methods() -> None:
+    """Cnous's v3 methods are the same API as its v4 ones, listed after them in any declaration order."""
+    reversed_table = RouteTable(tuple(reversed(build_routes().routes)))
+    boursier = ApiCatalog(reversed_table).apis[gateway_pb2.API_ETUDIANT_BOURSIER]
+    assert [route.deprecated for route in boursier.routes] == [False] * 3 + [True] * 3
+    for kind in (
+        options_pb2.SUBJECT_KIND_IDENTITY_PIVOT,
+        options_pb2.SUBJECT_KIND_INE,
+        options_pb2.SUBJECT_KIND_FRANCE_CONNECT,
+    ):
+        route = boursier.route_for(kind)
+        assert route is not None and route.http_paths[0].startswith("/v4/"), kind

@@ -69,6 +69,13 @@ def test_routes_carry_what_the_contract_declares() -> None:
     assert statut.lookup_parameters == (LookupParameter("identifiant", "identifiant_france_travail"),)
     ine = paths["/apiparticulier.cnous.v1.CnousService/GetEtudiantBoursierByIne"]
     assert ine.subject == SubjectField("ine", options_pb2.SUBJECT_KIND_INE)
+    v3 = paths["/apiparticulier.cnous.v1.CnousService/GetEtudiantBoursierV3ByIne"]
+    assert (v3.api_label, v3.http_paths, v3.deprecated) == (
+        "cnous.etudiant_boursier",
+        ("/v3/cnous/etudiant_boursier/ine",),
+        True,
+    )
+    assert not ine.deprecated
 
 
 def test_quotient_familial_masking_keeps_only_unlocked_fields() -> None:

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from contract.routes import Route, build_routes
 from contract.v3_json import DATA_FIELD, data_object, withheld_of
 from tests.openapi import data_schema, example, http_paths, spec, violations
+from tests.rich_status import rich_status
 from tests.sandbox_cases import Case, cases, method, sandbox_providers
 
 ROUTES = build_routes()
@@ -53,12 +54,17 @@ def test_every_method_has_sandbox_answers() -> None:
 async def test_every_sandbox_answer_validates_against_the_spec(
     channels: dict[str, grpc.aio.Channel], case: Case
 ) -> None:
-    """The rendered data object of each sandbox person's answer fits the spec's 200 schema of its path."""
+    """The rendered data object of each sandbox person's answer fits the spec's 200 schema of its path.
+
+    A person without an answer is NOT_FOUND, with the code of the refusal the population names.
+    """
     call = method(channels[case.route.provider], case.route)
     if not case.answers:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call(case.request, timeout=5)
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+        if case.refusal is not None:
+            assert rich_status(refused.value).api_code == case.refusal
         return
     response = await call(case.request, timeout=5)
     assert withheld_of(response) == []

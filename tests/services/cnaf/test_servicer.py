@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from functools import partial
 
 import grpc
 import pytest
@@ -13,6 +14,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from services.cnaf.app import CNAF
 from services.cnaf.sandbox import SandboxCnafBackend
+from services.cnaf.servicer import CnafServicer
 from services.cnaf.settings import CnafSettings
 from services.common.sandbox import SandboxPerson, SandboxPopulation
 from services.common.settings import BackendKind
@@ -276,3 +278,121 @@ async def test_request_id_is_echoed_or_made(cnaf: cnaf_pb2_grpc.CnafServiceAsync
     await call
     made = dict(await call.trailing_metadata())["x-request-id"]
     assert len(made) == 36 and " " not in made
+
+
+@pytest.mark.parametrize(
+    ("identity", "status", "since"),
+    [
+        (lefebvre(), "allocataire", "2023-09-01"),
+        (person("Dubois", "Hugo", 2015, 9, 30, "M"), "ouvrant_droit", "2023-09-01"),
+        (person("Moreau", "Jean", 1958, 4, 3, "M"), "non_beneficiaire", None),
+    ],
+    ids=["parent", "child", "neither"],
+)
+async def test_aeeh_status_of_parent_child_and_neither(
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+    identity: identity_pb2.IdentityPivot,
+    status: str,
+    since: str | None,
+) -> None:
+    """The parent is allocataire, the child ouvrant_droit, both with a start date; anyone else has none."""
+    response = await cnaf.GetAllocationEnfantHandicapeByIdentity(
+        cnaf_pb2.GetAllocationEnfantHandicapeByIdentityRequest(identite=identity)
+    )
+    assert response.data.status == status
+    assert (response.data.date_debut_droit if response.data.HasField("date_debut_droit") else None) == since
+
+
+def rochefort() -> identity_pb2.IdentityPivot:
+    """The sandbox's household with a child under 7."""
+    return person("Rochefort", "Anne", 1991, 4, 12, "F")
+
+
+async def test_eaje_household_with_a_young_child(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
+    """A household with a child under 7 gets its members, address and computation parameters, nulls kept."""
+    response = await cnaf.GetParticipationFamilialeEajeByIdentity(
+        cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest(identite=rochefort())
+    )
+    data = response.data
+    assert [(a.nom_naissance, a.code_cog_insee_commune_naissance) for a in data.allocataires] == [
+        ("ROCHEFORT", "17300"),
+        ("MARTIN", ""),
+    ]
+    assert not data.allocataires[1].HasField("code_cog_insee_commune_naissance")
+    assert [e.date_naissance for e in data.enfants] == ["2017-05-22", "2025-01-08"]
+    assert data.adresse.code_postal_ville == "17000 LA ROCHELLE"
+    parametres = data.parametres_calcul_participation_familiale
+    assert (parametres.nombre_enfants_a_charge, parametres.nombre_enfants_beneficiaire_aeeh) == (2, 0)
+    assert parametres.HasField("nombre_enfants_beneficiaire_aeeh")
+    assert (
+        parametres.base_ressources_annuelles.valeur,
+        parametres.base_ressources_annuelles.annee_calcul,
+    ) == (
+        31250,
+        2024,
+    )
+
+
+async def test_eaje_household_without_a_young_child_is_not_eligible(
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+) -> None:
+    """LEFEBVRE's children are 11 and 14: NOT_FOUND 37003 from the CNAV, by identity and by FranceConnect."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetParticipationFamilialeEajeByIdentity(
+            cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest(identite=lefebvre())
+        )
+    status = rich_status(caught.value)
+    assert (status.code, status.api_code, status.error_info.metadata["provider"]) == (
+        grpc.StatusCode.NOT_FOUND,
+        "37003",
+        "CNAV",
+    )
+    assert status.error_info.metadata["title"] == "Allocataire non éligible"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetParticipationFamilialeEajeByFranceConnect(
+            cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(
+                    access_token="opaque", identite_pivot=lefebvre()
+                )
+            )
+        )
+    assert rich_status(caught.value).api_code == "37003"
+
+
+async def test_eaje_and_aeeh_of_someone_unknown(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
+    """Someone no caisse knows is 35003 for the AEEH and the EAJE alike, never 37003."""
+    unknown = person("Inconnu", "Paul", 1990, 1, 1, "M")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetParticipationFamilialeEajeByIdentity(
+            cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest(identite=unknown)
+        )
+    assert rich_status(caught.value).api_code == "35003"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetAllocationEnfantHandicapeByFranceConnect(
+            cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectRequest(
+                france_connect=identity_pb2.FranceConnectSubject(
+                    access_token="opaque", identite_pivot=unknown
+                )
+            )
+        )
+    assert rich_status(caught.value).api_code == "35003"
+
+
+@pytest.mark.parametrize(
+    ("today", "eligible"),
+    [(dt.date(2032, 1, 7), True), (dt.date(2032, 1, 8), False)],
+    ids=["aged-6", "aged-7"],
+)
+async def test_eaje_eligibility_follows_the_service_clock(today: dt.date, eligible: bool) -> None:
+    """The same household is eligible while its youngest child is 6, and not from their 7th birthday."""
+    assembly = replace(CNAF, servicer=partial(CnafServicer, today=lambda: today))
+    async with running(assembly.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+        call = cnaf_pb2_grpc.CnafServiceStub(channel).GetParticipationFamilialeEajeByIdentity(
+            cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest(identite=rochefort())
+        )
+        if eligible:
+            assert len((await call).data.enfants) == 2
+            return
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert rich_status(caught.value).api_code == "37003"

@@ -208,6 +208,132 @@ async def test_benefit_without_majoration_ignores_one_sent(
     assert not data.HasField("date_debut_droit")
 
 
+EAJE_ANSWER: dict[str, Any] = {
+    "allocataires": [
+        {"nomNaissance": "ROCHEFORT", "nomUsage": None, "listePrenoms": "ANNE", "dateNaissance": "1991-04-12",
+         "genre": "F", "cogNaissance": "17300"},
+        {"nomNaissance": "MARTIN", "nomUsage": "ROCHEFORT", "listePrenoms": "KARIM LOUIS",
+         "dateNaissance": "1989-11-30", "genre": "M"},
+    ],
+    "enfants": [{"nomNaissance": "MARTIN", "listePrenoms": "LOU", "dateNaissance": "2025-01-08", "genre": "F",
+                 "cogNaissance": None}],
+    "adresse": {"identite": "MADAME ANNE ROCHEFORT", "complementInformation": "APPARTEMENT 12",
+                "complementInformationGeo": None, "numeroLibelleVoie": "4 AVENUE DU PORT", "lieuDit": None,
+                "codePostalVille": "17000 LA ROCHELLE", "pays": "FRANCE"},
+    "nombreEnfantACharge": 1,
+    "nombreBeneficiaireAEH": 0,
+    "montantRessources": 31250,
+    "annee": "2024",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("indicateur", "date", "status", "since"),
+    [
+        ("ALLOCATAIRE", "2023-09-01", "allocataire", "2023-09-01"),
+        ("OUVRANT_DROIT", "2023-09-01T00:00:00+02:00", "ouvrant_droit", "2023-09-01"),
+        ("ALLOCATAIRE", "", "allocataire", None),
+        ("NON_BENEFICIAIRE", "2020-01-01", "non_beneficiaire", None),
+        ("NON_BENEFICIAIRE", None, "non_beneficiaire", None),
+    ],
+)
+async def test_aeeh_indicator_becomes_status_and_start_date(
+    fake: FakeProvider,
+    backend: UpstreamCnafBackend,
+    indicateur: str,
+    date: str | None,
+    status: str,
+    since: str | None,
+) -> None:
+    """The indicator in lower case; its date's day, but none for a non-beneficiary or a blank date."""
+    fake.script(
+        "/allocation_enfant_handicape",
+        json_answer(
+            {"indicateur": indicateur, "dateIndicateur": date, "listePrestation": []}, X_APISECU_FD=MSA
+        ),
+    )
+    data = await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+    assert data.status == status
+    assert (data.date_debut_droit if data.HasField("date_debut_droit") else None) == since
+    (request,) = fake.to("/allocation_enfant_handicape")
+    assert request.param("nomNaissance") == "LEFEBVRE" and request.param("genre") == "F"
+    assert request.headers["x-apipart-fsfinal"] == RECIPIENT
+    assert base64.b64decode(fake.to("/token")[0].headers["authorization"].split()[1]).startswith(
+        b"allocation_enfant_handicape:"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"indicateur": "BENEFICIAIRE", "dateIndicateur": "2023-09-01"}, {"indicateur": "allocataire"},
+     {"dateIndicateur": "2023-09-01"}, {"indicateur": "ALLOCATAIRE", "dateIndicateur": "01/09/2023"}],
+    ids=["unknown-indicator", "lower-case", "no-indicator", "not-a-date"],
+)  # fmt: skip
+async def test_aeeh_answer_of_another_shape_is_unknown(
+    fake: FakeProvider, backend: UpstreamCnafBackend, body: dict[str, Any]
+) -> None:
+    """An indicator outside the three, or a date that is not one, is 37999: never passed through."""
+    fake.script("/allocation_enfant_handicape", json_answer(body, X_APISECU_FD=CNAF))
+    with pytest.raises(ApiError) as raised:
+        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+    assert raised.value.code == "37999"
+
+
+async def test_aeeh_and_eaje_not_found_per_regime(fake: FakeProvider, backend: UpstreamCnafBackend) -> None:
+    """A 404 of either reads as for the other prestations: no eligible caisse 35003, no MSA file 10003."""
+    fake.script("/allocation_enfant_handicape", json_answer({"errorCode": "40406"}, status=404))
+    fake.script("/participation_familiale_eaje", json_answer({}, status=404, X_APISECU_FD=MSA))
+    with pytest.raises(ApiError) as aeeh:
+        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+    with pytest.raises(ApiError) as eaje:
+        await backend.participation_familiale_eaje(lefebvre(), CALLER)
+    assert (aeeh.value.code, eaje.value.code) == ("35003", "10003")
+
+
+async def test_eaje_household_in_the_gateway_s_names_becomes_the_v3_data(
+    fake: FakeProvider, backend: UpstreamCnafBackend
+) -> None:
+    """Members, address and computation parameters are mapped field by field; nulls stay unset."""
+    fake.script("/participation_familiale_eaje", json_answer(EAJE_ANSWER, X_APISECU_FD=CNAF))
+    data = await backend.participation_familiale_eaje(lefebvre(), CALLER)
+    assert json_format.MessageToDict(data, preserving_proto_field_name=True) == {
+        "allocataires": [
+            {"nom_naissance": "ROCHEFORT", "prenoms": "ANNE", "date_naissance": "1991-04-12", "sexe": "F",
+             "code_cog_insee_commune_naissance": "17300"},
+            {"nom_naissance": "MARTIN", "nom_usage": "ROCHEFORT", "prenoms": "KARIM LOUIS",
+             "date_naissance": "1989-11-30", "sexe": "M"},
+        ],
+        "enfants": [{"nom_naissance": "MARTIN", "prenoms": "LOU", "date_naissance": "2025-01-08",
+                     "sexe": "F"}],
+        "adresse": {"destinataire": "MADAME ANNE ROCHEFORT", "complement_information": "APPARTEMENT 12",
+                    "numero_libelle_voie": "4 AVENUE DU PORT", "code_postal_ville": "17000 LA ROCHELLE",
+                    "pays": "FRANCE"},
+        "parametres_calcul_participation_familiale": {
+            "nombre_enfants_a_charge": 1, "nombre_enfants_beneficiaire_aeeh": 0,
+            "base_ressources_annuelles": {"valeur": 31250, "annee_calcul": 2024},
+        },
+    }  # fmt: skip
+    assert data.parametres_calcul_participation_familiale.HasField("nombre_enfants_beneficiaire_aeeh")
+    (request,) = fake.to("/participation_familiale_eaje")
+    assert request.param("listePrenoms") == "ALEXIS GÉRÔME"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"adresse": None}, {"annee": "24"}, {"montantRessources": "31250"}, {"allocataires": None},
+     {"enfants": [{"nomNaissance": "MARTIN", "listePrenoms": "LOU", "dateNaissance": "2025-01-08"}]}],
+    ids=["no-address", "short-year", "amount-as-string", "no-allocataire", "child-without-sex"],
+)  # fmt: skip
+async def test_eaje_answer_of_another_shape_is_unknown(
+    fake: FakeProvider, backend: UpstreamCnafBackend, change: dict[str, Any]
+) -> None:
+    """A missing address or allocataire list, a wrongly typed figure or member: 37999."""
+    fake.script("/participation_familiale_eaje", json_answer({**EAJE_ANSWER, **change}, X_APISECU_FD=CNAF))
+    with pytest.raises(ApiError) as raised:
+        await backend.participation_familiale_eaje(lefebvre(), CALLER)
+    assert raised.value.code == "37999"
+
+
 @pytest.mark.parametrize(
     ("answer", "code", "provider"),
     [
@@ -402,3 +528,34 @@ async def test_grpc_not_found_carries_code_and_provider(
     status = rich_status(raised.value)
     assert status.code == grpc.StatusCode.NOT_FOUND
     assert (status.api_code, status.error_info.metadata["provider"]) == ("23003", "CNAF")
+
+
+@pytest.mark.parametrize(
+    ("enfants", "young"),
+    [(EAJE_ANSWER["enfants"], True), ([{**EAJE_ANSWER["enfants"][0], "dateNaissance": "2015-01-08"}], False),
+     (None, False)],
+    ids=["young-child", "older-child", "no-child"],
+)  # fmt: skip
+async def test_grpc_eaje_on_the_upstream_backend_applies_the_age_rule(
+    fake: FakeProvider,
+    upstream_cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+    enfants: list[dict[str, Any]] | None,
+    young: bool,
+) -> None:
+    """The gateway's household comes back only with a child under 7; else NOT_FOUND 37003 (CNAV)."""
+    answer = (
+        {**EAJE_ANSWER, "enfants": enfants}
+        if enfants is not None
+        else {key: value for key, value in EAJE_ANSWER.items() if key != "enfants"}
+    )
+    fake.script("/participation_familiale_eaje", json_answer(answer, X_APISECU_FD=CNAF))
+    call = upstream_cnaf.GetParticipationFamilialeEajeByIdentity(
+        cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest(identite=lefebvre()), timeout=5
+    )
+    if young:
+        assert (await call).data.enfants[0].prenoms == "LOU"
+        return
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    status = rich_status(raised.value)
+    assert (status.api_code, status.error_info.metadata["provider"]) == ("37003", "CNAV")

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from apiparticulier.cnous.v1 import cnous_pb2, cnous_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
@@ -327,3 +328,84 @@ async def test_malformed_ine_is_refused(cnous: cnous_pb2_grpc.CnousServiceAsyncS
         assert ine not in status.message + " ".join(
             v.description for v in status.bad_request.field_violations
         )
+
+
+async def test_v3_shape_puts_est_boursier_at_the_top(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """By identity and by INE, v3 is v4 with est_boursier where statut_boursier was, the rest equal."""
+    by_identity = await cnous.GetEtudiantBoursierV3ByIdentity(
+        cnous_pb2.GetEtudiantBoursierV3ByIdentityRequest(identite=mercier())
+    )
+    by_ine = await cnous.GetEtudiantBoursierV3ByIne(
+        cnous_pb2.GetEtudiantBoursierV3ByIneRequest(ine="2406123457A")
+    )
+    v3 = {key: value for key, value in MERCIER_DATA.items() if key != "statut_boursier"}
+    assert as_json(by_identity.data) == as_json(by_ine.data) == {**v3, "est_boursier": True}
+
+
+@pytest.mark.parametrize(
+    ("identity", "est_boursier"),
+    [(person("Faure", ["Lina"], 2005, 9, 2, "F"), True), (person("Gauthier", ["Emma"], 2005, 2, 27), False)],
+    ids=["struck-off", "not-a-holder"],
+)
+async def test_v3_tells_nothing_of_a_striking_off(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, identity: identity_pb2.IdentityPivot, est_boursier: bool
+) -> None:
+    """est_boursier is v4's statut_boursier.est_boursier, false kept; est_radie and its date go nowhere."""
+    response = await cnous.GetEtudiantBoursierV3ByIdentity(
+        cnous_pb2.GetEtudiantBoursierV3ByIdentityRequest(identite=identity)
+    )
+    assert response.data.HasField("est_boursier") and response.data.est_boursier is est_boursier
+    assert b"2026-11-03" not in response.SerializeToString()
+    assert not UnknownFieldSet(response.data)
+
+
+async def test_v3_france_connect_answer_has_no_identite(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """A FranceConnect user gets the v3 object without identite, which does not travel as bytes either."""
+    subject = identity_pb2.FranceConnectSubject(
+        access_token="opaque", identite_pivot=person("Chevalier", ["Léna", "Marie"], 2004, 6, 19, "F")
+    )
+    response = await cnous.GetEtudiantBoursierV3ByFranceConnect(
+        cnous_pb2.GetEtudiantBoursierV3ByFranceConnectRequest(france_connect=subject)
+    )
+    assert set(as_json(response.data)) == {
+        "est_boursier",
+        "periode_versement_bourse",
+        "etablissement_etudes",
+        "echelon_bourse",
+        "email",
+    }
+    assert b"CHEVALIER" not in response.SerializeToString()
+
+
+async def test_v3_refuses_and_fails_as_v4_does(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """The same checks and provider errors: 00366, 00360, 26003, 26001."""
+    calls: list[tuple[Awaitable[object], str]] = [
+        (
+            cnous.GetEtudiantBoursierV3ByIdentity(
+                cnous_pb2.GetEtudiantBoursierV3ByIdentityRequest(identite=mercier(jour_date_naissance=None))
+            ),
+            "00366",
+        ),
+        (
+            cnous.GetEtudiantBoursierV3ByIne(cnous_pb2.GetEtudiantBoursierV3ByIneRequest(ine="24061234")),
+            "00360",
+        ),
+        (
+            cnous.GetEtudiantBoursierV3ByIne(cnous_pb2.GetEtudiantBoursierV3ByIneRequest(ine="0000000003N")),
+            "26003",
+        ),
+        (
+            cnous.GetEtudiantBoursierV3ByFranceConnect(
+                cnous_pb2.GetEtudiantBoursierV3ByFranceConnectRequest(
+                    france_connect=identity_pb2.FranceConnectSubject(
+                        access_token="t", identite_pivot=person("Indisponible", ["Rose"], 2003, 5, 5)
+                    )
+                )
+            ),
+            "26001",
+        ),
+    ]
+    for call, code in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert rich_status(caught.value).api_code == code
