@@ -51,6 +51,15 @@ _ROCHE = {
     "codeEtablissement": "0132733A",
     "anneeScolaire": f"{dt.date.today().year - 1}-{dt.date.today().year}",
 }
+_ROCHEFORT = {
+    "nomNaissance": "ROCHEFORT",
+    "prenoms[]": ["ANNE"],
+    "sexeEtatCivil": "F",
+    "anneeDateNaissance": "1991",
+    "moisDateNaissance": "4",
+    "jourDateNaissance": "12",
+    "codeCogInseePaysNaissance": "99100",
+}
 EVERY_ROUTE: dict[str, tuple[dict[str, Any], str | None]] = {
     "/v3/dss/quotient_familial/identite": (_DSS, None),
     "/v3/dss/quotient_familial/france_connect": ({}, "fc-lefebvre"),
@@ -73,6 +82,13 @@ EVERY_ROUTE: dict[str, tuple[dict[str, Any], str | None]] = {
     "/v4/cnous/etudiant_boursier/ine": ({"ine": "2406123457A"}, None),
     "/v4/cnous/etudiant_boursier/france_connect": ({}, "fc-mercier"),
     "/v4/men/scolarites/identite": (_ROCHE, None),
+    "/v3/dss/allocation_enfant_handicape/identite": (_DSS, None),
+    "/v3/dss/allocation_enfant_handicape/france_connect": ({}, "fc-lefebvre"),
+    "/v3/dss/participation_familiale_eaje/identite": (_ROCHEFORT, None),
+    "/v3/dss/participation_familiale_eaje/france_connect": ({}, "fc-rochefort"),
+    "/v3/cnous/etudiant_boursier/identite": (_MERCIER, None),
+    "/v3/cnous/etudiant_boursier/ine": ({"ine": "2406123457A"}, None),
+    "/v3/cnous/etudiant_boursier/france_connect": ({}, "fc-mercier"),
 }
 """One sandbox call answered 200 per route of the front: query parameters, FranceConnect bearer."""
 
