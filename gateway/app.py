@@ -131,7 +131,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     # Published as gateway_provider_availability, read at each scrape.
     report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
     call_path = CallPath(
-        routes,
+        routes=routes,
         default_deadline_seconds=settings.default_deadline_seconds,
         verifier=verifier,
         limiter=limiter,
@@ -152,13 +152,9 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         front = RestFront(
             call_path=call_path, availability=availability, usage=usage, public_url=settings.rest_public_url
         )
-        rest = RestServer(
-            front.app,
-            host=settings.rest_host,
-            port=settings.rest_port,
-            cert_file=settings.tls_cert_file,
-            key_file=settings.tls_key_file,
-        )
+        # The REST front speaks TLS with the gRPC port's certificate.
+        tls = (settings.tls_cert_file, settings.tls_key_file)
+        rest = RestServer(front.app, host=settings.rest_host, port=settings.rest_port, tls=tls)
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],

@@ -44,7 +44,7 @@ import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -76,7 +76,7 @@ from runtime.errors import (
     provider_unavailable,
     provider_unknown_answer,
 )
-from runtime.providers import BY_NAME, FRANCE_CONNECT
+from runtime.providers import BY_NAME
 from runtime.tracing import active_tracer, traced_grpc_call
 
 _DETAILS_KEY = "grpc-status-details-bin"
@@ -245,46 +245,31 @@ def tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
     return min(with_metadata, key=lambda decision: decision.remaining).metadata
 
 
+@dataclass(eq=False, kw_only=True)
 class CallPath:
-    """The steps of every call of the gateway (see the module's docstring).
+    """The steps of every call of the gateway (see the module's docstring), and what they use."""
 
-    Args:
-        routes: The route table.
-        default_deadline_seconds: The longest a call may take, and its deadline when the caller sets none.
-        verifier: Token verification.
-        limiter: Rate limit and revocation.
-        journal: The access journal.
-        usage: Counts calls per token and API (``count(token_id, api, outcome)``).
-        channels: The channels to each provider service, used in turn.
-        france_connect: Resolves FranceConnect subjects.
-        france_connect_clients: The habilitations of FranceConnect clients, for calls authorized by a
-            FranceConnect token alone.
-        availability: Learns from the outcome of every provider call.
-    """
+    routes: InitVar[RouteTable]
+    """The route table: a `Target` is prepared for each route."""
+    channels: InitVar[Mapping[str, Sequence[grpc.aio.Channel]]]
+    """The channels to each provider service, used in turn."""
+    default_deadline_seconds: float
+    """The longest a call may take, and its deadline when the caller sets none."""
+    verifier: TokenVerifier
+    limiter: RateLimiter
+    journal: Journal
+    usage: Callable[[str, str, str], None]
+    """Counts a call of a token to an API with its outcome: ``usage(token_id, api_label, outcome)``."""
+    france_connect: FranceConnect
+    france_connect_clients: FranceConnectClients
+    """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
+    availability: AvailabilityTracker
+    """Learns from the outcome of every provider call."""
+    targets: dict[str, Target] = field(init=False)
+    """Every provider route's target, by gRPC path."""
 
-    def __init__(
-        self,
-        routes: RouteTable,
-        *,
-        default_deadline_seconds: float,
-        verifier: TokenVerifier,
-        limiter: RateLimiter,
-        journal: Journal,
-        usage: Callable[[str, str, str], None],
-        channels: Mapping[str, Sequence[grpc.aio.Channel]],
-        france_connect: FranceConnect,
-        france_connect_clients: FranceConnectClients,
-        availability: AvailabilityTracker,
-    ) -> None:
-        self._max_deadline = default_deadline_seconds
-        self._verifier = verifier
-        self._limiter = limiter
-        self._journal = journal
-        self._count_usage = usage
-        self._france_connect = france_connect
-        self._france_connect_clients = france_connect_clients
-        self._availability = availability
-        self.targets: dict[str, Target] = {
+    def __post_init__(self, routes: RouteTable, channels: Mapping[str, Sequence[grpc.aio.Channel]]) -> None:
+        self.targets = {
             route.path: Target(
                 route,
                 BY_NAME[route.provider].error_source,
@@ -297,7 +282,6 @@ class CallPath:
             )
             for route in routes.routes
         }
-        """Every provider route's target, by gRPC path."""
 
     # -- the entry points -----------------------------------------------------------------------------
 
@@ -420,9 +404,7 @@ class CallPath:
         Raises:
             ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked.
         """
-        if self._france_connect is None:
-            raise provider_unavailable(FRANCE_CONNECT)
-        return await self._france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
+        return await self.france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
 
     async def _authenticate_france_connect(
         self, request: Message, field: str, inbound: Inbound
@@ -436,14 +418,12 @@ class CallPath:
         access_token = getattr(request, field).access_token
         if not access_token:
             raise invalid_token()
-        if self._france_connect is None:
-            raise provider_unavailable(FRANCE_CONNECT)
-        timeout = self._max_deadline
+        timeout = self.default_deadline_seconds
         if inbound.time_remaining is not None:
             timeout = min(inbound.time_remaining, timeout)
         caller = Caller("", current_call().request_id, timeout)
-        identity = await self._france_connect.resolve(access_token, caller)
-        return identity, await self._france_connect_clients.token_of(identity.client_id)
+        identity = await self.france_connect.resolve(access_token, caller)
+        return identity, await self.france_connect_clients.token_of(identity.client_id)
 
     # -- the frame ------------------------------------------------------------------------------------
 
@@ -463,13 +443,13 @@ class CallPath:
         try:
             with outcome:
                 if authenticate is None:  # 1
-                    token = self._verifier.authenticate(inbound.metadata)
+                    token = self.verifier.authenticate(inbound.metadata)
                 else:
                     token = await authenticate()
                 method.authorize(token)  # 2
                 recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
                 decision = await self._admit(token)  # 4
-                timeout = self._max_deadline
+                timeout = self.default_deadline_seconds
                 if inbound.time_remaining is not None:
                     timeout = min(inbound.time_remaining, timeout)
                 deadline = asyncio.get_running_loop().time() + timeout
@@ -482,7 +462,7 @@ class CallPath:
             self._account_later(method, token, recipient, subject, outcome=outcome, started=started)  # 8
 
     async def _admit(self, token: Token) -> RateDecision:
-        decision: RateDecision = await self._limiter.check(token.jti, token.rate_limit_per_second or 0)
+        decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)
         if not decision.allowed:
             raise decision.refusal()
         return decision
@@ -514,17 +494,17 @@ class CallPath:
                     lambda metadata: send(request, timeout=timeout, metadata=metadata),
                 )
         except grpc.aio.AioRpcError as error:
-            self._availability.observe(route.provider, error.code())
+            self.availability.observe(route.provider, error.code())
             raise self._failed(route, provider_error(error, target.source)) from None
         if route.plan.scopes <= scopes:
-            self._availability.observe(route.provider, grpc.StatusCode.OK)
+            self.availability.observe(route.provider, grpc.StatusCode.OK)
             return answer
         try:
             response = route.response_class.FromString(answer)
         except DecodeError:
-            self._availability.observe(route.provider, grpc.StatusCode.UNKNOWN)
+            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN)
             raise self._failed(route, provider_unknown_answer(target.source)) from None
-        self._availability.observe(route.provider, grpc.StatusCode.OK)
+        self.availability.observe(route.provider, grpc.StatusCode.OK)
         mask(response, route.plan, scopes)
         return response.SerializeToString()
 
@@ -574,7 +554,7 @@ class CallPath:
         code: str,
         latency_ms: float,
     ) -> None:
-        self._journal.record(
+        self.journal.record(
             request_id=request_id,
             token_id=token.jti if token is not None else "",
             recipient=recipient,
@@ -583,7 +563,7 @@ class CallPath:
             status=status,
             code=code,
             latency_ms=latency_ms,
-            subject_digest="" if subject is None else self._journal.subject_digest(subject),
+            subject_digest="" if subject is None else self.journal.subject_digest(subject),
         )
         if token is not None and route is not None:
-            self._count_usage(token.jti, route.api_label, status)
+            self.usage(token.jti, route.api_label, status)

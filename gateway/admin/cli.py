@@ -309,24 +309,29 @@ def build_parser() -> argparse.ArgumentParser:
     with_redis(listing)
     listing.set_defaults(handler=_list)
 
-    revoke = commands.add_parser("revoke", help="revoke a token on every gateway")
-    revoke.add_argument("jti", help="the token's jti (see list)")
-    with_redis(revoke)
-    revoke.set_defaults(handler=_revoke)
-
-    linking = commands.add_parser(
-        "link-france-connect",
-        help="count a FranceConnect client's calls (FranceConnect token alone) against a token",
-    )
-    linking.add_argument("client_id", help="the FranceConnect client id the access tokens are issued to")
-    linking.add_argument("jti", help="the token whose habilitation the calls use (see list)")
-    with_redis(linking)
-    linking.set_defaults(handler=_link_france_connect)
-
-    unlinking = commands.add_parser("unlink-france-connect", help="remove a FranceConnect client's link")
-    unlinking.add_argument("client_id", help="the FranceConnect client id")
-    with_redis(unlinking)
-    unlinking.set_defaults(handler=_unlink_france_connect)
+    for name, help_text, handler, positionals in (
+        ("revoke", "revoke a token on every gateway", _revoke, (("jti", "the token's jti (see list)"),)),
+        (
+            "link-france-connect",
+            "count a FranceConnect client's calls (FranceConnect token alone) against a token",
+            _link_france_connect,
+            (
+                ("client_id", "the FranceConnect client id the access tokens are issued to"),
+                ("jti", "the token whose habilitation the calls use (see list)"),
+            ),
+        ),
+        (
+            "unlink-france-connect",
+            "remove a FranceConnect client's link",
+            _unlink_france_connect,
+            (("client_id", "the FranceConnect client id"),),
+        ),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        for positional, positional_help in positionals:
+            command.add_argument(positional, help=positional_help)
+        with_redis(command)
+        command.set_defaults(handler=handler)
     return parser
 
 

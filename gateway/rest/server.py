@@ -24,8 +24,7 @@ class RestServer:
         app: The application.
         host: The address to bind; empty for every interface, IPv4 and IPv6.
         port: The port; 0 picks a free one (`port` tells which once started).
-        cert_file: PEM certificate for HTTPS; None serves plain HTTP.
-        key_file: Its key.
+        tls: The PEM certificate for HTTPS and its key; None (or no certificate) serves plain HTTP.
     """
 
     def __init__(
@@ -34,9 +33,9 @@ class RestServer:
         *,
         host: str,
         port: int,
-        cert_file: Path | None = None,
-        key_file: Path | None = None,
+        tls: tuple[Path | None, Path | None] | None = None,
     ) -> None:
+        cert_file, key_file = tls or (None, None)
         config = uvicorn.Config(
             app,
             host=host,
