@@ -8,7 +8,8 @@ import sys
 import time
 from types import FrameType
 
-from bench.suite import Options, machine, render, run
+from bench.report import machine, render
+from bench.suite import Options, run
 
 
 def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

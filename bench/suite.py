@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
-import platform
 import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -39,8 +37,9 @@ import redis
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
-from bench.loadgen import OK, LoadResult, LoadSpec, run_load
+from bench.loadgen import OK, LoadSpec, run_load
 from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
+from bench.report import GATEWAY_REST, PathRun, Report
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
@@ -49,13 +48,11 @@ from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 _ROOT = Path(__file__).resolve().parent.parent
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 QUOTIENT_FAMILIAL_REST = "/v3/dss/quotient_familial/identite"
-GATEWAY_REST = "gateway REST"
 """The REST front's path in the tables: the gateway's gRPC call, over HTTP."""
 LOOKUP = "/apiparticulier.gateway.v1.GatewayService/Lookup"
 SIRET = "13002526500013"
 """The recipient of every call: a SIRET the gateway's check accepts."""
 _BENCH_CLIENT = "bench"
-_RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.name
 _PROVIDER_SERVICES = ("c2s", "france_travail", "mesr", "cnous", "men")
 _SLOWLOG_ENTRIES = 1_000_000
 
@@ -128,36 +125,6 @@ class _Path:
     """Where to call, when not the child's gRPC address (the REST front's port)."""
     http_path: str = ""
     """The REST route and query, for an HTTP path; empty for gRPC."""
-
-
-@dataclass(frozen=True, slots=True)
-class PathRun:
-    """One load run against one path, with the serving process's CPU over it."""
-
-    load: LoadResult
-    cpu_seconds: float
-
-    @property
-    def cpu_us_per_call(self) -> float:
-        """CPU time of the serving process per call it handled, warm-up included, in µs."""
-        return self.cpu_seconds / max(1, self.load.statuses.total()) * 1e6
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything the run measured, filled in phase by phase."""
-
-    options: Options
-    high: dict[str, PathRun] = field(default_factory=dict)
-    low: dict[str, PathRun] = field(default_factory=dict)
-    redis_commands: dict[str, int] = field(default_factory=dict)
-    redis_calls: int = 0
-    round_trips: dict[str, int] = field(default_factory=dict)
-    round_trip_calls: int = 0
-    rate_limit: LoadResult | None = None
-    lookup: LoadResult | None = None
-    lookup_baseline: LoadResult | None = None
-    notes: dict[str, str] = field(default_factory=dict)
 
 
 def measure(child: Child, spec: LoadSpec) -> PathRun:
@@ -431,144 +398,3 @@ def lookup_request() -> bytes:
 
 
 # -- the table --------------------------------------------------------------------------------------
-
-
-def render(report: Report) -> str:
-    """The run as one plain-text table, with the targets of issue 6 checked."""
-    options = report.options
-    lines: list[str] = []
-    add = lines.append
-    add(
-        f"high load: {options.processes} client processes x {options.concurrency} in flight, "
-        f"{options.duration:.0f} s measured after {options.warmup:.0f} s warm-up, "
-        f"best of {options.rounds} rounds"
-    )
-    add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/call':>13}")
-    for name in ("direct", "pass-through", "gateway", GATEWAY_REST):
-        path_run = report.high.get(name)
-        if path_run is None:
-            add(f"{name:<14}{report.notes.get('gateway', 'not measured'):>49}")
-            continue
-        load = path_run.load
-        add(
-            f"{name:<14}{load.throughput:>10.0f}{load.p50_ms():>9.2f}{load.p99_ms():>9.2f}"
-            f"{load.errors:>8}{path_run.cpu_us_per_call:>13.0f}"
-        )
-    gateway, direct, passthrough = (report.high.get(n) for n in ("gateway", "direct", "pass-through"))
-    if gateway and direct and passthrough:
-        to_direct = gateway.load.throughput / direct.load.throughput
-        to_pass = gateway.load.throughput / passthrough.load.throughput
-        add(
-            f"gateway/direct {to_direct:.2f}   gateway/pass-through {to_pass:.2f}  "
-            f"{_check(to_pass >= 0.6, '>= 0.6')}"
-        )
-    add(_rest_line(report))
-    add("")
-    add(f"low load: 1 client, 1 in flight, {options.low_load_duration:.0f} s")
-    add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    for name, path_run in report.low.items():
-        load = path_run.load
-        add(f"{name:<14}{load.throughput:>10.0f}{load.p50_ms():>9.3f}{load.p99_ms():>9.3f}{load.errors:>8}")
-    if "gateway" in report.low:
-        added = report.low["gateway"].load.p50_ms() - report.low["direct"].load.p50_ms()
-        over_pass = report.low["gateway"].load.p50_ms() - report.low["pass-through"].load.p50_ms()
-        add(
-            f"latency the gateway adds at p50: {added:.3f} ms over direct "
-            f"({over_pass:.3f} ms over pass-through)  {_check(added < 1.0, '< 1 ms')}"
-        )
-    add("")
-    add(_redis_lines(report))
-    if gateway is not None:
-        per_call = gateway.cpu_us_per_call
-        add(
-            f"gateway CPU per call: {per_call:.0f} µs (user+system, all threads), "
-            f"so about {1e6 / per_call:.0f} calls/s per core"
-        )
-    add("")
-    add(_rate_limit_line(report))
-    add(_lookup_line(report))
-    return "\n".join(lines)
-
-
-def _rest_line(report: Report) -> str:
-    grpc_run, rest_run = report.high.get("gateway"), report.high.get(GATEWAY_REST)
-    if grpc_run is None or rest_run is None or not grpc_run.load.throughput:
-        return "REST front: not measured"
-    ratio = rest_run.load.throughput / grpc_run.load.throughput
-    return (
-        f"REST/gRPC through the gateway {ratio:.2f}  {_check(ratio >= 0.8, '>= 0.8')}; CPU per call "
-        f"REST {rest_run.cpu_us_per_call:.0f} µs, gRPC {grpc_run.cpu_us_per_call:.0f} µs"
-    )
-
-
-def _redis_lines(report: Report) -> str:
-    if not report.round_trips or not report.redis_calls:
-        return "Redis commands per call: " + report.notes.get("gateway", "not measured")
-    scripts = report.redis_commands.get("evalsha", 0) + report.redis_commands.get("eval", 0)
-    per_call = _per_call(report.redis_commands, report.redis_calls)
-    round_trips = sum(report.round_trips.values()) / report.round_trip_calls
-    on_path = sum(v for v in report.round_trips.values() if v >= report.round_trip_calls / 2)
-    return (
-        f"Redis, high load (INFO commandstats / {report.redis_calls} OK calls): "
-        f"EVALSHA+EVAL {scripts / report.redis_calls:.3f} per call; all commands {per_call}\n"
-        f"Redis, low load (SLOWLOG, client commands only / {report.round_trip_calls} calls): "
-        f"{round_trips:.3f} per call ({_per_call(report.round_trips, report.round_trip_calls)})  "
-        f"{_check(on_path == report.round_trip_calls, 'one round trip per call')}"
-    )
-
-
-def _per_call(counts: dict[str, int], calls: int) -> str:
-    ordered = sorted(counts.items(), key=lambda item: -item[1])
-    return ", ".join(f"{name} {count / calls:.3f}" for name, count in ordered)
-
-
-def _rate_limit_line(report: Report) -> str:
-    options = report.options
-    result = report.rate_limit
-    if result is None:
-        return "rate-limit accuracy: " + report.notes.get("rate_limit", "not measured")
-    admitted = result.statuses[OK]
-    refused = result.statuses[_RESOURCE_EXHAUSTED]
-    other = {name: count for name, count in result.statuses.items() if name not in {OK, _RESOURCE_EXHAUSTED}}
-    allowed = options.rate_limit * result.span + options.burst
-    return (
-        f"rate-limit accuracy (3 gateways, one token, {options.rate_limit}/s, burst {options.burst}, "
-        f"{result.span:.2f} s, {result.statuses.total() / result.span:.0f} calls/s offered): "
-        f"admitted {admitted}, allowed {allowed:.0f} (rate x time + burst), refused {refused}, "
-        f"other {other or 0}  "
-        f"{_check(admitted <= allowed, 'admitted <= allowed')}"
-    )
-
-
-def _lookup_line(report: Report) -> str:
-    if report.lookup is None or report.lookup_baseline is None:
-        return "fan-out lookup over six delayed providers: " + report.notes.get("lookup", "not measured")
-    delay = report.options.fanout_delay_ms
-    slowest = report.lookup_baseline.p50_ms()
-    lookup = report.lookup
-    if lookup.ok == 0:
-        return f"fan-out lookup: every call failed ({dict(lookup.measured)})"
-    ratio = lookup.p50_ms() / slowest
-    return (
-        f"fan-out lookup, six providers delayed {delay:.0f} ms: p50 {lookup.p50_ms():.1f} ms, "
-        f"p99 {lookup.p99_ms():.1f} ms; one delayed provider alone p50 {slowest:.1f} ms; "
-        f"ratio {ratio:.2f}  {_check(ratio <= 1.2, '<= 1.2')}"
-    )
-
-
-def _check(passed: bool, target: str) -> str:
-    return f"[{'ok' if passed else 'MISSED'}: {target}]"
-
-
-def machine() -> str:
-    """Cores, CPU model, Python and grpcio versions, and the load when the run ended."""
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.partition(":")[2].strip()
-            break
-    load = Path("/proc/loadavg").read_text().split()[:3]
-    return (
-        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, grpcio {grpc.__version__}; "
-        f"load average {' '.join(load)}"
-    )
