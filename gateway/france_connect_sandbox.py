@@ -113,6 +113,20 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "cnous_ville_etudes",
         ),
     ),
+    SandboxToken(
+        "fc-armand",
+        "ARMAND Léo Marcel, in good standing with the service national, DSNJ scope",
+        {
+            "family_name": "ARMAND",
+            "given_name": "LÉO MARCEL",
+            "given_name_array": ["LÉO", "MARCEL"],
+            "gender": "male",
+            "birthdate": "2008-03-14",
+            "birthplace": "35238",
+            "birthcountry": "99100",
+        },
+        ("dsnj_statut_service_national",),
+    ),
     SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
     SandboxToken(
         "fc-expired",

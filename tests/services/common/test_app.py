@@ -19,12 +19,21 @@ from services.cnous.app import CNOUS
 from services.common.app import ProviderAssembly
 from services.common.sandbox import SandboxBackend
 from services.common.settings import BackendKind
+from services.dsnj.app import DSNJ
 from services.france_travail.app import FRANCE_TRAVAIL
 from services.men.app import MEN
 from services.mesr.app import MESR
 from tests.conftest import running
 
-ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (CNAF, C2S, FRANCE_TRAVAIL, MESR, CNOUS, MEN)
+ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (
+    CNAF,
+    C2S,
+    FRANCE_TRAVAIL,
+    MESR,
+    CNOUS,
+    MEN,
+    DSNJ,
+)
 
 
 def test_every_provider_of_the_registry_is_assembled() -> None:
