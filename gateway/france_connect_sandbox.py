@@ -127,6 +127,25 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
         },
         ("dsnj_statut_service_national",),
     ),
+    SandboxToken(
+        "fc-lavande",
+        "LAVANDE Nina Rose, in service civique, GIP-MDS scopes",
+        {
+            "family_name": "LAVANDE",
+            "given_name": "NINA ROSE",
+            "given_name_array": ["NINA", "ROSE"],
+            "gender": "female",
+            "birthdate": "2002-04-11",
+            "birthplace": "44109",
+            "birthcountry": "99100",
+        },
+        (
+            "gip_mds_service_civique_statut_actuel",
+            "gip_mds_service_civique_statut_passe",
+            "gip_mds_service_civique_organisme_accueil",
+            "gip_mds_service_civique_dates",
+        ),
+    ),
     SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
     SandboxToken(
         "fc-expired",

@@ -106,6 +106,7 @@ PROVIDERS: tuple[ProviderService, ...] = (
     ProviderService("cnous", "Cnous", 50065, 9465, CNOUS),
     ProviderService("men", "MEN", 50066, 9466, MEN),
     ProviderService("dsnj", "DSNJ (service national)", 50067, 9467, DSNJ),
+    ProviderService("gip_mds", "GIP-MDS (service civique)", 50068, 9468, GIP_MDS),
 )
 """Every provider service, in the order the mesh lists them."""
 

@@ -21,6 +21,7 @@ from services.common.sandbox import SandboxBackend
 from services.common.settings import BackendKind
 from services.dsnj.app import DSNJ
 from services.france_travail.app import FRANCE_TRAVAIL
+from services.gip_mds.app import GIP_MDS
 from services.men.app import MEN
 from services.mesr.app import MESR
 from tests.conftest import running
@@ -33,6 +34,7 @@ ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (
     CNOUS,
     MEN,
     DSNJ,
+    GIP_MDS,
 )
 
 
