@@ -8,7 +8,8 @@ once), or for every API the scopes open when none is named:
 - an API none of whose scopes the caller holds (with a FranceConnect subject:
   that both tokens hold) is refused, 00100, and not called;
 - an API that needs a parameter the request lacks (France Travail without
-  ``identifiant_france_travail``: 00380; MEN without ``annee_scolaire``: 00411),
+  ``identifiant_france_travail``, SDH without ``identifiant_sportif``: 00380; MEN
+  without ``annee_scolaire``: 00411),
   or that cannot be asked about this kind of subject (00400), is refused and not called;
 - every other API is called with `CallPath.call_within`: it counts against the
   token's rate limit (over it, that API's result is 00429), is journalled and
@@ -70,6 +71,7 @@ def _missing(code: str, parameter: str, description: str) -> Callable[[], ApiErr
 
 _REQUIRED: dict[str, Callable[[], ApiError]] = {
     "identifiant_france_travail": _missing("00380", "identifiantFranceTravail", "required by this API"),
+    "identifiant_sportif": _missing("00380", "identifiantSportif", "required by this API"),
     "annee_scolaire": _missing("00411", "anneeScolaire", "required by this API: YYYY-YYYY or YYYY"),
 }
 """The ``LookupParameters`` without which the API that takes them is not asked, and the refusal."""
@@ -204,7 +206,7 @@ class LookupService:
 
 
 def _by_parameter(routes: Sequence[Route]) -> Route | None:
-    """The route whose subject the Lookup fills from its parameters (France Travail's identifiant)."""
+    """The route whose subject the Lookup fills from its parameters (France Travail's, SDH's identifiant)."""
     for route in routes:
         if any(parameter.field == route.subject.name for parameter in route.lookup_parameters):
             return route

@@ -107,6 +107,7 @@ PROVIDERS: tuple[ProviderService, ...] = (
     ProviderService("men", "MEN", 50066, 9466, MEN),
     ProviderService("dsnj", "DSNJ (service national)", 50067, 9467, DSNJ),
     ProviderService("gip_mds", "GIP-MDS (service civique)", 50068, 9468, GIP_MDS),
+    ProviderService("sdh", "SDH (statut sportif)", 50069, 9469, SDH),
 )
 """Every provider service, in the order the mesh lists them."""
 

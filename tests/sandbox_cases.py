@@ -29,6 +29,7 @@ _SUBJECT_KEYS = {
     options_pb2.SUBJECT_KIND_FRANCE_CONNECT: "identite",
     options_pb2.SUBJECT_KIND_INE: "ine",
     options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT: "identifiant",
+    options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT: "identifiant",
 }
 """Which key of a population entry holds each kind of subject."""
 

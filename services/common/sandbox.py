@@ -17,7 +17,7 @@ File shape::
         "label": "what this person demonstrates",
         "identite": {"nomNaissance": "...", "prenoms": ["..."], "anneeDateNaissance": 1982,
                      "moisDateNaissance": 12, "jourDateNaissance": 27, "sexeEtatCivil": "F"},
-        "ine": "optional", "identifiant": "optional",
+        "ine": "optional", "identifiant": "optional (France Travail's, or a sportsperson's)",
         "error": "optional: not_found | ambiguous | provider_unavailable | provider_timeout
                   | provider_unknown_answer",
         "answers": {"<api>": {<v3 data object>}}
@@ -140,7 +140,7 @@ class SandboxPopulation:
         return self._by_ine.get(ine.upper())
 
     def by_identifiant(self, identifiant: str) -> SandboxPerson | None:
-        """The person with this France Travail identifiant, if any."""
+        """The person with this identifiant (France Travail's, or the sports ministry's), if any."""
         return self._by_identifiant.get(identifiant)
 
 

@@ -24,6 +24,7 @@ from services.france_travail.app import FRANCE_TRAVAIL
 from services.gip_mds.app import GIP_MDS
 from services.men.app import MEN
 from services.mesr.app import MESR
+from services.sdh.app import SDH
 from tests.conftest import running
 
 ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (
@@ -35,6 +36,7 @@ ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (
     MEN,
     DSNJ,
     GIP_MDS,
+    SDH,
 )
 
 
