@@ -146,6 +146,25 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "gip_mds_service_civique_dates",
         ),
     ),
+    SandboxToken(
+        "fc-morel",
+        "MOREL Léa Claire, holder, co-holder or lessee of vehicles, ANTS scopes",
+        {
+            "family_name": "MOREL",
+            "given_name": "LÉA CLAIRE",
+            "given_name_array": ["LÉA", "CLAIRE"],
+            "gender": "female",
+            "birthdate": "1990-05-04",
+            "birthplace": "75056",
+            "birthcountry": "99100",
+        },
+        (
+            "ants_extrait_immatriculation_vehicule_adresse_particulier",
+            "ants_extrait_immatriculation_vehicule_statut_rattachement",
+            "ants_extrait_immatriculation_vehicule_donnees_immatriculation_vehicule",
+            "ants_extrait_immatriculation_vehicule_caracteristiques_techniques_vehicule",
+        ),
+    ),
     SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
     SandboxToken(
         "fc-expired",

@@ -156,6 +156,13 @@ CODES: dict[str, ErrorCode] = {
         "L'age renseigné n'est pas compris entre 16 et 25 ans incluts, et n'est donc pas concerné par "
         "le Service National.",
     ),
+    "42005": ErrorCode(
+        grpc.StatusCode.NOT_FOUND,
+        404,
+        "IDENTITY_NOT_FOUND",
+        "Identité non trouvée",
+        "Immatriculation trouvée mais aucune identité ne correspond",
+    ),
     # -- FranceConnect access tokens (error source 51) ----------------------------------------------
     "51101": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,

@@ -108,6 +108,7 @@ PROVIDERS: tuple[ProviderService, ...] = (
     ProviderService("dsnj", "DSNJ (service national)", 50067, 9467, DSNJ),
     ProviderService("gip_mds", "GIP-MDS (service civique)", 50068, 9468, GIP_MDS),
     ProviderService("sdh", "SDH (statut sportif)", 50069, 9469, SDH),
+    ProviderService("ants", "ANTS (immatriculation des véhicules)", 50070, 9470, ANTS),
 )
 """Every provider service, in the order the mesh lists them."""
 

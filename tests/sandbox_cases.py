@@ -74,6 +74,8 @@ def subject_request(route: Route, person: dict[str, Any]) -> Message | None:
         json_format.ParseDict(subject, fc.identite_pivot)
     else:
         setattr(request, name, subject)
+    # What else the method needs to find the person's answer (ANTS's registration number).
+    json_format.ParseDict(person.get("parameters", {}), request)
     return request
 
 

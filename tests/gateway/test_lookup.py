@@ -304,6 +304,29 @@ async def test_missing_parameters_are_reported_per_api(stack: Stack) -> None:
     assert [v.field for v in bad.field_violations] == ["parameters.identifiantSportif"]
 
 
+async def test_an_api_not_asked_about_this_kind_of_subject_is_refused(stack: Stack) -> None:
+    """ANTS answers FranceConnect users only: by identity pivot it is 00400 naming the subject, not called."""
+    factory = TokenFactory(
+        stack.factory.key, scopes=["ants_extrait_immatriculation_vehicule_statut_rattachement"]
+    )
+    response = await stack.stub.Lookup(
+        gateway_pb2.LookupRequest(
+            identite=lefebvre(),
+            apis=[gateway_pb2.API_EXTRAIT_IMMATRICULATION_VEHICULE],
+            parameters=gateway_pb2.LookupParameters(immatriculation="SB-101-AA"),
+        ),
+        metadata=(("authorization", factory.bearer()), ("x-recipient", RECIPIENT)),
+    )
+    (result,) = response.results
+    assert (result.error.code, error_info(result.error).metadata["code"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        "00400",
+    )
+    bad = error_details_pb2.BadRequest()
+    assert any(detail.Unpack(bad) for detail in result.error.details)
+    assert [v.field for v in bad.field_violations] == ["identite"]
+
+
 async def test_all_means_every_api_the_token_opens(stack: Stack) -> None:
     """No API named: every API of the token's scopes, in enum order."""
     response = await stack.stub.Lookup(
