@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -103,6 +104,20 @@ def _periode(fiche: _FicheHN) -> sdh_pb2.Periode:
     return sdh_pb2.Periode(date_debut_statut=fiche.debut[:10], date_fin_statut=fiche.fin[:10])
 
 
+def _statut(
+    fiche: _FicheHN, etablissement: sdh_pb2.Etablissement | None, region: sdh_pb2.Region | None
+) -> dict[str, Any]:
+    """The fields a list record gives today's status and the others alike."""
+    return {
+        "periode": _periode(fiche),
+        "federation": _federation(fiche),
+        "etablissement": etablissement,
+        "region": region,
+        "categorie": _categorie(fiche),
+        "sportif_de_haut_niveau": fiche.haut_niveau,
+    }
+
+
 def statut_sportif(answer: SportifAnswer, today: dt.date) -> sdh_pb2.StatutSportifData:
     """The v3 data object of the ministry's answer, as it stands on ``today``."""
     current = next((fiche for fiche in answer.fiches_hn if fiche.holds(today)), None)
@@ -124,29 +139,14 @@ def statut_sportif(answer: SportifAnswer, today: dt.date) -> sdh_pb2.StatutSport
         est_sportif_de_haut_niveau=current is not None and current.haut_niveau,
         a_ete_sportif_de_haut_niveau=any(fiche.haut_niveau for fiche in answer.fiches_hn),
         informations_statuts_precedents=[
-            sdh_pb2.StatutPrecedent(
-                fiche=fiche.fiche,
-                periode=_periode(fiche),
-                federation=_federation(fiche),
-                etablissement=etablissement,
-                region=region,
-                categorie=_categorie(fiche),
-                sportif_de_haut_niveau=fiche.haut_niveau,
-            )
+            sdh_pb2.StatutPrecedent(fiche=fiche.fiche, **_statut(fiche, etablissement, region))
             for fiche in answer.fiches_hn
             if fiche is not current
         ],
     )
     if current is not None:
         data.informations_statut.CopyFrom(
-            sdh_pb2.InformationsStatut(
-                periode=_periode(current),
-                federation=_federation(current),
-                etablissement=etablissement,
-                region=region,
-                categorie=_categorie(current),
-                sportif_de_haut_niveau=current.haut_niveau,
-            )
+            sdh_pb2.InformationsStatut(**_statut(current, etablissement, region))
         )
     return data
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -10,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from apiparticulier.ants.v1 import ants_pb2_grpc
 from services.ants.app import ANTS
+from tests.certificates import issue
 from tests.services.conftest import sandbox_stub_fixture
 
 ants = sandbox_stub_fixture(ANTS, ants_pb2_grpc.AntsServiceStub)
@@ -33,27 +32,6 @@ class Pki:
     """The fake SIV's TLS: its certificate, and client certificates of the CA demanded."""
 
 
-def _issue(
-    name: str, key: rsa.RSAPrivateKey, issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None
-) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is not None:
-        san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-
 def _pem(path: Path, certificate: x509.Certificate, key: rsa.RSAPrivateKey | None = None) -> Path:
     path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     if key is not None:
@@ -68,11 +46,12 @@ def _pem(path: Path, certificate: x509.Certificate, key: rsa.RSAPrivateKey | Non
 def make_pki(directory: Path) -> Pki:
     """A fresh PKI under ``directory``."""
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca = _issue("test CA", ca_key, None)
+    ca = issue("test CA", ca_key, None)
     server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     client_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    server = _pem(directory / "siv.crt", _issue("siv", server_key, (ca, ca_key)), server_key)
-    client_certificate = _issue("api-particulier", client_key, (ca, ca_key))
+    loopback = [x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])]
+    server = _pem(directory / "siv.crt", issue("siv", server_key, (ca, ca_key), loopback), server_key)
+    client_certificate = issue("api-particulier", client_key, (ca, ca_key), loopback)
     client = _pem(directory / "client.crt", client_certificate, client_key)
     ca_file = _pem(directory / "ca.crt", ca)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_file))

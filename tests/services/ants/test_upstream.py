@@ -110,6 +110,17 @@ def refused(code: str, message: str) -> Answer:
     )
 
 
+def verified(assertion: Any, pki: Pki) -> Any:
+    """The assertion as its signature covers it, once verified against the client certificate."""
+    result: Any = XMLVerifier().verify(
+        assertion,
+        x509_cert=pki.client_certificate,
+        id_attribute="ID",
+        expect_config=SignatureConfiguration(require_x509=True),
+    )
+    return result.signed_xml
+
+
 @pytest.fixture
 def siv(pki: Pki) -> Any:
     """The fake SIV, serving HTTPS and demanding a client certificate of the PKI's CA."""
@@ -150,13 +161,7 @@ async def test_request_is_a_signed_soap_call_over_mutual_tls(
     assert control["type_operation"] == "Consultation Dossier"
     assert envelope.findtext(".//siv:num_immat", namespaces=ns) == "SB-101-AA"
     assertion = envelope.find(".//saml:Assertion", ns)
-    verified: Any = XMLVerifier().verify(
-        assertion,
-        x509_cert=pki.client_certificate,
-        id_attribute="ID",
-        expect_config=SignatureConfiguration(require_x509=True),
-    )
-    signed = verified.signed_xml
+    signed = verified(assertion, pki)
     assert signed.findtext("saml:Issuer", namespaces=ns) == "api-particulier-idp"
     assert signed.findtext(".//saml:AttributeValue", namespaces=ns) == "CONC42"
     conditions = signed.find("saml:Conditions", ns)
@@ -176,11 +181,7 @@ async def test_a_tampered_assertion_fails_verification(
     assertion: Any = etree.fromstring(request.body).find(f".//{{{SAML}}}Assertion")
     assertion.find(f".//{{{SAML}}}AttributeValue").text = "OTHER"
     with pytest.raises(InvalidSignature):
-        XMLVerifier().verify(
-            assertion,
-            x509_cert=pki.client_certificate,
-            id_attribute="ID",
-        )
+        verified(assertion, pki)
 
 
 async def test_the_extract_of_the_person_who_matches(siv: FakeProvider, backend: UpstreamAntsBackend) -> None:
