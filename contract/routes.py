@@ -195,6 +195,7 @@ _SUBJECT_TYPES: dict[options_pb2.SubjectKind.ValueType, str | None] = {
     options_pb2.SUBJECT_KIND_FRANCE_CONNECT: identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name,
     options_pb2.SUBJECT_KIND_INE: None,
     options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT: None,
+    options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT: None,
 }
 """The message type each subject kind holds; None: a string."""
 

@@ -26,6 +26,9 @@ DATA_FIELD = "data"
 """The field of a provider response that holds the v3 data object."""
 WITHHELD_FIELD = "withheld"
 """The response's field mask of the paths, relative to ``data``, the gateway withheld."""
+META_FIELD = "meta"
+"""The field of a provider response, where its API fills one, that holds the v3 meta object (ANTS's
+identity check); every caller sees it whole."""
 
 _SCALARS: Mapping[int, Callable[[Any], Any]] = {
     FieldDescriptor.CPPTYPE_BOOL: bool,
@@ -52,6 +55,17 @@ def data_object(response: Message) -> dict[str, Any]:
         TypeError: A data field has a type the v3 API has no JSON for (enum, bytes).
     """
     return render(getattr(response, DATA_FIELD), frozenset(withheld_of(response)))
+
+
+def meta_object(response: Message) -> dict[str, Any]:
+    """The v3 ``meta`` object of a provider response: ``{}`` for the APIs that fill none.
+
+    Args:
+        response: A provider response message.
+    """
+    if META_FIELD not in response.DESCRIPTOR.fields_by_name:
+        return {}
+    return render(getattr(response, META_FIELD))
 
 
 def withheld_of(response: Message) -> list[str]:

@@ -102,6 +102,8 @@ def canonical_subject(request: Message) -> str:
             return "ine|" + "".join(value.split()).upper()
         if kind == options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT and value.strip():
             return "france_travail|" + str(value).strip()
+        if kind == options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT and value.strip():
+            return "sportif|" + str(value).strip()
     return ""
 
 

@@ -8,7 +8,8 @@ once), or for every API the scopes open when none is named:
 - an API none of whose scopes the caller holds (with a FranceConnect subject:
   that both tokens hold) is refused, 00100, and not called;
 - an API that needs a parameter the request lacks (France Travail without
-  ``identifiant_france_travail``: 00380; MEN without ``annee_scolaire``: 00411),
+  ``identifiant_france_travail``, SDH without ``identifiant_sportif``: 00380; MEN
+  without ``annee_scolaire``: 00411; ANTS without ``immatriculation``: 00430),
   or that cannot be asked about this kind of subject (00400), is refused and not called;
 - every other API is called with `CallPath.call_within`: it counts against the
   token's rate limit (over it, that API's result is 00429), is journalled and
@@ -62,6 +63,8 @@ _SUBJECT_KINDS = {
     "france_connect": options_pb2.SUBJECT_KIND_FRANCE_CONNECT,
 }
 """The kind of each subject of the ``LookupRequest`` oneof."""
+_SUBJECT_JSON_NAMES = {"identite": "identite", "france_connect": "franceConnect"}
+"""The JSON name of each subject of the ``LookupRequest`` oneof, for the violation that names it."""
 
 
 def _missing(code: str, parameter: str, description: str) -> Callable[[], ApiError]:
@@ -70,6 +73,8 @@ def _missing(code: str, parameter: str, description: str) -> Callable[[], ApiErr
 
 _REQUIRED: dict[str, Callable[[], ApiError]] = {
     "identifiant_france_travail": _missing("00380", "identifiantFranceTravail", "required by this API"),
+    "identifiant_sportif": _missing("00380", "identifiantSportif", "required by this API"),
+    "immatriculation": _missing("00430", "immatriculation", "required by this API: the registration number"),
     "annee_scolaire": _missing("00411", "anneeScolaire", "required by this API: YYYY-YYYY or YYYY"),
 }
 """The ``LookupParameters`` without which the API that takes them is not asked, and the refusal."""
@@ -169,7 +174,10 @@ class LookupService:
             raise bad_request([FieldViolation("apis", "must be a value of the Api enum")])
         route = entry.route_for(kind) or _by_parameter(entry.routes)
         if route is None:
-            raise bad_request([FieldViolation("franceConnect", "this API is asked by identity pivot only")])
+            subject = _SUBJECT_JSON_NAMES[request.WhichOneof("subject") or ""]
+            raise bad_request(
+                [FieldViolation(subject, "this API cannot be asked about this kind of subject")]
+            )
         if route.scopes.isdisjoint(scopes):
             raise insufficient_scopes()
         message = route.request_class()
@@ -204,7 +212,7 @@ class LookupService:
 
 
 def _by_parameter(routes: Sequence[Route]) -> Route | None:
-    """The route whose subject the Lookup fills from its parameters (France Travail's identifiant)."""
+    """The route whose subject the Lookup fills from its parameters (France Travail's, SDH's identifiant)."""
     for route in routes:
         if any(parameter.field == route.subject.name for parameter in route.lookup_parameters):
             return route

@@ -151,6 +151,10 @@ CODES: dict[str, ErrorCode] = {
     "00360": _parameter("Le numéro d'INE n'est pas correctement formatté"),
     "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
     "00380": _parameter("L'identifiant est manquant"),
+    "00391": _parameter(
+        "Les paramètres d'identité correspondent à plusieurs personnes. Nous ne pouvons pas fournir "
+        "les informations de service civique pour cet individu."
+    ),
     "00410": _parameter(
         "Le code établissement (UAI) n'est pas correctement formaté (7 chiffres et 1 lettre)"
     ),
@@ -167,6 +171,23 @@ CODES: dict[str, ErrorCode] = {
     "00419": _parameter(
         "Les paramètres codeEtablissement et périmètre (codesBcnRegions/codesBcnDepartements) "
         "sont mutuellement exclusifs"
+    ),
+    "00430": _parameter("L'immatriculation du véhicule est manquante"),
+    # -- provider refusals of their own ----------------------------------------------------------------
+    "39400": ErrorCode(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        422,
+        "AGE_OUT_OF_SCOPE",
+        "Age non pertinent pour le Service National",
+        "L'age renseigné n'est pas compris entre 16 et 25 ans incluts, et n'est donc pas concerné par "
+        "le Service National.",
+    ),
+    "42005": ErrorCode(
+        grpc.StatusCode.NOT_FOUND,
+        404,
+        "IDENTITY_NOT_FOUND",
+        "Identité non trouvée",
+        "Immatriculation trouvée mais aucune identité ne correspond",
     ),
     # -- FranceConnect access tokens (error source 51) ----------------------------------------------
     "51101": ErrorCode(
@@ -211,7 +232,9 @@ PROVIDER_CODES: dict[str, ErrorCode] = {
         404,
         "NOT_FOUND",
         "Entité non trouvée",
-        "Aucun résultat n'a été trouvé pour les paramètres fournis.",
+        "Le ou les paramètre(s) d'entrée n'existent pas, ne sont pas connus, ou ne comportent aucune "
+        "information pour cet appel. Veuillez vérifier que votre recherche est couverte par le "
+        "périmètre de l'API.",
     ),
     "004": ErrorCode(
         grpc.StatusCode.UNAVAILABLE,

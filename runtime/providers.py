@@ -37,6 +37,14 @@ CNOUS = ErrorSource("26", "CNOUS")
 """The Cnous (scholarship status)."""
 MEN = ErrorSource("30", "MEN")
 """The ministry of national education (pupil status)."""
+GIP_MDS = ErrorSource("31", "GIP-MDS")
+"""The GIP-MDS, which holds the déclarations sociales nominatives (service civique contracts)."""
+DSNJ = ErrorSource("39", "DSNJ")
+"""The Direction du Service national et de la jeunesse (service national status)."""
+SDH = ErrorSource("41", "SDH")
+"""The sports ministry's register of high-level sportspeople (statut sportif)."""
+ANTS = ErrorSource("42", "ANTS")
+"""The Agence nationale des titres sécurisés, which answers from the vehicle register (SIV)."""
 FRANCE_CONNECT = ErrorSource("51", "FranceConnect")
 """FranceConnect, whose access tokens the gateway resolves on the FranceConnect methods."""
 
@@ -97,6 +105,10 @@ PROVIDERS: tuple[ProviderService, ...] = (
     ProviderService("mesr", "MESR (statut étudiant)", 50064, 9464, MESRI),
     ProviderService("cnous", "Cnous", 50065, 9465, CNOUS),
     ProviderService("men", "MEN", 50066, 9466, MEN),
+    ProviderService("dsnj", "DSNJ (service national)", 50067, 9467, DSNJ),
+    ProviderService("gip_mds", "GIP-MDS (service civique)", 50068, 9468, GIP_MDS),
+    ProviderService("sdh", "SDH (statut sportif)", 50069, 9469, SDH),
+    ProviderService("ants", "ANTS (immatriculation des véhicules)", 50070, 9470, ANTS),
 )
 """Every provider service, in the order the mesh lists them."""
 

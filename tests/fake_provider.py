@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -73,13 +74,22 @@ class Received:
 class FakeProvider:
     """The fake provider server; use as a context manager."""
 
-    def __init__(self) -> None:
-        """Bind a free loopback port; answer 404 on unscripted paths."""
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """Bind a free loopback port; answer 404 on unscripted paths.
+
+        Args:
+            tls: A server-side context to serve HTTPS with (one that demands client
+                certificates stands for a provider behind mutual TLS).
+        """
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self.received: list[Received] = []
+        self._scheme = "http" if tls is None else "https"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        if tls is not None:
+            # A client that fails the handshake is dropped at accept, before any request.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         # A short poll interval keeps the shutdown at the end of each test quick.
@@ -91,7 +101,7 @@ class FakeProvider:
     def url(self) -> str:
         """Base URL of the server, without a trailing slash."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def script(self, path: str, *answers: Answer) -> None:
         """Answer requests to ``path`` with ``answers`` in turn, the last one repeating."""

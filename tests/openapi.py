@@ -27,25 +27,25 @@ def http_paths(route: Route) -> tuple[str, ...]:
     return tuple(method.GetOptions().Extensions[options_pb2.api_route].http_paths)
 
 
-def data_schema(path: str) -> dict[str, Any]:
-    """The spec's schema of the ``data`` object of a 200 answer to ``GET path``, untranslated."""
+def data_schema(path: str, part: str = "data") -> dict[str, Any]:
+    """The spec's schema of the ``data`` (or ``meta``) object of a 200 answer to ``GET path``, as written."""
     answer = spec()["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
-    schema: dict[str, Any] = answer["schema"]["properties"]["data"]
+    schema: dict[str, Any] = answer["schema"]["properties"][part]
     return schema
 
 
 @cache
-def _validator(path: str) -> Draft7Validator:
-    schema = json_schema(data_schema(path))
+def _validator(path: str, part: str) -> Draft7Validator:
+    schema = json_schema(data_schema(path, part))
     Draft7Validator.check_schema(schema)
     return Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
 
 
-def violations(path: str, data: Any) -> list[str]:
-    """How ``data`` breaks the spec's ``data`` schema of ``path``: one line per error, none when it fits."""
+def violations(path: str, data: Any, part: str = "data") -> list[str]:
+    """How ``data`` breaks the spec's ``data`` (or ``meta``) schema of ``path``: one line per error."""
     return [
-        f"{'.'.join(str(part) for part in error.absolute_path) or '(data)'}: {error.message}"
-        for error in _validator(path).iter_errors(data)
+        f"{'.'.join(str(step) for step in error.absolute_path) or f'({part})'}: {error.message}"
+        for error in _validator(path, part).iter_errors(data)
     ]
 
 

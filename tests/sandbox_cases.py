@@ -29,6 +29,7 @@ _SUBJECT_KEYS = {
     options_pb2.SUBJECT_KIND_FRANCE_CONNECT: "identite",
     options_pb2.SUBJECT_KIND_INE: "ine",
     options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT: "identifiant",
+    options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT: "identifiant",
 }
 """Which key of a population entry holds each kind of subject."""
 
@@ -75,6 +76,8 @@ def subject_request(route: Route, person: dict[str, Any]) -> Message | None:
         json_format.ParseDict(subject, fc.identite_pivot)
     else:
         setattr(request, name, subject)
+    # What else the method needs to find the person's answer (ANTS's registration number).
+    json_format.ParseDict(person.get("parameters", {}), request)
     return request
 
 

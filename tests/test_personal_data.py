@@ -20,7 +20,7 @@ _SHORTEST_NAME = 5
 
 
 def sandbox_secrets() -> set[str]:
-    """Names, birth dates, INEs and identifiants of every sandbox person."""
+    """Names, birth dates, INEs, identifiants and registration numbers of every sandbox person."""
     found: set[str] = set()
     for population in _ROOT.glob("services/*/sandbox_population.json"):
         for person in json.loads(population.read_text(encoding="utf-8"))["persons"]:
@@ -33,12 +33,14 @@ def sandbox_secrets() -> set[str]:
                 )
                 found.add(f"{year:04d}-{month:02d}-{day:02d}")
             found.update(person[key] for key in ("ine", "identifiant") if key in person)
+            # What else names the person's records: a vehicle's registration number.
+            found.update(str(value) for value in person.get("parameters", {}).values())
     return found
 
 
 @pytest.mark.runs_last
 def test_the_run_log_holds_no_personal_data() -> None:
-    """No sandbox person's name, birth date, INE or identifiant appears in any logged event."""
+    """No sandbox person's name, birth date, INE, identifiant or plate appears in any logged event."""
     text = LOG_FILE.read_text(encoding="utf-8")
     assert '"event": "api_call"' in text, "the run journalled no call: the audit would prove nothing"
     upper = text.upper()

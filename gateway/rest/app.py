@@ -39,7 +39,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from contract.openapi import restricted_spec
-from contract.v3_json import data_object
+from contract.v3_json import data_object, meta_object
 from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
 from gateway.availability import Availability, AvailabilityTracker, ProviderState
@@ -195,7 +195,8 @@ class RestFront:
                 answer = await self._call_path.call_provider(
                     target, message.SerializeToString(), Inbound(metadata, None)
                 )
-                return 200, {"data": data_object(render(answer)), "links": {}, "meta": {}}
+                response = render(answer)
+                return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
 
             return await self._answer(request, method, produce)
 

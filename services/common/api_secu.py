@@ -37,7 +37,7 @@ from runtime.caller import Caller
 from runtime.errors import ApiError, FieldViolation, invalid_civility
 from runtime.upstream import TokenSource, UpstreamClient
 from services.common.caller_headers import CallerHeaders
-from services.common.pivot import birth_date
+from services.common.pivot import ascii_look_alikes, birth_date
 
 FD_HEADER = "X-APISECU-FD"
 """The answer's header naming the organisation that answered (00810011 CNAF, 00171001 MSA, 99430000 RNCPS)."""
@@ -45,12 +45,6 @@ CALLER_HEADERS = CallerHeaders(recipient="X-APIPART-FSFINAL")
 """The recipient's SIRET and the correlation id, on every request."""
 
 _FRANCE = "99100"
-_ASCII_LOOK_ALIKES = str.maketrans(
-    {
-        **dict.fromkeys("\u2018\u2019\u201b\u02bc\u2032\uff07", "'"),
-        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d", "-"),
-    }
-)
 
 NotFoundAnswer = Callable[[httpx.Response], ApiError | None]
 """What a 404 answer stands for, None when the service does not recognise it."""
@@ -60,11 +54,6 @@ class _ErrorAnswer(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
     error_code: str | int | None = pydantic.Field(default=None, alias="errorCode")
-
-
-def ascii_look_alikes(name: str) -> str:
-    """The name with typographic apostrophes and dashes made ``'`` and ``-``, all else unchanged."""
-    return name.translate(_ASCII_LOOK_ALIKES)
 
 
 def identity_query(identity: identity_pb2.IdentityPivot) -> dict[str, str]:

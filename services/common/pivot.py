@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from apiparticulier.common.v1 import identity_pb2
 
 
@@ -21,3 +23,29 @@ def birth_date(identity: identity_pb2.IdentityPivot) -> str:
         if identity.HasField("jour_date_naissance"):
             date += f"-{identity.jour_date_naissance:02d}"
     return date
+
+
+_ASCII_LOOK_ALIKES = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201b\u02bc\u2032\uff07", "'"),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d", "-"),
+    }
+)
+_LIGATURES = str.maketrans({"Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ß": "ss"})
+
+
+def ascii_look_alikes(name: str) -> str:
+    """The name with typographic apostrophes and dashes made ``'`` and ``-``, all else unchanged."""
+    return name.translate(_ASCII_LOOK_ALIKES)
+
+
+def ascii_folded(name: str) -> str:
+    """The name in plain ASCII, as directories that know no accent hold it.
+
+    Accents are dropped (``Zoé`` gives ``Zoe``), ligatures spelt out (``Œ`` gives
+    ``OE``), typographic apostrophes and dashes made ``'`` and ``-``, and any other
+    character ASCII lacks is dropped.
+    """
+    decomposed = unicodedata.normalize("NFKD", ascii_look_alikes(name).translate(_LIGATURES))
+    unaccented = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unaccented.encode("ascii", "ignore").decode()

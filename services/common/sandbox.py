@@ -17,8 +17,9 @@ File shape::
         "label": "what this person demonstrates",
         "identite": {"nomNaissance": "...", "prenoms": ["..."], "anneeDateNaissance": 1982,
                      "moisDateNaissance": 12, "jourDateNaissance": 27, "sexeEtatCivil": "F"},
-        "ine": "optional", "identifiant": "optional",
-        "error": "optional: not_found | provider_unavailable | provider_timeout | provider_unknown_answer",
+        "ine": "optional", "identifiant": "optional (France Travail's, or a sportsperson's)",
+        "error": "optional: not_found | ambiguous | provider_unavailable | provider_timeout
+                  | provider_unknown_answer",
         "answers": {"<api>": {<v3 data object>}},
         "refusals": {"<api>": "<code>"}
     }]}
@@ -57,12 +58,16 @@ _Data = TypeVar("_Data", bound=Message)
 
 NotFound = Callable[[], ApiError]
 """The provider's refusal of a subject it does not know."""
+Ambiguous = Callable[[], ApiError]
+"""The provider's refusal of a subject that matches several persons."""
 
 
 class SandboxError(StrEnum):
     """Error paths a sandbox person triggers."""
 
     NOT_FOUND = "not_found"
+    AMBIGUOUS = "ambiguous"
+    """The provider finds several persons; not found where the provider has no such answer."""
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     PROVIDER_TIMEOUT = "provider_timeout"
     PROVIDER_UNKNOWN_ANSWER = "provider_unknown_answer"
@@ -141,7 +146,7 @@ class SandboxPopulation:
         return self._by_ine.get(ine.upper())
 
     def by_identifiant(self, identifiant: str) -> SandboxPerson | None:
-        """The person with this France Travail identifiant, if any."""
+        """The person with this identifiant (France Travail's, or the sports ministry's), if any."""
         return self._by_identifiant.get(identifiant)
 
 
@@ -156,27 +161,42 @@ def _transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | N
     return None
 
 
-def found(person: SandboxPerson | None, source: ErrorSource, not_found: NotFound) -> SandboxPerson:
+def found(
+    person: SandboxPerson | None,
+    source: ErrorSource,
+    not_found: NotFound,
+    ambiguous: Ambiguous | None = None,
+) -> SandboxPerson:
     """The person, when they stand for an answer.
 
     Args:
         person: Whom the subject designates, if anyone.
         source: The provider named by the failures a person stands for.
         not_found: The provider's refusal of a subject it does not know.
+        ambiguous: The provider's refusal of a subject matching several persons, if it has one.
 
     Raises:
         ApiError: ``not_found()`` for nobody and for a person who stands for not
-            found; the failure of ``source`` the person stands for.
+            found; ``ambiguous()`` for a person who stands for several; the failure
+            of ``source`` the person stands for.
     """
     if person is None:
         raise not_found()
+    if person.error is SandboxError.AMBIGUOUS and ambiguous is not None:
+        raise ambiguous()
     if person.error is not None:
         raise _transport_error(person.error, source) or not_found()
     return person
 
 
 def answer(
-    person: SandboxPerson | None, api: str, data_type: type[_Data], source: ErrorSource, not_found: NotFound
+    person: SandboxPerson | None,
+    api: str,
+    data_type: type[_Data],
+    source: ErrorSource,
+    not_found: NotFound,
+    *,
+    ambiguous: Ambiguous | None = None,
 ) -> _Data:
     """The person's answer to one API, as its data message.
 
@@ -186,11 +206,12 @@ def answer(
         data_type: The API's data message.
         source: The provider named by the failures a person stands for.
         not_found: The provider's refusal of a subject it does not know.
+        ambiguous: The provider's refusal of a subject matching several persons, if it has one.
 
     Raises:
         ApiError: as `found`, and ``not_found()`` when the person has no answer for ``api``.
     """
-    answers = found(person, source, not_found).answers
+    answers = found(person, source, not_found, ambiguous).answers
     if api not in answers:
         raise not_found()
     return json_format.ParseDict(answers[api], data_type())

@@ -147,7 +147,12 @@ class ProviderSettings(ServerSettings):
         )
 
     def upstream_client(
-        self, source: ErrorSource, *, base_url: str | None = None, headers: Mapping[str, str] | None = None
+        self,
+        source: ErrorSource,
+        *,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        client_certificate: tuple[Path, Path] | None = None,
     ) -> UpstreamClient:
         """The HTTP client to the provider these settings describe (base URL, timeout, CA bundle, pool).
 
@@ -155,10 +160,15 @@ class ProviderSettings(ServerSettings):
             source: Named in every error the client raises.
             base_url: Overrides UPSTREAM_BASE_URL (for a second host of the same provider).
             headers: Headers sent with every request.
+            client_certificate: PEM certificate (chain) and key files to present, for a
+                provider behind mutual TLS.
         """
         verify: ssl.SSLContext | bool = True
-        if self.upstream_ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(self.upstream_ca_file))
+        if self.upstream_ca_file is not None or client_certificate is not None:
+            cafile = None if self.upstream_ca_file is None else str(self.upstream_ca_file)
+            verify = ssl.create_default_context(cafile=cafile)
+            if client_certificate is not None:
+                verify.load_cert_chain(*client_certificate)
         return UpstreamClient(
             source,
             base_url or self.upstream_base_url or "",

@@ -41,6 +41,12 @@ CNOUS_IDENTITY = IdentityRules(full_birth_date_required=True, sex_required=False
 """Cnous v4: full birth date; sex optional."""
 MEN_IDENTITY = IdentityRules(full_birth_date_required=True)
 """MEN v4: full birth date and sex."""
+DSNJ_IDENTITY = IdentityRules(full_birth_date_required=True, birth_country_required=True)
+"""DSNJ service national: full birth date, sex and birth country."""
+GIP_MDS_IDENTITY = IdentityRules(full_birth_date_required=True, sex_required=False)
+"""GIP-MDS service civique: full birth date; sex and birthplace are not asked."""
+ANTS_IDENTITY = IdentityRules(full_birth_date_required=True, sex_required=False)
+"""ANTS (FranceConnect only): the certified name, first names and full birth date."""
 
 
 def _is_name(value: str) -> bool:
@@ -215,7 +221,8 @@ def validate_reference_month(
     return []
 
 
-_FRANCE_CONNECT_PREFIX = "franceConnect.identitePivot"
+FRANCE_CONNECT_PREFIX = "franceConnect.identitePivot"
+"""The JSON path of the identity the gateway resolved from a FranceConnect token."""
 
 
 def resolved_france_connect_identity(
@@ -234,12 +241,12 @@ def resolved_france_connect_identity(
         raise invalid_civility(
             [
                 FieldViolation(
-                    _FRANCE_CONNECT_PREFIX,
+                    FRANCE_CONNECT_PREFIX,
                     "required: resolved by the gateway from the FranceConnect access token",
                 )
             ]
         )
-    return subject.identite_pivot, _FRANCE_CONNECT_PREFIX
+    return subject.identite_pivot, FRANCE_CONNECT_PREFIX
 
 
 def checked_identity(

@@ -55,7 +55,7 @@ def test_routes_carry_what_the_contract_declares() -> None:
     paths = build_routes().by_path()
     men = paths["/apiparticulier.men.v1.MenService/GetScolariteByIdentity"]
     assert men.api_label == "men.scolarite"
-    assert men.http_paths == ("/v4/men/scolarites/identite",)
+    assert men.http_paths == ("/v4/men/scolarites/identite", "/v3/men/scolarites/identite")
     assert men.subject == SubjectField("identite", options_pb2.SUBJECT_KIND_IDENTITY_PIVOT)
     assert {(p.field, p.parameter) for p in men.lookup_parameters} == {
         ("annee_scolaire", "annee_scolaire"),

@@ -16,7 +16,7 @@ import pytest
 from google.protobuf import json_format
 
 from contract.routes import Route, build_routes
-from contract.v3_json import DATA_FIELD, data_object, withheld_of
+from contract.v3_json import DATA_FIELD, data_object, meta_object, withheld_of
 from tests.openapi import data_schema, example, http_paths, spec, violations
 from tests.rich_status import rich_status
 from tests.sandbox_cases import Case, cases, method, sandbox_providers
@@ -54,7 +54,7 @@ def test_every_method_has_sandbox_answers() -> None:
 async def test_every_sandbox_answer_validates_against_the_spec(
     channels: dict[str, grpc.aio.Channel], case: Case
 ) -> None:
-    """The rendered data object of each sandbox person's answer fits the spec's 200 schema of its path.
+    """Each sandbox person's rendered data and meta objects fit the spec's 200 schema of its path.
 
     A person without an answer is NOT_FOUND, with the code of the refusal the population names.
     """
@@ -68,9 +68,10 @@ async def test_every_sandbox_answer_validates_against_the_spec(
         return
     response = await call(case.request, timeout=5)
     assert withheld_of(response) == []
-    data = data_object(response)
+    data, meta = data_object(response), meta_object(response)
     for path in http_paths(case.route):
         assert violations(path, data) == [], path
+        assert violations(path, meta, "meta") == [], path
 
 
 @pytest.mark.parametrize("route", ROUTES.routes, ids=lambda route: route.method)

@@ -10,8 +10,17 @@ from google.protobuf import descriptor_pb2, descriptor_pool, field_mask_pb2, mes
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from apiparticulier.ants.v1 import ants_pb2
 from apiparticulier.c2s.v1 import c2s_pb2
-from contract.v3_json import DATA_FIELD, WITHHELD_FIELD, data_object, render, withheld_of
+from contract.v3_json import (
+    DATA_FIELD,
+    META_FIELD,
+    WITHHELD_FIELD,
+    data_object,
+    meta_object,
+    render,
+    withheld_of,
+)
 from tests.contract.contracts import messages_under, provider_responses
 
 _OPTIONAL = FieldDescriptor.LABEL_OPTIONAL
@@ -154,18 +163,46 @@ def _data_type(response: Descriptor) -> Descriptor:
 
 
 def test_every_provider_response_is_data_and_withheld() -> None:
-    """Each provider response holds its data object at 1 and the withheld field mask at 2, nothing else."""
+    """Each provider response holds its data object at 1, the withheld mask at 2, at most its meta at 3."""
     for response in provider_responses():
         fields = {
             (field.name, field.number, field.message_type.full_name if field.message_type else None)
             for field in response.fields
         }
-        assert fields == {(DATA_FIELD, 1, _data_type(response).full_name), (WITHHELD_FIELD, 2, FIELD_MASK)}
+        meta = response.fields_by_name.get(META_FIELD)
+        expected = {(DATA_FIELD, 1, _data_type(response).full_name), (WITHHELD_FIELD, 2, FIELD_MASK)}
+        if meta is not None:
+            assert meta.message_type is not None
+            expected.add((META_FIELD, 3, meta.message_type.full_name))
+        assert fields == expected
+
+
+def test_meta_is_rendered_where_an_api_fills_it() -> None:
+    """ANTS's identity check renders as its v3 meta object; an API without meta has ``{}``."""
+    extrait = ants_pb2.GetExtraitImmatriculationVehiculeByFranceConnectResponse()
+    extrait.meta.identity_matching.family_name = 1.0
+    extrait.meta.identity_matching.overall_match = False
+    assert meta_object(extrait) == {
+        "identity_matching": {
+            "family_name": 1.0,
+            "given_name": None,
+            "birth_date": None,
+            "overall_match": False,
+        }
+    }
+    assert meta_object(c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse()) == {}
 
 
 def test_every_data_field_has_explicit_presence() -> None:
     """Every field under a provider response's data is a list or has presence: set and null differ."""
-    seen = messages_under(*(_data_type(response) for response in provider_responses()))
+    seen = messages_under(
+        *(
+            field.message_type
+            for response in provider_responses()
+            for field in response.fields
+            if field.name in (DATA_FIELD, META_FIELD) and field.message_type is not None
+        )
+    )
     implicit = [
         field.full_name
         for message in seen

@@ -326,7 +326,9 @@ def test_secrets_stay_out_of_the_manifests(rendered, scenario):
                 env = _environment(container, objects)
                 mounts = tuple(_secret_mounts(workload, container))
                 for name, path in env.items():
-                    is_tls_file = name.startswith(("TLS_", "PROVIDER_TLS_")) and name.endswith("_FILE")
+                    is_tls_file = name.startswith(
+                        ("TLS_", "PROVIDER_TLS_", "UPSTREAM_CLIENT_")
+                    ) and name.endswith("_FILE")
                     if name == "KEYS_DIR" or is_tls_file:
                         assert mounts and path.startswith(mounts), f"{name}={path} is not on a Secret volume"
 

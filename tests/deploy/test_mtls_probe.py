@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import sys
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from runtime.server import GrpcServer
 from runtime.settings import ServerSettings
+from tests.certificates import issue
 
 PROBE = Path(__file__).resolve().parents[2] / "deploy/k8s/components/mtls/grpc_health_check.py"
 
 
 def _certificate(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None):
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-    )
-    if issuer is None:
-        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+    extensions: list[x509.ExtensionType] = []
+    if issuer is not None:
         usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    certificate = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-    return certificate, key
+        extensions = [x509.SubjectAlternativeName([x509.DNSName(name)]), x509.ExtendedKeyUsage(usages)]
+    return issue(name, key, issuer, extensions), key
 
 
 def _write(directory: Path, name: str, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey):

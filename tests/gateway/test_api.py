@@ -13,6 +13,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway.api import method_access
+from runtime.providers import BY_NAME
 from tests.gateway.conftest import Mesh
 from tests.rich_status import rich_status
 
@@ -122,14 +123,7 @@ async def test_proofs_avoided_is_public_and_not_rate_limited(mesh: Mesh) -> None
     pings = await asyncio.gather(
         *(stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest()) for _ in range(60))
     )
-    assert {p.provider for p in pings[0].providers} == {
-        "cnaf",
-        "c2s",
-        "france_travail",
-        "mesr",
-        "cnous",
-        "men",
-    }
+    assert {p.provider for p in pings[0].providers} == set(BY_NAME)
 
 
 async def test_lookup_needs_a_recipient_and_a_subject(mesh: Mesh) -> None:

@@ -197,6 +197,23 @@ async def test_lookup_with_a_france_connect_subject(mesh: Mesh) -> None:
     assert rich_status(caught.value).api_code == "51103"
 
 
+async def test_a_lookup_of_ants_needs_the_registration_number(mesh: Mesh) -> None:
+    """ANTS asked by FranceConnect without immatriculation: 00430, not called."""
+    factory = TokenFactory(
+        mesh.factory.key, scopes=["ants_extrait_immatriculation_vehicule_statut_rattachement"]
+    )
+    response = await gateway_pb2_grpc.GatewayServiceStub(mesh.channel).Lookup(
+        gateway_pb2.LookupRequest(
+            france_connect=identity_pb2.FranceConnectSubject(access_token="fc-morel"),
+            apis=[gateway_pb2.API_EXTRAIT_IMMATRICULATION_VEHICULE],
+        ),
+        metadata=metadata(factory),
+    )
+    (result,) = response.results
+    assert result.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "00430" in result.error.message
+
+
 def test_sandbox_tokens_are_distinct() -> None:
     assert len({t.token for t in SANDBOX_TOKENS}) == len(SANDBOX_TOKENS)
 

@@ -12,6 +12,7 @@ from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.france_travail.v1 import france_travail_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
+from apiparticulier.sdh.v1 import sdh_pb2
 from gateway.journal import Journal, canonical_subject, normalise_text
 
 KEY = b"a secret key of the operator, 32b"
@@ -84,7 +85,7 @@ def test_a_different_key_gives_a_different_digest() -> None:
     assert Journal(KEY).subject_digest(request) != Journal(b"another key").subject_digest(request)
 
 
-def test_ine_and_france_travail_identifiant_are_subjects() -> None:
+def test_ine_and_identifiants_are_subjects() -> None:
     journal = Journal(KEY)
     mesr = journal.subject_digest(mesr_pb2.GetStatutEtudiantByIneRequest(ine="1234567890g"))
     cnous = journal.subject_digest(cnous_pb2.GetEtudiantBoursierByIneRequest(ine=" 1234567890G "))
@@ -93,6 +94,11 @@ def test_ine_and_france_travail_identifiant_are_subjects() -> None:
     indemnites = france_travail_pb2.GetIndemnitesByIdentifiantRequest(identifiant="jdupont ")
     assert journal.subject_digest(statut) == journal.subject_digest(indemnites) != ""
     assert canonical_subject(statut) == "france_travail|jdupont"
+    sportif = sdh_pb2.GetStatutSportifByIdentifiantRequest(identifiant=" 700001")
+    assert canonical_subject(sportif) == "sportif|700001"
+    assert journal.subject_digest(sportif) != journal.subject_digest(
+        france_travail_pb2.GetStatutByIdentifiantRequest(identifiant="700001")
+    )
 
 
 def test_requests_without_a_subject_have_an_empty_digest() -> None:

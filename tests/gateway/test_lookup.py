@@ -280,17 +280,51 @@ async def test_scopeless_api_is_refused_and_not_called(stack: Stack) -> None:
 
 
 async def test_missing_parameters_are_reported_per_api(stack: Stack) -> None:
-    """France Travail without identifiant (00380) and MEN without school year (00411): not called."""
-    factory = TokenFactory(stack.factory.key, scopes=["pole_emploi_identite", "men_statut_scolarite"])
+    """France Travail or SDH without identifiant (00380), MEN without school year (00411): not called."""
+    factory = TokenFactory(
+        stack.factory.key,
+        scopes=["pole_emploi_identite", "men_statut_scolarite", "sdh_statut_sportif_identite"],
+    )
     response = await stack.stub.Lookup(
         gateway_pb2.LookupRequest(
-            identite=lefebvre(), apis=[gateway_pb2.API_FRANCE_TRAVAIL_STATUT, gateway_pb2.API_SCOLARITE]
+            identite=lefebvre(),
+            apis=[
+                gateway_pb2.API_FRANCE_TRAVAIL_STATUT,
+                gateway_pb2.API_SCOLARITE,
+                gateway_pb2.API_STATUT_SPORTIF,
+            ],
         ),
         metadata=(("authorization", factory.bearer()), ("x-recipient", RECIPIENT)),
     )
     codes = [(r.error.code, error_info(r.error).metadata["code"]) for r in response.results]
     invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert codes == [(invalid, "00380"), (invalid, "00411")]
+    assert codes == [(invalid, "00380"), (invalid, "00411"), (invalid, "00380")]
+    bad = error_details_pb2.BadRequest()
+    assert any(detail.Unpack(bad) for detail in response.results[2].error.details)
+    assert [v.field for v in bad.field_violations] == ["parameters.identifiantSportif"]
+
+
+async def test_an_api_not_asked_about_this_kind_of_subject_is_refused(stack: Stack) -> None:
+    """ANTS answers FranceConnect users only: by identity pivot it is 00400 naming the subject, not called."""
+    factory = TokenFactory(
+        stack.factory.key, scopes=["ants_extrait_immatriculation_vehicule_statut_rattachement"]
+    )
+    response = await stack.stub.Lookup(
+        gateway_pb2.LookupRequest(
+            identite=lefebvre(),
+            apis=[gateway_pb2.API_EXTRAIT_IMMATRICULATION_VEHICULE],
+            parameters=gateway_pb2.LookupParameters(immatriculation="SB-101-AA"),
+        ),
+        metadata=(("authorization", factory.bearer()), ("x-recipient", RECIPIENT)),
+    )
+    (result,) = response.results
+    assert (result.error.code, error_info(result.error).metadata["code"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT.value[0],
+        "00400",
+    )
+    bad = error_details_pb2.BadRequest()
+    assert any(detail.Unpack(bad) for detail in result.error.details)
+    assert [v.field for v in bad.field_violations] == ["identite"]
 
 
 async def test_all_means_every_api_the_token_opens(stack: Stack) -> None:

@@ -70,19 +70,21 @@ def subject(route: Route) -> Message:
     """A request about a sandbox person with an answer.
 
     The first such person of the population; for a FranceConnect method, the first
-    sandbox FranceConnect token holding every scope of the method.
+    sandbox FranceConnect token holding every scope of the method stands for them
+    (the first person of the population must be that token's).
     """
     name, kind = route.subject.name, route.subject.kind
+    request = route.request_class()
+    request.CopyFrom(next(case.request for case in _CASES if case.route is route and case.answers))
     if kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT:
         token = next(
             token
             for token in SANDBOX_TOKENS
             if token.active and not token.expired and route.plan.scopes <= set(token.scopes)
         )
-        request = route.request_class()
+        getattr(request, name).Clear()
         getattr(request, name).access_token = token.token
-        return request
-    return next(case.request for case in _CASES if case.route is route and case.answers)
+    return request
 
 
 def scoped_paths(message: Any, scope: str, prefix: str = "") -> Iterator[str]:

@@ -11,20 +11,34 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from runtime.providers import PROVIDERS
+from services.ants.app import ANTS
 from services.c2s.app import C2S
 from services.cnaf.app import CNAF
 from services.cnaf.sandbox import SandboxCnafBackend
 from services.cnaf.settings import CnafSettings
 from services.cnous.app import CNOUS
 from services.common.app import ProviderAssembly
-from services.common.sandbox import SandboxBackend
 from services.common.settings import BackendKind
+from services.dsnj.app import DSNJ
 from services.france_travail.app import FRANCE_TRAVAIL
+from services.gip_mds.app import GIP_MDS
 from services.men.app import MEN
 from services.mesr.app import MESR
+from services.sdh.app import SDH
 from tests.conftest import running
 
-ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (CNAF, C2S, FRANCE_TRAVAIL, MESR, CNOUS, MEN)
+ASSEMBLIES: tuple[ProviderAssembly[Any, Any, Any], ...] = (
+    CNAF,
+    C2S,
+    FRANCE_TRAVAIL,
+    MESR,
+    CNOUS,
+    MEN,
+    DSNJ,
+    GIP_MDS,
+    SDH,
+    ANTS,
+)
 
 
 def test_every_provider_of_the_registry_is_assembled() -> None:
@@ -41,7 +55,7 @@ async def test_sandbox_is_the_default_backend_on_the_registry_port(
     settings = assembly.settings()
     assert settings.grpc_port == assembly.provider.grpc_port
     backend = assembly.backend(settings)
-    assert isinstance(backend, SandboxBackend)
+    assert type(backend).__module__ == f"{assembly.provider.package}.sandbox"
     await backend.close()
 
 

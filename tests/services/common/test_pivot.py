@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from apiparticulier.common.v1 import identity_pb2
-from services.common.pivot import birth_date
+from services.common.pivot import ascii_folded, birth_date
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,18 @@ from services.common.pivot import birth_date
 def test_birth_date_as_far_as_known(parts: dict[str, Any], expected: str) -> None:
     """Zero-padded parts, each only when the ones before it are known."""
     assert birth_date(identity_pb2.IdentityPivot(**parts)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Zoé Éloïse", "Zoe Eloise"),
+        ("LŒB-ÆLIS", "LOEB-AELIS"),
+        ("d\u2019Ornano\u2013Ruiz", "d'Ornano-Ruiz"),
+        ("Straße 李", "Strasse "),
+    ],
+    ids=["accents", "ligatures", "typographic-apostrophe-and-dash", "no-ascii-form"],
+)
+def test_ascii_folded(name: str, expected: str) -> None:
+    """Accents dropped, ligatures spelt out, look-alikes made ASCII, what has no ASCII form dropped."""
+    assert ascii_folded(name) == expected

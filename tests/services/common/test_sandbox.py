@@ -10,7 +10,7 @@ import pytest
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, ErrorSource, provider_not_found
+from runtime.errors import ApiError, ErrorSource, api_error, provider_not_found
 from services.common.sandbox import (
     SandboxBackend,
     SandboxError,
@@ -28,6 +28,11 @@ API = "complementaire_sante_solidaire"
 
 def nobody() -> ApiError:
     return provider_not_found(SOURCE, "Personne")
+
+
+def several() -> ApiError:
+    """The fictitious provider's refusal of an identity several persons bear."""
+    return api_error("00391")
 
 
 def pivot(prenoms: list[str], **overrides: Any) -> identity_pb2.IdentityPivot:
@@ -127,6 +132,17 @@ def test_error_paths(person: SandboxPerson | None, status: grpc.StatusCode, code
     with pytest.raises(ApiError) as raised:
         answer(person, API, c2s_pb2.ComplementaireSanteSolidaireData, SOURCE, nobody)
     assert (raised.value.status, raised.value.code) == (status, code)
+
+
+def test_an_ambiguous_person_is_the_provider_s_own_refusal_or_not_found() -> None:
+    """A person standing for several: the refusal the provider has for it, else its not-found."""
+    person = SandboxPerson("homonyms", error=SandboxError.AMBIGUOUS)
+    with pytest.raises(ApiError) as raised:
+        answer(person, API, c2s_pb2.ComplementaireSanteSolidaireData, SOURCE, nobody, ambiguous=several)
+    assert raised.value.code == "00391"
+    with pytest.raises(ApiError) as raised:
+        found(person, SOURCE, nobody)
+    assert raised.value.code == "99003"
 
 
 def test_found_gives_the_person_whatever_their_answers() -> None:

@@ -1,0 +1,1 @@
+"""The ants provider service: vehicle registration extracts from the SIV, for FranceConnect users."""

@@ -1,0 +1,33 @@
+"""The ants gRPC servicer: validate the registration number and the user, ask the backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from apiparticulier.ants.v1 import ants_pb2, ants_pb2_grpc
+from runtime.caller import ServicerContext, caller_of
+from services.ants.backend import AntsBackend
+from services.ants.validation import checked_immatriculation
+from services.common.validation import ANTS_IDENTITY, checked_france_connect_identity
+
+
+class AntsServicer(ants_pb2_grpc.AntsServiceServicer):
+    """Serves every method of apiparticulier.ants.v1.AntsService."""
+
+    def __init__(self, backend: AntsBackend, today: Callable[[], dt.date] = dt.date.today) -> None:
+        """Serve from a backend; ``today`` is the clock of date checks."""
+        self._backend = backend
+        self._today = today
+
+    async def GetExtraitImmatriculationVehiculeByFranceConnect(
+        self,
+        request: ants_pb2.GetExtraitImmatriculationVehiculeByFranceConnectRequest,
+        context: ServicerContext,
+    ) -> ants_pb2.GetExtraitImmatriculationVehiculeByFranceConnectResponse:
+        """Registration extract of a FranceConnect user's vehicle."""
+        immatriculation = checked_immatriculation(request.immatriculation)
+        identity = checked_france_connect_identity(
+            request.france_connect, ANTS_IDENTITY, self._today(), drop_extra_first_names=True
+        )
+        return await self._backend.extrait(immatriculation, identity, caller_of(context))

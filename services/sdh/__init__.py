@@ -1,0 +1,1 @@
+"""The sdh provider service: the sports status of sportspeople on the sports ministry's national lists."""
