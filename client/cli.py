@@ -43,7 +43,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from client.render import (
     Problem,
@@ -71,8 +71,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 _DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
-_FC_SUBJECT = identity_pb2.FranceConnectSubject.DESCRIPTOR.full_name
-_IDENTITY = identity_pb2.IdentityPivot.DESCRIPTOR.full_name
 
 
 class UsageError(Exception):
@@ -129,6 +127,7 @@ def request_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         "annee_scolaire": "anneeScolaire",
         "code_etablissement": "codeEtablissement",
         "degre": "degreEtablissement",
+        "immatriculation": "immatriculation",
     }
     for flag, name in extras.items():
         value = getattr(args, flag, None)
@@ -176,23 +175,30 @@ def load_subject(args: argparse.Namespace) -> dict[str, Any]:
     return _merge(base, request_from_flags(args))
 
 
-def _kind(document: dict[str, Any]) -> str:
+_IDENTIFIANTS: frozenset[options_pb2.SubjectKind.ValueType] = frozenset(
+    {options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT, options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT}
+)
+
+
+_SUBJECT_WORDS = {
+    options_pb2.SUBJECT_KIND_IDENTITY_PIVOT: "identity",
+    options_pb2.SUBJECT_KIND_FRANCE_CONNECT: "FranceConnect token",
+    options_pb2.SUBJECT_KIND_INE: "ine",
+    options_pb2.SUBJECT_KIND_FRANCE_TRAVAIL_IDENTIFIANT: "identifiant",
+    options_pb2.SUBJECT_KIND_SPORTIF_IDENTIFIANT: "identifiant",
+}
+"""How the messages of the command line name each kind of subject."""
+
+
+def _kinds(document: dict[str, Any]) -> frozenset[options_pb2.SubjectKind.ValueType]:
+    """The subject kinds (the contract's ``SubjectKind``) a request document can be sent as."""
     if "franceConnect" in document:
-        return "france_connect"
+        return frozenset({options_pb2.SUBJECT_KIND_FRANCE_CONNECT})
     if "ine" in document:
-        return "ine"
+        return frozenset({options_pb2.SUBJECT_KIND_INE})
     if "identifiant" in document:
-        return "identifiant"
-    return "identite"
-
-
-def _accepts(route: Route, kind: str) -> bool:
-    fields = route.request_class.DESCRIPTOR.fields
-    if kind == "france_connect":
-        return any(f.message_type is not None and f.message_type.full_name == _FC_SUBJECT for f in fields)
-    if kind == "identite":
-        return any(f.message_type is not None and f.message_type.full_name == _IDENTITY for f in fields)
-    return any(f.name == kind for f in fields)
+        return _IDENTIFIANTS
+    return frozenset({options_pb2.SUBJECT_KIND_IDENTITY_PIVOT})
 
 
 def choose_route(routes: RouteTable, label: str, document: dict[str, Any]) -> Route:
@@ -201,12 +207,13 @@ def choose_route(routes: RouteTable, label: str, document: dict[str, Any]) -> Ro
     if not of_api:
         known = ", ".join(sorted({route.api_label for route in routes.routes}))
         raise UsageError(f"unknown API {label!r}; one of: {known}")
-    kind = _kind(document)
+    kinds = _kinds(document)
     for route in of_api:
-        if _accepts(route, kind):
+        if route.subject.kind in kinds:
             return route
     ways = ", ".join(route.method for route in of_api)
-    raise UsageError(f"{label} cannot be asked by {kind.replace('_', ' ')}; its methods: {ways}")
+    subject = " or ".join(sorted({_SUBJECT_WORDS[kind] for kind in kinds}))
+    raise UsageError(f"{label} cannot be asked by {subject}; its methods: {ways}")
 
 
 def build_request(route: Route, document: dict[str, Any]) -> Message:
@@ -311,6 +318,8 @@ def lookup_request(args: argparse.Namespace, catalog: ApiCatalog) -> gateway_pb2
         parameters.mois = args.mois
     parameters.annee_scolaire = args.annee_scolaire or ""
     parameters.identifiant_france_travail = args.identifiant or ""
+    parameters.identifiant_sportif = args.identifiant_sportif or ""
+    parameters.immatriculation = args.immatriculation or ""
     parameters.code_etablissement = args.code_etablissement or ""
     parameters.degre_etablissement = args.degre or ""
     parameters.codes_bcn_departements.extend(args.departements or ())
@@ -472,7 +481,8 @@ def _subject_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--subject-file", dest="subject_file", help="proto3 JSON of the request (flags override)"
     )
-    group.add_argument("--identifiant", help="France Travail identifiant")
+    group.add_argument("--identifiant", help="France Travail identifiant (or, with call, an SDH identifiant)")
+    group.add_argument("--immatriculation", help="ANTS: the vehicle's registration number (with --fc-token)")
     group.add_argument("--annee", type=int, help="quotient familial: year")
     group.add_argument("--mois", type=int, help="quotient familial: month")
     group.add_argument("--annee-scolaire", dest="annee_scolaire", help="MEN: school year, YYYY-YYYY or YYYY")
@@ -519,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lookup = commands.add_parser("lookup", parents=[common], help="ask several APIs about one person")
     lookup.add_argument("apis", nargs="*", help="API labels, or all (the default): every API the token opens")
+    lookup.add_argument(
+        "--identifiant-sportif", dest="identifiant_sportif", help="SDH: the sportsperson's identifiant"
+    )
     _subject_flags(lookup)
     _school_flags(lookup)
     lookup.set_defaults(handler=cmd_lookup)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from client.cli import build_parser, choose_route, lookup_request
+from client.cli import UsageError, build_parser, build_request, choose_route, load_subject, lookup_request
 from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from devstack.redis import free_port
@@ -365,3 +365,42 @@ def test_call_by_label_takes_the_current_method(document: dict[str, Any], method
     """`call cnous.etudiant_boursier` asks the v4 method, not its deprecated v3 twin, in any order."""
     reversed_table = RouteTable(tuple(reversed(build_routes().routes)))
     assert choose_route(reversed_table, "cnous.etudiant_boursier", document).method == method
+
+
+def test_flags_reach_the_sdh_and_ants_requests() -> None:
+    """`call sdh.… --identifiant` asks by the sportsperson's identifiant; `--immatriculation` reaches ANTS."""
+    routes = build_routes()
+    sdh = build_parser().parse_args(["call", "sdh.statut_sportif", "--identifiant", "700001"])
+    route = choose_route(routes, "sdh.statut_sportif", load_subject(sdh))
+    assert (route.method, build_request(route, load_subject(sdh)).identifiant) == (  # type: ignore[attr-defined]
+        "GetStatutSportifByIdentifiant",
+        "700001",
+    )
+    ants = build_parser().parse_args(
+        [
+            "call",
+            "ants.extrait_immatriculation_vehicule",
+            "--fc-token",
+            "fc-morel",
+            "--immatriculation",
+            "SB-101-AA",
+        ]
+    )
+    route = choose_route(routes, "ants.extrait_immatriculation_vehicule", load_subject(ants))
+    assert build_request(route, load_subject(ants)).immatriculation == "SB-101-AA"  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match="cannot be asked by identity"):
+        choose_route(routes, "ants.extrait_immatriculation_vehicule", {"identite": {"nomNaissance": "MOREL"}})
+    lookup = build_parser().parse_args(
+        [
+            "lookup",
+            "sdh.statut_sportif",
+            "--nom",
+            "X",
+            "--identifiant-sportif",
+            "700001",
+            "--immatriculation",
+            "AB",
+        ]
+    )
+    parameters = lookup_request(lookup, ApiCatalog(routes)).parameters
+    assert (parameters.identifiant_sportif, parameters.immatriculation) == ("700001", "AB")
