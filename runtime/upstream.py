@@ -224,7 +224,9 @@ class UpstreamClient:
             # The connection closed before any answer: the real backend counts EOF as a timeout.
             self._log_failure("eof")
             raise provider_timeout(self.provider) from None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, ssl.SSLError) as exc:
+            # With TLS 1.3 a server refusing the client's certificate says so after the client's
+            # side of the handshake: the alert comes with the first read, past httpx's mapping.
             kind, error = self._transport_error(exc)
             self._log_failure(kind)
             raise error from None
