@@ -67,11 +67,10 @@ from runtime.context import REQUEST_ID_KEY, current_call
 from runtime.errors import (
     ApiError,
     ErrorSource,
-    FieldViolation,
-    bad_request,
     insufficient_scopes,
     internal_error,
     invalid_token,
+    malformed_request,
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
@@ -80,7 +79,6 @@ from runtime.providers import BY_NAME
 from runtime.tracing import active_tracer, traced_grpc_call
 
 _DETAILS_KEY = "grpc-status-details-bin"
-_RATE_REMAINING = "ratelimit-remaining"
 
 Answer = TypeVar("Answer")
 
@@ -193,11 +191,6 @@ class ProviderStatusError(ApiError):
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The provider's rich status as it sent it, plus any extra metadata."""
         return ((_DETAILS_KEY, self.details_bin), *self.extra_metadata)
-
-
-def malformed_request() -> ApiError:
-    """The request bytes are not a message of the method (00400)."""
-    return bad_request([FieldViolation("request", "must be a serialized request message of the method")])
 
 
 def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError:

@@ -47,6 +47,7 @@ from runtime.errors import (
     internal_error,
     invalid_civility,
 )
+from runtime.interceptors import with_request_id
 
 _LOG = structlog.get_logger(__name__)
 
@@ -91,16 +92,20 @@ def check_lookup_parameters() -> None:
         raise ContractError(f"LookupParameters lacks the required parameters {sorted(missing)}")
 
 
-def call_error_of(error: ApiError) -> error_pb2.CallError:
-    """The error a direct call would have received, as a ``CallError``: status, message, details."""
+def call_error_of(error: ApiError, request_id: str) -> error_pb2.CallError:
+    """The error a direct call would have received, as a ``CallError``: status, message, details.
+
+    Its ``ErrorInfo`` names the request id, as every refusal of the mesh does.
+    """
     if isinstance(error, ProviderStatusError):
-        try:
-            details = status_pb2.Status.FromString(error.details_bin).details
-        except DecodeError:
-            details = []
-        return error_pb2.CallError(code=error.status.value[0], message=error.message, details=details)
-    status = error.to_status_proto()
-    return error_pb2.CallError(code=status.code, message=status.message, details=status.details)
+        message, details_bin = error.message, error.details_bin
+    else:
+        message, details_bin = str(error), error.to_status_proto().SerializeToString()
+    try:
+        details = status_pb2.Status.FromString(with_request_id(details_bin, request_id)).details
+    except DecodeError:
+        details = []
+    return error_pb2.CallError(code=error.status.value[0], message=message, details=details)
 
 
 class LookupService:
@@ -159,7 +164,7 @@ class LookupService:
                 target, message = self._plan(api, request, _SUBJECT_KINDS[kind], scopes)
                 answer = await self._call(admitted, target, message, scopes)
             except ApiError as error:
-                result.error.CopyFrom(call_error_of(error))
+                result.error.CopyFrom(call_error_of(error, admitted.request_id))
             else:
                 result.response.CopyFrom(answer)
             return result

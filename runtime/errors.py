@@ -164,6 +164,11 @@ def bad_request(violations: Sequence[FieldViolation]) -> ApiError:
     return api_error("00400", violations=violations)
 
 
+def malformed_request() -> ApiError:
+    """The request bytes are not a message of the method (00400)."""
+    return bad_request([FieldViolation("request", "must be a serialized request message of the method")])
+
+
 def invalid_civility(violations: Sequence[FieldViolation]) -> ApiError:
     """The identity pivot is badly formed (00366)."""
     return api_error("00366", violations=violations)

@@ -180,3 +180,23 @@ async def test_two_ok_calls_raise_the_proofs_avoided_by_two(mesh: Mesh) -> None:
     await asyncio.sleep(0.5)
     proofs = (await stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest())).proofs_avoided
     assert proofs == before + 2
+
+
+@pytest.mark.parametrize("method", ["Lookup", "IntrospectToken", "GetUsageStatistics", "GetProofsAvoided"])
+async def test_a_malformed_body_is_invalid_argument_00400(mesh: Mesh, method: str) -> None:
+    """The gateway's own methods answer bytes that are no message as provider methods do: 00400."""
+    send = mesh.channel.unary_unary(
+        f"/apiparticulier.gateway.v1.GatewayService/{method}",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await send(
+            b"\x0a\xff", metadata=(("authorization", mesh.factory.bearer()), ("x-recipient", RECIPIENT))
+        )
+    status = rich_status(refused.value)
+    assert (status.code, status.api_code, status.violated_fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "00400",
+        {"request"},
+    )

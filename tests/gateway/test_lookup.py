@@ -294,11 +294,17 @@ async def test_missing_parameters_are_reported_per_api(stack: Stack) -> None:
                 gateway_pb2.API_STATUT_SPORTIF,
             ],
         ),
-        metadata=(("authorization", factory.bearer()), ("x-recipient", RECIPIENT)),
+        metadata=(
+            ("authorization", factory.bearer()),
+            ("x-recipient", RECIPIENT),
+            ("x-request-id", "lookup-refusals-1"),
+        ),
     )
     codes = [(r.error.code, error_info(r.error).metadata["code"]) for r in response.results]
     invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert codes == [(invalid, "00380"), (invalid, "00411"), (invalid, "00380")]
+    # The Lookup's own refusals name the call, as every refusal of the mesh does.
+    assert {error_info(r.error).metadata["request_id"] for r in response.results} == {"lookup-refusals-1"}
     bad = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad) for detail in response.results[2].error.details)
     assert [v.field for v in bad.field_violations] == ["parameters.identifiantSportif"]

@@ -62,3 +62,20 @@ async def test_anything_else_is_replaced_by_a_fresh_uuid_in_answers_and_logs(req
     logged = [json.loads(line) for line in LOG_FILE.read_text(encoding="utf-8").splitlines()]
     assert any(event.get("request_id") == echoed for event in logged)
     assert not any(request_id in json.dumps(event) for event in logged)
+
+
+async def test_a_malformed_body_is_invalid_argument_00400() -> None:
+    """Bytes that are no message of the method: INVALID_ARGUMENT 00400 with a field violation, not UNKNOWN."""
+    async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
+        send = channel.unary_unary(
+            "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await send(b"\xff\xff\xff", metadata=(("x-request-id", "malformed-1"),))
+    status = rich_status(refused.value)
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00400")
+    assert status.error_info.metadata["request_id"] == "malformed-1"
+    assert status.violated_fields == {"request"}
+    assert "\\xff" not in status.message and "Error" not in status.message
