@@ -439,8 +439,12 @@ class CallPath:
                     token = self.verifier.authenticate(inbound.metadata)
                 else:
                     token = await authenticate()
-                method.authorize(token)  # 2
-                recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
+                try:
+                    method.authorize(token)  # 2
+                    recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
+                except ApiError:
+                    await self._tell_rate(token)
+                    raise
                 decision = await self._admit(token)  # 4
                 timeout = self.default_deadline_seconds
                 if inbound.time_remaining is not None:
@@ -453,6 +457,12 @@ class CallPath:
                 call.response_metadata.extend(tightest(admitted.decisions))
             subject = admitted.subject if admitted is not None else None
             self._account_later(method, token, recipient, subject, outcome=outcome, started=started)  # 8
+
+    async def _tell_rate(self, token: Token) -> None:
+        """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
+        state = await self.limiter.peek(token.jti, token.rate_limit_per_second or 0)
+        if state is not None:
+            current_call().response_metadata.extend(state.metadata)
 
     async def _admit(self, token: Token) -> RateDecision:
         decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)

@@ -55,6 +55,7 @@ SCRIPT = """
 -- KEYS[2]  revoked:{<jti>}  exists while the token is revoked
 -- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
 -- ARGV[2]  burst: calls a full bucket admits at once (integer, 1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
+-- ARGV[3]  count: 1 counts the call; 0 only reads the state (a call refused before the limiter)
 --
 -- Returns {revoked, allowed, remaining, reset_us, retry_after_us}:
 --   revoked         1 when the token is revoked (nothing else is computed or written)
@@ -88,6 +89,9 @@ local tat = now
 local stored = redis.call('GET', KEYS[1])
 if stored then
   tat = math.max(tonumber(stored), now)
+end
+if tonumber(ARGV[3]) == 0 then
+  return {0, 1, math.max(0, math.floor((now + tolerance - tat) / interval)), math.ceil(tat - now), 0}
 end
 local new_tat = tat + interval
 local allow_at = new_tat - tolerance
@@ -383,9 +387,28 @@ class RateLimiter:
             return True
         return not self._probing and self._clock() >= self._retry_at
 
-    async def _check_in_redis(self, token_id: str, rate: int) -> RateDecision:
+    async def peek(self, token_id: str, rate_per_second: int) -> RateDecision | None:
+        """The token's rate-limit state, without counting a call.
+
+        For the metadata of a call refused before the limiter (scope, recipient): it
+        spent nothing, but its answer tells the caller where it stands, as every
+        answer of the real API does. One read of Redis, off the admitted calls' path.
+
+        Returns:
+            The state, or None when Redis cannot tell right now (the breaker is open,
+            or the read failed): the refusal then goes without rate-limit metadata.
+        """
+        rate = rate_per_second if rate_per_second > 0 else self._settings.rate_limit_per_second
+        if not self._may_try_redis():
+            return None
+        try:
+            return await self._check_in_redis(token_id, rate, count=False)
+        except (RedisError, OSError, TimeoutError):
+            return None
+
+    async def _check_in_redis(self, token_id: str, rate: int, *, count: bool = True) -> RateDecision:
         burst = self.burst_for(rate)
-        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst)
+        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst, int(count))
         async with asyncio.timeout(self._settings.redis_timeout_seconds):
             if self._sha is None:
                 self._sha = await self._redis.script_load(SCRIPT)

@@ -550,3 +550,24 @@ async def test_health_and_reflection_still_work(mesh: Mesh) -> None:
         services |= {s.name for s in reply.list_services_response.service}
     assert "apiparticulier.cnaf.v1.CnafService" in services
     assert "apiparticulier.mesr.v1.MesrService" in services
+
+
+async def test_refusals_before_the_limiter_tell_the_rate_without_spending_it(mesh: Mesh) -> None:
+    """A call refused for its scope or recipient spends no quota, and still says where the token stands."""
+    bearer = mesh.factory.bearer()
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as no_scope:  # the token holds no RSA scope: 00100
+        await stub.GetRevenuSolidariteActiveByIdentity(
+            cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre()),
+            metadata=metadata(bearer),
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as no_recipient:  # 00203
+        await stub.GetQuotientFamilialByIdentity(qf_request(), metadata=metadata(bearer, None))
+    refusals = [trailers_of(no_scope.value), trailers_of(no_recipient.value)]
+    assert [rich_status(e.value).api_code for e in (no_scope, no_recipient)] == ["00100", "00203"]
+    limit = refusals[0]["ratelimit-limit"]
+    # Neither refusal spent a call: the bucket of a fresh token is still full.
+    assert [(r["ratelimit-limit"], r["ratelimit-remaining"]) for r in refusals] == [(limit, limit)] * 2
+    call = stub.GetQuotientFamilialByIdentity(qf_request(), metadata=metadata(bearer))
+    await call
+    assert dict(await call.trailing_metadata())["ratelimit-remaining"] == str(int(limit) - 1)
