@@ -1,7 +1,7 @@
 """The gateway's call path: the steps of every call, written once, in their order.
 
 Transport-neutral: an adapter (the gRPC handlers of `gateway.proxy` and
-`gateway.api`) hands in the caller's metadata and deadline as an `Inbound`, and
+`gateway.api`, the REST front of `gateway.rest`) hands in the caller's metadata and deadline as an `Inbound`, and
 gets back the answer, or an `ApiError`; the response metadata goes into the
 call's `CallContext`. Every call, a provider method's or the gateway's own, goes
 through the same frame:
@@ -18,7 +18,8 @@ through the same frame:
 3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
    the limit); from here on, the rate-limit metadata of the tightest decision the
-   call made goes back with its answer;
+   call made goes back with its answer (a call refused at step 2 or 3 spent
+   nothing; its answer says where the token stands all the same);
 5. **resolve a FranceConnect subject** (`gateway.france_connect`): the call then
    needs, and is masked with, the scopes both the token and the FranceConnect
    token hold;
