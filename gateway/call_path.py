@@ -23,9 +23,12 @@ through the same frame:
    comes back unchanged, an unreachable provider is its error source's PP001;
 7. **mask** the fields the scopes do not unlock (the bytes go back untouched when
    they unlock every field);
-8. **journal and usage**: one journal event per call whatever its outcome, and
-   one usage count per provider call once the token is known, both written after
-   the answer has left.
+8. **journal and usage**: one journal record per call whatever its outcome, handed
+   to the journal before the answer leaves (no I/O: `gateway.journal`), and one
+   usage count per provider call once the token is known; the journal's log event
+   and the count are written after the answer has left. When the journal cannot
+   keep the row, the caller gets 00503 instead of the answer, and a call is refused
+   before any work while that lasts (`Journal.admit`).
 
 A Lookup is one call of this frame whose body makes provider calls with
 `CallPath.call_within`: steps 4, 6, 7 and 8 for each, under the Lookup's token,
@@ -51,7 +54,7 @@ from contract.routes import Route, RouteTable
 from gateway.auth import Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.france_connect import FranceConnect
-from gateway.journal import Journal
+from gateway.journal import Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
@@ -361,6 +364,7 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
+                self._journal.admit()
                 admitted.decisions.append(await self._admit(admitted.token))
                 return await self._forward(target, request.SerializeToString(), admitted, scopes)
         finally:
@@ -401,6 +405,7 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
+                self._journal.admit()  # 8, refused before any work
                 token = self._verifier.authenticate(inbound.metadata)  # 1
                 method.authorize(token)  # 2
                 recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
@@ -480,46 +485,30 @@ class CallPath:
         outcome: _Outcome,
         started: float,
     ) -> None:
-        """Step 8, once the answer has left: the journal's hash and write need not delay it."""
-        status, code = outcome.status, outcome.code
-        asyncio.get_running_loop().call_soon(
-            functools.partial(
-                self._account,
-                method=method.path,
-                route=method.route,
-                request_id=current_call().request_id,
-                token=token,
-                recipient=recipient,
-                subject=subject,
-                status=status,
-                code=code,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
-        )
+        """Step 8: the journal's record before the answer leaves; its log event and the usage count after.
 
-    def _account(
-        self,
-        *,
-        method: str,
-        route: Route | None,
-        request_id: str,
-        token: Token | None,
-        recipient: str,
-        subject: Message | None,
-        status: str,
-        code: str,
-        latency_ms: float,
-    ) -> None:
-        self._journal.record(
-            request_id=request_id,
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        route = method.route
+        record = self._journal.record(
+            request_id=current_call().request_id,
             token_id=token.jti if token is not None else "",
+            habilitation=token.habilitation if token is not None else "",
             recipient=recipient,
-            method=method,
+            method=method.path,
+            api=route.api_label if route is not None else "",
             provider=route.provider if route is not None else "",
-            status=status,
-            code=code,
-            latency_ms=latency_ms,
-            subject_digest="" if subject is None else self._journal.subject_digest(subject),
+            status=outcome.status,
+            code=outcome.code,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            subject=subject,
         )
-        if token is not None and route is not None:
-            self._count_usage(token.jti, route.api_label, status)
+        asyncio.get_running_loop().call_soon(functools.partial(self._account, record, token))
+        if record.refusal is not None:
+            raise record.refusal
+
+    def _account(self, record: Record, token: Token | None) -> None:
+        self._journal.log(record)
+        if token is not None and record.api:
+            self._count_usage(token.jti, record.api, record.status)
