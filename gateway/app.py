@@ -16,6 +16,7 @@ from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.france_connect import build_france_connect
 from gateway.journal import Journal
+from gateway.journal.access_history import AccessHistory
 from gateway.journal.signing import Signer
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
@@ -116,8 +117,16 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         france_connect=france_connect,
         availability=availability,
     )
+    access_history = AccessHistory(
+        settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
+    )
     api = GatewayApi(
-        settings=settings, call_path=call_path, usage=usage, availability=availability, catalog=catalog
+        settings=settings,
+        call_path=call_path,
+        usage=usage,
+        availability=availability,
+        catalog=catalog,
+        access_history=access_history,
     )
     return GatewayServer(
         settings,

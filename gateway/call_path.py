@@ -32,13 +32,16 @@ through the same frame:
 
 A Lookup is one call of this frame whose body makes provider calls with
 `CallPath.call_within`: steps 4, 6, 7 and 8 for each, under the Lookup's token,
-recipient and deadline.
+recipient and deadline. A method the citizen's FranceConnect token alone opens
+(`CallPath.call_citizen`: the access history) has no token nor recipient: step 5
+first, then step 4 per citizen, the body, and step 8.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -376,6 +379,59 @@ class CallPath:
                 outcome=outcome,
                 started=started,
             )
+
+    async def call_citizen(
+        self,
+        method: str,
+        inbound: Inbound,
+        request: Message,
+        rate_per_second: int,
+        body: Callable[[Message], Awaitable[Answer]],
+    ) -> Answer:
+        """Serve a method the citizen's FranceConnect access token alone opens (no API token, no recipient).
+
+        Args:
+            method: The full gRPC path, for the journal.
+            inbound: The caller's metadata and deadline.
+            request: The request; its FranceConnect subject (``france_connect``) is resolved in place.
+            rate_per_second: The citizen's rate limit, the burst being the gateway's.
+            body: What the method does with the resolved request.
+
+        Raises:
+            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked, the
+                citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
+        """
+        started = time.perf_counter()
+        call = current_call()
+        outcome = _Outcome()
+        resolved: Message | None = None
+        try:
+            with outcome:
+                self._journal.admit()  # 8, refused before any work
+                if self._france_connect is None:
+                    raise provider_unavailable(FRANCE_CONNECT)
+                timeout = self._max_deadline
+                if inbound.time_remaining is not None:
+                    timeout = min(inbound.time_remaining, timeout)
+                caller = Caller("", call.request_id, timeout)
+                await self._france_connect.fill(request, "france_connect", frozenset(), caller)  # 5
+                resolved = request
+                # Keyed by a hash of the subject's digest: the key says nothing to whoever reads Redis.
+                citizen = hashlib.sha256(self._journal.subject_digest(request).encode()).hexdigest()[:32]
+                decision = await self._limiter.check(f"citizen-{citizen}", rate_per_second)  # 4
+                call.response_metadata.extend(decision.metadata)
+                if not decision.allowed:
+                    raise decision.refusal()
+                return await body(request)
+        finally:
+            self._account_later(
+                _Method(method, None, None, needs_recipient=False),
+                None,
+                "",
+                resolved,
+                outcome=outcome,
+                started=started,
+            )  # 8
 
     async def resolve_france_connect(
         self, request: Message, field: str, admitted: Admitted

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import grpc
 import psycopg
 import pytest
 
+from contract.routes import contract_scopes
 from devstack.postgres import PostgresProcess
+from devstack.redis import RedisProcess
+from gateway.app import build_server
 from gateway.journal import Journal
 from gateway.journal.signing import Signer, Verifier, generate
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.settings import JournalFailureMode
+from services.cnaf.app import CNAF
+from services.cnaf.settings import CnafSettings
+from tests.gateway.conftest import gateway_settings, keys_dir
+from tests.gateway.tokens import SigningKey as TestKey
+from tests.gateway.tokens import TokenFactory
+
+__all__ = ["keys_dir"]
 
 HMAC_KEY = b"the journal's test HMAC key, 32b"
 
@@ -46,15 +58,80 @@ def database_url(server: PostgresProcess, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
+@contextmanager
+def fresh_database(server: PostgresProcess) -> Iterator[str]:
+    """The URL of a new, empty database on ``server``, dropped at the end."""
+    name = f"journal_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    try:
+        yield database_url(server, name)
+    finally:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)".encode())
+
+
 @pytest.fixture
 def journal_db(postgres_server: PostgresProcess) -> Iterator[str]:
-    """The URL of a database of its own for one test, dropped after it."""
-    name = f"journal_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}".encode())
-    yield database_url(postgres_server, name)
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)".encode())
+    """The URL of a database of its own for one test."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@dataclass
+class JournalledMesh:
+    """A gateway whose journal is in PostgreSQL, in front of a real cnaf service."""
+
+    channel: grpc.aio.Channel
+    address: str
+    factory: TokenFactory
+    database_url: str
+    key: SigningKey
+
+
+@asynccontextmanager
+async def journalled_gateway(
+    redis_url: str, keys: Path, database: str, key: SigningKey, factory: TokenFactory, **overrides: Any
+) -> AsyncIterator[JournalledMesh]:
+    """A cnaf service and a gateway journalling to ``database``; both stopped at the end."""
+    cnaf = CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))
+    await cnaf.start()
+    settings = gateway_settings(
+        keys,
+        redis_url,
+        cnaf_address=f"127.0.0.1:{cnaf.port}",
+        journal_database_url=database,
+        journal_signing_key_file=key.private,
+        journal_checkpoint_seconds=0.2,
+        journal_retry_seconds=0.1,
+        journal_timeout_seconds=1.0,
+        **overrides,
+    )
+    gateway = build_server(settings)
+    await gateway.start()
+    address = f"127.0.0.1:{gateway.port}"
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield JournalledMesh(channel, address, factory, database, key)
+    finally:
+        await channel.close(None)
+        await gateway.stop(0)
+        await cnaf.stop(0)
+
+
+@pytest.fixture(scope="module")
+async def journalled(
+    redis_server: RedisProcess,
+    postgres_server: PostgresProcess,
+    keys_dir: tuple[Path, TestKey, TestKey],
+    journal_key: SigningKey,
+) -> AsyncIterator[JournalledMesh]:
+    """A gateway journalling to a database of its own, for a module's tests."""
+    directory, es, _ = keys_dir
+    factory = TokenFactory(es, scopes=sorted(contract_scopes()))
+    with fresh_database(postgres_server) as url:
+        async with journalled_gateway(redis_server.url, directory, url, journal_key, factory) as mesh:
+            yield mesh
 
 
 def writer_settings(**overrides: object) -> WriterSettings:
