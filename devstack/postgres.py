@@ -8,7 +8,8 @@ authentication, loopback only: a local stack, never a deployment) and runs
 port and data, as the journal's outage tests need.
 
 PostgreSQL refuses to run as root; when this process is root (CI, containers), the
-cluster belongs to ``nobody`` and the server runs as that user.
+cluster belongs to ``nobody`` and the server runs as that user (through util-linux's
+``setpriv``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 10.0
 _UNPRIVILEGED_USER = "nobody"
+_SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 SUPERUSER = "postgres"
 """The cluster's superuser, the user of its URL."""
 DATABASE = "postgres"
@@ -95,15 +97,23 @@ class PostgresProcess:
 
     def _spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         user = _run_as()
+        if user is not None:
+            # setpriv rather than Popen(user=...): changing users makes Python fork() instead of
+            # vfork(), and a fork() while gRPC threads run (a restart under load) can crash the child.
+            argv = [
+                _SETPRIV,
+                f"--reuid={user.pw_uid}",
+                f"--regid={user.pw_gid}",
+                "--clear-groups",
+                "--",
+                *argv,
+            ]
         with log.open("ab") as out:
             return subprocess.Popen(  # noqa: S603 - PostgreSQL's own binaries, fixed arguments
                 argv,
                 cwd=self._root,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                user=user.pw_uid if user else None,
-                group=user.pw_gid if user else None,
-                extra_groups=[] if user else None,
                 env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
             )
 

@@ -140,6 +140,7 @@ class JournalWriter:
         self._writer = f"{socket.gethostname()}/{os.getpid()}"
         self._spool: collections.deque[Pending] = collections.deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._migrated = False
         self._months: set[dt.date] = set()
@@ -194,9 +195,11 @@ class JournalWriter:
         Never raises: rows that cannot be written now are reported in a warning with their count.
         """
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # The loop ends between two transactions: a transaction cut by a cancellation could
+            # commit unseen, and its rows be written twice.
+            self._stop.set()
+            self._wake.set()
+            await self._task
             self._task = None
         try:
             if self._conn is None:
@@ -210,7 +213,7 @@ class JournalWriter:
     # -- the loop ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 if self._conn is None:
                     await self._connect()
@@ -222,7 +225,8 @@ class JournalWriter:
                     await self._idle()
             except _FAILURES as exc:
                 self._failed(exc)
-                await asyncio.sleep(self._settings.retry_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -232,7 +236,7 @@ class JournalWriter:
         try:
             await asyncio.wait_for(self._wake.wait(), wait)
         except TimeoutError:
-            if not self._checkpoint_due():
+            if not self._checkpoint_due() and not self._stop.is_set():
                 # Nothing to write: ask PostgreSQL anyway, so an outage shows before the next call.
                 await self._bounded(self._execute("SELECT 1"))
 

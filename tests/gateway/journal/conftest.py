@@ -24,7 +24,7 @@ from gateway.settings import JournalFailureMode
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings, keys_dir
-from tests.gateway.tokens import SigningKey as TestKey
+from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 
 __all__ = ["keys_dir"]
@@ -123,7 +123,7 @@ async def journalled_gateway(
 async def journalled(
     redis_server: RedisProcess,
     postgres_server: PostgresProcess,
-    keys_dir: tuple[Path, TestKey, TestKey],
+    keys_dir: tuple[Path, TokenKey, TokenKey],
     journal_key: SigningKey,
 ) -> AsyncIterator[JournalledMesh]:
     """A gateway journalling to a database of its own, for a module's tests."""
