@@ -1,4 +1,4 @@
-"""PostgreSQL stopped under load: fail_closed refuses until it is back, buffer spools; nothing answered lost."""
+"""PostgreSQL stopped mid-load: fail_closed refuses until it is back, buffer spools; none answered lost."""
 
 from __future__ import annotations
 
