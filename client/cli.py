@@ -483,8 +483,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _subject_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("subject (or --subject-file)")
+def identity_flags(group: argparse._ActionsContainer) -> None:
+    """The flags of an identity pivot, read back by `identity_from_flags` (also the journal search's)."""
     group.add_argument("--nom", help="birth name (nomNaissance)")
     group.add_argument("--nom-usage", dest="nom_usage", help="usage name (nomUsage)")
     group.add_argument("--prenom", action="append", help="a first name; repeat for each, in order")
@@ -496,6 +496,11 @@ def _subject_flags(parser: argparse.ArgumentParser) -> None:
         "--commune-nom", dest="commune_nom", help="name of the birth commune (with --departement)"
     )
     group.add_argument("--departement", help="COG code of the birth département")
+
+
+def _subject_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("subject (or --subject-file)")
+    identity_flags(group)
     group.add_argument(
         "--fc-token", dest="fc_token", help="a FranceConnect access token, instead of an identity"
     )

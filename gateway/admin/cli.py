@@ -1,8 +1,9 @@
-"""``python -m gateway.admin``: make keys, issue, list and revoke tokens.
+"""``python -m gateway.admin``: make keys, issue, list and revoke tokens, and check the journal.
 
 Exit codes: 0 done; 1 refused (unknown kid or jti, key file problem); 2 invalid
 arguments; 3 Redis unreachable. Messages go to standard error; standard output
 carries only the result (the token for ``issue``, the table or JSON for ``list``).
+``journal`` (keygen, verify, search) has its own exit codes (`gateway.admin.journal`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jwt
 import redis
 
 from contract.routes import contract_scopes
-from gateway.admin import keys, registry
+from gateway.admin import journal, keys, registry
 from gateway.recipient import is_valid_siret
 from gateway.redis_client import close_sync, connect_sync
 from gateway.settings import GatewaySettings
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("jti", help="the token's jti (see list)")
     with_redis(revoke)
     revoke.set_defaults(handler=_revoke)
+    journal.register(commands)
     return parser
 
 
