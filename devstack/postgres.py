@@ -65,6 +65,18 @@ def _run_as() -> pwd.struct_passwd | None:
     return pwd.getpwnam(_UNPRIVILEGED_USER) if os.geteuid() == 0 else None
 
 
+def reachable_by_server(path: Path) -> bool:
+    """Whether the server's user can reach ``path`` (every existing parent searchable by it)."""
+    user = _run_as()
+    if user is None:
+        return True
+    for parent in path.resolve().parents:
+        status = parent.stat()
+        if status.st_uid != user.pw_uid and not status.st_mode & 0o001:
+            return False
+    return True
+
+
 class PostgresProcess:
     """One PostgreSQL server child process, its cluster made on first start.
 
