@@ -42,6 +42,7 @@ from bench.mesh import client_commands_from_slowlog, command_counts, command_del
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
+from gateway.journal.signing import generate as generate_journal_key
 
 _ROOT = Path(__file__).resolve().parent.parent
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
@@ -219,6 +220,9 @@ class _Run:
         """Redis, cnaf, the pass-through proxy and the gateway; one smoke call each."""
         redis_server = self.mesh.start_redis()
         self.say(f"redis on {redis_server.url}; logs in {self.options.log_dir}")
+        # The journal as deployed: PostgreSQL with its defaults (fsync on), rows signed every 5 s.
+        postgres = self.mesh.start_postgres()
+        journal_key, _ = generate_journal_key(self.keys_dir, "journal-signing")
         self.redis = redis.Redis.from_url(redis_server.url, client_name=_BENCH_CLIENT)
         cnaf = self.cnaf = self.mesh.start("cnaf", ["-m", "services.cnaf"])
         self.paths["direct"] = (cnaf, self.recipient)
@@ -228,6 +232,8 @@ class _Run:
             "REDIS_URL": redis_server.url,
             "KEYS_DIR": str(self.keys_dir),
             "JOURNAL_HMAC_KEY": secrets.token_hex(32),
+            "JOURNAL_DATABASE_URL": postgres.url,
+            "JOURNAL_SIGNING_KEY_FILE": str(journal_key),
             "CNAF_ADDRESS": cnaf.address,
             "LOG_LEVEL": "info",
         }

@@ -169,6 +169,7 @@ def build_journal(settings: GatewaySettings, hmac_key: bytes) -> Journal:
             mode=settings.journal_failure_mode,
             spool_rows=settings.journal_spool_rows,
             batch_rows=settings.journal_batch_rows,
+            flush_seconds=settings.journal_flush_seconds,
             checkpoint_seconds=settings.journal_checkpoint_seconds,
             timeout_seconds=settings.journal_timeout_seconds,
             retry_seconds=settings.journal_retry_seconds,

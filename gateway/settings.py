@@ -191,6 +191,12 @@ class GatewaySettings(_WithProviderAddresses):
     journal_batch_rows: int = Field(
         default=1000, ge=1, description="Most rows written in one transaction (JOURNAL_BATCH_ROWS)."
     )
+    journal_flush_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="Longest a journal row waits in memory for its batch when fewer than JOURNAL_BATCH_ROWS "
+        "wait (JOURNAL_FLUSH_SECONDS).",
+    )
     journal_checkpoint_seconds: float = Field(
         default=5.0,
         gt=0,

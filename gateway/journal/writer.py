@@ -2,9 +2,11 @@
 
 The request path only appends a pending row to an in-memory spool (`JournalWriter.put`,
 no I/O). One background task per gateway process takes up to ``JOURNAL_BATCH_ROWS``
-rows from the front of the spool, chains them (`gateway.journal.chain`) and writes them
-in one transaction (COPY), with the new chains it starts and a signed checkpoint of its
-head every ``JOURNAL_CHECKPOINT_SECONDS``; rows leave the spool only once committed.
+rows from the front of the spool, once that many wait or the oldest has waited
+``JOURNAL_FLUSH_SECONDS`` (few transactions, whatever the load), chains them
+(`gateway.journal.chain`) and writes them in one transaction (COPY), with the new chains
+it starts and a signed checkpoint of its head every ``JOURNAL_CHECKPOINT_SECONDS``; rows
+leave the spool only once committed.
 
 When PostgreSQL cannot be written (refused connection, error, or no answer within
 ``JOURNAL_TIMEOUT_SECONDS``), the batch stays at the front of the spool, the writer
@@ -94,6 +96,7 @@ class WriterSettings:
     mode: JournalFailureMode
     spool_rows: int
     batch_rows: int
+    flush_seconds: float
     checkpoint_seconds: float
     timeout_seconds: float
     retry_seconds: float
@@ -140,6 +143,7 @@ class JournalWriter:
         self._writer = f"{socket.gethostname()}/{os.getpid()}"
         self._spool: collections.deque[Pending] = collections.deque()
         self._wake = asyncio.Event()
+        self._pending_since = 0.0
         self._stop = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._migrated = False
@@ -172,7 +176,11 @@ class JournalWriter:
         if len(self._spool) >= self._settings.spool_rows:
             return False
         self._spool.append(pending)
-        self._wake.set()
+        if len(self._spool) == 1:
+            self._pending_since = time.monotonic()
+            self._wake.set()
+        elif len(self._spool) == self._settings.batch_rows:
+            self._wake.set()
         return True
 
     async def start(self) -> None:
@@ -217,7 +225,7 @@ class JournalWriter:
             try:
                 if self._conn is None:
                     await self._connect()
-                if self._spool or self._checkpoint_due():
+                if self._batch_due() or self._checkpoint_due():
                     await self._write(final=False)
                 elif time.monotonic() - self._maintained_at >= _MAINTENANCE_SECONDS:
                     await self._maintain()
@@ -228,15 +236,24 @@ class JournalWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
 
+    def _batch_due(self) -> bool:
+        """A full batch waits, or the oldest row has waited ``JOURNAL_FLUSH_SECONDS``."""
+        return bool(self._spool) and (
+            len(self._spool) >= self._settings.batch_rows
+            or time.monotonic() - self._pending_since >= self._settings.flush_seconds
+        )
+
     async def _idle(self) -> None:
         self._wake.clear()
         wait = _IDLE_PROBE_SECONDS
+        if self._spool:
+            wait = max(0.0, self._pending_since + self._settings.flush_seconds - time.monotonic())
         if self._unsigned:
             wait = min(wait, max(0.0, self._signed_at + self._settings.checkpoint_seconds - time.monotonic()))
         try:
             await asyncio.wait_for(self._wake.wait(), wait)
         except TimeoutError:
-            if not self._checkpoint_due() and not self._stop.is_set():
+            if not self._spool and not self._checkpoint_due() and not self._stop.is_set():
                 # Nothing to write: ask PostgreSQL anyway, so an outage shows before the next call.
                 await self._bounded(self._execute("SELECT 1"))
 
@@ -360,6 +377,7 @@ class JournalWriter:
         WRITE_SECONDS.labels("ok").observe(time.perf_counter() - began)
         for _ in batch:
             self._spool.popleft()
+        self._pending_since = time.monotonic()
         ROWS_WRITTEN.inc(len(batch))
         self._head = head
         self._unsigned = {} if sign else unsigned
