@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import struct
 import uuid
 from dataclasses import dataclass
 
@@ -94,21 +95,45 @@ def microseconds(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _field(value: object) -> bytes:
-    if isinstance(value, uuid.UUID):
-        data = value.bytes
-    elif isinstance(value, dt.datetime):
-        data = microseconds(value).to_bytes(8, "big", signed=True)
-    elif isinstance(value, int):
-        data = value.to_bytes(8, "big", signed=True)
-    else:
-        data = str(value).encode()
+_FIXED = struct.Struct(">I16sIqI16sIqIq")  # chain id, seq, entry id, occurred_at, latency: length-prefixed
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
     return len(data).to_bytes(4, "big") + data
 
 
 def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
-    """The encoding of a row that its hash covers: version, chain, position, then each content column."""
-    return ENCODING_VERSION + b"".join(_field(value) for value in (chain_id, seq, *content.values()))
+    """The encoding of a row that its hash covers: version, then each column length-prefixed.
+
+    Chain id, position, entry id, time (microseconds since the epoch) and latency come first as
+    fixed-size big-endian fields, then the text columns in `CONTENT_COLUMNS` order, UTF-8.
+    """
+    fixed = _FIXED.pack(
+        16,
+        chain_id.bytes,
+        8,
+        seq,
+        16,
+        content.entry_id.bytes,
+        8,
+        microseconds(content.occurred_at),
+        8,
+        content.latency_us,
+    )
+    texts = (
+        content.request_id,
+        content.token_id,
+        content.habilitation,
+        content.recipient,
+        content.method,
+        content.api,
+        content.provider,
+        content.status,
+        content.code,
+        content.subject_digest,
+    )
+    return ENCODING_VERSION + fixed + b"".join(_text(value) for value in texts)
 
 
 def row_hash(previous: bytes, chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
