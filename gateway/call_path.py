@@ -57,7 +57,7 @@ from contract.routes import Route, RouteTable
 from gateway.auth import Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.france_connect import FranceConnect
-from gateway.journal import Journal, Record
+from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
@@ -548,17 +548,19 @@ class CallPath:
         """
         route = method.route
         record = self._journal.record(
-            request_id=current_call().request_id,
-            token_id=token.jti if token is not None else "",
-            habilitation=token.habilitation if token is not None else "",
-            recipient=recipient,
-            method=method.path,
-            api=route.api_label if route is not None else "",
-            provider=route.provider if route is not None else "",
-            status=outcome.status,
-            code=outcome.code,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            subject=subject,
+            Call(
+                request_id=current_call().request_id,
+                token_id=token.jti if token is not None else "",
+                habilitation=token.habilitation if token is not None else "",
+                recipient=recipient,
+                method=method.path,
+                api=route.api_label if route is not None else "",
+                provider=route.provider if route is not None else "",
+                status=outcome.status,
+                code=outcome.code,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                subject=subject,
+            )
         )
         asyncio.get_running_loop().call_soon(functools.partial(self._account, record, token))
         if record.refusal is not None:
@@ -566,5 +568,5 @@ class CallPath:
 
     def _account(self, record: Record, token: Token | None) -> None:
         self._journal.log(record)
-        if token is not None and record.api:
-            self._count_usage(token.jti, record.api, record.status)
+        if token is not None and record.call.api:
+            self._count_usage(token.jti, record.call.api, record.status)

@@ -31,7 +31,7 @@ from google.protobuf import json_format
 from apiparticulier.common.v1 import identity_pb2
 from client.cli import identity_flags, identity_from_flags
 from gateway.journal import Journal, identity_forms
-from gateway.journal.queries import MAX_ACCESSES, calls_about
+from gateway.journal.queries import MAX_ACCESSES, as_json, calls_about
 from gateway.journal.signing import SigningKeyError, Verifier, generate
 from gateway.journal.verify import verify
 
@@ -161,7 +161,7 @@ def _search(args: argparse.Namespace) -> int:
     except psycopg.Error as exc:
         return _unreachable(exc)
     if args.json:
-        print(json.dumps([access.as_json() for access in accesses], ensure_ascii=False, indent=2))
+        print(json.dumps([as_json(access) for access in accesses], ensure_ascii=False, indent=2))
         return EXIT_OK
     _say(
         f"{len(accesses)} calls about this person"

@@ -10,11 +10,12 @@ PostgreSQL (`gateway.journal.writer`, `gateway.journal.chain`, `gateway.journal.
 search are read (`gateway.journal.queries`).
 """
 
-from gateway.journal.recorder import EVENT, Journal, Record
+from gateway.journal.recorder import EVENT, Call, Journal, Record
 from gateway.journal.subject import canonical_identity, canonical_subject, identity_forms, normalise_text
 
 __all__ = [
     "EVENT",
+    "Call",
     "Journal",
     "Record",
     "canonical_identity",

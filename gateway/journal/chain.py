@@ -52,31 +52,31 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """What a row says of one call."""
+    """What a row says of one call.
+
+    The columns of `gateway.journal.recorder.Call`, and:
+
+    - ``entry_id``: unique per call; after a write whose outcome is unknown, it tells whether
+      the row reached PostgreSQL;
+    - ``occurred_at``: when the answer left (UTC, microseconds);
+    - ``status`` and ``code``: what the caller got (the journal's 00503 when it refused);
+    - ``latency_us``: the latency in whole microseconds;
+    - ``subject_digest``: the HMAC of the normalised subject ("" when the call named nobody).
+    """
 
     entry_id: uuid.UUID
-    """Unique per call: after a write whose outcome is unknown, tells whether it reached PostgreSQL."""
     occurred_at: dt.datetime
-    """When the answer left (UTC, microseconds)."""
     request_id: str
     token_id: str
-    """The jti of the caller's token ("" without one: refused early, or a citizen's own call)."""
     habilitation: str
-    """The label of the token's habilitation (its ``sub``)."""
     recipient: str
-    """The recipient SIRET ("" for a method that needs none)."""
     method: str
-    """The full gRPC method."""
     api: str
-    """The API label (``cnaf.quotient_familial``…); "" for the gateway's own methods."""
     provider: str
     status: str
-    """The gRPC status name the caller got, ``OK`` on success."""
     code: str
-    """The API Particulier code the caller got ("" on success)."""
     latency_us: int
     subject_digest: str
-    """HMAC of the normalised subject ("" when the call named nobody)."""
 
     def values(self) -> tuple[object, ...]:
         """The content's values in `CONTENT_COLUMNS` order."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from google.protobuf.message import Message
@@ -29,60 +30,53 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What the call path knows of a call once its answer is ready."""
+
+    request_id: str
+    """The call's x-request-id."""
+    token_id: str
+    """The jti of the caller's token ("" when it had none)."""
+    habilitation: str
+    """The label of the token's habilitation ("" without a token)."""
+    recipient: str
+    """SIRET of the public body receiving the data ("" for a method that needs none)."""
+    method: str
+    """Full gRPC method name."""
+    api: str
+    """The API label ("" for the gateway's own methods)."""
+    provider: str
+    """The provider service asked ("" for the gateway's own methods)."""
+    status: str
+    """gRPC status name, e.g. ``OK`` or ``NOT_FOUND``."""
+    code: str
+    """API Particulier error code ("" on success)."""
+    latency_ms: float
+    """Time the gateway spent on the call."""
+    subject: Message | None
+    """The message naming the person asked about, if any."""
+
+
 class Record:
-    """One call as the journal keeps it; the subject's digest is computed once, when first needed."""
+    """One call as the journal keeps it; the subject's digest is computed once, when first needed.
 
-    __slots__ = (
-        "_content",
-        "_digest",
-        "_digest_of",
-        "api",
-        "code",
-        "habilitation",
-        "latency_ms",
-        "method",
-        "occurred_at",
-        "provider",
-        "recipient",
-        "refusal",
-        "request_id",
-        "status",
-        "subject",
-        "token_id",
-    )
+    Args:
+        call: The call.
+        occurred_at: When its answer left (UTC).
+        digest_of: The journal's subject digest.
+    """
 
-    def __init__(
-        self,
-        digest_of: Callable[[Message], str],
-        *,
-        occurred_at: dt.datetime,
-        request_id: str,
-        token_id: str,
-        habilitation: str,
-        recipient: str,
-        method: str,
-        api: str,
-        provider: str,
-        status: str,
-        code: str,
-        latency_ms: float,
-        subject: Message | None,
-    ) -> None:
+    __slots__ = ("_content", "_digest", "_digest_of", "call", "code", "occurred_at", "refusal", "status")
+
+    def __init__(self, call: Call, occurred_at: dt.datetime, digest_of: Callable[[Message], str]) -> None:
+        self.call = call
+        self.occurred_at = occurred_at
         self._digest_of = digest_of
         self._digest: str | None = None
         self._content: Content | None = None
-        self.occurred_at = occurred_at
-        self.request_id = request_id
-        self.token_id = token_id
-        self.habilitation = habilitation
-        self.recipient = recipient
-        self.method = method
-        self.api = api
-        self.provider = provider
-        self.status = status
-        self.code = code
-        self.latency_ms = latency_ms
-        self.subject = subject
+        self.status, self.code = call.status, call.code
+        """What the caller got: the call's outcome, or the journal's refusal."""
         self.refusal: ApiError | None = None
         """The error the caller gets instead of the answer when the journal could not keep the row."""
 
@@ -90,7 +84,8 @@ class Record:
     def subject_digest(self) -> str:
         """HMAC of the normalised subject ("" when the call named nobody)."""
         if self._digest is None:
-            self._digest = "" if self.subject is None else self._digest_of(self.subject)
+            subject = self.call.subject
+            self._digest = "" if subject is None else self._digest_of(subject)
         return self._digest
 
     def refuse(self) -> None:
@@ -101,19 +96,20 @@ class Record:
     def content(self) -> Content:
         """The row's content, made once (its entry id with it)."""
         if self._content is None:
+            call = self.call
             self._content = Content(
                 entry_id=uuid.uuid4(),
                 occurred_at=self.occurred_at,
-                request_id=self.request_id,
-                token_id=self.token_id,
-                habilitation=self.habilitation,
-                recipient=self.recipient,
-                method=self.method,
-                api=self.api,
-                provider=self.provider,
+                request_id=call.request_id,
+                token_id=call.token_id,
+                habilitation=call.habilitation,
+                recipient=call.recipient,
+                method=call.method,
+                api=call.api,
+                provider=call.provider,
                 status=self.status,
                 code=self.code,
-                latency_us=round(self.latency_ms * 1000),
+                latency_us=round(call.latency_ms * 1000),
                 subject_digest=self.subject_digest,
             )
         return self._content
@@ -168,56 +164,15 @@ class Journal:
         if self.writer is not None and self.writer.refusal() is not None:
             raise store_unavailable()
 
-    def record(
-        self,
-        *,
-        request_id: str,
-        token_id: str,
-        habilitation: str,
-        recipient: str,
-        method: str,
-        api: str,
-        provider: str,
-        status: str,
-        code: str,
-        latency_ms: float,
-        subject: Message | None,
-    ) -> Record:
+    def record(self, call: Call) -> Record:
         """Record one call, before its answer leaves; no hashing, no I/O.
-
-        Args:
-            request_id: The call's x-request-id.
-            token_id: The jti of the caller's token ("" when it had none).
-            habilitation: The label of the token's habilitation ("" without a token).
-            recipient: SIRET of the public body receiving the data.
-            method: Full gRPC method name.
-            api: The API label ("" for the gateway's own methods).
-            provider: The provider service asked ("" for the gateway's own methods).
-            status: gRPC status name, e.g. ``OK`` or ``NOT_FOUND``.
-            code: API Particulier error code ("" on success).
-            latency_ms: Time the gateway spent on the call.
-            subject: The message naming the person asked about, if any.
 
         Returns:
             The record; its ``refusal`` is set when the caller must get that error instead of
             the answer (the row could not be kept, or the journal is known unwritable in
             fail_closed mode), counted in ``gateway_journal_refused_calls_total``.
         """
-        record = Record(
-            self.subject_digest,
-            occurred_at=self._clock(),
-            request_id=request_id,
-            token_id=token_id,
-            habilitation=habilitation,
-            recipient=recipient,
-            method=method,
-            api=api,
-            provider=provider,
-            status=status,
-            code=code,
-            latency_ms=latency_ms,
-            subject=subject,
-        )
+        record = Record(call, self._clock(), self.subject_digest)
         if self.writer is None:
             return record
         reason = self.writer.refusal()
@@ -232,16 +187,17 @@ class Journal:
         """Write the record as one ``api_call`` event."""
         # A fresh proxy each time: a logger cached before logging was configured
         # (or captured in tests) would keep writing to the old processors.
+        call = record.call
         structlog.get_logger(__name__).info(
             EVENT,
-            request_id=record.request_id,
-            token_id=record.token_id,
-            recipient=record.recipient,
-            method=record.method,
-            provider=record.provider,
+            request_id=call.request_id,
+            token_id=call.token_id,
+            recipient=call.recipient,
+            method=call.method,
+            provider=call.provider,
             status=record.status,
             code=record.code,
-            latency_ms=round(record.latency_ms, 3),
+            latency_ms=round(call.latency_ms, 3),
             subject_digest=record.subject_digest,
         )
 

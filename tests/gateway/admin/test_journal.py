@@ -13,7 +13,15 @@ import psycopg
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
 from gateway.journal import Journal
-from tests.gateway.journal.conftest import HMAC_KEY, SigningKey, journal_db, journal_key, journal_on, started
+from tests.gateway.journal.conftest import (
+    HMAC_KEY,
+    SigningKey,
+    journal_db,
+    journal_key,
+    journal_on,
+    quotient_call,
+    started,
+)
 from tests.gateway.journal.test_writer import drained
 
 __all__ = ["journal_db", "journal_key"]
@@ -37,27 +45,20 @@ def call_about(
     journal: Journal, request_id: str, nom: str, prenoms: list[str], born: tuple[int, int, int]
 ) -> None:
     journal.record(
-        request_id=request_id,
-        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
-        habilitation="CCAS de Lyon",
-        recipient="13002526500013",
-        method="/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
-        api="cnaf.quotient_familial",
-        provider="cnaf",
-        status="OK",
-        code="",
-        latency_ms=2.0,
-        subject=cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-            identite=identity_pb2.IdentityPivot(
-                nom_naissance=nom,
-                prenoms=prenoms,
-                sexe_etat_civil="M",
-                annee_date_naissance=born[0],
-                mois_date_naissance=born[1],
-                jour_date_naissance=born[2],
-                code_cog_insee_pays_naissance="99100",
-            )
-        ),
+        quotient_call(
+            request_id,
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+                identite=identity_pb2.IdentityPivot(
+                    nom_naissance=nom,
+                    prenoms=prenoms,
+                    sexe_etat_civil="M",
+                    annee_date_naissance=born[0],
+                    mois_date_naissance=born[1],
+                    jour_date_naissance=born[2],
+                    code_cog_insee_pays_naissance="99100",
+                )
+            ),
+        )
     )
 
 

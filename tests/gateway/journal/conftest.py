@@ -12,12 +12,15 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from google.protobuf.message import Message
 
+from apiparticulier.cnaf.v1 import cnaf_pb2
+from apiparticulier.common.v1 import identity_pb2
 from contract.routes import contract_scopes
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.journal import Journal
+from gateway.journal import Call, Journal
 from gateway.journal.signing import Signer, Verifier, generate
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.settings import JournalFailureMode
@@ -30,6 +33,40 @@ from tests.gateway.tokens import TokenFactory
 __all__ = ["keys_dir"]
 
 HMAC_KEY = b"the journal's test HMAC key, 32b"
+QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
+RECIPIENT = "13002526500013"
+
+
+def lefebvre() -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
+    """A quotient familial request about the sandbox's LEFEBVRE Alexis, her first first name only."""
+    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+        identite=identity_pb2.IdentityPivot(
+            nom_naissance="LEFEBVRE",
+            prenoms=["ALEXIS"],
+            sexe_etat_civil="F",
+            annee_date_naissance=1982,
+            mois_date_naissance=12,
+            jour_date_naissance=27,
+            code_cog_insee_pays_naissance="99100",
+        )
+    )
+
+
+def quotient_call(request_id: str, subject: Message | None, status: str = "OK", code: str = "") -> Call:
+    """A quotient familial call of the CCAS de Lyon, as the call path hands it to the journal."""
+    return Call(
+        request_id=request_id,
+        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+        habilitation="CCAS de Lyon",
+        recipient=RECIPIENT,
+        method=QUOTIENT_FAMILIAL,
+        api="cnaf.quotient_familial",
+        provider="cnaf",
+        status=status,
+        code=code,
+        latency_ms=1.5,
+        subject=subject,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,11 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import JournalledMesh, SigningKey, journalled_gateway, keys_dir
+from tests.gateway.journal.conftest import JournalledMesh, SigningKey, journalled_gateway, keys_dir, lefebvre
 from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
@@ -32,17 +31,6 @@ __all__ = ["keys_dir"]
 LOAD_SECONDS = 4.0
 STOP_AT, OUTAGE_SECONDS = 0.8, 1.5
 WORKERS = 6
-QUOTIENT = cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-    identite=identity_pb2.IdentityPivot(
-        nom_naissance="LEFEBVRE",
-        prenoms=["ALEXIS"],
-        sexe_etat_civil="F",
-        annee_date_naissance=1982,
-        mois_date_naissance=12,
-        jour_date_naissance=27,
-        code_cog_insee_pays_naissance="99100",
-    )
-)
 
 
 @pytest.fixture
@@ -88,7 +76,7 @@ async def load(mesh: JournalledMesh, postgres: PostgresProcess) -> Answered:
                 ("x-request-id", rid),
             )
             try:
-                await stub.GetQuotientFamilialByIdentity(QUOTIENT, metadata=metadata, timeout=5)
+                await stub.GetQuotientFamilialByIdentity(lefebvre(), metadata=metadata, timeout=5)
                 outcomes[rid] = ("OK", "")
             except grpc.aio.AioRpcError as error:
                 outcomes[rid] = (error.code().name, rich_status(error).api_code)

@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import structlog
 
-from apiparticulier.cnaf.v1 import cnaf_pb2
-from apiparticulier.common.v1 import identity_pb2
 from gateway.journal import Journal
+from tests.gateway.journal.conftest import quotient_call
+from tests.gateway.journal.test_subject import by_identity, pivot
 
 KEY = b"a secret key of the operator, 32b"
-
-
-def pivot() -> identity_pb2.IdentityPivot:
-    return identity_pb2.IdentityPivot(
-        nom_naissance="Dupont-Lefèvre",
-        prenoms=["Éloïse", "Marie"],
-        annee_date_naissance=1987,
-        mois_date_naissance=3,
-        jour_date_naissance=9,
-        sexe_etat_civil="F",
-        code_cog_insee_pays_naissance="99100",
-        code_cog_insee_commune_naissance="75056",
-    )
-
-
-def by_identity(identity: identity_pb2.IdentityPivot) -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
-    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=identity)
 
 
 def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> None:
@@ -33,19 +16,7 @@ def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> Non
     identity = pivot()
     request = by_identity(identity)
     digest = journal.subject_digest(request)
-    record = journal.record(
-        request_id="req-1",
-        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
-        habilitation="CCAS de Lyon",
-        recipient="13002526500013",
-        method="/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
-        api="cnaf.quotient_familial",
-        provider="cnaf",
-        status="OK",
-        code="",
-        latency_ms=12.34567,
-        subject=request,
-    )
+    record = journal.record(quotient_call("req-1", request))
     assert record.refusal is None
     with structlog.testing.capture_logs() as events:
         journal.log(record)
@@ -61,7 +32,7 @@ def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> Non
         "provider": "cnaf",
         "status": "OK",
         "code": "",
-        "latency_ms": 12.346,
+        "latency_ms": 1.5,
         "subject_digest": digest,
     }
     rendered = repr(event).upper()

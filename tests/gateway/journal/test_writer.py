@@ -7,44 +7,14 @@ import datetime as dt
 
 import psycopg
 
-from apiparticulier.cnaf.v1 import cnaf_pb2
-from apiparticulier.common.v1 import identity_pb2
 from gateway.journal import Journal
 from gateway.journal.schema import MIGRATIONS, drop_expired, migrate
 from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import HMAC_KEY, SigningKey, journal_on, started
-
-QF = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
-
-
-def lefebvre() -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
-    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-        identite=identity_pb2.IdentityPivot(
-            nom_naissance="LEFEBVRE",
-            prenoms=["ALEXIS"],
-            sexe_etat_civil="F",
-            annee_date_naissance=1982,
-            mois_date_naissance=12,
-            jour_date_naissance=27,
-            code_cog_insee_pays_naissance="99100",
-        )
-    )
+from tests.gateway.journal.conftest import HMAC_KEY, SigningKey, journal_on, lefebvre, quotient_call, started
 
 
 def record(journal: Journal, request_id: str, status: str = "OK") -> None:
-    journal.record(
-        request_id=request_id,
-        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
-        habilitation="CCAS de Lyon",
-        recipient="13002526500013",
-        method=QF,
-        api="cnaf.quotient_familial",
-        provider="cnaf",
-        status=status,
-        code="" if status == "OK" else "35003",
-        latency_ms=1.5,
-        subject=lefebvre(),
-    )
+    journal.record(quotient_call(request_id, lefebvre(), status, "" if status == "OK" else "35003"))
 
 
 async def drained(journal: Journal) -> None:
