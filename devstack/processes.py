@@ -73,9 +73,11 @@ class ProcessGroup:
         server.start()
         return server
 
-    def start_postgres(self, port: int = 0, data_dir: Path | None = None) -> PostgresProcess:
+    def start_postgres(
+        self, port: int = 0, data_dir: Path | None = None, niceness: int = 0
+    ) -> PostgresProcess:
         """A PostgreSQL of the group, on ``port`` (0: a free loopback port), its cluster in ``data_dir``."""
-        server = PostgresProcess(port, data_dir)
+        server = PostgresProcess(port, data_dir, niceness=niceness)
         self.postgres = server
         server.start()
         return server
