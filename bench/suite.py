@@ -14,6 +14,11 @@ One run measures, on this machine and under the same load generator:
 4. the fan-out lookup over six providers each delayed by a fixed time, when the
    gateway implements Lookup.
 
+The gateway keeps its journal in PostgreSQL (started here, at the lowest CPU priority,
+standing for a database on a machine of its own); a second gateway, the same but for its
+journal kept to the log event, runs in the same rounds as the path ``no journal``: the
+difference is what the journal costs the call path (issue 15).
+
 High load runs go round by round (direct, pass-through, gateway, then again) and
 each path keeps its best round: on a shared machine, the best round is the one
 least disturbed by the neighbours.
@@ -52,6 +57,8 @@ SIRET = "13002526500013"
 _BENCH_CLIENT = "bench"
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.name
 _PROVIDER_SERVICES = ("c2s", "france_travail", "mesr", "cnous", "men")
+NO_JOURNAL = "no journal"
+"""The path of the gateway whose journal is its log event alone."""
 _SLOWLOG_ENTRIES = 1_000_000
 
 Metadata = tuple[tuple[str, str], ...]
@@ -203,6 +210,7 @@ class _Run:
         self.low_load()
         gateway, issuer = self.started_gateway()
         self.mesh.stop(gateway)  # its CPU is the next phases' to use
+        self.mesh.stop(self.paths[NO_JOURNAL][0])
         self.rate_limit(issuer)
         self.fan_out(issuer)
 
@@ -246,7 +254,15 @@ class _Run:
             "gateway", ["-m", "gateway"], {**self.gateway_env, "RATE_LIMIT_BURST": "10000"}
         )
         token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=1_000_000)
-        self.paths["gateway"] = (self.gateway, (("authorization", f"Bearer {token}"), *self.recipient))
+        authorized = (("authorization", f"Bearer {token}"), *self.recipient)
+        self.paths["gateway"] = (self.gateway, authorized)
+        # The same gateway with its journal kept to the log event: measured in the same rounds,
+        # the difference is what the journal in PostgreSQL costs (issue 15).
+        without_journal = {**self.gateway_env, "JOURNAL_DATABASE_URL": "", "RATE_LIMIT_BURST": "10000"}
+        self.paths[NO_JOURNAL] = (
+            self.mesh.start("gateway-no-journal", ["-m", "gateway"], without_journal),
+            authorized,
+        )
         for name, (child, metadata) in self.paths.items():
             status = smoke(child.address, QUOTIENT_FAMILIAL, self.request, metadata)
             if status is not grpc.StatusCode.OK:
@@ -399,7 +415,7 @@ def render(report: Report) -> str:
         f"best of {options.rounds} rounds"
     )
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/call':>13}")
-    for name in ("direct", "pass-through", "gateway"):
+    for name in ("direct", "pass-through", "gateway", NO_JOURNAL):
         path_run = report.high.get(name)
         if path_run is None:
             add(f"{name:<14}{report.notes.get('gateway', 'not measured'):>49}")
@@ -417,6 +433,7 @@ def render(report: Report) -> str:
             f"gateway/direct {to_direct:.2f}   gateway/pass-through {to_pass:.2f}  "
             f"{_check(to_pass >= 0.6, '>= 0.6')}"
         )
+    add(_journal_line(report))
     add("")
     add(f"low load: 1 client, 1 in flight, {options.low_load_duration:.0f} s")
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -442,6 +459,22 @@ def render(report: Report) -> str:
     add(_rate_limit_line(report))
     add(_lookup_line(report))
     return "\n".join(lines)
+
+
+def _journal_line(report: Report) -> str:
+    """The gateway with its journal in PostgreSQL against the same gateway without, in the same run."""
+    with_journal, without = report.high.get("gateway"), report.high.get(NO_JOURNAL)
+    if with_journal is None or without is None:
+        return "journal in PostgreSQL: not measured"
+    low_with, low_without = report.low.get("gateway"), report.low.get(NO_JOURNAL)
+    latency = ""
+    if low_with is not None and low_without is not None:
+        latency = f", low-load p50 {low_with.load.p50_ms() - low_without.load.p50_ms():+.3f} ms"
+    ratio = with_journal.load.throughput / without.load.throughput
+    return (
+        f"journal in PostgreSQL: gateway/no journal {ratio:.2f}, "
+        f"CPU {with_journal.cpu_us_per_call - without.cpu_us_per_call:+.0f} µs/call{latency}"
+    )
 
 
 def _redis_lines(report: Report) -> str:
