@@ -194,6 +194,7 @@ class JournalWriter:
         try:
             await self._connect()
         except _FAILURES as exc:
+            _LOG.warning("journal_database_unreachable", at="start", error=type(exc).__name__)
             self._failed(exc)
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
