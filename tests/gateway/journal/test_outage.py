@@ -128,10 +128,13 @@ async def gateway_on(
         yield mesh
 
 
-def intact(url: str, key: SigningKey) -> None:
+def intact(url: str, key: SigningKey, chains: int = 1) -> None:
     with psycopg.connect(url) as conn:
         reports = verify(conn, key.verifier())
     assert reports and [problem for report in reports for problem in report.problems] == []
+    # Every chain's last head is signed, those the outage cut included (the gateway has stopped).
+    assert [report.unsigned for report in reports] == [0] * len(reports)
+    assert len(reports) >= chains, "a write failure starts a new chain"
 
 
 async def test_fail_closed_refuses_while_postgres_is_down_and_keeps_every_row(
@@ -151,7 +154,7 @@ async def test_fail_closed_refuses_while_postgres_is_down_and_keeps_every_row(
     # Each call exactly once, with what its caller got: those that left before the outage showed included.
     assert sorted(row[0] for row in rows) == sorted(answered.outcomes)
     assert {row[0]: (row[1], row[2]) for row in rows} == answered.outcomes
-    intact(postgres.url, journal_key)
+    intact(postgres.url, journal_key, chains=2)
 
 
 async def test_buffer_answers_while_postgres_is_down_and_writes_the_spool_on_its_return(
@@ -166,7 +169,7 @@ async def test_buffer_answers_while_postgres_is_down_and_writes_the_spool_on_its
     assert set(answered.outcomes) == answered.with_status("OK")
     rows = journal_rows(postgres.url)
     assert sorted(row[0] for row in rows) == sorted(answered.outcomes)
-    intact(postgres.url, journal_key)
+    intact(postgres.url, journal_key, chains=2)
 
 
 async def test_buffer_refuses_and_counts_what_would_overflow_the_spool(
@@ -183,4 +186,32 @@ async def test_buffer_refuses_and_counts_what_would_overflow_the_spool(
     assert refused("spool_full") - before == len(overflowed)
     rows = journal_rows(postgres.url)
     assert sorted(row[0] for row in rows) == sorted(answered.with_status("OK"))
+    intact(postgres.url, journal_key)
+
+
+async def test_a_gateway_started_without_postgresql_refuses_until_it_comes(
+    postgres: PostgresProcess, redis_server: RedisProcess, keys_dir: Any, journal_key: SigningKey
+) -> None:
+    """fail_closed from the start: no call is answered before the journal can be written, then calls go on."""
+    postgres.stop()
+    async with gateway_on(
+        postgres, redis_server, keys_dir, journal_key, journal_failure_mode="fail_closed"
+    ) as mesh:
+        stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+        metadata = (("authorization", f"Bearer {mesh.factory.token()}"), ("x-recipient", "13002526500013"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetQuotientFamilialByIdentity(lefebvre(), metadata=metadata)
+        assert rich_status(refused.value).api_code == "00503"
+        await asyncio.to_thread(postgres.start)
+        codes = []
+        for _ in range(100):
+            try:
+                await stub.GetQuotientFamilialByIdentity(lefebvre(), metadata=metadata)
+                break
+            except grpc.aio.AioRpcError as error:
+                codes.append(rich_status(error).api_code)
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the gateway did not come back to PostgreSQL")
+        assert set(codes) <= {"00503"}
     intact(postgres.url, journal_key)
