@@ -145,8 +145,9 @@ async def test_fail_closed_refuses_while_postgres_is_down_and_keeps_every_row(
         postgres, redis_server, keys_dir, journal_key, journal_failure_mode="fail_closed"
     ) as mesh:
         answered = await load(mesh, postgres)
-    assert answered.during_outage["UNAVAILABLE"] > 0
-    assert answered.during_outage["OK"] <= WORKERS * 3, answered.during_outage  # until the outage shows
+    # Answers leave only until the writer finds PostgreSQL gone: one flush, a few calls per worker.
+    during = answered.during_outage
+    assert during["OK"] <= WORKERS * 10 and during["OK"] < during["UNAVAILABLE"], during
     journal_refused = answered.with_status("UNAVAILABLE", "00503")
     assert journal_refused and answered.with_status("OK")
     assert set(answered.outcomes) == answered.with_status("OK") | journal_refused
