@@ -19,6 +19,8 @@ _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.name
 
 GATEWAY_REST = "gateway REST"
 """The REST front's path in the tables, beside ``direct``, ``pass-through`` and ``gateway``."""
+NO_JOURNAL = "no journal"
+"""The same gateway with its journal kept to the log event, measured in the same rounds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def render(report: Report) -> str:
         f"best of {options.rounds} rounds"
     )
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/call':>13}")
-    for name in ("direct", "pass-through", "gateway", GATEWAY_REST):
+    for name in ("direct", "pass-through", "gateway", GATEWAY_REST, NO_JOURNAL):
         path_run = report.high.get(name)
         if path_run is None:
             add(f"{name:<14}{report.notes.get('gateway', 'not measured'):>49}")
@@ -81,6 +83,7 @@ def render(report: Report) -> str:
             f"{_check(to_pass >= 0.6, '>= 0.6')}"
         )
     add(_rest_line(report))
+    add(_journal_line(report))
     add("")
     add(f"low load: 1 client, 1 in flight, {options.low_load_duration:.0f} s")
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -116,6 +119,22 @@ def _rest_line(report: Report) -> str:
     return (
         f"REST/gRPC through the gateway {ratio:.2f}  {_check(ratio >= 0.8, '>= 0.8')}; CPU per call "
         f"REST {rest_run.cpu_us_per_call:.0f} µs, gRPC {grpc_run.cpu_us_per_call:.0f} µs"
+    )
+
+
+def _journal_line(report: Report) -> str:
+    """The gateway with its journal in PostgreSQL against the same gateway without, in the same run."""
+    with_journal, without = report.high.get("gateway"), report.high.get(NO_JOURNAL)
+    if with_journal is None or without is None:
+        return "journal in PostgreSQL: not measured"
+    low_with, low_without = report.low.get("gateway"), report.low.get(NO_JOURNAL)
+    latency = ""
+    if low_with is not None and low_without is not None:
+        latency = f", low-load p50 {low_with.load.p50_ms() - low_without.load.p50_ms():+.3f} ms"
+    ratio = with_journal.load.throughput / without.load.throughput
+    return (
+        f"journal in PostgreSQL: gateway/no journal {ratio:.2f}, "
+        f"CPU {with_journal.cpu_us_per_call - without.cpu_us_per_call:+.0f} µs/call{latency}"
     )
 
 

@@ -14,6 +14,11 @@ One run measures, on this machine and under the same load generator:
 4. the fan-out lookup over six providers each delayed by a fixed time, when the
    gateway implements Lookup.
 
+The gateway keeps its journal in PostgreSQL (started here, at the lowest CPU priority,
+standing for a database on a machine of its own); a second gateway, the same but for its
+journal kept to the log event, runs in the same rounds as the path ``no journal``: the
+difference is what the journal costs the call path (issue 15).
+
 High load runs go round by round (direct, pass-through, gateway, then again) and
 each path keeps its best round: on a shared machine, the best round is the one
 least disturbed by the neighbours.
@@ -39,11 +44,12 @@ from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadSpec, run_load
 from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
-from bench.report import GATEWAY_REST, PathRun, Report
+from bench.report import GATEWAY_REST, NO_JOURNAL, PathRun, Report
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
+from gateway.journal.signing import generate as generate_journal_key
 
 _ROOT = Path(__file__).resolve().parent.parent
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
@@ -54,6 +60,7 @@ SIRET = "13002526500013"
 """The recipient of every call: a SIRET the gateway's check accepts."""
 _BENCH_CLIENT = "bench"
 _PROVIDER_SERVICES = ("c2s", "france_travail", "mesr", "cnous", "men")
+"""The path of the gateway whose journal is its log event alone."""
 _SLOWLOG_ENTRIES = 1_000_000
 
 Metadata = tuple[tuple[str, str], ...]
@@ -211,6 +218,7 @@ class _Run:
         self.low_load()
         gateway, issuer = self.started_gateway()
         self.mesh.stop(gateway)  # its CPU is the next phases' to use
+        self.mesh.stop(self.paths[NO_JOURNAL].child)
         self.rate_limit(issuer)
         self.fan_out(issuer)
 
@@ -228,6 +236,11 @@ class _Run:
         """Redis, cnaf, the pass-through proxy and the gateway; one smoke call each."""
         redis_server = self.mesh.start_redis()
         self.say(f"redis on {redis_server.url}; logs in {self.options.log_dir}")
+        # The journal as deployed: PostgreSQL with its defaults (fsync on), rows signed every 5 s.
+        # At the lowest CPU priority: in production it has a machine of its own, and here it
+        # must not take the two cores from the paths measured.
+        postgres = self.mesh.start_postgres(niceness=19)
+        journal_key, _ = generate_journal_key(self.keys_dir, "journal-signing")
         self.redis = redis.Redis.from_url(redis_server.url, client_name=_BENCH_CLIENT)
         cnaf = self.cnaf = self.mesh.start("cnaf", ["-m", "services.cnaf"])
         self.paths["direct"] = _Path(cnaf, self.recipient)
@@ -237,6 +250,8 @@ class _Run:
             "REDIS_URL": redis_server.url,
             "KEYS_DIR": str(self.keys_dir),
             "JOURNAL_HMAC_KEY": secrets.token_hex(32),
+            "JOURNAL_DATABASE_URL": postgres.url,
+            "JOURNAL_SIGNING_KEY_FILE": str(journal_key),
             "CNAF_ADDRESS": cnaf.address,
             "LOG_LEVEL": "info",
         }
@@ -254,6 +269,13 @@ class _Run:
         self.paths["gateway"] = _Path(self.gateway, (*authorization, *self.recipient))
         # The same call through the gateway's REST front, in the same process.
         self.paths[GATEWAY_REST] = _Path(self.gateway, authorization, rest, quotient_familial_query())
+        # The same gateway with its journal kept to the log event: measured in the same rounds,
+        # the difference is what the journal in PostgreSQL costs.
+        without_journal = {**self.gateway_env, "JOURNAL_DATABASE_URL": "", "RATE_LIMIT_BURST": "10000"}
+        self.paths[NO_JOURNAL] = _Path(
+            self.mesh.start("gateway-no-journal", ["-m", "gateway"], without_journal),
+            (*authorization, *self.recipient),
+        )
         for name, path in self.paths.items():
             if path.http_path:
                 status = rest_smoke(path.target, path.http_path, path.metadata)

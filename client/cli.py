@@ -10,7 +10,9 @@ Commands:
 - ``introspect``: the rights of the token;
 - ``usage``: the token's calls per day, API and outcome, as a table;
 - ``pings``: the availability of every provider;
-- ``proofs``: the public figure of proofs avoided.
+- ``proofs``: the public figure of proofs avoided;
+- ``accesses --fc-token TOKEN``: the citizen's own access history (the calls public
+  bodies made about them), with their FranceConnect access token alone.
 
 The gateway, token and recipient come from ``API_PARTICULIER_ADDRESS`` (default
 ``127.0.0.1:50051``), ``API_PARTICULIER_TOKEN`` and ``API_PARTICULIER_RECIPIENT``,
@@ -453,6 +455,34 @@ def cmd_proofs(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
+def cmd_accesses(args: argparse.Namespace, session: Session) -> int:
+    """The calls made about the citizen whose FranceConnect token is given (no API token needed)."""
+    catalog = ApiCatalog(build_routes())
+    request = gateway_pb2.ListAccessesRequest()
+    request.france_connect.access_token = args.fc_token
+    answer = session.call(
+        _gateway_path("ListAccesses"), request, gateway_pb2.ListAccessesResponse, token=False
+    )
+    if session.json:
+        print(to_json(answer))
+        return EXIT_OK
+    if not answer.accesses:
+        print("no access recorded about you")
+        return EXIT_OK
+    rows = [
+        (
+            timestamp(access.time, access.HasField("time")),
+            access.recipient,
+            access.habilitation,
+            catalog.label_of(access.api) or gateway_pb2.Api.Name(access.api),
+            access.outcome if not access.code else f"{access.outcome} {access.code}",
+        )
+        for access in answer.accesses
+    ]
+    _print(table(("time", "recipient", "habilitation", "api", "outcome"), rows))
+    return EXIT_OK
+
+
 # -- command line ----------------------------------------------------------------------------------
 
 
@@ -462,8 +492,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _subject_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("subject (or --subject-file)")
+def identity_flags(group: argparse._ActionsContainer) -> None:
+    """The flags of an identity pivot, read back by `identity_from_flags` (also the journal search's)."""
     group.add_argument("--nom", help="birth name (nomNaissance)")
     group.add_argument("--nom-usage", dest="nom_usage", help="usage name (nomUsage)")
     group.add_argument("--prenom", action="append", help="a first name; repeat for each, in order")
@@ -475,6 +505,11 @@ def _subject_flags(parser: argparse.ArgumentParser) -> None:
         "--commune-nom", dest="commune_nom", help="name of the birth commune (with --departement)"
     )
     group.add_argument("--departement", help="COG code of the birth département")
+
+
+def _subject_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("subject (or --subject-file)")
+    identity_flags(group)
     group.add_argument(
         "--fc-token", dest="fc_token", help="a FranceConnect access token, instead of an identity"
     )
@@ -548,6 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("proofs", parents=[common], help="proofs avoided, last 30 days").set_defaults(
         handler=cmd_proofs
     )
+    accesses = commands.add_parser(
+        "accesses", parents=[common], help="your own access history, with your FranceConnect token"
+    )
+    accesses.add_argument(
+        "--fc-token", dest="fc_token", required=True, help="your FranceConnect access token"
+    )
+    accesses.set_defaults(handler=cmd_accesses)
     return parser
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess, free_port
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -63,11 +64,21 @@ class ProcessGroup:
         self.log_dir = log_dir
         self.children: list[Child] = []
         self.redis: RedisProcess | None = None
+        self.postgres: PostgresProcess | None = None
 
     def start_redis(self, port: int = 0, data_dir: Path | None = None) -> RedisProcess:
         """A redis-server of the group, on ``port`` (0: a free loopback port), persistent in ``data_dir``."""
         server = RedisProcess(port, data_dir=data_dir)
         self.redis = server
+        server.start()
+        return server
+
+    def start_postgres(
+        self, port: int = 0, data_dir: Path | None = None, niceness: int = 0
+    ) -> PostgresProcess:
+        """A PostgreSQL of the group, on ``port`` (0: a free loopback port), its cluster in ``data_dir``."""
+        server = PostgresProcess(port, data_dir, niceness=niceness)
+        self.postgres = server
         server.start()
         return server
 
@@ -114,7 +125,7 @@ class ProcessGroup:
             self.children.remove(child)
 
     def close(self) -> None:
-        """Stop every child, the last started first, then Redis."""
+        """Stop every child, the last started first, then Redis and PostgreSQL."""
         for child in reversed(self.children):
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
@@ -123,6 +134,9 @@ class ProcessGroup:
         if self.redis is not None:
             self.redis.close()
             self.redis = None
+        if self.postgres is not None:
+            self.postgres.close()
+            self.postgres = None
 
 
 def wait_until_serving(child: Child) -> None:

@@ -1,8 +1,10 @@
-"""`make run`: start Redis, the provider services and the gateway on this machine.
+"""`make run`: start Redis, PostgreSQL, the provider services and the gateway on this machine.
 
 Each process runs as a child with its logs in .run/logs/; the supervisor waits
 until each answers health, prints what runs where and how to call it, and on
-Ctrl-C (or SIGTERM) stops every child gracefully, then Redis.
+Ctrl-C (or SIGTERM) stops every child gracefully, then Redis and PostgreSQL. The
+journal's PostgreSQL keeps its data in .run/postgres/ across runs (with the journal's
+HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +22,10 @@ from pathlib import Path
 import jwt
 
 from contract.routes import contract_scopes
+from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
 from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.journal.signing import generate as generate_journal_key
 from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +112,50 @@ def _journal_key() -> str:
     return path.read_text().strip()
 
 
+# -- the journal (issue 15) ------------------------------------------------------------------------
+
+_JOURNAL_KEYS_DIR = _RUN_DIR / "journal-keys"
+_JOURNAL_KEY = "journal-signing"
+_PUBLIC_KEY = f".run/journal-keys/{_JOURNAL_KEY}.public.pem"
+JOURNAL_EXAMPLES = (
+    "-m client accesses --fc-token fc-lefebvre --json",
+    f"-m gateway.admin journal verify --public-key {_PUBLIC_KEY}",
+    f"-m gateway.admin journal search {_LEFEBVRE}",
+)
+"""Arguments of the journal commands `make run` prints, after the JOURNAL_* exports."""
+
+
+def _journal_signing_key() -> Path:
+    """The local journal signing key, made once."""
+    private = _JOURNAL_KEYS_DIR / f"{_JOURNAL_KEY}.private.pem"
+    if not private.exists():
+        generate_journal_key(_JOURNAL_KEYS_DIR, _JOURNAL_KEY)
+    return private
+
+
+def start_journal_database(group: ProcessGroup) -> str:
+    """The journal's PostgreSQL: ``JOURNAL_DATABASE_URL``, or a local server kept in .run/postgres/."""
+    if url := os.environ.get("JOURNAL_DATABASE_URL", ""):
+        print("postgres         (from JOURNAL_DATABASE_URL)")
+        return url
+    data_dir = _RUN_DIR / "postgres"
+    if not reachable_by_server(data_dir):
+        # As root in a private directory, the server's user cannot reach .run/: a kept cluster elsewhere.
+        data_dir = Path(tempfile.gettempdir()) / f"apiparticulier-journal-{os.getuid()}-{_ROOT.stat().st_ino}"
+    url = group.start_postgres(port=5432 if _port_free(5432) else 0, data_dir=data_dir).url
+    print(f"postgres         {url}")
+    return url
+
+
+def journal_env(database_url: str) -> dict[str, str]:
+    """The gateway's journal settings for the local stack."""
+    return {
+        "JOURNAL_HMAC_KEY": _journal_key(),
+        "JOURNAL_DATABASE_URL": database_url,
+        "JOURNAL_SIGNING_KEY_FILE": str(_journal_signing_key()),
+    }
+
+
 def demo_token(redis_url: str) -> str:
     """A key pair for the local gateway (made once) and a one-day token holding every scope."""
     if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
@@ -157,18 +206,14 @@ def main() -> None:
             # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
             redis_url = group.start_redis(port=6379 if _port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
             print(f"redis            {redis_url}")
+        journal = journal_env(start_journal_database(group))
         for process in PROVIDERS:
             _start(group, process)
         token = demo_token(redis_url)
         _start(
             group,
             GATEWAY,
-            {
-                "REDIS_URL": redis_url,
-                "KEYS_DIR": str(_KEYS_DIR),
-                "JOURNAL_HMAC_KEY": _journal_key(),
-                "REST_PORT": str(REST_PORT),
-            },
+            {"REDIS_URL": redis_url, "KEYS_DIR": str(_KEYS_DIR), "REST_PORT": str(REST_PORT), **journal},
         )
         print(f"{'gateway REST':<16} http://127.0.0.1:{REST_PORT}  (spec: /openapi.yaml)")
         print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a process with:")
@@ -182,6 +227,13 @@ def main() -> None:
         print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
         for line in curl_examples():
             print(f"  {line}")
+        print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
+        print(
+            f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "
+            "JOURNAL_HMAC_KEY=$(cat .run/journal-hmac-key)"
+        )
+        for arguments in JOURNAL_EXAMPLES:
+            print(f"  .venv/bin/python {arguments}")
         print("\nCtrl-C stops everything.")
         while not stop_requested:
             for child in group.children:

@@ -9,6 +9,8 @@ option), as for the provider methods:
   forward, and checks scopes per API itself (`gateway.lookup`).
 - ``anonymous`` (GetProofsAvoided, ListProviderAvailability): public figures,
   neither authenticated nor rate limited, like the real API's pings.
+- ``france_connect`` (ListAccesses): the citizen's FranceConnect access token alone
+  opens it, through `CallPath.call_citizen` (`gateway.journal.access_history`).
 
 Every authenticated call leaves one journal event (provider "", the subject's
 digest for a lookup); the provider calls of a lookup leave their own.
@@ -28,6 +30,7 @@ from contract.catalog import ApiCatalog
 from contract.routes import ContractError
 from gateway.availability import Availability, AvailabilityTracker
 from gateway.call_path import Admitted, CallPath
+from gateway.journal.access_history import AccessHistory
 from gateway.lookup import LookupService
 from gateway.proxy import inbound_of
 from gateway.settings import GatewaySettings
@@ -58,6 +61,8 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
 
 _TOKEN_HOLDERS = ("Lookup", "IntrospectToken", "GetUsageStatistics")
 """The methods served through the call path; the contract opens them to ``every_token``."""
+_CITIZENS = ("ListAccesses",)
+"""The methods the citizen's FranceConnect token alone opens (``france_connect``)."""
 
 
 def method_access(method: str) -> options_pb2.MethodAccess:
@@ -76,6 +81,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         usage: The usage counters, read for the statistics.
         availability: The providers' availability.
         catalog: The Api enum ↔ API labels.
+        access_history: Reads citizens' access histories from the journal.
 
     Raises:
         ContractError: a method is open to tokens without being served through the call path, or the
@@ -90,8 +96,10 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         usage: UsageRecorder,
         availability: AvailabilityTracker,
         catalog: ApiCatalog,
+        access_history: AccessHistory,
     ) -> None:
         self._settings = settings
+        self._access_history = access_history
         self._call_path = call_path
         self._usage = usage
         self._availability = availability
@@ -99,7 +107,12 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self._lookup = LookupService(call_path, catalog)
         every_token = {m.name for m in SERVICE.methods if method_access(m.name).every_token}
         anonymous = {m.name for m in SERVICE.methods if method_access(m.name).anonymous}
-        if every_token != set(_TOKEN_HOLDERS) or anonymous != set(SERVICE.methods_by_name) - every_token:
+        citizens = {m.name for m in SERVICE.methods if method_access(m.name).france_connect}
+        if (
+            every_token != set(_TOKEN_HOLDERS)
+            or citizens != set(_CITIZENS)
+            or anonymous != set(SERVICE.methods_by_name) - every_token - citizens
+        ):
             raise ContractError("GatewayService's method_access options do not match the methods served")
 
     def service_definition(self) -> ServiceDefinition:
@@ -194,3 +207,15 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
             if state.last_ok is not None:
                 entry.last_ok_status.CopyFrom(_timestamp(state.last_ok))
         return response
+
+    async def ListAccesses(  # noqa: N802 - the name is the contract's
+        self, request: gateway_pb2.ListAccessesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> gateway_pb2.ListAccessesResponse:
+        """The calls made about the citizen whose FranceConnect token the request carries."""
+        return await self._call_path.call_citizen(
+            f"/{SERVICE_NAME}/ListAccesses",
+            inbound_of(context),
+            request,
+            self._settings.access_history_rate_per_second,
+            self._access_history.list_accesses,
+        )

@@ -18,6 +18,9 @@ from gateway.channels import ProviderChannels
 from gateway.france_connect import build_france_connect
 from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Journal
+from gateway.journal.access_history import AccessHistory
+from gateway.journal.signing import Signer
+from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
 from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
@@ -29,7 +32,7 @@ from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
 
-_LOG = structlog.get_logger("gateway")
+_LOG = structlog.get_logger(__name__)
 
 
 class GatewayServer(GrpcServer):
@@ -44,19 +47,23 @@ class GatewayServer(GrpcServer):
         on_shutdown: Sequence[ShutdownHook],
         availability: AvailabilityTracker | None = None,
         rest: RestServer | None = None,
+        journal: Journal | None = None,
     ) -> None:
-        """Serve ``services``; usage and availability start with it, ``on_shutdown`` runs after the drain.
+        """Serve ``services``; usage, journal, availability start with it; then ``on_shutdown``.
 
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
         super().__init__(settings, services, on_shutdown=on_shutdown)
         self._usage = usage
         self._availability = availability
+        self._journal = journal
         self.rest = rest
 
     async def start(self) -> None:
-        """Start the usage recorder's flushing, then serve."""
+        """Start the usage recorder's flushing and the journal's writer, then serve."""
         await self._usage.start()
+        if self._journal is not None:
+            await self._journal.start()
         await super().start()
         if self._availability is not None:
             await self._availability.start()
@@ -118,7 +125,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         socket_connect_timeout=settings.redis_timeout_seconds,
     )
     limiter = RateLimiter(redis_client, settings)
-    journal = Journal(hmac_key.encode())
+    journal = build_journal(settings, hmac_key.encode())
     usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
     channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
@@ -144,8 +151,16 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         ),
         availability=availability,
     )
+    access_history = AccessHistory(
+        settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
+    )
     api = GatewayApi(
-        settings=settings, call_path=call_path, usage=usage, availability=availability, catalog=catalog
+        settings=settings,
+        call_path=call_path,
+        usage=usage,
+        availability=availability,
+        catalog=catalog,
+        access_history=access_history,
     )
     rest = None
     if settings.rest_port is not None:
@@ -163,6 +178,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         on_shutdown=[
             limiter.close,
             usage.close,
+            journal.close,
             availability.close,
             france_connect.close,
             channels.close,
@@ -171,4 +187,36 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         usage=usage,
         availability=availability,
         rest=rest,
+        journal=journal,
     )
+
+
+def build_journal(settings: GatewaySettings, hmac_key: bytes) -> Journal:
+    """The journal ``JOURNAL_DATABASE_URL`` asks for: in PostgreSQL, or the log events alone.
+
+    Raises:
+        ValueError: a database without ``JOURNAL_SIGNING_KEY_FILE``, or an unreadable key.
+    """
+    url = settings.journal_database_url.get_secret_value()
+    if not url:
+        _LOG.warning("journal_database_off", reason="JOURNAL_DATABASE_URL is empty: log events only")
+        return Journal(hmac_key)
+    if settings.journal_signing_key_file is None:
+        raise ValueError(
+            "JOURNAL_DATABASE_URL needs JOURNAL_SIGNING_KEY_FILE, the key that signs the journal"
+        )
+    writer = JournalWriter(
+        url,
+        Signer.from_file(settings.journal_signing_key_file),
+        WriterSettings(
+            mode=settings.journal_failure_mode,
+            spool_rows=settings.journal_spool_rows,
+            batch_rows=settings.journal_batch_rows,
+            flush_seconds=settings.journal_flush_seconds,
+            checkpoint_seconds=settings.journal_checkpoint_seconds,
+            timeout_seconds=settings.journal_timeout_seconds,
+            retry_seconds=settings.journal_retry_seconds,
+            retention_months=settings.journal_retention_months,
+        ),
+    )
+    return Journal(hmac_key, writer)

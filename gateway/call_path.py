@@ -1,10 +1,10 @@
 """The gateway's call path: the steps of every call, written once, in their order.
 
 Transport-neutral: an adapter (the gRPC handlers of `gateway.proxy` and
-`gateway.api`, the REST front of `gateway.rest`) hands in the caller's metadata and deadline as an `Inbound`, and
-gets back the answer, or an `ApiError`; the response metadata goes into the
-call's `CallContext`. Every call, a provider method's or the gateway's own, goes
-through the same frame:
+`gateway.api`, the REST front of `gateway.rest`) hands in the caller's metadata
+and deadline as an `Inbound`, and gets back the answer, or an `ApiError`; the
+response metadata goes into the call's `CallContext`. Every call, a provider
+method's or the gateway's own, goes through the same frame:
 
 1. **authenticate**: the ``authorization`` bearer token (00101 invalid, 00103 expired);
    on a FranceConnect method called without one, the FranceConnect access token of
@@ -29,19 +29,25 @@ through the same frame:
    comes back unchanged, an unreachable provider is its error source's PP001;
 7. **mask** the fields the scopes do not unlock (the bytes go back untouched when
    they unlock every field);
-8. **journal and usage**: one journal event per call whatever its outcome, and
-   one usage count per provider call once the token is known, both written after
-   the answer has left.
+8. **journal and usage**: one journal record per call whatever its outcome, handed
+   to the journal before the answer leaves (no I/O: `gateway.journal`), and one
+   usage count per provider call once the token is known; the journal's log event
+   and the count are written after the answer has left. When the journal cannot
+   keep the row, the caller gets 00503 instead of the answer, and a call is refused
+   before any work while that lasts (`Journal.admit`).
 
 A Lookup is one call of this frame whose body makes provider calls with
 `CallPath.call_within`: steps 4, 6, 7 and 8 for each, under the Lookup's token,
-recipient and deadline.
+recipient and deadline. A method the citizen's FranceConnect token alone opens
+(`CallPath.call_citizen`: the access history) has no token nor recipient: step 5
+first, then step 4 per citizen, the body, and step 8.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -58,7 +64,7 @@ from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.france_connect import FranceConnect, FranceConnectIdentity
 from gateway.france_connect_clients import FranceConnectClients
-from gateway.journal import Journal
+from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
@@ -375,6 +381,7 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
+                self.journal.admit()
                 admitted.decisions.append(await self._admit(admitted.token))
                 return await self._forward(target, request.SerializeToString(), admitted, scopes)
         finally:
@@ -386,6 +393,57 @@ class CallPath:
                 outcome=outcome,
                 started=started,
             )
+
+    async def call_citizen(
+        self,
+        method: str,
+        inbound: Inbound,
+        request: Message,
+        rate_per_second: int,
+        body: Callable[[Message], Awaitable[Answer]],
+    ) -> Answer:
+        """Serve a method the citizen's FranceConnect access token alone opens (no API token, no recipient).
+
+        Args:
+            method: The full gRPC path, for the journal.
+            inbound: The caller's metadata and deadline.
+            request: The request; its FranceConnect subject (``france_connect``) is resolved in place.
+            rate_per_second: The citizen's rate limit (its bucket as the limiter sizes it for that rate).
+            body: What the method does with the resolved request.
+
+        Raises:
+            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked, the
+                citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
+        """
+        started = time.perf_counter()
+        call = current_call()
+        outcome = _Outcome()
+        resolved: Message | None = None
+        try:
+            with outcome:
+                self.journal.admit()  # 8, refused before any work
+                timeout = self.default_deadline_seconds
+                if inbound.time_remaining is not None:
+                    timeout = min(inbound.time_remaining, timeout)
+                caller = Caller("", call.request_id, timeout)
+                await self.france_connect.fill(request, "france_connect", frozenset(), caller)  # 5
+                resolved = request
+                # Keyed by a hash of the subject's digest: the key says nothing to whoever reads Redis.
+                citizen = hashlib.sha256(self.journal.subject_digest(request).encode()).hexdigest()[:32]
+                decision = await self.limiter.check(f"citizen-{citizen}", rate_per_second)  # 4
+                call.response_metadata.extend(decision.metadata)
+                if not decision.allowed:
+                    raise decision.refusal()
+                return await body(request)
+        finally:
+            self._account_later(
+                _Method(method, None, None, needs_recipient=False),
+                None,
+                "",
+                resolved,
+                outcome=outcome,
+                started=started,
+            )  # 8
 
     async def resolve_france_connect(
         self, request: Message, field: str, admitted: Admitted
@@ -436,6 +494,7 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
+                self.journal.admit()  # 8, refused before any work
                 if authenticate is None:  # 1
                     token = self.verifier.authenticate(inbound.metadata)
                 else:
@@ -528,46 +587,32 @@ class CallPath:
         outcome: _Outcome,
         started: float,
     ) -> None:
-        """Step 8, once the answer has left: the journal's hash and write need not delay it."""
-        status, code = outcome.status, outcome.code
-        asyncio.get_running_loop().call_soon(
-            functools.partial(
-                self._account,
-                method=method.path,
-                route=method.route,
+        """Step 8: the journal's record before the answer leaves; its log event and the usage count after.
+
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        route = method.route
+        record = self.journal.record(
+            Call(
                 request_id=current_call().request_id,
-                token=token,
+                token_id=token.jti if token is not None else "",
+                habilitation=token.habilitation if token is not None else "",
                 recipient=recipient,
-                subject=subject,
-                status=status,
-                code=code,
+                method=method.path,
+                api=route.api_label if route is not None else "",
+                provider=route.provider if route is not None else "",
+                status=outcome.status,
+                code=outcome.code,
                 latency_ms=(time.perf_counter() - started) * 1000,
+                subject=subject,
             )
         )
+        asyncio.get_running_loop().call_soon(functools.partial(self._account, record, token))
+        if record.refusal is not None:
+            raise record.refusal
 
-    def _account(
-        self,
-        *,
-        method: str,
-        route: Route | None,
-        request_id: str,
-        token: Token | None,
-        recipient: str,
-        subject: Message | None,
-        status: str,
-        code: str,
-        latency_ms: float,
-    ) -> None:
-        self.journal.record(
-            request_id=request_id,
-            token_id=token.jti if token is not None else "",
-            recipient=recipient,
-            method=method,
-            provider=route.provider if route is not None else "",
-            status=status,
-            code=code,
-            latency_ms=latency_ms,
-            subject_digest="" if subject is None else self.journal.subject_digest(subject),
-        )
-        if token is not None and route is not None:
-            self.usage(token.jti, route.api_label, status)
+    def _account(self, record: Record, token: Token | None) -> None:
+        self.journal.log(record)
+        if token is not None and record.call.api:
+            self.usage(token.jti, record.call.api, record.status)

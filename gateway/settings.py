@@ -22,6 +22,15 @@ class RedisFailureMode(StrEnum):
     """For a bounded time, limit locally at limit/replicas and use the last known revocation list."""
 
 
+class JournalFailureMode(StrEnum):
+    """What calls get while the journal's PostgreSQL cannot be written (gateway/journal/writer.py)."""
+
+    FAIL_CLOSED = "fail_closed"
+    """Refused (00503) until PostgreSQL is back: no answer without its journal row (the default)."""
+    BUFFER = "buffer"
+    """Answered, their rows kept in the bounded spool until PostgreSQL is back; refused once it is full."""
+
+
 class FranceConnectMode(StrEnum):
     """Where the gateway resolves FranceConnect access tokens."""
 
@@ -187,6 +196,69 @@ class GatewaySettings(_WithProviderAddresses):
     )
     usage_flush_seconds: float = Field(
         default=1.0, gt=0, description="How often usage counters are written to Redis (USAGE_FLUSH_SECONDS)."
+    )
+
+    # -- the journal in PostgreSQL (gateway/journal/) -------------------------------------------
+    journal_database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="postgresql:// URL of the journal's database; empty keeps the journal to log events "
+        "only, with a warning at start (JOURNAL_DATABASE_URL).",
+    )
+    journal_signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM Ed25519 private key that signs the journal's chain heads, used for nothing else; "
+        "required with JOURNAL_DATABASE_URL (JOURNAL_SIGNING_KEY_FILE).",
+    )
+    journal_failure_mode: JournalFailureMode = Field(
+        default=JournalFailureMode.FAIL_CLOSED,
+        description="fail_closed (calls refused while PostgreSQL cannot be written) or buffer (rows kept "
+        "in the bounded spool meanwhile) (JOURNAL_FAILURE_MODE).",
+    )
+    journal_spool_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most journal rows kept in memory waiting for PostgreSQL; a call whose row would not "
+        "fit is refused and counted (JOURNAL_SPOOL_ROWS).",
+    )
+    journal_batch_rows: int = Field(
+        default=1000, ge=1, description="Most rows written in one transaction (JOURNAL_BATCH_ROWS)."
+    )
+    journal_flush_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="Longest a journal row waits in memory for its batch when fewer than JOURNAL_BATCH_ROWS "
+        "wait (JOURNAL_FLUSH_SECONDS).",
+    )
+    journal_checkpoint_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the head of each chain the gateway writes is signed "
+        "(JOURNAL_CHECKPOINT_SECONDS).",
+    )
+    journal_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest a journal write or connection may take before PostgreSQL counts as "
+        "unreachable (JOURNAL_TIMEOUT_SECONDS).",
+    )
+    journal_retry_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Wait between two attempts to reach an unreachable PostgreSQL (JOURNAL_RETRY_SECONDS).",
+    )
+    journal_retention_months: int = Field(
+        default=12,
+        ge=1,
+        le=120,
+        description="Months a journal row is kept at least; a month's partition is dropped in the month "
+        "after (JOURNAL_RETENTION_MONTHS).",
+    )
+    access_history_rate_per_second: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Access-history requests per second per citizen; the bucket holds as many seconds "
+        "of it as RATE_LIMIT_BURST does of RATE_LIMIT_PER_SECOND (ACCESS_HISTORY_RATE_PER_SECOND).",
     )
 
     # -- call path (added by the proxy) ---------------------------------------------------------

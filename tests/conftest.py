@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from runtime.logs import configure_logging
 from runtime.server import GrpcServer
@@ -46,6 +47,15 @@ def log_file() -> Iterator[Path]:
 def redis_server() -> Iterator[RedisProcess]:
     """A real redis-server for the session, on a free loopback port."""
     server = RedisProcess()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresProcess]:
+    """A real PostgreSQL for the session, on a free loopback port (fsync off: the tests crash no machine)."""
+    server = PostgresProcess(settings={"fsync": "off"})
     server.start()
     yield server
     server.close()

@@ -1,8 +1,9 @@
-"""``python -m gateway.admin``: make keys, issue, list and revoke tokens.
+"""``python -m gateway.admin``: make keys, issue, list and revoke tokens, and check the journal.
 
 Exit codes: 0 done; 1 refused (unknown kid or jti, key file problem); 2 invalid
 arguments; 3 Redis unreachable. Messages go to standard error; standard output
 carries only the result (the token for ``issue``, the table or JSON for ``list``).
+``journal`` (keygen, verify, search) has its own exit codes (`gateway.admin.journal`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import redis
 
 from contract.routes import contract_scopes
 from gateway import france_connect_clients
-from gateway.admin import keys, registry
+from gateway.admin import journal, keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.recipient import is_valid_siret
 from gateway.redis_client import close_sync, connect_sync
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(positional, help=positional_help)
         with_redis(command)
         command.set_defaults(handler=handler)
+    journal.register(commands)
     return parser
 
 

@@ -329,7 +329,7 @@ def test_secrets_stay_out_of_the_manifests(rendered, scenario):
                     is_tls_file = name.startswith(
                         ("TLS_", "PROVIDER_TLS_", "UPSTREAM_CLIENT_")
                     ) and name.endswith("_FILE")
-                    if name == "KEYS_DIR" or is_tls_file:
+                    if name in ("KEYS_DIR", "JOURNAL_SIGNING_KEY_FILE") or is_tls_file:
                         assert mounts and path.startswith(mounts), f"{name}={path} is not on a Secret volume"
 
 

@@ -45,3 +45,22 @@ def test_python_m_gateway_says_why_it_does_not_start(keys_dir: tuple[Path, Signi
     assert done.returncode != 0
     assert "JOURNAL_HMAC_KEY" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_journal_database_without_its_signing_key_refuses_to_build(
+    keys_dir: tuple[Path, SigningKey, SigningKey],
+) -> None:
+    """JOURNAL_DATABASE_URL needs JOURNAL_SIGNING_KEY_FILE, an Ed25519 key; each refusal says why."""
+    url = "postgresql://journal@127.0.0.1:1/journal"
+    with pytest.raises(ValueError, match="JOURNAL_SIGNING_KEY_FILE"):
+        build_server(gateway_settings(keys_dir[0], "redis://127.0.0.1:1/0", journal_database_url=url))
+    not_ed25519 = keys_dir[0] / "es-test.private.pem"
+    with pytest.raises(ValueError, match="not an Ed25519 key"):
+        build_server(
+            gateway_settings(
+                keys_dir[0],
+                "redis://127.0.0.1:1/0",
+                journal_database_url=url,
+                journal_signing_key_file=not_ed25519,
+            )
+        )

@@ -1,9 +1,8 @@
-"""The journal: keyed digests of normalised subjects, and events without personal data."""
+"""The subject of a call as the journal keeps it: keyed digests of normalised forms."""
 
 from __future__ import annotations
 
 import pytest
-import structlog
 
 from apiparticulier.c2s.v1 import c2s_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2
@@ -13,7 +12,7 @@ from apiparticulier.france_travail.v1 import france_travail_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from apiparticulier.sdh.v1 import sdh_pb2
-from gateway.journal import Journal, canonical_subject, normalise_text
+from gateway.journal import Journal, canonical_identity, canonical_subject, identity_forms, normalise_text
 
 KEY = b"a secret key of the operator, 32b"
 
@@ -116,38 +115,33 @@ def test_an_empty_key_is_refused() -> None:
         Journal(b"")
 
 
-def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> None:
-    journal = Journal(KEY)
-    identity = pivot()
-    request = by_identity(identity)
-    digest = journal.subject_digest(request)
-    with structlog.testing.capture_logs() as events:
-        journal.record(
-            request_id="req-1",
-            token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
-            recipient="13002526500013",
-            method="/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
-            provider="cnaf",
-            status="OK",
-            code="",
-            latency_ms=12.34567,
-            subject_digest=digest,
-        )
-    assert len(events) == 1
-    event = events[0]
-    assert event.pop("log_level") == "info"
-    assert event == {
-        "event": "api_call",
-        "request_id": "req-1",
-        "token_id": "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
-        "recipient": "13002526500013",
-        "method": "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
-        "provider": "cnaf",
-        "status": "OK",
-        "code": "",
-        "latency_ms": 12.346,
-        "subject_digest": digest,
+def test_an_identity_has_the_forms_a_caller_may_name_it_by() -> None:
+    """All first names or the first; the commune, its département or no birthplace; the rest as given."""
+    lefebvre = pivot(
+        nom_naissance="Lefebvre", prenoms=["Alexis", "Gérôme"], code_cog_insee_commune_naissance="08480"
+    )
+    forms = identity_forms(lefebvre)
+    assert forms[0] == canonical_identity(lefebvre)
+    assert set(forms) == {
+        f"identite|LEFEBVRE|{names}|1987-03-09|F|99100|{commune}|{departement}"
+        for names in ("ALEXIS GEROME", "ALEXIS")
+        for commune, departement in (("08480", ""), ("", "08"), ("", ""))
     }
-    rendered = repr(event).upper()
-    for value in ("DUPONT", "LEFEVRE", "LEFÈVRE", "ELOISE", "ÉLOÏSE", "MARIE", "1987", "75056", "99100"):
-        assert value not in rendered
+    overseas = identity_forms(
+        pivot(prenoms=["Jean-Pierre", "Marie"], code_cog_insee_commune_naissance="97411")
+    )
+    assert "identite|DUPONT LEFEVRE|JEAN PIERRE|1987-03-09|F|99100||974" in overseas
+    single = identity_forms(pivot(prenoms=["Marie"], code_cog_insee_commune_naissance=""))
+    assert single == ["identite|DUPONT LEFEVRE|MARIE|1987-03-09|F|99100||"]
+
+
+def test_a_call_with_fewer_details_is_one_of_the_forms_of_the_certified_identity() -> None:
+    """A call naming the first first name and no commune digests to one of the certified identity's forms."""
+    journal = Journal(KEY)
+    certified = pivot(prenoms=["Jean", "Pierre"])
+    call = by_identity(pivot(prenoms=["JEAN"], code_cog_insee_commune_naissance=""))
+    assert journal.subject_digest(call) in journal.digests(identity_forms(certified))
+    hyphenated = by_identity(pivot(prenoms=["JEAN-PIERRE"]))
+    assert journal.subject_digest(hyphenated) == journal.digests(identity_forms(certified))[0]
+    other = by_identity(pivot(prenoms=["Jean"], jour_date_naissance=10))
+    assert journal.subject_digest(other) not in journal.digests(identity_forms(certified))

@@ -1,11 +1,9 @@
-"""The access journal: who asked what and when, never about whom in clear.
+"""The person a call is about, as the journal keeps it: a keyed hash of a normalised form.
 
-Each call leaves one structlog event, ``api_call``, with the request id, the token's
-jti, the recipient SIRET, the method, the provider, the outcome, the latency and a
-keyed hash of the person looked up. The hash is an HMAC-SHA256, under a secret key
-held by the operator (``JOURNAL_HMAC_KEY``), of the subject in a normalised form: an
-auditor who knows the key and a person's identity can tell whether that person was
-looked up, while the journal alone reveals nobody.
+The hash is an HMAC-SHA256, under a secret key held by the operator
+(``JOURNAL_HMAC_KEY``), of the subject in a normalised form: an auditor who knows the
+key and a person's identity can tell whether that person was looked up, while the
+journal alone reveals nobody.
 
 Normalised forms (one kind prefix each, so an INE never collides with an identity):
 
@@ -28,16 +26,12 @@ import hmac
 import re
 import unicodedata
 
-import structlog
 from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2, options_pb2
 
 # Whitespace, hyphens and dashes, apostrophes (straight, typographic, modifier letter).
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015'\u2019\u02bc`\u00b4]+")
-
-EVENT = "api_call"
-"""Name of the journal's structlog event."""
 
 
 def normalise_text(value: str) -> str:
@@ -107,71 +101,44 @@ def canonical_subject(request: Message) -> str:
     return ""
 
 
-class Journal:
-    """Writes the access journal; one instance per process.
+def identity_forms(pivot: identity_pb2.IdentityPivot) -> list[str]:
+    """The normalised forms under which calls about the person a complete identity names were journalled.
+
+    A caller may name a person with less than FranceConnect certifies: the first
+    first name alone (the providers match on it), and the birthplace as its commune
+    code, as its département (with the commune's name, which the journal does not
+    keep) or not at all. Each of those is a form of the same person; the rest
+    (birth name, birth date, sex, birth country) must be as certified.
 
     Args:
-        hmac_key: The secret key of the subject hash; the same on every replica,
-            so an audit finds a person whatever replica served the call.
+        pivot: An identity as FranceConnect certifies it, or as an auditor gives it.
 
-    Raises:
-        ValueError: the key is empty (a plain hash of an identity can be reversed by
-            trying the population, which a secret key prevents).
+    Returns:
+        The distinct canonical forms (see `canonical_identity`), the complete one first.
     """
+    first_names = [list(pivot.prenoms)]
+    # Words are split on spaces only, as FranceConnect splits given_name: "Jean-Pierre" is one name.
+    words = " ".join(pivot.prenoms).split()
+    if len(words) > 1:
+        first_names.append(words[:1])
+    commune = pivot.code_cog_insee_commune_naissance.strip().upper()
+    birthplaces = [(commune, pivot.code_cog_insee_departement_naissance), ("", "")]
+    if commune:
+        # Overseas communes (97x, 98x) carry a three-character département.
+        birthplaces.insert(1, ("", commune[:3] if commune.startswith(("97", "98")) else commune[:2]))
+    forms: dict[str, None] = {}
+    for names in first_names:
+        for code, departement in birthplaces:
+            variant = identity_pb2.IdentityPivot()
+            variant.CopyFrom(pivot)
+            del variant.prenoms[:]
+            variant.prenoms.extend(names)
+            variant.code_cog_insee_commune_naissance = code
+            variant.code_cog_insee_departement_naissance = departement
+            forms[canonical_identity(variant)] = None
+    return list(forms)
 
-    def __init__(self, hmac_key: bytes) -> None:
-        if not hmac_key:
-            raise ValueError("the journal needs a secret HMAC key (JOURNAL_HMAC_KEY)")
-        self._key = hmac_key
 
-    def subject_digest(self, request: Message) -> str:
-        """HMAC-SHA256 (hex) of the normalised subject of the request; "" when it has none.
-
-        Args:
-            request: A provider request, or any message with a subject field.
-        """
-        subject = canonical_subject(request)
-        if not subject:
-            return ""
-        return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()
-
-    def record(
-        self,
-        *,
-        request_id: str,
-        token_id: str,
-        recipient: str,
-        method: str,
-        provider: str,
-        status: str,
-        code: str,
-        latency_ms: float,
-        subject_digest: str,
-    ) -> None:
-        """Write one ``api_call`` event.
-
-        Args:
-            request_id: The call's x-request-id.
-            token_id: The jti of the caller's token ("" when it had none).
-            recipient: SIRET of the public body receiving the data.
-            method: Full gRPC method name.
-            provider: The provider service asked ("" for the gateway's own methods).
-            status: gRPC status name, e.g. ``OK`` or ``NOT_FOUND``.
-            code: API Particulier error code ("" on success).
-            latency_ms: Time the gateway spent on the call.
-            subject_digest: `subject_digest` of the request.
-        """
-        # A fresh proxy each time: a logger cached before logging was configured
-        # (or captured in tests) would keep writing to the old processors.
-        structlog.get_logger(__name__).info(
-            EVENT,
-            request_id=request_id,
-            token_id=token_id,
-            recipient=recipient,
-            method=method,
-            provider=provider,
-            status=status,
-            code=code,
-            latency_ms=round(latency_ms, 3),
-            subject_digest=subject_digest,
-        )
+def keyed_digest(key: bytes, form: str) -> str:
+    """HMAC-SHA256 (hex) of a normalised form under the journal's key."""
+    return hmac.new(key, form.encode(), hashlib.sha256).hexdigest()

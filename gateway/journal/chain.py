@@ -1,0 +1,168 @@
+"""Rows of the journal and the hash chain that links them.
+
+A row is one call: when it ended, who asked (request id, token id, the habilitation's
+label, recipient SIRET), what (method, API label, provider), how it went (gRPC status,
+API Particulier code, latency) and the HMAC of the person it was about; never an
+identity in clear.
+
+Each gateway process writes its rows into chains of its own, one chain per calendar
+month (UTC) of the rows, so that a month's partition holds whole chains and dropping it
+at the end of the retention cuts none. A chain is a sequence numbered from 1; row *n*'s
+hash is SHA-256 of row *n-1*'s hash and of row *n*'s content in an unambiguous
+encoding (`content_bytes`). The hash before row 1 is the chain's genesis, derived from
+the chain id. Changing, inserting, removing or reordering a row changes the hashes from
+that row on; signed checkpoints of the chain heads (`gateway.journal.signing`) make a
+re-computed chain, or one cut back, show too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import struct
+import uuid
+from dataclasses import dataclass
+
+ENCODING_VERSION = b"apiparticulier-journal/row/v1"
+"""Prefix of every hashed row encoding; a change of encoding changes it."""
+_GENESIS = b"apiparticulier-journal/genesis/v1"
+
+CONTENT_COLUMNS = (
+    "entry_id",
+    "occurred_at",
+    "request_id",
+    "token_id",
+    "habilitation",
+    "recipient",
+    "method",
+    "api",
+    "provider",
+    "status",
+    "code",
+    "latency_us",
+    "subject_digest",
+)
+"""The columns of a row's content, in the order they are hashed."""
+
+ROW_COLUMNS = ("chain_id", "seq", *CONTENT_COLUMNS, "row_hash")
+"""Every column of ``journal.calls``, in the order they are written."""
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a row says of one call.
+
+    The columns of `gateway.journal.recorder.Call`, and:
+
+    - ``entry_id``: unique per call; after a write whose outcome is unknown, it tells whether
+      the row reached PostgreSQL;
+    - ``occurred_at``: when the answer left (UTC, microseconds);
+    - ``status`` and ``code``: what the caller got (the journal's 00503 when it refused);
+    - ``latency_us``: the latency in whole microseconds;
+    - ``subject_digest``: the HMAC of the normalised subject ("" when the call named nobody).
+    """
+
+    entry_id: uuid.UUID
+    occurred_at: dt.datetime
+    request_id: str
+    token_id: str
+    habilitation: str
+    recipient: str
+    method: str
+    api: str
+    provider: str
+    status: str
+    code: str
+    latency_us: int
+    subject_digest: str
+
+    def values(self) -> tuple[object, ...]:
+        """The content's values in `CONTENT_COLUMNS` order."""
+        return tuple(getattr(self, column) for column in CONTENT_COLUMNS)
+
+
+def month_of(moment: dt.datetime) -> dt.date:
+    """The first day of the UTC month of ``moment``: the chain's and the partition's key."""
+    utc = moment.astimezone(dt.UTC)
+    return dt.date(utc.year, utc.month, 1)
+
+
+def microseconds(moment: dt.datetime) -> int:
+    """``moment`` as whole microseconds since the Unix epoch (exact, unlike a float)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_FIXED = struct.Struct(">I16sIqI16sIqIq")  # chain id, seq, entry id, occurred_at, latency: length-prefixed
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
+    """The encoding of a row that its hash covers: version, then each column length-prefixed.
+
+    Chain id, position, entry id, time (microseconds since the epoch) and latency come first as
+    fixed-size big-endian fields, then the text columns in `CONTENT_COLUMNS` order, UTF-8.
+    """
+    fixed = _FIXED.pack(
+        16,
+        chain_id.bytes,
+        8,
+        seq,
+        16,
+        content.entry_id.bytes,
+        8,
+        microseconds(content.occurred_at),
+        8,
+        content.latency_us,
+    )
+    texts = (
+        content.request_id,
+        content.token_id,
+        content.habilitation,
+        content.recipient,
+        content.method,
+        content.api,
+        content.provider,
+        content.status,
+        content.code,
+        content.subject_digest,
+    )
+    return ENCODING_VERSION + fixed + b"".join(_text(value) for value in texts)
+
+
+def row_hash(previous: bytes, chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
+    """SHA-256 of the previous row's hash and this row's encoding (32 bytes)."""
+    return hashlib.sha256(previous + content_bytes(chain_id, seq, content)).digest()
+
+
+def genesis(chain_id: uuid.UUID) -> bytes:
+    """The hash before a chain's first row."""
+    return hashlib.sha256(_GENESIS + chain_id.bytes).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a chain stands: its last row's number and hash (0 and the genesis before any row)."""
+
+    chain_id: uuid.UUID
+    month: dt.date
+    seq: int
+    hash: bytes
+
+    @classmethod
+    def start(cls, month: dt.date) -> Head:
+        """A new chain for ``month``, before its first row."""
+        chain_id = uuid.uuid4()
+        return cls(chain_id, month, 0, genesis(chain_id))
+
+    def then(self, content: Content) -> tuple[Head, tuple[object, ...]]:
+        """The head after ``content``, and the row to write (`ROW_COLUMNS` order)."""
+        seq = self.seq + 1
+        digest = row_hash(self.hash, self.chain_id, seq, content)
+        return Head(self.chain_id, self.month, seq, digest), (self.chain_id, seq, *content.values(), digest)

@@ -1,0 +1,172 @@
+"""The journal's tables in PostgreSQL: migrations, monthly partitions, retention.
+
+Schema ``journal``:
+
+- ``calls``: one row per call (`gateway.journal.chain.ROW_COLUMNS`), partitioned by
+  month of ``occurred_at`` (UTC), one partition ``calls_YYYY_MM`` each; indexed by
+  chain and position (verification) and by subject digest (access history, search).
+- ``chains``: every chain a gateway started: its month, the writer (host and process)
+  and when it started.
+- ``checkpoints``: signed chain heads (`gateway.journal.signing`), a chain's start
+  (position 0) included.
+- ``schema_migrations``: the migrations applied.
+
+Migrations run when a gateway starts, under a transaction-scoped advisory lock: with
+several gateways starting together, one applies them and the others find them applied.
+Partition maintenance (the current and next months created, the expired dropped) takes
+the same lock. Retention: a month's partition is dropped, with its chains and their
+checkpoints, once its last row is ``JOURNAL_RETENTION_MONTHS`` months old (`drop_expired`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from gateway.journal.chain import month_of
+
+SCHEMA = "journal"
+_LOCK_KEY = 0x6A6F75726E616C  # "journal": one advisory lock for the journal's DDL.
+_PARTITION = re.compile(r"calls_([0-9]{4})_([0-9]{2})")
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE journal.chains (
+            chain_id uuid PRIMARY KEY,
+            month date NOT NULL,
+            writer text NOT NULL,
+            started_at timestamptz NOT NULL
+        );
+        CREATE INDEX chains_month ON journal.chains (month);
+        CREATE TABLE journal.checkpoints (
+            chain_id uuid NOT NULL REFERENCES journal.chains ON DELETE CASCADE,
+            seq bigint NOT NULL,
+            head_hash bytea NOT NULL,
+            signed_at timestamptz NOT NULL,
+            key_id text NOT NULL,
+            signature bytea NOT NULL,
+            PRIMARY KEY (chain_id, seq)
+        );
+        CREATE TABLE journal.calls (
+            chain_id uuid NOT NULL,
+            seq bigint NOT NULL,
+            entry_id uuid NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            request_id text NOT NULL,
+            token_id text NOT NULL,
+            habilitation text NOT NULL,
+            recipient text NOT NULL,
+            method text NOT NULL,
+            api text NOT NULL,
+            provider text NOT NULL,
+            status text NOT NULL,
+            code text NOT NULL,
+            latency_us bigint NOT NULL,
+            subject_digest text NOT NULL,
+            row_hash bytea NOT NULL
+        ) PARTITION BY RANGE (occurred_at);
+        CREATE INDEX calls_chain ON journal.calls (chain_id, seq);
+        CREATE INDEX calls_subject ON journal.calls (subject_digest, occurred_at)
+            WHERE subject_digest <> '';
+        """,
+    ),
+)
+"""(version, SQL) in order; a new migration is appended, never an old one edited."""
+
+
+def partition_name(month: dt.date) -> str:
+    """The partition of a month: ``calls_YYYY_MM``."""
+    return f"calls_{month.year:04d}_{month.month:02d}"
+
+
+def add_months(month: dt.date, count: int) -> dt.date:
+    """The first day of the month ``count`` months after ``month`` (before, when negative)."""
+    index = month.year * 12 + month.month - 1 + count
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+async def _lock(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+
+
+async def migrate(conn: AsyncConnection[Any]) -> list[int]:
+    """Apply the migrations this database lacks, in one transaction under the journal's lock.
+
+    Returns:
+        The versions applied now (none when another gateway did it first).
+    """
+    async with conn.transaction():
+        await _lock(conn)
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS journal")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS journal.schema_migrations "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT version FROM journal.schema_migrations")
+        done = {row[0] for row in await cursor.fetchall()}
+        applied = []
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            await conn.execute(statements.encode())
+            await conn.execute("INSERT INTO journal.schema_migrations (version) VALUES (%s)", (version,))
+            applied.append(version)
+    return applied
+
+
+async def _partitions(conn: AsyncConnection[Any]) -> dict[dt.date, str]:
+    cursor = await conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'journal.calls'::regclass"
+    )
+    found = {}
+    for (name,) in await cursor.fetchall():
+        match = _PARTITION.fullmatch(name)
+        if match:
+            found[dt.date(int(match[1]), int(match[2]), 1)] = name
+    return found
+
+
+async def ensure_partitions(conn: AsyncConnection[Any], months: list[dt.date]) -> None:
+    """Create the partitions of ``months`` that do not exist yet (one transaction, under the lock)."""
+    async with conn.transaction():
+        await _lock(conn)
+        existing = await _partitions(conn)
+        for month in months:
+            if month in existing:
+                continue
+            await conn.execute(
+                sql.SQL("CREATE TABLE {} PARTITION OF journal.calls FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(SCHEMA, partition_name(month)),
+                    sql.Literal(f"{month.isoformat()} 00:00:00+00"),
+                    sql.Literal(f"{add_months(month, 1).isoformat()} 00:00:00+00"),
+                )
+            )
+
+
+async def drop_expired(conn: AsyncConnection[Any], now: dt.datetime, retention_months: int) -> list[str]:
+    """Drop the partitions whose every row is older than the retention, with their chains.
+
+    The partition of month M holds rows up to the start of M + 1; it is dropped from the first
+    month that starts ``retention_months`` months after that: a row is kept for at least the
+    retention and at most one month more.
+
+    Returns:
+        The names of the partitions dropped.
+    """
+    current = month_of(now)
+    dropped = []
+    async with conn.transaction():
+        await _lock(conn)
+        for month, name in sorted((await _partitions(conn)).items()):
+            if add_months(month, 1 + retention_months) > current:
+                continue
+            await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, name)))
+            await conn.execute("DELETE FROM journal.chains WHERE month = %s", (month,))
+            dropped.append(name)
+    return dropped

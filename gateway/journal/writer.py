@@ -1,0 +1,428 @@
+"""The journal's writer: rows in batches to PostgreSQL, off the request path.
+
+The request path only appends a pending row to an in-memory spool (`JournalWriter.put`,
+no I/O). One background task per gateway process takes up to ``JOURNAL_BATCH_ROWS``
+rows from the front of the spool, once that many wait or the oldest has waited
+``JOURNAL_FLUSH_SECONDS`` (few transactions, whatever the load), chains them
+(`gateway.journal.chain`) and writes them in one transaction (COPY), with the new chains
+it starts and a signed checkpoint of its head every ``JOURNAL_CHECKPOINT_SECONDS``; rows
+leave the spool only once committed.
+
+When PostgreSQL cannot be written (refused connection, error, or no answer within
+``JOURNAL_TIMEOUT_SECONDS``), the batch stays at the front of the spool, the writer
+tries again every ``JOURNAL_RETRY_SECONDS``, and ``JOURNAL_FAILURE_MODE`` decides what
+calls get meanwhile (`JournalWriter.refusal`):
+
+- ``fail_closed``: every call is refused (00503) until PostgreSQL is back: no answer
+  leaves once the journal is known to be unwritable; the rows of the answers that left
+  before are kept and written on its return.
+- ``buffer``: calls go on, their rows kept in the spool; once it holds
+  ``JOURNAL_SPOOL_ROWS`` rows, each further call is refused (00503) and counted.
+
+Either way the spool holds at most ``JOURNAL_SPOOL_ROWS`` rows, and a row that cannot be
+kept is the row of a refused call, counted in ``gateway_journal_refused_calls_total``:
+nothing answered is lost within the bound. A write whose outcome is unknown (the
+connection broke during COMMIT) is settled on reconnection by looking up its first
+row's entry id: the transaction is all or nothing. After any failure the writer starts
+a new chain, and signs the last committed head of the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import itertools
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+import psycopg
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from gateway.journal import schema
+from gateway.journal.chain import ROW_COLUMNS, Content, Head, month_of
+from gateway.journal.signing import Signer
+from gateway.settings import JournalFailureMode
+
+_LOG = structlog.get_logger(__name__)
+
+_FAILURES = (psycopg.Error, OSError, TimeoutError)
+_IDLE_PROBE_SECONDS = 1.0
+_MAINTENANCE_SECONDS = 3600.0
+_COPY = f"COPY journal.calls ({', '.join(ROW_COLUMNS)}) FROM STDIN"
+
+ROWS_WRITTEN = Counter("gateway_journal_rows_written", "Journal rows committed to PostgreSQL.")
+REFUSED_CALLS = Counter(
+    "gateway_journal_refused_calls",
+    "Calls refused (00503) because the journal could not keep their row, by reason "
+    "(database_unreachable in fail_closed mode, spool_full).",
+    ["reason"],
+)
+SPOOL_ROWS = Gauge("gateway_journal_spool_rows", "Journal rows waiting in memory for PostgreSQL.")
+DATABASE_UP = Gauge("gateway_journal_database_up", "1 while the journal's PostgreSQL takes writes, else 0.")
+WRITE_SECONDS = Histogram(
+    "gateway_journal_write_seconds",
+    "Time of one journal transaction (a batch of rows), by outcome (ok, error).",
+    ["outcome"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
+)
+
+
+class Refusal(StrEnum):
+    """Why the journal cannot take a call's row now."""
+
+    DATABASE_UNREACHABLE = "database_unreachable"
+    SPOOL_FULL = "spool_full"
+
+
+class Pending(Protocol):
+    """A row waiting in the spool; its content is computed when it is first written."""
+
+    def content(self) -> Content:
+        """The row's content (the same every time it is asked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    """How the writer batches, signs, waits and keeps."""
+
+    mode: JournalFailureMode
+    spool_rows: int
+    batch_rows: int
+    flush_seconds: float
+    checkpoint_seconds: float
+    timeout_seconds: float
+    retry_seconds: float
+    retention_months: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsettled:
+    """A batch whose COMMIT may or may not have happened."""
+
+    first: tuple[Any, int, Any]
+    """Its first row's chain, position and entry id."""
+    size: int
+    heads: dict[Any, Head]
+    """The heads it would have left unsigned."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class JournalWriter:
+    """Writes the spool to PostgreSQL in the background (see the module's docstring).
+
+    Args:
+        url: The ``postgresql://`` URL (``JOURNAL_DATABASE_URL``).
+        signer: Signs chain heads.
+        settings: Batching, signing, timeouts, failure mode, retention.
+        clock: Wall clock for maintenance and checkpoints (tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        signer: Signer,
+        settings: WriterSettings,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
+        self._url = url
+        self._signer = signer
+        self._settings = settings
+        self._clock = clock
+        self._writer = f"{socket.gethostname()}/{os.getpid()}"
+        self._spool: collections.deque[Pending] = collections.deque()
+        self._wake = asyncio.Event()
+        self._pending_since = 0.0
+        self._stop = asyncio.Event()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._migrated = False
+        self._months: set[dt.date] = set()
+        self._head: Head | None = None
+        self._unsigned: dict[Any, Head] = {}
+        self._unsettled: _Unsettled | None = None
+        self._signed_at = time.monotonic()
+        self._maintained_at = -_MAINTENANCE_SECONDS
+        self._task: asyncio.Task[None] | None = None
+        self.down = True
+        """Whether the last attempt to reach PostgreSQL failed (or none succeeded yet)."""
+        SPOOL_ROWS.set_function(lambda: len(self._spool))
+
+    @property
+    def spooled(self) -> int:
+        """Rows waiting in memory."""
+        return len(self._spool)
+
+    def refusal(self) -> Refusal | None:
+        """Why a call must be refused now, or None when its row can be kept."""
+        if len(self._spool) >= self._settings.spool_rows:
+            return Refusal.SPOOL_FULL
+        if self.down and self._settings.mode is JournalFailureMode.FAIL_CLOSED:
+            return Refusal.DATABASE_UNREACHABLE
+        return None
+
+    def put(self, pending: Pending) -> bool:
+        """Queue a row; no I/O. Returns False, keeping nothing, when the spool is full."""
+        if len(self._spool) >= self._settings.spool_rows:
+            return False
+        self._spool.append(pending)
+        if len(self._spool) == 1:
+            self._pending_since = time.monotonic()
+            self._wake.set()
+        elif len(self._spool) == self._settings.batch_rows:
+            self._wake.set()
+        return True
+
+    async def start(self) -> None:
+        """Reach PostgreSQL once (migrations, partitions), then write in the background.
+
+        An unreachable PostgreSQL does not stop the start: the writer keeps trying, and
+        calls meanwhile are treated per the failure mode.
+        """
+        if self._task is not None:
+            return
+        try:
+            await self._connect()
+        except _FAILURES as exc:
+            _LOG.warning("journal_database_unreachable", at="start", error=type(exc).__name__)
+            self._failed(exc)
+        self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    async def close(self) -> None:
+        """Stop the background task, write what is left and sign the heads, then disconnect.
+
+        Never raises: rows that cannot be written now are reported in a warning with their count.
+        """
+        if self._task is not None:
+            # The loop ends between two transactions: a transaction cut by a cancellation could
+            # commit unseen, and its rows be written twice.
+            self._stop.set()
+            self._wake.set()
+            await self._task
+            self._task = None
+        try:
+            if self._conn is None:
+                await self._connect()
+            while self._spool or self._unsigned:
+                await self._write(final=True)
+        except _FAILURES as exc:
+            _LOG.warning("journal_rows_lost_at_close", error=type(exc).__name__, rows=len(self._spool))
+        await self._disconnect()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._conn is None:
+                    await self._connect()
+                if self._batch_due() or self._checkpoint_due():
+                    await self._write(final=False)
+                elif time.monotonic() - self._maintained_at >= _MAINTENANCE_SECONDS:
+                    await self._maintain()
+                else:
+                    await self._idle()
+            except _FAILURES as exc:
+                self._failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
+
+    def _batch_due(self) -> bool:
+        """A full batch waits, or the oldest row has waited ``JOURNAL_FLUSH_SECONDS``."""
+        return bool(self._spool) and (
+            len(self._spool) >= self._settings.batch_rows
+            or time.monotonic() - self._pending_since >= self._settings.flush_seconds
+        )
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        wait = _IDLE_PROBE_SECONDS
+        if self._spool:
+            wait = max(0.0, self._pending_since + self._settings.flush_seconds - time.monotonic())
+        if self._unsigned:
+            wait = min(wait, max(0.0, self._signed_at + self._settings.checkpoint_seconds - time.monotonic()))
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait)
+        except TimeoutError:
+            if not self._spool and not self._checkpoint_due() and not self._stop.is_set():
+                # Nothing to write: ask PostgreSQL anyway, so an outage shows before the next call.
+                await self._bounded(self._execute("SELECT 1"))
+
+    def _checkpoint_due(self) -> bool:
+        return bool(self._unsigned) and (
+            time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
+        )
+
+    async def _bounded(self, work: Any) -> Any:
+        async with asyncio.timeout(self._settings.timeout_seconds):
+            return await work
+
+    async def _execute(self, query: str) -> None:
+        assert self._conn is not None  # noqa: S101 - the loop connects first
+        await self._conn.execute(query.encode())
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        timeout = max(1, round(self._settings.timeout_seconds))
+        self._conn = await self._bounded(
+            psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=timeout)
+        )
+        if not self._migrated:
+            applied = await self._bounded(schema.migrate(self._conn))
+            if applied:
+                _LOG.info("journal_schema_migrated", versions=applied)
+            self._migrated = True
+        await self._maintain()
+        if self._unsettled is not None:
+            await self._settle(self._unsettled)
+            self._unsettled = None
+        if self.down:
+            _LOG.info("journal_database_reachable", spooled=len(self._spool))
+        self.down = False
+        DATABASE_UP.set(1)
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(*_FAILURES):
+                await asyncio.wait_for(conn.close(), self._settings.timeout_seconds)
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self.down:
+            _LOG.warning("journal_database_unreachable", error=type(exc).__name__, spooled=len(self._spool))
+        self.down = True
+        DATABASE_UP.set(0)
+        # The old chain ends at its last committed row; the next rows start a new one.
+        self._head = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Not awaited: a broken connection may not answer a goodbye.
+            with contextlib.suppress(*_FAILURES):
+                conn.pgconn.finish()
+
+    async def _settle(self, unsettled: _Unsettled) -> None:
+        """Tell whether the batch whose COMMIT was cut reached PostgreSQL; drop it from the spool if so."""
+        assert self._conn is not None  # noqa: S101 - called once connected
+        cursor = await self._bounded(
+            self._conn.execute(
+                "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
+                unsettled.first,
+            )
+        )
+        if await cursor.fetchone() is None:
+            return
+        for _ in range(unsettled.size):
+            self._spool.popleft()
+        self._unsigned.update(unsettled.heads)
+        ROWS_WRITTEN.inc(unsettled.size)
+
+    async def _maintain(self) -> None:
+        assert self._conn is not None  # noqa: S101 - called once connected
+        current = month_of(self._clock())
+        months = [current, schema.add_months(current, 1)]
+        await self._bounded(schema.ensure_partitions(self._conn, months))
+        self._months.update(months)
+        dropped = await self._bounded(
+            schema.drop_expired(self._conn, self._clock(), self._settings.retention_months)
+        )
+        if dropped:
+            _LOG.info("journal_partitions_dropped", partitions=dropped)
+        self._maintained_at = time.monotonic()
+
+    # -- one transaction -----------------------------------------------------------------------
+
+    async def _write(self, *, final: bool) -> None:
+        """Write the front of the spool, the chains it starts and the checkpoints due, in one transaction."""
+        assert self._conn is not None  # noqa: S101 - the loop connects first
+        batch = [pending.content() for pending in itertools.islice(self._spool, self._settings.batch_rows)]
+        head = self._head
+        rows: list[tuple[object, ...]] = []
+        started: list[Head] = []
+        first: tuple[Any, int, Any] = (None, 0, None)
+        unsigned = dict(self._unsigned)
+        for content in batch:
+            month = month_of(content.occurred_at)
+            if head is None or head.month != month:
+                head = Head.start(month)
+                started.append(head)
+            head, row = head.then(content)
+            if not rows:
+                first = (head.chain_id, head.seq, content.entry_id)
+            rows.append(row)
+            unsigned[head.chain_id] = head
+        months = sorted({chain.month for chain in started} - self._months)
+        if months:
+            await self._bounded(schema.ensure_partitions(self._conn, months))
+            self._months.update(months)
+        sign = final or not batch or time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
+        signed = list(unsigned.values()) if sign else []
+        began = time.perf_counter()
+        try:
+            await self._bounded(self._transaction(started, rows, signed))
+        except _FAILURES:
+            WRITE_SECONDS.labels("error").observe(time.perf_counter() - began)
+            if rows:
+                self._unsettled = _Unsettled(first, len(rows), unsigned)
+            raise
+        WRITE_SECONDS.labels("ok").observe(time.perf_counter() - began)
+        for _ in batch:
+            self._spool.popleft()
+        self._pending_since = time.monotonic()
+        ROWS_WRITTEN.inc(len(batch))
+        self._head = head
+        self._unsigned = {} if sign else unsigned
+        if sign:
+            self._signed_at = time.monotonic()
+
+    async def _transaction(
+        self, started: list[Head], rows: list[tuple[object, ...]], signed: list[Head]
+    ) -> None:
+        assert self._conn is not None  # noqa: S101 - the loop connects first
+        now = self._clock()
+        async with self._conn.transaction(), self._conn.cursor() as cursor:
+            for chain in started:
+                await cursor.execute(
+                    "INSERT INTO journal.chains (chain_id, month, writer, started_at) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (chain.chain_id, chain.month, self._writer, now),
+                )
+            if rows:
+                async with cursor.copy(_COPY.encode()) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+            await cursor.executemany(
+                "INSERT INTO journal.checkpoints (chain_id, seq, head_hash, signed_at, key_id, signature) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (
+                        chain.chain_id,
+                        seq,
+                        digest,
+                        now,
+                        self._signer.key_id,
+                        self._signer.sign(chain.chain_id, seq, digest, now),
+                    )
+                    for chain, seq, digest in _checkpoints(started, signed)
+                ],
+            )
+
+
+def _checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
+    """A new chain's start (position 0, its genesis) and each head to sign, once each."""
+    points: dict[tuple[Any, int], tuple[Head, int, bytes]] = {}
+    for chain in started:
+        points[(chain.chain_id, 0)] = (chain, 0, chain.hash)
+    for head in signed:
+        points[(head.chain_id, head.seq)] = (head, head.seq, head.hash)
+    return list(points.values())

@@ -1,0 +1,126 @@
+"""A citizen's access history through the gateway: their own accesses only, with their FranceConnect token."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.common.v1 import identity_pb2
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from tests.gateway.journal.conftest import (
+    JournalledMesh,
+    fresh_database,
+    journalled_gateway,
+)
+from tests.gateway.tokens import TokenFactory
+from tests.rich_status import rich_status
+
+RECIPIENT = "13002526500013"
+
+
+def identity(
+    nom: str, prenoms: list[str], sexe: str, born: tuple[int, int, int], commune: str
+) -> identity_pb2.IdentityPivot:
+    return identity_pb2.IdentityPivot(
+        nom_naissance=nom,
+        prenoms=prenoms,
+        sexe_etat_civil=sexe,
+        annee_date_naissance=born[0],
+        mois_date_naissance=born[1],
+        jour_date_naissance=born[2],
+        code_cog_insee_pays_naissance="99100",
+        code_cog_insee_commune_naissance=commune,
+    )
+
+
+async def accesses(mesh: JournalledMesh, token: str, **metadata: str) -> gateway_pb2.ListAccessesResponse:
+    request = gateway_pb2.ListAccessesRequest()
+    request.france_connect.access_token = token
+    stub = gateway_pb2_grpc.GatewayServiceStub(mesh.channel)
+    response: gateway_pb2.ListAccessesResponse = await stub.ListAccesses(
+        request, metadata=tuple(metadata.items())
+    )
+    return response
+
+
+async def listed(mesh: JournalledMesh, token: str, count: int) -> gateway_pb2.ListAccessesResponse:
+    """The history once the journal has written ``count`` accesses (rows leave in batches)."""
+    for _ in range(100):
+        response = await accesses(mesh, token)
+        if len(response.accesses) >= count:
+            return response
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} accesses listed")
+
+
+@pytest.fixture(scope="module")
+async def called(journalled: JournalledMesh) -> JournalledMesh:
+    """Two calls about LEFEBVRE (by identity, first name only; by FranceConnect), one about MOREAU."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(journalled.channel)
+    metadata = (
+        ("authorization", f"Bearer {journalled.factory.token(sub='CCAS de Lyon')}"),
+        ("x-recipient", RECIPIENT),
+    )
+    await stub.GetQuotientFamilialByIdentity(
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+            identite=identity("Lefebvre", ["Alexis"], "F", (1982, 12, 27), "08480")
+        ),
+        metadata=metadata,
+    )
+    fc = cnaf_pb2.GetQuotientFamilialByFranceConnectRequest()
+    fc.france_connect.access_token = "fc-lefebvre"
+    await stub.GetQuotientFamilialByFranceConnect(fc, metadata=metadata)
+    await stub.GetQuotientFamilialByIdentity(
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(
+            identite=identity("MOREAU", ["JEAN"], "M", (1958, 4, 3), "12202")
+        ),
+        metadata=metadata,
+    )
+    return journalled
+
+
+async def test_the_citizen_sees_the_calls_about_them_and_nobody_else(called: JournalledMesh) -> None:
+    response = await listed(called, "fc-lefebvre", 2)
+    assert [(a.recipient, a.habilitation, a.api, a.outcome, a.code) for a in response.accesses] == [
+        (RECIPIENT, "CCAS de Lyon", gateway_pb2.API_QUOTIENT_FAMILIAL, "OK", ""),
+    ] * 2
+    assert response.accesses[0].time.ToDatetime() >= response.accesses[1].time.ToDatetime()
+    moreau = await listed(called, "fc-moreau", 1)
+    assert len(moreau.accesses) == 1
+    # The history calls themselves are not accesses by a public body.
+    assert len((await accesses(called, "fc-lefebvre")).accesses) == 2
+
+
+async def test_no_api_token_is_needed_and_a_bad_france_connect_token_is_refused(
+    called: JournalledMesh,
+) -> None:
+    for token, status, code in (
+        ("fc-inactive", grpc.StatusCode.UNAUTHENTICATED, "51101"),
+        ("fc-expired", grpc.StatusCode.UNAUTHENTICATED, "51103"),
+        ("", grpc.StatusCode.UNAUTHENTICATED, "51101"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await accesses(called, token)
+        assert refused.value.code() == status
+        assert rich_status(refused.value).api_code == code
+
+
+async def test_the_history_is_rate_limited_per_citizen(
+    redis_server: Any, postgres_server: Any, keys_dir: Any, journal_key: Any
+) -> None:
+    with fresh_database(postgres_server) as url:
+        async with journalled_gateway(
+            redis_server.url, keys_dir[0], url, journal_key, TokenFactory(keys_dir[1])
+        ) as mesh:
+            # One a second, and as the rate limiter's buckets go, one at once.
+            await accesses(mesh, "fc-mercier")
+            with pytest.raises(grpc.aio.AioRpcError) as limited:
+                await accesses(mesh, "fc-mercier")
+            assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert rich_status(limited.value).api_code == "00429"
+            # Another citizen has a bucket of their own.
+            await accesses(mesh, "fc-bernard")

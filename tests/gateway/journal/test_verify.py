@@ -1,0 +1,138 @@
+"""Verification names the row when one was altered, inserted, removed or reordered, or a chain cut back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from gateway.journal.chain import Content, genesis, row_hash
+from gateway.journal.signing import Verifier, generate
+from gateway.journal.verify import verify
+from tests.gateway.journal.conftest import SigningKey, journal_on, started
+from tests.gateway.journal.test_writer import drained, record
+
+
+@pytest.fixture
+async def written(journal_db: str, journal_key: SigningKey) -> str:
+    """A journal of 30 rows in one chain, its head signed every 10 rows and at the end."""
+    journal = journal_on(journal_db, journal_key, batch_rows=10, checkpoint_seconds=0.0001)
+    async with started(journal):
+        for number in range(30):
+            record(journal, f"req-{number}")
+            if number % 10 == 9:
+                await drained(journal)
+    return journal_db
+
+
+def problems(url: str, verifier: Verifier) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [problem for report in verify(conn, verifier) for problem in report.problems]
+
+
+def tamper(url: str, statement: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(statement.encode())
+
+
+def test_an_intact_journal_verifies(written: str, journal_key: SigningKey) -> None:
+    with psycopg.connect(written) as conn:
+        reports = verify(conn, journal_key.verifier())
+    assert [(report.rows, report.signed_seq, report.problems) for report in reports] == [(30, 30, [])]
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            "UPDATE journal.calls SET recipient = '21690123100011' WHERE seq = 12",
+            ["row 12: its hash does not follow"],
+        ),
+        (
+            "UPDATE journal.calls SET status = 'NOT_FOUND' WHERE seq = 30",
+            ["row 30: its hash does not follow"],
+        ),
+        ("DELETE FROM journal.calls WHERE seq = 7", ["row 7: missing (removed)"]),
+        ("DELETE FROM journal.calls WHERE seq IN (7, 8)", ["rows 7 to 8: missing (removed)"]),
+        (
+            "DELETE FROM journal.calls WHERE seq >= 25",
+            ["chain ends at row 24, before its head signed at row 30"],
+        ),
+        (
+            "INSERT INTO journal.calls SELECT * FROM journal.calls WHERE seq = 5",
+            ["row 5: a second row at this position"],
+        ),
+        (
+            "UPDATE journal.calls SET seq = CASE seq WHEN 3 THEN 4 ELSE 3 END WHERE seq IN (3, 4)",
+            [
+                "row 3: its hash does not follow",
+                "row 4: its hash does not follow",
+                "row 5: its hash does not follow",
+            ],
+        ),
+        (
+            "UPDATE journal.checkpoints SET head_hash = sha256(head_hash) WHERE seq = 20",
+            ["checkpoint at row 20: signature invalid"],
+        ),
+        (
+            "UPDATE journal.calls SET occurred_at = date_trunc('month', occurred_at) + interval '1 month' "
+            "WHERE seq = 2",
+            ["row 2: its hash does not follow", "row 2: outside its chain's month"],
+        ),
+    ],
+    ids=[
+        "altered",
+        "altered-last",
+        "removed",
+        "removed-two",
+        "cut-back",
+        "inserted",
+        "reordered",
+        "forged",
+        "moved",
+    ],
+)
+def test_each_tampering_is_named(
+    written: str, journal_key: SigningKey, statement: str, expected: list[str]
+) -> None:
+    assert problems(written, journal_key.verifier()) == []
+    tamper(written, statement)
+    found = problems(written, journal_key.verifier())
+    assert len(found) == len(expected), found
+    for problem, start in zip(found, expected, strict=True):
+        assert problem.startswith(start), found
+
+
+def test_a_re_hashed_chain_shows_against_its_signed_heads(written: str, journal_key: SigningKey) -> None:
+    """Altering a row and re-computing every later hash is caught by the next signed head."""
+    with psycopg.connect(written) as conn:
+        conn.execute("UPDATE journal.calls SET recipient = '21690123100011' WHERE seq = 12")
+        (chain_id,) = conn.execute("SELECT chain_id FROM journal.calls LIMIT 1").fetchone()  # type: ignore[misc]
+        previous = genesis(chain_id)
+        rows: list[Any] = conn.execute(
+            "SELECT seq, entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, "
+            "provider, status, code, latency_us, subject_digest FROM journal.calls ORDER BY seq"
+        ).fetchall()
+        for seq, *values in rows:
+            previous = row_hash(previous, chain_id, seq, Content(*values))
+            conn.execute("UPDATE journal.calls SET row_hash = %s WHERE seq = %s", (previous, seq))
+    found = problems(written, journal_key.verifier())
+    assert [problem.split(":")[0] for problem in found] == ["row 20", "row 30"], found
+    assert all("re-hashed" in problem for problem in found)
+
+
+def test_a_chain_no_gateway_started_is_refused(written: str, journal_key: SigningKey) -> None:
+    """Rows under a chain id of their own, with no signed start, are not the gateways'."""
+    tamper(written, "UPDATE journal.calls SET chain_id = gen_random_uuid() WHERE seq = 30")
+    found = problems(written, journal_key.verifier())
+    assert "chain ends at row 29, before its head signed at row 30 (cut back)" in found
+    assert "rows of a chain no gateway registered (inserted)" in found
+
+
+def test_an_unknown_key_fails_every_signature(written: str, tmp_path: Any) -> None:
+    _, other = generate(tmp_path, "other")
+    found = problems(written, Verifier.from_files([other]))
+    assert found and all(
+        "signature invalid or by an unknown key" in problem or "signed start" in problem for problem in found
+    )

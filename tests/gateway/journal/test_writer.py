@@ -1,0 +1,116 @@
+"""The writer: rows chained and signed in PostgreSQL, migrations once, partitions kept for the retention."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import psycopg
+
+from gateway.journal import Journal
+from gateway.journal.schema import MIGRATIONS, drop_expired, migrate
+from gateway.journal.verify import verify
+from tests.gateway.journal.conftest import HMAC_KEY, SigningKey, journal_on, lefebvre, quotient_call, started
+
+
+def record(journal: Journal, request_id: str, status: str = "OK") -> None:
+    journal.record(quotient_call(request_id, lefebvre(), status, "" if status == "OK" else "35003"))
+
+
+async def drained(journal: Journal) -> None:
+    assert journal.writer is not None
+    for _ in range(200):
+        if journal.writer.spooled == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{journal.writer.spooled} rows still spooled")
+
+
+async def test_rows_are_written_in_order_chained_and_signed(journal_db: str, journal_key: SigningKey) -> None:
+    """Every record is one row, in order, with what the journal holds and no identity; the chain verifies."""
+    async with started(journal_on(journal_db, journal_key)) as journal:
+        for number in range(120):
+            record(journal, f"req-{number}", "OK" if number % 3 else "NOT_FOUND")
+        await drained(journal)
+    with psycopg.connect(journal_db) as conn:
+        rows = conn.execute(
+            "SELECT seq, request_id, habilitation, recipient, api, provider, status, code, latency_us, "
+            "subject_digest FROM journal.calls ORDER BY chain_id, seq"
+        ).fetchall()
+        assert [row[1] for row in rows] == [f"req-{number}" for number in range(120)]
+        assert [row[0] for row in rows] == list(range(1, 121))
+        digest = Journal(HMAC_KEY).subject_digest(lefebvre())
+        assert rows[0][2:] == (
+            "CCAS de Lyon",
+            "13002526500013",
+            "cnaf.quotient_familial",
+            "cnaf",
+            "NOT_FOUND",
+            "35003",
+            1500,
+            digest,
+        )
+        text = str(conn.execute("SELECT * FROM journal.calls").fetchall()).upper()
+        # No identity in clear (a birth year could be a chance substring of a hash's bytes).
+        assert "LEFEBVRE" not in text and "ALEXIS" not in text
+        reports = verify(conn, journal_key.verifier())
+    assert [report.problems for report in reports] == [[]]
+    # Closing the writer signed its last head.
+    assert reports[0].rows == 120 and reports[0].signed_seq == 120 and reports[0].unsigned == 0
+
+
+async def test_several_gateways_starting_together_migrate_once(journal_db: str) -> None:
+    """Concurrent migrations: one applies each version, the others find it applied."""
+
+    async def one() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(journal_db, autocommit=True) as conn:
+            return await migrate(conn)
+
+    applied = await asyncio.gather(*(one() for _ in range(6)))
+    versions = [version for version, _ in MIGRATIONS]
+    assert sorted(version for run in applied for version in run) == versions
+    with psycopg.connect(journal_db) as conn:
+        assert [row[0] for row in conn.execute("SELECT version FROM journal.schema_migrations")] == versions
+
+
+async def test_a_partition_is_dropped_once_its_rows_are_older_than_the_retention(
+    journal_db: str, journal_key: SigningKey
+) -> None:
+    """Rows of each month go to that month's partition; retention drops whole months, chains included."""
+    months = [dt.datetime(2025, month, 15, 12, tzinfo=dt.UTC) for month in (1, 2, 3)]
+    for moment in months:
+        # The writer's own upkeep keeps ten years here; the retention under test is applied below.
+        journal = journal_on(journal_db, journal_key, retention_months=120)
+        journal._clock = lambda moment=moment: moment  # type: ignore[misc]
+        async with started(journal):
+            for number in range(3):
+                record(journal, f"{moment:%m}-{number}")
+            await drained(journal)
+    async with await psycopg.AsyncConnection.connect(journal_db, autocommit=True) as conn:
+        # 12 months at least: January 2025's rows (up to 1 February 2025) go in February 2026.
+        assert await drop_expired(conn, dt.datetime(2026, 1, 31, 23, tzinfo=dt.UTC), 12) == []
+        assert await drop_expired(conn, dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 12) == ["calls_2025_01"]
+    with psycopg.connect(journal_db) as conn:
+        left = [row[0] for row in conn.execute("SELECT request_id FROM journal.calls ORDER BY occurred_at")]
+        assert left == ["02-0", "02-1", "02-2", "03-0", "03-1", "03-2"]
+        chain_months = {row[0] for row in conn.execute("SELECT month FROM journal.chains")}
+        assert dt.date(2025, 1, 1) not in chain_months
+        assert all(not report.problems for report in verify(conn, journal_key.verifier()))
+
+
+async def test_rows_of_two_months_make_two_chains(journal_db: str, journal_key: SigningKey) -> None:
+    """Crossing a month starts a new chain, so that a partition holds whole chains."""
+    moments = iter(
+        [dt.datetime(2026, 1, 31, 23, 59, 59, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC)]
+    )
+    journal = journal_on(journal_db, journal_key)
+    journal._clock = lambda: next(moments)
+    async with started(journal):
+        record(journal, "january")
+        record(journal, "february")
+        await drained(journal)
+    with psycopg.connect(journal_db) as conn:
+        chains = conn.execute("SELECT month FROM journal.chains ORDER BY month").fetchall()
+        assert [row[0] for row in chains] == [dt.date(2026, 1, 1), dt.date(2026, 2, 1)]
+        reports = verify(conn, journal_key.verifier())
+    assert [(report.rows, report.problems) for report in reports] == [(1, []), (1, [])]
