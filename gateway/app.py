@@ -165,7 +165,12 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
     rest = None
     if settings.rest_port is not None:
         front = RestFront(
-            call_path=call_path, availability=availability, usage=usage, public_url=settings.rest_public_url
+            call_path=call_path,
+            availability=availability,
+            usage=usage,
+            access_history=access_history,
+            access_history_rate=settings.access_history_rate_per_second,
+            public_url=settings.rest_public_url,
         )
         # The REST front speaks TLS with the gRPC port's certificate.
         tls = (settings.tls_cert_file, settings.tls_key_file)

@@ -16,6 +16,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   the rate limiter;
 - ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<provider>/ping``,
   ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
+- ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
+  (`gateway.journal.access_history`), the FranceConnect access token as bearer;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
 
 Every call is served inside the same call boundary as a gRPC call (`runtime.interceptors.CallScope`):
@@ -38,12 +40,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from apiparticulier.common.v1 import options_pb2
+from apiparticulier.gateway.v1 import gateway_pb2
 from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
 from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
 from gateway.availability import Availability, AvailabilityTracker, ProviderState
 from gateway.call_path import Admitted, CallPath, Inbound, Target
+from gateway.journal.access_history import AccessHistory
 from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.usage import UsageRecorder
@@ -58,6 +63,9 @@ PROOFS_DAYS = 30
 """The window of the public figure of proofs avoided."""
 _BEARER = "Bearer "
 INTROSPECT_METHOD = f"/{SERVICE_NAME}/IntrospectToken"
+ACCESSES_PATH = "/mesh/v1/citizen/accesses"
+"""The citizen's access history: a route of the mesh's own, not of the published spec."""
+ACCESSES_METHOD = f"/{SERVICE_NAME}/ListAccesses"
 
 Answer = tuple[int, Any]
 """An HTTP status and the JSON body to send with it."""
@@ -65,6 +73,19 @@ Answer = tuple[int, Any]
 
 def _json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def access_body(access: gateway_pb2.Access) -> dict[str, str]:
+    """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code."""
+    api = gateway_pb2.Api.DESCRIPTOR.values_by_number[access.api]
+    return {
+        "time": access.time.ToDatetime(dt.UTC).isoformat(),
+        "recipient": access.recipient,
+        "habilitation": access.habilitation,
+        "api": api.GetOptions().Extensions[options_pb2.api_label],
+        "outcome": access.outcome,
+        "code": access.code,
+    }
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -99,6 +120,8 @@ class RestFront:
         call_path: The gateway's call path.
         availability: The providers' availability, for the pings.
         usage: The usage counters, for the proofs avoided.
+        access_history: The journal's reader of a citizen's accesses.
+        access_history_rate: The citizen's limit on the history, per second.
         public_url: The front's base URL in ``/openapi.yaml``; empty: the URL the caller used.
 
     Raises:
@@ -111,11 +134,15 @@ class RestFront:
         call_path: CallPath,
         availability: AvailabilityTracker,
         usage: UsageRecorder,
+        access_history: AccessHistory,
+        access_history_rate: int,
         public_url: str = "",
     ) -> None:
         self._call_path = call_path
         self._availability = availability
         self._usage = usage
+        self._access_history = access_history
+        self._access_history_rate = access_history_rate
         self._public_url = public_url.rstrip("/")
         self.paths: dict[str, Target] = {
             path: target for target in call_path.targets.values() for path in target.route.http_paths
@@ -131,6 +158,7 @@ class RestFront:
             Route("/api/pings", self._pings, methods=["GET"]),
             Route("/api/{provider}/ping", self._provider_ping, methods=["GET"]),
             Route("/api/proofs_avoided", self._proofs_avoided, methods=["GET"]),
+            Route(ACCESSES_PATH, self._accesses, methods=["GET"]),
             Route("/openapi.yaml", self._openapi, methods=["GET"]),
         ]
         self.app = Starlette(
@@ -218,6 +246,25 @@ class RestFront:
             return await self._call_path.call_own(INTROSPECT_METHOD, inbound, body, needs_recipient=False)
 
         return await self._answer(request, "GET /api/introspect", produce)
+
+    async def _accesses(self, request: Request) -> Response:
+        """The citizen's own access history (the mesh's own route): the FranceConnect token as bearer."""
+
+        async def produce() -> Answer:
+            authorization = request.headers.getlist(AUTHORIZATION_KEY)
+            history = gateway_pb2.ListAccessesRequest()
+            if len(authorization) == 1 and authorization[0].startswith(_BEARER):
+                history.france_connect.access_token = authorization[0][len(_BEARER) :].strip()
+            response = await self._call_path.call_citizen(
+                ACCESSES_METHOD,
+                Inbound((), None),
+                history,
+                self._access_history_rate,
+                self._access_history.list_accesses,
+            )
+            return 200, {"accesses": [access_body(access) for access in response.accesses]}
+
+        return await self._answer(request, f"GET {ACCESSES_PATH}", produce)
 
     async def _ping(self, request: Request) -> Response:
         async def produce() -> Answer:

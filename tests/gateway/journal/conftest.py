@@ -19,7 +19,7 @@ from apiparticulier.common.v1 import identity_pb2
 from contract.routes import contract_scopes
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
-from gateway.app import build_server
+from gateway.app import GatewayServer, build_server
 from gateway.journal import Call, Journal
 from gateway.journal.signing import Signer, Verifier, generate
 from gateway.journal.writer import JournalWriter, WriterSettings
@@ -124,6 +124,8 @@ class JournalledMesh:
     factory: TokenFactory
     database_url: str
     key: SigningKey
+    rest_url: str
+    """The gateway's REST front."""
 
 
 @asynccontextmanager
@@ -143,14 +145,18 @@ async def journalled_gateway(
         journal_flush_seconds=0.01,
         journal_retry_seconds=0.1,
         journal_timeout_seconds=1.0,
+        rest_port=0,
         **overrides,
     )
     gateway = build_server(settings)
     await gateway.start()
     address = f"127.0.0.1:{gateway.port}"
     channel = grpc.aio.insecure_channel(address)
+    assert isinstance(gateway, GatewayServer) and gateway.rest is not None
     try:
-        yield JournalledMesh(channel, address, factory, database, key)
+        yield JournalledMesh(
+            channel, address, factory, database, key, f"http://127.0.0.1:{gateway.rest.port}"
+        )
     finally:
         await channel.close(None)
         await gateway.stop(0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
@@ -124,3 +126,29 @@ async def test_the_history_is_rate_limited_per_citizen(
             assert rich_status(limited.value).api_code == "00429"
             # Another citizen has a bucket of their own.
             await accesses(mesh, "fc-bernard")
+
+
+async def test_the_history_over_rest_takes_the_france_connect_token_as_bearer(called: JournalledMesh) -> None:
+    """`GET /mesh/v1/citizen/accesses`: the same history as the gRPC method, by bearer, with its errors."""
+    expected = await listed(called, "fc-lefebvre", 2)
+    async with httpx.AsyncClient(base_url=called.rest_url) as http:
+        answer = await http.get("/mesh/v1/citizen/accesses", headers={"Authorization": "Bearer fc-lefebvre"})
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "accesses": [
+                {
+                    "time": access.time.ToDatetime(dt.UTC).isoformat(),
+                    "recipient": RECIPIENT,
+                    "habilitation": "CCAS de Lyon",
+                    "api": "cnaf.quotient_familial",
+                    "outcome": "OK",
+                    "code": "",
+                }
+                for access in expected.accesses
+            ]
+        }
+        assert "x-request-id" in answer.headers and "ratelimit-remaining" in answer.headers
+        for headers in ({"Authorization": "Bearer fc-expired"}, {}):
+            refused = await http.get("/mesh/v1/citizen/accesses", headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["errors"][0]["code"] in {"51101", "51103"}
