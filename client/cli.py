@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,6 +59,7 @@ from client.render import (
     to_json,
 )
 from contract.catalog import ApiCatalog
+from contract.identity_flags import FlagError, identity_flags, identity_from_flags
 from contract.routes import Route, RouteTable, build_routes
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -72,45 +72,12 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 
-
-class UsageError(Exception):
+class UsageError(FlagError):
     """A mistake in the command line or the subject file."""
 
 
 # -- subject ---------------------------------------------------------------------------------------
-
-
-def _birth_date(value: str) -> dict[str, int]:
-    match = _DATE.fullmatch(value)
-    if match is None:
-        raise UsageError(f"--naissance {value!r}: expected YYYY, YYYY-MM or YYYY-MM-DD")
-    names = ("anneeDateNaissance", "moisDateNaissance", "jourDateNaissance")
-    return {name: int(part) for name, part in zip(names, match.groups(), strict=True) if part is not None}
-
-
-def identity_from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The identity pivot the flags describe, in proto3 JSON; empty when no identity flag is given."""
-    identity: dict[str, Any] = {}
-    simple = {
-        "nom": "nomNaissance",
-        "nom_usage": "nomUsage",
-        "sexe": "sexeEtatCivil",
-        "pays": "codeCogInseePaysNaissance",
-        "commune": "codeCogInseeCommuneNaissance",
-        "commune_nom": "nomCommuneNaissance",
-        "departement": "codeCogInseeDepartementNaissance",
-    }
-    for flag, name in simple.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            identity[name] = value
-    if getattr(args, "prenom", None):
-        identity["prenoms"] = list(args.prenom)
-    if getattr(args, "naissance", None):
-        identity.update(_birth_date(args.naissance))
-    return identity
 
 
 def request_from_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -492,21 +459,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def identity_flags(group: argparse._ActionsContainer) -> None:
-    """The flags of an identity pivot, read back by `identity_from_flags` (also the journal search's)."""
-    group.add_argument("--nom", help="birth name (nomNaissance)")
-    group.add_argument("--nom-usage", dest="nom_usage", help="usage name (nomUsage)")
-    group.add_argument("--prenom", action="append", help="a first name; repeat for each, in order")
-    group.add_argument("--sexe", choices=("M", "F"), help="sex at civil status")
-    group.add_argument("--naissance", help="birth date: YYYY-MM-DD, or YYYY-MM, or YYYY")
-    group.add_argument("--pays", help="COG code of the birth country (99100: France)")
-    group.add_argument("--commune", help="COG code of the birth commune")
-    group.add_argument(
-        "--commune-nom", dest="commune_nom", help="name of the birth commune (with --departement)"
-    )
-    group.add_argument("--departement", help="COG code of the birth département")
-
-
 def _subject_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("subject (or --subject-file)")
     identity_flags(group)
@@ -609,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         session = Session(args)
         return handler(args, session)
-    except UsageError as error:
+    except FlagError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except grpc.RpcError as error:

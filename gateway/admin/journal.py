@@ -29,7 +29,7 @@ import psycopg
 from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
-from client.cli import identity_flags, identity_from_flags
+from contract.identity_flags import identity_flags, identity_from_flags
 from gateway.journal import Journal, identity_forms
 from gateway.journal.queries import MAX_ACCESSES, as_json, calls_about
 from gateway.journal.signing import SigningKeyError, Verifier, generate
