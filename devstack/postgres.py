@@ -135,6 +135,9 @@ class PostgresProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
+                # Out of the terminal's process group: Ctrl-C must reach the supervisor alone,
+                # which stops PostgreSQL last, once the gateway has written its journal rows.
+                start_new_session=True,
             )
 
     def _initdb(self) -> None:

@@ -109,12 +109,18 @@ class ProcessGroup:
             )
         child = Child(name, port, process)
         self.children.append(child)
-        wait_until_serving(child)
+        try:
+            wait_until_serving(child)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; its log says: {_last_line(self.log_dir / f'{name}.log')}") from None
         return child
 
-    def stop(self, child: Child) -> None:
-        """Stop one child: SIGTERM, then SIGKILL if it has not exited in time."""
-        if child.process.poll() is None:
+    def stop(self, child: Child, *, signalled: bool = False) -> None:
+        """Stop one child: SIGTERM (unless ``signalled`` already), then SIGKILL if it has not exited in time.
+
+        A second SIGTERM would cut the child's drain short (its forced shutdown).
+        """
+        if child.process.poll() is None and not signalled:
             child.process.send_signal(signal.SIGTERM)
         try:
             child.process.wait(_STOP_TIMEOUT_SECONDS)
@@ -130,13 +136,19 @@ class ProcessGroup:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         for child in reversed(list(self.children)):
-            self.stop(child)
+            self.stop(child, signalled=True)
         if self.redis is not None:
             self.redis.close()
             self.redis = None
         if self.postgres is not None:
             self.postgres.close()
             self.postgres = None
+
+
+def _last_line(log: Path) -> str:
+    """The last line a process logged (a JSON event or a traceback's message), to say why it stopped."""
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(nothing)"
 
 
 def wait_until_serving(child: Child) -> None:

@@ -80,6 +80,9 @@ class RedisProcess:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C must reach the supervisor alone, which
+            # stops Redis after the processes that still write to it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         while not self._answers_ping():

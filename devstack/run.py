@@ -171,6 +171,8 @@ def demo_token(redis_url: str) -> str:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As redis-server binds: a port whose last connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -199,6 +201,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    exit_status = 0
     try:
         if redis_url := os.environ.get("REDIS_URL", ""):
             print(f"redis            {redis_url} (from REDIS_URL)")
@@ -213,7 +216,14 @@ def main() -> None:
         _start(
             group,
             GATEWAY,
-            {"REDIS_URL": redis_url, "KEYS_DIR": str(_KEYS_DIR), "REST_PORT": str(REST_PORT), **journal},
+            {
+                "REDIS_URL": redis_url,
+                "KEYS_DIR": str(_KEYS_DIR),
+                # Loopback only, as every other process of the local mesh.
+                "REST_HOST": "127.0.0.1",
+                "REST_PORT": str(REST_PORT),
+                **journal,
+            },
         )
         print(f"{'gateway REST':<16} http://127.0.0.1:{REST_PORT}  (spec: /openapi.yaml)")
         print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a process with:")
@@ -244,10 +254,15 @@ def main() -> None:
                     )
                     stop_requested = True
             time.sleep(0.2)
+    except RuntimeError as error:
+        # A process that could not start (a port taken, a bad setting): say which and why, once.
+        print(f"make run: {error}", file=sys.stderr)
+        exit_status = 1
     finally:
         print("\nstopping…")
         group.close()
         print("stopped")
+    sys.exit(exit_status)
 
 
 if __name__ == "__main__":

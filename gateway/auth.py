@@ -251,7 +251,8 @@ class TokenVerifier:
         Raises:
             ApiError: 00101 when the token is invalid, 00103 when it is expired.
         """
-        if len(header) > self._max_bytes or not header.startswith(_SCHEME):
+        # The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is "Bearer".
+        if len(header) > self._max_bytes or header[: len(_SCHEME)].lower() != _SCHEME.lower():
             raise invalid_token()
         text = header[len(_SCHEME) :]
         if not _JWT_SHAPE.fullmatch(text):

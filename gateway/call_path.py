@@ -46,6 +46,7 @@ first, then step 4 per citizen, the body, and step 8.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -316,7 +317,8 @@ class CallPath:
                 subject_of(), route.subject.name, inbound
             )
             resolved.append(identity)
-            return token
+            # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
+            return dataclasses.replace(token, scopes=token.scopes & identity.scopes)
 
         async def forward(admitted: Admitted) -> bytes:
             subject = admitted.subject = subject_of()

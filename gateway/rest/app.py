@@ -75,6 +75,13 @@ def _json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def bearer_of(authorization: str) -> str:
+    """The credentials of a ``Bearer`` authorization (the scheme case-insensitive); "" for another scheme."""
+    if authorization[: len(_BEARER)].lower() != _BEARER.lower():
+        return ""
+    return authorization[len(_BEARER) :].strip()
+
+
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
     """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code."""
     api = gateway_pb2.Api.DESCRIPTOR.values_by_number[access.api]
@@ -215,8 +222,8 @@ class RestFront:
                 bearer = ""
                 if reader.by_france_connect:
                     # The FranceConnect token stands for the API token, as in the real API.
-                    if len(authorization) == 1 and authorization[0].startswith(_BEARER):
-                        bearer = authorization[0][len(_BEARER) :].strip()
+                    if len(authorization) == 1:
+                        bearer = bearer_of(authorization[0])
                 else:
                     metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
                 message = reader.read(request.query_params.getlist, bearer)
@@ -253,8 +260,8 @@ class RestFront:
         async def produce() -> Answer:
             authorization = request.headers.getlist(AUTHORIZATION_KEY)
             history = gateway_pb2.ListAccessesRequest()
-            if len(authorization) == 1 and authorization[0].startswith(_BEARER):
-                history.france_connect.access_token = authorization[0][len(_BEARER) :].strip()
+            if len(authorization) == 1:
+                history.france_connect.access_token = bearer_of(authorization[0])
             response = await self._call_path.call_citizen(
                 ACCESSES_METHOD,
                 Inbound((), None),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -60,7 +61,11 @@ class RestServer:
         config.load()
         self._server.lifespan = config.lifespan_class(config)
         await self._server.startup()
-        self.port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        # Port 0 on every interface binds one socket per address family, each on a port of its
+        # own: the IPv4 one is the port loopback callers reach.
+        sockets = [sock for server in self._server.servers for sock in server.sockets]
+        ipv4 = [sock for sock in sockets if sock.family == socket.AF_INET]
+        self.port = int((ipv4 or sockets)[0].getsockname()[1])
         # uvicorn's tick: the Date header and the check of should_exit.
         self._ticks = asyncio.create_task(self._server.main_loop())
 

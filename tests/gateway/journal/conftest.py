@@ -145,6 +145,7 @@ async def journalled_gateway(
         journal_flush_seconds=0.01,
         journal_retry_seconds=0.1,
         journal_timeout_seconds=1.0,
+        rest_host="127.0.0.1",
         rest_port=0,
         **overrides,
     )

@@ -358,6 +358,17 @@ async def test_france_connect_token_alone(front: Front) -> None:
     assert first.headers["ratelimit-limit"] == second.headers["ratelimit-limit"] == "50"
 
 
+async def test_a_france_connect_token_without_the_scope_is_403(front: Front) -> None:
+    """fc-bernard holds MESR scopes only: the quotient familial is 403 00100, with the rate-limit headers."""
+    refused = await front.http.get(
+        "/v3/dss/quotient_familial/france_connect",
+        params={"recipient": RECIPIENT},
+        headers={"Authorization": "Bearer fc-bernard"},
+    )
+    assert (refused.status_code, _error(refused)["code"]) == (403, "00100")
+    assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(refused.headers)
+
+
 @pytest.mark.parametrize(
     ("authorization", "code"),
     [(None, "00101"), ("Bearer fc-inactive", "51101"), ("Bearer fc-expired", "51103")],
