@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -178,8 +178,13 @@ class RestFront:
     # -- the frame of every answer ---------------------------------------------------------------
 
     @staticmethod
-    async def _answer(request: Request, method: str, produce: Callable[[], Awaitable[Answer]]) -> Response:
-        """Serve one call in the call boundary; a refusal becomes the v3 error body."""
+    async def _answer(
+        request: Request,
+        method: str,
+        produce: Callable[[], Awaitable[Answer]],
+        parameter_names: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Serve one call in the call boundary; a refusal becomes the v3 error body (`error_body`)."""
         metadata = list(request.headers.items())
         with CallScope(method, metadata) as scope:
             extra: Sequence[tuple[str, str]] = ()
@@ -187,7 +192,8 @@ class RestFront:
                 status, body = await produce()
             except ApiError as error:
                 refusal = scope.refused(error)
-                status, body, extra = http_status(refusal), error_body(refusal), refusal.extra_metadata
+                status, body = http_status(refusal), error_body(refusal, parameter_names)
+                extra = refusal.extra_metadata
             except Exception as exc:
                 failure = scope.failed(exc)
                 status, body = http_status(failure), error_body(failure)
@@ -233,7 +239,7 @@ class RestFront:
                 response = render(answer)
                 return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
 
-            return await self._answer(request, method, produce)
+            return await self._answer(request, method, produce, reader.parameter_names)
 
         return endpoint
 

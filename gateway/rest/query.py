@@ -98,6 +98,25 @@ class RequestReader:
         )
 
     @property
+    def parameter_names(self) -> dict[str, str]:
+        """The query parameter of each field path a refusal may name.
+
+        A path is a field's proto3 JSON path (the services' violations: ``identite.prenoms``)
+        or the parameter's own name (this reader's).
+        """
+        names = {parameter.name: parameter.name for parameter in self.parameters}
+        for parameter in self.parameters:
+            descriptor: Descriptor = self._route.request_class.DESCRIPTOR  # type: ignore[assignment]
+            json_path = []
+            for name in parameter.path:
+                field = descriptor.fields_by_name[name]
+                json_path.append(field.json_name)
+                if field.message_type is not None:
+                    descriptor = field.message_type
+            names[".".join(json_path)] = parameter.name
+        return names
+
+    @property
     def by_france_connect(self) -> bool:
         """Whether the route's subject is the FranceConnect token sent as the bearer."""
         return self._france_connect is not None

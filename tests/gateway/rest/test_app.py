@@ -249,19 +249,21 @@ async def test_recipient_not_a_siret_422_00210(front: Front) -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "parameter"),
     [
-        {"sexeEtatCivil": "X"},
-        {"anneeDateNaissance": "mille"},
-        {"prenoms[]": []},
-        {"anneeDateNaissance": "9" * 12},
+        ({"sexeEtatCivil": "X"}, "sexeEtatCivil"),
+        ({"anneeDateNaissance": "mille"}, "anneeDateNaissance"),
+        ({"prenoms[]": []}, "prenoms[]"),
+        ({"anneeDateNaissance": "9" * 12}, "anneeDateNaissance"),
+        ({"moisDateNaissance": "13"}, "moisDateNaissance"),
     ],
 )
-async def test_bad_identity_422_00366(front: Front, change: dict[str, Any]) -> None:
+async def test_bad_identity_422_00366(front: Front, change: dict[str, Any], parameter: str) -> None:
+    """The error's source names the query parameter at fault, as the gRPC field violation does."""
     response = await front.http.get(QF, params={**LEFEBVRE, **change}, headers=front.bearer())
     assert response.status_code == 422
     error = _error(response)
-    assert error["code"] == "00366"
+    assert (error["code"], error["source"]) == ("00366", {"parameter": parameter})
     jsonschema.validate(response.json(), _schema(QF, "422"))
 
 
