@@ -286,12 +286,14 @@ class CallPath:
 
     # -- the entry points -----------------------------------------------------------------------------
 
-    async def call_provider(self, target: Target, request: bytes, inbound: Inbound) -> bytes:
+    async def call_provider(self, target: Target, request: bytes | ApiError, inbound: Inbound) -> bytes:
         """Serve one provider method, every step.
 
         Args:
             target: The method.
-            request: The request as the caller serialized it.
+            request: The request as the caller serialized it; or the refusal of a request the
+                transport could not read (a REST query), raised where the request is read, after
+                the token, scope, recipient and rate limit, in the order of a gRPC call.
             inbound: The caller's metadata and deadline.
 
         Returns:
@@ -303,11 +305,14 @@ class CallPath:
         route = target.route
         decoded: list[Message] = []
         resolved: list[FranceConnectIdentity] = []
+        raw = request if isinstance(request, bytes) else b""
 
         def subject_of() -> Message:
+            if isinstance(request, ApiError):
+                raise request
             if not decoded:
                 try:
-                    decoded.append(route.request_class.FromString(request))
+                    decoded.append(route.request_class.FromString(raw))
                 except DecodeError:
                     raise malformed_request() from None
             return decoded[0]
@@ -322,7 +327,7 @@ class CallPath:
 
         async def forward(admitted: Admitted) -> bytes:
             subject = admitted.subject = subject_of()
-            scopes, sent = admitted.token.scopes, request
+            scopes, sent = admitted.token.scopes, raw
             if target.france_connect:
                 if resolved:
                     scopes = FranceConnect.write(subject, route.subject.name, resolved[0], scopes)

@@ -232,10 +232,13 @@ class RestFront:
                         bearer = bearer_of(authorization[0])
                 else:
                     metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
-                message = reader.read(request.query_params.getlist, bearer)
-                answer = await self._call_path.call_provider(
-                    target, message.SerializeToString(), Inbound(metadata, None)
-                )
+                read: bytes | ApiError
+                try:
+                    read = reader.read(request.query_params.getlist, bearer).SerializeToString()
+                except ApiError as refusal:
+                    # Refused where the call path reads the request: after the token and recipient.
+                    read = refusal
+                answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
                 response = render(answer)
                 return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
 

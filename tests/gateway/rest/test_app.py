@@ -500,3 +500,17 @@ async def test_a_request_with_only_recipient_is_refused_by_its_route(front: Fron
         response = await front.http.get(path, params={"recipient": RECIPIENT}, headers=front.bearer())
         assert _error(response)["code"] != "00404", path
         assert response.status_code in {401, 422}, (path, response.text)
+
+
+async def test_the_token_and_recipient_are_checked_before_the_query(front: Front) -> None:
+    """A query that cannot be read is refused after the token and the recipient, as over gRPC."""
+    bad = {**LEFEBVRE, "anneeDateNaissance": "abc"}
+    no_token = await front.http.get(QF, params=bad)
+    assert (no_token.status_code, _error(no_token)["code"]) == (401, "00101")
+    bad_recipient = await front.http.get(
+        QF, params={**bad, "recipient": "12345678901234"}, headers=front.bearer()
+    )
+    assert (bad_recipient.status_code, _error(bad_recipient)["code"]) == (422, "00210")
+    refused = await front.http.get(QF, params=bad, headers=front.bearer())
+    assert (refused.status_code, _error(refused)["code"]) == (422, "00366")
+    assert "ratelimit-remaining" in refused.headers
