@@ -213,11 +213,16 @@ class Session:
         self.json: bool = args.json
 
     def metadata(self, *, token: bool = True) -> tuple[tuple[str, str], ...]:
-        """The call's metadata: bearer token, recipient, request id."""
+        """The call's metadata: bearer token, recipient, request id.
+
+        Args:
+            token: The call needs the API token; False for the public ones and for a
+                FranceConnect method, which the FranceConnect token alone may open.
+        """
         pairs: list[tuple[str, str]] = []
-        if token:
-            if not self.token:
-                raise UsageError(f"no token: set {TOKEN_ENV} or pass --token")
+        if token and not self.token:
+            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token")
+        if self.token:
             pairs.append(("authorization", f"Bearer {self.token}"))
         if self.recipient:
             pairs.append(("x-recipient", self.recipient))
@@ -251,7 +256,9 @@ def cmd_call(args: argparse.Namespace, session: Session) -> int:
     document = load_subject(args)
     route = choose_route(routes, args.api, document)
     request = build_request(route, document)
-    answer = session.call(route.path, request, route.response_class)
+    # A FranceConnect method may be called with the FranceConnect token alone.
+    by_france_connect = route.subject.kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT
+    answer = session.call(route.path, request, route.response_class, token=not by_france_connect)
     if session.json:
         print(dumps(answer_of(answer)))
     else:

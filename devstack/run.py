@@ -120,7 +120,8 @@ _PUBLIC_KEY = f".run/journal-keys/{_JOURNAL_KEY}.public.pem"
 JOURNAL_EXAMPLES = (
     "-m client accesses --fc-token fc-lefebvre --json",
     f"-m gateway.admin journal verify --public-key {_PUBLIC_KEY}",
-    f"-m gateway.admin journal search {_LEFEBVRE}",
+    # Every first name: the search also finds the calls that gave only the first.
+    f"-m gateway.admin journal search {_LEFEBVRE} --prenom GÉRÔME",
 )
 """Arguments of the journal commands `make run` prints, after the JOURNAL_* exports."""
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
+import os
 import re
 import shlex
+import sys
 from typing import Any
 
 import grpc
@@ -514,3 +518,30 @@ async def test_the_token_and_recipient_are_checked_before_the_query(front: Front
     refused = await front.http.get(QF, params=bad, headers=front.bearer())
     assert (refused.status_code, _error(refused)["code"]) == (422, "00366")
     assert "ratelimit-remaining" in refused.headers
+
+
+async def test_the_client_calls_a_france_connect_method_with_the_france_connect_token_alone(
+    front: Front,
+) -> None:
+    """`python -m client call … --fc-token` needs no API token: the gateway takes the FranceConnect one."""
+    environment = {key: value for key, value in os.environ.items() if key != "API_PARTICULIER_TOKEN"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client",
+        "call",
+        "cnaf.quotient_familial",
+        "--fc-token",
+        "fc-lefebvre",
+        "--json",
+        "--address",
+        f"127.0.0.1:{front.gateway.port}",
+        "--recipient",
+        RECIPIENT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert json.loads(out)["data"]["quotient_familial"]["valeur"] == 2550
