@@ -27,7 +27,10 @@ at a time), and goes back to it by itself.
 
 At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
 within their deadline, and the wait is not part of the Redis timeout: a burst that
-exhausts the connection pool is never taken for Redis being down.
+exhausts the connection pool is never taken for Redis being down. The script calls of
+a process share one pipelined connection (`gateway.redis_pipeline`) where the Redis
+client allows one (plain or Sentinel, without TLS), and go through the client's own
+commands otherwise (Cluster, TLS).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import redis.asyncio
 import structlog
@@ -45,6 +49,7 @@ from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
+from gateway.redis_pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 
@@ -133,6 +138,16 @@ REDIS_BREAKER_OPEN = Gauge(
     "1 while the limiter's circuit breaker to Redis is open (Redis unreachable, retried every "
     "REDIS_RETRY_SECONDS), 0 while calls go to Redis.",
 )
+
+
+class ScriptCalls(Protocol):
+    """What the limiter asks of Redis on the request path: a pipelined connection or a redis-py client."""
+
+    async def script_load(self, script: str) -> str:
+        """Load a script; its SHA1."""
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str | int) -> Any:
+        """Run a loaded script (NoScriptError when it is not)."""
 
 
 def rate_key(token_id: str) -> str:
@@ -259,6 +274,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._pipeline = pipeline_for(redis)
+        self._scripts: ScriptCalls = self._pipeline or cast(ScriptCalls, redis)
         self._settings = settings
         self._clock = clock
         self._sha: str | None = None
@@ -368,8 +385,13 @@ class RateLimiter:
         return decision
 
     async def close(self) -> None:
-        """Stop the background refresh of the revocation list (the Redis client stays open)."""
+        """Stop the background refresh of the revocation list, close the pipelined connection.
+
+        The Redis client stays open: its owner closes it.
+        """
         self._closed = True
+        if self._pipeline is not None:
+            await self._pipeline.aclose()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -388,13 +410,13 @@ class RateLimiter:
         keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst)
         async with asyncio.timeout(self._settings.redis_timeout_seconds):
             if self._sha is None:
-                self._sha = await self._redis.script_load(SCRIPT)
+                self._sha = await self._scripts.script_load(SCRIPT)
             try:
-                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
             except NoScriptError:
                 # Redis restarted or SCRIPT FLUSH: load it again, once.
-                self._sha = await self._redis.script_load(SCRIPT)
-                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+                self._sha = await self._scripts.script_load(SCRIPT)
+                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
         revoked, allowed, remaining, reset_us, retry_us = (int(value) for value in reply)
         return RateDecision(
             allowed=bool(allowed),

@@ -182,6 +182,8 @@ async def test_replicas_share_one_bucket(client: redis.asyncio.Redis) -> None:
     jti = new_jti()
     results = [await (one if i % 2 else two).check(jti, 0) for i in range(6)]
     assert [d.allowed for d in results] == [True] * 5 + [False]
+    await one.close()
+    await two.close()
 
 
 # -- round trips and the script cache -------------------------------------------------------------
