@@ -170,6 +170,12 @@ class Target:
     """Whom the error model names when the provider service fails."""
     callables: Iterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
     """The route's method on each channel to the provider, in turn."""
+    method: _Method = field(init=False)
+    """What the frame needs to know of it."""
+
+    def __post_init__(self) -> None:
+        route = self.route
+        object.__setattr__(self, "method", _Method(route.path, route, route.scopes, needs_recipient=True))
 
     @property
     def france_connect(self) -> bool:
@@ -333,7 +339,7 @@ class CallPath:
 
         alone = target.france_connect and all(key != AUTHORIZATION_KEY for key, _ in inbound.metadata)
         return await self._frame(
-            _Method(route.path, route, route.scopes, needs_recipient=True),
+            target.method,
             inbound,
             forward,
             by_france_connect_token if alone else None,
@@ -385,7 +391,7 @@ class CallPath:
                 return await self._forward(target, request.SerializeToString(), admitted, scopes)
         finally:
             self._account_later(
-                _Method(target.route.path, target.route, target.route.scopes, needs_recipient=True),
+                target.method,
                 admitted.token,
                 admitted.recipient,
                 request,

@@ -23,12 +23,14 @@ before resolution (only the caller's access token), the request has no subject.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import unicodedata
 
 import structlog
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2, options_pb2
@@ -82,6 +84,13 @@ def canonical_identity(pivot: identity_pb2.IdentityPivot) -> str:
     )
 
 
+@functools.cache
+def _subject_fields(message: Descriptor) -> tuple[tuple[str, int], ...]:
+    """The fields of a message the contract marks as its subject, with their kinds, in order."""
+    marked = ((field.name, field.GetOptions().Extensions[options_pb2.subject]) for field in message.fields)
+    return tuple((name, kind) for name, kind in marked if kind != options_pb2.SUBJECT_KIND_UNSPECIFIED)
+
+
 def canonical_subject(request: Message) -> str:
     """The normalised form of the person a request is about, or "" when it names nobody.
 
@@ -89,12 +98,9 @@ def canonical_subject(request: Message) -> str:
     Lookup's oneof has two; the one set counts). A FranceConnect subject counts
     through the identity it certifies, once resolved.
     """
-    for field in request.DESCRIPTOR.fields:
-        kind = field.GetOptions().Extensions[options_pb2.subject]
-        if kind == options_pb2.SUBJECT_KIND_UNSPECIFIED:
-            continue
-        value = getattr(request, field.name)
-        if kind == options_pb2.SUBJECT_KIND_IDENTITY_PIVOT and request.HasField(field.name):
+    for name, kind in _subject_fields(request.DESCRIPTOR):
+        value = getattr(request, name)
+        if kind == options_pb2.SUBJECT_KIND_IDENTITY_PIVOT and request.HasField(name):
             return canonical_identity(value)
         if kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT and value.HasField("identite_pivot"):
             return canonical_identity(value.identite_pivot)
@@ -120,7 +126,8 @@ class Journal:
     def __init__(self, hmac_key: bytes) -> None:
         if not hmac_key:
             raise ValueError("the journal needs a secret HMAC key (JOURNAL_HMAC_KEY)")
-        self._key = hmac_key
+        # Keyed once: each digest starts from a copy of it.
+        self._keyed = hmac.new(hmac_key, digestmod=hashlib.sha256)
 
     def subject_digest(self, request: Message) -> str:
         """HMAC-SHA256 (hex) of the normalised subject of the request; "" when it has none.
@@ -131,7 +138,9 @@ class Journal:
         subject = canonical_subject(request)
         if not subject:
             return ""
-        return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()
+        digest = self._keyed.copy()
+        digest.update(subject.encode())
+        return digest.hexdigest()
 
     def record(
         self,

@@ -133,6 +133,7 @@ REDIS_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 _REDIS_OK, _REDIS_FAILED = REDIS_LATENCY.labels("ok"), REDIS_LATENCY.labels("error")
+_REDIS_DECISIONS = {result: DECISIONS.labels("redis", result) for result in ("allowed", "limited", "revoked")}
 REDIS_BREAKER_OPEN = Gauge(
     "gateway_rate_limit_redis_breaker_open",
     "1 while the limiter's circuit breaker to Redis is open (Redis unreachable, retried every "
@@ -331,12 +332,15 @@ class RateLimiter:
         if self.degrade and self._refresher is None and not self._closed:
             self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
         if self._may_try_redis():
-            try:
-                async with asyncio.timeout(self._settings.default_deadline_seconds):
-                    await self._connections.acquire()
-            except TimeoutError:
-                DECISIONS.labels("none", "unavailable").inc()
-                raise store_unavailable() from None
+            if self._connections.locked():
+                try:
+                    async with asyncio.timeout(self._settings.default_deadline_seconds):
+                        await self._connections.acquire()
+                except TimeoutError:
+                    DECISIONS.labels("none", "unavailable").inc()
+                    raise store_unavailable() from None
+            else:
+                await self._connections.acquire()  # free: taken at once, nothing to time
             try:
                 decision = await self._decide_in_redis(token_id, rate)
             finally:
@@ -381,7 +385,7 @@ class RateLimiter:
                 self._probing = False
         _REDIS_OK.observe(time.perf_counter() - started)
         self._redis_works()
-        DECISIONS.labels("redis", _result(decision)).inc()
+        _REDIS_DECISIONS[_result(decision)].inc()
         return decision
 
     async def close(self) -> None:

@@ -98,8 +98,8 @@ class CallScope:
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         metrics.IN_FLIGHT.dec()
-        metrics.LATENCY.labels(self._method).observe(time.perf_counter() - self._started)
-        metrics.CALLS.labels(self._method, self.status_name, self.api_code).inc()
+        metrics.latency_of(self._method).observe(time.perf_counter() - self._started)
+        metrics.calls_of(self._method, self.status_name, self.api_code).inc()
         if self._span is not None:
             tracing.end_server_span(self._span, self._token, self.status_name, self.api_code)
 
@@ -132,6 +132,8 @@ class CallBoundary(ServerInterceptor):
         self._idle: asyncio.Event | None = None
         self._released = asyncio.Event()
         self._last_call_at = 0.0
+        # The wrapper of each method's handler, made at its first call, with the handler it wraps.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     def stop_taking_calls(self) -> None:
         """Hold every new call but health checks from now on, to refuse it at `release_refused`."""
@@ -179,31 +181,29 @@ class CallBoundary(ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        """Wrap the unary handler of the called method."""
+        """Wrap the unary handler of the called method (once per method: the wrapper is kept)."""
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = handler_call_details.method
-        return grpc.unary_unary_rpc_method_handler(
-            self._bounded(
-                handler.unary_unary,  # type: ignore[arg-type]  # aio handlers are coroutines
-                method,
-                handler_call_details.invocation_metadata,
-            ),
+        kept = self._wrapped.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._bounded(handler.unary_unary, method),  # type: ignore[arg-type]  # aio handlers are coroutines
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-    def _bounded(
-        self,
-        behavior: _Behavior,
-        method: str,
-        metadata: tuple[tuple[str, str | bytes], ...] | None,
-    ) -> _Behavior:
+    def _bounded(self, behavior: _Behavior, method: str) -> _Behavior:
         # Health checks are answered until the end and are no calls the drain waits for.
         counted = not method.startswith(_HEALTH_METHODS)
 
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            # The stubs type the metadata as the sync API's; grpc.aio gives (key, value) pairs.
+            metadata: Any = context.invocation_metadata()
             with CallScope(method, metadata) as scope:
                 if counted:
                     self._call_started()
