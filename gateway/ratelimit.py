@@ -19,7 +19,7 @@ Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
 
 When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
 decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
-rate/``GATEWAY_REPLICAS`` with the last known revocation list, for at most
+rate/(``GATEWAY_REPLICAS`` x ``GATEWAY_WORKERS``) with the last known revocation list, for at most
 ``DEGRADED_MAX_SECONDS``. That list is kept current by each revocation pushed as it
 happens, so a token revoked just before an outage stays refused through it. After a
 failure the limiter tries Redis again every ``REDIS_RETRY_SECONDS`` (one probing call
@@ -467,7 +467,8 @@ class RateLimiter:
         if token_id in self._revoked_snapshot:
             DECISIONS.labels("local", "revoked").inc()
             return RateDecision(False, True, 0, 0, 0.0, 0.0, token_id, rate)
-        replicas = self._settings.gateway_replicas
+        # Every worker of every replica limits on its own: each takes its share.
+        replicas = self._settings.gateway_replicas * self._settings.gateway_workers
         burst = max(1, math.ceil(self.burst_for(rate) / replicas))
         decision = self._local.decide(token_id, rate / replicas, burst, rate)
         DECISIONS.labels("local", _result(decision)).inc()
