@@ -254,15 +254,15 @@ class TokenVerifier:
         if len(header) > self._max_bytes or not header.startswith(_SCHEME):
             raise invalid_token()
         text = header[len(_SCHEME) :]
-        if not _JWT_SHAPE.fullmatch(text):
-            raise invalid_token()
         digest = hashlib.sha256(text.encode()).digest()
         cached = self._cache.get(digest)
-        if cached is not None:
+        if cached is not None:  # this very text passed every check below
             if self._clock() < cached.expires_at:
                 self._cache.move_to_end(digest)
                 return cached
             del self._cache[digest]
+        if not _JWT_SHAPE.fullmatch(text):
+            raise invalid_token()
         token = self._verify(text)
         if self._cache_size:
             self._cache[digest] = token

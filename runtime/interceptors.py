@@ -3,7 +3,7 @@
 For each unary call it, in this order:
 
 1. takes the caller's ``x-request-id`` (or makes one) and opens the call context;
-2. binds the request id and method to the log context;
+2. gives the log events of the call its request id and method (`runtime.logs`);
 3. when tracing is on, opens the call's SERVER span, child of the caller's
    ``traceparent`` if it sent one (see `runtime.tracing`);
 4. runs the rest of the chain and the handler;
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
-from runtime.context import REQUEST_ID_KEY, open_call
+from runtime.context import REQUEST_ID_KEY, new_request_id, open_call
 from runtime.errors import ApiError, internal_error, server_stopping
 
 _LOG = structlog.get_logger(__name__)
@@ -60,14 +59,15 @@ def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
-    return str(uuid.uuid4())
+    return new_request_id()
 
 
 class CallScope:
     """What the boundary does around one call, whatever its transport (gRPC here, HTTP in the gateway).
 
-    Opening it takes the caller's request id (or makes one), opens the call context,
-    binds the log context and, when tracing is on, opens the SERVER span; `refused` and
+    Opening it takes the caller's request id (or makes one) and opens the call context,
+    whose request id and method every log event of the call carries, and, when tracing
+    is on, opens the SERVER span; `refused` and
     `failed` record and log the outcome; leaving it counts the call and its latency and
     ends the span.
 
@@ -81,8 +81,6 @@ class CallScope:
         self.status_name = "OK"
         self.api_code = ""
         self._method = method
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=self.call.request_id, rpc=method)
         # Tracing off costs this one test: no span, context or carrier is made.
         tracer = tracing.active_tracer()
         self._span: Any = None

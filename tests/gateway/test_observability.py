@@ -37,6 +37,7 @@ from gateway.app import build_server
 from gateway.ratelimit import RateLimiter
 from runtime import tracing
 from runtime.errors import ApiError
+from runtime.logs import add_call_context
 from runtime.server import GrpcServer
 from services.cnaf.app import CNAF
 from services.cnaf.settings import PRESTATIONS, CnafSettings
@@ -208,8 +209,8 @@ def sandbox_identifiers() -> set[str]:
 async def test_request_id_reaches_error_logs_and_upstream(observed: Observed) -> None:
     """The caller's id is in the error's ErrorInfo, the provider's log events and X-Correlation-ID."""
     observed.fake.script(QF_PATH, DOWN)
-    # merge_contextvars as in production: the request id is bound to the context, not to each call.
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
+    # add_call_context as in production: the request id is the call's, not given to each event.
+    with structlog.testing.capture_logs(processors=[add_call_context]) as events:
         error = await observed.failure("support-case-42")
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error_info_metadata(error) == {
