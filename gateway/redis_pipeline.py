@@ -5,11 +5,10 @@ gateway's CPU (measured: ``docs/BENCHMARKS.md``): a connection taken from the po
 given back, the command written with a system call of its own and read under timeouts
 of its own, through layers of retries, events and instrumentation. Here every call of
 the process shares one connection: the commands go out in batches, one write each
-(those that came while the previous batch was on its way), Redis answers them in
-order, and each reply goes to its caller as hiredis parses it (about 10 µs a call
-under load). Each call is still one
-command with its own reply: the connection and the system calls are shared, never a
-command.
+(alone when nothing is on its way, else those that came while the previous batch
+was), Redis answers them in order, and each reply goes to its caller as hiredis
+parses it (about 10 µs a call under load). Each call is still one command with its
+own reply: the connection and the system calls are shared, never a command.
 
 Failures:
 
@@ -78,11 +77,10 @@ def pack(arguments: Sequence[str | int | bytes]) -> bytes:
 class _Connection(asyncio.Protocol):
     """One TCP connection: commands written in batches, replies handed out in order.
 
-    A command finding no batch on its way goes at the next turn of the event loop
-    with whatever else came meanwhile; the commands that come while a batch is on
-    its way wait for its last reply and go together then. Under load a batch holds
-    every command of one Redis round trip, one write and one read for all of them;
-    alone, a command waits for nothing.
+    A command finding nothing on its way goes at once; the commands that come while
+    a batch is on its way wait for its last reply and go together then. Under load a
+    batch holds every command of one Redis round trip, one write and one read for all
+    of them; alone, a command waits for nothing.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -92,7 +90,6 @@ class _Connection(asyncio.Protocol):
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._outgoing: list[bytes] = []
         self._unanswered = 0  # commands written whose reply has not been read
-        self._flush_due = False
         self._transport: asyncio.Transport | None = None
         self.condemned = False
 
@@ -140,9 +137,8 @@ class _Connection(asyncio.Protocol):
         future = self._loop.create_future()
         self._waiting.append((future, now))
         self._outgoing.append(command)
-        if not self._unanswered and not self._flush_due:
-            self._flush_due = True
-            self._loop.call_soon(self._flush)
+        if not self._unanswered:
+            self._flush()
         return future
 
     def close(self) -> None:
@@ -152,7 +148,6 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     def _flush(self) -> None:
-        self._flush_due = False
         if not self._outgoing or self._transport is None or self.condemned:
             return
         self._transport.write(b"".join(self._outgoing))
