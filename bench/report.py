@@ -59,6 +59,8 @@ class Report:
     redis_calls: int = 0
     round_trips: dict[str, int] = field(default_factory=dict)
     round_trip_calls: int = 0
+    redis_round_trip_ms: float | None = None
+    """Mean Redis round trip of the gateway at low load, from its own histogram."""
     rate_limit: LoadResult | None = None
     lookup: LoadResult | None = None
     lookup_baseline: LoadResult | None = None
@@ -104,6 +106,11 @@ def render(report: Report) -> str:
         add(
             f"latency the gateway adds at p50: {_added_ms(report, 'direct'):.3f} ms over direct, "
             f"{_added_ms(report, 'pass-through'):.3f} ms over the pass-through"
+        )
+    if report.redis_round_trip_ms is not None:
+        add(
+            f"the gateway's Redis round trip meanwhile (mean, from its own histogram, "
+            f"on the call's path): {report.redis_round_trip_ms:.3f} ms"
         )
     add("")
     add(_redis_lines(report))

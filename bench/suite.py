@@ -39,7 +39,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadSpec, run_load
-from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
+from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas, redis_round_trips
 from bench.report import GATEWAY_REST, GATEWAY_REST_WORKERS, GATEWAY_WORKERS, PathRun, Report
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
@@ -206,6 +206,8 @@ class _Run:
         self.paths: dict[str, _Path] = {}
         self.gateway_env: dict[str, str] = {}
         self.gateway: Child | None = None
+        self.metrics = ""
+        """The gateway's metrics port, where its Redis round trips are timed."""
         self.cnaf: Child | None = None
         self.redis: redis.Redis | None = None
 
@@ -250,10 +252,16 @@ class _Run:
         # A burst far above the concurrency and a huge rate: the limiter decides every call
         # (one round trip each) and admits them all.
         rest = f"127.0.0.1:{free_port()}"
+        self.metrics = f"127.0.0.1:{free_port()}"
         self.gateway = self.mesh.start(
             "gateway",
             ["-m", "gateway"],
-            {**self.gateway_env, "RATE_LIMIT_BURST": "10000", "REST_PORT": rest.rpartition(":")[2]},
+            {
+                **self.gateway_env,
+                "RATE_LIMIT_BURST": "10000",
+                "REST_PORT": rest.rpartition(":")[2],
+                "METRICS_PORT": self.metrics.rpartition(":")[2],
+            },
         )
         rest_of_workers = f"127.0.0.1:{free_port()}"
         workers = self.mesh.start(
@@ -334,8 +342,11 @@ class _Run:
             self.redis.config_set("slowlog-max-len", _SLOWLOG_ENTRIES)
             self.redis.slowlog_reset()
             try:
+                spent, made = redis_round_trips(self.metrics)
                 self.report.low[name] = measure(child, spec)
                 entries = self.redis.slowlog_get(_SLOWLOG_ENTRIES)
+                now_spent, now_made = redis_round_trips(self.metrics)
+                self.report.redis_round_trip_ms = (now_spent - spent) / max(1, now_made - made) * 1000
             finally:
                 self.redis.config_set("slowlog-log-slower-than", 10_000)
                 self.redis.config_set("slowlog-max-len", 128)

@@ -45,6 +45,9 @@ def test_each_target_of_issue_16_is_checked_from_the_runs() -> None:
         in table
     )
     assert "over the pass-through: 0.100 ms  [ok: <= 0.15 ms]" in table
+    assert "Redis round trip meanwhile" not in table
+    report.redis_round_trip_ms = 0.0625
+    assert "on the call's path): 0.062 ms" in render(report)
     assert "Redis round trips per allowed call (SLOWLOG): 1.000  [ok: exactly one]" in table
 
     report.high["gateway"] = _run(17_000, 12.0)
