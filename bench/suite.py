@@ -182,14 +182,14 @@ def run(options: Options, say: Callable[[str], None]) -> Report:
     mesh = ProcessGroup(options.log_dir)
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as keys_dir:
         try:
-            _Run(mesh, report, Path(keys_dir), say).all()
+            Run(mesh, report, Path(keys_dir), say).all()
         finally:
             say("stopping every process")
             mesh.close()
     return report
 
 
-class _Run:
+class Run:
     """The phases of one run, sharing the processes, the token issuer and the report."""
 
     def __init__(
