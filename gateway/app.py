@@ -186,9 +186,11 @@ def build_server(
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        # Order matters: the limiter and usage still use Redis while they close; the
-        # health watches use the channels.
+        # Order matters: the last calls' usage counts go to the usage recorder before it
+        # flushes; the limiter and usage still use Redis while they close; the health
+        # watches use the channels.
         on_shutdown=[
+            call_path.close,
             limiter.close,
             usage.close,
             availability.close,
