@@ -254,10 +254,11 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
 
 def tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
     """The metadata of the decision that left the fewest calls: what the caller may still send."""
-    with_metadata = [decision for decision in decisions if decision.metadata]
-    if not with_metadata:
+    # A revoked token's decision has none (and the call was refused anyway).
+    counted = [decision for decision in decisions if not decision.revoked]
+    if not counted:
         return ()
-    return min(with_metadata, key=lambda decision: decision.remaining).metadata
+    return min(counted, key=lambda decision: decision.remaining).metadata
 
 
 @dataclass(eq=False, kw_only=True)
