@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -73,15 +73,6 @@ async def client(redis_server: RedisProcess) -> AsyncIterator[redis.asyncio.Redi
     connection = redis.asyncio.Redis.from_url(redis_server.url)
     yield connection
     await connection.aclose()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisProcess]:
-    """A Redis of the test's own: it can be stopped, and nobody else's commands show in its stats."""
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
 
 
 # -- decisions --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -15,15 +15,6 @@ import redis.exceptions
 from devstack.redis import RedisProcess
 from gateway.redis_client import connect
 from gateway.redis_pipeline import PipelinedRedis, pipeline_for
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisProcess]:
-    """A Redis of the test's own: it can be killed, locked and restarted."""
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
 
 
 def at(server: RedisProcess, asked: list[int] | None = None, *, timeout: float = 2.0) -> PipelinedRedis:

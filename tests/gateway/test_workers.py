@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from devstack.processes import Child, ProcessGroup
 from devstack.redis import RedisProcess, free_port
 from runtime.server import GrpcServer, ServiceDefinition, bind_socket
 from services.common.settings import ProviderSettings
+from tests.conftest import run_python
 from tests.gateway.test_proxy import lefebvre, metadata
 from tests.gateway.tokens import SigningKey, TokenFactory
 
-REPO = Path(__file__).resolve().parents[2]
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 PROVIDER_DELAY_SECONDS = 0.6
 CONNECTIONS = 16
@@ -146,15 +145,7 @@ def second_gateway(workers: Workers, how_many: str) -> subprocess.CompletedProce
     env = {**os.environ, **workers.env, "GATEWAY_WORKERS": how_many}
     env |= {"GRPC_HOST": "127.0.0.1", "GRPC_PORT": str(workers.supervisor.port)}
     del env["METRICS_PORT"]
-    return subprocess.run(
-        [sys.executable, "-m", "gateway"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_python("-m", "gateway", env=env)
 
 
 async def test_two_workers_share_one_port_and_one_rate_limit(workers: Workers) -> None:
