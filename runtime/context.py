@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 REQUEST_ID_KEY = "x-request-id"
@@ -22,14 +23,16 @@ class CallContext:
     request_id: str
     method: str
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
+    metadata: Sequence[tuple[str, str | bytes]] = ()
+    """The caller's metadata (gRPC) or headers (HTTP), as the call boundary read them."""
 
 
 _CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call_context")
 
 
-def open_call(request_id: str, method: str) -> CallContext:
+def open_call(request_id: str, method: str, metadata: Sequence[tuple[str, str | bytes]] = ()) -> CallContext:
     """Start the context of a new call in the current task."""
-    call = CallContext(request_id, method, [(REQUEST_ID_KEY, request_id)])
+    call = CallContext(request_id, method, [(REQUEST_ID_KEY, request_id)], metadata)
     _CURRENT.set(call)
     return call
 

@@ -77,7 +77,7 @@ class CallScope:
     """
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
-        self.call = open_call(request_id_from(metadata), method)
+        self.call = open_call(request_id_from(metadata), method, metadata or ())
         self.status_name = "OK"
         self.api_code = ""
         self._method = method
