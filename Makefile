@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 GENERATED := apiparticulier/.generated
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: install protos lint buf-lint test run bench clean
+.PHONY: install protos lint buf-lint test run bench profile clean
 
 install: $(INSTALLED)
 
@@ -41,6 +41,10 @@ run: $(GENERATED)
 # Direct, pass-through and gateway side by side, on this machine, in one run (issue 6).
 bench: $(GENERATED)
 	$(BIN)/python -m bench
+
+# Where the gateway's CPU goes under the benchmark's load: py-spy's samples, in µs a call (issue 16).
+profile: $(GENERATED)
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) apiparticulier .mypy_cache .ruff_cache .pytest_cache

@@ -25,13 +25,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency", type=int, default=defaults.concurrency, help="calls in flight per process"
     )
+    parser.add_argument(
+        "--connections", type=int, default=defaults.connections, help="gRPC connections per client process"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="workers of the second gateway measured"
+    )
     parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds measured per run")
     parser.add_argument(
         "--rounds", type=int, default=defaults.rounds, help="high-load rounds; the best is kept"
     )
     args = parser.parse_args(argv)
     options = Options(
-        processes=args.processes, concurrency=args.concurrency, duration=args.duration, rounds=args.rounds
+        processes=args.processes,
+        concurrency=args.concurrency,
+        connections=args.connections,
+        workers=args.workers,
+        duration=args.duration,
+        rounds=args.rounds,
     )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()

@@ -3,10 +3,11 @@
 The calls are gRPC, or HTTP/1.1 GETs for the REST front (`LoadSpec.http_path`, `bench.http1`).
 
 `run_load` starts ``processes`` client processes (multiprocessing, spawn: no
-state inherited from the parent's event loop or gRPC core). Each opens one
-channel per target, keeps ``concurrency`` calls in flight for ``warmup +
-duration`` seconds, and sends back its counts by status and a latency histogram
-of the calls that completed inside the measured window. The processes start
+state inherited from the parent's event loop or gRPC core). Each opens
+``connections`` channels per target, each its own connection, keeps
+``concurrency`` calls in flight for ``warmup + duration`` seconds, and sends back
+its counts by status and a latency histogram of the calls that completed inside
+the measured window. The processes start
 calling together, after a barrier, so the window is the same for all of them.
 
 Requests and responses stay bytes (identity serializers): the client spends no
@@ -83,6 +84,9 @@ class LoadSpec:
     """Client processes."""
     concurrency: int = 16
     """Calls kept in flight by each process."""
+    connections: int = 1
+    """gRPC connections each process opens to each target, its calls spread over them: several
+    let the kernel spread them over the workers of one port (SO_REUSEPORT hashes connections)."""
     duration: float = 5.0
     """Seconds measured."""
     warmup: float = 1.0
@@ -108,6 +112,8 @@ class LoadSpec:
             raise ValueError(f"processes must be within 1..{MAX_PROCESSES}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise ValueError(f"concurrency must be within 1..{MAX_CONCURRENCY}")
+        if not 1 <= self.connections <= self.concurrency:
+            raise ValueError("connections must be within 1..concurrency")
         if not 0 < self.duration <= MAX_SECONDS or not 0 <= self.warmup <= MAX_SECONDS:
             raise ValueError(f"duration and warmup must be within 0..{MAX_SECONDS} s")
         if not 0 < self.call_timeout <= MAX_SECONDS:
@@ -243,7 +249,13 @@ def _worker_main(
 async def _worker(spec: LoadSpec, barrier: Barrier) -> WorkerResult:
     if spec.http_path:
         return await _http_worker(spec, barrier)
-    channels = [grpc.aio.insecure_channel(target) for target in spec.targets]
+    # A subchannel pool of its own per channel: each opens its own connection.
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(target, options=own_connection)
+        for target in spec.targets
+        for _ in range(spec.connections)
+    ]
     try:
         for channel in channels:
             await asyncio.wait_for(channel.channel_ready(), _READY_TIMEOUT_SECONDS)

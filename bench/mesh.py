@@ -1,4 +1,4 @@
-"""What a benchmark run reads from Redis: command counts and round trips per call.
+"""What a benchmark run reads from Redis and from a gateway's metrics: commands and round trips.
 
 The processes of a run are started and stopped by `devstack.processes.ProcessGroup`.
 """
@@ -7,7 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+REDIS_ROUND_TRIP = "gateway_rate_limit_redis_seconds"
+"""The gateway's histogram of the rate limiter's Redis round trips (`gateway.ratelimit`)."""
+
+
+def redis_round_trips(metrics_address: str) -> tuple[float, int]:
+    """Seconds spent in, and number of, the successful Redis round trips a gateway has made so far."""
+    text = httpx.get(f"http://{metrics_address}/metrics", timeout=10).text
+    total, count = 0.0, 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("outcome") != "ok":
+                continue
+            if sample.name == f"{REDIS_ROUND_TRIP}_sum":
+                total += sample.value
+            elif sample.name == f"{REDIS_ROUND_TRIP}_count":
+                count += int(sample.value)
+    return total, count
 
 
 def command_counts(client: redis.Redis) -> dict[str, int]:

@@ -3,8 +3,9 @@
 One run measures, on this machine and under the same load generator:
 
 1. the same call (a sandbox quotient familial) made directly to the cnaf service,
-   through the bare pass-through proxy and through the full gateway, at high
-   load (throughput, p50, p99, CPU per call of the serving process) and at
+   through the bare pass-through proxy and through the full gateway (its gRPC
+   port and its REST front, with one worker and with two), at high load
+   (throughput, p50, p99, CPU per call of the serving processes) and at
    concurrency 1 (the latency each hop adds);
 2. the Redis commands the gateway sends per call (INFO commandstats over the high
    load run; SLOWLOG at low load, which tells a script's own commands from the
@@ -43,8 +44,8 @@ from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadSpec, run_load
-from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas
-from bench.report import GATEWAY_REST, NO_JOURNAL, PathRun, Report
+from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas, redis_round_trips
+from bench.report import GATEWAY_REST, GATEWAY_REST_WORKERS, GATEWAY_WORKERS, NO_JOURNAL, PathRun, Report
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
@@ -72,6 +73,10 @@ class Options:
 
     processes: int = 2
     concurrency: int = 32
+    connections: int = 8
+    """gRPC connections per client process at high load: the kernel spreads them over the workers."""
+    workers: int = 2
+    """Workers of the second gateway, measured beside the gateway of one."""
     duration: float = 6.0
     warmup: float = 1.0
     rounds: int = 2
@@ -184,14 +189,14 @@ def run(options: Options, say: Callable[[str], None]) -> Report:
     mesh = ProcessGroup(options.log_dir)
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as keys_dir:
         try:
-            _Run(mesh, report, Path(keys_dir), say).all()
+            Run(mesh, report, Path(keys_dir), say).all()
         finally:
             say("stopping every process")
             mesh.close()
     return report
 
 
-class _Run:
+class Run:
     """The phases of one run, sharing the processes, the token issuer and the report."""
 
     def __init__(
@@ -208,6 +213,8 @@ class _Run:
         self.paths: dict[str, _Path] = {}
         self.gateway_env: dict[str, str] = {}
         self.gateway: Child | None = None
+        self.metrics = ""
+        """The gateway's metrics port, where its Redis round trips are timed."""
         self.cnaf: Child | None = None
         self.redis: redis.Redis | None = None
 
@@ -217,8 +224,8 @@ class _Run:
         self.high_load()
         self.low_load()
         gateway, issuer = self.started_gateway()
-        self.mesh.stop(gateway)  # its CPU is the next phases' to use
-        self.mesh.stop(self.paths[NO_JOURNAL].child)
+        for child in (gateway, self.paths[GATEWAY_WORKERS].child, self.paths[NO_JOURNAL].child):
+            self.mesh.stop(child)  # their CPU is the next phases' to use
         self.rate_limit(issuer)
         self.fan_out(issuer)
 
@@ -259,10 +266,27 @@ class _Run:
         # A burst far above the concurrency and a huge rate: the limiter decides every call
         # (one round trip each) and admits them all.
         rest = f"127.0.0.1:{free_port()}"
+        self.metrics = f"127.0.0.1:{free_port()}"
         self.gateway = self.mesh.start(
             "gateway",
             ["-m", "gateway"],
-            {**self.gateway_env, "RATE_LIMIT_BURST": "10000", "REST_PORT": rest.rpartition(":")[2]},
+            {
+                **self.gateway_env,
+                "RATE_LIMIT_BURST": "10000",
+                "REST_PORT": rest.rpartition(":")[2],
+                "METRICS_PORT": self.metrics.rpartition(":")[2],
+            },
+        )
+        rest_of_workers = f"127.0.0.1:{free_port()}"
+        workers = self.mesh.start(
+            "gateway-workers",
+            ["-m", "gateway"],
+            {
+                **self.gateway_env,
+                "RATE_LIMIT_BURST": "10000",
+                "REST_PORT": rest_of_workers.rpartition(":")[2],
+                "GATEWAY_WORKERS": str(self.options.workers),
+            },
         )
         token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=RATE_LIMIT_MAX_PER_SECOND)
         authorization = (("authorization", f"Bearer {token}"),)
@@ -275,6 +299,11 @@ class _Run:
         self.paths[NO_JOURNAL] = _Path(
             self.mesh.start("gateway-no-journal", ["-m", "gateway"], without_journal),
             (*authorization, *self.recipient),
+        )
+        # Both again through a gateway of several workers on the same ports.
+        self.paths[GATEWAY_WORKERS] = _Path(workers, (*authorization, *self.recipient))
+        self.paths[GATEWAY_REST_WORKERS] = _Path(
+            workers, authorization, rest_of_workers, quotient_familial_query()
         )
         for name, path in self.paths.items():
             if path.http_path:
@@ -295,6 +324,7 @@ class _Run:
             metadata=path.metadata,
             processes=1 if low_load else options.processes,
             concurrency=1 if low_load else options.concurrency,
+            connections=1 if low_load else options.connections,
             duration=options.low_load_duration if low_load else options.duration,
             warmup=0.5 if low_load else options.warmup,
         )
@@ -316,9 +346,11 @@ class _Run:
                         report.redis_commands, report.redis_calls = deltas, result.load.statuses[OK]
 
     def low_load(self) -> None:
-        """Each path at concurrency 1; Redis's SLOWLOG records the gateway's round trips meanwhile."""
+        """Each path of one process at concurrency 1; Redis's SLOWLOG records the gateway's round trips."""
         assert self.redis is not None  # noqa: S101 - set by start
         for name, path in self.paths.items():
+            if name in (GATEWAY_WORKERS, GATEWAY_REST_WORKERS):
+                continue  # one call at a time keeps one worker busy: nothing to tell
             self.say(f"low load (concurrency 1): {name}")
             spec = self.spec(path, low_load=True)
             child = path.child
@@ -331,8 +363,11 @@ class _Run:
             self.redis.config_set("slowlog-max-len", _SLOWLOG_ENTRIES)
             self.redis.slowlog_reset()
             try:
+                spent, made = redis_round_trips(self.metrics)
                 self.report.low[name] = measure(child, spec)
                 entries = self.redis.slowlog_get(_SLOWLOG_ENTRIES)
+                now_spent, now_made = redis_round_trips(self.metrics)
+                self.report.redis_round_trip_ms = (now_spent - spent) / max(1, now_made - made) * 1000
             finally:
                 self.redis.config_set("slowlog-log-slower-than", 10_000)
                 self.redis.config_set("slowlog-max-len", 128)

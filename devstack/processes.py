@@ -45,15 +45,34 @@ class Child:
         return f"127.0.0.1:{self.port}"
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the process has used so far, all its threads together.
+        """User plus system CPU time the process and those it started have used so far.
 
         Read from /proc/<pid>/stat (utime and stime, fields 14 and 15), the kernel's
-        rusage of the whole thread group, so gRPC core's threads count too.
+        rusage of each whole thread group, so gRPC core's threads count too; a gateway's
+        workers (`gateway.workers`) are counted with their supervisor.
         """
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        # The command name, field 2, may hold spaces; the fields after it are counted from its ")".
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return sum(_cpu_seconds(pid) for pid in _process_tree(self.process.pid))
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process below it."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children")
+        if children.exists():
+            tree.extend(int(child) for child in children.read_text().split())
+        index += 1
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # ended between the listing and now
+        return 0.0
+    # The command name, field 2, may hold spaces; the fields after it are counted from its ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 class ProcessGroup:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Sequence
 
 import structlog
@@ -30,7 +31,8 @@ from gateway.rest.app import RestFront
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
-from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook
+from runtime.logs import configure_logging
+from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
 
 _LOG = structlog.get_logger(__name__)
 
@@ -48,12 +50,13 @@ class GatewayServer(GrpcServer):
         availability: AvailabilityTracker | None = None,
         rest: RestServer | None = None,
         journal: Journal | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """Serve ``services``; usage, journal, availability start with it; then ``on_shutdown``.
 
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
-        super().__init__(settings, services, on_shutdown=on_shutdown)
+        super().__init__(settings, services, on_shutdown=on_shutdown, reuse_port=reuse_port)
         self._usage = usage
         self._availability = availability
         self._journal = journal
@@ -89,12 +92,35 @@ class GatewayServer(GrpcServer):
         await asyncio.gather(stop_rest(), super().stop(grace, notice))
 
 
-def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = ()) -> GrpcServer:
+def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
+    """Run one gateway process until SIGTERM or SIGINT; exit with a plain message on a configuration mistake.
+
+    Args:
+        settings: The gateway's settings.
+        reuse_port: Share the ports with the other workers of one supervisor (`gateway.workers`).
+    """
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        try:
+            server = build_server(settings, reuse_port=reuse_port)
+        except ValueError as error:
+            sys.exit(f"gateway: {error}")
+        await server.run_until_signalled()
+
+    run_process(main)
+
+
+def build_server(
+    settings: GatewaySettings, extra_services: Sequence[ServiceDefinition] = (), *, reuse_port: bool = False
+) -> GrpcServer:
     """The gateway's server, ready to start.
 
     Args:
         settings: The gateway's settings.
         extra_services: Services served beside the providers' and the gateway's own API.
+        reuse_port: Bind the ports with ``SO_REUSEPORT``, shared with the other workers of one
+            supervisor (`gateway.workers`); never otherwise.
 
     Raises:
         ValueError: the settings cannot run a gateway (no journal key, no
@@ -174,13 +200,17 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         )
         # The REST front speaks TLS with the gRPC port's certificate.
         tls = (settings.tls_cert_file, settings.tls_key_file)
-        rest = RestServer(front.app, host=settings.rest_host, port=settings.rest_port, tls=tls)
+        rest = RestServer(
+            front.app, host=settings.rest_host, port=settings.rest_port, tls=tls, reuse_port=reuse_port
+        )
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        # Order matters: the limiter and usage still use Redis while they close; the
-        # health watches use the channels.
+        # Order matters: the last calls' usage counts go to the usage recorder before it
+        # flushes; the limiter and usage still use Redis while they close; the health
+        # watches use the channels.
         on_shutdown=[
+            call_path.close,
             limiter.close,
             usage.close,
             journal.close,
@@ -193,6 +223,7 @@ def build_server(settings: GatewaySettings, extra_services: Sequence[ServiceDefi
         availability=availability,
         rest=rest,
         journal=journal,
+        reuse_port=reuse_port,
     )
 
 

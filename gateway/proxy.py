@@ -15,16 +15,15 @@ from typing import Any
 import grpc
 
 from gateway.call_path import CallPath, Inbound, Target
+from runtime.context import current_call
 from runtime.server import ServiceDefinition
 
 _Behavior = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
 
 
 def inbound_of(context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
-    """What the call path needs of a gRPC call: its metadata and deadline."""
-    # The stubs type the metadata as the sync API's; grpc.aio gives (key, value) pairs.
-    metadata: Any = context.invocation_metadata() or ()
-    return Inbound(metadata, context.time_remaining())
+    """What the call path needs of a gRPC call: its metadata (as the call boundary read it) and deadline."""
+    return Inbound(current_call().metadata, context.time_remaining())
 
 
 def provider_services(call_path: CallPath) -> list[ServiceDefinition]:

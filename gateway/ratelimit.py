@@ -19,7 +19,7 @@ Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
 
 When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
 decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
-rate/``GATEWAY_REPLICAS`` with the last known revocation list, for at most
+rate/(``GATEWAY_REPLICAS`` x ``GATEWAY_WORKERS``) with the last known revocation list, for at most
 ``DEGRADED_MAX_SECONDS``. That list is kept current by each revocation pushed as it
 happens, so a token revoked just before an outage stays refused through it. After a
 failure the limiter tries Redis again every ``REDIS_RETRY_SECONDS`` (one probing call
@@ -27,7 +27,10 @@ at a time), and goes back to it by itself.
 
 At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
 within their deadline, and the wait is not part of the Redis timeout: a burst that
-exhausts the connection pool is never taken for Redis being down.
+exhausts the connection pool is never taken for Redis being down. The script calls of
+a process share one pipelined connection (`gateway.redis_pipeline`) where the Redis
+client allows one (plain or Sentinel, without TLS), and go through the client's own
+commands otherwise (Cluster, TLS).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import redis.asyncio
 import structlog
@@ -45,6 +49,7 @@ from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
+from gateway.redis_pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 
@@ -132,11 +137,22 @@ REDIS_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 _REDIS_OK, _REDIS_FAILED = REDIS_LATENCY.labels("ok"), REDIS_LATENCY.labels("error")
+_REDIS_DECISIONS = {result: DECISIONS.labels("redis", result) for result in ("allowed", "limited", "revoked")}
 REDIS_BREAKER_OPEN = Gauge(
     "gateway_rate_limit_redis_breaker_open",
     "1 while the limiter's circuit breaker to Redis is open (Redis unreachable, retried every "
     "REDIS_RETRY_SECONDS), 0 while calls go to Redis.",
 )
+
+
+class ScriptCalls(Protocol):
+    """What the limiter asks of Redis on the request path: a pipelined connection or a redis-py client."""
+
+    async def script_load(self, script: str) -> str:
+        """Load a script; its SHA1."""
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: str | int) -> Any:
+        """Run a loaded script (NoScriptError when it is not)."""
 
 
 def rate_key(token_id: str) -> str:
@@ -263,6 +279,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
+        self._pipeline = pipeline_for(redis)
+        self._scripts: ScriptCalls = self._pipeline or cast(ScriptCalls, redis)
         self._settings = settings
         self._clock = clock
         self._sha: str | None = None
@@ -318,12 +336,15 @@ class RateLimiter:
         if self.degrade and self._refresher is None and not self._closed:
             self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
         if self._may_try_redis():
-            try:
-                async with asyncio.timeout(self._settings.default_deadline_seconds):
-                    await self._connections.acquire()
-            except TimeoutError:
-                DECISIONS.labels("none", "unavailable").inc()
-                raise store_unavailable() from None
+            if self._connections.locked():
+                try:
+                    async with asyncio.timeout(self._settings.default_deadline_seconds):
+                        await self._connections.acquire()
+                except TimeoutError:
+                    DECISIONS.labels("none", "unavailable").inc()
+                    raise store_unavailable() from None
+            else:
+                await self._connections.acquire()  # free: taken at once, nothing to time
             try:
                 decision = await self._decide_in_redis(token_id, rate)
             finally:
@@ -368,12 +389,17 @@ class RateLimiter:
                 self._probing = False
         _REDIS_OK.observe(time.perf_counter() - started)
         self._redis_works()
-        DECISIONS.labels("redis", _result(decision)).inc()
+        _REDIS_DECISIONS[_result(decision)].inc()
         return decision
 
     async def close(self) -> None:
-        """Stop the background refresh of the revocation list (the Redis client stays open)."""
+        """Stop the background refresh of the revocation list, close the pipelined connection.
+
+        The Redis client stays open: its owner closes it.
+        """
         self._closed = True
+        if self._pipeline is not None:
+            await self._pipeline.aclose()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -411,13 +437,13 @@ class RateLimiter:
         keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst, int(count))
         async with asyncio.timeout(self._settings.redis_timeout_seconds):
             if self._sha is None:
-                self._sha = await self._redis.script_load(SCRIPT)
+                self._sha = await self._scripts.script_load(SCRIPT)
             try:
-                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
             except NoScriptError:
                 # Redis restarted or SCRIPT FLUSH: load it again, once.
-                self._sha = await self._redis.script_load(SCRIPT)
-                reply = await self._redis.evalsha(self._sha, 2, *keys_and_args)
+                self._sha = await self._scripts.script_load(SCRIPT)
+                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
         revoked, allowed, remaining, reset_us, retry_us = (int(value) for value in reply)
         return RateDecision(
             allowed=bool(allowed),
@@ -464,7 +490,8 @@ class RateLimiter:
         if token_id in self._revoked_snapshot:
             DECISIONS.labels("local", "revoked").inc()
             return RateDecision(False, True, 0, 0, 0.0, 0.0, token_id, rate)
-        replicas = self._settings.gateway_replicas
+        # Every worker of every replica limits on its own: each takes its share.
+        replicas = self._settings.gateway_replicas * self._settings.gateway_workers
         burst = max(1, math.ceil(self.burst_for(rate) / replicas))
         decision = self._local.decide(token_id, rate / replicas, burst, rate)
         DECISIONS.labels("local", _result(decision)).inc()

@@ -10,6 +10,7 @@ accepted too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from runtime.caller import RECIPIENT_KEY
@@ -21,8 +22,12 @@ _DIGITS = frozenset("0123456789")
 
 def is_valid_siret(siret: str) -> bool:
     """Whether ``siret`` is a well-formed SIRET (Luhn, or La Poste's own rule)."""
-    if len(siret) != 14 or not _DIGITS.issuperset(siret):
-        return False
+    return len(siret) == 14 and _DIGITS.issuperset(siret) and _passes_checksum(siret)
+
+
+# Callers name the same few recipients call after call: each is summed once.
+@functools.lru_cache(maxsize=4096)
+def _passes_checksum(siret: str) -> bool:
     digits = [ord(c) - 48 for c in siret]
     if siret.startswith(LA_POSTE_SIREN) and sum(digits) % 5 == 0:
         return True

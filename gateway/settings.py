@@ -185,7 +185,15 @@ class GatewaySettings(_WithProviderAddresses):
         default=1,
         ge=1,
         description="Number of gateway replicas; the degraded local limit is "
-        "limit/replicas (GATEWAY_REPLICAS).",
+        "limit/(replicas x workers) (GATEWAY_REPLICAS).",
+    )
+    gateway_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes serving the gateway's ports together, each with its own event loop, "
+        "so that one replica uses that many cores (gateway.workers); worker i serves its metrics "
+        "on METRICS_PORT + i (GATEWAY_WORKERS).",
     )
 
     # -- journal and usage statistics -----------------------------------------------------------

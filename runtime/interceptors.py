@@ -3,7 +3,7 @@
 For each unary call it, in this order:
 
 1. takes the caller's ``x-request-id`` (or makes one) and opens the call context;
-2. binds the request id and method to the log context;
+2. gives the log events of the call its request id and method (`runtime.logs`);
 3. when tracing is on, opens the call's SERVER span, child of the caller's
    ``traceparent`` if it sent one (see `runtime.tracing`);
 4. runs the rest of the chain and the handler;
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +39,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
-from runtime.context import REQUEST_ID_KEY, open_call
+from runtime.context import REQUEST_ID_KEY, new_request_id, open_call
 from runtime.errors import ApiError, internal_error, malformed_request, server_stopping
 
 _LOG = structlog.get_logger(__name__)
@@ -60,14 +59,15 @@ def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
             return value
-    return str(uuid.uuid4())
+    return new_request_id()
 
 
 class CallScope:
     """What the boundary does around one call, whatever its transport (gRPC here, HTTP in the gateway).
 
-    Opening it takes the caller's request id (or makes one), opens the call context,
-    binds the log context and, when tracing is on, opens the SERVER span; `refused` and
+    Opening it takes the caller's request id (or makes one) and opens the call context,
+    whose request id and method every log event of the call carries, and, when tracing
+    is on, opens the SERVER span; `refused` and
     `failed` record and log the outcome; leaving it counts the call and its latency and
     ends the span.
 
@@ -77,12 +77,10 @@ class CallScope:
     """
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
-        self.call = open_call(request_id_from(metadata), method)
+        self.call = open_call(request_id_from(metadata), method, metadata or ())
         self.status_name = "OK"
         self.api_code = ""
         self._method = method
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=self.call.request_id, rpc=method)
         # Tracing off costs this one test: no span, context or carrier is made.
         tracer = tracing.active_tracer()
         self._span: Any = None
@@ -98,8 +96,8 @@ class CallScope:
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         metrics.IN_FLIGHT.dec()
-        metrics.LATENCY.labels(self._method).observe(time.perf_counter() - self._started)
-        metrics.CALLS.labels(self._method, self.status_name, self.api_code).inc()
+        metrics.latency_of(self._method).observe(time.perf_counter() - self._started)
+        metrics.calls_of(self._method, self.status_name, self.api_code).inc()
         if self._span is not None:
             tracing.end_server_span(self._span, self._token, self.status_name, self.api_code)
 
@@ -132,6 +130,8 @@ class CallBoundary(ServerInterceptor):
         self._idle: asyncio.Event | None = None
         self._released = asyncio.Event()
         self._last_call_at = 0.0
+        # The wrapper of each method's handler, made at its first call, with the handler it wraps.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     def stop_taking_calls(self) -> None:
         """Hold every new call but health checks from now on, to refuse it at `release_refused`."""
@@ -179,16 +179,18 @@ class CallBoundary(ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        """Wrap the unary handler of the called method."""
+        """Wrap the unary handler of the called method (once per method: the wrapper is kept)."""
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         method: str = handler_call_details.method
-        return grpc.unary_unary_rpc_method_handler(
+        kept = self._wrapped.get(method)
+        if kept is not None and kept[0] is handler:
+            return kept[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
             self._bounded(
                 handler.unary_unary,  # type: ignore[arg-type]  # aio handlers are coroutines
                 method,
-                handler_call_details.invocation_metadata,
                 handler.request_deserializer,
             ),
             # Decoded inside the boundary: grpcio would answer a malformed body UNKNOWN, with
@@ -196,18 +198,18 @@ class CallBoundary(ServerInterceptor):
             request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _bounded(
-        self,
-        behavior: _Behavior,
-        method: str,
-        metadata: tuple[tuple[str, str | bytes], ...] | None,
-        deserializer: Callable[[bytes], Any] | None,
+        self, behavior: _Behavior, method: str, deserializer: Callable[[bytes], Any] | None
     ) -> _Behavior:
         # Health checks are answered until the end and are no calls the drain waits for.
         counted = not method.startswith(_HEALTH_METHODS)
 
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            # The stubs type the metadata as the sync API's; grpc.aio gives (key, value) pairs.
+            metadata: Any = context.invocation_metadata()
             with CallScope(method, metadata) as scope:
                 if counted:
                     self._call_started()

@@ -7,8 +7,19 @@ import sys
 from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
+from runtime.context import call_of_context
 from runtime.settings import LogFormat
+
+
+def add_call_context(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """Add the request id and method (``rpc``) of the call being served, if any, to an event."""
+    call = call_of_context()
+    if call is not None:
+        event.setdefault("request_id", call.request_id)
+        event.setdefault("rpc", call.method)
+    return event
 
 
 def configure_logging(
@@ -20,8 +31,8 @@ def configure_logging(
 ) -> None:
     """Configure structlog for the whole process.
 
-    Request-scoped values (request id, method, token id) are bound with
-    ``structlog.contextvars`` by the call boundary and merged into every event.
+    The request id and method of the call being served (`runtime.context`, opened by the
+    call boundary) are added to every event.
 
     Args:
         level: Minimum level name (debug, info, warning, error).
@@ -37,7 +48,7 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            add_call_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

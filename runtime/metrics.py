@@ -9,6 +9,7 @@ personal data. docs/OBSERVABILITY.md lists every series.
 
 from __future__ import annotations
 
+import functools
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -27,6 +28,22 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 IN_FLIGHT = Gauge("grpc_server_in_flight", "Calls being handled right now.")
+
+# Every call counts itself: its series are looked up once, not labelled anew each time.
+_SERIES_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=_SERIES_KEPT)
+def latency_of(method: str) -> Histogram:
+    """The `LATENCY` series of a method."""
+    return LATENCY.labels(method)
+
+
+@functools.lru_cache(maxsize=_SERIES_KEPT)
+def calls_of(method: str, status: str, api_code: str) -> Counter:
+    """The `CALLS` series of a method, gRPC status name and API Particulier code."""
+    return CALLS.labels(method, status, api_code)
+
 
 # -- the upstream HTTP kit (`runtime.upstream`): provider services and FranceConnect ------
 

@@ -4,7 +4,8 @@ A `GrpcServer` serves the process's services behind the call boundary, with
 grpc.health.v1 (Check, Watch and List), server reflection (v1 and v1alpha),
 Prometheus metrics on their own port and optional TLS or mTLS. It refuses to start
 on a port another process serves (no SO_REUSEPORT: two servers on one port would
-silently share its calls).
+silently share its calls), unless it is one of the workers of one supervisor, which
+share their port on purpose (`gateway.workers`).
 
 `run_until_signalled` adds the lifecycle. SIGTERM or SIGINT sets health to
 NOT_SERVING at once; for ``SHUTDOWN_NOTICE_SECONDS`` the server still serves, so
@@ -17,7 +18,9 @@ closed. A second signal cuts the notice and the grace short.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +71,7 @@ class GrpcServer:
         *,
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         on_shutdown: Sequence[ShutdownHook] = (),
+        reuse_port: bool = False,
     ) -> None:
         """Prepare the server; nothing is bound until `start`.
 
@@ -76,6 +80,8 @@ class GrpcServer:
             services: What the process serves.
             interceptors: Interceptors placed after the call boundary, in call order.
             on_shutdown: Coroutines that close the process's clients, run after the drain.
+            reuse_port: Bind with ``SO_REUSEPORT``: for the workers of one supervisor, which
+                share their port on purpose, and never otherwise.
         """
         self._settings = settings
         self._services = tuple(services)
@@ -92,7 +98,7 @@ class GrpcServer:
                 ("grpc.max_connection_age_grace_ms", int(settings.shutdown_grace_seconds * 1000)),
                 # grpcio sets SO_REUSEPORT by default: a second process started on a served
                 # port would bind it too and silently take half of its calls.
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(reuse_port)),
             ],
         )
         self._health = HealthServicer()
@@ -189,6 +195,10 @@ class GrpcServer:
             except PortInUseError as error:
                 _LOG.error("server_not_started", reason="port_in_use", port=self._settings.grpc_port)
                 raise SystemExit(str(error)) from None
+            # What start-up made (modules, descriptors, routes) lives as long as the process:
+            # out of every collection, it no longer makes each full one walk the whole heap.
+            gc.collect()
+            gc.freeze()
             await stop_requested.wait()
             await self.stop(notice=self._settings.shutdown_notice_seconds)
         finally:
@@ -204,6 +214,34 @@ class GrpcServer:
         for task in (waiting, cut):
             task.cancel()
         await asyncio.gather(waiting, cut, return_exceptions=True)
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port`` as the servers of the mesh bind theirs, not listening yet.
+
+    ``SO_REUSEADDR`` always, ``SO_REUSEPORT`` only when asked; an empty host or ``[::]``
+    is every interface, IPv4 and IPv6.
+
+    Raises:
+        PortInUseError: the address cannot be bound (another process serves it, most likely).
+    """
+    bare = host.strip("[]") or "::"
+    family, kind, protocol, _, address = socket.getaddrinfo(
+        bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    bound = socket.socket(family, kind, protocol)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
+        if family == socket.AF_INET6 and bare == "::":
+            bound.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: the port is in use, most likely by another server"
+        ) from None
+    return bound
 
 
 def _server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from devstack.redis import RedisProcess
 from runtime.logs import configure_logging
 from runtime.server import GrpcServer
 from runtime.settings import LogFormat
+
+REPO = Path(__file__).resolve().parent.parent
 
 LOG_FILE = Path(tempfile.gettempdir()) / f"apiparticulier-tests-{os.getpid()}.log"
 """Every event the in-process servers log during the run, audited by tests/test_personal_data.py."""
@@ -71,3 +75,16 @@ async def running(server: GrpcServer) -> AsyncIterator[grpc.aio.Channel]:
     finally:
         await channel.close(grace=None)
         await server.stop(0)
+
+
+def run_python(*arguments: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python <arguments>`` from the repository with ``env``, its output captured, within 30 s."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=REPO,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

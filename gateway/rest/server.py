@@ -17,6 +17,8 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from runtime.server import bind_socket
+
 
 class RestServer:
     """Serves an ASGI application over HTTP/1.1 (HTTPS with a certificate) on one port.
@@ -26,6 +28,8 @@ class RestServer:
         host: The address to bind; empty for every interface, IPv4 and IPv6.
         port: The port; 0 picks a free one (`port` tells which once started).
         tls: The PEM certificate for HTTPS and its key; None (or no certificate) serves plain HTTP.
+        reuse_port: Bind with ``SO_REUSEPORT``, shared with the other workers of one supervisor
+            (`gateway.workers`); never otherwise.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class RestServer:
         host: str,
         port: int,
         tls: tuple[Path | None, Path | None] | None = None,
+        reuse_port: bool = False,
     ) -> None:
         cert_file, key_file = tls or (None, None)
         config = uvicorn.Config(
@@ -52,6 +57,7 @@ class RestServer:
             ssl_keyfile=str(key_file) if key_file else None,
         )
         self._server = uvicorn.Server(config)
+        self._reuse_port = reuse_port
         self._ticks: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -60,7 +66,10 @@ class RestServer:
         config = self._server.config
         config.load()
         self._server.lifespan = config.lifespan_class(config)
-        await self._server.startup()
+        shared = None
+        if self._reuse_port:
+            shared = [bind_socket(config.host, config.port, reuse_port=True)]
+        await self._server.startup(sockets=shared)
         # Port 0 on every interface binds one socket per address family, each on a port of its
         # own: the IPv4 one is the port loopback callers reach.
         sockets = [sock for server in self._server.servers for sock in server.sockets]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import grpc
 import pytest
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
@@ -90,6 +91,37 @@ def test_other_targets_are_refused(target: str) -> None:
 def test_out_of_bounds_runs_are_refused() -> None:
     """Processes, concurrency and durations have ceilings."""
     base = LoadSpec(targets=("127.0.0.1:1",), method=QUOTIENT_FAMILIAL, request=b"")
-    for fields in ({"processes": 0}, {"processes": 17}, {"concurrency": 5000}, {"duration": 3600.0}):
+    bounds = (
+        {"processes": 0},
+        {"processes": 17},
+        {"concurrency": 5000},
+        {"duration": 3600.0},
+        {"connections": 17},
+    )
+    for fields in bounds:
         with pytest.raises(ValueError, match="must be"):
             dataclasses.replace(base, **fields)
+
+
+async def test_each_process_opens_its_own_connections() -> None:
+    """``connections`` per process, each a connection of its own: what spreads calls over workers."""
+    peers: set[str] = set()
+
+    async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        peers.add(context.peer())
+        return request
+
+    service, method = QUOTIENT_FAMILIAL.strip("/").split("/")
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, {method: grpc.unary_unary_rpc_method_handler(echo)}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        spec = quotient_familial(f"127.0.0.1:{port}", concurrency=6, connections=3, duration=0.3)
+        result = await asyncio.to_thread(run_load, spec)
+    finally:
+        await server.stop(0)
+    assert result.ok > 0
+    assert len(peers) == 2 * 3

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,15 @@ def _write_keys(directory: Path) -> tuple[SigningKey, SigningKey]:
     es.write(directory)
     ed.write(directory)
     return es, ed
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    """A Redis of the test's own: it can be stopped, and nobody else's commands show in its stats."""
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.app import build_server
+from tests.conftest import run_python
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_empty_journal_key_refuses_to_build(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
@@ -33,15 +30,7 @@ def test_no_verification_keys_refuses_to_build() -> None:
 def test_python_m_gateway_says_why_it_does_not_start(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
     """``python -m gateway`` with an empty journal key exits non-zero with a one-line reason, no traceback."""
     env = {**os.environ, "KEYS_DIR": str(keys_dir[0]), "JOURNAL_HMAC_KEY": "", "GRPC_PORT": "0"}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_python("-m", "gateway", env=env)
     assert done.returncode != 0
     assert "JOURNAL_HMAC_KEY" in done.stderr
     assert "Traceback" not in done.stderr

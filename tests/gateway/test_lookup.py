@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,14 +378,21 @@ async def test_error_is_the_one_a_direct_call_gets(stack: Stack) -> None:
 
 async def test_each_provider_call_is_journalled_counted_and_rate_limited(stack: Stack) -> None:
     """Sub-calls leave journal events of their API, count in the usage statistics, and in the rate limit."""
+    request_id = "journalled-lookup"
     token = stack.factory.token(scopes=["cnaf_quotient_familial", "complementaire_sante_solidaire"])
     metadata = (("authorization", f"Bearer {token}"), ("x-recipient", RECIPIENT))
+    own = (*metadata, ("x-request-id", request_id))  # other tests' calls may be journalled meanwhile
     apis = [gateway_pb2.API_QUOTIENT_FAMILIAL, gateway_pb2.API_COMPLEMENTAIRE_SANTE_SOLIDAIRE]
     with structlog.testing.capture_logs() as events:
-        call = stack.stub.Lookup(gateway_pb2.LookupRequest(identite=lefebvre(), apis=apis), metadata=metadata)
+        call = stack.stub.Lookup(gateway_pb2.LookupRequest(identite=lefebvre(), apis=apis), metadata=own)
         await call
         trailers: dict[str, Any] = dict(tuple(await call.trailing_metadata()))
-    journal = [e for e in events if e.get("event") == "api_call"]
+        # Written once the answers have left, in the next batch of step 8.
+        written_by = time.monotonic() + 2
+        journal: list[MutableMapping[str, Any]] = []
+        while len(journal) < 3 and time.monotonic() < written_by:
+            await asyncio.sleep(0.005)
+            journal = [e for e in events if e.get("event") == "api_call" and e["request_id"] == request_id]
     methods = sorted(e["method"] for e in journal)
     assert methods == [
         "/apiparticulier.c2s.v1.C2sService/GetComplementaireSanteSolidaireByIdentity",

@@ -37,10 +37,11 @@ from gateway.app import build_server
 from gateway.ratelimit import RateLimiter
 from runtime import tracing
 from runtime.errors import ApiError
+from runtime.logs import add_call_context
 from runtime.server import GrpcServer
 from services.cnaf.app import CNAF
 from services.cnaf.settings import PRESTATIONS, CnafSettings
-from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
+from tests.fake_provider import Answer, FakeProvider, json_answer
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.rich_status import rich_status
@@ -208,8 +209,8 @@ def sandbox_identifiers() -> set[str]:
 async def test_request_id_reaches_error_logs_and_upstream(observed: Observed) -> None:
     """The caller's id is in the error's ErrorInfo, the provider's log events and X-Correlation-ID."""
     observed.fake.script(QF_PATH, DOWN)
-    # merge_contextvars as in production: the request id is bound to the context, not to each call.
-    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
+    # add_call_context as in production: the request id is the call's, not given to each event.
+    with structlog.testing.capture_logs(processors=[add_call_context]) as events:
         error = await observed.failure("support-case-42")
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error_info_metadata(error) == {
@@ -398,12 +399,13 @@ async def test_metrics_of_gateway_and_provider(observed: Observed) -> None:
             assert re.search(pattern, text, re.IGNORECASE) is None, identifier
 
 
-async def test_rate_limiter_redis_latency_and_breaker(redis_server: RedisProcess) -> None:
+async def test_rate_limiter_redis_latency_and_breaker() -> None:
     """Each Redis round trip is timed by outcome; the breaker gauge is 1 while Redis is away, 0 after."""
     now = [0.0]
-    settings = gateway_settings(Path(), redis_server.url, redis_timeout_seconds=0.2, redis_retry_seconds=1.0)
-    down = redis.asyncio.Redis(port=closed_port(), socket_connect_timeout=0.2)
-    limiter = RateLimiter(down, settings, clock=lambda: now[0])
+    away = RedisProcess()  # not started yet: Redis is away
+    settings = gateway_settings(Path(), away.url, redis_timeout_seconds=0.2, redis_retry_seconds=1.0)
+    client = redis.asyncio.Redis.from_url(away.url, socket_connect_timeout=0.2)
+    limiter = RateLimiter(client, settings, clock=lambda: now[0])
     errors = REGISTRY.get_sample_value("gateway_rate_limit_redis_errors_total") or 0.0
     failed = REGISTRY.get_sample_value("gateway_rate_limit_redis_seconds_count", {"outcome": "error"}) or 0.0
     ok = REGISTRY.get_sample_value("gateway_rate_limit_redis_seconds_count", {"outcome": "ok"}) or 0.0
@@ -417,7 +419,7 @@ async def test_rate_limiter_redis_latency_and_breaker(redis_server: RedisProcess
             == failed + 1
         )
         # Redis is back: past the retry delay, the next call probes it and closes the breaker.
-        limiter._redis = redis.asyncio.Redis.from_url(redis_server.url)
+        away.start()
         now[0] += 1.5
         assert (await limiter.check("9b2f7a40-0000-4000-8000-000000000001", 0)).allowed
         assert REGISTRY.get_sample_value("gateway_rate_limit_redis_breaker_open") == 0
@@ -426,5 +428,5 @@ async def test_rate_limiter_redis_latency_and_breaker(redis_server: RedisProcess
         )
     finally:
         await limiter.close()
-        await limiter._redis.aclose()
-        await down.aclose()
+        await client.aclose()
+        away.close()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import grpc
 import jwt
 import pytest
 import redis.asyncio
+import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -25,6 +28,7 @@ from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.ratelimit import revoked_key
+from runtime.logs import add_call_context
 from tests.gateway.conftest import DEFAULT_DEADLINE_SECONDS, Mesh
 from tests.gateway.tokens import TokenFactory, ed25519_key, es256_key
 from tests.rich_status import rich_status
@@ -235,6 +239,36 @@ async def test_full_scopes_get_the_whole_answer_as_the_provider_sent_it(mesh: Me
     trailers = dict(await call.trailing_metadata())
     assert trailers["x-request-id"] == "req-full-1"
     assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= trailers.keys()
+
+
+async def test_calls_ending_together_are_journalled_each_under_its_own_name(mesh: Mesh) -> None:
+    """Step 8 runs for a batch of calls, after their answers, mixing none of their contexts."""
+    stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
+    header = mesh.factory.bearer()  # no scope of the RSA: those calls are refused, and journalled too
+    names = {f"batch-{n}": n % 2 == 0 for n in range(6)}
+
+    async def call(request_id: str, quotient_familial: bool) -> None:
+        own = metadata(header, RECIPIENT, ("x-request-id", request_id))
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            if quotient_familial:
+                await stub.GetQuotientFamilialByIdentity(qf_request(), metadata=own)
+            else:
+                rsa = cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=lefebvre())
+                await stub.GetRevenuSolidariteActiveByIdentity(rsa, metadata=own)
+
+    with structlog.testing.capture_logs(processors=[add_call_context]) as events:
+        await asyncio.gather(*(call(name, qf) for name, qf in names.items()))
+        written_by = time.monotonic() + 2
+        journal: list[MutableMapping[str, Any]] = []
+        while len(journal) < len(names) and time.monotonic() < written_by:
+            await asyncio.sleep(0.005)
+            journal = [e for e in events if e.get("event") == "api_call" and e["request_id"] in names]
+    assert sorted(e["request_id"] for e in journal) == sorted(names)
+    for event in journal:
+        asked = "QuotientFamilial" if names[event["request_id"]] else "RevenuSolidariteActive"
+        assert asked in event["method"]
+        assert event.get("rpc", event["method"]) == event["method"]  # no other call's context
+        assert event["status"] == ("OK" if names[event["request_id"]] else "PERMISSION_DENIED")
 
 
 async def test_eddsa_tokens_work_too(mesh: Mesh) -> None:

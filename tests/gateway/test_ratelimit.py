@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -73,15 +73,6 @@ async def client(redis_server: RedisProcess) -> AsyncIterator[redis.asyncio.Redi
     connection = redis.asyncio.Redis.from_url(redis_server.url)
     yield connection
     await connection.aclose()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisProcess]:
-    """A Redis of the test's own: it can be stopped, and nobody else's commands show in its stats."""
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.close()
 
 
 # -- decisions --------------------------------------------------------------------------------------
@@ -182,6 +173,8 @@ async def test_replicas_share_one_bucket(client: redis.asyncio.Redis) -> None:
     jti = new_jti()
     results = [await (one if i % 2 else two).check(jti, 0) for i in range(6)]
     assert [d.allowed for d in results] == [True] * 5 + [False]
+    await one.close()
+    await two.close()
 
 
 # -- round trips and the script cache -------------------------------------------------------------

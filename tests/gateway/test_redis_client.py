@@ -94,13 +94,13 @@ async def test_the_gateway_reaches_redis_through_sentinel(sentinel: int, redis_s
     """Through a Sentinel URL, the rate limiter's one-round-trip script runs on the monitored primary."""
     url = f"redis+sentinel://127.0.0.1:{sentinel}/mymaster/0"
     client = connect(url, socket_timeout=2, socket_connect_timeout=2)
+    limiter = RateLimiter(client, GatewaySettings())
     try:
-        decision = await RateLimiter(client, GatewaySettings()).check(
-            "5e1f0c3a-8d5e-4c4e-9b7a-0d7f2a6b1c00", 5
-        )
+        decision = await limiter.check("5e1f0c3a-8d5e-4c4e-9b7a-0d7f2a6b1c00", 5)
         assert decision.allowed
         assert await client.exists("rl:{5e1f0c3a-8d5e-4c4e-9b7a-0d7f2a6b1c00}") == 1
     finally:
+        await limiter.close()
         await close(client)
     blocking, plain = connect_sync(url, socket_timeout=2), connect_sync(redis_server.url)
     try:

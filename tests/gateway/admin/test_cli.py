@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +23,7 @@ from devstack.redis import RedisProcess
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
+from tests.conftest import run_python
 
 REPO = Path(__file__).resolve().parents[3]
 SIRET = "13002526500013"
@@ -34,15 +34,7 @@ def admin(*args: str, redis_url: str | None = None) -> subprocess.CompletedProce
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name in ("KEYS_DIR", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "REDIS_URL"):
         env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.admin", *args, *extra],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_python("-m", "gateway.admin", *args, *extra, env=env)
 
 
 @pytest.fixture
