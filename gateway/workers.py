@@ -98,6 +98,8 @@ def supervise(settings: GatewaySettings) -> int:
         signal.signal(signum, stop_workers)
     for worker in workers:
         worker.start()
+    if stopping:  # a signal came while they started: those started before it have it already
+        stop_workers(signal.SIGTERM)
     _LOG.info("workers_started", workers=len(workers), port=grpc_port, rest_port=rest_port)
     status = 0
     running = list(workers)
