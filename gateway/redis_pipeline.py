@@ -197,11 +197,10 @@ class PipelinedRedis:
             TimeoutError: no connection could be opened within ``connect_timeout``.
         """
         loop = asyncio.get_running_loop()
-        now = loop.time()
         connection = self._connection
-        if connection is None or not connection.usable(now, self._timeout):
+        if connection is None or not connection.usable(loop.time(), self._timeout):
             connection = await self._connected(loop)
-        reply = await connection.send(pack(arguments), now)
+        reply = await connection.send(pack(arguments), loop.time())
         if isinstance(reply, RedisError):
             raise reply
         return reply
@@ -233,13 +232,24 @@ class PipelinedRedis:
                 except OSError as error:
                     message = f"cannot connect to Redis: {error.strerror}"
                     raise redis.exceptions.ConnectionError(message) from None
-                for command in self._login:
-                    reply = await connection.send(pack(command), loop.time())
-                    if isinstance(reply, RedisError):
-                        connection.close()
-                        raise reply
+                try:
+                    await self._log_in(connection, loop)
+                except BaseException:  # refused, timed out or cancelled: nobody will use it
+                    connection.close()
+                    raise
             self._connection = connection
             return connection
+
+    async def _log_in(self, connection: _Connection, loop: asyncio.AbstractEventLoop) -> None:
+        """``AUTH`` and ``SELECT`` on a new connection, as the client's settings say.
+
+        Raises:
+            redis.exceptions.RedisError: Redis refused one (a wrong password, a database out of range).
+        """
+        for command in self._login:
+            reply = await connection.send(pack(command), loop.time())
+            if isinstance(reply, RedisError):
+                raise reply
 
 
 def pipeline_for(client: redis.asyncio.Redis) -> PipelinedRedis | None:

@@ -86,6 +86,7 @@ def supervise(settings: GatewaySettings) -> int:
         for index in range(settings.gateway_workers)
     ]
     stopping = False
+    told: set[int] = set()  # the workers a first signal reached
 
     def stop_workers(signum: int, _frame: FrameType | None = None) -> None:
         nonlocal stopping
@@ -93,11 +94,16 @@ def supervise(settings: GatewaySettings) -> int:
         for worker in workers:
             if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signum)
+                told.add(worker.pid)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop_workers)
     for worker in workers:
         worker.start()
+    if stopping:  # a signal came while they started: the workers started after it get it too
+        for pid in (worker.pid for worker in workers):
+            if pid is not None and pid not in told:
+                os.kill(pid, signal.SIGTERM)
     _LOG.info("workers_started", workers=len(workers), port=grpc_port, rest_port=rest_port)
     status = 0
     running = list(workers)

@@ -146,6 +146,33 @@ async def test_a_client_s_password_and_database_are_used(private_redis: RedisPro
         admin.close()
 
 
+async def test_a_login_left_unanswered_closes_its_connection() -> None:
+    """A server that takes the connection and never answers AUTH: TimeoutError, and the connection closed."""
+    closed = asyncio.Event()
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):
+            pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def address() -> tuple[str, int]:
+        return "127.0.0.1", port
+
+    pipeline = PipelinedRedis(address, password="s3cret", timeout=1.0, connect_timeout=0.2)
+    try:
+        with pytest.raises(TimeoutError):
+            await pipeline.execute("PING")
+        await asyncio.wait_for(closed.wait(), 2)
+    finally:
+        await pipeline.aclose()
+        server.close()
+        await server.wait_closed()
+
+
 def test_only_plain_and_sentinel_clients_get_a_pipeline() -> None:
     assert pipeline_for(redis.asyncio.Redis.from_url("redis://127.0.0.1:6379/0")) is not None
     assert pipeline_for(connect("redis+sentinel://127.0.0.1:26379/mymaster")) is not None
