@@ -357,7 +357,10 @@ async def test_degrade_limits_locally_with_the_last_known_revocations_then_retur
     private_redis.start()
     await wait_for_redis_again(limiter, healthy, within=2.0)
     # Back on Redis: the revocation key was lost with the restart, and the shared state is used.
-    assert await client.exists(rate_key(healthy))
+    # Read on a connection of its own: the test client's pooled one died with the old Redis.
+    checker = redis.asyncio.Redis.from_url(private_redis.url)
+    assert await checker.exists(rate_key(healthy))
+    await checker.aclose()
     await limiter.close()
     await client.aclose()
 
