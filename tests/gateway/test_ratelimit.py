@@ -272,7 +272,10 @@ async def test_fail_closed_refuses_while_redis_is_down_and_recovers_by_itself(
     took = await wait_for_redis_again(limiter, jti, within=2.0)
     assert took <= 1.0
     assert (await limiter.check(jti, 0)).allowed
-    assert await client.exists(rate_key(jti))
+    # Read on a connection of its own: the test client's pooled one died with the old Redis.
+    checker = redis.asyncio.Redis.from_url(private_redis.url)
+    assert await checker.exists(rate_key(jti))
+    await checker.aclose()
     await limiter.close()
     await client.aclose()
 
