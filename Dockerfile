@@ -1,44 +1,35 @@
-# syntax=docker/dockerfile:1
 # One image for every process of the mesh; the container's command picks the process:
 #   ["python", "-m", "gateway"], ["python", "-m", "gateway.admin"], ["python", "-m", "services.cnaf"], ...
 #
-# Build:  docker build -t api-particulier-mesh:0.1.0 .
+# Build (the classic builder or BuildKit alike):  docker build -t api-particulier-mesh:0.1.0 .
 #
-# The base is pinned by an explicit version tag. Pin it by digest at release time
-# (`docker buildx imagetools inspect python:3.11.13-slim-bookworm` prints it) and
-# pass it with --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest>.
+# Everything installed comes from uv.lock, as on a developer's machine: the runtime set into
+# /opt/venv, the code generators into a throw-away venv of the build stage. The base is pinned
+# by an explicit version tag. Pin it by digest at release time
+# (`docker buildx imagetools inspect python:3.11.13-slim-bookworm` prints it) and pass it with
+# --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest>.
 # Both stages must use the same image: the venv points at its interpreter.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # --- build: dependencies into a venv, SDK generated from protos/ ------------------------------
 FROM ${PYTHON_IMAGE} AS build
 
+# The same uv as the Makefile's UV_VERSION; it never downloads a Python.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3
+RUN pip install uv==0.13.10
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so that a code change keeps this layer cached.
-# pyproject.toml stays the single list: the runtime dependencies go to /opt/venv, the two
-# code generators of the dev extra to a throw-away venv that never reaches the runtime stage.
-COPY pyproject.toml ./
-RUN python - <<'PY'
-import re
-import tomllib
-
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-open("runtime.txt", "w").write("\n".join(project["dependencies"]) + "\n")
-generators = [
-    spec for spec in project["optional-dependencies"]["dev"]
-    if re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0] in {"grpcio-tools", "mypy-protobuf"}
-]
-open("codegen.txt", "w").write("\n".join(generators) + "\n")
-PY
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --requirement runtime.txt \
- && python -m venv /opt/codegen \
- && /opt/codegen/bin/pip install --requirement codegen.txt
+# Dependencies first, from the lock alone, so that a code change keeps these layers cached.
+COPY pyproject.toml uv.lock ./
+RUN UV_PROJECT_ENVIRONMENT=/opt/venv uv sync --frozen --no-default-groups --no-install-project \
+ && UV_PROJECT_ENVIRONMENT=/opt/codegen uv sync --frozen --only-group codegen --no-install-project
 
 # Only what runs, plus what generates the SDK.
 COPY protos/ protos/
@@ -48,7 +39,7 @@ COPY runtime/ runtime/
 COPY services/ services/
 COPY gateway/ gateway/
 RUN /opt/codegen/bin/python scripts/gen_protos.py \
- && python -m compileall -q /src/apiparticulier /src/runtime /src/services /src/gateway \
+ && python -m compileall -q /src/apiparticulier /src/contract /src/runtime /src/services /src/gateway \
  && /opt/venv/bin/python -m compileall -q /opt/venv
 
 # --- runtime: slim, non-root, nothing written outside /tmp -----------------------------------

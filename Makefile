@@ -1,22 +1,44 @@
 # Every target sets up what it needs: a fresh clone runs `make test` or `make run` as is.
+# What is installed is what uv.lock says, nothing newer: `make lock` after editing pyproject.toml,
+# `make upgrade` to move every package to its newest allowed release (then the whole suite runs).
 PYTHON ?= python3
+UV_VERSION := 0.13.10
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 GENERATED := apiparticulier/.generated
 PROTOS := $(shell find protos -name '*.proto')
+# pytest-xdist workers: the tests mostly wait on their servers, so more workers than cores pay.
+TEST_WORKERS ?= 4
+# The mark of the run's audits (tests/conftest.py).
+AUDIT := runs_last
 
-.PHONY: install protos lint buf-lint test run bench profile clean
+.PHONY: install lock lock-check upgrade protos lint buf-lint test run bench profile clean
 
 install: $(INSTALLED)
 
-# editable_mode=compat puts the repository root on sys.path, so the generated SDK
-# (apiparticulier/, made after the install) imports like every other package.
-$(INSTALLED): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+# uv itself, pinned, in a venv of its own: the one tool installed from outside the lock.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The runtime set and the dev and devstack groups, exactly as locked; the project itself editable.
+$(INSTALLED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
+
+lock: | $(UV)
+	$(UV) lock
+
+# Fails when uv.lock does not match pyproject.toml (run by .ci/run).
+lock-check: | $(UV)
+	$(UV) lock --check
+
+upgrade: | $(UV)
+	$(UV) lock --upgrade
+	$(MAKE) test
 
 protos: $(GENERATED)
 
@@ -27,13 +49,17 @@ $(GENERATED): $(INSTALLED) $(PROTOS) scripts/gen_protos.py
 buf-lint: $(INSTALLED)
 	cd protos && ../$(BIN)/buf lint
 
-lint: $(GENERATED) buf-lint
+lint: lock-check $(GENERATED) buf-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# The suite on TEST_WORKERS processes (each starts its own servers on port 0), then the audit of
+# what every one of them logged (tests/test_personal_data.py), which must come after them all.
 test: lint
-	$(BIN)/pytest
+	@rm -rf .run/test-logs && mkdir -p .run/test-logs
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) -m 'not $(AUDIT)'
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 
 run: $(GENERATED)
 	$(BIN)/python -m devstack
@@ -47,4 +73,4 @@ profile: $(GENERATED)
 	$(BIN)/python -m bench.profile
 
 clean:
-	rm -rf $(VENV) apiparticulier .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) apiparticulier .mypy_cache .ruff_cache .pytest_cache

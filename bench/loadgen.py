@@ -260,7 +260,7 @@ async def _worker(spec: LoadSpec, barrier: Barrier) -> WorkerResult:
         for channel in channels:
             await asyncio.wait_for(channel.channel_ready(), _READY_TIMEOUT_SECONDS)
         # One multicallable per channel, made once: building it per call would be measured too.
-        calls = [
+        calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
             channel.unary_unary(spec.method, request_serializer=None, response_deserializer=None)
             for channel in channels
         ]

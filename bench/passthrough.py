@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import grpc
 import uvloop
@@ -34,13 +34,8 @@ _HOP_BY_HOP = ("user-agent", "grpc-", ":")
 
 _Behavior = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
 
-if TYPE_CHECKING:
-    _Handler = grpc.GenericRpcHandler[bytes, bytes]
-else:  # the stubs make it generic; the runtime class is not subscriptable
-    _Handler = grpc.GenericRpcHandler
 
-
-class PassThrough(_Handler):
+class PassThrough(grpc.GenericRpcHandler):
     """Forwards every unary call to an upstream chosen by the called service's name."""
 
     def __init__(self, upstream: str, routes: Mapping[str, str] | None = None, delay: float = 0.0) -> None:
@@ -65,7 +60,7 @@ class PassThrough(_Handler):
         method: str = handler_call_details.method
         handler = self._handlers.get(method)
         if handler is None:
-            forward = self._channel_for(method).unary_unary(
+            forward: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self._channel_for(method).unary_unary(
                 method, request_serializer=None, response_deserializer=None
             )
             handler = grpc.unary_unary_rpc_method_handler(self._behavior(forward))

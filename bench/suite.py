@@ -150,9 +150,10 @@ def smoke(address: str, method: str, request: bytes, metadata: Sequence[tuple[st
     """The status of one call, made before any load so that a broken setup fails loudly."""
     with grpc.insecure_channel(address) as channel:
         try:
-            channel.unary_unary(method, request_serializer=None, response_deserializer=None)(
-                request, timeout=10, metadata=tuple(metadata)
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+                method, request_serializer=None, response_deserializer=None
             )
+            call(request, timeout=10, metadata=tuple(metadata))
         except grpc.RpcError as error:
             return error.code()
     return grpc.StatusCode.OK

@@ -234,7 +234,7 @@ class Session:
         """Call one unary method; raises `grpc.RpcError` on failure."""
         metadata = self.metadata(token=token)
         with grpc.insecure_channel(self.address) as channel:
-            method = channel.unary_unary(
+            method: grpc.UnaryUnaryMultiCallable[Message, Any] = channel.unary_unary(
                 path,
                 request_serializer=lambda message: message.SerializeToString(),
                 response_deserializer=response_class.FromString,

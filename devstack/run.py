@@ -5,6 +5,10 @@ until each answers health, prints what runs where and how to call it, and on
 Ctrl-C (or SIGTERM) stops every child gracefully, then Redis and PostgreSQL. The
 journal's PostgreSQL keeps its data in .run/postgres/ across runs (with the journal's
 HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
+
+Every process takes its default port when it is free and another free one when it is not,
+all chosen before anything starts (`plan_ports`), so that two clones run side by side; the
+banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the tests' stacks).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jwt
@@ -24,12 +29,13 @@ import jwt
 from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
+from devstack.redis import free_port
 from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
 from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
-_RUN_DIR = _ROOT / ".run"
+_RUN_DIR = Path(os.environ.get("DEVSTACK_RUN_DIR") or _ROOT / ".run").resolve()
 _KEYS_DIR = _RUN_DIR / "keys"
 REDIS_DATA_DIR = _RUN_DIR / "redis"
 """Where the Redis of `make run` keeps its append-only file across runs."""
@@ -56,10 +62,54 @@ PROVIDERS = tuple(
     Process(provider.name, provider.package, provider.grpc_port, provider.metrics_port)
     for provider in registry.PROVIDERS
 )
-"""Every provider service of the registry."""
+"""Every provider service of the registry, on its default ports."""
 GATEWAY = Process("gateway", "gateway", 50051, 9451)
+"""The gateway on its default ports."""
 REST_PORT = 8080
-"""The gateway's REST v3/v4 front."""
+"""The gateway's REST v3/v4 front, by default."""
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """The ports of one `make run`, chosen before any process starts."""
+
+    providers: tuple[Process, ...]
+    gateway: Process
+    rest_port: int
+
+    @property
+    def rest_url(self) -> str:
+        """The REST front's base URL."""
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def provider_addresses(self) -> dict[str, str]:
+        """The gateway's ``<PROVIDER>_ADDRESS`` settings for these providers."""
+        settings = {provider.name: provider.address_setting.upper() for provider in registry.PROVIDERS}
+        return {settings[process.name]: process.address for process in self.providers}
+
+
+def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
+    """Each process's default ports where they are free, else free ones; no port given twice.
+
+    Args:
+        is_free: Whether a loopback port can be bound now (the real check by default).
+    """
+    check = is_free or _port_free
+    taken: set[int] = set()
+
+    def take(default: int) -> int:
+        port = default
+        while port in taken or not check(port):
+            port = free_port()
+        taken.add(port)
+        return port
+
+    def placed(process: Process) -> Process:
+        return replace(process, port=take(process.port), metrics_port=take(process.metrics_port))
+
+    providers = tuple(placed(process) for process in PROVIDERS)
+    return PortPlan(providers, placed(GATEWAY), take(REST_PORT))
+
 
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
 CLIENT_EXAMPLES = (
@@ -92,9 +142,12 @@ def curl_examples(base_url: str = f"http://127.0.0.1:{REST_PORT}") -> list[str]:
     ]
 
 
-def client_setup(recipient: str = _DEMO_RECIPIENT) -> str:
-    """The line that gives the client the demo token and recipient, after ``export TOKEN=...``."""
-    return f'export API_PARTICULIER_TOKEN="$TOKEN" API_PARTICULIER_RECIPIENT={recipient}'
+def client_setup(address: str = GATEWAY.address, recipient: str = _DEMO_RECIPIENT) -> str:
+    """The line that gives the client its gateway, the demo token and recipient (after ``export TOKEN=``)."""
+    return (
+        f'export API_PARTICULIER_ADDRESS={address} API_PARTICULIER_TOKEN="$TOKEN" '
+        f"API_PARTICULIER_RECIPIENT={recipient}"
+    )
 
 
 def client_examples(python: str = ".venv/bin/python") -> list[str]:
@@ -114,9 +167,15 @@ def _journal_key() -> str:
 
 # -- the journal (issue 15) ------------------------------------------------------------------------
 
+
+def shown(path: Path) -> str:
+    """``path`` as the banner prints it: relative to the repository when inside it."""
+    return str(path.relative_to(_ROOT)) if path.is_relative_to(_ROOT) else str(path)
+
+
 _JOURNAL_KEYS_DIR = _RUN_DIR / "journal-keys"
 _JOURNAL_KEY = "journal-signing"
-_PUBLIC_KEY = f".run/journal-keys/{_JOURNAL_KEY}.public.pem"
+_PUBLIC_KEY = shown(_JOURNAL_KEYS_DIR / f"{_JOURNAL_KEY}.public.pem")
 JOURNAL_EXAMPLES = (
     "-m client accesses --fc-token fc-lefebvre --json",
     f"-m gateway.admin journal verify --public-key {_PUBLIC_KEY}",
@@ -142,7 +201,9 @@ def start_journal_database(group: ProcessGroup) -> str:
     data_dir = _RUN_DIR / "postgres"
     if not reachable_by_server(data_dir):
         # As root in a private directory, the server's user cannot reach .run/: a kept cluster elsewhere.
-        data_dir = Path(tempfile.gettempdir()) / f"apiparticulier-journal-{os.getuid()}-{_ROOT.stat().st_ino}"
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        kept = f"apiparticulier-journal-{os.getuid()}-{_RUN_DIR.stat().st_ino}"
+        data_dir = Path(tempfile.gettempdir()) / kept
     url = group.start_postgres(port=5432 if _port_free(5432) else 0, data_dir=data_dir).url
     print(f"postgres         {url}")
     return url
@@ -203,6 +264,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     exit_status = 0
+    plan = plan_ports()
     try:
         if redis_url := os.environ.get("REDIS_URL", ""):
             print(f"redis            {redis_url} (from REDIS_URL)")
@@ -211,41 +273,24 @@ def main() -> None:
             redis_url = group.start_redis(port=6379 if _port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
             print(f"redis            {redis_url}")
         journal = journal_env(start_journal_database(group))
-        for process in PROVIDERS:
+        for process in plan.providers:
             _start(group, process)
         token = demo_token(redis_url)
         _start(
             group,
-            GATEWAY,
+            plan.gateway,
             {
                 "REDIS_URL": redis_url,
                 "KEYS_DIR": str(_KEYS_DIR),
                 # Loopback only, as every other process of the local mesh.
                 "REST_HOST": "127.0.0.1",
-                "REST_PORT": str(REST_PORT),
+                "REST_PORT": str(plan.rest_port),
+                **plan.provider_addresses(),
                 **journal,
             },
         )
-        print(f"{'gateway REST':<16} http://127.0.0.1:{REST_PORT}  (spec: /openapi.yaml)")
-        print(f"\nlogs in {_RUN_DIR.relative_to(_ROOT)}/logs/; check a process with:")
-        print(f"  .venv/bin/python -m devstack.probe {GATEWAY.address}")
-        print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
-        print(f"  export TOKEN={token}")
-        print("\nthe command-line client (python -m client --help), with that token:")
-        print(f"  {client_setup()}")
-        for line in client_examples():
-            print(f"  {line}")
-        print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
-        for line in curl_examples():
-            print(f"  {line}")
-        print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
-        print(
-            f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "
-            "JOURNAL_HMAC_KEY=$(cat .run/journal-hmac-key)"
-        )
-        for arguments in JOURNAL_EXAMPLES:
-            print(f"  .venv/bin/python {arguments}")
-        print("\nCtrl-C stops everything.")
+        print(f"{'gateway REST':<16} {plan.rest_url}  (spec: /openapi.yaml)")
+        _print_banner(plan, token, redis_url, journal)
         while not stop_requested:
             for child in group.children:
                 if child.process.poll() is not None:
@@ -256,7 +301,7 @@ def main() -> None:
                     stop_requested = True
             time.sleep(0.2)
     except RuntimeError as error:
-        # A process that could not start (a port taken, a bad setting): say which and why, once.
+        # A process that could not start (a bad setting, a port taken since the plan): say which and why.
         print(f"make run: {error}", file=sys.stderr)
         exit_status = 1
     finally:
@@ -264,6 +309,31 @@ def main() -> None:
         group.close()
         print("stopped")
     sys.exit(exit_status)
+
+
+def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str, str]) -> None:
+    """How to call what runs: the addresses are the ones taken, the commands work as printed."""
+    print(f"\nlogs in {shown(_RUN_DIR)}/logs/; check a process with:")
+    print(f"  .venv/bin/python -m devstack.probe {plan.gateway.address}")
+    print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
+    print(f"  export TOKEN={token}")
+    print(f"\nmore tokens (README, Tokens): keys {shown(_KEYS_DIR)}, kid {_DEMO_KID}, with:")
+    print(f"  export REDIS_URL={redis_url}")
+    print("\nthe command-line client (python -m client --help), with that token:")
+    print(f"  {client_setup(plan.gateway.address)}")
+    for line in client_examples():
+        print(f"  {line}")
+    print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
+    for line in curl_examples(plan.rest_url):
+        print(f"  {line}")
+    print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
+    print(
+        f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "
+        f"JOURNAL_HMAC_KEY=$(cat {shown(_RUN_DIR / 'journal-hmac-key')})"
+    )
+    for arguments in JOURNAL_EXAMPLES:
+        print(f"  .venv/bin/python {arguments}")
+    print("\nCtrl-C stops everything.", flush=True)
 
 
 if __name__ == "__main__":

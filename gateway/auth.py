@@ -54,6 +54,8 @@ AUTHORIZATION_KEY = "authorization"
 _SCHEME = "Bearer "
 # Base64url in three dot-separated parts; anything else is refused before any parsing.
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A kid is logged only when it looks like one: the caller writes it, and it could carry anything.
+_KID_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PUBLIC_SUFFIX = ".public.pem"
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub"]
@@ -180,6 +182,10 @@ class KeyStore:
         directory: Path = keys_dir  # type: ignore[assignment]  # checked above: not both None
         return cls(lambda: load_keys_dir(directory), reload_min_seconds)
 
+    def kids(self) -> list[str]:
+        """The key ids known now, sorted (public: they name public keys)."""
+        return sorted(self._keys)
+
     def get(self, kid: str) -> VerificationKey | None:
         """The key of ``kid``, reloading the source first if it is unknown and may be reloaded."""
         key = self._keys.get(kid)
@@ -280,7 +286,15 @@ class TokenVerifier:
         if not isinstance(kid, str) or header.get("typ", "JWT") != "JWT":
             raise invalid_token()
         key = self._keys.get(kid)
-        if key is None or header.get("alg") != key.algorithm:
+        if key is None:
+            # The one refusal an operator can fix (a token signed with a key the gateway lacks): say so.
+            _LOG.warning(
+                "token_kid_unknown",
+                kid=kid if _KID_SHAPE.fullmatch(kid) else "<not a key id>",
+                known_kids=self._keys.kids(),
+            )
+            raise invalid_token()
+        if header.get("alg") != key.algorithm:
             raise invalid_token()
         try:
             claims = jwt.decode(

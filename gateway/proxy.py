@@ -48,7 +48,7 @@ def _behavior(call_path: CallPath, target: Target) -> _Behavior:
     return behavior
 
 
-def _registrar(handler: grpc.GenericRpcHandler[Any, Any]) -> Callable[[grpc.aio.Server], None]:
+def _registrar(handler: grpc.GenericRpcHandler) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
         server.add_generic_rpc_handlers((handler,))
 

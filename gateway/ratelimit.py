@@ -515,7 +515,7 @@ class RateLimiter:
             except (RedisError, OSError, TimeoutError) as exc:
                 _LOG.debug("revocation_refresh_failed", error=type(exc).__name__)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                await pubsub.aclose()
             await asyncio.sleep(self._settings.redis_retry_seconds)
 
     async def _read_revoked_set(self) -> None:

@@ -144,8 +144,7 @@ def connect(
         )
         return redis.asyncio.Redis.from_pool(pool)
     target = parse_sentinel_url(url)
-    # redis-py's Sentinel classes carry no annotations, hence the casts and ignores.
-    sentinel = redis.asyncio.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
+    sentinel = redis.asyncio.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)
     client = sentinel.master_for(
         target.service_name,
         connection_pool_class=BlockingSentinelConnectionPool,
@@ -173,8 +172,8 @@ def connect_sync(url: str, **options: Any) -> redis.Redis:
     if scheme != SENTINEL_SCHEME:
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
-    sentinel = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)  # type: ignore[no-untyped-call]
-    client = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs=options, **options)
+    client = sentinel.master_for(
         target.service_name, db=target.db, username=target.username, password=target.password
     )
     return cast("redis.Redis", client)

@@ -12,7 +12,7 @@ from typing import Any
 from grpc_health.v1 import health, health_pb2
 
 
-class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc, name-defined]
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
     """The health service of a process: Check, Watch and List."""
 
     def __init__(self) -> None:

@@ -31,7 +31,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
@@ -115,13 +115,7 @@ class CallScope:
         return internal
 
 
-if TYPE_CHECKING:
-    ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
-else:  # the stubs make it generic; the runtime class is not subscriptable
-    ServerInterceptor = grpc.aio.ServerInterceptor
-
-
-class CallBoundary(ServerInterceptor):
+class CallBoundary(grpc.aio.ServerInterceptor):
     """Request context, error rendering, logging, metrics and tracing around every unary call."""
 
     def __init__(self) -> None:
@@ -176,9 +170,9 @@ class CallBoundary(ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         """Wrap the unary handler of the called method (once per method: the wrapper is kept)."""
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
@@ -187,7 +181,7 @@ class CallBoundary(ServerInterceptor):
         kept = self._wrapped.get(method)
         if kept is not None and kept[0] is handler:
             return kept[1]
-        wrapped = grpc.unary_unary_rpc_method_handler(
+        wrapped: grpc.RpcMethodHandler[Any, Any] = grpc.unary_unary_rpc_method_handler(
             self._bounded(
                 handler.unary_unary,  # type: ignore[arg-type]  # aio handlers are coroutines
                 method,

@@ -52,7 +52,7 @@ def enable(service_names: Iterable[str], server: grpc.aio.Server) -> None:
     _add_v1_file(descriptor_pool.Default())
     names = (*service_names, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    servicer = reflection.aio.ReflectionServicer(names)
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(

@@ -69,7 +69,7 @@ class GrpcServer:
         settings: ServerSettings,
         services: Sequence[ServiceDefinition],
         *,
-        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         on_shutdown: Sequence[ShutdownHook] = (),
         reuse_port: bool = False,
     ) -> None:

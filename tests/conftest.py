@@ -21,8 +21,15 @@ from runtime.settings import LogFormat
 
 REPO = Path(__file__).resolve().parent.parent
 
-LOG_FILE = Path(tempfile.gettempdir()) / f"apiparticulier-tests-{os.getpid()}.log"
-"""Every event the in-process servers log during the run, audited by tests/test_personal_data.py."""
+LOG_DIR = Path(
+    os.environ.get("TEST_LOG_DIR")
+    or Path(tempfile.gettempdir())
+    / f"apiparticulier-tests-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+)
+"""The run's logs, one file per test process: `make test` names it for its parallel run and the audit."""
+
+LOG_FILE = LOG_DIR / f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}.log"
+"""Every event this process's in-process servers log, audited by tests/test_personal_data.py."""
 
 
 AUDIT_MARK = "runs_last"
@@ -34,14 +41,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{AUDIT_MARK}: an audit of the whole run, run after every other test")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the audits last whatever their file's name, so they read what every other test logged."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the audits last whatever their file's name, so they read what every other test logged.
+
+    A parallel worker leaves them out: it cannot know when the other workers are done, so
+    `make test` runs them in a process of their own after the parallel run.
+    """
+    audits = [item for item in items if item.get_closest_marker(AUDIT_MARK) is not None]
+    if "PYTEST_XDIST_WORKER" in os.environ and audits:
+        config.hook.pytest_deselected(items=audits)
+        items[:] = [item for item in items if item not in audits]
+        return
     items.sort(key=lambda item: item.get_closest_marker(AUDIT_MARK) is not None)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def log_file() -> Iterator[Path]:
     """Send the run's structlog events, as JSON lines, to one file kept for the audit."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     with LOG_FILE.open("w", encoding="utf-8") as stream:
         configure_logging("debug", LogFormat.JSON, stream, cache_loggers=False)
         yield LOG_FILE

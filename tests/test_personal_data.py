@@ -1,8 +1,8 @@
 """The log of the whole test run holds no personal data of the sandbox persons.
 
 Marked ``runs_last`` (tests/conftest.py), it runs after every other test of the run,
-whatever the order of the files, and reads what every in-process gateway and
-provider logged (the journal included).
+whatever the order of the files (after every parallel worker with `make test`), and reads
+what every in-process gateway and provider of every test process logged (the journal included).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOG_FILE
+from tests.conftest import LOG_DIR
 
 _ROOT = Path(__file__).resolve().parent.parent
 # Short first names ("LEA", "TOM") would match ordinary words; longer ones cannot.
@@ -42,7 +42,7 @@ def sandbox_secrets() -> set[str]:
 @pytest.mark.runs_last
 def test_the_run_log_holds_no_personal_data() -> None:
     """No sandbox person's name, birth date, INE, identifiant or plate appears in any logged event."""
-    text = LOG_FILE.read_text(encoding="utf-8")
+    text = "".join(log.read_text(encoding="utf-8") for log in sorted(LOG_DIR.glob("*.log")))
     assert '"event": "api_call"' in text, "the run journalled no call: the audit would prove nothing"
     upper = text.upper()
     leaked = sorted(secret for secret in sandbox_secrets() if _appears(secret.upper(), upper))

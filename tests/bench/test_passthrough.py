@@ -44,7 +44,7 @@ async def test_errors_keep_their_status_and_details(proxied: cnaf_pb2_grpc.CnafS
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await proxied.GetQuotientFamilialByIdentity(cnaf_pb2.GetQuotientFamilialByIdentityRequest())
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    keys = [pair[0] for pair in raised.value.trailing_metadata() or ()]  # type: ignore[index]
+    keys = [pair[0] for pair in raised.value.trailing_metadata() or ()]
     assert "grpc-status-details-bin" in keys
 
 

@@ -84,13 +84,13 @@ async def test_the_commands_make_run_prints_work_as_printed(mesh: Mesh) -> None:
     token = all_scopes(mesh).token()
     outputs = []
     for line in client_examples():
-        script = f"export TOKEN={token}\n{client_setup()}\n{line}\n"
+        script = f"export TOKEN={token}\n{client_setup(address(mesh))}\n{line}\n"
         process = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
             script,
             cwd=REPO,
-            env={**os.environ, "API_PARTICULIER_ADDRESS": address(mesh)},
+            env=dict(os.environ),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -114,6 +114,9 @@ def gateway_settings(keys: Path, redis_url: str, **overrides: Any) -> GatewaySet
         "default_deadline_seconds": DEFAULT_DEADLINE_SECONDS,
         "usage_flush_seconds": 0.2,
         "provider_channels": 1,
+        # Several test processes share two cores: a loop busy for a quarter of a second is no Redis
+        # outage. The tests of outages set their own, short, timeouts.
+        "redis_timeout_seconds": 2.0,
         # Providers the tests do not start point at a port nobody listens on.
         **{
             f"{p}_address": f"127.0.0.1:{free_port()}"

@@ -185,7 +185,7 @@ async def test_two_ok_calls_raise_the_proofs_avoided_by_two(mesh: Mesh) -> None:
 @pytest.mark.parametrize("method", ["Lookup", "IntrospectToken", "GetUsageStatistics", "GetProofsAvoided"])
 async def test_a_malformed_body_is_invalid_argument_00400(mesh: Mesh, method: str) -> None:
     """The gateway's own methods answer bytes that are no message as provider methods do: 00400."""
-    send = mesh.channel.unary_unary(
+    send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = mesh.channel.unary_unary(
         f"/apiparticulier.gateway.v1.GatewayService/{method}",
         request_serializer=None,
         response_deserializer=None,

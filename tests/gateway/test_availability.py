@@ -49,7 +49,8 @@ def cnaf_on(port: int) -> GrpcServer:
     return CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=port, shutdown_grace_seconds=0.2))
 
 
-async def wait_for(read: Callable[[], Any], accept: Callable[[Any], bool], seconds: float = 8.0) -> Any:
+async def wait_for(read: Callable[[], Any], accept: Callable[[Any], bool], seconds: float = 30.0) -> Any:
+    """The first value of ``read`` that ``accept`` takes, else the last one after ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
         value = await read()

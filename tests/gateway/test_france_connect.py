@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -296,28 +296,33 @@ async def test_upstream_active_token(upstream: Upstream) -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "status", "code"),
+    ("make_answer", "status", "code"),
     [
-        (json_answer(introspection(active=False)), grpc.StatusCode.UNAUTHENTICATED, "51101"),
-        (json_answer({"token_introspection": {"active": False}}), grpc.StatusCode.UNAUTHENTICATED, "51101"),
-        (json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51103"),
-        (json_answer(introspection(birthdate="not a date")), grpc.StatusCode.UNKNOWN, "51999"),
-        (json_answer({"unexpected": True}), grpc.StatusCode.UNKNOWN, "51999"),
-        (Answer(200, "<html>maintenance</html>"), grpc.StatusCode.UNKNOWN, "51999"),
-        (json_answer({"error": "down"}, status=503), grpc.StatusCode.UNAVAILABLE, "51001"),
+        (lambda: json_answer(introspection(active=False)), grpc.StatusCode.UNAUTHENTICATED, "51101"),
         (
-            Answer(200, json_answer(introspection()).body, delay=3.0),
+            lambda: json_answer({"token_introspection": {"active": False}}),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "51101",
+        ),
+        (lambda: json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51103"),
+        (lambda: json_answer(introspection(birthdate="not a date")), grpc.StatusCode.UNKNOWN, "51999"),
+        (lambda: json_answer({"unexpected": True}), grpc.StatusCode.UNKNOWN, "51999"),
+        (lambda: Answer(200, "<html>maintenance</html>"), grpc.StatusCode.UNKNOWN, "51999"),
+        (lambda: json_answer({"error": "down"}, status=503), grpc.StatusCode.UNAVAILABLE, "51001"),
+        (
+            lambda: Answer(200, json_answer(introspection()).body, delay=3.0),
             grpc.StatusCode.DEADLINE_EXCEEDED,
             "51002",
         ),
     ],
+    # Answers made when the test runs, not when it is collected: their expiry is relative to now.
     ids=["inactive", "inactive-bare", "expired", "bad-birthdate", "malformed", "not-json", "503", "slow"],
 )
 async def test_upstream_refusals(
-    upstream: Upstream, answer: Answer, status: grpc.StatusCode, code: str
+    upstream: Upstream, make_answer: Callable[[], Answer], status: grpc.StatusCode, code: str
 ) -> None:
     """What FranceConnect says, or fails to say, becomes one clear error; the provider is never asked."""
-    upstream.fake.script(CHECKTOKEN, answer)
+    upstream.fake.script(CHECKTOKEN, make_answer())
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await upstream.stub.GetQuotientFamilialByFranceConnect(
             qf_by_fc("some-token"), metadata=metadata(upstream.factory)

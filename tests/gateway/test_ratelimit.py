@@ -568,13 +568,16 @@ import redis.asyncio
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
-url, jti, rate, burst, start_at, duration = sys.argv[1:7]
-rate, burst, start_at, duration = int(rate), int(burst), float(start_at), float(duration)
+url, jti, rate, burst, duration = sys.argv[1:6]
+rate, burst, duration = int(rate), int(burst), float(duration)
 
 async def main():
     client = redis.asyncio.Redis.from_url(url)
     limiter = RateLimiter(client, GatewaySettings(rate_limit_burst=burst, redis_timeout_seconds=2.0))
     await limiter.check("warm-up-" + jti, rate)
+    # Ready: the test gives every process the same start time once they all are.
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
     admitted = refused = 0
     first = last = None
     end = start_at + duration
@@ -605,15 +608,26 @@ asyncio.run(main())
 def test_three_processes_admit_no_more_than_the_limit(redis_server: RedisProcess) -> None:
     rate, burst, duration = 50, 10, 3.0
     jti = new_jti()
-    start_at = time.time() + 2.0  # time for the interpreters to start
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [redis_server.url, jti, str(rate), str(burst), repr(start_at), str(duration)]
+    args = [redis_server.url, jti, str(rate), str(burst), str(duration)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", WORKER, *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+    start_at = time.time() + 0.2
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write(f"{start_at!r}\n")
+        worker.stdin.flush()
     results = []
     for worker in workers:
         out, _ = worker.communicate(timeout=30)

@@ -132,7 +132,9 @@ def channels(port: int) -> list[grpc.aio.Channel]:
 
 async def call(channel: grpc.aio.Channel, header: str) -> str:
     request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre()).SerializeToString()
-    send = channel.unary_unary(QUOTIENT_FAMILIAL, request_serializer=None, response_deserializer=None)
+    send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        QUOTIENT_FAMILIAL, request_serializer=None, response_deserializer=None
+    )
     try:
         await send(request, metadata=metadata(header), timeout=10)
     except grpc.aio.AioRpcError as error:

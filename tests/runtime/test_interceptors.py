@@ -37,7 +37,14 @@ async def echoed_request_id(request_id: str) -> str:
 
 @pytest.mark.parametrize(
     "request_id",
-    ["ticket-1234", "a", "x" * 64, "2024.05.17_batch-7", str(uuid.uuid4()), str(uuid.uuid4()).upper()],
+    [
+        "ticket-1234",
+        "a",
+        "x" * 64,
+        "2024.05.17_batch-7",
+        "e5463a81-1fd2-4d93-82ef-30ebfcb09724",
+        "C929D9A4-953C-4F79-82C7-D1032FDD8645",
+    ],
 )
 async def test_a_plain_identifier_is_kept(request_id: str) -> None:
     assert await echoed_request_id(request_id) == request_id
@@ -67,7 +74,7 @@ async def test_anything_else_is_replaced_by_a_fresh_uuid_in_answers_and_logs(req
 async def test_a_malformed_body_is_invalid_argument_00400() -> None:
     """Bytes that are no message of the method: INVALID_ARGUMENT 00400 with a field violation, not UNKNOWN."""
     async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
-        send = channel.unary_unary(
+        send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
             "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
             request_serializer=None,
             response_deserializer=None,

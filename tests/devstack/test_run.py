@@ -1,0 +1,146 @@
+"""`make run` on the ports it can take, and the README's token commands against it.
+
+The whole stack is started as `make run` starts it (`python -m devstack`), in a run directory
+of its own, while this test holds the gateway's default gRPC and REST ports as another program
+would: it must start, serve and print the ports it took.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.run import GATEWAY, PROVIDERS, REST_PORT, plan_ports
+from tests.conftest import REPO
+
+_BANNER_END = "Ctrl-C stops everything."
+_START_SECONDS = 150.0
+
+
+def test_the_plan_keeps_free_defaults_and_replaces_taken_ones() -> None:
+    """A taken default gets another port; a free default is kept; no port is given twice."""
+    taken = {GATEWAY.port, REST_PORT, PROVIDERS[0].metrics_port}
+    plan = plan_ports(lambda port: port not in taken)
+    assert plan.gateway.port not in taken and plan.rest_port not in taken
+    assert plan.providers[0].metrics_port not in taken
+    assert plan.gateway.metrics_port == GATEWAY.metrics_port
+    assert [p.port for p in plan.providers] == [p.port for p in PROVIDERS]
+    every = [plan.rest_port, plan.gateway.port, plan.gateway.metrics_port]
+    every += [port for p in plan.providers for port in (p.port, p.metrics_port)]
+    assert len(every) == len(set(every))
+    assert plan.provider_addresses()["CNAF_ADDRESS"] == f"127.0.0.1:{PROVIDERS[0].port}"
+
+
+def _hold(port: int) -> socket.socket | None:
+    """Listen on ``port`` as another program would; None when someone already does."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        return None
+    holder.listen()
+    return holder
+
+
+def _tokens_section() -> list[str]:
+    """The shell commands of the README's "Tokens" section, continuation lines joined."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Tokens", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[str]:
+    """`python -m devstack` with 8080 and 50051 held by another program; its banner once it serves."""
+    with ExitStack() as holding:
+        for port in (GATEWAY.port, REST_PORT):
+            if (holder := _hold(port)) is not None:
+                holding.callback(holder.close)
+        env = {**os.environ, "DEVSTACK_RUN_DIR": str(tmp_path / "run"), "PYTHONUNBUFFERED": "1"}
+        env.pop("REDIS_URL", None)
+        env.pop("JOURNAL_DATABASE_URL", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            banner: list[str] = []
+            deadline = time.monotonic() + _START_SECONDS
+            assert process.stdout is not None
+            for line in process.stdout:
+                banner.append(line)
+                if _BANNER_END in line or time.monotonic() > deadline:
+                    break
+            assert _BANNER_END in "".join(banner), "".join(banner)
+            yield "".join(banner)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
+
+
+@pytest.mark.timeout(300)
+def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: str, tmp_path: Path) -> None:
+    """The banner names the ports taken; a token made by the README's commands is accepted by its gateway."""
+    rest = re.search(r"gateway REST\s+(http://127\.0\.0\.1:(\d+))", stack)
+    grpc_address = re.search(r"^gateway\s+127\.0\.0\.1:(\d+)", stack, re.MULTILINE)
+    redis_url = re.search(r"export REDIS_URL=(\S+)", stack)
+    assert rest is not None and grpc_address is not None and redis_url is not None, stack
+    assert int(rest.group(2)) != REST_PORT and int(grpc_address.group(1)) != GATEWAY.port
+    assert f"API_PARTICULIER_ADDRESS=127.0.0.1:{grpc_address.group(1)}" in stack
+    assert f"'{rest.group(1)}/v3/dss/quotient_familial/identite?" in stack
+
+    issue, *_ = _tokens_section()
+    assert "--keys-dir .run/keys --kid dev" in issue
+    command = issue.replace(".venv/bin/python", sys.executable).replace(".run/", f"{tmp_path / 'run'}/")
+    issued = subprocess.run(
+        command,
+        shell=True,
+        cwd=REPO,
+        env={**os.environ, "REDIS_URL": redis_url.group(1)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = issued.stdout.strip().splitlines()[-1]
+    answer = httpx.get(
+        f"{rest.group(1)}/v3/dss/quotient_familial/identite",
+        params={
+            "recipient": "13002526500013",
+            "nomNaissance": "LEFEBVRE",
+            "prenoms[]": "ALEXIS",
+            "sexeEtatCivil": "F",
+            "anneeDateNaissance": "1982",
+            "moisDateNaissance": "12",
+            "jourDateNaissance": "27",
+            "codeCogInseePaysNaissance": "99100",
+            "codeCogInseeCommuneNaissance": "08480",
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["quotient_familial"]["valeur"] == 2550
