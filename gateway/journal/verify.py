@@ -30,12 +30,11 @@ from typing import Any
 
 import psycopg
 
-from gateway.journal.chain import Content, genesis, month_of, row_hash
+from gateway.journal.chain import CONTENT_COLUMNS, Content, genesis, month_of, row_hash
 from gateway.journal.signing import Verifier
 
 _ROWS = (
-    "SELECT seq, entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, "
-    "provider, status, code, latency_us, subject_digest, row_hash FROM journal.calls "
+    f"SELECT seq, {', '.join(CONTENT_COLUMNS)}, row_hash FROM journal.calls "  # noqa: S608 - constant columns
     "WHERE chain_id = %s ORDER BY seq"
 )
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from gateway.journal.chain import Content, genesis, row_hash
+from gateway.journal.chain import CONTENT_COLUMNS, Content, genesis, row_hash
+from gateway.journal.schema import ensure_partitions, migrate
 from gateway.journal.signing import Verifier, generate
 from gateway.journal.verify import verify
 from tests.gateway.journal.conftest import SigningKey, journal_on, started
@@ -111,8 +115,7 @@ def test_a_re_hashed_chain_shows_against_its_signed_heads(written: str, journal_
         (chain_id,) = conn.execute("SELECT chain_id FROM journal.calls LIMIT 1").fetchone()  # type: ignore[misc]
         previous = genesis(chain_id)
         rows: list[Any] = conn.execute(
-            "SELECT seq, entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, "
-            "provider, status, code, latency_us, subject_digest FROM journal.calls ORDER BY seq"
+            f"SELECT seq, {', '.join(CONTENT_COLUMNS)} FROM journal.calls ORDER BY seq".encode()
         ).fetchall()
         for seq, *values in rows:
             previous = row_hash(previous, chain_id, seq, Content(*values))
@@ -136,3 +139,41 @@ def test_an_unknown_key_fails_every_signature(written: str, tmp_path: Any) -> No
     assert found and all(
         "signature invalid or by an unknown key" in problem or "signed start" in problem for problem in found
     )
+
+
+OLD_JOURNAL = Path(__file__).parent / "data"
+"""Rows, chain and checkpoints written by the gateway before the columns were declared once."""
+
+
+def test_a_row_hashes_as_it_always_has() -> None:
+    """The row encoding is a contract with every journal already written: a known row, its known hash."""
+    chain = uuid.UUID("5f3c1d0e-8a7b-4c2d-9e1f-0a1b2c3d4e5f")
+    content = Content(
+        entry_id=uuid.UUID("0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
+        occurred_at=dt.datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=dt.UTC),
+        request_id="req-1",
+        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+        habilitation="CCAS de Lyon",
+        recipient="13002526500013",
+        method="/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
+        api="cnaf.quotient_familial",
+        provider="cnaf",
+        status="OK",
+        code="",
+        latency_us=1500,
+        subject_digest="ab" * 32,
+    )
+    expected = "dcd0d765504c60376848f5eed7aad7ce369ba2d56199a9c483d647fed70be813"
+    assert row_hash(genesis(chain), chain, 1, content).hex() == expected
+
+
+async def test_a_journal_written_by_the_first_release_still_verifies(journal_db: str) -> None:
+    async with await psycopg.AsyncConnection.connect(journal_db, autocommit=True) as conn:
+        await migrate(conn)
+        await ensure_partitions(conn, [dt.date(2026, 12, 1)])
+    with psycopg.connect(journal_db) as conn:
+        conn.execute((OLD_JOURNAL / "v1-journal.sql").read_bytes())
+    verifier = Verifier.from_files([OLD_JOURNAL / "v1-journal-signing.public.pem"])
+    with psycopg.connect(journal_db) as conn:
+        reports = verify(conn, verifier)
+    assert [(report.rows, report.signed_seq, report.problems) for report in reports] == [(6, 6, [])]
