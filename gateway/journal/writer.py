@@ -54,6 +54,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gateway.journal import schema
 from gateway.journal.chain import ROW_COLUMNS, Content, Head, month_of
 from gateway.journal.signing import Signer
+from gateway.journal.witness import FileWitness, WitnessedHead
 from gateway.settings import JournalFailureMode
 
 _LOG = structlog.get_logger(__name__)
@@ -70,6 +71,9 @@ REFUSED_CALLS = Counter(
     "Calls refused (00503) because the journal could not keep their row, by reason "
     "(database_unreachable in fail_closed mode, spool_full).",
     ["reason"],
+)
+WITNESS_FAILURES = Counter(
+    "gateway_journal_witness_failures", "Signed heads that could not be appended to JOURNAL_WITNESS_FILE."
 )
 SPOOL_ROWS = Gauge("gateway_journal_spool_rows", "Journal rows waiting in memory for PostgreSQL.")
 DATABASE_UP = Gauge("gateway_journal_database_up", "1 while the journal's PostgreSQL takes writes, else 0.")
@@ -133,6 +137,7 @@ class JournalWriter:
         url: The ``postgresql://`` URL (``JOURNAL_DATABASE_URL``).
         signer: Signs chain heads.
         settings: Batching, signing, timeouts, failure mode, retention.
+        witness: Where each committed checkpoint is also appended (``JOURNAL_WITNESS_FILE``), if anywhere.
         clock: Wall clock for maintenance and checkpoints (tests).
     """
 
@@ -142,9 +147,11 @@ class JournalWriter:
         signer: Signer,
         settings: WriterSettings,
         *,
+        witness: FileWitness | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self._url = url
+        self._witness = witness
         self._signer = signer
         self._settings = settings
         self._clock = clock
@@ -435,7 +442,7 @@ class JournalWriter:
         signed = list(unsigned.values()) if sign else []
         began = time.perf_counter()
         try:
-            await self._bounded(self._transaction(started, rows, signed))
+            witnessed = await self._bounded(self._transaction(started, rows, signed))
         except _FAILURES:
             WRITE_SECONDS.labels("error").observe(time.perf_counter() - began)
             if rows:
@@ -450,12 +457,35 @@ class JournalWriter:
         self._unsigned = {} if sign else unsigned
         if sign:
             self._signed_at = time.monotonic()
+        if self._witness is not None and witnessed:
+            await self._witnessed(self._witness, witnessed)
+
+    async def _witnessed(self, witness: FileWitness, heads: list[WitnessedHead]) -> None:
+        """Append committed heads to the witness; a failure is logged and counted, the rows are safe."""
+        try:
+            await asyncio.to_thread(witness.append, heads)
+        except OSError as exc:
+            WITNESS_FAILURES.inc()
+            _LOG.error("journal_witness_failed", error=type(exc).__name__, heads=len(heads))
 
     async def _transaction(
         self, started: list[Head], rows: list[tuple[object, ...]], signed: list[Head]
-    ) -> None:
+    ) -> list[WitnessedHead]:
+        """Write the new chains, the rows and the checkpoints in one transaction; returns the checkpoints."""
         assert self._conn is not None  # noqa: S101 - the loop connects first
         now = self._clock()
+        points = [
+            WitnessedHead(
+                chain.chain_id,
+                chain.month,
+                seq,
+                digest,
+                now,
+                self._signer.key_id,
+                self._signer.sign(chain.chain_id, seq, digest, now),
+            )
+            for chain, seq, digest in _checkpoints(started, signed)
+        ]
         async with self._conn.transaction(), self._conn.cursor() as cursor:
             for chain in started:
                 await cursor.execute(
@@ -471,17 +501,11 @@ class JournalWriter:
                 "INSERT INTO journal.checkpoints (chain_id, seq, head_hash, signed_at, key_id, signature) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 [
-                    (
-                        chain.chain_id,
-                        seq,
-                        digest,
-                        now,
-                        self._signer.key_id,
-                        self._signer.sign(chain.chain_id, seq, digest, now),
-                    )
-                    for chain, seq, digest in _checkpoints(started, signed)
+                    (point.chain_id, point.seq, point.head, now, point.key_id, point.signature)
+                    for point in points
                 ],
             )
+        return points
 
 
 def _checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:

@@ -22,7 +22,14 @@ from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
 from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import JournalledMesh, SigningKey, journalled_gateway, keys_dir, lefebvre
+from tests.gateway.journal.conftest import (
+    TIMING,
+    JournalledMesh,
+    SigningKey,
+    journalled_gateway,
+    keys_dir,
+    lefebvre,
+)
 from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
@@ -148,7 +155,7 @@ async def gateway_on(
 
 def intact(url: str, key: SigningKey, chains: int = 1) -> None:
     with psycopg.connect(url) as conn:
-        reports = verify(conn, key.verifier())
+        reports = verify(conn, key.verifier(), TIMING)
     assert reports and [problem for report in reports for problem in report.problems] == []
     # Every chain's last head is signed, those the outage cut included (the gateway has stopped).
     assert [report.unsigned for report in reports] == [0] * len(reports)
