@@ -4,8 +4,8 @@ Every overlay, and the base with every combination of the components, is
 rendered with ``kubectl kustomize``. Each rendered object is validated against
 the Kubernetes JSON schemas shipped by ``kubernetes-validate`` (strict: unknown
 fields are errors); the CRD objects those schemas lack (cert-manager
-Certificate, Prometheus Operator ServiceMonitor) have their required fields
-checked by hand. Then the deployment rules are checked on every render: probes,
+Certificate, Prometheus Operator ServiceMonitor and PrometheusRule) have their
+required fields checked by hand. Then the deployment rules are checked on every render: probes,
 resources, security contexts, grace periods, disruption budgets, spreading, the
 gateway's autoscaler, Secrets kept out of the manifests, pinned images.
 """
@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from runtime.settings import ServerSettings
+from tests.deploy.operator_kit import check_prometheus_rule
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl")
@@ -167,6 +168,7 @@ def _check_service_monitor(monitor: Obj) -> None:
 CRD_CHECKS = {
     ("cert-manager.io/v1", "Certificate"): _check_certificate,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
 }
 
 
