@@ -122,3 +122,20 @@ async def test_rows_of_two_months_make_two_chains(journal_db: str, journal_key: 
         assert [row[0] for row in chains] == [dt.date(2026, 1, 1), dt.date(2026, 2, 1)]
         reports = verify(conn, journal_key.verifier(), TIMING)
     assert [(report.rows, report.problems) for report in reports] == [(1, []), (1, [])]
+
+
+async def test_a_call_refused_at_shutdown_keeps_its_row_with_what_its_caller_got(
+    journal_db: str, journal_key: SigningKey
+) -> None:
+    """00504 rows are kept even when fail_closed would refuse: the call got no answer to refuse."""
+    journal = journal_on(journal_db, journal_key)
+    assert journal.writer is not None
+    async with started(journal):
+        journal.writer.down = True  # as after a failed write: record() would turn calls into 00503
+        refused = journal.record_refused(quotient_call("stopping-1", None, "UNAVAILABLE", "00504"))
+        assert refused.refusal is None and refused.status == "UNAVAILABLE"
+        journal.writer.down = False
+        await drained(journal)
+    with psycopg.connect(journal_db) as conn:
+        rows = conn.execute("SELECT request_id, status, code FROM journal.calls").fetchall()
+    assert rows == [("stopping-1", "UNAVAILABLE", "00504")]
