@@ -127,15 +127,7 @@ def verify_chain(
     report = ChainReport(chain_id)
     signed_at: dict[int, dt.datetime] = {}
     signed = _signed_heads(chain_id, checkpoints, verifier, report, signed_at)
-    for seen in witnessed:
-        if seen.seq not in signed and verifier.valid(
-            seen.key_id, seen.signature, chain_id, seen.seq, seen.head, signed_at=seen.signed_at
-        ):
-            report.problems.append(
-                f"checkpoint at row {seen.seq}: witnessed, missing from the journal (deleted)"
-            )
-            signed[seen.seq] = seen.head
-            signed_at[seen.seq] = seen.signed_at
+    _add_witnessed(report, witnessed, verifier, signed, signed_at)
     late = _Lateness(sorted(signed_at.items()), timing)
     if month is None:
         report.problems.append("rows of a chain no gateway registered (inserted)")
@@ -177,6 +169,26 @@ def verify_chain(
     report.signed_seq = max((seq for seq in signed if seq <= last), default=0)
     report.unsigned = max(0, last - report.signed_seq)
     return report
+
+
+def _add_witnessed(
+    report: ChainReport,
+    witnessed: list[WitnessedHead],
+    verifier: Verifier,
+    signed: dict[int, bytes],
+    signed_at: dict[int, dt.datetime],
+) -> None:
+    """Add the witnessed heads a trusted key signed that the journal lacks, reporting each as deleted."""
+    chain_id = report.chain_id
+    for seen in witnessed:
+        if seen.seq not in signed and verifier.valid(
+            seen.key_id, seen.signature, chain_id, seen.seq, seen.head, signed_at=seen.signed_at
+        ):
+            report.problems.append(
+                f"checkpoint at row {seen.seq}: witnessed, missing from the journal (deleted)"
+            )
+            signed[seen.seq] = seen.head
+            signed_at[seen.seq] = seen.signed_at
 
 
 class _Lateness:
