@@ -35,7 +35,7 @@ from gateway.journal.queries import calls_about, provider_calls_about
 from gateway.journal.schema import drop_expired, ensure_partitions, migrate
 from gateway.journal.signing import Signer, Verifier
 from gateway.journal.verify import Timing, verify
-from gateway.journal.writer import _checkpoints
+from gateway.journal.writer import checkpoints
 
 MONTH = dt.date(2026, 11, 1)
 TOKENS, RECIPIENTS, ROWS_PER_SUBJECT = 5_000, 20_000, 4
@@ -109,7 +109,7 @@ async def _fill(url: str, rows: int, signer: Signer, rng: random.Random) -> None
                             signer.key_id,
                             signer.sign(chain.chain_id, seq, digest, signed_at),
                         )
-                        for chain, seq, digest in _checkpoints([started], points)
+                        for chain, seq, digest in checkpoints([started], points)
                     ],
                 )
             written += size

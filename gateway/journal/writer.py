@@ -484,7 +484,7 @@ class JournalWriter:
                 self._signer.key_id,
                 self._signer.sign(chain.chain_id, seq, digest, now),
             )
-            for chain, seq, digest in _checkpoints(started, signed)
+            for chain, seq, digest in checkpoints(started, signed)
         ]
         async with self._conn.transaction(), self._conn.cursor() as cursor:
             for chain in started:
@@ -508,7 +508,7 @@ class JournalWriter:
         return points
 
 
-def _checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
+def checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
     """A new chain's start (position 0, its genesis) and each head to sign, once each."""
     points: dict[tuple[Any, int], tuple[Head, int, bytes]] = {}
     for chain in started:
