@@ -257,7 +257,7 @@ class GatewaySettings(_WithProviderAddresses):
     journal_witness_file: Path | None = Field(
         default=None,
         description="File each signed chain head is also appended to, on a volume apart from the "
-        "journal's database, for `journal verify --witness` (JOURNAL_WITNESS_FILE; docs/JOURNAL.md).",
+        "journal's database, for `journal verify --witness`, docs/JOURNAL.md (JOURNAL_WITNESS_FILE).",
     )
     journal_retention_months: int = Field(
         default=12,
