@@ -21,6 +21,7 @@ from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Journal
 from gateway.journal.access_history import AccessHistory
 from gateway.journal.signing import Signer
+from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
 from gateway.proxy import provider_services
@@ -254,5 +255,6 @@ def build_journal(settings: GatewaySettings, hmac_key: bytes) -> Journal:
             retry_seconds=settings.journal_retry_seconds,
             retention_months=settings.journal_retention_months,
         ),
+        witness=None if settings.journal_witness_file is None else FileWitness(settings.journal_witness_file),
     )
     return Journal(hmac_key, writer)

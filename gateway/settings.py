@@ -254,6 +254,11 @@ class GatewaySettings(_WithProviderAddresses):
         gt=0,
         description="Wait between two attempts to reach an unreachable PostgreSQL (JOURNAL_RETRY_SECONDS).",
     )
+    journal_witness_file: Path | None = Field(
+        default=None,
+        description="File each signed chain head is also appended to, on a volume apart from the "
+        "journal's database, for `journal verify --witness`, docs/JOURNAL.md (JOURNAL_WITNESS_FILE).",
+    )
     journal_retention_months: int = Field(
         default=12,
         ge=1,

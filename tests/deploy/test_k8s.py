@@ -4,8 +4,8 @@ Every overlay, and the base with every combination of the components, is
 rendered with ``kubectl kustomize``. Each rendered object is validated against
 the Kubernetes JSON schemas shipped by ``kubernetes-validate`` (strict: unknown
 fields are errors); the CRD objects those schemas lack (cert-manager
-Certificate, Prometheus Operator ServiceMonitor) have their required fields
-checked by hand. Then the deployment rules are checked on every render: probes,
+Certificate, Prometheus Operator ServiceMonitor and PrometheusRule) have their
+required fields checked by hand. Then the deployment rules are checked on every render: probes,
 resources, security contexts, grace periods, disruption budgets, spreading, the
 gateway's autoscaler, Secrets kept out of the manifests, pinned images.
 """
@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from runtime.settings import ServerSettings
+from tests.deploy.operator_kit import check_prometheus_rule
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl")
@@ -53,12 +54,21 @@ def _components() -> list[str]:
     return sorted(p.parent.name for p in (K8S / "components").glob("*/kustomization.yaml"))
 
 
+ADDITIVE = {"operator-kit"}
+"""Components that only add objects of their own and patch nothing: rendered alone on the base
+and with every other component, not in each combination (each one doubles the renders)."""
+
+
 def _scenarios() -> list[str]:
-    """``overlay:<name>`` for each overlay, ``base+a+b`` for each set of components."""
+    """``overlay:<name>`` for each overlay, ``base+a+b`` for each set of patching components."""
     names = [f"overlay:{p.parent.name}" for p in sorted((K8S / "overlays").glob("*/kustomization.yaml"))]
-    components = _components()
+    components = [name for name in _components() if name not in ADDITIVE]
     for size in range(len(components) + 1):
         names += ["+".join(["base", *combo]) for combo in itertools.combinations(components, size)]
+    additive = sorted(ADDITIVE & set(_components()))
+    names += [f"base+{name}" for name in additive]
+    if additive:
+        names.append("+".join(["base", *_components()]))
     return names
 
 
@@ -167,6 +177,7 @@ def _check_service_monitor(monitor: Obj) -> None:
 CRD_CHECKS = {
     ("cert-manager.io/v1", "Certificate"): _check_certificate,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
 }
 
 
