@@ -12,6 +12,8 @@ gateway's autoscaler, Secrets kept out of the manifests, pinned images.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -49,6 +51,12 @@ Obj = dict[str, Any]
 if KUBECTL is None:
     pytest.skip("kubectl is not installed: deploy/k8s is not rendered", allow_module_level=True)
 
+# The first test of a process renders every scenario (tens of kubectl runs): more than one test's time.
+pytestmark = pytest.mark.timeout(300)
+
+_RENDERS = K8S.parents[1] / ".run" / "test-cache" / "k8s"
+"""Renders shared by the test processes of a run, by the digest of deploy/k8s: each made once."""
+
 
 def _components() -> list[str]:
     return sorted(p.parent.name for p in (K8S / "components").glob("*/kustomization.yaml"))
@@ -75,7 +83,28 @@ def _scenarios() -> list[str]:
 SCENARIOS = _scenarios()
 
 
+@cache
+def _manifests_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in K8S.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(K8S)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _render(scenario: str, scratch: Path) -> list[Obj]:
+    """The objects of ``scenario``, rendered by the first test process that needs them."""
+    kept = _RENDERS / _manifests_digest() / f"{scenario}.yaml"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with kept.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not kept.exists():
+            partial = kept.with_suffix(f".{os.getpid()}")
+            partial.write_text(_kustomize(scenario, scratch))
+            partial.replace(kept)
+    return [doc for doc in yaml.load_all(kept.read_text(), Loader=yaml.CSafeLoader) if doc]
+
+
+def _kustomize(scenario: str, scratch: Path) -> str:
     if scenario.startswith("overlay:"):
         directory = K8S / "overlays" / scenario.removeprefix("overlay:")
     else:
@@ -95,7 +124,7 @@ def _render(scenario: str, scratch: Path) -> list[Obj]:
         [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, f"{scenario} does not render:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
