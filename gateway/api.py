@@ -29,7 +29,7 @@ from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from contract.catalog import ApiCatalog
 from contract.routes import ContractError
 from gateway.availability import Availability, AvailabilityTracker
-from gateway.call_path import Admitted, CallPath
+from gateway.call_path import CallPath, Exchange
 from gateway.journal.access_history import AccessHistory
 from gateway.lookup import LookupService
 from gateway.proxy import inbound_of
@@ -128,7 +128,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         return await self._call_path.call_own(
             f"/{SERVICE_NAME}/Lookup",
             inbound_of(context),
-            lambda admitted: self._lookup.lookup(request, admitted),
+            lambda call: self._lookup.lookup(request, call),
             needs_recipient=True,
         )
 
@@ -137,8 +137,8 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.IntrospectTokenResponse:
         """What the gateway knows of the caller's token."""
 
-        async def body(admitted: Admitted) -> gateway_pb2.IntrospectTokenResponse:
-            token = admitted.token
+        async def body(call: Exchange) -> gateway_pb2.IntrospectTokenResponse:
+            token = call.holder
             return gateway_pb2.IntrospectTokenResponse(
                 token_id=token.jti,
                 habilitation=token.habilitation,
@@ -157,14 +157,14 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.GetUsageStatisticsResponse:
         """The caller's calls per day, API and outcome."""
 
-        async def body(admitted: Admitted) -> gateway_pb2.GetUsageStatisticsResponse:
+        async def body(call: Exchange) -> gateway_pb2.GetUsageStatisticsResponse:
             days = request.days or USAGE_DAYS
             if not 1 <= days <= USAGE_DAYS:
                 raise bad_request(
                     [FieldViolation("days", f"must be from 1 to {USAGE_DAYS}, or 0 for {USAGE_DAYS}")]
                 )
             try:
-                rows = await self._usage.usage_of(admitted.token.jti, days)
+                rows = await self._usage.usage_of(call.holder.jti, days)
             except (RedisError, OSError, TimeoutError):
                 raise store_unavailable() from None
             return gateway_pb2.GetUsageStatisticsResponse(

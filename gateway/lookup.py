@@ -37,7 +37,7 @@ from apiparticulier.common.v1 import error_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from contract.catalog import ApiCatalog
 from contract.routes import ContractError, Route
-from gateway.call_path import Admitted, CallPath, ProviderStatusError, Target
+from gateway.call_path import CallPath, Exchange, ProviderStatusError, Target
 from runtime.errors import (
     ApiError,
     FieldViolation,
@@ -121,14 +121,12 @@ class LookupService:
         self._call_path = call_path
         self._catalog = catalog
 
-    async def lookup(
-        self, request: gateway_pb2.LookupRequest, admitted: Admitted
-    ) -> gateway_pb2.LookupResponse:
+    async def lookup(self, request: gateway_pb2.LookupRequest, call: Exchange) -> gateway_pb2.LookupResponse:
         """Ask every API of the request about its subject.
 
         Args:
             request: The lookup; a FranceConnect subject is resolved in place.
-            admitted: The lookup's own call, past the first steps of the call path.
+            call: The lookup's own call, past steps 1 to 4 of the call path.
 
         Returns:
             The results, in the order asked.
@@ -148,10 +146,10 @@ class LookupService:
             )
         if len(request.apis) > MAX_APIS:
             raise bad_request([FieldViolation("apis", f"at most {MAX_APIS} entries")])
-        admitted.subject = request
-        scopes = admitted.token.scopes
+        call.subject = request
         if kind == "france_connect":
-            scopes = await self._call_path.resolve_france_connect(request, kind, admitted)
+            await self._call_path.resolve_france_connect(call, request, kind)
+        scopes = call.scopes
         asked = list(dict.fromkeys(int(api) for api in request.apis)) or [
             api
             for api, entry in self._catalog.apis.items()
@@ -162,9 +160,9 @@ class LookupService:
             result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
             try:
                 target, message = self._plan(api, request, _SUBJECT_KINDS[kind], scopes)
-                answer = await self._call(admitted, target, message, scopes)
+                answer = await self._call(call, target, message)
             except ApiError as error:
-                result.error.CopyFrom(call_error_of(error, admitted.request_id))
+                result.error.CopyFrom(call_error_of(error, call.request_id))
             else:
                 result.response.CopyFrom(answer)
             return result
@@ -193,19 +191,11 @@ class LookupService:
         fill_parameters(request.parameters, route, message)
         return self._call_path.targets[route.path], message
 
-    async def _call(
-        self, admitted: Admitted, target: Target, message: Message, scopes: frozenset[str]
-    ) -> any_pb2.Any:
+    async def _call(self, lookup: Exchange, target: Target, message: Message) -> any_pb2.Any:
         # The lookup's deadline, less the time its answer needs to leave.
-        within = Admitted(
-            admitted.token,
-            admitted.recipient,
-            admitted.request_id,
-            admitted.deadline - ANSWER_MARGIN_SECONDS,
-            admitted.decisions,
-        )
+        call = lookup.child(target.method, message, ANSWER_MARGIN_SECONDS)
         try:
-            answer = await self._call_path.call_within(within, target, message, scopes)
+            answer = await self._call_path.call_within(call, target, message)
         except ApiError:
             raise
         except Exception as exc:
@@ -213,7 +203,7 @@ class LookupService:
             _LOG.error("lookup_call_failed", error_type=type(exc).__name__, api=target.route.api_label)
             raise internal_error() from None
         full_name = target.route.response_class.DESCRIPTOR.full_name
-        return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer)
+        return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer.serialized())
 
 
 def _by_parameter(routes: Sequence[Route]) -> Route | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from gateway.call_path import CallPath, Inbound, Target
+from gateway.call_path import CallPath, Inbound, Payload, Target
 from runtime.context import current_call
 from runtime.server import ServiceDefinition
 
@@ -42,8 +42,11 @@ def provider_services(call_path: CallPath) -> list[ServiceDefinition]:
 
 
 def _behavior(call_path: CallPath, target: Target) -> _Behavior:
+    kind = target.route.request_class
+
     async def behavior(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        return await call_path.call_provider(target, request, inbound_of(context))
+        answer = await call_path.call_provider(target, Payload(kind, data=request), inbound_of(context))
+        return answer.serialized()
 
     return behavior
 

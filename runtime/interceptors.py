@@ -62,6 +62,29 @@ def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return new_request_id()
 
 
+class Outcome:
+    """A call's outcome, the one classification every record of the call uses.
+
+    The call boundary's metrics, logs and span, and the gateway's journal and usage, all say it
+    alike: ``OK``; an `ApiError`'s status name and code; ``CANCELLED`` for a call its caller
+    gave up (or whose deadline passed); ``INTERNAL`` and its code for any other exception.
+    """
+
+    __slots__ = ("code", "status")
+
+    def __init__(self) -> None:
+        self.status, self.code = "OK", ""
+
+    def classify(self, error: BaseException | None) -> None:
+        """Record the outcome of a call that ended with ``error`` (None: it succeeded)."""
+        if isinstance(error, ApiError):
+            self.status, self.code = error.status.name, error.code
+        elif isinstance(error, asyncio.CancelledError):
+            self.status, self.code = grpc.StatusCode.CANCELLED.name, ""
+        elif error is not None:
+            self.status, self.code = grpc.StatusCode.INTERNAL.name, internal_error().code
+
+
 class CallScope:
     """What the boundary does around one call, whatever its transport (gRPC here, HTTP in the gateway).
 
@@ -69,7 +92,8 @@ class CallScope:
     whose request id and method every log event of the call carries, and, when tracing
     is on, opens the SERVER span; `refused` and
     `failed` record and log the outcome; leaving it counts the call and its latency and
-    ends the span.
+    ends the span. An exception that leaves the scope unrendered (a cancellation) is
+    classified as the journal classifies it (`Outcome`).
 
     Args:
         method: The method's name in logs, metrics and spans (the gRPC path).
@@ -78,8 +102,7 @@ class CallScope:
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
         self.call = open_call(request_id_from(metadata), method, metadata or ())
-        self.status_name = "OK"
-        self.api_code = ""
+        self.outcome = Outcome()
         self._method = method
         # Tracing off costs this one test: no span, context or carrier is made.
         tracer = tracing.active_tracer()
@@ -95,24 +118,28 @@ class CallScope:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        outcome = self.outcome
+        if error is not None and outcome.status == "OK":
+            outcome.classify(error)
+            if isinstance(error, asyncio.CancelledError):
+                _LOG.info("call_cancelled")
         metrics.IN_FLIGHT.dec()
         metrics.latency_of(self._method).observe(time.perf_counter() - self._started)
-        metrics.calls_of(self._method, self.status_name, self.api_code).inc()
+        metrics.calls_of(self._method, outcome.status, outcome.code).inc()
         if self._span is not None:
-            tracing.end_server_span(self._span, self._token, self.status_name, self.api_code)
+            tracing.end_server_span(self._span, self._token, outcome.status, outcome.code)
 
     def refused(self, error: ApiError) -> ApiError:
         """Record and log a refusal; returns it."""
-        self.status_name, self.api_code = error.status.name, error.code
-        _LOG.info("call_refused", code=error.code, status=self.status_name)
+        self.outcome.classify(error)
+        _LOG.info("call_refused", code=error.code, status=self.outcome.status)
         return error
 
     def failed(self, exc: BaseException) -> ApiError:
         """Record and log an unexpected failure (by type only); returns the INTERNAL error to send."""
-        internal = internal_error()
-        self.status_name, self.api_code = internal.status.name, internal.code
+        self.outcome.classify(exc)
         _LOG.error("call_failed", error_type=type(exc).__name__)
-        return internal
+        return internal_error()
 
 
 class CallBoundary(grpc.aio.ServerInterceptor):
@@ -216,7 +243,7 @@ class CallBoundary(grpc.aio.ServerInterceptor):
                     await _abort(context, scope, scope.refused(error))
                 except grpc.aio.AbortError:
                     # The handler ended the call itself; its status is already on its way.
-                    scope.status_name = "HANDLER_ABORT"
+                    scope.outcome.status = "HANDLER_ABORT"
                     raise
                 except Exception as exc:
                     await _abort(context, scope, scope.failed(exc))

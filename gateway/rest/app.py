@@ -47,7 +47,7 @@ from contract.v3_json import data_object, meta_object
 from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
 from gateway.availability import Availability, AvailabilityTracker, ProviderState
-from gateway.call_path import Admitted, CallPath, Inbound, Target
+from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
@@ -216,7 +216,7 @@ class RestFront:
 
     def _provider_endpoint(self, path: str, target: Target) -> Callable[[Request], Awaitable[Response]]:
         reader = RequestReader(target.route)
-        render = target.route.response_class.FromString
+        kind = target.route.request_class
         method = f"GET {path}"
 
         async def endpoint(request: Request) -> Response:
@@ -232,14 +232,13 @@ class RestFront:
                         bearer = bearer_of(authorization[0])
                 else:
                     metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
-                read: bytes | ApiError
                 try:
-                    read = reader.read(request.query_params.getlist, bearer).SerializeToString()
+                    read = Payload(kind, message=reader.read(request.query_params.getlist, bearer))
                 except ApiError as refusal:
                     # Refused where the call path reads the request: after the token and recipient.
-                    read = refusal
+                    read = Payload.refused(kind, refusal)
                 answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
-                response = render(answer)
+                response = answer.message()
                 return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
 
             return await self._answer(request, method, produce, reader.parameter_names)
@@ -251,8 +250,8 @@ class RestFront:
     async def _introspect(self, request: Request) -> Response:
         """The caller's token, as the real API's ``/api/introspect``: ``_id``, ``name``, ``scopes``."""
 
-        async def body(admitted: Admitted) -> Answer:
-            token = admitted.token
+        async def body(call: Exchange) -> Answer:
+            token = call.holder
             return 200, {"_id": token.jti, "name": token.habilitation, "scopes": sorted(token.scopes)}
 
         async def produce() -> Answer:
