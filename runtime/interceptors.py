@@ -107,10 +107,9 @@ class CallScope:
         # Tracing off costs this one test: no span, context or carrier is made.
         tracer = tracing.active_tracer()
         self._span: Any = None
-        self._token: object = None
+        self._otel_token: object = None
         if tracer is not None:
-            request_id = self.call.request_id
-            self._span, self._token = tracing.start_server_span(tracer, method, metadata, request_id)
+            self._span, self._otel_token = self._start_span(tracer, metadata)
         self._started = time.perf_counter()
         metrics.IN_FLIGHT.inc()
 
@@ -118,16 +117,29 @@ class CallScope:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        outcome = self.outcome
-        if error is not None and outcome.status == "OK":
-            outcome.classify(error)
+        if error is not None and self.outcome.status == "OK":
+            self.outcome.classify(error)
             if isinstance(error, asyncio.CancelledError):
                 _LOG.info("call_cancelled")
         metrics.IN_FLIGHT.dec()
-        metrics.latency_of(self._method).observe(time.perf_counter() - self._started)
-        metrics.calls_of(self._method, outcome.status, outcome.code).inc()
+        self._count(time.perf_counter() - self._started)
         if self._span is not None:
-            tracing.end_server_span(self._span, self._token, outcome.status, outcome.code)
+            self._end_span()
+
+    def _start_span(
+        self, tracer: Any, metadata: Sequence[tuple[str, str | bytes]] | None
+    ) -> tuple[Any, object]:
+        """The call's SERVER span and the token that restores the context before it (gRPC's here)."""
+        return tracing.start_server_span(tracer, self._method, metadata, self.call.request_id)
+
+    def _count(self, seconds: float) -> None:
+        """Count the call and its latency (in the gRPC server's series here)."""
+        metrics.latency_of(self._method).observe(seconds)
+        metrics.calls_of(self._method, self.outcome.status, self.outcome.code).inc()
+
+    def _end_span(self) -> None:
+        """Record the outcome on the span and end it."""
+        tracing.end_server_span(self._span, self._otel_token, self.outcome.status, self.outcome.code)
 
     def refused(self, error: ApiError) -> ApiError:
         """Record and log a refusal; returns it."""

@@ -56,6 +56,7 @@ RPC_METHOD = "rpc.method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
 HTTP_METHOD = "http.request.method"
 HTTP_STATUS_CODE = "http.response.status_code"
+HTTP_ROUTE = "http.route"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 PEER_SERVICE = "peer.service"
@@ -236,6 +237,44 @@ def _record_grpc_status(span: Span, status: grpc.StatusCode | None, api_code: st
         span.set_attribute(API_CODE, api_code)
     if status is None or status in _SERVER_FAULTS:
         span.set_status(Status(StatusCode.ERROR, status.name if status is not None else None))
+
+
+def start_http_server_span(
+    tracer: Tracer,
+    method: str,
+    route: str,
+    metadata: Sequence[tuple[str, str | bytes]] | None,
+    request_id: str,
+) -> tuple[Span, object]:
+    """Open the SERVER span of one HTTP request (the gateway's REST front) and make it current.
+
+    Named and described by the HTTP semantic conventions: ``{method} {route}``, with
+    ``http.request.method`` and ``http.route`` (the template: no query string, no personal data).
+
+    Returns:
+        The span and the token `end_http_server_span` needs to restore the previous context.
+    """
+    carrier = {key: value for key, value in metadata or () if key in _TRACE_KEYS and isinstance(value, str)}
+    parent = _PROPAGATOR.extract(carrier) if carrier else None
+    span = tracer.start_span(
+        f"{method} {route}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={HTTP_METHOD: method, HTTP_ROUTE: route, REQUEST_ID: request_id},
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    return span, token
+
+
+def end_http_server_span(span: Span, token: object, status_code: int, api_code: str) -> None:
+    """Record an HTTP status on the SERVER span (500 and up an error), end it, restore the context."""
+    span.set_attribute(HTTP_STATUS_CODE, status_code)
+    if api_code:
+        span.set_attribute(API_CODE, api_code)
+    if status_code >= 500:
+        span.set_status(Status(StatusCode.ERROR, str(status_code)))
+    span.end()
+    otel_context.detach(token)  # type: ignore[arg-type]  # the token attach gave
 
 
 # -- gRPC client side (the gateway) ----------------------------------------------------------------
