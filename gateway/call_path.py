@@ -72,7 +72,6 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
 
 from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
@@ -88,8 +87,11 @@ from gateway.recipient import recipient_from
 from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
 from runtime.context import REQUEST_ID_KEY, CallContext, current_call
 from runtime.errors import (
+    DETAILS_KEY,
     ApiError,
     ErrorSource,
+    details_of,
+    error_info_of,
     insufficient_scopes,
     invalid_token,
     malformed_request,
@@ -101,7 +103,6 @@ from runtime.interceptors import Outcome
 from runtime.providers import BY_NAME
 from runtime.tracing import active_tracer, traced_grpc_call
 
-_DETAILS_KEY = "grpc-status-details-bin"
 _LOG = structlog.get_logger(__name__)
 
 ACCOUNT_BATCH_SECONDS = 0.01
@@ -120,6 +121,11 @@ class Inbound:
     """The call's metadata (gRPC) or its equivalent (HTTP headers and query parameters)."""
     time_remaining: float | None
     """Seconds before the caller's deadline; None when it set none."""
+
+    @classmethod
+    def of_grpc(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
+        """A gRPC call's: its metadata (as the call boundary read it) and deadline."""
+        return cls(current_call().metadata, context.time_remaining())
 
 
 class Payload:
@@ -317,7 +323,7 @@ class ProviderStatusError(ApiError):
 
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The provider's rich status as it sent it, plus any extra metadata."""
-        return ((_DETAILS_KEY, self.details_bin), *self.extra_metadata)
+        return ((DETAILS_KEY, self.details_bin), *self.extra_metadata)
 
 
 def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError:
@@ -327,12 +333,8 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
     without details it comes from the transport: the provider could not be
     reached (UNAVAILABLE), did not answer in time, or broke.
     """
-    details = None
     # The stubs type these trailers as the sync API's; grpc.aio gives (key, value) pairs.
-    trailers: Any = error.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == _DETAILS_KEY and isinstance(value, bytes):
-            details = value
+    details = details_of(error.trailing_metadata())
     status = error.code()
     if details is None:
         if status is grpc.StatusCode.UNAVAILABLE:
@@ -341,17 +343,12 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
             return provider_timeout(source)
         return provider_unknown_answer(source)
     api_code, reason, title, detail, named = "", "", "", "", None
-    try:
-        for any_detail in status_pb2.Status.FromString(details).details:
-            if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                any_detail.Unpack(info)
-                api_code, reason = info.metadata.get("code", ""), info.reason
-                title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
-                if "provider" in info.metadata:
-                    named = ErrorSource(api_code[:2], info.metadata["provider"])
-    except DecodeError:
-        pass
+    info = error_info_of(details)
+    if info is not None:
+        api_code, reason = info.metadata.get("code", ""), info.reason
+        title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
+        if "provider" in info.metadata:
+            named = ErrorSource(api_code[:2], info.metadata["provider"])
     return ProviderStatusError(
         status, api_code, reason, title, detail, named, message=error.details() or "", details_bin=details
     )

@@ -40,13 +40,12 @@ from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
 from runtime.context import REQUEST_ID_KEY, new_request_id, open_call
-from runtime.errors import ApiError, internal_error, malformed_request, server_stopping
+from runtime.errors import DETAILS_KEY, ApiError, internal_error, malformed_request, server_stopping
 
 _LOG = structlog.get_logger(__name__)
 # A caller-supplied id is echoed back, logged, journalled and sent upstream: only a short
 # plain identifier (a UUID fits) is taken, so that no caller can write into those.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_DETAILS_KEY = "grpc-status-details-bin"
 _HEALTH_METHODS = "/grpc.health.v1.Health/"
 REQUEST_ID_DETAIL = "request_id"
 """Key of the request id in the ``ErrorInfo`` metadata of every error the mesh returns."""
@@ -308,7 +307,7 @@ def error_trailers(error: ApiError, request_id: str) -> tuple[tuple[str, str | b
     trailers = error.trailing_metadata()
     stamped: list[tuple[str, str | bytes]] = []
     for key, value in trailers:
-        if key == _DETAILS_KEY and isinstance(value, bytes):
+        if key == DETAILS_KEY and isinstance(value, bytes):
             value = with_request_id(value, request_id)  # noqa: PLW2901 - the one rewritten trailer
         stamped.append((key, value))
     return tuple(stamped)

@@ -25,12 +25,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -40,6 +38,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from runtime import errors
 from runtime.settings import ServerSettings, TracesExporter
 
 _LOG = structlog.get_logger(__name__)
@@ -327,16 +326,9 @@ async def traced_grpc_call(
 
 def _error_code(error: grpc.aio.AioRpcError) -> str:
     """The API Particulier code of a provider's refusal, if it carries one."""
-    trailers: Any = error.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            with contextlib.suppress(DecodeError):
-                for detail in status_pb2.Status.FromString(value).details:
-                    if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                        info = error_details_pb2.ErrorInfo()
-                        detail.Unpack(info)
-                        return str(info.metadata.get("code", ""))
-    return ""
+    details = errors.details_of(error.trailing_metadata())
+    info = errors.error_info_of(details) if details is not None else None
+    return str(info.metadata.get("code", "")) if info is not None else ""
 
 
 # -- HTTP client side (the upstream adapters) --------------------------------------------------------

@@ -29,9 +29,10 @@ import redis
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
+from gateway.usage import RETENTION_SECONDS
 
 TOKENS_SET = "tokens"
-_KEEP_AFTER_EXPIRY_SECONDS = 62 * 24 * 3600
+_KEEP_AFTER_EXPIRY_SECONDS = RETENTION_SECONDS
 
 
 def token_key(jti: str) -> str:

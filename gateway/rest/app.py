@@ -33,7 +33,6 @@ import functools
 from typing import Any
 
 import yaml
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -43,9 +42,9 @@ from starlette.routing import BaseRoute, Route
 
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
+from contract.gateway_service import method_path
 from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
-from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
 from gateway.availability import Availability, AvailabilityTracker, ProviderState
 from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
@@ -60,18 +59,16 @@ from gateway.rest.boundary import (
 )
 from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
-from gateway.usage import UsageRecorder
+from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
-from runtime.errors import ApiError, api_error, store_unavailable
+from runtime.errors import ApiError, api_error
 
 YAML = "application/yaml"
-PROOFS_DAYS = 30
-"""The window of the public figure of proofs avoided."""
 _BEARER = "Bearer "
-INTROSPECT_METHOD = f"/{SERVICE_NAME}/IntrospectToken"
+INTROSPECT_METHOD = method_path("IntrospectToken")
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
 """The citizen's access history: a route of the mesh's own, not of the published spec."""
-ACCESSES_METHOD = f"/{SERVICE_NAME}/ListAccesses"
+ACCESSES_METHOD = method_path("ListAccesses")
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -270,10 +267,7 @@ class RestFront:
         raise route_not_found()
 
     async def _proofs_avoided(self, request: Request) -> Response:
-        try:
-            proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
-        except (RedisError, OSError, TimeoutError):
-            raise store_unavailable() from None
+        proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
         return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
 
     async def _openapi(self, request: Request) -> Response:
