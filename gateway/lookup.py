@@ -3,7 +3,9 @@
 A Lookup is one call of the gateway's call path (`gateway.call_path`): token,
 recipient and rate limit are checked in the same order as for a direct call.
 Its body plans one provider call per API asked, in the order asked (duplicates
-once), or for every API the scopes open when none is named:
+once), and asks no other API: a Lookup that names none is refused (00400), so that
+no API the caller did not need learns of the person nor shows in their access
+history (data minimisation, GDPR art. 5.1.c):
 
 - an API none of whose scopes the caller holds (with a FranceConnect subject:
   that both tokens hold) is refused, 00100, and not called;
@@ -132,8 +134,8 @@ class LookupService:
             The results, in the order asked.
 
         Raises:
-            ApiError: the lookup as a whole is refused: no subject, too many APIs, or a
-                FranceConnect token that is refused or cannot be checked.
+            ApiError: the lookup as a whole is refused: no subject, no API or too many (00400),
+                or a FranceConnect token that is refused or cannot be checked.
         """
         kind = request.WhichOneof("subject")
         if kind is None:
@@ -144,30 +146,32 @@ class LookupService:
                     )
                 ]
             )
+        if not request.apis:
+            raise bad_request([FieldViolation("apis", "required: the APIs to ask, and only them")])
         if len(request.apis) > MAX_APIS:
             raise bad_request([FieldViolation("apis", f"at most {MAX_APIS} entries")])
         call.subject = request
         if kind == "france_connect":
             await self._call_path.resolve_france_connect(call, request, kind)
-        scopes = call.scopes
-        asked = list(dict.fromkeys(int(api) for api in request.apis)) or [
-            api
-            for api, entry in self._catalog.apis.items()
-            if any(not route.scopes.isdisjoint(scopes) for route in entry.routes)
-        ]
+        asked = dict.fromkeys(int(api) for api in request.apis)
+        results = await asyncio.gather(
+            *(self._result(call, request, _SUBJECT_KINDS[kind], api) for api in asked)
+        )
+        return gateway_pb2.LookupResponse(results=results)
 
-        async def one(api: int) -> gateway_pb2.LookupResult:
-            result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
-            try:
-                target, message = self._plan(api, request, _SUBJECT_KINDS[kind], scopes)
-                answer = await self._call(call, target, message)
-            except ApiError as error:
-                result.error.CopyFrom(call_error_of(error, call.request_id))
-            else:
-                result.response.CopyFrom(answer)
-            return result
-
-        return gateway_pb2.LookupResponse(results=await asyncio.gather(*(one(api) for api in asked)))
+    async def _result(
+        self, call: Exchange, request: gateway_pb2.LookupRequest, kind: int, api: int
+    ) -> gateway_pb2.LookupResult:
+        """One API's result: its masked answer, or the error a direct call would have received."""
+        result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
+        try:
+            target, message = self._plan(api, request, kind, call.scopes)
+            answer = await self._call(call, target, message)
+        except ApiError as error:
+            result.error.CopyFrom(call_error_of(error, call.request_id))
+        else:
+            result.response.CopyFrom(answer)
+        return result
 
     def _plan(
         self, api: int, request: gateway_pb2.LookupRequest, kind: int, scopes: frozenset[str]

@@ -119,7 +119,6 @@ async def test_proofs_avoided_is_public_and_not_rate_limited(mesh: Mesh) -> None
         *(stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest()) for _ in range(60))
     )
     assert all(a.days == 30 for a in answers)
-    assert answers[-1].proofs_avoided >= 0
     pings = await asyncio.gather(
         *(stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest()) for _ in range(60))
     )

@@ -23,20 +23,9 @@ from runtime.server import GrpcServer
 from services.common.app import ProviderAssembly
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SIRET, SigningKey, TokenFactory
+from tests.people import LEFEBVRE_QUERY
 
-RECIPIENT = "13002526500013"
-LEFEBVRE = {
-    "nomNaissance": "LEFEBVRE",
-    "prenoms[]": ["ALEXIS"],
-    "sexeEtatCivil": "F",
-    "anneeDateNaissance": "1982",
-    "moisDateNaissance": "12",
-    "jourDateNaissance": "27",
-    "codeCogInseePaysNaissance": "99100",
-    "codeCogInseeCommuneNaissance": "08480",
-    "recipient": RECIPIENT,
-}
-"""The quotient familial call of the issue: LEFEBVRE Alexis, CNAF QF 2550."""
+LEFEBVRE = LEFEBVRE_QUERY
 
 
 @dataclass
