@@ -399,6 +399,67 @@ class _Framed:
         self._path.account_later(call)  # 8
 
 
+class Accounts:
+    """Step 8 of every call: its journal record before the answer leaves, the rest after, in batches.
+
+    Args:
+        journal: The journal.
+        usage: Counts a call of a token to an API with its outcome.
+    """
+
+    def __init__(self, journal: Journal, usage: Callable[[str, str, str], None]) -> None:
+        self._journal, self._usage = journal, usage
+        self._unaccounted: list[Callable[[], None]] = []
+
+    def account_later(self, call: Exchange) -> None:
+        """Step 8: the journal's record before the answer leaves; the rest after, in a batch.
+
+        The journal's log event and the usage count go with those of the calls that end
+        within ``ACCOUNT_BATCH_SECONDS``.
+
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        route, token = call.method.route, call.token
+        record = self._journal.record(
+            Call(
+                request_id=call.request_id,
+                token_id=token.jti if token is not None else "",
+                habilitation=token.habilitation if token is not None else "",
+                recipient=call.recipient,
+                method=call.method.path,
+                api=route.api_label if route is not None else "",
+                provider=route.provider if route is not None else "",
+                status=call.outcome.status,
+                code=call.outcome.code,
+                latency_ms=(time.perf_counter() - call.started) * 1000,
+                subject=call.subject,
+            )
+        )
+        if not self._unaccounted:
+            # In a context of its own: the batch belongs to no call in particular.
+            asyncio.get_running_loop().call_later(
+                ACCOUNT_BATCH_SECONDS, self.account_ended, context=contextvars.Context()
+            )
+        self._unaccounted.append(functools.partial(self._account, record, token))
+        if record.refusal is not None:
+            raise record.refusal
+
+    def account_ended(self) -> None:
+        """Step 8 of the calls that ended and are not accounted for yet: journal events, usage counts."""
+        batch, self._unaccounted = self._unaccounted, []
+        for account in batch:
+            try:
+                account()
+            except Exception as exc:  # one call's accounting must not lose the others'
+                _LOG.error("accounting_failed", error_type=type(exc).__name__)
+
+    def _account(self, record: Record, token: Token | None) -> None:
+        self._journal.log(record)
+        if token is not None and record.call.api:
+            self._usage(token.jti, record.call.api, record.status)
+
+
 @dataclass(eq=False, kw_only=True)
 class CallPath:
     """The steps of every call of the gateway (see the module's docstring), and what they use."""
@@ -421,9 +482,10 @@ class CallPath:
     """Learns from the outcome of every provider call."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
-    _unaccounted: list[Callable[[], None]] = field(init=False, default_factory=list)
+    _accounts: Accounts = field(init=False)
 
     def __post_init__(self, routes: RouteTable, channels: Mapping[str, Sequence[grpc.aio.Channel]]) -> None:
+        self._accounts = Accounts(self.journal, self.usage)
         self.targets = {
             route.path: Target(
                 route,
@@ -718,56 +780,16 @@ class CallPath:
         return Payload(route.response_class, message=response)
 
     def account_later(self, call: Exchange) -> None:
-        """Step 8: the journal's record before the answer leaves; the rest after, in a batch.
-
-        The journal's log event and the usage count go with those of the calls that end
-        within ``ACCOUNT_BATCH_SECONDS``.
+        """Step 8 (`Accounts.account_later`).
 
         Raises:
             ApiError: 00503 instead of the answer, the journal could not keep its row.
         """
-        route, token = call.method.route, call.token
-        record = self.journal.record(
-            Call(
-                request_id=call.request_id,
-                token_id=token.jti if token is not None else "",
-                habilitation=token.habilitation if token is not None else "",
-                recipient=call.recipient,
-                method=call.method.path,
-                api=route.api_label if route is not None else "",
-                provider=route.provider if route is not None else "",
-                status=call.outcome.status,
-                code=call.outcome.code,
-                latency_ms=(time.perf_counter() - call.started) * 1000,
-                subject=call.subject,
-            )
-        )
-        if not self._unaccounted:
-            # In a context of its own: the batch belongs to no call in particular.
-            asyncio.get_running_loop().call_later(
-                ACCOUNT_BATCH_SECONDS, self.account_ended, context=contextvars.Context()
-            )
-        self._unaccounted.append(functools.partial(self._account, record, token))
-        if record.refusal is not None:
-            raise record.refusal
-
-    def account_ended(self) -> None:
-        """Step 8 of the calls that ended and are not accounted for yet: journal events, usage counts."""
-        batch, self._unaccounted = self._unaccounted, []
-        for account in batch:
-            try:
-                account()
-            except Exception as exc:  # one call's accounting must not lose the others'
-                _LOG.error("accounting_failed", error_type=type(exc).__name__)
+        self._accounts.account_later(call)
 
     async def close(self) -> None:
         """Account for the calls that ended, once the server has drained: nothing ends after."""
-        self.account_ended()
-
-    def _account(self, record: Record, token: Token | None) -> None:
-        self.journal.log(record)
-        if token is not None and record.call.api:
-            self.usage(token.jti, record.call.api, record.status)
+        self._accounts.account_ended()
 
     # -- helpers of the steps -------------------------------------------------------------------------
 
