@@ -33,8 +33,9 @@ from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import Mesh
 from tests.gateway.test_lookup import error_info
-from tests.gateway.test_proxy import lefebvre, metadata, qf_request
+from tests.gateway.test_proxy import metadata, qf_request
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 REPO = Path(__file__).resolve().parents[2]
