@@ -30,7 +30,7 @@ from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
 from devstack.redis import free_port
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
 from runtime import providers as registry
 

@@ -1,7 +1,7 @@
 """The gateway's call path: the steps of every call, written once, in their order.
 
-Transport-neutral: an adapter (the gRPC handlers of `gateway.proxy` and
-`gateway.api`, the REST front of `gateway.rest`) hands in the caller's metadata
+Transport-neutral: an adapter (the gRPC handlers of `gateway.grpc.proxy` and
+`gateway.grpc.api`, the REST front of `gateway.rest`) hands in the caller's metadata
 and deadline as an `Inbound`, and gets back the answer, or an `ApiError`; the
 response metadata goes into the call's `CallContext`. Every call, a provider
 method's or the gateway's own, goes through the same frame:
@@ -10,7 +10,7 @@ method's or the gateway's own, goes through the same frame:
    on a FranceConnect method called without one, the FranceConnect access token of
    the request alone, as the real API takes it: introspected (51101, 51103), the
    call then counts against the habilitation linked to the FranceConnect client
-   the token was issued to (`gateway.france_connect_clients`: 00101 when none, 00103
+   the token was issued to (`gateway.france_connect.clients`: 00101 when none, 00103
    when its token expired), and step 5 reuses that introspection;
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
@@ -20,7 +20,7 @@ method's or the gateway's own, goes through the same frame:
    the limit); from here on, the rate-limit metadata of the tightest decision the
    call made goes back with its answer (a call refused at step 2 or 3 spent
    nothing; its answer says where the token stands all the same);
-5. **resolve a FranceConnect subject** (`gateway.france_connect`): the call then
+5. **resolve a FranceConnect subject** (`gateway.france_connect.resolver`): the call then
    needs, and is masked with, the scopes both the token and the FranceConnect
    token hold;
 6. **forward** to the provider, with the caller's deadline bounded by
@@ -53,7 +53,7 @@ body, and step 8.
 
 Load-bearing for speed (measured with ``make bench``): the token cache by its text
 (`gateway.auth`), step 8 in batches (`ACCOUNT_BATCH_SECONDS`), the limiter's
-pipelined connection (`gateway.redis_pipeline`), the metadata read once by the call
+pipelined connection (`gateway.redis.pipeline`), the metadata read once by the call
 boundary, and the bytes passed through untouched when nothing is masked.
 """
 
@@ -77,8 +77,8 @@ from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
-from gateway.france_connect import FranceConnect, FranceConnectIdentity
-from gateway.france_connect_clients import FranceConnectClients
+from gateway.france_connect.clients import FranceConnectClients
+from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity
 from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS

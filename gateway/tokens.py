@@ -1,6 +1,6 @@
 """A registered token as the token registry keeps it in Redis (`gateway.admin.registry` writes it).
 
-Below both its readers: the request path (`gateway.france_connect_clients`, the habilitation
+Below both its readers: the request path (`gateway.france_connect.clients`, the habilitation
 a FranceConnect client's calls count against) and the admin CLI.
 """
 

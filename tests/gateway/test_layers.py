@@ -1,10 +1,10 @@
 """The gateway's own floors: no module or package of ``gateway/`` imports one on its floor or above.
 
 A newcomer climbs them from the bottom: the parts that know nothing of a call, the settings
-and the token, the stores and upstream clients, the habilitations, the call path, its
-transport adapters (gRPC and REST, peers), the gateway's own API, the composition root,
-the process. A package (``journal/``, ``rest/``, ``admin/``) is one unit: its modules may
-import each other.
+and the token, the stores and upstream clients (FranceConnect with its habilitations), the
+call path, its transport adapters (gRPC and REST, peers), the composition root, the process.
+A package (``journal/``, ``grpc/``, ``rest/``, ``france_connect/``, ``redis/``, ``admin/``) is
+one unit: its modules may import each other.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ GATEWAY = REPO / "gateway"
 FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "gateway bounds metrics masking recipient availability redis_pipeline redis_client usage tokens "
-        "france_connect_sandbox",
+        "gateway bounds metrics masking recipient availability redis usage tokens",
         "settings auth",
         "ratelimit france_connect channels journal",
-        "france_connect_clients",
         "call_path",
-        "proxy lookup rest",
-        "api",
+        "grpc rest",
         "app admin",
         "workers",
         "__main__",

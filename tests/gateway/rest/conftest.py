@@ -15,8 +15,8 @@ from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
 from gateway.app import GatewayServer, build_server
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
-from gateway.france_connect_clients import link
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.clients import link
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.tokens import TokenRecord
 from runtime.providers import PROVIDERS
 from runtime.server import GrpcServer

@@ -23,8 +23,8 @@ from contract.openapi import published_spec, response_schema
 from contract.routes import build_routes
 from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
-from gateway.france_connect_clients import link, unlink
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.clients import link, unlink
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from runtime.providers import PROVIDERS
 from tests.gateway.rest.conftest import LEFEBVRE, Front
 from tests.people import RECIPIENT

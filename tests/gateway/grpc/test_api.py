@@ -12,7 +12,7 @@ import pytest
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from gateway.api import method_access
+from gateway.grpc.api import method_access
 from runtime.providers import BY_NAME
 from tests.gateway.conftest import Mesh
 from tests.rich_status import rich_status

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio
 
 from devstack.redis import RedisProcess, free_port
-from gateway.france_connect_clients import FranceConnectClients, link, unlink
+from gateway.france_connect.clients import FranceConnectClients, link, unlink
 from gateway.tokens import TokenRecord
 from runtime.errors import ApiError
 

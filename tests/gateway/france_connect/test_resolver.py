@@ -17,8 +17,8 @@ from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.france_connect import pivot_of
-from gateway.france_connect_sandbox import SANDBOX_TOKENS
+from gateway.france_connect.resolver import pivot_of
+from gateway.france_connect.sandbox import SANDBOX_TOKENS
 from runtime.server import GrpcServer
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings

@@ -6,7 +6,7 @@ option), as for the provider methods:
 - ``every_token`` (Lookup, IntrospectToken, GetUsageStatistics): served through
   the gateway's call path (`gateway.call_path`) like a provider method, open to
   every token; Lookup also needs the recipient, which its provider calls
-  forward, and checks scopes per API itself (`gateway.lookup`).
+  forward, and checks scopes per API itself (`gateway.grpc.lookup`).
 - ``anonymous`` (GetProofsAvoided, ListProviderAvailability): public figures,
   neither authenticated nor rate limited, like the real API's pings.
 - ``france_connect`` (ListAccesses): the citizen's FranceConnect access token alone
@@ -30,8 +30,8 @@ from contract.gateway_service import SERVICE, SERVICE_NAME
 from contract.routes import ContractError
 from gateway.availability import Availability, AvailabilityTracker
 from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.grpc.lookup import LookupService
 from gateway.journal.access_history import AccessHistory
-from gateway.lookup import LookupService
 from gateway.settings import GatewaySettings
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.server import ServiceDefinition
@@ -114,7 +114,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     async def Lookup(  # noqa: N802 - the name is the contract's
         self, request: gateway_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.LookupResponse:
-        """Ask several APIs about one person at once (see `gateway.lookup`)."""
+        """Ask several APIs about one person at once (see `gateway.grpc.lookup`)."""
         return await self._call_path.call_own(
             f"/{SERVICE_NAME}/Lookup",
             Inbound.of_grpc(context),

@@ -24,7 +24,7 @@ from apiparticulier.men.v1 import men_pb2
 from contract.routes import build_routes
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.lookup import fill_parameters
+from gateway.grpc.lookup import fill_parameters
 from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import C2S
