@@ -11,23 +11,23 @@ import structlog
 
 from contract.catalog import ApiCatalog
 from contract.routes import build_routes, contract_scopes
-from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
-from gateway.france_connect import build_france_connect
-from gateway.france_connect_clients import FranceConnectClients
+from gateway.france_connect.clients import FranceConnectClients
+from gateway.france_connect.resolver import build_france_connect
+from gateway.grpc.api import GatewayApi
+from gateway.grpc.proxy import provider_services
 from gateway.journal import Journal
 from gateway.journal.access_history import AccessHistory
 from gateway.journal.signing import Signer
 from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
-from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
-from gateway.redis_client import close as close_redis
-from gateway.redis_client import connect as connect_redis
+from gateway.redis.client import close as close_redis
+from gateway.redis.client import connect as connect_redis
 from gateway.rest.app import RestFront
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings

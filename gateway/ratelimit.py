@@ -28,7 +28,7 @@ at a time), and goes back to it by itself.
 At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
 within their deadline, and the wait is not part of the Redis timeout: a burst that
 exhausts the connection pool is never taken for Redis being down. The script calls of
-a process share one pipelined connection (`gateway.redis_pipeline`) where the Redis
+a process share one pipelined connection (`gateway.redis.pipeline`) where the Redis
 client allows one (plain or Sentinel, without TLS), and go through the client's own
 commands otherwise (Cluster, TLS).
 """
@@ -49,7 +49,7 @@ from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
-from gateway.redis_pipeline import pipeline_for
+from gateway.redis.pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 

@@ -129,7 +129,7 @@ class GatewaySettings(_WithProviderAddresses):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="Redis URL: redis://, rediss://, redis+sentinel:// or redis+cluster:// "
-        "(gateway/redis_client.py) (REDIS_URL).",
+        "(gateway/redis/client.py) (REDIS_URL).",
     )
     redis_timeout_seconds: float = Field(
         default=0.25, gt=0, description="Timeout of one Redis round trip (REDIS_TIMEOUT_SECONDS)."

@@ -26,15 +26,16 @@ from devstack.redis import RedisProcess
 from gateway.admin import registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_key
-from gateway.redis_client import connect
+from gateway.redis.client import connect
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import Mesh
-from tests.gateway.test_lookup import error_info
-from tests.gateway.test_proxy import lefebvre, metadata, qf_request
+from tests.gateway.grpc.test_lookup import error_info
+from tests.gateway.grpc.test_proxy import metadata, qf_request
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,8 +22,9 @@ from devstack.redis import RedisProcess, free_port
 from runtime.server import GrpcServer, ServiceDefinition, bind_socket
 from services.common.settings import ProviderSettings
 from tests.conftest import run_python
-from tests.gateway.test_proxy import lefebvre, metadata
+from tests.gateway.grpc.test_proxy import metadata
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 PROVIDER_DELAY_SECONDS = 0.6
