@@ -28,6 +28,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.redis_client import close as close_redis
 from gateway.redis_client import connect as connect_redis
 from gateway.rest.app import RestFront
+from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -125,7 +126,7 @@ def build_server(
     Raises:
         ValueError: the settings cannot run a gateway (no journal key, no
             verification keys, a contract field without masking rule, FranceConnect
-            upstream without credentials).
+            upstream without credentials, REST bounds too small for a token).
     """
     hmac_key = settings.journal_hmac_key.get_secret_value()
     if not hmac_key:
@@ -201,7 +202,12 @@ def build_server(
         # The REST front speaks TLS with the gRPC port's certificate.
         tls = (settings.tls_cert_file, settings.tls_key_file)
         rest = RestServer(
-            front.app, host=settings.rest_host, port=settings.rest_port, tls=tls, reuse_port=reuse_port
+            front.app,
+            FrontLimits.of(settings),
+            host=settings.rest_host,
+            port=settings.rest_port,
+            tls=tls,
+            reuse_port=reuse_port,
         )
     return GatewayServer(
         settings,
