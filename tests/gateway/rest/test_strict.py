@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
+from collections.abc import Mapping, Sequence
 
 import pytest
 import yaml
@@ -30,7 +31,7 @@ async def raw(front: Front, *lines: str) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, body
 
 
-def target(path: str, query: dict[str, str | list[str]]) -> str:
+def target(path: str, query: Mapping[str, str | Sequence[str]]) -> str:
     return f"{path}?{urllib.parse.urlencode(query, doseq=True)}"
 
 
