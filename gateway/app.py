@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import structlog
 
@@ -93,12 +94,18 @@ class GatewayServer(GrpcServer):
         await asyncio.gather(stop_rest(), super().stop(grace, notice))
 
 
-def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
+def serve(
+    settings: GatewaySettings,
+    *,
+    reuse_port: bool = False,
+    beside: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     """Run one gateway process until SIGTERM or SIGINT; exit with a plain message on a configuration mistake.
 
     Args:
         settings: The gateway's settings.
         reuse_port: Share the ports with the other workers of one supervisor (`gateway.workers`).
+        beside: A coroutine run on the gateway's event loop while it serves (a worker's heartbeat).
     """
     configure_logging(settings.log_level, settings.log_format)
 
@@ -107,7 +114,12 @@ def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
             server = build_server(settings, reuse_port=reuse_port)
         except ValueError as error:
             sys.exit(f"gateway: {error}")
-        await server.run_until_signalled()
+        task = asyncio.create_task(beside()) if beside is not None else None
+        try:
+            await server.run_until_signalled()
+        finally:
+            if task is not None:
+                task.cancel()
 
     run_process(main)
 

@@ -247,6 +247,12 @@ class GatewaySettings(_WithProviderAddresses):
         "so that one replica uses that many cores (gateway.workers); worker i serves its metrics "
         "on METRICS_PORT + i (GATEWAY_WORKERS).",
     )
+    worker_heartbeat_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="With GATEWAY_WORKERS above 1, a worker whose event loop has not beaten for this long "
+        "is taken for hung: the supervisor kills it and starts another (WORKER_HEARTBEAT_TIMEOUT_SECONDS).",
+    )
 
     # -- journal and usage statistics -----------------------------------------------------------
     journal_hmac_key: SecretStr = Field(
