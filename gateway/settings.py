@@ -84,7 +84,7 @@ class GatewaySettings(_WithProviderAddresses):
     )
     # The bounds of one request, sized from the largest legitimate one (README, "REST front"): a
     # request line of every query parameter of the widest route at its longest, percent-encoded,
-    # is under 8 KiB; the largest header is the authorization of a TOKEN_MAX_BYTES token.
+    # is 11.7 KiB; the largest header is the authorization of a TOKEN_MAX_BYTES token.
     rest_max_request_line_bytes: int = Field(
         default=16_384,
         ge=1024,

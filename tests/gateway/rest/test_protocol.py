@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import json
 import time
+import urllib.parse
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from contract.routes import build_routes
 from gateway.rest.protocol import REFUSALS, FrontLimits
+from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 
@@ -239,3 +243,19 @@ def test_the_header_bound_holds_a_token_of_the_longest_length() -> None:
     with pytest.raises(ValueError, match="REST_MAX_HEADER_BYTES"):
         FrontLimits.of(GatewaySettings(token_max_bytes=8192, rest_max_header_bytes=8192))
     assert FrontLimits.of(GatewaySettings()).header_bytes == 8192
+
+
+def test_the_largest_legitimate_request_line_is_well_within_the_bound() -> None:
+    """Every route's every parameter at its longest (100 letters, each percent-encoded to 6 bytes; three
+    first names; the widest numbers) and the recipient: under 12 KiB, within REST_MAX_REQUEST_LINE_BYTES."""
+    longest = 0
+    for route in build_routes().routes:
+        for path in route.http_paths:
+            query: list[tuple[str, str]] = [(RECIPIENT_PARAMETER, "1" * 14)]
+            for parameter in RequestReader(route).parameters:
+                number = parameter.field.cpp_type == FieldDescriptor.CPPTYPE_INT32
+                value = str(-(2**31)) if number else "É" * 100
+                query += [(parameter.name, value)] * (3 if parameter.field.is_repeated else 1)
+            line = f"GET {path}?{urllib.parse.urlencode(query)} HTTP/1.1"
+            longest = max(longest, len(line.encode()))
+    assert 1000 < longest < 12 * 1024 < GatewaySettings().rest_max_request_line_bytes
