@@ -59,6 +59,8 @@ class GatewayServer(GrpcServer):
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
         super().__init__(settings, services, on_shutdown=on_shutdown, reuse_port=reuse_port)
+        # A call refused while the gateway stops is refused by the call path, which journals it.
+        self._boundary.refused_in_handlers = True
         self._usage = usage
         self._availability = availability
         self._journal = journal

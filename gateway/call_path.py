@@ -85,6 +85,7 @@ from runtime.errors import (
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
+    server_stopping,
 )
 from runtime.providers import BY_NAME
 from runtime.tracing import active_tracer, traced_grpc_call
@@ -445,6 +446,8 @@ class CallPath:
         resolved: Message | None = None
         try:
             with outcome:
+                if call.stopping:  # held while the server stops: refused, and journalled as such
+                    raise server_stopping()
                 self.journal.admit()  # 8, refused before any work
                 timeout = self.default_deadline_seconds
                 if inbound.time_remaining is not None:
@@ -518,6 +521,8 @@ class CallPath:
         outcome = _Outcome()
         try:
             with outcome:
+                if call.stopping:  # held while the server stops: refused, and journalled as such
+                    raise server_stopping()
                 self.journal.admit()  # 8, refused before any work
                 if authenticate is None:  # 1
                     token = self.verifier.authenticate(inbound.metadata)

@@ -136,8 +136,7 @@ class _Supervisor:
         self._heartbeat_timeout = settings.worker_heartbeat_timeout_seconds
         # No lock: one writer per number, and a worker killed while holding a lock would freeze us.
         self._places = [
-            _Place(index, self._context.RawValue("d", 0.0))
-            for index in range(settings.gateway_workers)
+            _Place(index, self._context.RawValue("d", 0.0)) for index in range(settings.gateway_workers)
         ]
         self._stopping = False
         self._status = 0
