@@ -118,7 +118,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         # uvicorn arms its keep-alive timer after each answer with this value.
         self.timeout_keep_alive = self.limits.idle_timeout_seconds  # type: ignore[assignment]
-        self._in_head = True  # from the connection's opening or a request's first byte to its end of head
+        self._in_head = True  # from the connection's opening or the previous request's end to this one's head
+        self._reading = False  # from a request's first byte to its end
         self._head_bytes = 0
         self._url_bytes = 0
         self._header_count = 0
@@ -147,16 +148,17 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         while data:
+            # At most a head's bound goes to the parser at a time, which keeps a header until it ends:
+            # what it holds of an unfinished head is bounded whatever the data around it.
+            room = self.limits.head_bytes
             if self._in_head:
-                # At most the head's room goes to the parser, which keeps a header until it ends.
-                room = self.limits.head_bytes - self._head_bytes
+                room -= self._head_bytes
                 if room <= 0:
                     self._refuse(_Refusal("00443", "head"))
                     return
-                piece, data = data[:room], data[room:]
+            piece, data = data[:room], data[room:]
+            if self._in_head:
                 self._head_bytes += len(piece)
-            else:
-                piece, data = data, b""
             if not self._feed(piece):
                 return
 
@@ -185,7 +187,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _read_timed_out(self) -> None:
         self._read_timer = None
-        if self._head_bytes or not self._in_head:
+        if self._reading:
             self._refuse(_Refusal("00440", "timeout"))
         else:  # nothing was sent: nobody to tell
             REFUSALS.labels("timeout").inc()
@@ -198,11 +200,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         raise _RefusedError
 
     def on_message_begin(self) -> None:
-        """A request begins: its head is counted and timed from here."""
+        """A request begins: it is timed from here (its head counted since the previous one ended)."""
         super().on_message_begin()
-        if not self._in_head:  # the next request on this connection; its first byte was already counted
-            self._in_head, self._head_bytes = True, 0
         self._url_bytes = self._header_count = self._body_bytes = 0
+        self._reading = True
         self._arm_read_timer()
 
     def on_url(self, url: bytes) -> None:
@@ -227,7 +228,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """Strict parsing and the body's announced size, then uvicorn starts the application."""
-        self._in_head = False
         version = self.parser.get_http_version()
         if version not in _VERSIONS:
             violation = FieldViolation("request", "HTTP/1.0 or HTTP/1.1 only")
@@ -243,6 +243,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 self._stop(_Refusal("00441", "body"))
         if self.parser.get_method() == b"HEAD":
             self._stop(_Refusal("00405", "head_method", headers=[(b"allow", b"GET")]))
+        self._in_head = False
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -253,8 +254,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        """The request arrived whole: its clock stops."""
+        """The request arrived whole: its clock stops, and what follows is the next one's head."""
         self._disarm_read_timer()
+        self._in_head, self._head_bytes, self._reading = True, 0, False
         super().on_message_complete()
 
     # -- refusals -----------------------------------------------------------------------------------
@@ -268,9 +270,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             if self._in_head or cycle.response_started:
-                # An answer to an earlier request, or this one's, is on its way: none can follow it.
+                # An answer to an earlier request, or this one's, is on its way: it goes, then the
+                # connection closes; the refused request goes unanswered, as HTTP allows a pipeline.
                 cycle.keep_alive = False
-                self.transport.close()
+                self.transport.pause_reading()
                 return
             cycle.disconnected = True  # refused in its body: the application's answer goes nowhere
         error = api_error(refusal.code, violations=refusal.violations)

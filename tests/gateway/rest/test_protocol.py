@@ -181,14 +181,15 @@ async def test_a_trickling_head_is_refused_at_the_head_timeout(served: Served) -
     reader, writer = await served.open()
     started = time.monotonic()
     try:
-        # One header line every 0.15 s, on and on: the head never ends.
+        # One header line every 0.15 s, on and on, until the answer comes: the head never ends.
+        answered = asyncio.ensure_future(reader.readuntil(b"}]}"))
         with contextlib.suppress(ConnectionError):
             writer.write(b"GET / HTTP/1.1\r\n")
-            while time.monotonic() - started < LIMITS.head_timeout_seconds * 4 and not reader.at_eof():
+            while time.monotonic() - started < LIMITS.head_timeout_seconds * 4 and not answered.done():
                 await asyncio.sleep(0.15)
                 writer.write(b"X-Slow: 1\r\n")
                 await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), 5)
+        answer = await asyncio.wait_for(answered, 5)
     finally:
         writer.close()
     assert time.monotonic() - started < LIMITS.head_timeout_seconds * 4
@@ -259,3 +260,40 @@ def test_the_largest_legitimate_request_line_is_well_within_the_bound() -> None:
             line = f"GET {path}?{urllib.parse.urlencode(query)} HTTP/1.1"
             longest = max(longest, len(line.encode()))
     assert 1000 < longest < 12 * 1024 < GatewaySettings().rest_max_request_line_bytes
+
+
+async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
+    """Two requests in one write get their two answers; a refused one behind an answer is never sent
+    in its place: the answer goes, then the connection closes."""
+    reader, writer = await served.open()
+    try:
+        writer.write(request("Host: a") + request("Host: a", "Connection: close"))
+        answers = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    assert answers.count(b"HTTP/1.1 200") == 2
+    reader, writer = await served.open()
+    try:
+        writer.write(request("Host: a") + request("Host: a", method="HEAD"))
+        answers = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    assert answers.startswith(b"HTTP/1.1 200") and b"405" not in answers
+
+
+async def test_a_second_request_s_head_is_bounded_too(served: Served) -> None:
+    reader, writer = await served.open()
+    try:
+        writer.write(request("Host: a"))
+        await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 5)
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\nX-Huge: " + b"h" * (LIMITS.head_bytes * 4))
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:
+        answer = b""
+    finally:
+        writer.close()
+    if answer:
+        assert parse(answer)[0] == 431
+    assert len(served.seen) == 1
