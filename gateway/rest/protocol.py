@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httptools
 import structlog
 from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -168,6 +169,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except _RefusedError:
             pass
+        except httptools.HttpParserUpgrade:
+            pass  # an upgrade (h2c, websocket) the front does not do: the request is served as HTTP/1.1
         except Exception:  # httptools' errors; a refusal raised in a callback comes wrapped in one
             if self._refusal is None:
                 self._refusal = _Refusal("00400", "malformed", [FieldViolation("request", "not HTTP/1.1")])

@@ -297,3 +297,12 @@ async def test_a_second_request_s_head_is_bounded_too(served: Served) -> None:
     if answer:
         assert parse(answer)[0] == 431
     assert len(served.seen) == 1
+
+
+async def test_an_upgrade_the_front_does_not_do_is_served_as_http_1_1(served: Served) -> None:
+    """``curl --http2`` on plain HTTP asks for h2c: the request is answered in HTTP/1.1."""
+    upgrade = request(
+        "Host: a", "Connection: Upgrade, HTTP2-Settings, close", "Upgrade: h2c", "HTTP2-Settings: AAMAAABk"
+    )
+    status, _, _ = await served.exchange(upgrade)
+    assert status == 200
