@@ -98,6 +98,7 @@ from runtime.errors import (
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
+    server_stopping,
 )
 from runtime.interceptors import Outcome
 from runtime.providers import BY_NAME
@@ -377,7 +378,7 @@ class _Framed:
 
     async def __aenter__(self) -> Exchange:
         try:
-            self._path.journal.admit()  # 8, refused before any work
+            self._admit()
         except BaseException as error:
             self._close(error)
             raise
@@ -385,6 +386,12 @@ class _Framed:
 
     async def __aexit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
         self._close(error)
+
+    def _admit(self) -> None:
+        """Refuse the call before any work: the server stops (00504), the journal cannot keep it (00503)."""
+        if self._context.stopping:  # held while the server stops: refused, and journalled as such
+            raise server_stopping()
+        self._path.journal.admit()  # 8
 
     def _close(self, error: BaseException | None) -> None:
         """Classify the outcome, tell the caller where its token stands, and account for the call.

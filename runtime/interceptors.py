@@ -22,7 +22,12 @@ while calls already running finish; health checks are still answered
 (NOT_SERVING). The server releases the refused calls once its listener has closed
 and its connections announce it (HTTP/2 GOAWAY): a caller told UNAVAILABLE then
 sends its next call on a new connection, never into the closing one, where the
-call would be CANCELLED.
+call would be CANCELLED. With `CallBoundary.refused_in_handlers` (the gateway), a
+held call is refused by its handler instead, once released: it runs marked
+``stopping`` (`runtime.context.CallContext`), so that the handler refuses it in its
+own frame and the refusal is journalled as every other answered call; a handler
+that does not refuse it (one with nothing to journal) sees its answer replaced by
+the same 00504.
 """
 
 from __future__ import annotations
@@ -158,6 +163,8 @@ class CallBoundary(grpc.aio.ServerInterceptor):
 
     def __init__(self) -> None:
         self.stopping = False
+        self.refused_in_handlers = False
+        """Whether a held call is refused by its handler (marked ``stopping``) rather than here."""
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
         self._released = asyncio.Event()
@@ -189,13 +196,24 @@ class CallBoundary(grpc.aio.ServerInterceptor):
                 return
             await asyncio.sleep(max(wait, 0))
 
-    async def _refuse(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def _refuse(
+        self,
+        scope: CallScope,
+        behavior: _Behavior,
+        request: Any,
+        deserializer: Callable[[bytes], Any] | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
+        """Hold a call until `release_refused`, then refuse it with 00504, by its handler if it may."""
         self._call_ended()  # a held call is not one the drain waits for
         try:
             await self._released.wait()
         finally:
             self._call_started()
-        raise server_stopping()
+        if self.refused_in_handlers:
+            scope.call.stopping = True
+            await behavior(_decoded(request, deserializer), context)  # refuses it, journalled
+        raise server_stopping()  # here, or for a handler with nothing to journal
 
     def _call_started(self) -> None:
         self._in_flight += 1
@@ -247,7 +265,7 @@ class CallBoundary(grpc.aio.ServerInterceptor):
                     self._call_started()
                 try:
                     if self.stopping and counted:
-                        response = await self._refuse(request, context)
+                        response = await self._refuse(scope, behavior, request, deserializer, context)
                     else:
                         response = await behavior(_decoded(request, deserializer), context)
                 except ApiError as error:

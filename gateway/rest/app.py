@@ -76,10 +76,13 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def bearer_of(authorization: str) -> str:
-    """The credentials of a ``Bearer`` authorization (the scheme case-insensitive); "" for another scheme."""
+    """The credentials of a ``Bearer`` authorization (the scheme case-insensitive); "" for another scheme.
+
+    Taken as sent, blanks included, as the token of a gRPC call is: a token with a blank is refused.
+    """
     if authorization[: len(_BEARER)].lower() != _BEARER.lower():
         return ""
-    return authorization[len(_BEARER) :].strip()
+    return authorization[len(_BEARER) :]
 
 
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
@@ -129,7 +132,8 @@ class RestFront:
         usage: The usage counters, for the proofs avoided.
         access_history: The journal's reader of a citizen's accesses.
         access_history_rate: The citizen's limit on the history, per second.
-        public_url: The front's base URL in ``/openapi.yaml``; empty: the URL the caller used.
+        public_url: The front's base URL, the only server ``/openapi.yaml`` names; empty: ``/``, the
+            host the document was fetched from (never the caller's ``Host``, which anyone may write).
 
     Raises:
         TypeError: a request field has no query parameter form (`RequestReader`).
@@ -150,7 +154,7 @@ class RestFront:
         self._usage = usage
         self._access_history = access_history
         self._access_history_rate = access_history_rate
-        self._public_url = public_url.rstrip("/")
+        self._server_url = public_url.rstrip("/") or "/"
         self.paths: dict[str, Target] = {
             path: target for target in call_path.targets.values() for path in target.route.http_paths
         }
@@ -271,12 +275,11 @@ class RestFront:
         return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
 
     async def _openapi(self, request: Request) -> Response:
-        server = self._public_url or str(request.base_url).rstrip("/")
-        return Response(self._spec_text(server), 200, media_type=YAML)
+        return Response(self._spec_text, 200, media_type=YAML)
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019 - one front per process, a few server URLs
-    def _spec_text(self, server: str) -> str:
-        spec = restricted_spec(self.paths, server)
+    @functools.cached_property
+    def _spec_text(self) -> str:
+        spec = restricted_spec(self.paths, self._server_url)
         text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
         return text
 

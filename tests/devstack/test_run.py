@@ -23,7 +23,7 @@ import pytest
 
 from devstack.run import GATEWAY, PROVIDERS, REST_PORT, plan_ports
 from tests.conftest import REPO
-from tests.gateway.rest.conftest import LEFEBVRE
+from tests.people import LEFEBVRE_QUERY
 
 _BANNER_END = "Ctrl-C stops everything."
 _START_SECONDS = 150.0
@@ -129,7 +129,7 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     token = issued.stdout.strip().splitlines()[-1]
     answer = httpx.get(
         f"{rest.group(1)}/v3/dss/quotient_familial/identite",
-        params=LEFEBVRE,
+        params=LEFEBVRE_QUERY,
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
