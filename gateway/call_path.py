@@ -74,7 +74,7 @@ from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
-from runtime.context import REQUEST_ID_KEY, current_call
+from runtime.context import REQUEST_ID_KEY, REQUEST_ID_REFUSED_KEY, current_call
 from runtime.errors import (
     ApiError,
     ErrorSource,
@@ -561,11 +561,14 @@ class CallPath:
         timeout = admitted.time_left()
         if timeout <= 0:
             raise self._failed(route, provider_timeout(target.source))
-        forwarded = (
+        forwarded: tuple[tuple[str, str], ...] = (
             (REQUEST_ID_KEY, admitted.request_id),
             (RECIPIENT_KEY, admitted.recipient),
             (TOKEN_ID_KEY, admitted.token.jti),
         )
+        if current_call().request_id_refused:
+            # The provider's rules decide what a refused request id costs (00401 on the CNAV routes).
+            forwarded += ((REQUEST_ID_REFUSED_KEY, "1"),)
         send = next(target.callables)
         tracer = active_tracer()
         try:

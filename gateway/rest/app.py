@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import yaml
@@ -182,7 +182,6 @@ class RestFront:
         request: Request,
         method: str,
         produce: Callable[[], Awaitable[Answer]],
-        parameter_names: Mapping[str, str] | None = None,
     ) -> Response:
         """Serve one call in the call boundary; a refusal becomes the v3 error body (`error_body`)."""
         metadata = list(request.headers.items())
@@ -192,7 +191,7 @@ class RestFront:
                 status, body = await produce()
             except ApiError as error:
                 refusal = scope.refused(error)
-                status, body = http_status(refusal), error_body(refusal, parameter_names)
+                status, body = http_status(refusal), error_body(refusal)
                 extra = refusal.extra_metadata
             except Exception as exc:
                 failure = scope.failed(exc)
@@ -242,7 +241,7 @@ class RestFront:
                 response = render(answer)
                 return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
 
-            return await self._answer(request, method, produce, reader.parameter_names)
+            return await self._answer(request, method, produce)
 
         return endpoint
 

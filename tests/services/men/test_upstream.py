@@ -174,13 +174,15 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     async with running(MEN.server(settings)) as channel:
         stub = men_pb2_grpc.MenServiceStub(channel)
         response = await stub.GetScolariteByIdentity(
-            request, metadata=(("x-recipient", RECIPIENT), ("x-request-id", "grpc-men-1")), timeout=5
+            request,
+            metadata=(("x-recipient", RECIPIENT), ("x-request-id", "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d")),
+            timeout=5,
         )
         assert response.data.etablissement.code_uai == "0130001A"
         sent = fake.to(PATH)[0]
         assert (sent.headers["x-siret-partenaire"], sent.headers["x-correlation-id"]) == (
             RECIPIENT,
-            "grpc-men-1",
+            "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d",
         )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.GetScolariteByIdentity(request, timeout=5)
