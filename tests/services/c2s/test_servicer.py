@@ -258,17 +258,22 @@ async def test_invalid_identities_are_refused_rule_by_rule(
 
 
 async def test_what_the_real_api_takes_is_taken(c2s: c2s_pb2_grpc.C2sServiceAsyncStub) -> None:
-    """No sex, no first names, a commune code with its name, a ’ in a name: the real CNAV rules take them."""
+    """No sex, no first names, a commune code with its name, a typographic apostrophe in a name.
+
+    The real CNAV rules take them: the call reaches the sandbox, whatever it answers.
+    """
     for identity in (
         lefebvre(sexe_etat_civil=""),
         lefebvre(prenoms=[]),
         lefebvre(nom_commune_naissance="Charleville-Mézières", code_cog_insee_departement_naissance="08"),
         lefebvre(nom_usage="D\u2019ARTAGNAN"),
     ):
-        try:
-            await by_identity(c2s, identity)
-        except grpc.aio.AioRpcError as error:
-            assert error.code() != grpc.StatusCode.INVALID_ARGUMENT
+        call = c2s.GetComplementaireSanteSolidaireByIdentity(
+            c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest(identite=identity)
+        )
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await call
+        assert await call.code() != grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_france_connect_needs_the_identity_resolved_by_the_gateway(

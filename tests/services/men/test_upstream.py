@@ -169,7 +169,10 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     fake.script(PATH, json_answer(ANSWER), json_answer({}, status=404))
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
     request = men_pb2.GetScolariteByIdentityRequest(
-        identite=IDENTITY, annee_scolaire="2026-2027", codes_bcn_departements=["013"]
+        identite=IDENTITY,
+        annee_scolaire="2026-2027",
+        codes_bcn_departements=["013"],
+        degre_etablissement="2D",
     )
     async with running(MEN.server(settings)) as channel:
         stub = men_pb2_grpc.MenServiceStub(channel)
