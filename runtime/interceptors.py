@@ -66,16 +66,17 @@ def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple
     routes answer 00401 (VALIDATION.md §4) and the others serve it under the new id. A provider
     also takes the gateway's word for it (`REQUEST_ID_REFUSED_KEY`).
     """
-    refused = False
+    refused, taken = False, ""
     for key, value in metadata or ():
         if key == REQUEST_ID_REFUSED_KEY:
             refused = True
-        elif key == REQUEST_ID_KEY and isinstance(value, str):
+        elif key == REQUEST_ID_KEY and isinstance(value, str) and not taken:
             kept = _REQUEST_ID_DROPPED.sub("", value)[:_REQUEST_ID_LENGTH]
             if _UUID.fullmatch(kept):
-                return kept, refused
-            refused = refused or bool(kept)
-    return new_request_id(), refused
+                taken = kept
+            else:
+                refused = refused or bool(kept)
+    return taken or new_request_id(), refused
 
 
 class CallScope:
