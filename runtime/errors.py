@@ -162,11 +162,6 @@ def api_error(
 # -- shorthands for the codes raised in many places ----------------------------------------------
 
 
-def invalid_argument(code: str, detail: str | None, violations: Sequence[FieldViolation]) -> ApiError:
-    """A parameter refused by validation (HTTP 422, or 400 for 00400)."""
-    return api_error(code, detail=detail, violations=violations)
-
-
 def invalid_parameters(violations: Sequence[FieldViolation], source: ErrorSource | None = None) -> ApiError:
     """The refusal of a request that breaks rules of its route, every broken rule one violation.
 
