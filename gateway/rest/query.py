@@ -46,6 +46,11 @@ class QueryParameter:
     """The field's path in the request message (``("identite", "prenoms")``)."""
     field: FieldDescriptor
 
+    @property
+    def in_identity(self) -> bool:
+        """A field of the identity pivot (its path goes through the subject)."""
+        return len(self.path) > 1
+
 
 def query_parameters(route: Route) -> tuple[QueryParameter, ...]:
     """The query parameters of a route, ``recipient`` aside, in the request's field order."""
