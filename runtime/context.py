@@ -30,6 +30,9 @@ class CallContext:
     request_id_refused: bool = False
     """The caller sent a request id that is no UUID: replaced by ``request_id``, and refused by
     the routes that demand a UUID (`runtime.interceptors.request_id_from`)."""
+    stopping: bool = False
+    """The call came while the server stops: its handler is to refuse it (00504) in its own frame,
+    which journals the refusal (`runtime.interceptors.CallBoundary.refused_in_handlers`)."""
 
 
 _CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call_context")

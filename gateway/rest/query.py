@@ -9,11 +9,12 @@ request's (`RECIPIENT_PARAMETER`). Parameters the route does not know are ignore
 as the real API ignores them; of a non-repeated parameter given twice, the last wins.
 
 Reading never refuses: the route's rules do (`services.common.validation`), on what was
-sent as the real API reads it. A whole number that is not one (letters, other digits than
-ASCII ones, out of range) is read as 0, which the rules of every whole-number parameter
-refuse, as the real API's do (it reads letters as 0); a list sent without its ``[]``
-(``prenoms=X``) is read as one empty item, which the rules of every list refuse, as the real
-API refuses a list that is not one.
+sent as the real API reads it. A whole number that is not one (letters, digits other than
+ASCII ones, a ``+`` or ``_``, blanks other than spaces and tabs around it, out of range) is
+read as 0, which the rules of every whole-number parameter refuse, as the real API's do (it
+reads letters as 0; the ``+`` its ``to_i`` takes is refused here, the front being strict); a
+list sent without its ``[]`` (``prenoms=X``) is read as one empty item, which the rules of
+every list refuse, as the real API refuses a list that is not one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ RECIPIENT_PARAMETER = "recipient"
 """The query parameter of the recipient's SIRET, on every route."""
 
 _INT32 = (-(2**31), 2**31 - 1)
-_WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+# ASCII digits only: Python's int() would also take "١٢" (Arabic-Indic), "1_000", "+1" and blanks.
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,10}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,10 @@ def _parameter(field: FieldDescriptor, path: tuple[str, ...]) -> QueryParameter:
 
 
 def _integer(text: str) -> int:
-    if not _WHOLE_NUMBER.fullmatch(text):
+    digits = text.strip(" \t")  # blanks around the number are taken, as they always were
+    if not _WHOLE_NUMBER.fullmatch(digits):
         return 0
-    value = int(text)
+    value = int(digits)
     return value if _INT32[0] <= value <= _INT32[1] else 0
 
 

@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 import hypothesis
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,8 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from contract.openapi import restricted_spec
 from contract.routes import build_routes
-from tests.gateway.rest.conftest import RECIPIENT, Front
+from tests.gateway.rest.conftest import Front
+from tests.people import RECIPIENT
 
 EXAMPLES = 12
 """Requests per operation and generation mode: 21 operations x 2 modes x 12, about 500 calls."""
@@ -76,6 +78,7 @@ def _property(
     return check
 
 
+@pytest.mark.timeout(300)  # about 500 generated calls: more than the suite's 60 s on a busy machine
 async def test_the_front_conforms_to_the_published_spec(front: Front) -> None:
     """No server error, every answer of a documented status matches its schema and content type."""
     failures = await asyncio.wait_for(asyncio.to_thread(_exercise, front.base_url, front.token), 240)

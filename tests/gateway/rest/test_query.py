@@ -75,13 +75,30 @@ def test_the_france_connect_subject_is_the_bearer() -> None:
     [
         ({"jourDateNaissance": ["1er"]}, ("identite", "jour_date_naissance"), 0),
         ({"anneeDateNaissance": [str(2**31)]}, ("identite", "annee_date_naissance"), 0),
+        # Digits of another script, separators, signs and blanks Python's int() takes: no number here.
         ({"anneeDateNaissance": ["١٩٨٢"]}, ("identite", "annee_date_naissance"), 0),
+        ({"anneeDateNaissance": ["1_982"]}, ("identite", "annee_date_naissance"), 0),
+        ({"jourDateNaissance": ["+2"]}, ("identite", "jour_date_naissance"), 0),
+        ({"jourDateNaissance": ["\u20032"]}, ("identite", "jour_date_naissance"), 0),
+        ({"mois": ["\uff16"]}, ("mois",), 0),
         ({"mois": ["juin"]}, ("mois",), 0),
-        ({"mois": [" 06 "]}, ("mois",), 6),
+        ({"mois": [" 06\t"]}, ("mois",), 6),
         ({"prenoms": ["ALEXIS"]}, ("identite", "prenoms"), [""]),
         ({"prenoms": ["ALEXIS"], "prenoms[]": ["ALEXIS"]}, ("identite", "prenoms"), ["ALEXIS"]),
     ],
-    ids=["letters", "out-of-range", "other-digits", "month-letters", "padded", "list-as-one", "list-as-list"],
+    ids=[
+        "letters",
+        "out-of-range",
+        "other-script",
+        "separator",
+        "sign",
+        "em-space",
+        "fullwidth",
+        "month-letters",
+        "padded",
+        "list-as-one",
+        "list-as-list",
+    ],
 )
 def test_what_is_no_value_of_its_type_is_read_as_the_rules_refuse_it(
     query: dict[str, list[str]], field: tuple[str, ...], value: Any
