@@ -134,18 +134,16 @@ class Payload:
 
     Each is made at most once, when first asked for: the gRPC adapter hands in bytes and
     takes bytes back (untouched when nothing is masked), the REST front hands in a message
-    and takes a message back. A REST query that cannot be read is a payload refused: asking
-    for its message raises the refusal, where the call path reads the request (step 5).
+    and takes a message back (a REST query always reads as one: the route's rules refuse it).
 
     Args:
         kind: The message class.
         data: The serialized message, if a transport brought it so.
         message: The message, if a transport brought it so.
-        refusal: The refusal of a request the transport could not read.
         unreadable: The error of bytes that are no message of ``kind``.
     """
 
-    __slots__ = ("_data", "_kind", "_message", "_refusal", "_unreadable")
+    __slots__ = ("_data", "_kind", "_message", "_unreadable")
 
     def __init__(
         self,
@@ -153,26 +151,18 @@ class Payload:
         *,
         data: bytes | None = None,
         message: Message | None = None,
-        refusal: ApiError | None = None,
         unreadable: Callable[[], ApiError] = malformed_request,
     ) -> None:
         self._kind, self._data, self._message = kind, data, message
-        self._refusal, self._unreadable = refusal, unreadable
-
-    @classmethod
-    def refused(cls, kind: type[Message], refusal: ApiError) -> Payload:
-        """A request the transport could not read: asking for its message raises ``refusal``."""
-        return cls(kind, refusal=refusal)
+        self._unreadable = unreadable
 
     def message(self) -> Message:
         """The message, decoded at its first use.
 
         Raises:
-            ApiError: the transport's refusal, or ``unreadable``'s error for bytes that do not decode.
+            ApiError: ``unreadable``'s error, for bytes that do not decode.
         """
         if self._message is None:
-            if self._refusal is not None:
-                raise self._refusal
             try:
                 self._message = self._kind.FromString(self._data or b"")
             except DecodeError:
@@ -180,7 +170,7 @@ class Payload:
         return self._message
 
     def serialized(self) -> bytes:
-        """The bytes, encoded at their first use (a refused request has none: its refusal is raised)."""
+        """The bytes, encoded at their first use."""
         if self._data is None:
             self._data = self.message().SerializeToString()
         return self._data
@@ -514,8 +504,8 @@ class CallPath:
 
         Args:
             target: The method.
-            request: The request; a REST query that could not be read is refused at step 5,
-                after the token, scope, recipient and rate limit, in the order of a gRPC call.
+            request: The request; bytes that are no request are refused at step 5, after the
+                token, scope, recipient and rate limit.
             inbound: The caller's metadata and deadline.
 
         Returns:
@@ -705,9 +695,9 @@ class CallPath:
         """Step 5: read the request's subject; resolve a FranceConnect one.
 
         Raises:
-            ApiError: the request cannot be read (00400, or the transport's refusal); on a
-                FranceConnect method, the FranceConnect token's refusals, or 00100 when the
-                scopes both tokens hold open none of the method's.
+            ApiError: the request's bytes are no request (00400); on a FranceConnect method,
+                the FranceConnect token's refusals, or 00100 when the scopes both tokens hold
+                open none of the method's.
         """
         message = call.subject = request.message()
         if not target.france_connect:
