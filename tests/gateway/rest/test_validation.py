@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from runtime.error_catalogue import rule_entry
-from tests.gateway.rest.conftest import RECIPIENT, Front
+from tests.gateway.rest.conftest import Front
 from tests.gateway.rest.test_app import EVERY_ROUTE
+from tests.people import RECIPIENT
 
 TODAY = dt.date.today()
 QF = "/v3/dss/quotient_familial/identite"
