@@ -10,12 +10,7 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import ServicerContext, caller_of
 from services.cnous.backend import CnousBackend
 from services.cnous.shapes import carried_over, v3_of
-from services.common.validation import (
-    CNOUS_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-    checked_ine,
-)
+from services.common.validation import CIVILITY, Subject, checked_ine, france_connect_subject
 
 
 class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
@@ -29,7 +24,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
     async def _by_identity(
         self, identite: identity_pb2.IdentityPivot, context: ServicerContext
     ) -> cnous_pb2.EtudiantBoursierData:
-        identity = checked_identity(identite, CNOUS_IDENTITY, self._today())
+        identity = CIVILITY.check(Subject(identite, self._today()))
         return await self._backend.by_identity(identity, caller_of(context))
 
     async def _by_ine(self, ine: str, context: ServicerContext) -> cnous_pb2.EtudiantBoursierData:
@@ -38,9 +33,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
     async def _by_france_connect(
         self, subject: identity_pb2.FranceConnectSubject, context: ServicerContext
     ) -> cnous_pb2.EtudiantBoursierData:
-        identity = checked_france_connect_identity(
-            subject, CNOUS_IDENTITY, self._today(), drop_extra_first_names=True
-        )
+        identity = CIVILITY.check(france_connect_subject(subject, self._today()))
         return await self._backend.by_france_connect(identity, caller_of(context))
 
     async def GetEtudiantBoursierByIdentity(
