@@ -1,0 +1,120 @@
+"""The admin API process: ``python -m gateway.registry``.
+
+It migrates the registry's schema, then serves the admin API over gRPC on
+``GRPC_PORT`` and, when ``ADMIN_REST_PORT`` is set, its REST front for the console;
+both on ports of their own, which the gateway's public ports never serve. Settings:
+`gateway.registry.settings.AdminSettings`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import psycopg
+import structlog
+
+from gateway.admin import keys
+from gateway.redis_client import close, connect
+from gateway.registry import grpc_api, rest_api, schema
+from gateway.registry.service import AdminService, Operators, TokenSigner
+from gateway.registry.settings import AdminSettings
+from gateway.rest.server import RestServer
+from runtime.logs import configure_logging
+from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
+
+_LOG = structlog.get_logger(__name__)
+
+
+class AdminServer(GrpcServer):
+    """The admin API's gRPC server, with its REST front beside it when configured."""
+
+    def __init__(
+        self,
+        settings: AdminSettings,
+        services: Sequence[ServiceDefinition],
+        *,
+        on_shutdown: Sequence[ShutdownHook],
+        rest: RestServer | None,
+    ) -> None:
+        """Serve ``services``, and ``rest`` beside them."""
+        super().__init__(settings, services, on_shutdown=on_shutdown)
+        self.rest = rest
+
+    async def start(self) -> None:
+        """Serve gRPC, then the REST front."""
+        await super().start()
+        if self.rest is not None:
+            await self.rest.start()
+            _LOG.info("admin_rest_started", port=self.rest.port)
+
+    async def stop(self, grace: float | None = None, notice: float = 0.0) -> None:
+        """Stop the REST front, then drain the gRPC server."""
+        if self.rest is not None:
+            await self.rest.stop(self._settings.shutdown_grace_seconds if grace is None else grace)
+        await super().stop(grace, notice)
+
+
+async def build_server(settings: AdminSettings) -> AdminServer:
+    """The admin API's server, its schema migrated.
+
+    Raises:
+        ValueError: a required setting is missing or a file it names is unusable (the message says which).
+        psycopg.OperationalError: the registry's database cannot be reached.
+    """
+    database_url = settings.registry_database_url.get_secret_value()
+    if not database_url:
+        raise ValueError("REGISTRY_DATABASE_URL is required: the registry's PostgreSQL")
+    if settings.admin_operators_file is None:
+        raise ValueError("ADMIN_OPERATORS_FILE is required: who may use the admin API")
+    if settings.keys_dir is None or not settings.token_signing_kid:
+        raise ValueError("KEYS_DIR and TOKEN_SIGNING_KID are required: the key that signs new tokens")
+    try:
+        operators = Operators.from_file(settings.admin_operators_file)
+        key = keys.load_private(settings.keys_dir, keys.check_kid(settings.token_signing_kid))
+    except (OSError, ValueError, keys.KeyFileError) as error:
+        raise ValueError(str(error)) from None
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        applied = await schema.migrate(conn)
+    _LOG.info("registry_migrated", applied=applied)
+    redis_client = connect(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    service = AdminService(
+        database_url,
+        TokenSigner(key, settings.token_signing_kid, settings.token_issuer, settings.token_audience),
+        redis_client,
+        timeout_seconds=settings.registry_timeout_seconds,
+    )
+
+    async def close_clients() -> None:
+        await service.close()
+        await close(redis_client)
+
+    rest = None
+    if settings.admin_rest_port is not None:
+        rest = RestServer(
+            rest_api.build_app(service, operators),
+            host=settings.admin_rest_host,
+            port=settings.admin_rest_port,
+        )
+    return AdminServer(
+        settings,
+        [grpc_api.definition(grpc_api.AdminServicer(service, operators))],
+        on_shutdown=[close_clients],
+        rest=rest,
+    )
+
+
+def serve(settings: AdminSettings) -> None:
+    """Run the admin API until SIGTERM or SIGINT; exit with a plain message on a configuration mistake."""
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        try:
+            server = await build_server(settings)
+        except ValueError as error:
+            sys.exit(f"admin API: {error}")
+        except psycopg.OperationalError as error:
+            sys.exit(f"admin API: the registry's database cannot be reached ({type(error).__name__})")
+        await server.run_until_signalled()
+
+    run_process(main)
