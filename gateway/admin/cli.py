@@ -26,7 +26,7 @@ import redis
 
 from contract.routes import contract_scopes
 from gateway import france_connect_clients
-from gateway.admin import journal, keys, registry
+from gateway.admin import habilitations, journal, keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.recipient import is_valid_siret
 from gateway.redis_client import close_sync, connect_sync
@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         with_redis(command)
         command.set_defaults(handler=handler)
     journal.register(commands)
+    habilitations.register(commands, _default("redis_url"))
     return parser
 
 

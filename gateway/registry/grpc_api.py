@@ -107,6 +107,21 @@ def token_message(token: TokenRecord) -> admin_pb2.Token:
     )
 
 
+def _habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[str, Any]:
+    return {
+        "label": request.label,
+        "siret": request.siret,
+        "scopes": list(request.scopes),
+        "allowed_ips": list(request.allowed_ips),
+        "rate_per_second": request.rate_per_second or None,
+        "rate_per_minute": request.rate_per_minute or None,
+        "contacts": list(request.contacts),
+        "datapass_id": request.datapass_id,
+        "use_case": request.use_case,
+        "legal_basis": request.legal_basis,
+    }
+
+
 def _duration(duration: duration_pb2.Duration) -> dt.timedelta:
     return dt.timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
 
@@ -153,19 +168,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         """Create a validated habilitation."""
 
         async def create(operator: Operator) -> admin_pb2.CreateHabilitationResponse:
-            habilitation = await self._service.create_habilitation(
-                operator,
-                label=request.label,
-                siret=request.siret,
-                scopes=list(request.scopes),
-                allowed_ips=list(request.allowed_ips),
-                rate_per_second=request.rate_per_second or None,
-                rate_per_minute=request.rate_per_minute or None,
-                contacts=list(request.contacts),
-                datapass_id=request.datapass_id,
-                use_case=request.use_case,
-                legal_basis=request.legal_basis,
-            )
+            habilitation = await self._service.create_habilitation(operator, **_habilitation_values(request))
             return admin_pb2.CreateHabilitationResponse(habilitation=habilitation_message(habilitation))
 
         return await self._serve(context, create)
@@ -306,6 +309,25 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             )
 
         return await self._serve(context, ban)
+
+    async def ImportLegacyToken(  # noqa: N802 - the gRPC method's name
+        self, request: admin_pb2.ImportLegacyTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ImportLegacyTokenResponse:
+        """Record a token issued before the registry under a habilitation of its own."""
+
+        async def migrate(operator: Operator) -> admin_pb2.ImportLegacyTokenResponse:
+            habilitation, token = await self._service.import_legacy_token(
+                operator,
+                token_id=request.token_id,
+                issued_at=request.issued_at.ToDatetime(dt.UTC),
+                expires_at=request.expires_at.ToDatetime(dt.UTC),
+                **_habilitation_values(request.habilitation),
+            )
+            return admin_pb2.ImportLegacyTokenResponse(
+                habilitation=habilitation_message(habilitation), token=token_message(token)
+            )
+
+        return await self._serve(context, migrate)
 
     async def VerifyAudit(  # noqa: N802 - the gRPC method's name
         self, request: admin_pb2.VerifyAuditRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -326,6 +326,14 @@ class AdminService:
             operator, Role.ADMIN, lambda conn: store.prolong_token(conn, operator.name, token_id, days=days)
         )
 
+    async def import_legacy_token(
+        self, operator: Operator, **values: Any
+    ) -> tuple[Habilitation, TokenRecord]:
+        """`gateway.registry.store.import_legacy_token`, as ``operator``."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.import_legacy_token(conn, operator.name, **values)
+        )
+
     async def verify_audit(self, operator: Operator) -> audit.Verification:
         """`gateway.registry.audit.verify`."""
         return await self._run(operator, Role.VIEWER, audit.verify)

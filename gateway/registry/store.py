@@ -630,6 +630,44 @@ async def prolong_token(conn: AsyncConnection[Any], actor: str, token_id: str, *
     return after
 
 
+async def import_legacy_token(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    token_id: str,
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+    **habilitation: Any,
+) -> tuple[Habilitation, TokenRecord]:
+    """Record a token issued before the registry, under a habilitation of its own, keeping its id.
+
+    Its JWT keeps working: the gateways find its record by its ``jti``. ``habilitation``
+    takes the arguments of `create_habilitation`.
+
+    Raises:
+        InvalidInputError: a value out of bounds, or the id is not a UUID.
+        ConflictError: a token of this id is already recorded (migrated before).
+    """
+    token_uuid = _uuid("token", token_id)
+    async with conn.transaction():
+        found = await conn.execute("SELECT 1 FROM registry.tokens WHERE id = %s", (token_uuid,))
+        if await found.fetchone() is not None:
+            raise ConflictError("this token is already in the registry")
+        created = await create_habilitation(conn, actor, **habilitation)
+        cursor = await conn.execute(
+            _query(
+                "INSERT INTO registry.tokens ({t}) "
+                "VALUES (%s, %s, 'classic', 'production', %s, %s, NULL, '', NULL, NULL) RETURNING {t}"
+            ),
+            (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
+        )
+        token = _token(await _row(cursor))
+        await audit.append(
+            conn, actor=actor, action="token.import", target=token.id, before=None, after=token.as_json()
+        )
+    return created, token
+
+
 # -- what the gateways read ------------------------------------------------------------------------
 
 

@@ -65,6 +65,7 @@ class AdminApi:
     database_url: str
     keys_dir: Path
     redis_url: str
+    grpc_address: str
 
     @staticmethod
     def as_admin() -> tuple[tuple[str, str]]:
@@ -128,6 +129,7 @@ async def running_admin_api(settings: AdminSettings) -> AsyncIterator[AdminApi]:
             settings.registry_database_url.get_secret_value(),
             settings.keys_dir,
             settings.redis_url,
+            f"127.0.0.1:{server.port}",
         )
     finally:
         await channel.close(grace=None)
