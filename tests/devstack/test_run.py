@@ -26,6 +26,14 @@ from tests.conftest import REPO
 
 _BANNER_END = "Ctrl-C stops everything."
 _START_SECONDS = 150.0
+_NEW_HABILITATION = (
+    "--label",
+    "CCAS de Lyon",
+    "--siret",
+    "13002526500013",
+    "--scope",
+    "cnaf_quotient_familial",
+)
 
 
 def test_the_plan_keeps_free_defaults_and_replaces_taken_ones() -> None:
@@ -36,7 +44,8 @@ def test_the_plan_keeps_free_defaults_and_replaces_taken_ones() -> None:
     assert plan.providers[0].metrics_port not in taken
     assert plan.gateway.metrics_port == GATEWAY.metrics_port
     assert [p.port for p in plan.providers] == [p.port for p in PROVIDERS]
-    every = [plan.rest_port, plan.gateway.port, plan.gateway.metrics_port]
+    every = [plan.rest_port, plan.gateway.port, plan.gateway.metrics_port, plan.admin_rest_port]
+    every += [plan.admin.port, plan.admin.metrics_port]
     every += [port for p in plan.providers for port in (p.port, p.metrics_port)]
     assert len(every) == len(set(every))
     assert plan.provider_addresses()["CNAF_ADDRESS"] == f"127.0.0.1:{PROVIDERS[0].port}"
@@ -144,3 +153,19 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"]["quotient_familial"]["valeur"] == 2550
+
+    # The one export line the admin CLI needs, then a habilitation made through the admin API.
+    admin_export = re.search(r"^  export (ADMIN_API_ADDRESS=\S+ ADMIN_API_TOKEN=\S+)$", stack, re.MULTILINE)
+    assert admin_export is not None, stack
+    admin_env = dict(pair.split("=", 1) for pair in admin_export.group(1).split())
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway.admin", "habilitation", "create", *_NEW_HABILITATION],
+        cwd=REPO,
+        env={**os.environ, **admin_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"[0-9a-f-]{36}", created.stdout.strip().splitlines()[-1])
