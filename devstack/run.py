@@ -70,9 +70,9 @@ GATEWAY = Process("gateway", "gateway", 50051, 9451)
 """The gateway on its default ports."""
 REST_PORT = 8080
 """The gateway's REST v3/v4 front, by default."""
-ADMIN = Process("admin-api", "gateway.registry", 50070, 9470)
+ADMIN = Process("admin-api", "gateway.registry", 50090, 9490)
 """The admin API (the registry's only writer) on its default ports, apart from the gateway's."""
-ADMIN_REST_PORT = 8070
+ADMIN_REST_PORT = 8090
 """The admin API's REST front for a console, by default."""
 
 

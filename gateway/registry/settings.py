@@ -16,7 +16,7 @@ class AdminSettings(ServerSettings):
     """The admin API's settings; see `ServerSettings` for the common ones (its gRPC port is ``GRPC_PORT``)."""
 
     grpc_port: int = Field(
-        default=50070,
+        default=50090,
         ge=0,
         le=65535,
         description="gRPC port of the admin API: a port of its own, never one of the gateway's (GRPC_PORT).",
