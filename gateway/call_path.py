@@ -544,12 +544,22 @@ class CallPath:
 
     async def _tell_rate(self, token: Token) -> None:
         """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
-        state = await self.limiter.peek(token.jti, token.rate_limit_per_second or 0)
+        state = await self.limiter.peek(
+            token.jti,
+            token.rate_limit_per_second or 0,
+            key=token.rate_key,
+            per_minute=token.rate_limit_per_minute or 0,
+        )
         if state is not None:
             current_call().response_metadata.extend(state.metadata)
 
     async def _admit(self, token: Token) -> RateDecision:
-        decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)
+        decision: RateDecision = await self.limiter.check(
+            token.jti,
+            token.rate_limit_per_second or 0,
+            key=token.rate_key,
+            per_minute=token.rate_limit_per_minute or 0,
+        )
         if not decision.allowed:
             raise decision.refusal()
         return decision

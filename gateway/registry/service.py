@@ -346,7 +346,11 @@ class AdminService:
         until = int(max(token.expires_at, now + dt.timedelta(minutes=1)).timestamp())
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(revoked_key(token.id), str(int(token.revoked_at.timestamp())), exat=until)
+            pipe.set(
+                revoked_key(token.id, token.habilitation_id),
+                str(int(token.revoked_at.timestamp())),
+                exat=until,
+            )
             pipe.sadd(REVOKED_SET, token.id)
             await pipe.execute()
             await self._redis.publish(REVOCATIONS_CHANNEL, token.id)

@@ -112,7 +112,7 @@ async def test_a_revocation_reaches_the_gateways_redis_at_once(admin_api: AdminA
     assert revoked.token.state == admin_pb2.TOKEN_STATE_REVOKED
     client = redis.Redis.from_url(admin_api.redis_url)
     try:
-        assert client.exists(revoked_key(issued.token.id)) == 1
+        assert client.exists(revoked_key(issued.token.id, created.id)) == 1
     finally:
         client.close()
     with pytest.raises(grpc.aio.AioRpcError) as again:
