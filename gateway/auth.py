@@ -12,7 +12,9 @@ only when:
   (equal to ``TOKEN_ISSUER``), ``aud`` (containing ``TOKEN_AUDIENCE``), ``exp``,
   ``nbf`` and ``iat`` (with ``TOKEN_LEEWAY_SECONDS`` of clock skew, ``iat`` not
   in the future), ``jti`` (a UUID), ``sub`` (the habilitation), ``siret``,
-  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second);
+  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second) and ``env``
+  (``production``, the default, or ``sandbox``: a token of the other environment than
+  ``GATEWAY_ENVIRONMENT`` is refused 00108 on the sandbox, 00109 in production);
 - every number in it is within `gateway.bounds`: dates from 0 to the year 9999,
   a lifetime (``exp`` minus ``iat``) of ``TOKEN_LIFETIME_MAX_DAYS`` at most, a
   rate limit from 1 to ``RATE_LIMIT_MAX_PER_SECOND``. A token outside them is
@@ -27,6 +29,13 @@ restart and a storm of made-up kids costs nothing.
 Verified tokens are cached by their text in a bounded LRU, and a cached token is
 never used past its ``exp``. Revocation is not decided here: it
 is read from Redis with the rate limit, in one round trip.
+
+With a registry (``REGISTRY_DATABASE_URL``, `gateway.registry.snapshot`), the JWT is only
+the key: its ``jti`` finds the token's record in the snapshot, whose habilitation gives
+the scopes, limits and holder at the time of the call (its claims of them are ignored),
+whose expiry replaces the JWT's (a prolongation keeps the JWT), and whose end (a ban
+from a date, a rotation's grace, a habilitation no longer validated) refuses it 00105.
+A token the registry lacks is refused 00101; before the registry was ever loaded, 00503.
 """
 
 from __future__ import annotations
