@@ -31,6 +31,7 @@ from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
 from devstack.redis import free_port
+from devstack.smtp import SmtpSink
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
 from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
@@ -240,7 +241,11 @@ def _admin_secret() -> str:
     return path.read_text().strip()
 
 
-def admin_env(database_url: str, redis_url: str, rest_port: int) -> dict[str, str]:
+MAIL_DIR = _RUN_DIR / "mail"
+"""Where `make run`'s SMTP sink writes the expiry notices, one .eml file each."""
+
+
+def admin_env(database_url: str, redis_url: str, rest_port: int, smtp_port: int) -> dict[str, str]:
     """The admin API's settings for the local stack: operator ``dev`` (admin), the demo signing key."""
     operators = _RUN_DIR / "admin-operators.json"
     operators.write_text(
@@ -255,6 +260,10 @@ def admin_env(database_url: str, redis_url: str, rest_port: int) -> dict[str, st
         "TOKEN_SIGNING_KID": _DEMO_KID,
         "REDIS_URL": redis_url,
         "ADMIN_REST_PORT": str(rest_port),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        # A restarted stack sends what fell due meanwhile at once; then every ten minutes.
+        "NOTICE_INTERVAL_SECONDS": "600",
     }
 
 
@@ -321,7 +330,14 @@ def main() -> None:
         for process in plan.providers:
             _start(group, process)
         token = demo_token(redis_url)
-        _start(group, plan.admin, admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port))
+        sink = SmtpSink(MAIL_DIR)
+        sink.start()
+        print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
+        _start(
+            group,
+            plan.admin,
+            admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
+        )
         print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
         _start(
             group,

@@ -8,6 +8,8 @@ both on ports of their own, which the gateway's public ports never serve. Settin
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +18,7 @@ import structlog
 
 from gateway.admin import keys
 from gateway.redis_client import close, connect
-from gateway.registry import grpc_api, rest_api, schema
+from gateway.registry import grpc_api, notices, rest_api, schema
 from gateway.registry.service import AdminService, Operators, TokenSigner
 from gateway.registry.settings import AdminSettings
 from gateway.rest.server import RestServer
@@ -36,20 +38,40 @@ class AdminServer(GrpcServer):
         *,
         on_shutdown: Sequence[ShutdownHook],
         rest: RestServer | None,
+        mailer: notices.Mailer | None = None,
     ) -> None:
-        """Serve ``services``, and ``rest`` beside them."""
+        """Serve ``services``, and ``rest`` beside them; send the expiry notices through ``mailer``."""
         super().__init__(settings, services, on_shutdown=on_shutdown)
         self.rest = rest
+        self._admin_settings = settings
+        self._mailer = mailer
+        self._notices: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Serve gRPC, then the REST front."""
+        """Serve gRPC, then the REST front; then send the notices due, now and periodically."""
         await super().start()
         if self.rest is not None:
             await self.rest.start()
             _LOG.info("admin_rest_started", port=self.rest.port)
+        if self._mailer is not None:
+            self._notices = asyncio.create_task(self._send_notices(self._mailer), name="expiry-notices")
+
+    async def _send_notices(self, mailer: notices.Mailer) -> None:
+        url = self._admin_settings.registry_database_url.get_secret_value()
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await notices.send_due(conn, mailer)
+            except (psycopg.Error, OSError) as error:
+                _LOG.warning("notices_not_checked", error_type=type(error).__name__)
+            await asyncio.sleep(self._admin_settings.notice_interval_seconds)
 
     async def stop(self, grace: float | None = None, notice: float = 0.0) -> None:
-        """Stop the REST front, then drain the gRPC server."""
+        """Stop the notices and the REST front, then drain the gRPC server."""
+        if self._notices is not None:
+            self._notices.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notices
         if self.rest is not None:
             await self.rest.stop(self._settings.shutdown_grace_seconds if grace is None else grace)
         await super().stop(grace, notice)
@@ -101,6 +123,11 @@ async def build_server(settings: AdminSettings) -> AdminServer:
         [grpc_api.definition(grpc_api.AdminServicer(service, operators))],
         on_shutdown=[close_clients],
         rest=rest,
+        mailer=notices.Mailer(
+            settings.smtp_host, settings.smtp_port, settings.notice_from, starttls=settings.smtp_starttls
+        )
+        if settings.smtp_host
+        else None,
     )
 
 

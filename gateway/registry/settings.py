@@ -62,3 +62,15 @@ class AdminSettings(ServerSettings):
     registry_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Longest a registry read or write may take (REGISTRY_TIMEOUT_SECONDS)."
     )
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server of the expiry notices (gateway/registry/notices.py); empty: none (SMTP_HOST).",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Its port (SMTP_PORT).")
+    smtp_starttls: bool = Field(default=False, description="Upgrade to TLS with STARTTLS (SMTP_STARTTLS).")
+    notice_from: str = Field(
+        default="api-particulier@localhost", description="Sender of the expiry notices (NOTICE_FROM)."
+    )
+    notice_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the notices due are sent (NOTICE_INTERVAL_SECONDS)."
+    )
