@@ -64,7 +64,8 @@ class AdminSettings(ServerSettings):
     )
     smtp_host: str = Field(
         default="",
-        description="SMTP server of the expiry notices (gateway/registry/notices.py); empty: none (SMTP_HOST).",
+        description="SMTP server of the expiry notices (gateway/registry/notices.py); empty: none "
+        "(SMTP_HOST).",
     )
     smtp_port: int = Field(default=25, ge=1, le=65535, description="Its port (SMTP_PORT).")
     smtp_starttls: bool = Field(default=False, description="Upgrade to TLS with STARTTLS (SMTP_STARTTLS).")
