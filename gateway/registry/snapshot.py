@@ -1,7 +1,7 @@
 """Each gateway's copy of the registry in memory: what the hot path reads, with no I/O.
 
-A `RegistrySnapshot` loads every habilitation and every token that may still work
-(`gateway.registry.store.load`, one consistent read), then keeps a connection that
+A `RegistrySnapshot` loads every habilitation and every token that works or stopped
+lately (`gateway.registry.store.load`, one consistent read), then keeps a connection that
 ``LISTEN``s on ``registry_changes``: each change the admin API commits is announced
 there, and the snapshot reloads within ``REGISTRY_CHANGE_DELAY_SECONDS`` (changes
 arriving together are taken in one reload), so a change reaches every gateway process
@@ -152,7 +152,7 @@ class RegistrySnapshot:
         return None if self._loaded_at is None else self._clock() - self._loaded_at
 
     def token(self, token_id: str) -> TokenEntry | None:
-        """The token of this id with its habilitation's rights; None when no such token may still work."""
+        """The token of this id with its habilitation's rights; None when the registry has none lately."""
         return self._tokens.get(token_id)
 
     async def start(self, first_load_timeout: float) -> None:

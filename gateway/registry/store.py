@@ -67,6 +67,11 @@ async def _row(cursor: AsyncCursor[Any]) -> Any:
     return row
 
 
+ENDED_KEPT = dt.timedelta(days=62)
+"""How long a token that stopped (expired, revoked, banned) stays in the gateways' snapshots: the
+usage statistics' span."""
+
+
 class UnknownError(LookupError):
     """No habilitation or token has this id."""
 
@@ -672,15 +677,20 @@ async def import_legacy_token(
 
 
 async def load(conn: AsyncConnection[Any]) -> tuple[list[Habilitation], list[TokenRecord]]:
-    """Every habilitation and every token that may still work, in one consistent read."""
+    """Every habilitation, and every token that works or stopped within `ENDED_KEPT`, in one consistent read.
+
+    The tokens that stopped are kept so that a gateway refuses them with their reason (00105
+    revoked or banned, 00103 expired) rather than as unknown (00101).
+    """
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         habilitations = await list_habilitations(conn)
         cursor = await conn.execute(
             _query(
                 "SELECT {t} FROM registry.tokens "
-                "WHERE expires_at > now() AND (revoked_at IS NULL OR revoked_at > now())"
-            )
+                "WHERE expires_at > now() - %s AND (revoked_at IS NULL OR revoked_at > now() - %s)"
+            ),
+            (ENDED_KEPT, ENDED_KEPT),
         )
         tokens = [_token(row) for row in await cursor.fetchall()]
     return habilitations, tokens

@@ -137,7 +137,9 @@ async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_
     with pytest.raises(InvalidInputError):
         await store.revoke_token(registry_conn, "bob", token.id, " ")
     _, loaded = await store.load(registry_conn)
-    assert loaded == []
+    assert [(found.id, found.state(dt.datetime.now(dt.UTC))) for found in loaded] == [
+        (token.id, TokenState.REVOKED)
+    ]
 
 
 async def test_a_ban_from_a_date_keeps_the_token_until_then_and_hands_a_replacement(
