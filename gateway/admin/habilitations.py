@@ -30,7 +30,7 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway.admin import registry as legacy
-from gateway.redis_client import close_sync, connect_sync
+from gateway.redis.client import close_sync, connect_sync
 from gateway.registry.model import TOKEN_DEFAULT_DAYS
 
 EXIT_OK = 0

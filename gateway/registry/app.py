@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -17,11 +18,13 @@ import psycopg
 import structlog
 
 from gateway.admin import keys
-from gateway.redis_client import close, connect
+from gateway.redis.client import close, connect
 from gateway.registry import grpc_api, notices, rest_api, schema
 from gateway.registry.service import AdminService, Operators, TokenSigner
 from gateway.registry.settings import AdminSettings
+from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
+from gateway.settings import GatewaySettings
 from runtime.logs import configure_logging
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
 
@@ -77,6 +80,17 @@ class AdminServer(GrpcServer):
         await super().stop(grace, notice)
 
 
+REST_MAX_BODY_BYTES = 65_536
+"""Longest body the admin REST front takes: a habilitation at every bound of `gateway.registry.model`
+(every scope, 100 networks, 20 contacts, its texts with every character escaped) is under 40 KiB."""
+
+
+def _front_limits() -> FrontLimits:
+    """The gateway's REST front bounds at their defaults (``REST_*``), with room for a JSON body."""
+    defaults = FrontLimits.of(GatewaySettings.model_construct())
+    return dataclasses.replace(defaults, body_bytes=REST_MAX_BODY_BYTES)
+
+
 async def build_server(settings: AdminSettings) -> AdminServer:
     """The admin API's server, its schema migrated.
 
@@ -115,6 +129,7 @@ async def build_server(settings: AdminSettings) -> AdminServer:
     if settings.admin_rest_port is not None:
         rest = RestServer(
             rest_api.build_app(service, operators),
+            _front_limits(),
             host=settings.admin_rest_host,
             port=settings.admin_rest_port,
         )

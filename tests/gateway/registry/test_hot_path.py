@@ -23,8 +23,8 @@ from gateway.registry.model import Environment
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings
+from tests.gateway.grpc.test_proxy import metadata, qf_request
 from tests.gateway.registry.conftest import SIGNING_KID, SIRET, AdminApi
-from tests.gateway.test_proxy import metadata, qf_request
 from tests.rich_status import rich_status
 
 _QF = "cnaf_quotient_familial"

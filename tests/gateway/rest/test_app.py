@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import sys
+import time
 from typing import Any
 
 import grpc
@@ -22,10 +23,11 @@ from contract.openapi import published_spec, response_schema
 from contract.routes import build_routes
 from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
-from gateway.france_connect_clients import link, unlink
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.clients import link, unlink
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from runtime.providers import PROVIDERS
-from tests.gateway.rest.conftest import LEFEBVRE, RECIPIENT, Front
+from tests.gateway.rest.conftest import LEFEBVRE, Front
+from tests.people import RECIPIENT
 
 QF = "/v3/dss/quotient_familial/identite"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -461,11 +463,30 @@ async def test_pings(front: Front) -> None:
     assert (await front.http.get("/api/ping")).json() == {"status": "ok"}
 
 
-async def test_proofs_avoided(front: Front) -> None:
+async def proofs_avoided(front: Front) -> int:
     response = await front.http.get("/api/proofs_avoided")
     assert response.status_code == 200
     body = response.json()
-    assert body["days"] == 30 and isinstance(body["proofs_avoided"], int)
+    assert body["days"] == 30
+    proofs: int = body["proofs_avoided"]
+    return proofs
+
+
+async def test_two_ok_calls_raise_the_proofs_avoided_by_two(front: Front) -> None:
+    """`/api/proofs_avoided` counts the successful provider calls of the last 30 days, and only them."""
+    before = await proofs_avoided(front)
+    for _ in range(2):
+        assert (await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())).status_code == 200
+    unknown = {**LEFEBVRE, "nomNaissance": "INCONNU"}
+    assert (await front.http.get(QF, params=unknown, headers=front.bearer())).status_code == 404
+    written_by = time.monotonic() + 5
+    proofs = before
+    while proofs < before + 2 and time.monotonic() < written_by:
+        await asyncio.sleep(0.1)
+        proofs = await proofs_avoided(front)
+    # A flush more, so that a third count (the refusal's) would have landed too.
+    await asyncio.sleep(0.5)
+    assert await proofs_avoided(front) == before + 2
 
 
 async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
@@ -474,7 +495,7 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
     assert response.headers["content-type"].startswith("application/yaml")
     spec = yaml.safe_load(response.text)
     assert set(spec["paths"]) == set(EVERY_ROUTE)
-    assert spec["servers"] == [{"url": front.base_url, "description": spec["servers"][0]["description"]}]
+    assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
     assert spec["paths"][QF] == published_spec()["paths"][QF]
 
 

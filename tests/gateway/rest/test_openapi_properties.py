@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from contract.openapi import restricted_spec
 from contract.routes import build_routes
-from tests.gateway.rest.conftest import RECIPIENT, Front
+from tests.gateway.rest.conftest import Front
+from tests.people import RECIPIENT
 
 EXAMPLES = 12
 """Requests per operation and generation mode: 21 operations x 2 modes x 12, about 500 calls."""
