@@ -33,9 +33,9 @@ from devstack.processes import Issuer, ProcessGroup, admin
 from devstack.redis import free_port
 from devstack.smtp import SmtpSink
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
+from gateway.admin_api.service import secret_digest
 from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
-from gateway.registry.service import secret_digest
 from runtime import providers as registry
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ GATEWAY = Process("gateway", "gateway", 50051, 9451)
 """The gateway on its default ports."""
 REST_PORT = 8080
 """The gateway's REST v3/v4 front, by default."""
-ADMIN = Process("admin-api", "gateway.registry", 50090, 9490)
+ADMIN = Process("admin-api", "gateway.admin_api", 50090, 9490)
 """The admin API (the registry's only writer) on its default ports, apart from the gateway's."""
 ADMIN_REST_PORT = 8090
 """The admin API's REST front for a console, by default."""

@@ -4,7 +4,7 @@ Each write locks the row it changes, writes it, appends the audit entry (who, wh
 before, after: `gateway.registry.audit`) and announces the change on
 ``registry_changes`` (`gateway.registry.schema.CHANNEL`), all in one transaction: a
 change is never seen without its audit entry, nor recorded without taking effect. The
-admin API (`gateway.admin.api`) is the only caller of the writes; the gateways only
+admin API (`gateway.admin_api`) is the only caller of the writes; the gateways only
 read (`load`).
 
 Errors: `UnknownError` for an id that names nothing, `ConflictError` for a change the
@@ -417,7 +417,7 @@ async def issue_token(
 ) -> TokenRecord:
     """Record a new token of a validated habilitation, expiring in ``days``.
 
-    The caller signs its JWT (`gateway.registry.tokens`) and hands it over once: the
+    The caller signs its JWT (`gateway.admin_api.service.TokenSigner`) and hands it over once: the
     registry keeps only the record.
 
     Raises:

@@ -18,10 +18,10 @@ from apiparticulier.admin.v1 import admin_pb2_grpc
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from gateway.admin import keys
+from gateway.admin_api.app import build_server
+from gateway.admin_api.service import secret_digest
+from gateway.admin_api.settings import AdminSettings
 from gateway.registry import schema
-from gateway.registry.app import build_server
-from gateway.registry.service import secret_digest
-from gateway.registry.settings import AdminSettings
 
 SIRET = "13002526500013"
 """The DINUM's SIRET: a valid holder."""

@@ -1,4 +1,4 @@
-"""Settings of the admin API process (``python -m gateway.registry``)."""
+"""Settings of the admin API process (``python -m gateway.admin_api``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The admin API's REST front, for a console: JSON over HTTP on ``ADMIN_REST_PORT``, never a public port.
 
-The same actions and operator credentials as the gRPC service (`gateway.registry.service`):
+The same actions and operator credentials as the gRPC service (`gateway.admin_api.service`):
 ``Authorization: Bearer <operator secret>`` on every request.
 
 | method and path | action |
@@ -33,6 +33,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.admin_api.service import (
+    AdminService,
+    ForbiddenError,
+    IssuedToken,
+    Operator,
+    Operators,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from gateway.registry import store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
@@ -41,15 +50,6 @@ from gateway.registry.model import (
     Status,
     TokenKind,
     TokenRecord,
-)
-from gateway.registry.service import (
-    AdminService,
-    ForbiddenError,
-    IssuedToken,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
 )
 
 Handler = Callable[[Request, Operator, dict[str, Any]], Awaitable[Any]]

@@ -1,4 +1,4 @@
-"""The admin API over gRPC (``apiparticulier.admin.v1.AdminService``), on `gateway.registry.service`.
+"""The admin API over gRPC (``apiparticulier.admin.v1.AdminService``), on `gateway.admin_api.service`.
 
 Each method authenticates the operator from the call's ``authorization`` metadata, runs
 the action and maps its refusals to gRPC statuses: UNAUTHENTICATED, PERMISSION_DENIED,
@@ -16,6 +16,14 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
+from gateway.admin_api.service import (
+    AdminService,
+    ForbiddenError,
+    Operator,
+    Operators,
+    UnauthenticatedError,
+    UnavailableError,
+)
 from gateway.registry import store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
@@ -25,14 +33,6 @@ from gateway.registry.model import (
     Status,
     TokenKind,
     TokenRecord,
-)
-from gateway.registry.service import (
-    AdminService,
-    ForbiddenError,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
 )
 from runtime.server import ServiceDefinition
 

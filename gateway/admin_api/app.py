@@ -1,9 +1,9 @@
-"""The admin API process: ``python -m gateway.registry``.
+"""The admin API process: ``python -m gateway.admin_api``.
 
 It migrates the registry's schema, then serves the admin API over gRPC on
 ``GRPC_PORT`` and, when ``ADMIN_REST_PORT`` is set, its REST front for the console;
 both on ports of their own, which the gateway's public ports never serve. Settings:
-`gateway.registry.settings.AdminSettings`.
+`gateway.admin_api.settings.AdminSettings`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import psycopg
 import structlog
 
 from gateway.admin import keys
+from gateway.admin_api import grpc_api, rest_api
+from gateway.admin_api.service import AdminService, Operators, TokenSigner
+from gateway.admin_api.settings import AdminSettings
 from gateway.redis.client import close, connect
-from gateway.registry import grpc_api, notices, rest_api, schema
-from gateway.registry.service import AdminService, Operators, TokenSigner
-from gateway.registry.settings import AdminSettings
+from gateway.registry import notices, schema
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
