@@ -75,6 +75,8 @@ ADMIN = Process("admin-api", "gateway.admin_api", 50090, 9490)
 """The admin API (the registry's only writer) on its default ports, apart from the gateway's."""
 ADMIN_REST_PORT = 8090
 """The admin API's REST front for a console, by default."""
+SMTP_SINK_PORT = 2525
+"""The SMTP sink that receives the admin API's expiry notices, by default."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class PortPlan:
     rest_port: int
     admin: Process
     admin_rest_port: int
+    smtp_port: int
 
     @property
     def rest_url(self) -> str:
@@ -118,7 +121,14 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
         return replace(process, port=take(process.port), metrics_port=take(process.metrics_port))
 
     providers = tuple(placed(process) for process in PROVIDERS)
-    return PortPlan(providers, placed(GATEWAY), take(REST_PORT), placed(ADMIN), take(ADMIN_REST_PORT))
+    return PortPlan(
+        providers,
+        placed(GATEWAY),
+        take(REST_PORT),
+        placed(ADMIN),
+        take(ADMIN_REST_PORT),
+        take(SMTP_SINK_PORT),
+    )
 
 
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
@@ -330,7 +340,7 @@ def main() -> None:
         for process in plan.providers:
             _start(group, process)
         token = demo_token(redis_url)
-        sink = SmtpSink(MAIL_DIR)
+        sink = SmtpSink(MAIL_DIR, plan.smtp_port)
         sink.start()
         print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
         _start(
