@@ -25,7 +25,7 @@ import jwt
 import redis
 
 from contract.routes import contract_scopes
-from gateway.admin import journal, keys, registry
+from gateway.admin import habilitations, journal, keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.france_connect import clients as france_connect_clients
 from gateway.recipient import is_valid_siret
@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         with_redis(command)
         command.set_defaults(handler=handler)
     journal.register(commands)
+    habilitations.register(commands, _default("redis_url"))
     return parser
 
 
