@@ -79,13 +79,13 @@ class AdminApi:
 
 
 def operators_file(directory: Path) -> Path:
-    """An operators file: ``alice`` admin, ``victor`` viewer."""
+    """An operators file: ``operatrice-1`` admin, ``victor`` viewer."""
     path = directory / "operators.json"
     path.write_text(
         json.dumps(
             {
                 "operators": [
-                    {"name": "alice", "role": "admin", "secret_sha256": secret_digest(ADMIN_SECRET)},
+                    {"name": "operatrice-1", "role": "admin", "secret_sha256": secret_digest(ADMIN_SECRET)},
                     {"name": "victor", "role": "viewer", "secret_sha256": secret_digest(VIEWER_SECRET)},
                 ]
             }

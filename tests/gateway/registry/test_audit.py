@@ -14,10 +14,10 @@ Conn = psycopg.AsyncConnection[Any]
 
 async def _three_actions(conn: Conn) -> None:
     habilitation = await store.create_habilitation(
-        conn, "alice", label="CCAS de Lyon", siret=SIRET, scopes=["cnaf_quotient_familial"]
+        conn, "operatrice-1", label="CCAS de Lyon", siret=SIRET, scopes=["cnaf_quotient_familial"]
     )
-    token = await store.issue_token(conn, "alice", habilitation.id, days=10)
-    await store.revoke_token(conn, "bob", token.id, "leaked")
+    token = await store.issue_token(conn, "operatrice-1", habilitation.id, days=10)
+    await store.revoke_token(conn, "operateur-2", token.id, "leaked")
 
 
 async def test_an_untouched_chain_verifies_to_its_head(registry_conn: Conn) -> None:

@@ -42,14 +42,14 @@ async def test_a_token_expiring_in_seven_days_gets_its_notice_once(
 ) -> None:
     habilitation = await store.create_habilitation(
         registry_conn,
-        "alice",
+        "operatrice-1",
         label="CCAS de Lyon",
         siret=SIRET,
         scopes=["cnaf_quotient_familial"],
         contacts=["tech@ccas-lyon.fr", "dpo@ccas-lyon.fr"],
     )
-    token = await store.issue_token(registry_conn, "alice", habilitation.id, days=7)
-    await store.issue_token(registry_conn, "alice", habilitation.id, days=200)  # no notice yet
+    token = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=7)
+    await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=200)  # no notice yet
     mailer = notices.Mailer("127.0.0.1", sink.port, "api-particulier@example.gouv.fr")
 
     assert await notices.send_due(registry_conn, mailer) == 1
@@ -62,7 +62,7 @@ async def test_a_token_expiring_in_seven_days_gets_its_notice_once(
     assert [days for days, _ in await notices.sent_notices(registry_conn, token.id)] == [7]
 
     # A prolongation starts the notices again, from its new expiry.
-    await store.prolong_token(registry_conn, "alice", token.id, days=30)
+    await store.prolong_token(registry_conn, "operatrice-1", token.id, days=30)
     assert await notices.send_due(registry_conn, mailer) == 1
     assert [days for days, _ in await notices.sent_notices(registry_conn, token.id)] == [7, 30]
 
@@ -72,13 +72,13 @@ async def test_a_notice_that_cannot_be_sent_is_sent_at_the_next_run(
 ) -> None:
     habilitation = await store.create_habilitation(
         registry_conn,
-        "alice",
+        "operatrice-1",
         label="CCAS",
         siret=SIRET,
         scopes=["cnaf_quotient_familial"],
         contacts=["a@b.fr"],
     )
-    await store.issue_token(registry_conn, "alice", habilitation.id, days=1)
+    await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=1)
 
     assert (
         await notices.send_due(

@@ -45,7 +45,7 @@ async def _within(seconds: float, condition: Callable[[], bool]) -> float:
 async def test_a_token_is_found_with_its_habilitations_rights(registry_conn: Conn, registry_url: str) -> None:
     habilitation = await store.create_habilitation(
         registry_conn,
-        "alice",
+        "operatrice-1",
         label="CCAS",
         siret=SIRET,
         scopes=[_QF],
@@ -53,10 +53,10 @@ async def test_a_token_is_found_with_its_habilitations_rights(registry_conn: Con
         rate_per_minute=30,
     )
     token = await store.issue_token(
-        registry_conn, "alice", habilitation.id, days=10, environment=Environment.SANDBOX
+        registry_conn, "operatrice-1", habilitation.id, days=10, environment=Environment.SANDBOX
     )
-    revoked = await store.issue_token(registry_conn, "alice", habilitation.id, days=10)
-    await store.revoke_token(registry_conn, "alice", revoked.id, "leaked")
+    revoked = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=10)
+    await store.revoke_token(registry_conn, "operatrice-1", revoked.id, "leaked")
     followed = RegistrySnapshot(
         registry_url, reload_seconds=30, change_delay_seconds=0.05, retry_seconds=0.1, timeout_seconds=2
     )
@@ -79,13 +79,16 @@ async def test_a_change_reaches_the_snapshot_within_two_seconds(
     registry_conn: Conn, snapshot: RegistrySnapshot
 ) -> None:
     habilitation = await store.create_habilitation(
-        registry_conn, "alice", label="CCAS", siret=SIRET, scopes=[_QF]
+        registry_conn, "operatrice-1", label="CCAS", siret=SIRET, scopes=[_QF]
     )
-    token = await store.issue_token(registry_conn, "alice", habilitation.id, days=10)
+    token = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=10)
     await _within(2, lambda: snapshot.token(token.id) is not None)
 
     await store.update_habilitation(
-        registry_conn, "alice", habilitation.id, store.HabilitationChanges(scopes=[_QF, "cnaf_allocataires"])
+        registry_conn,
+        "operatrice-1",
+        habilitation.id,
+        store.HabilitationChanges(scopes=[_QF, "cnaf_allocataires"]),
     )
 
     def widened() -> bool:
@@ -99,9 +102,9 @@ async def test_the_last_snapshot_serves_while_postgresql_is_away(
     registry_conn: Conn, snapshot: RegistrySnapshot, postgres_server: Any, registry_url: str
 ) -> None:
     habilitation = await store.create_habilitation(
-        registry_conn, "alice", label="CCAS", siret=SIRET, scopes=[_QF]
+        registry_conn, "operatrice-1", label="CCAS", siret=SIRET, scopes=[_QF]
     )
-    token = await store.issue_token(registry_conn, "alice", habilitation.id, days=10)
+    token = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=10)
     await _within(2, lambda: snapshot.token(token.id) is not None)
     database = registry_url.rsplit("/", 1)[1]
 
@@ -119,7 +122,7 @@ async def test_the_last_snapshot_serves_while_postgresql_is_away(
             await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true".encode())
 
     async with await psycopg.AsyncConnection.connect(registry_url, autocommit=True) as conn:
-        await store.revoke_token(conn, "alice", token.id, "leaked")
+        await store.revoke_token(conn, "operatrice-1", token.id, "leaked")
     await _within(3, lambda: (entry := snapshot.token(token.id)) is not None and entry.ends_at is not None)
 
 

@@ -20,7 +20,7 @@ Conn = psycopg.AsyncConnection[Any]
 async def _habilitation(conn: Conn, **overrides: Any) -> Habilitation:
     values: dict[str, Any] = {"label": "CCAS de Lyon", "siret": SIRET, "scopes": ["cnaf_quotient_familial"]}
     values.update(overrides)
-    return await store.create_habilitation(conn, "alice", **values)
+    return await store.create_habilitation(conn, "operatrice-1", **values)
 
 
 async def test_a_habilitation_is_created_validated_with_normalised_values(registry_conn: Conn) -> None:
@@ -74,7 +74,7 @@ async def test_an_update_replaces_the_lists_given_and_keeps_the_rest(registry_co
     created = await _habilitation(registry_conn, allowed_ips=["10.0.0.0/8"], rate_per_second=50)
     updated = await store.update_habilitation(
         registry_conn,
-        "bob",
+        "operateur-2",
         created.id,
         store.HabilitationChanges(scopes=["cnaf_quotient_familial", "cnaf_allocataires"], rate_per_minute=30),
     )
@@ -84,16 +84,16 @@ async def test_an_update_replaces_the_lists_given_and_keeps_the_rest(registry_co
     assert (updated.rate_per_second, updated.rate_per_minute) == (50, 30)
     cleared = await store.update_habilitation(
         registry_conn,
-        "bob",
+        "operateur-2",
         created.id,
         store.HabilitationChanges(allowed_ips=[], clear_rate_per_second=True),
     )
     assert (cleared.allowed_ips, cleared.rate_per_second) == ((), None)
     history = [entry async for entry in audit.entries(registry_conn, target=created.id)]
     assert [(entry.actor, entry.action) for entry in history] == [
-        ("alice", "habilitation.create"),
-        ("bob", "habilitation.update"),
-        ("bob", "habilitation.update"),
+        ("operatrice-1", "habilitation.create"),
+        ("operateur-2", "habilitation.update"),
+        ("operateur-2", "habilitation.update"),
     ]
     assert history[1].before is not None and history[1].before["scopes"] == ["cnaf_quotient_familial"]
     assert history[1].after is not None and history[1].after["rate_per_minute"] == 30
@@ -108,10 +108,10 @@ async def test_unknown_ids_and_ids_that_are_not_uuids_are_told_apart(registry_co
 
 async def test_tokens_share_their_habilitation_and_expire_in_the_days_given(registry_conn: Conn) -> None:
     habilitation = await _habilitation(registry_conn)
-    classic = await store.issue_token(registry_conn, "alice", habilitation.id, days=548)
+    classic = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=548)
     editor = await store.issue_token(
         registry_conn,
-        "alice",
+        "operatrice-1",
         habilitation.id,
         days=30,
         kind=TokenKind.EDITOR,
@@ -127,15 +127,19 @@ async def test_tokens_share_their_habilitation_and_expire_in_the_days_given(regi
 
 
 async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_conn: Conn) -> None:
-    token = await store.issue_token(registry_conn, "alice", (await _habilitation(registry_conn)).id, days=10)
-    revoked = await store.revoke_token(registry_conn, "bob", token.id, "leaked in a public repository")
+    token = await store.issue_token(
+        registry_conn, "operatrice-1", (await _habilitation(registry_conn)).id, days=10
+    )
+    revoked = await store.revoke_token(
+        registry_conn, "operateur-2", token.id, "leaked in a public repository"
+    )
 
     assert revoked.state(dt.datetime.now(dt.UTC)) is TokenState.REVOKED
     assert revoked.revoked_reason == "leaked in a public repository"
     with pytest.raises(store.ConflictError):
-        await store.revoke_token(registry_conn, "bob", token.id, "again")
+        await store.revoke_token(registry_conn, "operateur-2", token.id, "again")
     with pytest.raises(InvalidInputError):
-        await store.revoke_token(registry_conn, "bob", token.id, " ")
+        await store.revoke_token(registry_conn, "operateur-2", token.id, " ")
     _, loaded = await store.load(registry_conn)
     assert [(found.id, found.state(dt.datetime.now(dt.UTC))) for found in loaded] == [
         (token.id, TokenState.REVOKED)
@@ -145,10 +149,12 @@ async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_
 async def test_a_ban_from_a_date_keeps_the_token_until_then_and_hands_a_replacement(
     registry_conn: Conn,
 ) -> None:
-    token = await store.issue_token(registry_conn, "alice", (await _habilitation(registry_conn)).id, days=100)
+    token = await store.issue_token(
+        registry_conn, "operatrice-1", (await _habilitation(registry_conn)).id, days=100
+    )
     at = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     banned, replacement = await store.ban_token(
-        registry_conn, "bob", token.id, at=at, reason="shared with a contractor", replace=True
+        registry_conn, "operateur-2", token.id, at=at, reason="shared with a contractor", replace=True
     )
 
     assert replacement is not None
@@ -159,12 +165,14 @@ async def test_a_ban_from_a_date_keeps_the_token_until_then_and_hands_a_replacem
     _, loaded = await store.load(registry_conn)
     assert {loaded_token.id for loaded_token in loaded} == {token.id, replacement.id}
     with pytest.raises(store.ConflictError):
-        await store.ban_token(registry_conn, "bob", token.id, at=None, reason="again", replace=False)
+        await store.ban_token(registry_conn, "operateur-2", token.id, at=None, reason="again", replace=False)
 
 
 async def test_a_rotation_leaves_both_tokens_working_during_the_grace(registry_conn: Conn) -> None:
-    token = await store.issue_token(registry_conn, "alice", (await _habilitation(registry_conn)).id, days=100)
-    old, new = await store.rotate_token(registry_conn, "bob", token.id, grace=dt.timedelta(hours=1))
+    token = await store.issue_token(
+        registry_conn, "operatrice-1", (await _habilitation(registry_conn)).id, days=100
+    )
+    old, new = await store.rotate_token(registry_conn, "operateur-2", token.id, grace=dt.timedelta(hours=1))
 
     now = dt.datetime.now(dt.UTC)
     assert (old.state(now), new.state(now)) == (TokenState.ENDING, TokenState.ACTIVE)
@@ -174,33 +182,35 @@ async def test_a_rotation_leaves_both_tokens_working_during_the_grace(registry_c
         old.expires_at,
         old.id,
     )
-    immediate_old, _ = await store.rotate_token(registry_conn, "bob", new.id, grace=dt.timedelta(0))
+    immediate_old, _ = await store.rotate_token(registry_conn, "operateur-2", new.id, grace=dt.timedelta(0))
     assert immediate_old.state(dt.datetime.now(dt.UTC)) is TokenState.REVOKED
 
 
 async def test_a_prolongation_moves_the_expiry_and_keeps_the_token(registry_conn: Conn) -> None:
-    token = await store.issue_token(registry_conn, "alice", (await _habilitation(registry_conn)).id, days=5)
-    prolonged = await store.prolong_token(registry_conn, "bob", token.id, days=548)
+    token = await store.issue_token(
+        registry_conn, "operatrice-1", (await _habilitation(registry_conn)).id, days=5
+    )
+    prolonged = await store.prolong_token(registry_conn, "operateur-2", token.id, days=548)
 
     assert prolonged.id == token.id
     assert prolonged.expires_at - token.expires_at > dt.timedelta(days=540)
-    await store.revoke_token(registry_conn, "bob", token.id, "ended")
+    await store.revoke_token(registry_conn, "operateur-2", token.id, "ended")
     with pytest.raises(store.ConflictError):
-        await store.prolong_token(registry_conn, "bob", token.id, days=548)
+        await store.prolong_token(registry_conn, "operateur-2", token.id, days=548)
 
 
 async def test_a_habilitation_no_longer_validated_ends_its_tokens(registry_conn: Conn) -> None:
     habilitation = await _habilitation(registry_conn)
-    token = await store.issue_token(registry_conn, "alice", habilitation.id, days=100)
+    token = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=100)
     await store.update_habilitation(
-        registry_conn, "bob", habilitation.id, store.HabilitationChanges(status=Status.REVOKED)
+        registry_conn, "operateur-2", habilitation.id, store.HabilitationChanges(status=Status.REVOKED)
     )
 
     ended = await store.get_token(registry_conn, token.id)
     assert ended.state(dt.datetime.now(dt.UTC)) is TokenState.REVOKED
     assert ended.revoked_reason == "habilitation revoked"
     with pytest.raises(store.ConflictError):
-        await store.issue_token(registry_conn, "alice", habilitation.id, days=100)
+        await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=100)
 
 
 async def test_every_write_is_announced_once_committed(registry_url: str, registry_conn: Conn) -> None:
@@ -208,7 +218,7 @@ async def test_every_write_is_announced_once_committed(registry_url: str, regist
     try:
         await listener.execute(f"LISTEN {CHANNEL}")
         habilitation = await _habilitation(registry_conn)
-        await store.issue_token(registry_conn, "alice", habilitation.id, days=10)
+        await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=10)
         payloads = []
         async with asyncio.timeout(5):
             async for notice in listener.notifies():
