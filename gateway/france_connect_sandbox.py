@@ -44,6 +44,7 @@ _CNAF_C2S_SCOPES = (
     "allocation_adulte_handicape",
     "allocation_soutien_familial",
     "cnav_allocation_enfant_handicape",
+    "cnav_allocation_rentree_scolaire",
     "complementaire_sante_solidaire",
 )
 _LEFEBVRE = {
@@ -135,6 +136,7 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "cnous_email",
             "cnous_periode_versement",
             "cnous_ville_etudes",
+            "cnous_ine",
         ),
     ),
     SandboxToken(

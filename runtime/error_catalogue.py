@@ -150,6 +150,10 @@ CODES: dict[str, ErrorCode] = {
     "00210": _parameter("Le paramètre recipient n'est pas un siret valide"),
     "00360": _parameter("Le numéro d'INE n'est pas correctement formatté"),
     "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
+    "00368": _parameter(
+        "L'année de campagne (campaignYear) n'est pas correctement formatée: doit être une année sur "
+        "4 chiffres supérieure ou égale à 2021"
+    ),
     "00380": _parameter("L'identifiant est manquant"),
     "00391": _parameter(
         "Les paramètres d'identité correspondent à plusieurs personnes. Nous ne pouvons pas fournir "

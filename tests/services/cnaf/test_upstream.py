@@ -252,7 +252,9 @@ async def test_aeeh_indicator_becomes_status_and_start_date(
             {"indicateur": indicateur, "dateIndicateur": date, "listePrestation": []}, X_APISECU_FD=MSA
         ),
     )
-    data = await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+    data = await backend.indicator(
+        Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+    )
     assert data.status == status
     assert (data.date_debut_droit if data.HasField("date_debut_droit") else None) == since
     (request,) = fake.to("/allocation_enfant_handicape")
@@ -275,7 +277,9 @@ async def test_aeeh_answer_of_another_shape_is_unknown(
     """An indicator outside the three, or a date that is not one, is 37999: never passed through."""
     fake.script("/allocation_enfant_handicape", json_answer(body, X_APISECU_FD=CNAF))
     with pytest.raises(ApiError) as raised:
-        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+        await backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+        )
     assert raised.value.code == "37999"
 
 
@@ -284,7 +288,9 @@ async def test_aeeh_and_eaje_not_found_per_regime(fake: FakeProvider, backend: U
     fake.script("/allocation_enfant_handicape", json_answer({"errorCode": "40406"}, status=404))
     fake.script("/participation_familiale_eaje", json_answer({}, status=404, X_APISECU_FD=MSA))
     with pytest.raises(ApiError) as aeeh:
-        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+        await backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+        )
     with pytest.raises(ApiError) as eaje:
         await backend.participation_familiale_eaje(lefebvre(), CALLER)
     assert (aeeh.value.code, eaje.value.code) == ("35003", "10003")
