@@ -17,7 +17,7 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.cnaf.app import CNAF as CNAF_SERVICE
-from services.cnaf.backend import Benefit
+from services.cnaf.backend import Benefit, Indicator
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
 from tests.conftest import running
@@ -280,6 +280,34 @@ async def test_aeeh_answer_of_another_shape_is_unknown(
         await backend.indicator(
             Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
         )
+    assert raised.value.code == "37999"
+
+
+async def test_ars_asks_its_own_prestation_and_refuses_an_unknown_indicator(
+    fake: FakeProvider, backend: UpstreamCnafBackend
+) -> None:
+    """ARS is asked as AEEH, with its own prestation and OAuth2 client; another indicator is 37999."""
+    fake.script(
+        "/allocation_rentree_scolaire",
+        json_answer(
+            {"indicateur": "OUVRANT_DROIT", "dateIndicateur": "2025-08-01T00:00:00"}, X_APISECU_FD=CNAF
+        ),
+        json_answer({"indicateur": "BENEFICIAIRE", "dateIndicateur": "2025-08-01"}, X_APISECU_FD=CNAF),
+    )
+    ask = partial(
+        backend.indicator,
+        Indicator.ALLOCATION_RENTREE_SCOLAIRE,
+        cnaf_pb2.AllocationRentreeScolaireData,
+        lefebvre(),
+        CALLER,
+    )
+    data = await ask()
+    assert (data.status, data.date_debut_droit) == ("ouvrant_droit", "2025-08-01")
+    assert base64.b64decode(fake.to("/token")[0].headers["authorization"].split()[1]).startswith(
+        b"allocation_rentree_scolaire:"
+    )
+    with pytest.raises(ApiError) as raised:
+        await ask()
     assert raised.value.code == "37999"
 
 
