@@ -1,4 +1,4 @@
-"""The OpenAPI spec of API Particulier as the mesh serves and tests against it: the published one, and what came since.
+"""The OpenAPI spec of API Particulier as the mesh serves and tests against it.
 
 ``spec/openapi-v3.yaml`` is the real API's spec as published (see
 ``spec/README.md``), unchanged. ``spec/newer.yaml`` states what the real API
@@ -35,7 +35,7 @@ def published_spec() -> dict[str, Any]:
 
 @functools.cache
 def current_spec() -> dict[str, Any]:
-    """The published spec with ``newer.yaml`` applied (the same object on every call: copy before changing it).
+    """The published spec with ``newer.yaml`` applied (the same object on every call: copy it to change it).
 
     A path entry of ``newer.yaml`` with ``from`` starts as a copy of that path's item; the rest
     of the entry is merged into the item (`_merged`).
@@ -46,8 +46,8 @@ def current_spec() -> dict[str, Any]:
     spec = copy.deepcopy(published_spec())
     with NEWER_FILE.open(encoding="utf-8") as stream:
         newer: dict[str, Any] = yaml.load(stream, Loader=yaml.CSafeLoader)
-    for path, change in newer["paths"].items():
-        change = dict(change)
+    for path, entry in newer["paths"].items():
+        change = dict(entry)
         source = change.pop("from", None)
         item = copy.deepcopy(spec["paths"][source]) if source is not None else spec["paths"].get(path, {})
         spec["paths"][path] = _merged(item, change)
@@ -55,7 +55,7 @@ def current_spec() -> dict[str, Any]:
 
 
 def _merged(base: Any, change: Any, key: str = "") -> Any:
-    """``change`` merged into ``base``: mappings key by key, ``parameters`` by name, anything else replaced."""
+    """``change`` merged into ``base``: mappings key by key, ``parameters`` by name, the rest replaced."""
     if isinstance(base, dict) and isinstance(change, dict):
         merged = dict(base)
         for name, value in change.items():

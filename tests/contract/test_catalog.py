@@ -28,7 +28,7 @@ def test_every_api_value_names_the_routes_of_its_api() -> None:
 
 
 def test_an_api_asked_by_label_gets_its_current_methods() -> None:
-    """Cnous's v3 and v4 methods are the same API as its v5 ones, listed after them in any declaration order."""
+    """Cnous's v3 and v4 methods are the same API as its v5 ones, listed after them in any order declared."""
     reversed_table = RouteTable(tuple(reversed(build_routes().routes)))
     boursier = ApiCatalog(reversed_table).apis[gateway_pb2.API_ETUDIANT_BOURSIER]
     assert [route.deprecated for route in boursier.routes] == [False] * 3 + [True] * 6
