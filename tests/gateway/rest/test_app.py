@@ -499,7 +499,7 @@ async def test_the_curl_calls_make_run_prints(front: Front, index: int) -> None:
 
 
 def test_every_path_of_the_current_spec_is_a_route_of_the_mesh() -> None:
-    """Each provider path of the spec (v3 to v5) is declared by a provider method, so gRPC and REST serve it."""
+    """Each provider path of the spec (v3 to v5) is a provider method's, so gRPC and REST serve it."""
     spec_paths = {path for path in current_spec()["paths"] if path.startswith("/v")}
     assert spec_paths == {path for route in build_routes().routes for path in route.http_paths}
 
