@@ -1,12 +1,13 @@
 """Schemathesis, driven by the current spec, against the running REST front.
 
 For every operation the front serves, Hypothesis generates requests from the
-current spec, the published one and what came since (valid ones, and invalid ones: missing,
-mistyped or out-of-range parameters), and each answer must pass `not_a_server_error`,
-`response_schema_conformance` and `content_type_conformance`. The API token (or, on the
-FranceConnect routes, a sandbox FranceConnect token) holds every scope, so that every response field is there to be checked.
-Bounded: a fixed number of examples per operation and generation mode, derandomized so
-that every run sends the same requests.
+current spec, the published one and what came since (valid ones, and invalid
+ones: missing, mistyped or out-of-range parameters), and each answer must pass
+`not_a_server_error`, `response_schema_conformance` and `content_type_conformance`.
+The API token (or, on the FranceConnect routes, a sandbox FranceConnect token)
+holds every scope, so that every response field is there to be checked.
+Bounded: a fixed number of examples per operation and generation mode,
+derandomized so that every run sends the same requests.
 """
 
 from __future__ import annotations
