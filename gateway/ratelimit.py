@@ -40,7 +40,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import redis.asyncio
@@ -178,9 +178,11 @@ class RateDecision:
         retry_after_seconds: Seconds until the next call would be admitted (0 when allowed).
         token_id: The token's jti.
         rate_per_second: The steady rate applied.
+        decided_at: When the decision was made, Unix epoch seconds (wall clock).
         metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
-            ``ratelimit-reset`` (whole seconds until the bucket is full), and
-            ``retry-after`` (whole seconds, at least 1) when refused. Empty when revoked.
+            ``ratelimit-reset`` (the Unix epoch second at which the bucket is full again,
+            rounded up, as the published spec documents the header) and ``retry-after``
+            (whole seconds to wait, at least 1) when refused. Empty when revoked.
     """
 
     allowed: bool
@@ -191,6 +193,7 @@ class RateDecision:
     retry_after_seconds: float
     token_id: str = ""
     rate_per_second: int = 0
+    decided_at: float = field(default_factory=time.time)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -200,7 +203,7 @@ class RateDecision:
         pairs = [
             ("ratelimit-limit", str(self.limit)),
             ("ratelimit-remaining", str(self.remaining)),
-            ("ratelimit-reset", str(math.ceil(self.reset_seconds))),
+            ("ratelimit-reset", str(math.ceil(self.decided_at + self.reset_seconds))),
         ]
         if not self.allowed:
             pairs.append(("retry-after", str(_whole_seconds_to_wait(self.retry_after_seconds))))
