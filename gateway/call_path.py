@@ -581,17 +581,17 @@ class CallPath:
                     lambda metadata: send(request, timeout=timeout, metadata=metadata),
                 )
         except grpc.aio.AioRpcError as error:
-            self.availability.observe(route.provider, error.code())
+            self.availability.observe(route.provider, error.code(), route.api_label)
             raise self._failed(route, provider_error(error, target.source)) from None
         if route.plan.scopes <= scopes:
-            self.availability.observe(route.provider, grpc.StatusCode.OK)
+            self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
             return answer
         try:
             response = route.response_class.FromString(answer)
         except DecodeError:
-            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN)
+            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN, route.api_label)
             raise self._failed(route, provider_unknown_answer(target.source)) from None
-        self.availability.observe(route.provider, grpc.StatusCode.OK)
+        self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
         mask(response, route.plan, scopes)
         return response.SerializeToString()
 

@@ -14,7 +14,7 @@ An integrator of the real API changes its base URL and token, nothing else:
   rate-limit headers the call path reports (``RateLimit-Limit``, ``RateLimit-Remaining``,
   ``RateLimit-Reset``, ``Retry-After`` on 429) on every answer of a call that reached
   the rate limiter;
-- ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<provider>/ping``,
+- ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<ping>/ping``,
   ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,9 +47,10 @@ from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
 from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
-from gateway.availability import Availability, AvailabilityTracker, ProviderState
+from gateway.availability import Availability
 from gateway.call_path import Admitted, CallPath, Inbound, Target
 from gateway.journal.access_history import AccessHistory
+from gateway.pings import PINGS, PingBoard, PingState
 from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.usage import UsageRecorder
@@ -95,19 +97,24 @@ def access_body(access: gateway_pb2.Access) -> dict[str, str]:
     }
 
 
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+_PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 
-def ping_body(state: ProviderState) -> dict[str, Any]:
-    """A provider's ping, as the real API's: ``status``, ``last_update``, ``last_ok_status``."""
-    return {
+def _iso(seconds: float) -> str:
+    """A time as the real API writes its pings': ISO 8601 in Europe/Paris, with milliseconds."""
+    return dt.datetime.fromtimestamp(seconds, _PARIS).isoformat(timespec="milliseconds")
+
+
+def ping_body(state: PingState) -> dict[str, Any]:
+    """A ping as the real API's: ``status``, ``last_update``, ``last_ok_status``, ``until`` in maintenance."""
+    body = {
         "status": state.status.value,
         "last_update": _iso(state.last_update),
         "last_ok_status": _iso(state.last_ok),
     }
+    if state.until is not None:
+        body["until"] = _iso(state.until)
+    return body
 
 
 def route_not_found() -> ApiError:
@@ -125,7 +132,7 @@ class RestFront:
 
     Args:
         call_path: The gateway's call path.
-        availability: The providers' availability, for the pings.
+        pings: What the real API's pings say.
         usage: The usage counters, for the proofs avoided.
         access_history: The journal's reader of a citizen's accesses.
         access_history_rate: The citizen's limit on the history, per second.
@@ -139,14 +146,14 @@ class RestFront:
         self,
         *,
         call_path: CallPath,
-        availability: AvailabilityTracker,
+        pings: PingBoard,
         usage: UsageRecorder,
         access_history: AccessHistory,
         access_history_rate: int,
         public_url: str = "",
     ) -> None:
         self._call_path = call_path
-        self._availability = availability
+        self._ping_board = pings
         self._usage = usage
         self._access_history = access_history
         self._access_history_rate = access_history_rate
@@ -163,7 +170,7 @@ class RestFront:
             Route("/api/introspect", self._introspect, methods=["GET"]),
             Route("/api/ping", self._ping, methods=["GET"]),
             Route("/api/pings", self._pings, methods=["GET"]),
-            Route("/api/{provider}/ping", self._provider_ping, methods=["GET"]),
+            Route("/api/{ping}/ping", self._provider_ping, methods=["GET"]),
             Route("/api/proofs_avoided", self._proofs_avoided, methods=["GET"]),
             Route(ACCESSES_PATH, self._accesses, methods=["GET"]),
             Route("/openapi.yaml", self._openapi, methods=["GET"]),
@@ -289,21 +296,25 @@ class RestFront:
         return await self._answer(request, "GET /api/ping", produce)
 
     async def _pings(self, request: Request) -> Response:
+        """Every ping, as the real API lists them: its label and its URL on the host asked."""
+        base = str(request.base_url).rstrip("/")
+
         async def produce() -> Answer:
-            return 200, {state.provider: ping_body(state) for state in self._availability.snapshot()}
+            return 200, [{"name": ping.label, "url": f"{base}/api/{ping.id}/ping"} for ping in PINGS]
 
         return await self._answer(request, "GET /api/pings", produce)
 
     async def _provider_ping(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
+        """One ping: 200, or 502 for ``bad_gateway``; an unknown name is 404 with ``{}``, as the real API."""
+        ping_id = request.path_params["ping"]
 
         async def produce() -> Answer:
-            for state in self._availability.snapshot():
-                if state.provider == provider:
-                    return (502 if state.status is Availability.BAD_GATEWAY else 200), ping_body(state)
-            raise route_not_found()
+            state = await self._ping_board.state(ping_id)
+            if state is None:
+                return 404, {}
+            return (502 if state.status is Availability.BAD_GATEWAY else 200), ping_body(state)
 
-        return await self._answer(request, "GET /api/{provider}/ping", produce)
+        return await self._answer(request, "GET /api/{ping}/ping", produce)
 
     async def _proofs_avoided(self, request: Request) -> Response:
         async def produce() -> Answer:

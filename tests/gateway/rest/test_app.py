@@ -25,7 +25,7 @@ from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
 from gateway.france_connect_clients import link, unlink
 from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
-from runtime.providers import PROVIDERS
+from gateway.pings import PINGS, Window, clear_window, declare_window
 from tests.gateway.rest.conftest import LEFEBVRE, RECIPIENT, Front
 
 QF = "/v3/dss/quotient_familial/identite"
@@ -454,19 +454,41 @@ async def test_introspect(front: Front) -> None:
     assert (await front.http.get("/api/introspect")).status_code == 401
 
 
-async def test_pings(front: Front) -> None:
+_PARIS_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0[12]:00")
+
+
+async def test_pings_in_the_real_shape(front: Front) -> None:
+    """/api/pings lists each real ping by label and URL on the host asked; each answers its status."""
     listing = await front.http.get("/api/pings")
     assert listing.status_code == 200
-    assert set(listing.json()) == {provider.name for provider in PROVIDERS}
-    for provider, ping in listing.json().items():
-        assert ping["status"] in {"ok", "unknown", "bad_gateway"}
-        one = await front.http.get(f"/api/{provider}/ping")
-        assert one.status_code == (502 if one.json()["status"] == "bad_gateway" else 200)
-        assert set(one.json()) == {"status", "last_update", "last_ok_status"}
+    assert listing.json() == [
+        {"name": ping.label, "url": f"{front.base_url}/api/{ping.id}/ping"} for ping in PINGS
+    ]
+    for entry in listing.json():
+        one = await front.http.get(entry["url"])
+        body = one.json()
+        assert body["status"] in {"ok", "unknown", "bad_gateway"}
+        assert one.status_code == (502 if body["status"] == "bad_gateway" else 200)
+        assert set(body) == {"status", "last_update", "last_ok_status"}
+        assert _PARIS_TIME.fullmatch(body["last_update"]) and _PARIS_TIME.fullmatch(body["last_ok_status"])
         assert "ratelimit-limit" not in one.headers
-    assert (await front.http.get("/api/cnaf/ping")).json()["status"] == "ok"
-    assert _error(await front.http.get("/api/nobody/ping"))["code"] == "00404"
+    assert (await front.http.get("/api/cnaf_msa_quotient_familial/ping")).json()["status"] == "ok"
+    unknown = await front.http.get("/api/cnaf/ping")
+    assert (unknown.status_code, unknown.json()) == (404, {})
     assert (await front.http.get("/api/ping")).json() == {"status": "ok"}
+
+
+async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
+    """A window an operator declared: maintenance and until, over REST as over gRPC."""
+    now = time.time()
+    declare_window(front.redis, "men_scolarite", Window(now - 1, now + 3600), now)
+    try:
+        body = (await front.http.get("/api/men_scolarite/ping")).json()
+        assert body["status"] == "maintenance"
+        assert dt.datetime.fromisoformat(body["until"]).timestamp() == pytest.approx(now + 3600, abs=0.01)
+    finally:
+        clear_window(front.redis, "men_scolarite")
+    assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
 
 
 async def test_proofs_avoided(front: Front) -> None:
