@@ -364,7 +364,9 @@ def test_maintenance_declares_and_clears_a_ping_window(redis_server: RedisProces
     until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
     result = admin("maintenance", "men_scolarite", "--until", until.isoformat(), redis_url=redis_server.url)
     assert (result.returncode, result.stdout.strip()) == (0, "men_scolarite"), result.stderr
-    start, end = (float(part) for part in client.get("maintenance:men_scolarite").decode().split())
+    stored = client.get("maintenance:men_scolarite")
+    assert isinstance(stored, bytes)
+    start, end = (float(part) for part in stored.decode().split())
     assert start <= time.time() and end == pytest.approx(until.timestamp(), abs=0.01)
     assert 3600 < client.ttl("maintenance:men_scolarite") <= 3600 + 601
     cleared = admin("maintenance", "men_scolarite", "--clear", redis_url=redis_server.url)

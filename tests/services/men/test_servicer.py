@@ -46,8 +46,8 @@ def search(
     return request
 
 
-def as_json(message: men_pb2.ScolariteData) -> dict[str, object]:
-    """The v4 JSON form of a data object."""
+def as_json(message: men_pb2.ScolariteData | men_pb2.ScolariteV5Data) -> dict[str, object]:
+    """The v4 (or v5) JSON form of a data object."""
     return render(message)
 
 
