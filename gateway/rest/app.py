@@ -166,15 +166,18 @@ class RestFront:
             Route(path, self._provider_endpoint(path, target), methods=["GET"])
             for path, target in self.paths.items()
         ]
-        routes += [
-            Route("/api/introspect", self._introspect, methods=["GET"]),
-            Route("/api/ping", self._ping, methods=["GET"]),
-            Route("/api/pings", self._pings, methods=["GET"]),
-            Route("/api/{ping}/ping", self._provider_ping, methods=["GET"]),
-            Route("/api/proofs_avoided", self._proofs_avoided, methods=["GET"]),
-            Route(ACCESSES_PATH, self._accesses, methods=["GET"]),
-            Route("/openapi.yaml", self._openapi, methods=["GET"]),
-        ]
+        utility = {
+            "/api/introspect": self._introspect,
+            "/api/ping": self._ping,
+            "/api/pings": self._pings,
+            "/api/{ping}/ping": self._provider_ping,
+            "/api/proofs_avoided": self._proofs_avoided,
+            ACCESSES_PATH: self._accesses,
+        }
+        self.utility_paths = tuple(utility)
+        """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
+        routes += [Route(path, handler, methods=["GET"]) for path, handler in utility.items()]
+        routes.append(Route("/openapi.yaml", self._openapi, methods=["GET"]))
         self.app = Starlette(
             routes=routes,
             exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
@@ -333,6 +336,6 @@ class RestFront:
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one front per process, a few server URLs
     def _spec_text(self, server: str) -> str:
-        spec = restricted_spec(self.paths, server)
+        spec = restricted_spec([*self.paths, *self.utility_paths], server)
         text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
         return text
