@@ -8,7 +8,7 @@ method's or the gateway's own, goes through the same frame:
 
 1. **authenticate**: the ``authorization`` bearer token (00101 invalid, 00103 expired);
    on a FranceConnect method called without one, the FranceConnect access token of
-   the request alone, as the real API takes it: introspected (51101, 51103), the
+   the request alone, as the real API takes it: introspected (51501, 51502), the
    call then counts against the habilitation linked to the FranceConnect client
    the token was issued to (`gateway.france_connect_clients`: 00101 when none, 00103
    when its token expired), and step 5 reuses that introspection;
@@ -66,7 +66,7 @@ from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
-from gateway.france_connect import FranceConnect, FranceConnectIdentity
+from gateway.france_connect import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.france_connect_clients import FranceConnectClients
 from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
@@ -80,7 +80,6 @@ from runtime.errors import (
     ErrorSource,
     insufficient_scopes,
     internal_error,
-    invalid_token,
     malformed_request,
     provider_timeout,
     provider_unavailable,
@@ -436,7 +435,7 @@ class CallPath:
             body: What the method does with the resolved request.
 
         Raises:
-            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked, the
+            ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked, the
                 citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
         """
         started = time.perf_counter()
@@ -478,7 +477,7 @@ class CallPath:
             The scopes of both the token and the FranceConnect token.
 
         Raises:
-            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked.
+            ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked.
         """
         return await self.france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
 
@@ -488,12 +487,12 @@ class CallPath:
         """Step 1 for a FranceConnect method called with the FranceConnect access token alone.
 
         Raises:
-            ApiError: 00101 without an access token, the introspection's refusals (51101,
-                51103, 51001…), 00101 or 00103 for the habilitation of the token's client.
+            ApiError: 51504 without an access token, the introspection's refusals (51501,
+                51502, 51001…), 00101 or 00103 for the habilitation of the token's client.
         """
         access_token = getattr(request, field).access_token
         if not access_token:
-            raise invalid_token()
+            raise missing_france_connect_token()
         timeout = self.default_deadline_seconds
         if inbound.time_remaining is not None:
             timeout = min(inbound.time_remaining, timeout)

@@ -191,10 +191,10 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "ants_extrait_immatriculation_vehicule_caracteristiques_techniques_vehicule",
         ),
     ),
-    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
+    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51502", {}, active=False),
     SandboxToken(
         "fc-expired",
-        "LEFEBVRE's token past its expiry: refused, 51103",
+        "LEFEBVRE's token past its expiry: refused, 51502",
         _LEFEBVRE,
         _CNAF_C2S_SCOPES,
         expired=True,

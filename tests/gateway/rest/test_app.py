@@ -386,7 +386,7 @@ async def test_a_france_connect_token_without_the_scope_is_403(front: Front) -> 
 
 @pytest.mark.parametrize(
     ("authorization", "code"),
-    [(None, "00101"), ("Bearer fc-inactive", "51101"), ("Bearer fc-expired", "51103")],
+    [(None, "51504"), ("Bearer fc-inactive", "51502"), ("Bearer fc-expired", "51502")],
 )
 async def test_france_connect_refusals(front: Front, authorization: str | None, code: str) -> None:
     headers = {"Authorization": authorization} if authorization else {}
