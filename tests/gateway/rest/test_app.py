@@ -578,3 +578,24 @@ async def test_the_client_calls_a_france_connect_method_with_the_france_connect_
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert json.loads(out)["data"]["quotient_familial"]["valeur"] == 2550
+
+
+async def test_the_token_carriers_the_real_api_still_accepts(front: Front) -> None:
+    """X-Api-Key, else ?token=, when no Authorization is sent; never on a FranceConnect route."""
+    by_header = await front.http.get(QF, params=LEFEBVRE, headers={"X-Api-Key": front.token})
+    assert by_header.status_code == 200, by_header.text
+    by_query = await front.http.get(QF, params={**LEFEBVRE, "token": front.token})
+    assert by_query.status_code == 200, by_query.text
+    introspected = await front.http.get("/api/introspect", headers={"X-Api-Key": front.token})
+    assert introspected.status_code == 200
+    # Authorization wins over the other carriers, as in the real API.
+    both = await front.http.get(
+        QF, params=LEFEBVRE, headers={"Authorization": "Bearer not-a-token", "X-Api-Key": front.token}
+    )
+    assert (both.status_code, _error(both)["code"]) == (401, "00101")
+    france_connect = await front.http.get(
+        "/v3/dss/quotient_familial/france_connect",
+        params={"recipient": RECIPIENT},
+        headers={"X-Api-Key": front.token},
+    )
+    assert (france_connect.status_code, _error(france_connect)["code"]) == (401, "51504")
