@@ -6,7 +6,7 @@ Commands:
   ``france_travail.statut``, ``mesr.statut_etudiant``…); the method follows from
   the subject: ``--fc-token`` asks by FranceConnect, ``--ine`` by INE,
   ``--identifiant`` by France Travail identifiant, otherwise by identity pivot;
-- ``lookup [<api>…|all]``: several APIs about one person at once;
+- ``lookup <api>…``: several APIs about one person at once, those named and no other;
 - ``introspect``: the rights of the token;
 - ``usage``: the token's calls per day, API and outcome, as a table;
 - ``pings``: what each ping of the real API says (status, maintenance window);
@@ -279,13 +279,14 @@ def lookup_request(args: argparse.Namespace, catalog: ApiCatalog) -> gateway_pb2
             raise UsageError(f"bad identity: {error}") from None
     else:
         raise UsageError("no subject: give the identity (--nom, --prenom, …), --fc-token or --subject-file")
+    known = ", ".join(entry.label for entry in catalog.apis.values())
+    if not args.apis:
+        # Data minimisation: the gateway asks no API the caller did not name, and refuses none named.
+        raise UsageError(f"name the APIs to ask, and only them; among: {known}")
     for label in args.apis:
-        if label == "all":
-            continue
         api = catalog.api_of_label(label)
         if api == gateway_pb2.API_UNSPECIFIED:
-            known = ", ".join(entry.label for entry in catalog.apis.values())
-            raise UsageError(f"unknown API {label!r}; one of: {known}, or all")
+            raise UsageError(f"unknown API {label!r}; one of: {known}")
         request.apis.append(api)  # type: ignore[arg-type]
     parameters = request.parameters
     if args.annee is not None:
@@ -525,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.set_defaults(handler=cmd_call)
 
     lookup = commands.add_parser("lookup", parents=[common], help="ask several APIs about one person")
-    lookup.add_argument("apis", nargs="*", help="API labels, or all (the default): every API the token opens")
+    lookup.add_argument("apis", nargs="*", help="API labels: the APIs to ask, and only them (at least one)")
     lookup.add_argument(
         "--identifiant-sportif", dest="identifiant_sportif", help="SDH: the sportsperson's identifiant"
     )

@@ -14,8 +14,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 from contract.v3_json import data_object, withheld_of
-
-_DETAILS_KEY = "grpc-status-details-bin"
+from runtime.errors import details_of
 
 
 def answer_of(response: Message) -> dict[str, Any]:
@@ -164,10 +163,7 @@ def problem_of_rpc(error: grpc.RpcError) -> Problem:
     call: Any = error
     code: grpc.StatusCode = call.code()
     message = call.details() or ""
-    raw = None
-    for key, value in call.trailing_metadata() or ():
-        if key == _DETAILS_KEY and isinstance(value, bytes):
-            raw = value
+    raw = details_of(call.trailing_metadata())
     details: Sequence[any_pb2.Any] = ()
     if raw is not None:
         try:

@@ -14,10 +14,12 @@ cluster belongs to ``nobody`` and the server runs as that user (through util-lin
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -210,6 +212,31 @@ class PostgresProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def freeze(self) -> None:
+        """Stop every process of the server with SIGSTOP: a database that no longer answers, sockets open."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume the processes `freeze` stopped (SIGCONT)."""
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: signal.Signals) -> None:
+        if self._process is None:
+            raise RuntimeError("postgres is not running")
+        # Each backend leads a process group of its own (PostgreSQL calls setsid()): the
+        # postmaster's children are found by their parent, in /proc (Linux).
+        postmaster = self._process.pid
+        children = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            with contextlib.suppress(OSError):
+                lines = status.read_text().splitlines()
+                if f"PPid:\t{postmaster}" in lines:
+                    children.append(int(status.parent.name))
+        # The postmaster first when stopping (it forks no new backend meanwhile), last when resuming.
+        for pid in [postmaster, *children] if signum == signal.SIGSTOP else [*children, postmaster]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def close(self) -> None:
         """Stop the server and, if the cluster is temporary, remove it."""

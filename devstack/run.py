@@ -30,7 +30,7 @@ from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
 from devstack.redis import free_port
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
 from runtime import providers as registry
 
@@ -114,7 +114,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
 CLIENT_EXAMPLES = (
     f"call cnaf.quotient_familial {_LEFEBVRE}",
-    f"lookup {_LEFEBVRE}",
+    f"lookup cnaf.quotient_familial c2s.complementaire_sante_solidaire {_LEFEBVRE}",
     "introspect",
     "usage",
     "pings",

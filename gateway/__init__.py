@@ -1,5 +1,7 @@
 """The gateway: the mesh's only public entry point.
 
 authenticate → authorize (scopes) → recipient → rate-limit (with revocation) →
-route to the provider → mask fields → journal and usage statistics.
+resolve a FranceConnect subject → forward to the provider → mask fields → journal
+and usage statistics: the steps of `gateway.call_path`, behind its gRPC adapters
+(`gateway.grpc`) and its REST front (`gateway.rest`).
 """

@@ -5,30 +5,33 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import structlog
 
 from contract.catalog import ApiCatalog
 from contract.routes import build_routes, contract_scopes
-from gateway.api import GatewayApi
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
-from gateway.france_connect import build_france_connect
-from gateway.france_connect_clients import FranceConnectClients
+from gateway.france_connect.clients import FranceConnectClients
+from gateway.france_connect.resolver import build_france_connect
+from gateway.grpc.api import GatewayApi
+from gateway.grpc.proxy import provider_services
 from gateway.journal import Journal
 from gateway.journal.access_history import AccessHistory
 from gateway.journal.signing import Signer
+from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
 from gateway.pings import PingBoard
-from gateway.proxy import provider_services
 from gateway.ratelimit import RateLimiter
-from gateway.redis_client import close as close_redis
-from gateway.redis_client import connect as connect_redis
+from gateway.redis.client import close as close_redis
+from gateway.redis.client import connect as connect_redis
 from gateway.rest.app import RestFront
+from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
@@ -58,6 +61,8 @@ class GatewayServer(GrpcServer):
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
         super().__init__(settings, services, on_shutdown=on_shutdown, reuse_port=reuse_port)
+        # A call refused while the gateway stops is refused by the call path, which journals it.
+        self._boundary.refused_in_handlers = True
         self._usage = usage
         self._availability = availability
         self._journal = journal
@@ -93,12 +98,18 @@ class GatewayServer(GrpcServer):
         await asyncio.gather(stop_rest(), super().stop(grace, notice))
 
 
-def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
+def serve(
+    settings: GatewaySettings,
+    *,
+    reuse_port: bool = False,
+    beside: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     """Run one gateway process until SIGTERM or SIGINT; exit with a plain message on a configuration mistake.
 
     Args:
         settings: The gateway's settings.
         reuse_port: Share the ports with the other workers of one supervisor (`gateway.workers`).
+        beside: A coroutine run on the gateway's event loop while it serves (a worker's heartbeat).
     """
     configure_logging(settings.log_level, settings.log_format)
 
@@ -107,7 +118,12 @@ def serve(settings: GatewaySettings, *, reuse_port: bool = False) -> None:
             server = build_server(settings, reuse_port=reuse_port)
         except ValueError as error:
             sys.exit(f"gateway: {error}")
-        await server.run_until_signalled()
+        task = asyncio.create_task(beside()) if beside is not None else None
+        try:
+            await server.run_until_signalled()
+        finally:
+            if task is not None:
+                task.cancel()
 
     run_process(main)
 
@@ -126,7 +142,7 @@ def build_server(
     Raises:
         ValueError: the settings cannot run a gateway (no journal key, no
             verification keys, a contract field without masking rule, FranceConnect
-            upstream without credentials).
+            upstream without credentials, REST bounds too small for a token).
     """
     hmac_key = settings.journal_hmac_key.get_secret_value()
     if not hmac_key:
@@ -203,7 +219,12 @@ def build_server(
         # The REST front speaks TLS with the gRPC port's certificate.
         tls = (settings.tls_cert_file, settings.tls_key_file)
         rest = RestServer(
-            front.app, host=settings.rest_host, port=settings.rest_port, tls=tls, reuse_port=reuse_port
+            front.app,
+            FrontLimits.of(settings),
+            host=settings.rest_host,
+            port=settings.rest_port,
+            tls=tls,
+            reuse_port=reuse_port,
         )
     return GatewayServer(
         settings,
@@ -256,5 +277,6 @@ def build_journal(settings: GatewaySettings, hmac_key: bytes) -> Journal:
             retry_seconds=settings.journal_retry_seconds,
             retention_months=settings.journal_retention_months,
         ),
+        witness=None if settings.journal_witness_file is None else FileWitness(settings.journal_witness_file),
     )
     return Journal(hmac_key, writer)

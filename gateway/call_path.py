@@ -1,7 +1,7 @@
 """The gateway's call path: the steps of every call, written once, in their order.
 
-Transport-neutral: an adapter (the gRPC handlers of `gateway.proxy` and
-`gateway.api`, the REST front of `gateway.rest`) hands in the caller's metadata
+Transport-neutral: an adapter (the gRPC handlers of `gateway.grpc.proxy` and
+`gateway.grpc.api`, the REST front of `gateway.rest`) hands in the caller's metadata
 and deadline as an `Inbound`, and gets back the answer, or an `ApiError`; the
 response metadata goes into the call's `CallContext`. Every call, a provider
 method's or the gateway's own, goes through the same frame:
@@ -10,7 +10,7 @@ method's or the gateway's own, goes through the same frame:
    on a FranceConnect method called without one, the FranceConnect access token of
    the request alone, as the real API takes it: introspected (51501, 51502), the
    call then counts against the habilitation linked to the FranceConnect client
-   the token was issued to (`gateway.france_connect_clients`: 00101 when none, 00103
+   the token was issued to (`gateway.france_connect.clients`: 00101 when none, 00103
    when its token expired), and step 5 reuses that introspection;
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
@@ -20,7 +20,7 @@ method's or the gateway's own, goes through the same frame:
    the limit); from here on, the rate-limit metadata of the tightest decision the
    call made goes back with its answer (a call refused at step 2 or 3 spent
    nothing; its answer says where the token stands all the same);
-5. **resolve a FranceConnect subject** (`gateway.france_connect`): the call then
+5. **resolve a FranceConnect subject** (`gateway.france_connect.resolver`): the call then
    needs, and is masked with, the scopes both the token and the FranceConnect
    token hold;
 6. **forward** to the provider, with the caller's deadline bounded by
@@ -37,18 +37,30 @@ method's or the gateway's own, goes through the same frame:
    keep the row, the caller gets 00503 instead of the answer, and a call is refused
    before any work while that lasts (`Journal.admit`).
 
+Each step is one method of `CallPath`, named as above (`_authenticate`, `_authorize`,
+`_name_recipient`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
+it reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
+for every entry point: the timer, the outcome, the journal's admission, the rate-limit
+metadata and step 8. The request and the answer travel as a `Payload`, decoded and
+encoded at most once whichever transport brought them.
+
 A Lookup is one call of this frame whose body makes provider calls with
-`CallPath.call_within`: steps 4, 6, 7 and 8 for each, under the Lookup's token,
-recipient and deadline. A method the citizen's FranceConnect token alone opens
-(`CallPath.call_citizen`: the access history) has no token nor recipient: step 5
-first, then step 4 per citizen, the body, and step 8.
+`CallPath.call_within`, each a child `Exchange` of the Lookup's: steps 4, 6, 7 and 8
+for each, under the Lookup's token, recipient, scopes and deadline. A method the
+citizen's FranceConnect token alone opens (`CallPath.call_citizen`: the access
+history) has no token nor recipient: step 5 first, then step 4 per citizen, the
+body, and step 8.
+
+Load-bearing for speed (measured with ``make bench``): the token cache by its text
+(`gateway.auth`), step 8 in batches (`ACCOUNT_BATCH_SECONDS`), the limiter's
+pipelined connection (`gateway.redis.pipeline`), the metadata read once by the call
+boundary, and the bytes passed through untouched when nothing is masked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import functools
 import hashlib
 import itertools
@@ -60,35 +72,37 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
 
 from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
-from gateway.france_connect import FranceConnect, FranceConnectIdentity, missing_france_connect_token
-from gateway.france_connect_clients import FranceConnectClients
+from gateway.france_connect.clients import FranceConnectClients
+from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
-from runtime.context import REQUEST_ID_KEY, current_call
+from runtime.context import REQUEST_ID_KEY, CallContext, current_call
 from runtime.errors import (
+    DETAILS_KEY,
     ApiError,
     ErrorSource,
+    details_of,
+    error_info_of,
     insufficient_scopes,
-    internal_error,
     malformed_request,
     provider_timeout,
     provider_unavailable,
     provider_unknown_answer,
+    server_stopping,
 )
+from runtime.interceptors import Outcome
 from runtime.providers import BY_NAME
 from runtime.tracing import active_tracer, traced_grpc_call
 
-_DETAILS_KEY = "grpc-status-details-bin"
 _LOG = structlog.get_logger(__name__)
 
 ACCOUNT_BATCH_SECONDS = 0.01
@@ -108,29 +122,71 @@ class Inbound:
     time_remaining: float | None
     """Seconds before the caller's deadline; None when it set none."""
 
+    @classmethod
+    def of_grpc(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
+        """A gRPC call's: its metadata (as the call boundary read it) and deadline."""
+        return cls(current_call().metadata, context.time_remaining())
 
-@dataclass(slots=True)
-class Admitted:
-    """A call past steps 1 to 4, as its body sees it."""
 
-    token: Token
-    recipient: str
-    """The recipient SIRET ("" for a method that needs none)."""
-    request_id: str
-    deadline: float
-    """Event-loop time by which the answer must leave."""
-    decisions: list[RateDecision]
-    """The rate-limit decisions of the call (a Lookup adds one per provider call)."""
-    subject: Message | None = None
-    """The message naming the person asked about, for the journal; set by the body."""
+class Payload:
+    """A request or an answer: the bytes a transport carries and/or the message they encode.
 
-    def time_left(self) -> float:
-        """Seconds left before the answer must leave (0 when spent)."""
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+    Each is made at most once, when first asked for: the gRPC adapter hands in bytes and
+    takes bytes back (untouched when nothing is masked), the REST front hands in a message
+    and takes a message back. A REST query that cannot be read is a payload refused: asking
+    for its message raises the refusal, where the call path reads the request (step 5).
 
-    def caller(self) -> Caller:
-        """The caller, as upstream clients (FranceConnect) are told of it."""
-        return Caller(self.recipient, self.request_id, self.time_left(), self.token.jti)
+    Args:
+        kind: The message class.
+        data: The serialized message, if a transport brought it so.
+        message: The message, if a transport brought it so.
+        refusal: The refusal of a request the transport could not read.
+        unreadable: The error of bytes that are no message of ``kind``.
+    """
+
+    __slots__ = ("_data", "_kind", "_message", "_refusal", "_unreadable")
+
+    def __init__(
+        self,
+        kind: type[Message],
+        *,
+        data: bytes | None = None,
+        message: Message | None = None,
+        refusal: ApiError | None = None,
+        unreadable: Callable[[], ApiError] = malformed_request,
+    ) -> None:
+        self._kind, self._data, self._message = kind, data, message
+        self._refusal, self._unreadable = refusal, unreadable
+
+    @classmethod
+    def refused(cls, kind: type[Message], refusal: ApiError) -> Payload:
+        """A request the transport could not read: asking for its message raises ``refusal``."""
+        return cls(kind, refusal=refusal)
+
+    def message(self) -> Message:
+        """The message, decoded at its first use.
+
+        Raises:
+            ApiError: the transport's refusal, or ``unreadable``'s error for bytes that do not decode.
+        """
+        if self._message is None:
+            if self._refusal is not None:
+                raise self._refusal
+            try:
+                self._message = self._kind.FromString(self._data or b"")
+            except DecodeError:
+                raise self._unreadable() from None
+        return self._message
+
+    def serialized(self) -> bytes:
+        """The bytes, encoded at their first use (a refused request has none: its refusal is raised)."""
+        if self._data is None:
+            self._data = self.message().SerializeToString()
+        return self._data
+
+    def rewritten(self) -> None:
+        """The message was changed in place: its bytes are encoded again when next asked for."""
+        self._data = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,37 +201,89 @@ class _Method:
     """The scopes that open it, any one sufficing; None: every token."""
     needs_recipient: bool
 
-    def authorize(self, token: Token) -> None:
-        """Step 2.
+    def opens_to(self, scopes: frozenset[str]) -> bool:
+        """Whether a call holding ``scopes`` may call the method (step 2)."""
+        return self.scopes is None or not self.scopes.isdisjoint(scopes)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One call as its steps learn it, in their order; each step writes what it learned here.
+
+    Opened by the frame (`CallPath._framed`); a call made inside another (a Lookup's
+    provider call) is its `child`.
+    """
+
+    method: _Method
+    request_id: str
+    deadline: float
+    """Event-loop time by which the answer must leave: the caller's deadline bounded by the default."""
+    started: float
+    """`time.perf_counter` at the frame's opening, for the journal's latency."""
+    metadata: Sequence[tuple[str, str | bytes]] = ()
+    """The caller's metadata (step 1 reads the token there, step 3 the recipient)."""
+    outcome: Outcome = field(default_factory=Outcome)
+    token: Token | None = None
+    """Step 1: the token the call counts against."""
+    identity: FranceConnectIdentity | None = None
+    """Step 1, on a FranceConnect method called with the FranceConnect token alone: what it certifies."""
+    scopes: frozenset[str] = frozenset()
+    """Steps 1 and 5: the scopes that open and unmask the call (the token's, and the FranceConnect's)."""
+    recipient: str = ""
+    """Step 3: the recipient SIRET ("" for a method that needs none)."""
+    decisions: list[RateDecision] = field(default_factory=list)
+    """Step 4: the rate-limit decisions that admitted the call (and its children)."""
+    subject: Message | None = None
+    """Step 5: the message naming the person asked about, for the journal."""
+    parent: Exchange | None = None
+    """The call this one was made inside."""
+
+    @property
+    def holder(self) -> Token:
+        """The token, once step 1 has passed.
 
         Raises:
-            ApiError: 00100, the token holds none of the method's scopes.
+            RuntimeError: before step 1 (a defect of the call path).
         """
-        if self.scopes is not None and self.scopes.isdisjoint(token.scopes):
-            raise insufficient_scopes()
+        if self.token is None:
+            raise RuntimeError("no token before step 1")
+        return self.token
+
+    def time_left(self) -> float:
+        """Seconds left before the answer must leave (0 when spent)."""
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def caller(self) -> Caller:
+        """The caller, as upstream clients (FranceConnect) are told of it."""
+        token_id = self.token.jti if self.token is not None else ""
+        return Caller(self.recipient, self.request_id, self.time_left(), token_id)
+
+    def child(self, method: _Method, request: Message, margin: float) -> Exchange:
+        """A call made inside this one: its own method and subject (``request``), ``margin`` s less to answer.
+
+        It adds to this call only its rate decision (`decided`); token, scopes and recipient are this call's.
+        """
+        return Exchange(
+            method,
+            self.request_id,
+            self.deadline - margin,
+            time.perf_counter(),
+            token=self.token,
+            scopes=self.scopes,
+            recipient=self.recipient,
+            subject=request,
+            parent=self,
+        )
+
+    def decided(self, decision: RateDecision) -> None:
+        """Step 4 admitted the call: the decision counts in the answer of the outermost call."""
+        if self.parent is not None:
+            self.parent.decided(decision)
+        else:
+            self.decisions.append(decision)
 
 
-class _Outcome:
-    """A call's outcome as the journal and usage record it: ``OK``, or its status name and code."""
-
-    __slots__ = ("code", "status")
-
-    def __init__(self) -> None:
-        self.status, self.code = "OK", ""
-
-    def __enter__(self) -> _Outcome:
-        return self
-
-    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        if isinstance(error, ApiError):
-            self.status, self.code = error.status.name, error.code
-        elif isinstance(error, asyncio.CancelledError):
-            self.status = grpc.StatusCode.CANCELLED.name
-        elif error is not None:
-            self.status, self.code = grpc.StatusCode.INTERNAL.name, internal_error().code
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Target:
     """One route with what its calls need, prepared at start-up."""
 
@@ -188,13 +296,16 @@ class Target:
     """What the frame needs to know of it."""
 
     def __post_init__(self) -> None:
-        route = self.route
-        object.__setattr__(self, "method", _Method(route.path, route, route.scopes, needs_recipient=True))
+        self.method = _Method(self.route.path, self.route, self.route.scopes, needs_recipient=True)
 
     @property
     def france_connect(self) -> bool:
         """Whether the request's subject is a FranceConnect subject, resolved by the gateway."""
         return self.route.subject.kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT
+
+    def unreadable_answer(self) -> ApiError:
+        """The provider answered bytes that are no answer of the method (PP003 of its source)."""
+        return provider_unknown_answer(self.source)
 
 
 @dataclass(eq=False)
@@ -212,7 +323,7 @@ class ProviderStatusError(ApiError):
 
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The provider's rich status as it sent it, plus any extra metadata."""
-        return ((_DETAILS_KEY, self.details_bin), *self.extra_metadata)
+        return ((DETAILS_KEY, self.details_bin), *self.extra_metadata)
 
 
 def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError:
@@ -222,12 +333,8 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
     without details it comes from the transport: the provider could not be
     reached (UNAVAILABLE), did not answer in time, or broke.
     """
-    details = None
     # The stubs type these trailers as the sync API's; grpc.aio gives (key, value) pairs.
-    trailers: Any = error.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == _DETAILS_KEY and isinstance(value, bytes):
-            details = value
+    details = details_of(error.trailing_metadata())
     status = error.code()
     if details is None:
         if status is grpc.StatusCode.UNAVAILABLE:
@@ -236,17 +343,12 @@ def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError
             return provider_timeout(source)
         return provider_unknown_answer(source)
     api_code, reason, title, detail, named = "", "", "", "", None
-    try:
-        for any_detail in status_pb2.Status.FromString(details).details:
-            if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                any_detail.Unpack(info)
-                api_code, reason = info.metadata.get("code", ""), info.reason
-                title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
-                if "provider" in info.metadata:
-                    named = ErrorSource(api_code[:2], info.metadata["provider"])
-    except DecodeError:
-        pass
+    info = error_info_of(details)
+    if info is not None:
+        api_code, reason = info.metadata.get("code", ""), info.reason
+        title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
+        if "provider" in info.metadata:
+            named = ErrorSource(api_code[:2], info.metadata["provider"])
     return ProviderStatusError(
         status, api_code, reason, title, detail, named, message=error.details() or "", details_bin=details
     )
@@ -259,6 +361,109 @@ def tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
     if not counted:
         return ()
     return min(counted, key=lambda decision: decision.remaining).metadata
+
+
+class _Framed:
+    """The frame of every call, around its steps: timer, outcome, journal admission, rate metadata, step 8.
+
+    An async context manager written as a class: `contextlib.asynccontextmanager`'s
+    generator costs a few microseconds a call more on the hot path.
+    """
+
+    __slots__ = ("_context", "_path", "call")
+
+    def __init__(self, path: CallPath, call: Exchange, context: CallContext) -> None:
+        self._path, self.call, self._context = path, call, context
+
+    async def __aenter__(self) -> Exchange:
+        try:
+            self._admit()
+        except BaseException as error:
+            self._close(error)
+            raise
+        return self.call
+
+    async def __aexit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        self._close(error)
+
+    def _admit(self) -> None:
+        """Refuse the call before any work: the server stops (00504), the journal cannot keep it (00503)."""
+        if self._context.stopping:  # held while the server stops: refused, and journalled as such
+            raise server_stopping()
+        self._path.journal.admit()  # 8
+
+    def _close(self, error: BaseException | None) -> None:
+        """Classify the outcome, tell the caller where its token stands, and account for the call.
+
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        call = self.call
+        call.outcome.classify(error)
+        if call.parent is None and call.decisions:
+            self._context.response_metadata.extend(tightest(call.decisions))
+        self._path.account_later(call)  # 8
+
+
+class Accounts:
+    """Step 8 of every call: its journal record before the answer leaves, the rest after, in batches.
+
+    Args:
+        journal: The journal.
+        usage: Counts a call of a token to an API with its outcome.
+    """
+
+    def __init__(self, journal: Journal, usage: Callable[[str, str, str], None]) -> None:
+        self._journal, self._usage = journal, usage
+        self._unaccounted: list[Callable[[], None]] = []
+
+    def account_later(self, call: Exchange) -> None:
+        """Step 8: the journal's record before the answer leaves; the rest after, in a batch.
+
+        The journal's log event and the usage count go with those of the calls that end
+        within ``ACCOUNT_BATCH_SECONDS``.
+
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        route, token = call.method.route, call.token
+        record = self._journal.record(
+            Call(
+                request_id=call.request_id,
+                token_id=token.jti if token is not None else "",
+                habilitation=token.habilitation if token is not None else "",
+                recipient=call.recipient,
+                method=call.method.path,
+                api=route.api_label if route is not None else "",
+                provider=route.provider if route is not None else "",
+                status=call.outcome.status,
+                code=call.outcome.code,
+                latency_ms=(time.perf_counter() - call.started) * 1000,
+                subject=call.subject,
+            )
+        )
+        if not self._unaccounted:
+            # In a context of its own: the batch belongs to no call in particular.
+            asyncio.get_running_loop().call_later(
+                ACCOUNT_BATCH_SECONDS, self.account_ended, context=contextvars.Context()
+            )
+        self._unaccounted.append(functools.partial(self._account, record, token))
+        if record.refusal is not None:
+            raise record.refusal
+
+    def account_ended(self) -> None:
+        """Step 8 of the calls that ended and are not accounted for yet: journal events, usage counts."""
+        batch, self._unaccounted = self._unaccounted, []
+        for account in batch:
+            try:
+                account()
+            except Exception as exc:  # one call's accounting must not lose the others'
+                _LOG.error("accounting_failed", error_type=type(exc).__name__)
+
+    def _account(self, record: Record, token: Token | None) -> None:
+        self._journal.log(record)
+        if token is not None and record.call.api:
+            self._usage(token.jti, record.call.api, record.status)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -283,9 +488,10 @@ class CallPath:
     """Learns from the outcome of every provider call."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
-    _unaccounted: list[Callable[[], None]] = field(init=False, default_factory=list)
+    _accounts: Accounts = field(init=False)
 
     def __post_init__(self, routes: RouteTable, channels: Mapping[str, Sequence[grpc.aio.Channel]]) -> None:
+        self._accounts = Accounts(self.journal, self.usage)
         self.targets = {
             route.path: Target(
                 route,
@@ -302,71 +508,35 @@ class CallPath:
 
     # -- the entry points -----------------------------------------------------------------------------
 
-    async def call_provider(self, target: Target, request: bytes | ApiError, inbound: Inbound) -> bytes:
+    async def call_provider(self, target: Target, request: Payload, inbound: Inbound) -> Payload:
         """Serve one provider method, every step.
 
         Args:
             target: The method.
-            request: The request as the caller serialized it; or the refusal of a request the
-                transport could not read (a REST query), raised where the request is read, after
-                the token, scope, recipient and rate limit, in the order of a gRPC call.
+            request: The request; a REST query that could not be read is refused at step 5,
+                after the token, scope, recipient and rate limit, in the order of a gRPC call.
             inbound: The caller's metadata and deadline.
 
         Returns:
-            The serialized, masked answer.
+            The masked answer.
 
         Raises:
             ApiError: any step's refusal, the provider's own error, or the transport's.
         """
-        route = target.route
-        decoded: list[Message] = []
-        resolved: list[FranceConnectIdentity] = []
-        raw = request if isinstance(request, bytes) else b""
-
-        def subject_of() -> Message:
-            if isinstance(request, ApiError):
-                raise request
-            if not decoded:
-                try:
-                    decoded.append(route.request_class.FromString(raw))
-                except DecodeError:
-                    raise malformed_request() from None
-            return decoded[0]
-
-        async def by_france_connect_token() -> Token:
-            identity, token = await self._authenticate_france_connect(
-                subject_of(), route.subject.name, inbound
-            )
-            resolved.append(identity)
-            # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
-            return dataclasses.replace(token, scopes=token.scopes & identity.scopes)
-
-        async def forward(admitted: Admitted) -> bytes:
-            subject = admitted.subject = subject_of()
-            scopes, sent = admitted.token.scopes, raw
-            if target.france_connect:
-                if resolved:
-                    scopes = FranceConnect.write(subject, route.subject.name, resolved[0], scopes)
-                else:
-                    scopes = await self.resolve_france_connect(subject, route.subject.name, admitted)
-                if route.scopes.isdisjoint(scopes):
-                    raise insufficient_scopes()
-                sent = subject.SerializeToString()
-            return await self._forward(target, sent, admitted, scopes)
-
-        alone = target.france_connect and all(key != AUTHORIZATION_KEY for key, _ in inbound.metadata)
-        return await self._frame(
-            target.method,
-            inbound,
-            forward,
-            by_france_connect_token if alone else None,
-        )
+        async with self._framed(target.method, inbound) as call:
+            await self._authenticate(call, target, request)  # 1
+            await self._authorize(call)  # 2
+            await self._name_recipient(call)  # 3
+            await self._limit(call)  # 4
+            await self._resolve_subject(call, target, request)  # 5
+            answer = await self._forward(call, target, request)  # 6
+            return self._mask(call, target, answer)  # 7
 
     async def call_own(
         self,
         method: str,
         inbound: Inbound,
-        body: Callable[[Admitted], Awaitable[Answer]],
+        body: Callable[[Exchange], Awaitable[Answer]],
         *,
         needs_recipient: bool,
     ) -> Answer:
@@ -375,47 +545,39 @@ class CallPath:
         Args:
             method: The full gRPC path, for the journal.
             inbound: The caller's metadata and deadline.
-            body: What the method does once the caller is admitted.
+            body: What the method does once the caller is admitted (steps 5 to 7, if any).
             needs_recipient: The method forwards data to a recipient, who must be named.
 
         Raises:
             ApiError: any step's refusal, or the body's.
         """
-        return await self._frame(_Method(method, None, None, needs_recipient), inbound, body)
+        async with self._framed(_Method(method, None, None, needs_recipient), inbound) as call:
+            await self._authenticate(call)  # 1
+            await self._authorize(call)  # 2
+            await self._name_recipient(call)  # 3
+            await self._limit(call)  # 4
+            return await body(call)
 
-    async def call_within(
-        self, admitted: Admitted, target: Target, request: Message, scopes: frozenset[str]
-    ) -> bytes:
+    async def call_within(self, call: Exchange, target: Target, request: Message) -> Payload:
         """One provider call inside an admitted call (a Lookup's): steps 4, 6, 7 and 8.
 
         Args:
-            admitted: The enclosing call.
+            call: The call, a `Exchange.child` of the enclosing call.
             target: The method called.
             request: Its request, subject filled.
-            scopes: The scopes the answer is masked with.
 
         Returns:
-            The serialized, masked answer.
+            The masked answer.
 
         Raises:
             ApiError: 00105 or 00429 from the limiter, the provider's error or the transport's.
         """
-        started = time.perf_counter()
-        outcome = _Outcome()
-        try:
-            with outcome:
-                self.journal.admit()
-                admitted.decisions.append(await self._admit(admitted.token))
-                return await self._forward(target, request.SerializeToString(), admitted, scopes)
-        finally:
-            self._account_later(
-                target.method,
-                admitted.token,
-                admitted.recipient,
-                request,
-                outcome=outcome,
-                started=started,
-            )
+        async with _Framed(self, call, current_call()):
+            await self._limit(call)  # 4
+            answer = await self._forward(
+                call, target, Payload(target.route.request_class, message=request)
+            )  # 6
+            return self._mask(call, target, answer)  # 7
 
     async def call_citizen(
         self,
@@ -438,108 +600,204 @@ class CallPath:
             ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked, the
                 citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
         """
-        started = time.perf_counter()
-        call = current_call()
-        outcome = _Outcome()
-        resolved: Message | None = None
+        async with self._framed(_Method(method, None, None, needs_recipient=False), inbound) as call:
+            await self.resolve_france_connect(call, request, "france_connect")  # 5
+            await self._limit_citizen(call, rate_per_second)  # 4
+            return await body(request)
+
+    # -- the frame ------------------------------------------------------------------------------------
+
+    def _framed(self, method: _Method, inbound: Inbound) -> _Framed:
+        """Open a call: its request id, its one deadline, its timer (`_Framed` does the rest)."""
+        context = current_call()
+        timeout = self.default_deadline_seconds
+        if inbound.time_remaining is not None:
+            timeout = min(inbound.time_remaining, timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        call = Exchange(method, context.request_id, deadline, time.perf_counter(), inbound.metadata)
+        return _Framed(self, call, context)
+
+    # -- the steps, in their order --------------------------------------------------------------------
+
+    async def _authenticate(
+        self, call: Exchange, target: Target | None = None, request: Payload | None = None
+    ) -> None:
+        """Step 1: the API token; on a FranceConnect method called without one, the FranceConnect token alone.
+
+        Raises:
+            ApiError: 00101, 00103 for the API token; without one, 51504 without an access token,
+                the introspection's refusals (51501, 51502, 51001…), 00101 or 00103 for the
+                habilitation of the FranceConnect token's client.
+        """
+        if (
+            target is not None
+            and request is not None
+            and target.france_connect
+            and all(key != AUTHORIZATION_KEY for key, _ in call.metadata)
+        ):
+            await self._authenticate_france_connect(call, target, request)
+        else:
+            call.token = self.verifier.authenticate(call.metadata)
+            call.scopes = call.token.scopes
+
+    async def _authenticate_france_connect(self, call: Exchange, target: Target, request: Payload) -> None:
+        """Step 1 by the request's FranceConnect access token alone, as the real API takes it."""
+        access_token = getattr(request.message(), target.route.subject.name).access_token
+        if not access_token:
+            raise missing_france_connect_token()
+        call.identity = await self.france_connect.resolve(access_token, call.caller())
+        call.token = await self.france_connect_clients.token_of(call.identity.client_id)
+        # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
+        call.scopes = call.token.scopes & call.identity.scopes
+
+    async def _authorize(self, call: Exchange) -> None:
+        """Step 2: the call holds one of the method's scopes.
+
+        Raises:
+            ApiError: 00100, it holds none.
+        """
+        if not call.method.opens_to(call.scopes):
+            await self._tell_rate(call.holder)
+            raise insufficient_scopes()
+
+    async def _name_recipient(self, call: Exchange) -> None:
+        """Step 3: the recipient, for a method that needs one.
+
+        Raises:
+            ApiError: 00203 none named, 00210 not a SIRET.
+        """
+        if not call.method.needs_recipient:
+            return
         try:
-            with outcome:
-                self.journal.admit()  # 8, refused before any work
-                timeout = self.default_deadline_seconds
-                if inbound.time_remaining is not None:
-                    timeout = min(inbound.time_remaining, timeout)
-                caller = Caller("", call.request_id, timeout)
-                await self.france_connect.fill(request, "france_connect", frozenset(), caller)  # 5
-                resolved = request
-                # Keyed by a hash of the subject's digest: the key says nothing to whoever reads Redis.
-                citizen = hashlib.sha256(self.journal.subject_digest(request).encode()).hexdigest()[:32]
-                decision = await self.limiter.check(f"citizen-{citizen}", rate_per_second)  # 4
-                call.response_metadata.extend(decision.metadata)
-                if not decision.allowed:
-                    raise decision.refusal()
-                return await body(request)
-        finally:
-            self._account_later(
-                _Method(method, None, None, needs_recipient=False),
-                None,
-                "",
-                resolved,
-                outcome=outcome,
-                started=started,
-            )  # 8
+            call.recipient = recipient_from(call.metadata)
+        except ApiError:
+            await self._tell_rate(call.holder)
+            raise
 
-    async def resolve_france_connect(
-        self, request: Message, field: str, admitted: Admitted
-    ) -> frozenset[str]:
-        """Step 5: resolve the FranceConnect subject of a request in place.
+    async def _limit(self, call: Exchange) -> None:
+        """Step 4: the token's rate limit and revocation, one Redis round trip.
 
-        Returns:
-            The scopes of both the token and the FranceConnect token.
+        Raises:
+            ApiError: 00105 revoked, 00429 over the limit.
+        """
+        token = call.holder
+        decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)
+        if not decision.allowed:
+            raise decision.refusal()
+        call.decided(decision)
+
+    async def _limit_citizen(self, call: Exchange, rate_per_second: int) -> None:
+        """Step 4 of a citizen's call: the limit of the citizen the resolved subject names.
+
+        Raises:
+            ApiError: 00429 over the limit.
+        """
+        # Keyed by a hash of the subject's digest: the key says nothing to whoever reads Redis.
+        digest = self.journal.subject_digest(call.subject) if call.subject is not None else ""
+        citizen = hashlib.sha256(digest.encode()).hexdigest()[:32]
+        decision = await self.limiter.check(f"citizen-{citizen}", rate_per_second)
+        if not decision.allowed:
+            raise decision.refusal()
+        call.decided(decision)
+
+    async def _resolve_subject(self, call: Exchange, target: Target, request: Payload) -> None:
+        """Step 5: read the request's subject; resolve a FranceConnect one.
+
+        Raises:
+            ApiError: the request cannot be read (00400, or the transport's refusal); on a
+                FranceConnect method, the FranceConnect token's refusals, or 00100 when the
+                scopes both tokens hold open none of the method's.
+        """
+        message = call.subject = request.message()
+        if not target.france_connect:
+            return
+        await self.resolve_france_connect(call, message, target.route.subject.name)
+        if not target.method.opens_to(call.scopes):
+            raise insufficient_scopes()
+        request.rewritten()
+
+    async def resolve_france_connect(self, call: Exchange, request: Message, field: str) -> None:
+        """Step 5 for a FranceConnect subject: write what its token certifies into the request, in place.
+
+        The identity step 1 resolved is reused; otherwise the token is introspected. The call's
+        scopes become those both its tokens hold, and the request its subject.
 
         Raises:
             ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked.
         """
-        return await self.france_connect.fill(request, field, admitted.token.scopes, admitted.caller())
+        if call.identity is not None:
+            call.scopes = FranceConnect.write(request, field, call.identity, call.scopes)
+        else:
+            call.scopes = await self.france_connect.fill(request, field, call.scopes, call.caller())
+        call.subject = request
 
-    async def _authenticate_france_connect(
-        self, request: Message, field: str, inbound: Inbound
-    ) -> tuple[FranceConnectIdentity, Token]:
-        """Step 1 for a FranceConnect method called with the FranceConnect access token alone.
+    async def _forward(self, call: Exchange, target: Target, request: Payload) -> bytes:
+        """Step 6: send the request to the provider, within the call's deadline.
 
         Raises:
-            ApiError: 51504 without an access token, the introspection's refusals (51501,
-                51502, 51001…), 00101 or 00103 for the habilitation of the token's client.
+            ApiError: the provider's own error, passed through; PP001 unreachable, PP002 too slow,
+                PP003 broken (of the provider's error source).
         """
-        access_token = getattr(request, field).access_token
-        if not access_token:
-            raise missing_france_connect_token()
-        timeout = self.default_deadline_seconds
-        if inbound.time_remaining is not None:
-            timeout = min(inbound.time_remaining, timeout)
-        caller = Caller("", current_call().request_id, timeout)
-        identity = await self.france_connect.resolve(access_token, caller)
-        return identity, await self.france_connect_clients.token_of(identity.client_id)
-
-    # -- the frame ------------------------------------------------------------------------------------
-
-    async def _frame(
-        self,
-        method: _Method,
-        inbound: Inbound,
-        body: Callable[[Admitted], Awaitable[Answer]],
-        authenticate: Callable[[], Awaitable[Token]] | None = None,
-    ) -> Answer:
-        started = time.perf_counter()
-        call = current_call()
-        token: Token | None = None
-        admitted: Admitted | None = None
-        recipient = ""
-        outcome = _Outcome()
+        route = target.route
+        timeout = call.time_left()
+        if timeout <= 0:
+            raise self._failed(route, provider_timeout(target.source))
+        forwarded = (
+            (REQUEST_ID_KEY, call.request_id),
+            (RECIPIENT_KEY, call.recipient),
+            (TOKEN_ID_KEY, call.holder.jti),
+        )
+        data = request.serialized()
+        send = next(target.callables)
+        tracer = active_tracer()
         try:
-            with outcome:
-                self.journal.admit()  # 8, refused before any work
-                if authenticate is None:  # 1
-                    token = self.verifier.authenticate(inbound.metadata)
-                else:
-                    token = await authenticate()
-                try:
-                    method.authorize(token)  # 2
-                    recipient = recipient_from(inbound.metadata) if method.needs_recipient else ""  # 3
-                except ApiError:
-                    await self._tell_rate(token)
-                    raise
-                decision = await self._admit(token)  # 4
-                timeout = self.default_deadline_seconds
-                if inbound.time_remaining is not None:
-                    timeout = min(inbound.time_remaining, timeout)
-                deadline = asyncio.get_running_loop().time() + timeout
-                admitted = Admitted(token, recipient, call.request_id, deadline, [decision])
-                return await body(admitted)  # 5 to 7
-        finally:
-            if admitted is not None:
-                call.response_metadata.extend(tightest(admitted.decisions))
-            subject = admitted.subject if admitted is not None else None
-            self._account_later(method, token, recipient, subject, outcome=outcome, started=started)  # 8
+            if tracer is None:
+                answer: bytes = await send(data, timeout=timeout, metadata=forwarded)
+                return answer
+            # A CLIENT span, its traceparent added to the forwarded metadata.
+            return await traced_grpc_call(
+                tracer,
+                route.path,
+                route.provider,
+                forwarded,
+                lambda metadata: send(data, timeout=timeout, metadata=metadata),
+            )
+        except grpc.aio.AioRpcError as error:
+            self.availability.observe(route.provider, error.code(), route.api_label)
+            raise self._failed(route, provider_error(error, target.source)) from None
+
+    def _mask(self, call: Exchange, target: Target, answer: bytes) -> Payload:
+        """Step 7: hide the fields the call's scopes do not unlock; the bytes untouched when they unlock all.
+
+        Raises:
+            ApiError: PP003, the answer is no answer of the method (masking must read it).
+        """
+        route = target.route
+        if route.plan.scopes <= call.scopes:
+            self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
+            return Payload(route.response_class, data=answer, unreadable=target.unreadable_answer)
+        try:
+            response = route.response_class.FromString(answer)
+        except DecodeError:
+            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN, route.api_label)
+            raise self._failed(route, target.unreadable_answer()) from None
+        self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
+        mask(response, route.plan, call.scopes)
+        return Payload(route.response_class, message=response)
+
+    def account_later(self, call: Exchange) -> None:
+        """Step 8 (`Accounts.account_later`).
+
+        Raises:
+            ApiError: 00503 instead of the answer, the journal could not keep its row.
+        """
+        self._accounts.account_later(call)
+
+    async def close(self) -> None:
+        """Account for the calls that ended, once the server has drained: nothing ends after."""
+        self._accounts.account_ended()
+
+    # -- helpers of the steps -------------------------------------------------------------------------
 
     async def _tell_rate(self, token: Token) -> None:
         """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
@@ -547,116 +805,8 @@ class CallPath:
         if state is not None:
             current_call().response_metadata.extend(state.metadata)
 
-    async def _admit(self, token: Token) -> RateDecision:
-        decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)
-        if not decision.allowed:
-            raise decision.refusal()
-        return decision
-
-    async def _forward(
-        self, target: Target, request: bytes, admitted: Admitted, scopes: frozenset[str]
-    ) -> bytes:
-        route = target.route
-        timeout = admitted.time_left()
-        if timeout <= 0:
-            raise self._failed(route, provider_timeout(target.source))
-        forwarded = (
-            (REQUEST_ID_KEY, admitted.request_id),
-            (RECIPIENT_KEY, admitted.recipient),
-            (TOKEN_ID_KEY, admitted.token.jti),
-        )
-        send = next(target.callables)
-        tracer = active_tracer()
-        try:
-            if tracer is None:
-                answer = await send(request, timeout=timeout, metadata=forwarded)
-            else:
-                # A CLIENT span, its traceparent added to the forwarded metadata.
-                answer = await traced_grpc_call(
-                    tracer,
-                    route.path,
-                    route.provider,
-                    forwarded,
-                    lambda metadata: send(request, timeout=timeout, metadata=metadata),
-                )
-        except grpc.aio.AioRpcError as error:
-            self.availability.observe(route.provider, error.code(), route.api_label)
-            raise self._failed(route, provider_error(error, target.source)) from None
-        if route.plan.scopes <= scopes:
-            self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
-            return answer
-        try:
-            response = route.response_class.FromString(answer)
-        except DecodeError:
-            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN, route.api_label)
-            raise self._failed(route, provider_unknown_answer(target.source)) from None
-        self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
-        mask(response, route.plan, scopes)
-        return response.SerializeToString()
-
     @staticmethod
     def _failed(route: Route, error: ApiError) -> ApiError:
         """Count a failed provider call (by provider service, status and code), then hand the error back."""
         PROVIDER_ERRORS.labels(route.provider, error.status.name, error.code).inc()
         return error
-
-    def _account_later(
-        self,
-        method: _Method,
-        token: Token | None,
-        recipient: str,
-        subject: Message | None,
-        *,
-        outcome: _Outcome,
-        started: float,
-    ) -> None:
-        """Step 8: the journal's record before the answer leaves; the rest after, in a batch.
-
-        The journal's log event and the usage count go with those of the calls that end
-        within ``ACCOUNT_BATCH_SECONDS``.
-
-        Raises:
-            ApiError: 00503 instead of the answer, the journal could not keep its row.
-        """
-        route = method.route
-        record = self.journal.record(
-            Call(
-                request_id=current_call().request_id,
-                token_id=token.jti if token is not None else "",
-                habilitation=token.habilitation if token is not None else "",
-                recipient=recipient,
-                method=method.path,
-                api=route.api_label if route is not None else "",
-                provider=route.provider if route is not None else "",
-                status=outcome.status,
-                code=outcome.code,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                subject=subject,
-            )
-        )
-        if not self._unaccounted:
-            # In a context of its own: the batch belongs to no call in particular.
-            asyncio.get_running_loop().call_later(
-                ACCOUNT_BATCH_SECONDS, self.account_ended, context=contextvars.Context()
-            )
-        self._unaccounted.append(functools.partial(self._account, record, token))
-        if record.refusal is not None:
-            raise record.refusal
-
-    def account_ended(self) -> None:
-        """Step 8 of the calls that ended and are not accounted for yet: journal events, usage counts."""
-        batch, self._unaccounted = self._unaccounted, []
-        for account in batch:
-            try:
-                account()
-            except Exception as exc:  # one call's accounting must not lose the others'
-                _LOG.error("accounting_failed", error_type=type(exc).__name__)
-
-    async def close(self) -> None:
-        """Account for the calls that ended, once the server has drained: nothing ends after."""
-        self.account_ended()
-
-    def _account(self, record: Record, token: Token | None) -> None:
-        self.journal.log(record)
-        if token is not None and record.call.api:
-            self.usage(token.jti, record.call.api, record.status)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -17,6 +17,19 @@ PROVIDER_ERRORS = Counter(
     "Failed calls from the gateway to a provider service, by provider service, gRPC status and "
     "API Particulier code (the provider's own refusals and the gateway's PP001/PP002/PP999).",
     ["provider", "grpc_code", "api_code"],
+)
+
+HTTP_REQUESTS = Counter(
+    "http_server_requests",
+    "Requests the REST front answered, by route template, method and HTTP status (499: the caller "
+    "closed its connection before the answer, and its call was cancelled).",
+    ["http_route", "http_request_method", "http_response_status_code"],
+)
+HTTP_DURATION = Histogram(
+    "http_server_request_duration_seconds",
+    "Time to answer a REST request, by route template and method.",
+    ["http_route", "http_request_method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 AVAILABILITY_STATES = ("ok", "bad_gateway", "unknown")

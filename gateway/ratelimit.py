@@ -28,9 +28,15 @@ at a time), and goes back to it by itself.
 At most ``REDIS_MAX_CONNECTIONS`` calls talk to Redis at once; the others queue,
 within their deadline, and the wait is not part of the Redis timeout: a burst that
 exhausts the connection pool is never taken for Redis being down. The script calls of
-a process share one pipelined connection (`gateway.redis_pipeline`) where the Redis
+a process share one pipelined connection (`gateway.redis.pipeline`) where the Redis
 client allows one (plain or Sentinel, without TLS), and go through the client's own
 commands otherwise (Cluster, TLS).
+
+A busy process is not a Redis outage: on the pipelined connection, the timeout runs
+from the moment a command is written, and a reply that arrived while the event loop
+was busy with other calls counts, since the loop reads its sockets once more before
+it declares the reply overdue (`gateway.redis_pipeline`). Through the client's own
+commands (Cluster, TLS) the timeout is ``asyncio.timeout``'s, which cannot tell.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
-from gateway.redis_pipeline import pipeline_for
+from gateway.redis.pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 
@@ -438,15 +444,11 @@ class RateLimiter:
     async def _check_in_redis(self, token_id: str, rate: int, *, count: bool = True) -> RateDecision:
         burst = self.burst_for(rate)
         keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst, int(count))
-        async with asyncio.timeout(self._settings.redis_timeout_seconds):
-            if self._sha is None:
-                self._sha = await self._scripts.script_load(SCRIPT)
-            try:
-                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
-            except NoScriptError:
-                # Redis restarted or SCRIPT FLUSH: load it again, once.
-                self._sha = await self._scripts.script_load(SCRIPT)
-                reply = await self._scripts.evalsha(self._sha, 2, *keys_and_args)
+        if self._pipeline is not None:  # it times its replies itself, the loop's busy time aside
+            reply = await self._run_script(keys_and_args)
+        else:
+            async with asyncio.timeout(self._settings.redis_timeout_seconds):
+                reply = await self._run_script(keys_and_args)
         revoked, allowed, remaining, reset_us, retry_us = (int(value) for value in reply)
         return RateDecision(
             allowed=bool(allowed),
@@ -458,6 +460,16 @@ class RateLimiter:
             token_id=token_id,
             rate_per_second=rate,
         )
+
+    async def _run_script(self, keys_and_args: tuple[str, str, int, int, int]) -> Any:
+        if self._sha is None:
+            self._sha = await self._scripts.script_load(SCRIPT)
+        try:
+            return await self._scripts.evalsha(self._sha, 2, *keys_and_args)
+        except NoScriptError:
+            # Redis restarted or SCRIPT FLUSH: load it again, once.
+            self._sha = await self._scripts.script_load(SCRIPT)
+            return await self._scripts.evalsha(self._sha, 2, *keys_and_args)
 
     def _redis_failed(self, exc: BaseException) -> None:
         REDIS_ERRORS.inc()

@@ -79,8 +79,60 @@ class GatewaySettings(_WithProviderAddresses):
     )
     rest_public_url: str = Field(
         default="",
-        description="Base URL integrators call, given as the server of /openapi.yaml; empty: the URL "
-        "of the request (REST_PUBLIC_URL).",
+        description="Base URL integrators call, the only server /openapi.yaml names; empty: the relative "
+        'server "/" (the host the document was fetched from), never a Host header (REST_PUBLIC_URL).',
+    )
+    # The bounds of one request, sized from the largest legitimate one (README, "REST front"): a
+    # request line of every query parameter of the widest route at its longest, percent-encoded,
+    # is 11.7 KiB; the largest header is the authorization of a TOKEN_MAX_BYTES token.
+    rest_max_request_line_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Longest request line (method, path and query string, version), in bytes; longer: "
+        "414, code 00442 (REST_MAX_REQUEST_LINE_BYTES).",
+    )
+    rest_max_header_bytes: int = Field(
+        default=8192,
+        ge=256,
+        description="Longest header field (name and value), in bytes; at least TOKEN_MAX_BYTES and the "
+        "authorization scheme; longer: 431, code 00443 (REST_MAX_HEADER_BYTES).",
+    )
+    rest_max_head_bytes: int = Field(
+        default=32_768,
+        ge=1024,
+        description="Longest request head (request line and every header field), in bytes, the most a "
+        "connection holds in memory while its head arrives; longer: 431, code 00443 "
+        "(REST_MAX_HEAD_BYTES).",
+    )
+    rest_max_headers: int = Field(
+        default=64,
+        ge=8,
+        description="Most header fields in one request; more: 431, code 00443 (REST_MAX_HEADERS).",
+    )
+    rest_max_body_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Longest request body, in bytes; every route of the front is a GET without one; "
+        "longer: 413, code 00441 (REST_MAX_BODY_BYTES).",
+    )
+    rest_head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest time a request may take to arrive whole, from the connection's opening or the "
+        "request's first byte; then 408, code 00440, and the connection is closed "
+        "(REST_HEAD_TIMEOUT_SECONDS).",
+    )
+    rest_idle_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a keep-alive connection may wait, idle, for its next request before the front "
+        "closes it (REST_IDLE_TIMEOUT_SECONDS).",
+    )
+    rest_max_connections: int = Field(
+        default=500,
+        ge=1,
+        description="Open connections the REST front of one process holds at most; a connection beyond "
+        "them is answered 503, code 00505, and closed (REST_MAX_CONNECTIONS).",
     )
 
     # -- where the providers are: one <provider>_address setting each, from the registry ----
@@ -129,7 +181,7 @@ class GatewaySettings(_WithProviderAddresses):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="Redis URL: redis://, rediss://, redis+sentinel:// or redis+cluster:// "
-        "(gateway/redis_client.py) (REDIS_URL).",
+        "(gateway/redis/client.py) (REDIS_URL).",
     )
     redis_timeout_seconds: float = Field(
         default=0.25, gt=0, description="Timeout of one Redis round trip (REDIS_TIMEOUT_SECONDS)."
@@ -195,6 +247,12 @@ class GatewaySettings(_WithProviderAddresses):
         "so that one replica uses that many cores (gateway.workers); worker i serves its metrics "
         "on METRICS_PORT + i (GATEWAY_WORKERS).",
     )
+    worker_heartbeat_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="With GATEWAY_WORKERS above 1, a worker whose event loop has not beaten for this long "
+        "is taken for hung: the supervisor kills it and starts another (WORKER_HEARTBEAT_TIMEOUT_SECONDS).",
+    )
 
     # -- journal and usage statistics -----------------------------------------------------------
     journal_hmac_key: SecretStr = Field(
@@ -253,6 +311,11 @@ class GatewaySettings(_WithProviderAddresses):
         default=0.5,
         gt=0,
         description="Wait between two attempts to reach an unreachable PostgreSQL (JOURNAL_RETRY_SECONDS).",
+    )
+    journal_witness_file: Path | None = Field(
+        default=None,
+        description="File each signed chain head is also appended to, on a volume apart from the "
+        "journal's database, for `journal verify --witness`, docs/JOURNAL.md (JOURNAL_WITNESS_FILE).",
     )
     journal_retention_months: int = Field(
         default=12,

@@ -27,8 +27,14 @@ import redis.asyncio
 import structlog
 from redis.exceptions import RedisError
 
-RETENTION_SECONDS = 62 * 24 * 3600
+from runtime.errors import FieldViolation, bad_request, store_unavailable
+
+RETENTION_DAYS = 62
+"""How many days of usage are kept (the "2 months" of statistics), and asked for when none is said."""
+RETENTION_SECONDS = RETENTION_DAYS * 24 * 3600
 """How long a day's counters are kept."""
+PROOFS_DAYS = 30
+"""The window of the public figure of proofs avoided."""
 
 SUCCESS = "OK"
 """The outcome of a successful call; only those count as proofs avoided."""
@@ -186,21 +192,32 @@ class UsageRecorder:
             except (RedisError, OSError, TimeoutError) as exc:
                 _LOG.warning("usage_flush_failed", error=type(exc).__name__, pending=self.pending)
 
-    async def usage_of(self, token_id: str, days: int) -> list[tuple[str, str, str, int]]:
+    async def usage_of(self, token_id: str, days: int = 0) -> list[tuple[str, str, str, int]]:
         """A token's calls over the last days, as written to Redis.
 
         Args:
             token_id: The token's jti.
-            days: How many days back, today included (1 to 62).
+            days: How many days back, today included (1 to `RETENTION_DAYS`; 0 for all of them).
 
         Returns:
             ``(day, api, outcome, calls)``, most recent day first, then by API and outcome.
+
+        Raises:
+            ApiError: 00400 for days out of range; 00503 (`store_unavailable`), Redis failed.
         """
-        day_list = _last_days(self._today(), max(1, min(days, 62)))
+        days = days or RETENTION_DAYS
+        if not 1 <= days <= RETENTION_DAYS:
+            raise bad_request(
+                [FieldViolation("days", f"must be from 1 to {RETENTION_DAYS}, or 0 for {RETENTION_DAYS}")]
+            )
+        day_list = _last_days(self._today(), days)
         pipe = self._redis.pipeline(transaction=False)
         for day in day_list:
             pipe.hgetall(usage_key(token_id, day))
-        replies = await pipe.execute()
+        try:
+            replies = await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            raise store_unavailable() from None
         rows: list[tuple[str, str, str, int]] = []
         for day, counters in zip(day_list, replies, strict=True):
             day_rows = []
@@ -211,7 +228,14 @@ class UsageRecorder:
             rows.extend(sorted(day_rows))
         return rows
 
-    async def proofs_avoided(self, days: int = 30) -> int:
-        """Successful calls over the last days, today included, all tokens together."""
-        values = await self._redis.mget([proofs_key(day) for day in _last_days(self._today(), days)])
+    async def proofs_avoided(self, days: int = PROOFS_DAYS) -> int:
+        """Successful calls over the last days, today included, all tokens together.
+
+        Raises:
+            ApiError: 00503 (`store_unavailable`), Redis failed.
+        """
+        try:
+            values = await self._redis.mget([proofs_key(day) for day in _last_days(self._today(), days)])
+        except (RedisError, OSError, TimeoutError):
+            raise store_unavailable() from None
         return sum(int(value) for value in values if value is not None)

@@ -25,6 +25,9 @@ class CallContext:
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
     metadata: Sequence[tuple[str, str | bytes]] = ()
     """The caller's metadata (gRPC) or headers (HTTP), as the call boundary read them."""
+    stopping: bool = False
+    """The call came while the server stops: its handler is to refuse it (00504) in its own frame,
+    which journals the refusal (`runtime.interceptors.CallBoundary.refused_in_handlers`)."""
 
 
 _CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call_context")

@@ -19,15 +19,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from runtime.error_catalogue import entry_of
 
 DOMAIN = "particulier.api.gouv.fr"
 _LOCALE = "fr-FR"
+
+
+DETAILS_KEY = "grpc-status-details-bin"
+"""The trailer that carries a call's rich status: a serialized ``google.rpc.Status``."""
+
+
+def details_of(trailers: Any) -> bytes | None:
+    """The rich status among a call's trailing metadata (``(key, value)`` pairs); None without one."""
+    for key, value in trailers or ():
+        if key == DETAILS_KEY and isinstance(value, bytes):
+            return value
+    return None
+
+
+def error_info_of(details: bytes) -> error_details_pb2.ErrorInfo | None:
+    """The ``ErrorInfo`` of a serialized ``google.rpc.Status``; None when it has none or does not decode."""
+    try:
+        status = status_pb2.Status.FromString(details)
+    except DecodeError:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +132,7 @@ class ApiError(Exception):
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """Trailers that carry the rich status, plus any extra metadata of the error."""
         return (
-            ("grpc-status-details-bin", self.to_status_proto().SerializeToString()),
+            (DETAILS_KEY, self.to_status_proto().SerializeToString()),
             *self.extra_metadata,
         )
 

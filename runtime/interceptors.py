@@ -22,7 +22,12 @@ while calls already running finish; health checks are still answered
 (NOT_SERVING). The server releases the refused calls once its listener has closed
 and its connections announce it (HTTP/2 GOAWAY): a caller told UNAVAILABLE then
 sends its next call on a new connection, never into the closing one, where the
-call would be CANCELLED.
+call would be CANCELLED. With `CallBoundary.refused_in_handlers` (the gateway), a
+held call is refused by its handler instead, once released: it runs marked
+``stopping`` (`runtime.context.CallContext`), so that the handler refuses it in its
+own frame and the refusal is journalled as every other answered call; a handler
+that does not refuse it (one with nothing to journal) sees its answer replaced by
+the same 00504.
 """
 
 from __future__ import annotations
@@ -40,13 +45,12 @@ from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
 from runtime.context import REQUEST_ID_KEY, new_request_id, open_call
-from runtime.errors import ApiError, internal_error, malformed_request, server_stopping
+from runtime.errors import DETAILS_KEY, ApiError, internal_error, malformed_request, server_stopping
 
 _LOG = structlog.get_logger(__name__)
 # A caller-supplied id is echoed back, logged, journalled and sent upstream: only a short
 # plain identifier (a UUID fits) is taken, so that no caller can write into those.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_DETAILS_KEY = "grpc-status-details-bin"
 _HEALTH_METHODS = "/grpc.health.v1.Health/"
 REQUEST_ID_DETAIL = "request_id"
 """Key of the request id in the ``ErrorInfo`` metadata of every error the mesh returns."""
@@ -62,6 +66,29 @@ def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return new_request_id()
 
 
+class Outcome:
+    """A call's outcome, the one classification every record of the call uses.
+
+    The call boundary's metrics, logs and span, and the gateway's journal and usage, all say it
+    alike: ``OK``; an `ApiError`'s status name and code; ``CANCELLED`` for a call its caller
+    gave up (or whose deadline passed); ``INTERNAL`` and its code for any other exception.
+    """
+
+    __slots__ = ("code", "status")
+
+    def __init__(self) -> None:
+        self.status, self.code = "OK", ""
+
+    def classify(self, error: BaseException | None) -> None:
+        """Record the outcome of a call that ended with ``error`` (None: it succeeded)."""
+        if isinstance(error, ApiError):
+            self.status, self.code = error.status.name, error.code
+        elif isinstance(error, asyncio.CancelledError):
+            self.status, self.code = grpc.StatusCode.CANCELLED.name, ""
+        elif error is not None:
+            self.status, self.code = grpc.StatusCode.INTERNAL.name, internal_error().code
+
+
 class CallScope:
     """What the boundary does around one call, whatever its transport (gRPC here, HTTP in the gateway).
 
@@ -69,7 +96,8 @@ class CallScope:
     whose request id and method every log event of the call carries, and, when tracing
     is on, opens the SERVER span; `refused` and
     `failed` record and log the outcome; leaving it counts the call and its latency and
-    ends the span.
+    ends the span. An exception that leaves the scope unrendered (a cancellation) is
+    classified as the journal classifies it (`Outcome`).
 
     Args:
         method: The method's name in logs, metrics and spans (the gRPC path).
@@ -78,16 +106,14 @@ class CallScope:
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
         self.call = open_call(request_id_from(metadata), method, metadata or ())
-        self.status_name = "OK"
-        self.api_code = ""
+        self.outcome = Outcome()
         self._method = method
         # Tracing off costs this one test: no span, context or carrier is made.
         tracer = tracing.active_tracer()
         self._span: Any = None
-        self._token: object = None
+        self._otel_token: object = None
         if tracer is not None:
-            request_id = self.call.request_id
-            self._span, self._token = tracing.start_server_span(tracer, method, metadata, request_id)
+            self._span, self._otel_token = self._start_span(tracer, metadata)
         self._started = time.perf_counter()
         metrics.IN_FLIGHT.inc()
 
@@ -95,24 +121,41 @@ class CallScope:
         return self
 
     def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if error is not None and self.outcome.status == "OK":
+            self.outcome.classify(error)
+            if isinstance(error, asyncio.CancelledError):
+                _LOG.info("call_cancelled")
         metrics.IN_FLIGHT.dec()
-        metrics.latency_of(self._method).observe(time.perf_counter() - self._started)
-        metrics.calls_of(self._method, self.status_name, self.api_code).inc()
+        self._count(time.perf_counter() - self._started)
         if self._span is not None:
-            tracing.end_server_span(self._span, self._token, self.status_name, self.api_code)
+            self._end_span()
+
+    def _start_span(
+        self, tracer: Any, metadata: Sequence[tuple[str, str | bytes]] | None
+    ) -> tuple[Any, object]:
+        """The call's SERVER span and the token that restores the context before it (gRPC's here)."""
+        return tracing.start_server_span(tracer, self._method, metadata, self.call.request_id)
+
+    def _count(self, seconds: float) -> None:
+        """Count the call and its latency (in the gRPC server's series here)."""
+        metrics.latency_of(self._method).observe(seconds)
+        metrics.calls_of(self._method, self.outcome.status, self.outcome.code).inc()
+
+    def _end_span(self) -> None:
+        """Record the outcome on the span and end it."""
+        tracing.end_server_span(self._span, self._otel_token, self.outcome.status, self.outcome.code)
 
     def refused(self, error: ApiError) -> ApiError:
         """Record and log a refusal; returns it."""
-        self.status_name, self.api_code = error.status.name, error.code
-        _LOG.info("call_refused", code=error.code, status=self.status_name)
+        self.outcome.classify(error)
+        _LOG.info("call_refused", code=error.code, status=self.outcome.status)
         return error
 
     def failed(self, exc: BaseException) -> ApiError:
         """Record and log an unexpected failure (by type only); returns the INTERNAL error to send."""
-        internal = internal_error()
-        self.status_name, self.api_code = internal.status.name, internal.code
+        self.outcome.classify(exc)
         _LOG.error("call_failed", error_type=type(exc).__name__)
-        return internal
+        return internal_error()
 
 
 class CallBoundary(grpc.aio.ServerInterceptor):
@@ -120,6 +163,8 @@ class CallBoundary(grpc.aio.ServerInterceptor):
 
     def __init__(self) -> None:
         self.stopping = False
+        self.refused_in_handlers = False
+        """Whether a held call is refused by its handler (marked ``stopping``) rather than here."""
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
         self._released = asyncio.Event()
@@ -151,13 +196,24 @@ class CallBoundary(grpc.aio.ServerInterceptor):
                 return
             await asyncio.sleep(max(wait, 0))
 
-    async def _refuse(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def _refuse(
+        self,
+        scope: CallScope,
+        behavior: _Behavior,
+        request: Any,
+        deserializer: Callable[[bytes], Any] | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Any:
+        """Hold a call until `release_refused`, then refuse it with 00504, by its handler if it may."""
         self._call_ended()  # a held call is not one the drain waits for
         try:
             await self._released.wait()
         finally:
             self._call_started()
-        raise server_stopping()
+        if self.refused_in_handlers:
+            scope.call.stopping = True
+            await behavior(_decoded(request, deserializer), context)  # refuses it, journalled
+        raise server_stopping()  # here, or for a handler with nothing to journal
 
     def _call_started(self) -> None:
         self._in_flight += 1
@@ -209,14 +265,14 @@ class CallBoundary(grpc.aio.ServerInterceptor):
                     self._call_started()
                 try:
                     if self.stopping and counted:
-                        response = await self._refuse(request, context)
+                        response = await self._refuse(scope, behavior, request, deserializer, context)
                     else:
                         response = await behavior(_decoded(request, deserializer), context)
                 except ApiError as error:
                     await _abort(context, scope, scope.refused(error))
                 except grpc.aio.AbortError:
                     # The handler ended the call itself; its status is already on its way.
-                    scope.status_name = "HANDLER_ABORT"
+                    scope.outcome.status = "HANDLER_ABORT"
                     raise
                 except Exception as exc:
                     await _abort(context, scope, scope.failed(exc))
@@ -269,7 +325,7 @@ def error_trailers(error: ApiError, request_id: str) -> tuple[tuple[str, str | b
     trailers = error.trailing_metadata()
     stamped: list[tuple[str, str | bytes]] = []
     for key, value in trailers:
-        if key == _DETAILS_KEY and isinstance(value, bytes):
+        if key == DETAILS_KEY and isinstance(value, bytes):
             value = with_request_id(value, request_id)  # noqa: PLW2901 - the one rewritten trailer
         stamped.append((key, value))
     return tuple(stamped)

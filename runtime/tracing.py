@@ -25,12 +25,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -40,6 +38,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from runtime import errors
 from runtime.settings import ServerSettings, TracesExporter
 
 _LOG = structlog.get_logger(__name__)
@@ -56,6 +55,7 @@ RPC_METHOD = "rpc.method"
 RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
 HTTP_METHOD = "http.request.method"
 HTTP_STATUS_CODE = "http.response.status_code"
+HTTP_ROUTE = "http.route"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 PEER_SERVICE = "peer.service"
@@ -238,6 +238,44 @@ def _record_grpc_status(span: Span, status: grpc.StatusCode | None, api_code: st
         span.set_status(Status(StatusCode.ERROR, status.name if status is not None else None))
 
 
+def start_http_server_span(
+    tracer: Tracer,
+    method: str,
+    route: str,
+    metadata: Sequence[tuple[str, str | bytes]] | None,
+    request_id: str,
+) -> tuple[Span, object]:
+    """Open the SERVER span of one HTTP request (the gateway's REST front) and make it current.
+
+    Named and described by the HTTP semantic conventions: ``{method} {route}``, with
+    ``http.request.method`` and ``http.route`` (the template: no query string, no personal data).
+
+    Returns:
+        The span and the token `end_http_server_span` needs to restore the previous context.
+    """
+    carrier = {key: value for key, value in metadata or () if key in _TRACE_KEYS and isinstance(value, str)}
+    parent = _PROPAGATOR.extract(carrier) if carrier else None
+    span = tracer.start_span(
+        f"{method} {route}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={HTTP_METHOD: method, HTTP_ROUTE: route, REQUEST_ID: request_id},
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    return span, token
+
+
+def end_http_server_span(span: Span, token: object, status_code: int, api_code: str) -> None:
+    """Record an HTTP status on the SERVER span (500 and up an error), end it, restore the context."""
+    span.set_attribute(HTTP_STATUS_CODE, status_code)
+    if api_code:
+        span.set_attribute(API_CODE, api_code)
+    if status_code >= 500:
+        span.set_status(Status(StatusCode.ERROR, str(status_code)))
+    span.end()
+    otel_context.detach(token)  # type: ignore[arg-type]  # the token attach gave
+
+
 # -- gRPC client side (the gateway) ----------------------------------------------------------------
 
 
@@ -288,16 +326,9 @@ async def traced_grpc_call(
 
 def _error_code(error: grpc.aio.AioRpcError) -> str:
     """The API Particulier code of a provider's refusal, if it carries one."""
-    trailers: Any = error.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            with contextlib.suppress(DecodeError):
-                for detail in status_pb2.Status.FromString(value).details:
-                    if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                        info = error_details_pb2.ErrorInfo()
-                        detail.Unpack(info)
-                        return str(info.metadata.get("code", ""))
-    return ""
+    details = errors.details_of(error.trailing_metadata())
+    info = errors.error_info_of(details) if details is not None else None
+    return str(info.metadata.get("code", "")) if info is not None else ""
 
 
 # -- HTTP client side (the upstream adapters) --------------------------------------------------------

@@ -25,11 +25,12 @@ import jwt
 import redis
 
 from contract.routes import contract_scopes
-from gateway import france_connect_clients, pings
+from gateway import pings
 from gateway.admin import journal, keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
+from gateway.france_connect import clients as france_connect_clients
 from gateway.recipient import is_valid_siret
-from gateway.redis_client import close_sync, connect_sync
+from gateway.redis.client import close_sync, connect_sync
 from gateway.settings import GatewaySettings
 
 EXIT_OK = 0

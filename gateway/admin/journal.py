@@ -3,8 +3,10 @@
 - ``journal keygen --keys-dir DIR``: an Ed25519 key pair for the journal's checkpoints
   (``journal-signing.private.pem`` for the gateways' ``JOURNAL_SIGNING_KEY_FILE``,
   ``journal-signing.public.pem`` for whoever verifies).
-- ``journal verify --public-key FILE``: checks every chain and signed head
-  (`gateway.journal.verify`); exit 1, naming each row at fault, when the journal was
+- ``journal verify --public-key FILE [--witness FILE] [--checkpoint-seconds S]
+  [--margin-seconds S] [--retention-months M]``: checks every chain, signed head and how
+  late rows were signed, and the chain heads a witness file kept (`gateway.journal.verify`,
+  `gateway.journal.witness`); exit 1, naming each row at fault, when the journal was
   tampered with.
 - ``journal search --nom … --prenom … [--ine …] [--identifiant …]``: the calls about a
   person, for a data-protection officer answering a request: the same identity flags as
@@ -33,7 +35,8 @@ from contract.identity_flags import identity_flags, identity_from_flags
 from gateway.journal import Journal, identity_forms
 from gateway.journal.queries import MAX_ACCESSES, as_json, calls_about
 from gateway.journal.signing import SigningKeyError, Verifier, generate
-from gateway.journal.verify import verify
+from gateway.journal.verify import DEFAULT_MARGIN_SECONDS, Timing, verify
+from gateway.journal.witness import WitnessedHead, WitnessError, read_witness
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -82,9 +85,20 @@ def _verify(args: argparse.Namespace) -> int:
     except SigningKeyError as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE
+    witnessed: list[WitnessedHead] = []
+    for path in args.witness or ():
+        try:
+            witnessed += read_witness(path)
+        except OSError as exc:
+            _say(f"error: cannot read the witness {path}: {exc.strerror}")
+            return EXIT_USAGE
+        except WitnessError as exc:
+            _say(f"error: {exc}")
+            return EXIT_TAMPERED
+    timing = Timing(args.checkpoint_seconds, args.margin_seconds)
     try:
         with psycopg.connect(url, connect_timeout=10) as conn:
-            reports = verify(conn, verifier)
+            reports = verify(conn, verifier, timing, witnessed, args.retention_months)
     except psycopg.Error as exc:
         return _unreachable(exc)
     failed = [report for report in reports if report.problems]
@@ -185,6 +199,16 @@ def _search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def register(commands: Any) -> None:
     """Add ``journal`` and its subcommands to the admin CLI's parser."""
     journal = commands.add_parser(
@@ -210,6 +234,30 @@ def register(commands: Any) -> None:
         action="append",
         required=True,
         help="a trusted public key; repeat for several",
+    )
+    check.add_argument(
+        "--witness",
+        type=Path,
+        action="append",
+        help="a witness file of the gateways' signed heads (JOURNAL_WITNESS_FILE); repeat for several",
+    )
+    check.add_argument(
+        "--checkpoint-seconds",
+        type=_positive_seconds,
+        default=float(os.environ.get("JOURNAL_CHECKPOINT_SECONDS", "5")),
+        help="the gateways' JOURNAL_CHECKPOINT_SECONDS (default: $JOURNAL_CHECKPOINT_SECONDS or 5)",
+    )
+    check.add_argument(
+        "--margin-seconds",
+        type=_positive_seconds,
+        default=DEFAULT_MARGIN_SECONDS,
+        help=f"how much later than that a row may be signed (default {DEFAULT_MARGIN_SECONDS:g})",
+    )
+    check.add_argument(
+        "--retention-months",
+        type=int,
+        default=int(os.environ.get("JOURNAL_RETENTION_MONTHS", "12")),
+        help="JOURNAL_RETENTION_MONTHS: older witnessed chains are not expected (default: $… or 12)",
     )
     with_database(check)
     check.set_defaults(handler=_verify)

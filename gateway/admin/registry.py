@@ -22,60 +22,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
+from gateway.tokens import TOKENS_SET, TokenRecord, token_key
+from gateway.usage import RETENTION_SECONDS
 
-TOKENS_SET = "tokens"
-_KEEP_AFTER_EXPIRY_SECONDS = 62 * 24 * 3600
-
-
-def token_key(jti: str) -> str:
-    """Key of the token's registry entry."""
-    return f"token:{{{jti}}}"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    """A registered token, without the token itself (never stored).
-
-    ``iat`` and ``exp`` are None, and ``scopes`` empty, when the entry is unreadable.
-    """
-
-    jti: str
-    label: str
-    siret: str
-    scopes: tuple[str, ...]
-    iat: int | None
-    exp: int | None
-    rate_limit: int | None
-    revoked: bool
-
-    def status(self, now: float) -> str:
-        """``revoked``, ``unreadable``, ``expired`` or ``active``."""
-        if self.revoked:
-            return "revoked"
-        if self.exp is None:
-            return "unreadable"
-        return "expired" if self.exp <= now else "active"
-
-    def as_json(self, now: float) -> dict[str, Any]:
-        """A JSON-ready view for ``list --json``."""
-        return {
-            "jti": self.jti,
-            "label": self.label,
-            "siret": self.siret,
-            "scopes": list(self.scopes),
-            "issued_at": self.iat,
-            "expires_at": self.exp,
-            "rate_limit": self.rate_limit,
-            "revoked": self.revoked,
-            "status": self.status(now),
-        }
+_KEEP_AFTER_EXPIRY_SECONDS = RETENTION_SECONDS
 
 
 class UnknownTokenError(LookupError):

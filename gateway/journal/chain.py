@@ -17,8 +17,10 @@ re-computed chain, or one cut back, show too.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import operator
 import struct
 import uuid
 from dataclasses import dataclass
@@ -26,26 +28,6 @@ from dataclasses import dataclass
 ENCODING_VERSION = b"apiparticulier-journal/row/v1"
 """Prefix of every hashed row encoding; a change of encoding changes it."""
 _GENESIS = b"apiparticulier-journal/genesis/v1"
-
-CONTENT_COLUMNS = (
-    "entry_id",
-    "occurred_at",
-    "request_id",
-    "token_id",
-    "habilitation",
-    "recipient",
-    "method",
-    "api",
-    "provider",
-    "status",
-    "code",
-    "latency_us",
-    "subject_digest",
-)
-"""The columns of a row's content, in the order they are hashed."""
-
-ROW_COLUMNS = ("chain_id", "seq", *CONTENT_COLUMNS, "row_hash")
-"""Every column of ``journal.calls``, in the order they are written."""
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -83,6 +65,19 @@ class Content:
         return tuple(getattr(self, column) for column in CONTENT_COLUMNS)
 
 
+CONTENT_COLUMNS = tuple(column.name for column in dataclasses.fields(Content))
+"""The columns of a row's content (`Content`'s fields, in order), as ``journal.calls`` names them."""
+
+ROW_COLUMNS = ("chain_id", "seq", *CONTENT_COLUMNS, "row_hash")
+"""Every column of ``journal.calls``, in the order they are written."""
+
+_FIXED_COLUMNS = ("entry_id", "occurred_at", "latency_us")
+"""The content's columns encoded as fixed-size fields (`content_bytes`)."""
+_TEXT_COLUMNS = tuple(column for column in CONTENT_COLUMNS if column not in _FIXED_COLUMNS)
+"""The content's text columns, hashed in this order after the fixed fields."""
+_texts = operator.attrgetter(*_TEXT_COLUMNS)
+
+
 def month_of(moment: dt.datetime) -> dt.date:
     """The first day of the UTC month of ``moment``: the chain's and the partition's key."""
     utc = moment.astimezone(dt.UTC)
@@ -96,11 +91,6 @@ def microseconds(moment: dt.datetime) -> int:
 
 
 _FIXED = struct.Struct(">I16sIqI16sIqIq")  # chain id, seq, entry id, occurred_at, latency: length-prefixed
-
-
-def _text(value: str) -> bytes:
-    data = value.encode()
-    return len(data).to_bytes(4, "big") + data
 
 
 def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
@@ -121,19 +111,12 @@ def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
         8,
         content.latency_us,
     )
-    texts = (
-        content.request_id,
-        content.token_id,
-        content.habilitation,
-        content.recipient,
-        content.method,
-        content.api,
-        content.provider,
-        content.status,
-        content.code,
-        content.subject_digest,
-    )
-    return ENCODING_VERSION + fixed + b"".join(_text(value) for value in texts)
+    parts = [ENCODING_VERSION, fixed]
+    # One loop, no call per column: this runs for every row written and every row verified.
+    for value in _texts(content):
+        data = value.encode()
+        parts += (len(data).to_bytes(4, "big"), data)
+    return b"".join(parts)
 
 
 def row_hash(previous: bytes, chain_id: uuid.UUID, seq: int, content: Content) -> bytes:

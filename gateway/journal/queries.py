@@ -12,14 +12,13 @@ from typing import Any
 
 import psycopg
 
-from gateway.journal.chain import Content
+from gateway.journal.chain import CONTENT_COLUMNS, Content
 
 MAX_ACCESSES = 1000
 """Most accesses one answer lists, most recent first."""
 
 _ABOUT = (
-    "SELECT entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, provider, "
-    "status, code, latency_us, subject_digest FROM journal.calls "
+    f"SELECT {', '.join(CONTENT_COLUMNS)} FROM journal.calls "  # noqa: S608 - constant column names
     # The second condition lets a generic plan use the partial index on digests.
     "WHERE subject_digest = ANY(%s) AND subject_digest <> '' "
 )

@@ -183,6 +183,19 @@ class Journal:
             self.writer.put(record)
         return record
 
+    def record_refused(self, call: Call) -> Record:
+        """Record a call refused before it reached the call path (00504 while the server stops); no I/O.
+
+        The row says what the caller got (``call``'s status and code), whatever the journal's
+        state: the call was not answered, so there is nothing to refuse in its place. When the
+        spool is full the row is not kept, and counted in
+        ``gateway_journal_refused_calls_total{reason="spool_full"}``.
+        """
+        record = Record(call, self._clock(), self.subject_digest)
+        if self.writer is not None and not self.writer.put(record):
+            REFUSED_CALLS.labels(Refusal.SPOOL_FULL.value).inc()
+        return record
+
     def log(self, record: Record) -> None:
         """Write the record as one ``api_call`` event."""
         # A fresh proxy each time: a logger cached before logging was configured

@@ -1,4 +1,4 @@
-"""Checks the journal: every chain's hashes and positions, and every signed head.
+"""Checks the journal: every chain's hashes and positions, every signed head, their timing, the witness.
 
 For each chain registered in ``journal.chains`` (and any chain whose rows name no
 registered chain), the rows are read in order of position and:
@@ -13,11 +13,16 @@ registered chain), the rows are read in order of position and:
   (**altered, inserted or removed before it**) or a chain **cut back** before its last
   signed head;
 - a chain without a signed start was not started by a gateway;
-- a row outside its chain's month was moved.
-
-Rows after a chain's last signed head are reported as unsigned (a gateway signs every
-``JOURNAL_CHECKPOINT_SECONDS`` and when it stops): not a failure, since the writer may
-have stopped before signing, but nothing proves them yet.
+- a row outside its chain's month was moved;
+- a row signed later than ``JOURNAL_CHECKPOINT_SECONDS`` plus a margin after it was written
+  shows **checkpoints removed** inside the chain; a row still unsigned that long after, rows
+  **re-hashed after the last signed head** (or a gateway that died before signing them). A row
+  counts as written at the later of its own time and the checkpoint before it (rows kept in
+  memory during an outage are written, and signed, once PostgreSQL is back: `Timing`);
+- with a witness (`gateway.journal.witness`): a chain it names that the journal lacks was
+  **removed with its checkpoints**; a head it names that the chain does not reach, or holds
+  with another hash, shows the chain **cut back** or **rewritten** with its checkpoints.
+  Chains of months past the retention are not expected.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from typing import Any
 
 import psycopg
 
-from gateway.journal.chain import Content, genesis, month_of, row_hash
+from gateway.journal.chain import CONTENT_COLUMNS, Content, genesis, month_of, row_hash
+from gateway.journal.schema import add_months
 from gateway.journal.signing import Verifier
+from gateway.journal.witness import WitnessedHead
 
 _ROWS = (
-    "SELECT seq, entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, "
-    "provider, status, code, latency_us, subject_digest, row_hash FROM journal.calls "
+    f"SELECT seq, {', '.join(CONTENT_COLUMNS)}, row_hash FROM journal.calls "  # noqa: S608 - constant columns
     "WHERE chain_id = %s ORDER BY seq"
 )
 
@@ -60,6 +66,31 @@ class _Checkpoint:
     signed_at: dt.datetime
     key_id: str
     signature: bytes
+
+
+DEFAULT_MARGIN_SECONDS = 10.0
+"""Slack on top of the checkpoint interval: a batch's wait, a slow write, a retry after a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How late a row may be signed.
+
+    A gateway signs its chains' heads every ``checkpoint_seconds`` while it writes; a row is
+    at fault when the head covering it was signed (or, unsigned, when ``now`` is) more than
+    ``checkpoint_seconds + margin_seconds`` after the row was written.
+    """
+
+    checkpoint_seconds: float
+    """``JOURNAL_CHECKPOINT_SECONDS`` of the gateways that wrote the journal."""
+    margin_seconds: float = DEFAULT_MARGIN_SECONDS
+    now: dt.datetime | None = None
+    """When the check runs (UTC); None for the clock's time."""
+
+    @property
+    def limit(self) -> dt.timedelta:
+        """The longest a row may wait for its signature."""
+        return dt.timedelta(seconds=self.checkpoint_seconds + self.margin_seconds)
 
 
 def _checkpoints(conn: psycopg.Connection[Any]) -> dict[uuid.UUID, list[_Checkpoint]]:
@@ -88,10 +119,16 @@ def verify_chain(
     month: dt.date | None,
     checkpoints: list[_Checkpoint],
     verifier: Verifier,
+    *,
+    timing: Timing,
+    witnessed: list[WitnessedHead],
 ) -> ChainReport:
     """Check one chain (see the module's docstring)."""
     report = ChainReport(chain_id)
-    signed = _signed_heads(chain_id, checkpoints, verifier, report)
+    signed_at: dict[int, dt.datetime] = {}
+    signed = _signed_heads(chain_id, checkpoints, verifier, report, signed_at)
+    _add_witnessed(report, witnessed, verifier, signed, signed_at)
+    late = _Lateness(sorted(signed_at.items()), timing)
     if month is None:
         report.problems.append("rows of a chain no gateway registered (inserted)")
     if signed.get(0) != genesis(chain_id):
@@ -112,8 +149,10 @@ def verify_chain(
             )
         if month is not None and month_of(content.occurred_at) != month:
             report.problems.append(f"row {seq}: outside its chain's month (moved)")
+        late.row(seq, content.occurred_at)
         previous, expected = stored, seq + 1
-        stored_by_seq[seq] = stored
+        if seq in signed:  # only the hashes a signed head is compared with: memory bounded by checkpoints
+            stored_by_seq[seq] = stored
     last = expected - 1
     for seq, head in sorted(signed.items()):
         if seq > last:
@@ -126,21 +165,93 @@ def verify_chain(
                 f"row {seq}: not the head signed at this position "
                 "(rows up to it altered, inserted or removed, then re-hashed)"
             )
+    report.problems += late.problems()
     report.signed_seq = max((seq for seq in signed if seq <= last), default=0)
     report.unsigned = max(0, last - report.signed_seq)
     return report
 
 
+def _add_witnessed(
+    report: ChainReport,
+    witnessed: list[WitnessedHead],
+    verifier: Verifier,
+    signed: dict[int, bytes],
+    signed_at: dict[int, dt.datetime],
+) -> None:
+    """Add the witnessed heads a trusted key signed that the journal lacks, reporting each as deleted."""
+    chain_id = report.chain_id
+    for seen in witnessed:
+        if seen.seq not in signed and verifier.valid(
+            seen.key_id, seen.signature, chain_id, seen.seq, seen.head, signed_at=seen.signed_at
+        ):
+            report.problems.append(
+                f"checkpoint at row {seen.seq}: witnessed, missing from the journal (deleted)"
+            )
+            signed[seen.seq] = seen.head
+            signed_at[seen.seq] = seen.signed_at
+
+
+class _Lateness:
+    """Rows signed (or still unsigned) later than the checkpoint interval and its margin allow."""
+
+    def __init__(self, signed_at: list[tuple[int, dt.datetime]], timing: Timing) -> None:
+        self._points = signed_at
+        self._limit = timing.limit
+        self._now = timing.now or dt.datetime.now(dt.UTC)
+        self._next = 0
+        """Index in ``_points`` of the first checkpoint at or after the current row."""
+        self._late: list[tuple[int, int]] = []
+        self._unsigned: list[tuple[int, int]] = []
+
+    def row(self, seq: int, occurred_at: dt.datetime) -> None:
+        points = self._points
+        while self._next < len(points) and points[self._next][0] < seq:
+            self._next += 1
+        written = occurred_at
+        if self._next > 0:
+            written = max(written, points[self._next - 1][1])
+        covered = self._next < len(points)
+        signed = points[self._next][1] if covered else self._now
+        if signed - written > self._limit:
+            runs = self._late if covered else self._unsigned
+            if runs and runs[-1][1] == seq - 1:
+                runs[-1] = (runs[-1][0], seq)
+            else:
+                runs.append((seq, seq))
+
+    def problems(self) -> list[str]:
+        limit = self._limit.total_seconds()
+        found = [
+            f"{_span(first, last)}: signed more than {limit:g} s after written (checkpoints removed)"
+            for first, last in self._late
+        ]
+        found += [
+            f"{_span(first, last)}: unsigned more than {limit:g} s after written "
+            "(rewritten after the last signed head, or their gateway died before signing)"
+            for first, last in self._unsigned
+        ]
+        return found
+
+
+def _span(first: int, last: int) -> str:
+    return f"row {first}" if first == last else f"rows {first} to {last}"
+
+
 def _signed_heads(
-    chain_id: uuid.UUID, checkpoints: list[_Checkpoint], verifier: Verifier, report: ChainReport
+    chain_id: uuid.UUID,
+    checkpoints: list[_Checkpoint],
+    verifier: Verifier,
+    report: ChainReport,
+    signed_at: dict[int, dt.datetime],
 ) -> dict[int, bytes]:
-    """The heads a trusted key signed, by position; the others are reported."""
+    """The heads a trusted key signed, by position, their times put in ``signed_at``; the others reported."""
     signed: dict[int, bytes] = {}
     for point in checkpoints:
         if verifier.valid(
             point.key_id, point.signature, chain_id, point.seq, point.head, signed_at=point.signed_at
         ):
             signed[point.seq] = point.head
+            signed_at[point.seq] = point.signed_at
         else:
             report.problems.append(
                 f"checkpoint at row {point.seq}: signature invalid or by an unknown key (forged)"
@@ -148,15 +259,25 @@ def _signed_heads(
     return signed
 
 
-def verify(conn: psycopg.Connection[Any], verifier: Verifier) -> list[ChainReport]:
-    """Check every chain of the journal, in order of month and start.
+def verify(
+    conn: psycopg.Connection[Any],
+    verifier: Verifier,
+    timing: Timing,
+    witnessed: list[WitnessedHead] | None = None,
+    retention_months: int = 12,
+) -> list[ChainReport]:
+    """Check every chain of the journal, in order of month and start, against the witness if given.
 
     Args:
         conn: A connection to the journal's database.
         verifier: The trusted public keys.
+        timing: How late a row may be signed.
+        witnessed: The heads of a witness file (`gateway.journal.witness.read_witness`).
+        retention_months: ``JOURNAL_RETENTION_MONTHS``: witnessed chains of months older are not expected.
 
     Returns:
-        One report per chain; the journal is intact when none has a problem.
+        One report per chain (and per witnessed chain the journal lacks); the journal is intact
+        when none has a problem.
     """
     chains: list[tuple[uuid.UUID, dt.date | None]] = [
         (chain_id, month)
@@ -172,7 +293,38 @@ def verify(conn: psycopg.Connection[Any], verifier: Verifier) -> list[ChainRepor
         )
     ]
     checkpoints = _checkpoints(conn)
-    return [
-        verify_chain(conn, chain_id, month, checkpoints.get(chain_id, []), verifier)
+    by_chain: dict[uuid.UUID, list[WitnessedHead]] = {}
+    for head in witnessed or ():
+        by_chain.setdefault(head.chain_id, []).append(head)
+    reports = [
+        verify_chain(
+            conn,
+            chain_id,
+            month,
+            checkpoints.get(chain_id, []),
+            verifier,
+            timing=timing,
+            witnessed=by_chain.pop(chain_id, []),
+        )
         for chain_id, month in chains
     ]
+    now = timing.now or dt.datetime.now(dt.UTC)
+    # The oldest month whose partition the retention keeps (`gateway.journal.schema.drop_expired`).
+    kept_from = add_months(month_of(now), -(retention_months + 1))
+    for chain_id, heads in by_chain.items():
+        if heads[0].month < kept_from:
+            continue
+        if not any(
+            verifier.valid(
+                head.key_id, head.signature, chain_id, head.seq, head.head, signed_at=head.signed_at
+            )
+            for head in heads
+        ):
+            continue  # a line no trusted key signed accuses nobody
+        report = ChainReport(chain_id)
+        report.problems.append(
+            f"witnessed up to row {max(head.seq for head in heads)}, missing from the journal "
+            "(removed with its checkpoints)"
+        )
+        reports.append(report)
+    return reports

@@ -11,7 +11,11 @@ leave the spool only once committed.
 When PostgreSQL cannot be written (refused connection, error, or no answer within
 ``JOURNAL_TIMEOUT_SECONDS``), the batch stays at the front of the spool, the writer
 tries again every ``JOURNAL_RETRY_SECONDS``, and ``JOURNAL_FAILURE_MODE`` decides what
-calls get meanwhile (`JournalWriter.refusal`):
+calls get meanwhile (`JournalWriter.refusal`). A server that stops answering (frozen,
+cut off) counts as failed as soon as one exchange has waited ``JOURNAL_TIMEOUT_SECONDS``:
+the exchange is abandoned then, not cancelled and awaited (psycopg's cancellation of a
+query waits up to 5 s for the cancel request, then 5 s more for the server), and a call
+arriving while an exchange is overdue is already treated as during an outage.
 
 - ``fail_closed``: every call is refused (00503) until PostgreSQL is back: no answer
   leaves once the journal is known to be unwritable; the rows of the answers that left
@@ -23,7 +27,8 @@ Either way the spool holds at most ``JOURNAL_SPOOL_ROWS`` rows, and a row that c
 kept is the row of a refused call, counted in ``gateway_journal_refused_calls_total``:
 nothing answered is lost within the bound. A write whose outcome is unknown (the
 connection broke during COMMIT) is settled on reconnection by looking up its first
-row's entry id: the transaction is all or nothing. After any failure the writer starts
+row's entry id, once the backend that ran it has been terminated (an abandoned COMMIT could
+otherwise land after the look-up): the transaction is all or nothing. After any failure the writer starts
 a new chain, and signs the last committed head of the old one.
 """
 
@@ -37,10 +42,10 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 import structlog
@@ -49,9 +54,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from gateway.journal import schema
 from gateway.journal.chain import ROW_COLUMNS, Content, Head, month_of
 from gateway.journal.signing import Signer
+from gateway.journal.witness import FileWitness, WitnessedHead
 from gateway.settings import JournalFailureMode
 
 _LOG = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 _FAILURES = (psycopg.Error, OSError, TimeoutError)
 _IDLE_PROBE_SECONDS = 1.0
@@ -64,6 +71,9 @@ REFUSED_CALLS = Counter(
     "Calls refused (00503) because the journal could not keep their row, by reason "
     "(database_unreachable in fail_closed mode, spool_full).",
     ["reason"],
+)
+WITNESS_FAILURES = Counter(
+    "gateway_journal_witness_failures", "Signed heads that could not be appended to JOURNAL_WITNESS_FILE."
 )
 SPOOL_ROWS = Gauge("gateway_journal_spool_rows", "Journal rows waiting in memory for PostgreSQL.")
 DATABASE_UP = Gauge("gateway_journal_database_up", "1 while the journal's PostgreSQL takes writes, else 0.")
@@ -112,6 +122,8 @@ class _Unsettled:
     size: int
     heads: dict[Any, Head]
     """The heads it would have left unsigned."""
+    backend: int
+    """The process id of the PostgreSQL backend that ran it."""
 
 
 def _utc_now() -> dt.datetime:
@@ -125,6 +137,7 @@ class JournalWriter:
         url: The ``postgresql://`` URL (``JOURNAL_DATABASE_URL``).
         signer: Signs chain heads.
         settings: Batching, signing, timeouts, failure mode, retention.
+        witness: Where each committed checkpoint is also appended (``JOURNAL_WITNESS_FILE``), if anywhere.
         clock: Wall clock for maintenance and checkpoints (tests).
     """
 
@@ -134,9 +147,11 @@ class JournalWriter:
         signer: Signer,
         settings: WriterSettings,
         *,
+        witness: FileWitness | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self._url = url
+        self._witness = witness
         self._signer = signer
         self._settings = settings
         self._clock = clock
@@ -154,6 +169,9 @@ class JournalWriter:
         self._signed_at = time.monotonic()
         self._maintained_at = -_MAINTENANCE_SECONDS
         self._task: asyncio.Task[None] | None = None
+        self._waiting_since: float | None = None
+        """When the exchange with PostgreSQL in progress began (monotonic), if one is."""
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self.down = True
         """Whether the last attempt to reach PostgreSQL failed (or none succeeded yet)."""
         SPOOL_ROWS.set_function(lambda: len(self._spool))
@@ -167,9 +185,14 @@ class JournalWriter:
         """Why a call must be refused now, or None when its row can be kept."""
         if len(self._spool) >= self._settings.spool_rows:
             return Refusal.SPOOL_FULL
-        if self.down and self._settings.mode is JournalFailureMode.FAIL_CLOSED:
+        if self._settings.mode is JournalFailureMode.FAIL_CLOSED and (self.down or self._overdue()):
             return Refusal.DATABASE_UNREACHABLE
         return None
+
+    def _overdue(self) -> bool:
+        """An exchange with PostgreSQL has waited its timeout (the writer may not have run since)."""
+        since = self._waiting_since
+        return since is not None and time.monotonic() - since >= self._settings.timeout_seconds
 
     def put(self, pending: Pending) -> bool:
         """Queue a row; no I/O. Returns False, keeping nothing, when the spool is full."""
@@ -263,9 +286,43 @@ class JournalWriter:
             time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
         )
 
-    async def _bounded(self, work: Any) -> Any:
-        async with asyncio.timeout(self._settings.timeout_seconds):
-            return await work
+    async def _bounded(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """``work``'s result, or TimeoutError once it has waited ``JOURNAL_TIMEOUT_SECONDS``.
+
+        An overdue exchange is left to end on its own (`_abandon`): cancelling it and awaiting
+        the cancellation would keep the writer, and the failure, waiting for psycopg's.
+        """
+        task = asyncio.ensure_future(work)
+        self._waiting_since = time.monotonic()
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self._settings.timeout_seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            self._waiting_since = None
+        if not done:
+            self._abandon(task)
+            raise TimeoutError
+        return task.result()
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        """Cancel an overdue exchange without waiting; its connection is closed once it ends."""
+        conn = self._conn
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            self._abandoned.discard(task)
+            result = None if task.cancelled() or task.exception() is not None else task.result()
+            for orphan in (conn, result):
+                if isinstance(orphan, psycopg.AsyncConnection):
+                    with contextlib.suppress(*_FAILURES):
+                        orphan.pgconn.finish()
+
+        self._abandoned.add(task)
+        task.add_done_callback(ended)
+        task.cancel()
+        # The connection belongs to the abandoned exchange now: `_failed` must not close it under it.
+        self._conn = None
 
     async def _execute(self, query: str) -> None:
         assert self._conn is not None  # noqa: S101 - the loop connects first
@@ -275,11 +332,12 @@ class JournalWriter:
 
     async def _connect(self) -> None:
         timeout = max(1, round(self._settings.timeout_seconds))
-        self._conn = await self._bounded(
+        conn = await self._bounded(
             psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=timeout)
         )
+        self._conn = conn
         if not self._migrated:
-            applied = await self._bounded(schema.migrate(self._conn))
+            applied = await self._bounded(schema.migrate(conn))
             if applied:
                 _LOG.info("journal_schema_migrated", versions=applied)
             self._migrated = True
@@ -312,8 +370,22 @@ class JournalWriter:
                 conn.pgconn.finish()
 
     async def _settle(self, unsettled: _Unsettled) -> None:
-        """Tell whether the batch whose COMMIT was cut reached PostgreSQL; drop it from the spool if so."""
+        """Tell whether the batch whose COMMIT was cut reached PostgreSQL; drop it from the spool if so.
+
+        The backend that ran it is terminated first (waiting for its end, within the timeout),
+        so that a COMMIT still on its way cannot land after the look-up.
+        """
         assert self._conn is not None  # noqa: S101 - called once connected
+        timeout_ms = max(1, round(self._settings.timeout_seconds * 1000))
+        cursor = await self._bounded(
+            self._conn.execute(
+                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+                "WHERE pid = %s AND usename = current_user",
+                (timeout_ms, unsettled.backend),
+            )
+        )
+        if await cursor.fetchone() == (False,):
+            raise TimeoutError  # the old backend still runs: its outcome is not known yet
         cursor = await self._bounded(
             self._conn.execute(
                 "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
@@ -345,6 +417,7 @@ class JournalWriter:
     async def _write(self, *, final: bool) -> None:
         """Write the front of the spool, the chains it starts and the checkpoints due, in one transaction."""
         assert self._conn is not None  # noqa: S101 - the loop connects first
+        backend = self._conn.info.backend_pid
         batch = [pending.content() for pending in itertools.islice(self._spool, self._settings.batch_rows)]
         head = self._head
         rows: list[tuple[object, ...]] = []
@@ -369,11 +442,11 @@ class JournalWriter:
         signed = list(unsigned.values()) if sign else []
         began = time.perf_counter()
         try:
-            await self._bounded(self._transaction(started, rows, signed))
+            witnessed = await self._bounded(self._transaction(started, rows, signed))
         except _FAILURES:
             WRITE_SECONDS.labels("error").observe(time.perf_counter() - began)
             if rows:
-                self._unsettled = _Unsettled(first, len(rows), unsigned)
+                self._unsettled = _Unsettled(first, len(rows), unsigned, backend)
             raise
         WRITE_SECONDS.labels("ok").observe(time.perf_counter() - began)
         for _ in batch:
@@ -384,12 +457,35 @@ class JournalWriter:
         self._unsigned = {} if sign else unsigned
         if sign:
             self._signed_at = time.monotonic()
+        if self._witness is not None and witnessed:
+            await self._witnessed(self._witness, witnessed)
+
+    async def _witnessed(self, witness: FileWitness, heads: list[WitnessedHead]) -> None:
+        """Append committed heads to the witness; a failure is logged and counted, the rows are safe."""
+        try:
+            await asyncio.to_thread(witness.append, heads)
+        except OSError as exc:
+            WITNESS_FAILURES.inc()
+            _LOG.error("journal_witness_failed", error=type(exc).__name__, heads=len(heads))
 
     async def _transaction(
         self, started: list[Head], rows: list[tuple[object, ...]], signed: list[Head]
-    ) -> None:
+    ) -> list[WitnessedHead]:
+        """Write the new chains, the rows and the checkpoints in one transaction; returns the checkpoints."""
         assert self._conn is not None  # noqa: S101 - the loop connects first
         now = self._clock()
+        points = [
+            WitnessedHead(
+                chain.chain_id,
+                chain.month,
+                seq,
+                digest,
+                now,
+                self._signer.key_id,
+                self._signer.sign(chain.chain_id, seq, digest, now),
+            )
+            for chain, seq, digest in checkpoints(started, signed)
+        ]
         async with self._conn.transaction(), self._conn.cursor() as cursor:
             for chain in started:
                 await cursor.execute(
@@ -405,20 +501,14 @@ class JournalWriter:
                 "INSERT INTO journal.checkpoints (chain_id, seq, head_hash, signed_at, key_id, signature) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 [
-                    (
-                        chain.chain_id,
-                        seq,
-                        digest,
-                        now,
-                        self._signer.key_id,
-                        self._signer.sign(chain.chain_id, seq, digest, now),
-                    )
-                    for chain, seq, digest in _checkpoints(started, signed)
+                    (point.chain_id, point.seq, point.head, now, point.key_id, point.signature)
+                    for point in points
                 ],
             )
+        return points
 
 
-def _checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
+def checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
     """A new chain's start (position 0, its genesis) and each head to sign, once each."""
     points: dict[tuple[Any, int], tuple[Head, int, bytes]] = {}
     for chain in started:

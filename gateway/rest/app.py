@@ -20,68 +20,71 @@ An integrator of the real API changes its base URL and token, nothing else:
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
 
-Every call is served inside the same call boundary as a gRPC call (`runtime.interceptors.CallScope`):
-request id, log context, metrics, span.
+Every request is served inside the front's call boundary (`gateway.rest.boundary`): request id,
+log context, HTTP metrics by route template, span, the response metadata as headers, and a caller who
+closes the connection cancels its call. The endpoints return a body or raise; a refusal is rendered
+by the front's exception handler.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import zoneinfo
-from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
+from contract.gateway_service import method_path
 from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
-from gateway.api import SERVICE_NAME
 from gateway.auth import AUTHORIZATION_KEY
 from gateway.availability import Availability
-from gateway.call_path import Admitted, CallPath, Inbound, Target
+from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
+from gateway.rest.boundary import (
+    JSON,
+    SCOPE_KEY,
+    CallBoundaryMiddleware,
+    HttpCallScope,
+    RouteTemplates,
+    json_bytes,
+)
 from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
-from gateway.usage import UsageRecorder
+from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
-from runtime.errors import ApiError, api_error, store_unavailable
-from runtime.interceptors import CallScope
+from runtime.errors import ApiError, api_error
 
-JSON = "application/json"
-"""The content type of every JSON answer, as the published spec documents it."""
 YAML = "application/yaml"
-PROOFS_DAYS = 30
-"""The window of the public figure of proofs avoided."""
 _BEARER = "Bearer "
-INTROSPECT_METHOD = f"/{SERVICE_NAME}/IntrospectToken"
+INTROSPECT_METHOD = method_path("IntrospectToken")
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
 """The citizen's access history: a route of the mesh's own, not of the published spec."""
-ACCESSES_METHOD = f"/{SERVICE_NAME}/ListAccesses"
-
-Answer = tuple[int, Any]
-"""An HTTP status and the JSON body to send with it."""
+ACCESSES_METHOD = method_path("ListAccesses")
 
 
-def _json(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json_bytes(body), status, media_type=JSON)
 
 
 def bearer_of(authorization: str) -> str:
-    """The credentials of a ``Bearer`` authorization (the scheme case-insensitive); "" for another scheme."""
+    """The credentials of a ``Bearer`` authorization (the scheme case-insensitive); "" for another scheme.
+
+    Taken as sent, blanks included, as the token of a gRPC call is: a token with a blank is refused.
+    """
     if authorization[: len(_BEARER)].lower() != _BEARER.lower():
         return ""
-    return authorization[len(_BEARER) :].strip()
+    return authorization[len(_BEARER) :]
 
 
 API_KEY_HEADER = "x-api-key"
@@ -154,7 +157,9 @@ class RestFront:
         usage: The usage counters, for the proofs avoided.
         access_history: The journal's reader of a citizen's accesses.
         access_history_rate: The citizen's limit on the history, per second.
-        public_url: The front's base URL in ``/openapi.yaml``; empty: the URL the caller used.
+        public_url: The front's base URL, the only server ``/openapi.yaml`` names and the base of the
+            URLs ``/api/pings`` lists; empty: ``/``, the host the document was fetched from (never the
+            caller's ``Host``, which anyone may write).
 
     Raises:
         TypeError: a request field has no query parameter form (`RequestReader`).
@@ -175,13 +180,19 @@ class RestFront:
         self._usage = usage
         self._access_history = access_history
         self._access_history_rate = access_history_rate
-        self._public_url = public_url.rstrip("/")
+        self._server_url = public_url.rstrip("/") or "/"
+        # Under the public URL, never the caller's Host, which anyone may write.
+        self._ping_list = [
+            {"name": ping.label, "url": f"{public_url.rstrip('/')}/api/{ping.id}/ping"} for ping in PINGS
+        ]
         self.paths: dict[str, Target] = {
             path: target for target in call_path.targets.values() for path in target.route.http_paths
         }
         """Every provider route, by its spec path."""
+        readers = {path: RequestReader(target.route) for path, target in self.paths.items()}
+        self._parameter_names = {path: reader.parameter_names for path, reader in readers.items()}
         routes: list[BaseRoute] = [
-            Route(path, self._provider_endpoint(path, target), methods=["GET"])
+            Route(path, functools.partial(self._provider, target, readers[path]), methods=["GET"])
             for path, target in self.paths.items()
         ]
         utility = {
@@ -198,166 +209,119 @@ class RestFront:
         routes.append(Route("/openapi.yaml", self._openapi, methods=["GET"]))
         self.app = Starlette(
             routes=routes,
-            exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
+            middleware=[Middleware(CallBoundaryMiddleware, templates=RouteTemplates(routes))],
+            exception_handlers={
+                ApiError: self._refused,  # type: ignore[dict-item]
+                HTTPException: self._http_exception,  # type: ignore[dict-item]
+            },
         )
         # A path with a slash too many is no route of the spec: a JSON 404, not a redirect.
         self.app.router.redirect_slashes = False
 
-    # -- the frame of every answer ---------------------------------------------------------------
+    # -- refusals --------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _answer(
-        request: Request,
-        method: str,
-        produce: Callable[[], Awaitable[Answer]],
-        parameter_names: Mapping[str, str] | None = None,
-    ) -> Response:
-        """Serve one call in the call boundary; a refusal becomes the v3 error body (`error_body`)."""
-        metadata = list(request.headers.items())
-        with CallScope(method, metadata) as scope:
-            extra: Sequence[tuple[str, str]] = ()
-            try:
-                status, body = await produce()
-            except ApiError as error:
-                refusal = scope.refused(error)
-                status, body = http_status(refusal), error_body(refusal, parameter_names)
-                extra = refusal.extra_metadata
-            except Exception as exc:
-                failure = scope.failed(exc)
-                status, body = http_status(failure), error_body(failure)
-            headers = dict((*scope.call.response_metadata, *extra))
-            return Response(_json(body), status, headers, media_type=JSON)
+    async def _refused(self, request: Request, error: ApiError) -> Response:
+        """A refusal as the v3 error body (`error_body`), naming the route's query parameter at fault."""
+        call_scope: HttpCallScope = request.scope[SCOPE_KEY]
+        refusal = call_scope.refused(error)
+        route = request.scope.get("route")
+        names = self._parameter_names.get(route.path) if isinstance(route, Route) else None
+        response = _json(error_body(refusal, names), http_status(refusal))
+        response.headers.update(dict(refusal.extra_metadata))
+        return response
 
     async def _http_exception(self, request: Request, exc: HTTPException) -> Response:
         """Starlette's own refusals (no route, wrong method) as v3 errors."""
-        error = method_not_allowed() if exc.status_code == 405 else route_not_found()
-
-        async def refuse() -> Answer:
-            raise error
-
-        response = await self._answer(request, f"{request.method} (no route)", refuse)
+        response = await self._refused(
+            request, method_not_allowed() if exc.status_code == 405 else route_not_found()
+        )
         if exc.headers and "allow" in {name.lower() for name in exc.headers}:
             response.headers["Allow"] = next(v for k, v in exc.headers.items() if k.lower() == "allow")
         return response
 
     # -- provider routes -------------------------------------------------------------------------
 
-    def _provider_endpoint(self, path: str, target: Target) -> Callable[[Request], Awaitable[Response]]:
-        reader = RequestReader(target.route)
-        render = target.route.response_class.FromString
-        method = f"GET {path}"
-
-        async def endpoint(request: Request) -> Response:
-            async def produce() -> Answer:
-                authorization = (
-                    request.headers.getlist(AUTHORIZATION_KEY)
-                    if reader.by_france_connect
-                    else api_token_authorization(request)
-                )
-                metadata: list[tuple[str, str | bytes]] = [
-                    (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
-                ]
-                bearer = ""
-                if reader.by_france_connect:
-                    # The FranceConnect token stands for the API token, as in the real API.
-                    if len(authorization) == 1:
-                        bearer = bearer_of(authorization[0])
-                else:
-                    metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
-                read: bytes | ApiError
-                try:
-                    read = reader.read(request.query_params.getlist, bearer).SerializeToString()
-                except ApiError as refusal:
-                    # Refused where the call path reads the request: after the token and recipient.
-                    read = refusal
-                answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
-                response = render(answer)
-                return 200, {"data": data_object(response), "links": {}, "meta": meta_object(response)}
-
-            return await self._answer(request, method, produce, reader.parameter_names)
-
-        return endpoint
+    async def _provider(self, target: Target, reader: RequestReader, request: Request) -> Response:
+        """A provider route: the request read from the query, the answer in ``data`` and ``meta``."""
+        authorization = (
+            request.headers.getlist(AUTHORIZATION_KEY)
+            if reader.by_france_connect
+            else api_token_authorization(request)
+        )
+        metadata: list[tuple[str, str | bytes]] = [
+            (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
+        ]
+        bearer = ""
+        if reader.by_france_connect:
+            # The FranceConnect token stands for the API token, as in the real API.
+            if len(authorization) == 1:
+                bearer = bearer_of(authorization[0])
+        else:
+            metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
+        kind = target.route.request_class
+        try:
+            read = Payload(kind, message=reader.read(request.query_params.getlist, bearer))
+        except ApiError as refusal:
+            # Refused where the call path reads the request: after the token and recipient.
+            read = Payload.refused(kind, refusal)
+        answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
+        response = answer.message()
+        return _json({"data": data_object(response), "links": {}, "meta": meta_object(response)})
 
     # -- utility routes --------------------------------------------------------------------------
 
     async def _introspect(self, request: Request) -> Response:
         """The caller's token, as the real API's ``/api/introspect``: ``_id``, ``name``, ``scopes``."""
-
-        async def body(admitted: Admitted) -> Answer:
-            token = admitted.token
-            return 200, {"_id": token.jti, "name": token.habilitation, "scopes": sorted(token.scopes)}
-
-        async def produce() -> Answer:
-            authorization = api_token_authorization(request)
-            inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
-            # Journalled as the gRPC introspection: one method, whatever the transport.
-            return await self._call_path.call_own(INTROSPECT_METHOD, inbound, body, needs_recipient=False)
-
-        return await self._answer(request, "GET /api/introspect", produce)
+        authorization = api_token_authorization(request)
+        inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
+        # Journalled as the gRPC introspection: one method, whatever the transport.
+        return await self._call_path.call_own(
+            INTROSPECT_METHOD, inbound, _introspection, needs_recipient=False
+        )
 
     async def _accesses(self, request: Request) -> Response:
         """The citizen's own access history (the mesh's own route): the FranceConnect token as bearer."""
-
-        async def produce() -> Answer:
-            authorization = request.headers.getlist(AUTHORIZATION_KEY)
-            history = gateway_pb2.ListAccessesRequest()
-            if len(authorization) == 1:
-                history.france_connect.access_token = bearer_of(authorization[0])
-            response = await self._call_path.call_citizen(
-                ACCESSES_METHOD,
-                Inbound((), None),
-                history,
-                self._access_history_rate,
-                self._access_history.list_accesses,
-            )
-            return 200, {"accesses": [access_body(access) for access in response.accesses]}
-
-        return await self._answer(request, f"GET {ACCESSES_PATH}", produce)
+        authorization = request.headers.getlist(AUTHORIZATION_KEY)
+        history = gateway_pb2.ListAccessesRequest()
+        if len(authorization) == 1:
+            history.france_connect.access_token = bearer_of(authorization[0])
+        response = await self._call_path.call_citizen(
+            ACCESSES_METHOD,
+            Inbound((), None),
+            history,
+            self._access_history_rate,
+            self._access_history.list_accesses,
+        )
+        return _json({"accesses": [access_body(access) for access in response.accesses]})
 
     async def _ping(self, request: Request) -> Response:
-        async def produce() -> Answer:
-            return 200, {"status": Availability.OK.value}
-
-        return await self._answer(request, "GET /api/ping", produce)
+        return _json({"status": Availability.OK.value})
 
     async def _pings(self, request: Request) -> Response:
-        """Every ping, as the real API lists them: its label and its URL on the host asked."""
-        base = str(request.base_url).rstrip("/")
-
-        async def produce() -> Answer:
-            return 200, [{"name": ping.label, "url": f"{base}/api/{ping.id}/ping"} for ping in PINGS]
-
-        return await self._answer(request, "GET /api/pings", produce)
+        """Every ping as the real API lists them: its label, its URL under ``REST_PUBLIC_URL`` or relative."""
+        return _json(self._ping_list)
 
     async def _provider_ping(self, request: Request) -> Response:
         """One ping: 200, or 502 for ``bad_gateway``; an unknown name is 404 with ``{}``, as the real API."""
-        ping_id = request.path_params["ping"]
-
-        async def produce() -> Answer:
-            state = await self._ping_board.state(ping_id)
-            if state is None:
-                return 404, {}
-            return (502 if state.status is Availability.BAD_GATEWAY else 200), ping_body(state)
-
-        return await self._answer(request, "GET /api/{ping}/ping", produce)
+        state = await self._ping_board.state(request.path_params["ping"])
+        if state is None:
+            return _json({}, 404)
+        return _json(ping_body(state), 502 if state.status is Availability.BAD_GATEWAY else 200)
 
     async def _proofs_avoided(self, request: Request) -> Response:
-        async def produce() -> Answer:
-            try:
-                proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
-            except (RedisError, OSError, TimeoutError):
-                raise store_unavailable() from None
-            return 200, {"proofs_avoided": proofs, "days": PROOFS_DAYS}
-
-        return await self._answer(request, "GET /api/proofs_avoided", produce)
+        proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
+        return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
 
     async def _openapi(self, request: Request) -> Response:
-        server = self._public_url or str(request.base_url).rstrip("/")
-        with CallScope("GET /openapi.yaml", list(request.headers.items())) as scope:
-            return Response(self._spec_text(server), 200, dict(scope.call.response_metadata), media_type=YAML)
+        return Response(self._spec_text, 200, media_type=YAML)
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019 - one front per process, a few server URLs
-    def _spec_text(self, server: str) -> str:
-        spec = restricted_spec([*self.paths, *self.utility_paths], server)
+    @functools.cached_property
+    def _spec_text(self) -> str:
+        spec = restricted_spec([*self.paths, *self.utility_paths], self._server_url)
         text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
         return text
+
+
+async def _introspection(call: Exchange) -> Response:
+    token = call.holder
+    return _json({"_id": token.jti, "name": token.habilitation, "scopes": sorted(token.scopes)})

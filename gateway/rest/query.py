@@ -11,6 +11,7 @@ as the real API ignores them; of a non-repeated parameter given twice, the last 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ RECIPIENT_PARAMETER = "recipient"
 """The query parameter of the recipient's SIRET, on every route."""
 
 _INT32 = (-(2**31), 2**31 - 1)
+# ASCII digits only: Python's int() would also take "١٢" (Arabic-Indic), "1_000", "+1" and blanks.
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,10}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,10 @@ def _parameter(field: FieldDescriptor, path: tuple[str, ...], *, in_identity: bo
 
 
 def _integer(text: str) -> int:
-    value = int(text.strip())
+    digits = text.strip(" \t")  # blanks around the number are taken, as they always were
+    if not _WHOLE_NUMBER.fullmatch(digits):
+        raise ValueError("not a whole number in ASCII digits")
+    value = int(digits)
     if not _INT32[0] <= value <= _INT32[1]:
         raise ValueError("out of range")
     return value

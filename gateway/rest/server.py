@@ -5,6 +5,7 @@ gateway) with httptools' HTTP/1.1 parser, so the front shares the gRPC server's
 loop, call path, Redis and provider channels: no second process, no thread, no
 copy of any state. It is started and stopped by the gateway's server (the
 process's signals stay the gateway's: uvicorn's own handlers are never installed).
+Every connection is bounded in size, time and number (`gateway.rest.protocol`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from gateway.rest.protocol import FrontLimits, bounded_protocol
 from runtime.server import bind_socket
 
 
@@ -25,6 +27,7 @@ class RestServer:
 
     Args:
         app: The application.
+        limits: The bounds of every connection.
         host: The address to bind; empty for every interface, IPv4 and IPv6.
         port: The port; 0 picks a free one (`port` tells which once started).
         tls: The PEM certificate for HTTPS and its key; None (or no certificate) serves plain HTTP.
@@ -35,6 +38,7 @@ class RestServer:
     def __init__(
         self,
         app: ASGIApp,
+        limits: FrontLimits,
         *,
         host: str,
         port: int,
@@ -46,7 +50,7 @@ class RestServer:
             app,
             host=host,
             port=port,
-            http="httptools",
+            http=bounded_protocol(limits),
             lifespan="off",
             # The gateway logs every call itself, without personal data; uvicorn's access log
             # would write query strings, which hold identities.

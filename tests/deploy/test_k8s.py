@@ -4,14 +4,16 @@ Every overlay, and the base with every combination of the components, is
 rendered with ``kubectl kustomize``. Each rendered object is validated against
 the Kubernetes JSON schemas shipped by ``kubernetes-validate`` (strict: unknown
 fields are errors); the CRD objects those schemas lack (cert-manager
-Certificate, Prometheus Operator ServiceMonitor) have their required fields
-checked by hand. Then the deployment rules are checked on every render: probes,
+Certificate, Prometheus Operator ServiceMonitor and PrometheusRule) have their
+required fields checked by hand. Then the deployment rules are checked on every render: probes,
 resources, security contexts, grace periods, disruption budgets, spreading, the
 gateway's autoscaler, Secrets kept out of the manifests, pinned images.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -30,6 +32,7 @@ import pytest
 import yaml
 
 from runtime.settings import ServerSettings
+from tests.deploy.operator_kit import check_prometheus_rule
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl")
@@ -48,24 +51,60 @@ Obj = dict[str, Any]
 if KUBECTL is None:
     pytest.skip("kubectl is not installed: deploy/k8s is not rendered", allow_module_level=True)
 
+# The first test of a process renders every scenario (tens of kubectl runs): more than one test's time.
+pytestmark = pytest.mark.timeout(300)
+
+_RENDERS = K8S.parents[1] / ".run" / "test-cache" / "k8s"
+"""Renders shared by the test processes of a run, by the digest of deploy/k8s: each made once."""
+
 
 def _components() -> list[str]:
     return sorted(p.parent.name for p in (K8S / "components").glob("*/kustomization.yaml"))
 
 
+ADDITIVE = {"operator-kit"}
+"""Components that only add objects of their own and patch nothing: rendered alone on the base
+and with every other component, not in each combination (each one doubles the renders)."""
+
+
 def _scenarios() -> list[str]:
-    """``overlay:<name>`` for each overlay, ``base+a+b`` for each set of components."""
+    """``overlay:<name>`` for each overlay, ``base+a+b`` for each set of patching components."""
     names = [f"overlay:{p.parent.name}" for p in sorted((K8S / "overlays").glob("*/kustomization.yaml"))]
-    components = _components()
+    components = [name for name in _components() if name not in ADDITIVE]
     for size in range(len(components) + 1):
         names += ["+".join(["base", *combo]) for combo in itertools.combinations(components, size)]
+    additive = sorted(ADDITIVE & set(_components()))
+    names += [f"base+{name}" for name in additive]
+    if additive:
+        names.append("+".join(["base", *_components()]))
     return names
 
 
 SCENARIOS = _scenarios()
 
 
+@cache
+def _manifests_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in K8S.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(K8S)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _render(scenario: str, scratch: Path) -> list[Obj]:
+    """The objects of ``scenario``, rendered by the first test process that needs them."""
+    kept = _RENDERS / _manifests_digest() / f"{scenario}.yaml"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with kept.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not kept.exists():
+            partial = kept.with_suffix(f".{os.getpid()}")
+            partial.write_text(_kustomize(scenario, scratch))
+            partial.replace(kept)
+    return [doc for doc in yaml.load_all(kept.read_text(), Loader=yaml.CSafeLoader) if doc]
+
+
+def _kustomize(scenario: str, scratch: Path) -> str:
     if scenario.startswith("overlay:"):
         directory = K8S / "overlays" / scenario.removeprefix("overlay:")
     else:
@@ -85,7 +124,7 @@ def _render(scenario: str, scratch: Path) -> list[Obj]:
         [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, f"{scenario} does not render:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +206,7 @@ def _check_service_monitor(monitor: Obj) -> None:
 CRD_CHECKS = {
     ("cert-manager.io/v1", "Certificate"): _check_certificate,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): check_prometheus_rule,
 }
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from devstack.run import GATEWAY, PROVIDERS, REST_PORT, plan_ports
 from tests.conftest import REPO
+from tests.people import LEFEBVRE_QUERY
 
 _BANNER_END = "Ctrl-C stops everything."
 _START_SECONDS = 150.0
@@ -128,17 +129,7 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     token = issued.stdout.strip().splitlines()[-1]
     answer = httpx.get(
         f"{rest.group(1)}/v3/dss/quotient_familial/identite",
-        params={
-            "recipient": "13002526500013",
-            "nomNaissance": "LEFEBVRE",
-            "prenoms[]": "ALEXIS",
-            "sexeEtatCivil": "F",
-            "anneeDateNaissance": "1982",
-            "moisDateNaissance": "12",
-            "jourDateNaissance": "27",
-            "codeCogInseePaysNaissance": "99100",
-            "codeCogInseeCommuneNaissance": "08480",
-        },
+        params=LEFEBVRE_QUERY,
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )

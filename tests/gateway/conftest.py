@@ -16,6 +16,7 @@ from devstack.redis import RedisProcess, free_port
 from gateway.app import build_server
 from gateway.settings import GatewaySettings
 from runtime.errors import ErrorSource, provider_not_found
+from runtime.providers import PROVIDERS
 from runtime.server import GrpcServer, ServiceDefinition
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
@@ -118,10 +119,7 @@ def gateway_settings(keys: Path, redis_url: str, **overrides: Any) -> GatewaySet
         # outage. The tests of outages set their own, short, timeouts.
         "redis_timeout_seconds": 2.0,
         # Providers the tests do not start point at a port nobody listens on.
-        **{
-            f"{p}_address": f"127.0.0.1:{free_port()}"
-            for p in ("cnaf", "c2s", "france_travail", "mesr", "cnous", "men")
-        },
+        **{provider.address_setting: f"127.0.0.1:{free_port()}" for provider in PROVIDERS},
     }
     values.update(overrides)
     return GatewaySettings(**values)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
+import grpc
 import pytest
+import structlog
 
+from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
+from devstack.redis import RedisProcess
 from gateway.app import build_server
 from tests.conftest import run_python
 from tests.gateway.conftest import gateway_settings
-from tests.gateway.tokens import SigningKey
+from tests.gateway.grpc.test_proxy import RECIPIENT, metadata, qf_request
+from tests.gateway.test_workers import PROVIDER_DELAY_SECONDS, slow_cnaf  # noqa: F401 - a fixture
+from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.rich_status import rich_status
 
 
 def test_empty_journal_key_refuses_to_build(keys_dir: tuple[Path, SigningKey, SigningKey]) -> None:
@@ -53,3 +61,47 @@ def test_a_journal_database_without_its_signing_key_refuses_to_build(
                 journal_signing_key_file=not_ed25519,
             )
         )
+
+
+async def test_calls_refused_while_the_gateway_stops_are_journalled(
+    redis_server: RedisProcess,
+    keys_dir: tuple[Path, SigningKey, SigningKey],
+    slow_cnaf: int,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Calls that come during the drain get 00504, and the call path journals each of them."""
+    directory, es, _ = keys_dir
+    gateway = build_server(
+        gateway_settings(directory, redis_server.url, cnaf_address=f"127.0.0.1:{slow_cnaf}")
+    )
+    await gateway.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
+    stub = cnaf_pb2_grpc.CnafServiceStub(channel)
+    header = TokenFactory(es).bearer()
+    names = [f"drain-{n}" for n in range(5)]
+
+    async def call(name: str) -> str:
+        try:
+            await stub.GetQuotientFamilialByIdentity(
+                qf_request(), metadata=metadata(header, RECIPIENT, ("x-request-id", name)), timeout=10
+            )
+        except grpc.aio.AioRpcError as error:
+            return rich_status(error).api_code
+        return "OK"
+
+    try:
+        await channel.channel_ready()
+        with structlog.testing.capture_logs() as events:
+            in_flight = asyncio.ensure_future(call("in-flight"))  # keeps the drain open a while
+            await asyncio.sleep(PROVIDER_DELAY_SECONDS / 3)
+            stopping = asyncio.ensure_future(gateway.stop(grace=5))
+            await asyncio.sleep(0.05)  # no longer taking calls: these are held, then refused
+            codes = await asyncio.gather(*(call(name) for name in names))
+            assert await in_flight == "OK"
+            await stopping
+    finally:
+        await channel.close()
+    assert codes == ["00504"] * len(names)
+    journalled = {e["request_id"]: e for e in events if e.get("event") == "api_call"}
+    assert journalled.pop("in-flight")["status"] == "OK"
+    assert sorted(journalled) == names
+    assert {(e["status"], e.get("code")) for e in journalled.values()} == {("UNAVAILABLE", "00504")}

@@ -17,7 +17,7 @@ import pytest
 from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_SECONDS
 from tests.gateway.conftest import Mesh
-from tests.gateway.test_proxy import metadata, qf_request
+from tests.gateway.grpc.test_proxy import metadata, qf_request
 from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
 

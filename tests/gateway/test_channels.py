@@ -19,7 +19,7 @@ from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings
-from tests.gateway.test_proxy import metadata, qf_request
+from tests.gateway.grpc.test_proxy import metadata, qf_request
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.rich_status import rich_status
 

@@ -27,15 +27,16 @@ from devstack.redis import RedisProcess
 from gateway.admin import registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_key
-from gateway.redis_client import connect
+from gateway.redis.client import connect
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import Mesh
-from tests.gateway.test_lookup import error_info
-from tests.gateway.test_proxy import lefebvre, metadata, qf_request
+from tests.gateway.grpc.test_lookup import error_info
+from tests.gateway.grpc.test_proxy import metadata, qf_request
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -646,3 +647,47 @@ def test_three_processes_admit_no_more_than_the_limit(redis_server: RedisProcess
     assert all(r["admitted"] > 0 for r in results)  # every process got its share from the one bucket
     assert admitted <= allowed
     assert admitted >= 0.95 * allowed
+
+
+async def test_a_busy_event_loop_is_no_redis_outage(private_redis: RedisProcess) -> None:
+    """1,000 checks at once while the loop is busy for 8 Redis timeouts: no 00503, no breaker.
+
+    Redis answers within the timeout; the process reads the answers late because its
+    loop was busy with something else. Those answers count.
+    """
+    client = redis.asyncio.Redis.from_url(private_redis.url, socket_timeout=0.05)
+    limiter = RateLimiter(
+        client, settings(redis_timeout_seconds=0.05, rate_limit_per_second=RATE_LIMIT_MAX_PER_SECOND)
+    )
+    try:
+        await limiter.check(new_jti(), 0)  # connection and SCRIPT LOAD
+        jtis = [new_jti() for _ in range(50)]
+        checks = [asyncio.ensure_future(limiter.check(jtis[n % 50], 0)) for n in range(1000)]
+        await asyncio.sleep(0)  # every check sent or queued
+        time.sleep(0.4)  # noqa: ASYNC251 - the busy loop under test: a long stretch of other calls' work
+        late = asyncio.ensure_future(limiter.check(new_jti(), 0))  # a call that comes right after
+        outcomes = await asyncio.gather(*checks, late, return_exceptions=True)
+    finally:
+        await limiter.close()
+        await client.aclose()
+    refused = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    assert refused == []
+    assert not limiter.redis_down
+
+
+async def test_a_redis_that_does_not_answer_is_still_an_outage(private_redis: RedisProcess) -> None:
+    """The busy loop's allowance is one read of the sockets, not a wait: a frozen Redis is down in time."""
+    client = redis.asyncio.Redis.from_url(private_redis.url, socket_timeout=0.1)
+    limiter = RateLimiter(client, settings(redis_timeout_seconds=0.1))
+    try:
+        await limiter.check(new_jti(), 0)
+        with redis.Redis(port=private_redis.port) as observer:
+            observer.execute_command("CLIENT", "PAUSE", 2000, "ALL")  # frozen: no command answered
+        started = time.monotonic()
+        with pytest.raises(ApiError) as refused:
+            await limiter.check(new_jti(), 0)
+        assert time.monotonic() - started < 0.5
+    finally:
+        await limiter.close()
+        await client.aclose()
+    assert refused.value.code == "00503"

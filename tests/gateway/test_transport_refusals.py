@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from tests.gateway.conftest import Mesh
-from tests.gateway.test_proxy import RECIPIENT, qf_request
+from tests.gateway.grpc.test_proxy import RECIPIENT, qf_request
 from tests.raw_http2 import unary_call
 from tests.rich_status import rich_status
 

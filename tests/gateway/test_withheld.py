@@ -24,7 +24,7 @@ from contract.routes import Route, build_routes, field_options
 from contract.v3_json import DATA_FIELD, data_object, render, withheld_of
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.france_connect_sandbox import SANDBOX_TOKENS
+from gateway.france_connect.sandbox import SANDBOX_TOKENS
 from runtime.providers import BY_NAME
 from tests.conftest import running
 from tests.gateway.conftest import gateway_settings

@@ -22,8 +22,9 @@ from devstack.redis import RedisProcess, free_port
 from runtime.server import GrpcServer, ServiceDefinition, bind_socket
 from services.common.settings import ProviderSettings
 from tests.conftest import run_python
-from tests.gateway.test_proxy import lefebvre, metadata
+from tests.gateway.grpc.test_proxy import metadata
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 PROVIDER_DELAY_SECONDS = 0.6
@@ -88,6 +89,7 @@ async def workers(
         "SHUTDOWN_NOTICE_SECONDS": "0.3",
         "SHUTDOWN_GRACE_SECONDS": "5",
         "LOG_LEVEL": "warning",
+        "WORKER_HEARTBEAT_TIMEOUT_SECONDS": "1",
     }
     group = ProcessGroup(tmp_path / "logs")
     try:
@@ -199,15 +201,63 @@ async def test_sigterm_drains_every_worker(workers: Workers) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
-async def test_a_worker_that_dies_brings_the_gateway_down(workers: Workers) -> None:
+async def ping(port: int) -> int:
+    """GET /api/ping on a connection of its own: the kernel gives it to one of the live workers."""
+    answer = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/api/ping", timeout=5)
+    return answer.status_code
+
+
+async def replaced(supervisor: int, gone: int, seconds: float) -> int:
+    """The worker started in place of ``gone``, once two workers serve again, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pids = [pid for pid in worker_pids(supervisor) if alive(pid)]
+        if len(pids) == 2 and gone not in pids:
+            return pids[-1]
+        assert time.monotonic() < deadline, f"no worker in place of {gone} after {seconds} s"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_worker_is_back_within_seconds_while_the_other_serves(workers: Workers) -> None:
     supervisor = workers.supervisor.process
     first, second = worker_pids(supervisor.pid)
     os.kill(first, signal.SIGKILL)
-    assert await asyncio.to_thread(supervisor.wait, 10) == 1
-    deadline = time.monotonic() + 10
-    while alive(second):
-        assert time.monotonic() < deadline, "the other worker outlived its supervisor"
-        await asyncio.sleep(0.05)
+    killed_at = time.monotonic()
+    # Meanwhile the other serves every new connection.
+    assert [await ping(workers.rest_port) for _ in range(10)] == [200] * 10
+    await replaced(supervisor.pid, first, 30)
+    back_in = time.monotonic() - killed_at
+    assert supervisor.poll() is None and alive(second)
+    # The new worker serves too: a share of new connections reaches it, on its metrics port.
+    await until_serving(workers.metrics_ports[0])
+    assert [await ping(workers.rest_port) for _ in range(10)] == [200] * 10
+    assert back_in < 30
+
+
+async def until_serving(metrics_port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            text = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{metrics_port}/metrics", timeout=2)
+            if "gateway_worker_restarts 1.0" in text.text:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the new worker never served its metrics"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_frozen_worker_is_replaced(workers: Workers) -> None:
+    supervisor = workers.supervisor.process
+    first, second = worker_pids(supervisor.pid)
+    os.kill(first, signal.SIGSTOP)
+    try:
+        await replaced(supervisor.pid, first, 30)
+    finally:
+        if alive(first):
+            os.kill(first, signal.SIGCONT)
+    assert not alive(first) and alive(second)
+    assert [await ping(workers.rest_port) for _ in range(10)] == [200] * 10
 
 
 async def test_workers_outlive_no_supervisor(workers: Workers) -> None:

@@ -17,7 +17,7 @@ _CODE = re.compile(r"""api_error\(\s*["']([0-9]{5})["']""")
 
 # The HTTP statuses a gRPC status may stand for in the v3 API.
 _HTTP = {
-    grpc.StatusCode.INVALID_ARGUMENT: {400, 422},
+    grpc.StatusCode.INVALID_ARGUMENT: {400, 413, 414, 422, 431},
     grpc.StatusCode.UNIMPLEMENTED: {404, 405},
     grpc.StatusCode.UNAUTHENTICATED: {401},
     grpc.StatusCode.PERMISSION_DENIED: {403},
@@ -26,7 +26,7 @@ _HTTP = {
     grpc.StatusCode.INTERNAL: {500},
     grpc.StatusCode.UNKNOWN: {502},
     grpc.StatusCode.UNAVAILABLE: {503, 504},
-    grpc.StatusCode.DEADLINE_EXCEEDED: {504},
+    grpc.StatusCode.DEADLINE_EXCEEDED: {408, 504},
 }
 
 
@@ -70,6 +70,11 @@ def test_the_mesh_s_own_codes_are_marked() -> None:
         "00400",
         "00404",
         "00405",
+        "00440",
+        "00441",
+        "00442",
+        "00443",
         "00503",
         "00504",
+        "00505",
     }

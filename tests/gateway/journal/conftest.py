@@ -22,6 +22,8 @@ from devstack.redis import RedisProcess
 from gateway.app import GatewayServer, build_server
 from gateway.journal import Call, Journal
 from gateway.journal.signing import Signer, Verifier, generate
+from gateway.journal.verify import Timing
+from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.settings import JournalFailureMode
 from services.cnaf.app import CNAF
@@ -182,6 +184,10 @@ async def journalled(
             yield mesh
 
 
+TIMING = Timing(checkpoint_seconds=0.2)
+"""How late the tests' writers (`writer_settings`, `journalled_gateway`) may sign a row."""
+
+
 def writer_settings(**overrides: object) -> WriterSettings:
     """Writer settings for the tests: small batches, fast retries."""
     values: dict[str, object] = {
@@ -208,6 +214,14 @@ async def started(journal: Journal) -> AsyncIterator[Journal]:
         await journal.close()
 
 
-def journal_on(url: str, key: SigningKey, **overrides: object) -> Journal:
-    """A journal writing to ``url``, signing with ``key``."""
-    return Journal(HMAC_KEY, JournalWriter(url, key.signer(), writer_settings(**overrides)))
+def journal_on(url: str, key: SigningKey, witness: Path | None = None, **overrides: object) -> Journal:
+    """A journal writing to ``url``, signing with ``key``, its heads also appended to ``witness``."""
+    return Journal(
+        HMAC_KEY,
+        JournalWriter(
+            url,
+            key.signer(),
+            writer_settings(**overrides),
+            witness=None if witness is None else FileWitness(witness),
+        ),
+    )

@@ -22,7 +22,14 @@ from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
 from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
 from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import JournalledMesh, SigningKey, journalled_gateway, keys_dir, lefebvre
+from tests.gateway.journal.conftest import (
+    TIMING,
+    JournalledMesh,
+    SigningKey,
+    journalled_gateway,
+    keys_dir,
+    lefebvre,
+)
 from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
@@ -49,6 +56,8 @@ class Answered:
 
     outcomes: dict[str, tuple[str, str]]
     during_outage: collections.Counter[str]
+    first_refusal: float | None
+    """Seconds from the outage's start to the first call refused 00503, if any was."""
 
     def with_status(self, status: str, code: str = "") -> set[str]:
         return {
@@ -58,15 +67,27 @@ class Answered:
         }
 
 
-async def load(mesh: JournalledMesh, postgres: PostgresProcess) -> Answered:
-    """Calls from several workers for LOAD_SECONDS; PostgreSQL is stopped at STOP_AT for OUTAGE_SECONDS."""
+async def load(
+    mesh: JournalledMesh,
+    postgres: PostgresProcess,
+    *,
+    frozen: bool = False,
+    seconds: float = LOAD_SECONDS,
+    outage_seconds: float = OUTAGE_SECONDS,
+) -> Answered:
+    """Calls from several workers for ``seconds``; PostgreSQL is stopped at STOP_AT for ``outage_seconds``.
+
+    ``frozen``: stopped with SIGSTOP (no answer, sockets open) rather than shut down.
+    """
     stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
     token = mesh.factory.token()
     numbers = itertools.count()
     outcomes: dict[str, tuple[str, str]] = {}
     during: collections.Counter[str] = collections.Counter()
     down = asyncio.Event()
-    end = time.monotonic() + LOAD_SECONDS
+    end = time.monotonic() + seconds
+    outage_at: list[float] = []
+    refusals: list[float] = []
 
     async def worker() -> None:
         while time.monotonic() < end:
@@ -81,19 +102,22 @@ async def load(mesh: JournalledMesh, postgres: PostgresProcess) -> Answered:
                 outcomes[rid] = ("OK", "")
             except grpc.aio.AioRpcError as error:
                 outcomes[rid] = (error.code().name, rich_status(error).api_code)
+                if outage_at and outcomes[rid][1] == "00503":
+                    refusals.append(time.monotonic() - outage_at[0])
             if down.is_set():
                 during[outcomes[rid][0]] += 1
 
     async def outage() -> None:
         await asyncio.sleep(STOP_AT)
-        await asyncio.to_thread(postgres.stop)
+        outage_at.append(time.monotonic())
+        await asyncio.to_thread(postgres.freeze if frozen else postgres.stop)
         down.set()
-        await asyncio.sleep(OUTAGE_SECONDS)
+        await asyncio.sleep(outage_seconds)
         down.clear()
-        await asyncio.to_thread(postgres.start)
+        await asyncio.to_thread(postgres.thaw if frozen else postgres.start)
 
     await asyncio.gather(outage(), *(worker() for _ in range(WORKERS)))
-    return Answered(outcomes, during)
+    return Answered(outcomes, during, min(refusals, default=None))
 
 
 def journal_rows(url: str) -> list[tuple[str, str, str]]:
@@ -131,7 +155,7 @@ async def gateway_on(
 
 def intact(url: str, key: SigningKey, chains: int = 1) -> None:
     with psycopg.connect(url) as conn:
-        reports = verify(conn, key.verifier())
+        reports = verify(conn, key.verifier(), TIMING)
     assert reports and [problem for report in reports for problem in report.problems] == []
     # Every chain's last head is signed, those the outage cut included (the gateway has stopped).
     assert [report.unsigned for report in reports] == [0] * len(reports)
@@ -216,4 +240,39 @@ async def test_a_gateway_started_without_postgresql_refuses_until_it_comes(
         else:
             raise AssertionError("the gateway did not come back to PostgreSQL")
         assert set(codes) <= {"00503"}
+    intact(postgres.url, journal_key)
+
+
+FREEZE_SECONDS = 3.0
+
+
+async def test_a_frozen_postgresql_is_refused_within_the_timeout_plus_one_second(
+    postgres: PostgresProcess, redis_server: RedisProcess, keys_dir: Any, journal_key: SigningKey
+) -> None:
+    """SIGSTOP (no error, sockets open): fail_closed refuses within JOURNAL_TIMEOUT_SECONDS + 1 s."""
+    async with gateway_on(
+        postgres, redis_server, keys_dir, journal_key, journal_failure_mode="fail_closed"
+    ) as mesh:
+        answered = await load(mesh, postgres, frozen=True, seconds=6.0, outage_seconds=FREEZE_SECONDS)
+    # journalled_gateway's JOURNAL_TIMEOUT_SECONDS is 1.
+    assert answered.first_refusal is not None and answered.first_refusal <= 1.0 + 1.0, answered.first_refusal
+    assert set(answered.outcomes) == answered.with_status("OK") | answered.with_status("UNAVAILABLE", "00503")
+    rows = journal_rows(postgres.url)
+    assert sorted(row[0] for row in rows) == sorted(answered.outcomes)
+    assert {row[0]: (row[1], row[2]) for row in rows} == answered.outcomes
+    intact(postgres.url, journal_key, chains=2)
+
+
+async def test_buffer_spools_while_postgresql_is_frozen(
+    postgres: PostgresProcess, redis_server: RedisProcess, keys_dir: Any, journal_key: SigningKey
+) -> None:
+    """A frozen PostgreSQL in buffer mode: calls answered all along, each row written once after."""
+    async with gateway_on(
+        postgres, redis_server, keys_dir, journal_key, journal_failure_mode="buffer"
+    ) as mesh:
+        answered = await load(mesh, postgres, frozen=True, seconds=6.0, outage_seconds=FREEZE_SECONDS)
+    assert answered.during_outage["OK"] > WORKERS * 3
+    assert set(answered.outcomes) == answered.with_status("OK")
+    rows = journal_rows(postgres.url)
+    assert sorted(row[0] for row in rows) == sorted(answered.outcomes)
     intact(postgres.url, journal_key)

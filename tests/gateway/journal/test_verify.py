@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from gateway.journal.chain import Content, genesis, row_hash
+from gateway.journal.chain import CONTENT_COLUMNS, Content, genesis, row_hash
+from gateway.journal.schema import ensure_partitions, migrate
 from gateway.journal.signing import Verifier, generate
-from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import SigningKey, journal_on, started
+from gateway.journal.verify import Timing, verify
+from gateway.journal.witness import read_witness
+from tests.gateway.journal.conftest import TIMING, SigningKey, journal_on, started
 from tests.gateway.journal.test_writer import drained, record
 
 
@@ -28,7 +34,7 @@ async def written(journal_db: str, journal_key: SigningKey) -> str:
 
 def problems(url: str, verifier: Verifier) -> list[str]:
     with psycopg.connect(url) as conn:
-        return [problem for report in verify(conn, verifier) for problem in report.problems]
+        return [problem for report in verify(conn, verifier, TIMING) for problem in report.problems]
 
 
 def tamper(url: str, statement: str) -> None:
@@ -38,7 +44,7 @@ def tamper(url: str, statement: str) -> None:
 
 def test_an_intact_journal_verifies(written: str, journal_key: SigningKey) -> None:
     with psycopg.connect(written) as conn:
-        reports = verify(conn, journal_key.verifier())
+        reports = verify(conn, journal_key.verifier(), TIMING)
     assert [(report.rows, report.signed_seq, report.problems) for report in reports] == [(30, 30, [])]
 
 
@@ -111,8 +117,7 @@ def test_a_re_hashed_chain_shows_against_its_signed_heads(written: str, journal_
         (chain_id,) = conn.execute("SELECT chain_id FROM journal.calls LIMIT 1").fetchone()  # type: ignore[misc]
         previous = genesis(chain_id)
         rows: list[Any] = conn.execute(
-            "SELECT seq, entry_id, occurred_at, request_id, token_id, habilitation, recipient, method, api, "
-            "provider, status, code, latency_us, subject_digest FROM journal.calls ORDER BY seq"
+            f"SELECT seq, {', '.join(CONTENT_COLUMNS)} FROM journal.calls ORDER BY seq".encode()
         ).fetchall()
         for seq, *values in rows:
             previous = row_hash(previous, chain_id, seq, Content(*values))
@@ -136,3 +141,196 @@ def test_an_unknown_key_fails_every_signature(written: str, tmp_path: Any) -> No
     assert found and all(
         "signature invalid or by an unknown key" in problem or "signed start" in problem for problem in found
     )
+
+
+OLD_JOURNAL = Path(__file__).parent / "data"
+"""Rows, chain and checkpoints written by the gateway before the columns were declared once."""
+
+
+def test_a_row_hashes_as_it_always_has() -> None:
+    """The row encoding is a contract with every journal already written: a known row, its known hash."""
+    chain = uuid.UUID("5f3c1d0e-8a7b-4c2d-9e1f-0a1b2c3d4e5f")
+    content = Content(
+        entry_id=uuid.UUID("0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
+        occurred_at=dt.datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=dt.UTC),
+        request_id="req-1",
+        token_id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+        habilitation="CCAS de Lyon",
+        recipient="13002526500013",
+        method="/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
+        api="cnaf.quotient_familial",
+        provider="cnaf",
+        status="OK",
+        code="",
+        latency_us=1500,
+        subject_digest="ab" * 32,
+    )
+    expected = "dcd0d765504c60376848f5eed7aad7ce369ba2d56199a9c483d647fed70be813"
+    assert row_hash(genesis(chain), chain, 1, content).hex() == expected
+
+
+async def test_a_journal_written_by_the_first_release_still_verifies(journal_db: str) -> None:
+    async with await psycopg.AsyncConnection.connect(journal_db, autocommit=True) as conn:
+        await migrate(conn)
+        await ensure_partitions(conn, [dt.date(2026, 12, 1)])
+    with psycopg.connect(journal_db) as conn:
+        conn.execute((OLD_JOURNAL / "v1-journal.sql").read_bytes())
+    verifier = Verifier.from_files([OLD_JOURNAL / "v1-journal-signing.public.pem"])
+    with psycopg.connect(journal_db) as conn:
+        reports = verify(conn, verifier, TIMING)
+    assert [(report.rows, report.signed_seq, report.problems) for report in reports] == [(6, 6, [])]
+
+
+GROUPS, GROUP_ROWS, GROUP_SECONDS = 4, 5, 0.6
+STRICT = Timing(checkpoint_seconds=0.2, margin_seconds=0.2)
+"""Rows signed within 0.4 s: the `spread` journal's writer signs each group as it writes it."""
+
+
+@pytest.fixture
+async def spread(journal_db: str, journal_key: SigningKey, tmp_path: Path) -> tuple[str, Path]:
+    """GROUPS groups of rows GROUP_SECONDS apart, each signed as written; the journal and its witness."""
+    witness = tmp_path / "witness.jsonl"
+    journal = journal_on(journal_db, journal_key, witness, batch_rows=GROUP_ROWS, checkpoint_seconds=0.0001)
+    async with started(journal):
+        for group in range(GROUPS):
+            if group:
+                await asyncio.sleep(GROUP_SECONDS)
+            for number in range(GROUP_ROWS):
+                record(journal, f"req-{group}-{number}")
+            await drained(journal)
+    return journal_db, witness
+
+
+def findings(url: str, key: SigningKey, timing: Timing = STRICT, witness: Path | None = None) -> list[str]:
+    witnessed = [] if witness is None else read_witness(witness)
+    with psycopg.connect(url) as conn:
+        return [
+            problem
+            for report in verify(conn, key.verifier(), timing, witnessed)
+            for problem in report.problems
+        ]
+
+
+def test_a_spread_journal_verifies_with_its_witness(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, witness = spread
+    assert findings(url, journal_key, witness=witness) == []
+    assert len(read_witness(witness)) == GROUPS + 1  # the start and each group's head
+
+
+def later(seconds: float) -> Timing:
+    """STRICT as it judges ``seconds`` from now."""
+    return Timing(
+        STRICT.checkpoint_seconds,
+        STRICT.margin_seconds,
+        dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds),
+    )
+
+
+def test_every_checkpoint_but_the_start_deleted_and_a_row_re_hashed_is_named(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    """The drill: one row turned from OK to NOT_FOUND, the rows after re-hashed, the checkpoints gone."""
+    url, _ = spread
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM journal.checkpoints WHERE seq > 0")
+        conn.execute("UPDATE journal.calls SET status = 'NOT_FOUND' WHERE seq = 8")
+        rehash(conn)
+    found = findings(url, journal_key, later(5))
+    # Five seconds on, every row should have been signed long ago.
+    assert found == [
+        f"rows 1 to {GROUPS * GROUP_ROWS}: unsigned more than 0.4 s after written "
+        "(rewritten after the last signed head, or their gateway died before signing)"
+    ], found
+
+
+def test_checkpoints_removed_inside_a_chain_are_named(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, _ = spread
+    tamper(url, f"DELETE FROM journal.checkpoints WHERE seq = {2 * GROUP_ROWS}")
+    found = findings(url, journal_key)
+    assert found == [
+        f"rows {GROUP_ROWS + 1} to {2 * GROUP_ROWS}: signed more than 0.4 s after written "
+        "(checkpoints removed)"
+    ], found
+
+
+def test_a_row_appended_with_a_correct_hash_is_named_once_it_should_have_been_signed(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, _ = spread
+    last = GROUPS * GROUP_ROWS
+    with psycopg.connect(url) as conn:
+        (chain_id, stored) = conn.execute(
+            "SELECT chain_id, row_hash FROM journal.calls WHERE seq = %s", (last,)
+        ).fetchone()  # type: ignore[misc]
+        values = conn.execute(
+            f"SELECT {', '.join(CONTENT_COLUMNS)} FROM journal.calls WHERE seq = 1".encode()
+        ).fetchone()
+        assert values is not None
+        forged = Content(uuid.uuid4(), *values[1:])
+        digest = row_hash(bytes(stored), chain_id, last + 1, forged)
+        conn.execute(
+            f"INSERT INTO journal.calls (chain_id, seq, {', '.join(CONTENT_COLUMNS)}, row_hash) "
+            f"VALUES (%s, %s, {', '.join(['%s'] * len(CONTENT_COLUMNS))}, %s)".encode(),
+            (chain_id, last + 1, *forged.values(), digest),
+        )
+    assert findings(url, journal_key, later(5))[0].startswith(f"row {last + 1}: unsigned more than 0.4 s")
+
+
+def test_a_chain_removed_with_its_checkpoints_is_named_by_the_witness(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, witness = spread
+    tamper(url, "DELETE FROM journal.calls; DELETE FROM journal.chains")
+    assert findings(url, journal_key) == []
+    found = findings(url, journal_key, witness=witness)
+    assert found == [
+        f"witnessed up to row {GROUPS * GROUP_ROWS}, missing from the journal (removed with its checkpoints)"
+    ]
+
+
+def test_a_chain_cut_back_with_its_checkpoints_is_named_by_the_witness(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, witness = spread
+    cut = 3 * GROUP_ROWS
+    tamper(
+        url, f"DELETE FROM journal.calls WHERE seq > {cut}; DELETE FROM journal.checkpoints WHERE seq > {cut}"
+    )
+    assert findings(url, journal_key) == []
+    found = findings(url, journal_key, witness=witness)
+    assert found == [
+        f"checkpoint at row {GROUPS * GROUP_ROWS}: witnessed, missing from the journal (deleted)",
+        f"chain ends at row {cut}, before its head signed at row {GROUPS * GROUP_ROWS} (cut back)",
+    ], found
+
+
+def test_a_checkpoint_deleted_and_its_rows_re_hashed_is_named_by_the_witness(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    """Within the timing's margin the deletion alone does not show; the witness still has the head."""
+    url, witness = spread
+    with psycopg.connect(url) as conn:
+        conn.execute(f"DELETE FROM journal.checkpoints WHERE seq >= {2 * GROUP_ROWS}")
+        conn.execute("UPDATE journal.calls SET status = 'NOT_FOUND' WHERE seq = 8")
+        rehash(conn)
+    lenient = Timing(checkpoint_seconds=60)
+    found = findings(url, journal_key, lenient, witness)
+    assert [problem.split(":")[0] for problem in found] == [
+        f"checkpoint at row {seq}" for seq in range(2 * GROUP_ROWS, GROUPS * GROUP_ROWS + 1, GROUP_ROWS)
+    ] + [f"row {seq}" for seq in range(2 * GROUP_ROWS, GROUPS * GROUP_ROWS + 1, GROUP_ROWS)], found
+
+
+def rehash(conn: psycopg.Connection[Any]) -> None:
+    """Re-compute every row's hash with the public algorithm, as a forger would."""
+    (chain_id,) = conn.execute("SELECT chain_id FROM journal.calls LIMIT 1").fetchone()  # type: ignore[misc]
+    previous = genesis(chain_id)
+    rows: list[Any] = conn.execute(
+        f"SELECT seq, {', '.join(CONTENT_COLUMNS)} FROM journal.calls ORDER BY seq".encode()
+    ).fetchall()
+    for seq, *values in rows:
+        previous = row_hash(previous, chain_id, seq, Content(*values))
+        conn.execute("UPDATE journal.calls SET row_hash = %s WHERE seq = %s", (previous, seq))

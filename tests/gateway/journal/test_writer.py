@@ -10,7 +10,15 @@ import psycopg
 from gateway.journal import Journal
 from gateway.journal.schema import MIGRATIONS, drop_expired, migrate
 from gateway.journal.verify import verify
-from tests.gateway.journal.conftest import HMAC_KEY, SigningKey, journal_on, lefebvre, quotient_call, started
+from tests.gateway.journal.conftest import (
+    HMAC_KEY,
+    TIMING,
+    SigningKey,
+    journal_on,
+    lefebvre,
+    quotient_call,
+    started,
+)
 
 
 def record(journal: Journal, request_id: str, status: str = "OK") -> None:
@@ -53,7 +61,7 @@ async def test_rows_are_written_in_order_chained_and_signed(journal_db: str, jou
         text = str(conn.execute("SELECT * FROM journal.calls").fetchall()).upper()
         # No identity in clear (a birth year could be a chance substring of a hash's bytes).
         assert "LEFEBVRE" not in text and "ALEXIS" not in text
-        reports = verify(conn, journal_key.verifier())
+        reports = verify(conn, journal_key.verifier(), TIMING)
     assert [report.problems for report in reports] == [[]]
     # Closing the writer signed its last head.
     assert reports[0].rows == 120 and reports[0].signed_seq == 120 and reports[0].unsigned == 0
@@ -95,7 +103,7 @@ async def test_a_partition_is_dropped_once_its_rows_are_older_than_the_retention
         assert left == ["02-0", "02-1", "02-2", "03-0", "03-1", "03-2"]
         chain_months = {row[0] for row in conn.execute("SELECT month FROM journal.chains")}
         assert dt.date(2025, 1, 1) not in chain_months
-        assert all(not report.problems for report in verify(conn, journal_key.verifier()))
+        assert all(not report.problems for report in verify(conn, journal_key.verifier(), TIMING))
 
 
 async def test_rows_of_two_months_make_two_chains(journal_db: str, journal_key: SigningKey) -> None:
@@ -112,5 +120,22 @@ async def test_rows_of_two_months_make_two_chains(journal_db: str, journal_key: 
     with psycopg.connect(journal_db) as conn:
         chains = conn.execute("SELECT month FROM journal.chains ORDER BY month").fetchall()
         assert [row[0] for row in chains] == [dt.date(2026, 1, 1), dt.date(2026, 2, 1)]
-        reports = verify(conn, journal_key.verifier())
+        reports = verify(conn, journal_key.verifier(), TIMING)
     assert [(report.rows, report.problems) for report in reports] == [(1, []), (1, [])]
+
+
+async def test_a_call_refused_at_shutdown_keeps_its_row_with_what_its_caller_got(
+    journal_db: str, journal_key: SigningKey
+) -> None:
+    """00504 rows are kept even when fail_closed would refuse: the call got no answer to refuse."""
+    journal = journal_on(journal_db, journal_key)
+    assert journal.writer is not None
+    async with started(journal):
+        journal.writer.down = True  # as after a failed write: record() would turn calls into 00503
+        refused = journal.record_refused(quotient_call("stopping-1", None, "UNAVAILABLE", "00504"))
+        assert refused.refusal is None and refused.status == "UNAVAILABLE"
+        journal.writer.down = False
+        await drained(journal)
+    with psycopg.connect(journal_db) as conn:
+        rows = conn.execute("SELECT request_id, status, code FROM journal.calls").fetchall()
+    assert rows == [("stopping-1", "UNAVAILABLE", "00504")]

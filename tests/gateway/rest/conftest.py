@@ -13,30 +13,19 @@ import redis
 
 from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
-from gateway.admin.registry import TokenRecord
 from gateway.app import GatewayServer, build_server
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
-from gateway.france_connect_clients import link
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.clients import link
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
+from gateway.tokens import TokenRecord
 from runtime.providers import PROVIDERS
 from runtime.server import GrpcServer
 from services.common.app import ProviderAssembly
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SIRET, SigningKey, TokenFactory
+from tests.people import LEFEBVRE_QUERY
 
-RECIPIENT = "13002526500013"
-LEFEBVRE = {
-    "nomNaissance": "LEFEBVRE",
-    "prenoms[]": ["ALEXIS"],
-    "sexeEtatCivil": "F",
-    "anneeDateNaissance": "1982",
-    "moisDateNaissance": "12",
-    "jourDateNaissance": "27",
-    "codeCogInseePaysNaissance": "99100",
-    "codeCogInseeCommuneNaissance": "08480",
-    "recipient": RECIPIENT,
-}
-"""The quotient familial call of the issue: LEFEBVRE Alexis, CNAF QF 2550."""
+LEFEBVRE = LEFEBVRE_QUERY
 
 
 @dataclass

@@ -23,10 +23,11 @@ from contract.openapi import current_spec, published_spec, response_schema
 from contract.routes import build_routes
 from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
-from gateway.france_connect_clients import link, unlink
-from gateway.france_connect_sandbox import SANDBOX_CLIENT_ID
+from gateway.france_connect.clients import link, unlink
+from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.pings import PINGS, Window, clear_window, declare_window
-from tests.gateway.rest.conftest import LEFEBVRE, RECIPIENT, Front
+from tests.gateway.rest.conftest import LEFEBVRE, Front
+from tests.people import RECIPIENT
 
 QF = "/v3/dss/quotient_familial/identite"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -458,12 +459,10 @@ _PARIS_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0[12]:00")
 
 
 async def test_pings_in_the_real_shape(front: Front) -> None:
-    """/api/pings lists each real ping by label and URL on the host asked; each answers its status."""
-    listing = await front.http.get("/api/pings")
+    """/api/pings lists each real ping by label and URL (relative without REST_PUBLIC_URL); each answers."""
+    listing = await front.http.get("/api/pings", headers={"Host": "attacker.example"})
     assert listing.status_code == 200
-    assert listing.json() == [
-        {"name": ping.label, "url": f"{front.base_url}/api/{ping.id}/ping"} for ping in PINGS
-    ]
+    assert listing.json() == [{"name": ping.label, "url": f"/api/{ping.id}/ping"} for ping in PINGS]
     for entry in listing.json():
         one = await front.http.get(entry["url"])
         body = one.json()
@@ -491,11 +490,30 @@ async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
     assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
 
 
-async def test_proofs_avoided(front: Front) -> None:
+async def proofs_avoided(front: Front) -> int:
     response = await front.http.get("/api/proofs_avoided")
     assert response.status_code == 200
     body = response.json()
-    assert body["days"] == 30 and isinstance(body["proofs_avoided"], int)
+    assert body["days"] == 30
+    proofs: int = body["proofs_avoided"]
+    return proofs
+
+
+async def test_two_ok_calls_raise_the_proofs_avoided_by_two(front: Front) -> None:
+    """`/api/proofs_avoided` counts the successful provider calls of the last 30 days, and only them."""
+    before = await proofs_avoided(front)
+    for _ in range(2):
+        assert (await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())).status_code == 200
+    unknown = {**LEFEBVRE, "nomNaissance": "INCONNU"}
+    assert (await front.http.get(QF, params=unknown, headers=front.bearer())).status_code == 404
+    written_by = time.monotonic() + 5
+    proofs = before
+    while proofs < before + 2 and time.monotonic() < written_by:
+        await asyncio.sleep(0.1)
+        proofs = await proofs_avoided(front)
+    # A flush more, so that a third count (the refusal's) would have landed too.
+    await asyncio.sleep(0.5)
+    assert await proofs_avoided(front) == before + 2
 
 
 async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
@@ -506,7 +524,7 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
     utility = {"/api/ping", "/api/pings", "/api/{ping}/ping", "/api/introspect", "/api/proofs_avoided"}
     assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
     assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
-    assert spec["servers"] == [{"url": front.base_url, "description": spec["servers"][0]["description"]}]
+    assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
     assert spec["paths"][QF] == published_spec()["paths"][QF]
 
 

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from contract.openapi import restricted_spec
 from contract.routes import build_routes
-from tests.gateway.rest.conftest import RECIPIENT, Front
+from tests.gateway.rest.conftest import Front
+from tests.people import RECIPIENT
 
 EXAMPLES = 12
 """Requests per operation and generation mode: 27 operations x 2 modes x 12, about 650 calls."""
@@ -78,7 +79,7 @@ def _property(
     return check
 
 
-@pytest.mark.timeout(300)  # beyond the run's own bound below, which reports the failures
+@pytest.mark.timeout(300)  # about 650 generated calls: more than the suite's 60 s on a busy machine
 async def test_the_front_conforms_to_the_current_spec(front: Front) -> None:
     """No server error, every answer of a documented status matches its schema and content type."""
     failures = await asyncio.wait_for(asyncio.to_thread(_exercise, front.base_url, front.token), 240)

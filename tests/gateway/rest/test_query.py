@@ -77,6 +77,12 @@ def test_the_france_connect_subject_is_the_bearer() -> None:
         ("/v3/dss/quotient_familial/identite", {"jourDateNaissance": ["1er"]}, "00366"),
         ("/v3/dss/quotient_familial/identite", {"anneeDateNaissance": [str(2**31)]}, "00366"),
         ("/v3/dss/quotient_familial/identite", {"mois": ["juin"]}, "00400"),
+        # Digits of another script, separators and signs Python's int() takes: not in a query string.
+        ("/v3/dss/quotient_familial/identite", {"anneeDateNaissance": ["١٩٨٢"]}, "00366"),
+        ("/v3/dss/quotient_familial/identite", {"anneeDateNaissance": ["1_982"]}, "00366"),
+        ("/v3/dss/quotient_familial/identite", {"jourDateNaissance": ["+2"]}, "00366"),
+        ("/v3/dss/quotient_familial/identite", {"jourDateNaissance": ["\u20032"]}, "00366"),
+        ("/v3/dss/quotient_familial/identite", {"mois": ["\uff16"]}, "00400"),
     ],
 )
 def test_a_value_that_is_no_value_of_its_type(path: str, query: dict[str, list[str]], code: str) -> None:

@@ -8,7 +8,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
+from gateway.settings import GatewaySettings
+
+LIMITS = FrontLimits.of(GatewaySettings())
 
 
 async def _hello(request: Request) -> PlainTextResponse:
@@ -17,7 +21,7 @@ async def _hello(request: Request) -> PlainTextResponse:
 
 async def test_port_zero_on_every_interface_reports_the_ipv4_port() -> None:
     """Port 0 on IPv4 and IPv6 gives each family a port of its own; 127.0.0.1 reaches the one reported."""
-    server = RestServer(Starlette(routes=[Route("/", _hello)]), host="", port=0)
+    server = RestServer(Starlette(routes=[Route("/", _hello)]), LIMITS, host="", port=0)
     await server.start()
     try:
         async with httpx.AsyncClient() as client:

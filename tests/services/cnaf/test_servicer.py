@@ -19,23 +19,8 @@ from services.cnaf.settings import CnafSettings
 from services.common.sandbox import SandboxPerson, SandboxPopulation
 from services.common.settings import BackendKind
 from tests.conftest import running
+from tests.people import lefebvre
 from tests.rich_status import rich_status
-
-
-def lefebvre(**overrides: object) -> identity_pb2.IdentityPivot:
-    """The sandbox's CNAF household allocataire, with fields overridden."""
-    fields: dict[str, object] = {
-        "nom_naissance": "Lefebvre",
-        "prenoms": ["Alexis", "Gérôme"],
-        "annee_date_naissance": 1982,
-        "mois_date_naissance": 12,
-        "jour_date_naissance": 27,
-        "sexe_etat_civil": "F",
-        "code_cog_insee_pays_naissance": "99100",
-        "code_cog_insee_commune_naissance": "08480",
-    }
-    fields.update(overrides)
-    return identity_pb2.IdentityPivot(**fields)  # type: ignore[arg-type]
 
 
 def person(name: str, first: str, year: int, month: int, day: int, sex: str) -> identity_pb2.IdentityPivot:

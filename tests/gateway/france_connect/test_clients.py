@@ -10,8 +10,8 @@ import redis
 import redis.asyncio
 
 from devstack.redis import RedisProcess, free_port
-from gateway.admin.registry import TokenRecord
-from gateway.france_connect_clients import FranceConnectClients, link, unlink
+from gateway.france_connect.clients import FranceConnectClients, link, unlink
+from gateway.tokens import TokenRecord
 from runtime.errors import ApiError
 
 EXPIRES_AT = int(time.time()) + 3600

@@ -25,7 +25,7 @@ tokens; the endpoint's failures take the generic provider subcodes (51001
 unavailable, 51002 timeout, 51008 rate-limited, 51999 unreadable answer).
 
 Two sources answer the introspection: the sandbox (the default), a fixed table of
-fake tokens mapped to sandbox persons (`gateway.france_connect_sandbox`, listed in the README),
+fake tokens mapped to sandbox persons (`gateway.france_connect.sandbox`, listed in the README),
 and upstream, FranceConnect's endpoint over a pooled HTTP client. Both give the
 same JSON to the same checks and mapping. Neither the access token nor the
 identity ever reaches a log or an error message.
@@ -46,7 +46,7 @@ import structlog
 from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import identity_pb2
-from gateway.france_connect_sandbox import SandboxIntrospection
+from gateway.france_connect.sandbox import SandboxIntrospection
 from gateway.settings import FranceConnectMode, GatewaySettings
 from runtime.caller import Caller
 from runtime.errors import ApiError, api_error, provider_unknown_answer
@@ -90,7 +90,7 @@ class FranceConnectIdentity:
     """The API Particulier scopes the token carries."""
     client_id: str
     """The FranceConnect client the token was issued to (``aud``): whose habilitation a call
-    authorized by this token alone uses (`gateway.france_connect_clients`); empty if not told."""
+    authorized by this token alone uses (`gateway.france_connect.clients`); empty if not told."""
 
 
 class IntrospectionSource(Protocol):
@@ -280,7 +280,7 @@ class FranceConnect:
         await self._source.close()
 
 
-# -- the upstream source (the sandbox one is `gateway.france_connect_sandbox`) ----------------
+# -- the upstream source (the sandbox one is `gateway.france_connect.sandbox`) ----------------
 
 
 class UpstreamIntrospection:

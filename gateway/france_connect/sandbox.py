@@ -16,7 +16,7 @@ from runtime.caller import Caller
 
 SANDBOX_CLIENT_ID = "sandbox-service-provider"
 """The FranceConnect client every sandbox token was issued to: link it to a token to call the
-FranceConnect routes with a sandbox token alone (`gateway.france_connect_clients`)."""
+FranceConnect routes with a sandbox token alone (`gateway.france_connect.clients`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from apiparticulier.men.v1 import men_pb2
 from contract.routes import build_routes
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.lookup import fill_parameters
+from gateway.grpc.lookup import fill_parameters
 from runtime.caller import Caller
 from runtime.server import GrpcServer, ServiceDefinition
 from services.c2s.app import C2S
@@ -45,6 +45,7 @@ from services.common.settings import ProviderSettings
 from tests.fake_provider import closed_port
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
 DELAYS = {"quotient_familial": 0.3, "revenu_solidarite_active": 0.4, "prime_activite": 0.5, "c2s": 0.6}
@@ -333,17 +334,15 @@ async def test_an_api_not_asked_about_this_kind_of_subject_is_refused(stack: Sta
     assert [v.field for v in bad.field_violations] == ["identite"]
 
 
-async def test_all_means_every_api_the_token_opens(stack: Stack) -> None:
-    """No API named: every API of the token's scopes, in enum order."""
-    response = await stack.stub.Lookup(
-        gateway_pb2.LookupRequest(identite=lefebvre()),
-        metadata=stack.metadata(scopes=["cnaf_quotient_familial", "complementaire_sante_solidaire"]),
-    )
-    assert [r.api for r in response.results] == [
-        gateway_pb2.API_QUOTIENT_FAMILIAL,
-        gateway_pb2.API_COMPLEMENTAIRE_SANTE_SOLIDAIRE,
-    ]
-    assert all(r.HasField("response") for r in response.results)
+async def test_a_lookup_naming_no_api_is_refused_and_calls_none(stack: Stack) -> None:
+    """Data minimisation: no API named is no "every API the token opens", but 00400 on ``apis``."""
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.Lookup(
+            gateway_pb2.LookupRequest(identite=lefebvre()),
+            metadata=stack.metadata(scopes=["cnaf_quotient_familial", "complementaire_sante_solidaire"]),
+        )
+    status = rich_status(refused.value)
+    assert (status.api_code, status.violated_fields) == ("00400", {"apis"})
 
 
 async def test_error_is_the_one_a_direct_call_gets(stack: Stack) -> None:

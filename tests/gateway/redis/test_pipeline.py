@@ -13,8 +13,8 @@ import redis.asyncio.cluster
 import redis.exceptions
 
 from devstack.redis import RedisProcess
-from gateway.redis_client import connect
-from gateway.redis_pipeline import PipelinedRedis, pipeline_for
+from gateway.redis.client import connect
+from gateway.redis.pipeline import PipelinedRedis, pipeline_for
 
 
 def at(server: RedisProcess, asked: list[int] | None = None, *, timeout: float = 2.0) -> PipelinedRedis:

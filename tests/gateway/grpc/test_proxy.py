@@ -31,6 +31,7 @@ from gateway.ratelimit import revoked_key
 from runtime.logs import add_call_context
 from tests.gateway.conftest import DEFAULT_DEADLINE_SECONDS, Mesh
 from tests.gateway.tokens import TokenFactory, ed25519_key, es256_key
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -42,22 +43,6 @@ MESR_SCOPES = {
     "mesri_admission_commune_etudes",
     "mesri_admission_etablissement_etudes",
 }
-
-
-def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
-    """The sandbox's CNAF household allocataire."""
-    fields: dict[str, Any] = {
-        "nom_naissance": "Lefebvre",
-        "prenoms": ["Alexis", "Gérôme"],
-        "annee_date_naissance": 1982,
-        "mois_date_naissance": 12,
-        "jour_date_naissance": 27,
-        "sexe_etat_civil": "F",
-        "code_cog_insee_pays_naissance": "99100",
-        "code_cog_insee_commune_naissance": "08480",
-    }
-    fields.update(overrides)
-    return identity_pb2.IdentityPivot(**fields)
 
 
 def qf_request(**overrides: Any) -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:

@@ -6,7 +6,7 @@ option), as for the provider methods:
 - ``every_token`` (Lookup, IntrospectToken, GetUsageStatistics): served through
   the gateway's call path (`gateway.call_path`) like a provider method, open to
   every token; Lookup also needs the recipient, which its provider calls
-  forward, and checks scopes per API itself (`gateway.lookup`).
+  forward, and checks scopes per API itself (`gateway.grpc.lookup`).
 - ``anonymous`` (GetProofsAvoided, ListProviderAvailability): public figures,
   neither authenticated nor rate limited, like the real API's pings.
 - ``france_connect`` (ListAccesses): the citizen's FranceConnect access token alone
@@ -22,30 +22,20 @@ from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
-from redis.exceptions import RedisError
 
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from contract.catalog import ApiCatalog
+from contract.gateway_service import SERVICE, SERVICE_NAME
 from contract.routes import ContractError
 from gateway.availability import Availability
-from gateway.call_path import Admitted, CallPath
+from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.grpc.lookup import LookupService
 from gateway.journal.access_history import AccessHistory
-from gateway.lookup import LookupService
 from gateway.pings import PingBoard
-from gateway.proxy import inbound_of
 from gateway.settings import GatewaySettings
-from gateway.usage import UsageRecorder
-from runtime.errors import FieldViolation, bad_request, store_unavailable
+from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.server import ServiceDefinition
-
-SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"]
-SERVICE_NAME: str = SERVICE.full_name
-
-USAGE_DAYS = 62
-"""How many days of usage statistics are kept, and asked when the request says 0."""
-PROOFS_DAYS = 30
-"""The window of the public figure of proofs avoided."""
 
 _STATUSES = {
     Availability.OK: gateway_pb2.PROVIDER_STATUS_OK,
@@ -126,11 +116,11 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     async def Lookup(  # noqa: N802 - the name is the contract's
         self, request: gateway_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.LookupResponse:
-        """Ask several APIs about one person at once (see `gateway.lookup`)."""
+        """Ask several APIs about one person at once (see `gateway.grpc.lookup`)."""
         return await self._call_path.call_own(
             f"/{SERVICE_NAME}/Lookup",
-            inbound_of(context),
-            lambda admitted: self._lookup.lookup(request, admitted),
+            Inbound.of_grpc(context),
+            lambda call: self._lookup.lookup(request, call),
             needs_recipient=True,
         )
 
@@ -139,8 +129,8 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.IntrospectTokenResponse:
         """What the gateway knows of the caller's token."""
 
-        async def body(admitted: Admitted) -> gateway_pb2.IntrospectTokenResponse:
-            token = admitted.token
+        async def body(call: Exchange) -> gateway_pb2.IntrospectTokenResponse:
+            token = call.holder
             return gateway_pb2.IntrospectTokenResponse(
                 token_id=token.jti,
                 habilitation=token.habilitation,
@@ -151,7 +141,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
             )
 
         return await self._call_path.call_own(
-            f"/{SERVICE_NAME}/IntrospectToken", inbound_of(context), body, needs_recipient=False
+            f"/{SERVICE_NAME}/IntrospectToken", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
     async def GetUsageStatistics(  # noqa: N802 - the name is the contract's
@@ -159,16 +149,8 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.GetUsageStatisticsResponse:
         """The caller's calls per day, API and outcome."""
 
-        async def body(admitted: Admitted) -> gateway_pb2.GetUsageStatisticsResponse:
-            days = request.days or USAGE_DAYS
-            if not 1 <= days <= USAGE_DAYS:
-                raise bad_request(
-                    [FieldViolation("days", f"must be from 1 to {USAGE_DAYS}, or 0 for {USAGE_DAYS}")]
-                )
-            try:
-                rows = await self._usage.usage_of(admitted.token.jti, days)
-            except (RedisError, OSError, TimeoutError):
-                raise store_unavailable() from None
+        async def body(call: Exchange) -> gateway_pb2.GetUsageStatisticsResponse:
+            rows = await self._usage.usage_of(call.holder.jti, request.days)
             return gateway_pb2.GetUsageStatisticsResponse(
                 counts=[
                     gateway_pb2.UsageCount(
@@ -182,17 +164,14 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
             )
 
         return await self._call_path.call_own(
-            f"/{SERVICE_NAME}/GetUsageStatistics", inbound_of(context), body, needs_recipient=False
+            f"/{SERVICE_NAME}/GetUsageStatistics", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
     async def GetProofsAvoided(  # noqa: N802 - the name is the contract's
         self, request: gateway_pb2.GetProofsAvoidedRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.GetProofsAvoidedResponse:
         """Successful calls over the last 30 days, all tokens together; anonymous."""
-        try:
-            proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
-        except (RedisError, OSError, TimeoutError):
-            raise store_unavailable() from None
+        proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
         return gateway_pb2.GetProofsAvoidedResponse(proofs_avoided=proofs, days=PROOFS_DAYS)
 
     async def ListProviderAvailability(  # noqa: N802 - the name is the contract's
@@ -221,7 +200,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         """The calls made about the citizen whose FranceConnect token the request carries."""
         return await self._call_path.call_citizen(
             f"/{SERVICE_NAME}/ListAccesses",
-            inbound_of(context),
+            Inbound.of_grpc(context),
             request,
             self._settings.access_history_rate_per_second,
             self._access_history.list_accesses,

@@ -14,16 +14,10 @@ from typing import Any
 
 import grpc
 
-from gateway.call_path import CallPath, Inbound, Target
-from runtime.context import current_call
+from gateway.call_path import CallPath, Inbound, Payload, Target
 from runtime.server import ServiceDefinition
 
 _Behavior = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]
-
-
-def inbound_of(context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
-    """What the call path needs of a gRPC call: its metadata (as the call boundary read it) and deadline."""
-    return Inbound(current_call().metadata, context.time_remaining())
 
 
 def provider_services(call_path: CallPath) -> list[ServiceDefinition]:
@@ -42,8 +36,11 @@ def provider_services(call_path: CallPath) -> list[ServiceDefinition]:
 
 
 def _behavior(call_path: CallPath, target: Target) -> _Behavior:
+    kind = target.route.request_class
+
     async def behavior(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        return await call_path.call_provider(target, request, inbound_of(context))
+        answer = await call_path.call_provider(target, Payload(kind, data=request), Inbound.of_grpc(context))
+        return answer.serialized()
 
     return behavior
 

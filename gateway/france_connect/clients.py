@@ -32,8 +32,8 @@ import redis
 import redis.asyncio
 from redis.exceptions import RedisError
 
-from gateway.admin.registry import TokenRecord
 from gateway.auth import Token
+from gateway.tokens import TokenRecord
 from runtime.errors import ApiError, api_error, expired_token, store_unavailable
 
 _CACHE_MAX_CLIENTS = 10_000

@@ -15,10 +15,16 @@ Failures:
 - A lost connection fails every call waiting on it with
   `redis.exceptions.ConnectionError`; the next call opens a new one, to the primary
   a Sentinel names at that moment.
-- A reply overdue by ``timeout`` seconds condemns the connection: the next call
-  finds it so and opens a new one (a half-open connection never answers again). A
-  caller that stops waiting, on its own timeout or cancelled, leaves the connection
-  as it is: its reply is read and dropped in turn.
+- A batch whose last reply is overdue by ``timeout`` seconds after it was written
+  condemns the connection: its calls, and those queued behind it, fail with
+  `TimeoutError`, and the next call opens a new connection (a half-open connection
+  never answers again). Overdue means Redis did not answer, not that this process
+  was too busy to read the answer: when the clock runs out, the event loop reads
+  its sockets once more first (`_Connection._overdue`), and replies that had
+  arrived meanwhile count. A command waiting for the batch ahead of it is not on
+  the clock: its time starts when it is written. A caller that stops waiting, on
+  its own timeout or cancelled, leaves the connection as it is: its reply is read
+  and dropped in turn.
 - An error reply raises what redis-py raises for it (`NoScriptError`,
   `ReadOnlyError`, `ResponseError`); ``READONLY`` (a primary demoted by a failover)
   also condemns the connection, so the next call asks the Sentinel again.
@@ -83,13 +89,16 @@ class _Connection(asyncio.Protocol):
     of them; alone, a command waits for nothing.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self._loop = loop
+        self._timeout = timeout
         self._reader = hiredis.Reader(replyError=_reply_error)
-        # Each command's caller and when it was sent, oldest first: Redis answers in that order.
-        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        # Each command's caller, oldest first: Redis answers in that order.
+        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._outgoing: list[bytes] = []
         self._unanswered = 0  # commands written whose reply has not been read
+        self._batches = 0  # batches written so far: the one in flight is the last
+        self._clock: asyncio.Handle | None = None  # the batch in flight's timeout
         self._transport: asyncio.Transport | None = None
         self.condemned = False
 
@@ -111,31 +120,31 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 return
             self._unanswered -= 1
-            future, _ = self._waiting.popleft()
+            future = self._waiting.popleft()
             if not future.done():  # a caller that stopped waiting drops its reply
                 future.set_result(reply)
             if isinstance(reply, ReadOnlyError):
                 self.close()
-        if not self._unanswered and self._outgoing:  # the batch is answered: the next one goes
-            self._flush()
+        if not self._unanswered:
+            self._stop_clock()
+            if self._outgoing:  # the batch is answered: the next one goes
+                self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.condemned = True
+        self._stop_clock()
+        self._fail_waiting(redis.exceptions.ConnectionError("the connection to Redis was lost"))
+
+    def _fail_waiting(self, error: Exception) -> None:
         while self._waiting:
-            future, _ = self._waiting.popleft()
+            future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(redis.exceptions.ConnectionError("the connection to Redis was lost"))
+                future.set_exception(error)
 
-    def usable(self, now: float, timeout: float) -> bool:
-        """Whether a command may still go this way: open, and no reply overdue."""
-        if self._waiting and now - self._waiting[0][1] > timeout:
-            self.close()
-        return not self.condemned
-
-    def send(self, command: bytes, now: float) -> asyncio.Future[Any]:
+    def send(self, command: bytes) -> asyncio.Future[Any]:
         """Queue one packed command; its reply (or error reply) completes the future."""
         future = self._loop.create_future()
-        self._waiting.append((future, now))
+        self._waiting.append(future)
         self._outgoing.append(command)
         if not self._unanswered:
             self._flush()
@@ -144,6 +153,7 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         """Condemn the connection: its waiting calls fail, the next call opens another."""
         self.condemned = True
+        self._stop_clock()
         if self._transport is not None:
             self._transport.abort()
 
@@ -153,6 +163,29 @@ class _Connection(asyncio.Protocol):
         self._transport.write(b"".join(self._outgoing))
         self._unanswered += len(self._outgoing)
         self._outgoing.clear()
+        self._batches += 1
+        self._clock = self._loop.call_later(self._timeout, self._overdue, self._batches, 2)
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
+
+    def _overdue(self, batch: int, passes: int) -> None:
+        """The batch in flight ran out of time: condemn the connection, once the loop read its sockets.
+
+        A timer may fire before the loop reads replies that came while it was busy (libuv runs
+        timers before it polls; asyncio runs the callbacks made ready in one pass before those of
+        the next poll): each pass goes back to the loop, so a poll and its reads happen between
+        the first and the last, and a reply read then stops the clock.
+        """
+        if self.condemned or self._batches != batch or not self._unanswered:
+            return  # answered meanwhile
+        if passes:
+            self._clock = self._loop.call_soon(self._overdue, batch, passes - 1)
+            return
+        self._fail_waiting(TimeoutError("Redis did not answer in time"))
+        self.close()
 
 
 class PipelinedRedis:
@@ -194,13 +227,14 @@ class PipelinedRedis:
             redis.exceptions.ConnectionError: Redis cannot be reached, or the connection
                 was lost before the reply.
             redis.exceptions.RedisError: Redis answered with an error: what redis-py raises for it.
-            TimeoutError: no connection could be opened within ``connect_timeout``.
+            TimeoutError: no connection could be opened within ``connect_timeout``, or the reply was
+                overdue (Redis, not this process, was late: `_Connection._overdue`).
         """
         loop = asyncio.get_running_loop()
         connection = self._connection
-        if connection is None or not connection.usable(loop.time(), self._timeout):
+        if connection is None or connection.condemned:
             connection = await self._connected(loop)
-        reply = await connection.send(pack(arguments), loop.time())
+        reply = await connection.send(pack(arguments))
         if isinstance(reply, RedisError):
             raise reply
         return reply
@@ -223,12 +257,14 @@ class PipelinedRedis:
     async def _connected(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         async with self._opening:  # the calls that find no connection wait for one, opened once
             connection = self._connection
-            if connection is not None and connection.usable(loop.time(), self._timeout):
+            if connection is not None and not connection.condemned:
                 return connection
             async with asyncio.timeout(self._connect_timeout):
                 host, port = await self._address()
                 try:
-                    _, connection = await loop.create_connection(lambda: _Connection(loop), host, port)
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(loop, self._timeout), host, port
+                    )
                 except OSError as error:
                     message = f"cannot connect to Redis: {error.strerror}"
                     raise redis.exceptions.ConnectionError(message) from None
@@ -247,7 +283,7 @@ class PipelinedRedis:
             redis.exceptions.RedisError: Redis refused one (a wrong password, a database out of range).
         """
         for command in self._login:
-            reply = await connection.send(pack(command), loop.time())
+            reply = await connection.send(pack(command))
             if isinstance(reply, RedisError):
                 raise reply
 

@@ -3,7 +3,9 @@
 A Lookup is one call of the gateway's call path (`gateway.call_path`): token,
 recipient and rate limit are checked in the same order as for a direct call.
 Its body plans one provider call per API asked, in the order asked (duplicates
-once), or for every API the scopes open when none is named:
+once), and asks no other API: a Lookup that names none is refused (00400), so that
+no API the caller did not need learns of the person nor shows in their access
+history (data minimisation, GDPR art. 5.1.c):
 
 - an API none of whose scopes the caller holds (with a FranceConnect subject:
   that both tokens hold) is refused, 00100, and not called;
@@ -37,7 +39,7 @@ from apiparticulier.common.v1 import error_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from contract.catalog import ApiCatalog
 from contract.routes import ContractError, Route
-from gateway.call_path import Admitted, CallPath, ProviderStatusError, Target
+from gateway.call_path import CallPath, Exchange, ProviderStatusError, Target
 from runtime.errors import (
     ApiError,
     FieldViolation,
@@ -121,21 +123,19 @@ class LookupService:
         self._call_path = call_path
         self._catalog = catalog
 
-    async def lookup(
-        self, request: gateway_pb2.LookupRequest, admitted: Admitted
-    ) -> gateway_pb2.LookupResponse:
+    async def lookup(self, request: gateway_pb2.LookupRequest, call: Exchange) -> gateway_pb2.LookupResponse:
         """Ask every API of the request about its subject.
 
         Args:
             request: The lookup; a FranceConnect subject is resolved in place.
-            admitted: The lookup's own call, past the first steps of the call path.
+            call: The lookup's own call, past steps 1 to 4 of the call path.
 
         Returns:
             The results, in the order asked.
 
         Raises:
-            ApiError: the lookup as a whole is refused: no subject, too many APIs, or a
-                FranceConnect token that is refused or cannot be checked.
+            ApiError: the lookup as a whole is refused: no subject, no API or too many (00400),
+                or a FranceConnect token that is refused or cannot be checked.
         """
         kind = request.WhichOneof("subject")
         if kind is None:
@@ -146,30 +146,32 @@ class LookupService:
                     )
                 ]
             )
+        if not request.apis:
+            raise bad_request([FieldViolation("apis", "required: the APIs to ask, and only them")])
         if len(request.apis) > MAX_APIS:
             raise bad_request([FieldViolation("apis", f"at most {MAX_APIS} entries")])
-        admitted.subject = request
-        scopes = admitted.token.scopes
+        call.subject = request
         if kind == "france_connect":
-            scopes = await self._call_path.resolve_france_connect(request, kind, admitted)
-        asked = list(dict.fromkeys(int(api) for api in request.apis)) or [
-            api
-            for api, entry in self._catalog.apis.items()
-            if any(not route.scopes.isdisjoint(scopes) for route in entry.routes)
-        ]
+            await self._call_path.resolve_france_connect(call, request, kind)
+        asked = dict.fromkeys(int(api) for api in request.apis)
+        results = await asyncio.gather(
+            *(self._result(call, request, _SUBJECT_KINDS[kind], api) for api in asked)
+        )
+        return gateway_pb2.LookupResponse(results=results)
 
-        async def one(api: int) -> gateway_pb2.LookupResult:
-            result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
-            try:
-                target, message = self._plan(api, request, _SUBJECT_KINDS[kind], scopes)
-                answer = await self._call(admitted, target, message, scopes)
-            except ApiError as error:
-                result.error.CopyFrom(call_error_of(error, admitted.request_id))
-            else:
-                result.response.CopyFrom(answer)
-            return result
-
-        return gateway_pb2.LookupResponse(results=await asyncio.gather(*(one(api) for api in asked)))
+    async def _result(
+        self, call: Exchange, request: gateway_pb2.LookupRequest, kind: int, api: int
+    ) -> gateway_pb2.LookupResult:
+        """One API's result: its masked answer, or the error a direct call would have received."""
+        result = gateway_pb2.LookupResult(api=api)  # type: ignore[arg-type]
+        try:
+            target, message = self._plan(api, request, kind, call.scopes)
+            answer = await self._call(call, target, message)
+        except ApiError as error:
+            result.error.CopyFrom(call_error_of(error, call.request_id))
+        else:
+            result.response.CopyFrom(answer)
+        return result
 
     def _plan(
         self, api: int, request: gateway_pb2.LookupRequest, kind: int, scopes: frozenset[str]
@@ -193,19 +195,11 @@ class LookupService:
         fill_parameters(request.parameters, route, message)
         return self._call_path.targets[route.path], message
 
-    async def _call(
-        self, admitted: Admitted, target: Target, message: Message, scopes: frozenset[str]
-    ) -> any_pb2.Any:
+    async def _call(self, lookup: Exchange, target: Target, message: Message) -> any_pb2.Any:
         # The lookup's deadline, less the time its answer needs to leave.
-        within = Admitted(
-            admitted.token,
-            admitted.recipient,
-            admitted.request_id,
-            admitted.deadline - ANSWER_MARGIN_SECONDS,
-            admitted.decisions,
-        )
+        call = lookup.child(target.method, message, ANSWER_MARGIN_SECONDS)
         try:
-            answer = await self._call_path.call_within(within, target, message, scopes)
+            answer = await self._call_path.call_within(call, target, message)
         except ApiError:
             raise
         except Exception as exc:
@@ -213,7 +207,7 @@ class LookupService:
             _LOG.error("lookup_call_failed", error_type=type(exc).__name__, api=target.route.api_label)
             raise internal_error() from None
         full_name = target.route.response_class.DESCRIPTOR.full_name
-        return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer)
+        return any_pb2.Any(type_url=_TYPE_URL_PREFIX + full_name, value=answer.serialized())
 
 
 def _by_parameter(routes: Sequence[Route]) -> Route | None:
