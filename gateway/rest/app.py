@@ -46,7 +46,7 @@ from apiparticulier.gateway.v1 import gateway_pb2
 from contract.gateway_service import method_path
 from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
-from gateway.auth import AUTHORIZATION_KEY
+from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
 from gateway.journal.access_history import AccessHistory
@@ -87,7 +87,6 @@ def bearer_of(authorization: str) -> str:
     return authorization[len(_BEARER) :]
 
 
-API_KEY_HEADER = "x-api-key"
 TOKEN_PARAMETER = "token"  # noqa: S105 - the name of the query parameter, not a secret
 
 
