@@ -16,6 +16,7 @@ import grpc
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
@@ -488,6 +489,45 @@ async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
     finally:
         clear_window(front.redis, "men_scolarite")
     assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
+
+
+def _http_requests() -> dict[tuple[str, str], float]:
+    """``http_server_requests_total`` of GET by route template and status."""
+    return {
+        (sample.labels["http_route"], sample.labels["http_response_status_code"]): sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "http_server_requests"
+        for sample in metric.samples
+        if sample.name == "http_server_requests_total" and sample.labels["http_request_method"] == "GET"
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "template"),
+    [
+        ("/v5/men/scolarites/identite", "/v5/men/scolarites/identite"),
+        ("/v5/cnous/etudiant_boursier/identite", "/v5/cnous/etudiant_boursier/identite"),
+        ("/v3/dss/allocation_rentree_scolaire/identite", "/v3/dss/allocation_rentree_scolaire/identite"),
+        ("/api/pings", "/api/pings"),
+        ("/api/men_scolarite/ping", "/api/{ping}/ping"),
+        ("/api/not_a_ping/ping", "/api/{ping}/ping"),
+    ],
+)
+async def test_the_newer_routes_are_counted_by_their_route_template(
+    front: Front, url: str, template: str
+) -> None:
+    """The v5, ARS and ping routes in the HTTP series by template: never the ping's name nor the query."""
+    params, _ = EVERY_ROUTE.get(url, ({}, None))
+    before = _http_requests()
+    answer = await front.http.get(url, params={**params, "recipient": RECIPIENT}, headers=front.bearer())
+    key = (template, str(answer.status_code))
+    # Counted as the boundary closes, which may be a moment after the answer arrived.
+    for _ in range(100):
+        after = _http_requests()
+        if after.get(key, 0.0) != before.get(key, 0.0):
+            break
+        await asyncio.sleep(0.05)
+    assert {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)} == {key: 1.0}
 
 
 async def proofs_avoided(front: Front) -> int:
