@@ -35,7 +35,7 @@ commands otherwise (Cluster, TLS).
 A busy process is not a Redis outage: on the pipelined connection, the timeout runs
 from the moment a command is written, and a reply that arrived while the event loop
 was busy with other calls counts, since the loop reads its sockets once more before
-it declares the reply overdue (`gateway.redis_pipeline`). Through the client's own
+it declares the reply overdue (`gateway.redis.pipeline`). Through the client's own
 commands (Cluster, TLS) the timeout is ``asyncio.timeout``'s, which cannot tell.
 """
 
