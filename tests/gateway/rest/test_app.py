@@ -491,6 +491,46 @@ async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
     assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
 
 
+async def proofs_avoided(front: Front) -> int:
+    response = await front.http.get("/api/proofs_avoided")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["days"] == 30
+    proofs: int = body["proofs_avoided"]
+    return proofs
+
+
+async def test_two_ok_calls_raise_the_proofs_avoided_by_two(front: Front) -> None:
+    """`/api/proofs_avoided` counts the successful provider calls of the last 30 days, and only them."""
+    # The counts of earlier tests' calls flushed first (every 0.2 s), so that none lands in between.
+    await asyncio.sleep(0.5)
+    before = await proofs_avoided(front)
+    for _ in range(2):
+        assert (await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())).status_code == 200
+    unknown = {**LEFEBVRE, "nomNaissance": "INCONNU"}
+    assert (await front.http.get(QF, params=unknown, headers=front.bearer())).status_code == 404
+    written_by = time.monotonic() + 5
+    proofs = before
+    while proofs < before + 2 and time.monotonic() < written_by:
+        await asyncio.sleep(0.1)
+        proofs = await proofs_avoided(front)
+    # A flush more, so that a third count (the refusal's) would have landed too.
+    await asyncio.sleep(0.5)
+    assert await proofs_avoided(front) == before + 2
+
+
+async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
+    response = await front.http.get("/openapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/yaml")
+    spec = yaml.safe_load(response.text)
+    utility = {"/api/ping", "/api/pings", "/api/{ping}/ping", "/api/introspect", "/api/proofs_avoided"}
+    assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
+    assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
+    assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
+    assert spec["paths"][QF] == published_spec()["paths"][QF]
+
+
 def _http_requests() -> dict[tuple[str, str], float]:
     """``http_server_requests_total`` of GET by route template and status."""
     return {
@@ -528,44 +568,6 @@ async def test_the_newer_routes_are_counted_by_their_route_template(
             break
         await asyncio.sleep(0.05)
     assert {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)} == {key: 1.0}
-
-
-async def proofs_avoided(front: Front) -> int:
-    response = await front.http.get("/api/proofs_avoided")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["days"] == 30
-    proofs: int = body["proofs_avoided"]
-    return proofs
-
-
-async def test_two_ok_calls_raise_the_proofs_avoided_by_two(front: Front) -> None:
-    """`/api/proofs_avoided` counts the successful provider calls of the last 30 days, and only them."""
-    before = await proofs_avoided(front)
-    for _ in range(2):
-        assert (await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())).status_code == 200
-    unknown = {**LEFEBVRE, "nomNaissance": "INCONNU"}
-    assert (await front.http.get(QF, params=unknown, headers=front.bearer())).status_code == 404
-    written_by = time.monotonic() + 5
-    proofs = before
-    while proofs < before + 2 and time.monotonic() < written_by:
-        await asyncio.sleep(0.1)
-        proofs = await proofs_avoided(front)
-    # A flush more, so that a third count (the refusal's) would have landed too.
-    await asyncio.sleep(0.5)
-    assert await proofs_avoided(front) == before + 2
-
-
-async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
-    response = await front.http.get("/openapi.yaml")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/yaml")
-    spec = yaml.safe_load(response.text)
-    utility = {"/api/ping", "/api/pings", "/api/{ping}/ping", "/api/introspect", "/api/proofs_avoided"}
-    assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
-    assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
-    assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
-    assert spec["paths"][QF] == published_spec()["paths"][QF]
 
 
 @pytest.mark.parametrize("index", [0, 1])
