@@ -507,7 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument(
         "--recipient", help=f"SIRET of the public body receiving the data (${RECIPIENT_ENV})"
     )
-    options.add_argument("--request-id", dest="request_id", help="x-request-id to send")
+    options.add_argument(
+        "--request-id", dest="request_id", help="x-request-id to send: a UUID (others are replaced)"
+    )
     options.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the answer")
     options.add_argument("--json", action="store_true", help="proto3 JSON output, for scripts")
 

@@ -85,7 +85,7 @@ from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
-from runtime.context import REQUEST_ID_KEY, CallContext, current_call
+from runtime.context import REQUEST_ID_KEY, REQUEST_ID_REFUSED_KEY, CallContext, current_call
 from runtime.errors import (
     DETAILS_KEY,
     ApiError,
@@ -133,18 +133,16 @@ class Payload:
 
     Each is made at most once, when first asked for: the gRPC adapter hands in bytes and
     takes bytes back (untouched when nothing is masked), the REST front hands in a message
-    and takes a message back. A REST query that cannot be read is a payload refused: asking
-    for its message raises the refusal, where the call path reads the request (step 5).
+    and takes a message back (a REST query always reads as one: the route's rules refuse it).
 
     Args:
         kind: The message class.
         data: The serialized message, if a transport brought it so.
         message: The message, if a transport brought it so.
-        refusal: The refusal of a request the transport could not read.
         unreadable: The error of bytes that are no message of ``kind``.
     """
 
-    __slots__ = ("_data", "_kind", "_message", "_refusal", "_unreadable")
+    __slots__ = ("_data", "_kind", "_message", "_unreadable")
 
     def __init__(
         self,
@@ -152,26 +150,18 @@ class Payload:
         *,
         data: bytes | None = None,
         message: Message | None = None,
-        refusal: ApiError | None = None,
         unreadable: Callable[[], ApiError] = malformed_request,
     ) -> None:
         self._kind, self._data, self._message = kind, data, message
-        self._refusal, self._unreadable = refusal, unreadable
-
-    @classmethod
-    def refused(cls, kind: type[Message], refusal: ApiError) -> Payload:
-        """A request the transport could not read: asking for its message raises ``refusal``."""
-        return cls(kind, refusal=refusal)
+        self._unreadable = unreadable
 
     def message(self) -> Message:
         """The message, decoded at its first use.
 
         Raises:
-            ApiError: the transport's refusal, or ``unreadable``'s error for bytes that do not decode.
+            ApiError: ``unreadable``'s error, for bytes that do not decode.
         """
         if self._message is None:
-            if self._refusal is not None:
-                raise self._refusal
             try:
                 self._message = self._kind.FromString(self._data or b"")
             except DecodeError:
@@ -179,7 +169,7 @@ class Payload:
         return self._message
 
     def serialized(self) -> bytes:
-        """The bytes, encoded at their first use (a refused request has none: its refusal is raised)."""
+        """The bytes, encoded at their first use."""
         if self._data is None:
             self._data = self.message().SerializeToString()
         return self._data
@@ -513,8 +503,8 @@ class CallPath:
 
         Args:
             target: The method.
-            request: The request; a REST query that could not be read is refused at step 5,
-                after the token, scope, recipient and rate limit, in the order of a gRPC call.
+            request: The request; bytes that are no request are refused at step 5, after the
+                token, scope, recipient and rate limit.
             inbound: The caller's metadata and deadline.
 
         Returns:
@@ -704,9 +694,9 @@ class CallPath:
         """Step 5: read the request's subject; resolve a FranceConnect one.
 
         Raises:
-            ApiError: the request cannot be read (00400, or the transport's refusal); on a
-                FranceConnect method, the FranceConnect token's refusals, or 00100 when the
-                scopes both tokens hold open none of the method's.
+            ApiError: the request's bytes are no request (00400); on a FranceConnect method,
+                the FranceConnect token's refusals, or 00100 when the scopes both tokens hold
+                open none of the method's.
         """
         message = call.subject = request.message()
         if not target.france_connect:
@@ -742,11 +732,14 @@ class CallPath:
         timeout = call.time_left()
         if timeout <= 0:
             raise self._failed(route, provider_timeout(target.source))
-        forwarded = (
+        forwarded: tuple[tuple[str, str], ...] = (
             (REQUEST_ID_KEY, call.request_id),
             (RECIPIENT_KEY, call.recipient),
             (TOKEN_ID_KEY, call.holder.jti),
         )
+        if current_call().request_id_refused:
+            # The provider's rules decide what a refused request id costs (00401 on the CNAV routes).
+            forwarded += ((REQUEST_ID_REFUSED_KEY, "1"),)
         data = request.serialized()
         send = next(target.callables)
         tracer = active_tracer()

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 REQUEST_ID_KEY = "x-request-id"
+REQUEST_ID_REFUSED_KEY = "x-request-id-refused"
+"""Metadata key by which the gateway tells a provider that the caller's request id was no UUID."""
 
 
 @dataclass(slots=True)
@@ -25,6 +27,9 @@ class CallContext:
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
     metadata: Sequence[tuple[str, str | bytes]] = ()
     """The caller's metadata (gRPC) or headers (HTTP), as the call boundary read them."""
+    request_id_refused: bool = False
+    """The caller sent a request id that is no UUID: replaced by ``request_id``, and refused by
+    the routes that demand a UUID (`runtime.interceptors.request_id_from`)."""
     stopping: bool = False
     """The call came while the server stops: its handler is to refuse it (00504) in its own frame,
     which journals the refusal (`runtime.interceptors.CallBoundary.refused_in_handlers`)."""
@@ -33,9 +38,15 @@ class CallContext:
 _CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("call_context")
 
 
-def open_call(request_id: str, method: str, metadata: Sequence[tuple[str, str | bytes]] = ()) -> CallContext:
+def open_call(
+    request_id: str,
+    method: str,
+    metadata: Sequence[tuple[str, str | bytes]] = (),
+    *,
+    request_id_refused: bool = False,
+) -> CallContext:
     """Start the context of a new call in the current task."""
-    call = CallContext(request_id, method, [(REQUEST_ID_KEY, request_id)], metadata)
+    call = CallContext(request_id, method, [(REQUEST_ID_KEY, request_id)], metadata, request_id_refused)
     _CURRENT.set(call)
     return call
 

@@ -170,7 +170,8 @@ CODES: dict[str, ErrorCode] = {
         401,
         "EXPIRED_TOKEN",
         "Jeton expiré",
-        "Votre token est expiré. Vous devez refaire une demande",
+        "Votre token est expiré. Vous devez refaire une demande à API Particulier, un guide est "
+        "disponible sur https://particulier.api.gouv.fr/faq#comment-renouveler-mon-jeton-arrivant-a-expiration",
     ),
     "00105": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
@@ -178,7 +179,8 @@ CODES: dict[str, ErrorCode] = {
         "REVOKED_TOKEN",
         "Jeton sur liste noire",
         "Votre jeton est sur liste noire, celui-ci a certainement été divulgué sur un canal "
-        "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel.",
+        "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel: "
+        "https://particulier.api.gouv.fr/compte",
     ),
     "00429": ErrorCode(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -187,11 +189,20 @@ CODES: dict[str, ErrorCode] = {
         "Trop de requêtes",
         "Vous avez effectué trop de requêtes",
     ),
-    # -- parameters (HTTP 422) ----------------------------------------------------------------------
+    # -- parameters (HTTP 422): one per rule of a route's parameter chain (services.common.validation)
     "00203": _parameter("Le paramètre recipient est obligatoire"),
     "00210": _parameter("Le paramètre recipient n'est pas un siret valide"),
+    "00354": _parameter("Le mois demandé est incorrect ou est dans le futur."),
+    "00355": _parameter(
+        "La période demandée est antérieure de plus de 23 mois. Le quotient familial n'est disponible "
+        "que pour le mois en cours et les 23 mois précédents."
+    ),
+    "00356": _parameter("L'année demandée doit être l'année en cours (N), N-1 ou N-2."),
     "00360": _parameter("Le numéro d'INE n'est pas correctement formatté"),
+    "00363": _parameter("La date de naissance n'est pas correctement formatté"),
+    "00365": _parameter("Le lieu de naissance n'est pas correctement formaté"),
     "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
+    "00367": _parameter("Le ou les prénoms sont manquants."),
     "00368": _parameter(
         "L'année de campagne (campaignYear) n'est pas correctement formatée: doit être une année sur "
         "4 chiffres supérieure ou égale à 2021"
@@ -202,22 +213,38 @@ CODES: dict[str, ErrorCode] = {
         "les informations de service civique pour cet individu."
     ),
     "00410": _parameter(
-        "Le code établissement (UAI) n'est pas correctement formaté (7 chiffres et 1 lettre)"
+        "Le code établissement n'est pas correctement formaté: "
+        "celui doit être composé de 7 chiffres et 1 lettre"
     ),
-    "00411": _parameter("L'année scolaire n'est pas correctement formatée (AAAA-AAAA ou AAAA attendu)"),
-    "00412": _parameter("Le degré de l'établissement n'est pas valide (1D ou 2D attendu)"),
+    "00411": _parameter(
+        "L'année scolaire n'est pas correctement formatée: doit être sur le format YYYY ou YYYY-YYYY)"
+    ),
+    "00412": _parameter("Le degré d'établissement n'est pas correctement formaté: doit être 1D ou 2D"),
     "00413": _parameter(
-        "Un seul type de périmètre peut être fourni : codesBcnDepartements ou codesBcnRegions"
+        "Le périmètre géographique est invalide: exactement un type de périmètre doit être fourni"
     ),
+    "00414": _parameter("Les valeurs du périmètre sont invalides: doit être un tableau non vide"),
     "00415": _parameter(
-        "Un critère de recherche est obligatoire : codeEtablissement, codesBcnDepartements ou codesBcnRegions"
+        "Au moins un critère de recherche géographique est requis: renseignez soit le paramètre "
+        "codeEtablissement, soit un périmètre géographique (codesBcnDepartements ou codesBcnRegions "
+        "avec degreEtablissement)"
     ),
-    "00416": _parameter("Un ou plusieurs codes BCN de département ne sont pas valides"),
-    "00417": _parameter("Un ou plusieurs codes BCN de région académique ne sont pas valides"),
+    "00416": _parameter("Le code département BCN MEN est invalide: valeur non reconnue"),
+    "00417": _parameter("Le code région BCN MEN est invalide: valeur non reconnue"),
     "00419": _parameter(
         "Les paramètres codeEtablissement et périmètre (codesBcnRegions/codesBcnDepartements) "
         "sont mutuellement exclusifs"
     ),
+    "00420": _parameter("Le nom de naissance est manquant"),
+    "00421": _parameter("Le(s) prenom(s) est manquant"),
+    "00422": _parameter("L'annee de naissance est manquante"),
+    "00423": _parameter("Le mois de naissance est manquant"),
+    "00424": _parameter("Le jour de naissance est manquant"),
+    "00425": _parameter("La date de naissance n'est pas valide"),
+    # The real API's text of 00426 for the usage name is unknown (VALIDATION.md §5.1): the mesh's own.
+    "00426": _parameter("Le nom d'usage n'est pas correctement formaté"),
+    "00427": _parameter("Le sexe de l'état civil est manquant"),
+    "00428": _parameter("Le code cog du département de naissance est manquant ou invalide"),
     "00430": _parameter("L'immatriculation du véhicule est manquante"),
     # -- provider refusals of their own ----------------------------------------------------------------
     "39400": ErrorCode(
@@ -263,6 +290,18 @@ CODES: dict[str, ErrorCode] = {
 }
 """Every full code, by code."""
 
+RULE_CODES: dict[str, ErrorCode] = {
+    "00400": _parameter("Le code pays INSEE n'est pas correctement formaté"),
+    "00401": _parameter("Le request_id n'est pas correctement formaté"),
+}
+"""Request rules whose code the real API also gives a refusal of the whole request, by code.
+
+The real API answers ``00400`` both for a birth country code (422) and, in the mesh, a request it
+cannot read (400, `CODES`); ``00401`` both for a CNAV request id (422) and a malformed request
+(400, "Mauvaise requête"). A field violation names the rule it breaks (`rule_entry`); a refusal
+without violations, the whole request (`entry_of`).
+"""
+
 PROVIDER_CODES: dict[str, ErrorCode] = {
     "001": ErrorCode(
         grpc.StatusCode.UNAVAILABLE,
@@ -277,7 +316,7 @@ PROVIDER_CODES: dict[str, ErrorCode] = {
         504,
         "PROVIDER_TIMEOUT",
         "Intermédiaire hors-délai",
-        "Temps d'attente d'une réponse du fournisseur de données écoulé.",
+        "Temps d’attente d’une réponse du fournisseur de données écoulé.",  # noqa: RUF001 - the real text
         retry_after_seconds=PROVIDER_RETRY_SECONDS,
     ),
     "003": ErrorCode(
@@ -315,6 +354,15 @@ PROVIDER_CODES: dict[str, ErrorCode] = {
     ),
 }
 """The provider codes, by suffix; the prefix is the error source's."""
+
+
+def rule_entry(code: str) -> ErrorCode:
+    """The catalogue entry of a request rule's code: a field violation's (`RULE_CODES` first).
+
+    Raises:
+        KeyError: the catalogue has no such code.
+    """
+    return RULE_CODES.get(code) or entry_of(code)
 
 
 def entry_of(code: str) -> ErrorCode:

@@ -26,7 +26,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from runtime.error_catalogue import entry_of
+from runtime.error_catalogue import entry_of, rule_entry
 
 DOMAIN = "particulier.api.gouv.fr"
 _LOCALE = "fr-FR"
@@ -60,10 +60,16 @@ def error_info_of(details: bytes) -> error_details_pb2.ErrorInfo | None:
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
-    """One bad request field: its proto3 JSON path and what is wrong, without its value."""
+    """One bad request field: its proto3 JSON path and what is wrong, without its value.
+
+    ``code`` is the API Particulier code of the request rule it breaks (its texts in the
+    catalogue, `runtime.error_catalogue.rule_entry`), sent over gRPC as the violation's
+    ``reason``; empty for a violation that only explains its refusal's code.
+    """
 
     field: str
     description: str
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +117,9 @@ class ApiError(Exception):
             details.append(
                 error_details_pb2.BadRequest(
                     field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=v.field, description=v.description, reason=v.code
+                        )
                         for v in self.violations
                     ]
                 )
@@ -182,9 +190,27 @@ def api_error(
 # -- shorthands for the codes raised in many places ----------------------------------------------
 
 
-def invalid_argument(code: str, detail: str | None, violations: Sequence[FieldViolation]) -> ApiError:
-    """A parameter refused by validation (HTTP 422, or 400 for 00400)."""
-    return api_error(code, detail=detail, violations=violations)
+def invalid_parameters(violations: Sequence[FieldViolation], source: ErrorSource | None = None) -> ApiError:
+    """The refusal of a request that breaks rules of its route, every broken rule one violation.
+
+    The refusal's code, status and texts are those of the first violation's rule
+    (`runtime.error_catalogue.rule_entry`); every violation carries its own code, in the
+    order the route's rules are checked (`services.common.validation.Chain`).
+
+    Args:
+        violations: The broken rules, each with its ``code``; at least one.
+        source: The provider whose rules they are, when one of them is a provider's code (39400).
+    """
+    entry = rule_entry(violations[0].code)
+    return ApiError(
+        entry.status,
+        violations[0].code,
+        entry.reason,
+        entry.title,
+        entry.detail,
+        source,
+        violations=tuple(violations),
+    )
 
 
 def bad_request(violations: Sequence[FieldViolation]) -> ApiError:

@@ -44,13 +44,14 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from runtime import metrics, tracing
-from runtime.context import REQUEST_ID_KEY, new_request_id, open_call
+from runtime.context import REQUEST_ID_KEY, REQUEST_ID_REFUSED_KEY, new_request_id, open_call
 from runtime.errors import DETAILS_KEY, ApiError, internal_error, malformed_request, server_stopping
 
 _LOG = structlog.get_logger(__name__)
-# A caller-supplied id is echoed back, logged, journalled and sent upstream: only a short
-# plain identifier (a UUID fits) is taken, so that no caller can write into those.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The real API reads X-Request-Id as Rails does: every character but these dropped, 255 kept.
+_REQUEST_ID_DROPPED = re.compile(r"[^A-Za-z0-9_@-]")
+_REQUEST_ID_LENGTH = 255
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _HEALTH_METHODS = "/grpc.health.v1.Health/"
 REQUEST_ID_DETAIL = "request_id"
 """Key of the request id in the ``ErrorInfo`` metadata of every error the mesh returns."""
@@ -58,12 +59,28 @@ REQUEST_ID_DETAIL = "request_id"
 _Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
 
-def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
-    """The caller's request id when it is 1 to 64 characters of ``A-Za-z0-9._-``, else a new UUID."""
+def request_id_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[str, bool]:
+    """The call's request id, and whether the caller's was refused.
+
+    The caller's ``x-request-id`` is read as the real API reads it: every character but
+    letters, digits, ``_``, ``-`` and ``@`` dropped, the first 255 kept; none left is no id.
+    It is the call's id only when it is then a UUID (any version, any case), since the id is
+    echoed, logged, journalled and sent upstream: a free text could carry a person's name and
+    birth date into all of them. Any other is refused: the call gets a new UUID, the CNAV
+    routes answer 00401 (VALIDATION.md §4) and the others serve it under the new id. A provider
+    also takes the gateway's word for it (`REQUEST_ID_REFUSED_KEY`).
+    """
+    refused, taken = False, ""
     for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str) and _VALID_REQUEST_ID.fullmatch(value):
-            return value
-    return new_request_id()
+        if key == REQUEST_ID_REFUSED_KEY:
+            refused = True
+        elif key == REQUEST_ID_KEY and isinstance(value, str) and not taken:
+            kept = _REQUEST_ID_DROPPED.sub("", value)[:_REQUEST_ID_LENGTH]
+            if _UUID.fullmatch(kept):
+                taken = kept
+            else:
+                refused = refused or bool(kept)
+    return taken or new_request_id(), refused
 
 
 class Outcome:
@@ -105,7 +122,8 @@ class CallScope:
     """
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None) -> None:
-        self.call = open_call(request_id_from(metadata), method, metadata or ())
+        request_id, refused = request_id_from(metadata)
+        self.call = open_call(request_id, method, metadata or (), request_id_refused=refused)
         self.outcome = Outcome()
         self._method = method
         # Tracing off costs this one test: no span, context or carrier is made.

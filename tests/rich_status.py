@@ -28,6 +28,11 @@ class RichStatus:
         return str(self.error_info.metadata["code"])
 
     @property
+    def broken_rules(self) -> list[tuple[str, str]]:
+        """The (field, code) of each violation, in order: the request rules the call broke."""
+        return [(v.field, v.reason) for v in self.bad_request.field_violations] if self.bad_request else []
+
+    @property
     def violated_fields(self) -> set[str]:
         """The fields the BadRequest names."""
         return {v.field for v in self.bad_request.field_violations} if self.bad_request else set()

@@ -188,10 +188,10 @@ class RestFront:
             path: target for target in call_path.targets.values() for path in target.route.http_paths
         }
         """Every provider route, by its spec path."""
-        readers = {path: RequestReader(target.route) for path, target in self.paths.items()}
-        self._parameter_names = {path: reader.parameter_names for path, reader in readers.items()}
         routes: list[BaseRoute] = [
-            Route(path, functools.partial(self._provider, target, readers[path]), methods=["GET"])
+            Route(
+                path, functools.partial(self._provider, target, RequestReader(target.route)), methods=["GET"]
+            )
             for path, target in self.paths.items()
         ]
         utility = {
@@ -220,12 +220,10 @@ class RestFront:
     # -- refusals --------------------------------------------------------------------------------
 
     async def _refused(self, request: Request, error: ApiError) -> Response:
-        """A refusal as the v3 error body (`error_body`), naming the route's query parameter at fault."""
+        """A refusal as the v3 error body (`error_body`)."""
         call_scope: HttpCallScope = request.scope[SCOPE_KEY]
         refusal = call_scope.refused(error)
-        route = request.scope.get("route")
-        names = self._parameter_names.get(route.path) if isinstance(route, Route) else None
-        response = _json(error_body(refusal, names), http_status(refusal))
+        response = _json(error_body(refusal), http_status(refusal))
         response.headers.update(dict(refusal.extra_metadata))
         return response
 
@@ -257,12 +255,7 @@ class RestFront:
                 bearer = bearer_of(authorization[0])
         else:
             metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
-        kind = target.route.request_class
-        try:
-            read = Payload(kind, message=reader.read(request.query_params.getlist, bearer))
-        except ApiError as refusal:
-            # Refused where the call path reads the request: after the token and recipient.
-            read = Payload.refused(kind, refusal)
+        read = Payload(target.route.request_class, message=reader.read(request.query_params.getlist, bearer))
         answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
         response = answer.message()
         return _json({"data": data_object(response), "links": {}, "meta": meta_object(response)})

@@ -3,14 +3,13 @@
 The status is the catalogue's for the code (`runtime.error_catalogue`); a code the
 catalogue does not hold (a provider's own, passed through) takes the status of its
 gRPC status's class (`_BY_GRPC_STATUS`). The body is the real API's
-(CONTRACT.md §4.1): ``code``, ``title``, ``detail``, ``source`` (the parameter at
-fault, ``token`` or ``recipient``, else null) and ``meta`` (the ``provider`` of a
-provider's error).
+(CONTRACT.md §4.1): ``code``, ``title``, ``detail``, ``source`` (``token`` or
+``recipient``, else null) and ``meta`` (the ``provider`` of a provider's error), one item per
+request rule the call broke (VALIDATION.md §2), in the route's order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -18,8 +17,8 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.call_path import ProviderStatusError
-from runtime.error_catalogue import entry_of
-from runtime.errors import ApiError
+from runtime.error_catalogue import entry_of, rule_entry
+from runtime.errors import ApiError, FieldViolation
 from runtime.errors import missing_recipient as _missing_recipient
 
 TOKEN_PARAMETER = "token"  # noqa: S105 - the name the real API gives the parameter, not a secret
@@ -40,10 +39,10 @@ _TOKEN_STATUSES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PE
 _RECIPIENT_FIELDS = frozenset(v.field for v in _missing_recipient().violations)
 
 
-def violations_of(error: ApiError) -> list[tuple[str, str]]:
-    """The (field, description) violations of a refusal, the gateway's own or a provider's passed through."""
+def violations_of(error: ApiError) -> list[FieldViolation]:
+    """The field violations of a refusal, the gateway's own or a provider's passed through."""
     if not isinstance(error, ProviderStatusError):
-        return [(violation.field, violation.description) for violation in error.violations]
+        return list(error.violations)
     try:
         details = status_pb2.Status.FromString(error.details_bin).details
     except DecodeError:
@@ -53,40 +52,49 @@ def violations_of(error: ApiError) -> list[tuple[str, str]]:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            found += [(violation.field, violation.description) for violation in bad.field_violations]
+            found += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
     return found
 
 
+def broken_rules(error: ApiError) -> list[FieldViolation]:
+    """The request rules a refusal reports, one violation each with its code, in the route's order."""
+    return [violation for violation in violations_of(error) if violation.code]
+
+
 def http_status(error: ApiError) -> int:
-    """The HTTP status the v3 API answers ``error`` with."""
+    """The HTTP status the v3 API answers ``error`` with: its first broken rule's, else its code's."""
+    rules = broken_rules(error)
     try:
-        return entry_of(error.code).http_status
+        return (rule_entry(rules[0].code) if rules else entry_of(error.code)).http_status
     except KeyError:
         return _BY_GRPC_STATUS.get(error.status, 500)
 
 
-def error_body(error: ApiError, parameter_names: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The v3 body of ``error``: one item of ``errors``.
+def error_body(error: ApiError) -> dict[str, Any]:
+    """The v3 body of ``error``: one item of ``errors`` per broken request rule, else one item.
 
-    Args:
-        error: The refusal.
-        parameter_names: The route's query parameter for each field path a violation may name
-            (`RequestReader.parameter_names`): the first one named is the ``source``.
+    ``source`` is given where the real API gives it: ``token`` for the token and scope
+    refusals, ``recipient`` for the recipient's; null otherwise, parameter rules included.
     """
+    meta = {"provider": error.provider.name} if error.provider is not None else {}
+    rules = broken_rules(error)
+    if rules:
+        items = []
+        for rule in rules:
+            entry = rule_entry(rule.code)
+            items.append(
+                _item(rule.code, entry.title, entry.detail, None, meta if rule.code[:2] != "00" else {})
+            )
+        return {"errors": items}
     source: dict[str, str] | None = None
-    fields = [field for field, _ in violations_of(error)]
     if error.status in _TOKEN_STATUSES:
         source = {"parameter": TOKEN_PARAMETER}
-    elif any(field in _RECIPIENT_FIELDS for field in fields):
+    elif any(violation.field in _RECIPIENT_FIELDS for violation in violations_of(error)):
         source = {"parameter": RECIPIENT_PARAMETER}
-    else:
-        names = parameter_names or {}
-        named = [names[field] for field in fields if field in names]
-        if named:
-            source = {"parameter": named[0]}
-    meta = {"provider": error.provider.name} if error.provider is not None else {}
-    return {
-        "errors": [
-            {"code": error.code, "title": error.title, "detail": error.detail, "source": source, "meta": meta}
-        ]
-    }
+    return {"errors": [_item(error.code, error.title, error.detail, source, meta)]}
+
+
+def _item(
+    code: str, title: str, detail: str, source: dict[str, str] | None, meta: dict[str, str]
+) -> dict[str, Any]:
+    return {"code": code, "title": title, "detail": detail, "source": source, "meta": meta}

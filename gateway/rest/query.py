@@ -7,6 +7,14 @@ subject: an identity pivot is spread into its own fields' parameters
 subject is the bearer token, not a parameter. ``recipient`` is the call's, not the
 request's (`RECIPIENT_PARAMETER`). Parameters the route does not know are ignored,
 as the real API ignores them; of a non-repeated parameter given twice, the last wins.
+
+Reading never refuses: the route's rules do (`services.common.validation`), on what was
+sent as the real API reads it. A whole number that is not one (letters, digits other than
+ASCII ones, a ``+`` or ``_``, blanks other than spaces and tabs around it, out of range) is
+read as 0, which the rules of every whole-number parameter refuse, as the real API's do (it
+reads letters as 0; the ``+`` its ``to_i`` takes is refused here, the front being strict); a
+list sent without its ``[]`` (``prenoms=X``) is read as one empty item, which the rules of
+every list refuse, as the real API refuses a list that is not one.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ from google.protobuf.message import Message
 
 from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route
-from runtime.errors import ApiError, FieldViolation, bad_request, invalid_civility
 
 RECIPIENT_PARAMETER = "recipient"
 """The query parameter of the recipient's SIRET, on every route."""
@@ -40,8 +47,11 @@ class QueryParameter:
     path: tuple[str, ...]
     """The field's path in the request message (``("identite", "prenoms")``)."""
     field: FieldDescriptor
-    in_identity: bool
-    """Part of the identity pivot: a value that is no value of its type is refused as 00366."""
+
+    @property
+    def in_identity(self) -> bool:
+        """A field of the identity pivot (its path goes through the subject)."""
+        return len(self.path) > 1
 
 
 def query_parameters(route: Route) -> tuple[QueryParameter, ...]:
@@ -50,30 +60,26 @@ def query_parameters(route: Route) -> tuple[QueryParameter, ...]:
     parameters: list[QueryParameter] = []
     for field in descriptor.fields:
         if field.name != route.subject.name:
-            parameters.append(_parameter(field, (field.name,), in_identity=False))
+            parameters.append(_parameter(field, (field.name,)))
         elif route.subject.kind == options_pb2.SUBJECT_KIND_IDENTITY_PIVOT:
             pivot: Descriptor = field.message_type  # type: ignore[assignment]  # a message, by its kind
-            parameters.extend(
-                _parameter(inner, (field.name, inner.name), in_identity=True) for inner in pivot.fields
-            )
+            parameters.extend(_parameter(inner, (field.name, inner.name)) for inner in pivot.fields)
         elif route.subject.kind != options_pb2.SUBJECT_KIND_FRANCE_CONNECT:
-            parameters.append(_parameter(field, (field.name,), in_identity=False))
+            parameters.append(_parameter(field, (field.name,)))
     return tuple(parameters)
 
 
-def _parameter(field: FieldDescriptor, path: tuple[str, ...], *, in_identity: bool) -> QueryParameter:
+def _parameter(field: FieldDescriptor, path: tuple[str, ...]) -> QueryParameter:
     name = f"{field.json_name}[]" if field.is_repeated else field.json_name
-    return QueryParameter(name, path, field, in_identity)
+    return QueryParameter(name, path, field)
 
 
 def _integer(text: str) -> int:
     digits = text.strip(" \t")  # blanks around the number are taken, as they always were
     if not _WHOLE_NUMBER.fullmatch(digits):
-        raise ValueError("not a whole number in ASCII digits")
+        return 0
     value = int(digits)
-    if not _INT32[0] <= value <= _INT32[1]:
-        raise ValueError("out of range")
-    return value
+    return value if _INT32[0] <= value <= _INT32[1] else 0
 
 
 _CONVERT: Mapping[int, Callable[[str], Any]] = {
@@ -104,70 +110,32 @@ class RequestReader:
         )
 
     @property
-    def parameter_names(self) -> dict[str, str]:
-        """The query parameter of each field path a refusal may name.
-
-        A path is a field's proto3 JSON path (the services' violations: ``identite.prenoms``)
-        or the parameter's own name (this reader's).
-        """
-        names = {parameter.name: parameter.name for parameter in self.parameters}
-        for parameter in self.parameters:
-            descriptor: Descriptor = self._route.request_class.DESCRIPTOR  # type: ignore[assignment]
-            json_path = []
-            for name in parameter.path:
-                field = descriptor.fields_by_name[name]
-                json_path.append(field.json_name)
-                if field.message_type is not None:
-                    descriptor = field.message_type
-            names[".".join(json_path)] = parameter.name
-        return names
-
-    @property
     def by_france_connect(self) -> bool:
         """Whether the route's subject is the FranceConnect token sent as the bearer."""
         return self._france_connect is not None
 
     def read(self, values: Callable[[str], Sequence[str]], france_connect_token: str = "") -> Message:
-        """The request of a call.
+        """The request of a call (read as the module says, never refused).
 
         Args:
             values: Every value of a query parameter, by name, in order.
             france_connect_token: The bearer, on a FranceConnect route.
-
-        Raises:
-            ApiError: 00366 for an identity parameter that is no value of its type (a year in
-                letters), 00400 for any other.
         """
         request = self._route.request_class()
-        bad: list[QueryParameter] = []
         for parameter in self.parameters:
-            given = values(parameter.name)
+            given = list(values(parameter.name))
+            if not given and parameter.field.is_repeated and values(parameter.name[: -len("[]")]):
+                given = [""]
             if not given:
                 continue
             convert = _CONVERT[parameter.field.cpp_type]
             parent = request
             for name in parameter.path[:-1]:
                 parent = getattr(parent, name)
-            try:
-                if parameter.field.is_repeated:
-                    getattr(parent, parameter.field.name).extend(convert(value) for value in given)
-                else:
-                    setattr(parent, parameter.field.name, convert(given[-1]))
-            except ValueError:
-                bad.append(parameter)
-        if bad:
-            raise _refusal(bad)
+            if parameter.field.is_repeated:
+                getattr(parent, parameter.field.name).extend(convert(value) for value in given)
+            else:
+                setattr(parent, parameter.field.name, convert(given[-1]))
         if self._france_connect is not None:
             getattr(request, self._france_connect).access_token = france_connect_token
         return request
-
-
-def _refusal(bad: Sequence[QueryParameter]) -> ApiError:
-    violations = [FieldViolation(p.name, f"must be a {_kind(p.field)}") for p in bad]
-    if all(p.in_identity for p in bad):
-        return invalid_civility(violations)
-    return bad_request(violations)
-
-
-def _kind(field: FieldDescriptor) -> str:
-    return "whole number" if field.cpp_type == FieldDescriptor.CPPTYPE_INT32 else "text"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from apiparticulier.ants.v1 import ants_pb2, ants_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
 from services.ants.backend import AntsBackend
-from services.ants.validation import checked_immatriculation
-from services.common.validation import ANTS_IDENTITY, checked_france_connect_identity
+from services.ants.validation import EXTRAIT
+from services.common.validation import france_connect_subject
 
 
 class AntsServicer(ants_pb2_grpc.AntsServiceServicer):
@@ -26,8 +26,6 @@ class AntsServicer(ants_pb2_grpc.AntsServiceServicer):
         context: ServicerContext,
     ) -> ants_pb2.GetExtraitImmatriculationVehiculeByFranceConnectResponse:
         """Registration extract of a FranceConnect user's vehicle."""
-        immatriculation = checked_immatriculation(request.immatriculation)
-        identity = checked_france_connect_identity(
-            request.france_connect, ANTS_IDENTITY, self._today(), drop_extra_first_names=True
-        )
+        identity = EXTRAIT.check(france_connect_subject(request.france_connect, self._today(), request))
+        immatriculation = request.immatriculation.strip().upper()
         return await self._backend.extrait(immatriculation, identity, caller_of(context))

@@ -1,31 +1,17 @@
-"""Validation of the registration number: SIV plates (AA-123-BB) and older FNI ones (123 ABC 45)."""
+"""The rules of a registration extract request (VALIDATION.md §7): the number, then the user's identity."""
 
 from __future__ import annotations
 
-import re
-
-from runtime.errors import FieldViolation, api_error
-
-_IMMATRICULATION = re.compile(r"[A-Z0-9][A-Z0-9 -]{0,18}[A-Z0-9]")
+from runtime.errors import FieldViolation
+from services.common.validation import ANTS_IDENTITY, Chain, Subject
 
 
-def checked_immatriculation(immatriculation: str, field: str = "immatriculation") -> str:
-    """The registration number in upper case, once it can be one.
+def immatriculation(subject: Subject) -> list[FieldViolation]:
+    """00430: the registration number, required, in any format (the SIV answers for the rest)."""
+    if subject.request.immatriculation.strip():
+        return []
+    return [FieldViolation("immatriculation", "required: the registration number", "00430")]
 
-    Letters, digits, spaces and dashes, 2 to 20 of them, is all the SIV knows;
-    anything else is refused before it travels.
 
-    Raises:
-        ApiError: INVALID_ARGUMENT 00430, with the real API's text when it is
-            missing and a format text otherwise; the violation never repeats the value.
-    """
-    plate = immatriculation.strip().upper()
-    if _IMMATRICULATION.fullmatch(plate):
-        return plate
-    if not plate:
-        raise api_error("00430", violations=[FieldViolation(field, "required: the registration number")])
-    raise api_error(
-        "00430",
-        detail="L'immatriculation du véhicule n'est pas correctement formatée",
-        violations=[FieldViolation(field, "letters, digits, spaces and dashes, 2 to 20 of them")],
-    )
+EXTRAIT = Chain((immatriculation,)).then(*ANTS_IDENTITY.steps)
+"""The registration number, then the FranceConnect identity: first names, birth name, birth date."""

@@ -8,11 +8,7 @@ from collections.abc import Callable
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
 from services.c2s.backend import C2sBackend
-from services.common.validation import (
-    DSS_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-)
+from services.common.validation import CNAV, Subject, france_connect_subject
 
 
 class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
@@ -27,7 +23,7 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         self, request: c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest, context: ServicerContext
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse:
         """C2S status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._backend.complementaire_sante_solidaire(identity, caller_of(context))
         return c2s_pb2.GetComplementaireSanteSolidaireByIdentityResponse(data=data)
 
@@ -35,6 +31,6 @@ class C2sServicer(c2s_pb2_grpc.C2sServiceServicer):
         self, request: c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectRequest, context: ServicerContext
     ) -> c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectResponse:
         """C2S status of a FranceConnect user resolved by the gateway."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.complementaire_sante_solidaire(identity, caller_of(context))
         return c2s_pb2.GetComplementaireSanteSolidaireByFranceConnectResponse(data=data)

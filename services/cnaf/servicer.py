@@ -9,14 +9,14 @@ from typing import Any
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import ServicerContext, caller_of
-from runtime.errors import invalid_argument
 from services.cnaf.backend import Benefit, BenefitData, CnafBackend, Indicator
 from services.cnaf.eaje import checked_eligible
 from services.common.validation import (
-    DSS_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-    validate_reference_month,
+    CNAV,
+    QUOTIENT_FAMILIAL,
+    Subject,
+    france_connect_subject,
+    reference_month,
 )
 
 
@@ -28,19 +28,10 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self._backend = backend
         self._today = today
 
-    def _month(self, request: Any) -> tuple[int, int]:
-        year = request.annee if request.HasField("annee") else None
-        month = request.mois if request.HasField("mois") else None
-        today = self._today()
-        violations = validate_reference_month(year, month, today)
-        if violations:
-            raise invalid_argument("00366", "Les paramètres annee et mois ne sont pas valides", violations)
-        return (year or today.year, month or today.month)
-
     async def _quotient_familial(
         self, identity: identity_pb2.IdentityPivot, request: Any, context: ServicerContext
     ) -> cnaf_pb2.QuotientFamilialData:
-        year, month = self._month(request)
+        year, month = reference_month(request, self._today())
         return await self._backend.quotient_familial(identity, year, month, caller_of(context))
 
     async def _benefit(
@@ -56,7 +47,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetQuotientFamilialByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetQuotientFamilialByIdentityResponse:
         """Quotient familial by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = QUOTIENT_FAMILIAL.check(Subject(request.identite, self._today(), request=request))
         data = await self._quotient_familial(identity, request, context)
         return cnaf_pb2.GetQuotientFamilialByIdentityResponse(data=data)
 
@@ -64,7 +55,9 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetQuotientFamilialByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetQuotientFamilialByFranceConnectResponse:
         """Quotient familial of a FranceConnect user resolved by the gateway."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = QUOTIENT_FAMILIAL.check(
+            france_connect_subject(request.france_connect, self._today(), request)
+        )
         data = await self._quotient_familial(identity, request, context)
         return cnaf_pb2.GetQuotientFamilialByFranceConnectResponse(data=data)
 
@@ -72,7 +65,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByIdentityResponse:
         """RSA status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._benefit(
             Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
         )
@@ -82,7 +75,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetRevenuSolidariteActiveByFranceConnectResponse:
         """RSA status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._benefit(
             Benefit.REVENU_SOLIDARITE_ACTIVE, cnaf_pb2.RevenuSolidariteActiveData, identity, context
         )
@@ -92,7 +85,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetPrimeActiviteByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetPrimeActiviteByIdentityResponse:
         """Prime d'activité status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
         return cnaf_pb2.GetPrimeActiviteByIdentityResponse(data=data)
 
@@ -100,7 +93,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetPrimeActiviteByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetPrimeActiviteByFranceConnectResponse:
         """Prime d'activité status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._benefit(Benefit.PRIME_ACTIVITE, cnaf_pb2.PrimeActiviteData, identity, context)
         return cnaf_pb2.GetPrimeActiviteByFranceConnectResponse(data=data)
 
@@ -108,7 +101,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationAdulteHandicapeByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByIdentityResponse:
         """AAH status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._benefit(
             Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
         )
@@ -118,7 +111,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationAdulteHandicapeByFranceConnectResponse:
         """AAH status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._benefit(
             Benefit.ALLOCATION_ADULTE_HANDICAPE, cnaf_pb2.AllocationAdulteHandicapeData, identity, context
         )
@@ -128,7 +121,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByIdentityResponse:
         """ASF status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._benefit(
             Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
         )
@@ -138,7 +131,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationSoutienFamilialByFranceConnectResponse:
         """ASF status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._benefit(
             Benefit.ALLOCATION_SOUTIEN_FAMILIAL, cnaf_pb2.AllocationSoutienFamilialData, identity, context
         )
@@ -148,7 +141,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationEnfantHandicapeByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationEnfantHandicapeByIdentityResponse:
         """AEEH status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._backend.indicator(
             Indicator.ALLOCATION_ENFANT_HANDICAPE,
             cnaf_pb2.AllocationEnfantHandicapeData,
@@ -161,7 +154,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectResponse:
         """AEEH status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.indicator(
             Indicator.ALLOCATION_ENFANT_HANDICAPE,
             cnaf_pb2.AllocationEnfantHandicapeData,
@@ -174,7 +167,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationRentreeScolaireByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationRentreeScolaireByIdentityResponse:
         """ARS status by identity pivot."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._backend.indicator(
             Indicator.ALLOCATION_RENTREE_SCOLAIRE,
             cnaf_pb2.AllocationRentreeScolaireData,
@@ -187,7 +180,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectResponse:
         """ARS status of a FranceConnect user."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.indicator(
             Indicator.ALLOCATION_RENTREE_SCOLAIRE,
             cnaf_pb2.AllocationRentreeScolaireData,
@@ -206,7 +199,7 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetParticipationFamilialeEajeByIdentityRequest, context: ServicerContext
     ) -> cnaf_pb2.GetParticipationFamilialeEajeByIdentityResponse:
         """EAJE participation familiale data by identity pivot; NOT_FOUND 37003 without a child under 7."""
-        identity = checked_identity(request.identite, DSS_IDENTITY, self._today())
+        identity = CNAV.check(Subject(request.identite, self._today()))
         data = await self._participation_familiale_eaje(identity, context)
         return cnaf_pb2.GetParticipationFamilialeEajeByIdentityResponse(data=data)
 
@@ -214,6 +207,6 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
         self, request: cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectRequest, context: ServicerContext
     ) -> cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectResponse:
         """EAJE data of a FranceConnect user's household; NOT_FOUND 37003 without a child under 7."""
-        identity = checked_france_connect_identity(request.france_connect, DSS_IDENTITY, self._today())
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._participation_familiale_eaje(identity, context)
         return cnaf_pb2.GetParticipationFamilialeEajeByFranceConnectResponse(data=data)

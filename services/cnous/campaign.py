@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
-from runtime.errors import ApiError, FieldViolation, invalid_argument
+from runtime.errors import ApiError, FieldViolation, invalid_parameters
 
 FIRST_CAMPAIGN = 2021
 """The first campaign the Cnous holds files for."""
@@ -20,10 +20,8 @@ _FIELD = "campaign_year"
 
 def invalid_campaign_year() -> ApiError:
     """The campaign year is not a four-digit year from 2021 (00368)."""
-    return invalid_argument(
-        "00368",
-        None,
-        [FieldViolation("campaignYear", f"must be a four-digit year from {FIRST_CAMPAIGN}")],
+    return invalid_parameters(
+        [FieldViolation("campaignYear", f"must be a four-digit year from {FIRST_CAMPAIGN}", "00368")]
     )
 
 

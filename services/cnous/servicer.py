@@ -13,12 +13,7 @@ from runtime.caller import ServicerContext, caller_of
 from services.cnous.backend import CnousBackend
 from services.cnous.campaign import checked_campaign_year
 from services.cnous.shapes import carried_over, v3_of
-from services.common.validation import (
-    CNOUS_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-    checked_ine,
-)
+from services.common.validation import CIVILITY, Subject, checked_ine, france_connect_subject
 
 
 class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
@@ -36,7 +31,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
     async def _by_identity(
         self, identite: identity_pb2.IdentityPivot, request: Message, context: ServicerContext
     ) -> cnous_pb2.EtudiantBoursierV5Data:
-        identity = checked_identity(identite, CNOUS_IDENTITY, self._today())
+        identity = CIVILITY.check(Subject(identite, self._today()))
         return await self._backend.by_identity(identity, checked_campaign_year(request), caller_of(context))
 
     async def _by_ine(
@@ -49,9 +44,7 @@ class CnousServicer(cnous_pb2_grpc.CnousServiceServicer):
         self, subject: identity_pb2.FranceConnectSubject, request: Message, context: ServicerContext
     ) -> cnous_pb2.EtudiantBoursierV5Data:
         campaign = checked_campaign_year(request)
-        identity = checked_france_connect_identity(
-            subject, CNOUS_IDENTITY, self._today(), drop_extra_first_names=True
-        )
+        identity = CIVILITY.check(france_connect_subject(subject, self._today()))
         return await self._backend.by_france_connect(identity, campaign, caller_of(context))
 
     async def GetEtudiantBoursierV5ByIdentity(

@@ -63,7 +63,7 @@ def identity_query(identity: identity_pb2.IdentityPivot) -> dict[str, str]:
         "nomUsage": ascii_look_alikes(identity.nom_usage),
         "listePrenoms": ascii_look_alikes(" ".join(identity.prenoms)),
         "dateNaissance": birth_date(identity),
-        "genre": identity.sexe_etat_civil,
+        "genre": identity.sexe_etat_civil.upper(),
         "codePaysNaissance": identity.code_cog_insee_pays_naissance,
     }
     if identity.code_cog_insee_pays_naissance == _FRANCE:

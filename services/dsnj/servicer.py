@@ -7,14 +7,9 @@ from collections.abc import Callable
 
 from apiparticulier.dsnj.v1 import dsnj_pb2, dsnj_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
-from services.common.validation import (
-    DSNJ_IDENTITY,
-    FRANCE_CONNECT_PREFIX,
-    checked_france_connect_identity,
-    checked_identity,
-)
+from services.common.validation import Subject, france_connect_subject
 from services.dsnj.backend import DsnjBackend
-from services.dsnj.validation import checked_age
+from services.dsnj.validation import SERVICE_NATIONAL
 
 
 class DsnjServicer(dsnj_pb2_grpc.DsnjServiceServicer):
@@ -29,8 +24,7 @@ class DsnjServicer(dsnj_pb2_grpc.DsnjServiceServicer):
         self, request: dsnj_pb2.GetServiceNationalByIdentityRequest, context: ServicerContext
     ) -> dsnj_pb2.GetServiceNationalByIdentityResponse:
         """Service national status by identity pivot."""
-        today = self._today()
-        identity = checked_age(checked_identity(request.identite, DSNJ_IDENTITY, today), today, "identite")
+        identity = SERVICE_NATIONAL.check(Subject(request.identite, self._today()))
         data = await self._backend.service_national(identity, caller_of(context))
         return dsnj_pb2.GetServiceNationalByIdentityResponse(data=data)
 
@@ -38,11 +32,7 @@ class DsnjServicer(dsnj_pb2_grpc.DsnjServiceServicer):
         self, request: dsnj_pb2.GetServiceNationalByFranceConnectRequest, context: ServicerContext
     ) -> dsnj_pb2.GetServiceNationalByFranceConnectResponse:
         """Service national status of a FranceConnect user resolved by the gateway."""
-        today = self._today()
         # FranceConnect certifies every first name; the DSNJ is asked with the first one.
-        resolved = checked_france_connect_identity(
-            request.france_connect, DSNJ_IDENTITY, today, drop_extra_first_names=True
-        )
-        identity = checked_age(resolved, today, FRANCE_CONNECT_PREFIX)
+        identity = SERVICE_NATIONAL.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.service_national(identity, caller_of(context))
         return dsnj_pb2.GetServiceNationalByFranceConnectResponse(data=data)

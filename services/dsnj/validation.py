@@ -1,12 +1,21 @@
-"""The DSNJ's own rule on the person asked about: the service national concerns ages 16 to 25."""
+"""The rules of a service national request (VALIDATION.md §7): the identity, and the DSNJ's ages 16 to 25."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import FieldViolation, api_error
+from runtime.errors import FieldViolation
 from runtime.providers import DSNJ
+from services.common.validation import (
+    Chain,
+    Subject,
+    birth_commune,
+    birth_country,
+    civility_birth_date,
+    civility_birth_name,
+    dsnj_first_names,
+    required_sex,
+)
 
 YOUNGEST = 16
 """Age of the recensement, from which the DSNJ answers."""
@@ -14,33 +23,35 @@ OLDEST = 25
 """Last age at which the obligations (the JDC) can still be met."""
 
 
-def age_on(birth: dt.date, today: dt.date) -> int:
-    """Completed years between a birth date and ``today``."""
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+def age_on(birth: tuple[int, int, int], today: dt.date) -> int:
+    """Completed years between a birth date (year, month, day) and ``today``."""
+    year, month, day = birth
+    return today.year - year - ((today.month, today.day) < (month, day))
 
 
-def checked_age(
-    identity: identity_pb2.IdentityPivot, today: dt.date, prefix: str
-) -> identity_pb2.IdentityPivot:
-    """The identity, once its holder is 16 to 25 years old today (both included).
+def age(subject: Subject) -> list[FieldViolation]:
+    """39400: the person is 16 to 25 years old today, both included.
 
-    Args:
-        identity: A validated pivot with a full birth date.
-        today: The current date.
-        prefix: The pivot's JSON path in the request, for the violation.
-
-    Raises:
-        ApiError: INVALID_ARGUMENT 39400 (DSNJ), asked before any call to the DSNJ.
+    Checked even when the birth date is refused, a missing part counting as 0, as the real
+    API does (VALIDATION.md §2, A3): a missing year gives 00422 and 39400.
     """
-    birth = dt.date(identity.annee_date_naissance, identity.mois_date_naissance, identity.jour_date_naissance)
-    if YOUNGEST <= age_on(birth, today) <= OLDEST:
-        return identity
-    raise api_error(
-        "39400",
-        source=DSNJ,
-        violations=[
-            FieldViolation(
-                f"{prefix}.anneeDateNaissance", f"the person must be {YOUNGEST} to {OLDEST} years old today"
-            )
-        ],
-    )
+    identity = subject.identity
+    birth = (identity.annee_date_naissance, identity.mois_date_naissance, identity.jour_date_naissance)
+    if YOUNGEST <= age_on(birth, subject.today) <= OLDEST:
+        return []
+    return [FieldViolation(subject.path("anneeDateNaissance"), f"aged {YOUNGEST} to {OLDEST} today", "39400")]
+
+
+SERVICE_NATIONAL = Chain(
+    (
+        dsnj_first_names,
+        civility_birth_name,
+        civility_birth_date,
+        age,
+        required_sex,
+        birth_commune,
+        birth_country,
+    ),
+    source=DSNJ,
+)
+"""The service national by identity or FranceConnect, in the real API's order."""

@@ -7,11 +7,7 @@ from collections.abc import Callable
 
 from apiparticulier.gip_mds.v1 import gip_mds_pb2, gip_mds_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
-from services.common.validation import (
-    GIP_MDS_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-)
+from services.common.validation import CIVILITY, Subject, france_connect_subject
 from services.gip_mds.backend import GipMdsBackend
 
 
@@ -27,7 +23,7 @@ class GipMdsServicer(gip_mds_pb2_grpc.GipMdsServiceServicer):
         self, request: gip_mds_pb2.GetServiceCiviqueByIdentityRequest, context: ServicerContext
     ) -> gip_mds_pb2.GetServiceCiviqueByIdentityResponse:
         """Service civique status by identity pivot."""
-        identity = checked_identity(request.identite, GIP_MDS_IDENTITY, self._today())
+        identity = CIVILITY.check(Subject(request.identite, self._today()))
         data = await self._backend.service_civique(identity, caller_of(context))
         return gip_mds_pb2.GetServiceCiviqueByIdentityResponse(data=data)
 
@@ -36,8 +32,6 @@ class GipMdsServicer(gip_mds_pb2_grpc.GipMdsServiceServicer):
     ) -> gip_mds_pb2.GetServiceCiviqueByFranceConnectResponse:
         """Service civique status of a FranceConnect user resolved by the gateway."""
         # FranceConnect certifies every first name; the GIP-MDS is asked with the first one.
-        identity = checked_france_connect_identity(
-            request.france_connect, GIP_MDS_IDENTITY, self._today(), drop_extra_first_names=True
-        )
+        identity = CIVILITY.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.service_civique(identity, caller_of(context))
         return gip_mds_pb2.GetServiceCiviqueByFranceConnectResponse(data=data)

@@ -7,12 +7,7 @@ from collections.abc import Callable
 
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
-from services.common.validation import (
-    MESR_IDENTITY,
-    checked_france_connect_identity,
-    checked_identity,
-    checked_ine,
-)
+from services.common.validation import MESRI, Subject, checked_ine, france_connect_subject
 from services.mesr.backend import MesrBackend
 
 
@@ -27,8 +22,8 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
     async def GetStatutEtudiantByIdentity(
         self, request: mesr_pb2.GetStatutEtudiantByIdentityRequest, context: ServicerContext
     ) -> mesr_pb2.GetStatutEtudiantByIdentityResponse:
-        """Student status by identity pivot (exactly one first name, full birth date, sex)."""
-        identity = checked_identity(request.identite, MESR_IDENTITY, self._today())
+        """Student status by identity pivot (first names, full birth date, sex)."""
+        identity = MESRI.check(Subject(request.identite, self._today()))
         data = await self._backend.by_identity(identity, caller_of(context))
         return mesr_pb2.GetStatutEtudiantByIdentityResponse(data=data)
 
@@ -44,9 +39,7 @@ class MesrServicer(mesr_pb2_grpc.MesrServiceServicer):
         self, request: mesr_pb2.GetStatutEtudiantByFranceConnectRequest, context: ServicerContext
     ) -> mesr_pb2.GetStatutEtudiantByFranceConnectResponse:
         """Student status of a FranceConnect user resolved by the gateway, without identite."""
-        identity = checked_france_connect_identity(
-            request.france_connect, MESR_IDENTITY, self._today(), drop_extra_first_names=True
-        )
+        identity = MESRI.check(france_connect_subject(request.france_connect, self._today()))
         data = await self._backend.by_france_connect(identity, caller_of(context))
         # The v3 API never returns identite to a FranceConnect caller: the citizen
         # signed in, so the identity is theirs already and must not travel again.

@@ -103,7 +103,8 @@ async def test_the_commands_make_run_prints_work_as_printed(mesh: Mesh) -> None:
     assert "fournisseur: CNAF" in qf and "nom_naissance: LEFEBVRE" in qf
     assert "cnaf.quotient_familial: OK" in lookup
     assert "c2s.complementaire_sante_solidaire: OK" in lookup
-    assert "france_travail.statut: INVALID_ARGUMENT 00380" in lookup
+    # The APIs named and no other (data minimisation): France Travail, not named, is not asked.
+    assert "france_travail" not in lookup
     assert "token_id:" in introspect and "cnaf_quotient_familial" in introspect
     assert usage.startswith(("day", "no call"))
     assert "provider" in pings and "cnaf" in pings and "men" in pings

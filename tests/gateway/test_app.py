@@ -77,7 +77,8 @@ async def test_calls_refused_while_the_gateway_stops_are_journalled(
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
     stub = cnaf_pb2_grpc.CnafServiceStub(channel)
     header = TokenFactory(es).bearer()
-    names = [f"drain-{n}" for n in range(5)]
+    names = [f"00000000-0000-4000-8000-{n:012d}" for n in range(5)]  # request ids, UUIDs as kept
+    in_flight_id = "00000000-0000-4000-8000-999999999999"
 
     async def call(name: str) -> str:
         try:
@@ -91,7 +92,7 @@ async def test_calls_refused_while_the_gateway_stops_are_journalled(
     try:
         await channel.channel_ready()
         with structlog.testing.capture_logs() as events:
-            in_flight = asyncio.ensure_future(call("in-flight"))  # keeps the drain open a while
+            in_flight = asyncio.ensure_future(call(in_flight_id))  # keeps the drain open a while
             await asyncio.sleep(PROVIDER_DELAY_SECONDS / 3)
             stopping = asyncio.ensure_future(gateway.stop(grace=5))
             await asyncio.sleep(0.05)  # no longer taking calls: these are held, then refused
@@ -102,6 +103,6 @@ async def test_calls_refused_while_the_gateway_stops_are_journalled(
         await channel.close()
     assert codes == ["00504"] * len(names)
     journalled = {e["request_id"]: e for e in events if e.get("event") == "api_call"}
-    assert journalled.pop("in-flight")["status"] == "OK"
+    assert journalled.pop(in_flight_id)["status"] == "OK"
     assert sorted(journalled) == names
     assert {(e["status"], e.get("code")) for e in journalled.values()} == {("UNAVAILABLE", "00504")}

@@ -211,22 +211,22 @@ async def test_request_id_reaches_error_logs_and_upstream(observed: Observed) ->
     observed.fake.script(QF_PATH, DOWN)
     # add_call_context as in production: the request id is the call's, not given to each event.
     with structlog.testing.capture_logs(processors=[add_call_context]) as events:
-        error = await observed.failure("support-case-42")
+        error = await observed.failure("5c5c5c5c-0000-4000-8000-000000000042")
     assert error.code() is grpc.StatusCode.UNAVAILABLE
     assert error_info_metadata(error) == {
         "code": "37001",
         "provider": "CNAV",
-        "request_id": "support-case-42",
+        "request_id": "5c5c5c5c-0000-4000-8000-000000000042",
         "title": "Service non disponible",
         "detail": "Service du fournisseur de données temporairement indisponible ou en maintenance.",
     }
     (upstream,) = observed.fake.to(QF_PATH)
-    assert upstream.headers["x-correlation-id"] == "support-case-42"
+    assert upstream.headers["x-correlation-id"] == "5c5c5c5c-0000-4000-8000-000000000042"
     provider_events = [e for e in events if e["event"] in ("upstream_failure", "call_refused")]
     assert {e["event"] for e in provider_events} == {"upstream_failure", "call_refused"}
-    assert all(e["request_id"] == "support-case-42" for e in provider_events)
+    assert all(e["request_id"] == "5c5c5c5c-0000-4000-8000-000000000042" for e in provider_events)
     # Every event of the call, in both processes, carries it.
-    assert all(e.get("request_id") == "support-case-42" for e in events if "rpc" in e)
+    assert all(e.get("request_id") == "5c5c5c5c-0000-4000-8000-000000000042" for e in events if "rpc" in e)
 
 
 async def test_gateway_refusal_carries_a_generated_request_id(observed: Observed) -> None:
@@ -255,7 +255,7 @@ async def test_one_call_is_one_trace_from_gateway_to_upstream(
 ) -> None:
     """Gateway server span → gateway client span → cnaf server span → HTTP spans, one trace id."""
     observed.fake.script(QF_PATH, GOOD)
-    answer = await observed.quotient_familial("trace-me-1")
+    answer = await observed.quotient_familial("11111111-1111-4111-8111-111111111111")
     assert answer.data.quotient_familial.valeur == 2550
     # Gateway SERVER and CLIENT, cnaf SERVER, cnaf's two HTTP exchanges (token, then the data).
     finished = await wait_for_spans(spans, 5)
@@ -286,7 +286,7 @@ async def test_one_call_is_one_trace_from_gateway_to_upstream(
     assert gateway_client.attributes["peer.service"] == "cnaf"
     for span in (gateway_server, cnaf_server):
         assert span.attributes is not None
-        assert span.attributes["apiparticulier.request_id"] == "trace-me-1"
+        assert span.attributes["apiparticulier.request_id"] == "11111111-1111-4111-8111-111111111111"
     get = http[1]
     assert get.attributes is not None
     assert get.attributes["http.response.status_code"] == 200
@@ -312,7 +312,7 @@ async def test_failed_call_trace_records_status_and_code(
 ) -> None:
     """A provider refusal is on both server spans and the client span: gRPC status and API code."""
     observed.fake.script(QF_PATH, NOT_REGISTERED)
-    error = await observed.failure("trace-me-2")
+    error = await observed.failure("22222222-2222-4222-8222-222222222222")
     assert error.code() is grpc.StatusCode.NOT_FOUND
     finished = await wait_for_spans(spans, 5)
     rpc_spans = [s for s in finished if s.name == QF_METHOD.lstrip("/")]
@@ -341,7 +341,7 @@ async def test_tracing_off_makes_no_span(observed: Observed, monkeypatch: pytest
     )
     monkeypatch.setattr(otel_context, "attach", counting("context attach", otel_context.attach))
     observed.fake.script(QF_PATH, GOOD, DOWN)
-    await observed.quotient_familial("untraced-1")
+    await observed.quotient_familial("33333333-3333-4333-8333-333333333333")
     await observed.failure("untraced-2")
     assert made == []
     assert all("traceparent" not in request.headers for request in observed.fake.received)

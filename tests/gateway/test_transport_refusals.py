@@ -86,9 +86,9 @@ async def test_grpcio_refuses_before_the_mesh_with_a_bare_internal(
     [
         ((b"x-recipient", b"1300252650\x000013"), "00210"),
         ((b"authorization", b"Bearer a\x00b.c.d"), "00101"),
-        ((b"x-request-id", b"a\x00b"), ""),
+        ((b"x-request-id", b"a\x00b"), "00401"),
     ],
-    ids=["NUL in x-recipient", "NUL in authorization", "NUL in x-request-id (replaced, served)"],
+    ids=["NUL in x-recipient", "NUL in authorization", "NUL in x-request-id (no UUID: 00401 on CNAV)"],
 )
 async def test_a_nul_byte_in_a_value_reaches_the_mesh_which_decides(
     mesh: Mesh, header: tuple[bytes, bytes], code: str

@@ -8,12 +8,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from runtime.error_catalogue import CODES, PROVIDER_CODES, ErrorCode, entry_of
+from runtime.error_catalogue import CODES, PROVIDER_CODES, RULE_CODES, ErrorCode, entry_of, rule_entry
 from runtime.errors import api_error
 from runtime.providers import CNAV, FRANCE_CONNECT
 
 REPO = Path(__file__).resolve().parents[2]
 _CODE = re.compile(r"""api_error\(\s*["']([0-9]{5})["']""")
+# The code a request rule's violation carries: its last argument (services.common.validation).
+_RULE_CODE = re.compile(r"""FieldViolation\([^()]*(?:\([^()]*\)[^()]*)*,\s*["']([0-9]{5})["'],?\s*\)""")
 
 # The HTTP statuses a gRPC status may stand for in the v3 API.
 _HTTP = {
@@ -40,6 +42,18 @@ def test_every_code_written_in_the_code_is_in_the_catalogue() -> None:
     }
     assert written, "no literal code found: the scan would prove nothing"
     assert sorted(code for code in written if code not in CODES) == []
+
+
+def test_every_rule_code_is_a_422_of_the_catalogue() -> None:
+    """A code a request rule writes has its texts in the catalogue and is answered 422, as the real API's."""
+    written = {
+        code
+        for path in (REPO / "services").rglob("*.py")
+        for code in _RULE_CODE.findall(path.read_text(encoding="utf-8"))
+    }
+    assert {"00421", "00401", "00400", "00355", "00415", "39400"} <= written, "the scan would prove nothing"
+    assert {code: rule_entry(code).http_status for code in written} == dict.fromkeys(written, 422)
+    assert all(entry.status is grpc.StatusCode.INVALID_ARGUMENT for entry in RULE_CODES.values())
 
 
 @pytest.mark.parametrize("entry", [*CODES.values(), *PROVIDER_CODES.values()], ids=lambda e: e.reason)

@@ -45,7 +45,7 @@ def test_provider_error_names_code_and_provider_and_says_when_to_retry() -> None
         "code": "24002",
         "provider": "France Travail",
         "title": "Intermédiaire hors-délai",
-        "detail": "Temps d'attente d'une réponse du fournisseur de données écoulé.",
+        "detail": "Temps d\u2019attente d\u2019une réponse du fournisseur de données écoulé.",
     }
     assert info.domain == "particulier.api.gouv.fr"
     retry = details["RetryInfo"]

@@ -1,7 +1,8 @@
-"""The call boundary's request id, against a real server: a caller's id is taken only when plain.
+"""The call boundary's request id, against a real server: a caller's id is taken only when a UUID.
 
 Found by fuzzing the metadata: an id such as ``level:error event:forged`` went verbatim into
-every log line and journal event of the call.
+every log line and journal event of the call; and a plain one such as
+``LEFEBVRE.ALEXIS.1982-12-27`` put a person's name and birth date there.
 """
 
 from __future__ import annotations
@@ -36,23 +37,24 @@ async def echoed_request_id(request_id: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "request_id",
+    ("request_id", "kept"),
     [
-        "ticket-1234",
-        "a",
-        "x" * 64,
-        "2024.05.17_batch-7",
-        "e5463a81-1fd2-4d93-82ef-30ebfcb09724",
-        "C929D9A4-953C-4F79-82C7-D1032FDD8645",
+        ("e5463a81-1fd2-4d93-82ef-30ebfcb09724", "e5463a81-1fd2-4d93-82ef-30ebfcb09724"),
+        ("C929D9A4-953C-4F79-82C7-D1032FDD8645", "C929D9A4-953C-4F79-82C7-D1032FDD8645"),
+        ("{e5463a81-1fd2-4d93-82ef-30ebfcb09724}", "e5463a81-1fd2-4d93-82ef-30ebfcb09724"),
     ],
 )
-async def test_a_plain_identifier_is_kept(request_id: str) -> None:
-    assert await echoed_request_id(request_id) == request_id
+async def test_a_uuid_is_kept_as_the_real_api_reads_it(request_id: str, kept: str) -> None:
+    """Characters but letters, digits, _, - and @ dropped (as Rails reads it): a UUID left is the id."""
+    assert await echoed_request_id(request_id) == kept
 
 
 @pytest.mark.parametrize(
     "request_id",
     [
+        "LEFEBVRE.ALEXIS.1982-12-27",
+        "ticket-1234",
+        "2024.05.17_batch-7",
         "level:error event:forged",
         "x" * 65,
         "a b",
@@ -71,6 +73,9 @@ async def test_anything_else_is_replaced_by_a_fresh_uuid_in_answers_and_logs(req
     assert not any(request_id in json.dumps(event) for event in logged)
 
 
+MALFORMED = "3d8f1a2b-6c4e-4f7a-9b1c-2e5d8a7f6c3b"
+
+
 async def test_a_malformed_body_is_invalid_argument_00400() -> None:
     """Bytes that are no message of the method: INVALID_ARGUMENT 00400 with a field violation, not UNKNOWN."""
     async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
@@ -80,9 +85,9 @@ async def test_a_malformed_body_is_invalid_argument_00400() -> None:
             response_deserializer=None,
         )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await send(b"\xff\xff\xff", metadata=(("x-request-id", "malformed-1"),))
+            await send(b"\xff\xff\xff", metadata=(("x-request-id", MALFORMED),))
     status = rich_status(refused.value)
     assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00400")
-    assert status.error_info.metadata["request_id"] == "malformed-1"
+    assert status.error_info.metadata["request_id"] == MALFORMED
     assert status.violated_fields == {"request"}
     assert "\\xff" not in status.message and "Error" not in status.message

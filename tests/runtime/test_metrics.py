@@ -62,7 +62,7 @@ async def test_calls_latency_and_in_flight_by_method_status_and_code() -> None:
     """Each call is counted by method, status and code, and timed; in-flight is back to 0 after."""
     before = {
         status: value("grpc_server_handled_total", grpc_method=QF, grpc_code=status, api_code=code)
-        for status, code in (("OK", ""), ("NOT_FOUND", "35003"), ("INVALID_ARGUMENT", "00366"))
+        for status, code in (("OK", ""), ("NOT_FOUND", "35003"), ("INVALID_ARGUMENT", "00400"))
     }
     timed = value("grpc_server_handling_seconds_count", grpc_method=QF)
     cnaf = server()
@@ -78,7 +78,7 @@ async def test_calls_latency_and_in_flight_by_method_status_and_code() -> None:
                 )
         async with httpx.AsyncClient() as client:
             scrape = (await client.get(f"http://127.0.0.1:{cnaf.metrics_port}/metrics")).text
-    for status, code in (("OK", ""), ("NOT_FOUND", "35003"), ("INVALID_ARGUMENT", "00366")):
+    for status, code in (("OK", ""), ("NOT_FOUND", "35003"), ("INVALID_ARGUMENT", "00400")):
         after = value("grpc_server_handled_total", grpc_method=QF, grpc_code=status, api_code=code)
         assert after == before[status] + 1, status
     assert value("grpc_server_handling_seconds_count", grpc_method=QF) == timed + 3
@@ -102,10 +102,15 @@ async def test_errors_name_the_callers_request_id_or_the_generated_one() -> None
         stub = cnaf_pb2_grpc.CnafServiceStub(channel)
         request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=INCONNU)
         with pytest.raises(grpc.aio.AioRpcError) as given:
-            await stub.GetQuotientFamilialByIdentity(request, metadata=(("x-request-id", "ticket-1234"),))
+            await stub.GetQuotientFamilialByIdentity(
+                request, metadata=(("x-request-id", "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),)
+            )
         with pytest.raises(grpc.aio.AioRpcError) as generated:
             await stub.GetQuotientFamilialByIdentity(request)
-    assert dict(rich_status(given.value).error_info.metadata)["request_id"] == "ticket-1234"
+    assert (
+        dict(rich_status(given.value).error_info.metadata)["request_id"]
+        == "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    )
     trailers: dict[str, Any] = dict(cast("Any", generated.value.trailing_metadata()) or ())
     assert rich_status(generated.value).error_info.metadata["request_id"] == trailers["x-request-id"]
 

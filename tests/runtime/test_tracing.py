@@ -116,7 +116,7 @@ async def test_server_span_continues_the_callers_trace(spans: InMemorySpanExport
     async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
             cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person()),
-            metadata=(("traceparent", TRACEPARENT), ("x-request-id", "req-span-1")),
+            metadata=(("traceparent", TRACEPARENT), ("x-request-id", "8b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e")),
         )
     (span,) = spans.get_finished_spans()
     assert (span.name, span.kind) == (QF, SpanKind.SERVER)
@@ -127,7 +127,7 @@ async def test_server_span_continues_the_callers_trace(spans: InMemorySpanExport
         "rpc.service": "apiparticulier.cnaf.v1.CnafService",
         "rpc.method": "GetQuotientFamilialByIdentity",
         "rpc.grpc.status_code": 0,
-        "apiparticulier.request_id": "req-span-1",
+        "apiparticulier.request_id": "8b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e",
     }
     assert span.status.status_code is StatusCode.UNSET
 

@@ -298,14 +298,16 @@ async def test_missing_parameters_are_reported_per_api(stack: Stack) -> None:
         metadata=(
             ("authorization", factory.bearer()),
             ("x-recipient", RECIPIENT),
-            ("x-request-id", "lookup-refusals-1"),
+            ("x-request-id", "44444444-4444-4444-8444-444444444444"),
         ),
     )
     codes = [(r.error.code, error_info(r.error).metadata["code"]) for r in response.results]
     invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert codes == [(invalid, "00380"), (invalid, "00411"), (invalid, "00380")]
     # The Lookup's own refusals name the call, as every refusal of the mesh does.
-    assert {error_info(r.error).metadata["request_id"] for r in response.results} == {"lookup-refusals-1"}
+    assert {error_info(r.error).metadata["request_id"] for r in response.results} == {
+        "44444444-4444-4444-8444-444444444444"
+    }
     bad = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad) for detail in response.results[2].error.details)
     assert [v.field for v in bad.field_violations] == ["parameters.identifiantSportif"]
@@ -360,14 +362,14 @@ async def test_error_is_the_one_a_direct_call_gets(stack: Stack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await direct.GetRevenuSolidariteActiveByIdentity(
             cnaf_pb2.GetRevenuSolidariteActiveByIdentityRequest(identite=unknown),
-            metadata=(*stack.metadata(), ("x-request-id", "same-request")),
+            metadata=(*stack.metadata(), ("x-request-id", "55555555-5555-4555-8555-555555555555")),
         )
     pairs: Any = caught.value.trailing_metadata() or ()
     trailers = dict(pairs)
     expected = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     response = await stack.stub.Lookup(
         gateway_pb2.LookupRequest(identite=unknown, apis=[gateway_pb2.API_REVENU_SOLIDARITE_ACTIVE]),
-        metadata=(*stack.metadata(), ("x-request-id", "same-request")),
+        metadata=(*stack.metadata(), ("x-request-id", "55555555-5555-4555-8555-555555555555")),
     )
     error = response.results[0].error
     code: Any = caught.value.code().value[0]  # the stubs type StatusCode.value loosely
@@ -378,7 +380,7 @@ async def test_error_is_the_one_a_direct_call_gets(stack: Stack) -> None:
 
 async def test_each_provider_call_is_journalled_counted_and_rate_limited(stack: Stack) -> None:
     """Sub-calls leave journal events of their API, count in the usage statistics, and in the rate limit."""
-    request_id = "journalled-lookup"
+    request_id = "66666666-6666-4666-8666-666666666666"
     token = stack.factory.token(scopes=["cnaf_quotient_familial", "complementaire_sante_solidaire"])
     metadata = (("authorization", f"Bearer {token}"), ("x-recipient", RECIPIENT))
     own = (*metadata, ("x-request-id", request_id))  # other tests' calls may be journalled meanwhile

@@ -214,7 +214,10 @@ async def test_full_scopes_get_the_whole_answer_as_the_provider_sent_it(mesh: Me
     """A token with every field scope gets the provider's answer whole, with request id and rate metadata."""
     stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
     call = stub.GetQuotientFamilialByIdentity(
-        qf_request(), metadata=metadata(mesh.factory.bearer(), RECIPIENT, ("x-request-id", "req-full-1"))
+        qf_request(),
+        metadata=metadata(
+            mesh.factory.bearer(), RECIPIENT, ("x-request-id", "77777777-7777-4777-8777-777777777777")
+        ),
     )
     response = await call
     assert response.data.quotient_familial.valeur == 2550
@@ -222,7 +225,7 @@ async def test_full_scopes_get_the_whole_answer_as_the_provider_sent_it(mesh: Me
     assert len(response.data.enfants) == 2
     assert response.data.adresse.code_postal_ville
     trailers = dict(await call.trailing_metadata())
-    assert trailers["x-request-id"] == "req-full-1"
+    assert trailers["x-request-id"] == "77777777-7777-4777-8777-777777777777"
     assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= trailers.keys()
 
 
@@ -230,7 +233,7 @@ async def test_calls_ending_together_are_journalled_each_under_its_own_name(mesh
     """Step 8 runs for a batch of calls, after their answers, mixing none of their contexts."""
     stub = cnaf_pb2_grpc.CnafServiceStub(mesh.channel)
     header = mesh.factory.bearer()  # no scope of the RSA: those calls are refused, and journalled too
-    names = {f"batch-{n}": n % 2 == 0 for n in range(6)}
+    names = {f"baccbacc-0000-4000-8000-{n:012d}": n % 2 == 0 for n in range(6)}
 
     async def call(request_id: str, quotient_familial: bool) -> None:
         own = metadata(header, RECIPIENT, ("x-request-id", request_id))
@@ -350,12 +353,14 @@ async def test_provider_gets_context_and_a_bounded_deadline(mesh: Mesh) -> None:
     call = stub.GetComplementaireSanteSolidaireByIdentity(
         request,
         timeout=2.0,
-        metadata=metadata(factory.bearer(jti=jti), RECIPIENT, ("x-request-id", "req-c2s-1")),
+        metadata=metadata(
+            factory.bearer(jti=jti), RECIPIENT, ("x-request-id", "88888888-8888-4888-8888-888888888888")
+        ),
     )
     assert (await call).data.est_beneficiaire
-    assert dict(await call.trailing_metadata())["x-request-id"] == "req-c2s-1"
+    assert dict(await call.trailing_metadata())["x-request-id"] == "88888888-8888-4888-8888-888888888888"
     seen = mesh.c2s.calls[-1]
-    assert seen.metadata["x-request-id"] == "req-c2s-1"
+    assert seen.metadata["x-request-id"] == "88888888-8888-4888-8888-888888888888"
     assert seen.metadata["x-recipient"] == RECIPIENT
     assert seen.metadata["x-token-id"] == jti
     assert "authorization" not in seen.metadata
@@ -435,7 +440,7 @@ async def test_provider_errors_are_passed_through_unchanged(
     request = cnaf_pb2.GetPrimeActiviteByIdentityRequest(identite=identity)
     factory = TokenFactory(mesh.factory.key, scopes=["prime_activite"])
     # One request id for both calls: it is part of the details (ErrorInfo metadata).
-    request_id = ("x-request-id", f"passthrough-{api_code}")
+    request_id = ("x-request-id", f"99999999-9999-4999-8999-{api_code:0>12}")
     with pytest.raises(grpc.aio.AioRpcError) as through_gateway:
         await cnaf_pb2_grpc.CnafServiceStub(mesh.channel).GetPrimeActiviteByIdentity(
             request, metadata=metadata(factory.bearer(), RECIPIENT, request_id)
@@ -461,8 +466,8 @@ async def test_provider_validation_error_keeps_its_field_violations(mesh: Mesh) 
         )
     status = rich_status(refused.value)
     assert status.code is grpc.StatusCode.INVALID_ARGUMENT
-    assert status.api_code == "00366"
-    assert status.violated_fields
+    assert status.api_code == "00363"
+    assert status.broken_rules == [("identite.anneeDateNaissance", "00363")]
 
 
 async def test_provider_down_is_unavailable_naming_it(mesh: Mesh) -> None:

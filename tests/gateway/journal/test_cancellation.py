@@ -107,7 +107,7 @@ def sample(name: str, **labels: str) -> float:
 
 async def test_a_grpc_caller_who_cancels_leaves_a_cancelled_row_and_count(slow: SlowMesh) -> None:
     """A gRPC call cancelled by its caller: journalled CANCELLED, counted grpc_code="CANCELLED"."""
-    request_id = f"cancel-grpc-{uuid.uuid4().hex[:8]}"
+    request_id = str(uuid.uuid4())
     labels = {"grpc_method": C2S_METHOD, "grpc_code": "CANCELLED", "api_code": ""}
     before = sample("grpc_server_handled_total", **labels)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{slow.gateway.port}") as channel:
@@ -133,7 +133,7 @@ async def test_a_grpc_caller_who_cancels_leaves_a_cancelled_row_and_count(slow: 
 async def test_a_rest_caller_who_hangs_up_cancels_the_provider_call(slow: SlowMesh) -> None:
     """A REST caller closing its connection mid-call: journalled CANCELLED, counted 499, not OK."""
     assert slow.gateway.rest is not None
-    request_id = f"cancel-rest-{uuid.uuid4().hex[:8]}"
+    request_id = str(uuid.uuid4())
     labels = {"http_route": C2S_PATH, "http_request_method": "GET"}
     before = sample("http_server_requests_total", **labels, http_response_status_code="499")
     ok_before = sample("http_server_requests_total", **labels, http_response_status_code="200")

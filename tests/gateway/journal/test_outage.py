@@ -91,7 +91,7 @@ async def load(
 
     async def worker() -> None:
         while time.monotonic() < end:
-            rid = f"load-{next(numbers)}"
+            rid = f"00000000-0000-4000-8000-{next(numbers):012d}"
             metadata = (
                 ("authorization", f"Bearer {token}"),
                 ("x-recipient", "13002526500013"),
@@ -123,7 +123,8 @@ async def load(
 def journal_rows(url: str) -> list[tuple[str, str, str]]:
     with psycopg.connect(url) as conn:
         return conn.execute(
-            "SELECT request_id, status, code FROM journal.calls WHERE request_id LIKE 'load-%'"
+            "SELECT request_id, status, code FROM journal.calls"
+            " WHERE request_id LIKE '00000000-0000-4000-8000-%'"
         ).fetchall()
 
 

@@ -42,6 +42,10 @@ def pivot(
     return identity_pb2.IdentityPivot(**fields)
 
 
+TICKET = "5b0f1c64-3a8e-4c1d-9f3e-2d7b8a6c4e10"
+"""A request id of the caller's: a UUID, as the CNAV routes demand."""
+
+
 def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
     """The sandbox's person covered without participation, with fields overridden."""
     return pivot(
@@ -202,31 +206,25 @@ async def test_not_found_speaks_as_the_v3_api(c2s: c2s_pb2_grpc.C2sServiceAsyncS
 
 
 @pytest.mark.parametrize(
-    ("overrides", "fields"),
+    ("overrides", "rules"),
     [
-        ({"nom_naissance": ""}, {"nomNaissance"}),
-        ({"nom_naissance": "1234"}, {"nomNaissance"}),
-        ({"nom_usage": "\x07Dupont"}, {"nomUsage"}),
-        ({"prenoms": []}, {"prenoms"}),
-        ({"prenoms": ["Alexis", "Gérôme", "Marie", "Anne"]}, {"prenoms"}),
-        ({"prenoms": ["Alexis", ""]}, {"prenoms"}),
-        ({"sexe_etat_civil": "X"}, {"sexeEtatCivil"}),
-        ({"sexe_etat_civil": ""}, {"sexeEtatCivil"}),
-        ({"code_cog_insee_pays_naissance": ""}, {"codeCogInseePaysNaissance"}),
-        ({"code_cog_insee_pays_naissance": "9910A"}, {"codeCogInseePaysNaissance"}),
-        ({"code_cog_insee_commune_naissance": "8480"}, {"codeCogInseeCommuneNaissance"}),
-        ({"annee_date_naissance": 1899}, {"anneeDateNaissance"}),
-        ({"annee_date_naissance": 2999}, {"anneeDateNaissance"}),
-        ({"mois_date_naissance": 0}, {"moisDateNaissance"}),
-        ({"mois_date_naissance": 2, "jour_date_naissance": 30}, {"jourDateNaissance"}),
-        ({"code_cog_insee_departement_naissance": "1"}, {"codeCogInseeDepartementNaissance"}),
-        (
-            {"nom_commune_naissance": "Charleville-Mézières"},
-            {"nomCommuneNaissance", "codeCogInseeDepartementNaissance"},
-        ),
+        ({"nom_naissance": ""}, [("nomNaissance", "00420")]),
+        ({"nom_naissance": "L3FEBVRE"}, [("nomNaissance", "00420")]),
+        ({"nom_usage": "\x07Dupont"}, [("nomUsage", "00426")]),
+        ({"prenoms": ["Alexis", ""]}, [("prenoms", "00367")]),
+        ({"sexe_etat_civil": "X"}, [("sexeEtatCivil", "00427")]),
+        ({"code_cog_insee_pays_naissance": ""}, [("codeCogInseePaysNaissance", "00400")]),
+        ({"code_cog_insee_pays_naissance": "10100"}, [("codeCogInseePaysNaissance", "00400")]),
+        ({"code_cog_insee_commune_naissance": "8480"}, [("codeCogInseeCommuneNaissance", "00365")]),
+        ({"annee_date_naissance": 1899}, [("anneeDateNaissance", "00363")]),
+        ({"mois_date_naissance": 2, "jour_date_naissance": 30}, [("anneeDateNaissance", "00363")]),
         (
             {"nom_naissance": "", "sexe_etat_civil": "Z", "code_cog_insee_pays_naissance": ""},
-            {"nomNaissance", "sexeEtatCivil", "codeCogInseePaysNaissance"},
+            [("sexeEtatCivil", "00427"), ("codeCogInseePaysNaissance", "00400"), ("nomNaissance", "00420")],
+        ),
+        (
+            {"sexe_etat_civil": "Z", "code_cog_insee_commune_naissance": "2O480"},
+            [("codeCogInseeCommuneNaissance", "00365")],
         ),
     ],
 )
@@ -235,24 +233,47 @@ async def test_not_found_speaks_as_the_v3_api(c2s: c2s_pb2_grpc.C2sServiceAsyncS
     [(by_identity, "identite"), (by_france_connect, "franceConnect.identitePivot")],
     ids=["identity", "france-connect"],
 )
-async def test_invalid_identities_are_refused_field_by_field(
-    c2s: c2s_pb2_grpc.C2sServiceAsyncStub, ask: Any, prefix: str, overrides: dict[str, Any], fields: set[str]
+async def test_invalid_identities_are_refused_rule_by_rule(
+    c2s: c2s_pb2_grpc.C2sServiceAsyncStub,
+    ask: Any,
+    prefix: str,
+    overrides: dict[str, Any],
+    rules: list[tuple[str, str]],
 ) -> None:
-    """Each bad field of the pivot is one BadRequest violation under 00366; values are not echoed."""
+    """Each broken CNAV rule is one violation with its code, in the chain's order; values are not echoed."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ask(c2s, lefebvre(**overrides))
     status = rich_status(caught.value)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert status.api_code == "00366"
+    assert status.api_code == rules[0][1]
     assert "provider" not in status.error_info.metadata
-    assert status.violated_fields == {f"{prefix}.{field}" for field in fields}
+    assert status.broken_rules == [(f"{prefix}.{field}", code) for field, code in rules]
     assert status.localized is not None
     told = " ".join(
         [status.message, status.localized.message]
         + [v.description for v in status.bad_request.field_violations]  # type: ignore[union-attr]
     )
-    for echoed in ("Lefebvre", "Alexis", "Gérôme", "Charleville", "Dupont", "08480", "9910A"):
+    for echoed in ("Lefebvre", "Alexis", "Gérôme", "Dupont", "8480", "10100"):
         assert echoed not in told
+
+
+async def test_what_the_real_api_takes_is_taken(c2s: c2s_pb2_grpc.C2sServiceAsyncStub) -> None:
+    """No sex, no first names, a commune code with its name, a typographic apostrophe in a name.
+
+    The real CNAV rules take them: the call reaches the sandbox, whatever it answers.
+    """
+    for identity in (
+        lefebvre(sexe_etat_civil=""),
+        lefebvre(prenoms=[]),
+        lefebvre(nom_commune_naissance="Charleville-Mézières", code_cog_insee_departement_naissance="08"),
+        lefebvre(nom_usage="D\u2019ARTAGNAN"),
+    ):
+        call = c2s.GetComplementaireSanteSolidaireByIdentity(
+            c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest(identite=identity)
+        )
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await call
+        assert await call.code() != grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
@@ -275,8 +296,8 @@ async def test_request_id_is_echoed(c2s: c2s_pb2_grpc.C2sServiceAsyncStub) -> No
     for identity in (lefebvre(), pivot("Inconnu", ["Paul"], 1990, 1, 1, "M")):
         call = c2s.GetComplementaireSanteSolidaireByIdentity(
             c2s_pb2.GetComplementaireSanteSolidaireByIdentityRequest(identite=identity),
-            metadata=(("x-request-id", "c2s-ticket-7"),),
+            metadata=(("x-request-id", TICKET),),
         )
         with contextlib.suppress(grpc.aio.AioRpcError):
             await call
-        assert dict(await call.trailing_metadata())["x-request-id"] == "c2s-ticket-7"
+        assert dict(await call.trailing_metadata())["x-request-id"] == TICKET

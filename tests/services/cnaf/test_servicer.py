@@ -70,27 +70,40 @@ async def test_asked_month_comes_from_the_history(cnaf: cnaf_pb2_grpc.CnafServic
     assert response.data.quotient_familial.valeur == 2480
 
 
+TODAY = dt.date.today()
+
+
 @pytest.mark.parametrize(
-    ("annee", "mois", "field"),
+    ("annee", "mois", "rules"),
     [
-        (2099, 1, "mois"),
-        (2001, 1, "annee"),
-        (2025, 13, "mois"),
-        (2025, None, "mois"),
+        (TODAY.year + 1, 1, [("annee", "00356")]),
+        (TODAY.year - 3, 1, [("annee", "00356")]),
+        (TODAY.year - 1, 13, [("mois", "00354")]),
+        (TODAY.year, 13, [("mois", "00354"), ("mois", "00354")]),
+        (TODAY.year - 2, 1, [("annee", "00355")]),
     ],
+    ids=["next-year", "three-years-back", "month-13", "month-13-this-year-twice", "over-23-months"],
 )
 async def test_bad_reference_month_is_refused(
-    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub, annee: int, mois: int | None, field: str
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub, annee: int, mois: int, rules: list[tuple[str, str]]
 ) -> None:
-    """A month in the future, too old, impossible or half given is INVALID_ARGUMENT on that field."""
-    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=annee)
-    if mois is not None:
-        request.mois = mois
+    """A year out of N-2…N, a month out of 1-12 or in the future, a month over 23 months back: refused."""
+    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=annee, mois=mois)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await cnaf.GetQuotientFamilialByIdentity(request)
     status = rich_status(caught.value)
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert status.violated_fields == {field}
+    assert status.broken_rules == rules
+
+
+async def test_annee_or_mois_alone_is_taken(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
+    """Either one alone is the month asked, the other today's."""
+    for request in (
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=TODAY.year),
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), mois=1),
+    ):
+        response = await cnaf.GetQuotientFamilialByIdentity(request)
+        assert response.data.quotient_familial.valeur > 0
 
 
 async def test_msa_household_is_answered_by_the_msa(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
@@ -189,44 +202,42 @@ async def test_sandbox_error_paths(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "fields"),
+    ("overrides", "month", "rules"),
     [
-        ({"nom_naissance": ""}, {"identite.nomNaissance"}),
-        ({"nom_naissance": "1234"}, {"identite.nomNaissance"}),
-        ({"prenoms": []}, {"identite.prenoms"}),
-        ({"prenoms": ["A", "B", "C", "D"]}, {"identite.prenoms"}),
-        ({"sexe_etat_civil": "X"}, {"identite.sexeEtatCivil"}),
-        ({"sexe_etat_civil": ""}, {"identite.sexeEtatCivil"}),
-        ({"code_cog_insee_pays_naissance": ""}, {"identite.codeCogInseePaysNaissance"}),
-        ({"code_cog_insee_pays_naissance": "9910"}, {"identite.codeCogInseePaysNaissance"}),
-        ({"code_cog_insee_commune_naissance": "8480"}, {"identite.codeCogInseeCommuneNaissance"}),
-        ({"mois_date_naissance": 2, "jour_date_naissance": 30}, {"identite.jourDateNaissance"}),
-        ({"annee_date_naissance": 2999}, {"identite.anneeDateNaissance"}),
-        ({"mois_date_naissance": 13}, {"identite.moisDateNaissance"}),
         (
-            {"nom_commune_naissance": "Charleville-Mézières"},
-            {"identite.nomCommuneNaissance", "identite.codeCogInseeDepartementNaissance"},
+            {"nom_naissance": "", "sexe_etat_civil": "Z", "prenoms": ["A1"]},
+            {"annee": TODAY.year + 1},
+            [
+                ("annee", "00356"),
+                ("identite.sexeEtatCivil", "00427"),
+                ("identite.prenoms", "00367"),
+                ("identite.nomNaissance", "00420"),
+            ],
         ),
         (
-            {"nom_naissance": "", "sexe_etat_civil": "Z", "prenoms": []},
-            {"identite.nomNaissance", "identite.sexeEtatCivil", "identite.prenoms"},
+            {"nom_naissance": "", "code_cog_insee_commune_naissance": "8480"},
+            {"annee": TODAY.year + 1},
+            [("identite.codeCogInseeCommuneNaissance", "00365"), ("identite.nomNaissance", "00420")],
         ),
     ],
+    ids=["in-chain-order", "the-birthplace-replaces-what-came-before"],
 )
-async def test_invalid_identities_are_refused_field_by_field(
-    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub, overrides: dict[str, object], fields: set[str]
+async def test_the_quotient_familial_chain_reports_every_broken_rule(
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+    overrides: dict[str, object],
+    month: dict[str, int],
+    rules: list[tuple[str, str]],
 ) -> None:
-    """Each bad field of the pivot is one BadRequest violation under 00366; values are not echoed."""
+    """The month's rules come first, then the CNAV chain's; a bad birthplace drops what came before."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await cnaf.GetQuotientFamilialByIdentity(
-            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(**overrides))
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(**overrides), **month)
         )
     status = rich_status(caught.value)
-    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert status.api_code == "00366"
-    assert status.violated_fields == fields
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, rules[0][1])
+    assert status.broken_rules == rules
     described = " ".join(v.description for v in status.bad_request.field_violations)  # type: ignore[union-attr]
-    assert "Lefebvre" not in described and "Charleville" not in described
+    assert "Lefebvre" not in described and "8480" not in described
 
 
 async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
@@ -248,21 +259,24 @@ async def test_france_connect_needs_the_identity_resolved_by_the_gateway(
     assert response.data.quotient_familial.valeur == 2550
 
 
-async def test_request_id_is_echoed_or_made(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
-    """The caller's x-request-id comes back in the trailers; without one, the service makes one."""
+async def test_request_id_is_echoed_or_refused(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
+    """A UUID x-request-id comes back in the trailers; any other is 00401 on a CNAV route, under a new id."""
+    ticket = "0B6A2F4E-7C1D-4E8A-9B3F-5D2C1A0E9F87"
     call = cnaf.GetAllocationSoutienFamilialByIdentity(
         cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=lefebvre()),
-        metadata=(("x-request-id", "support-ticket-42"),),
+        metadata=(("x-request-id", ticket),),
     )
     await call
-    assert dict(await call.trailing_metadata())["x-request-id"] == "support-ticket-42"
+    assert dict(await call.trailing_metadata())["x-request-id"] == ticket
     call = cnaf.GetAllocationSoutienFamilialByIdentity(
         cnaf_pb2.GetAllocationSoutienFamilialByIdentityRequest(identite=lefebvre()),
-        metadata=(("x-request-id", "has spaces and is " + "long" * 40),),
+        metadata=(("x-request-id", "LEFEBVRE.ALEXIS.1982-12-27"),),
     )
-    await call
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert rich_status(caught.value).broken_rules == [("x-request-id", "00401")]
     made = dict(await call.trailing_metadata())["x-request-id"]
-    assert len(made) == 36 and " " not in made
+    assert len(made) == 36 and "LEFEBVRE" not in made
 
 
 @pytest.mark.parametrize(

@@ -535,7 +535,7 @@ async def test_grpc_service_on_the_upstream_backend(
 ) -> None:
     """Over gRPC, the service answers with the fake's data and forwards recipient and request id."""
     fake.script("/quotient_familial", json_answer(QF_ANSWER, X_APISECU_FD=MSA))
-    metadata = (("x-recipient", RECIPIENT), ("x-request-id", "grpc-req-7"))
+    metadata = (("x-recipient", RECIPIENT), ("x-request-id", "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"))
     response = await upstream_cnaf.GetQuotientFamilialByIdentity(
         cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(), annee=2026, mois=3),
         metadata=metadata,
@@ -547,7 +547,7 @@ async def test_grpc_service_on_the_upstream_backend(
     )
     (request,) = fake.to("/quotient_familial")
     assert request.headers["x-apipart-fsfinal"] == RECIPIENT
-    assert request.headers["x-correlation-id"] == "grpc-req-7"
+    assert request.headers["x-correlation-id"] == "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"
 
 
 async def test_grpc_not_found_carries_code_and_provider(

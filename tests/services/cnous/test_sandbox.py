@@ -11,7 +11,7 @@ from apiparticulier.cnous.v1 import cnous_pb2
 from apiparticulier.common.v1 import identity_pb2
 from services.cnous.sandbox import POPULATION_FILE
 from services.common.sandbox import SandboxError, pivot_key
-from services.common.validation import CNOUS_IDENTITY, validate_identity, validate_ine
+from services.common.validation import CIVILITY, Subject, checked_ine
 
 
 def test_every_person_is_reachable_and_every_answer_parses() -> None:
@@ -20,8 +20,8 @@ def test_every_person_is_reachable_and_every_answer_parses() -> None:
     keys, ines = set(), set()
     for entry in persons:
         identity = json_format.ParseDict(entry["identite"], identity_pb2.IdentityPivot())
-        assert validate_identity(identity, CNOUS_IDENTITY, dt.date.today()) == [], entry["label"]
-        assert validate_ine(entry["ine"]) == [], entry["label"]
+        assert CIVILITY.violations(Subject(identity, dt.date.today())) == [], entry["label"]
+        assert checked_ine(entry["ine"]) == entry["ine"].upper(), entry["label"]
         keys.add(pivot_key(identity))
         ines.add(entry["ine"].upper())
         if "error" in entry:

@@ -279,45 +279,45 @@ async def test_sandbox_error_paths(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "fields"),
+    ("overrides", "rules"),
     [
-        ({"prenoms": []}, {"identite.prenoms"}),
-        ({"prenoms": ["Zoé", "Anne", "Marie", "Rose"]}, {"identite.prenoms"}),
-        ({"nom_naissance": "  "}, {"identite.nomNaissance"}),
-        ({"sexe_etat_civil": "X"}, {"identite.sexeEtatCivil"}),
-        ({"annee_date_naissance": None}, {"identite.anneeDateNaissance"}),
-        ({"jour_date_naissance": None}, {"identite.jourDateNaissance"}),
-        ({"jour_date_naissance": 32}, {"identite.jourDateNaissance"}),
-        ({"annee_date_naissance": 2999}, {"identite.anneeDateNaissance"}),
+        ({"prenoms": []}, [("identite.prenoms", "00421")]),
+        ({"nom_naissance": "  "}, [("identite.nomNaissance", "00420")]),
+        ({"annee_date_naissance": None}, [("identite.anneeDateNaissance", "00422")]),
+        ({"mois_date_naissance": 13}, [("identite.moisDateNaissance", "00423")]),
+        ({"jour_date_naissance": 32}, [("identite.jourDateNaissance", "00424")]),
+        ({"mois_date_naissance": 2, "jour_date_naissance": 30}, [("identite.jourDateNaissance", "00425")]),
         (
-            {"nom_commune_naissance": "Vannes"},
-            {"identite.codeCogInseeDepartementNaissance"},
-        ),
-        (
-            {"prenoms": [], "sexe_etat_civil": "x", "mois_date_naissance": None},
-            {"identite.prenoms", "identite.sexeEtatCivil", "identite.moisDateNaissance"},
+            {"prenoms": [], "nom_naissance": "M3RCIER", "mois_date_naissance": None},
+            [
+                ("identite.nomNaissance", "00420"),
+                ("identite.prenoms", "00421"),
+                ("identite.moisDateNaissance", "00423"),
+            ],
         ),
     ],
 )
-async def test_invalid_identities_are_refused_field_by_field(
-    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, overrides: dict[str, object], fields: set[str]
+async def test_invalid_identities_are_refused_rule_by_rule(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, overrides: dict[str, object], rules: list[tuple[str, str]]
 ) -> None:
-    """Each bad field of the pivot is one violation under 00366; sex is checked only when given."""
+    """Each broken civility rule is one violation with its code, in order; sex and birthplace unchecked."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await cnous.GetEtudiantBoursierByIdentity(
             cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=mercier(**overrides))
         )
     status = rich_status(caught.value)
-    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00366")
-    assert status.violated_fields == fields
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, rules[0][1])
+    assert status.broken_rules == rules
     assert status.bad_request is not None
     told = status.message + " ".join(v.description for v in status.bad_request.field_violations)
-    assert "Mercier" not in told and "Vannes" not in told
+    assert "Mercier" not in told
 
 
-@pytest.mark.parametrize("ine", ["", "24061234", "2406123457AA", "2406_23457A", "240612345 A"])
+@pytest.mark.parametrize(
+    "ine", ["", "24061234", "2406123457AA", "2406_23457A", "240612345 A", "ABCDEFGHIJK", "2406123457O"]
+)
 async def test_malformed_ine_is_refused(cnous: cnous_pb2_grpc.CnousServiceAsyncStub, ine: str) -> None:
-    """An INE that is not 11 letters or digits is refused under 00360, without being echoed."""
+    """An INE of none of the four formats is refused under 00360, without being echoed."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await cnous.GetEtudiantBoursierByIne(cnous_pb2.GetEtudiantBoursierByIneRequest(ine=ine))
     status = rich_status(caught.value)
@@ -378,13 +378,13 @@ async def test_v3_france_connect_answer_has_no_identite(cnous: cnous_pb2_grpc.Cn
 
 
 async def test_v3_refuses_and_fails_as_v4_does(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
-    """The same checks and provider errors: 00366, 00360, 26003, 26001."""
+    """The same checks and provider errors: 00424, 00360, 26003, 26001."""
     calls: list[tuple[Awaitable[object], str]] = [
         (
             cnous.GetEtudiantBoursierV3ByIdentity(
                 cnous_pb2.GetEtudiantBoursierV3ByIdentityRequest(identite=mercier(jour_date_naissance=None))
             ),
-            "00366",
+            "00424",
         ),
         (
             cnous.GetEtudiantBoursierV3ByIne(cnous_pb2.GetEtudiantBoursierV3ByIneRequest(ine="24061234")),

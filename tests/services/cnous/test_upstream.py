@@ -176,11 +176,11 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
         stub = cnous_pb2_grpc.CnousServiceStub(channel)
         response = await stub.GetEtudiantBoursierByIne(
             cnous_pb2.GetEtudiantBoursierByIneRequest(ine=INE),
-            metadata=(("x-request-id", "grpc-c-1"),),
+            metadata=(("x-request-id", "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"),),
             timeout=5,
         )
         assert response.data.echelon_bourse.echelon == "0bis"
-        assert fake.to(f"/ine/{INE}")[0].headers["x-correlation-id"] == "grpc-c-1"
+        assert fake.to(f"/ine/{INE}")[0].headers["x-correlation-id"] == "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.GetEtudiantBoursierByIdentity(
                 cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=IDENTITY), timeout=5

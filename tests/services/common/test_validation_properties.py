@@ -1,4 +1,4 @@
-"""Property tests: no input, however odd, makes a validator crash or leak the value it refuses."""
+"""Property tests: no input, however odd, makes a chain crash, break its own shape or leak what it refuses."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
-from runtime.errors import ApiError, FieldViolation
+from runtime.error_catalogue import rule_entry
+from runtime.errors import ApiError
 from services.common import validation
-from services.common.validation import IdentityRules, validate_identity, validate_ine
-from services.france_travail.validation import (
-    MAX_IDENTIFIANT_LENGTH,
-    checked_identifiant,
-    validate_identifiant,
-)
+from services.common.validation import Chain, Subject, checked_ine
+from services.dsnj.validation import SERVICE_NATIONAL
 
 # Modest: the suite runs on a small shared machine. No example database, so the
 # runs leave nothing behind in the working tree.
@@ -28,7 +26,8 @@ PROPERTIES = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-RULE_SETS = {name: rules for name, rules in vars(validation).items() if isinstance(rules, IdentityRules)}
+CHAINS = {name: chain for name, chain in vars(validation).items() if isinstance(chain, Chain)}
+CHAINS["SERVICE_NATIONAL"] = SERVICE_NATIONAL
 PIVOT_FIELDS = {
     "nomNaissance",
     "nomUsage",
@@ -78,29 +77,34 @@ def pivots(draw: st.DrawFn) -> identity_pb2.IdentityPivot:
     return pivot
 
 
-def test_every_rule_set_is_exercised() -> None:
-    """The properties below cover the rule sets the module defines (guards the discovery)."""
-    assert {"DSS_IDENTITY", "MESR_IDENTITY", "CNOUS_IDENTITY", "MEN_IDENTITY"} <= set(RULE_SETS)
+def test_every_chain_is_exercised() -> None:
+    """The properties below cover the chains the module defines (guards the discovery)."""
+    assert {"CNAV", "QUOTIENT_FAMILIAL", "CIVILITY", "MESRI", "SERVICE_NATIONAL"} <= set(CHAINS)
 
 
-@pytest.mark.parametrize("rules", list(RULE_SETS.values()), ids=list(RULE_SETS))
+@pytest.mark.parametrize("chain", list(CHAINS.values()), ids=list(CHAINS))
 @PROPERTIES
 @given(
     pivot=pivots(),
     today=st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 12, 31)),
     prefix=st.sampled_from(["identite", "franceConnect.identitePivot"]),
+    annee=around(2000, 2100),
+    mois=around(1, 12),
 )
-def test_validate_identity_never_crashes(
-    rules: IdentityRules, pivot: identity_pb2.IdentityPivot, today: dt.date, prefix: str
+def test_a_chain_never_crashes(
+    chain: Chain,
+    pivot: identity_pb2.IdentityPivot,
+    today: dt.date,
+    prefix: str,
+    annee: int | None,
+    mois: int | None,
 ) -> None:
-    """Any pivot yields a list of violations on known fields of the pivot, under the given prefix."""
-    violations = validate_identity(pivot, rules, today, prefix)
-    assert isinstance(violations, list)
-    for violation in violations:
-        assert isinstance(violation, FieldViolation)
+    """Any request yields violations on known fields, each with a code of the catalogue."""
+    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=pivot, annee=annee, mois=mois)
+    for violation in chain.violations(Subject(pivot, today, prefix, request, request_id_refused=False)):
         head, _, name = violation.field.rpartition(".")
-        assert head == prefix
-        assert name in PIVOT_FIELDS
+        assert (head, name) in {(prefix, field) for field in PIVOT_FIELDS} | {("", "annee"), ("", "mois")}
+        assert rule_entry(violation.code).http_status == 422
         assert violation.description
 
 
@@ -125,36 +129,37 @@ def marked_pivots(draw: st.DrawFn) -> identity_pb2.IdentityPivot:
     return pivot
 
 
-@pytest.mark.parametrize("rules", list(RULE_SETS.values()), ids=list(RULE_SETS))
+@pytest.mark.parametrize("chain", list(CHAINS.values()), ids=list(CHAINS))
 @PROPERTIES
 @given(pivot=marked_pivots())
-def test_violations_never_echo_the_values(rules: IdentityRules, pivot: identity_pb2.IdentityPivot) -> None:
+def test_violations_never_echo_the_values(chain: Chain, pivot: identity_pb2.IdentityPivot) -> None:
     """No violation description repeats any part of what the caller sent."""
-    for violation in validate_identity(pivot, rules, dt.date(2026, 1, 1)):
+    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=pivot)
+    for violation in chain.violations(Subject(pivot, dt.date(2026, 1, 1), request=request)):
         assert MARKER not in violation.description
 
 
 NAMES = st.text(alphabet=string.ascii_uppercase + "ÉÈÀÇ -'", min_size=1, max_size=40).filter(
-    lambda name: any(ch.isalpha() for ch in name)
+    lambda name: name.strip() != ""
 )
 
 
-@pytest.mark.parametrize("rules", list(RULE_SETS.values()), ids=list(RULE_SETS))
+@pytest.mark.parametrize("chain", [c for n, c in CHAINS.items() if n != "SERVICE_NATIONAL"])
 @PROPERTIES
 @given(
     name=NAMES,
-    firsts=st.lists(NAMES, min_size=1, max_size=3),
+    firsts=st.lists(NAMES, min_size=1, max_size=5),
     birth=st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2024, 12, 31)),
-    sex=st.sampled_from(["M", "F"]),
+    sex=st.sampled_from(["M", "F", "m", "f"]),
     commune=st.sampled_from(["08480", "2A004", "97105", ""]),
 )
 def test_well_formed_pivots_are_accepted(
-    rules: IdentityRules, name: str, firsts: list[str], birth: dt.date, sex: str, commune: str
+    chain: Chain, name: str, firsts: list[str], birth: dt.date, sex: str, commune: str
 ) -> None:
-    """A well-formed pivot (within the rule set's number of first names) has no violation."""
+    """A well-formed pivot, any number of first names, breaks no rule."""
     pivot = identity_pb2.IdentityPivot(
         nom_naissance=name,
-        prenoms=firsts[: rules.max_first_names],
+        prenoms=firsts,
         annee_date_naissance=birth.year,
         mois_date_naissance=birth.month,
         jour_date_naissance=birth.day,
@@ -162,35 +167,27 @@ def test_well_formed_pivots_are_accepted(
         code_cog_insee_pays_naissance="99100",
         code_cog_insee_commune_naissance=commune,
     )
-    assert validate_identity(pivot, rules, dt.date(2026, 1, 1)) == []
+    request = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=pivot)
+    assert (
+        chain.violations(Subject(pivot, dt.date(2026, 1, 1), request=request, request_id_refused=False)) == []
+    )
+
+
+FIXED_INE_REFUSAL = "an INE of one of its four formats"
 
 
 @PROPERTIES
 @given(ine=st.one_of(st.text(max_size=30), st.text(alphabet=string.ascii_letters + string.digits)))
-def test_validate_ine_never_crashes(ine: str) -> None:
-    """Any string is either a valid INE (11 ASCII letters or digits) or one violation on `ine`."""
-    violations = validate_ine(ine)
-    valid = len(ine) == 11 and all(ch in string.ascii_letters + string.digits for ch in ine)
-    # A refusal is the same fixed text whatever the value, so it cannot echo it.
-    assert violations == ([] if valid else validate_ine(""))
-
-
-@PROPERTIES
-@given(identifiant=st.one_of(st.text(max_size=150), st.text(min_size=95, max_size=105)))
-def test_identifiant_check_never_crashes(identifiant: str) -> None:
-    """Any string is accepted unchanged, or refused with one 00380 violation that does not echo it."""
-    violations = validate_identifiant(identifiant)
-    assert len(violations) <= 1
-    if violations:
-        assert violations[0].field == "identifiant"
-        with pytest.raises(ApiError) as caught:
-            checked_identifiant(identifiant)
-        error = caught.value
-        assert error.code == "00380"
-        assert [v.field for v in error.violations] == ["identifiant"]
-        told = " ".join([str(error), error.detail, *(v.description for v in error.violations)])
-        assert identifiant.strip() == "" or identifiant not in told
+def test_an_ine_is_one_of_four_formats_or_00360(ine: str) -> None:
+    """Any string is an INE of one of the four formats (11 ASCII characters, its last a digit or
+    a letter), upper-cased, or refused 00360 without echoing it."""
+    refused: list[ApiError] = []
+    try:
+        assert checked_ine(ine) == ine.upper()
+    except ApiError as error:
+        refused.append(error)
+    if refused:
+        # One fixed description whatever the value, so that it cannot echo it.
+        assert [(v.code, v.description) for v in refused[0].violations] == [("00360", FIXED_INE_REFUSAL)]
     else:
-        assert checked_identifiant(identifiant) == identifiant
-        assert identifiant.strip()
-        assert len(identifiant) <= MAX_IDENTIFIANT_LENGTH
+        assert len(ine) == 11 and ine.isascii() and ine.isalnum()

@@ -157,23 +157,27 @@ async def test_ages_16_to_25_reach_the_dsnj(
 
 @ASKERS
 @pytest.mark.parametrize(
-    ("field", "violated"),
+    ("field", "rules"),
     [
-        ("sexe_etat_civil", "sexeEtatCivil"),
-        ("code_cog_insee_pays_naissance", "codeCogInseePaysNaissance"),
-        ("jour_date_naissance", "jourDateNaissance"),
-        ("prenoms", "prenoms"),
+        ("sexe_etat_civil", [("sexeEtatCivil", "00427")]),
+        ("code_cog_insee_pays_naissance", [("codeCogInseePaysNaissance", "00400")]),
+        ("jour_date_naissance", [("jourDateNaissance", "00424")]),
+        ("prenoms", [("prenoms", "00421")]),
+        ("annee_date_naissance", [("anneeDateNaissance", "00422"), ("anneeDateNaissance", "39400")]),
     ],
 )
 async def test_the_dsnj_needs_a_full_identity(
-    dsnj: dsnj_pb2_grpc.DsnjServiceAsyncStub, ask: Any, prefix: str, field: str, violated: str
+    dsnj: dsnj_pb2_grpc.DsnjServiceAsyncStub, ask: Any, prefix: str, field: str, rules: list[tuple[str, str]]
 ) -> None:
-    """Sex, birth country, the full birth date and a first name are required: 00366 naming the field."""
+    """Sex, birth country, the full birth date and a first name are required, each its code.
+
+    The age is checked even after a refused date: no year is year 0, so 39400 follows 00422.
+    """
     identity = pivot()
     identity.ClearField(field)  # type: ignore[arg-type]
     status = await refusal(ask, dsnj, identity)
-    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, "00366")
-    assert status.violated_fields == {f"{prefix}.{violated}"}
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, rules[0][1])
+    assert status.broken_rules == [(f"{prefix}.{name}", code) for name, code in rules]
 
 
 @pytest.mark.parametrize(

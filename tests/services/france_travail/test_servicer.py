@@ -248,18 +248,13 @@ async def test_not_found_speaks_as_the_v3_api(france_travail: Stub) -> None:
         ("", "L'identifiant est manquant"),
         ("   ", "L'identifiant est manquant"),
         ("\t\n", "L'identifiant est manquant"),
-        ("x" * 101, "L'identifiant n'est pas correctement formaté"),
-        ("secret.person\x00", "L'identifiant n'est pas correctement formaté"),
-        ("secret\nperson", "L'identifiant n'est pas correctement formaté"),
-        ("secret\u200bperson", "L'identifiant n'est pas correctement formaté"),
-        ("secret\x7fperson", "L'identifiant n'est pas correctement formaté"),
     ],
-    ids=["empty", "blank", "whitespace", "too-long", "nul", "newline", "zero-width-space", "delete"],
+    ids=["empty", "blank", "whitespace"],
 )
 async def test_bad_identifiants_are_refused(
     france_travail: Stub, ask: Any, identifiant: str, detail: str
 ) -> None:
-    """A missing or absurd identifiant is INVALID_ARGUMENT 00380 on `identifiant`, without the value."""
+    """A missing identifiant is INVALID_ARGUMENT 00380 on `identifiant`; the real API checks no format."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ask(france_travail, identifiant)
     status = rich_status(caught.value)
@@ -289,8 +284,8 @@ async def test_request_id_is_echoed(france_travail: Stub) -> None:
     for identifiant in ("claire.fontaine75", ""):
         call = france_travail.GetStatutByIdentifiant(
             france_travail_pb2.GetStatutByIdentifiantRequest(identifiant=identifiant),
-            metadata=(("x-request-id", "ft-ticket-3"),),
+            metadata=(("x-request-id", "3c1e2a4b-5d6f-4a7b-8c9d-0e1f2a3b4c5d"),),
         )
         with contextlib.suppress(grpc.aio.AioRpcError):
             await call
-        assert dict(await call.trailing_metadata())["x-request-id"] == "ft-ticket-3"
+        assert dict(await call.trailing_metadata())["x-request-id"] == "3c1e2a4b-5d6f-4a7b-8c9d-0e1f2a3b4c5d"

@@ -216,7 +216,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
     async with running(FRANCE_TRAVAIL.server(settings)) as channel:
         stub = france_travail_pb2_grpc.FranceTravailServiceStub(channel)
-        metadata = (("x-token-id", "jti-7"), ("x-request-id", "grpc-ft-1"))
+        metadata = (("x-token-id", "jti-7"), ("x-request-id", "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"))
         response = await stub.GetStatutByIdentifiant(
             france_travail_pb2.GetStatutByIdentifiantRequest(identifiant=IDENTIFIANT),
             metadata=metadata,
@@ -225,7 +225,7 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
         assert response.data.identite.nom_naissance == "FONTAINE"
         (request,) = fake.to("/statut")
         assert request.headers["x-pe-consommateur"] == "DINUM - jti-7"
-        assert request.headers["x-correlation-id"] == "grpc-ft-1"
+        assert request.headers["x-correlation-id"] == "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d"
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.GetIndemnitesByIdentifiant(
                 france_travail_pb2.GetIndemnitesByIdentifiantRequest(identifiant=IDENTIFIANT), timeout=5

@@ -139,17 +139,21 @@ async def test_sandbox_error_paths(
 
 @ASKERS
 @pytest.mark.parametrize(
-    ("field", "violated"),
-    [("mois_date_naissance", "moisDateNaissance"), ("prenoms", "prenoms"), ("nom_naissance", "nomNaissance")],
+    ("field", "violated", "code"),
+    [
+        ("mois_date_naissance", "moisDateNaissance", "00423"),
+        ("prenoms", "prenoms", "00421"),
+        ("nom_naissance", "nomNaissance", "00420"),
+    ],
 )
 async def test_the_gip_mds_needs_names_and_a_full_birth_date(
-    gip_mds: gip_mds_pb2_grpc.GipMdsServiceAsyncStub, ask: Any, field: str, violated: str
+    gip_mds: gip_mds_pb2_grpc.GipMdsServiceAsyncStub, ask: Any, field: str, violated: str, code: str
 ) -> None:
-    """Without a full birth date, a first name or a birth name: 00366 naming the field."""
+    """Without a full birth date, a first name or a birth name: its civility code, naming the field."""
     identity = pivot("Lavande", "Nina", "2002-04-11")
     identity.ClearField(field)  # type: ignore[arg-type]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await ask(gip_mds, identity)
     status = rich_status(caught.value)
-    assert status.api_code == "00366"
-    assert {path.rsplit(".", 1)[1] for path in status.violated_fields} == {violated}
+    assert status.api_code == code
+    assert [(path.rsplit(".", 1)[1], reason) for path, reason in status.broken_rules] == [(violated, code)]

@@ -10,9 +10,9 @@ from google.protobuf import json_format
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.men.v1 import men_pb2
 from services.common.sandbox import SandboxError, pivot_key
-from services.common.validation import MEN_IDENTITY, validate_identity
+from services.common.validation import CIVILITY, Subject, required_sex
 from services.men.sandbox import POPULATION_FILE
-from services.men.validation import DEGRES, validate_departements, validate_regions
+from services.men.validation import DEGRES, DEPARTEMENTS, REGIONS
 
 
 def test_every_person_is_reachable_and_every_schooling_parses() -> None:
@@ -21,15 +21,17 @@ def test_every_person_is_reachable_and_every_schooling_parses() -> None:
     keys = set()
     for entry in persons:
         identity = json_format.ParseDict(entry["identite"], identity_pb2.IdentityPivot())
-        assert validate_identity(identity, MEN_IDENTITY, dt.date.today()) == [], entry["label"]
+        assert CIVILITY.then(required_sex).violations(Subject(identity, dt.date.today())) == [], entry[
+            "label"
+        ]
         keys.add(pivot_key(identity))
         if "error" in entry:
             SandboxError(entry["error"])
             assert "answers" not in entry
             continue
         for schooling in entry["answers"]["scolarites"]:
-            assert validate_departements([schooling["departement"]]) == []
-            assert validate_regions([schooling["region"]]) == []
+            assert schooling["departement"] in DEPARTEMENTS
+            assert schooling["region"] in REGIONS
             assert schooling["degre"] in DEGRES
             data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteV5Data())
             assert not data.annee_scolaire, "the school year is the one asked"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import grpc
@@ -34,10 +35,15 @@ COLIN = person("Colin", "Louise", 2011, 11, 11, "F")
 def search(
     identity: identity_pb2.IdentityPivot = ROCHE, **fields: object
 ) -> men_pb2.GetScolariteByIdentityRequest:
-    """A schooling request for this year, in the collège 0132733A unless told otherwise."""
+    """A schooling request for this year, in the collège 0132733A unless told otherwise.
+
+    A perimeter is of 2D establishments unless ``degre_etablissement`` says otherwise ("": none).
+    """
     request = men_pb2.GetScolariteByIdentityRequest(identite=identity, annee_scolaire=str(THIS_YEAR))
     if not {"code_etablissement", "codes_bcn_departements", "codes_bcn_regions"} & fields.keys():
         request.code_etablissement = "0132733A"
+    elif {"codes_bcn_departements", "codes_bcn_regions"} & fields.keys():
+        request.degre_etablissement = "2D"
     for name, value in fields.items():
         if isinstance(value, list):
             getattr(request, name).extend(value)
@@ -132,7 +138,6 @@ async def test_the_search_criterion_selects_the_schooling(
         {"code_etablissement": "0750680G"},
         {"codes_bcn_departements": ["02A", "971", "075"]},
         {"codes_bcn_regions": ["10"]},
-        {"code_etablissement": "0132733A", "degre_etablissement": "1D"},
     ],
 )
 async def test_pupil_outside_the_criterion_is_not_found(
@@ -187,86 +192,93 @@ def clear(
 
 
 @pytest.mark.parametrize(
-    ("request_", "api_code", "fields"),
+    ("request_", "rules"),
     [
-        (search(annee_scolaire=""), "00411", {"anneeScolaire"}),
-        (search(annee_scolaire="2025/2026"), "00411", {"anneeScolaire"}),
-        (search(annee_scolaire="2025-2027"), "00411", {"anneeScolaire"}),
-        (search(annee_scolaire="26-27"), "00411", {"anneeScolaire"}),
-        (search(annee_scolaire=str(THIS_YEAR - 11)), "00411", {"anneeScolaire"}),
-        (search(annee_scolaire=str(THIS_YEAR + 2)), "00411", {"anneeScolaire"}),
-        (search(code_etablissement="013273A"), "00410", {"codeEtablissement"}),
-        (search(code_etablissement="01327334"), "00410", {"codeEtablissement"}),
-        (search(code_etablissement=""), "00415", {"codeEtablissement"}),
-        (search(degre_etablissement="3D"), "00412", {"degreEtablissement"}),
+        (search(annee_scolaire=""), [("anneeScolaire", "00411")]),
+        (search(annee_scolaire="2025/2026"), [("anneeScolaire", "00411")]),
+        (search(annee_scolaire="26-27"), [("anneeScolaire", "00411")]),
+        (search(code_etablissement="013273A"), [("codeEtablissement", "00410")]),
+        (search(code_etablissement="0132733-"), [("codeEtablissement", "00410")]),
+        (search(code_etablissement=""), [("codeEtablissement", "00415")]),
+        (search(codes_bcn_departements=["013"], degre_etablissement="3D"), [("degreEtablissement", "00412")]),
+        (search(codes_bcn_departements=["013"], degre_etablissement="2d"), [("degreEtablissement", "00412")]),
+        (search(codes_bcn_departements=["013"], degre_etablissement=""), [("degreEtablissement", "00412")]),
+        (
+            search(codes_bcn_departements=["13"], degre_etablissement=""),
+            [("degreEtablissement", "00412"), ("codesBcnDepartements", "00416")],
+        ),
         (
             search(code_etablissement="0132733A", codes_bcn_departements=["013"]),
-            "00419",
-            {"codeEtablissement", "codesBcnDepartements"},
+            [("codeEtablissement", "00419")],
         ),
         (
             search(code_etablissement="0132733A", codes_bcn_departements=["013"], codes_bcn_regions=["18"]),
-            "00419",
-            {"codeEtablissement", "codesBcnDepartements", "codesBcnRegions"},
+            [("codeEtablissement", "00419")],
+        ),
+        (search(codes_bcn_departements=["013"], codes_bcn_regions=["18"]), [("codesBcnRegions", "00413")]),
+        (search(codes_bcn_departements=["13"]), [("codesBcnDepartements", "00416")]),
+        (search(codes_bcn_departements=["013", "2A"]), [("codesBcnDepartements", "00416")]),
+        (search(codes_bcn_departements=["020"]), [("codesBcnDepartements", "00416")]),
+        (search(codes_bcn_departements=[""]), [("codesBcnDepartements", "00414")]),
+        (search(codes_bcn_regions=["19"]), [("codesBcnRegions", "00417")]),
+        (search(codes_bcn_regions=["1"]), [("codesBcnRegions", "00417")]),
+        (clear(search(), "sexe_etat_civil"), [("identite.sexeEtatCivil", "00427")]),
+        (clear(search(), "jour_date_naissance"), [("identite.jourDateNaissance", "00424")]),
+        (
+            search(annee_scolaire="", code_etablissement="X"),
+            [("codeEtablissement", "00410"), ("anneeScolaire", "00411")],
         ),
         (
-            search(codes_bcn_departements=["013"], codes_bcn_regions=["18"]),
-            "00413",
-            {"codesBcnDepartements", "codesBcnRegions"},
-        ),
-        (search(codes_bcn_departements=["13"]), "00416", {"codesBcnDepartements"}),
-        (search(codes_bcn_departements=["013", "2A"]), "00416", {"codesBcnDepartements"}),
-        (search(codes_bcn_departements=[""]), "00416", {"codesBcnDepartements"}),
-        (
-            search(codes_bcn_departements=[f"{n:03d}" for n in range(1, 112)]),
-            "00416",
-            {"codesBcnDepartements"},
-        ),
-        (search(codes_bcn_regions=["19"]), "00417", {"codesBcnRegions"}),
-        (search(codes_bcn_regions=["1"]), "00417", {"codesBcnRegions"}),
-        (clear(search(), "sexe_etat_civil"), "00366", {"identite.sexeEtatCivil"}),
-        (clear(search(), "jour_date_naissance"), "00366", {"identite.jourDateNaissance"}),
-        (
-            search(person("Roche", "Léa", 2013, 4, 9, "F"), annee_scolaire="", code_etablissement="X"),
-            "00411",
-            {"anneeScolaire", "codeEtablissement"},
-        ),
-        (
-            clear(search(annee_scolaire="2025-2027"), "sexe_etat_civil"),
-            "00366",
-            {"identite.sexeEtatCivil", "anneeScolaire"},
+            clear(search(annee_scolaire="x"), "sexe_etat_civil"),
+            [("identite.sexeEtatCivil", "00427"), ("anneeScolaire", "00411")],
         ),
         (
             search(annee_scolaire="x", code_etablissement="0132733A", codes_bcn_regions=["18"]),
-            "00419",
-            {"anneeScolaire", "codeEtablissement", "codesBcnRegions"},
+            [("codeEtablissement", "00419"), ("anneeScolaire", "00411")],
         ),
     ],
 )
-async def test_invalid_searches_are_refused_field_by_field(
+async def test_invalid_searches_are_refused_rule_by_rule(
     men: men_pb2_grpc.MenServiceAsyncStub,
     request_: men_pb2.GetScolariteByIdentityRequest,
-    api_code: str,
-    fields: set[str],
+    rules: list[tuple[str, str]],
 ) -> None:
-    """Every bad field is one violation; the code is the first kind of mistake, identity first."""
+    """Every broken rule is one violation with its code, in the real order: identity, geography, year."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await men.GetScolariteByIdentity(request_)
     status = rich_status(caught.value)
-    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, api_code)
-    assert status.violated_fields == fields
+    assert (status.code, status.api_code) == (grpc.StatusCode.INVALID_ARGUMENT, rules[0][1])
+    assert status.broken_rules == rules
     assert status.bad_request is not None
     told = status.message + " ".join(v.description for v in status.bad_request.field_violations)
     assert "Roche" not in told and "Léa" not in told
 
 
-async def test_four_first_names_are_refused(men: men_pb2_grpc.MenServiceAsyncStub) -> None:
-    """The MEN pivot takes 1 to 3 first names."""
-    identity = person("Roche", "Léa", 2013, 4, 9, "F")
-    identity.prenoms.extend(["Anne", "Marie", "Rose"])
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await men.GetScolariteByIdentity(search(identity))
-    assert rich_status(caught.value).violated_fields == {"identite.prenoms"}
+@pytest.mark.parametrize(
+    "request_",
+    [
+        search(annee_scolaire="2025-2027"),
+        search(annee_scolaire=str(THIS_YEAR - 11)),
+        search(code_etablissement="01327334"),
+        search(code_etablissement="0132733A", degre_etablissement="3D"),
+        search(person("Roche", "Léa Anne Marie Rose", 2013, 4, 9, "F")),
+    ],
+    ids=[
+        "two-years-apart",
+        "eleven-years-back",
+        "uai-of-8-digits",
+        "degree-ignored-with-a-uai",
+        "four-first-names",
+    ],
+)
+async def test_what_the_real_api_takes_is_taken(
+    men: men_pb2_grpc.MenServiceAsyncStub, request_: men_pb2.GetScolariteByIdentityRequest
+) -> None:
+    """The school year's format only, a UAI's 8th character a word character, no first-name count."""
+    call = men.GetScolariteByIdentity(request_)
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await call
+    assert await call.code() != grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_v5_adds_the_boarding_regime_and_v4_never_carries_it(

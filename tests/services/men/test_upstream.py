@@ -169,18 +169,23 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     fake.script(PATH, json_answer(ANSWER), json_answer({}, status=404))
     settings = settings_for(fake.url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=None)
     request = men_pb2.GetScolariteByIdentityRequest(
-        identite=IDENTITY, annee_scolaire="2026-2027", codes_bcn_departements=["013"]
+        identite=IDENTITY,
+        annee_scolaire="2026-2027",
+        codes_bcn_departements=["013"],
+        degre_etablissement="2D",
     )
     async with running(MEN.server(settings)) as channel:
         stub = men_pb2_grpc.MenServiceStub(channel)
         response = await stub.GetScolariteByIdentity(
-            request, metadata=(("x-recipient", RECIPIENT), ("x-request-id", "grpc-men-1")), timeout=5
+            request,
+            metadata=(("x-recipient", RECIPIENT), ("x-request-id", "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d")),
+            timeout=5,
         )
         assert response.data.etablissement.code_uai == "0130001A"
         sent = fake.to(PATH)[0]
         assert (sent.headers["x-siret-partenaire"], sent.headers["x-correlation-id"]) == (
             RECIPIENT,
-            "grpc-men-1",
+            "9d3c2b1a-0f4e-4a5b-8c7d-6e5f4a3b2c1d",
         )
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.GetScolariteByIdentity(request, timeout=5)

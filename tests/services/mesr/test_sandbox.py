@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from services.common.sandbox import SandboxError, pivot_key
-from services.common.validation import MESR_IDENTITY, validate_identity, validate_ine
+from services.common.validation import MESRI, Subject, checked_ine
 from services.mesr.sandbox import POPULATION_FILE
 
 
@@ -20,8 +20,8 @@ def test_every_person_is_reachable_and_every_answer_parses() -> None:
     keys, ines = set(), set()
     for entry in persons:
         identity = json_format.ParseDict(entry["identite"], identity_pb2.IdentityPivot())
-        assert validate_identity(identity, MESR_IDENTITY, dt.date.today()) == [], entry["label"]
-        assert validate_ine(entry["ine"]) == [], entry["label"]
+        assert MESRI.violations(Subject(identity, dt.date.today())) == [], entry["label"]
+        assert checked_ine(entry["ine"]) == entry["ine"].upper(), entry["label"]
         keys.add(pivot_key(identity))
         ines.add(entry["ine"].upper())
         if "error" in entry:
