@@ -1,4 +1,4 @@
-"""`make run`: start Redis, PostgreSQL, the provider services and the gateway on this machine.
+"""`make run`: start Redis, PostgreSQL, the provider services, the gateway and the admin API on this machine.
 
 Each process runs as a child with its logs in .run/logs/; the supervisor waits
 until each answers health, prints what runs where and how to call it, and on
@@ -13,6 +13,7 @@ banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the t
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -30,6 +31,9 @@ from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
 from devstack.processes import Issuer, ProcessGroup, admin
 from devstack.redis import free_port
+from devstack.smtp import SmtpSink
+from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
+from gateway.admin_api.service import secret_digest
 from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
 from gateway.journal.signing import generate as generate_journal_key
 from runtime import providers as registry
@@ -67,6 +71,12 @@ GATEWAY = Process("gateway", "gateway", 50051, 9451)
 """The gateway on its default ports."""
 REST_PORT = 8080
 """The gateway's REST v3/v4 front, by default."""
+ADMIN = Process("admin-api", "gateway.admin_api", 50090, 9490)
+"""The admin API (the registry's only writer) on its default ports, apart from the gateway's."""
+ADMIN_REST_PORT = 8090
+"""The admin API's REST front for a console, by default."""
+SMTP_SINK_PORT = 2525
+"""The SMTP sink that receives the admin API's expiry notices, by default."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,9 @@ class PortPlan:
     providers: tuple[Process, ...]
     gateway: Process
     rest_port: int
+    admin: Process
+    admin_rest_port: int
+    smtp_port: int
 
     @property
     def rest_url(self) -> str:
@@ -108,7 +121,14 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
         return replace(process, port=take(process.port), metrics_port=take(process.metrics_port))
 
     providers = tuple(placed(process) for process in PROVIDERS)
-    return PortPlan(providers, placed(GATEWAY), take(REST_PORT))
+    return PortPlan(
+        providers,
+        placed(GATEWAY),
+        take(REST_PORT),
+        placed(ADMIN),
+        take(ADMIN_REST_PORT),
+        take(SMTP_SINK_PORT),
+    )
 
 
 _LEFEBVRE = "--nom LEFEBVRE --prenom ALEXIS --sexe F --naissance 1982-12-27 --pays 99100 --commune 08480"
@@ -218,6 +238,50 @@ def journal_env(database_url: str) -> dict[str, str]:
     }
 
 
+# -- the registry's admin API (issue 21) -----------------------------------------------------------
+
+
+def _admin_secret() -> str:
+    """The local admin operator's secret, kept across runs (the operators file holds its SHA-256)."""
+    path = _RUN_DIR / "admin-secret"
+    if not path.exists():
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+MAIL_DIR = _RUN_DIR / "mail"
+"""Where `make run`'s SMTP sink writes the expiry notices, one .eml file each."""
+
+
+def admin_env(database_url: str, redis_url: str, rest_port: int, smtp_port: int) -> dict[str, str]:
+    """The admin API's settings for the local stack: operator ``dev`` (admin), the demo signing key."""
+    operators = _RUN_DIR / "admin-operators.json"
+    operators.write_text(
+        json.dumps(
+            {"operators": [{"name": "dev", "role": "admin", "secret_sha256": secret_digest(_admin_secret())}]}
+        )
+    )
+    return {
+        "REGISTRY_DATABASE_URL": database_url,
+        "ADMIN_OPERATORS_FILE": str(operators),
+        "KEYS_DIR": str(_KEYS_DIR),
+        "TOKEN_SIGNING_KID": _DEMO_KID,
+        "REDIS_URL": redis_url,
+        "ADMIN_REST_PORT": str(rest_port),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        # A restarted stack sends what fell due meanwhile at once; then every ten minutes.
+        "NOTICE_INTERVAL_SECONDS": "600",
+    }
+
+
+def admin_setup(address: str) -> str:
+    """The one line that gives the admin CLI its admin API and operator secret."""
+    return f"export {ADDRESS_VARIABLE}={address} {TOKEN_VARIABLE}={_admin_secret()}"
+
+
 def demo_token(redis_url: str) -> str:
     """A key pair for the local gateway (made once) and a one-day token holding every scope."""
     if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
@@ -276,6 +340,15 @@ def main() -> None:
         for process in plan.providers:
             _start(group, process)
         token = demo_token(redis_url)
+        sink = SmtpSink(MAIL_DIR, plan.smtp_port)
+        sink.start()
+        print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
+        _start(
+            group,
+            plan.admin,
+            admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
+        )
+        print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
         _start(
             group,
             plan.gateway,
@@ -326,6 +399,11 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
     for line in curl_examples(plan.rest_url):
         print(f"  {line}")
+    print(
+        "\nthe admin API (habilitations, tokens: python -m gateway.admin habilitation --help), operator dev:"
+    )
+    print(f"  {admin_setup(plan.admin.address)}")
+    print("  .venv/bin/python -m gateway.admin habilitation list")
     print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
     print(
         f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "

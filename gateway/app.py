@@ -30,6 +30,7 @@ from gateway.pings import PingBoard
 from gateway.ratelimit import RateLimiter
 from gateway.redis.client import close as close_redis
 from gateway.redis.client import connect as connect_redis
+from gateway.registry.snapshot import RegistrySnapshot
 from gateway.rest.app import RestFront
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
@@ -39,6 +40,8 @@ from runtime.logs import configure_logging
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
 
 _LOG = structlog.get_logger(__name__)
+_REGISTRY_FIRST_LOAD_SECONDS = 10.0
+"""Longest a starting gateway waits for its first load of the registry; it then serves and keeps trying."""
 
 
 class GatewayServer(GrpcServer):
@@ -54,9 +57,10 @@ class GatewayServer(GrpcServer):
         availability: AvailabilityTracker | None = None,
         rest: RestServer | None = None,
         journal: Journal | None = None,
+        registry: RegistrySnapshot | None = None,
         reuse_port: bool = False,
     ) -> None:
-        """Serve ``services``; usage, journal, availability start with it; then ``on_shutdown``.
+        """Serve ``services``; usage, journal, registry, availability start with it; then ``on_shutdown``.
 
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
@@ -66,6 +70,7 @@ class GatewayServer(GrpcServer):
         self._usage = usage
         self._availability = availability
         self._journal = journal
+        self._registry = registry
         self.rest = rest
 
     async def start(self) -> None:
@@ -73,6 +78,8 @@ class GatewayServer(GrpcServer):
         await self._usage.start()
         if self._journal is not None:
             await self._journal.start()
+        if self._registry is not None:
+            await self._registry.start(first_load_timeout=_REGISTRY_FIRST_LOAD_SECONDS)
         await super().start()
         if self._availability is not None:
             await self._availability.start()
@@ -152,6 +159,7 @@ def build_server(
         )
     routes = build_routes()
     keys = KeyStore.from_source(settings.keys_dir, settings.jwks_file, settings.keys_reload_min_seconds)
+    registry = build_registry(settings)
     verifier = TokenVerifier(
         keys,
         issuer=settings.token_issuer,
@@ -159,6 +167,8 @@ def build_server(
         leeway_seconds=settings.token_leeway_seconds,
         max_bytes=settings.token_max_bytes,
         cache_size=settings.token_cache_size,
+        registry=registry,
+        environment=settings.gateway_environment,
     )
     redis_client = connect_redis(
         settings.redis_url,
@@ -237,6 +247,7 @@ def build_server(
             limiter.close,
             usage.close,
             journal.close,
+            *([registry.close] if registry is not None else []),
             availability.close,
             france_connect.close,
             channels.close,
@@ -246,7 +257,22 @@ def build_server(
         availability=availability,
         rest=rest,
         journal=journal,
+        registry=registry,
         reuse_port=reuse_port,
+    )
+
+
+def build_registry(settings: GatewaySettings) -> RegistrySnapshot | None:
+    """The registry snapshot ``REGISTRY_DATABASE_URL`` asks for; None: tokens carry their own rights."""
+    url = settings.registry_database_url.get_secret_value()
+    if not url:
+        return None
+    return RegistrySnapshot(
+        url,
+        reload_seconds=settings.registry_reload_seconds,
+        change_delay_seconds=settings.registry_change_delay_seconds,
+        retry_seconds=settings.registry_retry_seconds,
+        timeout_seconds=settings.journal_timeout_seconds,
     )
 
 

@@ -12,7 +12,9 @@ only when:
   (equal to ``TOKEN_ISSUER``), ``aud`` (containing ``TOKEN_AUDIENCE``), ``exp``,
   ``nbf`` and ``iat`` (with ``TOKEN_LEEWAY_SECONDS`` of clock skew, ``iat`` not
   in the future), ``jti`` (a UUID), ``sub`` (the habilitation), ``siret``,
-  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second);
+  ``scopes`` (strings), and optionally ``rate_limit`` (requests per second) and ``env``
+  (``production``, the default, or ``sandbox``: a token of the other environment than
+  ``GATEWAY_ENVIRONMENT`` is refused 00108 on the sandbox, 00109 in production);
 - every number in it is within `gateway.bounds`: dates from 0 to the year 9999,
   a lifetime (``exp`` minus ``iat``) of ``TOKEN_LIFETIME_MAX_DAYS`` at most, a
   rate limit from 1 to ``RATE_LIMIT_MAX_PER_SECOND``. A token outside them is
@@ -27,6 +29,13 @@ restart and a storm of made-up kids costs nothing.
 Verified tokens are cached by their text in a bounded LRU, and a cached token is
 never used past its ``exp``. Revocation is not decided here: it
 is read from Redis with the rate limit, in one round trip.
+
+With a registry (``REGISTRY_DATABASE_URL``, `gateway.registry.snapshot`), the JWT is only
+the key: its ``jti`` finds the token's record in the snapshot, whose habilitation gives
+the scopes, limits and holder at the time of the call (its claims of them are ignored),
+whose expiry replaces the JWT's (a prolongation keeps the JWT), and whose end (a ban
+from a date, a rotation's grace, a habilitation no longer validated) refuses it 00105.
+A token the registry lacks is refused 00101; before the registry was ever loaded, 00503.
 """
 
 from __future__ import annotations
@@ -46,7 +55,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
-from runtime.errors import expired_token, invalid_token
+from gateway.registry.model import Environment
+from gateway.registry.snapshot import RegistrySnapshot, TokenEntry
+from runtime.errors import (
+    expired_token,
+    invalid_token,
+    production_token_on_staging,
+    revoked_token,
+    staging_token_on_production,
+    store_unavailable,
+)
 
 _LOG = structlog.get_logger(__name__)
 
@@ -61,6 +79,8 @@ _KID_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PUBLIC_SUFFIX = ".public.pem"
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "jti", "sub"]
+
+_ENVIRONMENTS = {environment.value: environment for environment in Environment}
 
 ES256 = "ES256"
 EDDSA = "EdDSA"
@@ -82,6 +102,17 @@ class Token:
     """Expiry, in epoch seconds."""
     rate_limit_per_second: int | None
     """The token's own rate limit, if it has one; the gateway's default otherwise."""
+    habilitation_id: str = ""
+    """The registry's habilitation id: its tokens share their rate counters. Empty without a registry."""
+    rate_limit_per_minute: int | None = None
+    """The habilitation's per-minute limit, if it has one."""
+    environment: Environment = Environment.PRODUCTION
+    """Where the token may be used (its ``env`` claim; production when it has none)."""
+
+    @property
+    def rate_key(self) -> str:
+        """What its rate counters are keyed by: the habilitation, else the token itself."""
+        return self.habilitation_id or self.jti
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +251,8 @@ class TokenVerifier:
         max_bytes: int,
         cache_size: int,
         clock: Callable[[], float] = time.time,
+        registry: RegistrySnapshot | None = None,
+        environment: Environment = Environment.PRODUCTION,
     ) -> None:
         """Verify against ``keys`` with the given expectations.
 
@@ -231,8 +264,14 @@ class TokenVerifier:
             max_bytes: Longest ``authorization`` value accepted.
             cache_size: Verified tokens kept; 0 disables the cache.
             clock: Wall clock, in epoch seconds.
+            registry: The registry snapshot: set, a token's rights, expiry and end are its record's.
+            environment: The gateway's environment; a token of the other is refused (00108, 00109).
         """
         self._keys = keys
+        self._registry = registry
+        self._environment = environment
+        # By jti: the token as last resolved against the registry entry it came from.
+        self._resolved: dict[str, tuple[TokenEntry, Token]] = {}
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
@@ -258,8 +297,49 @@ class TokenVerifier:
         """Verify one ``Bearer <jwt>`` value.
 
         Raises:
-            ApiError: 00101 when the token is invalid, 00103 when it is expired.
+            ApiError: 00101 when the token is invalid (or, with a registry, unknown to it), 00103
+                when it is expired, 00105 when the registry ended it (a ban from a date, a rotation's
+                grace, a habilitation no longer validated), 00108 / 00109 when it is of the other
+                environment, 00503 when the registry was never loaded.
         """
+        token = self._verified(header)
+        return token if self._registry is None else self._resolve(token, self._registry)
+
+    def _resolve(self, token: Token, registry: RegistrySnapshot) -> Token:
+        """The token with its registry record's rights, as of this call (the snapshot's)."""
+        entry = registry.token(token.jti)
+        if entry is None:
+            if not registry.loaded:
+                raise store_unavailable()
+            raise invalid_token()
+        now = self._clock()
+        if entry.ends_at is not None and now >= entry.ends_at:
+            raise revoked_token()
+        if now >= entry.expires_at:
+            raise expired_token()
+        if not entry.rights.validated:
+            raise revoked_token()
+        resolved = self._resolved.get(token.jti)
+        if resolved is not None and resolved[0] is entry:
+            return resolved[1]
+        rights = entry.rights
+        enriched = Token(
+            jti=token.jti,
+            habilitation=rights.label,
+            siret=rights.siret,
+            scopes=rights.scopes,
+            expires_at=int(entry.expires_at),
+            rate_limit_per_second=rights.rate_per_second,
+            habilitation_id=rights.habilitation_id,
+            rate_limit_per_minute=rights.rate_per_minute,
+            environment=entry.environment,
+        )
+        if len(self._resolved) >= max(self._cache_size, 1):
+            self._resolved.clear()
+        self._resolved[token.jti] = (entry, enriched)
+        return enriched
+
+    def _verified(self, header: str) -> Token:
         # The scheme is case-insensitive (RFC 9110 §11.1): "bearer" is "Bearer".
         if len(header) > self._max_bytes or header[: len(_SCHEME)].lower() != _SCHEME.lower():
             raise invalid_token()
@@ -323,14 +403,23 @@ class TokenVerifier:
             raise invalid_token()
         if claims["exp"] <= now - self._leeway:
             raise expired_token()
+        if token.environment is not self._environment:
+            raise (
+                production_token_on_staging()
+                if token.environment is Environment.PRODUCTION
+                else staging_token_on_production()
+            )
         return token
 
 
 def _token_of(claims: Mapping[str, Any]) -> Token:
     jti, sub, siret, scopes = claims["jti"], claims["sub"], claims.get("siret"), claims.get("scopes")
     rate_limit = claims.get("rate_limit")
+    environment = claims.get("env", Environment.PRODUCTION.value)
     if (
-        not isinstance(jti, str)
+        not isinstance(environment, str)
+        or environment not in _ENVIRONMENTS
+        or not isinstance(jti, str)
         or not _UUID.fullmatch(jti)
         or not isinstance(sub, str)
         or not sub
@@ -350,4 +439,5 @@ def _token_of(claims: Mapping[str, Any]) -> Token:
         scopes=frozenset(scopes),
         expires_at=int(claims["exp"]),
         rate_limit_per_second=rate_limit,
+        environment=_ENVIRONMENTS[environment],
     )

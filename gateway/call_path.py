@@ -665,13 +665,21 @@ class CallPath:
             raise
 
     async def _limit(self, call: Exchange) -> None:
-        """Step 4: the token's rate limit and revocation, one Redis round trip.
+        """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.
+
+        The counters are the habilitation's (`Token.rate_key`), per second and, when it has one,
+        per minute (`gateway.ratelimit`).
 
         Raises:
             ApiError: 00105 revoked, 00429 over the limit.
         """
         token = call.holder
-        decision: RateDecision = await self.limiter.check(token.jti, token.rate_limit_per_second or 0)
+        decision: RateDecision = await self.limiter.check(
+            token.jti,
+            token.rate_limit_per_second or 0,
+            key=token.rate_key,
+            per_minute=token.rate_limit_per_minute or 0,
+        )
         if not decision.allowed:
             raise decision.refusal()
         call.decided(decision)
@@ -794,7 +802,12 @@ class CallPath:
 
     async def _tell_rate(self, token: Token) -> None:
         """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
-        state = await self.limiter.peek(token.jti, token.rate_limit_per_second or 0)
+        state = await self.limiter.peek(
+            token.jti,
+            token.rate_limit_per_second or 0,
+            key=token.rate_key,
+            per_minute=token.rate_limit_per_minute or 0,
+        )
         if state is not None:
             current_call().response_metadata.extend(state.metadata)
 

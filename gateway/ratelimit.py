@@ -2,20 +2,31 @@
 
 Every call of a token runs one Lua script (`SCRIPT`) with EVALSHA. The script reads
 the revocation key of the token and applies GCRA, the generic cell rate algorithm,
-which stores one number per token: its theoretical arrival time (TAT). The rate is
-the token's (or ``RATE_LIMIT_PER_SECOND``). The bucket holds ``RATE_LIMIT_BURST``
-calls, or for a token whose own rate is lower, as many seconds of its rate as the
-default bucket holds of the default rate (`RateLimiter.burst_for`): the burst follows
-the token's limit. Rates and bursts are bounded (`gateway.bounds`), so no accepted
-value can make the script fail. Redis's own clock (TIME) makes every gateway replica
-take the same decision.
+which stores one number per bucket: its theoretical arrival time (TAT). The counters
+are keyed by the token's habilitation (its registry id: every token of a habilitation
+shares them, ACCESS-MODEL.md §7), or by the token itself when it has none (tokens
+carrying their own rights, the citizens of the access history). The per-second rate is
+the habilitation's (or ``RATE_LIMIT_PER_SECOND``); its bucket holds as many seconds of
+it as the default bucket holds of the default rate, ``RATE_LIMIT_BURST`` /
+``RATE_LIMIT_PER_SECOND`` (`RateLimiter.burst_for`), for a lower rate and a higher one
+alike: a habilitation at 10,000 per second gets a bucket of 10,000 with the defaults.
+A habilitation's per-minute limit, when it has one, is a second bucket of that many
+calls refilled over the minute, decided in the same script: a call is admitted only
+when both admit it, and the tighter one's state goes back in the ``RateLimit-*``
+metadata. Rates and bursts are bounded (`gateway.bounds`), so no accepted value can
+make the script fail. Redis's own clock (TIME) makes every gateway replica take the
+same decision.
 
-Redis keys (both carry the hash tag ``{<jti>}``, so they share a Cluster slot):
+Redis keys (each carries the hash tag ``{<key>}``, the habilitation's or the token's id,
+so that one call's keys share a Cluster slot):
 
-- ``rl:{<jti>}``: the TAT in microseconds; expires when the bucket is full again.
-- ``revoked:{<jti>}``: exists while the token is revoked (written by the admin CLI,
-  which also adds the jti to the set ``revoked`` and publishes it on the channel
-  ``revocations``, both read here only in degrade mode).
+- ``rl:{<key>}``: the per-second TAT in microseconds; expires when the bucket is full again.
+- ``rlm:{<key>}``: the per-minute TAT, for a habilitation with a per-minute limit.
+- ``revoked:{<key>}:<jti>`` (``revoked:{<jti>}`` for a token without habilitation):
+  exists while the token is revoked (written by the admin API, or the admin CLI for the
+  tokens registered in Redis, which also add the jti to the set ``revoked`` and publish
+  it on the channel ``revocations``, both read here only in degrade mode, where the
+  per-minute limit is not applied).
 
 When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
 decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
@@ -55,25 +66,32 @@ from google.rpc import error_details_pb2
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 
+from gateway.bounds import RATE_LIMIT_BURST_MAX
 from gateway.redis.pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
 
 SCRIPT = """
--- Revocation check and GCRA rate decision for one call, in one round trip.
+-- Revocation check and GCRA rate decisions (per second, and per minute when set) for one call,
+-- in one round trip.
 --
--- KEYS[1]  rl:{<jti>}       theoretical arrival time (TAT) of the token, integer microseconds
--- KEYS[2]  revoked:{<jti>}  exists while the token is revoked
+-- KEYS[1]  rl:{<key>}        theoretical arrival time (TAT) of the per-second bucket, integer µs
+-- KEYS[2]  revoked:{<key>}…  exists while the token is revoked
+-- KEYS[3]  rlm:{<key>}       TAT of the per-minute bucket (read and written only when ARGV[4] > 0)
 -- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
--- ARGV[2]  burst: calls a full bucket admits at once (integer, 1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
+-- ARGV[2]  burst: calls a full per-second bucket admits at once (1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
 -- ARGV[3]  count: 1 counts the call; 0 only reads the state (a call refused before the limiter)
+-- ARGV[4]  per_minute: requests per minute (a bucket of that many calls); 0 for none
 --
--- Returns {revoked, allowed, remaining, reset_us, retry_after_us}:
+-- <key> is the habilitation's id (its tokens share the counters), or the token's own id.
+-- Returns {revoked, allowed, remaining, reset_us, retry_after_us, window}:
 --   revoked         1 when the token is revoked (nothing else is computed or written)
---   allowed         1 when the call is admitted (and the TAT was advanced)
---   remaining       calls the token may still send right now
---   reset_us        microseconds until the bucket is full again
+--   allowed         1 when the call is admitted (and every TAT was advanced); a call one bucket
+--                   refuses advances none
+--   remaining       calls that may still be sent right now (the tighter bucket's)
+--   reset_us        microseconds until that bucket is full again
 --   retry_after_us  microseconds until the next call would be admitted (0 when allowed)
+--   window          1 when the per-second bucket is the tighter (or the one refusing), 60 the per-minute
 
 -- A script that reads TIME is not deterministic: replicate its writes, not the
 -- script (the default from Redis 5, required before it).
@@ -82,40 +100,67 @@ if redis.replicate_commands then
 end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {1, 0, 0, 0, 0}
+  return {1, 0, 0, 0, 0, 1}
 end
 
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 
 -- One call every `interval`; a call is admitted when it comes no earlier than
 -- `tolerance` before its theoretical arrival time: `burst` calls at once from an
--- idle token, then `rate` per second.
-local interval = 1000000 / rate
-local tolerance = interval * burst
-
-local tat = now
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  tat = math.max(tonumber(stored), now)
+-- idle bucket, then one per interval.
+local function bucket(key, interval, burst)
+  local tat = now
+  local stored = redis.call('GET', key)
+  if stored then
+    tat = math.max(tonumber(stored), now)
+  end
+  local new_tat = tat + interval
+  return {key = key, interval = interval, tolerance = interval * burst, tat = tat, new_tat = new_tat,
+          allow_at = new_tat - interval * burst}
 end
+
+local buckets = {bucket(KEYS[1], 1000000 / tonumber(ARGV[1]), tonumber(ARGV[2]))}
+local per_minute = tonumber(ARGV[4])
+if per_minute > 0 then
+  buckets[2] = bucket(KEYS[3], 60000000 / per_minute, per_minute)
+end
+local windows = {1, 60}
+
 if tonumber(ARGV[3]) == 0 then
-  return {0, 1, math.max(0, math.floor((now + tolerance - tat) / interval)), math.ceil(tat - now), 0}
+  local best, best_remaining = 1, nil
+  for i, b in ipairs(buckets) do
+    local remaining = math.max(0, math.floor((now + b.tolerance - b.tat) / b.interval))
+    if best_remaining == nil or remaining < best_remaining then
+      best, best_remaining = i, remaining
+    end
+  end
+  return {0, 1, best_remaining, math.ceil(buckets[best].tat - now), 0, windows[best]}
 end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
 
-if now < allow_at then
-  return {0, 0, 0, math.ceil(tat - now), math.ceil(allow_at - now)}
+local refusing = nil
+for i, b in ipairs(buckets) do
+  if now < b.allow_at and (refusing == nil or b.allow_at > buckets[refusing].allow_at) then
+    refusing = i
+  end
+end
+if refusing ~= nil then
+  local b = buckets[refusing]
+  return {0, 0, 0, math.ceil(b.tat - now), math.ceil(b.allow_at - now), windows[refusing]}
 end
 
--- The key expires when the bucket is full again: an idle token costs no memory.
--- At least 1 ms: SET refuses an expiry of 0, whatever rounding made of new_tat.
-local expiry_ms = math.max(1, math.ceil((new_tat - now) / 1000))
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', expiry_ms)
-return {0, 1, math.floor((now - allow_at) / interval), math.ceil(new_tat - now), 0}
+local best, best_remaining = 1, nil
+for i, b in ipairs(buckets) do
+  -- The key expires when the bucket is full again: an idle habilitation costs no memory.
+  -- At least 1 ms: SET refuses an expiry of 0, whatever rounding made of new_tat.
+  local expiry_ms = math.max(1, math.ceil((b.new_tat - now) / 1000))
+  redis.call('SET', b.key, string.format('%.0f', b.new_tat), 'PX', expiry_ms)
+  local remaining = math.floor((now - b.allow_at) / b.interval)
+  if best_remaining == nil or remaining < best_remaining then
+    best, best_remaining = i, remaining
+  end
+end
+return {0, 1, best_remaining, math.ceil(buckets[best].new_tat - now), 0, windows[best]}
 """
 
 REVOKED_SET = "revoked"
@@ -124,6 +169,7 @@ REVOCATIONS_CHANNEL = "revocations"
 """Pub/sub channel on which the admin CLI publishes each revoked jti as it revokes it."""
 
 _LOCAL_STATE_PRUNE_SIZE = 10_000
+_MINUTE = 60
 
 _LOG = structlog.get_logger(__name__)
 
@@ -161,14 +207,21 @@ class ScriptCalls(Protocol):
         """Run a loaded script (NoScriptError when it is not)."""
 
 
-def rate_key(token_id: str) -> str:
-    """Key of the token's theoretical arrival time."""
-    return f"rl:{{{token_id}}}"
+def rate_key(key: str) -> str:
+    """Key of the per-second bucket's theoretical arrival time (``key``: the habilitation, or the token)."""
+    return f"rl:{{{key}}}"
 
 
-def revoked_key(token_id: str) -> str:
-    """Key that exists while the token is revoked."""
-    return f"revoked:{{{token_id}}}"
+def minute_key(key: str) -> str:
+    """Key of the per-minute bucket's theoretical arrival time."""
+    return f"rlm:{{{key}}}"
+
+
+def revoked_key(token_id: str, key: str | None = None) -> str:
+    """Key that exists while the token is revoked, in the slot of its rate key (``key``, or the token)."""
+    if key is None or key == token_id:
+        return f"revoked:{{{token_id}}}"
+    return f"revoked:{{{key}}}:{token_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +237,9 @@ class RateDecision:
         retry_after_seconds: Seconds until the next call would be admitted (0 when allowed).
         token_id: The token's jti.
         rate_per_second: The steady rate applied.
+        window_seconds: 1 when the per-second bucket is the tighter (or the one that refused), 60
+            when it is the habilitation's per-minute bucket (then ``limit`` is its per-minute limit).
+        rate_key: What the counters are keyed by: the habilitation's id, or the token's.
         decided_at: When the decision was made, Unix epoch seconds (wall clock).
         metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
             ``ratelimit-reset`` (the Unix epoch second at which the bucket is full again,
@@ -199,6 +255,8 @@ class RateDecision:
     retry_after_seconds: float
     token_id: str = ""
     rate_per_second: int = 0
+    window_seconds: int = 1
+    rate_key: str = ""
     decided_at: float = field(default_factory=time.time)
 
     @property
@@ -225,14 +283,26 @@ class RateDecision:
             return revoked_token()
         if self.allowed:
             raise ValueError("an allowed call has no refusal")
-        violation = error_details_pb2.QuotaFailure.Violation(
-            subject=f"token:{self.token_id}",
-            description=f"Limite de {self.rate_per_second} requêtes par seconde par jeton, "
-            f"rafales de {self.limit} requêtes au plus",
-            quota_metric="requests",
-            quota_id="RequestsPerSecondPerToken",
-            quota_value=self.rate_per_second,
-        )
+        shared = bool(self.rate_key) and self.rate_key != self.token_id
+        subject = f"habilitation:{self.rate_key}" if shared else f"token:{self.token_id}"
+        holder = "par habilitation" if shared else "par jeton"
+        if self.window_seconds == _MINUTE:
+            violation = error_details_pb2.QuotaFailure.Violation(
+                subject=subject,
+                description=f"Limite de {self.limit} requêtes par minute {holder}",
+                quota_metric="requests",
+                quota_id="RequestsPerMinutePerHabilitation",
+                quota_value=self.limit,
+            )
+        else:
+            violation = error_details_pb2.QuotaFailure.Violation(
+                subject=subject,
+                description=f"Limite de {self.rate_per_second} requêtes par seconde {holder}, "
+                f"rafales de {self.limit} requêtes au plus",
+                quota_metric="requests",
+                quota_id="RequestsPerSecondPerHabilitation" if shared else "RequestsPerSecondPerToken",
+                quota_value=self.rate_per_second,
+            )
         return too_many_requests(
             retry_after_seconds=self.retry_after_seconds,
             quota=error_details_pb2.QuotaFailure(violations=[violation]),
@@ -323,7 +393,9 @@ class RateLimiter:
             return None
         return self._clock() - self._revoked_snapshot_at
 
-    async def check(self, token_id: str, rate_per_second: int) -> RateDecision:
+    async def check(
+        self, token_id: str, rate_per_second: int, *, key: str | None = None, per_minute: int = 0
+    ) -> RateDecision:
         """Check the token's revocation and count one call against its rate.
 
         One EVALSHA on the request path (plus SCRIPT LOAD on first use and after a
@@ -331,6 +403,9 @@ class RateLimiter:
 
         Args:
             token_id: The token's jti (a UUID, checked by authentication).
+            key: What the counters are keyed by: the habilitation's id, whose tokens share them;
+                the token's own id when None.
+            per_minute: The habilitation's per-minute limit, decided in the same round trip; 0: none.
             rate_per_second: The token's own limit, or 0 (or less) for the default.
 
         Returns:
@@ -355,7 +430,7 @@ class RateLimiter:
             else:
                 await self._connections.acquire()  # free: taken at once, nothing to time
             try:
-                decision = await self._decide_in_redis(token_id, rate)
+                decision = await self._decide_in_redis(token_id, rate, key or token_id, per_minute)
             finally:
                 self._connections.release()
             if decision is not None:
@@ -363,18 +438,20 @@ class RateLimiter:
         return self._decide_without_redis(token_id, rate)
 
     def burst_for(self, rate: int) -> int:
-        """Calls the bucket of a token at ``rate`` per second holds at once.
+        """Calls the per-second bucket of a habilitation at ``rate`` per second holds at once.
 
-        ``RATE_LIMIT_BURST`` at the default rate or above; below it, as many seconds
-        of the token's rate as the default bucket holds of the default rate, rounded
-        up: a token at 1 per second gets a bucket of 1 with the default settings.
+        As many seconds of its rate as the default bucket holds of the default rate
+        (``RATE_LIMIT_BURST`` / ``RATE_LIMIT_PER_SECOND``), rounded up, whether the rate is
+        lower or higher than the default, within `gateway.bounds.RATE_LIMIT_BURST_MAX`: with
+        the default settings (20 and 20), a habilitation at 1 per second gets a bucket of 1,
+        one at 10,000 a bucket of 10,000.
         """
         default_rate, burst = self._settings.rate_limit_per_second, self._settings.rate_limit_burst
-        if rate >= default_rate:
-            return burst
-        return max(1, -(-burst * rate // default_rate))
+        return min(RATE_LIMIT_BURST_MAX, max(1, -(-burst * rate // default_rate)))
 
-    async def _decide_in_redis(self, token_id: str, rate: int) -> RateDecision | None:
+    async def _decide_in_redis(
+        self, token_id: str, rate: int, key: str, per_minute: int
+    ) -> RateDecision | None:
         """The decision of Redis, or None when Redis could not be asked or failed."""
         if not self._may_try_redis():  # the breaker opened while this call waited
             return None
@@ -383,7 +460,7 @@ class RateLimiter:
             self._probing = True
         started = time.perf_counter()
         try:
-            decision = await self._check_in_redis(token_id, rate)
+            decision = await self._check_in_redis(token_id, rate, key, per_minute)
         except MaxConnectionsError:
             # Every connection is busy (a Cluster node's pool does not queue): Redis is
             # fine, this call alone is refused.
@@ -422,7 +499,9 @@ class RateLimiter:
             return True
         return not self._probing and self._clock() >= self._retry_at
 
-    async def peek(self, token_id: str, rate_per_second: int) -> RateDecision | None:
+    async def peek(
+        self, token_id: str, rate_per_second: int, *, key: str | None = None, per_minute: int = 0
+    ) -> RateDecision | None:
         """The token's rate-limit state, without counting a call.
 
         For the metadata of a call refused before the limiter (scope, recipient): it
@@ -437,39 +516,51 @@ class RateLimiter:
         if not self._may_try_redis():
             return None
         try:
-            return await self._check_in_redis(token_id, rate, count=False)
+            return await self._check_in_redis(token_id, rate, key or token_id, per_minute, count=False)
         except (RedisError, OSError, TimeoutError):
             return None
 
-    async def _check_in_redis(self, token_id: str, rate: int, *, count: bool = True) -> RateDecision:
+    async def _check_in_redis(
+        self, token_id: str, rate: int, key: str, per_minute: int, *, count: bool = True
+    ) -> RateDecision:
         burst = self.burst_for(rate)
-        keys_and_args = (rate_key(token_id), revoked_key(token_id), rate, burst, int(count))
+        keys_and_args = (
+            rate_key(key),
+            revoked_key(token_id, key),
+            minute_key(key),
+            rate,
+            burst,
+            int(count),
+            per_minute,
+        )
         if self._pipeline is not None:  # it times its replies itself, the loop's busy time aside
             reply = await self._run_script(keys_and_args)
         else:
             async with asyncio.timeout(self._settings.redis_timeout_seconds):
                 reply = await self._run_script(keys_and_args)
-        revoked, allowed, remaining, reset_us, retry_us = (int(value) for value in reply)
+        revoked, allowed, remaining, reset_us, retry_us, window = (int(value) for value in reply)
         return RateDecision(
             allowed=bool(allowed),
             revoked=bool(revoked),
-            limit=burst,
+            limit=per_minute if window == _MINUTE else burst,
             remaining=remaining,
             reset_seconds=reset_us / 1e6,
             retry_after_seconds=retry_us / 1e6,
             token_id=token_id,
             rate_per_second=rate,
+            window_seconds=window,
+            rate_key=key,
         )
 
-    async def _run_script(self, keys_and_args: tuple[str, str, int, int, int]) -> Any:
+    async def _run_script(self, keys_and_args: tuple[str, str, str, int, int, int, int]) -> Any:
         if self._sha is None:
             self._sha = await self._scripts.script_load(SCRIPT)
         try:
-            return await self._scripts.evalsha(self._sha, 2, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 3, *keys_and_args)
         except NoScriptError:
             # Redis restarted or SCRIPT FLUSH: load it again, once.
             self._sha = await self._scripts.script_load(SCRIPT)
-            return await self._scripts.evalsha(self._sha, 2, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 3, *keys_and_args)
 
     def _redis_failed(self, exc: BaseException) -> None:
         REDIS_ERRORS.inc()

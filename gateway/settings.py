@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, create_model
 
 from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
+from gateway.registry.model import Environment
 from runtime.providers import BY_NAME, PROVIDERS
 from runtime.settings import ServerSettings
 
@@ -204,10 +205,10 @@ class GatewaySettings(_WithProviderAddresses):
         default=20,
         ge=1,
         le=RATE_LIMIT_BURST_MAX,
-        description="Calls a token at the default rate may send at once from an idle bucket, steady rate "
-        "included: the size of its bucket, and of the bucket of a token with a higher rate of its own. "
-        "A token with a lower rate of its own gets a bucket as many seconds long: RATE_LIMIT_BURST x its "
-        "rate / RATE_LIMIT_PER_SECOND calls, rounded up (RATE_LIMIT_BURST).",
+        description="Calls a habilitation at the default rate may send at once from an idle bucket, steady "
+        "rate included: the size of its bucket. A habilitation with a rate of its own, lower or higher, "
+        "gets a bucket as many seconds long: RATE_LIMIT_BURST x its rate / RATE_LIMIT_PER_SECOND calls, "
+        "rounded up, at most 100000 (RATE_LIMIT_BURST).",
     )
     redis_failure_mode: RedisFailureMode = Field(
         default=RedisFailureMode.FAIL_CLOSED,
@@ -330,6 +331,39 @@ class GatewaySettings(_WithProviderAddresses):
         le=1000,
         description="Access-history requests per second per citizen; the bucket holds as many seconds "
         "of it as RATE_LIMIT_BURST does of RATE_LIMIT_PER_SECOND (ACCESS_HISTORY_RATE_PER_SECOND).",
+    )
+
+    # -- the registry of habilitations and tokens (gateway/registry/) ---------------------------
+    registry_database_url: SecretStr = Field(
+        default=SecretStr(""),
+        description="postgresql:// URL of the registry of habilitations and tokens (written by the admin "
+        "API); set, a token's scopes, limits, expiry and end are its registry record's, read from a "
+        "snapshot in memory, and a token the registry lacks is refused (00101); empty: the token's own "
+        "claims (REGISTRY_DATABASE_URL).",
+    )
+    registry_reload_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Full reload of the registry snapshot, besides the reload on each change announced "
+        "(REGISTRY_RELOAD_SECONDS).",
+    )
+    registry_change_delay_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Wait after a change is announced, so that changes committed together are taken in "
+        "one reload (REGISTRY_CHANGE_DELAY_SECONDS).",
+    )
+    registry_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Wait between two attempts to reach the registry (REGISTRY_RETRY_SECONDS).",
+    )
+    gateway_environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="production or sandbox: a token of the other environment is refused with its own "
+        "code (00108 a production token on the sandbox, 00109 a sandbox token in production) "
+        "(GATEWAY_ENVIRONMENT).",
     )
 
     # -- call path (added by the proxy) ---------------------------------------------------------

@@ -182,6 +182,31 @@ CODES: dict[str, ErrorCode] = {
         "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel: "
         "https://particulier.api.gouv.fr/compte",
     ),
+    # The real wording of 00107 to 00109 is not public (ACCESS-MODEL.md §12): these say the same thing.
+    "00107": ErrorCode(
+        grpc.StatusCode.PERMISSION_DENIED,
+        403,
+        "IP_NOT_ALLOWED",
+        "Adresse IP non autorisée",
+        "L'adresse IP d'où vient l'appel n'est pas dans la liste des adresses autorisées de votre "
+        "habilitation.",
+    ),
+    "00108": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "PRODUCTION_TOKEN_ON_STAGING",
+        "Jeton de production",
+        "Votre jeton est un jeton de production : il ne peut pas être utilisé sur l'environnement de "
+        "test (bac à sable). Utilisez un jeton de test.",
+    ),
+    "00109": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "STAGING_TOKEN_ON_PRODUCTION",
+        "Jeton de test",
+        "Votre jeton est un jeton de l'environnement de test (bac à sable) : il ne peut pas être utilisé "
+        "en production. Utilisez le jeton de production de votre habilitation.",
+    ),
     "00429": ErrorCode(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         429,

@@ -266,6 +266,16 @@ def revoked_token() -> ApiError:
     return api_error("00105")
 
 
+def production_token_on_staging() -> ApiError:
+    """A production token used on the sandbox (00108)."""
+    return api_error("00108")
+
+
+def staging_token_on_production() -> ApiError:
+    """A sandbox token used in production (00109)."""
+    return api_error("00109")
+
+
 def insufficient_scopes() -> ApiError:
     """Valid token without any scope that opens the method (00100)."""
     return api_error("00100")

@@ -26,7 +26,7 @@ import redis
 
 from contract.routes import contract_scopes
 from gateway import pings
-from gateway.admin import journal, keys, registry
+from gateway.admin import habilitations, journal, keys, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.france_connect import clients as france_connect_clients
 from gateway.recipient import is_valid_siret
@@ -384,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_redis(maintenance)
     maintenance.set_defaults(handler=_maintenance)
     journal.register(commands)
+    habilitations.register(commands, _default("redis_url"))
     return parser
 
 

@@ -21,23 +21,34 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.run import GATEWAY, PROVIDERS, REST_PORT, plan_ports
+from devstack.run import ADMIN, ADMIN_REST_PORT, GATEWAY, PROVIDERS, REST_PORT, SMTP_SINK_PORT, plan_ports
 from tests.conftest import REPO
 from tests.people import LEFEBVRE_QUERY
 
 _BANNER_END = "Ctrl-C stops everything."
 _START_SECONDS = 150.0
+_NEW_HABILITATION = (
+    "--label",
+    "CCAS de Lyon",
+    "--siret",
+    "13002526500013",
+    "--scope",
+    "cnaf_quotient_familial",
+)
 
 
 def test_the_plan_keeps_free_defaults_and_replaces_taken_ones() -> None:
     """A taken default gets another port; a free default is kept; no port is given twice."""
-    taken = {GATEWAY.port, REST_PORT, PROVIDERS[0].metrics_port}
+    taken = {GATEWAY.port, REST_PORT, PROVIDERS[0].metrics_port, ADMIN.port, SMTP_SINK_PORT}
     plan = plan_ports(lambda port: port not in taken)
     assert plan.gateway.port not in taken and plan.rest_port not in taken
+    assert plan.admin.port not in taken and plan.smtp_port not in taken
+    assert (plan.admin.metrics_port, plan.admin_rest_port) == (ADMIN.metrics_port, ADMIN_REST_PORT)
     assert plan.providers[0].metrics_port not in taken
     assert plan.gateway.metrics_port == GATEWAY.metrics_port
     assert [p.port for p in plan.providers] == [p.port for p in PROVIDERS]
-    every = [plan.rest_port, plan.gateway.port, plan.gateway.metrics_port]
+    every = [plan.rest_port, plan.gateway.port, plan.gateway.metrics_port, plan.admin_rest_port]
+    every += [plan.admin.port, plan.admin.metrics_port, plan.smtp_port]
     every += [port for p in plan.providers for port in (p.port, p.metrics_port)]
     assert len(every) == len(set(every))
     assert plan.provider_addresses()["CNAF_ADDRESS"] == f"127.0.0.1:{PROVIDERS[0].port}"
@@ -65,9 +76,10 @@ def _tokens_section() -> list[str]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[str]:
-    """`python -m devstack` with 8080 and 50051 held by another program; its banner once it serves."""
+    """`python -m devstack` with the gateway's, the admin API's and the SMTP sink's default ports held by
+    another program; its banner once it serves."""
     with ExitStack() as holding:
-        for port in (GATEWAY.port, REST_PORT):
+        for port in (GATEWAY.port, REST_PORT, ADMIN.port, SMTP_SINK_PORT):
             if (holder := _hold(port)) is not None:
                 holding.callback(holder.close)
         env = {**os.environ, "DEVSTACK_RUN_DIR": str(tmp_path / "run"), "PYTHONUNBUFFERED": "1"}
@@ -111,6 +123,9 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     assert rest is not None and grpc_address is not None and redis_url is not None, stack
     assert int(rest.group(2)) != REST_PORT and int(grpc_address.group(1)) != GATEWAY.port
     assert f"API_PARTICULIER_ADDRESS=127.0.0.1:{grpc_address.group(1)}" in stack
+    smtp = re.search(r"^smtp sink\s+127\.0\.0\.1:(\d+)", stack, re.MULTILINE)
+    assert smtp is not None and int(smtp.group(1)) != SMTP_SINK_PORT, stack
+    assert f"ADMIN_API_ADDRESS=127.0.0.1:{ADMIN.port} " not in stack
     assert f"'{rest.group(1)}/v3/dss/quotient_familial/identite?" in stack
 
     issue, *_ = _tokens_section()
@@ -135,3 +150,19 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"]["quotient_familial"]["valeur"] == 2550
+
+    # The one export line the admin CLI needs, then a habilitation made through the admin API.
+    admin_export = re.search(r"^  export (ADMIN_API_ADDRESS=\S+ ADMIN_API_TOKEN=\S+)$", stack, re.MULTILINE)
+    assert admin_export is not None, stack
+    admin_env = dict(pair.split("=", 1) for pair in admin_export.group(1).split())
+    created = subprocess.run(
+        [sys.executable, "-m", "gateway.admin", "habilitation", "create", *_NEW_HABILITATION],
+        cwd=REPO,
+        env={**os.environ, **admin_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    assert re.fullmatch(r"[0-9a-f-]{36}", created.stdout.strip().splitlines()[-1])

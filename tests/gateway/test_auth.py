@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth import EDDSA, ES256, KeyStore, TokenVerifier, load_jwks_file, load_keys_dir
+from gateway.registry.model import Environment
 from runtime.errors import ApiError
 from tests.gateway.tokens import AUDIENCE, ISSUER, SIRET, TokenFactory, ed25519_key, es256_key
 
@@ -27,7 +29,7 @@ class Clock:
 
 
 def verifier(keys: KeyStore, clock: Clock | None = None, cache_size: int = 100) -> TokenVerifier:
-    kwargs = {"clock": clock} if clock is not None else {}
+    kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
     return TokenVerifier(
         keys,
         issuer=ISSUER,
@@ -176,3 +178,28 @@ def test_key_source_must_be_set(tmp_path: Path) -> None:
         KeyStore.from_source(None, None, 5)
     with pytest.raises(ValueError, match="KEYS_DIR"):
         KeyStore.from_source(tmp_path, tmp_path / "jwks.json", 5)
+
+
+def test_a_token_of_the_other_environment_is_refused_with_its_own_code(tmp_path: Path) -> None:
+    """00109: a sandbox token on a production gateway; 00108: a production token on a sandbox one."""
+    key = es256_key()
+    key.write(tmp_path)
+    factory = TokenFactory(key)
+    store = KeyStore.from_source(tmp_path, None, 5)
+    production = verifier(store)
+    sandbox = TokenVerifier(
+        store,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        leeway_seconds=30,
+        max_bytes=4096,
+        cache_size=100,
+        environment=Environment.SANDBOX,
+    )
+
+    assert code_of(production, factory.bearer(env="sandbox")) == "00109"
+    assert code_of(sandbox, factory.bearer(env="production")) == "00108"
+    assert code_of(sandbox, factory.bearer()) == "00108"  # no env claim: a production token
+    assert sandbox.verify_header(factory.bearer(env="sandbox")).environment is Environment.SANDBOX
+    assert code_of(production, factory.bearer(env="staging")) == "00101"
+    assert code_of(production, factory.bearer(env=["sandbox"])) == "00101"

@@ -1,10 +1,12 @@
 """The gateway's own floors: no module or package of ``gateway/`` imports one on its floor or above.
 
-A newcomer climbs them from the bottom: the parts that know nothing of a call, the settings
-and the token, the stores and upstream clients (FranceConnect with its habilitations), the
-call path, its transport adapters (gRPC and REST, peers), the composition root, the process.
-A package (``journal/``, ``grpc/``, ``rest/``, ``france_connect/``, ``redis/``, ``admin/``) is
-one unit: its modules may import each other.
+A newcomer climbs them from the bottom: the parts that know nothing of a call, the registry
+of habilitations and tokens (its records and the gateways' snapshot of it), the settings and
+the token, the stores and upstream clients (FranceConnect with its habilitations), the call
+path, its transport adapters (gRPC and REST, peers), the composition root and the admin
+tools, the processes (the gateway's workers, the admin API). A package (``journal/``,
+``grpc/``, ``rest/``, ``france_connect/``, ``redis/``, ``registry/``, ``admin/``,
+``admin_api/``) is one unit: its modules may import each other.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
         "gateway bounds metrics masking recipient availability redis usage tokens",
+        "registry",
         "settings auth",
         "ratelimit france_connect channels journal pings",
         "call_path",
         "grpc rest",
         "app admin",
-        "workers",
+        "workers admin_api",
         "__main__",
     )
 )

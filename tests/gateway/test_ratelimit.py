@@ -488,12 +488,12 @@ async def test_a_token_s_lower_rate_bounds_its_burst(mesh: Mesh) -> None:
     assert trailers["ratelimit-remaining"] == "0"
 
 
-async def test_the_bucket_of_a_lower_rate_lasts_as_long_as_the_default_one(
+async def test_the_bucket_of_any_rate_lasts_as_long_as_the_default_one(
     client: redis.asyncio.Redis,
 ) -> None:
-    """RATE_LIMIT_BURST 40 at 20 per second is a two-second bucket: 10 calls for a token at 5 per second."""
+    """RATE_LIMIT_BURST 40 at 20 per second is a two-second bucket: 10 calls at 5 per second, 2000 at 1000."""
     limiter = RateLimiter(client, settings(rate_limit_per_second=20, rate_limit_burst=40))
-    assert [limiter.burst_for(rate) for rate in (1, 3, 5, 20, 1000)] == [2, 6, 10, 40, 40]
+    assert [limiter.burst_for(rate) for rate in (1, 3, 5, 20, 1000)] == [2, 6, 10, 40, 2000]
     jti = new_jti()
     decisions = [await limiter.check(jti, 5) for _ in range(11)]
     assert [d.allowed for d in decisions] == [True] * 10 + [False]
@@ -578,7 +578,9 @@ rate, burst, duration = int(rate), int(burst), float(duration)
 
 async def main():
     client = redis.asyncio.Redis.from_url(url)
-    limiter = RateLimiter(client, GatewaySettings(rate_limit_burst=burst, redis_timeout_seconds=2.0))
+    limiter = RateLimiter(
+        client, GatewaySettings(rate_limit_per_second=rate, rate_limit_burst=burst, redis_timeout_seconds=2.0)
+    )
     await limiter.check("warm-up-" + jti, rate)
     # Ready: the test gives every process the same start time once they all are.
     print("ready", flush=True)
@@ -691,3 +693,81 @@ async def test_a_redis_that_does_not_answer_is_still_an_outage(private_redis: Re
         await limiter.close()
         await client.aclose()
     assert refused.value.code == "00503"
+
+
+# -- limits per habilitation (issue 21) -------------------------------------------------------------
+
+
+async def test_two_tokens_of_one_habilitation_share_its_counter(redis_server: RedisProcess) -> None:
+    limiter = RateLimiter(connect(redis_server.url), settings(rate_limit_per_second=20, rate_limit_burst=20))
+    habilitation, first, second = new_jti(), new_jti(), new_jti()
+    try:
+        decisions = await asyncio.gather(
+            *(limiter.check(token, 20, key=habilitation) for token in [first, second] * 20)
+        )
+    finally:
+        await limiter.close()
+
+    admitted = sum(decision.allowed for decision in decisions)
+    # 20 at once from a full bucket, and what the steady 20/s refilled while the 40 calls ran.
+    assert 20 <= admitted <= 22
+    refused = next(decision for decision in decisions if not decision.allowed)
+    assert details(refused.refusal())[error_details_pb2.QuotaFailure].violations[0].subject == (  # type: ignore[attr-defined]
+        f"habilitation:{habilitation}"
+    )
+
+
+async def test_a_per_minute_limit_refuses_the_call_past_it_in_the_same_round_trip(
+    private_redis: RedisProcess,
+) -> None:
+    limiter = RateLimiter(
+        connect(private_redis.url), settings(rate_limit_per_second=1000, rate_limit_burst=1000)
+    )
+    habilitation = new_jti()
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    try:
+        before = (await command_counts(client)).get("evalsha", 0)
+        decisions = [await limiter.check(new_jti(), 1000, key=habilitation, per_minute=30) for _ in range(31)]
+        after = (await command_counts(client)).get("evalsha", 0)
+    finally:
+        await client.aclose()
+        await limiter.close()
+
+    assert [decision.allowed for decision in decisions] == [True] * 30 + [False]
+    assert (decisions[-1].window_seconds, decisions[-1].limit) == (60, 30)
+    assert dict(decisions[-1].metadata)["ratelimit-limit"] == "30"
+    assert int(dict(decisions[-1].metadata)["retry-after"]) >= 1
+    assert after - before == 31
+    # The tighter bucket speaks for an admitted call too.
+    assert (decisions[29].window_seconds, decisions[29].remaining) == (60, 0)
+
+
+async def test_the_bucket_follows_a_higher_rate(redis_server: RedisProcess) -> None:
+    limiter = RateLimiter(connect(redis_server.url), settings(rate_limit_per_second=20, rate_limit_burst=20))
+    habilitation = new_jti()
+    try:
+        assert limiter.burst_for(10_000) == 10_000
+        assert limiter.burst_for(1) == 1
+        decisions = await asyncio.gather(
+            *(limiter.check(new_jti(), 10_000, key=habilitation) for _ in range(21))
+        )
+    finally:
+        await limiter.close()
+
+    assert all(decision.allowed for decision in decisions)
+
+
+async def test_a_token_revoked_under_its_habilitation_is_refused(redis_server: RedisProcess) -> None:
+    limiter = RateLimiter(connect(redis_server.url), settings())
+    habilitation, token = new_jti(), new_jti()
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        await client.set(revoked_key(token, habilitation), "1")
+        revoked = await limiter.check(token, 10, key=habilitation)
+        other = await limiter.check(new_jti(), 10, key=habilitation)
+    finally:
+        await client.aclose()
+        await limiter.close()
+
+    assert revoked.revoked
+    assert other.allowed

@@ -175,8 +175,9 @@ async def test_lefebvre_quotient_familial_with_headers(front: Front) -> None:
     assert response.status_code == 200
     assert response.json()["data"]["quotient_familial"]["valeur"] == 2550
     assert _UUID.fullmatch(response.headers["x-request-id"])
-    assert int(response.headers["ratelimit-limit"]) == 50
-    assert 0 <= int(response.headers["ratelimit-remaining"]) < 50
+    # The token's 10,000 per second gets a bucket as long as the default one: 50 x 10,000 / 20 calls.
+    assert int(response.headers["ratelimit-limit"]) == 25_000
+    assert 0 <= int(response.headers["ratelimit-remaining"]) < 25_000
     # The epoch second at which the bucket is full again, as the spec documents it: not a delay.
     assert before < int(response.headers["ratelimit-reset"]) <= time.time() + 2
     assert "retry-after" not in response.headers
@@ -354,7 +355,7 @@ async def test_france_connect_token_alone(front: Front) -> None:
     assert first.json()["data"]["quotient_familial"]["valeur"] == 2550
     # The FranceConnect token's scopes mask the answer: fc-lefebvre-qf holds the QF value only.
     assert set(second.json()["data"]) == {"quotient_familial"}
-    assert first.headers["ratelimit-limit"] == second.headers["ratelimit-limit"] == "50"
+    assert first.headers["ratelimit-limit"] == second.headers["ratelimit-limit"] == "25000"
 
 
 async def test_a_france_connect_token_without_the_scope_is_403(front: Front) -> None:

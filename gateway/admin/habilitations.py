@@ -1,0 +1,501 @@
+"""``python -m gateway.admin habilitation …``, ``token …``, ``audit verify``, ``migrate-redis-tokens``.
+
+A client of the admin API (`gateway.registry`), the registry's only writer: it reaches it
+at ``ADMIN_API_ADDRESS`` (host:port) with the operator secret ``ADMIN_API_TOKEN``, which
+`make run` prints as one ``export`` line, over TLS when ``ADMIN_API_CA_FILE`` names the CA
+of its certificate. Standard output carries only the result: the new
+id on the last line for ``habilitation create``, the JWT on the last line for ``token
+issue``, ``rotate`` and ``ban`` (with a replacement), a table or JSON for the listings;
+messages go to standard error.
+
+Exit codes: 0 done; 1 refused (unknown id, the record's state, the operator's role or
+credential); 2 invalid arguments (the message names the field); 3 the admin API or its
+database unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
+
+from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
+from gateway.admin import registry as legacy
+from gateway.redis.client import close_sync, connect_sync
+from gateway.registry.model import TOKEN_DEFAULT_DAYS
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+ADDRESS_VARIABLE = "ADMIN_API_ADDRESS"
+TOKEN_VARIABLE = "ADMIN_API_TOKEN"  # noqa: S105 - the name of the variable, not a secret
+CA_VARIABLE = "ADMIN_API_CA_FILE"
+"""PEM CA of the admin API's certificate: set, the CLI speaks TLS (no secret crosses a network in clear)."""
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_TIMEOUT_SECONDS = 15.0
+_REFUSED = {
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
+
+Handler = Callable[[argparse.Namespace, admin_pb2_grpc.AdminServiceStub, tuple[tuple[str, str]]], int]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def duration(text: str) -> dt.timedelta:
+    """``30d``, ``12h``, ``90m`` or ``3600s``.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30d, 12h, 90m or 3600s")
+    return dt.timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _day(stamp: timestamp_pb2.Timestamp) -> str:
+    return f"{stamp.ToDatetime(dt.UTC):%Y-%m-%d %H:%M}" if stamp.seconds else "-"
+
+
+def _name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _json(message: Any) -> None:
+    print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+
+
+# -- habilitations ---------------------------------------------------------------------------------
+
+
+def _create_request(args: argparse.Namespace) -> admin_pb2.CreateHabilitationRequest:
+    return admin_pb2.CreateHabilitationRequest(
+        label=args.label,
+        siret=args.siret,
+        scopes=args.scope,
+        allowed_ips=args.allowed_ip or [],
+        rate_per_second=args.rate_per_second or 0,
+        rate_per_minute=args.rate_per_minute or 0,
+        contacts=args.contact or [],
+        datapass_id=args.datapass_id,
+        use_case=args.use_case,
+        legal_basis=args.legal_basis,
+    )
+
+
+def _habilitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    created = stub.CreateHabilitation(_create_request(args), metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    habilitation = created.habilitation
+    _say(
+        f"created habilitation {habilitation.label!r} (SIRET {habilitation.siret}), "
+        f"{len(habilitation.scopes)} scope(s)"
+    )
+    print(habilitation.id)
+    return EXIT_OK
+
+
+def _habilitation_update(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    request = admin_pb2.UpdateHabilitationRequest(id=args.id)
+    if args.label is not None:
+        request.label = args.label
+    if args.scope is not None:
+        request.scopes.values.extend(args.scope)
+    if args.allowed_ip is not None or args.any_ip:
+        request.allowed_ips.values.extend(args.allowed_ip or [])
+    if args.contact is not None:
+        request.contacts.values.extend(args.contact)
+    if args.rate_per_second is not None:
+        request.rate_per_second = args.rate_per_second
+    if args.rate_per_minute is not None:
+        request.rate_per_minute = args.rate_per_minute
+    if args.status is not None:
+        request.status = admin_pb2.HabilitationStatus.Value(f"HABILITATION_STATUS_{args.status.upper()}")
+    updated = stub.UpdateHabilitation(request, metadata=metadata, timeout=_TIMEOUT_SECONDS).habilitation
+    _say(f"updated habilitation {updated.label!r}: its tokens take the change within seconds")
+    print(updated.id)
+    return EXIT_OK
+
+
+def _habilitation_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.GetHabilitation(
+        admin_pb2.GetHabilitationRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    if args.json:
+        _json(found)
+        return EXIT_OK
+    habilitation = found.habilitation
+    rows = [
+        ("id", habilitation.id),
+        ("label", habilitation.label),
+        ("siret", habilitation.siret),
+        ("status", _name(admin_pb2.HabilitationStatus, habilitation.status, "HABILITATION_STATUS_")),
+        ("scopes", ", ".join(habilitation.scopes)),
+        ("allowed ips", ", ".join(habilitation.allowed_ips) or "any"),
+        ("rate/s", str(habilitation.rate_per_second or "default")),
+        ("rate/min", str(habilitation.rate_per_minute or "none")),
+        ("contacts", str(len(habilitation.contacts))),
+        ("datapass id", habilitation.datapass_id or "-"),
+    ]
+    for name, value in rows:
+        print(f"{name:<12} {value}")
+    print(f"tokens       {len(found.tokens)}")
+    _token_table(found.tokens)
+    return EXIT_OK
+
+
+def _habilitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.ListHabilitations(
+        admin_pb2.ListHabilitationsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    if args.json:
+        _json(found)
+        return EXIT_OK
+    _table(
+        ("ID", "STATUS", "SIRET", "SCOPES", "RATE/S", "RATE/MIN", "LABEL"),
+        [
+            (
+                h.id,
+                _name(admin_pb2.HabilitationStatus, h.status, "HABILITATION_STATUS_"),
+                h.siret,
+                str(len(h.scopes)),
+                str(h.rate_per_second or "default"),
+                str(h.rate_per_minute or "-"),
+                h.label,
+            )
+            for h in found.habilitations
+        ],
+    )
+    return EXIT_OK
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+def _token_table(tokens: Sequence[admin_pb2.Token]) -> None:
+    if not tokens:
+        return
+    _table(
+        ("ID", "STATE", "ENV", "KIND", "EXPIRES (UTC)", "ENDS (UTC)", "HABILITATION"),
+        [
+            (
+                t.id,
+                _name(admin_pb2.TokenState, t.state, "TOKEN_STATE_"),
+                _name(admin_pb2.Environment, t.environment, "ENVIRONMENT_"),
+                _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
+                _day(t.expires_at),
+                _day(t.revoked_at),
+                t.habilitation_id,
+            )
+            for t in tokens
+        ],
+    )
+
+
+def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    issued = stub.IssueToken(
+        admin_pb2.IssueTokenRequest(
+            habilitation_id=args.habilitation,
+            days=args.days,
+            kind=admin_pb2.TokenKind.Value(f"TOKEN_KIND_{args.kind.upper()}"),
+            environment=admin_pb2.Environment.Value(f"ENVIRONMENT_{args.environment.upper()}"),
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(f"issued token {issued.token.id} ({args.environment}), expires {_day(issued.token.expires_at)} UTC")
+    print(issued.jwt)
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    request = admin_pb2.ListTokensRequest(habilitation_id=args.habilitation or "")
+    if args.expiring_within is not None:
+        request.expiring_within.CopyFrom(
+            duration_pb2.Duration(seconds=int(args.expiring_within.total_seconds()))
+        )
+    found = stub.ListTokens(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    if args.json:
+        _json(found)
+    elif not found.tokens:
+        _say("no token")
+    else:
+        _token_table(found.tokens)
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    revoked = stub.RevokeToken(
+        admin_pb2.RevokeTokenRequest(id=args.id, reason=args.reason),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(f"revoked token {revoked.token.id}: refused by every gateway from its next call")
+    print(revoked.token.id)
+    return EXIT_OK
+
+
+def _token_rotate(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    rotated = stub.RotateToken(
+        admin_pb2.RotateTokenRequest(
+            id=args.id, grace=duration_pb2.Duration(seconds=int(args.grace.total_seconds()))
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(
+        f"token {rotated.old_token.id} works until {_day(rotated.old_token.revoked_at)} UTC; "
+        f"its replacement is {rotated.new_token.id}"
+    )
+    print(rotated.jwt)
+    return EXIT_OK
+
+
+def _token_prolong(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    prolonged = stub.ProlongToken(
+        admin_pb2.ProlongTokenRequest(id=args.id, days=args.days), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    _say(
+        f"token {prolonged.token.id} now expires {_day(prolonged.token.expires_at)} UTC; its JWT is unchanged"
+    )
+    print(prolonged.token.id)
+    return EXIT_OK
+
+
+def _token_ban(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    request = admin_pb2.BanTokenRequest(id=args.id, reason=args.reason, replace=not args.no_replacement)
+    if args.at is not None:
+        request.at.FromDatetime(args.at.astimezone(dt.UTC))
+    banned = stub.BanToken(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    _say(f"token {banned.token.id} banned from {_day(banned.token.revoked_at)} UTC")
+    if banned.jwt:
+        _say(f"its replacement is {banned.replacement.id}")
+        print(banned.jwt)
+    else:
+        print(banned.token.id)
+    return EXIT_OK
+
+
+def _audit_verify(_args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    verified = stub.VerifyAudit(admin_pb2.VerifyAuditRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    if verified.broken_at:
+        _say(f"the audit trail is broken at entry {verified.broken_at} of {verified.entries}")
+        return EXIT_REFUSED
+    _say(f"{verified.entries} audit entries verified; compare the head with the heads logged")
+    print(verified.head)
+    return EXIT_OK
+
+
+# -- migration of the Redis-registered tokens ------------------------------------------------------
+
+
+def _migrate_redis_tokens(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    client = connect_sync(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        records = legacy.list_tokens(client)
+    finally:
+        close_sync(client)
+    now = dt.datetime.now(dt.UTC).timestamp()
+    migrated = skipped = 0
+    for record in records:
+        status = record.status(now)
+        if status != "active" or record.iat is None or record.exp is None:
+            _say(f"skipped {record.jti}: {status}")
+            skipped += 1
+            continue
+        request = admin_pb2.ImportLegacyTokenRequest(
+            habilitation=admin_pb2.CreateHabilitationRequest(
+                label=record.label,
+                siret=record.siret,
+                scopes=record.scopes,
+                rate_per_second=record.rate_limit or 0,
+            ),
+            token_id=record.jti,
+        )
+        request.issued_at.FromSeconds(record.iat)
+        request.expires_at.FromSeconds(record.exp)
+        try:
+            imported = stub.ImportLegacyToken(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
+        except grpc.RpcError as error:
+            if error.code() not in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT}:
+                raise
+            _say(f"skipped {record.jti}: {error.details()}")
+            skipped += 1
+            continue
+        _say(f"migrated {record.jti} to habilitation {imported.habilitation.id} ({record.label!r})")
+        migrated += 1
+    _say(f"{migrated} token(s) migrated, {skipped} skipped")
+    print(migrated)
+    return EXIT_OK
+
+
+# -- parser and dispatch ---------------------------------------------------------------------------
+
+
+def _command(parent: Any, name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+    sub.set_defaults(handler=lambda args: run(args, handler))
+    return sub
+
+
+def _habilitation_fields(sub: argparse.ArgumentParser, *, required: bool) -> None:
+    sub.add_argument(
+        "--scope", action="append", required=required, help="a scope; repeat (a list given replaces)"
+    )
+    sub.add_argument(
+        "--allowed-ip", action="append", metavar="CIDR", help="an address or CIDR allowed; repeat"
+    )
+    sub.add_argument("--rate-per-second", type=_whole, help="calls per second shared by its tokens")
+    sub.add_argument("--rate-per-minute", type=_whole, help="calls per minute shared by its tokens")
+    sub.add_argument(
+        "--contact", action="append", metavar="EMAIL", help="an address for expiry notices; repeat"
+    )
+
+
+def _register_habilitation(commands: Any) -> None:
+    habilitation = commands.add_parser("habilitation", help="habilitations, through the admin API")
+    habilitations = habilitation.add_subparsers(dest="habilitation_command", required=True, metavar="ACTION")
+    create = _command(
+        habilitations, "create", "create one; prints its id on the last line", _habilitation_create
+    )
+    create.add_argument("--label", required=True)
+    create.add_argument("--siret", required=True, help="the holder's SIRET")
+    _habilitation_fields(create, required=True)
+    create.add_argument("--datapass-id", default="")
+    create.add_argument("--use-case", default="")
+    create.add_argument("--legal-basis", default="")
+    update = _command(
+        habilitations, "update", "change the fields given (a list replaces)", _habilitation_update
+    )
+    update.add_argument("id")
+    update.add_argument("--label")
+    _habilitation_fields(update, required=False)
+    update.add_argument("--any-ip", action="store_true", help="clear the allowed addresses: every address")
+    update.add_argument("--status", choices=["validated", "revoked", "archived"])
+    show = _command(habilitations, "show", "one habilitation and its tokens", _habilitation_show)
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    listing = _command(habilitations, "list", "every habilitation", _habilitation_list)
+    listing.add_argument("--json", action="store_true")
+
+
+def _register_token(commands: Any) -> None:
+    token = commands.add_parser("token", help="tokens of habilitations, through the admin API")
+    tokens = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    issue = _command(tokens, "issue", "issue a token; prints its JWT on the last line", _token_issue)
+    issue.add_argument("--habilitation", required=True, metavar="ID")
+    issue.add_argument(
+        "--days", type=_whole, default=TOKEN_DEFAULT_DAYS, help=f"default {TOKEN_DEFAULT_DAYS}"
+    )
+    issue.add_argument("--kind", choices=["classic", "editor"], default="classic")
+    issue.add_argument("--environment", choices=["production", "sandbox"], default="production")
+    token_list = _command(tokens, "list", "tokens (never their JWT)", _token_list)
+    token_list.add_argument("--habilitation", metavar="ID")
+    token_list.add_argument("--expiring-within", type=duration, metavar="DURATION", help="such as 30d")
+    token_list.add_argument("--json", action="store_true")
+    revoke = _command(tokens, "revoke", "revoke a token now", _token_revoke)
+    revoke.add_argument("id")
+    revoke.add_argument("--reason", required=True)
+    rotate = _command(tokens, "rotate", "replace a token; prints the new JWT", _token_rotate)
+    rotate.add_argument("id")
+    rotate.add_argument(
+        "--grace", type=duration, default=dt.timedelta(days=7), help="old token kept (default 7d)"
+    )
+    prolong = _command(tokens, "prolong", "move a token's expiry; its JWT is unchanged", _token_prolong)
+    prolong.add_argument("id")
+    prolong.add_argument(
+        "--days", type=_whole, default=TOKEN_DEFAULT_DAYS, help=f"from now, default {TOKEN_DEFAULT_DAYS}"
+    )
+    ban = _command(tokens, "ban", "ban a token from a date; prints the replacement's JWT", _token_ban)
+    ban.add_argument("id")
+    ban.add_argument("--at", type=_moment, help="ISO 8601 (UTC unless an offset is given); default now")
+    ban.add_argument("--reason", required=True)
+    ban.add_argument("--no-replacement", action="store_true")
+
+
+def register(commands: Any, redis_default: str) -> None:
+    """Add ``habilitation``, ``token``, ``audit`` and ``migrate-redis-tokens`` to the CLI's subcommands."""
+    _register_habilitation(commands)
+    _register_token(commands)
+    audit = commands.add_parser("audit", help="the admin actions' audit trail")
+    audits = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    _command(audits, "verify", "recompute the hash chain; prints its head", _audit_verify)
+    migrate = _command(
+        commands,
+        "migrate-redis-tokens",
+        "record the tokens registered in Redis (issue) in the registry, one habilitation each",
+        _migrate_redis_tokens,
+    )
+    migrate.add_argument(
+        "--redis-url", default=redis_default, help="Redis of the gateways (default: $REDIS_URL)"
+    )
+
+
+def run(args: argparse.Namespace, handler: Handler) -> int:
+    """Run one command against the admin API of ``ADMIN_API_ADDRESS``; its exit code."""
+    address, secret = os.environ.get(ADDRESS_VARIABLE, ""), os.environ.get(TOKEN_VARIABLE, "")
+    if not address or not secret:
+        _say(
+            f"error: set {ADDRESS_VARIABLE} (host:port) and {TOKEN_VARIABLE} (the operator secret): "
+            "make run prints them"
+        )
+        return EXIT_USAGE
+    ca_file = os.environ.get(CA_VARIABLE, "")
+    channel = (
+        grpc.secure_channel(address, grpc.ssl_channel_credentials(Path(ca_file).read_bytes()))
+        if ca_file
+        else grpc.insecure_channel(address)
+    )
+    with channel:
+        try:
+            return handler(
+                args, admin_pb2_grpc.AdminServiceStub(channel), (("authorization", f"Bearer {secret}"),)
+            )
+        except grpc.RpcError as error:
+            code = error.code()
+            _say(f"error: {error.details()}")
+            if code is grpc.StatusCode.INVALID_ARGUMENT:
+                return EXIT_USAGE
+            if code in _REFUSED:
+                return EXIT_REFUSED
+            if code is grpc.StatusCode.UNAVAILABLE:
+                _say(f"the admin API at {address} or its database cannot be reached; nothing was changed")
+            return EXIT_UNREACHABLE

@@ -1,0 +1,251 @@
+"""The admin API's REST front, for a console: JSON over HTTP on ``ADMIN_REST_PORT``, never a public port.
+
+The same actions and operator credentials as the gRPC service (`gateway.admin_api.service`):
+``Authorization: Bearer <operator secret>`` on every request.
+
+| method and path | action |
+|---|---|
+| ``GET /admin/v1/habilitations`` | every habilitation |
+| ``POST /admin/v1/habilitations`` | create (body: the habilitation's fields) |
+| ``GET /admin/v1/habilitations/{id}`` | one, with its tokens |
+| ``PATCH /admin/v1/habilitations/{id}`` | change the fields given (a list replaces; a rate of 0 clears) |
+| ``POST /admin/v1/habilitations/{id}/tokens`` | issue a token (body: ``days``, ``kind``, ``environment``) |
+| ``GET /admin/v1/tokens?habilitation_id=&expiring_within_days=`` | tokens |
+| ``POST /admin/v1/tokens/{id}/revoke`` | body ``reason`` |
+| ``POST /admin/v1/tokens/{id}/rotate`` | body ``grace_seconds`` |
+| ``POST /admin/v1/tokens/{id}/prolong`` | body ``days`` |
+| ``POST /admin/v1/tokens/{id}/ban`` | body ``at`` (ISO 8601, optional), ``reason``, ``replace`` |
+| ``GET /admin/v1/audit/verify`` | recompute the audit chain |
+
+Statuses: 400 (a body or value refused: ``{"error", "field"}``), 401, 403, 404, 409 (the
+record's state forbids it), 503 (the registry's database unreachable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.admin_api.service import (
+    AdminService,
+    ForbiddenError,
+    IssuedToken,
+    Operator,
+    Operators,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from gateway.registry import store
+from gateway.registry.model import (
+    TOKEN_DEFAULT_DAYS,
+    Environment,
+    InvalidInputError,
+    Status,
+    TokenKind,
+    TokenRecord,
+)
+
+Handler = Callable[[Request, Operator, dict[str, Any]], Awaitable[Any]]
+
+
+def _token_json(token: TokenRecord) -> dict[str, Any]:
+    return {**token.as_json(), "state": token.state(dt.datetime.now(dt.UTC)).value}
+
+
+def _issued_json(issued: IssuedToken | None) -> dict[str, Any] | None:
+    return None if issued is None else {"token": _token_json(issued.record), "jwt": issued.jwt}
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidInputError(name, "must be a whole number")
+    return value
+
+
+def _strings(body: dict[str, Any], name: str) -> list[str] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInputError(name, "must be a list of strings")
+    return value
+
+
+def _string(body: dict[str, Any], name: str, default: str = "") -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        raise InvalidInputError(name, "must be a string")
+    return value
+
+
+def _enum(kind: type[Any], body: dict[str, Any], name: str, default: Any) -> Any:
+    try:
+        return kind(body.get(name, default.value))
+    except ValueError:
+        raise InvalidInputError(name, f"must be one of {', '.join(item.value for item in kind)}") from None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        raise InvalidInputError("body", "not JSON") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("body", "must be a JSON object")
+    return parsed
+
+
+def build_app(service: AdminService, operators: Operators) -> Starlette:
+    """The REST front of ``service`` for ``operators``."""
+
+    def endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            try:
+                operator = operators.authenticate(request.headers.get("authorization"))
+                body = await _body(request) if request.method in {"POST", "PATCH"} else {}
+                return JSONResponse(await handler(request, operator, body), status_code=status)
+            except UnauthenticatedError as error:
+                return JSONResponse({"error": str(error)}, status_code=401)
+            except ForbiddenError as error:
+                return JSONResponse({"error": str(error)}, status_code=403)
+            except InvalidInputError as error:
+                return JSONResponse({"error": str(error), "field": error.field}, status_code=400)
+            except store.UnknownError as error:
+                return JSONResponse({"error": str(error)}, status_code=404)
+            except store.ConflictError as error:
+                return JSONResponse({"error": str(error)}, status_code=409)
+            except UnavailableError as error:
+                return JSONResponse({"error": str(error)}, status_code=503)
+
+        return serve
+
+    def path_id(request: Request) -> str:
+        return str(request.path_params["id"])
+
+    async def list_habilitations(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        return [habilitation.as_json() for habilitation in await service.list_habilitations(operator)]
+
+    async def create_habilitation(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        created = await service.create_habilitation(
+            operator,
+            label=_string(body, "label"),
+            siret=_string(body, "siret"),
+            scopes=_strings(body, "scopes") or [],
+            allowed_ips=_strings(body, "allowed_ips") or [],
+            rate_per_second=_optional_int(body, "rate_per_second"),
+            rate_per_minute=_optional_int(body, "rate_per_minute"),
+            contacts=_strings(body, "contacts") or [],
+            datapass_id=_string(body, "datapass_id"),
+            use_case=_string(body, "use_case"),
+            legal_basis=_string(body, "legal_basis"),
+        )
+        return created.as_json()
+
+    async def get_habilitation(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        habilitation, tokens = await service.get_habilitation(operator, path_id(request))
+        return {**habilitation.as_json(), "tokens": [_token_json(token) for token in tokens]}
+
+    async def update_habilitation(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        per_second, per_minute = (
+            _optional_int(body, "rate_per_second"),
+            _optional_int(body, "rate_per_minute"),
+        )
+        changes = store.HabilitationChanges(
+            label=_string(body, "label") if "label" in body else None,
+            scopes=_strings(body, "scopes"),
+            allowed_ips=_strings(body, "allowed_ips"),
+            rate_per_second=per_second or None,
+            clear_rate_per_second=per_second == 0,
+            rate_per_minute=per_minute or None,
+            clear_rate_per_minute=per_minute == 0,
+            contacts=_strings(body, "contacts"),
+            status=_enum(Status, body, "status", Status.VALIDATED) if "status" in body else None,
+        )
+        return (await service.update_habilitation(operator, path_id(request), changes)).as_json()
+
+    async def issue_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        issued = await service.issue_token(
+            operator,
+            path_id(request),
+            days=_optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
+            kind=_enum(TokenKind, body, "kind", TokenKind.CLASSIC),
+            environment=_enum(Environment, body, "environment", Environment.PRODUCTION),
+        )
+        return _issued_json(issued)
+
+    async def list_tokens(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        days = request.query_params.get("expiring_within_days")
+        if days is not None and not days.isdigit():
+            raise InvalidInputError("expiring_within_days", "must be a whole number of days")
+        tokens = await service.list_tokens(
+            operator,
+            habilitation_id=request.query_params.get("habilitation_id") or None,
+            expiring_within=None if days is None else dt.timedelta(days=int(days)),
+        )
+        return [_token_json(token) for token in tokens]
+
+    async def revoke(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        return _token_json(await service.revoke_token(operator, path_id(request), _string(body, "reason")))
+
+    async def rotate(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        grace = dt.timedelta(seconds=_optional_int(body, "grace_seconds") or 0)
+        old, new = await service.rotate_token(operator, path_id(request), grace=grace)
+        return {"old_token": _token_json(old), "new": _issued_json(new)}
+
+    async def prolong(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        days = _optional_int(body, "days") or TOKEN_DEFAULT_DAYS
+        return _token_json(await service.prolong_token(operator, path_id(request), days=days))
+
+    async def ban(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        at = None
+        if "at" in body:
+            try:
+                at = dt.datetime.fromisoformat(_string(body, "at"))
+            except ValueError:
+                raise InvalidInputError("at", "must be an ISO 8601 date and time") from None
+            if at.tzinfo is None:
+                raise InvalidInputError("at", "must give its offset (Z or +hh:mm)")
+        banned, replacement = await service.ban_token(
+            operator,
+            path_id(request),
+            at=at,
+            reason=_string(body, "reason"),
+            replace=body.get("replace") is True,
+        )
+        return {"token": _token_json(banned), "replacement": _issued_json(replacement)}
+
+    async def verify(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        verification = await service.verify_audit(operator)
+        return {
+            "entries": verification.entries,
+            "head": verification.head.hex(),
+            "broken_at": verification.broken_at,
+        }
+
+    prefix = "/admin/v1"
+    return Starlette(
+        routes=[
+            Route(f"{prefix}/habilitations", endpoint(list_habilitations), methods=["GET"]),
+            Route(f"{prefix}/habilitations", endpoint(create_habilitation, 201), methods=["POST"]),
+            Route(f"{prefix}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
+            Route(f"{prefix}/habilitations/{{id}}", endpoint(update_habilitation), methods=["PATCH"]),
+            Route(f"{prefix}/habilitations/{{id}}/tokens", endpoint(issue_token, 201), methods=["POST"]),
+            Route(f"{prefix}/tokens", endpoint(list_tokens), methods=["GET"]),
+            Route(f"{prefix}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
+            Route(f"{prefix}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
+            Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
+            Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
+            Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,365 @@
+"""The admin API's behaviour, shared by its gRPC service and its REST front.
+
+An **operator** authenticates with ``authorization: Bearer <secret>``; the operators
+file (``ADMIN_OPERATORS_FILE``) holds each one's name, role and the SHA-256 of the
+secret, never the secret itself::
+
+    {"operators": [{"name": "alice", "role": "admin", "secret_sha256": "<64 hex>"}]}
+
+Roles: ``viewer`` reads (habilitations, tokens, the audit trail); ``admin`` also
+writes. The operator's name is the audit trail's actor.
+
+Tokens are signed here (ES256, the ``TOKEN_SIGNING_KID`` key of ``KEYS_DIR``) and
+their JWT is shown once, when issued: the registry keeps only their record. The JWT
+names the token (``jti``), its habilitation (``sub``) and its environment (``env``);
+its ``exp`` is only an outer bound (`gateway.bounds.TOKEN_LIFETIME_MAX_SECONDS` after
+issue), since the registry's expiry is the one that counts and a prolongation keeps the
+JWT. It also carries the holder's ``siret`` and the habilitation's ``scopes`` at issue,
+which a gateway that reads the registry ignores.
+
+A revocation (or a ban or rotation that ends a token now) is also written to the
+gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
+``revocations`` channel), read with the rate decision of every call: it holds from the
+next call on every gateway, whatever their snapshot's age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jwt
+import psycopg
+import redis.asyncio
+import structlog
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
+from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
+from gateway.registry import audit, store
+from gateway.registry.model import Habilitation, TokenRecord, TokenState
+
+_LOG = structlog.get_logger(__name__)
+Result = TypeVar("Result")
+_SCHEME = "bearer "
+
+
+class Role(StrEnum):
+    """What an operator may do."""
+
+    VIEWER = "viewer"
+    """Read habilitations, tokens and the audit trail."""
+    ADMIN = "admin"
+    """Everything a viewer may, and every write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """An authenticated operator."""
+
+    name: str
+    role: Role
+
+
+class UnauthenticatedError(Exception):
+    """No operator credential, or one that matches no operator."""
+
+
+class ForbiddenError(Exception):
+    """The operator's role does not allow the action."""
+
+
+class UnavailableError(Exception):
+    """The registry's database cannot be reached; nothing was changed."""
+
+
+class Operators:
+    """The operators of the admin API, from the operators file."""
+
+    def __init__(self, entries: dict[str, tuple[str, Role]]) -> None:
+        """Args: entries: the SHA-256 of each secret (hex) → (name, role)."""
+        self._by_digest = {bytes.fromhex(digest): value for digest, value in entries.items()}
+
+    @classmethod
+    def from_file(cls, path: Path) -> Operators:
+        """Read an operators file.
+
+        Raises:
+            ValueError: the file is not as documented (the message says where).
+        """
+        document = json.loads(path.read_text())
+        entries: dict[str, tuple[str, Role]] = {}
+        for index, entry in enumerate(document.get("operators", [])):
+            name, role, digest = entry.get("name"), entry.get("role"), entry.get("secret_sha256")
+            if not isinstance(name, str) or not name or role not in set(Role):
+                raise ValueError(f"operator {index}: a name and a role (viewer or admin) are required")
+            if not isinstance(digest, str) or len(digest) != 64:
+                raise ValueError(f"operator {name!r}: secret_sha256 must be 64 hexadecimal digits")
+            entries[digest.lower()] = (name, Role(role))
+        return cls(entries)
+
+    def authenticate(self, header: str | None) -> Operator:
+        """The operator of an ``authorization`` value.
+
+        Raises:
+            UnauthenticatedError: none, not Bearer, or no operator has this secret.
+        """
+        if header is None or header[: len(_SCHEME)].lower() != _SCHEME:
+            raise UnauthenticatedError("an operator credential is required: authorization: Bearer <secret>")
+        digest = hashlib.sha256(header[len(_SCHEME) :].encode()).digest()
+        for known, (name, role) in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return Operator(name, role)
+        raise UnauthenticatedError("unknown operator credential")
+
+
+def secret_digest(secret: str) -> str:
+    """The ``secret_sha256`` of an operator's secret, as the operators file holds it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token just recorded, and its JWT, shown this once."""
+
+    record: TokenRecord
+    jwt: str
+
+
+class TokenSigner:
+    """Signs the JWT of a token record (ES256)."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, kid: str, issuer: str, audience: str) -> None:
+        """Sign with ``key`` under ``kid``, for ``issuer`` and ``audience``."""
+        self._key, self._kid, self._issuer, self._audience = key, kid, issuer, audience
+
+    def sign(self, token: TokenRecord, habilitation: Habilitation) -> str:
+        """The JWT of ``token`` (see the module's docstring for its claims)."""
+        issued = int(token.issued_at.timestamp())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "jti": token.id,
+            "sub": habilitation.id,
+            "env": token.environment.value,
+            "kind": token.kind.value,
+            "siret": habilitation.siret,
+            "scopes": list(habilitation.scopes),
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + TOKEN_LIFETIME_MAX_SECONDS,
+        }
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._kid, "typ": "JWT"})
+
+
+class AdminService:
+    """Every action of the admin API, for an authenticated operator."""
+
+    def __init__(
+        self,
+        database_url: str,
+        signer: TokenSigner,
+        redis_client: redis.asyncio.Redis,
+        *,
+        timeout_seconds: float,
+    ) -> None:
+        """Serve on ``database_url`` (one connection, opened on first use and again after a failure)."""
+        self._database_url = database_url
+        self._signer = signer
+        self._redis = redis_client
+        self._timeout = timeout_seconds
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        # One action at a time on the one connection: admin actions are few.
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close the database connection."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if self._conn is None or self._conn.closed:
+                        self._conn = await psycopg.AsyncConnection.connect(
+                            self._database_url, autocommit=True
+                        )
+                    yield self._conn
+            except (psycopg.OperationalError, OSError, TimeoutError) as error:
+                if self._conn is not None:
+                    await self._conn.close()
+                    self._conn = None
+                _LOG.warning("registry_unreachable", error_type=type(error).__name__)
+                raise UnavailableError(
+                    "the registry's database cannot be reached; nothing was changed"
+                ) from None
+
+    async def _run(
+        self,
+        operator: Operator,
+        role: Role,
+        action: Callable[[psycopg.AsyncConnection[Any]], Awaitable[Result]],
+    ) -> Result:
+        if role is Role.ADMIN and operator.role is not Role.ADMIN:
+            raise ForbiddenError(f"operator {operator.name!r} ({operator.role.value}) may not write")
+        async with self._connection() as conn:
+            result = await action(conn)
+            if role is Role.ADMIN:
+                # The head leaves the database in the log stream (gateway.registry.audit).
+                head = await _audit_head(conn)
+                _LOG.info("registry_audit_head", operator=operator.name, seq=head[0], head=head[1])
+            return result
+
+    # -- habilitations ------------------------------------------------------------------------------
+
+    async def create_habilitation(self, operator: Operator, **values: Any) -> Habilitation:
+        """`gateway.registry.store.create_habilitation`, as ``operator``."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.create_habilitation(conn, operator.name, **values)
+        )
+
+    async def update_habilitation(
+        self, operator: Operator, habilitation_id: str, changes: store.HabilitationChanges
+    ) -> Habilitation:
+        """`gateway.registry.store.update_habilitation`, as ``operator``."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: store.update_habilitation(conn, operator.name, habilitation_id, changes),
+        )
+
+    async def get_habilitation(
+        self, operator: Operator, habilitation_id: str
+    ) -> tuple[Habilitation, list[TokenRecord]]:
+        """A habilitation and its tokens."""
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> tuple[Habilitation, list[TokenRecord]]:
+            habilitation = await store.get_habilitation(conn, habilitation_id)
+            return habilitation, await store.list_tokens(conn, habilitation_id=habilitation.id)
+
+        return await self._run(operator, Role.VIEWER, read)
+
+    async def list_habilitations(self, operator: Operator) -> list[Habilitation]:
+        """Every habilitation."""
+        return await self._run(operator, Role.VIEWER, store.list_habilitations)
+
+    # -- tokens -------------------------------------------------------------------------------------
+
+    async def issue_token(self, operator: Operator, habilitation_id: str, **values: Any) -> IssuedToken:
+        """`gateway.registry.store.issue_token` and the new token's JWT."""
+
+        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
+            record = await store.issue_token(conn, operator.name, habilitation_id, **values)
+            return IssuedToken(
+                record, self._signer.sign(record, await store.get_habilitation(conn, habilitation_id))
+            )
+
+        return await self._run(operator, Role.ADMIN, issue)
+
+    async def list_tokens(
+        self, operator: Operator, *, habilitation_id: str | None, expiring_within: dt.timedelta | None
+    ) -> list[TokenRecord]:
+        """`gateway.registry.store.list_tokens`."""
+        return await self._run(
+            operator,
+            Role.VIEWER,
+            lambda conn: store.list_tokens(
+                conn, habilitation_id=habilitation_id, expiring_within=expiring_within
+            ),
+        )
+
+    async def revoke_token(self, operator: Operator, token_id: str, reason: str) -> TokenRecord:
+        """`gateway.registry.store.revoke_token`, then the revocation in Redis."""
+        record = await self._run(
+            operator, Role.ADMIN, lambda conn: store.revoke_token(conn, operator.name, token_id, reason)
+        )
+        await self._push_revocation(record)
+        return record
+
+    async def ban_token(
+        self, operator: Operator, token_id: str, *, at: dt.datetime | None, reason: str, replace: bool
+    ) -> tuple[TokenRecord, IssuedToken | None]:
+        """`gateway.registry.store.ban_token`, the replacement's JWT, and Redis when the ban starts now."""
+
+        async def ban(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken | None]:
+            banned, replacement = await store.ban_token(
+                conn, operator.name, token_id, at=at, reason=reason, replace=replace
+            )
+            if replacement is None:
+                return banned, None
+            habilitation = await store.get_habilitation(conn, banned.habilitation_id)
+            return banned, IssuedToken(replacement, self._signer.sign(replacement, habilitation))
+
+        banned, replacement = await self._run(operator, Role.ADMIN, ban)
+        await self._push_revocation(banned)
+        return banned, replacement
+
+    async def rotate_token(
+        self, operator: Operator, token_id: str, *, grace: dt.timedelta
+    ) -> tuple[TokenRecord, IssuedToken]:
+        """`gateway.registry.store.rotate_token` and the new token's JWT."""
+
+        async def rotate(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken]:
+            old, new = await store.rotate_token(conn, operator.name, token_id, grace=grace)
+            habilitation = await store.get_habilitation(conn, old.habilitation_id)
+            return old, IssuedToken(new, self._signer.sign(new, habilitation))
+
+        old, new = await self._run(operator, Role.ADMIN, rotate)
+        await self._push_revocation(old)
+        return old, new
+
+    async def prolong_token(self, operator: Operator, token_id: str, *, days: int) -> TokenRecord:
+        """`gateway.registry.store.prolong_token`."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.prolong_token(conn, operator.name, token_id, days=days)
+        )
+
+    async def import_legacy_token(
+        self, operator: Operator, **values: Any
+    ) -> tuple[Habilitation, TokenRecord]:
+        """`gateway.registry.store.import_legacy_token`, as ``operator``."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.import_legacy_token(conn, operator.name, **values)
+        )
+
+    async def verify_audit(self, operator: Operator) -> audit.Verification:
+        """`gateway.registry.audit.verify`."""
+        return await self._run(operator, Role.VIEWER, audit.verify)
+
+    async def _push_revocation(self, token: TokenRecord) -> None:
+        """Write a token that stopped working now to the gateways' Redis (a later end: the snapshots)."""
+        now = dt.datetime.now(dt.UTC)
+        if token.state(now) is not TokenState.REVOKED or token.revoked_at is None:
+            return
+        until = int(max(token.expires_at, now + dt.timedelta(minutes=1)).timestamp())
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(
+                revoked_key(token.id, token.habilitation_id),
+                str(int(token.revoked_at.timestamp())),
+                exat=until,
+            )
+            pipe.sadd(REVOKED_SET, token.id)
+            await pipe.execute()
+            await self._redis.publish(REVOCATIONS_CHANNEL, token.id)
+        except (redis.RedisError, OSError) as error:
+            # Recorded in the registry all the same: the gateways' snapshots refuse it within seconds.
+            _LOG.warning("revocation_not_pushed", error_type=type(error).__name__)
+
+
+async def _audit_head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
+    cursor = await conn.execute("SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1")
+    row = await cursor.fetchone()
+    return (0, audit.GENESIS.hex()) if row is None else (row[0], bytes(row[1]).hex())

@@ -1,0 +1,295 @@
+"""What the registry holds: habilitations and their tokens, and the checks on what is written.
+
+A **habilitation** (a DataPass authorization, ACCESS-MODEL.md §1.2) holds the rights:
+scopes, allowed IPs or CIDRs, per-second and per-minute limits. Its **tokens** are keys
+to it, several at once (a classic and an editor token, or an old and a new one during a
+rotation's grace); they share its limits, and a change of its scopes needs no new token.
+
+A token's life (ACCESS-MODEL.md §8): issued for ``TOKEN_DEFAULT_DAYS`` (18 months) unless
+told otherwise; prolonged (a later expiry, same token); rotated (a new token, the old
+one ending after a grace); banned from a date, with a replacement; revoked now, with a
+reason. ``revoked_at`` is when it stops working, whichever of these set it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from contract.routes import contract_scopes
+from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS
+from gateway.recipient import is_valid_siret
+
+TOKEN_DEFAULT_DAYS = 548
+"""18 months, the lifetime of a token of the real API (ACCESS-MODEL.md §8.1)."""
+RATE_LIMIT_MAX_PER_MINUTE = RATE_LIMIT_MAX_PER_SECOND * 60
+"""Highest per-minute limit of a habilitation."""
+LABEL_MAX = 200
+TEXT_MAX = 2000
+CONTACTS_MAX = 20
+ALLOWED_IPS_MAX = 100
+REASON_MAX = 500
+_EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+
+
+class InvalidInputError(ValueError):
+    """A value the registry refuses; ``field`` names it and the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class Status(StrEnum):
+    """A habilitation's status, as DataPass's that matter to calls (ACCESS-MODEL.md §1.1)."""
+
+    VALIDATED = "validated"
+    REVOKED = "revoked"
+    ARCHIVED = "archived"
+
+
+class TokenKind(StrEnum):
+    """A token's kind (ACCESS-MODEL.md §3)."""
+
+    CLASSIC = "classic"
+    EDITOR = "editor"
+
+
+class Environment(StrEnum):
+    """Where a token may be used: a token of one is refused by the other (401 00108 / 00109)."""
+
+    PRODUCTION = "production"
+    SANDBOX = "sandbox"
+
+
+class TokenState(StrEnum):
+    """A token's state at a given time."""
+
+    ACTIVE = "active"
+    ENDING = "ending"
+    """Works until its ``revoked_at`` (a ban from a later date, a rotation's grace)."""
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Habilitation:
+    """One habilitation, as stored."""
+
+    id: str
+    label: str
+    siret: str
+    datapass_id: str
+    use_case: str
+    legal_basis: str
+    scopes: tuple[str, ...]
+    allowed_ips: tuple[str, ...]
+    """CIDRs, normalised (a bare address is its /32 or /128); empty: every address."""
+    rate_per_second: int | None
+    """None: the gateway's ``RATE_LIMIT_PER_SECOND``."""
+    rate_per_minute: int | None
+    """None: no per-minute limit."""
+    contacts: tuple[str, ...]
+    """E-mail addresses the expiry notices go to."""
+    status: Status
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The habilitation as JSON values (the audit trail's before and after, the REST API)."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "siret": self.siret,
+            "datapass_id": self.datapass_id,
+            "use_case": self.use_case,
+            "legal_basis": self.legal_basis,
+            "scopes": list(self.scopes),
+            "allowed_ips": list(self.allowed_ips),
+            "rate_per_second": self.rate_per_second,
+            "rate_per_minute": self.rate_per_minute,
+            "contacts": list(self.contacts),
+            "status": self.status.value,
+            "valid_from": _iso(self.valid_from),
+            "valid_until": _iso(self.valid_until),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """One token, as stored (never the JWT itself: the registry cannot show it again)."""
+
+    id: str
+    """The JWT's ``jti``."""
+    habilitation_id: str
+    kind: TokenKind
+    environment: Environment
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    """The expiry that counts: the JWT's own ``exp`` is only a bound (a prolongation keeps the JWT)."""
+    revoked_at: dt.datetime | None
+    """When it stops working (revocation, ban, end of a rotation's grace); None: never before expiry."""
+    revoked_reason: str
+    replaces: str | None
+    replaced_by: str | None
+
+    def state(self, now: dt.datetime) -> TokenState:
+        """The token's state at ``now``."""
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return TokenState.REVOKED
+        if self.expires_at <= now:
+            return TokenState.EXPIRED
+        return TokenState.ACTIVE if self.revoked_at is None else TokenState.ENDING
+
+    def as_json(self) -> dict[str, Any]:
+        """The token as JSON values (the audit trail's before and after, the REST API)."""
+        return {
+            "id": self.id,
+            "habilitation_id": self.habilitation_id,
+            "kind": self.kind.value,
+            "environment": self.environment.value,
+            "issued_at": _iso(self.issued_at),
+            "expires_at": _iso(self.expires_at),
+            "revoked_at": _iso(self.revoked_at),
+            "revoked_reason": self.revoked_reason,
+            "replaces": self.replaces,
+            "replaced_by": self.replaced_by,
+        }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+# -- checks of what is written ----------------------------------------------------------------------
+
+
+def checked_label(label: str) -> str:
+    """A habilitation's label, stripped.
+
+    Raises:
+        InvalidInputError: empty or longer than `LABEL_MAX`.
+    """
+    label = label.strip()
+    if not 1 <= len(label) <= LABEL_MAX:
+        raise InvalidInputError("label", f"must be 1 to {LABEL_MAX} characters")
+    return label
+
+
+def checked_siret(siret: str) -> str:
+    """A holder's SIRET.
+
+    Raises:
+        InvalidInputError: not 14 digits passing the checksum (`gateway.recipient`).
+    """
+    if not is_valid_siret(siret):
+        raise InvalidInputError("siret", "not a SIRET: 14 digits passing the Luhn check")
+    return siret
+
+
+def checked_text(field: str, text: str) -> str:
+    """A free text field (DataPass id, use case, legal basis), stripped.
+
+    Raises:
+        InvalidInputError: longer than `TEXT_MAX`.
+    """
+    text = text.strip()
+    if len(text) > TEXT_MAX:
+        raise InvalidInputError(field, f"at most {TEXT_MAX} characters")
+    return text
+
+
+def checked_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Scopes the contracts name, in order, without duplicates.
+
+    Raises:
+        InvalidInputError: none given, or a scope no contract names.
+    """
+    wanted = tuple(dict.fromkeys(scope.strip() for scope in scopes))
+    if not wanted:
+        raise InvalidInputError("scopes", "at least one scope")
+    unknown = sorted(set(wanted) - contract_scopes())
+    if unknown:
+        raise InvalidInputError("scopes", f"unknown scope(s): {', '.join(unknown)}")
+    return wanted
+
+
+def checked_allowed_ips(entries: Iterable[str]) -> tuple[str, ...]:
+    """Addresses or CIDRs, normalised (host bits must be zero), without duplicates.
+
+    Raises:
+        InvalidInputError: an entry is neither, or more than `ALLOWED_IPS_MAX`.
+    """
+    networks: list[str] = []
+    for entry in entries:
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=True)
+        except ValueError:
+            raise InvalidInputError("allowed_ips", f"{entry[:50]!r} is not an IP address or CIDR") from None
+        networks.append(str(network))
+    unique = tuple(dict.fromkeys(networks))
+    if len(unique) > ALLOWED_IPS_MAX:
+        raise InvalidInputError("allowed_ips", f"at most {ALLOWED_IPS_MAX} entries")
+    return unique
+
+
+def checked_rate(field: str, value: int | None, highest: int) -> int | None:
+    """A per-second or per-minute limit, or None.
+
+    Raises:
+        InvalidInputError: not from 1 to ``highest``.
+    """
+    if value is not None and not 1 <= value <= highest:
+        raise InvalidInputError(field, f"must be from 1 to {highest}")
+    return value
+
+
+def checked_contacts(contacts: Iterable[str]) -> tuple[str, ...]:
+    """E-mail addresses, lower-cased, without duplicates.
+
+    Raises:
+        InvalidInputError: one is not an address, or more than `CONTACTS_MAX`.
+    """
+    found: list[str] = []
+    for contact in contacts:
+        address = contact.strip().lower()
+        if not _EMAIL.fullmatch(address):
+            # The address is personal data: the message does not repeat it.
+            raise InvalidInputError("contacts", "a contact is not an e-mail address")
+        found.append(address)
+    unique = tuple(dict.fromkeys(found))
+    if len(unique) > CONTACTS_MAX:
+        raise InvalidInputError("contacts", f"at most {CONTACTS_MAX} addresses")
+    return unique
+
+
+def checked_days(days: int) -> int:
+    """A token lifetime or prolongation, in days.
+
+    Raises:
+        InvalidInputError: not from 1 to `TOKEN_LIFETIME_MAX_DAYS`.
+    """
+    if not 1 <= days <= TOKEN_LIFETIME_MAX_DAYS:
+        raise InvalidInputError("days", f"must be from 1 to {TOKEN_LIFETIME_MAX_DAYS}")
+    return days
+
+
+def checked_reason(reason: str) -> str:
+    """A revocation or ban reason, stripped.
+
+    Raises:
+        InvalidInputError: empty or longer than `REASON_MAX`.
+    """
+    reason = reason.strip()
+    if not 1 <= len(reason) <= REASON_MAX:
+        raise InvalidInputError("reason", f"must be 1 to {REASON_MAX} characters")
+    return reason

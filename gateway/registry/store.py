@@ -1,0 +1,696 @@
+"""Reads and writes of the registry: every write in one transaction with its audit entry.
+
+Each write locks the row it changes, writes it, appends the audit entry (who, what,
+before, after: `gateway.registry.audit`) and announces the change on
+``registry_changes`` (`gateway.registry.schema.CHANNEL`), all in one transaction: a
+change is never seen without its audit entry, nor recorded without taking effect. The
+admin API (`gateway.admin_api`) is the only caller of the writes; the gateways only
+read (`load`).
+
+Errors: `UnknownError` for an id that names nothing, `ConflictError` for a change the
+record's state forbids (revoking a revoked token…), `gateway.registry.model.InvalidInputError`
+for a value out of bounds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, AsyncCursor, sql
+
+from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
+from gateway.registry import audit
+from gateway.registry.model import (
+    RATE_LIMIT_MAX_PER_MINUTE,
+    Environment,
+    Habilitation,
+    InvalidInputError,
+    Status,
+    TokenKind,
+    TokenRecord,
+    TokenState,
+    checked_allowed_ips,
+    checked_contacts,
+    checked_days,
+    checked_label,
+    checked_reason,
+    checked_scopes,
+    checked_siret,
+    checked_text,
+)
+from gateway.registry.schema import CHANNEL
+
+_HABILITATION_COLUMNS = sql.SQL(
+    "id, label, siret, datapass_id, use_case, legal_basis, scopes, allowed_ips, rate_per_second, "
+    "rate_per_minute, contacts, status, valid_from, valid_until, created_at, updated_at"
+)
+_TOKEN_COLUMNS = sql.SQL(
+    "id, habilitation_id, kind, environment, issued_at, expires_at, revoked_at, revoked_reason, "
+    "replaces, replaced_by"
+)
+
+
+def _query(template: str, **parts: sql.Composable) -> sql.Composed:
+    """A query of fixed text, its column lists filled in (``{h}`` habilitations', ``{t}`` tokens')."""
+    return sql.SQL(template).format(h=_HABILITATION_COLUMNS, t=_TOKEN_COLUMNS, **parts)
+
+
+async def _row(cursor: AsyncCursor[Any]) -> Any:
+    """The one row a statement returns by construction (SELECT now(), RETURNING, a locked row)."""
+    row = await cursor.fetchone()
+    if row is None:
+        raise RuntimeError("a statement that returns one row by construction returned none")
+    return row
+
+
+ENDED_KEPT = dt.timedelta(days=62)
+"""How long a token that stopped (expired, revoked, banned) stays in the gateways' snapshots: the
+usage statistics' span."""
+
+
+class UnknownError(LookupError):
+    """No habilitation or token has this id."""
+
+
+class ConflictError(Exception):
+    """The record's state forbids the change; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class HabilitationChanges:
+    """What an update changes; None leaves a field as it is, a list given replaces the stored one."""
+
+    label: str | None = None
+    scopes: Sequence[str] | None = None
+    allowed_ips: Sequence[str] | None = None
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
+    clear_rate_per_second: bool = False
+    """Back to the gateway's default rate."""
+    clear_rate_per_minute: bool = False
+    """No per-minute limit any more."""
+    contacts: Sequence[str] | None = None
+    use_case: str | None = None
+    legal_basis: str | None = None
+    status: Status | None = None
+
+
+def _habilitation(row: Sequence[Any]) -> Habilitation:
+    return Habilitation(
+        id=str(row[0]),
+        label=row[1],
+        siret=row[2],
+        datapass_id=row[3],
+        use_case=row[4],
+        legal_basis=row[5],
+        scopes=tuple(row[6]),
+        allowed_ips=tuple(str(network) for network in row[7]),
+        rate_per_second=row[8],
+        rate_per_minute=row[9],
+        contacts=tuple(row[10]),
+        status=Status(row[11]),
+        valid_from=row[12],
+        valid_until=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+    )
+
+
+def _token(row: Sequence[Any]) -> TokenRecord:
+    return TokenRecord(
+        id=str(row[0]),
+        habilitation_id=str(row[1]),
+        kind=TokenKind(row[2]),
+        environment=Environment(row[3]),
+        issued_at=row[4],
+        expires_at=row[5],
+        revoked_at=row[6],
+        revoked_reason=row[7],
+        replaces=None if row[8] is None else str(row[8]),
+        replaced_by=None if row[9] is None else str(row[9]),
+    )
+
+
+def _lock(lock: bool) -> sql.Composable:
+    return sql.SQL(" FOR UPDATE" if lock else "")
+
+
+def _uuid(field: str, text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInputError(field, "not a UUID") from None
+
+
+async def _now(conn: AsyncConnection[Any]) -> dt.datetime:
+    moment: dt.datetime = (await _row(await conn.execute("SELECT now()")))[0]
+    return moment
+
+
+async def _announce(conn: AsyncConnection[Any], habilitation_id: str) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, habilitation_id))
+
+
+# -- habilitations ---------------------------------------------------------------------------------
+
+
+async def create_habilitation(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    label: str,
+    siret: str,
+    scopes: Sequence[str],
+    allowed_ips: Sequence[str] = (),
+    rate_per_second: int | None = None,
+    rate_per_minute: int | None = None,
+    contacts: Sequence[str] = (),
+    datapass_id: str = "",
+    use_case: str = "",
+    legal_basis: str = "",
+    valid_until: dt.datetime | None = None,
+) -> Habilitation:
+    """Create a validated habilitation.
+
+    Raises:
+        InvalidInputError: a value out of bounds.
+        ConflictError: another habilitation has this DataPass id.
+    """
+    values = (
+        uuid.uuid4(),
+        checked_label(label),
+        checked_siret(siret),
+        checked_text("datapass_id", datapass_id),
+        checked_text("use_case", use_case),
+        checked_text("legal_basis", legal_basis),
+        list(checked_scopes(scopes)),
+        list(checked_allowed_ips(allowed_ips)),
+        _rate_per_second(rate_per_second),
+        _rate_per_minute(rate_per_minute),
+        list(checked_contacts(contacts)),
+        valid_until,
+    )
+    async with conn.transaction():
+        if values[3]:
+            found = await conn.execute(
+                "SELECT 1 FROM registry.habilitations WHERE datapass_id = %s", (values[3],)
+            )
+            if await found.fetchone() is not None:
+                raise ConflictError("a habilitation already has this DataPass id")
+        cursor = await conn.execute(
+            _query(
+                "INSERT INTO registry.habilitations ({h}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], "
+                "%s, %s, %s, 'validated', now(), %s, now(), now()) RETURNING {h}"
+            ),
+            values,
+        )
+        row = await _row(cursor)
+        habilitation = _habilitation(row)
+        await audit.append(
+            conn,
+            actor=actor,
+            action="habilitation.create",
+            target=habilitation.id,
+            before=None,
+            after=habilitation.as_json(),
+        )
+        await _announce(conn, habilitation.id)
+    return habilitation
+
+
+def _rate_per_second(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= RATE_LIMIT_MAX_PER_SECOND:
+        raise InvalidInputError("rate_per_second", f"must be from 1 to {RATE_LIMIT_MAX_PER_SECOND}")
+    return value
+
+
+def _rate_per_minute(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= RATE_LIMIT_MAX_PER_MINUTE:
+        raise InvalidInputError("rate_per_minute", f"must be from 1 to {RATE_LIMIT_MAX_PER_MINUTE}")
+    return value
+
+
+async def get_habilitation(
+    conn: AsyncConnection[Any], habilitation_id: str, *, lock: bool = False
+) -> Habilitation:
+    """The habilitation of this id (locked for the transaction when ``lock``).
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no habilitation has it.
+    """
+    cursor = await conn.execute(
+        _query("SELECT {h} FROM registry.habilitations WHERE id = %s{lock}", lock=_lock(lock)),
+        (_uuid("habilitation", habilitation_id),),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise UnknownError(f"no habilitation {habilitation_id}")
+    return _habilitation(row)
+
+
+async def list_habilitations(conn: AsyncConnection[Any]) -> list[Habilitation]:
+    """Every habilitation, oldest first."""
+    cursor = await conn.execute(_query("SELECT {h} FROM registry.habilitations ORDER BY created_at, id"))
+    return [_habilitation(row) for row in await cursor.fetchall()]
+
+
+async def update_habilitation(
+    conn: AsyncConnection[Any], actor: str, habilitation_id: str, changes: HabilitationChanges
+) -> Habilitation:
+    """Change a habilitation; its tokens take the change with no new token.
+
+    Raises:
+        InvalidInputError: a value out of bounds, or the id is not a UUID.
+        UnknownError: no habilitation has this id.
+    """
+    async with conn.transaction():
+        before = await get_habilitation(conn, habilitation_id, lock=True)
+        label = before.label if changes.label is None else checked_label(changes.label)
+        scopes = before.scopes if changes.scopes is None else checked_scopes(changes.scopes)
+        allowed = (
+            before.allowed_ips if changes.allowed_ips is None else checked_allowed_ips(changes.allowed_ips)
+        )
+        per_second = None if changes.clear_rate_per_second else before.rate_per_second
+        if changes.rate_per_second is not None:
+            per_second = _rate_per_second(changes.rate_per_second)
+        per_minute = None if changes.clear_rate_per_minute else before.rate_per_minute
+        if changes.rate_per_minute is not None:
+            per_minute = _rate_per_minute(changes.rate_per_minute)
+        contacts = before.contacts if changes.contacts is None else checked_contacts(changes.contacts)
+        use_case = before.use_case if changes.use_case is None else checked_text("use_case", changes.use_case)
+        legal_basis = (
+            before.legal_basis
+            if changes.legal_basis is None
+            else checked_text("legal_basis", changes.legal_basis)
+        )
+        status = before.status if changes.status is None else changes.status
+        cursor = await conn.execute(
+            _query(
+                "UPDATE registry.habilitations SET label = %s, scopes = %s, allowed_ips = %s::cidr[], "
+                "rate_per_second = %s, rate_per_minute = %s, contacts = %s, use_case = %s, legal_basis = %s, "
+                "status = %s, updated_at = now() WHERE id = %s RETURNING {h}"
+            ),
+            (
+                label,
+                list(scopes),
+                list(allowed),
+                per_second,
+                per_minute,
+                list(contacts),
+                use_case,
+                legal_basis,
+                status.value,
+                uuid.UUID(before.id),
+            ),
+        )
+        row = await _row(cursor)
+        after = _habilitation(row)
+        if status is not Status.VALIDATED and before.status is Status.VALIDATED:
+            # As the real platform's revoke!: a habilitation no longer validated ends its tokens now.
+            await conn.execute(
+                "UPDATE registry.tokens SET revoked_at = now(), revoked_reason = %s "
+                "WHERE habilitation_id = %s AND (revoked_at IS NULL OR revoked_at > now())",
+                (f"habilitation {status.value}", uuid.UUID(before.id)),
+            )
+        await audit.append(
+            conn,
+            actor=actor,
+            action="habilitation.update",
+            target=after.id,
+            before=before.as_json(),
+            after=after.as_json(),
+        )
+        await _announce(conn, after.id)
+    return after
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+async def get_token(conn: AsyncConnection[Any], token_id: str, *, lock: bool = False) -> TokenRecord:
+    """The token of this id (locked for the transaction when ``lock``).
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no token has it.
+    """
+    cursor = await conn.execute(
+        _query("SELECT {t} FROM registry.tokens WHERE id = %s{lock}", lock=_lock(lock)),
+        (_uuid("token", token_id),),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise UnknownError(f"no token {token_id}")
+    return _token(row)
+
+
+async def list_tokens(
+    conn: AsyncConnection[Any],
+    *,
+    habilitation_id: str | None = None,
+    expiring_within: dt.timedelta | None = None,
+) -> list[TokenRecord]:
+    """Tokens, soonest expiry first: of one habilitation, or those still usable that expire within a time.
+
+    Raises:
+        InvalidInputError: the habilitation id is not a UUID.
+    """
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    parameters: list[object] = []
+    if habilitation_id is not None:
+        conditions.append(sql.SQL("habilitation_id = %s"))
+        parameters.append(_uuid("habilitation", habilitation_id))
+    if expiring_within is not None:
+        conditions.append(sql.SQL("expires_at > now() AND expires_at <= now() + %s"))
+        conditions.append(sql.SQL("(revoked_at IS NULL OR revoked_at > now())"))
+        parameters.append(expiring_within)
+    cursor = await conn.execute(
+        _query(
+            "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
+            where=sql.SQL(" AND ").join(conditions),
+        ),
+        parameters,
+    )
+    return [_token(row) for row in await cursor.fetchall()]
+
+
+async def _insert_token(
+    conn: AsyncConnection[Any],
+    *,
+    habilitation_id: str,
+    kind: TokenKind,
+    environment: Environment,
+    expires_at: dt.datetime,
+    replaces: str | None,
+) -> TokenRecord:
+    cursor = await conn.execute(
+        _query(
+            "INSERT INTO registry.tokens ({t}) "
+            "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', %s, NULL) RETURNING {t}"
+        ),
+        (
+            uuid.uuid4(),
+            uuid.UUID(habilitation_id),
+            kind.value,
+            environment.value,
+            expires_at,
+            None if replaces is None else uuid.UUID(replaces),
+        ),
+    )
+    row = await _row(cursor)
+    return _token(row)
+
+
+async def issue_token(
+    conn: AsyncConnection[Any],
+    actor: str,
+    habilitation_id: str,
+    *,
+    days: int,
+    kind: TokenKind = TokenKind.CLASSIC,
+    environment: Environment = Environment.PRODUCTION,
+) -> TokenRecord:
+    """Record a new token of a validated habilitation, expiring in ``days``.
+
+    The caller signs its JWT (`gateway.admin_api.service.TokenSigner`) and hands it over once: the
+    registry keeps only the record.
+
+    Raises:
+        InvalidInputError: ``days`` out of bounds, or the id is not a UUID.
+        UnknownError: no habilitation has this id.
+        ConflictError: the habilitation is not validated.
+    """
+    days = checked_days(days)
+    async with conn.transaction():
+        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
+        if habilitation.status is not Status.VALIDATED:
+            raise ConflictError(f"the habilitation is {habilitation.status.value}: no token can be issued")
+        now = await _now(conn)
+        token = await _insert_token(
+            conn,
+            habilitation_id=habilitation.id,
+            kind=kind,
+            environment=environment,
+            expires_at=now + dt.timedelta(days=days),
+            replaces=None,
+        )
+        await audit.append(
+            conn, actor=actor, action="token.issue", target=token.id, before=None, after=token.as_json()
+        )
+        await _announce(conn, habilitation.id)
+    return token
+
+
+async def _ending(
+    conn: AsyncConnection[Any], action: str, token_id: str, at: dt.datetime | None
+) -> tuple[TokenRecord, dt.datetime]:
+    """Lock a token that still works; with when it is to stop: ``at``, or now when None or past."""
+    token = await get_token(conn, token_id, lock=True)
+    now = await _now(conn)
+    state = token.state(now)
+    if state in (TokenState.REVOKED, TokenState.EXPIRED):
+        raise ConflictError(f"the token is {state.value}: nothing to {action}")
+    return token, now if at is None or at < now else at
+
+
+async def revoke_token(conn: AsyncConnection[Any], actor: str, token_id: str, reason: str) -> TokenRecord:
+    """Revoke a token now, with a reason; every gateway refuses it (00105) from its next call.
+
+    Raises:
+        InvalidInputError: no reason, or the id is not a UUID.
+        UnknownError: no token has this id.
+        ConflictError: the token is already revoked or expired.
+    """
+    reason = checked_reason(reason)
+    async with conn.transaction():
+        before, now = await _ending(conn, "revoke", token_id, None)
+        after = await _set_end(conn, before, now, reason, replaced_by=before.replaced_by)
+        await audit.append(
+            conn,
+            actor=actor,
+            action="token.revoke",
+            target=after.id,
+            before=before.as_json(),
+            after=after.as_json(),
+        )
+        await _announce(conn, after.habilitation_id)
+    return after
+
+
+async def _set_end(
+    conn: AsyncConnection[Any], token: TokenRecord, at: dt.datetime, reason: str, *, replaced_by: str | None
+) -> TokenRecord:
+    cursor = await conn.execute(
+        _query(
+            "UPDATE registry.tokens SET revoked_at = %s, revoked_reason = %s, replaced_by = %s "
+            "WHERE id = %s RETURNING {t}"
+        ),
+        (at, reason, None if replaced_by is None else uuid.UUID(replaced_by), uuid.UUID(token.id)),
+    )
+    row = await _row(cursor)
+    return _token(row)
+
+
+async def ban_token(
+    conn: AsyncConnection[Any],
+    actor: str,
+    token_id: str,
+    *,
+    at: dt.datetime | None,
+    reason: str,
+    replace: bool,
+) -> tuple[TokenRecord, TokenRecord | None]:
+    """Ban a token from a date (now when None or past); a replacement of the same expiry when ``replace``.
+
+    As the real platform's admin ban (ACCESS-MODEL.md §8.5): the token works until ``at``.
+
+    Returns:
+        The banned token and its replacement (None without one).
+
+    Raises:
+        InvalidInputError: no reason, or the id is not a UUID.
+        UnknownError: no token has this id.
+        ConflictError: the token is already revoked, banned or expired.
+    """
+    reason = checked_reason(reason)
+    async with conn.transaction():
+        before, until = await _ending(conn, "ban", token_id, at)
+        if before.revoked_at is not None:
+            raise ConflictError("the token is already banned from a date")
+        replacement = None
+        if replace:
+            replacement = await _insert_token(
+                conn,
+                habilitation_id=before.habilitation_id,
+                kind=before.kind,
+                environment=before.environment,
+                expires_at=before.expires_at,
+                replaces=before.id,
+            )
+            await audit.append(
+                conn,
+                actor=actor,
+                action="token.issue",
+                target=replacement.id,
+                before=None,
+                after=replacement.as_json(),
+            )
+        after = await _set_end(
+            conn, before, until, reason, replaced_by=None if replacement is None else replacement.id
+        )
+        await audit.append(
+            conn,
+            actor=actor,
+            action="token.ban",
+            target=after.id,
+            before=before.as_json(),
+            after=after.as_json(),
+        )
+        await _announce(conn, after.habilitation_id)
+    return after, replacement
+
+
+async def rotate_token(
+    conn: AsyncConnection[Any], actor: str, token_id: str, *, grace: dt.timedelta
+) -> tuple[TokenRecord, TokenRecord]:
+    """Replace a token by a new one of the same habilitation, kind, environment and expiry.
+
+    Both work during ``grace`` (0: the old one stops now), so that a client can switch
+    without a failed call.
+
+    Returns:
+        The old token (ending after the grace) and the new one.
+
+    Raises:
+        InvalidInputError: a negative grace, or the id is not a UUID.
+        UnknownError: no token has this id.
+        ConflictError: the token no longer works or is already ending.
+    """
+    if grace < dt.timedelta(0):
+        raise InvalidInputError("grace", "must not be negative")
+    async with conn.transaction():
+        before, now = await _ending(conn, "rotate", token_id, None)
+        if before.revoked_at is not None:
+            raise ConflictError("the token is already ending (banned or rotated)")
+        new = await _insert_token(
+            conn,
+            habilitation_id=before.habilitation_id,
+            kind=before.kind,
+            environment=before.environment,
+            expires_at=before.expires_at,
+            replaces=before.id,
+        )
+        await audit.append(
+            conn, actor=actor, action="token.issue", target=new.id, before=None, after=new.as_json()
+        )
+        after = await _set_end(conn, before, now + grace, "rotated", replaced_by=new.id)
+        await audit.append(
+            conn,
+            actor=actor,
+            action="token.rotate",
+            target=after.id,
+            before=before.as_json(),
+            after=after.as_json(),
+        )
+        await _announce(conn, after.habilitation_id)
+    return after, new
+
+
+async def prolong_token(conn: AsyncConnection[Any], actor: str, token_id: str, *, days: int) -> TokenRecord:
+    """Set a token's expiry to ``days`` from now; its JWT and its habilitation's configuration stay.
+
+    The expiry notices start again from the new expiry (`gateway.registry.notices`).
+
+    Raises:
+        InvalidInputError: ``days`` out of bounds, or the id is not a UUID.
+        UnknownError: no token has this id.
+        ConflictError: the token is revoked or ending.
+    """
+    days = checked_days(days)
+    async with conn.transaction():
+        before = await get_token(conn, token_id, lock=True)
+        now = await _now(conn)
+        if before.revoked_at is not None:
+            raise ConflictError("the token is revoked or banned: issue a new one instead")
+        cursor = await conn.execute(
+            _query("UPDATE registry.tokens SET expires_at = %s WHERE id = %s RETURNING {t}"),
+            (now + dt.timedelta(days=days), uuid.UUID(before.id)),
+        )
+        row = await _row(cursor)
+        after = _token(row)
+        await audit.append(
+            conn,
+            actor=actor,
+            action="token.prolong",
+            target=after.id,
+            before=before.as_json(),
+            after=after.as_json(),
+        )
+        await _announce(conn, after.habilitation_id)
+    return after
+
+
+async def import_legacy_token(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    token_id: str,
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+    **habilitation: Any,
+) -> tuple[Habilitation, TokenRecord]:
+    """Record a token issued before the registry, under a habilitation of its own, keeping its id.
+
+    Its JWT keeps working: the gateways find its record by its ``jti``. ``habilitation``
+    takes the arguments of `create_habilitation`.
+
+    Raises:
+        InvalidInputError: a value out of bounds, or the id is not a UUID.
+        ConflictError: a token of this id is already recorded (migrated before).
+    """
+    token_uuid = _uuid("token", token_id)
+    async with conn.transaction():
+        found = await conn.execute("SELECT 1 FROM registry.tokens WHERE id = %s", (token_uuid,))
+        if await found.fetchone() is not None:
+            raise ConflictError("this token is already in the registry")
+        created = await create_habilitation(conn, actor, **habilitation)
+        cursor = await conn.execute(
+            _query(
+                "INSERT INTO registry.tokens ({t}) "
+                "VALUES (%s, %s, 'classic', 'production', %s, %s, NULL, '', NULL, NULL) RETURNING {t}"
+            ),
+            (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
+        )
+        token = _token(await _row(cursor))
+        await audit.append(
+            conn, actor=actor, action="token.import", target=token.id, before=None, after=token.as_json()
+        )
+    return created, token
+
+
+# -- what the gateways read ------------------------------------------------------------------------
+
+
+async def load(conn: AsyncConnection[Any]) -> tuple[list[Habilitation], list[TokenRecord]]:
+    """Every habilitation, and every token that works or stopped within `ENDED_KEPT`, in one consistent read.
+
+    The tokens that stopped are kept so that a gateway refuses them with their reason (00105
+    revoked or banned, 00103 expired) rather than as unknown (00101).
+    """
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        habilitations = await list_habilitations(conn)
+        cursor = await conn.execute(
+            _query(
+                "SELECT {t} FROM registry.tokens "
+                "WHERE expires_at > now() - %s AND (revoked_at IS NULL OR revoked_at > now() - %s)"
+            ),
+            (ENDED_KEPT, ENDED_KEPT),
+        )
+        tokens = [_token(row) for row in await cursor.fetchall()]
+    return habilitations, tokens

@@ -1,0 +1,184 @@
+"""The CLI's habilitation, token, audit and migration commands, as subprocesses against an admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import jwt
+import pytest
+
+from devstack.redis import RedisProcess
+from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
+from tests.conftest import run_python
+from tests.gateway.registry.conftest import (
+    ADMIN_SECRET,
+    SIRET,
+    VIEWER_SECRET,
+    AdminApi,
+    admin_api,
+    registry_url,
+)
+
+__all__ = ["admin_api", "registry_url"]
+
+# Each command is a Python process of its own, seconds to start on a loaded machine.
+pytestmark = pytest.mark.timeout(300)
+
+REPO = Path(__file__).resolve().parents[3]
+_QF = "cnaf_quotient_familial"
+
+
+async def cli(
+    api: AdminApi | None, *args: str, secret: str = ADMIN_SECRET
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway.admin <args>`` against ``api`` (none: without its settings), off the event loop."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in (ADDRESS_VARIABLE, TOKEN_VARIABLE, "REDIS_URL"):
+        env.pop(name, None)
+    if api is not None:
+        env[ADDRESS_VARIABLE] = api.grpc_address
+        env[TOKEN_VARIABLE] = secret
+    # The admin API runs on this test's event loop: the subprocess is waited for in a thread.
+    return await asyncio.to_thread(run_python, "-m", "gateway.admin", *args, env=env)
+
+
+async def _create(api: AdminApi, *extra: str) -> str:
+    done = await cli(
+        api, "habilitation", "create", "--label", "CCAS de Lyon", "--siret", SIRET, "--scope", _QF, *extra
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+async def test_create_update_and_show_a_habilitation(admin_api: AdminApi) -> None:
+    habilitation = await _create(admin_api, "--allowed-ip", "10.0.0.0/8", "--rate-per-second", "50")
+    updated = await cli(
+        admin_api,
+        "habilitation",
+        "update",
+        habilitation,
+        "--scope",
+        _QF,
+        "--scope",
+        "cnaf_allocataires",
+        "--rate-per-minute",
+        "30",
+    )
+    assert updated.returncode == 0, updated.stderr
+
+    shown = await cli(admin_api, "habilitation", "show", habilitation, secret=VIEWER_SECRET)
+    assert shown.returncode == 0, shown.stderr
+    assert f"scopes       {_QF}, cnaf_allocataires" in shown.stdout
+    assert "allowed ips  10.0.0.0/8" in shown.stdout
+    assert "rate/min     30" in shown.stdout
+    listed = await cli(admin_api, "habilitation", "list")
+    assert habilitation in listed.stdout
+
+
+async def test_issue_prints_the_jwt_last_and_the_listing_finds_expiring_tokens(admin_api: AdminApi) -> None:
+    habilitation = await _create(admin_api)
+    soon = await cli(admin_api, "token", "issue", "--habilitation", habilitation, "--days", "20")
+    later = await cli(admin_api, "token", "issue", "--habilitation", habilitation)
+    assert soon.returncode == later.returncode == 0, soon.stderr
+    soon_id = jwt.decode(soon.stdout.strip().splitlines()[-1], options={"verify_signature": False})["jti"]
+    later_id = jwt.decode(later.stdout.strip().splitlines()[-1], options={"verify_signature": False})["jti"]
+
+    expiring = await cli(admin_api, "token", "list", "--expiring-within", "30d")
+    assert soon_id in expiring.stdout
+    assert later_id not in expiring.stdout
+    every = await cli(admin_api, "token", "list", "--habilitation", habilitation)
+    assert soon_id in every.stdout and later_id in every.stdout
+
+
+async def test_the_lifecycle_commands(admin_api: AdminApi) -> None:
+    habilitation = await _create(admin_api)
+    issued = await cli(admin_api, "token", "issue", "--habilitation", habilitation)
+    token = jwt.decode(issued.stdout.strip(), options={"verify_signature": False})["jti"]
+
+    rotated = await cli(admin_api, "token", "rotate", token, "--grace", "1h")
+    assert rotated.returncode == 0, rotated.stderr
+    new = jwt.decode(rotated.stdout.strip(), options={"verify_signature": False})["jti"]
+    prolonged = await cli(admin_api, "token", "prolong", new, "--days", "30")
+    assert (prolonged.returncode, prolonged.stdout.strip()) == (0, new)
+    banned = await cli(
+        admin_api, "token", "ban", new, "--at", "2099-01-01T00:00:00", "--reason", "contractor left"
+    )
+    assert banned.returncode == 0, banned.stderr
+    assert "banned from 2099-01-01 00:00 UTC" in banned.stderr
+    revoked = await cli(admin_api, "token", "revoke", token, "--reason", "leaked")
+    assert revoked.returncode == 0, revoked.stderr
+    again = await cli(admin_api, "token", "revoke", token, "--reason", "leaked")
+    assert again.returncode == 1
+    verified = await cli(admin_api, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert len(verified.stdout.strip()) == 64
+
+
+async def test_exit_codes(admin_api: AdminApi, tmp_path: Path) -> None:
+    assert (await cli(None, "habilitation", "list")).returncode == 2
+    invalid = await cli(admin_api, "habilitation", "create", "--label", "x", "--siret", "1", "--scope", _QF)
+    assert invalid.returncode == 2
+    assert "siret" in invalid.stderr
+    assert (
+        await cli(admin_api, "habilitation", "show", "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e")
+    ).returncode == 1
+    forbidden = await cli(
+        admin_api,
+        "habilitation",
+        "create",
+        "--label",
+        "x",
+        "--siret",
+        SIRET,
+        "--scope",
+        _QF,
+        secret=VIEWER_SECRET,
+    )
+    assert forbidden.returncode == 1
+    gone = AdminApi(
+        admin_api.stub,
+        admin_api.rest_url,
+        admin_api.database_url,
+        admin_api.keys_dir,
+        admin_api.redis_url,
+        "127.0.0.1:1",
+    )
+    assert (await cli(gone, "habilitation", "list")).returncode == 3
+
+
+async def test_redis_registered_tokens_are_migrated_once_keeping_their_id(
+    admin_api: AdminApi, tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    keys_dir = tmp_path / "legacy-keys"
+    assert (await cli(None, "keygen", "--keys-dir", str(keys_dir), "--kid", "legacy")).returncode == 0
+    legacy = await cli(
+        None,
+        "issue",
+        "--keys-dir",
+        str(keys_dir),
+        "--kid",
+        "legacy",
+        "--label",
+        "CCAS de Lyon",
+        "--siret",
+        SIRET,
+        "--scope",
+        _QF,
+        "--rate-limit",
+        "50",
+        "--redis-url",
+        redis_server.url,
+    )
+    assert legacy.returncode == 0, legacy.stderr
+    jti = jwt.decode(legacy.stdout.strip(), options={"verify_signature": False})["jti"]
+
+    migrated = await cli(admin_api, "migrate-redis-tokens", "--redis-url", redis_server.url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"migrated {jti}" in migrated.stderr
+    listed = await cli(admin_api, "token", "list", "--json")
+    assert jti in listed.stdout
+    again = await cli(admin_api, "migrate-redis-tokens", "--redis-url", redis_server.url)
+    assert f"skipped {jti}: this token is already in the registry" in again.stderr

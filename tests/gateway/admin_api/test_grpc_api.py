@@ -1,0 +1,180 @@
+"""The admin API over gRPC: operators and roles, every action, refusals with their status, the JWT."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+import redis
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from apiparticulier.admin.v1 import admin_pb2
+from gateway.admin_api.app import build_server
+from gateway.ratelimit import revoked_key
+from tests.gateway.registry.conftest import SIGNING_KID, SIRET, AdminApi, admin_settings
+
+_QF = "cnaf_quotient_familial"
+
+
+async def _create(api: AdminApi, **fields: object) -> admin_pb2.Habilitation:
+    request = admin_pb2.CreateHabilitationRequest(label="CCAS de Lyon", siret=SIRET, scopes=[_QF])
+    for name, value in fields.items():
+        field = getattr(request, name)
+        if isinstance(value, list):
+            field.extend(value)
+        else:
+            setattr(request, name, value)
+    response = await api.stub.CreateHabilitation(request, metadata=api.as_admin())
+    return response.habilitation
+
+
+def _claims(api: AdminApi, token: str) -> dict[str, object]:
+    key = load_pem_public_key((api.keys_dir / f"{SIGNING_KID}.public.pem").read_bytes())
+    return jwt.decode(token, key, algorithms=["ES256"], audience="api-particulier")  # type: ignore[arg-type]
+
+
+async def test_an_operator_credential_is_required(admin_api: AdminApi) -> None:
+    for metadata in ((), (("authorization", "Bearer not an operator"),), (("authorization", "Basic x"),)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await admin_api.stub.ListHabilitations(admin_pb2.ListHabilitationsRequest(), metadata=metadata)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_viewer_reads_and_may_not_write(admin_api: AdminApi) -> None:
+    created = await _create(admin_api)
+    listed = await admin_api.stub.ListHabilitations(
+        admin_pb2.ListHabilitationsRequest(), metadata=admin_api.as_viewer()
+    )
+    assert [h.id for h in listed.habilitations] == [created.id]
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await admin_api.stub.IssueToken(
+            admin_pb2.IssueTokenRequest(habilitation_id=created.id), metadata=admin_api.as_viewer()
+        )
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    got = await admin_api.stub.GetHabilitation(
+        admin_pb2.GetHabilitationRequest(id=created.id), metadata=admin_api.as_viewer()
+    )
+    assert list(got.tokens) == []
+
+
+async def test_refusals_name_their_cause(admin_api: AdminApi) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await _create(admin_api, allowed_ips=["10.0.0.1/8"])
+    assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (invalid.value.details() or "").startswith("allowed_ips:")
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await admin_api.stub.GetHabilitation(
+            admin_pb2.GetHabilitationRequest(id="0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e"),
+            metadata=admin_api.as_admin(),
+        )
+    assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_an_update_replaces_the_lists_given(admin_api: AdminApi) -> None:
+    created = await _create(admin_api, allowed_ips=["10.0.0.0/8"], rate_per_second=50)
+    request = admin_pb2.UpdateHabilitationRequest(id=created.id, rate_per_minute=30, rate_per_second=0)
+    request.scopes.values.extend([_QF, "cnaf_allocataires"])
+    updated = (await admin_api.stub.UpdateHabilitation(request, metadata=admin_api.as_admin())).habilitation
+
+    assert list(updated.scopes) == [_QF, "cnaf_allocataires"]
+    assert list(updated.allowed_ips) == ["10.0.0.0/8"]
+    assert (updated.rate_per_second, updated.rate_per_minute) == (0, 30)
+
+
+async def test_an_issued_token_names_its_habilitation_and_environment(admin_api: AdminApi) -> None:
+    created = await _create(admin_api)
+    issued = await admin_api.stub.IssueToken(
+        admin_pb2.IssueTokenRequest(habilitation_id=created.id, environment=admin_pb2.ENVIRONMENT_SANDBOX),
+        metadata=admin_api.as_admin(),
+    )
+
+    claims = _claims(admin_api, issued.jwt)
+    assert (claims["jti"], claims["sub"], claims["env"]) == (issued.token.id, created.id, "sandbox")
+    lifetime = issued.token.expires_at.ToDatetime() - issued.token.issued_at.ToDatetime()
+    assert lifetime == dt.timedelta(days=548)
+    assert issued.token.state == admin_pb2.TOKEN_STATE_ACTIVE
+
+
+async def test_a_revocation_reaches_the_gateways_redis_at_once(admin_api: AdminApi) -> None:
+    created = await _create(admin_api)
+    issued = await admin_api.stub.IssueToken(
+        admin_pb2.IssueTokenRequest(habilitation_id=created.id, days=10), metadata=admin_api.as_admin()
+    )
+    revoked = await admin_api.stub.RevokeToken(
+        admin_pb2.RevokeTokenRequest(id=issued.token.id, reason="leaked"), metadata=admin_api.as_admin()
+    )
+
+    assert revoked.token.state == admin_pb2.TOKEN_STATE_REVOKED
+    client = redis.Redis.from_url(admin_api.redis_url)
+    try:
+        assert client.exists(revoked_key(issued.token.id, created.id)) == 1
+    finally:
+        client.close()
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await admin_api.stub.RevokeToken(
+            admin_pb2.RevokeTokenRequest(id=issued.token.id, reason="again"), metadata=admin_api.as_admin()
+        )
+    assert again.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_rotation_prolongation_and_ban_over_the_api(admin_api: AdminApi) -> None:
+    created = await _create(admin_api)
+    first = await admin_api.stub.IssueToken(
+        admin_pb2.IssueTokenRequest(habilitation_id=created.id, days=10), metadata=admin_api.as_admin()
+    )
+    rotated = await admin_api.stub.RotateToken(
+        admin_pb2.RotateTokenRequest(id=first.token.id, grace=duration_pb2.Duration(seconds=3600)),
+        metadata=admin_api.as_admin(),
+    )
+    assert rotated.old_token.state == admin_pb2.TOKEN_STATE_ENDING
+    assert _claims(admin_api, rotated.jwt)["jti"] == rotated.new_token.id
+
+    prolonged = await admin_api.stub.ProlongToken(
+        admin_pb2.ProlongTokenRequest(id=rotated.new_token.id, days=100), metadata=admin_api.as_admin()
+    )
+    assert prolonged.token.expires_at.ToDatetime() > first.token.expires_at.ToDatetime() + dt.timedelta(
+        days=80
+    )
+
+    at = timestamp_pb2.Timestamp()
+    at.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(days=30))
+    banned = await admin_api.stub.BanToken(
+        admin_pb2.BanTokenRequest(id=rotated.new_token.id, at=at, reason="contractor left", replace=True),
+        metadata=admin_api.as_admin(),
+    )
+    assert banned.token.state == admin_pb2.TOKEN_STATE_ENDING
+    assert banned.replacement.replaces == rotated.new_token.id
+    assert _claims(admin_api, banned.jwt)["jti"] == banned.replacement.id
+
+    expiring = await admin_api.stub.ListTokens(
+        admin_pb2.ListTokensRequest(expiring_within=duration_pb2.Duration(seconds=31 * 86400)),
+        metadata=admin_api.as_viewer(),
+    )
+    assert [token.id for token in expiring.tokens] == [first.token.id]
+
+
+async def test_the_audit_trail_verifies_over_the_api(admin_api: AdminApi) -> None:
+    await _create(admin_api)
+    verified = await admin_api.stub.VerifyAudit(
+        admin_pb2.VerifyAuditRequest(), metadata=admin_api.as_viewer()
+    )
+
+    assert (verified.entries, verified.broken_at) == (1, 0)
+    assert len(verified.head) == 64
+
+
+async def test_the_admin_api_will_not_start_without_its_settings(tmp_path: Path, registry_url: str) -> None:
+    for missing in ("registry_database_url", "admin_operators_file", "token_signing_kid"):
+        settings = admin_settings(
+            registry_url,
+            tmp_path,
+            "redis://127.0.0.1:1/0",
+            **{missing: "" if missing != "admin_operators_file" else None},
+        )
+        with pytest.raises(ValueError, match=missing.upper()):
+            await build_server(settings)
