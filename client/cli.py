@@ -9,7 +9,7 @@ Commands:
 - ``lookup <api>…``: several APIs about one person at once, those named and no other;
 - ``introspect``: the rights of the token;
 - ``usage``: the token's calls per day, API and outcome, as a table;
-- ``pings``: the availability of every provider;
+- ``pings``: what each ping of the real API says (status, maintenance window);
 - ``proofs``: the public figure of proofs avoided;
 - ``accesses --fc-token TOKEN``: the citizen's own access history (the calls public
   bodies made about them), with their FranceConnect access token alone.
@@ -386,7 +386,7 @@ def cmd_usage(args: argparse.Namespace, session: Session) -> int:
 
 
 def cmd_pings(args: argparse.Namespace, session: Session) -> int:
-    """The availability of every provider (no token needed)."""
+    """What each ping says (no token needed)."""
     answer = session.call(
         _gateway_path("ListProviderAvailability"),
         gateway_pb2.ListProviderAvailabilityRequest(),
@@ -400,18 +400,21 @@ def cmd_pings(args: argparse.Namespace, session: Session) -> int:
         gateway_pb2.PROVIDER_STATUS_OK: "ok",
         gateway_pb2.PROVIDER_STATUS_BAD_GATEWAY: "bad_gateway",
         gateway_pb2.PROVIDER_STATUS_UNKNOWN: "unknown",
+        gateway_pb2.PROVIDER_STATUS_MAINTENANCE: "maintenance",
         gateway_pb2.PROVIDER_STATUS_UNSPECIFIED: "unknown",
     }
     rows = [
         (
+            entry.ping,
             entry.provider,
             names[entry.status],
             timestamp(entry.last_update, entry.HasField("last_update")),
             timestamp(entry.last_ok_status, entry.HasField("last_ok_status")),
+            timestamp(entry.until, entry.HasField("until")),
         )
         for entry in answer.providers
     ]
-    _print(table(("provider", "status", "last_update", "last_ok_status"), rows))
+    _print(table(("ping", "provider", "status", "last_update", "last_ok_status", "until"), rows))
     return EXIT_OK
 
 

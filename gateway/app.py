@@ -26,6 +26,7 @@ from gateway.journal.signing import Signer
 from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
+from gateway.pings import PingBoard
 from gateway.ratelimit import RateLimiter
 from gateway.redis.client import close as close_redis
 from gateway.redis.client import connect as connect_redis
@@ -187,6 +188,7 @@ def build_server(
         retry_seconds=settings.availability_retry_seconds,
         stale_seconds=settings.availability_stale_seconds,
     )
+    pings = PingBoard(availability, redis_client)
     # Published as gateway_provider_availability, read at each scrape.
     report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
     call_path = CallPath(
@@ -210,7 +212,7 @@ def build_server(
         settings=settings,
         call_path=call_path,
         usage=usage,
-        availability=availability,
+        pings=pings,
         catalog=catalog,
         access_history=access_history,
     )
@@ -218,7 +220,7 @@ def build_server(
     if settings.rest_port is not None:
         front = RestFront(
             call_path=call_path,
-            availability=availability,
+            pings=pings,
             usage=usage,
             access_history=access_history,
             access_history_rate=settings.access_history_rate_per_second,

@@ -69,6 +69,8 @@ from runtime.errors import (
 _LOG = structlog.get_logger(__name__)
 
 AUTHORIZATION_KEY = "authorization"
+API_KEY_HEADER = "x-api-key"
+"""The REST front's other header for the API token, when no ``authorization`` is sent (`gateway.rest.app`)."""
 _SCHEME = "Bearer "
 # Base64url in three dot-separated parts; anything else is refused before any parsing.
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")

@@ -1,4 +1,4 @@
-"""Availability of the providers, as the real API's pings report it: ok, bad_gateway or unknown.
+"""Availability of the providers, what the real API's pings are made of (`gateway.pings`).
 
 Two things are learnt about each provider service:
 
@@ -17,11 +17,15 @@ pending a success, ``bad_gateway`` otherwise, and ``unknown`` when nothing was
 learnt about it for ``AVAILABILITY_STALE_SECONDS`` (or ever). ``last_update`` is
 the time of the last thing learnt, ``last_ok_status`` the last time it was seen
 answering.
+
+Each call outcome is also counted by API, in 10-second buckets, for the error ratio
+of the pings that watch an API's calls (`error_ratio`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +49,7 @@ class Availability(Enum):
 
     OK = "ok"
     BAD_GATEWAY = "bad_gateway"
+    MAINTENANCE = "maintenance"
     UNKNOWN = "unknown"
 
 
@@ -69,6 +74,18 @@ class _Known:
     failed_call: bool = False
     last_update: float | None = None
     last_ok: float | None = None
+
+
+_BUCKET_SECONDS = 10.0
+_KEPT_SECONDS = 3600.0
+"""How far back call outcomes are counted by API: the longest ratio window asked."""
+
+
+@dataclass(slots=True)
+class _Bucket:
+    start: float
+    calls: int = 0
+    failures: int = 0
 
 
 class AvailabilityTracker:
@@ -98,6 +115,7 @@ class AvailabilityTracker:
             for provider, pool in self._channels.items()
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self._outcomes: dict[str, collections.deque[_Bucket]] = {}
 
     async def start(self) -> None:
         """Open one Watch per provider channel, in the background."""
@@ -120,23 +138,51 @@ class AvailabilityTracker:
                 await task
         self._tasks.clear()
 
-    def observe(self, provider: str, status: grpc.StatusCode) -> None:
+    def observe(self, provider: str, status: grpc.StatusCode, api: str = "") -> None:
         """Learn from the outcome of one call to a provider.
 
         Args:
             provider: The provider service called.
             status: The status of its answer (OK, its own refusal, or the transport's failure).
+            api: The API called (its ``api_route.api`` label), counted for `error_ratio`.
         """
         known = self._known.get(provider)
         if known is None:
             return
         now = self._clock()
+        if api:
+            self._count(api, now, failed=status in FAILURES)
         known.last_update = now
         if status in FAILURES:
             known.failed_call = True
             return
         known.failed_call = False
         known.last_ok = now
+
+    def _count(self, api: str, now: float, *, failed: bool) -> None:
+        buckets = self._outcomes.setdefault(api, collections.deque())
+        start = now - now % _BUCKET_SECONDS
+        if not buckets or buckets[-1].start != start:
+            buckets.append(_Bucket(start))
+            while buckets[0].start < now - _KEPT_SECONDS:
+                buckets.popleft()
+        buckets[-1].calls += 1
+        buckets[-1].failures += failed
+
+    def error_ratio(self, api: str, window_seconds: float) -> float | None:
+        """The share of the API's calls over the last ``window_seconds`` that failed; None without calls.
+
+        A failure is a call that answered UNAVAILABLE, DEADLINE_EXCEEDED or UNKNOWN, the HTTP
+        502, 503 and 504 of the real API's ratio check. Counted by 10-second buckets, so the
+        window is as long as asked to within 10 seconds; at most an hour is kept.
+        """
+        since = self._clock() - window_seconds
+        calls = failures = 0
+        for bucket in self._outcomes.get(api, ()):
+            if bucket.start + _BUCKET_SECONDS > since:
+                calls += bucket.calls
+                failures += bucket.failures
+        return failures / calls if calls else None
 
     def snapshot(self) -> list[ProviderState]:
         """The availability of every provider, in the order of the channels given."""

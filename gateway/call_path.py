@@ -8,7 +8,7 @@ method's or the gateway's own, goes through the same frame:
 
 1. **authenticate**: the ``authorization`` bearer token (00101 invalid, 00103 expired);
    on a FranceConnect method called without one, the FranceConnect access token of
-   the request alone, as the real API takes it: introspected (51101, 51103), the
+   the request alone, as the real API takes it: introspected (51501, 51502), the
    call then counts against the habilitation linked to the FranceConnect client
    the token was issued to (`gateway.france_connect.clients`: 00101 when none, 00103
    when its token expired), and step 5 reuses that introspection;
@@ -78,7 +78,7 @@ from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.france_connect.clients import FranceConnectClients
-from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity
+from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.journal import Call, Journal, Record
 from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
@@ -93,7 +93,6 @@ from runtime.errors import (
     details_of,
     error_info_of,
     insufficient_scopes,
-    invalid_token,
     malformed_request,
     provider_timeout,
     provider_unavailable,
@@ -588,7 +587,7 @@ class CallPath:
             body: What the method does with the resolved request.
 
         Raises:
-            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked, the
+            ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked, the
                 citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
         """
         async with self._framed(_Method(method, None, None, needs_recipient=False), inbound) as call:
@@ -616,8 +615,8 @@ class CallPath:
         """Step 1: the API token; on a FranceConnect method called without one, the FranceConnect token alone.
 
         Raises:
-            ApiError: 00101, 00103 for the API token; without one, 00101 without an access token,
-                the introspection's refusals (51101, 51103, 51001…), 00101 or 00103 for the
+            ApiError: 00101, 00103 for the API token; without one, 51504 without an access token,
+                the introspection's refusals (51501, 51502, 51001…), 00101 or 00103 for the
                 habilitation of the FranceConnect token's client.
         """
         if (
@@ -635,7 +634,7 @@ class CallPath:
         """Step 1 by the request's FranceConnect access token alone, as the real API takes it."""
         access_token = getattr(request.message(), target.route.subject.name).access_token
         if not access_token:
-            raise invalid_token()
+            raise missing_france_connect_token()
         call.identity = await self.france_connect.resolve(access_token, call.caller())
         call.token = await self.france_connect_clients.token_of(call.identity.client_id)
         # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
@@ -722,7 +721,7 @@ class CallPath:
         scopes become those both its tokens hold, and the request its subject.
 
         Raises:
-            ApiError: the FranceConnect token is refused (51101, 51103) or cannot be checked.
+            ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked.
         """
         if call.identity is not None:
             call.scopes = FranceConnect.write(request, field, call.identity, call.scopes)
@@ -765,7 +764,7 @@ class CallPath:
                 lambda metadata: send(data, timeout=timeout, metadata=metadata),
             )
         except grpc.aio.AioRpcError as error:
-            self.availability.observe(route.provider, error.code())
+            self.availability.observe(route.provider, error.code(), route.api_label)
             raise self._failed(route, provider_error(error, target.source)) from None
 
     def _mask(self, call: Exchange, target: Target, answer: bytes) -> Payload:
@@ -776,14 +775,14 @@ class CallPath:
         """
         route = target.route
         if route.plan.scopes <= call.scopes:
-            self.availability.observe(route.provider, grpc.StatusCode.OK)
+            self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
             return Payload(route.response_class, data=answer, unreadable=target.unreadable_answer)
         try:
             response = route.response_class.FromString(answer)
         except DecodeError:
-            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN)
+            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN, route.api_label)
             raise self._failed(route, target.unreadable_answer()) from None
-        self.availability.observe(route.provider, grpc.StatusCode.OK)
+        self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
         mask(response, route.plan, call.scopes)
         return Payload(route.response_class, message=response)
 

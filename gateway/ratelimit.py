@@ -57,7 +57,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import redis.asyncio
@@ -240,9 +240,11 @@ class RateDecision:
         window_seconds: 1 when the per-second bucket is the tighter (or the one that refused), 60
             when it is the habilitation's per-minute bucket (then ``limit`` is its per-minute limit).
         rate_key: What the counters are keyed by: the habilitation's id, or the token's.
+        decided_at: When the decision was made, Unix epoch seconds (wall clock).
         metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
-            ``ratelimit-reset`` (whole seconds until the bucket is full), and
-            ``retry-after`` (whole seconds, at least 1) when refused. Empty when revoked.
+            ``ratelimit-reset`` (the Unix epoch second at which the bucket is full again,
+            rounded up, as the published spec documents the header) and ``retry-after``
+            (whole seconds to wait, at least 1) when refused. Empty when revoked.
     """
 
     allowed: bool
@@ -255,6 +257,7 @@ class RateDecision:
     rate_per_second: int = 0
     window_seconds: int = 1
     rate_key: str = ""
+    decided_at: float = field(default_factory=time.time)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -264,7 +267,7 @@ class RateDecision:
         pairs = [
             ("ratelimit-limit", str(self.limit)),
             ("ratelimit-remaining", str(self.remaining)),
-            ("ratelimit-reset", str(math.ceil(self.reset_seconds))),
+            ("ratelimit-reset", str(math.ceil(self.decided_at + self.reset_seconds))),
         ]
         if not self.allowed:
             pairs.append(("retry-after", str(_whole_seconds_to_wait(self.retry_after_seconds))))

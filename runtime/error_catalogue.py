@@ -10,7 +10,7 @@ texts; the mesh's own codes, which the real API does not have, are marked ``own`
 
 Provider codes are ``PPKKK``: ``PP`` the error source's prefix (`runtime.errors.ErrorSource`),
 ``KKK`` a suffix of `PROVIDER_CODES`. A full code of `CODES` overrides the
-provider template of its suffix (FranceConnect's 51101 and 51103).
+provider template of its suffix (FranceConnect's token refusals, 51501, 51502 and 51504).
 """
 
 from __future__ import annotations
@@ -228,6 +228,10 @@ CODES: dict[str, ErrorCode] = {
     "00365": _parameter("Le lieu de naissance n'est pas correctement formaté"),
     "00366": _parameter("Un ou plusieurs paramètres de civilité ne sont pas correctement formatés"),
     "00367": _parameter("Le ou les prénoms sont manquants."),
+    "00368": _parameter(
+        "L'année de campagne (campaignYear) n'est pas correctement formatée: doit être une année sur "
+        "4 chiffres supérieure ou égale à 2021"
+    ),
     "00380": _parameter("L'identifiant est manquant"),
     "00391": _parameter(
         "Les paramètres d'identité correspondent à plusieurs personnes. Nous ne pouvons pas fournir "
@@ -284,22 +288,29 @@ CODES: dict[str, ErrorCode] = {
         "Immatriculation trouvée mais aucune identité ne correspond",
     ),
     # -- FranceConnect access tokens (error source 51) ----------------------------------------------
-    "51101": ErrorCode(
+    # The newest real codes (nomenclature, VALIDATION §8), not the spec's 00101/00103, which the
+    # real API gives FranceConnect tokens at no date.
+    "51501": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "MALFORMED_FRANCE_CONNECT_TOKEN",
+        "Accès non autorisé",
+        "Le jeton d'accès est mal formaté.",
+    ),
+    "51502": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
         401,
         "INVALID_FRANCE_CONNECT_TOKEN",
-        "Jeton FranceConnect invalide",
-        "Le jeton d'accès FranceConnect n'est pas renseigné, n'est pas valide ou n'est plus actif. "
-        "L'usager doit se reconnecter avec FranceConnect.",
-        own=True,
+        "Accès non autorisé",
+        "Le jeton d'accès n'a pas été trouvé ou est expiré.",
     ),
-    "51103": ErrorCode(
+    "51504": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
         401,
-        "EXPIRED_FRANCE_CONNECT_TOKEN",
-        "Jeton FranceConnect expiré",
-        "Le jeton d'accès FranceConnect est expiré. L'usager doit se reconnecter avec FranceConnect.",
-        own=True,
+        "MISSING_FRANCE_CONNECT_TOKEN",
+        "Accès non autorisé",
+        "Le jeton d'accès FranceConnect est manquant. Cet endpoint requiert un jeton d'accès "
+        "FranceConnect transmis via l'en-tête Authorization: Bearer.",
     ),
 }
 """Every full code, by code."""

@@ -1,4 +1,4 @@
-"""The published OpenAPI spec of API Particulier (`contract.openapi`), the oracle of the mesh's answers.
+"""The current OpenAPI spec of API Particulier (`contract.openapi`), the oracle of the mesh's answers.
 
 The spec is OpenAPI 3.0, whose schemas are JSON Schema plus ``nullable``, a keyword
 JSON Schema does not know: `contract.openapi.json_schema` translates it before
@@ -14,11 +14,11 @@ from google.protobuf import descriptor_pool
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
 from apiparticulier.common.v1 import options_pb2
-from contract.openapi import json_schema, published_spec
+from contract.openapi import current_spec, json_schema
 from contract.routes import Route
 
-spec = published_spec
-"""The whole spec."""
+spec = current_spec
+"""The whole spec: the published one and what came since."""
 
 
 def http_paths(route: Route) -> tuple[str, ...]:

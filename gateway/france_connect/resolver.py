@@ -5,8 +5,8 @@ it in ``france_connect.access_token``. The gateway introspects it (RFC 7662, the
 shape of ``france-connect-introspection.schema.json``: ``token_introspection``
 with ``active``, ``exp``, ``scope`` and the identity claims), then:
 
-- refuses it when it is not active (51101) or past its ``exp`` (51103), both
-  UNAUTHENTICATED;
+- refuses it when it is malformed (51501), not active or past its ``exp`` (51502),
+  both UNAUTHENTICATED (and the call path refuses a method called without one, 51504);
 - maps the identity pivot as the real API does: ``family_name`` → birth name,
   ``given_name`` split on spaces → first names, ``birthdate`` → year, month and
   day (a ``00`` part is unknown), ``gender`` ``male``/``female`` → ``M``/``F``,
@@ -18,10 +18,10 @@ with ``active``, ``exp``, ``scope`` and the identity claims), then:
   overwriting whatever the caller put there, before the request goes on.
 
 Codes: the real API numbers FranceConnect's errors with the provider prefix 51
-("FranceConnect" in its nomenclature). A refused FranceConnect token takes the
-subcodes of the API's own token refusals (00101 invalid, 00103 expired), so an
-integrator reads 51101 and 51103 as "the same refusal, for the FranceConnect
-token"; the endpoint's failures take the generic provider subcodes (51001
+("FranceConnect" in its nomenclature). A refused token takes the newest real codes
+(VALIDATION §8: 51501 malformed, 51502 unknown, inactive or expired, 51504 missing),
+not the 00101/00103 of the 2026-03 spec, which the real API never gave FranceConnect
+tokens; the endpoint's failures take the generic provider subcodes (51001
 unavailable, 51002 timeout, 51008 rate-limited, 51999 unreadable answer).
 
 Two sources answer the introspection: the sandbox (the default), a fixed table of
@@ -65,14 +65,19 @@ _COG = re.compile(r"[0-9AB]{5}")
 _SEXES = {"male": "M", "female": "F"}
 
 
-def invalid_france_connect_token() -> ApiError:
-    """The FranceConnect access token is missing, malformed, unknown or not active (51101)."""
-    return api_error("51101", source=FRANCE_CONNECT)
+def missing_france_connect_token() -> ApiError:
+    """A FranceConnect method called without a FranceConnect access token (51504)."""
+    return api_error("51504", source=FRANCE_CONNECT)
 
 
-def expired_france_connect_token() -> ApiError:
-    """The FranceConnect access token is past its expiry (51103)."""
-    return api_error("51103", source=FRANCE_CONNECT)
+def malformed_france_connect_token() -> ApiError:
+    """The FranceConnect access token is not one: too long, or not visible ASCII (51501)."""
+    return api_error("51501", source=FRANCE_CONNECT)
+
+
+def refused_france_connect_token() -> ApiError:
+    """FranceConnect does not know the access token, or it is no longer active or past its expiry (51502)."""
+    return api_error("51502", source=FRANCE_CONNECT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +207,14 @@ class FranceConnect:
             caller: The call it is resolved for (deadline, request id).
 
         Raises:
-            ApiError: 51101 or 51103 (UNAUTHENTICATED) when the token is refused;
+            ApiError: 51501 or 51502 (UNAUTHENTICATED) when the token is refused;
                 51001, 51002, 51008 or 51999 when FranceConnect cannot tell.
         """
+        if not access_token:
+            raise missing_france_connect_token()
         if len(access_token) > ACCESS_TOKEN_MAX_CHARS or not _TOKEN_SHAPE.fullmatch(access_token):
             _LOG.info("france_connect_refused", reason="malformed")
-            raise invalid_france_connect_token()
+            raise malformed_france_connect_token()
         body = await self._source.introspect(access_token, caller)
         try:
             claims = _Introspection.model_validate_json(body).token_introspection
@@ -216,13 +223,13 @@ class FranceConnect:
             raise provider_unknown_answer(FRANCE_CONNECT) from None
         if not claims.active:
             _LOG.info("france_connect_refused", reason="inactive")
-            raise invalid_france_connect_token()
+            raise refused_france_connect_token()
         if claims.exp is None:
             _LOG.warning("france_connect_unexpected_body", part="exp")
             raise provider_unknown_answer(FRANCE_CONNECT)
         if claims.exp <= self._clock():
             _LOG.info("france_connect_refused", reason="expired")
-            raise expired_france_connect_token()
+            raise refused_france_connect_token()
         pivot = _pivot(claims)
         if pivot is None:
             _LOG.warning("france_connect_unexpected_body", part="identity")

@@ -44,6 +44,7 @@ _CNAF_C2S_SCOPES = (
     "allocation_adulte_handicape",
     "allocation_soutien_familial",
     "cnav_allocation_enfant_handicape",
+    "cnav_allocation_rentree_scolaire",
     "complementaire_sante_solidaire",
 )
 _LEFEBVRE = {
@@ -135,6 +136,7 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "cnous_email",
             "cnous_periode_versement",
             "cnous_ville_etudes",
+            "cnous_ine",
         ),
     ),
     SandboxToken(
@@ -189,10 +191,10 @@ SANDBOX_TOKENS: tuple[SandboxToken, ...] = (
             "ants_extrait_immatriculation_vehicule_caracteristiques_techniques_vehicule",
         ),
     ),
-    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51101", {}, active=False),
+    SandboxToken("fc-inactive", "a token FranceConnect no longer knows: refused, 51502", {}, active=False),
     SandboxToken(
         "fc-expired",
-        "LEFEBVRE's token past its expiry: refused, 51103",
+        "LEFEBVRE's token past its expiry: refused, 51502",
         _LEFEBVRE,
         _CNAF_C2S_SCOPES,
         expired=True,

@@ -28,10 +28,11 @@ from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from contract.catalog import ApiCatalog
 from contract.gateway_service import SERVICE, SERVICE_NAME
 from contract.routes import ContractError
-from gateway.availability import Availability, AvailabilityTracker
+from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound
 from gateway.grpc.lookup import LookupService
 from gateway.journal.access_history import AccessHistory
+from gateway.pings import PingBoard
 from gateway.settings import GatewaySettings
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.server import ServiceDefinition
@@ -40,6 +41,7 @@ _STATUSES = {
     Availability.OK: gateway_pb2.PROVIDER_STATUS_OK,
     Availability.BAD_GATEWAY: gateway_pb2.PROVIDER_STATUS_BAD_GATEWAY,
     Availability.UNKNOWN: gateway_pb2.PROVIDER_STATUS_UNKNOWN,
+    Availability.MAINTENANCE: gateway_pb2.PROVIDER_STATUS_MAINTENANCE,
 }
 
 
@@ -69,7 +71,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         settings: The gateway's settings (default rate limit).
         call_path: The gateway's call path.
         usage: The usage counters, read for the statistics.
-        availability: The providers' availability.
+        pings: What the real API's pings say.
         catalog: The Api enum ↔ API labels.
         access_history: Reads citizens' access histories from the journal.
 
@@ -84,7 +86,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         settings: GatewaySettings,
         call_path: CallPath,
         usage: UsageRecorder,
-        availability: AvailabilityTracker,
+        pings: PingBoard,
         catalog: ApiCatalog,
         access_history: AccessHistory,
     ) -> None:
@@ -92,7 +94,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self._access_history = access_history
         self._call_path = call_path
         self._usage = usage
-        self._availability = availability
+        self._pings = pings
         self._catalog = catalog
         self._lookup = LookupService(call_path, catalog)
         every_token = {m.name for m in SERVICE.methods if method_access(m.name).every_token}
@@ -177,14 +179,19 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         request: gateway_pb2.ListProviderAvailabilityRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> gateway_pb2.ListProviderAvailabilityResponse:
-        """Availability of every provider; anonymous and not rate limited."""
+        """What every ping says; anonymous and not rate limited."""
         response = gateway_pb2.ListProviderAvailabilityResponse()
-        for state in self._availability.snapshot():
-            entry = response.providers.add(provider=state.provider, status=_STATUSES[state.status])
-            if state.last_update is not None:
-                entry.last_update.CopyFrom(_timestamp(state.last_update))
-            if state.last_ok is not None:
-                entry.last_ok_status.CopyFrom(_timestamp(state.last_ok))
+        for state in await self._pings.states():
+            entry = response.providers.add(
+                provider=state.ping.provider,
+                status=_STATUSES[state.status],
+                ping=state.ping.id,
+                name=state.ping.label,
+                last_update=_timestamp(state.last_update),
+                last_ok_status=_timestamp(state.last_ok),
+            )
+            if state.until is not None:
+                entry.until.CopyFrom(_timestamp(state.until))
         return response
 
     async def ListAccesses(  # noqa: N802 - the name is the contract's

@@ -14,7 +14,7 @@ An integrator of the real API changes its base URL and token, nothing else:
   rate-limit headers the call path reports (``RateLimit-Limit``, ``RateLimit-Remaining``,
   ``RateLimit-Reset``, ``Retry-After`` on 429) on every answer of a call that reached
   the rate limiter;
-- ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<provider>/ping``,
+- ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<ping>/ping``,
   ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import zoneinfo
 from typing import Any
 
 import yaml
@@ -45,10 +46,11 @@ from apiparticulier.gateway.v1 import gateway_pb2
 from contract.gateway_service import method_path
 from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
-from gateway.auth import AUTHORIZATION_KEY
-from gateway.availability import Availability, AvailabilityTracker, ProviderState
+from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
+from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
 from gateway.journal.access_history import AccessHistory
+from gateway.pings import PINGS, PingBoard, PingState
 from gateway.rest.boundary import (
     JSON,
     SCOPE_KEY,
@@ -85,6 +87,23 @@ def bearer_of(authorization: str) -> str:
     return authorization[len(_BEARER) :]
 
 
+TOKEN_PARAMETER = "token"  # noqa: S105 - the name of the query parameter, not a secret
+
+
+def api_token_authorization(request: Request) -> list[str]:
+    """The API token's ``Authorization`` values, from the carriers the real API still accepts.
+
+    ``Authorization: Bearer`` first, else the ``X-Api-Key`` header, else the ``token`` query
+    parameter (NEWER-ENDPOINTS §15), each given as a bearer. The token is never logged from any
+    of them: the front's access log is off, and the call is logged by its route, not its URL.
+    """
+    authorization = request.headers.getlist(AUTHORIZATION_KEY)
+    if authorization:
+        return authorization
+    carried = request.headers.getlist(API_KEY_HEADER) or request.query_params.getlist(TOKEN_PARAMETER)
+    return [f"{_BEARER}{value}" for value in carried]
+
+
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
     """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code."""
     api = gateway_pb2.Api.DESCRIPTOR.values_by_number[access.api]
@@ -98,19 +117,24 @@ def access_body(access: gateway_pb2.Access) -> dict[str, str]:
     }
 
 
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+_PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 
-def ping_body(state: ProviderState) -> dict[str, Any]:
-    """A provider's ping, as the real API's: ``status``, ``last_update``, ``last_ok_status``."""
-    return {
+def _iso(seconds: float) -> str:
+    """A time as the real API writes its pings': ISO 8601 in Europe/Paris, with milliseconds."""
+    return dt.datetime.fromtimestamp(seconds, _PARIS).isoformat(timespec="milliseconds")
+
+
+def ping_body(state: PingState) -> dict[str, Any]:
+    """A ping as the real API's: ``status``, ``last_update``, ``last_ok_status``, ``until`` in maintenance."""
+    body = {
         "status": state.status.value,
         "last_update": _iso(state.last_update),
         "last_ok_status": _iso(state.last_ok),
     }
+    if state.until is not None:
+        body["until"] = _iso(state.until)
+    return body
 
 
 def route_not_found() -> ApiError:
@@ -128,12 +152,13 @@ class RestFront:
 
     Args:
         call_path: The gateway's call path.
-        availability: The providers' availability, for the pings.
+        pings: What the real API's pings say.
         usage: The usage counters, for the proofs avoided.
         access_history: The journal's reader of a citizen's accesses.
         access_history_rate: The citizen's limit on the history, per second.
-        public_url: The front's base URL, the only server ``/openapi.yaml`` names; empty: ``/``, the
-            host the document was fetched from (never the caller's ``Host``, which anyone may write).
+        public_url: The front's base URL, the only server ``/openapi.yaml`` names and the base of the
+            URLs ``/api/pings`` lists; empty: ``/``, the host the document was fetched from (never the
+            caller's ``Host``, which anyone may write).
 
     Raises:
         TypeError: a request field has no query parameter form (`RequestReader`).
@@ -143,18 +168,22 @@ class RestFront:
         self,
         *,
         call_path: CallPath,
-        availability: AvailabilityTracker,
+        pings: PingBoard,
         usage: UsageRecorder,
         access_history: AccessHistory,
         access_history_rate: int,
         public_url: str = "",
     ) -> None:
         self._call_path = call_path
-        self._availability = availability
+        self._ping_board = pings
         self._usage = usage
         self._access_history = access_history
         self._access_history_rate = access_history_rate
         self._server_url = public_url.rstrip("/") or "/"
+        # Under the public URL, never the caller's Host, which anyone may write.
+        self._ping_list = [
+            {"name": ping.label, "url": f"{public_url.rstrip('/')}/api/{ping.id}/ping"} for ping in PINGS
+        ]
         self.paths: dict[str, Target] = {
             path: target for target in call_path.targets.values() for path in target.route.http_paths
         }
@@ -165,15 +194,18 @@ class RestFront:
             )
             for path, target in self.paths.items()
         ]
-        routes += [
-            Route("/api/introspect", self._introspect, methods=["GET"]),
-            Route("/api/ping", self._ping, methods=["GET"]),
-            Route("/api/pings", self._pings, methods=["GET"]),
-            Route("/api/{provider}/ping", self._provider_ping, methods=["GET"]),
-            Route("/api/proofs_avoided", self._proofs_avoided, methods=["GET"]),
-            Route(ACCESSES_PATH, self._accesses, methods=["GET"]),
-            Route("/openapi.yaml", self._openapi, methods=["GET"]),
-        ]
+        utility = {
+            "/api/introspect": self._introspect,
+            "/api/ping": self._ping,
+            "/api/pings": self._pings,
+            "/api/{ping}/ping": self._provider_ping,
+            "/api/proofs_avoided": self._proofs_avoided,
+            ACCESSES_PATH: self._accesses,
+        }
+        self.utility_paths = tuple(utility)
+        """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
+        routes += [Route(path, handler, methods=["GET"]) for path, handler in utility.items()]
+        routes.append(Route("/openapi.yaml", self._openapi, methods=["GET"]))
         self.app = Starlette(
             routes=routes,
             middleware=[Middleware(CallBoundaryMiddleware, templates=RouteTemplates(routes))],
@@ -208,7 +240,11 @@ class RestFront:
 
     async def _provider(self, target: Target, reader: RequestReader, request: Request) -> Response:
         """A provider route: the request read from the query, the answer in ``data`` and ``meta``."""
-        authorization = request.headers.getlist(AUTHORIZATION_KEY)
+        authorization = (
+            request.headers.getlist(AUTHORIZATION_KEY)
+            if reader.by_france_connect
+            else api_token_authorization(request)
+        )
         metadata: list[tuple[str, str | bytes]] = [
             (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
         ]
@@ -228,7 +264,7 @@ class RestFront:
 
     async def _introspect(self, request: Request) -> Response:
         """The caller's token, as the real API's ``/api/introspect``: ``_id``, ``name``, ``scopes``."""
-        authorization = request.headers.getlist(AUTHORIZATION_KEY)
+        authorization = api_token_authorization(request)
         inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
         # Journalled as the gRPC introspection: one method, whatever the transport.
         return await self._call_path.call_own(
@@ -254,14 +290,15 @@ class RestFront:
         return _json({"status": Availability.OK.value})
 
     async def _pings(self, request: Request) -> Response:
-        return _json({state.provider: ping_body(state) for state in self._availability.snapshot()})
+        """Every ping as the real API lists them: its label, its URL under ``REST_PUBLIC_URL`` or relative."""
+        return _json(self._ping_list)
 
     async def _provider_ping(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
-        for state in self._availability.snapshot():
-            if state.provider == provider:
-                return _json(ping_body(state), 502 if state.status is Availability.BAD_GATEWAY else 200)
-        raise route_not_found()
+        """One ping: 200, or 502 for ``bad_gateway``; an unknown name is 404 with ``{}``, as the real API."""
+        state = await self._ping_board.state(request.path_params["ping"])
+        if state is None:
+            return _json({}, 404)
+        return _json(ping_body(state), 502 if state.status is Availability.BAD_GATEWAY else 200)
 
     async def _proofs_avoided(self, request: Request) -> Response:
         proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
@@ -272,7 +309,7 @@ class RestFront:
 
     @functools.cached_property
     def _spec_text(self) -> str:
-        spec = restricted_spec(self.paths, self._server_url)
+        spec = restricted_spec([*self.paths, *self.utility_paths], self._server_url)
         text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
         return text
 

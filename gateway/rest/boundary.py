@@ -3,7 +3,7 @@
 For each HTTP request it, in this order:
 
 1. names the request by its route template (``GET /v3/dss/quotient_familial/identite``,
-   ``GET /api/{provider}/ping``; ``(no route)`` for a path of no route): never the
+   ``GET /api/{ping}/ping``; ``(no route)`` for a path of no route): never the
    path itself, which may hold a value, nor the query string, which holds identities;
 2. opens the call's scope (`HttpCallScope`): the call context, request id and log
    context of `runtime.interceptors.CallScope`, and an HTTP SERVER span;

@@ -17,8 +17,8 @@ connection before the application sees anything (`FrontLimits`, from the
   503 ``00505`` and closed at once;
 - **strict parsing** (RFC 9112): HTTP/1.0 and HTTP/1.1 only (an HTTP/0.9 request
   line is 400 ``00400``), exactly one ``Host`` on HTTP/1.1 (400), and the
-  ``authorization`` value as sent, trailing blanks included, so the call path
-  takes or refuses a token over REST exactly as over gRPC;
+  ``authorization`` and ``x-api-key`` values as sent, trailing blanks included, so
+  the call path takes or refuses a token over REST exactly as over gRPC;
 - **HEAD** is answered 405 ``00405`` (``Allow: GET``) without reaching the
   application: a HEAD on a data route would otherwise run the call, spend quota and
   journal an access whose data was never sent.
@@ -41,7 +41,7 @@ import structlog
 from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from gateway.auth import AUTHORIZATION_KEY
+from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.rest.errors import error_body, http_status
 from gateway.settings import GatewaySettings
 from runtime.context import REQUEST_ID_KEY, new_request_id
@@ -49,6 +49,8 @@ from runtime.errors import FieldViolation, api_error
 
 _LOG = structlog.get_logger(__name__)
 _AUTHORIZATION = AUTHORIZATION_KEY.encode()
+_AS_SENT = frozenset({_AUTHORIZATION, API_KEY_HEADER.encode()})
+"""The headers that carry a token: kept as sent."""
 _LONGEST_SCHEME = len(f"{AUTHORIZATION_KEY}: Bearer ")
 _VERSIONS = frozenset({"1.0", "1.1"})
 
@@ -217,15 +219,16 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Within the header count and size bounds (00443); ``authorization`` kept as sent."""
+        """Within the header count and size bounds (00443); the token's headers kept as sent."""
         self._header_count += 1
         if self._header_count > self.limits.headers:
             self._stop(_Refusal("00443", "headers"))
         if len(name) + len(value) > self.limits.header_bytes:
             self._stop(_Refusal("00443", "header"))
-        if name.lower() == _AUTHORIZATION:
+        lower = name.lower()
+        if lower in _AS_SENT:
             # As sent: uvicorn would drop trailing blanks, which a gRPC caller's token may not have.
-            self.headers.append((_AUTHORIZATION, value))
+            self.headers.append((lower, value))
             return
         super().on_header(name, value)
 

@@ -47,11 +47,15 @@ def classe_environnementale(raw: str | None) -> ants_pb2.CodeLabel:
     return ants_pb2.CodeLabel(code=code, label=classes["labels"].get(code))
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def _number(value: str | None) -> int | None:
+    """A SIV figure as the real serializer writes it: a whole number (its fraction dropped)."""
+    if value is None:
         return None
+    try:
+        number = int(float(value))
+    except (ValueError, OverflowError):
+        return None
+    return number if -(2**31) <= number < 2**31 else None
 
 
 def _identite(match: Match) -> ants_pb2.IdentiteParticulier:

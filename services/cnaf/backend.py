@@ -21,6 +21,16 @@ class Benefit(StrEnum):
     ALLOCATION_SOUTIEN_FAMILIAL = "allocation_soutien_familial"
 
 
+class Indicator(StrEnum):
+    """The benefits answered by an indicator: who receives it, or has it paid for them.
+
+    Named as the Sécurité sociale gateway names their prestations.
+    """
+
+    ALLOCATION_ENFANT_HANDICAPE = "allocation_enfant_handicape"
+    ALLOCATION_RENTREE_SCOLAIRE = "allocation_rentree_scolaire"
+
+
 def not_registered() -> ApiError:
     """The person is registered with no eligible caisse (35003)."""
     return provider_not_found(
@@ -30,6 +40,11 @@ def not_registered() -> ApiError:
     )
 
 
+IndicatorData = TypeVar(
+    "IndicatorData",
+    cnaf_pb2.AllocationEnfantHandicapeData,
+    cnaf_pb2.AllocationRentreeScolaireData,
+)
 BenefitData = TypeVar(
     "BenefitData",
     cnaf_pb2.RevenuSolidariteActiveData,
@@ -56,10 +71,14 @@ class CnafBackend(Protocol):
     ) -> BenefitData:
         """Whether the person receives a benefit, as the data message of its API."""
 
-    async def allocation_enfant_handicape(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
-        """Whether the person receives the AEEH, or has it paid for them, and since when."""
+    async def indicator(
+        self,
+        indicator: Indicator,
+        data_type: type[IndicatorData],
+        identity: identity_pb2.IdentityPivot,
+        caller: Caller,
+    ) -> IndicatorData:
+        """Whether the person receives the benefit (AEEH, ARS), or has it paid for them, and since when."""
 
     async def participation_familiale_eaje(
         self, identity: identity_pb2.IdentityPivot, caller: Caller

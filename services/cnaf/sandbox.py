@@ -11,8 +11,8 @@ from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.providers import CNAV
-from services.cnaf.backend import Benefit, BenefitData, not_registered
-from services.cnaf.settings import ALLOCATION_ENFANT_HANDICAPE, PARTICIPATION_FAMILIALE_EAJE
+from services.cnaf.backend import Benefit, BenefitData, Indicator, IndicatorData, not_registered
+from services.cnaf.settings import PARTICIPATION_FAMILIALE_EAJE
 from services.common.sandbox import SandboxBackend, answer, found
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
@@ -52,11 +52,15 @@ class SandboxCnafBackend(SandboxBackend):
         """The person's status for the benefit, as written in the population file."""
         return self._answer(benefit.value, data_type, identity)
 
-    async def allocation_enfant_handicape(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
-        """The person's AEEH status, as written in the population file."""
-        return self._answer(ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, identity)
+    async def indicator(
+        self,
+        indicator: Indicator,
+        data_type: type[IndicatorData],
+        identity: identity_pb2.IdentityPivot,
+        caller: Caller,
+    ) -> IndicatorData:
+        """The person's status for the benefit, as written in the population file."""
+        return self._answer(indicator.value, data_type, identity)
 
     async def participation_familiale_eaje(
         self, identity: identity_pb2.IdentityPivot, caller: Caller

@@ -9,7 +9,7 @@ from typing import Any
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import ServicerContext, caller_of
-from services.cnaf.backend import Benefit, BenefitData, CnafBackend
+from services.cnaf.backend import Benefit, BenefitData, CnafBackend, Indicator
 from services.cnaf.eaje import checked_eligible
 from services.common.validation import (
     CNAV,
@@ -142,7 +142,12 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
     ) -> cnaf_pb2.GetAllocationEnfantHandicapeByIdentityResponse:
         """AEEH status by identity pivot."""
         identity = CNAV.check(Subject(request.identite, self._today()))
-        data = await self._backend.allocation_enfant_handicape(identity, caller_of(context))
+        data = await self._backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE,
+            cnaf_pb2.AllocationEnfantHandicapeData,
+            identity,
+            caller_of(context),
+        )
         return cnaf_pb2.GetAllocationEnfantHandicapeByIdentityResponse(data=data)
 
     async def GetAllocationEnfantHandicapeByFranceConnect(
@@ -150,8 +155,39 @@ class CnafServicer(cnaf_pb2_grpc.CnafServiceServicer):
     ) -> cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectResponse:
         """AEEH status of a FranceConnect user."""
         identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
-        data = await self._backend.allocation_enfant_handicape(identity, caller_of(context))
+        data = await self._backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE,
+            cnaf_pb2.AllocationEnfantHandicapeData,
+            identity,
+            caller_of(context),
+        )
         return cnaf_pb2.GetAllocationEnfantHandicapeByFranceConnectResponse(data=data)
+
+    async def GetAllocationRentreeScolaireByIdentity(
+        self, request: cnaf_pb2.GetAllocationRentreeScolaireByIdentityRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetAllocationRentreeScolaireByIdentityResponse:
+        """ARS status by identity pivot."""
+        identity = CNAV.check(Subject(request.identite, self._today()))
+        data = await self._backend.indicator(
+            Indicator.ALLOCATION_RENTREE_SCOLAIRE,
+            cnaf_pb2.AllocationRentreeScolaireData,
+            identity,
+            caller_of(context),
+        )
+        return cnaf_pb2.GetAllocationRentreeScolaireByIdentityResponse(data=data)
+
+    async def GetAllocationRentreeScolaireByFranceConnect(
+        self, request: cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectRequest, context: ServicerContext
+    ) -> cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectResponse:
+        """ARS status of a FranceConnect user."""
+        identity = CNAV.check(france_connect_subject(request.france_connect, self._today()))
+        data = await self._backend.indicator(
+            Indicator.ALLOCATION_RENTREE_SCOLAIRE,
+            cnaf_pb2.AllocationRentreeScolaireData,
+            identity,
+            caller_of(context),
+        )
+        return cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectResponse(data=data)
 
     async def _participation_familiale_eaje(
         self, identity: identity_pb2.IdentityPivot, context: ServicerContext

@@ -7,19 +7,17 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from runtime.oauth2 import OAuth2Client
-from services.cnaf.backend import Benefit
+from services.cnaf.backend import Benefit, Indicator
 from services.common.settings import BackendKind, ProviderSettings, grpc_port_field
 
 QUOTIENT_FAMILIAL = "quotient_familial"
 """The Sécurité sociale gateway's name of the quotient familial prestation."""
-ALLOCATION_ENFANT_HANDICAPE = "allocation_enfant_handicape"
-"""The Sécurité sociale gateway's name of the AEEH prestation."""
 PARTICIPATION_FAMILIALE_EAJE = "participation_familiale_eaje"
 """The Sécurité sociale gateway's name of the EAJE participation familiale prestation."""
 PRESTATIONS: tuple[str, ...] = (
     QUOTIENT_FAMILIAL,
     *(benefit.value for benefit in Benefit),
-    ALLOCATION_ENFANT_HANDICAPE,
+    *(indicator.value for indicator in Indicator),
     PARTICIPATION_FAMILIALE_EAJE,
 )
 """Every prestation the cnaf service asks the gateway about, each with its own OAuth2 client."""
@@ -44,7 +42,8 @@ class CnafSettings(ProviderSettings):
         {"quotient_familial": {"client_id": "…", "client_secret": "…", "scope": "…"},
          "revenu_solidarite_active": {…}, "prime_activite": {…},
          "allocation_adulte_handicape": {…}, "allocation_soutien_familial": {…},
-         "allocation_enfant_handicape": {…}, "participation_familiale_eaje": {…}}
+         "allocation_enfant_handicape": {…}, "allocation_rentree_scolaire": {…},
+         "participation_familiale_eaje": {…}}
 
     Each entry may add ``"path"`` when the prestation's URL is not
     ``UPSTREAM_BASE_URL/<prestation>``. The token endpoint, UPSTREAM_TOKEN_URL,
@@ -62,7 +61,7 @@ class CnafSettings(ProviderSettings):
         default_factory=dict,
         description="JSON object: for each prestation (quotient_familial, revenu_solidarite_active, "
         "prime_activite, allocation_adulte_handicape, allocation_soutien_familial, "
-        "allocation_enfant_handicape, participation_familiale_eaje), its OAuth2 "
+        "allocation_enfant_handicape, allocation_rentree_scolaire, participation_familiale_eaje), its OAuth2 "
         'client {"client_id", "client_secret", "scope", "path"} (UPSTREAM_CLIENTS).',
     )
 

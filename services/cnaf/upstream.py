@@ -26,16 +26,16 @@ RSA and prime d'activité::
 
 AAH and ASF: the same without ``avec_majoration``.
 
-The AEEH and EAJE answers are known: the adapter reads them under the
-gateway's own names and maps them. AEEH: the person's indicator and its date; the list of prestations
-beside them is not read::
+The AEEH, ARS and EAJE answers are known: the adapter reads them under the
+gateway's own names and maps them. AEEH and ARS: the person's indicator and its date; the list of
+prestations beside them is not read::
 
     {"indicateur": "ALLOCATAIRE" | "OUVRANT_DROIT" | "NON_BENEFICIAIRE",
      "dateIndicateur": "2023-09-01" | "" | null, "listePrestation": [ … ]}
 
 ``status`` is the indicator in lower case; ``date_debut_droit`` the date's day,
-null for a non-beneficiary. EAJE: the household, its address and what the fee
-is computed from (``annee``, a number or a four-digit string)::
+null for a non-beneficiary; another indicator is an unknown answer. EAJE: the
+household, its address and what the fee is computed from (``annee``, a number or a four-digit string)::
 
     {"allocataires": [{"nomNaissance": "ROCHEFORT", "nomUsage": null, "listePrenoms": "ANNE",
                        "dateNaissance": "1991-04-12", "genre": "F", "cogNaissance": "17299"}],
@@ -71,9 +71,8 @@ from runtime.caller import Caller
 from runtime.errors import ApiError, ErrorSource, provider_not_found
 from runtime.providers import CNAF, CNAF_MSA, CNAV, MSA, RNCPS
 from runtime.upstream import TokenSource, UpstreamClient
-from services.cnaf.backend import Benefit, BenefitData, not_registered
+from services.cnaf.backend import Benefit, BenefitData, Indicator, IndicatorData, not_registered
 from services.cnaf.settings import (
-    ALLOCATION_ENFANT_HANDICAPE,
     PARTICIPATION_FAMILIALE_EAJE,
     PRESTATIONS,
     QUOTIENT_FAMILIAL,
@@ -136,8 +135,8 @@ class BenefitAnswer(AnswerShape):
     date_debut_droit: IsoDate | None = None
 
 
-class AllocationEnfantHandicapeAnswer(AnswerShape):
-    """The gateway's AEEH answer (see the module's docstring)."""
+class IndicatorAnswer(AnswerShape):
+    """The gateway's AEEH or ARS answer (see the module's docstring)."""
 
     indicateur: Literal["ALLOCATAIRE", "OUVRANT_DROIT", "NON_BENEFICIAIRE"]
     date_indicateur: IsoDateOrDateTime | Literal[""] | None = pydantic.Field(
@@ -269,13 +268,17 @@ class UpstreamCnafBackend:
             fields.pop("avec_majoration", None)
         return json_format.ParseDict(fields, data_type())
 
-    async def allocation_enfant_handicape(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnaf_pb2.AllocationEnfantHandicapeData:
-        """The person's AEEH indicator, as its v3 data object."""
-        response = await self._ask(ALLOCATION_ENFANT_HANDICAPE, identity_query(identity), caller)
-        answer = self._http.decode(response, AllocationEnfantHandicapeAnswer)
-        data = cnaf_pb2.AllocationEnfantHandicapeData(status=answer.indicateur.lower())
+    async def indicator(
+        self,
+        indicator: Indicator,
+        data_type: type[IndicatorData],
+        identity: identity_pb2.IdentityPivot,
+        caller: Caller,
+    ) -> IndicatorData:
+        """The person's indicator for the benefit (AEEH, ARS), as its v3 data object."""
+        response = await self._ask(indicator.value, identity_query(identity), caller)
+        answer = self._http.decode(response, IndicatorAnswer)
+        data = data_type(status=answer.indicateur.lower())
         if answer.indicateur != "NON_BENEFICIAIRE" and answer.date_indicateur:
             data.date_debut_droit = answer.date_indicateur[:10]
         return data

@@ -34,16 +34,22 @@ class CnousBackend(Protocol):
     """A source of scholarship status. Raises `runtime.errors.ApiError` for every failure."""
 
     async def by_identity(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnous_pb2.EtudiantBoursierData:
-        """The scholarship status of the student with this validated pivot (sex may be empty)."""
+        self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
+        """The scholarship status of the student with this validated pivot (sex may be empty).
 
-    async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
+        ``campaign`` is the starting year of the campaign asked; None: the most recent valid grant.
+        The same holds for the other searches.
+        """
+
+    async def by_ine(
+        self, ine: str, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
         """The scholarship status of the student with this validated, upper-cased INE."""
 
     async def by_france_connect(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnous_pb2.EtudiantBoursierData:
+        self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
         """The scholarship status of a FranceConnect user, from the pivot the gateway resolved.
 
         The pivot is validated. The servicer drops ``identite`` from the answer

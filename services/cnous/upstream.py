@@ -5,21 +5,25 @@ credentials sent as HTTP Basic) and the request id in ``X-Correlation-ID``.
 
 - by identity: ``POST <UPSTREAM_BASE_URL>/<UPSTREAM_IDENTITY_PATH>`` with the JSON
   body ``{"lastName", "firstNames" (joined by ", "), "birthDate" (YYYY-MM-DD),
-  "birthPlace" (birth commune's COG code, when known), "civility" (M or F, when known)}``;
-- by INE: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_INE_PATH>/<ine>``;
+  "birthPlace" (birth commune's COG code, when known), "civility" (M or F, when known),
+  "campaignYear" (when asked)}``;
+- by INE: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_INE_PATH>/<ine>``, ``?campaignYear=`` when asked;
 - for a FranceConnect user: ``GET <UPSTREAM_BASE_URL>/<UPSTREAM_FRANCE_CONNECT_PATH>``
   with the identity FranceConnect certified as a JSON body, under FranceConnect's
   own claim names: ``{"family_name", "given_name" (first names joined by a space),
   "birthdate" (YYYY-MM-DD), "gender" ("male" or "female"), "birthplace",
-  "birthcountry"}`` (the Cnous reads a body on that GET).
+  "birthcountry", "campaignYear" (when asked)}`` (the Cnous reads a body on that GET).
+
+``campaignYear`` is the starting year of the campaign asked; without it the
+Cnous answers with the most recent valid grant.
 
 The Cnous's own answer is only partly public (its camelCase fields are known,
 not how its current API words the removal and regional-grant facts); this
-adapter expects the v4 data object::
+adapter expects the v5 data object::
 
     {"statut_boursier": {"est_boursier": true, "est_radie": false, "date_radiation": null},
      "echelon_bourse": {"echelon": "5", "echelon_bourse_regionale_provisoire": false},
-     "email": "…",
+     "email": "…", "ine": "…",
      "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10},
      "etablissement_etudes": {"nom_commune": "RENNES", "nom_etablissement": "…"},
      "identite": {"nom": "…", "prenoms": ["…"], "date_naissance": "2006-03-21",
@@ -75,7 +79,7 @@ class _EchelonBourse(AnswerShape):
 
 class _PeriodeVersement(AnswerShape):
     date_rentree: IsoDate
-    duree: float
+    duree: int
 
 
 class _EtablissementEtudes(AnswerShape):
@@ -97,6 +101,7 @@ class EtudiantBoursierAnswer(AnswerShape):
     statut_boursier: _StatutBoursier
     echelon_bourse: _EchelonBourse | None = None
     email: str | None = None
+    ine: str | None = None
     periode_versement_bourse: _PeriodeVersement | None = None
     etablissement_etudes: _EtablissementEtudes | None = None
     identite: _Identite | None = None
@@ -139,20 +144,23 @@ class UpstreamCnousBackend:
         path: str,
         caller: Caller,
         subject: SubjectKind.ValueType,
-        body: dict[str, str] | None = None,
-    ) -> cnous_pb2.EtudiantBoursierData:
+        *,
+        body: dict[str, str | int] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
         response = await self._http.send(
             method,
             path,
             caller,
             headers=_CALLER_HEADERS.for_caller(caller),
             json=body,
+            params=params,
             token_source=self._tokens,
         )
         if response.status_code != httpx.codes.OK:
             raise self._error(response, subject)
         answer = self._http.decode(response, EtudiantBoursierAnswer)
-        return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierData())
+        return json_format.ParseDict(answer.model_dump(exclude_none=True), cnous_pb2.EtudiantBoursierV5Data())
 
     def _error(self, response: httpx.Response, subject: SubjectKind.ValueType) -> ApiError:
         if response.status_code == httpx.codes.NOT_FOUND:
@@ -164,10 +172,10 @@ class UpstreamCnousBackend:
         return self._http.error_for_status(response)
 
     async def by_identity(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnous_pb2.EtudiantBoursierData:
-        """The scholarship status of the student with this pivot."""
-        body = {
+        self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
+        """The scholarship status of the student with this pivot, in the campaign asked."""
+        body: dict[str, str | int] = {
             "lastName": identity.nom_naissance,
             "firstNames": ", ".join(identity.prenoms),
             "birthDate": birth_date(identity),
@@ -176,17 +184,27 @@ class UpstreamCnousBackend:
             body["birthPlace"] = identity.code_cog_insee_commune_naissance
         if identity.sexe_etat_civil:
             body["civility"] = identity.sexe_etat_civil.upper()
-        return await self._ask("POST", self._identity_path, caller, SUBJECT_KIND_IDENTITY_PIVOT, body)
+        if campaign is not None:
+            body["campaignYear"] = campaign
+        return await self._ask("POST", self._identity_path, caller, SUBJECT_KIND_IDENTITY_PIVOT, body=body)
 
-    async def by_ine(self, ine: str, caller: Caller) -> cnous_pb2.EtudiantBoursierData:
-        """The scholarship status of the student with this INE."""
-        return await self._ask("GET", f"{self._ine_path}/{quote(ine, safe='')}", caller, SUBJECT_KIND_INE)
+    async def by_ine(
+        self, ine: str, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
+        """The scholarship status of the student with this INE, in the campaign asked."""
+        return await self._ask(
+            "GET",
+            f"{self._ine_path}/{quote(ine, safe='')}",
+            caller,
+            SUBJECT_KIND_INE,
+            params=None if campaign is None else {"campaignYear": str(campaign)},
+        )
 
     async def by_france_connect(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnous_pb2.EtudiantBoursierData:
-        """The scholarship status of a FranceConnect user, from the certified pivot."""
-        body = {
+        self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
+        """The scholarship status of a FranceConnect user, from the certified pivot, in the campaign asked."""
+        body: dict[str, str | int] = {
             "family_name": identity.nom_naissance,
             "given_name": " ".join(identity.prenoms),
             "birthdate": birth_date(identity),
@@ -199,7 +217,8 @@ class UpstreamCnousBackend:
             self._france_connect_path,
             caller,
             SUBJECT_KIND_FRANCE_CONNECT,
-            {k: v for k, v in body.items() if v},
+            body={k: v for k, v in body.items() if v}
+            | ({} if campaign is None else {"campaignYear": campaign}),
         )
 
     async def close(self) -> None:

@@ -19,6 +19,41 @@ def pupil_not_found() -> ApiError:
     return provider_not_found(MEN, "Aucun eleve n'a pu etre trouve avec les criteres de recherche fournis")
 
 
+REGIMES_PENSIONNAT: dict[str, str] = {
+    "0": "Externe libre",
+    "1": "Externe surveillé",
+    "2": "Demi-pensionnaire dans l'établissement",
+    "3": "Interne dans l'établissement",
+    "4": "Interne externé",
+    "5": "Interne hébergé",
+    "6": "Demi-pensionnaire hors l'établissement",
+}
+"""The BCN's boarding regimes, by code, with the labels the real API gives them (NEWER-ENDPOINTS §1)."""
+
+
+def regime_pensionnat(code: str | None) -> men_pb2.RegimePensionnat | None:
+    """The v5 ``regime_pensionnat`` of the ministry's regime code.
+
+    None (the object null) without a code; the code passed through and a null label
+    for a code outside the BCN table, as the real API does.
+    """
+    if code is None:
+        return None
+    return men_pb2.RegimePensionnat(code=code, libelle=REGIMES_PENSIONNAT.get(code))
+
+
+def v4_of(data: men_pb2.ScolariteV5Data) -> men_pb2.ScolariteData:
+    """The v4 data object from the v5 one: every field under its number, without the boarding regime.
+
+    The regime is cleared before the bytes change type: left in, it would travel on as an
+    unknown field of the v4 answer, past the masking.
+    """
+    shared = men_pb2.ScolariteV5Data()
+    shared.CopyFrom(data)
+    shared.ClearField("regime_pensionnat")
+    return men_pb2.ScolariteData.FromString(shared.SerializeToString())
+
+
 class PerimetreKind(StrEnum):
     """The kinds of search perimeter, named as the ministry's API names them."""
 
@@ -62,8 +97,8 @@ class ScolariteQuery:
 class MenBackend(Protocol):
     """A source of pupils' schooling. Raises `runtime.errors.ApiError` for every failure."""
 
-    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
-        """The pupil's schooling in the school year, within the query's establishment or perimeter."""
+    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteV5Data:
+        """The pupil's schooling in the school year, within the query's establishment or perimeter (v5)."""
 
     async def close(self) -> None:
         """Release the backend's connections."""

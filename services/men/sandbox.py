@@ -3,7 +3,7 @@
 A pupil's entry lists their schoolings, each with where it takes place::
 
     "scolarites": [{"departement": "013", "region": "18", "degre": "2D",
-                    "scolarite": {<v4 data object without annee_scolaire>}}]
+                    "scolarite": {<v5 data object without annee_scolaire>}}]
 
 The first schooling inside the query's establishment or perimeter (and degree,
 when asked) is the answer, dated with the school year asked, so a pupil is
@@ -44,12 +44,12 @@ class SandboxMenBackend(SandboxBackend):
 
     population_file = POPULATION_FILE
 
-    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
+    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteV5Data:
         """The pupil's first schooling within the query's establishment or perimeter."""
         person = found(self._population.by_identity(query.identity), MEN, pupil_not_found)
         for schooling in person.answers.get(_API, ()):
             if _within(schooling, query):
-                data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteData())
+                data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteV5Data())
                 data.annee_scolaire = query.annee_scolaire
                 return data
         raise pupil_not_found()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from apiparticulier.men.v1 import men_pb2, men_pb2_grpc
 from runtime.caller import ServicerContext, caller_of
-from services.men.backend import MenBackend
+from services.men.backend import MenBackend, v4_of
 from services.men.validation import scolarite_query
 
 
@@ -19,10 +19,20 @@ class MenServicer(men_pb2_grpc.MenServiceServicer):
         self._backend = backend
         self._today = today
 
+    async def GetScolariteV5ByIdentity(
+        self, request: men_pb2.GetScolariteV5ByIdentityRequest, context: ServicerContext
+    ) -> men_pb2.GetScolariteV5ByIdentityResponse:
+        """Schooling of a pupil in a school year, in one establishment or one perimeter, with the regime."""
+        # v5 asks exactly what v4 asks: the same fields under the same numbers.
+        v4_request = men_pb2.GetScolariteByIdentityRequest.FromString(request.SerializeToString())
+        query = scolarite_query(v4_request, self._today())
+        data = await self._backend.scolarite(query, caller_of(context))
+        return men_pb2.GetScolariteV5ByIdentityResponse(data=data)
+
     async def GetScolariteByIdentity(
         self, request: men_pb2.GetScolariteByIdentityRequest, context: ServicerContext
     ) -> men_pb2.GetScolariteByIdentityResponse:
-        """Schooling of a pupil in a school year, in one establishment or one perimeter."""
+        """The same in the v4 shape (v3 and v4 routes)."""
         query = scolarite_query(request, self._today())
         data = await self._backend.scolarite(query, caller_of(context))
-        return men_pb2.GetScolariteByIdentityResponse(data=data)
+        return men_pb2.GetScolariteByIdentityResponse(data=v4_of(data))

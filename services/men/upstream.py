@@ -19,7 +19,7 @@ The answer, as the ministry gives it::
                         "annee-scolaire": "2026-2027",
                         "etablissement": {"code-uai": "0130001A", "ministere-tutelle": "06"}},
      "info-scolarite": {"est-scolarise": true, "statut-eleve": {"code": "ST", "libelle": "SCOLAIRE"},
-                        "code-mef-stat": "…", "libelle-long_mef": "…"},
+                        "code-mef-stat": "…", "libelle-long_mef": "…", "code-regime": "2" | null},
      "info-bourse": {"est-boursier": true, "niveau-bourse": 3} | null}
 
 An answer holding neither ``identification`` nor ``info-scolarite`` (such as
@@ -42,7 +42,7 @@ from runtime.upstream import TokenSource, UpstreamClient
 from services.common.answer_shape import AnswerShape, IsoDate
 from services.common.caller_headers import CallerHeaders
 from services.common.pivot import birth_date
-from services.men.backend import ScolariteQuery, pupil_not_found
+from services.men.backend import ScolariteQuery, pupil_not_found, regime_pensionnat
 from services.men.settings import MenSettings
 
 PARTNER_HEADER = "X-Siret-Partenaire"
@@ -78,6 +78,7 @@ class _InfoScolarite(AnswerShape):
     statut_eleve: _StatutEleve = pydantic.Field(alias="statut-eleve")
     code_mef_stat: str | None = pydantic.Field(default=None, alias="code-mef-stat")
     libelle_mef: str | None = pydantic.Field(default=None, alias="libelle-long_mef")
+    code_regime: str | None = pydantic.Field(default=None, alias="code-regime")
 
 
 class _InfoBourse(AnswerShape):
@@ -116,14 +117,14 @@ def request_body(query: ScolariteQuery) -> dict[str, Any]:
 
 def scolarite_data(
     identification: _Identification, info: _InfoScolarite, bourse: _InfoBourse | None, annee_scolaire: str
-) -> men_pb2.ScolariteData:
-    """The v4 data object of a found schooling; what the ministry does not send is null.
+) -> men_pb2.ScolariteV5Data:
+    """The v5 data object of a found schooling; what the ministry does not send is null.
 
     Without ``info-bourse`` the scholarship is unknown, not refused: ``est_boursier``
-    and ``echelon_bourse`` are null, as the real API sends them. The establishment's
-    name is not in the ministry's answer: null.
+    and ``echelon_bourse`` are null, as the real API sends them. Without
+    ``code-regime`` the boarding regime is null (`regime_pensionnat`).
     """
-    return men_pb2.ScolariteData(
+    return men_pb2.ScolariteV5Data(
         identite=men_pb2.Identite(
             nom=identification.nom,
             prenom=identification.prenom,
@@ -142,6 +143,7 @@ def scolarite_data(
         statut_eleve=men_pb2.StatutEleve(code=info.statut_eleve.code, libelle=info.statut_eleve.libelle),
         est_boursier=bourse.est_boursier if bourse is not None else None,
         echelon_bourse=bourse.niveau_bourse if bourse is not None else None,
+        regime_pensionnat=regime_pensionnat(info.code_regime),
     )
 
 
@@ -160,7 +162,7 @@ class UpstreamMenBackend:
         http = settings.upstream_client(MEN)
         return cls(http, settings.upstream_tokens(http), settings.upstream_path)
 
-    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteData:
+    async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteV5Data:
         """The pupil's schooling in the school year, within the query's establishment or perimeter."""
         response = await self._http.send(
             "POST",

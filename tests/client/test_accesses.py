@@ -62,4 +62,4 @@ async def test_accesses_lists_the_calls_about_the_citizen_as_json_and_as_a_table
     assert code == 0 and lines[0].split() == ["time", "recipient", "habilitation", "api", "outcome"]
     assert sum("cnaf.quotient_familial" in line and RECIPIENT in line for line in lines) == 2
     code, _, err = await client(journalled, "accesses", "--fc-token", "fc-inactive")
-    assert code == 1 and "51101" in err
+    assert code == 1 and "51502" in err

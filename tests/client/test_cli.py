@@ -217,7 +217,7 @@ async def test_france_connect_token_through_the_client(mesh: Mesh) -> None:
         mesh, "call", "cnaf.quotient_familial", "--fc-token", "fc-expired", token=mesh.factory.token()
     )
     assert expired.code == 1
-    assert "UNAUTHENTICATED 51103 Jeton FranceConnect expiré" in expired.err
+    assert "UNAUTHENTICATED 51502 Accès non autorisé" in expired.err
 
 
 async def test_usage_is_a_table(mesh: Mesh) -> None:
@@ -357,9 +357,9 @@ def test_lookup_flags_carry_the_school_search() -> None:
 @pytest.mark.parametrize(
     ("document", "method"),
     [
-        ({"ine": "2406123457A"}, "GetEtudiantBoursierByIne"),
-        ({"identite": {"nomNaissance": "MERCIER"}}, "GetEtudiantBoursierByIdentity"),
-        ({"franceConnect": {"accessToken": "fc-mercier"}}, "GetEtudiantBoursierByFranceConnect"),
+        ({"ine": "2406123457A"}, "GetEtudiantBoursierV5ByIne"),
+        ({"identite": {"nomNaissance": "MERCIER"}}, "GetEtudiantBoursierV5ByIdentity"),
+        ({"franceConnect": {"accessToken": "fc-mercier"}}, "GetEtudiantBoursierV5ByFranceConnect"),
     ],
 )
 def test_call_by_label_takes_the_current_method(document: dict[str, Any], method: str) -> None:

@@ -28,14 +28,17 @@ def test_every_api_value_names_the_routes_of_its_api() -> None:
 
 
 def test_an_api_asked_by_label_gets_its_current_methods() -> None:
-    """Cnous's v3 methods are the same API as its v4 ones, listed after them in any declaration order."""
+    """Cnous's v3 and v4 methods are the same API as its v5 ones, listed after them in any order declared."""
     reversed_table = RouteTable(tuple(reversed(build_routes().routes)))
     boursier = ApiCatalog(reversed_table).apis[gateway_pb2.API_ETUDIANT_BOURSIER]
-    assert [route.deprecated for route in boursier.routes] == [False] * 3 + [True] * 3
+    assert [route.deprecated for route in boursier.routes] == [False] * 3 + [True] * 6
     for kind in (
         options_pb2.SUBJECT_KIND_IDENTITY_PIVOT,
         options_pb2.SUBJECT_KIND_INE,
         options_pb2.SUBJECT_KIND_FRANCE_CONNECT,
     ):
         route = boursier.route_for(kind)
-        assert route is not None and route.http_paths[0].startswith("/v4/"), kind
+        assert route is not None and route.http_paths[0].startswith("/v5/"), kind
+    scolarite = ApiCatalog(reversed_table).apis[gateway_pb2.API_SCOLARITE]
+    current = scolarite.route_for(options_pb2.SUBJECT_KIND_IDENTITY_PIVOT)
+    assert current is not None and current.http_paths == ("/v5/men/scolarites/identite",)

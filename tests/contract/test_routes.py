@@ -75,7 +75,13 @@ def test_routes_carry_what_the_contract_declares() -> None:
         ("/v3/cnous/etudiant_boursier/ine",),
         True,
     )
-    assert not ine.deprecated
+    assert ine.deprecated
+    v5 = paths["/apiparticulier.cnous.v1.CnousService/GetEtudiantBoursierV5ByIne"]
+    assert (v5.http_paths, v5.deprecated) == (("/v5/cnous/etudiant_boursier/ine",), False)
+    assert "cnous_ine" not in v5.scopes and "cnous_ine" in v5.plan.scopes
+    v5_identity = paths["/apiparticulier.cnous.v1.CnousService/GetEtudiantBoursierV5ByIdentity"]
+    assert "cnous_ine" in v5_identity.scopes
+    assert {(p.field, p.parameter) for p in v5.lookup_parameters} == {("campaign_year", "campaign_year")}
 
 
 def test_quotient_familial_masking_keeps_only_unlocked_fields() -> None:

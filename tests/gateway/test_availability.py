@@ -110,7 +110,11 @@ async def test_provider_stopped_then_restarted(
 async def test_a_failed_call_marks_the_provider_bad_until_a_success(
     redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey]
 ) -> None:
-    """cnaf SERVING, but its upstream times out (the DELAI sandbox person): bad until a call succeeds."""
+    """cnaf SERVING, but its upstream times out (the DELAI sandbox person).
+
+    The service is bad until a call succeeds; the quotient familial's ping, an error-ratio
+    check, stays bad while a tenth of its calls of the last 10 minutes failed.
+    """
     cnaf = cnaf_on(0)
     await cnaf.start()
     gateway = build_server(
@@ -135,9 +139,9 @@ async def test_a_failed_call_marks_the_provider_bad_until_a_success(
             )
         )
 
-    async def cnaf_status() -> int:
+    async def cnaf_status(ping: str = "cnaf_msa_quotient_familial") -> int:
         answer = await stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest())
-        return next(p.status for p in answer.providers if p.provider == "cnaf")
+        return next(p.status for p in answer.providers if p.ping == ping)
 
     try:
         assert await wait_for(cnaf_status, lambda s: s == OK) == OK
@@ -147,10 +151,12 @@ async def test_a_failed_call_marks_the_provider_bad_until_a_success(
             )
         assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
         assert await cnaf_status() == BAD
+        assert await cnaf_status("cnaf_msa_prime_activite") == BAD
         await cnaf_stub.GetQuotientFamilialByIdentity(
             asking("LEFEBVRE", "ALEXIS", 1982, 12, 27, "F"), metadata=metadata
         )
-        assert await cnaf_status() == OK
+        assert await cnaf_status("cnaf_msa_prime_activite") == OK
+        assert await cnaf_status() == BAD  # 1 call of 2 failed
     finally:
         await channel.close(None)
         await gateway.stop(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -88,7 +89,10 @@ async def test_calls_under_the_limit_are_allowed_with_rate_limit_metadata(
     assert all(d.allowed and not d.revoked for d in decisions)
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0]
     first = dict(decisions[0].metadata)
-    assert first == {"ratelimit-limit": "5", "ratelimit-remaining": "4", "ratelimit-reset": "1"}
+    # The reset is the epoch second at which the bucket is full again: within the next second.
+    reset = int(first.pop("ratelimit-reset"))
+    assert decisions[0].decided_at < reset <= math.ceil(decisions[0].decided_at + 1)
+    assert first == {"ratelimit-limit": "5", "ratelimit-remaining": "4"}
     assert "retry-after" not in first
     # The state is one key per token that expires when the bucket is full again.
     ttl_ms = await client.pttl(rate_key(jti))

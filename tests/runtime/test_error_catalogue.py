@@ -62,14 +62,14 @@ def test_http_status_agrees_with_the_grpc_status(entry: ErrorCode) -> None:
 
 
 def test_provider_codes_take_their_source_prefix_and_full_codes_win() -> None:
-    """37003 is the provider template's not found; 51101 is FranceConnect's own entry."""
+    """37003 is the provider template's not found; 51502 is FranceConnect's own entry."""
     not_found = api_error("37003", source=CNAV)
     assert (not_found.status, not_found.title, not_found.provider) == (
         grpc.StatusCode.NOT_FOUND,
         "Entité non trouvée",
         CNAV,
     )
-    assert entry_of("51101").reason == "INVALID_FRANCE_CONNECT_TOKEN"
+    assert entry_of("51502").reason == "INVALID_FRANCE_CONNECT_TOKEN"
     assert api_error("51001", source=FRANCE_CONNECT).reason == "PROVIDER_UNAVAILABLE"
     with pytest.raises(KeyError):
         entry_of("00999")
@@ -78,7 +78,7 @@ def test_provider_codes_take_their_source_prefix_and_full_codes_win() -> None:
 
 
 def test_the_mesh_s_own_codes_are_marked() -> None:
-    """The codes the real API does not have say so: the mesh's own, and FranceConnect's 511xx."""
+    """The codes the real API does not have say so: the mesh's own."""
     assert {code for code, entry in CODES.items() if entry.own} == {
         "00000",
         "00400",
@@ -91,6 +91,4 @@ def test_the_mesh_s_own_codes_are_marked() -> None:
         "00503",
         "00504",
         "00505",
-        "51101",
-        "51103",
     }

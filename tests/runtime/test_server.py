@@ -100,7 +100,7 @@ async def test_health_and_reflection_describe_the_service() -> None:
                     methods += [m.name for service in proto.service for m in service.method]
         assert CNAF.service_name in services and "grpc.health.v1.Health" in services
         expected = [m.name for m in cnaf_pb2.DESCRIPTOR.services_by_name["CnafService"].methods]
-        assert methods == expected and len(methods) == 14
+        assert methods == expected and len(methods) == 16
 
 
 async def test_unexpected_failure_is_internal_and_leaks_nothing() -> None:

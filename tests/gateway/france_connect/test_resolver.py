@@ -130,7 +130,7 @@ async def test_france_connect_scopes_disjoint_from_the_method_are_refused(mesh: 
 
 @pytest.mark.parametrize(
     ("token", "code"),
-    [("fc-inactive", "51101"), ("fc-expired", "51103"), ("no-such-token", "51101"), ("bad token", "51101")],
+    [("fc-inactive", "51502"), ("fc-expired", "51502"), ("no-such-token", "51502"), ("bad token", "51501")],
 )
 async def test_refused_france_connect_tokens(mesh: Mesh, token: str, code: str) -> None:
     """Inactive, expired, unknown or malformed FranceConnect tokens: UNAUTHENTICATED with a 51 code."""
@@ -195,7 +195,7 @@ async def test_lookup_with_a_france_connect_subject(mesh: Mesh) -> None:
             ),
             metadata=metadata(factory),
         )
-    assert rich_status(caught.value).api_code == "51103"
+    assert rich_status(caught.value).api_code == "51502"
 
 
 async def test_a_lookup_of_ants_needs_the_registration_number(mesh: Mesh) -> None:
@@ -299,13 +299,13 @@ async def test_upstream_active_token(upstream: Upstream) -> None:
 @pytest.mark.parametrize(
     ("make_answer", "status", "code"),
     [
-        (lambda: json_answer(introspection(active=False)), grpc.StatusCode.UNAUTHENTICATED, "51101"),
+        (lambda: json_answer(introspection(active=False)), grpc.StatusCode.UNAUTHENTICATED, "51502"),
         (
             lambda: json_answer({"token_introspection": {"active": False}}),
             grpc.StatusCode.UNAUTHENTICATED,
-            "51101",
+            "51502",
         ),
-        (lambda: json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51103"),
+        (lambda: json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51502"),
         (lambda: json_answer(introspection(birthdate="not a date")), grpc.StatusCode.UNKNOWN, "51999"),
         (lambda: json_answer({"unexpected": True}), grpc.StatusCode.UNKNOWN, "51999"),
         (lambda: Answer(200, "<html>maintenance</html>"), grpc.StatusCode.UNKNOWN, "51999"),

@@ -8,11 +8,14 @@ from typing import Any
 
 import grpc
 import pytest
+import redis
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from devstack.redis import RedisProcess
 from gateway.grpc.api import method_access
+from gateway.pings import PINGS, Window, clear_window, declare_window
 from runtime.providers import BY_NAME
 from tests.gateway.conftest import Mesh
 from tests.rich_status import rich_status
@@ -122,7 +125,9 @@ async def test_proofs_avoided_is_public_and_not_rate_limited(mesh: Mesh) -> None
     pings = await asyncio.gather(
         *(stub.ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest()) for _ in range(60))
     )
-    assert {p.provider for p in pings[0].providers} == set(BY_NAME)
+    assert [p.ping for p in pings[0].providers] == [ping.id for ping in PINGS]
+    assert {p.provider for p in pings[0].providers} <= set(BY_NAME)
+    assert all(p.name and p.HasField("last_update") and not p.HasField("until") for p in pings[0].providers)
 
 
 async def test_lookup_needs_a_recipient_and_a_subject(mesh: Mesh) -> None:
@@ -199,3 +204,18 @@ async def test_a_malformed_body_is_invalid_argument_00400(mesh: Mesh, method: st
         "00400",
         {"request"},
     )
+
+
+async def test_a_maintenance_window_over_grpc(mesh: Mesh, redis_server: RedisProcess) -> None:
+    """The ping an operator put in maintenance says so, with the window's end; the others do not."""
+    store = redis.Redis.from_url(redis_server.url)
+    now = time.time()
+    declare_window(store, "cnav_allocation_rentree_scolaire", Window(now - 1, now + 900), now)
+    try:
+        answer = await stub_of(mesh).ListProviderAvailability(gateway_pb2.ListProviderAvailabilityRequest())
+    finally:
+        clear_window(store, "cnav_allocation_rentree_scolaire")
+        store.close()
+    (ars,) = [p for p in answer.providers if p.status == gateway_pb2.PROVIDER_STATUS_MAINTENANCE]
+    assert (ars.ping, ars.provider) == ("cnav_allocation_rentree_scolaire", "cnaf")
+    assert ars.until.ToNanoseconds() / 1e9 == pytest.approx(now + 900, abs=0.01)

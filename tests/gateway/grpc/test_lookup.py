@@ -129,10 +129,10 @@ class StuckCnous(SandboxCnousBackend):
         super().__init__(SandboxPopulation.load(CNOUS_POPULATION))
 
     async def by_identity(
-        self, identity: identity_pb2.IdentityPivot, caller: Caller
-    ) -> cnous_pb2.EtudiantBoursierData:
+        self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
+    ) -> cnous_pb2.EtudiantBoursierV5Data:
         await asyncio.sleep(SLOW_SECONDS)
-        return await super().by_identity(identity, caller)
+        return await super().by_identity(identity, campaign, caller)
 
 
 def provider_server(name: str, add: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> GrpcServer:

@@ -101,9 +101,9 @@ async def test_no_api_token_is_needed_and_a_bad_france_connect_token_is_refused(
     called: JournalledMesh,
 ) -> None:
     for token, status, code in (
-        ("fc-inactive", grpc.StatusCode.UNAUTHENTICATED, "51101"),
-        ("fc-expired", grpc.StatusCode.UNAUTHENTICATED, "51103"),
-        ("", grpc.StatusCode.UNAUTHENTICATED, "51101"),
+        ("fc-inactive", grpc.StatusCode.UNAUTHENTICATED, "51502"),
+        ("fc-expired", grpc.StatusCode.UNAUTHENTICATED, "51502"),
+        ("", grpc.StatusCode.UNAUTHENTICATED, "51504"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await accesses(called, token)
@@ -151,4 +151,4 @@ async def test_the_history_over_rest_takes_the_france_connect_token_as_bearer(ca
         for headers in ({"Authorization": "Bearer fc-expired"}, {}):
             refused = await http.get("/mesh/v1/citizen/accesses", headers=headers)
             assert refused.status_code == 401
-            assert refused.json()["errors"][0]["code"] in {"51101", "51103"}
+            assert refused.json()["errors"][0]["code"] in {"51501", "51502", "51504"}

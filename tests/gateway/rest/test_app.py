@@ -16,16 +16,17 @@ import grpc
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
-from contract.openapi import published_spec, response_schema
+from contract.openapi import current_spec, published_spec, response_schema
 from contract.routes import build_routes
 from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
 from gateway.france_connect.clients import link, unlink
 from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
-from runtime.providers import PROVIDERS
+from gateway.pings import PINGS, Window, clear_window, declare_window
 from tests.gateway.rest.conftest import LEFEBVRE, Front
 from tests.people import RECIPIENT
 
@@ -103,6 +104,12 @@ EVERY_ROUTE: dict[str, tuple[dict[str, Any], str | None]] = {
     "/v3/mesri/statut_etudiant/identite": (_BERNARD, None),
     "/v3/mesri/statut_etudiant/ine": ({"ine": "2301456789K"}, None),
     "/v3/mesri/statut_etudiant/france_connect": ({}, "fc-bernard"),
+    "/v5/cnous/etudiant_boursier/identite": ({**_MERCIER, "campaignYear": "2025"}, None),
+    "/v5/cnous/etudiant_boursier/ine": ({"ine": "2406123457A"}, None),
+    "/v5/cnous/etudiant_boursier/france_connect": ({}, "fc-mercier"),
+    "/v5/men/scolarites/identite": (_ROCHE, None),
+    "/v3/dss/allocation_rentree_scolaire/identite": (_DSS, None),
+    "/v3/dss/allocation_rentree_scolaire/france_connect": ({}, "fc-lefebvre"),
     "/v4/cnous/etudiant_boursier/identite": (_MERCIER, None),
     "/v4/cnous/etudiant_boursier/ine": ({"ine": "2406123457A"}, None),
     "/v4/cnous/etudiant_boursier/france_connect": ({}, "fc-mercier"),
@@ -163,6 +170,7 @@ async def test_every_route_answers_the_spec_body(front: Front, path: str) -> Non
 
 async def test_lefebvre_quotient_familial_with_headers(front: Front) -> None:
     """The call of `make run`: QF 2550, RateLimit headers and a request id."""
+    before = time.time()
     response = await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())
     assert response.status_code == 200
     assert response.json()["data"]["quotient_familial"]["valeur"] == 2550
@@ -170,7 +178,8 @@ async def test_lefebvre_quotient_familial_with_headers(front: Front) -> None:
     # The token's 10,000 per second gets a bucket as long as the default one: 50 x 10,000 / 20 calls.
     assert int(response.headers["ratelimit-limit"]) == 25_000
     assert 0 <= int(response.headers["ratelimit-remaining"]) < 25_000
-    assert int(response.headers["ratelimit-reset"]) >= 0
+    # The epoch second at which the bucket is full again, as the spec documents it: not a delay.
+    assert before < int(response.headers["ratelimit-reset"]) <= time.time() + 2
     assert "retry-after" not in response.headers
 
 
@@ -362,7 +371,7 @@ async def test_a_france_connect_token_without_the_scope_is_403(front: Front) -> 
 
 @pytest.mark.parametrize(
     ("authorization", "code"),
-    [(None, "00101"), ("Bearer fc-inactive", "51101"), ("Bearer fc-expired", "51103")],
+    [(None, "51504"), ("Bearer fc-inactive", "51502"), ("Bearer fc-expired", "51502")],
 )
 async def test_france_connect_refusals(front: Front, authorization: str | None, code: str) -> None:
     headers = {"Authorization": authorization} if authorization else {}
@@ -430,19 +439,39 @@ async def test_introspect(front: Front) -> None:
     assert (await front.http.get("/api/introspect")).status_code == 401
 
 
-async def test_pings(front: Front) -> None:
-    listing = await front.http.get("/api/pings")
+_PARIS_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0[12]:00")
+
+
+async def test_pings_in_the_real_shape(front: Front) -> None:
+    """/api/pings lists each real ping by label and URL (relative without REST_PUBLIC_URL); each answers."""
+    listing = await front.http.get("/api/pings", headers={"Host": "attacker.example"})
     assert listing.status_code == 200
-    assert set(listing.json()) == {provider.name for provider in PROVIDERS}
-    for provider, ping in listing.json().items():
-        assert ping["status"] in {"ok", "unknown", "bad_gateway"}
-        one = await front.http.get(f"/api/{provider}/ping")
-        assert one.status_code == (502 if one.json()["status"] == "bad_gateway" else 200)
-        assert set(one.json()) == {"status", "last_update", "last_ok_status"}
+    assert listing.json() == [{"name": ping.label, "url": f"/api/{ping.id}/ping"} for ping in PINGS]
+    for entry in listing.json():
+        one = await front.http.get(entry["url"])
+        body = one.json()
+        assert body["status"] in {"ok", "unknown", "bad_gateway"}
+        assert one.status_code == (502 if body["status"] == "bad_gateway" else 200)
+        assert set(body) == {"status", "last_update", "last_ok_status"}
+        assert _PARIS_TIME.fullmatch(body["last_update"]) and _PARIS_TIME.fullmatch(body["last_ok_status"])
         assert "ratelimit-limit" not in one.headers
-    assert (await front.http.get("/api/cnaf/ping")).json()["status"] == "ok"
-    assert _error(await front.http.get("/api/nobody/ping"))["code"] == "00404"
+    assert (await front.http.get("/api/cnaf_msa_quotient_familial/ping")).json()["status"] == "ok"
+    unknown = await front.http.get("/api/cnaf/ping")
+    assert (unknown.status_code, unknown.json()) == (404, {})
     assert (await front.http.get("/api/ping")).json() == {"status": "ok"}
+
+
+async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
+    """A window an operator declared: maintenance and until, over REST as over gRPC."""
+    now = time.time()
+    declare_window(front.redis, "men_scolarite", Window(now - 1, now + 3600), now)
+    try:
+        body = (await front.http.get("/api/men_scolarite/ping")).json()
+        assert body["status"] == "maintenance"
+        assert dt.datetime.fromisoformat(body["until"]).timestamp() == pytest.approx(now + 3600, abs=0.01)
+    finally:
+        clear_window(front.redis, "men_scolarite")
+    assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
 
 
 async def proofs_avoided(front: Front) -> int:
@@ -478,9 +507,50 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/yaml")
     spec = yaml.safe_load(response.text)
-    assert set(spec["paths"]) == set(EVERY_ROUTE)
+    utility = {"/api/ping", "/api/pings", "/api/{ping}/ping", "/api/introspect", "/api/proofs_avoided"}
+    assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
+    assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
     assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
     assert spec["paths"][QF] == published_spec()["paths"][QF]
+
+
+def _http_requests() -> dict[tuple[str, str], float]:
+    """``http_server_requests_total`` of GET by route template and status."""
+    return {
+        (sample.labels["http_route"], sample.labels["http_response_status_code"]): sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "http_server_requests"
+        for sample in metric.samples
+        if sample.name == "http_server_requests_total" and sample.labels["http_request_method"] == "GET"
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "template"),
+    [
+        ("/v5/men/scolarites/identite", "/v5/men/scolarites/identite"),
+        ("/v5/cnous/etudiant_boursier/identite", "/v5/cnous/etudiant_boursier/identite"),
+        ("/v3/dss/allocation_rentree_scolaire/identite", "/v3/dss/allocation_rentree_scolaire/identite"),
+        ("/api/pings", "/api/pings"),
+        ("/api/men_scolarite/ping", "/api/{ping}/ping"),
+        ("/api/not_a_ping/ping", "/api/{ping}/ping"),
+    ],
+)
+async def test_the_newer_routes_are_counted_by_their_route_template(
+    front: Front, url: str, template: str
+) -> None:
+    """The v5, ARS and ping routes in the HTTP series by template: never the ping's name nor the query."""
+    params, _ = EVERY_ROUTE.get(url, ({}, None))
+    before = _http_requests()
+    answer = await front.http.get(url, params={**params, "recipient": RECIPIENT}, headers=front.bearer())
+    key = (template, str(answer.status_code))
+    # Counted as the boundary closes, which may be a moment after the answer arrived.
+    for _ in range(100):
+        after = _http_requests()
+        if after.get(key, 0.0) != before.get(key, 0.0):
+            break
+        await asyncio.sleep(0.05)
+    assert {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)} == {key: 1.0}
 
 
 @pytest.mark.parametrize("index", [0, 1])
@@ -498,15 +568,15 @@ async def test_the_curl_calls_make_run_prints(front: Front, index: int) -> None:
     assert expected <= set(response.headers)
 
 
-def test_every_path_of_the_published_spec_is_a_route_of_the_mesh() -> None:
-    """Each GET path of the spec (v3 and v4) is declared by a provider method, so gRPC and REST serve it."""
-    spec_paths = {path for path, item in published_spec()["paths"].items() if "get" in item}
+def test_every_path_of_the_current_spec_is_a_route_of_the_mesh() -> None:
+    """Each provider path of the spec (v3 to v5) is a provider method's, so gRPC and REST serve it."""
+    spec_paths = {path for path in current_spec()["paths"] if path.startswith("/v")}
     assert spec_paths == {path for route in build_routes().routes for path in route.http_paths}
 
 
 async def test_a_request_with_only_recipient_is_refused_by_its_route(front: Front) -> None:
     """Every path of the spec is a route of the front: a bare call is refused by it, never a route 404."""
-    for path in sorted(path for path, item in published_spec()["paths"].items() if "get" in item):
+    for path in sorted(path for path in current_spec()["paths"] if path.startswith("/v")):
         response = await front.http.get(path, params={"recipient": RECIPIENT}, headers=front.bearer())
         assert "00404" not in [error["code"] for error in response.json()["errors"]], path
         assert response.status_code in {401, 422}, (path, response.text)
@@ -551,3 +621,24 @@ async def test_the_client_calls_a_france_connect_method_with_the_france_connect_
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert json.loads(out)["data"]["quotient_familial"]["valeur"] == 2550
+
+
+async def test_the_token_carriers_the_real_api_still_accepts(front: Front) -> None:
+    """X-Api-Key, else ?token=, when no Authorization is sent; never on a FranceConnect route."""
+    by_header = await front.http.get(QF, params=LEFEBVRE, headers={"X-Api-Key": front.token})
+    assert by_header.status_code == 200, by_header.text
+    by_query = await front.http.get(QF, params={**LEFEBVRE, "token": front.token})
+    assert by_query.status_code == 200, by_query.text
+    introspected = await front.http.get("/api/introspect", headers={"X-Api-Key": front.token})
+    assert introspected.status_code == 200
+    # Authorization wins over the other carriers, as in the real API.
+    both = await front.http.get(
+        QF, params=LEFEBVRE, headers={"Authorization": "Bearer not-a-token", "X-Api-Key": front.token}
+    )
+    assert (both.status_code, _error(both)["code"]) == (401, "00101")
+    france_connect = await front.http.get(
+        "/v3/dss/quotient_familial/france_connect",
+        params={"recipient": RECIPIENT},
+        headers={"X-Api-Key": front.token},
+    )
+    assert (france_connect.status_code, _error(france_connect)["code"]) == (401, "51504")

@@ -63,10 +63,19 @@ async def test_a_blank_after_the_token_is_refused_as_over_grpc(front: Front, bla
     assert status == 200
 
 
+@pytest.mark.parametrize("blank", [" ", "\t"])
+async def test_a_blank_after_the_x_api_key_is_refused_as_after_a_bearer(front: Front, blank: str) -> None:
+    sent = (f"GET {target(QF, LEFEBVRE)} HTTP/1.1", "Host: a")
+    status, _, body = await raw(front, *sent, f"X-Api-Key: {front.token}{blank}")
+    assert (status, code_of(body)) == (401, "00101")
+    status, _, _ = await raw(front, *sent, f"X-Api-Key: {front.token}")
+    assert status == 200
+
+
 async def test_a_blank_after_the_france_connect_token_is_refused(front: Front) -> None:
     sent = (f"GET {target(QF_FRANCE_CONNECT, {'recipient': RECIPIENT})} HTTP/1.1", "Host: a")
     status, _, body = await raw(front, *sent, "Authorization: Bearer fc-lefebvre ")
-    assert (status, code_of(body)) == (401, "51101")
+    assert (status, code_of(body)) == (401, "51501")
     status, _, _ = await raw(front, *sent, "Authorization: Bearer fc-lefebvre")
     assert status == 200
 

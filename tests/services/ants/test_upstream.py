@@ -215,7 +215,8 @@ async def test_the_extract_of_the_person_who_matches(siv: FakeProvider, backend:
     assert data["adresse_particulier"]["code_postal_ville"] == "75020"
     assert data["adresse_particulier"]["lieu_dit"] is None
     vehicle = data["caracteristiques_techniques_vehicule"]
-    assert vehicle["masse_charge_maximale"] == 2145.0
+    assert vehicle["masse_charge_maximale"] == 2145
+    assert isinstance(vehicle["masse_charge_maximale"], int)
     assert vehicle["type_carburant"] == {"code": "ES", "label": "Essence"}
     assert vehicle["classe_environnementale"] == {
         "code": "Euro 6",

@@ -302,6 +302,43 @@ async def test_aeeh_status_of_parent_child_and_neither(
     assert (response.data.date_debut_droit if response.data.HasField("date_debut_droit") else None) == since
 
 
+@pytest.mark.parametrize(
+    ("identity", "status", "since"),
+    [
+        (lefebvre(), "allocataire", "2025-08-01"),
+        (person("Dubois", "Hugo", 2015, 9, 30, "M"), "ouvrant_droit", "2025-08-01"),
+        (person("Moreau", "Jean", 1958, 4, 3, "M"), "non_beneficiaire", None),
+    ],
+    ids=["parent", "child", "neither"],
+)
+async def test_ars_status_of_parent_child_and_neither_in_both_modalities(
+    cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub,
+    identity: identity_pb2.IdentityPivot,
+    status: str,
+    since: str | None,
+) -> None:
+    """ARS as AEEH: the parent allocataire, the child aged 6-18 ouvrant_droit, by identity or by FC."""
+    by_identity = await cnaf.GetAllocationRentreeScolaireByIdentity(
+        cnaf_pb2.GetAllocationRentreeScolaireByIdentityRequest(identite=identity)
+    )
+    subject = identity_pb2.FranceConnectSubject(access_token="opaque", identite_pivot=identity)
+    by_france_connect = await cnaf.GetAllocationRentreeScolaireByFranceConnect(
+        cnaf_pb2.GetAllocationRentreeScolaireByFranceConnectRequest(france_connect=subject)
+    )
+    for data in (by_identity.data, by_france_connect.data):
+        assert data.status == status
+        assert (data.date_debut_droit if data.HasField("date_debut_droit") else None) == since
+
+
+async def test_ars_of_nobody_known_is_35003(cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub) -> None:
+    """Someone no caisse knows for the ARS is refused as for the other prestations."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnaf.GetAllocationRentreeScolaireByIdentity(
+            cnaf_pb2.GetAllocationRentreeScolaireByIdentityRequest(identite=rochefort())
+        )
+    assert rich_status(caught.value).api_code == "35003"
+
+
 def rochefort() -> identity_pb2.IdentityPivot:
     """The sandbox's household with a child under 7."""
     return person("Rochefort", "Anne", 1991, 4, 12, "F")

@@ -17,7 +17,7 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.errors import ApiError
 from services.cnaf.app import CNAF as CNAF_SERVICE
-from services.cnaf.backend import Benefit
+from services.cnaf.backend import Benefit, Indicator
 from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
 from tests.conftest import running
@@ -252,7 +252,9 @@ async def test_aeeh_indicator_becomes_status_and_start_date(
             {"indicateur": indicateur, "dateIndicateur": date, "listePrestation": []}, X_APISECU_FD=MSA
         ),
     )
-    data = await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+    data = await backend.indicator(
+        Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+    )
     assert data.status == status
     assert (data.date_debut_droit if data.HasField("date_debut_droit") else None) == since
     (request,) = fake.to("/allocation_enfant_handicape")
@@ -275,7 +277,37 @@ async def test_aeeh_answer_of_another_shape_is_unknown(
     """An indicator outside the three, or a date that is not one, is 37999: never passed through."""
     fake.script("/allocation_enfant_handicape", json_answer(body, X_APISECU_FD=CNAF))
     with pytest.raises(ApiError) as raised:
-        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+        await backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+        )
+    assert raised.value.code == "37999"
+
+
+async def test_ars_asks_its_own_prestation_and_refuses_an_unknown_indicator(
+    fake: FakeProvider, backend: UpstreamCnafBackend
+) -> None:
+    """ARS is asked as AEEH, with its own prestation and OAuth2 client; another indicator is 37999."""
+    fake.script(
+        "/allocation_rentree_scolaire",
+        json_answer(
+            {"indicateur": "OUVRANT_DROIT", "dateIndicateur": "2025-08-01T00:00:00"}, X_APISECU_FD=CNAF
+        ),
+        json_answer({"indicateur": "BENEFICIAIRE", "dateIndicateur": "2025-08-01"}, X_APISECU_FD=CNAF),
+    )
+    ask = partial(
+        backend.indicator,
+        Indicator.ALLOCATION_RENTREE_SCOLAIRE,
+        cnaf_pb2.AllocationRentreeScolaireData,
+        lefebvre(),
+        CALLER,
+    )
+    data = await ask()
+    assert (data.status, data.date_debut_droit) == ("ouvrant_droit", "2025-08-01")
+    assert base64.b64decode(fake.to("/token")[0].headers["authorization"].split()[1]).startswith(
+        b"allocation_rentree_scolaire:"
+    )
+    with pytest.raises(ApiError) as raised:
+        await ask()
     assert raised.value.code == "37999"
 
 
@@ -284,7 +316,9 @@ async def test_aeeh_and_eaje_not_found_per_regime(fake: FakeProvider, backend: U
     fake.script("/allocation_enfant_handicape", json_answer({"errorCode": "40406"}, status=404))
     fake.script("/participation_familiale_eaje", json_answer({}, status=404, X_APISECU_FD=MSA))
     with pytest.raises(ApiError) as aeeh:
-        await backend.allocation_enfant_handicape(lefebvre(), CALLER)
+        await backend.indicator(
+            Indicator.ALLOCATION_ENFANT_HANDICAPE, cnaf_pb2.AllocationEnfantHandicapeData, lefebvre(), CALLER
+        )
     with pytest.raises(ApiError) as eaje:
         await backend.participation_familiale_eaje(lefebvre(), CALLER)
     assert (aeeh.value.code, eaje.value.code) == ("35003", "10003")

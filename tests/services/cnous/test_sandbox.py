@@ -28,5 +28,5 @@ def test_every_person_is_reachable_and_every_answer_parses() -> None:
             SandboxError(entry["error"])
             assert "answers" not in entry
         else:
-            json_format.ParseDict(entry["answers"]["etudiant_boursier"], cnous_pb2.EtudiantBoursierData())
+            json_format.ParseDict(entry["answers"]["etudiant_boursier"], cnous_pb2.EtudiantBoursierV5Data())
     assert len(keys) == len(ines) == len(persons)

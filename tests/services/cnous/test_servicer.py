@@ -45,7 +45,7 @@ def mercier(**overrides: object) -> identity_pb2.IdentityPivot:
 
 MERCIER_DATA = {
     "statut_boursier": {"est_boursier": True, "est_radie": False, "date_radiation": None},
-    "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10.0},
+    "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10},
     "etablissement_etudes": {"nom_commune": "RENNES", "nom_etablissement": "UNIVERSITE DE RENNES"},
     "echelon_bourse": {"echelon": "0bis", "echelon_bourse_regionale_provisoire": False},
     "email": "zoe.mercier@etu.example",
@@ -409,3 +409,82 @@ async def test_v3_refuses_and_fails_as_v4_does(cnous: cnous_pb2_grpc.CnousServic
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert rich_status(caught.value).api_code == code
+
+
+async def test_v5_adds_the_ine_in_every_modality(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """v5 is v4 and the student's INE, by identity, by INE and for a FranceConnect user (without identite)."""
+    by_identity = await cnous.GetEtudiantBoursierV5ByIdentity(
+        cnous_pb2.GetEtudiantBoursierV5ByIdentityRequest(identite=mercier())
+    )
+    assert as_json(by_identity.data) == {**MERCIER_DATA, "ine": "2406123457A"}
+    by_ine = await cnous.GetEtudiantBoursierV5ByIne(
+        cnous_pb2.GetEtudiantBoursierV5ByIneRequest(ine="2406123457a")
+    )
+    assert by_ine.data == by_identity.data
+    subject = identity_pb2.FranceConnectSubject(access_token="opaque", identite_pivot=mercier())
+    by_france_connect = await cnous.GetEtudiantBoursierV5ByFranceConnect(
+        cnous_pb2.GetEtudiantBoursierV5ByFranceConnectRequest(france_connect=subject)
+    )
+    expected = {key: value for key, value in MERCIER_DATA.items() if key != "identite"}
+    assert as_json(by_france_connect.data) == {**expected, "ine": "2406123457A"}
+    v4 = await cnous.GetEtudiantBoursierByIdentity(
+        cnous_pb2.GetEtudiantBoursierByIdentityRequest(identite=mercier())
+    )
+    assert b"2406123457A" not in v4.SerializeToString()
+
+
+async def test_campaign_year_picks_the_campaign_in_every_version(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub,
+) -> None:
+    """2025 is another grant; the latest grant's own campaign is the default; none earlier: 26003."""
+    earlier = await cnous.GetEtudiantBoursierV5ByIdentity(
+        cnous_pb2.GetEtudiantBoursierV5ByIdentityRequest(identite=mercier(), campaign_year=2025)
+    )
+    assert earlier.data.periode_versement_bourse.date_rentree == "2025-09-01"
+    assert earlier.data.echelon_bourse.echelon == "1"
+    latest = await cnous.GetEtudiantBoursierV3ByIne(
+        cnous_pb2.GetEtudiantBoursierV3ByIneRequest(ine="2406123457A", campaign_year=2026)
+    )
+    assert latest.data.echelon_bourse.echelon == "0bis"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnous.GetEtudiantBoursierByIne(
+            cnous_pb2.GetEtudiantBoursierByIneRequest(ine="2406123457A", campaign_year=2022)
+        )
+    assert rich_status(caught.value).api_code == "26003"
+
+
+@pytest.mark.parametrize("year", [2020, 0, -2025, 10000])
+async def test_campaign_year_before_2021_or_not_four_digits_is_refused(
+    cnous: cnous_pb2_grpc.CnousServiceAsyncStub, year: int
+) -> None:
+    """00368 in every modality: after a valid identity or INE, alone for FranceConnect."""
+    subject = identity_pb2.FranceConnectSubject(access_token="opaque", identite_pivot=mercier())
+    calls: list[Callable[[], Awaitable[Message]]] = [
+        lambda: cnous.GetEtudiantBoursierV5ByIdentity(
+            cnous_pb2.GetEtudiantBoursierV5ByIdentityRequest(identite=mercier(), campaign_year=year)
+        ),
+        lambda: cnous.GetEtudiantBoursierByIne(
+            cnous_pb2.GetEtudiantBoursierByIneRequest(ine="2406123457A", campaign_year=year)
+        ),
+        lambda: cnous.GetEtudiantBoursierV3ByFranceConnect(
+            cnous_pb2.GetEtudiantBoursierV3ByFranceConnectRequest(france_connect=subject, campaign_year=year)
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call()
+        status = rich_status(caught.value)
+        assert (status.code, status.api_code, status.violated_fields) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "00368",
+            {"campaignYear"},
+        )
+
+
+async def test_a_bad_ine_is_refused_before_the_campaign(cnous: cnous_pb2_grpc.CnousServiceAsyncStub) -> None:
+    """The INE is checked first, as in the real API: 00360 alone."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cnous.GetEtudiantBoursierV5ByIne(
+            cnous_pb2.GetEtudiantBoursierV5ByIneRequest(ine="24061234", campaign_year=2019)
+        )
+    assert rich_status(caught.value).api_code == "00360"

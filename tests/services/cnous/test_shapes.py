@@ -1,4 +1,4 @@
-"""The answer shapes derived from the v4 data object: same numbers, nothing carried unseen."""
+"""The answer shapes derived from the v5 data object: same numbers, nothing carried unseen."""
 
 from __future__ import annotations
 
@@ -10,21 +10,23 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from apiparticulier.cnous.v1 import cnous_pb2
 from services.cnous.shapes import carried_over, v3_of
 
-V4 = cnous_pb2.EtudiantBoursierData
+V5 = cnous_pb2.EtudiantBoursierV5Data
 DERIVED = [
+    cnous_pb2.EtudiantBoursierV5FranceConnectData,
+    cnous_pb2.EtudiantBoursierData,
     cnous_pb2.EtudiantBoursierFranceConnectData,
     cnous_pb2.EtudiantBoursierV3Data,
     cnous_pb2.EtudiantBoursierV3FranceConnectData,
 ]
 
 
-def full() -> cnous_pb2.EtudiantBoursierData:
-    """A v4 data object with every field set."""
-    data = V4(email="a@b.example")
+def full() -> cnous_pb2.EtudiantBoursierV5Data:
+    """A v5 data object with every field set."""
+    data = V5(email="a@b.example", ine="2406123457A")
     data.statut_boursier.est_boursier = False
     data.statut_boursier.est_radie = True
     data.statut_boursier.date_radiation = "2026-01-05"
-    data.periode_versement_bourse.duree = 0.0
+    data.periode_versement_bourse.duree = 0
     data.etablissement_etudes.nom_commune = "RENNES"
     data.echelon_bourse.echelon = "3"
     data.identite.nom = "SECRET"
@@ -32,14 +34,14 @@ def full() -> cnous_pb2.EtudiantBoursierData:
 
 
 @pytest.mark.parametrize("shape", DERIVED, ids=lambda shape: shape.DESCRIPTOR.name)
-def test_shared_fields_keep_their_v4_number_and_type(shape: type[Message]) -> None:
-    """Each field of a derived shape is the v4 field of its name (number, type), but the new est_boursier."""
-    v4: Descriptor = V4.DESCRIPTOR
+def test_shared_fields_keep_their_v5_number_and_type(shape: type[Message]) -> None:
+    """Each field of a derived shape is the v5 field of its name (number, type), but v3's est_boursier."""
+    v5: Descriptor = V5.DESCRIPTOR
     for field in shape.DESCRIPTOR.fields:
         if field.name == "est_boursier":
-            assert field.number not in v4.fields_by_number
+            assert field.number not in v5.fields_by_number
             continue
-        same = v4.fields_by_name[field.name]
+        same = v5.fields_by_name[field.name]
         assert (field.number, field.type, field.message_type) == (same.number, same.type, same.message_type)
 
 
@@ -52,10 +54,11 @@ def test_v3_takes_est_boursier_and_drops_the_rest_of_the_status() -> None:
     encoded = fc.SerializeToString()
     assert b"SECRET" not in encoded and b"2026-01-05" not in encoded
     assert not UnknownFieldSet(fc) and fc.email == "a@b.example"
+    assert b"2406123457A" not in encoded
 
 
 def test_v3_without_status_leaves_est_boursier_null() -> None:
-    """A v4 object with no statut_boursier gives an unset est_boursier (null), not false."""
+    """A v5 object with no statut_boursier gives an unset est_boursier (null), not false."""
     data = full()
     data.ClearField("statut_boursier")
     assert not v3_of(data, cnous_pb2.EtudiantBoursierV3Data).HasField("est_boursier")
@@ -66,3 +69,12 @@ def test_france_connect_v4_drops_identite_only() -> None:
     fc = carried_over(full(), cnous_pb2.EtudiantBoursierFranceConnectData)
     assert fc.statut_boursier.date_radiation == "2026-01-05"
     assert b"SECRET" not in fc.SerializeToString() and not UnknownFieldSet(fc)
+
+
+def test_v4_drops_the_ine_bytes_included() -> None:
+    """The v4 shapes never carry the INE, not even as an unknown field; v5 FranceConnect keeps it."""
+    for shape in (cnous_pb2.EtudiantBoursierData, cnous_pb2.EtudiantBoursierFranceConnectData):
+        v4 = carried_over(full(), shape)
+        assert b"2406123457A" not in v4.SerializeToString() and not UnknownFieldSet(v4)
+    v5_fc = carried_over(full(), cnous_pb2.EtudiantBoursierV5FranceConnectData)
+    assert v5_fc.ine == "2406123457A" and b"SECRET" not in v5_fc.SerializeToString()

@@ -40,6 +40,7 @@ ANSWER: dict[str, Any] = {
     "statut_boursier": {"est_boursier": True, "est_radie": False, "date_radiation": None},
     "echelon_bourse": {"echelon": "0bis", "echelon_bourse_regionale_provisoire": False},
     "email": "zoe.mercier@etu.example",
+    "ine": "2406123457A",
     "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 10},
     "etablissement_etudes": {"nom_commune": "RENNES", "nom_etablissement": "UNIVERSITE DE RENNES"},
     "identite": {"nom": "MERCIER", "prenoms": ["ZOÉ", "ANNE"], "date_naissance": "2006-03-21",
@@ -64,9 +65,9 @@ async def backend(fake: FakeProvider) -> AsyncIterator[UpstreamCnousBackend]:
 async def test_by_identity_is_mapped_and_authenticated(
     fake: FakeProvider, backend: UpstreamCnousBackend
 ) -> None:
-    """POST of the civility with a bearer token and the correlation id; the answer is the v4 object."""
+    """POST of the civility with a bearer token and the correlation id; the answer is the v5 object."""
     fake.script("/civility", json_answer(ANSWER))
-    data = await backend.by_identity(IDENTITY, CALLER)
+    data = await backend.by_identity(IDENTITY, None, CALLER)
     assert render(data) == ANSWER
     (request,) = fake.to("/civility")
     assert json.loads(request.body) == {
@@ -92,15 +93,16 @@ async def test_by_ine_and_france_connect_paths(fake: FakeProvider, backend: Upst
     )
     fake.script("/france_connect", json_answer(ANSWER))
     # What the Cnous does not send is null; false and a duree of 0 stay values.
-    assert render(await backend.by_ine(INE, CALLER)) == {
+    assert render(await backend.by_ine(INE, None, CALLER)) == {
         "statut_boursier": {"est_boursier": False, "est_radie": False, "date_radiation": None},
-        "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 0.0},
+        "periode_versement_bourse": {"date_rentree": "2026-09-01", "duree": 0},
         "etablissement_etudes": None,
         "echelon_bourse": None,
         "email": None,
         "identite": None,
+        "ine": None,
     }
-    await backend.by_france_connect(IDENTITY, CALLER)
+    await backend.by_france_connect(IDENTITY, None, CALLER)
     (request,) = fake.to("/france_connect")
     assert json.loads(request.body) == {
         "family_name": "MERCIER", "given_name": "ZOÉ ANNE", "birthdate": "2006-03-21", "gender": "female",
@@ -128,7 +130,7 @@ async def test_answers_by_ine(
     """Not found is 26003, a refused INE 00360, a malformed answer 26999."""
     fake.script(f"/ine/{INE}", answer)
     with pytest.raises(ApiError) as raised:
-        await backend.by_ine(INE, CALLER)
+        await backend.by_ine(INE, None, CALLER)
     assert (raised.value.status, raised.value.code) == (status, code)
 
 
@@ -136,7 +138,7 @@ async def test_expired_token_is_refreshed_once(fake: FakeProvider, backend: Upst
     """A 401 gets one new token and one retry."""
     fake.script("/token", json_answer({"access_token": "T2", "expires_in": 600}))  # after the fixture's T1
     fake.script("/civility", Answer(401), json_answer(ANSWER))
-    assert (await backend.by_identity(IDENTITY, CALLER)).statut_boursier.est_boursier
+    assert (await backend.by_identity(IDENTITY, None, CALLER)).statut_boursier.est_boursier
     assert [r.headers["authorization"] for r in fake.to("/civility")] == ["Bearer T1", "Bearer T2"]
 
 
@@ -144,7 +146,7 @@ async def test_slow_answer_past_the_deadline(fake: FakeProvider, backend: Upstre
     """The caller's short deadline ends the wait: 26002."""
     fake.script(f"/ine/{INE}", Answer(200, ANSWER, delay=2.0))
     with pytest.raises(ApiError) as raised:
-        await backend.by_ine(INE, Caller("", "r", time_remaining=0.3))
+        await backend.by_ine(INE, None, Caller("", "r", time_remaining=0.3))
     assert (raised.value.status, raised.value.code) == (grpc.StatusCode.DEADLINE_EXCEEDED, "26002")
 
 
@@ -153,7 +155,7 @@ async def test_refused_connection() -> None:
     backend = UpstreamCnousBackend.from_settings(settings_for(f"http://127.0.0.1:{closed_port()}"))
     try:
         with pytest.raises(ApiError) as raised:
-            await backend.by_ine(INE, CALLER)
+            await backend.by_ine(INE, None, CALLER)
     finally:
         await backend.close()
     assert raised.value.code == "26001"
@@ -186,3 +188,17 @@ async def test_grpc_service_on_the_upstream_backend(fake: FakeProvider) -> None:
     status = rich_status(raised.value)
     assert status.code == grpc.StatusCode.NOT_FOUND
     assert (status.api_code, status.error_info.metadata["provider"]) == ("26003", "CNOUS")
+
+
+async def test_campaign_year_goes_upstream_in_each_modality(
+    fake: FakeProvider, backend: UpstreamCnousBackend
+) -> None:
+    """The campaign asked goes in the JSON body (identity, FranceConnect) or the query (INE)."""
+    for path in ("/civility", f"/ine/{INE}", "/france_connect"):
+        fake.script(path, json_answer(ANSWER))
+    await backend.by_identity(IDENTITY, 2023, CALLER)
+    await backend.by_ine(INE, 2023, CALLER)
+    await backend.by_france_connect(IDENTITY, 2023, CALLER)
+    assert json.loads(fake.to("/civility")[0].body)["campaignYear"] == 2023
+    assert fake.to(f"/ine/{INE}")[0].query == {"campaignYear": ["2023"]}
+    assert json.loads(fake.to("/france_connect")[0].body)["campaignYear"] == 2023

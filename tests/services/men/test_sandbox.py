@@ -16,7 +16,7 @@ from services.men.validation import DEGRES, DEPARTEMENTS, REGIONS
 
 
 def test_every_person_is_reachable_and_every_schooling_parses() -> None:
-    """Each pupil has a unique valid pivot, and each schooling a valid place and a v4 data object."""
+    """Each pupil has a unique valid pivot, and each schooling a valid place and a v5 data object."""
     persons = json.loads(POPULATION_FILE.read_text(encoding="utf-8"))["persons"]
     keys = set()
     for entry in persons:
@@ -33,7 +33,7 @@ def test_every_person_is_reachable_and_every_schooling_parses() -> None:
             assert schooling["departement"] in DEPARTEMENTS
             assert schooling["region"] in REGIONS
             assert schooling["degre"] in DEGRES
-            data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteData())
+            data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteV5Data())
             assert not data.annee_scolaire, "the school year is the one asked"
             assert data.etablissement.code_uai[:3] == schooling["departement"]
     assert len(keys) == len(persons)

@@ -52,8 +52,8 @@ def search(
     return request
 
 
-def as_json(message: men_pb2.ScolariteData) -> dict[str, object]:
-    """The v4 JSON form of a data object."""
+def as_json(message: men_pb2.ScolariteData | men_pb2.ScolariteV5Data) -> dict[str, object]:
+    """The v4 (or v5) JSON form of a data object."""
     return render(message)
 
 
@@ -65,11 +65,7 @@ async def test_pupil_in_one_establishment_gets_the_v4_data_object(
     assert as_json(response.data) == {
         "identite": {"nom": "ROCHE", "prenom": "LÉA", "sexe": "F", "date_naissance": "2013-04-09"},
         "module_elementaire_formation": {"code_mef_stat": "10310019110", "libelle": "3EME"},
-        "etablissement": {
-            "code_uai": "0132733A",
-            "code_ministere_tutelle": "06",
-            "nom": "COLLEGE MARCEL PAGNOL",
-        },
+        "etablissement": {"code_uai": "0132733A", "code_ministere_tutelle": "06"},
         "annee_scolaire": "2026-2027",
         "est_scolarise": True,
         "statut_eleve": {"code": "ST", "libelle": "SCOLAIRE"},
@@ -114,11 +110,7 @@ async def test_apprentice_status(men: men_pb2_grpc.MenServiceAsyncStub) -> None:
     )
     data = as_json(response.data)
     assert data["statut_eleve"] == {"code": "AP", "libelle": "APPRENTI"}
-    assert data["etablissement"] == {
-        "code_uai": "0690128D",
-        "code_ministere_tutelle": None,
-        "nom": "LYCEE PROFESSIONNEL LES CANUTS",
-    }
+    assert data["etablissement"] == {"code_uai": "0690128D", "code_ministere_tutelle": None}
     assert data["echelon_bourse"] is None
 
 
@@ -287,3 +279,43 @@ async def test_what_the_real_api_takes_is_taken(
     with contextlib.suppress(grpc.aio.AioRpcError):
         await call
     assert await call.code() != grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_v5_adds_the_boarding_regime_and_v4_never_carries_it(
+    men: men_pb2_grpc.MenServiceAsyncStub,
+) -> None:
+    """v5 answers the regime with its BCN label; v4 has no such field, not even as unknown bytes."""
+    v5 = await men.GetScolariteV5ByIdentity(
+        men_pb2.GetScolariteV5ByIdentityRequest.FromString(
+            search(annee_scolaire="2026-2027").SerializeToString()
+        )
+    )
+    assert as_json(v5.data)["regime_pensionnat"] == {
+        "code": "2",
+        "libelle": "Demi-pensionnaire dans l'établissement",
+    }
+    v4 = await men.GetScolariteByIdentity(search(annee_scolaire="2026-2027"))
+    assert "regime_pensionnat" not in as_json(v4.data)
+    assert b"Demi-pensionnaire" not in v4.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("criterion", "regime"),
+    [
+        ({"code_etablissement": "0690128D"}, None),
+        ({"code_etablissement": "0693456C"}, {"code": "9", "libelle": None}),
+    ],
+    ids=["no-regime", "code-outside-the-table"],
+)
+async def test_v5_regime_null_or_unlabelled(
+    men: men_pb2_grpc.MenServiceAsyncStub, criterion: dict[str, str], regime: dict[str, str] | None
+) -> None:
+    """No regime code: the object is null; a code outside the BCN table keeps its code, label null."""
+    who = (
+        person("Perrin", "Enzo", 2009, 5, 5, "M")
+        if regime is None
+        else person("Colin", "Louise", 2011, 11, 11, "F")
+    )
+    request = men_pb2.GetScolariteV5ByIdentityRequest(identite=who, annee_scolaire="2026-2027", **criterion)
+    response = await men.GetScolariteV5ByIdentity(request)
+    assert as_json(response.data)["regime_pensionnat"] == regime

@@ -46,7 +46,7 @@ ANSWER: dict[str, Any] = {
                        "annee-scolaire": "2026-2027",
                        "etablissement": {"code-uai": "0130001A", "ministere-tutelle": "06"}},
     "info-scolarite": {"est-scolarise": True, "statut-eleve": {"code": "ST", "libelle": "SCOLAIRE"},
-                       "code-mef-stat": "21110010001", "libelle-long_mef": "5EME"},
+                       "code-mef-stat": "21110010001", "libelle-long_mef": "5EME", "code-regime": "3"},
     "info-bourse": {"est-boursier": True, "niveau-bourse": 3},
 }  # fmt: skip
 
@@ -73,19 +73,19 @@ async def failure(backend: UpstreamMenBackend, caller: Caller = CALLER) -> ApiEr
 
 
 async def test_search_by_perimeter(fake: FakeProvider, backend: UpstreamMenBackend) -> None:
-    """POST with the perimeter, bearer, partner SIRET and correlation id; the answer is the v4 object."""
+    """POST with the perimeter, bearer, partner SIRET and correlation id; the answer is the v5 object."""
     fake.script(PATH, json_answer(ANSWER))
     data = await backend.scolarite(BY_DEPARTEMENT, CALLER)
     assert render(data) == {
         "identite": {"nom": "MOREAU", "prenom": "LUCAS", "sexe": "M", "date_naissance": "2012-04-09"},
         "module_elementaire_formation": {"code_mef_stat": "21110010001", "libelle": "5EME"},
-        # The ministry does not name the establishment.
-        "etablissement": {"code_uai": "0130001A", "code_ministere_tutelle": "06", "nom": None},
+        "etablissement": {"code_uai": "0130001A", "code_ministere_tutelle": "06"},
         "annee_scolaire": "2026-2027",
         "est_scolarise": True,
         "statut_eleve": {"code": "ST", "libelle": "SCOLAIRE"},
         "est_boursier": True,
         "echelon_bourse": 3,
+        "regime_pensionnat": {"code": "3", "libelle": "Interne dans l'établissement"},
     }
     (request,) = fake.to(PATH)
     assert json.loads(request.body) == {
