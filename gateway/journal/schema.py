@@ -27,6 +27,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from gateway.journal.chain import month_of
+from gateway.migrations import apply_migrations
 
 SCHEMA = "journal"
 _LOCK_KEY = 0x6A6F75726E616C  # "journal": one advisory lock for the journal's DDL.
@@ -100,23 +101,7 @@ async def migrate(conn: AsyncConnection[Any]) -> list[int]:
     Returns:
         The versions applied now (none when another gateway did it first).
     """
-    async with conn.transaction():
-        await _lock(conn)
-        await conn.execute("CREATE SCHEMA IF NOT EXISTS journal")
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS journal.schema_migrations "
-            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cursor = await conn.execute("SELECT version FROM journal.schema_migrations")
-        done = {row[0] for row in await cursor.fetchall()}
-        applied = []
-        for version, statements in MIGRATIONS:
-            if version in done:
-                continue
-            await conn.execute(statements.encode())
-            await conn.execute("INSERT INTO journal.schema_migrations (version) VALUES (%s)", (version,))
-            applied.append(version)
-    return applied
+    return await apply_migrations(conn, "journal", _LOCK_KEY, MIGRATIONS)
 
 
 async def _partitions(conn: AsyncConnection[Any]) -> dict[dt.date, str]:

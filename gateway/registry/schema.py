@@ -26,6 +26,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from gateway.migrations import apply_migrations
+
 SCHEMA = "registry"
 CHANNEL = "registry_changes"
 """The PostgreSQL channel on which each committed change is announced (payload: the habilitation id)."""
@@ -100,20 +102,4 @@ async def migrate(conn: AsyncConnection[Any]) -> list[int]:
     Returns:
         The versions applied now (none when another process did it first).
     """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        await conn.execute("CREATE SCHEMA IF NOT EXISTS registry")
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS registry.schema_migrations "
-            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cursor = await conn.execute("SELECT version FROM registry.schema_migrations")
-        done = {row[0] for row in await cursor.fetchall()}
-        applied = []
-        for version, statements in MIGRATIONS:
-            if version in done:
-                continue
-            await conn.execute(statements.encode())
-            await conn.execute("INSERT INTO registry.schema_migrations (version) VALUES (%s)", (version,))
-            applied.append(version)
-    return applied
+    return await apply_migrations(conn, "registry", _LOCK_KEY, MIGRATIONS)
