@@ -302,6 +302,8 @@ def build_journal(settings: GatewaySettings, hmac_key: bytes) -> Journal:
             timeout_seconds=settings.journal_timeout_seconds,
             retry_seconds=settings.journal_retry_seconds,
             retention_months=settings.journal_retention_months,
+            wal_dir=settings.journal_wal_dir,
+            wal_max_bytes=settings.journal_wal_max_bytes,
         ),
         witness=None if settings.journal_witness_file is None else FileWitness(settings.journal_witness_file),
     )

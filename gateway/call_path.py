@@ -369,12 +369,12 @@ class _Framed:
         try:
             self._admit()
         except BaseException as error:
-            self._close(error)
+            await self._close(error)
             raise
         return self.call
 
     async def __aexit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
-        self._close(error)
+        await self._close(error)
 
     def _admit(self) -> None:
         """Refuse the call before any work: the server stops (00504), the journal cannot keep it (00503)."""
@@ -382,7 +382,7 @@ class _Framed:
             raise server_stopping()
         self._path.journal.admit()  # 8
 
-    def _close(self, error: BaseException | None) -> None:
+    async def _close(self, error: BaseException | None) -> None:
         """Classify the outcome, tell the caller where its token stands, and account for the call.
 
         Raises:
@@ -392,7 +392,7 @@ class _Framed:
         call.outcome.classify(error)
         if call.parent is None and call.decisions:
             self._context.response_metadata.extend(tightest(call.decisions))
-        self._path.account_later(call)  # 8
+        await self._path.account_later(call)  # 8
 
 
 class Accounts:
@@ -407,8 +407,8 @@ class Accounts:
         self._journal, self._usage = journal, usage
         self._unaccounted: list[Callable[[], None]] = []
 
-    def account_later(self, call: Exchange) -> None:
-        """Step 8: the journal's record before the answer leaves; the rest after, in a batch.
+    async def account_later(self, call: Exchange) -> None:
+        """Step 8: the journal's record before the answer leaves (on disk: write-ahead file); the rest after.
 
         The journal's log event and the usage count go with those of the calls that end
         within ``ACCOUNT_BATCH_SECONDS``.
@@ -438,6 +438,7 @@ class Accounts:
                 ACCOUNT_BATCH_SECONDS, self.account_ended, context=contextvars.Context()
             )
         self._unaccounted.append(functools.partial(self._account, record, token))
+        await self._journal.durable(record)
         if record.refusal is not None:
             raise record.refusal
 
@@ -786,13 +787,13 @@ class CallPath:
         mask(response, route.plan, call.scopes)
         return Payload(route.response_class, message=response)
 
-    def account_later(self, call: Exchange) -> None:
+    async def account_later(self, call: Exchange) -> None:
         """Step 8 (`Accounts.account_later`).
 
         Raises:
             ApiError: 00503 instead of the answer, the journal could not keep its row.
         """
-        self._accounts.account_later(call)
+        await self._accounts.account_later(call)
 
     async def close(self) -> None:
         """Account for the calls that ended, once the server has drained: nothing ends after."""

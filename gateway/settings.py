@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, create_model
+from pydantic import Field, SecretStr, create_model, field_validator
 
 from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
 from gateway.registry.model import Environment
@@ -318,6 +319,18 @@ class GatewaySettings(_WithProviderAddresses):
         description="File each signed chain head is also appended to, on a volume apart from the "
         "journal's database, for `journal verify --witness`, docs/JOURNAL.md (JOURNAL_WITNESS_FILE).",
     )
+    journal_wal_dir: Path | None = Field(
+        default=Path(tempfile.gettempdir()) / "apiparticulier-journal-wal",
+        description="Directory of the journal's write-ahead file, on local disk kept across a container's "
+        "restart: every row is fsynced there before its call's answer leaves, and replayed into PostgreSQL "
+        "after a crash; empty turns it off (JOURNAL_WAL_DIR, docs/JOURNAL.md).",
+    )
+    journal_wal_max_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most bytes the journal's write-ahead file may take; past it calls are refused (00503) "
+        "until PostgreSQL has taken its rows (JOURNAL_WAL_MAX_BYTES).",
+    )
     journal_retention_months: int = Field(
         default=12,
         ge=1,
@@ -443,6 +456,12 @@ class GatewaySettings(_WithProviderAddresses):
         description="A provider about which nothing was learnt for this long is reported unknown "
         "(AVAILABILITY_STALE_SECONDS).",
     )
+
+    @field_validator("journal_wal_dir", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        """``JOURNAL_WAL_DIR=`` (empty) turns the write-ahead file off, not the working directory."""
+        return None if value == "" else value
 
     def provider_address(self, provider: str) -> str:
         """The ``host:port`` of a provider service of the registry, from its address setting."""

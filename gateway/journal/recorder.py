@@ -9,6 +9,8 @@ refusal the caller gets instead of the answer (00503), and says so in its own st
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Callable
@@ -67,7 +69,17 @@ class Record:
         digest_of: The journal's subject digest.
     """
 
-    __slots__ = ("_content", "_digest", "_digest_of", "call", "code", "occurred_at", "refusal", "status")
+    __slots__ = (
+        "_content",
+        "_digest",
+        "_digest_of",
+        "call",
+        "code",
+        "durable",
+        "occurred_at",
+        "refusal",
+        "status",
+    )
 
     def __init__(self, call: Call, occurred_at: dt.datetime, digest_of: Callable[[Message], str]) -> None:
         self.call = call
@@ -79,6 +91,8 @@ class Record:
         """What the caller got: the call's outcome, or the journal's refusal."""
         self.refusal: ApiError | None = None
         """The error the caller gets instead of the answer when the journal could not keep the row."""
+        self.durable: asyncio.Future[None] | None = None
+        """Done once the row is on disk (the write-ahead file); None when there is none to wait for."""
 
     @property
     def subject_digest(self) -> str:
@@ -92,6 +106,14 @@ class Record:
         """Turn the call into the refusal the journal gives (00503), in the record too."""
         self.refusal = store_unavailable()
         self.status, self.code = self.refusal.status.name, self.refusal.code
+        if self._content is not None:
+            self._content = dataclasses.replace(self._content, status=self.status, code=self.code)
+
+    def void(self) -> None:
+        """The row could not be written to the write-ahead file: the call is refused (00503) instead."""
+        if self.refusal is None:
+            REFUSED_CALLS.labels(Refusal.WAL_UNWRITABLE.value).inc()
+            self.refuse()
 
     def content(self) -> Content:
         """The row's content, made once (its entry id with it)."""
@@ -179,9 +201,17 @@ class Journal:
         if reason is not None:
             REFUSED_CALLS.labels(reason.value).inc()
             record.refuse()
-        if reason is not Refusal.SPOOL_FULL:
-            self.writer.put(record)
+        if (reason is None or reason.keeps_row) and self.writer.put(record):
+            record.durable = self.writer.durable()
         return record
+
+    async def durable(self, record: Record) -> None:
+        """Wait until the record's row is on disk, when there is a write-ahead file (`gateway.journal.wal`).
+
+        A row that could not be written turns its record into the journal's refusal (``refusal``).
+        """
+        if record.durable is not None:
+            await record.durable
 
     def record_refused(self, call: Call) -> Record:
         """Record a call refused before it reached the call path (00504 while the server stops); no I/O.
@@ -192,8 +222,11 @@ class Journal:
         ``gateway_journal_refused_calls_total{reason="spool_full"}``.
         """
         record = Record(call, self._clock(), self.subject_digest)
-        if self.writer is not None and not self.writer.put(record):
-            REFUSED_CALLS.labels(Refusal.SPOOL_FULL.value).inc()
+        if self.writer is not None:
+            if self.writer.put(record):
+                record.durable = self.writer.durable()
+            else:
+                REFUSED_CALLS.labels(Refusal.SPOOL_FULL.value).inc()
         return record
 
     def log(self, record: Record) -> None:

@@ -45,7 +45,8 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -54,6 +55,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gateway.journal import schema
 from gateway.journal.chain import ROW_COLUMNS, Content, Head, month_of
 from gateway.journal.signing import Signer
+from gateway.journal.wal import Intent, Orphan, Row, WriteAhead, database_of
 from gateway.journal.witness import FileWitness, WitnessedHead
 from gateway.settings import JournalFailureMode
 
@@ -69,13 +71,19 @@ ROWS_WRITTEN = Counter("gateway_journal_rows_written", "Journal rows committed t
 REFUSED_CALLS = Counter(
     "gateway_journal_refused_calls",
     "Calls refused (00503) because the journal could not keep their row, by reason "
-    "(database_unreachable in fail_closed mode, spool_full).",
+    "(database_unreachable in fail_closed mode, spool_full, wal_full, wal_unwritable).",
     ["reason"],
 )
 WITNESS_FAILURES = Counter(
     "gateway_journal_witness_failures", "Signed heads that could not be appended to JOURNAL_WITNESS_FILE."
 )
 SPOOL_ROWS = Gauge("gateway_journal_spool_rows", "Journal rows waiting in memory for PostgreSQL.")
+WAL_BYTES = Gauge(
+    "gateway_journal_wal_bytes", "Bytes of the journal's write-ahead file (JOURNAL_WAL_DIR) on disk."
+)
+REPLAYED_ROWS = Counter(
+    "gateway_journal_replayed_rows", "Rows of dead processes' write-ahead files written to PostgreSQL again."
+)
 DATABASE_UP = Gauge("gateway_journal_database_up", "1 while the journal's PostgreSQL takes writes, else 0.")
 WRITE_SECONDS = Histogram(
     "gateway_journal_write_seconds",
@@ -90,13 +98,32 @@ class Refusal(StrEnum):
 
     DATABASE_UNREACHABLE = "database_unreachable"
     SPOOL_FULL = "spool_full"
+    WAL_FULL = "wal_full"
+    WAL_UNWRITABLE = "wal_unwritable"
+
+    @property
+    def keeps_row(self) -> bool:
+        """Whether the refused call's row is kept all the same (only when the database alone is the cause)."""
+        return self is Refusal.DATABASE_UNREACHABLE
 
 
-class Pending(Protocol):
-    """A row waiting in the spool; its content is computed when it is first written."""
+Pending = Row
+"""A row waiting in the spool."""
+
+
+class _Replayed:
+    """A dead process's row, written again."""
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: Content) -> None:
+        self._content = content
 
     def content(self) -> Content:
-        """The row's content (the same every time it is asked)."""
+        return self._content
+
+    def void(self) -> None:
+        """Its call was answered long ago: the row is kept as it is (`gateway.journal.wal`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +138,10 @@ class WriterSettings:
     timeout_seconds: float
     retry_seconds: float
     retention_months: int
+    wal_dir: Path | None = None
+    """``JOURNAL_WAL_DIR``: the write-ahead file's directory (`gateway.journal.wal`); None for none."""
+    wal_max_bytes: int = 128 * 1024 * 1024
+    """``JOURNAL_WAL_MAX_BYTES``: the most the write-ahead file may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +203,23 @@ class JournalWriter:
         self._waiting_since: float | None = None
         """When the exchange with PostgreSQL in progress began (monotonic), if one is."""
         self._abandoned: set[asyncio.Task[Any]] = set()
+        self._wal = (
+            None
+            if settings.wal_dir is None
+            else WriteAhead(
+                settings.wal_dir,
+                database_of(url),
+                max_bytes=settings.wal_max_bytes,
+                retry_seconds=settings.retry_seconds,
+                settled=self._settled,
+            )
+        )
         self.down = True
         """Whether the last attempt to reach PostgreSQL failed (or none succeeded yet)."""
         SPOOL_ROWS.set_function(lambda: len(self._spool))
+        if self._wal is not None:
+            wal = self._wal
+            WAL_BYTES.set_function(lambda: wal.size)
 
     @property
     def spooled(self) -> int:
@@ -185,6 +230,12 @@ class JournalWriter:
         """Why a call must be refused now, or None when its row can be kept."""
         if len(self._spool) >= self._settings.spool_rows:
             return Refusal.SPOOL_FULL
+        wal = self._wal
+        if wal is not None:
+            if wal.full():
+                return Refusal.WAL_FULL
+            if wal.unwritable():
+                return Refusal.WAL_UNWRITABLE
         if self._settings.mode is JournalFailureMode.FAIL_CLOSED and (self.down or self._overdue()):
             return Refusal.DATABASE_UNREACHABLE
         return None
@@ -195,16 +246,36 @@ class JournalWriter:
         return since is not None and time.monotonic() - since >= self._settings.timeout_seconds
 
     def put(self, pending: Pending) -> bool:
-        """Queue a row; no I/O. Returns False, keeping nothing, when the spool is full."""
-        if len(self._spool) >= self._settings.spool_rows:
+        """Queue a row, and append it to the write-ahead file if any; no I/O.
+
+        Returns False, keeping nothing, when the spool (or the write-ahead file) is full.
+        """
+        wal = self._wal
+        if len(self._spool) >= self._settings.spool_rows or (wal is not None and wal.full()):
             return False
         self._spool.append(pending)
+        if wal is not None:
+            wal.append(pending)
         if len(self._spool) == 1:
             self._pending_since = time.monotonic()
             self._wake.set()
         elif len(self._spool) == self._settings.batch_rows:
             self._wake.set()
         return True
+
+    def durable(self) -> asyncio.Future[None] | None:
+        """Done once the rows put so far are on disk (or voided); None without a write-ahead file."""
+        return None if self._wal is None else self._wal.pending()
+
+    def _ready(self) -> int:
+        """How many rows at the front of the spool may be written: all, or those settled on disk."""
+        wal = self._wal
+        return len(self._spool) if wal is None else wal.settled - wal.committed
+
+    def _settled(self) -> None:
+        """A write of the write-ahead file ended: wake the writer if a batch is now due."""
+        if self._batch_due():
+            self._wake.set()
 
     async def start(self) -> None:
         """Reach PostgreSQL once (migrations, partitions), then write in the background.
@@ -214,6 +285,8 @@ class JournalWriter:
         """
         if self._task is not None:
             return
+        if self._wal is not None:
+            await asyncio.to_thread(self._wal.open)
         try:
             await self._connect()
         except _FAILURES as exc:
@@ -233,14 +306,22 @@ class JournalWriter:
             self._wake.set()
             await self._task
             self._task = None
+        if self._wal is not None:
+            await self._wal.drain()
         try:
             if self._conn is None:
                 await self._connect()
             while self._spool or self._unsigned:
                 await self._write(final=True)
         except _FAILURES as exc:
-            _LOG.warning("journal_rows_lost_at_close", error=type(exc).__name__, rows=len(self._spool))
+            kept = "wal" if self._wal is not None else "lost"
+            _LOG.warning(
+                "journal_rows_left_at_close", error=type(exc).__name__, rows=len(self._spool), kept=kept
+            )
         await self._disconnect()
+        if self._wal is not None:
+            await self._wal.drain()
+            await asyncio.to_thread(self._wal.close)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -261,16 +342,17 @@ class JournalWriter:
                     await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
 
     def _batch_due(self) -> bool:
-        """A full batch waits, or the oldest row has waited ``JOURNAL_FLUSH_SECONDS``."""
-        return bool(self._spool) and (
-            len(self._spool) >= self._settings.batch_rows
+        """A full batch waits, or the oldest row has waited ``JOURNAL_FLUSH_SECONDS`` (rows on disk only)."""
+        ready = self._ready()
+        return ready > 0 and (
+            ready >= self._settings.batch_rows
             or time.monotonic() - self._pending_since >= self._settings.flush_seconds
         )
 
     async def _idle(self) -> None:
         self._wake.clear()
         wait = _IDLE_PROBE_SECONDS
-        if self._spool:
+        if self._ready():  # rows not yet on disk wake the writer once they are (`_settled`)
             wait = max(0.0, self._pending_since + self._settings.flush_seconds - time.monotonic())
         if self._unsigned:
             wait = min(wait, max(0.0, self._signed_at + self._settings.checkpoint_seconds - time.monotonic()))
@@ -345,6 +427,8 @@ class JournalWriter:
         if self._unsettled is not None:
             await self._settle(self._unsettled)
             self._unsettled = None
+        if self._wal is not None:
+            await self._adopt(self._wal)
         if self.down:
             _LOG.info("journal_database_reachable", spooled=len(self._spool))
         self.down = False
@@ -398,6 +482,91 @@ class JournalWriter:
             self._spool.popleft()
         self._unsigned.update(unsettled.heads)
         ROWS_WRITTEN.inc(unsettled.size)
+        if self._wal is not None:
+            await self._deleted(self._wal.done(self._wal.committed + unsettled.size))
+
+    async def _deleted(self, paths: list[Path]) -> None:
+        """Delete the write-ahead segments whose rows PostgreSQL holds."""
+        if paths:
+            await asyncio.to_thread(_unlink, paths)
+
+    async def _adopt(self, wal: WriteAhead) -> None:
+        """Write again the rows of dead processes' write-ahead files that PostgreSQL lacks; sign their heads.
+
+        Their rows go to this process's spool and file (each once, by entry id); their files are
+        deleted once those copies are on disk. A head is signed only where PostgreSQL holds its
+        hash at its position (anything else was changed while its process was dead: `verify` says so).
+        """
+        orphans = await asyncio.to_thread(wal.orphans)
+        if not orphans:
+            return
+        try:
+            rows: dict[Any, Content] = {}
+            heads: dict[Any, Head] = {}
+            for orphan in orphans:
+                landed = orphan.intent is not None and await self._landed(orphan)
+                lacking, unsigned = orphan.settle(landed)
+                for content in lacking:
+                    rows.setdefault(content.entry_id, content)
+                heads.update(unsigned)
+            signed = [head for head in heads.values() if await self._holds(head)]
+            if signed:
+                witnessed = await self._bounded(self._transaction([], [], signed))
+                if self._witness is not None and witnessed:
+                    await self._witnessed(self._witness, witnessed)
+            for content in rows.values():
+                self._spool.append(_Replayed(content))
+                wal.append(self._spool[-1])
+            if rows:
+                self._pending_since = time.monotonic()
+                await wal.drain()
+        except BaseException:
+            for orphan in orphans:
+                orphan.unlock()
+            raise
+        for orphan in orphans:
+            await asyncio.to_thread(orphan.release)
+        REPLAYED_ROWS.inc(len(rows))
+        _LOG.info("journal_wal_replayed", processes=len(orphans), rows=len(rows), heads_signed=len(signed))
+
+    async def _landed(self, orphan: Orphan) -> bool:
+        """Whether a dead process's last intent committed, once the backend that ran it is gone."""
+        assert self._conn is not None  # noqa: S101 - called once connected
+        assert orphan.intent is not None  # noqa: S101 - called for an intent
+        timeout_ms = max(1, round(self._settings.timeout_seconds * 1000))
+        cursor = await self._bounded(
+            self._conn.execute(
+                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE pid = %s "
+                "AND usename = current_user AND backend_start <= to_timestamp(%s)",
+                (timeout_ms, orphan.intent.backend, orphan.intent_at),
+            )
+        )
+        if await cursor.fetchone() == (False,):
+            raise TimeoutError  # its backend still runs: the outcome is not known yet
+        cursor = await self._bounded(
+            self._conn.execute(
+                "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
+                orphan.intent.first,
+            )
+        )
+        return await cursor.fetchone() is not None
+
+    async def _holds(self, head: Head) -> bool:
+        """Whether PostgreSQL holds ``head``'s hash at its position (else it is not signed, and logged)."""
+        assert self._conn is not None  # noqa: S101 - called once connected
+        if head.seq == 0:
+            return False  # a chain's start is signed with the chain
+        cursor = await self._bounded(
+            self._conn.execute(
+                "SELECT row_hash FROM journal.calls WHERE chain_id = %s AND seq = %s",
+                (head.chain_id, head.seq),
+            )
+        )
+        found = await cursor.fetchone()
+        if found is None or bytes(found[0]) != head.hash:
+            _LOG.error("journal_wal_head_mismatch", chain_id=str(head.chain_id), seq=head.seq)
+            return False
+        return True
 
     async def _maintain(self) -> None:
         assert self._conn is not None  # noqa: S101 - called once connected
@@ -418,7 +587,8 @@ class JournalWriter:
         """Write the front of the spool, the chains it starts and the checkpoints due, in one transaction."""
         assert self._conn is not None  # noqa: S101 - the loop connects first
         backend = self._conn.info.backend_pid
-        batch = [pending.content() for pending in itertools.islice(self._spool, self._settings.batch_rows)]
+        size = min(self._settings.batch_rows, self._ready())
+        batch = [pending.content() for pending in itertools.islice(self._spool, size)]
         head = self._head
         rows: list[tuple[object, ...]] = []
         started: list[Head] = []
@@ -440,6 +610,12 @@ class JournalWriter:
             self._months.update(months)
         sign = final or not batch or time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
         signed = list(unsigned.values()) if sign else []
+        wal = self._wal
+        if wal is not None and rows:
+            start = wal.committed
+            await wal.intend(
+                Intent(start, start + len(rows), first, self._unsigned, {} if sign else unsigned, backend)
+            )
         began = time.perf_counter()
         try:
             witnessed = await self._bounded(self._transaction(started, rows, signed))
@@ -457,6 +633,8 @@ class JournalWriter:
         self._unsigned = {} if sign else unsigned
         if sign:
             self._signed_at = time.monotonic()
+        if wal is not None and batch:
+            await self._deleted(wal.done(wal.committed + len(batch)))
         if self._witness is not None and witnessed:
             await self._witnessed(self._witness, witnessed)
 
@@ -506,6 +684,11 @@ class JournalWriter:
                 ],
             )
         return points
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
