@@ -18,7 +18,10 @@ registered chain), the rows are read in order of position and:
   shows **checkpoints removed** inside the chain; a row still unsigned that long after, rows
   **re-hashed after the last signed head** (or a gateway that died before signing them). A row
   counts as written at the later of its own time and the checkpoint before it (rows kept in
-  memory during an outage are written, and signed, once PostgreSQL is back: `Timing`);
+  memory during an outage are written, and signed, once PostgreSQL is back: `Timing`); the
+  rows a chain's last checkpoint covers, when it is at the chain's last row, are late only if
+  they waited longer than that before the chain's last row (a gateway killed before signing
+  them, whose heads the gateway taking over its write-ahead file signs: `gateway.journal.wal`);
 - with a witness (`gateway.journal.witness`): a chain it names that the journal lacks was
   **removed with its checkpoints**; a head it names that the chain does not reach, or holds
   with another hash, shows the chain **cut back** or **rewritten** with its checkpoints.
@@ -202,6 +205,9 @@ class _Lateness:
         """Index in ``_points`` of the first checkpoint at or after the current row."""
         self._late: list[tuple[int, int]] = []
         self._unsigned: list[tuple[int, int]] = []
+        self._tail: list[tuple[int, dt.datetime]] = []
+        """Rows the last checkpoint signed late, and when each was written: judged at the chain's end."""
+        self._last: tuple[int, dt.datetime] | None = None
 
     def row(self, seq: int, occurred_at: dt.datetime) -> None:
         points = self._points
@@ -210,16 +216,39 @@ class _Lateness:
         written = occurred_at
         if self._next > 0:
             written = max(written, points[self._next - 1][1])
+        self._last = (seq, occurred_at)
         covered = self._next < len(points)
         signed = points[self._next][1] if covered else self._now
         if signed - written > self._limit:
-            runs = self._late if covered else self._unsigned
-            if runs and runs[-1][1] == seq - 1:
-                runs[-1] = (runs[-1][0], seq)
+            if self._next == len(points) - 1:
+                self._tail.append((seq, written))
             else:
-                runs.append((seq, seq))
+                self._run(self._late if covered else self._unsigned, seq)
+
+    @staticmethod
+    def _run(runs: list[tuple[int, int]], seq: int) -> None:
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+
+    def _judge_tail(self) -> None:
+        """The rows the chain's last checkpoint signed late.
+
+        When that checkpoint is at the chain's last row, the writer may have died before signing
+        them, and another signed them on taking over its write-ahead file (`gateway.journal.wal`):
+        they are late only if they waited more than the limit before the chain's last row was
+        written (the writer, alive, would have signed them by then).
+        """
+        last = self._last
+        final = last is not None and self._points and self._points[-1][0] == last[0]
+        for seq, written in self._tail:
+            if not final or (last is not None and last[1] - written > self._limit):
+                self._run(self._late, seq)
+        self._tail = []
 
     def problems(self) -> list[str]:
+        self._judge_tail()
         limit = self._limit.total_seconds()
         found = [
             f"{_span(first, last)}: signed more than {limit:g} s after written (checkpoints removed)"
