@@ -4,7 +4,9 @@
 writer's spool when there is a PostgreSQL journal (`gateway.journal.writer`); `Journal.log`
 writes the same call as one structlog event, ``api_call``, once the answer has left.
 When the journal cannot keep the row (`JournalWriter.refusal`), the record carries the
-refusal the caller gets instead of the answer (00503), and says so in its own status.
+refusal the caller gets instead of the answer (00503), and says so in its own status. With a
+write-ahead file, the call path awaits `Journal.durable` before the answer leaves: the row is
+then on local disk (`gateway.journal.wal`).
 """
 
 from __future__ import annotations

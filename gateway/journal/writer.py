@@ -30,6 +30,11 @@ connection broke during COMMIT) is settled on reconnection by looking up its fir
 row's entry id, once the backend that ran it has been terminated (an abandoned COMMIT could
 otherwise land after the look-up): the transaction is all or nothing. After any failure the writer starts
 a new chain, and signs the last committed head of the old one.
+
+With ``JOURNAL_WAL_DIR``, each row put in the spool is also appended to the write-ahead file
+(`gateway.journal.wal`); the writer takes only the rows already on disk, records each
+transaction's intent there first, and, on every connection, writes again the rows that dead
+processes' files hold and PostgreSQL lacks, and signs their heads.
 """
 
 from __future__ import annotations

@@ -304,6 +304,27 @@ def test_gateway_exposes_the_rest_front(rendered, scenario):
             assert {"protocol": "TCP", "port": "rest"} in policy["spec"]["ingress"][0]["ports"]
 
 
+_BINARY_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_journal_s_write_ahead_file_outlives_a_container_restart_within_its_volume(rendered, scenario):
+    """JOURNAL_WAL_DIR is an emptyDir (kept while the pod lives) larger than the file's bound."""
+    objects = rendered[scenario]
+    gateway = _named(objects, "Deployment", "gateway")
+    pod = gateway["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = _environment(container, objects)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == env["JOURNAL_WAL_DIR"]]
+    assert not mount.get("readOnly")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    limit = volume["emptyDir"]["sizeLimit"]
+    size = int(limit[:-2]) * _BINARY_UNITS[limit[-2:]]
+    assert int(env["JOURNAL_WAL_MAX_BYTES"]) < size, (
+        "the file's bound refuses calls before the volume evicts the pod"
+    )
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_grace_period_outlasts_the_drain(rendered, scenario):
     objects = rendered[scenario]
