@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,14 @@ SNAPSHOT_AGE = Gauge(
     "gateway_registry_snapshot_age_seconds",
     "Seconds since this process last loaded the registry from PostgreSQL (its habilitations and tokens); "
     "it grows while PostgreSQL is away, the gateway serving from the last snapshot meanwhile.",
+)
+EXPIRY_WINDOWS_DAYS = (7, 30)
+"""The windows of `TOKENS_EXPIRING`, in days (the operator kit's alert reads the 30-day one)."""
+TOKENS_EXPIRING = Gauge(
+    "gateway_registry_tokens_expiring",
+    "Tokens of the registry that work now and expire within the window (within_days: 7, 30), by "
+    "environment; counted, never named (their contacts get the notices).",
+    ["within_days", "environment"],
 )
 RELOADS = Counter("gateway_registry_reloads", "Loads of the registry, by outcome (ok, error).", ["outcome"])
 _RELOADED, _FAILED = RELOADS.labels("ok"), RELOADS.labels("error")
@@ -151,6 +160,18 @@ class RegistrySnapshot:
         """Seconds since the last load that succeeded; None if none did."""
         return None if self._loaded_at is None else self._clock() - self._loaded_at
 
+    def expiring(self, days: int, environment: Environment) -> int:
+        """How many tokens of ``environment`` work now and expire within ``days`` days (wall clock)."""
+        now = time.time()
+        until = now + days * 86_400
+        return sum(
+            1
+            for entry in self._tokens.values()
+            if entry.environment is environment
+            and now < entry.expires_at <= until
+            and (entry.ends_at is None or entry.ends_at > now)
+        )
+
     def token(self, token_id: str) -> TokenEntry | None:
         """The token of this id with its habilitation's rights; None when the registry has none lately."""
         return self._tokens.get(token_id)
@@ -162,6 +183,11 @@ class RegistrySnapshot:
         refused until the first load): it logs it and keeps trying.
         """
         SNAPSHOT_AGE.set_function(lambda: self.age if self.age is not None else float("inf"))
+        for days in EXPIRY_WINDOWS_DAYS:
+            for environment in Environment:
+                TOKENS_EXPIRING.labels(str(days), environment.value).set_function(
+                    functools.partial(self.expiring, days, environment)
+                )
         self._task = asyncio.create_task(self._follow(), name="registry-snapshot")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(first_load_timeout):

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 # Importing the servers registers every metric of the mesh (each module declares its own).
 import gateway.app
+import gateway.workers
 import services.cnaf.app
 
 __all__ = ["check_prometheus_rule", "exported_series", "metrics_named"]
@@ -35,7 +36,7 @@ PROMETHEUS_OWN = frozenset({"up"})
 @cache
 def exported_series() -> frozenset[str]:
     """Every series name the mesh's processes export (a counter's ``_total``, a histogram's ``_bucket``…)."""
-    assert gateway.app and services.cnaf.app  # imported for their metrics
+    assert gateway.app and gateway.workers and services.cnaf.app  # imported for their metrics
     names = set(PROMETHEUS_OWN)
     for family in REGISTRY.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))

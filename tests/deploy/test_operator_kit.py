@@ -19,6 +19,9 @@ EXPECTED_ALERTS = {
     "JournalBehind",
     "JournalPostgresUnreachable",
     "RedisUnreachable",
+    "RestConnectionCapReached",
+    "GatewayWorkerRestarted",
+    "TokensExpiringSoon",
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.registry import store
 from gateway.registry.model import Environment
@@ -71,6 +72,37 @@ async def test_a_token_is_found_with_its_habilitations_rights(registry_conn: Con
         ended = followed.token(revoked.id)
         assert ended is not None and ended.ends_at is not None and ended.ends_at <= time.time()
         assert followed.age is not None and followed.age < 5
+    finally:
+        await followed.close()
+
+
+async def test_tokens_expiring_within_30_days_are_counted_never_named(
+    registry_conn: Conn, registry_url: str
+) -> None:
+    """The operator kit's TokensExpiringSoon alert reads this gauge: counts by window and environment only."""
+    habilitation = await store.create_habilitation(
+        registry_conn, "operatrice-2", label="CCAS", siret=SIRET, scopes=[_QF], rate_per_minute=30
+    )
+    for days in (5, 20, 20, 90):
+        await store.issue_token(registry_conn, "operatrice-2", habilitation.id, days=days)
+    revoked = await store.issue_token(registry_conn, "operatrice-2", habilitation.id, days=20)
+    await store.revoke_token(registry_conn, "operatrice-2", revoked.id, "leaked")
+    await store.issue_token(
+        registry_conn, "operatrice-2", habilitation.id, days=20, environment=Environment.SANDBOX
+    )
+    followed = RegistrySnapshot(
+        registry_url, reload_seconds=30, change_delay_seconds=0.05, retry_seconds=0.1, timeout_seconds=2
+    )
+    await followed.start(first_load_timeout=10)
+    try:
+
+        def exported(days: str, environment: str) -> float | None:
+            labels = {"within_days": days, "environment": environment}
+            return REGISTRY.get_sample_value("gateway_registry_tokens_expiring", labels)
+
+        assert exported("7", "production") == 1
+        assert exported("30", "production") == 3, "the revoked one and the 90-day one are not"
+        assert exported("30", "sandbox") == 1
     finally:
         await followed.close()
 
