@@ -119,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     mesh = ProcessGroup(options.log_dir)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as scratch:
         try:
-            run = Run(mesh, Report(options), Path(scratch), lambda message: print(message, file=sys.stderr))
+            run = Run(
+                mesh,
+                Report(options),
+                Path(scratch),
+                lambda message: print(message, file=sys.stderr),
+                Path(scratch) / "journal-wal",
+            )
             run.start()
             path = run.paths[args.path]
             measure(path.child, run.spec(path))  # warm-up: connections, caches, the JIT-less interpreter's

@@ -21,6 +21,8 @@ GATEWAY_REST = "gateway REST"
 """The REST front's path in the tables, beside ``direct``, ``pass-through`` and ``gateway``."""
 NO_JOURNAL = "no journal"
 """The same gateway with its journal kept to the log event, measured in the same rounds."""
+NO_WAL = "no WAL"
+"""The same gateway, its journal in PostgreSQL without the write-ahead file (``JOURNAL_WAL_DIR=``)."""
 GATEWAY_WORKERS = "gateway x2"
 """gRPC through a gateway of two workers (`gateway.workers`)."""
 GATEWAY_REST_WORKERS = "REST x2"
@@ -31,6 +33,7 @@ _HIGH_LOAD_PATHS = (
     "gateway",
     GATEWAY_REST,
     NO_JOURNAL,
+    NO_WAL,
     GATEWAY_WORKERS,
     GATEWAY_REST_WORKERS,
 )
@@ -107,6 +110,7 @@ def render(report: Report) -> str:
         )
     add(_workers_line(report))
     add(_journal_line(report))
+    add(_wal_line(report))
     add("")
     add(f"low load: 1 client, 1 in flight, {options.low_load_duration:.0f} s")
     add(f"{'path':<14}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -222,6 +226,26 @@ def _journal_line(report: Report) -> str:
     return (
         f"journal in PostgreSQL: gateway/no journal {ratio:.2f}, "
         f"CPU {with_journal.cpu_us_per_call - without.cpu_us_per_call:+.0f} µs/call{latency}"
+    )
+
+
+def _wal_line(report: Report) -> str:
+    """The gateway (write-ahead file on) against the same gateway without it, in the same run."""
+    with_wal, without = report.high.get("gateway"), report.high.get(NO_WAL)
+    if with_wal is None or without is None:
+        return "journal's write-ahead file: not measured"
+    low_with, low_without = report.low.get("gateway"), report.low.get(NO_WAL)
+    latency = ""
+    if low_with is not None and low_without is not None:
+        latency = (
+            f", low-load p50 {low_with.load.p50_ms() - low_without.load.p50_ms():+.3f} ms"
+            f" p99 {low_with.load.p99_ms() - low_without.load.p99_ms():+.3f} ms"
+        )
+    return (
+        f"journal's write-ahead file (fsync before each answer): gateway/no WAL "
+        f"{with_wal.load.throughput / without.load.throughput:.2f}, high-load p50 "
+        f"{with_wal.load.p50_ms() - without.load.p50_ms():+.2f} ms, "
+        f"CPU {with_wal.cpu_us_per_call - without.cpu_us_per_call:+.0f} µs/call{latency}"
     )
 
 

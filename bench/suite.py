@@ -18,7 +18,9 @@ One run measures, on this machine and under the same load generator:
 The gateway keeps its journal in PostgreSQL (started here, at the lowest CPU priority,
 standing for a database on a machine of its own); a second gateway, the same but for its
 journal kept to the log event, runs in the same rounds as the path ``no journal``: the
-difference is what the journal costs the call path (issue 15).
+difference is what the journal costs the call path (issue 15). Its rows go through the
+journal's write-ahead file (fsync'd before each answer, in a directory of the run's on local
+disk); a third gateway without it, the path ``no WAL``, tells what that costs (issue 25).
 
 High load runs go round by round (direct, pass-through, gateway, then again) and
 each path keeps its best round: on a shared machine, the best round is the one
@@ -45,7 +47,15 @@ from apiparticulier.common.v1 import identity_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from bench.loadgen import OK, LoadSpec, run_load
 from bench.mesh import client_commands_from_slowlog, command_counts, command_deltas, redis_round_trips
-from bench.report import GATEWAY_REST, GATEWAY_REST_WORKERS, GATEWAY_WORKERS, NO_JOURNAL, PathRun, Report
+from bench.report import (
+    GATEWAY_REST,
+    GATEWAY_REST_WORKERS,
+    GATEWAY_WORKERS,
+    NO_JOURNAL,
+    NO_WAL,
+    PathRun,
+    Report,
+)
 from contract.routes import contract_scopes
 from devstack.processes import Child, Issuer, ProcessGroup
 from devstack.redis import free_port
@@ -188,9 +198,14 @@ def run(options: Options, say: Callable[[str], None]) -> Report:
     """Start everything, run every phase, stop everything (also on error or Ctrl-C)."""
     report = Report(options)
     mesh = ProcessGroup(options.log_dir)
-    with tempfile.TemporaryDirectory(prefix="bench-keys-") as keys_dir:
+    # On local disk (not a tmpfs) for the write-ahead file's fsync to cost what it does in production.
+    options.log_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-keys-") as keys_dir,
+        tempfile.TemporaryDirectory(prefix="bench-journal-wal-", dir=options.log_dir.parent) as wal_dir,
+    ):
         try:
-            Run(mesh, report, Path(keys_dir), say).all()
+            Run(mesh, report, Path(keys_dir), say, Path(wal_dir)).all()
         finally:
             say("stopping every process")
             mesh.close()
@@ -201,9 +216,16 @@ class Run:
     """The phases of one run, sharing the processes, the token issuer and the report."""
 
     def __init__(
-        self, mesh: ProcessGroup, report: Report, keys_dir: Path, say: Callable[[str], None]
+        self,
+        mesh: ProcessGroup,
+        report: Report,
+        keys_dir: Path,
+        say: Callable[[str], None],
+        wal_dir: Path,
     ) -> None:
         self.mesh = mesh
+        self.wal_dir = wal_dir
+        """Where the gateways keep the journal's write-ahead file (JOURNAL_WAL_DIR)."""
         self.report = report
         self.options = report.options
         self.say = say
@@ -225,7 +247,12 @@ class Run:
         self.high_load()
         self.low_load()
         gateway, issuer = self.started_gateway()
-        for child in (gateway, self.paths[GATEWAY_WORKERS].child, self.paths[NO_JOURNAL].child):
+        for child in (
+            gateway,
+            self.paths[GATEWAY_WORKERS].child,
+            self.paths[NO_JOURNAL].child,
+            self.paths[NO_WAL].child,
+        ):
             self.mesh.stop(child)  # their CPU is the next phases' to use
         self.rate_limit(issuer)
         self.fan_out(issuer)
@@ -261,6 +288,7 @@ class Run:
             "JOURNAL_DATABASE_URL": postgres.url,
             "JOURNAL_SIGNING_KEY_FILE": str(journal_key),
             "CNAF_ADDRESS": cnaf.address,
+            "JOURNAL_WAL_DIR": str(self.wal_dir),
             "LOG_LEVEL": "info",
         }
         issuer = self.issuer = Issuer.create(self.keys_dir, redis_server.url)
@@ -299,6 +327,12 @@ class Run:
         without_journal = {**self.gateway_env, "JOURNAL_DATABASE_URL": "", "RATE_LIMIT_BURST": "10000"}
         self.paths[NO_JOURNAL] = _Path(
             self.mesh.start("gateway-no-journal", ["-m", "gateway"], without_journal),
+            (*authorization, *self.recipient),
+        )
+        # The same gateway without the journal's write-ahead file: the difference is its fsync's cost.
+        without_wal = {**self.gateway_env, "JOURNAL_WAL_DIR": "", "RATE_LIMIT_BURST": "10000"}
+        self.paths[NO_WAL] = _Path(
+            self.mesh.start("gateway-no-wal", ["-m", "gateway"], without_wal),
             (*authorization, *self.recipient),
         )
         # Both again through a gateway of several workers on the same ports.

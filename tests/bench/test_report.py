@@ -6,7 +6,7 @@ from collections import Counter
 
 from bench.histogram import LatencyHistogram
 from bench.loadgen import OK, LoadResult, LoadSpec
-from bench.report import GATEWAY_REST, GATEWAY_REST_WORKERS, GATEWAY_WORKERS, PathRun, Report, render
+from bench.report import GATEWAY_REST, GATEWAY_REST_WORKERS, GATEWAY_WORKERS, NO_WAL, PathRun, Report, render
 from bench.suite import Options
 
 
@@ -68,3 +68,14 @@ def test_workers_are_compared_with_the_gateway_of_one() -> None:
     report.high[GATEWAY_WORKERS] = _run(24_000, 20.0)
     report.high[GATEWAY_REST_WORKERS] = _run(18_000, 14.0)
     assert "throughput of 2 workers / 1 worker: gRPC 1.50, REST 1.50" in render(report)
+
+
+def test_the_write_ahead_file_is_compared_with_the_same_gateway_without() -> None:
+    report = _report()
+    assert "journal's write-ahead file: not measured" in render(report)
+    report.high[NO_WAL] = _run(20_000, 8.0, latency_ms=0.5)
+    report.low[NO_WAL] = _run(1_000, 0.5, latency_ms=1.2)
+    assert (
+        "journal's write-ahead file (fsync before each answer): gateway/no WAL 0.80, high-load p50 +0.50 ms, "
+        "CPU +100 µs/call, low-load p50 +0.400 ms p99 +0.400 ms" in render(report)
+    )
