@@ -48,6 +48,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import operator
 import os
 import time
 import types
@@ -87,6 +88,10 @@ class Row(Protocol):
 # -- the columns, from Content's declaration ------------------------------------------------------
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _codec(hint: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """How a value of type ``hint`` goes to JSON and back (None passed through for ``X | None``)."""
     args = typing.get_args(hint)
@@ -99,13 +104,19 @@ def _codec(hint: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     if hint is dt.datetime:
         return microseconds, (lambda v: _EPOCH + dt.timedelta(microseconds=v))
     if hint in (str, int, float, bool):
-        return (lambda v: v), (lambda v: v)
+        return _same, _same
     raise TypeError(f"no write-ahead encoding for a journal column of type {hint!r}")
 
 
 _HINTS = typing.get_type_hints(Content)
 _CODECS = {column: _codec(_HINTS[column]) for column in CONTENT_COLUMNS}
-_ENCODERS = tuple(_CODECS[column][0] for column in CONTENT_COLUMNS)
+_VALUES = operator.attrgetter(*CONTENT_COLUMNS)
+_CONVERTED = tuple(
+    (index, _CODECS[column][0])
+    for index, column in enumerate(CONTENT_COLUMNS)
+    if _CODECS[column][0] is not _same
+)
+"""The columns JSON does not take as they are (a row is encoded on every call's path: the rest are copied)."""
 _DEFAULTS: dict[str, Any] = {}
 for _field in dataclasses.fields(Content):
     if _field.default is not dataclasses.MISSING:
@@ -116,7 +127,10 @@ for _field in dataclasses.fields(Content):
 
 def encode_row(content: Content) -> list[Any]:
     """The content's values in `CONTENT_COLUMNS` order, as JSON takes them."""
-    return [encode(value) for encode, value in zip(_ENCODERS, content.values(), strict=True)]
+    values = list(_VALUES(content))
+    for index, encode in _CONVERTED:
+        values[index] = encode(values[index])
+    return values
 
 
 def decoder(columns: list[str]) -> Callable[[list[Any]], Content]:
@@ -152,8 +166,12 @@ def database_of(url: str) -> str:
     return hashlib.sha256(named.encode()).hexdigest()[:32]
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every line: ``json.dumps`` with options builds one per call."""
+
+
 def _line(kind: bytes, body: object) -> bytes:
-    payload = kind + json.dumps(body, separators=(",", ":")).encode()
+    payload = kind + _JSON.encode(body).encode()
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
