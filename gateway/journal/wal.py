@@ -256,7 +256,8 @@ class WriteAhead:
     ) -> None:
         self.directory = directory
         self.database = database
-        self.process = uuid.uuid4().hex
+        self.process = ""
+        """This process's name in the directory, drawn by `open` (in the process that writes)."""
         self._max_bytes = max_bytes
         self._segment_bytes = max(1, max_bytes // SEGMENTS_PER_BOUND)
         self._retry_seconds = retry_seconds
@@ -289,6 +290,7 @@ class WriteAhead:
             OSError: the directory cannot be written.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = uuid.uuid4().hex
         self._lock_fd = os.open(self.directory / f"{self.process}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 

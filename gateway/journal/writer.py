@@ -208,6 +208,8 @@ class JournalWriter:
         self._waiting_since: float | None = None
         """When the exchange with PostgreSQL in progress began (monotonic), if one is."""
         self._abandoned: set[asyncio.Task[Any]] = set()
+        self._adopt_at: float | None = None
+        """When to try again to take over a dead process's file whose last transaction was still running."""
         self._wal = (
             None
             if settings.wal_dir is None
@@ -337,6 +339,12 @@ class JournalWriter:
                     await self._connect()
                 if self._batch_due() or self._checkpoint_due():
                     await self._write(final=False)
+                elif (
+                    self._wal is not None
+                    and self._adopt_at is not None
+                    and time.monotonic() >= self._adopt_at
+                ):
+                    await self._adopt(self._wal)
                 elif time.monotonic() - self._maintained_at >= _MAINTENANCE_SECONDS:
                     await self._maintain()
                 else:
@@ -502,14 +510,19 @@ class JournalWriter:
         deleted once those copies are on disk. A head is signed only where PostgreSQL holds its
         hash at its position (anything else was changed while its process was dead: `verify` says so).
         """
-        orphans = await asyncio.to_thread(wal.orphans)
-        if not orphans:
-            return
+        self._adopt_at = None
+        found = await asyncio.to_thread(wal.orphans)
+        orphans: list[Orphan] = []
         try:
             rows: dict[Any, Content] = {}
             heads: dict[Any, Head] = {}
-            for orphan in orphans:
+            for orphan in found:
                 landed = orphan.intent is not None and await self._landed(orphan)
+                if landed is None:  # its backend still runs: taken over on a later turn
+                    orphan.unlock()
+                    self._adopt_at = time.monotonic() + self._settings.retry_seconds
+                    continue
+                orphans.append(orphan)
                 lacking, unsigned = orphan.settle(landed)
                 for content in lacking:
                     rows.setdefault(content.entry_id, content)
@@ -526,16 +539,22 @@ class JournalWriter:
                 self._pending_since = time.monotonic()
                 await wal.drain()
         except BaseException:
-            for orphan in orphans:
+            for orphan in found:
                 orphan.unlock()
             raise
+        if not orphans:
+            return
+        if wal.unwritable():
+            # The copies are in memory only now; the dead files are deleted all the same, or a
+            # later takeover would write the rows a second time.
+            _LOG.error("journal_wal_replay_not_durable", rows=len(rows))
         for orphan in orphans:
             await asyncio.to_thread(orphan.release)
         REPLAYED_ROWS.inc(len(rows))
         _LOG.info("journal_wal_replayed", processes=len(orphans), rows=len(rows), heads_signed=len(signed))
 
-    async def _landed(self, orphan: Orphan) -> bool:
-        """Whether a dead process's last intent committed, once the backend that ran it is gone."""
+    async def _landed(self, orphan: Orphan) -> bool | None:
+        """Whether a dead process's last intent committed, once its backend is gone (None: it still runs)."""
         assert self._conn is not None  # noqa: S101 - called once connected
         assert orphan.intent is not None  # noqa: S101 - called for an intent
         timeout_ms = max(1, round(self._settings.timeout_seconds * 1000))
@@ -547,7 +566,7 @@ class JournalWriter:
             )
         )
         if await cursor.fetchone() == (False,):
-            raise TimeoutError  # its backend still runs: the outcome is not known yet
+            return None  # its backend still runs: the outcome is not known yet
         cursor = await self._bounded(
             self._conn.execute(
                 "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
