@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +25,16 @@ from gateway.journal.verify import Timing, verify
 from gateway.journal.wal import WriteAhead, database_of, decoder, encode_row
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
-from tests.gateway.journal.conftest import QUOTIENT_FAMILIAL, RECIPIENT, SigningKey, keys_dir, lefebvre
+from tests.gateway.journal.conftest import (
+    QUOTIENT_FAMILIAL,
+    RECIPIENT,
+    SigningKey,
+    journal_on,
+    keys_dir,
+    lefebvre,
+    quotient_call,
+    started,
+)
 from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 
@@ -109,6 +119,39 @@ async def test_a_full_write_ahead_file_refuses_its_next_row(tmp_path: Path) -> N
     while not wal.full():
         await wal.append(_Row(content(wal.appended)))
     assert wal.size >= 2048
+
+
+async def test_a_disk_that_fails_refuses_the_calls_whose_rows_it_could_not_keep(
+    journal_db: str, journal_key: SigningKey, tmp_path: Path
+) -> None:
+    """A failed write voids its rows: their calls get 00503, their rows say so; calls are refused a while."""
+    wal = tmp_path / "wal"
+    # Segments of 1 KiB: a new one is due every few rows, and cannot be made without the directory.
+    journal = journal_on(journal_db, journal_key, wal_dir=wal, wal_max_bytes=16 * 1024, retry_seconds=0.5)
+    async with started(journal):
+        kept = journal.record(quotient_call("disk-kept", None))
+        await journal.durable(kept)
+        assert kept.refusal is None
+        await asyncio.to_thread(shutil.rmtree, wal)
+        outcomes = []
+        for n in range(20):
+            record = journal.record(quotient_call(f"disk-{n}", None))
+            await journal.durable(record)
+            outcomes.append(record.code)
+            if record.code:
+                break
+        assert outcomes[-1] == "00503", "a row that could not be written: its call refused"
+        assert journal.writer is not None
+        assert journal.writer.refusal() is not None, "and the calls that follow, for JOURNAL_RETRY_SECONDS"
+        await asyncio.to_thread(wal.mkdir)
+        await asyncio.sleep(0.6)
+        again = journal.record(quotient_call("disk-again", None))
+        await journal.durable(again)
+        assert again.refusal is None
+    with psycopg.connect(journal_db) as conn:
+        rows = dict(conn.execute("SELECT request_id, code FROM journal.calls").fetchall())
+    assert rows[f"disk-{len(outcomes) - 1}"] == "00503", "the row says what the caller got"
+    assert rows["disk-kept"] == rows["disk-again"] == ""
 
 
 # -- a gateway killed under load ------------------------------------------------------------------
