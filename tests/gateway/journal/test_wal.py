@@ -149,7 +149,7 @@ async def test_a_disk_that_fails_refuses_the_calls_whose_rows_it_could_not_keep(
         await journal.durable(again)
         assert again.refusal is None
     with psycopg.connect(journal_db) as conn:
-        rows = dict(conn.execute("SELECT request_id, code FROM journal.calls").fetchall())
+        rows: dict[str, str] = dict(conn.execute("SELECT request_id, code FROM journal.calls").fetchall())
     assert rows[f"disk-{len(outcomes) - 1}"] == "00503", "the row says what the caller got"
     assert rows["disk-kept"] == rows["disk-again"] == ""
 
