@@ -179,7 +179,7 @@ def _lines(data: bytes) -> Iterator[tuple[bytes, Any]]:
     """The intact lines of a segment, in order, up to the first torn or corrupt one."""
     for raw in data.split(b"\n")[:-1]:  # the last piece is "" or a torn line
         crc, _, payload = raw.partition(b" ")
-        if len(crc) != 8 or not payload or int(crc, 16) != zlib.crc32(payload):
+        if len(crc) != 8 or not payload or crc != b"%08x" % zlib.crc32(payload):
             return
         yield payload[:1], json.loads(payload[1:])
 
@@ -489,7 +489,13 @@ class WriteAhead:
             except BlockingIOError:
                 os.close(fd)
                 continue
-            orphan = Orphan.read(self.directory, process, fd)
+            try:
+                orphan = Orphan.read(self.directory, process, fd)
+            except (ValueError, KeyError, TypeError) as exc:
+                # Written by a version of another format, or damaged: kept for an operator to look at.
+                _LOG.error("journal_wal_unreadable", process=process, error=type(exc).__name__)
+                os.close(fd)
+                continue
             if orphan.database not in (None, self.database):
                 orphan.unlock()
                 continue

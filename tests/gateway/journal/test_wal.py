@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import shutil
 import signal
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +113,27 @@ async def test_rows_are_on_disk_when_their_future_is_done_and_a_torn_tail_is_not
     )
     stranger.open()
     assert stranger.orphans() == [], "another database's rows are not replayed there"
+
+
+def test_a_file_of_another_format_is_left_where_it_is(tmp_path: Path) -> None:
+    """A segment naming a column this version lacks (a rollback) is not replayed, nor deleted."""
+    header = json.dumps(
+        {
+            "format": 1,
+            "process": "p",
+            "database": "db",
+            "first": 0,
+            "columns": [*CONTENT_COLUMNS, "shoe_size"],
+        }
+    ).encode()
+    payload = b"H" + header
+    segment = tmp_path / "p-00000000.wal"
+    segment.write_bytes(b"%08x %s\n" % (zlib.crc32(payload), payload))
+    (tmp_path / "p.lock").touch()
+    wal = WriteAhead(tmp_path, "db", max_bytes=1 << 20, retry_seconds=1)
+    wal.open()
+    assert wal.orphans() == []
+    assert segment.exists()
 
 
 async def test_a_full_write_ahead_file_refuses_its_next_row(tmp_path: Path) -> None:
