@@ -213,8 +213,14 @@ class _Group:
     """What one write and fsync cover."""
 
     data: list[bytes] = field(default_factory=list)
+    size: int = 0
+    """The bytes of ``data``."""
     rows: list[Row] = field(default_factory=list)
     done: asyncio.Future[None] | None = None
+
+    def add(self, line: bytes) -> None:
+        self.data.append(line)
+        self.size += len(line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +248,7 @@ class WriteAhead:
         database: `database_of` the journal's URL.
         max_bytes: ``JOURNAL_WAL_MAX_BYTES``: the most the live segments may take.
         retry_seconds: How long calls are refused after a failed write.
-        settled: Called (in the loop) after each write with the new `settled` ordinal.
+        settled: Called (in the loop) after each write, once `settled` has moved on.
     """
 
     def __init__(
@@ -317,7 +323,7 @@ class WriteAhead:
     @property
     def size(self) -> int:
         """What the live segments take, and what waits to be written."""
-        return sum(segment.size for segment in self._segments) + sum(map(len, self._group.data))
+        return sum(segment.size for segment in self._segments) + self._group.size
 
     def full(self) -> bool:
         """The live segments have reached ``JOURNAL_WAL_MAX_BYTES``."""
@@ -335,7 +341,7 @@ class WriteAhead:
         self.appended += 1
         group = self._group
         group.rows.append(row)
-        group.data.append(_line(_ROW, encode_row(row.content())))
+        group.add(_line(_ROW, encode_row(row.content())))
         return self._schedule(group)
 
     async def intend(self, intent: Intent) -> None:
@@ -354,7 +360,7 @@ class WriteAhead:
             "at": time.time(),
         }
         group = self._group
-        group.data.append(_line(_INTENT, line))
+        group.add(_line(_INTENT, line))
         failed_before = self._failed_at
         await self._schedule(group)
         if self._failed_at != failed_before:
@@ -375,7 +381,7 @@ class WriteAhead:
         The *done* marker goes with the next write (no wait: replay looks the intent up without it).
         """
         self.committed = end
-        self._group.data.append(_line(_DONE, {"end": end}))
+        self._group.add(_line(_DONE, {"end": end}))
         self._schedule(self._group)
         current = self._segments[-1] if self._segments else None
         old = []
