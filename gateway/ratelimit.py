@@ -394,11 +394,7 @@ class RateLimiter:
         return self._clock() - self._revoked_snapshot_at
 
     async def start(self) -> None:
-        """In degrade mode, start following the revocation list in the background (`close` stops it).
-
-        Called once at start-up, before the first `check`: a degraded decision refuses every
-        token while no copy of the list was ever read (00503).
-        """
+        """In degrade mode, follow the revocation list from start-up, off the request path."""
         if self.degrade and self._refresher is None and not self._closed:
             self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
 
