@@ -257,6 +257,47 @@ def test_checkpoints_removed_inside_a_chain_are_named(
     ], found
 
 
+def sign_last_head_late(url: str, key: SigningKey, seconds: float, *, keep_before: bool = True) -> None:
+    """Sign the chain's last row ``seconds`` from now instead of when it was written: as the gateway
+    that takes over a killed one's write-ahead file does (its head and the checkpoint before it
+    deleted first, that one too unless ``keep_before``)."""
+    last = GROUPS * GROUP_ROWS
+    late = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    signer = key.signer()
+    with psycopg.connect(url) as conn:
+        (chain_id, head) = conn.execute(
+            "SELECT chain_id, row_hash FROM journal.calls WHERE seq = %s", (last,)
+        ).fetchone()  # type: ignore[misc]
+        gone = last if keep_before else last - GROUP_ROWS
+        conn.execute("DELETE FROM journal.checkpoints WHERE seq >= %s", (gone,))
+        conn.execute(
+            "INSERT INTO journal.checkpoints (chain_id, seq, head_hash, signed_at, key_id, signature) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (chain_id, last, head, late, signer.key_id, signer.sign(chain_id, last, bytes(head), late)),
+        )
+
+
+def test_a_killed_gateway_s_last_rows_signed_late_on_takeover_are_on_time(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    """A last checkpoint at the chain's last row: its rows are judged by when that last row was written."""
+    url, _ = spread
+    sign_last_head_late(url, journal_key, 5)
+    assert findings(url, journal_key, later(6)) == []
+
+
+def test_a_late_last_checkpoint_does_not_hide_the_checkpoint_removed_before_it(
+    spread: tuple[str, Path], journal_key: SigningKey
+) -> None:
+    url, _ = spread
+    sign_last_head_late(url, journal_key, 5, keep_before=False)
+    found = findings(url, journal_key, later(6))
+    assert found == [
+        f"rows {(GROUPS - 2) * GROUP_ROWS + 1} to {(GROUPS - 1) * GROUP_ROWS}: signed more than 0.4 s after "
+        "written (checkpoints removed)"
+    ], found
+
+
 def test_a_row_appended_with_a_correct_hash_is_named_once_it_should_have_been_signed(
     spread: tuple[str, Path], journal_key: SigningKey
 ) -> None:
