@@ -16,6 +16,7 @@ from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
+from gateway.client_address import ClientAddresses
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import build_france_connect
 from gateway.grpc.api import GatewayApi
@@ -204,6 +205,7 @@ def build_server(
             redis_client, cache_seconds=settings.france_connect_link_cache_seconds
         ),
         availability=availability,
+        addresses=ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header),
     )
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds

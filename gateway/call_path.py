@@ -16,6 +16,8 @@ method's or the gateway's own, goes through the same frame:
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
 3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
+   3b. **address**: the caller's address (`gateway.client_address`) is in its
+   habilitation's IP allowlist, when it has one (00107);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
    the limit); from here on, the rate-limit metadata of the tightest decision the
    call made goes back with its answer (a call refused at step 2 or 3 spent
@@ -38,7 +40,7 @@ method's or the gateway's own, goes through the same frame:
    before any work while that lasts (`Journal.admit`).
 
 Each step is one method of `CallPath`, named as above (`_authenticate`, `_authorize`,
-`_name_recipient`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
+`_name_recipient`, `_admit_address`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
 it reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
 for every entry point: the timer, the outcome, the journal's admission, the rate-limit
 metadata and step 8. The request and the answer travel as a `Payload`, decoded and
@@ -77,6 +79,7 @@ from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.client_address import ClientAddresses, grpc_peer_host
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.journal import Call, Journal, Record
@@ -90,6 +93,7 @@ from runtime.errors import (
     DETAILS_KEY,
     ApiError,
     ErrorSource,
+    address_not_allowed,
     details_of,
     error_info_of,
     insufficient_scopes,
@@ -121,11 +125,13 @@ class Inbound:
     """The call's metadata (gRPC) or its equivalent (HTTP headers and query parameters)."""
     time_remaining: float | None
     """Seconds before the caller's deadline; None when it set none."""
+    peer: str | None = None
+    """The connection's remote host, an IP address as text; None when the transport tells none."""
 
     @classmethod
     def of_grpc(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
-        """A gRPC call's: its metadata (as the call boundary read it) and deadline."""
-        return cls(current_call().metadata, context.time_remaining())
+        """A gRPC call's: its metadata (as the call boundary read it), deadline and peer."""
+        return cls(current_call().metadata, context.time_remaining(), grpc_peer_host(context.peer()))
 
 
 class Payload:
@@ -212,6 +218,8 @@ class Exchange:
     """`time.perf_counter` at the frame's opening, for the journal's latency."""
     metadata: Sequence[tuple[str, str | bytes]] = ()
     """The caller's metadata (step 1 reads the token there, step 3 the recipient)."""
+    peer: str | None = None
+    """The connection's remote host (`Inbound.peer`), for step 3b."""
     outcome: Outcome = field(default_factory=Outcome)
     token: Token | None = None
     """Step 1: the token the call counts against."""
@@ -476,6 +484,8 @@ class CallPath:
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
     availability: AvailabilityTracker
     """Learns from the outcome of every provider call."""
+    addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
+    """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -517,6 +527,7 @@ class CallPath:
             await self._authenticate(call, target, request)  # 1
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
+            self._admit_address(call)  # 3b
             await self._limit(call)  # 4
             await self._resolve_subject(call, target, request)  # 5
             answer = await self._forward(call, target, request)  # 6
@@ -545,6 +556,7 @@ class CallPath:
             await self._authenticate(call)  # 1
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
+            self._admit_address(call)  # 3b
             await self._limit(call)  # 4
             return await body(call)
 
@@ -604,7 +616,9 @@ class CallPath:
         if inbound.time_remaining is not None:
             timeout = min(inbound.time_remaining, timeout)
         deadline = asyncio.get_running_loop().time() + timeout
-        call = Exchange(method, context.request_id, deadline, time.perf_counter(), inbound.metadata)
+        call = Exchange(
+            method, context.request_id, deadline, time.perf_counter(), inbound.metadata, inbound.peer
+        )
         return _Framed(self, call, context)
 
     # -- the steps, in their order --------------------------------------------------------------------
@@ -663,6 +677,22 @@ class CallPath:
         except ApiError:
             await self._tell_rate(call.holder)
             raise
+
+    def _admit_address(self, call: Exchange) -> None:
+        """Step 3b: the caller's address is one its habilitation allows (`gateway.client_address`).
+
+        Refused without rate-limit metadata, before the limiter, as the real API's blocklist does.
+
+        Raises:
+            ApiError: 00107, it is not.
+        """
+        rights = call.holder.rights
+        if (
+            rights is not None
+            and rights.restricted
+            and not rights.allows(self.addresses.of(call.peer, call.metadata))
+        ):
+            raise address_not_allowed()
 
     async def _limit(self, call: Exchange) -> None:
         """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.

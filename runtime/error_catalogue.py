@@ -182,15 +182,14 @@ CODES: dict[str, ErrorCode] = {
         "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel: "
         "https://particulier.api.gouv.fr/compte",
     ),
-    # The real wording of 00107 to 00109 is not public (ACCESS-MODEL.md §12): these say the same thing.
     "00107": ErrorCode(
         grpc.StatusCode.PERMISSION_DENIED,
         403,
         "IP_NOT_ALLOWED",
         "Adresse IP non autorisée",
-        "L'adresse IP d'où vient l'appel n'est pas dans la liste des adresses autorisées de votre "
-        "habilitation.",
+        "Votre adresse IP n'est pas autorisée à utiliser ce jeton.",
     ),
+    # The real wording of 00108 and 00109 is not public (ACCESS-MODEL.md §12): these say the same thing.
     "00108": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
         401,

@@ -266,6 +266,11 @@ def revoked_token() -> ApiError:
     return api_error("00105")
 
 
+def address_not_allowed() -> ApiError:
+    """The caller's address is outside its habilitation's IP allowlist (00107)."""
+    return api_error("00107")
+
+
 def production_token_on_staging() -> ApiError:
     """A production token used on the sandbox (00108)."""
     return api_error("00108")
