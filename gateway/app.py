@@ -14,6 +14,7 @@ from contract.catalog import ApiCatalog
 from contract.routes import build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.call_lock import CallLocks
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.client_address import ClientAddresses
@@ -206,6 +207,7 @@ def build_server(
         ),
         availability=availability,
         addresses=ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header),
+        locks=CallLocks(settings.journal_hmac_key.get_secret_value().encode()),
     )
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds

@@ -79,6 +79,7 @@ from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.call_lock import CallLocks, lock_milliseconds
 from gateway.client_address import ClientAddresses, grpc_peer_host
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
@@ -231,6 +232,8 @@ class Exchange:
     """Step 3: the recipient SIRET ("" for a method that needs none)."""
     decisions: list[RateDecision] = field(default_factory=list)
     """Step 4: the rate-limit decisions that admitted the call (and its children)."""
+    lock: str = ""
+    """Step 4: the duplicate-call lock the call holds, released once it is answered; "" none."""
     subject: Message | None = None
     """Step 5: the message naming the person asked about, for the journal."""
     parent: Exchange | None = None
@@ -400,6 +403,8 @@ class _Framed:
         call.outcome.classify(error)
         if call.parent is None and call.decisions:
             self._context.response_metadata.extend(tightest(call.decisions))
+        if call.lock:
+            self._path.limiter.release(call.lock)
         self._path.account_later(call)  # 8
 
 
@@ -486,6 +491,8 @@ class CallPath:
     """Learns from the outcome of every provider call."""
     addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
     """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
+    locks: CallLocks
+    """Names the duplicate-call lock of a provider call (step 4)."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -528,7 +535,7 @@ class CallPath:
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
             self._admit_address(call)  # 3b
-            await self._limit(call)  # 4
+            await self._limit(call, request)  # 4
             await self._resolve_subject(call, target, request)  # 5
             answer = await self._forward(call, target, request)  # 6
             return self._mask(call, target, answer)  # 7
@@ -694,25 +701,34 @@ class CallPath:
         ):
             raise address_not_allowed()
 
-    async def _limit(self, call: Exchange) -> None:
+    async def _limit(self, call: Exchange, request: Payload | None = None) -> None:
         """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.
 
         The counters are the habilitation's (`Token.rate_key`), per second and, when it has one,
-        per minute (`gateway.ratelimit`).
+        per minute (`gateway.ratelimit`). With the ``request`` of a provider call, the same round
+        trip takes the call's duplicate-call lock (`gateway.call_lock`).
 
         Raises:
-            ApiError: 00105 revoked, 00429 over the limit.
+            ApiError: 00105 revoked, 00429 over the limit, 00015 an identical call still runs.
         """
         token = call.holder
+        lock = ""
+        if request is not None:
+            lock = self.locks.key(
+                token.rate_key, token.jti, call.method.path, call.recipient, request.serialized()
+            )
         decision: RateDecision = await self.limiter.check(
             token.jti,
             token.rate_limit_per_second or 0,
             key=token.rate_key,
             per_minute=token.rate_limit_per_minute or 0,
+            lock=lock,
+            lock_ms=lock_milliseconds(call.time_left()),
         )
         if not decision.allowed:
             raise decision.refusal()
         call.decided(decision)
+        call.lock = lock
 
     async def _limit_citizen(self, call: Exchange, rate_per_second: int) -> None:
         """Step 4 of a citizen's call: the limit of the citizen the resolved subject names.

@@ -206,6 +206,14 @@ CODES: dict[str, ErrorCode] = {
         "Votre jeton est un jeton de l'environnement de test (bac à sable) : il ne peut pas être utilisé "
         "en production. Utilisez le jeton de production de votre habilitation.",
     ),
+    "00015": ErrorCode(
+        grpc.StatusCode.ABORTED,
+        409,
+        "DUPLICATE_CALL",
+        "Conflit",
+        "Une requête associé à votre jeton est déjà en cours de traitement pour ces paramètres. "
+        "Veuillez attendre la fin du traitement avant d'effectuer une nouvelle requête.",
+    ),
     "00429": ErrorCode(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         429,

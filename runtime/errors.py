@@ -295,6 +295,11 @@ def too_many_requests(
     return api_error("00429", retry_after_seconds=retry_after_seconds, quota=quota, extra_metadata=metadata)
 
 
+def duplicate_call(metadata: Sequence[tuple[str, str]] = ()) -> ApiError:
+    """An identical call of the same token is still running (00015), with the rate-limit metadata."""
+    return api_error("00015", extra_metadata=metadata)
+
+
 def store_unavailable() -> ApiError:
     """The gateway's own store (Redis) cannot be reached right now (00503)."""
     return api_error("00503")
