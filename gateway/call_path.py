@@ -234,6 +234,10 @@ class Exchange:
     """Step 4: the rate-limit decisions that admitted the call (and its children)."""
     lock: str = ""
     """Step 4: the duplicate-call lock the call holds, released once it is answered; "" none."""
+    editor_id: str | None = None
+    """The registry's id of the editor whose token calls, for the journal; None: not an editor's."""
+    delegation_id: str | None = None
+    """The registry's id of the delegation an editor token calls under, for the journal; None: none."""
     subject: Message | None = None
     """Step 5: the message naming the person asked about, for the journal."""
     parent: Exchange | None = None
@@ -413,10 +417,10 @@ class Accounts:
 
     Args:
         journal: The journal.
-        usage: Counts a call of a token to an API with its outcome.
+        usage: Counts a call of a token (and of its habilitation) to an API with its outcome.
     """
 
-    def __init__(self, journal: Journal, usage: Callable[[str, str, str], None]) -> None:
+    def __init__(self, journal: Journal, usage: Callable[[str, str, str, str], None]) -> None:
         self._journal, self._usage = journal, usage
         self._unaccounted: list[Callable[[], None]] = []
 
@@ -443,6 +447,9 @@ class Accounts:
                 code=call.outcome.code,
                 latency_ms=(time.perf_counter() - call.started) * 1000,
                 subject=call.subject,
+                habilitation_id=token.habilitation_id if token is not None else "",
+                editor_id=call.editor_id or "",
+                delegation_id=call.delegation_id or "",
             )
         )
         if not self._unaccounted:
@@ -466,7 +473,7 @@ class Accounts:
     def _account(self, record: Record, token: Token | None) -> None:
         self._journal.log(record)
         if token is not None and record.call.api:
-            self._usage(token.jti, record.call.api, record.status)
+            self._usage(token.jti, record.call.api, record.status, token.habilitation_id)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -482,8 +489,9 @@ class CallPath:
     verifier: TokenVerifier
     limiter: RateLimiter
     journal: Journal
-    usage: Callable[[str, str, str], None]
-    """Counts a call of a token to an API with its outcome: ``usage(token_id, api_label, outcome)``."""
+    usage: Callable[[str, str, str, str], None]
+    """Counts a call of a token to an API with its outcome, for its habilitation too when it has one:
+    ``usage(token_id, api_label, outcome, habilitation_id)``."""
     france_connect: FranceConnect
     france_connect_clients: FranceConnectClients
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
