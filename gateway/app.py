@@ -207,7 +207,9 @@ def build_server(
         ),
         availability=availability,
         addresses=ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header),
-        locks=CallLocks(settings.journal_hmac_key.get_secret_value().encode()),
+        locks=CallLocks(settings.journal_hmac_key.get_secret_value().encode())
+        if settings.duplicate_call_lock
+        else None,
     )
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds

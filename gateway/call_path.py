@@ -499,8 +499,8 @@ class CallPath:
     """Learns from the outcome of every provider call."""
     addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
     """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
-    locks: CallLocks
-    """Names the duplicate-call lock of a provider call (step 4)."""
+    locks: CallLocks | None
+    """Names the duplicate-call lock of a provider call (step 4); None: no lock (``DUPLICATE_CALL_LOCK``)."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -721,7 +721,7 @@ class CallPath:
         """
         token = call.holder
         lock = ""
-        if request is not None:
+        if request is not None and self.locks is not None:
             lock = self.locks.key(
                 token.rate_key, token.jti, call.method.path, call.recipient, request.serialized()
             )

@@ -460,6 +460,13 @@ class GatewaySettings(_WithProviderAddresses):
         "x-forwarded-for or forwarded (RFC 7239); the other is never read (TRUSTED_PROXY_HEADER).",
     )
 
+    duplicate_call_lock: bool = Field(
+        default=True,
+        description="Refuse (409 00015) a provider call identical to one of the same token still running, "
+        "as the real API does (gateway/call_lock.py); false lets them run together, for load tests that "
+        "repeat one request with one token (DUPLICATE_CALL_LOCK).",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -113,6 +113,7 @@ async def slow_mesh(
                 redis_server.url,
                 rest_host="127.0.0.1",
                 rest_port=0,
+                duplicate_call_lock=True,
                 **{f"{name}_address": address for name, address in addresses.items()},
             )
         )
