@@ -26,6 +26,7 @@ from gateway.app import GatewayServer, build_server
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.call_lock import CallLocks, lock_milliseconds
 from tests.gateway.conftest import gateway_settings
+from tests.gateway.test_ratelimit import command_counts
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.people import RECIPIENT
 from tests.rich_status import rich_status
@@ -166,9 +167,15 @@ async def test_the_same_call_one_after_the_other_is_answered_twice(slow_mesh: Sl
     token = slow_mesh.token()
     (case,) = [case for case in slow_cases(build_routes()) if case.route.provider == "cnaf"]
 
+    before = await command_counts(slow_mesh.redis)
     assert (await slow_mesh.call(case, token))[0] == "OK"
     # As soon as the answer came: the lock left right after it.
     assert (await slow_mesh.call(case, token))[0] == "OK"
+    await asyncio.sleep(0.2)  # the second call's release
+    after = await command_counts(slow_mesh.redis)
+    # The lock taken in the limiter's one round trip per call; its release, after the answer, in one DEL.
+    assert after["evalsha"] - before["evalsha"] == 2
+    assert after["del"] - before.get("del", 0) == 2
     assert (await slow_mesh.rest(token)).status_code == 200
     assert (await slow_mesh.rest(token)).status_code == 200
 
