@@ -19,9 +19,11 @@ method's or the gateway's own, goes through the same frame:
    3b. **address**: the caller's address (`gateway.client_address`) is in its
    habilitation's IP allowlist, when it has one (00107);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
-   the limit); from here on, the rate-limit metadata of the tightest decision the
-   call made goes back with its answer (a call refused at step 2 or 3 spent
-   nothing; its answer says where the token stands all the same);
+   the limit) that also takes a provider call's duplicate-call lock (`gateway.call_lock`:
+   00015 while an identical call runs; released by the frame once answered); from
+   here on, the rate-limit metadata of the tightest decision the call made goes back
+   with its answer (a call refused at step 2 or 3 spent nothing; its answer says
+   where the token stands all the same);
 5. **resolve a FranceConnect subject** (`gateway.france_connect.resolver`): the call then
    needs, and is masked with, the scopes both the token and the FranceConnect
    token hold;
