@@ -16,8 +16,10 @@ from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.call_lock import CallLocks
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
+from gateway.client_address import ClientAddresses
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import build_france_connect
 from gateway.grpc.api import GatewayApi
@@ -222,6 +224,10 @@ def build_call_path(
             redis_client, cache_seconds=settings.france_connect_link_cache_seconds
         ),
         availability=availability,
+        addresses=ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header),
+        locks=CallLocks(settings.journal_hmac_key.get_secret_value().encode())
+        if settings.duplicate_call_lock
+        else None,
     )
 
 

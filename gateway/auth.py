@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.registry.model import Environment
-from gateway.registry.snapshot import RegistrySnapshot, TokenEntry
+from gateway.registry.snapshot import RegistrySnapshot, Rights, TokenEntry
 from runtime.errors import (
     expired_token,
     invalid_token,
@@ -108,6 +108,8 @@ class Token:
     """The habilitation's per-minute limit, if it has one."""
     environment: Environment = Environment.PRODUCTION
     """Where the token may be used (its ``env`` claim; production when it has none)."""
+    rights: Rights | None = None
+    """Its habilitation's rights in the registry's snapshot (the IP allowlist among them); None without."""
 
     @property
     def rate_key(self) -> str:
@@ -333,6 +335,7 @@ class TokenVerifier:
             habilitation_id=rights.habilitation_id,
             rate_limit_per_minute=rights.rate_per_minute,
             environment=entry.environment,
+            rights=rights,
         )
         if len(self._resolved) >= max(self._cache_size, 1):
             self._resolved.clear()

@@ -16,10 +16,14 @@ method's or the gateway's own, goes through the same frame:
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
 3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
+   3b. **address**: the caller's address (`gateway.client_address`) is in its
+   habilitation's IP allowlist, when it has one (00107);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
-   the limit); from here on, the rate-limit metadata of the tightest decision the
-   call made goes back with its answer (a call refused at step 2 or 3 spent
-   nothing; its answer says where the token stands all the same);
+   the limit) that also takes a provider call's duplicate-call lock (`gateway.call_lock`:
+   00015 while an identical call runs; released by the frame once answered); from
+   here on, the rate-limit metadata of the tightest decision the call made goes back
+   with its answer (a call refused at step 2 or 3 spent nothing; its answer says
+   where the token stands all the same);
 5. **resolve a FranceConnect subject** (`gateway.france_connect.resolver`): the call then
    needs, and is masked with, the scopes both the token and the FranceConnect
    token hold;
@@ -38,7 +42,7 @@ method's or the gateway's own, goes through the same frame:
    before any work while that lasts (`Journal.admit`).
 
 Each step is one method of `CallPath`, named as above (`_authenticate`, `_authorize`,
-`_name_recipient`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
+`_name_recipient`, `_admit_address`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
 it reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
 for every entry point: the timer, the outcome, the journal's admission, the rate-limit
 metadata and step 8. Steps 6 and 7 hand the provider's side to `gateway.forwarding`.
@@ -76,6 +80,8 @@ from google.protobuf.message import Message
 from contract.routes import RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.call_lock import CallLocks, lock_milliseconds
+from gateway.client_address import ClientAddresses, grpc_peer_host
 from gateway.forwarding import Forwarder, Method, Payload, Target, targets_of
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
@@ -86,6 +92,7 @@ from runtime.caller import Caller
 from runtime.context import CallContext, current_call
 from runtime.errors import (
     ApiError,
+    address_not_allowed,
     insufficient_scopes,
     server_stopping,
 )
@@ -109,11 +116,13 @@ class Inbound:
     """The call's metadata (gRPC) or its equivalent (HTTP headers and query parameters)."""
     time_remaining: float | None
     """Seconds before the caller's deadline; None when it set none."""
+    peer: str | None = None
+    """The connection's remote host, an IP address as text; None when the transport tells none."""
 
     @classmethod
     def of_grpc(cls, context: grpc.aio.ServicerContext[Any, Any]) -> Inbound:
-        """A gRPC call's: its metadata (as the call boundary read it) and deadline."""
-        return cls(current_call().metadata, context.time_remaining())
+        """A gRPC call's: its metadata (as the call boundary read it), deadline and peer."""
+        return cls(current_call().metadata, context.time_remaining(), grpc_peer_host(context.peer()))
 
 
 @dataclass(slots=True)
@@ -132,6 +141,8 @@ class Exchange:
     """`time.perf_counter` at the frame's opening, for the journal's latency."""
     metadata: Sequence[tuple[str, str | bytes]] = ()
     """The caller's metadata (step 1 reads the token there, step 3 the recipient)."""
+    peer: str | None = None
+    """The connection's remote host (`Inbound.peer`), for step 3b."""
     outcome: Outcome = field(default_factory=Outcome)
     token: Token | None = None
     """Step 1: the token the call counts against."""
@@ -143,6 +154,12 @@ class Exchange:
     """Step 3: the recipient SIRET ("" for a method that needs none)."""
     decisions: list[RateDecision] = field(default_factory=list)
     """Step 4: the rate-limit decisions that admitted the call (and its children)."""
+    lock: str = ""
+    """Step 4: the duplicate-call lock the call holds, released once it is answered; "" none."""
+    editor_id: str | None = None
+    """The registry's id of the editor whose token calls, for the journal; None: not an editor's."""
+    delegation_id: str | None = None
+    """The registry's id of the delegation an editor token calls under, for the journal; None: none."""
     subject: Message | None = None
     """Step 5: the message naming the person asked about, for the journal."""
     parent: Exchange | None = None
@@ -247,6 +264,8 @@ class _Framed:
         call.outcome.classify(error)
         if call.parent is None and call.decisions:
             self._context.response_metadata.extend(tightest(call.decisions))
+        if call.lock:
+            self._path.limiter.release(call.lock)
         await self._path.account_later(call)  # 8
 
 
@@ -255,10 +274,10 @@ class Accounts:
 
     Args:
         journal: The journal.
-        usage: Counts a call of a token to an API with its outcome.
+        usage: Counts a call of a token (and of its habilitation) to an API with its outcome.
     """
 
-    def __init__(self, journal: Journal, usage: Callable[[str, str, str], None]) -> None:
+    def __init__(self, journal: Journal, usage: Callable[[str, str, str, str], None]) -> None:
         self._journal, self._usage = journal, usage
         self._unaccounted: list[Callable[[], None]] = []
 
@@ -285,6 +304,9 @@ class Accounts:
                 code=call.outcome.code,
                 latency_ms=(time.perf_counter() - call.started) * 1000,
                 subject=call.subject,
+                habilitation_id=token.habilitation_id if token is not None else "",
+                editor_id=call.editor_id or "",
+                delegation_id=call.delegation_id or "",
             )
         )
         if not self._unaccounted:
@@ -309,7 +331,7 @@ class Accounts:
     def _account(self, record: Record, token: Token | None) -> None:
         self._journal.log(record)
         if token is not None and record.call.api:
-            self._usage(token.jti, record.call.api, record.status)
+            self._usage(token.jti, record.call.api, record.status, token.habilitation_id)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -325,13 +347,18 @@ class CallPath:
     verifier: TokenVerifier
     limiter: RateLimiter
     journal: Journal
-    usage: Callable[[str, str, str], None]
-    """Counts a call of a token to an API with its outcome: ``usage(token_id, api_label, outcome)``."""
+    usage: Callable[[str, str, str, str], None]
+    """Counts a call of a token to an API with its outcome, for its habilitation too when it has one:
+    ``usage(token_id, api_label, outcome, habilitation_id)``."""
     france_connect: FranceConnect
     france_connect_clients: FranceConnectClients
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
     availability: AvailabilityTracker
     """Learns from the outcome of every provider call."""
+    addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
+    """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
+    locks: CallLocks | None
+    """Names the duplicate-call lock of a provider call (step 4); None: no lock (``DUPLICATE_CALL_LOCK``)."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -363,7 +390,8 @@ class CallPath:
             await self._authenticate(call, target, request)  # 1
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
-            await self._limit(call)  # 4
+            self._admit_address(call)  # 3b
+            await self._limit(call, request)  # 4
             await self._resolve_subject(call, target, request)  # 5
             answer = await self._forward(call, target, request)  # 6
             return self._mask(call, target, answer)  # 7
@@ -391,6 +419,7 @@ class CallPath:
             await self._authenticate(call)  # 1
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
+            self._admit_address(call)  # 3b
             await self._limit(call)  # 4
             return await body(call)
 
@@ -449,7 +478,9 @@ class CallPath:
         if inbound.time_remaining is not None:
             timeout = min(inbound.time_remaining, timeout)
         deadline = asyncio.get_running_loop().time() + timeout
-        call = Exchange(method, context.request_id, deadline, time.perf_counter(), inbound.metadata)
+        call = Exchange(
+            method, context.request_id, deadline, time.perf_counter(), inbound.metadata, inbound.peer
+        )
         return _Framed(self, call, context)
 
     # -- the steps, in their order --------------------------------------------------------------------
@@ -509,23 +540,48 @@ class CallPath:
             await self._tell_rate(call.holder)
             raise
 
-    async def _limit(self, call: Exchange) -> None:
+    def _admit_address(self, call: Exchange) -> None:
+        """Step 3b: the caller's address is one its habilitation allows (`gateway.client_address`).
+
+        Refused without rate-limit metadata, before the limiter, as the real API's blocklist does.
+
+        Raises:
+            ApiError: 00107, it is not.
+        """
+        rights = call.holder.rights
+        if (
+            rights is not None
+            and rights.restricted
+            and not rights.allows(self.addresses.of(call.peer, call.metadata))
+        ):
+            raise address_not_allowed()
+
+    async def _limit(self, call: Exchange, request: Payload | None = None) -> None:
         """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.
 
         The counters are the habilitation's (`Token.rate_key`), per second and, when it has one,
-        per minute (`gateway.ratelimit`).
+        per minute (`gateway.ratelimit`). With the ``request`` of a provider call, the same round
+        trip takes the call's duplicate-call lock (`gateway.call_lock`).
 
         Raises:
-            ApiError: 00105 revoked, 00429 over the limit.
+            ApiError: 00105 revoked, 00429 over the limit, 00015 an identical call still runs.
         """
         token = call.holder
+        lock = ""
+        if request is not None and self.locks is not None:
+            lock = self.locks.key(
+                token.rate_key, token.jti, call.method.path, call.recipient, request.serialized()
+            )
         decision: RateDecision = await self.limiter.check(
             token.jti,
             token.rate_limit_per_second or 0,
             key=token.rate_key,
             per_minute=token.rate_limit_per_minute or 0,
+            lock=lock,
+            lock_ms=lock_milliseconds(call.time_left()),
         )
         call.decided(decision)
+        call.lock = lock
 
     async def _limit_citizen(self, call: Exchange, rate_per_second: int) -> None:
         """Step 4 of a citizen's call: the limit of the citizen the resolved subject names.

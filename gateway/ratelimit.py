@@ -22,6 +22,11 @@ so that one call's keys share a Cluster slot):
 
 - ``rl:{<key>}``: the per-second TAT in microseconds; expires when the bucket is full again.
 - ``rlm:{<key>}``: the per-minute TAT, for a habilitation with a per-minute limit.
+- ``lock:{<key>}:<digest>``: the duplicate-call lock (`gateway.call_lock`), taken by the script
+  when it admits a call that asks for one, refused (00015) while an identical call holds it; it
+  lives at most the call's deadline and is deleted right after the call's answer has left
+  (`RateLimiter.release`: the locks of the calls that end in one turn of the event loop in one
+  ``DEL``, off the request path). The degrade mode takes no lock.
 - ``revoked:{<key>}:<jti>`` (``revoked:{<jti>}`` for a token without habilitation):
   exists while the token is revoked (written by the admin API, or the admin CLI for the
   tokens registered in Redis, which also add the jti to the set ``revoked`` and publish
@@ -54,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import time
 from collections.abc import Callable
@@ -69,7 +75,7 @@ from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 from gateway.bounds import RATE_LIMIT_BURST_MAX
 from gateway.redis.pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
-from runtime.errors import ApiError, revoked_token, store_unavailable, too_many_requests
+from runtime.errors import ApiError, duplicate_call, revoked_token, store_unavailable, too_many_requests
 
 SCRIPT = """
 -- Revocation check and GCRA rate decisions (per second, and per minute when set) for one call,
@@ -78,13 +84,15 @@ SCRIPT = """
 -- KEYS[1]  rl:{<key>}        theoretical arrival time (TAT) of the per-second bucket, integer µs
 -- KEYS[2]  revoked:{<key>}…  exists while the token is revoked
 -- KEYS[3]  rlm:{<key>}       TAT of the per-minute bucket (read and written only when ARGV[4] > 0)
+-- KEYS[4]  lock:{<key>}:…    the duplicate-call lock of this call (taken only when ARGV[5] > 0)
 -- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
 -- ARGV[2]  burst: calls a full per-second bucket admits at once (1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
 -- ARGV[3]  count: 1 counts the call; 0 only reads the state (a call refused before the limiter)
 -- ARGV[4]  per_minute: requests per minute (a bucket of that many calls); 0 for none
+-- ARGV[5]  lock_ms: the lock's lifetime in milliseconds, taken when the call is admitted; 0 for none
 --
 -- <key> is the habilitation's id (its tokens share the counters), or the token's own id.
--- Returns {revoked, allowed, remaining, reset_us, retry_after_us, window}:
+-- Returns {revoked, allowed, remaining, reset_us, retry_after_us, window, duplicate}:
 --   revoked         1 when the token is revoked (nothing else is computed or written)
 --   allowed         1 when the call is admitted (and every TAT was advanced); a call one bucket
 --                   refuses advances none
@@ -92,6 +100,8 @@ SCRIPT = """
 --   reset_us        microseconds until that bucket is full again
 --   retry_after_us  microseconds until the next call would be admitted (0 when allowed)
 --   window          1 when the per-second bucket is the tighter (or the one refusing), 60 the per-minute
+--   duplicate       1 when the lock is held by an identical call still running: refused, nothing
+--                   advanced, the state given as for a call that only reads it
 
 -- A script that reads TIME is not deterministic: replicate its writes, not the
 -- script (the default from Redis 5, required before it).
@@ -100,7 +110,7 @@ if redis.replicate_commands then
 end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {1, 0, 0, 0, 0, 1}
+  return {1, 0, 0, 0, 0, 1, 0}
 end
 
 local time = redis.call('TIME')
@@ -127,7 +137,8 @@ if per_minute > 0 then
 end
 local windows = {1, 60}
 
-if tonumber(ARGV[3]) == 0 then
+-- The buckets' state, nothing counted: {remaining, reset_us, window} of the tighter.
+local function unspent()
   local best, best_remaining = 1, nil
   for i, b in ipairs(buckets) do
     local remaining = math.max(0, math.floor((now + b.tolerance - b.tat) / b.interval))
@@ -135,7 +146,12 @@ if tonumber(ARGV[3]) == 0 then
       best, best_remaining = i, remaining
     end
   end
-  return {0, 1, best_remaining, math.ceil(buckets[best].tat - now), 0, windows[best]}
+  return best_remaining, math.ceil(buckets[best].tat - now), windows[best]
+end
+
+if tonumber(ARGV[3]) == 0 then
+  local remaining, reset, window = unspent()
+  return {0, 1, remaining, reset, 0, window, 0}
 end
 
 local refusing = nil
@@ -146,7 +162,13 @@ for i, b in ipairs(buckets) do
 end
 if refusing ~= nil then
   local b = buckets[refusing]
-  return {0, 0, 0, math.ceil(b.tat - now), math.ceil(b.allow_at - now), windows[refusing]}
+  return {0, 0, 0, math.ceil(b.tat - now), math.ceil(b.allow_at - now), windows[refusing], 0}
+end
+
+local lock_ms = tonumber(ARGV[5])
+if lock_ms > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', lock_ms) then
+  local remaining, reset, window = unspent()
+  return {0, 0, remaining, reset, 0, window, 1}
 end
 
 local best, best_remaining = 1, nil
@@ -160,7 +182,7 @@ for i, b in ipairs(buckets) do
     best, best_remaining = i, remaining
   end
 end
-return {0, 1, best_remaining, math.ceil(buckets[best].new_tat - now), 0, windows[best]}
+return {0, 1, best_remaining, math.ceil(buckets[best].new_tat - now), 0, windows[best], 0}
 """
 
 REVOKED_SET = "revoked"
@@ -175,7 +197,8 @@ _LOG = structlog.get_logger(__name__)
 
 DECISIONS = Counter(
     "gateway_rate_limit_decisions",
-    "Rate-limit decisions, by source (redis, local) and result (allowed, limited, revoked, unavailable).",
+    "Rate-limit decisions, by source (redis, local) and result (allowed, limited, revoked, duplicate, "
+    "unavailable).",
     ["source", "result"],
 )
 REDIS_ERRORS = Counter(
@@ -189,7 +212,9 @@ REDIS_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 _REDIS_OK, _REDIS_FAILED = REDIS_LATENCY.labels("ok"), REDIS_LATENCY.labels("error")
-_REDIS_DECISIONS = {result: DECISIONS.labels("redis", result) for result in ("allowed", "limited", "revoked")}
+_REDIS_DECISIONS = {
+    result: DECISIONS.labels("redis", result) for result in ("allowed", "limited", "revoked", "duplicate")
+}
 REDIS_BREAKER_OPEN = Gauge(
     "gateway_rate_limit_redis_breaker_open",
     "1 while the limiter's circuit breaker to Redis is open (Redis unreachable, retried every "
@@ -217,6 +242,11 @@ def minute_key(key: str) -> str:
     return f"rlm:{{{key}}}"
 
 
+def lock_key(key: str) -> str:
+    """The key the script is handed when the call takes no duplicate-call lock (never written)."""
+    return f"lock:{{{key}}}"
+
+
 def revoked_key(token_id: str, key: str | None = None) -> str:
     """Key that exists while the token is revoked, in the slot of its rate key (``key``, or the token)."""
     if key is None or key == token_id:
@@ -240,11 +270,13 @@ class RateDecision:
         window_seconds: 1 when the per-second bucket is the tighter (or the one that refused), 60
             when it is the habilitation's per-minute bucket (then ``limit`` is its per-minute limit).
         rate_key: What the counters are keyed by: the habilitation's id, or the token's.
+        duplicate: An identical call of the token holds the duplicate-call lock (then ``allowed``
+            is false and nothing was counted).
         decided_at: When the decision was made, Unix epoch seconds (wall clock).
         metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
             ``ratelimit-reset`` (the Unix epoch second at which the bucket is full again,
             rounded up, as the published spec documents the header) and ``retry-after``
-            (whole seconds to wait, at least 1) when refused. Empty when revoked.
+            (whole seconds to wait, at least 1) when over the limit. Empty when revoked.
     """
 
     allowed: bool
@@ -257,6 +289,7 @@ class RateDecision:
     rate_per_second: int = 0
     window_seconds: int = 1
     rate_key: str = ""
+    duplicate: bool = False
     decided_at: float = field(default_factory=time.time)
 
     @property
@@ -269,12 +302,12 @@ class RateDecision:
             ("ratelimit-remaining", str(self.remaining)),
             ("ratelimit-reset", str(math.ceil(self.decided_at + self.reset_seconds))),
         ]
-        if not self.allowed:
+        if not self.allowed and not self.duplicate:
             pairs.append(("retry-after", str(_whole_seconds_to_wait(self.retry_after_seconds))))
         return tuple(pairs)
 
     def refusal(self) -> ApiError:
-        """The error refusing this call: 00429 with RetryInfo and QuotaFailure, or 00105 if revoked.
+        """The refusal: 00429 with RetryInfo and QuotaFailure, 00105 revoked, 00015 an identical call runs.
 
         Raises:
             ValueError: the call was allowed.
@@ -283,6 +316,8 @@ class RateDecision:
             return revoked_token()
         if self.allowed:
             raise ValueError("an allowed call has no refusal")
+        if self.duplicate:
+            return duplicate_call(self.metadata)
         shared = bool(self.rate_key) and self.rate_key != self.token_id
         subject = f"habilitation:{self.rate_key}" if shared else f"token:{self.token_id}"
         holder = "par habilitation" if shared else "par jeton"
@@ -375,6 +410,8 @@ class RateLimiter:
         self._closed = False
         # Calls beyond the connection pool wait here, outside the Redis timeout.
         self._connections = asyncio.Semaphore(settings.redis_max_connections)
+        self._unreleased: list[str] = []
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def degrade(self) -> bool:
@@ -399,7 +436,14 @@ class RateLimiter:
             self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
 
     async def check(
-        self, token_id: str, rate_per_second: int, *, key: str | None = None, per_minute: int = 0
+        self,
+        token_id: str,
+        rate_per_second: int,
+        *,
+        key: str | None = None,
+        per_minute: int = 0,
+        lock: str = "",
+        lock_ms: int = 0,
     ) -> RateDecision:
         """Check the token's revocation and count one call against its rate.
 
@@ -412,6 +456,9 @@ class RateLimiter:
                 the token's own id when None.
             per_minute: The habilitation's per-minute limit, decided in the same round trip; 0: none.
             rate_per_second: The token's own limit, or 0 (or less) for the default.
+            lock: The call's duplicate-call lock key (`gateway.call_lock`), taken in the same round
+                trip when the call is admitted (then `release` it once answered); "": none.
+            lock_ms: The lock's lifetime, milliseconds (the call's deadline).
 
         Returns:
             The decision; the caller sends ``metadata`` back and raises
@@ -433,7 +480,9 @@ class RateLimiter:
             else:
                 await self._connections.acquire()  # free: taken at once, nothing to time
             try:
-                decision = await self._decide_in_redis(token_id, rate, key or token_id, per_minute)
+                decision = await self._decide_in_redis(
+                    token_id, rate, key or token_id, per_minute, lock=lock, lock_ms=lock_ms if lock else 0
+                )
             finally:
                 self._connections.release()
             if decision is not None:
@@ -453,7 +502,7 @@ class RateLimiter:
         return min(RATE_LIMIT_BURST_MAX, max(1, -(-burst * rate // default_rate)))
 
     async def _decide_in_redis(
-        self, token_id: str, rate: int, key: str, per_minute: int
+        self, token_id: str, rate: int, key: str, per_minute: int, *, lock: str, lock_ms: int
     ) -> RateDecision | None:
         """The decision of Redis, or None when Redis could not be asked or failed."""
         if not self._may_try_redis():  # the breaker opened while this call waited
@@ -463,7 +512,7 @@ class RateLimiter:
             self._probing = True
         started = time.perf_counter()
         try:
-            decision = await self._check_in_redis(token_id, rate, key, per_minute)
+            decision = await self._check_in_redis(token_id, rate, key, per_minute, lock=lock, lock_ms=lock_ms)
         except MaxConnectionsError:
             # Every connection is busy (a Cluster node's pool does not queue): Redis is
             # fine, this call alone is refused.
@@ -487,6 +536,8 @@ class RateLimiter:
         The Redis client stays open: its owner closes it.
         """
         self._closed = True
+        if self._releases:  # the locks of the last answers, before the connection goes
+            await asyncio.wait(set(self._releases), timeout=self._settings.redis_timeout_seconds)
         if self._pipeline is not None:
             await self._pipeline.aclose()
         if self._refresher is not None:
@@ -524,24 +575,34 @@ class RateLimiter:
             return None
 
     async def _check_in_redis(
-        self, token_id: str, rate: int, key: str, per_minute: int, *, count: bool = True
+        self,
+        token_id: str,
+        rate: int,
+        key: str,
+        per_minute: int,
+        *,
+        count: bool = True,
+        lock: str = "",
+        lock_ms: int = 0,
     ) -> RateDecision:
         burst = self.burst_for(rate)
         keys_and_args = (
             rate_key(key),
             revoked_key(token_id, key),
             minute_key(key),
+            lock or lock_key(key),
             rate,
             burst,
             int(count),
             per_minute,
+            lock_ms,
         )
         if self._pipeline is not None:  # it times its replies itself, the loop's busy time aside
             reply = await self._run_script(keys_and_args)
         else:
             async with asyncio.timeout(self._settings.redis_timeout_seconds):
                 reply = await self._run_script(keys_and_args)
-        revoked, allowed, remaining, reset_us, retry_us, window = (int(value) for value in reply)
+        revoked, allowed, remaining, reset_us, retry_us, window, duplicate = (int(value) for value in reply)
         return RateDecision(
             allowed=bool(allowed),
             revoked=bool(revoked),
@@ -553,17 +614,49 @@ class RateLimiter:
             rate_per_second=rate,
             window_seconds=window,
             rate_key=key,
+            duplicate=bool(duplicate),
         )
 
-    async def _run_script(self, keys_and_args: tuple[str, str, str, int, int, int, int]) -> Any:
+    async def _run_script(self, keys_and_args: tuple[str, str, str, str, int, int, int, int, int]) -> Any:
         if self._sha is None:
             self._sha = await self._scripts.script_load(SCRIPT)
         try:
-            return await self._scripts.evalsha(self._sha, 3, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 4, *keys_and_args)
         except NoScriptError:
             # Redis restarted or SCRIPT FLUSH: load it again, once.
             self._sha = await self._scripts.script_load(SCRIPT)
-            return await self._scripts.evalsha(self._sha, 3, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 4, *keys_and_args)
+
+    def release(self, lock: str) -> None:
+        """Delete the duplicate-call lock an admitted call took, once its answer is on its way.
+
+        The locks released in one turn of the event loop go in one ``DEL``, sent in the next turn
+        (right after the answers) without the calls waiting for it; a lock that cannot be deleted
+        (Redis away) expires with its call's deadline. Sending it later, with the batched journal
+        events, would refuse for that long an identical call sent as soon as the answer came.
+        """
+        if not self._unreleased:
+            # In a context of its own: the batch belongs to no call in particular.
+            asyncio.get_running_loop().call_soon(self._release_batch, context=contextvars.Context())
+        self._unreleased.append(lock)
+
+    def _release_batch(self) -> None:
+        locks, self._unreleased = self._unreleased, []
+        if self._closed or not self._may_try_redis():
+            return
+        task = asyncio.create_task(self._delete(locks), name="lock-release")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _delete(self, locks: list[str]) -> None:
+        try:
+            if self._pipeline is not None:
+                await self._pipeline.execute("DEL", *locks)
+            else:  # a Cluster client splits the keys by slot
+                async with asyncio.timeout(self._settings.redis_timeout_seconds):
+                    await self._redis.delete(*locks)
+        except (RedisError, OSError, TimeoutError) as exc:
+            _LOG.debug("lock_release_failed", error=type(exc).__name__)
 
     def _redis_failed(self, exc: BaseException) -> None:
         REDIS_ERRORS.inc()
@@ -649,4 +742,6 @@ def _text(value: bytes | str) -> str:
 def _result(decision: RateDecision) -> str:
     if decision.revoked:
         return "revoked"
+    if decision.duplicate:
+        return "duplicate"
     return "allowed" if decision.allowed else "limited"

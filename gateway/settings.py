@@ -5,11 +5,13 @@ from __future__ import annotations
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, SecretStr, create_model, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, create_model, field_validator
+from pydantic_settings import NoDecode
 
 from gateway.bounds import RATE_LIMIT_BURST_MAX, RATE_LIMIT_MAX_PER_SECOND
+from gateway.client_address import PROXY_HEADERS, X_FORWARDED_FOR
 from gateway.registry.model import Environment
 from runtime.providers import BY_NAME, PROVIDERS
 from runtime.settings import ServerSettings
@@ -462,6 +464,35 @@ class GatewaySettings(_WithProviderAddresses):
     def _empty_is_off(cls, value: object) -> object:
         """``JOURNAL_WAL_DIR=`` (empty) turns the write-ahead file off, not the working directory."""
         return None if value == "" else value
+
+    # -- the caller's address, for the habilitations' IP allowlists (gateway/client_address.py) --
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated CIDRs of the proxies (the Kubernetes ingress) whose forwarded address "
+        "is the caller's, on both transports; from any other peer the header is ignored; empty: the "
+        "connection's peer is always the caller (TRUSTED_PROXIES).",
+    )
+    trusted_proxy_header: str = Field(
+        default=X_FORWARDED_FOR,
+        pattern=f"^({'|'.join(PROXY_HEADERS)})$",
+        description="The one header (gRPC metadata key) the trusted proxies write the caller's address in: "
+        "x-forwarded-for or forwarded (RFC 7239); the other is never read (TRUSTED_PROXY_HEADER).",
+    )
+
+    duplicate_call_lock: bool = Field(
+        default=True,
+        description="Refuse (409 00015) a provider call identical to one of the same token still running, "
+        "as the real API does (gateway/call_lock.py); false lets them run together, for load tests that "
+        "repeat one request with one token (DUPLICATE_CALL_LOCK).",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``TRUSTED_PROXIES=10.0.0.0/8,fd00::/8``: one CIDR per comma."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     def provider_address(self, provider: str) -> str:
         """The ``host:port`` of a provider service of the registry, from its address setting."""

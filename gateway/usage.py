@@ -10,6 +10,8 @@ Redis keys (kept 62 days, the "2 months" of statistics; days are UTC):
 
 - ``usage:{<jti>}:<YYYY-MM-DD>``: hash, field ``<api>|<outcome>``, value the calls.
   The hash tag keeps a token's days in one Cluster slot.
+- ``usage:{habilitation:<id>}:<YYYY-MM-DD>``: the same, for every token of a habilitation of
+  the registry together (`habilitation_counter`).
 - ``proofs:{proofs}:<YYYY-MM-DD>``: successful calls of the day, all tokens together:
   the public figure of proofs avoided (paper proofs nobody had to send). One hash tag
   for every day, so the 30-day sum is one MGET on Cluster too.
@@ -42,6 +44,14 @@ SUCCESS = "OK"
 _LOG = structlog.get_logger(__name__)
 
 _Key = tuple[str, str, str, str]  # token id, day, api, outcome
+
+
+HABILITATION_PREFIX = "habilitation:"
+
+
+def habilitation_counter(habilitation_id: str) -> str:
+    """What a habilitation's calls are counted under, beside its tokens' (a jti is a bare UUID)."""
+    return f"{HABILITATION_PREFIX}{habilitation_id}"
 
 
 def usage_key(token_id: str, day: str) -> str:
@@ -94,18 +104,22 @@ class UsageRecorder:
         """Calls counted in memory and not written yet (proofs aside)."""
         return sum(self._pending.values())
 
-    def count(self, token_id: str, api: str, outcome: str) -> None:
+    def count(self, token_id: str, api: str, outcome: str, habilitation_id: str = "") -> None:
         """Count one call; memory only, never Redis.
 
         Args:
             token_id: The caller's token jti.
             api: The API called (e.g. the method or API name; no ``|`` in it).
             outcome: ``OK`` or the gRPC status name.
+            habilitation_id: The registry's habilitation of the token, counted too (`usage_of` its
+                `habilitation_counter`); "": none.
         """
         # The day is taken now, so a call just before midnight counts for its own day
         # even when it is flushed after.
         day = self._today().isoformat()
         self._pending[(token_id, day, api, outcome)] += 1
+        if habilitation_id:
+            self._pending[(habilitation_counter(habilitation_id), day, api, outcome)] += 1
         if outcome == SUCCESS:
             self._pending_proofs[day] += 1
 
@@ -196,7 +210,7 @@ class UsageRecorder:
         """A token's calls over the last days, as written to Redis.
 
         Args:
-            token_id: The token's jti.
+            token_id: The token's jti (a habilitation's `habilitation_counter`: all its tokens').
             days: How many days back, today included (1 to `RETENTION_DAYS`; 0 for all of them).
 
         Returns:

@@ -182,15 +182,14 @@ CODES: dict[str, ErrorCode] = {
         "non-sécurisé. Vous pouvez trouver un jeton valide sur votre espace personnel: "
         "https://particulier.api.gouv.fr/compte",
     ),
-    # The real wording of 00107 to 00109 is not public (ACCESS-MODEL.md §12): these say the same thing.
     "00107": ErrorCode(
         grpc.StatusCode.PERMISSION_DENIED,
         403,
         "IP_NOT_ALLOWED",
         "Adresse IP non autorisée",
-        "L'adresse IP d'où vient l'appel n'est pas dans la liste des adresses autorisées de votre "
-        "habilitation.",
+        "Votre adresse IP n'est pas autorisée à utiliser ce jeton.",
     ),
+    # The real wording of 00108 and 00109 is not public (ACCESS-MODEL.md §12): these say the same thing.
     "00108": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
         401,
@@ -206,6 +205,14 @@ CODES: dict[str, ErrorCode] = {
         "Jeton de test",
         "Votre jeton est un jeton de l'environnement de test (bac à sable) : il ne peut pas être utilisé "
         "en production. Utilisez le jeton de production de votre habilitation.",
+    ),
+    "00015": ErrorCode(
+        grpc.StatusCode.ABORTED,
+        409,
+        "DUPLICATE_CALL",
+        "Conflit",
+        "Une requête associé à votre jeton est déjà en cours de traitement pour ces paramètres. "
+        "Veuillez attendre la fin du traitement avant d'effectuer une nouvelle requête.",
     ),
     "00429": ErrorCode(
         grpc.StatusCode.RESOURCE_EXHAUSTED,

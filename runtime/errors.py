@@ -266,6 +266,11 @@ def revoked_token() -> ApiError:
     return api_error("00105")
 
 
+def address_not_allowed() -> ApiError:
+    """The caller's address is outside its habilitation's IP allowlist (00107)."""
+    return api_error("00107")
+
+
 def production_token_on_staging() -> ApiError:
     """A production token used on the sandbox (00108)."""
     return api_error("00108")
@@ -288,6 +293,11 @@ def too_many_requests(
 ) -> ApiError:
     """The token is over its rate limit (00429)."""
     return api_error("00429", retry_after_seconds=retry_after_seconds, quota=quota, extra_metadata=metadata)
+
+
+def duplicate_call(metadata: Sequence[tuple[str, str]] = ()) -> ApiError:
+    """An identical call of the same token is still running (00015), with the rate-limit metadata."""
+    return api_error("00015", extra_metadata=metadata)
 
 
 def store_unavailable() -> ApiError:

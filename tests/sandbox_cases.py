@@ -92,12 +92,17 @@ def _school_searches(request: Message, person: dict[str, Any], today: dt.date) -
 
 
 def cases(routes: RouteTable, today: dt.date) -> list[Case]:
-    """Every person who is not an error path, through every method taking a subject they have."""
+    """Every person who is not an error path, through every method taking a subject they have.
+
+    Not the slow persons (``answer_seconds``): each answers as the first person of its file
+    does, and would add its seconds to every case (`slow_cases` asks them).
+    """
     found: list[Case] = []
     for route in routes.routes:
         api = route.api_label.split(".", 1)[1]
         for person in population(route.provider):
-            request = None if "error" in person else subject_request(route, person)
+            slow = "answer_seconds" in person
+            request = None if "error" in person or slow else subject_request(route, person)
             if request is None:
                 continue
             if "annee_scolaire" in request.DESCRIPTOR.fields_by_name:
@@ -110,6 +115,30 @@ def cases(routes: RouteTable, today: dt.date) -> list[Case]:
                 answers = api in person["answers"] and refusal is None
                 found.append(Case(route, person["label"], request, answers, refusal))
     return found
+
+
+def slow_cases(routes: RouteTable) -> list[Case]:
+    """Each provider's slow person (``answer_seconds``), through a method that finds their answer.
+
+    A method taking the subject as it is rather than by FranceConnect, where the provider has one.
+    """
+    found: dict[str, Case] = {}
+    for route in sorted(
+        routes.routes, key=lambda r: r.subject.kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT
+    ):
+        api = route.api_label.split(".", 1)[1]
+        for person in population(route.provider):
+            # MEN's answers are the person's schoolings, each searched on its own (`_school_searches`).
+            answered = api in person.get("answers", {}) or "scolarites" in person.get("answers", {})
+            if route.provider in found or "answer_seconds" not in person or not answered:
+                continue
+            request = subject_request(route, person)
+            if request is None:
+                continue
+            if "annee_scolaire" in request.DESCRIPTOR.fields_by_name:
+                request = next(_school_searches(request, person, dt.date.today()))
+            found[route.provider] = Case(route, person["label"], request, answers=True)
+    return list(found.values())
 
 
 def method(channel: grpc.aio.Channel, route: Route) -> grpc.aio.UnaryUnaryMultiCallable[Message, Message]:

@@ -26,7 +26,9 @@ import uuid
 from dataclasses import dataclass
 
 ENCODING_VERSION = b"apiparticulier-journal/row/v1"
-"""Prefix of every hashed row encoding; a change of encoding changes it."""
+"""Prefix of the hashed encoding of a row that names no habilitation, editor nor delegation (`REFERENCES`)."""
+ENCODING_VERSION_2 = b"apiparticulier-journal/row/v2"
+"""Prefix of the hashed encoding of a row that names one: v1's, then the references."""
 _GENESIS = b"apiparticulier-journal/genesis/v1"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -43,7 +45,10 @@ class Content:
     - ``occurred_at``: when the answer left (UTC, microseconds);
     - ``status`` and ``code``: what the caller got (the journal's 00503 when it refused);
     - ``latency_us``: the latency in whole microseconds;
-    - ``subject_digest``: the HMAC of the normalised subject ("" when the call named nobody).
+    - ``subject_digest``: the HMAC of the normalised subject ("" when the call named nobody);
+    - ``habilitation_id``, ``editor_id``, ``delegation_id`` (`REFERENCES`, journal migration 2): the
+      registry's ids of the habilitation the call counted against, and of the editor and the
+      delegation of an editor token's call; None when unknown, and in the rows written before.
     """
 
     entry_id: uuid.UUID
@@ -59,6 +64,9 @@ class Content:
     code: str
     latency_us: int
     subject_digest: str
+    habilitation_id: str | None = None
+    editor_id: str | None = None
+    delegation_id: str | None = None
 
     def values(self) -> tuple[object, ...]:
         """The content's values in `CONTENT_COLUMNS` order."""
@@ -73,9 +81,12 @@ ROW_COLUMNS = ("chain_id", "seq", *CONTENT_COLUMNS, "row_hash")
 
 _FIXED_COLUMNS = ("entry_id", "occurred_at", "latency_us")
 """The content's columns encoded as fixed-size fields (`content_bytes`)."""
-_TEXT_COLUMNS = tuple(column for column in CONTENT_COLUMNS if column not in _FIXED_COLUMNS)
+REFERENCES = ("habilitation_id", "editor_id", "delegation_id")
+"""The nullable columns added by journal migration 2, hashed last (`content_bytes`)."""
+_TEXT_COLUMNS = tuple(column for column in CONTENT_COLUMNS if column not in (*_FIXED_COLUMNS, *REFERENCES))
 """The content's text columns, hashed in this order after the fixed fields."""
 _texts = operator.attrgetter(*_TEXT_COLUMNS)
+_references = operator.attrgetter(*REFERENCES)
 
 
 def month_of(moment: dt.datetime) -> dt.date:
@@ -97,7 +108,11 @@ def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
     """The encoding of a row that its hash covers: version, then each column length-prefixed.
 
     Chain id, position, entry id, time (microseconds since the epoch) and latency come first as
-    fixed-size big-endian fields, then the text columns in `CONTENT_COLUMNS` order, UTF-8.
+    fixed-size big-endian fields, then the text columns in `CONTENT_COLUMNS` order, UTF-8. A row
+    that names none of `REFERENCES` is encoded as every row was before they existed (version v1),
+    so the rows written before journal migration 2 keep their hashes; one that names any is
+    encoded v2: v1's columns, then each reference as a byte (0 none, 1 given) and, given, its
+    length-prefixed UTF-8. Nulling a reference out of a v2 row changes its encoding, and is seen.
     """
     fixed = _FIXED.pack(
         16,
@@ -111,11 +126,20 @@ def content_bytes(chain_id: uuid.UUID, seq: int, content: Content) -> bytes:
         8,
         content.latency_us,
     )
-    parts = [ENCODING_VERSION, fixed]
+    references = _references(content)
+    referenced = references != (None, None, None)
+    parts = [ENCODING_VERSION_2 if referenced else ENCODING_VERSION, fixed]
     # One loop, no call per column: this runs for every row written and every row verified.
     for value in _texts(content):
         data = value.encode()
         parts += (len(data).to_bytes(4, "big"), data)
+    if referenced:
+        for reference in references:
+            if reference is None:
+                parts.append(b"\x00")
+            else:
+                data = reference.encode()
+                parts += (b"\x01", len(data).to_bytes(4, "big"), data)
     return b"".join(parts)
 
 

@@ -60,6 +60,12 @@ class Call:
     """Time the gateway spent on the call."""
     subject: Message | None
     """The message naming the person asked about, if any."""
+    habilitation_id: str = ""
+    """The registry's id of the habilitation the call counted against ("" unknown)."""
+    editor_id: str = ""
+    """The registry's id of the editor whose token called ("" none)."""
+    delegation_id: str = ""
+    """The registry's id of the delegation an editor token called under ("" none)."""
 
 
 class Record:
@@ -135,6 +141,9 @@ class Record:
                 code=self.code,
                 latency_us=round(call.latency_ms * 1000),
                 subject_digest=self.subject_digest,
+                habilitation_id=call.habilitation_id or None,
+                editor_id=call.editor_id or None,
+                delegation_id=call.delegation_id or None,
             )
         return self._content
 
@@ -240,6 +249,7 @@ class Journal:
             EVENT,
             request_id=call.request_id,
             token_id=call.token_id,
+            habilitation_id=call.habilitation_id,
             recipient=call.recipient,
             method=call.method,
             provider=call.provider,

@@ -76,6 +76,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             WHERE subject_digest <> '';
         """,
     ),
+    (
+        2,
+        # The registry's ids the call counted against (gateway.journal.chain.REFERENCES); NULL in the
+        # rows written before, whose hashes stay those of their v1 encoding.
+        """
+        ALTER TABLE journal.calls
+            ADD COLUMN habilitation_id text,
+            ADD COLUMN editor_id text,
+            ADD COLUMN delegation_id text;
+        """,
+    ),
 )
 """(version, SQL) in order; a new migration is appended, never an old one edited."""
 

@@ -74,6 +74,11 @@ class Rights:
     """None: no per-minute limit."""
     validated: bool
 
+    @property
+    def restricted(self) -> bool:
+        """Whether a list restricts the caller's address: only then is `allows` asked (the address read)."""
+        return bool(self.networks)
+
     def allows(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         """Whether a caller at ``address`` (None: unknown) may call; an empty list allows everybody."""
         if not self.networks:

@@ -49,6 +49,7 @@ from contract.v3_json import data_object, meta_object
 from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.client_address import PROXY_HEADERS
 from gateway.forwarding import Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
@@ -103,6 +104,17 @@ def api_token_authorization(request: Request) -> list[str]:
         return authorization
     carried = request.headers.getlist(API_KEY_HEADER) or request.query_params.getlist(TOKEN_PARAMETER)
     return [f"{_BEARER}{value}" for value in carried]
+
+
+def inbound_of(request: Request, metadata: list[tuple[str, str | bytes]]) -> Inbound:
+    """A REST call's `Inbound`: its metadata, the forwarding headers a trusted proxy writes, and its peer.
+
+    The peer is the connection's (uvicorn's own reading of the forwarding headers is off:
+    `gateway.client_address` alone decides whom to believe).
+    """
+    metadata += [(name, value) for name in PROXY_HEADERS for value in request.headers.getlist(name)]
+    client = request.scope.get("client")
+    return Inbound(metadata, None, client[0] if client else None)
 
 
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
@@ -257,7 +269,7 @@ class RestFront:
         else:
             metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
         read = Payload(target.route.request_class, message=reader.read(request.query_params.getlist, bearer))
-        answer = await self._call_path.call_provider(target, read, Inbound(metadata, None))
+        answer = await self._call_path.call_provider(target, read, inbound_of(request, metadata))
         response = answer.message()
         return _json({"data": data_object(response), "links": {}, "meta": meta_object(response)})
 
@@ -266,7 +278,7 @@ class RestFront:
     async def _introspect(self, request: Request) -> Response:
         """The caller's token, as the real API's ``/api/introspect``: ``_id``, ``name``, ``scopes``."""
         authorization = api_token_authorization(request)
-        inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
+        inbound = inbound_of(request, [(AUTHORIZATION_KEY, value) for value in authorization])
         # Journalled as the gRPC introspection: one method, whatever the transport.
         return await self._call_path.call_own(
             INTROSPECT_METHOD, inbound, _introspection, needs_recipient=False

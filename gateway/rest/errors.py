@@ -4,8 +4,9 @@ The status is the catalogue's for the code (`runtime.error_catalogue`); a code t
 catalogue does not hold (a provider's own, passed through) takes the status of its
 gRPC status's class (`_BY_GRPC_STATUS`). The body is the real API's
 (CONTRACT.md §4.1): ``code``, ``title``, ``detail``, ``source`` (``token`` or
-``recipient``, else null) and ``meta`` (the ``provider`` of a provider's error), one item per
-request rule the call broke (VALIDATION.md §2), in the route's order.
+``recipient``, the header ``X-Forwarded-For`` for 00107, else null) and ``meta`` (the
+``provider`` of a provider's error), one item per request rule the call broke (VALIDATION.md §2),
+in the route's order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from runtime.errors import missing_recipient as _missing_recipient
 
 TOKEN_PARAMETER = "token"  # noqa: S105 - the name the real API gives the parameter, not a secret
 RECIPIENT_PARAMETER = "recipient"
+ADDRESS_NOT_ALLOWED = "00107"
 
 _BY_GRPC_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -30,6 +32,7 @@ _BY_GRPC_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.UNAVAILABLE: 504,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.UNKNOWN: 502,
@@ -87,7 +90,9 @@ def error_body(error: ApiError) -> dict[str, Any]:
             )
         return {"errors": items}
     source: dict[str, str] | None = None
-    if error.status in _TOKEN_STATUSES:
+    if error.code == ADDRESS_NOT_ALLOWED:
+        source = {"header": "X-Forwarded-For"}  # the real API's, whichever header the proxies write
+    elif error.status in _TOKEN_STATUSES:
         source = {"parameter": TOKEN_PARAMETER}
     elif any(violation.field in _RECIPIENT_FIELDS for violation in violations_of(error)):
         source = {"parameter": RECIPIENT_PARAMETER}

@@ -57,6 +57,9 @@ class RestServer:
             access_log=False,
             log_config=None,
             server_header=False,
+            # The caller's address is the connection's; gateway.client_address decides which
+            # forwarded address to believe (uvicorn would trust 127.0.0.1's X-Forwarded-For).
+            proxy_headers=False,
             ssl_certfile=str(cert_file) if cert_file else None,
             ssl_keyfile=str(key_file) if key_file else None,
         )

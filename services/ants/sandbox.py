@@ -25,7 +25,7 @@ from apiparticulier.common.v1 import identity_pb2
 from runtime.caller import Caller
 from runtime.providers import ANTS
 from services.ants.backend import Extrait, identity_not_found, registration_not_found
-from services.common.sandbox import SandboxError, SandboxPerson, answer, found, pivot_key
+from services.common.sandbox import SandboxError, SandboxPerson, answer, found, in_its_time, pivot_key
 from services.common.settings import ProviderSettings
 
 POPULATION_FILE = Path(__file__).with_name("sandbox_population.json")
@@ -54,7 +54,9 @@ class SandboxAntsBackend:
         files: dict[str, _File] = {}
         for entry in json.loads(path.read_text(encoding="utf-8"))["persons"]:
             error = SandboxError(entry["error"]) if "error" in entry else None
-            person = SandboxPerson(entry["label"], entry.get("answers", {}), error)
+            person = SandboxPerson(
+                entry["label"], entry.get("answers", {}), error, entry.get("answer_seconds", 0.0)
+            )
             file = files.setdefault(entry["parameters"]["immatriculation"].upper(), _File())
             if "identite" in entry:
                 identity = json_format.ParseDict(entry["identite"], identity_pb2.IdentityPivot())
@@ -77,7 +79,7 @@ class SandboxAntsBackend:
             raise registration_not_found()
         if file.error is not None:
             found(file.error, ANTS, registration_not_found)
-        person = file.persons.get(pivot_key(identity))
+        person = await in_its_time(file.persons.get(pivot_key(identity)))
         if person is None:
             raise identity_not_found()
         return answer(person, _API, Extrait, ANTS, identity_not_found)

@@ -23,7 +23,7 @@ class SandboxC2sBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> c2s_pb2.ComplementaireSanteSolidaireData:
         """The person's C2S status, as written in the population file."""
-        person = self._population.by_identity(identity)
+        person = await self._population.by_identity(identity)
         return answer(
             person,
             "complementaire_sante_solidaire",

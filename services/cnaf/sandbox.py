@@ -29,7 +29,7 @@ class SandboxCnafBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, year: int, month: int, caller: Caller
     ) -> cnaf_pb2.QuotientFamilialData:
         """The person's household; the value is the one of the month asked, from their history."""
-        person = found(self._population.by_identity(identity), CNAV, not_registered)
+        person = found(await self._population.by_identity(identity), CNAV, not_registered)
         data = answer(person, "quotient_familial", cnaf_pb2.QuotientFamilialData, CNAV, not_registered)
         history: dict[str, int] = person.answers.get("quotient_familial_history", {})
         asked = f"{year:04d}-{month:02d}"
@@ -39,8 +39,8 @@ class SandboxCnafBackend(SandboxBackend):
         data.quotient_familial.mois = month
         return data
 
-    def _answer(self, api: str, data_type: type[_Data], identity: identity_pb2.IdentityPivot) -> _Data:
-        return answer(self._population.by_identity(identity), api, data_type, CNAV, not_registered)
+    async def _answer(self, api: str, data_type: type[_Data], identity: identity_pb2.IdentityPivot) -> _Data:
+        return answer(await self._population.by_identity(identity), api, data_type, CNAV, not_registered)
 
     async def benefit(
         self,
@@ -50,7 +50,7 @@ class SandboxCnafBackend(SandboxBackend):
         caller: Caller,
     ) -> BenefitData:
         """The person's status for the benefit, as written in the population file."""
-        return self._answer(benefit.value, data_type, identity)
+        return await self._answer(benefit.value, data_type, identity)
 
     async def indicator(
         self,
@@ -60,10 +60,12 @@ class SandboxCnafBackend(SandboxBackend):
         caller: Caller,
     ) -> IndicatorData:
         """The person's status for the benefit, as written in the population file."""
-        return self._answer(indicator.value, data_type, identity)
+        return await self._answer(indicator.value, data_type, identity)
 
     async def participation_familiale_eaje(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> cnaf_pb2.ParticipationFamilialeEajeData:
         """The person's household, as written in the population file, eligible or not."""
-        return self._answer(PARTICIPATION_FAMILIALE_EAJE, cnaf_pb2.ParticipationFamilialeEajeData, identity)
+        return await self._answer(
+            PARTICIPATION_FAMILIALE_EAJE, cnaf_pb2.ParticipationFamilialeEajeData, identity
+        )

@@ -57,19 +57,19 @@ class SandboxCnousBackend(SandboxBackend):
     ) -> cnous_pb2.EtudiantBoursierV5Data:
         """The status written in the population file for the person with this pivot."""
         return _etudiant_boursier(
-            self._population.by_identity(identity), campaign, SUBJECT_KIND_IDENTITY_PIVOT
+            await self._population.by_identity(identity), campaign, SUBJECT_KIND_IDENTITY_PIVOT
         )
 
     async def by_ine(
         self, ine: str, campaign: int | None, caller: Caller
     ) -> cnous_pb2.EtudiantBoursierV5Data:
         """The status written in the population file for the person with this INE."""
-        return _etudiant_boursier(self._population.by_ine(ine), campaign, SUBJECT_KIND_INE)
+        return _etudiant_boursier(await self._population.by_ine(ine), campaign, SUBJECT_KIND_INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, campaign: int | None, caller: Caller
     ) -> cnous_pb2.EtudiantBoursierV5Data:
         """The same person as by identity: FranceConnect only certifies the pivot."""
         return _etudiant_boursier(
-            self._population.by_identity(identity), campaign, SUBJECT_KIND_FRANCE_CONNECT
+            await self._population.by_identity(identity), campaign, SUBJECT_KIND_FRANCE_CONNECT
         )

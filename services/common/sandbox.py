@@ -21,17 +21,22 @@ File shape::
         "error": "optional: not_found | ambiguous | provider_unavailable | provider_timeout
                   | provider_unknown_answer",
         "answers": {"<api>": {<v3 data object>}},
-        "refusals": {"<api>": "<code>"}
+        "refusals": {"<api>": "<code>"},
+        "answer_seconds": "optional: how long the provider takes to find the person (a slow answer)"
     }]}
 
 ``refusals`` (optional) names the APIs whose own rule refuses the answer written
 for the person, with the code it refuses with (the EAJE participation familiale
 of a household without a child under 7: 37003). The service applies the rule
 itself and never reads the key: it tells readers and the tests what to expect.
+
+``answer_seconds`` (optional) makes the provider take that long to find the person, whatever
+it answers then: a slow answer, to try the duplicate-call lock (409 ``00015``) or a deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +85,15 @@ class SandboxPerson:
     label: str
     answers: Mapping[str, Any] = field(default_factory=dict)
     error: SandboxError | None = None
+    answer_seconds: float = 0.0
+    """How long the provider takes to find the person."""
+
+
+async def in_its_time(person: SandboxPerson | None) -> SandboxPerson | None:
+    """The person, once the time the provider takes to find them (``answer_seconds``) has passed."""
+    if person is not None and person.answer_seconds:
+        await asyncio.sleep(person.answer_seconds)
+    return person
 
 
 def normalise_name(name: str) -> str:
@@ -133,21 +147,22 @@ class SandboxPopulation:
                 label=entry["label"],
                 answers=entry.get("answers", {}),
                 error=SandboxError(error) if error else None,
+                answer_seconds=float(entry.get("answer_seconds", 0)),
             )
             persons.append((entry, person))
         return cls(persons)
 
-    def by_identity(self, pivot: identity_pb2.IdentityPivot) -> SandboxPerson | None:
-        """The person a validated identity pivot designates, if any."""
-        return self._by_identity.get(pivot_key(pivot))
+    async def by_identity(self, pivot: identity_pb2.IdentityPivot) -> SandboxPerson | None:
+        """The person a validated identity pivot designates, if any (`in_its_time`)."""
+        return await in_its_time(self._by_identity.get(pivot_key(pivot)))
 
-    def by_ine(self, ine: str) -> SandboxPerson | None:
-        """The person with this INE, if any."""
-        return self._by_ine.get(ine.upper())
+    async def by_ine(self, ine: str) -> SandboxPerson | None:
+        """The person with this INE, if any (`in_its_time`)."""
+        return await in_its_time(self._by_ine.get(ine.upper()))
 
-    def by_identifiant(self, identifiant: str) -> SandboxPerson | None:
+    async def by_identifiant(self, identifiant: str) -> SandboxPerson | None:
         """The person with this identifiant (France Travail's, or the sports ministry's), if any."""
-        return self._by_identifiant.get(identifiant)
+        return await in_its_time(self._by_identifiant.get(identifiant))
 
 
 def _transport_error(error: SandboxError, provider: ErrorSource) -> ApiError | None:

@@ -23,5 +23,5 @@ class SandboxDsnjBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> dsnj_pb2.ServiceNationalData:
         """The person's status, as written in the population file."""
-        person = self._population.by_identity(identity)
+        person = await self._population.by_identity(identity)
         return answer(person, "service_national", dsnj_pb2.ServiceNationalData, DSNJ, person_not_found)

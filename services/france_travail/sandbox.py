@@ -20,14 +20,14 @@ class SandboxFranceTravailBackend(SandboxBackend):
 
     async def statut(self, identifiant: str, caller: Caller) -> france_travail_pb2.StatutData:
         """The person's status, as written in the population file."""
-        person = self._population.by_identifiant(identifiant)
+        person = await self._population.by_identifiant(identifiant)
         data = answer(person, "statut", france_travail_pb2.StatutData, FRANCE_TRAVAIL, situation_not_found)
         data.identifiant = identifiant
         return data
 
     async def indemnites(self, identifiant: str, caller: Caller) -> france_travail_pb2.IndemnitesData:
         """The person's payments; a person never paid is not found, as upstream."""
-        person = self._population.by_identifiant(identifiant)
+        person = await self._population.by_identifiant(identifiant)
         data = answer(
             person, "indemnites", france_travail_pb2.IndemnitesData, FRANCE_TRAVAIL, situation_not_found
         )

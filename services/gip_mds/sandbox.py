@@ -23,7 +23,7 @@ class SandboxGipMdsBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> gip_mds_pb2.ServiceCiviqueData:
         """The person's contracts, as written in the population file."""
-        person = self._population.by_identity(identity)
+        person = await self._population.by_identity(identity)
         return answer(
             person,
             "service_civique",

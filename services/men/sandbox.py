@@ -46,7 +46,7 @@ class SandboxMenBackend(SandboxBackend):
 
     async def scolarite(self, query: ScolariteQuery, caller: Caller) -> men_pb2.ScolariteV5Data:
         """The pupil's first schooling within the query's establishment or perimeter."""
-        person = found(self._population.by_identity(query.identity), MEN, pupil_not_found)
+        person = found(await self._population.by_identity(query.identity), MEN, pupil_not_found)
         for schooling in person.answers.get(_API, ()):
             if _within(schooling, query):
                 data = json_format.ParseDict(schooling["scolarite"], men_pb2.ScolariteV5Data())

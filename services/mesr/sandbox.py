@@ -35,14 +35,14 @@ class SandboxMesrBackend(SandboxBackend):
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The status written in the population file for the person with this pivot."""
-        return _statut(self._population.by_identity(identity), SUBJECT_KIND_IDENTITY_PIVOT)
+        return _statut(await self._population.by_identity(identity), SUBJECT_KIND_IDENTITY_PIVOT)
 
     async def by_ine(self, ine: str, caller: Caller) -> mesr_pb2.StatutEtudiantData:
         """The status written in the population file for the person with this INE."""
-        return _statut(self._population.by_ine(ine), SUBJECT_KIND_INE)
+        return _statut(await self._population.by_ine(ine), SUBJECT_KIND_INE)
 
     async def by_france_connect(
         self, identity: identity_pb2.IdentityPivot, caller: Caller
     ) -> mesr_pb2.StatutEtudiantData:
         """The same person as by identity: FranceConnect only certifies the pivot."""
-        return _statut(self._population.by_identity(identity), SUBJECT_KIND_FRANCE_CONNECT)
+        return _statut(await self._population.by_identity(identity), SUBJECT_KIND_FRANCE_CONNECT)

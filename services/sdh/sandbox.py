@@ -20,5 +20,5 @@ class SandboxSdhBackend(SandboxBackend):
 
     async def statut_sportif(self, identifiant: str, caller: Caller) -> sdh_pb2.StatutSportifData:
         """The sportsperson's statuses, as written in the population file."""
-        person = self._population.by_identifiant(identifiant)
+        person = await self._population.by_identifiant(identifiant)
         return answer(person, "statut_sportif", sdh_pb2.StatutSportifData, SDH, sportif_not_found)

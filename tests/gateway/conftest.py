@@ -118,6 +118,8 @@ def gateway_settings(keys: Path, redis_url: str, **overrides: Any) -> GatewaySet
         # Several test processes share two cores: a loop busy for a quarter of a second is no Redis
         # outage. The tests of outages set their own, short, timeouts.
         "redis_timeout_seconds": 2.0,
+        # Many tests send one request many times at once; the lock's own tests turn it on.
+        "duplicate_call_lock": False,
         # Providers the tests do not start point at a port nobody listens on.
         **{provider.address_setting: f"127.0.0.1:{free_port()}" for provider in PROVIDERS},
     }

@@ -22,7 +22,8 @@ GATEWAY = REPO / "gateway"
 FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "gateway bounds metrics masking migrations recipient availability redis usage tokens",
+        "gateway bounds metrics masking migrations recipient availability redis usage tokens "
+        "client_address call_lock",
         "registry",
         "settings auth",
         "ratelimit france_connect channels journal pings forwarding",

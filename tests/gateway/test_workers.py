@@ -83,6 +83,8 @@ async def workers(
         "JOURNAL_HMAC_KEY": "workers-journal-key",
         "CNAF_ADDRESS": f"127.0.0.1:{slow_cnaf}",
         "GATEWAY_WORKERS": "2",
+        # One request sent on every connection at once: the duplicate-call lock would refuse all but one.
+        "DUPLICATE_CALL_LOCK": "false",
         "METRICS_PORT": str(metrics),
         "REST_PORT": str(rest),
         "REST_HOST": "127.0.0.1",

@@ -28,6 +28,7 @@ _HTTP = {
     grpc.StatusCode.INTERNAL: {500},
     grpc.StatusCode.UNKNOWN: {502},
     grpc.StatusCode.UNAVAILABLE: {503, 504},
+    grpc.StatusCode.ABORTED: {409},
     grpc.StatusCode.DEADLINE_EXCEEDED: {408, 504},
 }
 

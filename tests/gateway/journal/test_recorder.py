@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import structlog
 
 from gateway.journal import Journal
@@ -16,7 +18,7 @@ def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> Non
     identity = pivot()
     request = by_identity(identity)
     digest = journal.subject_digest(request)
-    record = journal.record(quotient_call("req-1", request))
+    record = journal.record(dataclasses.replace(quotient_call("req-1", request), habilitation_id="hab-1"))
     assert record.refusal is None
     with structlog.testing.capture_logs() as events:
         journal.log(record)
@@ -27,6 +29,7 @@ def test_the_event_holds_exactly_its_fields_and_no_value_of_the_request() -> Non
         "event": "api_call",
         "request_id": "req-1",
         "token_id": "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+        "habilitation_id": "hab-1",
         "recipient": "13002526500013",
         "method": "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity",
         "provider": "cnaf",

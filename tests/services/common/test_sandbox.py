@@ -66,9 +66,9 @@ def population_of(prenoms: list[str], birth: tuple[int, ...] = (1982, 12, 27)) -
         (["JEAN-PIERRE"], ["Jean\u2013Pierre", "Marc"]),
     ],
 )
-def test_first_names_match_as_one_string_or_a_list(registered: list[str], asked: list[str]) -> None:
+async def test_first_names_match_as_one_string_or_a_list(registered: list[str], asked: list[str]) -> None:
     """The first first name is the first word of all the first names, whichever way they are given."""
-    person = population_of(registered).by_identity(pivot(asked))
+    person = await population_of(registered).by_identity(pivot(asked))
     assert person is not None and person.label == "registered"
 
 
@@ -80,9 +80,9 @@ def test_first_names_match_as_one_string_or_a_list(registered: list[str], asked:
         (["JEAN PIERRE"], ["JEAN-PIERRE"]),
     ],
 )
-def test_other_first_first_names_do_not_match(registered: list[str], asked: list[str]) -> None:
+async def test_other_first_first_names_do_not_match(registered: list[str], asked: list[str]) -> None:
     """Another first first name is another person; a compound name is not its first part."""
-    assert population_of(registered).by_identity(pivot(asked)) is None
+    assert await population_of(registered).by_identity(pivot(asked)) is None
 
 
 def test_first_names_are_the_words_of_all_those_given() -> None:
@@ -90,14 +90,14 @@ def test_first_names_are_the_words_of_all_those_given() -> None:
     assert first_names(["  Alexis  Gérôme", "Jean\u2013Pierre"]) == ["ALEXIS", "GEROME", "JEAN PIERRE"]
 
 
-def test_birth_date_matches_as_far_as_registered() -> None:
+async def test_birth_date_matches_as_far_as_registered() -> None:
     """A person registered with a birth year only is found by the year, not by a full date."""
     registered = population_of(["LINA"], birth=(1982,))
     year_only = pivot(["Lina"])
     year_only.ClearField("mois_date_naissance")
     year_only.ClearField("jour_date_naissance")
-    assert registered.by_identity(year_only) is not None
-    assert registered.by_identity(pivot(["Lina"])) is None
+    assert await registered.by_identity(year_only) is not None
+    assert await registered.by_identity(pivot(["Lina"])) is None
 
 
 def test_answer_parses_the_person_s_data_object() -> None:
@@ -159,9 +159,9 @@ async def test_backend_reads_its_population_file(tmp_path: Path) -> None:
     class Backend(SandboxBackend):
         population_file = path
 
-        def person(self, identifiant: str) -> SandboxPerson | None:
-            return self._population.by_identifiant(identifiant)
+        async def person(self, identifiant: str) -> SandboxPerson | None:
+            return await self._population.by_identifiant(identifiant)
 
     backend = Backend.from_settings(ProviderSettings())
-    assert backend.person("marc.martin") == SandboxPerson("Marc")
+    assert await backend.person("marc.martin") == SandboxPerson("Marc")
     await backend.close()
