@@ -15,7 +15,9 @@ method's or the gateway's own, goes through the same frame:
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
-3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
+3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210); an
+   editor token's call then takes the delegation it picks (`gateway.delegations`: 00213,
+   00212) and is authorized here, on that habilitation's scopes (00100);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
    the limit); from here on, the rate-limit metadata of the tightest decision the
    call made goes back with its answer (a call refused at step 2 or 3 spent
@@ -77,6 +79,7 @@ from apiparticulier.common.v1 import options_pb2
 from contract.routes import Route, RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
+from gateway.delegations import delegated
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.journal import Call, Journal, Record
@@ -221,6 +224,10 @@ class Exchange:
     """Steps 1 and 5: the scopes that open and unmask the call (the token's, and the FranceConnect's)."""
     recipient: str = ""
     """Step 3: the recipient SIRET ("" for a method that needs none)."""
+    editor_id: str = ""
+    """Step 3, for an editor token: its editor."""
+    delegation_id: str = ""
+    """Step 3, for an editor token: the delegation its recipient picked."""
     decisions: list[RateDecision] = field(default_factory=list)
     """Step 4: the rate-limit decisions that admitted the call (and its children)."""
     subject: Message | None = None
@@ -261,6 +268,8 @@ class Exchange:
             token=self.token,
             scopes=self.scopes,
             recipient=self.recipient,
+            editor_id=self.editor_id,
+            delegation_id=self.delegation_id,
             subject=request,
             parent=self,
         )
@@ -646,6 +655,8 @@ class CallPath:
         Raises:
             ApiError: 00100, it holds none.
         """
+        if call.holder.grants is not None and call.method.needs_recipient:
+            return  # an editor token holds no scope before its recipient picks a delegation: step 3
         if not call.method.opens_to(call.scopes):
             await self._tell_rate(call.holder)
             raise insufficient_scopes()
@@ -654,15 +665,23 @@ class CallPath:
         """Step 3: the recipient, for a method that needs one.
 
         Raises:
-            ApiError: 00203 none named, 00210 not a SIRET.
+            ApiError: 00203 none named, 00210 not a SIRET; for an editor token 00213, 00212
+                (`gateway.delegations`), then 00100.
         """
         if not call.method.needs_recipient:
             return
+        editor = call.holder.grants is not None
         try:
             call.recipient = recipient_from(call.metadata)
+            if editor:
+                call.token = delegated(call.holder, call.recipient, call.metadata)
+                call.scopes = call.token.scopes
+                call.editor_id, call.delegation_id = call.token.editor_id, call.token.delegation_id
         except ApiError:
             await self._tell_rate(call.holder)
             raise
+        if editor:
+            await self._authorize(call)
 
     async def _limit(self, call: Exchange) -> None:
         """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.

@@ -49,6 +49,7 @@ from contract.v3_json import data_object, meta_object
 from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
+from gateway.delegations import DELEGATION_ID_KEY
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
 from gateway.rest.boundary import (
@@ -63,7 +64,7 @@ from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
-from runtime.errors import ApiError, api_error
+from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error
 
 YAML = "application/yaml"
 _BEARER = "Bearer "
@@ -248,6 +249,11 @@ class RestFront:
         metadata: list[tuple[str, str | bytes]] = [
             (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
         ]
+        # An editor token's delegation: the parameter the real API reads, else the header its changelog named.
+        delegation = request.query_params.getlist(DELEGATION_ID_FIELD) or request.headers.getlist(
+            DELEGATION_ID_KEY
+        )
+        metadata += [(DELEGATION_ID_KEY, value) for value in delegation]
         bearer = ""
         if reader.by_france_connect:
             # The FranceConnect token stands for the API token, as in the real API.

@@ -109,21 +109,25 @@ async def test_unknown_ids_and_ids_that_are_not_uuids_are_told_apart(registry_co
 async def test_tokens_share_their_habilitation_and_expire_in_the_days_given(registry_conn: Conn) -> None:
     habilitation = await _habilitation(registry_conn)
     classic = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=548)
-    editor = await store.issue_token(
-        registry_conn,
-        "operatrice-1",
-        habilitation.id,
-        days=30,
-        kind=TokenKind.EDITOR,
-        environment=Environment.SANDBOX,
+    sandbox = await store.issue_token(
+        registry_conn, "operatrice-1", habilitation.id, days=30, environment=Environment.SANDBOX
     )
 
     assert classic.expires_at - classic.issued_at == dt.timedelta(days=548)
-    assert (editor.kind, editor.environment) == (TokenKind.EDITOR, Environment.SANDBOX)
+    assert (sandbox.kind, sandbox.environment) == (TokenKind.CLASSIC, Environment.SANDBOX)
     listed = await store.list_tokens(registry_conn, habilitation_id=habilitation.id)
-    assert [token.id for token in listed] == [editor.id, classic.id]
+    assert [token.id for token in listed] == [sandbox.id, classic.id]
     expiring = await store.list_tokens(registry_conn, expiring_within=dt.timedelta(days=31))
-    assert [token.id for token in expiring] == [editor.id]
+    assert [token.id for token in expiring] == [sandbox.id]
+
+
+async def test_an_editor_token_is_issued_to_an_editor_not_to_a_habilitation(registry_conn: Conn) -> None:
+    habilitation = await _habilitation(registry_conn)
+
+    with pytest.raises(InvalidInputError) as refused:
+        await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=30, kind=TokenKind.EDITOR)
+
+    assert refused.value.field == "kind"
 
 
 async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_conn: Conn) -> None:
@@ -140,7 +144,7 @@ async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_
         await store.revoke_token(registry_conn, "operateur-2", token.id, "again")
     with pytest.raises(InvalidInputError):
         await store.revoke_token(registry_conn, "operateur-2", token.id, " ")
-    _, loaded = await store.load(registry_conn)
+    loaded = (await store.load(registry_conn)).tokens
     assert [(found.id, found.state(dt.datetime.now(dt.UTC))) for found in loaded] == [
         (token.id, TokenState.REVOKED)
     ]
@@ -162,7 +166,7 @@ async def test_a_ban_from_a_date_keeps_the_token_until_then_and_hands_a_replacem
     assert banned.state(at) is TokenState.REVOKED
     assert (banned.replaced_by, replacement.replaces) == (replacement.id, token.id)
     assert replacement.expires_at == token.expires_at
-    _, loaded = await store.load(registry_conn)
+    loaded = (await store.load(registry_conn)).tokens
     assert {loaded_token.id for loaded_token in loaded} == {token.id, replacement.id}
     with pytest.raises(store.ConflictError):
         await store.ban_token(registry_conn, "operateur-2", token.id, at=None, reason="again", replace=False)
