@@ -47,8 +47,9 @@ async def test_tokens_recorded_before_editors_keep_working_after_the_migration(r
         await apply_migrations(conn, "registry", 0x7265676973747279, schema.MIGRATIONS[:1])
         habilitation, token = str(uuid.uuid4()), str(uuid.uuid4())
         await conn.execute(
-            "INSERT INTO registry.habilitations (id, label, siret, scopes, status, valid_from, created_at, "
-            "updated_at) VALUES (%s, 'CCAS', %s, '{cnaf_quotient_familial}', 'validated', now(), now(), now())",
+            "INSERT INTO registry.habilitations (id, label, siret, scopes, status, valid_from, "
+            "created_at, updated_at) VALUES "
+            "(%s, 'CCAS', %s, '{cnaf_quotient_familial}', 'validated', now(), now(), now())",
             (habilitation, SIRET),
         )
         await conn.execute(
@@ -60,7 +61,9 @@ async def test_tokens_recorded_before_editors_keep_working_after_the_migration(r
         assert await schema.migrate(conn) == [2]
 
         loaded = await store.load(conn)
-        assert [(t.id, t.habilitation_id, t.editor_id) for t in loaded.tokens] == [(token, habilitation, None)]
+        assert [(t.id, t.habilitation_id, t.editor_id) for t in loaded.tokens] == [
+            (token, habilitation, None)
+        ]
         with pytest.raises(psycopg.errors.CheckViolation):
             await conn.execute("UPDATE registry.tokens SET habilitation_id = NULL")
     finally:

@@ -125,7 +125,9 @@ async def test_an_editor_token_is_issued_to_an_editor_not_to_a_habilitation(regi
     habilitation = await _habilitation(registry_conn)
 
     with pytest.raises(InvalidInputError) as refused:
-        await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=30, kind=TokenKind.EDITOR)
+        await store.issue_token(
+            registry_conn, "operatrice-1", habilitation.id, days=30, kind=TokenKind.EDITOR
+        )
 
     assert refused.value.field == "kind"
 
