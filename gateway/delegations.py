@@ -15,14 +15,24 @@ snapshot, `Token.grants`: no I/O) decide:
 
 Then the scope check runs on the habilitation's scopes (00100), as in the real
 controller's order: recipient, delegation, scopes.
+
+The editor API (``GET /editeur/api/v1/delegations``, gRPC ``ListDelegations``) lists the
+editor's delegations from the same snapshot, a page at a time (`page_of`, PLATFORM.md §3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gateway.auth import Token
-from runtime.errors import delegation_ambiguous, recipient_not_delegated
+from gateway.registry.snapshot import ListedDelegation
+from runtime.errors import delegation_ambiguous, invalid_token, recipient_not_delegated
+
+PER_PAGE_DEFAULT = 50
+"""Delegations per page of the editor API when none (or zero or less) is asked (PLATFORM.md §3)."""
+PER_PAGE_MAX = 100
+"""The most delegations a page of the editor API holds (PLATFORM.md §3)."""
 
 DELEGATION_ID_KEY = "x-delegation-id"
 """The metadata key of the delegation id (gRPC); the REST front maps ``delegation_id`` and
@@ -69,4 +79,36 @@ def delegated(token: Token, recipient: str, metadata: Sequence[tuple[str, str | 
         rights=rights,
         delegation_id=chosen.delegation_id,
         editor_id=grants.editor_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationPage:
+    """One page of an editor's delegations, newest first, and where it stands."""
+
+    delegations: tuple[ListedDelegation, ...]
+    page: int
+    per_page: int
+    total: int
+    total_pages: int
+
+
+def page_of(token: Token, page: int, per_page: int) -> DelegationPage:
+    """A page of the delegations of ``token``'s editor, revoked ones included.
+
+    ``page`` counts from 1 (1 when less); ``per_page`` is `PER_PAGE_DEFAULT` when 0 or less,
+    at most `PER_PAGE_MAX`.
+
+    Raises:
+        ApiError: 00101, ``token`` is not an editor token (the real API answers 401 too).
+    """
+    grants = token.grants
+    if grants is None:
+        raise invalid_token()
+    per_page = PER_PAGE_DEFAULT if per_page <= 0 else min(per_page, PER_PAGE_MAX)
+    page = max(page, 1)
+    total = len(grants.listed)
+    start = (page - 1) * per_page
+    return DelegationPage(
+        grants.listed[start : start + per_page], page, per_page, total, -(-total // per_page)
     )

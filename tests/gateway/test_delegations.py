@@ -21,6 +21,7 @@ import pytest
 
 from apiparticulier.admin.v1 import admin_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.app import GatewayServer, build_server
 from gateway.auth import Token
@@ -53,6 +54,7 @@ class Editorial:
 
     api: AdminApi
     cnaf: cnaf_pb2_grpc.CnafServiceAsyncStub
+    gateway: gateway_pb2_grpc.GatewayServiceAsyncStub
     http: httpx.AsyncClient
     editor: str
     editor_jwt: str
@@ -89,7 +91,7 @@ async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIte
     editor_jwt = (
         await _admin(api, "IssueEditorToken", admin_pb2.IssueEditorTokenRequest(editor_id=editor))
     ).jwt
-    body_a = await _habilitation(api, SIRET, _QF, rate_per_minute=1)
+    body_a = await _habilitation(api, SIRET, _QF, rate_per_minute=1, datapass_id="7001")
     body_a_jwt = (await _admin(api, "IssueToken", admin_pb2.IssueTokenRequest(habilitation_id=body_a))).jwt
     body_b = await _habilitation(api, SIRET_B, _AAH)
     delegation_a, delegation_b = await _delegate(api, editor, body_a), await _delegate(api, editor, body_b)
@@ -115,6 +117,7 @@ async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIte
         yield Editorial(
             api,
             cnaf_pb2_grpc.CnafServiceStub(channel),
+            gateway_pb2_grpc.GatewayServiceStub(channel),
             http,
             editor,
             editor_jwt,
@@ -295,3 +298,68 @@ async def test_the_resolved_rights_require_the_editor_s_the_token_s_and_the_habi
     # Without a delegation, the editor's and the token's ranges hold already (ACCESS-MODEL.md §6).
     assert entry.rights.allows(ipaddress.ip_address("10.1.9.9"))
     assert not entry.rights.allows(ipaddress.ip_address("10.2.0.1"))
+
+
+async def test_the_editor_api_lists_the_editor_s_delegations_with_the_real_fields(
+    editorial: Editorial,
+) -> None:
+    mesh = editorial
+    # A classic token (of body B, whose habilitation has no per-minute limit) is no editor's.
+    classic_jwt = (
+        await _admin(mesh.api, "IssueToken", admin_pb2.IssueTokenRequest(habilitation_id=mesh.body_b))
+    ).jwt
+    await _admin(mesh.api, "RevokeDelegation", admin_pb2.RevokeDelegationRequest(id=mesh.delegation_b))
+    bearer = {"Authorization": f"Bearer {mesh.editor_jwt}"}
+
+    async def listed() -> str:
+        answer = await mesh.http.get("/editeur/api/v1/delegations", headers=bearer)
+        return str([item["statut"] for item in answer.json().get("data", [])])
+
+    await _eventually(2, listed, "['revoked', 'active']")
+    answer = await mesh.http.get("/editeur/api/v1/delegations", headers=bearer)
+    assert answer.status_code == 200
+    newest, oldest = answer.json()["data"]
+    assert newest["id"] == mesh.delegation_b
+    assert set(oldest) == {
+        "id",
+        "authorization_request_id",
+        "siret",
+        "intitule",
+        "scopes",
+        "statut",
+        "created_at",
+    }
+    assert oldest["id"] == mesh.delegation_a
+    assert (oldest["authorization_request_id"], oldest["siret"], oldest["intitule"]) == (7001, SIRET, "CCAS")
+    assert (oldest["scopes"], oldest["statut"]) == ([_QF], "active")
+    assert oldest["created_at"].endswith("Z")
+    assert newest["authorization_request_id"] is None
+    assert answer.json()["meta"] == {"page": 1, "per_page": 50, "total": 2, "total_pages": 1}
+
+    second = await mesh.http.get(
+        "/editeur/api/v1/delegations", params={"page": "2", "per_page": "1"}, headers=bearer
+    )
+    assert [item["id"] for item in second.json()["data"]] == [mesh.delegation_a]
+    assert second.json()["meta"] == {"page": 2, "per_page": 1, "total": 2, "total_pages": 2}
+    odd = await mesh.http.get(
+        "/editeur/api/v1/delegations", params={"page": "x", "per_page": "500"}, headers=bearer
+    )
+    assert odd.json()["meta"] == {"page": 1, "per_page": 100, "total": 2, "total_pages": 1}
+
+    classic = await mesh.http.get(
+        "/editeur/api/v1/delegations", headers={"Authorization": f"Bearer {classic_jwt}"}
+    )
+    assert (classic.status_code, classic.json()["errors"][0]["code"]) == (401, "00101")
+    assert (await mesh.http.get("/editeur/api/v1/delegations")).status_code == 401
+
+    over_grpc = await mesh.gateway.ListDelegations(
+        gateway_pb2.ListDelegationsRequest(per_page=1), metadata=metadata(f"Bearer {mesh.editor_jwt}", None)
+    )
+    assert [(d.id, d.status) for d in over_grpc.delegations] == [
+        (mesh.delegation_b, gateway_pb2.DELEGATION_STATUS_REVOKED)
+    ]
+    assert (over_grpc.total, over_grpc.total_pages, over_grpc.per_page) == (2, 2, 1)
+    refused = mesh.gateway.ListDelegations(
+        gateway_pb2.ListDelegationsRequest(), metadata=metadata(f"Bearer {classic_jwt}", None)
+    )
+    assert await _code(refused) == "00101"
