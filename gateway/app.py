@@ -201,7 +201,7 @@ def build_server(
         channels=channels.pools,
         france_connect=france_connect,
         france_connect_clients=FranceConnectClients(
-            redis_client, cache_seconds=settings.france_connect_link_cache_seconds
+            redis_client, cache_seconds=settings.france_connect_link_cache_seconds, registry=registry
         ),
         availability=availability,
     )

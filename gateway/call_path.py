@@ -11,7 +11,8 @@ method's or the gateway's own, goes through the same frame:
    the request alone, as the real API takes it: introspected (51501, 51502), the
    call then counts against the habilitation linked to the FranceConnect client
    the token was issued to (`gateway.france_connect.clients`: 00101 when none, 00103
-   when its token expired), and step 5 reuses that introspection;
+   when its token expired), and, in the same round trip of step 4, against a bucket
+   of that access token's own (`Exchange.session`); step 5 reuses that introspection;
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
@@ -220,6 +221,8 @@ class Exchange:
     """Step 1: the token the call counts against."""
     identity: FranceConnectIdentity | None = None
     """Step 1, on a FranceConnect method called with the FranceConnect token alone: what it certifies."""
+    session: str = ""
+    """Step 1, likewise: a digest of the FranceConnect access token, its own rate bucket's key (step 4)."""
     scopes: frozenset[str] = frozenset()
     """Steps 1 and 5: the scopes that open and unmask the call (the token's, and the FranceConnect's)."""
     recipient: str = ""
@@ -646,6 +649,8 @@ class CallPath:
             raise missing_france_connect_token()
         call.identity = await self.france_connect.resolve(access_token, call.caller())
         call.token = await self.france_connect_clients.token_of(call.identity.client_id)
+        # Each citizen's token a bucket of its own, as the real API keys one by the token (ACCESS-MODEL §9).
+        call.session = hashlib.sha256(access_token.encode()).hexdigest()[:32]
         # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
         call.scopes = call.token.scopes & call.identity.scopes
 
@@ -698,6 +703,7 @@ class CallPath:
             token.rate_limit_per_second or 0,
             key=token.rate_key,
             per_minute=token.rate_limit_per_minute or 0,
+            session=call.session,
         )
         if not decision.allowed:
             raise decision.refusal()
