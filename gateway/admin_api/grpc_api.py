@@ -18,28 +18,15 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
-from gateway.admin_api.service import (
-    AdminService,
-    ForbiddenError,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
-)
-from gateway.registry import store
+from gateway.admin_api.service import REFUSED, AdminService, Operator, Operators, refusal_status
+from gateway.registry import model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
-    Delegation,
     DelegationOrigin,
     DelegationState,
-    Editor,
     Environment,
-    FranceConnectClient,
-    Habilitation,
-    InvalidInputError,
     Status,
     TokenKind,
-    TokenRecord,
 )
 from runtime.server import ServiceDefinition
 
@@ -86,7 +73,7 @@ def _timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def habilitation_message(habilitation: Habilitation) -> admin_pb2.Habilitation:
+def habilitation_message(habilitation: model.Habilitation) -> admin_pb2.Habilitation:
     """The message of a habilitation."""
     return admin_pb2.Habilitation(
         id=habilitation.id,
@@ -108,7 +95,7 @@ def habilitation_message(habilitation: Habilitation) -> admin_pb2.Habilitation:
     )
 
 
-def token_message(token: TokenRecord) -> admin_pb2.Token:
+def token_message(token: model.TokenRecord) -> admin_pb2.Token:
     """The message of a token's record, its state as of now."""
     return admin_pb2.Token(
         id=token.id,
@@ -127,7 +114,7 @@ def token_message(token: TokenRecord) -> admin_pb2.Token:
     )
 
 
-def editor_message(editor: Editor) -> admin_pb2.Editor:
+def editor_message(editor: model.Editor) -> admin_pb2.Editor:
     """The message of an editor."""
     return admin_pb2.Editor(
         id=editor.id,
@@ -140,7 +127,7 @@ def editor_message(editor: Editor) -> admin_pb2.Editor:
     )
 
 
-def delegation_message(delegation: Delegation) -> admin_pb2.Delegation:
+def delegation_message(delegation: model.Delegation) -> admin_pb2.Delegation:
     """The message of a delegation."""
     return admin_pb2.Delegation(
         id=delegation.id,
@@ -153,7 +140,7 @@ def delegation_message(delegation: Delegation) -> admin_pb2.Delegation:
     )
 
 
-def client_message(client: FranceConnectClient) -> admin_pb2.FranceConnectClient:
+def client_message(client: model.FranceConnectClient) -> admin_pb2.FranceConnectClient:
     """The message of a FranceConnect client's mapping."""
     return admin_pb2.FranceConnectClient(
         client_id=client.client_id,
@@ -202,18 +189,8 @@ def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
         try:
             operator = servicer.operators.authenticate(_authorization(context))
             return await action(servicer, operator, request)
-        except UnauthenticatedError as error:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
-        except ForbiddenError as error:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        except InvalidInputError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except store.UnknownError as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        except store.ConflictError as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        except UnavailableError as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except REFUSED as error:
+            await context.abort(refusal_status(error)[0], str(error))
         raise AssertionError("context.abort raises")  # pragma: no cover
 
     return handle

@@ -42,15 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin_api.service import (
-    AdminService,
-    ForbiddenError,
-    IssuedToken,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
-)
+from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
@@ -207,18 +199,11 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
                 operator = operators.authenticate(request.headers.get("authorization"))
                 body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
                 return JSONResponse(await handler(request, operator, body), status_code=status)
-            except UnauthenticatedError as error:
-                return JSONResponse({"error": str(error)}, status_code=401)
-            except ForbiddenError as error:
-                return JSONResponse({"error": str(error)}, status_code=403)
-            except InvalidInputError as error:
-                return JSONResponse({"error": str(error), "field": error.field}, status_code=400)
-            except store.UnknownError as error:
-                return JSONResponse({"error": str(error)}, status_code=404)
-            except store.ConflictError as error:
-                return JSONResponse({"error": str(error)}, status_code=409)
-            except UnavailableError as error:
-                return JSONResponse({"error": str(error)}, status_code=503)
+            except REFUSED as error:
+                body = {"error": str(error)}
+                if isinstance(error, InvalidInputError):
+                    body["field"] = error.field
+                return JSONResponse(body, status_code=refusal_status(error)[1])
 
         return serve
 

@@ -41,6 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import jwt
 import psycopg
 import redis.asyncio
@@ -56,6 +57,7 @@ from gateway.registry.model import (
     Editor,
     FranceConnectClient,
     Habilitation,
+    InvalidInputError,
     TokenRecord,
     TokenState,
 )
@@ -132,6 +134,23 @@ class Operators:
             if hmac.compare_digest(known, digest):
                 return Operator(name, role)
         raise UnauthenticatedError("unknown operator credential")
+
+
+REFUSALS: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
+    UnauthenticatedError: (grpc.StatusCode.UNAUTHENTICATED, 401),
+    ForbiddenError: (grpc.StatusCode.PERMISSION_DENIED, 403),
+    InvalidInputError: (grpc.StatusCode.INVALID_ARGUMENT, 400),
+    store.UnknownError: (grpc.StatusCode.NOT_FOUND, 404),
+    store.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
+}
+"""Each refusal of an action, and its gRPC status and HTTP status (the two adapters read it)."""
+REFUSED = tuple(REFUSALS)
+
+
+def refusal_status(error: Exception) -> tuple[grpc.StatusCode, int]:
+    """The gRPC and HTTP statuses of a refusal (one of `REFUSED`)."""
+    return next(status for kind, status in REFUSALS.items() if isinstance(error, kind))
 
 
 def secret_digest(secret: str) -> str:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
 
@@ -193,6 +193,64 @@ def _lock(lock: bool) -> sql.Composable:
     return sql.SQL(" FOR UPDATE" if lock else "")
 
 
+Record = TypeVar("Record")
+_GET = {
+    "habilitation": "SELECT {h} FROM registry.habilitations WHERE id = %s{lock}",
+    "token": "SELECT {t} FROM registry.tokens WHERE id = %s{lock}",
+    "editor": "SELECT {e} FROM registry.editors WHERE id = %s{lock}",
+    "delegation": "SELECT {d} FROM registry.delegations WHERE id = %s{lock}",
+}
+
+
+async def _get(
+    conn: AsyncConnection[Any],
+    kind: str,
+    record_id: str,
+    make: Callable[[Sequence[Any]], Record],
+    *,
+    lock: bool,
+) -> Record:
+    """The ``kind`` (a table's singular: habilitation, token…) of this id, locked when ``lock``.
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no record of that kind has it.
+    """
+    cursor = await conn.execute(_query(_GET[kind], lock=_lock(lock)), (_uuid(kind, record_id),))
+    row = await cursor.fetchone()
+    if row is None:
+        raise UnknownError(f"no {kind} {record_id}")
+    return make(row)
+
+
+async def _listed(
+    conn: AsyncConnection[Any],
+    template: str,
+    make: Callable[[Sequence[Any]], Record],
+    filters: Sequence[tuple[str, str, str | None]],
+    *extra: tuple[str, object],
+) -> list[Record]:
+    """The rows of ``template`` (its ``{where}`` filled) whose columns equal the ids given.
+
+    ``filters``: (column, field named in errors, id or None for no filter); ``extra``: more
+    (condition, parameter) pairs.
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+    """
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    parameters: list[object] = []
+    for column, field, value in filters:
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            parameters.append(_uuid(field, value))
+    for condition, parameter in extra:
+        conditions.append(sql.SQL(condition))
+        parameters.append(parameter)
+    cursor = await conn.execute(_query(template, where=sql.SQL(" AND ").join(conditions)), parameters)
+    return [make(row) for row in await cursor.fetchall()]
+
+
 def _uuid(field: str, text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
@@ -325,14 +383,7 @@ async def get_habilitation(
         InvalidInputError: the id is not a UUID.
         UnknownError: no habilitation has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {h} FROM registry.habilitations WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("habilitation", habilitation_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no habilitation {habilitation_id}")
-    return _habilitation(row)
+    return await _get(conn, "habilitation", habilitation_id, _habilitation, lock=lock)
 
 
 async def list_habilitations(conn: AsyncConnection[Any]) -> list[Habilitation]:
@@ -418,14 +469,7 @@ async def get_token(conn: AsyncConnection[Any], token_id: str, *, lock: bool = F
         InvalidInputError: the id is not a UUID.
         UnknownError: no token has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {t} FROM registry.tokens WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("token", token_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no token {token_id}")
-    return _token(row)
+    return await _get(conn, "token", token_id, _token, lock=lock)
 
 
 async def list_tokens(
@@ -440,26 +484,24 @@ async def list_tokens(
     Raises:
         InvalidInputError: the habilitation or editor id is not a UUID.
     """
-    conditions: list[sql.Composable] = [sql.SQL("true")]
-    parameters: list[object] = []
-    if habilitation_id is not None:
-        conditions.append(sql.SQL("habilitation_id = %s"))
-        parameters.append(_uuid("habilitation", habilitation_id))
-    if editor_id is not None:
-        conditions.append(sql.SQL("editor_id = %s"))
-        parameters.append(_uuid("editor", editor_id))
-    if expiring_within is not None:
-        conditions.append(sql.SQL("expires_at > now() AND expires_at <= now() + %s"))
-        conditions.append(sql.SQL("(revoked_at IS NULL OR revoked_at > now())"))
-        parameters.append(expiring_within)
-    cursor = await conn.execute(
-        _query(
-            "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
-            where=sql.SQL(" AND ").join(conditions),
-        ),
-        parameters,
+    expiring = (
+        ()
+        if expiring_within is None
+        else (
+            (
+                "expires_at > now() AND expires_at <= now() + %s "
+                "AND (revoked_at IS NULL OR revoked_at > now())",
+                expiring_within,
+            ),
+        )
     )
-    return [_token(row) for row in await cursor.fetchall()]
+    return await _listed(
+        conn,
+        "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
+        _token,
+        (("habilitation_id", "habilitation", habilitation_id), ("editor_id", "editor", editor_id)),
+        *expiring,
+    )
 
 
 def _optional_uuid(value: str | None) -> uuid.UUID | None:
@@ -771,14 +813,7 @@ async def get_editor(conn: AsyncConnection[Any], editor_id: str, *, lock: bool =
         InvalidInputError: the id is not a UUID.
         UnknownError: no editor has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {e} FROM registry.editors WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("editor", editor_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no editor {editor_id}")
-    return _editor(row)
+    return await _get(conn, "editor", editor_id, _editor, lock=lock)
 
 
 async def list_editors(conn: AsyncConnection[Any]) -> list[Editor]:
@@ -890,14 +925,7 @@ async def get_delegation(conn: AsyncConnection[Any], delegation_id: str, *, lock
         InvalidInputError: the id is not a UUID.
         UnknownError: no delegation has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {d} FROM registry.delegations WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("delegation", delegation_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no delegation {delegation_id}")
-    return _delegation(row)
+    return await _get(conn, "delegation", delegation_id, _delegation, lock=lock)
 
 
 async def revoke_delegation(conn: AsyncConnection[Any], actor: str, delegation_id: str) -> Delegation:
@@ -931,22 +959,12 @@ async def list_delegations(
     Raises:
         InvalidInputError: an id is not a UUID.
     """
-    conditions: list[sql.Composable] = [sql.SQL("true")]
-    parameters: list[object] = []
-    if editor_id is not None:
-        conditions.append(sql.SQL("editor_id = %s"))
-        parameters.append(_uuid("editor", editor_id))
-    if habilitation_id is not None:
-        conditions.append(sql.SQL("habilitation_id = %s"))
-        parameters.append(_uuid("habilitation", habilitation_id))
-    cursor = await conn.execute(
-        _query(
-            "SELECT {d} FROM registry.delegations WHERE {where} ORDER BY created_at DESC, id",
-            where=sql.SQL(" AND ").join(conditions),
-        ),
-        parameters,
+    return await _listed(
+        conn,
+        "SELECT {d} FROM registry.delegations WHERE {where} ORDER BY created_at DESC, id",
+        _delegation,
+        (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
     )
-    return [_delegation(row) for row in await cursor.fetchall()]
 
 
 # -- FranceConnect clients -------------------------------------------------------------------------
