@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+import psycopg
 import pytest
 import redis
 import redis.asyncio
@@ -16,7 +17,11 @@ from apiparticulier.admin.v1 import admin_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2_grpc
 from devstack.redis import RedisProcess, free_port
 from gateway.app import build_server
-from gateway.france_connect.clients import FranceConnectClients, link, unlink
+from gateway.france_connect.clients import FranceConnectClients, client_token_id, link, unlink
+from gateway.registry import schema
+from gateway.registry import store as registry_store
+from gateway.registry.model import Status
+from gateway.registry.snapshot import RegistrySnapshot
 from gateway.tokens import TokenRecord
 from runtime.errors import ApiError
 from services.cnaf.app import CNAF
@@ -168,3 +173,46 @@ async def test_each_citizen_s_france_connect_token_has_its_own_bucket_beside_the
     # Its own bucket: 20 at once, then 20 a second (ACCESS-MODEL.md §9).
     assert set(alone) == {"OK", "00429"}
     assert alone.count("OK") <= 20 + math.ceil(20 * elapsed) + 1, elapsed
+
+
+async def test_a_client_mapped_in_the_registry_takes_its_habilitation_and_a_link_serves_the_others(
+    registry_url: str, store: tuple[redis.Redis, redis.asyncio.Redis]
+) -> None:
+    conn = await psycopg.AsyncConnection.connect(registry_url, autocommit=True)
+    await schema.migrate(conn)
+    habilitation = await registry_store.create_habilitation(
+        conn, "operatrice-1", label="CCAS", siret=SIRET, scopes=["cnaf_quotient_familial"], rate_per_minute=30
+    )
+    await registry_store.map_france_connect_client(conn, "operatrice-1", "mapped-client", habilitation.id)
+    link(store[0], "linked-client", RECORD)
+    snapshot = RegistrySnapshot(
+        registry_url, reload_seconds=30, change_delay_seconds=0.05, retry_seconds=0.1, timeout_seconds=2
+    )
+    await snapshot.start(first_load_timeout=10)
+    clients = FranceConnectClients(store[1], cache_seconds=0, registry=snapshot)
+    try:
+        mapped = await clients.token_of("mapped-client")
+        assert (mapped.habilitation_id, mapped.scopes, mapped.rate_limit_per_minute) == (
+            habilitation.id,
+            frozenset({"cnaf_quotient_familial"}),
+            30,
+        )
+        assert mapped.jti == client_token_id("mapped-client") != client_token_id("linked-client")
+        assert (await clients.token_of("linked-client")).jti == RECORD.jti
+        with pytest.raises(ApiError) as unknown:
+            await clients.token_of("nobody")
+        assert unknown.value.code == "00101"
+
+        await registry_store.update_habilitation(
+            conn, "operatrice-1", habilitation.id, registry_store.HabilitationChanges(status=Status.REVOKED)
+        )
+        started = time.monotonic()
+        while (rights := snapshot.france_connect_client("mapped-client")) is not None and rights.validated:
+            assert time.monotonic() - started < 2
+            await asyncio.sleep(0.05)
+        with pytest.raises(ApiError) as revoked:
+            await clients.token_of("mapped-client")
+        assert revoked.value.code == "00105"
+    finally:
+        await snapshot.close()
+        await conn.close()
