@@ -549,11 +549,12 @@ class RateLimiter:
         burst = self.burst_for(rate)
         session_rate = self._settings.rate_limit_per_second if session else 0
         session_burst = self.burst_for(session_rate) if session else 0
+        per_second_key = rate_key(key)
         keys_and_args = (
-            rate_key(key),
+            per_second_key,
             revoked_key(token_id, key),
             minute_key(key),
-            session_key(key, session),
+            session_key(key, session) if session else per_second_key,  # not read without a session
             rate,
             burst,
             int(count),
