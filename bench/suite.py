@@ -380,7 +380,14 @@ class Run:
         """Three gateways, one Redis, one token with a low limit, called far over it."""
         options = self.options
         self.say(f"rate-limit accuracy: 3 gateways, {options.rate_limit}/s, burst {options.burst}")
-        env = {**self.gateway_env, "RATE_LIMIT_BURST": str(options.burst), "GATEWAY_REPLICAS": "3"}
+        # The default rate set to the token's: a bucket scales with its rate
+        # (`RateLimiter.burst_for`), so the token's burst is then the one asked for.
+        env = {
+            **self.gateway_env,
+            "RATE_LIMIT_PER_SECOND": str(options.rate_limit),
+            "RATE_LIMIT_BURST": str(options.burst),
+            "GATEWAY_REPLICAS": "3",
+        }
         replicas = [self.mesh.start(f"gateway-rl-{n}", ["-m", "gateway"], env) for n in (1, 2, 3)]
         token = issuer.issue(cnaf_scopes(), SIRET, rate_limit=options.rate_limit)
         self.report.rate_limit = run_load(

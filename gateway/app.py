@@ -6,12 +6,14 @@ import asyncio
 import functools
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
 import structlog
 
 from contract.catalog import ApiCatalog
-from contract.routes import build_routes, contract_scopes
+from contract.routes import RouteTable, build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.call_path import CallPath
@@ -44,45 +46,44 @@ _REGISTRY_FIRST_LOAD_SECONDS = 10.0
 """Longest a starting gateway waits for its first load of the registry; it then serves and keeps trying."""
 
 
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A part of the gateway process: started before it serves, stopped after it has drained."""
+
+    stop: ShutdownHook
+    start: ShutdownHook | None = None
+    """None: nothing to start (a client that connects on first use)."""
+
+
 class GatewayServer(GrpcServer):
-    """The gateway's server: starts its usage recorder, availability tracker and REST front with it."""
+    """The gateway's server: starts its components and its REST front with it, stops them after it."""
 
     def __init__(
         self,
         settings: GatewaySettings,
         services: Sequence[ServiceDefinition],
         *,
-        usage: UsageRecorder,
-        on_shutdown: Sequence[ShutdownHook],
-        availability: AvailabilityTracker | None = None,
+        components: Sequence[Component],
         rest: RestServer | None = None,
-        journal: Journal | None = None,
-        registry: RegistrySnapshot | None = None,
         reuse_port: bool = False,
     ) -> None:
-        """Serve ``services``; usage, journal, registry, availability start with it; then ``on_shutdown``.
+        """Serve ``services``; ``components`` start in their order, and stop in reverse after the drain.
 
         ``rest``, the REST front, serves beside the gRPC port and drains with it.
         """
-        super().__init__(settings, services, on_shutdown=on_shutdown, reuse_port=reuse_port)
+        stops = [component.stop for component in reversed(components)]
+        super().__init__(settings, services, on_shutdown=stops, reuse_port=reuse_port)
         # A call refused while the gateway stops is refused by the call path, which journals it.
         self._boundary.refused_in_handlers = True
-        self._usage = usage
-        self._availability = availability
-        self._journal = journal
-        self._registry = registry
+        self._components = tuple(components)
         self.rest = rest
 
     async def start(self) -> None:
-        """Start the usage recorder's flushing and the journal's writer, then serve."""
-        await self._usage.start()
-        if self._journal is not None:
-            await self._journal.start()
-        if self._registry is not None:
-            await self._registry.start(first_load_timeout=_REGISTRY_FIRST_LOAD_SECONDS)
+        """Start the components in their order, then serve: the gRPC port, then the REST front."""
+        for component in self._components:
+            if component.start is not None:
+                await component.start()
         await super().start()
-        if self._availability is not None:
-            await self._availability.start()
         if self.rest is not None:
             await self.rest.start()
             _LOG.info("rest_front_started", port=self.rest.port)
@@ -151,58 +152,26 @@ def build_server(
             verification keys, a contract field without masking rule, FranceConnect
             upstream without credentials, REST bounds too small for a token).
     """
-    hmac_key = settings.journal_hmac_key.get_secret_value()
-    if not hmac_key:
-        raise ValueError(
-            "JOURNAL_HMAC_KEY is empty: the journal needs a secret key to hash subjects "
-            "(the same on every replica); refusing to start"
-        )
+    hmac_key = journal_hmac_key(settings)
     routes = build_routes()
-    keys = KeyStore.from_source(settings.keys_dir, settings.jwks_file, settings.keys_reload_min_seconds)
     registry = build_registry(settings)
-    verifier = TokenVerifier(
-        keys,
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        leeway_seconds=settings.token_leeway_seconds,
-        max_bytes=settings.token_max_bytes,
-        cache_size=settings.token_cache_size,
-        registry=registry,
-        environment=settings.gateway_environment,
-    )
-    redis_client = connect_redis(
-        settings.redis_url,
-        max_connections=settings.redis_max_connections,
-        pool_timeout=settings.default_deadline_seconds,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-    )
-    limiter = RateLimiter(redis_client, settings)
-    journal = build_journal(settings, hmac_key.encode())
+    verifier = build_verifier(settings, registry)
+    redis_client = build_redis(settings)
+    journal = build_journal(settings, hmac_key)
     usage = UsageRecorder(redis_client, settings.usage_flush_seconds)
     channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
-    france_connect = build_france_connect(settings, contract_scopes())
-    availability = AvailabilityTracker(
-        channels.pools,
-        retry_seconds=settings.availability_retry_seconds,
-        stale_seconds=settings.availability_stale_seconds,
-    )
+    availability = build_availability(settings, channels)
     pings = PingBoard(availability, redis_client)
-    # Published as gateway_provider_availability, read at each scrape.
-    report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
-    call_path = CallPath(
-        routes=routes,
-        default_deadline_seconds=settings.default_deadline_seconds,
+    call_path = build_call_path(
+        settings,
+        routes,
+        redis_client,
         verifier=verifier,
-        limiter=limiter,
         journal=journal,
-        usage=usage.count,
-        channels=channels.pools,
-        france_connect=france_connect,
-        france_connect_clients=FranceConnectClients(
-            redis_client, cache_seconds=settings.france_connect_link_cache_seconds, registry=registry
-        ),
+        usage=usage,
+        channels=channels,
+        registry=registry,
         availability=availability,
     )
     access_history = AccessHistory(
@@ -216,48 +185,160 @@ def build_server(
         catalog=catalog,
         access_history=access_history,
     )
-    rest = None
-    if settings.rest_port is not None:
-        front = RestFront(
-            call_path=call_path,
-            pings=pings,
-            usage=usage,
-            access_history=access_history,
-            access_history_rate=settings.access_history_rate_per_second,
-            public_url=settings.rest_public_url,
-        )
-        # The REST front speaks TLS with the gRPC port's certificate.
-        tls = (settings.tls_cert_file, settings.tls_key_file)
-        rest = RestServer(
-            front.app,
-            FrontLimits.of(settings),
-            host=settings.rest_host,
-            port=settings.rest_port,
-            tls=tls,
-            reuse_port=reuse_port,
-        )
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        # Order matters: the last calls' usage counts go to the usage recorder before it
-        # flushes; the limiter and usage still use Redis while they close; the health
-        # watches use the channels.
-        on_shutdown=[
-            call_path.close,
-            limiter.close,
-            usage.close,
-            journal.close,
-            *([registry.close] if registry is not None else []),
-            availability.close,
-            france_connect.close,
-            channels.close,
-            functools.partial(close_redis, redis_client),
-        ],
-        usage=usage,
-        availability=availability,
-        rest=rest,
+        components=lifecycle(call_path, redis_client, channels=channels, registry=registry, usage=usage),
+        rest=build_rest(settings, call_path, pings, usage, access_history, reuse_port=reuse_port),
+        reuse_port=reuse_port,
+    )
+
+
+def build_call_path(
+    settings: GatewaySettings,
+    routes: RouteTable,
+    redis_client: redis.asyncio.Redis,
+    *,
+    verifier: TokenVerifier,
+    journal: Journal,
+    usage: UsageRecorder,
+    channels: ProviderChannels,
+    availability: AvailabilityTracker,
+    registry: RegistrySnapshot | None,
+) -> CallPath:
+    """The call path, with its limiter and its FranceConnect clients (mapped in ``registry``, when set).
+
+    Raises:
+        ValueError: FranceConnect upstream without credentials.
+    """
+    return CallPath(
+        routes=routes,
+        default_deadline_seconds=settings.default_deadline_seconds,
+        verifier=verifier,
+        limiter=RateLimiter(redis_client, settings),
         journal=journal,
+        usage=usage.count,
+        channels=channels.pools,
+        france_connect=build_france_connect(settings, contract_scopes()),
+        france_connect_clients=FranceConnectClients(
+            redis_client, cache_seconds=settings.france_connect_link_cache_seconds, registry=registry
+        ),
+        availability=availability,
+    )
+
+
+def lifecycle(
+    call_path: CallPath,
+    redis_client: redis.asyncio.Redis,
+    *,
+    channels: ProviderChannels,
+    registry: RegistrySnapshot | None,
+    usage: UsageRecorder,
+) -> list[Component]:
+    """The gateway's components in the order they start; they stop in the reverse order, after the drain.
+
+    The last calls' usage counts go to the usage recorder before it flushes; the limiter
+    and usage still use Redis while they close; the health watches use the channels.
+    """
+    first_load = _REGISTRY_FIRST_LOAD_SECONDS
+    registered = (
+        [] if registry is None else [Component(registry.close, functools.partial(registry.start, first_load))]
+    )
+    return [
+        Component(functools.partial(close_redis, redis_client)),
+        Component(channels.close),
+        Component(call_path.france_connect.close),
+        Component(call_path.availability.close, call_path.availability.start),
+        *registered,
+        Component(call_path.journal.close, call_path.journal.start),
+        Component(usage.close, usage.start),
+        Component(call_path.limiter.close, call_path.limiter.start),
+        Component(call_path.close),
+    ]
+
+
+def journal_hmac_key(settings: GatewaySettings) -> bytes:
+    """The journal's key for hashing subjects (``JOURNAL_HMAC_KEY``).
+
+    Raises:
+        ValueError: it is empty.
+    """
+    hmac_key = settings.journal_hmac_key.get_secret_value()
+    if not hmac_key:
+        raise ValueError(
+            "JOURNAL_HMAC_KEY is empty: the journal needs a secret key to hash subjects "
+            "(the same on every replica); refusing to start"
+        )
+    return hmac_key.encode()
+
+
+def build_verifier(settings: GatewaySettings, registry: RegistrySnapshot | None) -> TokenVerifier:
+    """The token verifier, with the keys of ``KEYS_DIR`` or ``JWKS_FILE`` and the registry's rights.
+
+    Raises:
+        ValueError: no verification key.
+    """
+    keys = KeyStore.from_source(settings.keys_dir, settings.jwks_file, settings.keys_reload_min_seconds)
+    return TokenVerifier(
+        keys,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        leeway_seconds=settings.token_leeway_seconds,
+        max_bytes=settings.token_max_bytes,
+        cache_size=settings.token_cache_size,
         registry=registry,
+        environment=settings.gateway_environment,
+    )
+
+
+def build_redis(settings: GatewaySettings) -> redis.asyncio.Redis:
+    """The Redis client of the limiter, usage and FranceConnect's habilitations (``REDIS_URL``)."""
+    return connect_redis(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        pool_timeout=settings.default_deadline_seconds,
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+    )
+
+
+def build_availability(settings: GatewaySettings, channels: ProviderChannels) -> AvailabilityTracker:
+    """The providers' availability, published as ``gateway_provider_availability`` at each scrape."""
+    availability = AvailabilityTracker(
+        channels.pools,
+        retry_seconds=settings.availability_retry_seconds,
+        stale_seconds=settings.availability_stale_seconds,
+    )
+    report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
+    return availability
+
+
+def build_rest(
+    settings: GatewaySettings,
+    call_path: CallPath,
+    pings: PingBoard,
+    usage: UsageRecorder,
+    access_history: AccessHistory,
+    *,
+    reuse_port: bool,
+) -> RestServer | None:
+    """The REST front ``REST_PORT`` asks for, speaking TLS with the gRPC port's certificate; None: no port."""
+    if settings.rest_port is None:
+        return None
+    front = RestFront(
+        call_path=call_path,
+        pings=pings,
+        usage=usage,
+        access_history=access_history,
+        access_history_rate=settings.access_history_rate_per_second,
+        public_url=settings.rest_public_url,
+    )
+    return RestServer(
+        front.app,
+        FrontLimits.of(settings),
+        host=settings.rest_host,
+        port=settings.rest_port,
+        tls=(settings.tls_cert_file, settings.tls_key_file),
         reuse_port=reuse_port,
     )
 

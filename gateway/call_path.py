@@ -44,8 +44,9 @@ Each step is one method of `CallPath`, named as above (`_authenticate`, `_author
 `_name_recipient`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
 it reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
 for every entry point: the timer, the outcome, the journal's admission, the rate-limit
-metadata and step 8. The request and the answer travel as a `Payload`, decoded and
-encoded at most once whichever transport brought them.
+metadata and step 8. Steps 6 and 7 hand the provider's side to `gateway.forwarding`.
+The request and the answer travel as a `Payload`, decoded and encoded at most once
+whichever transport brought them.
 
 A Lookup is one call of this frame whose body makes provider calls with
 `CallPath.call_within`, each a child `Exchange` of the Lookup's: steps 4, 6, 7 and 8
@@ -66,46 +67,33 @@ import asyncio
 import contextvars
 import functools
 import hashlib
-import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
-from apiparticulier.common.v1 import options_pb2
-from contract.routes import Route, RouteTable
+from contract.routes import RouteTable
 from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.delegations import delegated
+from gateway.forwarding import Forwarder, Method, Payload, Target, targets_of
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
 from gateway.journal import Call, Journal, Record
-from gateway.masking import mask
-from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
-from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
-from runtime.context import REQUEST_ID_KEY, REQUEST_ID_REFUSED_KEY, CallContext, current_call
+from runtime.caller import Caller
+from runtime.context import CallContext, current_call
 from runtime.errors import (
-    DETAILS_KEY,
     ApiError,
-    ErrorSource,
-    details_of,
-    error_info_of,
     insufficient_scopes,
-    malformed_request,
-    provider_timeout,
-    provider_unavailable,
-    provider_unknown_answer,
     server_stopping,
 )
 from runtime.interceptors import Outcome
-from runtime.providers import BY_NAME
-from runtime.tracing import active_tracer, traced_grpc_call
 
 _LOG = structlog.get_logger(__name__)
 
@@ -132,74 +120,6 @@ class Inbound:
         return cls(current_call().metadata, context.time_remaining())
 
 
-class Payload:
-    """A request or an answer: the bytes a transport carries and/or the message they encode.
-
-    Each is made at most once, when first asked for: the gRPC adapter hands in bytes and
-    takes bytes back (untouched when nothing is masked), the REST front hands in a message
-    and takes a message back (a REST query always reads as one: the route's rules refuse it).
-
-    Args:
-        kind: The message class.
-        data: The serialized message, if a transport brought it so.
-        message: The message, if a transport brought it so.
-        unreadable: The error of bytes that are no message of ``kind``.
-    """
-
-    __slots__ = ("_data", "_kind", "_message", "_unreadable")
-
-    def __init__(
-        self,
-        kind: type[Message],
-        *,
-        data: bytes | None = None,
-        message: Message | None = None,
-        unreadable: Callable[[], ApiError] = malformed_request,
-    ) -> None:
-        self._kind, self._data, self._message = kind, data, message
-        self._unreadable = unreadable
-
-    def message(self) -> Message:
-        """The message, decoded at its first use.
-
-        Raises:
-            ApiError: ``unreadable``'s error, for bytes that do not decode.
-        """
-        if self._message is None:
-            try:
-                self._message = self._kind.FromString(self._data or b"")
-            except DecodeError:
-                raise self._unreadable() from None
-        return self._message
-
-    def serialized(self) -> bytes:
-        """The bytes, encoded at their first use."""
-        if self._data is None:
-            self._data = self.message().SerializeToString()
-        return self._data
-
-    def rewritten(self) -> None:
-        """The message was changed in place: its bytes are encoded again when next asked for."""
-        self._data = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Method:
-    """What the frame needs to know of the method called."""
-
-    path: str
-    """The full gRPC path, for the journal."""
-    route: Route | None
-    """The provider route; None for the gateway's own methods."""
-    scopes: frozenset[str] | None
-    """The scopes that open it, any one sufficing; None: every token."""
-    needs_recipient: bool
-
-    def opens_to(self, scopes: frozenset[str]) -> bool:
-        """Whether a call holding ``scopes`` may call the method (step 2)."""
-        return self.scopes is None or not self.scopes.isdisjoint(scopes)
-
-
 @dataclass(slots=True)
 class Exchange:
     """One call as its steps learn it, in their order; each step writes what it learned here.
@@ -208,7 +128,7 @@ class Exchange:
     provider call) is its `child`.
     """
 
-    method: _Method
+    method: Method
     request_id: str
     deadline: float
     """Event-loop time by which the answer must leave: the caller's deadline bounded by the default."""
@@ -258,7 +178,7 @@ class Exchange:
         token_id = self.token.jti if self.token is not None else ""
         return Caller(self.recipient, self.request_id, self.time_left(), token_id)
 
-    def child(self, method: _Method, request: Message, margin: float) -> Exchange:
+    def child(self, method: Method, request: Message, margin: float) -> Exchange:
         """A call made inside this one: its own method and subject (``request``), ``margin`` s less to answer.
 
         It adds to this call only its rate decision (`decided`); token, scopes and recipient are this call's.
@@ -278,82 +198,17 @@ class Exchange:
         )
 
     def decided(self, decision: RateDecision) -> None:
-        """Step 4 admitted the call: the decision counts in the answer of the outermost call."""
+        """Step 4 decided: a refusal is raised; an admission counts in the answer of the outermost call.
+
+        Raises:
+            ApiError: the decision's refusal (00105 revoked, 00429 over the limit).
+        """
+        if not decision.allowed:
+            raise decision.refusal()
         if self.parent is not None:
             self.parent.decided(decision)
         else:
             self.decisions.append(decision)
-
-
-@dataclass(slots=True)
-class Target:
-    """One route with what its calls need, prepared at start-up."""
-
-    route: Route
-    source: ErrorSource
-    """Whom the error model names when the provider service fails."""
-    callables: Iterator[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]]
-    """The route's method on each channel to the provider, in turn."""
-    method: _Method = field(init=False)
-    """What the frame needs to know of it."""
-
-    def __post_init__(self) -> None:
-        self.method = _Method(self.route.path, self.route, self.route.scopes, needs_recipient=True)
-
-    @property
-    def france_connect(self) -> bool:
-        """Whether the request's subject is a FranceConnect subject, resolved by the gateway."""
-        return self.route.subject.kind == options_pb2.SUBJECT_KIND_FRANCE_CONNECT
-
-    def unreadable_answer(self) -> ApiError:
-        """The provider answered bytes that are no answer of the method (PP003 of its source)."""
-        return provider_unknown_answer(self.source)
-
-
-@dataclass(eq=False)
-class ProviderStatusError(ApiError):
-    """A provider's own error, sent back to the caller with its status and details unchanged.
-
-    Its code, title, detail and the provider it names are read from the provider's ``ErrorInfo``.
-    """
-
-    message: str = ""
-    details_bin: bytes = b""
-
-    def __str__(self) -> str:
-        return self.message
-
-    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        """The provider's rich status as it sent it, plus any extra metadata."""
-        return ((DETAILS_KEY, self.details_bin), *self.extra_metadata)
-
-
-def provider_error(error: grpc.aio.AioRpcError, source: ErrorSource) -> ApiError:
-    """The error the caller gets for a failed provider call.
-
-    A status with rich details is the provider's own answer and is passed through;
-    without details it comes from the transport: the provider could not be
-    reached (UNAVAILABLE), did not answer in time, or broke.
-    """
-    # The stubs type these trailers as the sync API's; grpc.aio gives (key, value) pairs.
-    details = details_of(error.trailing_metadata())
-    status = error.code()
-    if details is None:
-        if status is grpc.StatusCode.UNAVAILABLE:
-            return provider_unavailable(source)
-        if status is grpc.StatusCode.DEADLINE_EXCEEDED:
-            return provider_timeout(source)
-        return provider_unknown_answer(source)
-    api_code, reason, title, detail, named = "", "", "", "", None
-    info = error_info_of(details)
-    if info is not None:
-        api_code, reason = info.metadata.get("code", ""), info.reason
-        title, detail = info.metadata.get("title", ""), info.metadata.get("detail", "")
-        if "provider" in info.metadata:
-            named = ErrorSource(api_code[:2], info.metadata["provider"])
-    return ProviderStatusError(
-        status, api_code, reason, title, detail, named, message=error.details() or "", details_bin=details
-    )
 
 
 def tightest(decisions: Sequence[RateDecision]) -> tuple[tuple[str, str], ...]:
@@ -491,22 +346,12 @@ class CallPath:
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
+    _forwarder: Forwarder = field(init=False)
 
     def __post_init__(self, routes: RouteTable, channels: Mapping[str, Sequence[grpc.aio.Channel]]) -> None:
         self._accounts = Accounts(self.journal, self.usage)
-        self.targets = {
-            route.path: Target(
-                route,
-                BY_NAME[route.provider].error_source,
-                itertools.cycle(
-                    [
-                        channel.unary_unary(route.path, request_serializer=None, response_deserializer=None)
-                        for channel in channels[route.provider]
-                    ]
-                ),
-            )
-            for route in routes.routes
-        }
+        self._forwarder = Forwarder(self.availability)
+        self.targets = targets_of(routes, channels)
 
     # -- the entry points -----------------------------------------------------------------------------
 
@@ -553,7 +398,7 @@ class CallPath:
         Raises:
             ApiError: any step's refusal, or the body's.
         """
-        async with self._framed(_Method(method, None, None, needs_recipient), inbound) as call:
+        async with self._framed(Method(method, None, None, needs_recipient), inbound) as call:
             await self._authenticate(call)  # 1
             await self._authorize(call)  # 2
             await self._name_recipient(call)  # 3
@@ -576,9 +421,8 @@ class CallPath:
         """
         async with _Framed(self, call, current_call()):
             await self._limit(call)  # 4
-            answer = await self._forward(
-                call, target, Payload(target.route.request_class, message=request)
-            )  # 6
+            sent = Payload(target.route.request_class, message=request)
+            answer = await self._forward(call, target, sent)  # 6
             return self._mask(call, target, answer)  # 7
 
     async def call_citizen(
@@ -602,14 +446,14 @@ class CallPath:
             ApiError: the FranceConnect token is refused (51501, 51502, 51504) or cannot be checked, the
                 citizen is over the limit (00429), the journal cannot keep the row (00503), or the body's.
         """
-        async with self._framed(_Method(method, None, None, needs_recipient=False), inbound) as call:
+        async with self._framed(Method(method, None, None, needs_recipient=False), inbound) as call:
             await self.resolve_france_connect(call, request, "france_connect")  # 5
             await self._limit_citizen(call, rate_per_second)  # 4
             return await body(request)
 
     # -- the frame ------------------------------------------------------------------------------------
 
-    def _framed(self, method: _Method, inbound: Inbound) -> _Framed:
+    def _framed(self, method: Method, inbound: Inbound) -> _Framed:
         """Open a call: its request id, its one deadline, its timer (`_Framed` does the rest)."""
         context = current_call()
         timeout = self.default_deadline_seconds
@@ -705,8 +549,6 @@ class CallPath:
             per_minute=token.rate_limit_per_minute or 0,
             session=call.session,
         )
-        if not decision.allowed:
-            raise decision.refusal()
         call.decided(decision)
 
     async def _limit_citizen(self, call: Exchange, rate_per_second: int) -> None:
@@ -719,8 +561,6 @@ class CallPath:
         digest = self.journal.subject_digest(call.subject) if call.subject is not None else ""
         citizen = hashlib.sha256(digest.encode()).hexdigest()[:32]
         decision = await self.limiter.check(f"citizen-{citizen}", rate_per_second)
-        if not decision.allowed:
-            raise decision.refusal()
         call.decided(decision)
 
     async def _resolve_subject(self, call: Exchange, target: Target, request: Payload) -> None:
@@ -755,61 +595,20 @@ class CallPath:
         call.subject = request
 
     async def _forward(self, call: Exchange, target: Target, request: Payload) -> bytes:
-        """Step 6: send the request to the provider, within the call's deadline.
+        """Step 6 (`Forwarder.forward`), within the call's deadline, told of its recipient and token.
 
         Raises:
-            ApiError: the provider's own error, passed through; PP001 unreachable, PP002 too slow,
-                PP003 broken (of the provider's error source).
+            ApiError: the provider's own error, passed through; PP001, PP002 or PP003 of its source.
         """
-        route = target.route
-        timeout = call.time_left()
-        if timeout <= 0:
-            raise self._failed(route, provider_timeout(target.source))
-        forwarded: tuple[tuple[str, str], ...] = (
-            (REQUEST_ID_KEY, call.request_id),
-            (RECIPIENT_KEY, call.recipient),
-            (TOKEN_ID_KEY, call.holder.jti),
-        )
-        if current_call().request_id_refused:
-            # The provider's rules decide what a refused request id costs (00401 on the CNAV routes).
-            forwarded += ((REQUEST_ID_REFUSED_KEY, "1"),)
-        data = request.serialized()
-        send = next(target.callables)
-        tracer = active_tracer()
-        try:
-            if tracer is None:
-                answer: bytes = await send(data, timeout=timeout, metadata=forwarded)
-                return answer
-            # A CLIENT span, its traceparent added to the forwarded metadata.
-            return await traced_grpc_call(
-                tracer,
-                route.path,
-                route.provider,
-                forwarded,
-                lambda metadata: send(data, timeout=timeout, metadata=metadata),
-            )
-        except grpc.aio.AioRpcError as error:
-            self.availability.observe(route.provider, error.code(), route.api_label)
-            raise self._failed(route, provider_error(error, target.source)) from None
+        return await self._forwarder.forward(target, request, call.caller())
 
     def _mask(self, call: Exchange, target: Target, answer: bytes) -> Payload:
-        """Step 7: hide the fields the call's scopes do not unlock; the bytes untouched when they unlock all.
+        """Step 7 (`Forwarder.mask`) with the call's scopes.
 
         Raises:
-            ApiError: PP003, the answer is no answer of the method (masking must read it).
+            ApiError: PP003, the answer is no answer of the method.
         """
-        route = target.route
-        if route.plan.scopes <= call.scopes:
-            self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
-            return Payload(route.response_class, data=answer, unreadable=target.unreadable_answer)
-        try:
-            response = route.response_class.FromString(answer)
-        except DecodeError:
-            self.availability.observe(route.provider, grpc.StatusCode.UNKNOWN, route.api_label)
-            raise self._failed(route, target.unreadable_answer()) from None
-        self.availability.observe(route.provider, grpc.StatusCode.OK, route.api_label)
-        mask(response, route.plan, call.scopes)
-        return Payload(route.response_class, message=response)
+        return self._forwarder.mask(target, answer, call.scopes)
 
     def account_later(self, call: Exchange) -> None:
         """Step 8 (`Accounts.account_later`).
@@ -835,9 +634,3 @@ class CallPath:
         )
         if state is not None:
             current_call().response_metadata.extend(state.metadata)
-
-    @staticmethod
-    def _failed(route: Route, error: ApiError) -> ApiError:
-        """Count a failed provider call (by provider service, status and code), then hand the error back."""
-        PROVIDER_ERRORS.labels(route.provider, error.status.name, error.code).inc()
-        return error

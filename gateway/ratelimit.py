@@ -408,6 +408,11 @@ class RateLimiter:
             return None
         return self._clock() - self._revoked_snapshot_at
 
+    async def start(self) -> None:
+        """In degrade mode, follow the revocation list from start-up, off the request path."""
+        if self.degrade and self._refresher is None and not self._closed:
+            self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
+
     async def check(
         self,
         token_id: str,
@@ -440,8 +445,6 @@ class RateLimiter:
                 unreachable in fail-closed mode, or for too long in degrade mode.
         """
         rate = rate_per_second if rate_per_second > 0 else self._settings.rate_limit_per_second
-        if self.degrade and self._refresher is None and not self._closed:
-            self._refresher = asyncio.create_task(self._follow_revocations(), name="revocation-follower")
         if self._may_try_redis():
             if self._connections.locked():
                 try:

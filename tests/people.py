@@ -31,6 +31,31 @@ def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
     return identity_pb2.IdentityPivot(**{**_LEFEBVRE, **overrides})
 
 
+def lefebvre_in_capitals(**overrides: Any) -> identity_pb2.IdentityPivot:
+    """LEFEBVRE in capitals, accents kept: her FranceConnect claims (`LEFEBVRE_CLAIMS`) as a pivot."""
+    return lefebvre(**{"nom_naissance": "LEFEBVRE", "prenoms": ["ALEXIS", "GÉRÔME"], **overrides})
+
+
+def lefebvre_briefly(**overrides: Any) -> identity_pb2.IdentityPivot:
+    """LEFEBVRE as callers most often name her: in capitals, her first first name, no birth commune."""
+    fields = {**_LEFEBVRE, "nom_naissance": "LEFEBVRE", "prenoms": ["ALEXIS"], **overrides}
+    if "code_cog_insee_commune_naissance" not in overrides:
+        del fields["code_cog_insee_commune_naissance"]
+    return identity_pb2.IdentityPivot(**fields)
+
+
+LEFEBVRE_CLAIMS: dict[str, Any] = {
+    "gender": "female",
+    "family_name": "LEFEBVRE",
+    "given_name": "ALEXIS GÉRÔME",
+    "given_name_array": ["ALEXIS", "GÉRÔME"],
+    "birthdate": "1982-12-27",
+    "birthplace": "08480",
+    "birthcountry": "99100",
+}
+"""LEFEBVRE's identity as FranceConnect's token introspection certifies it."""
+
+
 LEFEBVRE_QUERY: dict[str, str | list[str]] = {
     "nomNaissance": "LEFEBVRE",
     "prenoms[]": ["ALEXIS"],

@@ -300,29 +300,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 done, 1 refused, 2 invalid arguments, 3 Redis unreachable.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_token_commands(commands)
+    _add_registry_commands(commands)
+    journal.register(commands)
+    habilitations.register(commands, _default("redis_url"))
+    return parser
 
-    def with_keys_dir(sub: argparse.ArgumentParser) -> None:
-        default = os.environ.get("KEYS_DIR")
-        sub.add_argument(
-            "--keys-dir",
-            type=Path,
-            default=Path(default) if default else None,
-            required=default is None,
-            help="directory of <kid>.private.pem / <kid>.public.pem (default: $KEYS_DIR)",
-        )
 
-    def with_redis(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--redis-url", default=_default("redis_url"), help="Redis of the gateways (default: $REDIS_URL)"
-        )
+def _with_keys_dir(sub: argparse.ArgumentParser) -> None:
+    default = os.environ.get("KEYS_DIR")
+    sub.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=Path(default) if default else None,
+        required=default is None,
+        help="directory of <kid>.private.pem / <kid>.public.pem (default: $KEYS_DIR)",
+    )
 
+
+def _with_redis(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--redis-url", default=_default("redis_url"), help="Redis of the gateways (default: $REDIS_URL)"
+    )
+
+
+def _add_token_commands(commands: Any) -> None:
+    """``keygen``, ``issue`` and ``list``: the signing keys and the tokens."""
     keygen = commands.add_parser("keygen", help="create an ES256 (P-256) signing key pair")
-    with_keys_dir(keygen)
+    _with_keys_dir(keygen)
     keygen.add_argument("--kid", help="key id (default: es256-<date>-<random>)")
     keygen.set_defaults(handler=_keygen)
 
     issue = commands.add_parser("issue", help="issue a token; prints the JWT on standard output")
-    with_keys_dir(issue)
+    _with_keys_dir(issue)
     issue.add_argument("--kid", required=True, help="key id of the signing key")
     issue.add_argument("--label", required=True, help="the habilitation the token is for (claim sub)")
     issue.add_argument("--siret", required=True, help="SIRET of the organisation holding the habilitation")
@@ -344,14 +354,17 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument(
         "--audience", default=_default("token_audience"), help="claim aud (default: $TOKEN_AUDIENCE)"
     )
-    with_redis(issue)
+    _with_redis(issue)
     issue.set_defaults(handler=_issue)
 
     listing = commands.add_parser("list", help="list registered tokens (never the tokens themselves)")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    with_redis(listing)
+    _with_redis(listing)
     listing.set_defaults(handler=_list)
 
+
+def _add_registry_commands(commands: Any) -> None:
+    """``revoke``, the FranceConnect clients' links and ``maintenance``: what every gateway reads in Redis."""
     for name, help_text, handler, positionals in (
         ("revoke", "revoke a token on every gateway", _revoke, (("jti", "the token's jti (see list)"),)),
         (
@@ -373,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         for positional, positional_help in positionals:
             command.add_argument(positional, help=positional_help)
-        with_redis(command)
+        _with_redis(command)
         command.set_defaults(handler=handler)
     maintenance = commands.add_parser(
         "maintenance", help="declare (or --clear) a maintenance window of a ping, seen by every gateway"
@@ -382,11 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     maintenance.add_argument("--from", dest="start", type=_instant, help="start, ISO 8601 (default: now)")
     maintenance.add_argument("--until", type=_instant, help="end, ISO 8601 with its UTC offset")
     maintenance.add_argument("--clear", action="store_true", help="remove the ping's window")
-    with_redis(maintenance)
+    _with_redis(maintenance)
     maintenance.set_defaults(handler=_maintenance)
-    journal.register(commands)
-    habilitations.register(commands, _default("redis_url"))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -227,7 +227,30 @@ def register(commands: Any) -> None:
     keygen.add_argument("--name", default=KEY_NAME, help=f"file name of the pair (default {KEY_NAME})")
     keygen.set_defaults(handler=_keygen)
 
-    check = actions.add_parser("verify", help="check every chain and signed head; exit 1 if tampered")
+    check = _add_verify(actions)
+    with_database(check)
+    check.set_defaults(handler=_verify)
+
+    search = actions.add_parser("search", help="the calls about one person (needs JOURNAL_HMAC_KEY)")
+    people = search.add_argument_group("the person (the client's flags)")
+    identity_flags(people)
+    people.add_argument("--ine", help="INE of a student")
+    people.add_argument("--identifiant", help="France Travail identifiant")
+    search.add_argument(
+        "--hmac-key-file", type=Path, help="file holding the HMAC key (default: $JOURNAL_HMAC_KEY)"
+    )
+    search.add_argument(
+        "--limit", type=int, default=MAX_ACCESSES, help=f"most calls listed (default {MAX_ACCESSES})"
+    )
+    with_database(search)
+    search.set_defaults(handler=_search)
+
+
+def _add_verify(actions: Any) -> argparse.ArgumentParser:
+    """``journal verify`` and its flags, but the database's."""
+    check: argparse.ArgumentParser = actions.add_parser(
+        "verify", help="check every chain and signed head; exit 1 if tampered"
+    )
     check.add_argument(
         "--public-key",
         type=Path,
@@ -259,19 +282,4 @@ def register(commands: Any) -> None:
         default=int(os.environ.get("JOURNAL_RETENTION_MONTHS", "12")),
         help="JOURNAL_RETENTION_MONTHS: older witnessed chains are not expected (default: $… or 12)",
     )
-    with_database(check)
-    check.set_defaults(handler=_verify)
-
-    search = actions.add_parser("search", help="the calls about one person (needs JOURNAL_HMAC_KEY)")
-    people = search.add_argument_group("the person (the client's flags)")
-    identity_flags(people)
-    people.add_argument("--ine", help="INE of a student")
-    people.add_argument("--identifiant", help="France Travail identifiant")
-    search.add_argument(
-        "--hmac-key-file", type=Path, help="file holding the HMAC key (default: $JOURNAL_HMAC_KEY)"
-    )
-    search.add_argument(
-        "--limit", type=int, default=MAX_ACCESSES, help=f"most calls listed (default {MAX_ACCESSES})"
-    )
-    with_database(search)
-    search.set_defaults(handler=_search)
+    return check

@@ -39,7 +39,8 @@ from apiparticulier.common.v1 import error_pb2, options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2
 from contract.catalog import ApiCatalog
 from contract.routes import ContractError, Route
-from gateway.call_path import CallPath, Exchange, ProviderStatusError, Target
+from gateway.call_path import CallPath, Exchange
+from gateway.forwarding import ProviderStatusError, Target
 from runtime.errors import (
     ApiError,
     FieldViolation,

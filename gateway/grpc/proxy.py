@@ -14,7 +14,8 @@ from typing import Any
 
 import grpc
 
-from gateway.call_path import CallPath, Inbound, Payload, Target
+from gateway.call_path import CallPath, Inbound
+from gateway.forwarding import Payload, Target
 from runtime.server import ServiceDefinition
 
 _Behavior = Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]

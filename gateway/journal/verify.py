@@ -279,19 +279,7 @@ def verify(
         One report per chain (and per witnessed chain the journal lacks); the journal is intact
         when none has a problem.
     """
-    chains: list[tuple[uuid.UUID, dt.date | None]] = [
-        (chain_id, month)
-        for chain_id, month in conn.execute(
-            "SELECT chain_id, month FROM journal.chains ORDER BY month, started_at, chain_id"
-        )
-    ]
-    chains += [
-        (chain_id, None)
-        for (chain_id,) in conn.execute(
-            "SELECT DISTINCT chain_id FROM journal.calls "
-            "WHERE chain_id NOT IN (SELECT chain_id FROM journal.chains) ORDER BY chain_id"
-        )
-    ]
+    chains = _chains(conn)
     checkpoints = _checkpoints(conn)
     by_chain: dict[uuid.UUID, list[WitnessedHead]] = {}
     for head in witnessed or ():
@@ -311,6 +299,32 @@ def verify(
     now = timing.now or dt.datetime.now(dt.UTC)
     # The oldest month whose partition the retention keeps (`gateway.journal.schema.drop_expired`).
     kept_from = add_months(month_of(now), -(retention_months + 1))
+    return reports + _missing(by_chain, verifier, kept_from)
+
+
+def _chains(conn: psycopg.Connection[Any]) -> list[tuple[uuid.UUID, dt.date | None]]:
+    """Every chain, in order of month and start; then those whose rows have no chain row (month None)."""
+    chains: list[tuple[uuid.UUID, dt.date | None]] = [
+        (chain_id, month)
+        for chain_id, month in conn.execute(
+            "SELECT chain_id, month FROM journal.chains ORDER BY month, started_at, chain_id"
+        )
+    ]
+    chains += [
+        (chain_id, None)
+        for (chain_id,) in conn.execute(
+            "SELECT DISTINCT chain_id FROM journal.calls "
+            "WHERE chain_id NOT IN (SELECT chain_id FROM journal.chains) ORDER BY chain_id"
+        )
+    ]
+    return chains
+
+
+def _missing(
+    by_chain: dict[uuid.UUID, list[WitnessedHead]], verifier: Verifier, kept_from: dt.date
+) -> list[ChainReport]:
+    """A report for each witnessed chain of a month kept from ``kept_from`` that the journal lacks."""
+    reports: list[ChainReport] = []
     for chain_id, heads in by_chain.items():
         if heads[0].month < kept_from:
             continue

@@ -50,8 +50,9 @@ from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
 from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
-from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
+from gateway.call_path import CallPath, Exchange, Inbound
 from gateway.delegations import DELEGATION_ID_KEY, page_of
+from gateway.forwarding import Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
 from gateway.registry.snapshot import ListedDelegation

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from gateway.call_path import ProviderStatusError
+from gateway.forwarding import ProviderStatusError
 from runtime.error_catalogue import entry_of, rule_entry
 from runtime.errors import DELEGATION_ID_FIELD, ApiError, FieldViolation
 from runtime.errors import missing_recipient as _missing_recipient

@@ -22,6 +22,7 @@ from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre_briefly
 
 OK = gateway_pb2.PROVIDER_STATUS_OK
 BAD = gateway_pb2.PROVIDER_STATUS_BAD_GATEWAY
@@ -153,7 +154,7 @@ async def test_a_failed_call_marks_the_provider_bad_until_a_success(
         assert await cnaf_status() == BAD
         assert await cnaf_status("cnaf_msa_prime_activite") == BAD
         await cnaf_stub.GetQuotientFamilialByIdentity(
-            asking("LEFEBVRE", "ALEXIS", 1982, 12, 27, "F"), metadata=metadata
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly()), metadata=metadata
         )
         assert await cnaf_status("cnaf_msa_prime_activite") == OK
         assert await cnaf_status() == BAD  # 1 call of 2 failed

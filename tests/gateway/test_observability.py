@@ -31,7 +31,6 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import RedisProcess, free_port
 from gateway.app import build_server
 from gateway.ratelimit import RateLimiter
@@ -44,6 +43,7 @@ from services.cnaf.settings import PRESTATIONS, CnafSettings
 from tests.fake_provider import Answer, FakeProvider, json_answer
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre_in_capitals
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -65,20 +65,6 @@ DOWN = Answer(503, {"error": "maintenance"})
 NOT_REGISTERED = json_answer({"errorCode": 40406}, status=404)
 
 
-def lefebvre() -> identity_pb2.IdentityPivot:
-    """The sandbox's CNAF household allocataire."""
-    return identity_pb2.IdentityPivot(
-        nom_naissance="LEFEBVRE",
-        prenoms=["ALEXIS", "GÉRÔME"],
-        annee_date_naissance=1982,
-        mois_date_naissance=12,
-        jour_date_naissance=27,
-        sexe_etat_civil="F",
-        code_cog_insee_pays_naissance="99100",
-        code_cog_insee_commune_naissance="08480",
-    )
-
-
 @dataclass
 class Observed:
     """The running mesh and where to watch it."""
@@ -97,7 +83,8 @@ class Observed:
             metadata.append(("x-request-id", request_id))
         stub = cnaf_pb2_grpc.CnafServiceStub(self.channel)
         return await stub.GetQuotientFamilialByIdentity(
-            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre()), metadata=tuple(metadata)
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_in_capitals()),
+            metadata=tuple(metadata),
         )
 
     async def failure(self, request_id: str | None = None, bearer: str | None = None) -> grpc.aio.AioRpcError:

@@ -345,6 +345,7 @@ async def test_degrade_limits_locally_with_the_last_known_revocations_then_retur
             revocation_refresh_seconds=0.05,
         ),
     )
+    await limiter.start()
     revoked, healthy = new_jti(), new_jti()
     assert (await limiter.check(healthy, 0)).allowed
     await client.set(revoked_key(revoked), "1", ex=60)
@@ -389,6 +390,7 @@ async def test_degrade_refuses_a_token_revoked_just_before_the_outage(private_re
             revocation_refresh_seconds=60,  # the periodic read cannot be what sees it
         ),
     )
+    await limiter.start()
     jti = new_jti()
     registry.register(
         admin_client,
@@ -427,6 +429,7 @@ async def test_degrade_fails_closed_after_the_maximum_time(private_redis: RedisP
             revocation_refresh_seconds=0.05,
         ),
     )
+    await limiter.start()
     jti = new_jti()
     assert (await limiter.check(jti, 0)).allowed
     await wait_for_snapshot(limiter)
@@ -448,6 +451,7 @@ async def test_degrade_without_a_known_revocation_list_fails_closed() -> None:
     limiter = RateLimiter(
         client, settings(redis_failure_mode=RedisFailureMode.DEGRADE, redis_timeout_seconds=0.1)
     )
+    await limiter.start()
     with pytest.raises(ApiError) as refused:
         await limiter.check(new_jti(), 0)
     assert refused.value.status is grpc.StatusCode.UNAVAILABLE

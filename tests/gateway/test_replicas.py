@@ -16,11 +16,11 @@ import jwt
 import pytest
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
 from devstack.processes import Child, Issuer, ProcessGroup, admin
 from devstack.redis import RedisProcess
 from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
+from tests.people import lefebvre_briefly
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -28,17 +28,7 @@ RATE = 20
 BURST = 5
 HAMMER_SECONDS = 3.0
 CNAF_SCOPES = ("cnaf_quotient_familial", "cnaf_allocataires", "cnaf_enfants", "cnaf_adresse")
-REQUEST = cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-    identite=identity_pb2.IdentityPivot(
-        nom_naissance="LEFEBVRE",
-        prenoms=["ALEXIS"],
-        annee_date_naissance=1982,
-        mois_date_naissance=12,
-        jour_date_naissance=27,
-        sexe_etat_civil="F",
-        code_cog_insee_pays_naissance="99100",
-    )
-)
+REQUEST = cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly())
 
 
 class Replicas:

@@ -24,6 +24,7 @@ from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port
+from tests.people import lefebvre_briefly
 from tests.rich_status import rich_status
 
 QF = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
@@ -43,7 +44,7 @@ def person(name: str, first: str, birth: tuple[int, int, int], sex: str) -> iden
     )
 
 
-LEFEBVRE = person("LEFEBVRE", "ALEXIS", (1982, 12, 27), "F")
+LEFEBVRE = lefebvre_briefly()
 INCONNU = person("INCONNU", "PAUL", (1990, 1, 1), "M")
 
 

@@ -31,18 +31,11 @@ from services.cnaf.settings import CnafSettings
 from services.common.sandbox import SandboxPopulation
 from services.common.settings import BackendKind
 from tests.conftest import running
+from tests.people import lefebvre_briefly
 from tests.rich_status import rich_status
 
 _ROOT = Path(__file__).resolve().parents[2]
-_PERSON = identity_pb2.IdentityPivot(
-    nom_naissance="LEFEBVRE",
-    prenoms=["ALEXIS"],
-    annee_date_naissance=1982,
-    mois_date_naissance=12,
-    jour_date_naissance=27,
-    sexe_etat_civil="F",
-    code_cog_insee_pays_naissance="99100",
-)
+_PERSON = lefebvre_briefly()
 
 
 class SlowOrBrokenBackend(SandboxCnafBackend):

@@ -20,6 +20,7 @@ from services.cnaf.app import CNAF
 from services.cnaf.settings import CnafSettings
 from services.france_travail.settings import FranceTravailSettings
 from tests.conftest import running
+from tests.people import lefebvre_briefly
 
 QF = "apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -27,13 +28,8 @@ PARENT_ID = 0x00F067AA0BA902B7
 TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
 
 
-def person(
-    name: str = "LEFEBVRE",
-    first: str = "ALEXIS",
-    birth: tuple[int, int, int] = (1982, 12, 27),
-    sex: str = "F",
-) -> identity_pb2.IdentityPivot:
-    """A sandbox person of the cnaf service (the CNAF household by default)."""
+def person(name: str, first: str, birth: tuple[int, int, int], sex: str) -> identity_pb2.IdentityPivot:
+    """A sandbox person of the cnaf service."""
     return identity_pb2.IdentityPivot(
         nom_naissance=name,
         prenoms=[first],
@@ -115,7 +111,7 @@ async def test_server_span_continues_the_callers_trace(spans: InMemorySpanExport
     """A call carrying a traceparent gets a SERVER span in that trace, under the caller's span."""
     async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
-            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person()),
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly()),
             metadata=(("traceparent", TRACEPARENT), ("x-request-id", "8b2c3d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e")),
         )
     (span,) = spans.get_finished_spans()
@@ -163,7 +159,7 @@ async def test_a_malformed_traceparent_starts_a_new_trace(spans: InMemorySpanExp
     """Garbage in traceparent is ignored: the call is served and traced in a trace of its own."""
     async with running(CNAF.server(CnafSettings(grpc_host="127.0.0.1", grpc_port=0))) as channel:
         await cnaf_pb2_grpc.CnafServiceStub(channel).GetQuotientFamilialByIdentity(
-            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=person()),
+            cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly()),
             metadata=(("traceparent", "00-not-a-trace-01"),),
         )
     (span,) = spans.get_finished_spans()

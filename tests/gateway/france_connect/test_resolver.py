@@ -25,6 +25,7 @@ from services.cnaf.settings import CnafSettings
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
 from tests.gateway.conftest import Mesh, gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import LEFEBVRE_CLAIMS, lefebvre_in_capitals
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -55,13 +56,7 @@ def introspection(active: bool = True, exp_in: int = 300, **claims: Any) -> dict
         "jti": "a1b2c3",
         "scope": "openid identite_pivot given_name family_name birthdate gender birthplace birthcountry "
         "cnaf_quotient_familial cnaf_allocataires",
-        "gender": "female",
-        "family_name": "LEFEBVRE",
-        "given_name": "ALEXIS GÉRÔME",
-        "given_name_array": ["ALEXIS", "GÉRÔME"],
-        "birthdate": "1982-12-27",
-        "birthplace": "08480",
-        "birthcountry": "99100",
+        **LEFEBVRE_CLAIMS,
     }
     body.update(claims)
     return {"aud": "api-particulier", "iat": now, "iss": "https://franceconnect", "token_introspection": body}
@@ -73,16 +68,7 @@ def introspection(active: bool = True, exp_in: int = 300, **claims: Any) -> dict
 def test_identity_pivot_mapping() -> None:
     """family_name, given_name split, birthdate, gender male/female → M/F, birthplace, birthcountry."""
     pivot = pivot_of(introspection()["token_introspection"])
-    assert pivot == identity_pb2.IdentityPivot(
-        nom_naissance="LEFEBVRE",
-        prenoms=["ALEXIS", "GÉRÔME"],
-        annee_date_naissance=1982,
-        mois_date_naissance=12,
-        jour_date_naissance=27,
-        sexe_etat_civil="F",
-        code_cog_insee_pays_naissance="99100",
-        code_cog_insee_commune_naissance="08480",
-    )
+    assert pivot == lefebvre_in_capitals()
     abroad = pivot_of(
         introspection(gender="male", birthdate="1975-05-00", birthplace="", birthcountry="99350")[
             "token_introspection"

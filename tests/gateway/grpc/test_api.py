@@ -11,13 +11,13 @@ import pytest
 import redis
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
-from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from devstack.redis import RedisProcess
 from gateway.grpc.api import method_access
 from gateway.pings import PINGS, Window, clear_window, declare_window
 from runtime.providers import BY_NAME
 from tests.gateway.conftest import Mesh
+from tests.people import lefebvre_briefly
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -28,17 +28,7 @@ def stub_of(mesh: Mesh) -> Any:
 
 
 def person(name: str = "LEFEBVRE") -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
-    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-        identite=identity_pb2.IdentityPivot(
-            nom_naissance=name,
-            prenoms=["ALEXIS"],
-            annee_date_naissance=1982,
-            mois_date_naissance=12,
-            jour_date_naissance=27,
-            sexe_etat_civil="F",
-            code_cog_insee_pays_naissance="99100",
-        )
-    )
+    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly(nom_naissance=name))
 
 
 def test_access_is_read_from_the_contract() -> None:

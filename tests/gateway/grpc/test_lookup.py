@@ -45,6 +45,7 @@ from services.common.settings import ProviderSettings
 from tests.fake_provider import closed_port
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.tokens import SigningKey, TokenFactory
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -68,19 +69,6 @@ SIX_APIS = [
     gateway_pb2.API_ETUDIANT_BOURSIER,
     gateway_pb2.API_SCOLARITE,
 ]
-
-
-def lefebvre() -> identity_pb2.IdentityPivot:
-    return identity_pb2.IdentityPivot(
-        nom_naissance="LEFEBVRE",
-        prenoms=["ALEXIS"],
-        annee_date_naissance=1982,
-        mois_date_naissance=12,
-        jour_date_naissance=27,
-        sexe_etat_civil="F",
-        code_cog_insee_pays_naissance="99100",
-        code_cog_insee_commune_naissance="08480",
-    )
 
 
 class RecordingSlowCnaf(SandboxCnafBackend):

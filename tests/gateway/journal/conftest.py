@@ -15,7 +15,6 @@ import pytest
 from google.protobuf.message import Message
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
-from apiparticulier.common.v1 import identity_pb2
 from contract.routes import contract_scopes
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
@@ -31,6 +30,7 @@ from services.cnaf.settings import CnafSettings
 from tests.gateway.conftest import gateway_settings, keys_dir
 from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
+from tests.people import lefebvre_briefly
 
 __all__ = ["keys_dir"]
 
@@ -41,17 +41,7 @@ RECIPIENT = "13002526500013"
 
 def lefebvre() -> cnaf_pb2.GetQuotientFamilialByIdentityRequest:
     """A quotient familial request about the sandbox's LEFEBVRE Alexis, her first first name only."""
-    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-        identite=identity_pb2.IdentityPivot(
-            nom_naissance="LEFEBVRE",
-            prenoms=["ALEXIS"],
-            sexe_etat_civil="F",
-            annee_date_naissance=1982,
-            mois_date_naissance=12,
-            jour_date_naissance=27,
-            code_cog_insee_pays_naissance="99100",
-        )
-    )
+    return cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre_briefly())
 
 
 def quotient_call(request_id: str, subject: Message | None, status: str = "OK", code: str = "") -> Call:

@@ -19,6 +19,7 @@ from tests.gateway.journal.conftest import (
     journalled_gateway,
 )
 from tests.gateway.tokens import TokenFactory
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 RECIPIENT = "13002526500013"
@@ -68,9 +69,7 @@ async def called(journalled: JournalledMesh) -> JournalledMesh:
         ("x-recipient", RECIPIENT),
     )
     await stub.GetQuotientFamilialByIdentity(
-        cnaf_pb2.GetQuotientFamilialByIdentityRequest(
-            identite=identity("Lefebvre", ["Alexis"], "F", (1982, 12, 27), "08480")
-        ),
+        cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre(prenoms=["Alexis"])),
         metadata=metadata,
     )
     fc = cnaf_pb2.GetQuotientFamilialByFranceConnectRequest()

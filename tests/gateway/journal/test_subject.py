@@ -13,6 +13,7 @@ from apiparticulier.gateway.v1 import gateway_pb2
 from apiparticulier.mesr.v1 import mesr_pb2
 from apiparticulier.sdh.v1 import sdh_pb2
 from gateway.journal import Journal, canonical_identity, canonical_subject, identity_forms, normalise_text
+from tests.people import lefebvre
 
 KEY = b"a secret key of the operator, 32b"
 
@@ -117,13 +118,10 @@ def test_an_empty_key_is_refused() -> None:
 
 def test_an_identity_has_the_forms_a_caller_may_name_it_by() -> None:
     """All first names or the first; the commune, its département or no birthplace; the rest as given."""
-    lefebvre = pivot(
-        nom_naissance="Lefebvre", prenoms=["Alexis", "Gérôme"], code_cog_insee_commune_naissance="08480"
-    )
-    forms = identity_forms(lefebvre)
-    assert forms[0] == canonical_identity(lefebvre)
+    forms = identity_forms(lefebvre())
+    assert forms[0] == canonical_identity(lefebvre())
     assert set(forms) == {
-        f"identite|LEFEBVRE|{names}|1987-03-09|F|99100|{commune}|{departement}"
+        f"identite|LEFEBVRE|{names}|1982-12-27|F|99100|{commune}|{departement}"
         for names in ("ALEXIS GEROME", "ALEXIS")
         for commune, departement in (("08480", ""), ("", "08"), ("", ""))
     }

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 
 from apiparticulier.c2s.v1 import c2s_pb2, c2s_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
+from tests.people import lefebvre
 from tests.rich_status import rich_status
 
 
@@ -44,22 +45,6 @@ def pivot(
 
 TICKET = "5b0f1c64-3a8e-4c1d-9f3e-2d7b8a6c4e10"
 """A request id of the caller's: a UUID, as the CNAV routes demand."""
-
-
-def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
-    """The sandbox's person covered without participation, with fields overridden."""
-    return pivot(
-        "Lefebvre",
-        ["Alexis", "Gérôme"],
-        1982,
-        12,
-        27,
-        "F",
-        **{
-            "code_cog_insee_commune_naissance": "08480",
-            **overrides,
-        },
-    )
 
 
 def as_v3(data: c2s_pb2.ComplementaireSanteSolidaireData) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from services.cnaf.settings import PRESTATIONS, CnafSettings
 from services.cnaf.upstream import UpstreamCnafBackend
 from tests.conftest import running
 from tests.fake_provider import Answer, FakeProvider, closed_port, json_answer
+from tests.people import lefebvre_in_capitals
 from tests.rich_status import rich_status
 from tests.services.conftest import upstream_settings
 
@@ -54,19 +55,7 @@ settings_for = partial(upstream_settings, CnafSettings, upstream_clients=clients
 
 def lefebvre(**overrides: Any) -> identity_pb2.IdentityPivot:
     """An identity born in France, with a usage name and two first names."""
-    fields: dict[str, Any] = {
-        "nom_naissance": "LEFEBVRE",
-        "nom_usage": "DUBOIS",
-        "prenoms": ["ALEXIS", "GÉRÔME"],
-        "annee_date_naissance": 1982,
-        "mois_date_naissance": 12,
-        "jour_date_naissance": 27,
-        "sexe_etat_civil": "F",
-        "code_cog_insee_pays_naissance": "99100",
-        "code_cog_insee_commune_naissance": "08480",
-    }
-    fields.update(overrides)
-    return identity_pb2.IdentityPivot(**fields)
+    return lefebvre_in_capitals(**{"nom_usage": "DUBOIS", **overrides})
 
 
 @pytest.fixture
