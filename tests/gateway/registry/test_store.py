@@ -10,7 +10,15 @@ import psycopg
 import pytest
 
 from gateway.registry import audit, store
-from gateway.registry.model import Environment, Habilitation, InvalidInputError, Status, TokenKind, TokenState
+from gateway.registry.model import (
+    DelegationState,
+    Environment,
+    Habilitation,
+    InvalidInputError,
+    Status,
+    TokenKind,
+    TokenState,
+)
 from gateway.registry.schema import CHANNEL
 from tests.gateway.registry.conftest import SIRET
 
@@ -234,3 +242,43 @@ async def test_every_write_is_announced_once_committed(registry_url: str, regist
         assert payloads == [habilitation.id, habilitation.id]
     finally:
         await listener.close()
+
+
+async def test_editors_and_delegations_are_written_with_their_audit_entries(registry_conn: Conn) -> None:
+    habilitation = await _habilitation(registry_conn)
+    editor = await store.create_editor(
+        registry_conn, "operatrice-1", siret=habilitation.siret, name=" Logiciel ", allowed_ips=["10.0.0.1"]
+    )
+    token = await store.issue_editor_token(registry_conn, "operatrice-1", editor.id, days=548)
+    delegation = await store.create_delegation(
+        registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+    )
+    revoked = await store.revoke_delegation(registry_conn, "operateur-2", delegation.id)
+
+    assert (editor.name, editor.allowed_ips) == ("Logiciel", ("10.0.0.1/32",))
+    assert (token.kind, token.habilitation_id, token.editor_id) == (TokenKind.EDITOR, None, editor.id)
+    assert revoked.state is DelegationState.REVOKED
+    history = [(entry.actor, entry.action, entry.target) async for entry in audit.entries(registry_conn)]
+    assert history[1:] == [
+        ("operatrice-1", "editor.create", editor.id),
+        ("operatrice-1", "token.issue", token.id),
+        ("operatrice-1", "delegation.create", delegation.id),
+        ("operateur-2", "delegation.revoke", delegation.id),
+    ]
+    # A second active delegation of the same pair is refused; after the revocation, a new one is not.
+    again = await store.create_delegation(
+        registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+    )
+    with pytest.raises(store.ConflictError):
+        await store.create_delegation(
+            registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+        )
+    await store.update_habilitation(
+        registry_conn, "operateur-2", habilitation.id, store.HabilitationChanges(status=Status.ARCHIVED)
+    )
+    listed = await store.list_delegations(registry_conn, habilitation_id=habilitation.id)
+    assert [(d.id, d.state) for d in listed] == [
+        (again.id, DelegationState.REVOKED),
+        (delegation.id, DelegationState.REVOKED),
+    ]
+    assert (await store.load(registry_conn)).delegations == listed
