@@ -173,6 +173,7 @@ def build_server(
         journal=journal,
         usage=usage,
         channels=channels,
+        registry=registry,
         availability=availability,
     )
     access_history = AccessHistory(
@@ -205,8 +206,9 @@ def build_call_path(
     usage: UsageRecorder,
     channels: ProviderChannels,
     availability: AvailabilityTracker,
+    registry: RegistrySnapshot | None,
 ) -> CallPath:
-    """The call path, with its limiter and its FranceConnect clients.
+    """The call path, with its limiter and its FranceConnect clients (mapped in ``registry``, when set).
 
     Raises:
         ValueError: FranceConnect upstream without credentials.
@@ -221,7 +223,7 @@ def build_call_path(
         channels=channels.pools,
         france_connect=build_france_connect(settings, contract_scopes()),
         france_connect_clients=FranceConnectClients(
-            redis_client, cache_seconds=settings.france_connect_link_cache_seconds
+            redis_client, cache_seconds=settings.france_connect_link_cache_seconds, registry=registry
         ),
         availability=availability,
         addresses=ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header),

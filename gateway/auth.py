@@ -36,6 +36,8 @@ the scopes, limits and holder at the time of the call (its claims of them are ig
 whose expiry replaces the JWT's (a prolongation keeps the JWT), and whose end (a ban
 from a date, a rotation's grace, a habilitation no longer validated) refuses it 00105.
 A token the registry lacks is refused 00101; before the registry was ever loaded, 00503.
+An editor token resolves to no scopes and its editor's delegations (`Token.grants`): the
+recipient picks one later in the call (`gateway.delegations`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.registry.model import Environment
-from gateway.registry.snapshot import RegistrySnapshot, Rights, TokenEntry
+from gateway.registry.snapshot import EditorGrants, RegistrySnapshot, Rights, TokenEntry
 from runtime.errors import (
     expired_token,
     invalid_token,
@@ -109,7 +111,13 @@ class Token:
     environment: Environment = Environment.PRODUCTION
     """Where the token may be used (its ``env`` claim; production when it has none)."""
     rights: Rights | None = None
-    """Its habilitation's rights in the registry's snapshot (the IP allowlist among them); None without."""
+    """The registry's rights of the call (scopes, IP lists, limits); None without a registry."""
+    grants: EditorGrants | None = None
+    """An editor token's delegations, before the recipient picks one; None for any other token."""
+    delegation_id: str = ""
+    """The delegation an editor token's call was resolved to (`gateway.delegations`); "" otherwise."""
+    editor_id: str = ""
+    """The editor of an editor token ("" for any other token)."""
 
     @property
     def rate_key(self) -> str:
@@ -336,6 +344,8 @@ class TokenVerifier:
             rate_limit_per_minute=rights.rate_per_minute,
             environment=entry.environment,
             rights=rights,
+            grants=entry.grants,
+            editor_id="" if entry.grants is None else entry.grants.editor_id,
         )
         if len(self._resolved) >= max(self._cache_size, 1):
             self._resolved.clear()

@@ -11,11 +11,14 @@ method's or the gateway's own, goes through the same frame:
    the request alone, as the real API takes it: introspected (51501, 51502), the
    call then counts against the habilitation linked to the FranceConnect client
    the token was issued to (`gateway.france_connect.clients`: 00101 when none, 00103
-   when its token expired), and step 5 reuses that introspection;
+   when its token expired), and, in the same round trip of step 4, against a bucket
+   of that access token's own (`Exchange.session`); step 5 reuses that introspection;
 2. **authorize**: the token holds one of the method's scopes (00100; a provider
    method whose contract names no scope is refused to everybody; the gateway's
    own methods are open to every token);
-3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210);
+3. **recipient**: ``x-recipient`` is present (00203) and a valid SIRET (00210); an
+   editor token's call then takes the delegation it picks (`gateway.delegations`: 00213,
+   00212) and is authorized here, on that habilitation's scopes (00100);
    3b. **address**: the caller's address (`gateway.client_address`) is in its
    habilitation's IP allowlist, when it has one (00107);
 4. **rate limit and revocation**, one Redis round trip (00105 revoked, 00429 over
@@ -82,6 +85,7 @@ from gateway.auth import AUTHORIZATION_KEY, Token, TokenVerifier
 from gateway.availability import AvailabilityTracker
 from gateway.call_lock import CallLocks, lock_milliseconds
 from gateway.client_address import ClientAddresses, grpc_peer_host
+from gateway.delegations import delegated
 from gateway.forwarding import Forwarder, Method, Payload, Target, targets_of
 from gateway.france_connect.clients import FranceConnectClients
 from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity, missing_france_connect_token
@@ -148,18 +152,20 @@ class Exchange:
     """Step 1: the token the call counts against."""
     identity: FranceConnectIdentity | None = None
     """Step 1, on a FranceConnect method called with the FranceConnect token alone: what it certifies."""
+    session: str = ""
+    """Step 1, likewise: a digest of the FranceConnect access token, its own rate bucket's key (step 4)."""
     scopes: frozenset[str] = frozenset()
     """Steps 1 and 5: the scopes that open and unmask the call (the token's, and the FranceConnect's)."""
     recipient: str = ""
     """Step 3: the recipient SIRET ("" for a method that needs none)."""
+    editor_id: str = ""
+    """Step 3, for an editor token: its editor."""
+    delegation_id: str = ""
+    """Step 3, for an editor token: the delegation its recipient picked."""
     decisions: list[RateDecision] = field(default_factory=list)
     """Step 4: the rate-limit decisions that admitted the call (and its children)."""
     lock: str = ""
     """Step 4: the duplicate-call lock the call holds, released once it is answered; "" none."""
-    editor_id: str | None = None
-    """The registry's id of the editor whose token calls, for the journal; None: not an editor's."""
-    delegation_id: str | None = None
-    """The registry's id of the delegation an editor token calls under, for the journal; None: none."""
     subject: Message | None = None
     """Step 5: the message naming the person asked about, for the journal."""
     parent: Exchange | None = None
@@ -198,6 +204,8 @@ class Exchange:
             token=self.token,
             scopes=self.scopes,
             recipient=self.recipient,
+            editor_id=self.editor_id,
+            delegation_id=self.delegation_id,
             subject=request,
             parent=self,
         )
@@ -305,8 +313,8 @@ class Accounts:
                 latency_ms=(time.perf_counter() - call.started) * 1000,
                 subject=call.subject,
                 habilitation_id=token.habilitation_id if token is not None else "",
-                editor_id=call.editor_id or "",
-                delegation_id=call.delegation_id or "",
+                editor_id=call.editor_id,
+                delegation_id=call.delegation_id,
             )
         )
         if not self._unaccounted:
@@ -513,6 +521,8 @@ class CallPath:
             raise missing_france_connect_token()
         call.identity = await self.france_connect.resolve(access_token, call.caller())
         call.token = await self.france_connect_clients.token_of(call.identity.client_id)
+        # Each citizen's token a bucket of its own, as the real API keys one by the token (ACCESS-MODEL §9).
+        call.session = hashlib.sha256(access_token.encode()).hexdigest()[:32]
         # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
         call.scopes = call.token.scopes & call.identity.scopes
 
@@ -522,6 +532,8 @@ class CallPath:
         Raises:
             ApiError: 00100, it holds none.
         """
+        if call.holder.grants is not None and call.method.needs_recipient:
+            return  # an editor token holds no scope before its recipient picks a delegation: step 3
         if not call.method.opens_to(call.scopes):
             await self._tell_rate(call.holder)
             raise insufficient_scopes()
@@ -530,15 +542,23 @@ class CallPath:
         """Step 3: the recipient, for a method that needs one.
 
         Raises:
-            ApiError: 00203 none named, 00210 not a SIRET.
+            ApiError: 00203 none named, 00210 not a SIRET; for an editor token 00213, 00212
+                (`gateway.delegations`), then 00100.
         """
         if not call.method.needs_recipient:
             return
+        editor = call.holder.grants is not None
         try:
             call.recipient = recipient_from(call.metadata)
+            if editor:
+                call.token = delegated(call.holder, call.recipient, call.metadata)
+                call.scopes = call.token.scopes
+                call.editor_id, call.delegation_id = call.token.editor_id, call.token.delegation_id
         except ApiError:
             await self._tell_rate(call.holder)
             raise
+        if editor:
+            await self._authorize(call)
 
     def _admit_address(self, call: Exchange) -> None:
         """Step 3b: the caller's address is one its habilitation allows (`gateway.client_address`).
@@ -577,6 +597,7 @@ class CallPath:
             token.rate_limit_per_second or 0,
             key=token.rate_key,
             per_minute=token.rate_limit_per_minute or 0,
+            session=call.session,
             lock=lock,
             lock_ms=lock_milliseconds(call.time_left()),
         )

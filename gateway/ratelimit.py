@@ -84,12 +84,16 @@ SCRIPT = """
 -- KEYS[1]  rl:{<key>}        theoretical arrival time (TAT) of the per-second bucket, integer µs
 -- KEYS[2]  revoked:{<key>}…  exists while the token is revoked
 -- KEYS[3]  rlm:{<key>}       TAT of the per-minute bucket (read and written only when ARGV[4] > 0)
--- KEYS[4]  lock:{<key>}:…    the duplicate-call lock of this call (taken only when ARGV[5] > 0)
+-- KEYS[4]  rl:{<key>}:<s>    TAT of a session's own per-second bucket within the habilitation (a
+--                            FranceConnect access token's: read and written only when ARGV[5] > 0)
+-- KEYS[5]  lock:{<key>}:…    the duplicate-call lock of this call (taken only when ARGV[7] > 0)
 -- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
 -- ARGV[2]  burst: calls a full per-second bucket admits at once (1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
 -- ARGV[3]  count: 1 counts the call; 0 only reads the state (a call refused before the limiter)
 -- ARGV[4]  per_minute: requests per minute (a bucket of that many calls); 0 for none
--- ARGV[5]  lock_ms: the lock's lifetime in milliseconds, taken when the call is admitted; 0 for none
+-- ARGV[5]  session rate: requests per second of the session's bucket; 0 for none
+-- ARGV[6]  session burst: calls the session's full bucket admits at once
+-- ARGV[7]  lock_ms: the lock's lifetime in milliseconds, taken when the call is admitted; 0 for none
 --
 -- <key> is the habilitation's id (its tokens share the counters), or the token's own id.
 -- Returns {revoked, allowed, remaining, reset_us, retry_after_us, window, duplicate}:
@@ -99,7 +103,8 @@ SCRIPT = """
 --   remaining       calls that may still be sent right now (the tighter bucket's)
 --   reset_us        microseconds until that bucket is full again
 --   retry_after_us  microseconds until the next call would be admitted (0 when allowed)
---   window          1 when the per-second bucket is the tighter (or the one refusing), 60 the per-minute
+--   window          1 when the per-second bucket is the tighter (or the one refusing), 60 the per-minute,
+--                   -1 the session's
 --   duplicate       1 when the lock is held by an identical call still running: refused, nothing
 --                   advanced, the state given as for a call that only reads it
 
@@ -119,7 +124,7 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 -- One call every `interval`; a call is admitted when it comes no earlier than
 -- `tolerance` before its theoretical arrival time: `burst` calls at once from an
 -- idle bucket, then one per interval.
-local function bucket(key, interval, burst)
+local function bucket(key, interval, burst, window)
   local tat = now
   local stored = redis.call('GET', key)
   if stored then
@@ -127,15 +132,18 @@ local function bucket(key, interval, burst)
   end
   local new_tat = tat + interval
   return {key = key, interval = interval, tolerance = interval * burst, tat = tat, new_tat = new_tat,
-          allow_at = new_tat - interval * burst}
+          allow_at = new_tat - interval * burst, window = window}
 end
 
-local buckets = {bucket(KEYS[1], 1000000 / tonumber(ARGV[1]), tonumber(ARGV[2]))}
+local buckets = {bucket(KEYS[1], 1000000 / tonumber(ARGV[1]), tonumber(ARGV[2]), 1)}
 local per_minute = tonumber(ARGV[4])
 if per_minute > 0 then
-  buckets[2] = bucket(KEYS[3], 60000000 / per_minute, per_minute)
+  buckets[#buckets + 1] = bucket(KEYS[3], 60000000 / per_minute, per_minute, 60)
 end
-local windows = {1, 60}
+local session_rate = tonumber(ARGV[5])
+if session_rate > 0 then
+  buckets[#buckets + 1] = bucket(KEYS[4], 1000000 / session_rate, tonumber(ARGV[6]), -1)
+end
 
 -- The buckets' state, nothing counted: {remaining, reset_us, window} of the tighter.
 local function unspent()
@@ -146,7 +154,7 @@ local function unspent()
       best, best_remaining = i, remaining
     end
   end
-  return best_remaining, math.ceil(buckets[best].tat - now), windows[best]
+  return best_remaining, math.ceil(buckets[best].tat - now), buckets[best].window
 end
 
 if tonumber(ARGV[3]) == 0 then
@@ -162,11 +170,11 @@ for i, b in ipairs(buckets) do
 end
 if refusing ~= nil then
   local b = buckets[refusing]
-  return {0, 0, 0, math.ceil(b.tat - now), math.ceil(b.allow_at - now), windows[refusing], 0}
+  return {0, 0, 0, math.ceil(b.tat - now), math.ceil(b.allow_at - now), b.window, 0}
 end
 
-local lock_ms = tonumber(ARGV[5])
-if lock_ms > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', lock_ms) then
+local lock_ms = tonumber(ARGV[7])
+if lock_ms > 0 and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', lock_ms) then
   local remaining, reset, window = unspent()
   return {0, 0, remaining, reset, 0, window, 1}
 end
@@ -182,7 +190,7 @@ for i, b in ipairs(buckets) do
     best, best_remaining = i, remaining
   end
 end
-return {0, 1, best_remaining, math.ceil(buckets[best].new_tat - now), 0, windows[best], 0}
+return {0, 1, best_remaining, math.ceil(buckets[best].new_tat - now), 0, buckets[best].window, 0}
 """
 
 REVOKED_SET = "revoked"
@@ -192,6 +200,8 @@ REVOCATIONS_CHANNEL = "revocations"
 
 _LOCAL_STATE_PRUNE_SIZE = 10_000
 _MINUTE = 60
+_SESSION = -1
+"""The script's ``window`` when a session's bucket is the tighter (a per-second bucket)."""
 
 _LOG = structlog.get_logger(__name__)
 
@@ -245,6 +255,11 @@ def minute_key(key: str) -> str:
 def lock_key(key: str) -> str:
     """The key the script is handed when the call takes no duplicate-call lock (never written)."""
     return f"lock:{{{key}}}"
+
+
+def session_key(key: str, session: str) -> str:
+    """Key of a session's own per-second bucket within ``key``'s (its slot: a Cluster runs the script)."""
+    return f"rl:{{{key}}}:{session}"
 
 
 def revoked_key(token_id: str, key: str | None = None) -> str:
@@ -442,6 +457,7 @@ class RateLimiter:
         *,
         key: str | None = None,
         per_minute: int = 0,
+        session: str = "",
         lock: str = "",
         lock_ms: int = 0,
     ) -> RateDecision:
@@ -455,6 +471,8 @@ class RateLimiter:
             key: What the counters are keyed by: the habilitation's id, whose tokens share them;
                 the token's own id when None.
             per_minute: The habilitation's per-minute limit, decided in the same round trip; 0: none.
+            session: A session within the habilitation with a bucket of its own at the default rate,
+                decided in the same round trip (a FranceConnect access token's digest); "": none.
             rate_per_second: The token's own limit, or 0 (or less) for the default.
             lock: The call's duplicate-call lock key (`gateway.call_lock`), taken in the same round
                 trip when the call is admitted (then `release` it once answered); "": none.
@@ -481,7 +499,13 @@ class RateLimiter:
                 await self._connections.acquire()  # free: taken at once, nothing to time
             try:
                 decision = await self._decide_in_redis(
-                    token_id, rate, key or token_id, per_minute, lock=lock, lock_ms=lock_ms if lock else 0
+                    token_id,
+                    rate,
+                    key or token_id,
+                    per_minute,
+                    session,
+                    lock=lock,
+                    lock_ms=lock_ms if lock else 0,
                 )
             finally:
                 self._connections.release()
@@ -502,7 +526,7 @@ class RateLimiter:
         return min(RATE_LIMIT_BURST_MAX, max(1, -(-burst * rate // default_rate)))
 
     async def _decide_in_redis(
-        self, token_id: str, rate: int, key: str, per_minute: int, *, lock: str, lock_ms: int
+        self, token_id: str, rate: int, key: str, per_minute: int, session: str, *, lock: str, lock_ms: int
     ) -> RateDecision | None:
         """The decision of Redis, or None when Redis could not be asked or failed."""
         if not self._may_try_redis():  # the breaker opened while this call waited
@@ -512,7 +536,9 @@ class RateLimiter:
             self._probing = True
         started = time.perf_counter()
         try:
-            decision = await self._check_in_redis(token_id, rate, key, per_minute, lock=lock, lock_ms=lock_ms)
+            decision = await self._check_in_redis(
+                token_id, rate, key, per_minute, session=session, lock=lock, lock_ms=lock_ms
+            )
         except MaxConnectionsError:
             # Every connection is busy (a Cluster node's pool does not queue): Redis is
             # fine, this call alone is refused.
@@ -582,19 +608,26 @@ class RateLimiter:
         per_minute: int,
         *,
         count: bool = True,
+        session: str = "",
         lock: str = "",
         lock_ms: int = 0,
     ) -> RateDecision:
         burst = self.burst_for(rate)
+        session_rate = self._settings.rate_limit_per_second if session else 0
+        session_burst = self.burst_for(session_rate) if session else 0
+        per_second_key = rate_key(key)
         keys_and_args = (
-            rate_key(key),
+            per_second_key,
             revoked_key(token_id, key),
             minute_key(key),
+            session_key(key, session) if session else per_second_key,  # not read without a session
             lock or lock_key(key),
             rate,
             burst,
             int(count),
             per_minute,
+            session_rate,
+            session_burst,
             lock_ms,
         )
         if self._pipeline is not None:  # it times its replies itself, the loop's busy time aside
@@ -606,26 +639,26 @@ class RateLimiter:
         return RateDecision(
             allowed=bool(allowed),
             revoked=bool(revoked),
-            limit=per_minute if window == _MINUTE else burst,
+            limit={_MINUTE: per_minute, _SESSION: session_burst}.get(window, burst),
             remaining=remaining,
             reset_seconds=reset_us / 1e6,
             retry_after_seconds=retry_us / 1e6,
             token_id=token_id,
             rate_per_second=rate,
-            window_seconds=window,
+            window_seconds=1 if window == _SESSION else window,
             rate_key=key,
             duplicate=bool(duplicate),
         )
 
-    async def _run_script(self, keys_and_args: tuple[str, str, str, str, int, int, int, int, int]) -> Any:
+    async def _run_script(self, keys_and_args: tuple[str | int, ...]) -> Any:
         if self._sha is None:
             self._sha = await self._scripts.script_load(SCRIPT)
         try:
-            return await self._scripts.evalsha(self._sha, 4, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 5, *keys_and_args)
         except NoScriptError:
             # Redis restarted or SCRIPT FLUSH: load it again, once.
             self._sha = await self._scripts.script_load(SCRIPT)
-            return await self._scripts.evalsha(self._sha, 4, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, 5, *keys_and_args)
 
     def release(self, lock: str) -> None:
         """Delete the duplicate-call lock an admitted call took, once its answer is on its way.

@@ -214,6 +214,16 @@ CODES: dict[str, ErrorCode] = {
         "Une requête associé à votre jeton est déjà en cours de traitement pour ces paramètres. "
         "Veuillez attendre la fin du traitement avant d'effectuer une nouvelle requête.",
     ),
+    # Editor tokens' delegations (ACCESS-MODEL.md §4.3): the real title of 00213 is public
+    # (NEWER-ENDPOINTS.md), its detail is not: this one says the same thing.
+    "00213": ErrorCode(
+        grpc.StatusCode.PERMISSION_DENIED,
+        403,
+        "RECIPIENT_NOT_DELEGATED",
+        "Accès refusé",
+        "Le destinataire (recipient) n'a délégué aucune habilitation active à votre éditeur, ou "
+        "l'identifiant de délégation (delegation_id) ne correspond à aucune de ses délégations.",
+    ),
     "00429": ErrorCode(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         429,
@@ -224,6 +234,10 @@ CODES: dict[str, ErrorCode] = {
     # -- parameters (HTTP 422): one per rule of a route's parameter chain (services.common.validation)
     "00203": _parameter("Le paramètre recipient est obligatoire"),
     "00210": _parameter("Le paramètre recipient n'est pas un siret valide"),
+    "00212": _parameter(
+        "Plusieurs délégations actives correspondent à ce destinataire : précisez laquelle avec le "
+        "paramètre delegation_id."
+    ),
     "00354": _parameter("Le mois demandé est incorrect ou est dans le futur."),
     "00355": _parameter(
         "La période demandée est antérieure de plus de 23 mois. Le quotient familial n'est disponible "

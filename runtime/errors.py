@@ -281,6 +281,23 @@ def staging_token_on_production() -> ApiError:
     return api_error("00109")
 
 
+DELEGATION_ID_FIELD = "delegation_id"
+"""The parameter naming an editor token's delegation (ACCESS-MODEL.md §4.4)."""
+
+
+def recipient_not_delegated() -> ApiError:
+    """An editor token's call whose recipient delegated nothing to its editor, or not the one named: 00213."""
+    return api_error("00213")
+
+
+def delegation_ambiguous() -> ApiError:
+    """An editor token's call whose recipient has several delegations and no ``delegation_id`` (00212)."""
+    return api_error(
+        "00212",
+        violations=[FieldViolation(DELEGATION_ID_FIELD, "required: the recipient has several delegations")],
+    )
+
+
 def insufficient_scopes() -> ApiError:
     """Valid token without any scope that opens the method (00100)."""
     return api_error("00100")

@@ -31,6 +31,7 @@ from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, i
 from gateway.france_connect import clients as france_connect_clients
 from gateway.recipient import is_valid_siret
 from gateway.redis.client import close_sync, connect_sync
+from gateway.registry.model import CLIENT_ID_SHAPE
 from gateway.settings import GatewaySettings
 
 EXIT_OK = 0
@@ -205,7 +206,7 @@ def _link_france_connect(args: argparse.Namespace) -> int:
     jti = args.jti.strip().lower()
     if not _UUID.fullmatch(jti):
         raise UsageError(f"{args.jti!r} is not a token jti (a UUID)")
-    if not france_connect_clients.CLIENT_ID_SHAPE.fullmatch(args.client_id):
+    if not CLIENT_ID_SHAPE.fullmatch(args.client_id):
         raise UsageError(f"{args.client_id!r} is not a FranceConnect client id")
     client = _redis(args.redis_url)
     try:

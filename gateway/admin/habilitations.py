@@ -1,12 +1,16 @@
-"""``python -m gateway.admin habilitation …``, ``token …``, ``audit verify``, ``migrate-redis-tokens``.
+"""The registry's commands of ``python -m gateway.admin``, clients of the admin API.
+
+``habilitation …``, ``editor …``, ``delegation …``, ``token …``, ``france-connect-client …``,
+``audit verify``, ``migrate-redis-tokens``.
 
 A client of the admin API (`gateway.registry`), the registry's only writer: it reaches it
 at ``ADMIN_API_ADDRESS`` (host:port) with the operator secret ``ADMIN_API_TOKEN``, which
 `make run` prints as one ``export`` line, over TLS when ``ADMIN_API_CA_FILE`` names the CA
 of its certificate. Standard output carries only the result: the new
-id on the last line for ``habilitation create``, the JWT on the last line for ``token
-issue``, ``rotate`` and ``ban`` (with a replacement), a table or JSON for the listings;
-messages go to standard error.
+id on the last line for ``habilitation create``, ``editor create`` and ``delegation
+create``, the JWT on the last line for ``token issue`` (``--habilitation`` or
+``--editor``), ``rotate`` and ``ban`` (with a replacement), a table or JSON for the
+listings; messages go to standard error.
 
 Exit codes: 0 done; 1 refused (unknown id, the record's state, the operator's role or
 credential); 2 invalid arguments (the message names the field); 3 the admin API or its
@@ -223,7 +227,7 @@ def _token_table(tokens: Sequence[admin_pb2.Token]) -> None:
                 _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
                 _day(t.expires_at),
                 _day(t.revoked_at),
-                t.habilitation_id,
+                t.habilitation_id or f"editor {t.editor_id}",
             )
             for t in tokens
         ],
@@ -231,23 +235,38 @@ def _token_table(tokens: Sequence[admin_pb2.Token]) -> None:
 
 
 def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    issued = stub.IssueToken(
-        admin_pb2.IssueTokenRequest(
-            habilitation_id=args.habilitation,
-            days=args.days,
-            kind=admin_pb2.TokenKind.Value(f"TOKEN_KIND_{args.kind.upper()}"),
-            environment=admin_pb2.Environment.Value(f"ENVIRONMENT_{args.environment.upper()}"),
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
-    )
+    environment = admin_pb2.Environment.Value(f"ENVIRONMENT_{args.environment.upper()}")
+    if args.editor is not None:
+        issued = stub.IssueEditorToken(
+            admin_pb2.IssueEditorTokenRequest(
+                editor_id=args.editor,
+                days=args.days,
+                environment=environment,
+                allowed_ips=args.allowed_ip or [],
+            ),
+            metadata=metadata,
+            timeout=_TIMEOUT_SECONDS,
+        )
+    elif args.allowed_ip:
+        _say("error: --allowed-ip: only an editor token has addresses of its own (the habilitation's apply)")
+        return EXIT_USAGE
+    else:
+        issued = stub.IssueToken(
+            admin_pb2.IssueTokenRequest(
+                habilitation_id=args.habilitation, days=args.days, environment=environment
+            ),
+            metadata=metadata,
+            timeout=_TIMEOUT_SECONDS,
+        )
     _say(f"issued token {issued.token.id} ({args.environment}), expires {_day(issued.token.expires_at)} UTC")
     print(issued.jwt)
     return EXIT_OK
 
 
 def _token_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    request = admin_pb2.ListTokensRequest(habilitation_id=args.habilitation or "")
+    request = admin_pb2.ListTokensRequest(
+        habilitation_id=args.habilitation or "", editor_id=args.editor or ""
+    )
     if args.expiring_within is not None:
         request.expiring_within.CopyFrom(
             duration_pb2.Duration(seconds=int(args.expiring_within.total_seconds()))
@@ -311,6 +330,130 @@ def _token_ban(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         print(banned.jwt)
     else:
         print(banned.token.id)
+    return EXIT_OK
+
+
+# -- editors, delegations, FranceConnect clients ----------------------------------------------------
+
+
+def _editor_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    created = stub.CreateEditor(
+        admin_pb2.CreateEditorRequest(
+            siret=args.siret, name=args.name, allowed_ips=args.allowed_ip or [], contacts=args.contact or []
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(f"created editor {created.editor.name!r} (SIRET {created.editor.siret})")
+    print(created.editor.id)
+    return EXIT_OK
+
+
+def _delegation_table(delegations: Sequence[admin_pb2.Delegation]) -> None:
+    _table(
+        ("ID", "STATE", "EDITOR", "HABILITATION", "CREATED (UTC)", "REVOKED (UTC)"),
+        [
+            (
+                d.id,
+                _name(admin_pb2.DelegationState, d.state, "DELEGATION_STATE_"),
+                d.editor_id,
+                d.habilitation_id,
+                _day(d.created_at),
+                _day(d.revoked_at),
+            )
+            for d in delegations
+        ],
+    )
+
+
+def _editor_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.GetEditor(
+        admin_pb2.GetEditorRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    if args.json:
+        _json(found)
+        return EXIT_OK
+    editor = found.editor
+    print(f"editor      {editor.id}\nname        {editor.name}\nSIRET       {editor.siret}")
+    print(f"allowed IPs {', '.join(editor.allowed_ips) or 'any'}")
+    _token_table(found.tokens)
+    if found.delegations:
+        _delegation_table(found.delegations)
+    return EXIT_OK
+
+
+def _editor_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.ListEditors(admin_pb2.ListEditorsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    if args.json:
+        _json(found)
+    elif not found.editors:
+        _say("no editor")
+    else:
+        _table(("ID", "SIRET", "NAME"), [(e.id, e.siret, e.name) for e in found.editors])
+    return EXIT_OK
+
+
+def _delegation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    created = stub.CreateDelegation(
+        admin_pb2.CreateDelegationRequest(editor_id=args.editor, habilitation_id=args.habilitation),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(f"habilitation {args.habilitation} delegated to editor {args.editor}")
+    print(created.delegation.id)
+    return EXIT_OK
+
+
+def _delegation_revoke(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    revoked = stub.RevokeDelegation(
+        admin_pb2.RevokeDelegationRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    _say(f"revoked delegation {revoked.delegation.id}: the editor's calls for its holder are refused (00213)")
+    print(revoked.delegation.id)
+    return EXIT_OK
+
+
+def _delegation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.ListDelegations(
+        admin_pb2.ListDelegationsRequest(
+            editor_id=args.editor or "", habilitation_id=args.habilitation or ""
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    if args.json:
+        _json(found)
+    elif not found.delegations:
+        _say("no delegation")
+    else:
+        _delegation_table(found.delegations)
+    return EXIT_OK
+
+
+def _client_map(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    mapped = stub.MapFranceConnectClient(
+        admin_pb2.MapFranceConnectClientRequest(client_id=args.client_id, habilitation_id=args.habilitation),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(
+        f"FranceConnect client {mapped.client.client_id} "
+        f"mapped to habilitation {mapped.client.habilitation_id}"
+    )
+    print(mapped.client.client_id)
+    return EXIT_OK
+
+
+def _client_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.ListFranceConnectClients(
+        admin_pb2.ListFranceConnectClientsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    )
+    if args.json:
+        _json(found)
+    elif not found.clients:
+        _say("no FranceConnect client mapped")
+    else:
+        _table(("CLIENT", "HABILITATION"), [(c.client_id, c.habilitation_id) for c in found.clients])
     return EXIT_OK
 
 
@@ -421,14 +564,24 @@ def _register_token(commands: Any) -> None:
     token = commands.add_parser("token", help="tokens of habilitations, through the admin API")
     tokens = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     issue = _command(tokens, "issue", "issue a token; prints its JWT on the last line", _token_issue)
-    issue.add_argument("--habilitation", required=True, metavar="ID")
+    holder = issue.add_mutually_exclusive_group(required=True)
+    holder.add_argument("--habilitation", metavar="ID", help="a classic token of this habilitation")
+    holder.add_argument(
+        "--editor", metavar="ID", help="an editor token (no scopes of its own) of this editor"
+    )
     issue.add_argument(
         "--days", type=_whole, default=TOKEN_DEFAULT_DAYS, help=f"default {TOKEN_DEFAULT_DAYS}"
     )
-    issue.add_argument("--kind", choices=["classic", "editor"], default="classic")
     issue.add_argument("--environment", choices=["production", "sandbox"], default="production")
+    issue.add_argument(
+        "--allowed-ip",
+        action="append",
+        metavar="CIDR",
+        help="an editor token's own range, within its editor's",
+    )
     token_list = _command(tokens, "list", "tokens (never their JWT)", _token_list)
     token_list.add_argument("--habilitation", metavar="ID")
+    token_list.add_argument("--editor", metavar="ID")
     token_list.add_argument("--expiring-within", type=duration, metavar="DURATION", help="such as 30d")
     token_list.add_argument("--json", action="store_true")
     revoke = _command(tokens, "revoke", "revoke a token now", _token_revoke)
@@ -451,9 +604,54 @@ def _register_token(commands: Any) -> None:
     ban.add_argument("--no-replacement", action="store_true")
 
 
+def _register_editor(commands: Any) -> None:
+    editor = commands.add_parser("editor", help="software editors, through the admin API")
+    editors = editor.add_subparsers(dest="editor_command", required=True, metavar="ACTION")
+    create = _command(editors, "create", "record one; prints its id on the last line", _editor_create)
+    create.add_argument("--siret", required=True, help="the editor's SIRET")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--allowed-ip",
+        action="append",
+        metavar="CIDR",
+        help="a range its tokens' calls must come from; repeat",
+    )
+    create.add_argument("--contact", action="append", metavar="EMAIL", help="a contact's address; repeat")
+    show = _command(editors, "show", "one editor, its tokens and delegations", _editor_show)
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    listing = _command(editors, "list", "every editor", _editor_list)
+    listing.add_argument("--json", action="store_true")
+    delegation = commands.add_parser("delegation", help="habilitations delegated to editors")
+    delegations = delegation.add_subparsers(dest="delegation_command", required=True, metavar="ACTION")
+    create = _command(
+        delegations, "create", "delegate a habilitation to an editor; prints its id", _delegation_create
+    )
+    create.add_argument("--editor", required=True, metavar="ID")
+    create.add_argument("--habilitation", required=True, metavar="ID")
+    revoke = _command(delegations, "revoke", "revoke a delegation now", _delegation_revoke)
+    revoke.add_argument("id")
+    listing = _command(delegations, "list", "delegations, revoked ones included", _delegation_list)
+    listing.add_argument("--editor", metavar="ID")
+    listing.add_argument("--habilitation", metavar="ID")
+    listing.add_argument("--json", action="store_true")
+    client = commands.add_parser(
+        "france-connect-client", help="FranceConnect clients and their habilitations"
+    )
+    clients = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+    mapping = _command(
+        clients, "map", "map a client to the habilitation its citizens' calls count against", _client_map
+    )
+    mapping.add_argument("client_id")
+    mapping.add_argument("--habilitation", required=True, metavar="ID")
+    listing = _command(clients, "list", "every client mapped", _client_list)
+    listing.add_argument("--json", action="store_true")
+
+
 def register(commands: Any, redis_default: str) -> None:
-    """Add ``habilitation``, ``token``, ``audit`` and ``migrate-redis-tokens`` to the CLI's subcommands."""
+    """Add the registry's commands (see the module's docstring) to the CLI's subcommands."""
     _register_habilitation(commands)
+    _register_editor(commands)
     _register_token(commands)
     audit = commands.add_parser("audit", help="the admin actions' audit trail")
     audits = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

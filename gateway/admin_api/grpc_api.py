@@ -3,12 +3,14 @@
 Each method authenticates the operator from the call's ``authorization`` metadata, runs
 the action and maps its refusals to gRPC statuses: UNAUTHENTICATED, PERMISSION_DENIED,
 INVALID_ARGUMENT (the message names the field), NOT_FOUND, FAILED_PRECONDITION,
-UNAVAILABLE.
+UNAVAILABLE. Every method is written as ``(operator, request) -> response`` and served
+through one adapter (`_served`), which does the rest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,27 +18,20 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
-from gateway.admin_api.service import (
-    AdminService,
-    ForbiddenError,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
-)
-from gateway.registry import store
+from gateway.admin_api.service import REFUSED, AdminService, Operator, Operators, refusal_status
+from gateway.registry import model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
+    DelegationOrigin,
+    DelegationState,
     Environment,
-    Habilitation,
-    InvalidInputError,
     Status,
     TokenKind,
-    TokenRecord,
 )
 from runtime.server import ServiceDefinition
 
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 _STATUS = {
@@ -52,6 +47,16 @@ _ENVIRONMENT = {
     Environment.SANDBOX: admin_pb2.ENVIRONMENT_SANDBOX,
 }
 _ENVIRONMENT_OF = {value: key for key, value in _ENVIRONMENT.items()}
+_ORIGIN = {
+    DelegationOrigin.MANUAL: admin_pb2.DELEGATION_ORIGIN_MANUAL,
+    DelegationOrigin.DATAPASS_AUTO: admin_pb2.DELEGATION_ORIGIN_DATAPASS_AUTO,
+    DelegationOrigin.EDITOR_DELEGATION_REQUEST: admin_pb2.DELEGATION_ORIGIN_EDITOR_DELEGATION_REQUEST,
+}
+_ORIGIN_OF = {value: key for key, value in _ORIGIN.items()}
+_DELEGATION_STATE = {
+    DelegationState.ACTIVE: admin_pb2.DELEGATION_STATE_ACTIVE,
+    DelegationState.REVOKED: admin_pb2.DELEGATION_STATE_REVOKED,
+}
 _STATE = {
     "active": admin_pb2.TOKEN_STATE_ACTIVE,
     "ending": admin_pb2.TOKEN_STATE_ENDING,
@@ -68,7 +73,7 @@ def _timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def habilitation_message(habilitation: Habilitation) -> admin_pb2.Habilitation:
+def habilitation_message(habilitation: model.Habilitation) -> admin_pb2.Habilitation:
     """The message of a habilitation."""
     return admin_pb2.Habilitation(
         id=habilitation.id,
@@ -90,11 +95,13 @@ def habilitation_message(habilitation: Habilitation) -> admin_pb2.Habilitation:
     )
 
 
-def token_message(token: TokenRecord) -> admin_pb2.Token:
+def token_message(token: model.TokenRecord) -> admin_pb2.Token:
     """The message of a token's record, its state as of now."""
     return admin_pb2.Token(
         id=token.id,
-        habilitation_id=token.habilitation_id,
+        habilitation_id=token.habilitation_id or "",
+        editor_id=token.editor_id or "",
+        allowed_ips=token.allowed_ips,
         kind=_KIND[token.kind],
         environment=_ENVIRONMENT[token.environment],
         issued_at=_timestamp(token.issued_at),
@@ -104,6 +111,41 @@ def token_message(token: TokenRecord) -> admin_pb2.Token:
         replaces=token.replaces or "",
         replaced_by=token.replaced_by or "",
         state=_STATE[token.state(dt.datetime.now(dt.UTC)).value],
+    )
+
+
+def editor_message(editor: model.Editor) -> admin_pb2.Editor:
+    """The message of an editor."""
+    return admin_pb2.Editor(
+        id=editor.id,
+        siret=editor.siret,
+        name=editor.name,
+        allowed_ips=editor.allowed_ips,
+        contacts=editor.contacts,
+        created_at=_timestamp(editor.created_at),
+        updated_at=_timestamp(editor.updated_at),
+    )
+
+
+def delegation_message(delegation: model.Delegation) -> admin_pb2.Delegation:
+    """The message of a delegation."""
+    return admin_pb2.Delegation(
+        id=delegation.id,
+        editor_id=delegation.editor_id,
+        habilitation_id=delegation.habilitation_id,
+        origin=_ORIGIN[delegation.origin],
+        state=_DELEGATION_STATE[delegation.state],
+        created_at=_timestamp(delegation.created_at),
+        revoked_at=_timestamp(delegation.revoked_at),
+    )
+
+
+def client_message(client: model.FranceConnectClient) -> admin_pb2.FranceConnectClient:
+    """The message of a FranceConnect client's mapping."""
+    return admin_pb2.FranceConnectClient(
+        client_id=client.client_id,
+        habilitation_id=client.habilitation_id,
+        updated_at=_timestamp(client.updated_at),
     )
 
 
@@ -133,48 +175,48 @@ def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
 
+Action = Callable[["AdminServicer", Operator, Request], Awaitable[Response]]
+Handler = Callable[["AdminServicer", Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
+
+
+def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
+    """The gRPC method of ``action``: the operator authenticated, its refusals mapped to statuses."""
+
+    @functools.wraps(action)
+    async def handle(
+        servicer: AdminServicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Response:
+        try:
+            operator = servicer.operators.authenticate(_authorization(context))
+            return await action(servicer, operator, request)
+        except REFUSED as error:
+            await context.abort(refusal_status(error)[0], str(error))
+        raise AssertionError("context.abort raises")  # pragma: no cover
+
+    return handle
+
+
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    """``AdminService``: every method of the admin API."""
+    """``AdminService``: every method of the admin API (names are the gRPC methods')."""
 
     def __init__(self, service: AdminService, operators: Operators) -> None:
         """Serve ``service`` to the ``operators``."""
-        self._service = service
-        self._operators = operators
+        self.service = service
+        self.operators = operators
 
-    async def _serve(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        action: Callable[[Operator], Awaitable[Response]],
-    ) -> Response:
-        try:
-            return await action(self._operators.authenticate(_authorization(context)))
-        except UnauthenticatedError as error:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
-        except ForbiddenError as error:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        except InvalidInputError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except store.UnknownError as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-        except store.ConflictError as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        except UnavailableError as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
-        raise AssertionError("context.abort raises")  # pragma: no cover
+    # -- habilitations ------------------------------------------------------------------------------
 
-    async def CreateHabilitation(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.CreateHabilitationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def CreateHabilitation(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.CreateHabilitationRequest
     ) -> admin_pb2.CreateHabilitationResponse:
         """Create a validated habilitation."""
+        habilitation = await self.service.create_habilitation(operator, **_habilitation_values(request))
+        return admin_pb2.CreateHabilitationResponse(habilitation=habilitation_message(habilitation))
 
-        async def create(operator: Operator) -> admin_pb2.CreateHabilitationResponse:
-            habilitation = await self._service.create_habilitation(operator, **_habilitation_values(request))
-            return admin_pb2.CreateHabilitationResponse(habilitation=habilitation_message(habilitation))
-
-        return await self._serve(context, create)
-
-    async def UpdateHabilitation(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.UpdateHabilitationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def UpdateHabilitation(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.UpdateHabilitationRequest
     ) -> admin_pb2.UpdateHabilitationResponse:
         """Change a habilitation: the fields set."""
         changes = store.HabilitationChanges(
@@ -188,161 +230,226 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             contacts=list(request.contacts.values) if request.HasField("contacts") else None,
             status=_STATUS_OF.get(request.status),
         )
+        habilitation = await self.service.update_habilitation(operator, request.id, changes)
+        return admin_pb2.UpdateHabilitationResponse(habilitation=habilitation_message(habilitation))
 
-        async def update(operator: Operator) -> admin_pb2.UpdateHabilitationResponse:
-            habilitation = await self._service.update_habilitation(operator, request.id, changes)
-            return admin_pb2.UpdateHabilitationResponse(habilitation=habilitation_message(habilitation))
-
-        return await self._serve(context, update)
-
-    async def GetHabilitation(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.GetHabilitationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def GetHabilitation(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.GetHabilitationRequest
     ) -> admin_pb2.GetHabilitationResponse:
         """A habilitation and its tokens."""
+        habilitation, tokens = await self.service.get_habilitation(operator, request.id)
+        return admin_pb2.GetHabilitationResponse(
+            habilitation=habilitation_message(habilitation), tokens=[token_message(t) for t in tokens]
+        )
 
-        async def get(operator: Operator) -> admin_pb2.GetHabilitationResponse:
-            habilitation, tokens = await self._service.get_habilitation(operator, request.id)
-            return admin_pb2.GetHabilitationResponse(
-                habilitation=habilitation_message(habilitation), tokens=[token_message(t) for t in tokens]
-            )
-
-        return await self._serve(context, get)
-
-    async def ListHabilitations(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.ListHabilitationsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def ListHabilitations(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListHabilitationsRequest
     ) -> admin_pb2.ListHabilitationsResponse:
         """Every habilitation."""
+        found = await self.service.list_habilitations(operator)
+        return admin_pb2.ListHabilitationsResponse(habilitations=[habilitation_message(h) for h in found])
 
-        async def listing(operator: Operator) -> admin_pb2.ListHabilitationsResponse:
-            found = await self._service.list_habilitations(operator)
-            return admin_pb2.ListHabilitationsResponse(habilitations=[habilitation_message(h) for h in found])
+    # -- tokens -------------------------------------------------------------------------------------
 
-        return await self._serve(context, listing)
-
-    async def IssueToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.IssueTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def IssueToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.IssueTokenRequest
     ) -> admin_pb2.IssueTokenResponse:
         """Issue a token; its JWT this once."""
+        issued = await self.service.issue_token(
+            operator,
+            request.habilitation_id,
+            days=request.days or TOKEN_DEFAULT_DAYS,
+            kind=_KIND_OF.get(request.kind, TokenKind.CLASSIC),
+            environment=_ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+        )
+        return admin_pb2.IssueTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 
-        async def issue(operator: Operator) -> admin_pb2.IssueTokenResponse:
-            issued = await self._service.issue_token(
-                operator,
-                request.habilitation_id,
-                days=request.days or TOKEN_DEFAULT_DAYS,
-                kind=_KIND_OF.get(request.kind, TokenKind.CLASSIC),
-                environment=_ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
-            )
-            return admin_pb2.IssueTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
-
-        return await self._serve(context, issue)
-
-    async def ListTokens(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.ListTokensRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def ListTokens(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListTokensRequest
     ) -> admin_pb2.ListTokensResponse:
-        """Tokens of a habilitation, or expiring soon."""
+        """Tokens of a habilitation or editor, or expiring soon."""
+        tokens = await self.service.list_tokens(
+            operator,
+            habilitation_id=request.habilitation_id or None,
+            editor_id=request.editor_id or None,
+            expiring_within=_duration(request.expiring_within)
+            if request.HasField("expiring_within")
+            else None,
+        )
+        return admin_pb2.ListTokensResponse(tokens=[token_message(t) for t in tokens])
 
-        async def listing(operator: Operator) -> admin_pb2.ListTokensResponse:
-            tokens = await self._service.list_tokens(
-                operator,
-                habilitation_id=request.habilitation_id or None,
-                expiring_within=_duration(request.expiring_within)
-                if request.HasField("expiring_within")
-                else None,
-            )
-            return admin_pb2.ListTokensResponse(tokens=[token_message(t) for t in tokens])
-
-        return await self._serve(context, listing)
-
-    async def RevokeToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.RevokeTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def RevokeToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.RevokeTokenRequest
     ) -> admin_pb2.RevokeTokenResponse:
         """Revoke a token now."""
+        token = await self.service.revoke_token(operator, request.id, request.reason)
+        return admin_pb2.RevokeTokenResponse(token=token_message(token))
 
-        async def revoke(operator: Operator) -> admin_pb2.RevokeTokenResponse:
-            token = await self._service.revoke_token(operator, request.id, request.reason)
-            return admin_pb2.RevokeTokenResponse(token=token_message(token))
-
-        return await self._serve(context, revoke)
-
-    async def RotateToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.RotateTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def RotateToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.RotateTokenRequest
     ) -> admin_pb2.RotateTokenResponse:
         """Replace a token; both work during the grace."""
+        old, new = await self.service.rotate_token(operator, request.id, grace=_duration(request.grace))
+        return admin_pb2.RotateTokenResponse(
+            old_token=token_message(old), new_token=token_message(new.record), jwt=new.jwt
+        )
 
-        async def rotate(operator: Operator) -> admin_pb2.RotateTokenResponse:
-            old, new = await self._service.rotate_token(operator, request.id, grace=_duration(request.grace))
-            return admin_pb2.RotateTokenResponse(
-                old_token=token_message(old), new_token=token_message(new.record), jwt=new.jwt
-            )
-
-        return await self._serve(context, rotate)
-
-    async def ProlongToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.ProlongTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def ProlongToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ProlongTokenRequest
     ) -> admin_pb2.ProlongTokenResponse:
         """Move a token's expiry."""
+        token = await self.service.prolong_token(
+            operator, request.id, days=request.days or TOKEN_DEFAULT_DAYS
+        )
+        return admin_pb2.ProlongTokenResponse(token=token_message(token))
 
-        async def prolong(operator: Operator) -> admin_pb2.ProlongTokenResponse:
-            token = await self._service.prolong_token(
-                operator, request.id, days=request.days or TOKEN_DEFAULT_DAYS
-            )
-            return admin_pb2.ProlongTokenResponse(token=token_message(token))
-
-        return await self._serve(context, prolong)
-
-    async def BanToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.BanTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def BanToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.BanTokenRequest
     ) -> admin_pb2.BanTokenResponse:
         """Ban a token from a date."""
+        at = request.at.ToDatetime(dt.UTC) if request.HasField("at") else None
+        banned, replacement = await self.service.ban_token(
+            operator, request.id, at=at, reason=request.reason, replace=request.replace
+        )
+        if replacement is None:
+            return admin_pb2.BanTokenResponse(token=token_message(banned))
+        return admin_pb2.BanTokenResponse(
+            token=token_message(banned), replacement=token_message(replacement.record), jwt=replacement.jwt
+        )
 
-        async def ban(operator: Operator) -> admin_pb2.BanTokenResponse:
-            at = request.at.ToDatetime(dt.UTC) if request.HasField("at") else None
-            banned, replacement = await self._service.ban_token(
-                operator, request.id, at=at, reason=request.reason, replace=request.replace
-            )
-            if replacement is None:
-                return admin_pb2.BanTokenResponse(token=token_message(banned))
-            return admin_pb2.BanTokenResponse(
-                token=token_message(banned),
-                replacement=token_message(replacement.record),
-                jwt=replacement.jwt,
-            )
-
-        return await self._serve(context, ban)
-
-    async def ImportLegacyToken(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.ImportLegacyTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def ImportLegacyToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ImportLegacyTokenRequest
     ) -> admin_pb2.ImportLegacyTokenResponse:
         """Record a token issued before the registry under a habilitation of its own."""
+        habilitation, token = await self.service.import_legacy_token(
+            operator,
+            token_id=request.token_id,
+            issued_at=request.issued_at.ToDatetime(dt.UTC),
+            expires_at=request.expires_at.ToDatetime(dt.UTC),
+            **_habilitation_values(request.habilitation),
+        )
+        return admin_pb2.ImportLegacyTokenResponse(
+            habilitation=habilitation_message(habilitation), token=token_message(token)
+        )
 
-        async def migrate(operator: Operator) -> admin_pb2.ImportLegacyTokenResponse:
-            habilitation, token = await self._service.import_legacy_token(
-                operator,
-                token_id=request.token_id,
-                issued_at=request.issued_at.ToDatetime(dt.UTC),
-                expires_at=request.expires_at.ToDatetime(dt.UTC),
-                **_habilitation_values(request.habilitation),
-            )
-            return admin_pb2.ImportLegacyTokenResponse(
-                habilitation=habilitation_message(habilitation), token=token_message(token)
-            )
-
-        return await self._serve(context, migrate)
-
-    async def VerifyAudit(  # noqa: N802 - the gRPC method's name
-        self, request: admin_pb2.VerifyAuditRequest, context: grpc.aio.ServicerContext[Any, Any]
+    @_served
+    async def VerifyAudit(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.VerifyAuditRequest
     ) -> admin_pb2.VerifyAuditResponse:
         """Recompute the audit chain."""
+        verification = await self.service.verify_audit(operator)
+        return admin_pb2.VerifyAuditResponse(
+            entries=verification.entries, head=verification.head.hex(), broken_at=verification.broken_at or 0
+        )
 
-        async def verify(operator: Operator) -> admin_pb2.VerifyAuditResponse:
-            verification = await self._service.verify_audit(operator)
-            return admin_pb2.VerifyAuditResponse(
-                entries=verification.entries,
-                head=verification.head.hex(),
-                broken_at=verification.broken_at or 0,
-            )
+    # -- editors, delegations, FranceConnect clients ------------------------------------------------
 
-        return await self._serve(context, verify)
+    @_served
+    async def CreateEditor(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.CreateEditorRequest
+    ) -> admin_pb2.CreateEditorResponse:
+        """Record a software editor."""
+        editor = await self.service.create_editor(
+            operator,
+            siret=request.siret,
+            name=request.name,
+            allowed_ips=list(request.allowed_ips),
+            contacts=list(request.contacts),
+        )
+        return admin_pb2.CreateEditorResponse(editor=editor_message(editor))
+
+    @_served
+    async def GetEditor(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.GetEditorRequest
+    ) -> admin_pb2.GetEditorResponse:
+        """An editor, its tokens and delegations."""
+        editor, tokens, delegations = await self.service.get_editor(operator, request.id)
+        return admin_pb2.GetEditorResponse(
+            editor=editor_message(editor),
+            tokens=[token_message(t) for t in tokens],
+            delegations=[delegation_message(d) for d in delegations],
+        )
+
+    @_served
+    async def ListEditors(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListEditorsRequest
+    ) -> admin_pb2.ListEditorsResponse:
+        """Every editor."""
+        return admin_pb2.ListEditorsResponse(
+            editors=[editor_message(e) for e in await self.service.list_editors(operator)]
+        )
+
+    @_served
+    async def IssueEditorToken(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.IssueEditorTokenRequest
+    ) -> admin_pb2.IssueEditorTokenResponse:
+        """Issue an editor token; its JWT this once."""
+        issued = await self.service.issue_editor_token(
+            operator,
+            request.editor_id,
+            days=request.days or TOKEN_DEFAULT_DAYS,
+            environment=_ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+            allowed_ips=list(request.allowed_ips),
+        )
+        return admin_pb2.IssueEditorTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
+
+    @_served
+    async def CreateDelegation(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.CreateDelegationRequest
+    ) -> admin_pb2.CreateDelegationResponse:
+        """Delegate a habilitation to an editor."""
+        delegation = await self.service.create_delegation(
+            operator,
+            editor_id=request.editor_id,
+            habilitation_id=request.habilitation_id,
+            origin=_ORIGIN_OF.get(request.origin, DelegationOrigin.MANUAL),
+        )
+        return admin_pb2.CreateDelegationResponse(delegation=delegation_message(delegation))
+
+    @_served
+    async def RevokeDelegation(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.RevokeDelegationRequest
+    ) -> admin_pb2.RevokeDelegationResponse:
+        """Revoke a delegation now."""
+        delegation = await self.service.revoke_delegation(operator, request.id)
+        return admin_pb2.RevokeDelegationResponse(delegation=delegation_message(delegation))
+
+    @_served
+    async def ListDelegations(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListDelegationsRequest
+    ) -> admin_pb2.ListDelegationsResponse:
+        """Delegations of an editor or a habilitation."""
+        found = await self.service.list_delegations(
+            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
+        )
+        return admin_pb2.ListDelegationsResponse(delegations=[delegation_message(d) for d in found])
+
+    @_served
+    async def MapFranceConnectClient(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.MapFranceConnectClientRequest
+    ) -> admin_pb2.MapFranceConnectClientResponse:
+        """Map a FranceConnect client to a habilitation."""
+        client = await self.service.map_france_connect_client(
+            operator, request.client_id, request.habilitation_id
+        )
+        return admin_pb2.MapFranceConnectClientResponse(client=client_message(client))
+
+    @_served
+    async def ListFranceConnectClients(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListFranceConnectClientsRequest
+    ) -> admin_pb2.ListFranceConnectClientsResponse:
+        """Every FranceConnect client mapped."""
+        clients = await self.service.list_france_connect_clients(operator)
+        return admin_pb2.ListFranceConnectClientsResponse(clients=[client_message(c) for c in clients])
 
 
 def definition(servicer: AdminServicer) -> ServiceDefinition:

@@ -15,6 +15,15 @@ The same actions and operator credentials as the gRPC service (`gateway.admin_ap
 | ``POST /admin/v1/tokens/{id}/rotate`` | body ``grace_seconds`` |
 | ``POST /admin/v1/tokens/{id}/prolong`` | body ``days`` |
 | ``POST /admin/v1/tokens/{id}/ban`` | body ``at`` (ISO 8601, optional), ``reason``, ``replace`` |
+| ``GET /admin/v1/editors`` | every editor |
+| ``POST /admin/v1/editors`` | record one (body: ``siret``, ``name``, ``allowed_ips``, ``contacts``) |
+| ``GET /admin/v1/editors/{id}`` | one, with its tokens and delegations |
+| ``POST /admin/v1/editors/{id}/tokens`` | a token (body: ``days``, ``environment``, ``allowed_ips``) |
+| ``GET /admin/v1/delegations?editor_id=&habilitation_id=`` | delegations, revoked ones included |
+| ``POST /admin/v1/delegations`` | body ``editor_id``, ``habilitation_id``, ``created_via`` (``manual``) |
+| ``POST /admin/v1/delegations/{id}/revoke`` | revoke one now |
+| ``GET /admin/v1/france_connect_clients`` | every FranceConnect client mapped |
+| ``PUT /admin/v1/france_connect_clients/{client_id}`` | map it (body ``habilitation_id``) |
 | ``GET /admin/v1/audit/verify`` | recompute the audit chain |
 
 Statuses: 400 (a body or value refused: ``{"error", "field"}``), 401, 403, 404, 409 (the
@@ -33,18 +42,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin_api.service import (
-    AdminService,
-    ForbiddenError,
-    IssuedToken,
-    Operator,
-    Operators,
-    UnauthenticatedError,
-    UnavailableError,
-)
+from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
+    DelegationOrigin,
     Environment,
     InvalidInputError,
     Status,
@@ -106,6 +108,88 @@ async def _body(request: Request) -> dict[str, Any]:
     return parsed
 
 
+def _path_id(request: Request) -> str:
+    return str(request.path_params["id"])
+
+
+def _editor_routes(
+    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+) -> list[Route]:
+    """The routes of editors, delegations and FranceConnect clients, served by ``endpoint``."""
+
+    async def list_editors(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        return [editor.as_json() for editor in await service.list_editors(operator)]
+
+    async def create_editor(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        created = await service.create_editor(
+            operator,
+            siret=_string(body, "siret"),
+            name=_string(body, "name"),
+            allowed_ips=_strings(body, "allowed_ips") or [],
+            contacts=_strings(body, "contacts") or [],
+        )
+        return created.as_json()
+
+    async def get_editor(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        editor, tokens, delegations = await service.get_editor(operator, _path_id(request))
+        return {
+            **editor.as_json(),
+            "tokens": [_token_json(token) for token in tokens],
+            "delegations": [delegation.as_json() for delegation in delegations],
+        }
+
+    async def issue_editor_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        issued = await service.issue_editor_token(
+            operator,
+            _path_id(request),
+            days=_optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
+            environment=_enum(Environment, body, "environment", Environment.PRODUCTION),
+            allowed_ips=_strings(body, "allowed_ips") or [],
+        )
+        return _issued_json(issued)
+
+    async def list_delegations(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        found = await service.list_delegations(
+            operator,
+            editor_id=request.query_params.get("editor_id") or None,
+            habilitation_id=request.query_params.get("habilitation_id") or None,
+        )
+        return [delegation.as_json() for delegation in found]
+
+    async def create_delegation(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        created = await service.create_delegation(
+            operator,
+            editor_id=_string(body, "editor_id"),
+            habilitation_id=_string(body, "habilitation_id"),
+            origin=_enum(DelegationOrigin, body, "created_via", DelegationOrigin.MANUAL),
+        )
+        return created.as_json()
+
+    async def revoke_delegation(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        return (await service.revoke_delegation(operator, _path_id(request))).as_json()
+
+    async def list_clients(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        return [client.as_json() for client in await service.list_france_connect_clients(operator)]
+
+    async def map_client(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        mapped = await service.map_france_connect_client(
+            operator, str(request.path_params["client_id"]), _string(body, "habilitation_id")
+        )
+        return mapped.as_json()
+
+    return [
+        Route(f"{prefix}/editors", endpoint(list_editors), methods=["GET"]),
+        Route(f"{prefix}/editors", endpoint(create_editor, 201), methods=["POST"]),
+        Route(f"{prefix}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
+        Route(f"{prefix}/editors/{{id}}/tokens", endpoint(issue_editor_token, 201), methods=["POST"]),
+        Route(f"{prefix}/delegations", endpoint(list_delegations), methods=["GET"]),
+        Route(f"{prefix}/delegations", endpoint(create_delegation, 201), methods=["POST"]),
+        Route(f"{prefix}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
+        Route(f"{prefix}/france_connect_clients", endpoint(list_clients), methods=["GET"]),
+        Route(f"{prefix}/france_connect_clients/{{client_id}}", endpoint(map_client), methods=["PUT"]),
+    ]
+
+
 def build_app(service: AdminService, operators: Operators) -> Starlette:
     """The REST front of ``service`` for ``operators``."""
 
@@ -113,25 +197,15 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
         async def serve(request: Request) -> Response:
             try:
                 operator = operators.authenticate(request.headers.get("authorization"))
-                body = await _body(request) if request.method in {"POST", "PATCH"} else {}
+                body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
                 return JSONResponse(await handler(request, operator, body), status_code=status)
-            except UnauthenticatedError as error:
-                return JSONResponse({"error": str(error)}, status_code=401)
-            except ForbiddenError as error:
-                return JSONResponse({"error": str(error)}, status_code=403)
-            except InvalidInputError as error:
-                return JSONResponse({"error": str(error), "field": error.field}, status_code=400)
-            except store.UnknownError as error:
-                return JSONResponse({"error": str(error)}, status_code=404)
-            except store.ConflictError as error:
-                return JSONResponse({"error": str(error)}, status_code=409)
-            except UnavailableError as error:
-                return JSONResponse({"error": str(error)}, status_code=503)
+            except REFUSED as error:
+                body = {"error": str(error)}
+                if isinstance(error, InvalidInputError):
+                    body["field"] = error.field
+                return JSONResponse(body, status_code=refusal_status(error)[1])
 
         return serve
-
-    def path_id(request: Request) -> str:
-        return str(request.path_params["id"])
 
     async def list_habilitations(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
         return [habilitation.as_json() for habilitation in await service.list_habilitations(operator)]
@@ -153,7 +227,7 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
         return created.as_json()
 
     async def get_habilitation(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        habilitation, tokens = await service.get_habilitation(operator, path_id(request))
+        habilitation, tokens = await service.get_habilitation(operator, _path_id(request))
         return {**habilitation.as_json(), "tokens": [_token_json(token) for token in tokens]}
 
     async def update_habilitation(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
@@ -172,12 +246,12 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
             contacts=_strings(body, "contacts"),
             status=_enum(Status, body, "status", Status.VALIDATED) if "status" in body else None,
         )
-        return (await service.update_habilitation(operator, path_id(request), changes)).as_json()
+        return (await service.update_habilitation(operator, _path_id(request), changes)).as_json()
 
     async def issue_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
         issued = await service.issue_token(
             operator,
-            path_id(request),
+            _path_id(request),
             days=_optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
             kind=_enum(TokenKind, body, "kind", TokenKind.CLASSIC),
             environment=_enum(Environment, body, "environment", Environment.PRODUCTION),
@@ -196,16 +270,16 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
         return [_token_json(token) for token in tokens]
 
     async def revoke(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        return _token_json(await service.revoke_token(operator, path_id(request), _string(body, "reason")))
+        return _token_json(await service.revoke_token(operator, _path_id(request), _string(body, "reason")))
 
     async def rotate(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
         grace = dt.timedelta(seconds=_optional_int(body, "grace_seconds") or 0)
-        old, new = await service.rotate_token(operator, path_id(request), grace=grace)
+        old, new = await service.rotate_token(operator, _path_id(request), grace=grace)
         return {"old_token": _token_json(old), "new": _issued_json(new)}
 
     async def prolong(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
         days = _optional_int(body, "days") or TOKEN_DEFAULT_DAYS
-        return _token_json(await service.prolong_token(operator, path_id(request), days=days))
+        return _token_json(await service.prolong_token(operator, _path_id(request), days=days))
 
     async def ban(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
         at = None
@@ -218,7 +292,7 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
                 raise InvalidInputError("at", "must give its offset (Z or +hh:mm)")
         banned, replacement = await service.ban_token(
             operator,
-            path_id(request),
+            _path_id(request),
             at=at,
             reason=_string(body, "reason"),
             replace=body.get("replace") is True,
@@ -246,6 +320,7 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
             Route(f"{prefix}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
             Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
             Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
+            *_editor_routes(service, endpoint, prefix),
             Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
         ]
     )

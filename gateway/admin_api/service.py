@@ -11,16 +11,20 @@ writes. The operator's name is the audit trail's actor.
 
 Tokens are signed here (ES256, the ``TOKEN_SIGNING_KID`` key of ``KEYS_DIR``) and
 their JWT is shown once, when issued: the registry keeps only their record. The JWT
-names the token (``jti``), its habilitation (``sub``) and its environment (``env``);
+names the token (``jti``), its habilitation or editor (``sub``), its kind (``kind``) and
+its environment (``env``);
 its ``exp`` is only an outer bound (`gateway.bounds.TOKEN_LIFETIME_MAX_SECONDS` after
 issue), since the registry's expiry is the one that counts and a prolongation keeps the
-JWT. It also carries the holder's ``siret`` and the habilitation's ``scopes`` at issue,
-which a gateway that reads the registry ignores.
+JWT. It also carries the holder's ``siret`` and the habilitation's ``scopes`` at issue
+(an editor token: its editor's SIRET, no scopes), which a gateway that reads the
+registry ignores.
 
 A revocation (or a ban or rotation that ends a token now) is also written to the
 gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
 ``revocations`` channel), read with the rate decision of every call: it holds from the
-next call on every gateway, whatever their snapshot's age.
+next call on every gateway, whatever their snapshot's age. An editor token's calls count
+against the habilitations delegated to its editor: its revocation is written under each
+of them.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import jwt
 import psycopg
 import redis.asyncio
@@ -46,7 +51,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
 from gateway.registry import audit, store
-from gateway.registry.model import Habilitation, TokenRecord, TokenState
+from gateway.registry.model import (
+    Delegation,
+    DelegationOrigin,
+    Editor,
+    FranceConnectClient,
+    Habilitation,
+    InvalidInputError,
+    TokenRecord,
+    TokenState,
+)
 
 _LOG = structlog.get_logger(__name__)
 Result = TypeVar("Result")
@@ -122,6 +136,23 @@ class Operators:
         raise UnauthenticatedError("unknown operator credential")
 
 
+REFUSALS: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
+    UnauthenticatedError: (grpc.StatusCode.UNAUTHENTICATED, 401),
+    ForbiddenError: (grpc.StatusCode.PERMISSION_DENIED, 403),
+    InvalidInputError: (grpc.StatusCode.INVALID_ARGUMENT, 400),
+    store.UnknownError: (grpc.StatusCode.NOT_FOUND, 404),
+    store.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
+}
+"""Each refusal of an action, and its gRPC status and HTTP status (the two adapters read it)."""
+REFUSED = tuple(REFUSALS)
+
+
+def refusal_status(error: Exception) -> tuple[grpc.StatusCode, int]:
+    """The gRPC and HTTP statuses of a refusal (one of `REFUSED`)."""
+    return next(status for kind, status in REFUSALS.items() if isinstance(error, kind))
+
+
 def secret_digest(secret: str) -> str:
     """The ``secret_sha256`` of an operator's secret, as the operators file holds it."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -142,18 +173,18 @@ class TokenSigner:
         """Sign with ``key`` under ``kid``, for ``issuer`` and ``audience``."""
         self._key, self._kid, self._issuer, self._audience = key, kid, issuer, audience
 
-    def sign(self, token: TokenRecord, habilitation: Habilitation) -> str:
-        """The JWT of ``token`` (see the module's docstring for its claims)."""
+    def sign(self, token: TokenRecord, holder: Habilitation | Editor) -> str:
+        """The JWT of ``token``, of ``holder`` (see the module's docstring for its claims)."""
         issued = int(token.issued_at.timestamp())
         claims = {
             "iss": self._issuer,
             "aud": self._audience,
             "jti": token.id,
-            "sub": habilitation.id,
+            "sub": holder.id,
             "env": token.environment.value,
             "kind": token.kind.value,
-            "siret": habilitation.siret,
-            "scopes": list(habilitation.scopes),
+            "siret": holder.siret,
+            "scopes": list(holder.scopes) if isinstance(holder, Habilitation) else [],
             "iat": issued,
             "nbf": issued,
             "exp": issued + TOKEN_LIFETIME_MAX_SECONDS,
@@ -261,22 +292,35 @@ class AdminService:
         """`gateway.registry.store.issue_token` and the new token's JWT."""
 
         async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            record = await store.issue_token(conn, operator.name, habilitation_id, **values)
-            return IssuedToken(
-                record, self._signer.sign(record, await store.get_habilitation(conn, habilitation_id))
+            return await self._signed(
+                conn, await store.issue_token(conn, operator.name, habilitation_id, **values)
             )
 
         return await self._run(operator, Role.ADMIN, issue)
 
+    async def _signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
+        """``record`` with its JWT, signed for its habilitation or editor."""
+        holder: Habilitation | Editor
+        if record.editor_id is not None:
+            holder = await store.get_editor(conn, record.editor_id)
+        else:
+            holder = await store.get_habilitation(conn, record.holder_id)
+        return IssuedToken(record, self._signer.sign(record, holder))
+
     async def list_tokens(
-        self, operator: Operator, *, habilitation_id: str | None, expiring_within: dt.timedelta | None
+        self,
+        operator: Operator,
+        *,
+        habilitation_id: str | None,
+        expiring_within: dt.timedelta | None,
+        editor_id: str | None = None,
     ) -> list[TokenRecord]:
         """`gateway.registry.store.list_tokens`."""
         return await self._run(
             operator,
             Role.VIEWER,
             lambda conn: store.list_tokens(
-                conn, habilitation_id=habilitation_id, expiring_within=expiring_within
+                conn, habilitation_id=habilitation_id, expiring_within=expiring_within, editor_id=editor_id
             ),
         )
 
@@ -285,7 +329,7 @@ class AdminService:
         record = await self._run(
             operator, Role.ADMIN, lambda conn: store.revoke_token(conn, operator.name, token_id, reason)
         )
-        await self._push_revocation(record)
+        await self._push_revocation(operator, record)
         return record
 
     async def ban_token(
@@ -297,13 +341,10 @@ class AdminService:
             banned, replacement = await store.ban_token(
                 conn, operator.name, token_id, at=at, reason=reason, replace=replace
             )
-            if replacement is None:
-                return banned, None
-            habilitation = await store.get_habilitation(conn, banned.habilitation_id)
-            return banned, IssuedToken(replacement, self._signer.sign(replacement, habilitation))
+            return banned, None if replacement is None else await self._signed(conn, replacement)
 
         banned, replacement = await self._run(operator, Role.ADMIN, ban)
-        await self._push_revocation(banned)
+        await self._push_revocation(operator, banned)
         return banned, replacement
 
     async def rotate_token(
@@ -313,11 +354,10 @@ class AdminService:
 
         async def rotate(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken]:
             old, new = await store.rotate_token(conn, operator.name, token_id, grace=grace)
-            habilitation = await store.get_habilitation(conn, old.habilitation_id)
-            return old, IssuedToken(new, self._signer.sign(new, habilitation))
+            return old, await self._signed(conn, new)
 
         old, new = await self._run(operator, Role.ADMIN, rotate)
-        await self._push_revocation(old)
+        await self._push_revocation(operator, old)
         return old, new
 
     async def prolong_token(self, operator: Operator, token_id: str, *, days: int) -> TokenRecord:
@@ -334,23 +374,106 @@ class AdminService:
             operator, Role.ADMIN, lambda conn: store.import_legacy_token(conn, operator.name, **values)
         )
 
+    # -- editors, delegations, FranceConnect clients ------------------------------------------------
+
+    async def create_editor(self, operator: Operator, **values: Any) -> Editor:
+        """`gateway.registry.store.create_editor`, as ``operator``."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.create_editor(conn, operator.name, **values)
+        )
+
+    async def get_editor(
+        self, operator: Operator, editor_id: str
+    ) -> tuple[Editor, list[TokenRecord], list[Delegation]]:
+        """An editor, its tokens and its delegations."""
+
+        async def read(
+            conn: psycopg.AsyncConnection[Any],
+        ) -> tuple[Editor, list[TokenRecord], list[Delegation]]:
+            editor = await store.get_editor(conn, editor_id)
+            return (
+                editor,
+                await store.list_tokens(conn, editor_id=editor.id),
+                await store.list_delegations(conn, editor_id=editor.id),
+            )
+
+        return await self._run(operator, Role.VIEWER, read)
+
+    async def list_editors(self, operator: Operator) -> list[Editor]:
+        """Every editor."""
+        return await self._run(operator, Role.VIEWER, store.list_editors)
+
+    async def issue_editor_token(self, operator: Operator, editor_id: str, **values: Any) -> IssuedToken:
+        """`gateway.registry.store.issue_editor_token` and the new token's JWT."""
+
+        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
+            return await self._signed(
+                conn, await store.issue_editor_token(conn, operator.name, editor_id, **values)
+            )
+
+        return await self._run(operator, Role.ADMIN, issue)
+
+    async def create_delegation(
+        self, operator: Operator, *, editor_id: str, habilitation_id: str, origin: DelegationOrigin
+    ) -> Delegation:
+        """`gateway.registry.store.create_delegation`, as ``operator``."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: store.create_delegation(
+                conn, operator.name, editor_id=editor_id, habilitation_id=habilitation_id, origin=origin
+            ),
+        )
+
+    async def revoke_delegation(self, operator: Operator, delegation_id: str) -> Delegation:
+        """`gateway.registry.store.revoke_delegation`, as ``operator``."""
+        return await self._run(
+            operator, Role.ADMIN, lambda conn: store.revoke_delegation(conn, operator.name, delegation_id)
+        )
+
+    async def list_delegations(
+        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
+    ) -> list[Delegation]:
+        """`gateway.registry.store.list_delegations`."""
+        return await self._run(
+            operator,
+            Role.VIEWER,
+            lambda conn: store.list_delegations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
+        )
+
+    async def map_france_connect_client(
+        self, operator: Operator, client_id: str, habilitation_id: str
+    ) -> FranceConnectClient:
+        """`gateway.registry.store.map_france_connect_client`, as ``operator``."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: store.map_france_connect_client(conn, operator.name, client_id, habilitation_id),
+        )
+
+    async def list_france_connect_clients(self, operator: Operator) -> list[FranceConnectClient]:
+        """Every FranceConnect client mapped."""
+        return await self._run(operator, Role.VIEWER, store.list_france_connect_clients)
+
     async def verify_audit(self, operator: Operator) -> audit.Verification:
         """`gateway.registry.audit.verify`."""
         return await self._run(operator, Role.VIEWER, audit.verify)
 
-    async def _push_revocation(self, token: TokenRecord) -> None:
+    async def _push_revocation(self, operator: Operator, token: TokenRecord) -> None:
         """Write a token that stopped working now to the gateways' Redis (a later end: the snapshots)."""
         now = dt.datetime.now(dt.UTC)
         if token.state(now) is not TokenState.REVOKED or token.revoked_at is None:
             return
         until = int(max(token.expires_at, now + dt.timedelta(minutes=1)).timestamp())
+        rate_keys: list[str | None] = [token.habilitation_id]
+        if token.editor_id is not None:
+            # Its calls count under each habilitation delegated to its editor (gateway.delegations).
+            delegations = await self.list_delegations(operator, editor_id=token.editor_id)
+            rate_keys += [d.habilitation_id for d in delegations if d.revoked_at is None]
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(
-                revoked_key(token.id, token.habilitation_id),
-                str(int(token.revoked_at.timestamp())),
-                exat=until,
-            )
+            for key in rate_keys:
+                pipe.set(revoked_key(token.id, key), str(int(token.revoked_at.timestamp())), exat=until)
             pipe.sadd(REVOKED_SET, token.id)
             await pipe.execute()
             await self._redis.publish(REVOCATIONS_CHANNEL, token.id)

@@ -3,8 +3,18 @@
 On the FranceConnect routes the citizen's FranceConnect access token alone
 authorizes a call, as in the real API. The public body's service signed the
 citizen in with its own FranceConnect client, to which FranceConnect issued the
-access token (the ``aud`` of its introspection). An operator links that client to
-one habilitation of the body, a token issued by the admin CLI
+access token (the ``aud`` of its introspection).
+
+With a registry (``REGISTRY_DATABASE_URL``), an operator maps that client to its
+habilitation (``python -m gateway.admin france-connect-client map <client_id>
+--habilitation ID``, the admin API's ``MapFranceConnectClient``): the call takes the
+habilitation's scopes, SIRET and limits from the snapshot (no I/O), and counts
+against its counters under a token id of the client's own (`client_token_id`). Each
+FranceConnect access token also has a bucket of its own beside the habilitation's
+(`gateway.call_path`, step 4): one citizen's calls never spend another's.
+
+Without a registry, or for a client the registry does not map, the older link holds:
+an operator links the client to a token issued by the admin CLI
 (``python -m gateway.admin link-france-connect <client_id> <jti>``); the call is
 then authorized, rate limited, revoked, journalled and counted as a call of that
 token, with its scopes, SIRET and rate limit.
@@ -24,8 +34,8 @@ holds at once, since the rate limiter reads it for the jti on every call.
 from __future__ import annotations
 
 import json
-import re
 import time
+import uuid
 from collections.abc import Callable
 
 import redis
@@ -33,13 +43,22 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from gateway.auth import Token
+from gateway.registry.model import CLIENT_ID_SHAPE
+from gateway.registry.snapshot import RegistrySnapshot, Rights
 from gateway.tokens import TokenRecord
-from runtime.errors import ApiError, api_error, expired_token, store_unavailable
+from runtime.errors import ApiError, api_error, expired_token, revoked_token, store_unavailable
 
 _CACHE_MAX_CLIENTS = 10_000
 """Links kept at most; past it the cache starts again empty (FranceConnect clients are few)."""
-CLIENT_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-"""What a FranceConnect client id may be: FranceConnect's are hexadecimal; nothing here may break a key."""
+_NEVER = 253402300799
+"""9999-12-31T23:59:59Z: a mapping has no expiry of its own (its habilitation's status holds)."""
+_CLIENT_TOKENS = uuid.UUID("5d1f4a4e-7c53-4d5e-9a57-0f1d2c3b4a59")
+"""The namespace of the token ids of FranceConnect clients mapped in the registry."""
+
+
+def client_token_id(client_id: str) -> str:
+    """The token id a mapped client's calls are journalled and counted under: a UUID of its own, stable."""
+    return str(uuid.uuid5(_CLIENT_TOKENS, client_id))
 
 
 def client_key(client_id: str) -> str:
@@ -114,6 +133,7 @@ class FranceConnectClients:
         cache_seconds: How long a link read is kept (0: read on every call).
         clock: Monotonic clock, for the cache.
         wall_clock: Epoch seconds, against which the token's expiry is checked.
+        registry: The registry's snapshot, whose mappings come first; None: the links alone.
     """
 
     def __init__(
@@ -123,8 +143,12 @@ class FranceConnectClients:
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        registry: RegistrySnapshot | None = None,
     ) -> None:
         self._client = client
+        self._registry = registry
+        # By client id: the token of a mapping, as last made from the rights it came from.
+        self._mapped: dict[str, Token] = {}
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._wall_clock = wall_clock
@@ -134,9 +158,14 @@ class FranceConnectClients:
         """The token whose habilitation a FranceConnect client's calls count against.
 
         Raises:
-            ApiError: 00101 when the client is linked to none, 00103 when its token has
-                expired, 00503 when Redis cannot be read.
+            ApiError: 00101 when the client is mapped or linked to none, 00105 when its
+                habilitation is no longer validated, 00103 when its linked token has expired,
+                00503 when Redis cannot be read.
         """
+        if self._registry is not None:
+            rights = self._registry.france_connect_client(client_id)
+            if rights is not None:
+                return self._mapped_token(client_id, rights)
         now = self._clock()
         cached = self._cache.get(client_id)
         if cached is not None and cached[0] > now:
@@ -151,6 +180,27 @@ class FranceConnectClients:
             raise unlinked_client()
         if token.expires_at <= self._wall_clock():
             raise expired_token()
+        return token
+
+    def _mapped_token(self, client_id: str, rights: Rights) -> Token:
+        if not rights.validated:
+            raise revoked_token()
+        token = self._mapped.get(client_id)
+        if token is None or token.rights is not rights:
+            token = Token(
+                jti=client_token_id(client_id),
+                habilitation=rights.label,
+                siret=rights.siret,
+                scopes=rights.scopes,
+                expires_at=_NEVER,
+                rate_limit_per_second=rights.rate_per_second,
+                habilitation_id=rights.habilitation_id,
+                rate_limit_per_minute=rights.rate_per_minute,
+                rights=rights,
+            )
+            if len(self._mapped) >= _CACHE_MAX_CLIENTS:
+                self._mapped.clear()
+            self._mapped[client_id] = token
         return token
 
     async def _read(self, client_id: str) -> Token | None:

@@ -3,7 +3,7 @@
 Who may call each method is read from the contract (the ``method_access``
 option), as for the provider methods:
 
-- ``every_token`` (Lookup, IntrospectToken, GetUsageStatistics): served through
+- ``every_token`` (Lookup, IntrospectToken, GetUsageStatistics, ListDelegations): served through
   the gateway's call path (`gateway.call_path`) like a provider method, open to
   every token; Lookup also needs the recipient, which its provider calls
   forward, and checks scopes per API itself (`gateway.grpc.lookup`).
@@ -30,9 +30,11 @@ from contract.gateway_service import SERVICE, SERVICE_NAME
 from contract.routes import ContractError
 from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.delegations import page_of
 from gateway.grpc.lookup import LookupService
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PingBoard
+from gateway.registry.model import DelegationState
 from gateway.settings import GatewaySettings
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.server import ServiceDefinition
@@ -51,7 +53,11 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-_TOKEN_HOLDERS = ("Lookup", "IntrospectToken", "GetUsageStatistics")
+_DELEGATION_STATUSES = {
+    DelegationState.ACTIVE: gateway_pb2.DELEGATION_STATUS_ACTIVE,
+    DelegationState.REVOKED: gateway_pb2.DELEGATION_STATUS_REVOKED,
+}
+_TOKEN_HOLDERS = ("Lookup", "IntrospectToken", "GetUsageStatistics", "ListDelegations")
 """The methods served through the call path; the contract opens them to ``every_token``."""
 _CITIZENS = ("ListAccesses",)
 """The methods the citizen's FranceConnect token alone opens (``france_connect``)."""
@@ -165,6 +171,36 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
 
         return await self._call_path.call_own(
             f"/{SERVICE_NAME}/GetUsageStatistics", Inbound.of_grpc(context), body, needs_recipient=False
+        )
+
+    async def ListDelegations(  # noqa: N802 - the name is the contract's
+        self, request: gateway_pb2.ListDelegationsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> gateway_pb2.ListDelegationsResponse:
+        """The caller's editor's delegations, a page at a time (`gateway.delegations.page_of`)."""
+
+        async def body(call: Exchange) -> gateway_pb2.ListDelegationsResponse:
+            found = page_of(call.holder, request.page, request.per_page)
+            return gateway_pb2.ListDelegationsResponse(
+                delegations=[
+                    gateway_pb2.EditorDelegation(
+                        id=delegation.delegation_id,
+                        datapass_id=int(delegation.datapass_id) if delegation.datapass_id.isdigit() else 0,
+                        siret=delegation.siret,
+                        label=delegation.label,
+                        scopes=delegation.scopes,
+                        status=_DELEGATION_STATUSES[delegation.state],
+                        created_at=_timestamp(delegation.created_at),
+                    )
+                    for delegation in found.delegations
+                ],
+                page=found.page,
+                per_page=found.per_page,
+                total=found.total,
+                total_pages=found.total_pages,
+            )
+
+        return await self._call_path.call_own(
+            f"/{SERVICE_NAME}/ListDelegations", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
     async def GetProofsAvoided(  # noqa: N802 - the name is the contract's

@@ -1,4 +1,4 @@
-"""What the registry holds: habilitations and their tokens, and the checks on what is written.
+"""What the registry holds: habilitations, editors, tokens, delegations, and the checks on what is written.
 
 A **habilitation** (a DataPass authorization, ACCESS-MODEL.md §1.2) holds the rights:
 scopes, allowed IPs or CIDRs, per-second and per-minute limits. Its **tokens** are keys
@@ -9,6 +9,16 @@ A token's life (ACCESS-MODEL.md §8): issued for ``TOKEN_DEFAULT_DAYS`` (18 mont
 told otherwise; prolonged (a later expiry, same token); rotated (a new token, the old
 one ending after a grace); banned from a date, with a replacement; revoked now, with a
 reason. ``revoked_at`` is when it stops working, whichever of these set it.
+
+A software **editor** (ACCESS-MODEL.md §1.7, §4) holds **editor tokens**: a token of an
+editor, not of a habilitation, with no scopes of its own. Each public body **delegates**
+its habilitation to the editor; on a call the recipient SIRET (and, when the body has
+several delegations, their id) picks the delegation whose habilitation's scopes, IPs and
+limits apply (`gateway.registry.delegations`). A delegation is active until revoked; a
+habilitation revoked or archived revokes its delegations.
+
+A **FranceConnect client** (ACCESS-MODEL.md §9) is mapped to the habilitation its
+citizens' calls count against.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ TEXT_MAX = 2000
 CONTACTS_MAX = 20
 ALLOWED_IPS_MAX = 100
 REASON_MAX = 500
+CLIENT_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""What a FranceConnect client id may be: FranceConnect's are hexadecimal; nothing here may break a key."""
 _EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 
 
@@ -65,6 +77,24 @@ class Environment(StrEnum):
 
     PRODUCTION = "production"
     SANDBOX = "sandbox"
+
+
+class DelegationState(StrEnum):
+    """A delegation's state: the editor API's ``statut`` (PLATFORM.md §3)."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class DelegationOrigin(StrEnum):
+    """How a delegation came to exist (ACCESS-MODEL.md §4.1, ``created_via``)."""
+
+    MANUAL = "manual"
+    """By an operator, or the habilitation's holder."""
+    DATAPASS_AUTO = "datapass_auto"
+    """On DataPass's validation of a habilitation made through the editor's form."""
+    EDITOR_DELEGATION_REQUEST = "editor_delegation_request"
+    """Through the editor's invitation of the body."""
 
 
 class TokenState(StrEnum):
@@ -130,7 +160,8 @@ class TokenRecord:
 
     id: str
     """The JWT's ``jti``."""
-    habilitation_id: str
+    habilitation_id: str | None
+    """The habilitation of a classic token; None for an editor token."""
     kind: TokenKind
     environment: Environment
     issued_at: dt.datetime
@@ -141,6 +172,18 @@ class TokenRecord:
     revoked_reason: str
     replaces: str | None
     replaced_by: str | None
+    editor_id: str | None = None
+    """The editor of an editor token; None for a classic token."""
+    allowed_ips: tuple[str, ...] = ()
+    """An editor token's own CIDRs (within its editor's); empty: every address."""
+
+    @property
+    def holder_id(self) -> str:
+        """The habilitation or editor it belongs to: what the registry announces a change of."""
+        holder = self.habilitation_id or self.editor_id
+        if holder is None:
+            raise RuntimeError("a token has a habilitation or an editor by construction")
+        return holder
 
     def state(self, now: dt.datetime) -> TokenState:
         """The token's state at ``now``."""
@@ -163,6 +206,81 @@ class TokenRecord:
             "revoked_reason": self.revoked_reason,
             "replaces": self.replaces,
             "replaced_by": self.replaced_by,
+            "editor_id": self.editor_id,
+            "allowed_ips": list(self.allowed_ips),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Editor:
+    """A software editor, as stored."""
+
+    id: str
+    siret: str
+    name: str
+    allowed_ips: tuple[str, ...]
+    """Its declared ranges (CIDRs): every call of its tokens must come from one; empty: every address."""
+    contacts: tuple[str, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The editor as JSON values (the audit trail's before and after, the REST API)."""
+        return {
+            "id": self.id,
+            "siret": self.siret,
+            "name": self.name,
+            "allowed_ips": list(self.allowed_ips),
+            "contacts": list(self.contacts),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """A habilitation delegated to an editor, as stored."""
+
+    id: str
+    editor_id: str
+    habilitation_id: str
+    origin: DelegationOrigin
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    """None: active."""
+
+    @property
+    def state(self) -> DelegationState:
+        """Active until revoked."""
+        return DelegationState.ACTIVE if self.revoked_at is None else DelegationState.REVOKED
+
+    def as_json(self) -> dict[str, Any]:
+        """The delegation as JSON values (the audit trail's before and after, the REST API)."""
+        return {
+            "id": self.id,
+            "editor_id": self.editor_id,
+            "habilitation_id": self.habilitation_id,
+            "created_via": self.origin.value,
+            "state": self.state.value,
+            "created_at": _iso(self.created_at),
+            "revoked_at": _iso(self.revoked_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FranceConnectClient:
+    """A FranceConnect client and the habilitation its citizens' calls count against."""
+
+    client_id: str
+    habilitation_id: str
+    updated_at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The mapping as JSON values."""
+        return {
+            "client_id": self.client_id,
+            "habilitation_id": self.habilitation_id,
+            "updated_at": _iso(self.updated_at),
         }
 
 
@@ -173,15 +291,15 @@ def _iso(moment: dt.datetime | None) -> str | None:
 # -- checks of what is written ----------------------------------------------------------------------
 
 
-def checked_label(label: str) -> str:
-    """A habilitation's label, stripped.
+def checked_label(label: str, field: str = "label") -> str:
+    """A habilitation's label or an editor's name, stripped.
 
     Raises:
         InvalidInputError: empty or longer than `LABEL_MAX`.
     """
     label = label.strip()
     if not 1 <= len(label) <= LABEL_MAX:
-        raise InvalidInputError("label", f"must be 1 to {LABEL_MAX} characters")
+        raise InvalidInputError(field, f"must be 1 to {LABEL_MAX} characters")
     return label
 
 
@@ -240,6 +358,17 @@ def checked_allowed_ips(entries: Iterable[str]) -> tuple[str, ...]:
     if len(unique) > ALLOWED_IPS_MAX:
         raise InvalidInputError("allowed_ips", f"at most {ALLOWED_IPS_MAX} entries")
     return unique
+
+
+def checked_client_id(client_id: str) -> str:
+    """A FranceConnect client id.
+
+    Raises:
+        InvalidInputError: not of `CLIENT_ID_SHAPE` (FranceConnect's are hexadecimal).
+    """
+    if not CLIENT_ID_SHAPE.fullmatch(client_id):
+        raise InvalidInputError("client_id", "1 to 128 letters, digits or . _ : -")
+    return client_id
 
 
 def checked_rate(field: str, value: int | None, highest: int) -> int | None:

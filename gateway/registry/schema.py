@@ -9,13 +9,21 @@ Schema ``registry``, apart from the journal's:
 - ``tokens``: the tokens of each habilitation, several at once: kind, environment,
   issued, expiry, state, and the revocation or ban (date and reason), the token it
   replaces or that replaces it (rotation, ban), the end of a rotation's grace.
+- ``editors``: software editors (SIRET, name, declared IP ranges, contacts); their tokens
+  are rows of ``tokens`` with an ``editor_id`` instead of a ``habilitation_id``, and their
+  own ``allowed_ips`` (v2).
+- ``delegations``: a habilitation delegated to an editor, with its origin, creation and
+  revocation; one active delegation per editor and habilitation (v2).
+- ``france_connect_clients``: a FranceConnect client and the habilitation its citizens'
+  calls count against (v2).
 - ``audit``: every admin action, in one hash chain (`gateway.registry.audit`): who,
   what, when, on what, before and after.
 - ``notices``: the expiry notices sent, one row per token and threshold.
 - ``schema_migrations``: the migrations applied.
 
 Every write of the admin API commits with a ``NOTIFY registry_changes`` whose payload is
-the habilitation's id: the gateways' snapshots (`gateway.registry.snapshot`) reload on it.
+the id of the habilitation or editor changed: the gateways' snapshots
+(`gateway.registry.snapshot`) reload on it.
 Migrations run when the admin API starts, in one transaction under an advisory lock of
 their own, as the journal's do.
 """
@@ -89,6 +97,43 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             recipients text[] NOT NULL,
             sent_at timestamptz NOT NULL,
             PRIMARY KEY (token_id, days_left, expires_at)
+        );
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE registry.editors (
+            id uuid PRIMARY KEY,
+            siret char(14) NOT NULL,
+            name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+            allowed_ips cidr[] NOT NULL DEFAULT '{}',
+            contacts text[] NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+        ALTER TABLE registry.tokens
+            ALTER COLUMN habilitation_id DROP NOT NULL,
+            ADD COLUMN editor_id uuid REFERENCES registry.editors,
+            ADD COLUMN allowed_ips cidr[] NOT NULL DEFAULT '{}',
+            ADD CONSTRAINT tokens_one_holder CHECK ((habilitation_id IS NULL) <> (editor_id IS NULL)),
+            ADD CONSTRAINT tokens_editor_kind CHECK (editor_id IS NULL OR kind = 'editor');
+        CREATE INDEX tokens_editor ON registry.tokens (editor_id) WHERE editor_id IS NOT NULL;
+        CREATE TABLE registry.delegations (
+            id uuid PRIMARY KEY,
+            editor_id uuid NOT NULL REFERENCES registry.editors,
+            habilitation_id uuid NOT NULL REFERENCES registry.habilitations,
+            created_via text NOT NULL
+                CHECK (created_via IN ('manual', 'datapass_auto', 'editor_delegation_request')),
+            created_at timestamptz NOT NULL,
+            revoked_at timestamptz
+        );
+        CREATE UNIQUE INDEX delegations_active ON registry.delegations (editor_id, habilitation_id)
+            WHERE revoked_at IS NULL;
+        CREATE TABLE registry.france_connect_clients (
+            client_id text PRIMARY KEY CHECK (client_id ~ '^[A-Za-z0-9._:-]{1,128}$'),
+            habilitation_id uuid NOT NULL REFERENCES registry.habilitations,
+            updated_at timestamptz NOT NULL
         );
         """,
     ),

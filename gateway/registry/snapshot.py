@@ -16,6 +16,12 @@ says how old it is (seconds since the last load that succeeded: at most
 does not wait for it: it is read from Redis with every call's rate decision. A ban from
 a date, a rotation's grace and an expiry are decided per call against the snapshot's
 dates, so they need no reload to take effect.
+
+An editor token's entry carries its editor's active delegations by holder SIRET, each
+with its habilitation's rights and the editor's and token's IP ranges
+(`gateway.delegations` picks one per call), and the editor's delegations as its editor
+API lists them. A delegation revoked reaches the gateways as any change: on the reload
+its announcement starts.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import contextlib
 import functools
 import ipaddress
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -34,7 +41,16 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from gateway.registry import store
-from gateway.registry.model import Environment, Habilitation, Status, TokenRecord
+from gateway.registry.model import (
+    Delegation,
+    DelegationState,
+    Editor,
+    Environment,
+    Habilitation,
+    Status,
+    TokenKind,
+    TokenRecord,
+)
 from gateway.registry.schema import CHANNEL
 
 _LOG = structlog.get_logger(__name__)
@@ -73,6 +89,9 @@ class Rights:
     rate_per_minute: int | None
     """None: no per-minute limit."""
     validated: bool
+    also_within: tuple[tuple[Network, ...], ...] = ()
+    """Other lists the address must be in too, each that is not empty: an editor token's call takes
+    its editor's ranges and its own beside the habilitation's (ACCESS-MODEL.md §6)."""
 
     @property
     def restricted(self) -> bool:
@@ -80,12 +99,50 @@ class Rights:
         return bool(self.networks)
 
     def allows(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
-        """Whether a caller at ``address`` (None: unknown) may call; an empty list allows everybody."""
-        if not self.networks:
+        """Whether a caller at ``address`` (None: unknown) may call.
+
+        Every list that is not empty (``networks`` and each of ``also_within``) must hold it.
+        """
+        if not self.networks and not self.also_within:
             return True
-        if address is None:
-            return False
-        return any(address in network for network in self.networks)
+        for networks in (self.networks, *self.also_within):
+            if networks and (address is None or not any(address in network for network in networks)):
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationEntry:
+    """An active delegation as the hot path reads it: its id, and the rights of an editor token's call."""
+
+    delegation_id: str
+    rights: Rights
+    """The habilitation's, with the editor's and the token's ranges in ``also_within``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedDelegation:
+    """A delegation as the editor API lists it (PLATFORM.md §3), revoked ones included."""
+
+    delegation_id: str
+    datapass_id: str
+    siret: str
+    label: str
+    scopes: tuple[str, ...]
+    state: DelegationState
+    created_at: float
+    """Epoch seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class EditorGrants:
+    """What an editor token reaches: its editor, the active delegations by holder SIRET, and the list."""
+
+    editor_id: str
+    delegations: Mapping[str, tuple[DelegationEntry, ...]]
+    """By the holder's SIRET (the call's recipient): the active delegations of validated habilitations."""
+    listed: tuple[ListedDelegation, ...]
+    """Every delegation of the editor, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +156,8 @@ class TokenEntry:
     """Epoch seconds: the registry's expiry, the one that counts."""
     ends_at: float | None
     """Epoch seconds from which it is refused (a ban from a date, a rotation's grace); None: never."""
+    grants: EditorGrants | None = None
+    """An editor token's delegations; None for a classic token (``rights`` are then its habilitation's)."""
 
 
 def _rights(habilitation: Habilitation) -> Rights:
@@ -114,20 +173,94 @@ def _rights(habilitation: Habilitation) -> Rights:
     )
 
 
-def entries_of(habilitations: list[Habilitation], tokens: list[TokenRecord]) -> dict[str, TokenEntry]:
-    """The hot path's view of a load: every token by id, with its habilitation's rights."""
-    rights = {habilitation.id: _rights(habilitation) for habilitation in habilitations}
-    return {
-        token.id: TokenEntry(
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+def _editor_rights(editor: Editor, token: TokenRecord) -> Rights:
+    """An editor token's rights before a delegation is picked: no scopes, its editor's ranges and its own."""
+    return Rights(
+        habilitation_id="",
+        label=editor.name,
+        siret=editor.siret,
+        scopes=frozenset(),
+        networks=_networks(editor.allowed_ips),
+        rate_per_second=None,
+        rate_per_minute=None,
+        validated=True,
+        also_within=(_networks(token.allowed_ips),),
+    )
+
+
+def _grants(
+    editor: Editor,
+    token_rights: Rights,
+    delegations: list[Delegation],
+    habilitations: Mapping[str, Habilitation],
+    rights: Mapping[str, Rights],
+) -> EditorGrants:
+    by_siret: dict[str, list[DelegationEntry]] = defaultdict(list)
+    listed = []
+    for delegation in delegations:  # newest first (store.list_delegations)
+        habilitation = habilitations[delegation.habilitation_id]
+        listed.append(
+            ListedDelegation(
+                delegation_id=delegation.id,
+                datapass_id=habilitation.datapass_id,
+                siret=habilitation.siret,
+                label=habilitation.label,
+                scopes=habilitation.scopes,
+                state=delegation.state,
+                created_at=delegation.created_at.timestamp(),
+            )
+        )
+        if delegation.revoked_at is None and habilitation.status is Status.VALIDATED:
+            delegated = replace(
+                rights[habilitation.id], also_within=(token_rights.networks, *token_rights.also_within)
+            )
+            by_siret[habilitation.siret].append(DelegationEntry(delegation.id, delegated))
+    return EditorGrants(
+        editor.id, {siret: tuple(entries) for siret, entries in by_siret.items()}, tuple(listed)
+    )
+
+
+def clients_of(loaded: store.Loaded) -> dict[str, Rights]:
+    """Each FranceConnect client mapped, with its habilitation's rights."""
+    rights = {habilitation.id: _rights(habilitation) for habilitation in loaded.habilitations}
+    return {client.client_id: rights[client.habilitation_id] for client in loaded.france_connect_clients}
+
+
+def entries_of(loaded: store.Loaded) -> dict[str, TokenEntry]:
+    """The hot path's view of a load: every token by id, with its rights.
+
+    A classic token's are its habilitation's; an editor token's its editor's ranges, with its delegations.
+    """
+    habilitations = {habilitation.id: habilitation for habilitation in loaded.habilitations}
+    rights = {habilitation.id: _rights(habilitation) for habilitation in loaded.habilitations}
+    editors = {editor.id: editor for editor in loaded.editors}
+    delegations: dict[str, list[Delegation]] = defaultdict(list)
+    for delegation in loaded.delegations:
+        delegations[delegation.editor_id].append(delegation)
+    entries = {}
+    for token in loaded.tokens:
+        grants = None
+        if token.kind is TokenKind.EDITOR and token.editor_id in editors:
+            editor = editors[token.editor_id]
+            token_rights = _editor_rights(editor, token)
+            grants = _grants(editor, token_rights, delegations[editor.id], habilitations, rights)
+        elif token.habilitation_id in rights:
+            token_rights = rights[token.habilitation_id]
+        else:
+            continue
+        entries[token.id] = TokenEntry(
             token_id=token.id,
-            rights=rights[token.habilitation_id],
+            rights=token_rights,
             environment=token.environment,
             expires_at=token.expires_at.timestamp(),
             ends_at=None if token.revoked_at is None else token.revoked_at.timestamp(),
+            grants=grants,
         )
-        for token in tokens
-        if token.habilitation_id in rights
-    }
+    return entries
 
 
 class RegistrySnapshot:
@@ -151,6 +284,7 @@ class RegistrySnapshot:
         self._timeout = timeout_seconds
         self._clock = clock
         self._tokens: Mapping[str, TokenEntry] = {}
+        self._clients: Mapping[str, Rights] = {}
         self._loaded_at: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._first_load = asyncio.Event()
@@ -181,6 +315,10 @@ class RegistrySnapshot:
         """The token of this id with its habilitation's rights; None when the registry has none lately."""
         return self._tokens.get(token_id)
 
+    def france_connect_client(self, client_id: str) -> Rights | None:
+        """The rights of the habilitation a FranceConnect client is mapped to; None: mapped to none."""
+        return self._clients.get(client_id)
+
     async def start(self, first_load_timeout: float) -> None:
         """Start following the registry; wait up to ``first_load_timeout`` for the first load.
 
@@ -210,8 +348,9 @@ class RegistrySnapshot:
 
     async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with asyncio.timeout(self._timeout):
-            habilitations, tokens = await store.load(conn)
-        self._tokens = entries_of(habilitations, tokens)
+            loaded = await store.load(conn)
+        self._tokens = entries_of(loaded)
+        self._clients = clients_of(loaded)
         self._loaded_at = self._clock()
         self._first_load.set()
         _RELOADED.inc()

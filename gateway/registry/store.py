@@ -2,7 +2,8 @@
 
 Each write locks the row it changes, writes it, appends the audit entry (who, what,
 before, after: `gateway.registry.audit`) and announces the change on
-``registry_changes`` (`gateway.registry.schema.CHANNEL`), all in one transaction: a
+``registry_changes`` (`gateway.registry.schema.CHANNEL`), all in one transaction
+(`_recorded`): a
 change is never seen without its audit entry, nor recorded without taking effect. The
 admin API (`gateway.admin_api`) is the only caller of the writes; the gateways only
 read (`load`).
@@ -15,10 +16,11 @@ for a value out of bounds.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
 
@@ -26,7 +28,11 @@ from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.registry import audit
 from gateway.registry.model import (
     RATE_LIMIT_MAX_PER_MINUTE,
+    Delegation,
+    DelegationOrigin,
+    Editor,
     Environment,
+    FranceConnectClient,
     Habilitation,
     InvalidInputError,
     Status,
@@ -34,6 +40,7 @@ from gateway.registry.model import (
     TokenRecord,
     TokenState,
     checked_allowed_ips,
+    checked_client_id,
     checked_contacts,
     checked_days,
     checked_label,
@@ -50,13 +57,27 @@ _HABILITATION_COLUMNS = sql.SQL(
 )
 _TOKEN_COLUMNS = sql.SQL(
     "id, habilitation_id, kind, environment, issued_at, expires_at, revoked_at, revoked_reason, "
-    "replaces, replaced_by"
+    "replaces, replaced_by, editor_id, allowed_ips"
 )
+_EDITOR_COLUMNS = sql.SQL("id, siret, name, allowed_ips, contacts, created_at, updated_at")
+_DELEGATION_COLUMNS = sql.SQL("id, editor_id, habilitation_id, created_via, created_at, revoked_at")
+_CLIENT_COLUMNS = sql.SQL("client_id, habilitation_id, updated_at")
 
 
 def _query(template: str, **parts: sql.Composable) -> sql.Composed:
-    """A query of fixed text, its column lists filled in (``{h}`` habilitations', ``{t}`` tokens')."""
-    return sql.SQL(template).format(h=_HABILITATION_COLUMNS, t=_TOKEN_COLUMNS, **parts)
+    """A query of fixed text, its column lists filled in.
+
+    ``{h}`` habilitations', ``{t}`` tokens', ``{e}`` editors', ``{d}`` delegations', ``{c}``
+    FranceConnect clients'.
+    """
+    return sql.SQL(template).format(
+        h=_HABILITATION_COLUMNS,
+        t=_TOKEN_COLUMNS,
+        e=_EDITOR_COLUMNS,
+        d=_DELEGATION_COLUMNS,
+        c=_CLIENT_COLUMNS,
+        **parts,
+    )
 
 
 async def _row(cursor: AsyncCursor[Any]) -> Any:
@@ -73,7 +94,7 @@ usage statistics' span."""
 
 
 class UnknownError(LookupError):
-    """No habilitation or token has this id."""
+    """No habilitation, token, editor, delegation or FranceConnect client has this id."""
 
 
 class ConflictError(Exception):
@@ -120,23 +141,114 @@ def _habilitation(row: Sequence[Any]) -> Habilitation:
     )
 
 
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _token(row: Sequence[Any]) -> TokenRecord:
     return TokenRecord(
         id=str(row[0]),
-        habilitation_id=str(row[1]),
+        habilitation_id=_optional_id(row[1]),
         kind=TokenKind(row[2]),
         environment=Environment(row[3]),
         issued_at=row[4],
         expires_at=row[5],
         revoked_at=row[6],
         revoked_reason=row[7],
-        replaces=None if row[8] is None else str(row[8]),
-        replaced_by=None if row[9] is None else str(row[9]),
+        replaces=_optional_id(row[8]),
+        replaced_by=_optional_id(row[9]),
+        editor_id=_optional_id(row[10]),
+        allowed_ips=tuple(str(network) for network in row[11]),
     )
+
+
+def _editor(row: Sequence[Any]) -> Editor:
+    return Editor(
+        id=str(row[0]),
+        siret=row[1],
+        name=row[2],
+        allowed_ips=tuple(str(network) for network in row[3]),
+        contacts=tuple(row[4]),
+        created_at=row[5],
+        updated_at=row[6],
+    )
+
+
+def _delegation(row: Sequence[Any]) -> Delegation:
+    return Delegation(
+        id=str(row[0]),
+        editor_id=str(row[1]),
+        habilitation_id=str(row[2]),
+        origin=DelegationOrigin(row[3]),
+        created_at=row[4],
+        revoked_at=row[5],
+    )
+
+
+def _client(row: Sequence[Any]) -> FranceConnectClient:
+    return FranceConnectClient(client_id=row[0], habilitation_id=str(row[1]), updated_at=row[2])
 
 
 def _lock(lock: bool) -> sql.Composable:
     return sql.SQL(" FOR UPDATE" if lock else "")
+
+
+Record = TypeVar("Record")
+_GET = {
+    "habilitation": "SELECT {h} FROM registry.habilitations WHERE id = %s{lock}",
+    "token": "SELECT {t} FROM registry.tokens WHERE id = %s{lock}",
+    "editor": "SELECT {e} FROM registry.editors WHERE id = %s{lock}",
+    "delegation": "SELECT {d} FROM registry.delegations WHERE id = %s{lock}",
+}
+
+
+async def _get(
+    conn: AsyncConnection[Any],
+    kind: str,
+    record_id: str,
+    make: Callable[[Sequence[Any]], Record],
+    *,
+    lock: bool,
+) -> Record:
+    """The ``kind`` (a table's singular: habilitation, token…) of this id, locked when ``lock``.
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no record of that kind has it.
+    """
+    cursor = await conn.execute(_query(_GET[kind], lock=_lock(lock)), (_uuid(kind, record_id),))
+    row = await cursor.fetchone()
+    if row is None:
+        raise UnknownError(f"no {kind} {record_id}")
+    return make(row)
+
+
+async def _listed(
+    conn: AsyncConnection[Any],
+    template: str,
+    make: Callable[[Sequence[Any]], Record],
+    filters: Sequence[tuple[str, str, str | None]],
+    *extra: tuple[str, object],
+) -> list[Record]:
+    """The rows of ``template`` (its ``{where}`` filled) whose columns equal the ids given.
+
+    ``filters``: (column, field named in errors, id or None for no filter); ``extra``: more
+    (condition, parameter) pairs.
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+    """
+    conditions: list[sql.Composable] = [sql.SQL("true")]
+    parameters: list[object] = []
+    for column, field, value in filters:
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            parameters.append(_uuid(field, value))
+    for condition, parameter in extra:
+        conditions.append(sql.SQL(condition))
+        parameters.append(parameter)
+    cursor = await conn.execute(_query(template, where=sql.SQL(" AND ").join(conditions)), parameters)
+    return [make(row) for row in await cursor.fetchall()]
 
 
 def _uuid(field: str, text: str) -> uuid.UUID:
@@ -151,8 +263,38 @@ async def _now(conn: AsyncConnection[Any]) -> dt.datetime:
     return moment
 
 
-async def _announce(conn: AsyncConnection[Any], habilitation_id: str) -> None:
-    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, habilitation_id))
+Recorded = Habilitation | TokenRecord | Editor | Delegation | FranceConnectClient
+
+
+async def _recorded(
+    conn: AsyncConnection[Any],
+    actor: str,
+    action: str,
+    target: str,
+    change: tuple[Recorded | None, Recorded],
+    *,
+    announce: str | None,
+) -> None:
+    """The audit entry of a write, and its announcement to the gateways (of ``announce``, when given).
+
+    In the write's transaction: the change is never seen without its entry.
+    """
+    before, after = change
+    await audit.append(
+        conn,
+        actor=actor,
+        action=action,
+        target=target,
+        before=None if before is None else before.as_json(),
+        after=after.as_json(),
+    )
+    if announce is not None:
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, announce))
+
+
+async def _one(conn: AsyncConnection[Any], query: sql.Composed, parameters: Sequence[Any]) -> Any:
+    """The one row a write returns (``RETURNING``)."""
+    return await _row(await conn.execute(query, parameters))
 
 
 # -- habilitations ---------------------------------------------------------------------------------
@@ -208,17 +350,15 @@ async def create_habilitation(
             ),
             values,
         )
-        row = await _row(cursor)
-        habilitation = _habilitation(row)
-        await audit.append(
+        habilitation = _habilitation(await _row(cursor))
+        await _recorded(
             conn,
-            actor=actor,
-            action="habilitation.create",
-            target=habilitation.id,
-            before=None,
-            after=habilitation.as_json(),
+            actor,
+            "habilitation.create",
+            habilitation.id,
+            (None, habilitation),
+            announce=habilitation.id,
         )
-        await _announce(conn, habilitation.id)
     return habilitation
 
 
@@ -243,14 +383,7 @@ async def get_habilitation(
         InvalidInputError: the id is not a UUID.
         UnknownError: no habilitation has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {h} FROM registry.habilitations WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("habilitation", habilitation_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no habilitation {habilitation_id}")
-    return _habilitation(row)
+    return await _get(conn, "habilitation", habilitation_id, _habilitation, lock=lock)
 
 
 async def list_habilitations(conn: AsyncConnection[Any]) -> list[Habilitation]:
@@ -308,24 +441,21 @@ async def update_habilitation(
                 uuid.UUID(before.id),
             ),
         )
-        row = await _row(cursor)
-        after = _habilitation(row)
+        after = _habilitation(await _row(cursor))
         if status is not Status.VALIDATED and before.status is Status.VALIDATED:
-            # As the real platform's revoke!: a habilitation no longer validated ends its tokens now.
+            # As the real platform's revoke! and archive!: a habilitation no longer validated ends its
+            # tokens and its delegations now (ACCESS-MODEL.md §1.2, §4.2).
             await conn.execute(
                 "UPDATE registry.tokens SET revoked_at = now(), revoked_reason = %s "
                 "WHERE habilitation_id = %s AND (revoked_at IS NULL OR revoked_at > now())",
                 (f"habilitation {status.value}", uuid.UUID(before.id)),
             )
-        await audit.append(
-            conn,
-            actor=actor,
-            action="habilitation.update",
-            target=after.id,
-            before=before.as_json(),
-            after=after.as_json(),
-        )
-        await _announce(conn, after.id)
+            await conn.execute(
+                "UPDATE registry.delegations SET revoked_at = now() "
+                "WHERE habilitation_id = %s AND revoked_at IS NULL",
+                (uuid.UUID(before.id),),
+            )
+        await _recorded(conn, actor, "habilitation.update", after.id, (before, after), announce=after.id)
     return after
 
 
@@ -339,14 +469,7 @@ async def get_token(conn: AsyncConnection[Any], token_id: str, *, lock: bool = F
         InvalidInputError: the id is not a UUID.
         UnknownError: no token has it.
     """
-    cursor = await conn.execute(
-        _query("SELECT {t} FROM registry.tokens WHERE id = %s{lock}", lock=_lock(lock)),
-        (_uuid("token", token_id),),
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise UnknownError(f"no token {token_id}")
-    return _token(row)
+    return await _get(conn, "token", token_id, _token, lock=lock)
 
 
 async def list_tokens(
@@ -354,56 +477,81 @@ async def list_tokens(
     *,
     habilitation_id: str | None = None,
     expiring_within: dt.timedelta | None = None,
+    editor_id: str | None = None,
 ) -> list[TokenRecord]:
-    """Tokens, soonest expiry first: of one habilitation, or those still usable that expire within a time.
+    """Tokens, soonest expiry first: of a habilitation or editor, or still usable and expiring within a time.
 
     Raises:
-        InvalidInputError: the habilitation id is not a UUID.
+        InvalidInputError: the habilitation or editor id is not a UUID.
     """
-    conditions: list[sql.Composable] = [sql.SQL("true")]
-    parameters: list[object] = []
-    if habilitation_id is not None:
-        conditions.append(sql.SQL("habilitation_id = %s"))
-        parameters.append(_uuid("habilitation", habilitation_id))
-    if expiring_within is not None:
-        conditions.append(sql.SQL("expires_at > now() AND expires_at <= now() + %s"))
-        conditions.append(sql.SQL("(revoked_at IS NULL OR revoked_at > now())"))
-        parameters.append(expiring_within)
-    cursor = await conn.execute(
-        _query(
-            "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
-            where=sql.SQL(" AND ").join(conditions),
-        ),
-        parameters,
+    expiring = (
+        ()
+        if expiring_within is None
+        else (
+            (
+                "expires_at > now() AND expires_at <= now() + %s "
+                "AND (revoked_at IS NULL OR revoked_at > now())",
+                expiring_within,
+            ),
+        )
     )
-    return [_token(row) for row in await cursor.fetchall()]
+    return await _listed(
+        conn,
+        "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
+        _token,
+        (("habilitation_id", "habilitation", habilitation_id), ("editor_id", "editor", editor_id)),
+        *expiring,
+    )
+
+
+def _optional_uuid(value: str | None) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(value)
 
 
 async def _insert_token(
     conn: AsyncConnection[Any],
     *,
-    habilitation_id: str,
+    habilitation_id: str | None,
+    editor_id: str | None = None,
+    allowed_ips: Sequence[str] = (),
     kind: TokenKind,
     environment: Environment,
     expires_at: dt.datetime,
     replaces: str | None,
 ) -> TokenRecord:
-    cursor = await conn.execute(
-        _query(
-            "INSERT INTO registry.tokens ({t}) "
-            "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', %s, NULL) RETURNING {t}"
-        ),
-        (
-            uuid.uuid4(),
-            uuid.UUID(habilitation_id),
-            kind.value,
-            environment.value,
-            expires_at,
-            None if replaces is None else uuid.UUID(replaces),
-        ),
+    return _token(
+        await _one(
+            conn,
+            _query(
+                "INSERT INTO registry.tokens ({t}) "
+                "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', %s, NULL, %s, %s::cidr[]) RETURNING {t}"
+            ),
+            (
+                uuid.uuid4(),
+                _optional_uuid(habilitation_id),
+                kind.value,
+                environment.value,
+                expires_at,
+                _optional_uuid(replaces),
+                _optional_uuid(editor_id),
+                list(allowed_ips),
+            ),
+        )
     )
-    row = await _row(cursor)
-    return _token(row)
+
+
+async def _successor(conn: AsyncConnection[Any], token: TokenRecord) -> TokenRecord:
+    """A new token of the same holder, kind, environment, IPs and expiry, replacing ``token``."""
+    return await _insert_token(
+        conn,
+        habilitation_id=token.habilitation_id,
+        editor_id=token.editor_id,
+        allowed_ips=token.allowed_ips,
+        kind=token.kind,
+        environment=token.environment,
+        expires_at=token.expires_at,
+        replaces=token.id,
+    )
 
 
 async def issue_token(
@@ -426,6 +574,8 @@ async def issue_token(
         ConflictError: the habilitation is not validated.
     """
     days = checked_days(days)
+    if kind is TokenKind.EDITOR:
+        raise InvalidInputError("kind", "an editor token is issued to an editor (issue_editor_token)")
     async with conn.transaction():
         habilitation = await get_habilitation(conn, habilitation_id, lock=True)
         if habilitation.status is not Status.VALIDATED:
@@ -439,10 +589,7 @@ async def issue_token(
             expires_at=now + dt.timedelta(days=days),
             replaces=None,
         )
-        await audit.append(
-            conn, actor=actor, action="token.issue", target=token.id, before=None, after=token.as_json()
-        )
-        await _announce(conn, habilitation.id)
+        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=habilitation.id)
     return token
 
 
@@ -470,30 +617,23 @@ async def revoke_token(conn: AsyncConnection[Any], actor: str, token_id: str, re
     async with conn.transaction():
         before, now = await _ending(conn, "revoke", token_id, None)
         after = await _set_end(conn, before, now, reason, replaced_by=before.replaced_by)
-        await audit.append(
-            conn,
-            actor=actor,
-            action="token.revoke",
-            target=after.id,
-            before=before.as_json(),
-            after=after.as_json(),
-        )
-        await _announce(conn, after.habilitation_id)
+        await _recorded(conn, actor, "token.revoke", after.id, (before, after), announce=after.holder_id)
     return after
 
 
 async def _set_end(
     conn: AsyncConnection[Any], token: TokenRecord, at: dt.datetime, reason: str, *, replaced_by: str | None
 ) -> TokenRecord:
-    cursor = await conn.execute(
-        _query(
-            "UPDATE registry.tokens SET revoked_at = %s, revoked_reason = %s, replaced_by = %s "
-            "WHERE id = %s RETURNING {t}"
-        ),
-        (at, reason, None if replaced_by is None else uuid.UUID(replaced_by), uuid.UUID(token.id)),
+    return _token(
+        await _one(
+            conn,
+            _query(
+                "UPDATE registry.tokens SET revoked_at = %s, revoked_reason = %s, replaced_by = %s "
+                "WHERE id = %s RETURNING {t}"
+            ),
+            (at, reason, _optional_uuid(replaced_by), uuid.UUID(token.id)),
+        )
     )
-    row = await _row(cursor)
-    return _token(row)
 
 
 async def ban_token(
@@ -524,34 +664,12 @@ async def ban_token(
             raise ConflictError("the token is already banned from a date")
         replacement = None
         if replace:
-            replacement = await _insert_token(
-                conn,
-                habilitation_id=before.habilitation_id,
-                kind=before.kind,
-                environment=before.environment,
-                expires_at=before.expires_at,
-                replaces=before.id,
-            )
-            await audit.append(
-                conn,
-                actor=actor,
-                action="token.issue",
-                target=replacement.id,
-                before=None,
-                after=replacement.as_json(),
-            )
+            replacement = await _successor(conn, before)
+            await _recorded(conn, actor, "token.issue", replacement.id, (None, replacement), announce=None)
         after = await _set_end(
             conn, before, until, reason, replaced_by=None if replacement is None else replacement.id
         )
-        await audit.append(
-            conn,
-            actor=actor,
-            action="token.ban",
-            target=after.id,
-            before=before.as_json(),
-            after=after.as_json(),
-        )
-        await _announce(conn, after.habilitation_id)
+        await _recorded(conn, actor, "token.ban", after.id, (before, after), announce=after.holder_id)
     return after, replacement
 
 
@@ -577,27 +695,10 @@ async def rotate_token(
         before, now = await _ending(conn, "rotate", token_id, None)
         if before.revoked_at is not None:
             raise ConflictError("the token is already ending (banned or rotated)")
-        new = await _insert_token(
-            conn,
-            habilitation_id=before.habilitation_id,
-            kind=before.kind,
-            environment=before.environment,
-            expires_at=before.expires_at,
-            replaces=before.id,
-        )
-        await audit.append(
-            conn, actor=actor, action="token.issue", target=new.id, before=None, after=new.as_json()
-        )
+        new = await _successor(conn, before)
+        await _recorded(conn, actor, "token.issue", new.id, (None, new), announce=None)
         after = await _set_end(conn, before, now + grace, "rotated", replaced_by=new.id)
-        await audit.append(
-            conn,
-            actor=actor,
-            action="token.rotate",
-            target=after.id,
-            before=before.as_json(),
-            after=after.as_json(),
-        )
-        await _announce(conn, after.habilitation_id)
+        await _recorded(conn, actor, "token.rotate", after.id, (before, after), announce=after.holder_id)
     return after, new
 
 
@@ -617,21 +718,14 @@ async def prolong_token(conn: AsyncConnection[Any], actor: str, token_id: str, *
         now = await _now(conn)
         if before.revoked_at is not None:
             raise ConflictError("the token is revoked or banned: issue a new one instead")
-        cursor = await conn.execute(
-            _query("UPDATE registry.tokens SET expires_at = %s WHERE id = %s RETURNING {t}"),
-            (now + dt.timedelta(days=days), uuid.UUID(before.id)),
+        after = _token(
+            await _one(
+                conn,
+                _query("UPDATE registry.tokens SET expires_at = %s WHERE id = %s RETURNING {t}"),
+                (now + dt.timedelta(days=days), uuid.UUID(before.id)),
+            )
         )
-        row = await _row(cursor)
-        after = _token(row)
-        await audit.append(
-            conn,
-            actor=actor,
-            action="token.prolong",
-            target=after.id,
-            before=before.as_json(),
-            after=after.as_json(),
-        )
-        await _announce(conn, after.habilitation_id)
+        await _recorded(conn, actor, "token.prolong", after.id, (before, after), announce=after.holder_id)
     return after
 
 
@@ -659,28 +753,284 @@ async def import_legacy_token(
         if await found.fetchone() is not None:
             raise ConflictError("this token is already in the registry")
         created = await create_habilitation(conn, actor, **habilitation)
-        cursor = await conn.execute(
-            _query(
-                "INSERT INTO registry.tokens ({t}) "
-                "VALUES (%s, %s, 'classic', 'production', %s, %s, NULL, '', NULL, NULL) RETURNING {t}"
-            ),
-            (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
+        token = _token(
+            await _one(
+                conn,
+                _query(
+                    "INSERT INTO registry.tokens ({t}) VALUES (%s, %s, 'classic', 'production', %s, %s, "
+                    "NULL, '', NULL, NULL, NULL, '{{}}') RETURNING {t}"
+                ),
+                (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
+            )
         )
-        token = _token(await _row(cursor))
-        await audit.append(
-            conn, actor=actor, action="token.import", target=token.id, before=None, after=token.as_json()
-        )
+        await _recorded(conn, actor, "token.import", token.id, (None, token), announce=None)
     return created, token
+
+
+# -- editors and their delegations ----------------------------------------------------------------
+
+
+async def create_editor(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    siret: str,
+    name: str,
+    allowed_ips: Sequence[str] = (),
+    contacts: Sequence[str] = (),
+) -> Editor:
+    """Record a software editor.
+
+    Raises:
+        InvalidInputError: a value out of bounds.
+    """
+    values = (
+        uuid.uuid4(),
+        checked_siret(siret),
+        checked_label(name, "name"),
+        list(checked_allowed_ips(allowed_ips)),
+        list(checked_contacts(contacts)),
+    )
+    async with conn.transaction():
+        editor = _editor(
+            await _one(
+                conn,
+                _query(
+                    "INSERT INTO registry.editors ({e}) VALUES (%s, %s, %s, %s::cidr[], %s, now(), now()) "
+                    "RETURNING {e}"
+                ),
+                values,
+            )
+        )
+        await _recorded(conn, actor, "editor.create", editor.id, (None, editor), announce=editor.id)
+    return editor
+
+
+async def get_editor(conn: AsyncConnection[Any], editor_id: str, *, lock: bool = False) -> Editor:
+    """The editor of this id (locked for the transaction when ``lock``).
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no editor has it.
+    """
+    return await _get(conn, "editor", editor_id, _editor, lock=lock)
+
+
+async def list_editors(conn: AsyncConnection[Any]) -> list[Editor]:
+    """Every editor, oldest first."""
+    cursor = await conn.execute(_query("SELECT {e} FROM registry.editors ORDER BY created_at, id"))
+    return [_editor(row) for row in await cursor.fetchall()]
+
+
+async def issue_editor_token(
+    conn: AsyncConnection[Any],
+    actor: str,
+    editor_id: str,
+    *,
+    days: int,
+    environment: Environment = Environment.PRODUCTION,
+    allowed_ips: Sequence[str] = (),
+) -> TokenRecord:
+    """Record a new token of an editor (kind editor, no scopes of its own), expiring in ``days``.
+
+    Its ``allowed_ips`` must lie within the editor's declared ranges when it has some
+    (ACCESS-MODEL.md §6). It is rotated, banned, revoked and prolonged as any token.
+
+    Raises:
+        InvalidInputError: ``days`` out of bounds, an address outside the editor's ranges, or the id is
+            not a UUID.
+        UnknownError: no editor has this id.
+    """
+    days = checked_days(days)
+    networks = checked_allowed_ips(allowed_ips)
+    async with conn.transaction():
+        editor = await get_editor(conn, editor_id, lock=True)
+        outside = _outside(networks, editor.allowed_ips)
+        if outside:
+            raise InvalidInputError("allowed_ips", f"{outside} is not within the editor's ranges")
+        now = await _now(conn)
+        token = await _insert_token(
+            conn,
+            habilitation_id=None,
+            editor_id=editor.id,
+            allowed_ips=networks,
+            kind=TokenKind.EDITOR,
+            environment=environment,
+            expires_at=now + dt.timedelta(days=days),
+            replaces=None,
+        )
+        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=editor.id)
+    return token
+
+
+def _outside(networks: Sequence[str], ranges: Sequence[str]) -> str | None:
+    """The first of ``networks`` within none of ``ranges`` (None: all are, or there are no ranges)."""
+    if not ranges:
+        return None
+    parsed = [ipaddress.ip_network(cidr) for cidr in ranges]
+    for cidr in networks:
+        network = ipaddress.ip_network(cidr)
+        if not any(network.version == r.version and network.subnet_of(r) for r in parsed):  # type: ignore[arg-type]
+            return cidr
+    return None
+
+
+async def create_delegation(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    editor_id: str,
+    habilitation_id: str,
+    origin: DelegationOrigin = DelegationOrigin.MANUAL,
+) -> Delegation:
+    """Delegate a validated habilitation to an editor: its tokens may then call for the holder's SIRET.
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+        UnknownError: no editor or habilitation has its id.
+        ConflictError: the habilitation is not validated, or already delegated to this editor.
+    """
+    async with conn.transaction():
+        editor = await get_editor(conn, editor_id, lock=True)
+        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
+        if habilitation.status is not Status.VALIDATED:
+            raise ConflictError(f"the habilitation is {habilitation.status.value}: it cannot be delegated")
+        found = await conn.execute(
+            "SELECT 1 FROM registry.delegations "
+            "WHERE editor_id = %s AND habilitation_id = %s AND revoked_at IS NULL",
+            (uuid.UUID(editor.id), uuid.UUID(habilitation.id)),
+        )
+        if await found.fetchone() is not None:
+            raise ConflictError("the habilitation is already delegated to this editor")
+        delegation = _delegation(
+            await _one(
+                conn,
+                _query(
+                    "INSERT INTO registry.delegations ({d}) VALUES (%s, %s, %s, %s, now(), NULL) "
+                    "RETURNING {d}"
+                ),
+                (uuid.uuid4(), uuid.UUID(editor.id), uuid.UUID(habilitation.id), origin.value),
+            )
+        )
+        await _recorded(
+            conn, actor, "delegation.create", delegation.id, (None, delegation), announce=editor.id
+        )
+    return delegation
+
+
+async def get_delegation(conn: AsyncConnection[Any], delegation_id: str, *, lock: bool = False) -> Delegation:
+    """The delegation of this id (locked for the transaction when ``lock``).
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no delegation has it.
+    """
+    return await _get(conn, "delegation", delegation_id, _delegation, lock=lock)
+
+
+async def revoke_delegation(conn: AsyncConnection[Any], actor: str, delegation_id: str) -> Delegation:
+    """Revoke a delegation now: the editor's calls for that holder are refused (00213) once announced.
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no delegation has it.
+        ConflictError: it is already revoked.
+    """
+    async with conn.transaction():
+        before = await get_delegation(conn, delegation_id, lock=True)
+        if before.revoked_at is not None:
+            raise ConflictError("the delegation is already revoked")
+        after = _delegation(
+            await _one(
+                conn,
+                _query("UPDATE registry.delegations SET revoked_at = now() WHERE id = %s RETURNING {d}"),
+                (uuid.UUID(before.id),),
+            )
+        )
+        await _recorded(conn, actor, "delegation.revoke", after.id, (before, after), announce=after.editor_id)
+    return after
+
+
+async def list_delegations(
+    conn: AsyncConnection[Any], *, editor_id: str | None = None, habilitation_id: str | None = None
+) -> list[Delegation]:
+    """Delegations, revoked ones included, newest first: of an editor, of a habilitation, or all.
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+    """
+    return await _listed(
+        conn,
+        "SELECT {d} FROM registry.delegations WHERE {where} ORDER BY created_at DESC, id",
+        _delegation,
+        (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
+    )
+
+
+# -- FranceConnect clients -------------------------------------------------------------------------
+
+
+async def map_france_connect_client(
+    conn: AsyncConnection[Any], actor: str, client_id: str, habilitation_id: str
+) -> FranceConnectClient:
+    """Map a FranceConnect client to the habilitation its citizens' calls count against (replacing any).
+
+    Raises:
+        InvalidInputError: the client id is not a FranceConnect client id, or the habilitation's not a UUID.
+        UnknownError: no habilitation has this id.
+    """
+    client_id = checked_client_id(client_id)
+    async with conn.transaction():
+        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
+        found = await conn.execute(
+            _query("SELECT {c} FROM registry.france_connect_clients WHERE client_id = %s FOR UPDATE"),
+            (client_id,),
+        )
+        row = await found.fetchone()
+        before = None if row is None else _client(row)
+        after = _client(
+            await _one(
+                conn,
+                _query(
+                    "INSERT INTO registry.france_connect_clients ({c}) VALUES (%s, %s, now()) "
+                    "ON CONFLICT (client_id) DO UPDATE SET habilitation_id = EXCLUDED.habilitation_id, "
+                    "updated_at = now() RETURNING {c}"
+                ),
+                (client_id, uuid.UUID(habilitation.id)),
+            )
+        )
+        await _recorded(
+            conn, actor, "france_connect_client.map", client_id, (before, after), announce=habilitation.id
+        )
+    return after
+
+
+async def list_france_connect_clients(conn: AsyncConnection[Any]) -> list[FranceConnectClient]:
+    """Every FranceConnect client mapped, by client id."""
+    cursor = await conn.execute(_query("SELECT {c} FROM registry.france_connect_clients ORDER BY client_id"))
+    return [_client(row) for row in await cursor.fetchall()]
 
 
 # -- what the gateways read ------------------------------------------------------------------------
 
 
-async def load(conn: AsyncConnection[Any]) -> tuple[list[Habilitation], list[TokenRecord]]:
-    """Every habilitation, and every token that works or stopped within `ENDED_KEPT`, in one consistent read.
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The registry as the gateways read it, in one consistent read (`load`)."""
+
+    habilitations: list[Habilitation]
+    tokens: list[TokenRecord]
+    editors: list[Editor]
+    delegations: list[Delegation]
+    france_connect_clients: list[FranceConnectClient]
+
+
+async def load(conn: AsyncConnection[Any]) -> Loaded:
+    """The registry in one consistent read: all but the tokens that stopped before `ENDED_KEPT`.
 
     The tokens that stopped are kept so that a gateway refuses them with their reason (00105
-    revoked or banned, 00103 expired) rather than as unknown (00101).
+    revoked or banned, 00103 expired) rather than as unknown (00101). Revoked delegations are
+    kept: the editor API lists them.
     """
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -693,4 +1043,10 @@ async def load(conn: AsyncConnection[Any]) -> tuple[list[Habilitation], list[Tok
             (ENDED_KEPT, ENDED_KEPT),
         )
         tokens = [_token(row) for row in await cursor.fetchall()]
-    return habilitations, tokens
+        return Loaded(
+            habilitations,
+            tokens,
+            await list_editors(conn),
+            await list_delegations(conn),
+            await list_france_connect_clients(conn),
+        )

@@ -16,6 +16,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   the rate limiter;
 - ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<ping>/ping``,
   ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
+- ``GET /editeur/api/v1/delegations``, the editor API: the delegations of the editor whose
+  token is the bearer (`gateway.delegations.page_of`), ``page`` and ``per_page`` parameters;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
@@ -50,9 +52,11 @@ from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound
 from gateway.client_address import PROXY_HEADERS
+from gateway.delegations import DELEGATION_ID_KEY, page_of
 from gateway.forwarding import Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
+from gateway.registry.snapshot import ListedDelegation
 from gateway.rest.boundary import (
     JSON,
     SCOPE_KEY,
@@ -65,11 +69,15 @@ from gateway.rest.errors import error_body, http_status
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
-from runtime.errors import ApiError, api_error
+from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error
 
 YAML = "application/yaml"
 _BEARER = "Bearer "
 INTROSPECT_METHOD = method_path("IntrospectToken")
+DELEGATIONS_METHOD = method_path("ListDelegations")
+DELEGATIONS_PATH = "/editeur/api/v1/delegations"
+_PAGE_DIGITS = 9
+"""A page or page size of more digits is read as none, as a number the real API's ``to_i`` would not use."""
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
 """The citizen's access history: a route of the mesh's own, not of the published spec."""
 ACCESSES_METHOD = method_path("ListAccesses")
@@ -214,6 +222,7 @@ class RestFront:
             "/api/{ping}/ping": self._provider_ping,
             "/api/proofs_avoided": self._proofs_avoided,
             ACCESSES_PATH: self._accesses,
+            DELEGATIONS_PATH: self._delegations,
         }
         self.utility_paths = tuple(utility)
         """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
@@ -261,6 +270,11 @@ class RestFront:
         metadata: list[tuple[str, str | bytes]] = [
             (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
         ]
+        # An editor token's delegation: the parameter the real API reads, else the header its changelog named.
+        delegation = request.query_params.getlist(DELEGATION_ID_FIELD) or request.headers.getlist(
+            DELEGATION_ID_KEY
+        )
+        metadata += [(DELEGATION_ID_KEY, value) for value in delegation]
         bearer = ""
         if reader.by_france_connect:
             # The FranceConnect token stands for the API token, as in the real API.
@@ -283,6 +297,28 @@ class RestFront:
         return await self._call_path.call_own(
             INTROSPECT_METHOD, inbound, _introspection, needs_recipient=False
         )
+
+    async def _delegations(self, request: Request) -> Response:
+        """The editor API: the bearer editor token's delegations, ``{"data": [...], "meta": {...}}``."""
+        authorization = api_token_authorization(request)
+        inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
+        page, per_page = _whole(request, "page"), _whole(request, "per_page")
+
+        async def listing(call: Exchange) -> Response:
+            found = page_of(call.holder, page, per_page)
+            return _json(
+                {
+                    "data": [delegation_body(delegation) for delegation in found.delegations],
+                    "meta": {
+                        "page": found.page,
+                        "per_page": found.per_page,
+                        "total": found.total,
+                        "total_pages": found.total_pages,
+                    },
+                }
+            )
+
+        return await self._call_path.call_own(DELEGATIONS_METHOD, inbound, listing, needs_recipient=False)
 
     async def _accesses(self, request: Request) -> Response:
         """The citizen's own access history (the mesh's own route): the FranceConnect token as bearer."""
@@ -325,6 +361,27 @@ class RestFront:
         spec = restricted_spec([*self.paths, *self.utility_paths], self._server_url)
         text: str = yaml.dump(spec, Dumper=yaml.CSafeDumper, allow_unicode=True, sort_keys=False)
         return text
+
+
+def _whole(request: Request, name: str) -> int:
+    """A whole number parameter; 0 (the default) when absent or not one, as the real API reads it."""
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and len(value) <= _PAGE_DIGITS else 0
+
+
+def delegation_body(delegation: ListedDelegation) -> dict[str, Any]:
+    """One delegation as the real editor API renders it (PLATFORM.md §3)."""
+    return {
+        "id": delegation.delegation_id,
+        "authorization_request_id": int(delegation.datapass_id) if delegation.datapass_id.isdigit() else None,
+        "siret": delegation.siret,
+        "intitule": delegation.label,
+        "scopes": list(delegation.scopes),
+        "statut": delegation.state.value,
+        "created_at": dt.datetime.fromtimestamp(delegation.created_at, dt.UTC)
+        .isoformat()
+        .replace("+00:00", "Z"),
+    }
 
 
 async def _introspection(call: Exchange) -> Response:

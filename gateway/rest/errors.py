@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from gateway.forwarding import ProviderStatusError
 from runtime.error_catalogue import entry_of, rule_entry
-from runtime.errors import ApiError, FieldViolation
+from runtime.errors import DELEGATION_ID_FIELD, ApiError, FieldViolation
 from runtime.errors import missing_recipient as _missing_recipient
 
 TOKEN_PARAMETER = "token"  # noqa: S105 - the name the real API gives the parameter, not a secret
@@ -39,6 +39,12 @@ _BY_GRPC_STATUS = {
 }
 """The HTTP status of a code outside the catalogue, by its gRPC status (CONTRACT.md §4.2)."""
 _TOKEN_STATUSES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+_OWN_SOURCES: dict[str, dict[str, str] | None] = {
+    ADDRESS_NOT_ALLOWED: {"header": "X-Forwarded-For"},  # the real API's, whichever header the proxies write
+    "00212": {"parameter": DELEGATION_ID_FIELD},
+    "00213": None,
+}
+"""Codes whose ``source`` is not the token's nor the recipient's (VALIDATION.md: 00213 names none)."""
 _RECIPIENT_FIELDS = frozenset(v.field for v in _missing_recipient().violations)
 
 
@@ -90,8 +96,8 @@ def error_body(error: ApiError) -> dict[str, Any]:
             )
         return {"errors": items}
     source: dict[str, str] | None = None
-    if error.code == ADDRESS_NOT_ALLOWED:
-        source = {"header": "X-Forwarded-For"}  # the real API's, whichever header the proxies write
+    if error.code in _OWN_SOURCES:
+        source = _OWN_SOURCES[error.code]
     elif error.status in _TOKEN_STATUSES:
         source = {"parameter": TOKEN_PARAMETER}
     elif any(violation.field in _RECIPIENT_FIELDS for violation in violations_of(error)):

@@ -26,7 +26,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "client_address call_lock",
         "registry",
         "settings auth",
-        "ratelimit france_connect channels journal pings forwarding",
+        "ratelimit france_connect channels journal pings forwarding delegations",
         "call_path",
         "grpc rest",
         "app admin",

@@ -775,3 +775,26 @@ async def test_a_token_revoked_under_its_habilitation_is_refused(redis_server: R
 
     assert revoked.revoked
     assert other.allowed
+
+
+async def test_a_session_has_its_own_bucket_beside_its_habilitation_s_in_the_same_round_trip(
+    private_redis: RedisProcess,
+) -> None:
+    limiter = RateLimiter(connect(private_redis.url), settings(rate_limit_per_second=1, rate_limit_burst=5))
+    habilitation, token = new_jti(), new_jti()
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    try:
+        before = (await command_counts(client)).get("evalsha", 0)
+        first = [await limiter.check(token, 1000, key=habilitation, session="citizen-1") for _ in range(6)]
+        second = [await limiter.check(token, 1000, key=habilitation, session="citizen-2") for _ in range(5)]
+        after = (await command_counts(client)).get("evalsha", 0)
+    finally:
+        await client.aclose()
+        await limiter.close()
+
+    # Five at once at the default rate (one a second after them), each session its own; the habilitation's
+    # 1000 a second hold them all.
+    assert [decision.allowed for decision in first] == [True] * 5 + [False]
+    assert [decision.allowed for decision in second] == [True] * 5
+    assert (first[-1].limit, first[-1].window_seconds) == (5, 1)
+    assert after - before == 11

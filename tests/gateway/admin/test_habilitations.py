@@ -182,3 +182,36 @@ async def test_redis_registered_tokens_are_migrated_once_keeping_their_id(
     assert jti in listed.stdout
     again = await cli(admin_api, "migrate-redis-tokens", "--redis-url", redis_server.url)
     assert f"skipped {jti}: this token is already in the registry" in again.stderr
+
+
+async def test_an_editor_its_token_and_a_delegation_from_the_cli(admin_api: AdminApi) -> None:
+    habilitation = await _create(admin_api)
+    created = await cli(
+        admin_api, "editor", "create", "--siret", SIRET, "--name", "Logiciel", "--allowed-ip", "10.0.0.0/8"
+    )
+    assert created.returncode == 0, created.stderr
+    editor = created.stdout.strip().splitlines()[-1]
+    issued = await cli(admin_api, "token", "issue", "--editor", editor, "--allowed-ip", "10.1.0.0/16")
+    assert issued.returncode == 0, issued.stderr
+    claims = jwt.decode(issued.stdout.strip().splitlines()[-1], options={"verify_signature": False})
+    assert (claims["sub"], claims["kind"], claims["scopes"]) == (editor, "editor", [])
+    delegated = await cli(
+        admin_api, "delegation", "create", "--editor", editor, "--habilitation", habilitation
+    )
+    assert delegated.returncode == 0, delegated.stderr
+    delegation = delegated.stdout.strip().splitlines()[-1]
+    revoked = await cli(admin_api, "delegation", "revoke", delegation)
+    assert (revoked.returncode, revoked.stdout.strip().splitlines()[-1]) == (0, delegation)
+
+    shown = await cli(admin_api, "editor", "show", editor)
+    assert f"{delegation}  revoked" in shown.stdout
+    again = await cli(admin_api, "delegation", "revoke", delegation)
+    assert again.returncode == 1
+    bad = await cli(admin_api, "editor", "create", "--siret", "12345678901234", "--name", "Logiciel")
+    assert (bad.returncode, "siret" in bad.stderr) == (2, True)
+    outside = await cli(admin_api, "token", "issue", "--editor", editor, "--allowed-ip", "192.168.0.0/16")
+    assert (outside.returncode, "allowed_ips" in outside.stderr) == (2, True)
+    both = await cli(admin_api, "token", "issue", "--editor", editor, "--habilitation", habilitation)
+    assert both.returncode == 2
+    mapped = await cli(admin_api, "france-connect-client", "map", "a1b2c3", "--habilitation", habilitation)
+    assert (mapped.returncode, mapped.stdout.strip()) == (0, "a1b2c3")

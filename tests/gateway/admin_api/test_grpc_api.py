@@ -178,3 +178,84 @@ async def test_the_admin_api_will_not_start_without_its_settings(tmp_path: Path,
         )
         with pytest.raises(ValueError, match=missing.upper()):
             await build_server(settings)
+
+
+async def _refusal(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call  # type: ignore[misc]
+    return refused.value.code()
+
+
+async def test_an_editor_token_is_signed_for_its_editor_with_no_scopes_and_rotates_as_any(
+    admin_api: AdminApi,
+) -> None:
+    api = admin_api
+    editor = (
+        await api.stub.CreateEditor(
+            admin_pb2.CreateEditorRequest(
+                siret=SIRET, name="Logiciel", contacts=["support@logiciel.example"]
+            ),
+            metadata=api.as_admin(),
+        )
+    ).editor
+    issued = await api.stub.IssueEditorToken(
+        admin_pb2.IssueEditorTokenRequest(editor_id=editor.id), metadata=api.as_admin()
+    )
+
+    claims = _claims(api, issued.jwt)
+    assert (claims["sub"], claims["kind"], claims["scopes"], claims["siret"]) == (
+        editor.id,
+        "editor",
+        [],
+        SIRET,
+    )
+    assert (issued.token.editor_id, issued.token.habilitation_id) == (editor.id, "")
+    lifetime = issued.token.expires_at.ToDatetime() - issued.token.issued_at.ToDatetime()
+    assert lifetime == dt.timedelta(days=548)
+    rotated = await api.stub.RotateToken(
+        admin_pb2.RotateTokenRequest(id=issued.token.id), metadata=api.as_admin()
+    )
+    assert (rotated.new_token.editor_id, _claims(api, rotated.jwt)["sub"]) == (editor.id, editor.id)
+    listed = await api.stub.ListEditors(admin_pb2.ListEditorsRequest(), metadata=api.as_viewer())
+    assert [e.id for e in listed.editors] == [editor.id]
+    verified = await api.stub.VerifyAudit(admin_pb2.VerifyAuditRequest(), metadata=api.as_viewer())
+    assert verified.broken_at == 0
+
+
+async def test_editor_and_delegation_refusals_have_their_status(admin_api: AdminApi) -> None:
+    api = admin_api
+    editor_request = admin_pb2.CreateEditorRequest(siret=SIRET, name="Logiciel")
+    assert await _refusal(api.stub.CreateEditor(editor_request, metadata=api.as_viewer())) is (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    bad = admin_pb2.CreateEditorRequest(siret="12345678901234", name="Logiciel")
+    assert (
+        await _refusal(api.stub.CreateEditor(bad, metadata=api.as_admin()))
+        is grpc.StatusCode.INVALID_ARGUMENT
+    )
+    editor = (await api.stub.CreateEditor(editor_request, metadata=api.as_admin())).editor
+    habilitation = await _create(api)
+    unknown = "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e"
+    missing = admin_pb2.CreateDelegationRequest(editor_id=unknown, habilitation_id=habilitation.id)
+    assert (
+        await _refusal(api.stub.CreateDelegation(missing, metadata=api.as_admin()))
+        is grpc.StatusCode.NOT_FOUND
+    )
+    await api.stub.UpdateHabilitation(
+        admin_pb2.UpdateHabilitationRequest(
+            id=habilitation.id, status=admin_pb2.HABILITATION_STATUS_ARCHIVED
+        ),
+        metadata=api.as_admin(),
+    )
+    archived = admin_pb2.CreateDelegationRequest(editor_id=editor.id, habilitation_id=habilitation.id)
+    assert await _refusal(api.stub.CreateDelegation(archived, metadata=api.as_admin())) is (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    not_uuid = admin_pb2.RevokeDelegationRequest(id="1")
+    assert await _refusal(api.stub.RevokeDelegation(not_uuid, metadata=api.as_admin())) is (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    bad_client = admin_pb2.MapFranceConnectClientRequest(client_id="a b", habilitation_id=habilitation.id)
+    assert await _refusal(api.stub.MapFranceConnectClient(bad_client, metadata=api.as_admin())) is (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )

@@ -54,3 +54,95 @@ async def test_refusals_have_their_status(admin_api: AdminApi) -> None:
             json={"reason": "x"},
         )
         assert unknown.status_code == 404
+
+
+async def test_a_console_records_an_editor_its_token_a_delegation_and_a_france_connect_client(
+    admin_api: AdminApi,
+) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
+        habilitation = await client.post(
+            "/admin/v1/habilitations",
+            headers=_ADMIN,
+            json={"label": "CCAS", "siret": SIRET, "scopes": ["cnaf_quotient_familial"]},
+        )
+        editor = await client.post(
+            "/admin/v1/editors",
+            headers=_ADMIN,
+            json={"siret": SIRET, "name": "Logiciel", "allowed_ips": ["10.0.0.0/8"]},
+        )
+        assert editor.status_code == 201, editor.text
+        editor_id, habilitation_id = editor.json()["id"], habilitation.json()["id"]
+        issued = await client.post(f"/admin/v1/editors/{editor_id}/tokens", headers=_ADMIN, json={})
+        assert issued.status_code == 201, issued.text
+        assert (issued.json()["token"]["kind"], issued.json()["token"]["habilitation_id"]) == ("editor", None)
+        delegated = await client.post(
+            "/admin/v1/delegations",
+            headers=_ADMIN,
+            json={"editor_id": editor_id, "habilitation_id": habilitation_id},
+        )
+        assert (delegated.status_code, delegated.json()["state"]) == (201, "active")
+        again = await client.post(
+            "/admin/v1/delegations",
+            headers=_ADMIN,
+            json={"editor_id": editor_id, "habilitation_id": habilitation_id},
+        )
+        assert again.status_code == 409
+        revoked = await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
+        assert revoked.json()["state"] == "revoked"
+        assert (
+            await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
+        ).status_code == 409
+        shown = await client.get(f"/admin/v1/editors/{editor_id}", headers=_VIEWER)
+        assert [d["state"] for d in shown.json()["delegations"]] == ["revoked"]
+        assert [t["id"] for t in shown.json()["tokens"]] == [issued.json()["token"]["id"]]
+        mapped = await client.put(
+            "/admin/v1/france_connect_clients/a1b2c3",
+            headers=_ADMIN,
+            json={"habilitation_id": habilitation_id},
+        )
+        assert mapped.status_code == 200, mapped.text
+        listed = await client.get("/admin/v1/france_connect_clients", headers=_VIEWER)
+        assert [(c["client_id"], c["habilitation_id"]) for c in listed.json()] == [
+            ("a1b2c3", habilitation_id)
+        ]
+
+
+async def test_bad_editor_and_delegation_input_is_refused_with_the_field(admin_api: AdminApi) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
+        bad_siret = await client.post("/admin/v1/editors", headers=_ADMIN, json={"siret": "1", "name": "x"})
+        assert (bad_siret.status_code, bad_siret.json()["field"]) == (400, "siret")
+        bad_ip = await client.post(
+            "/admin/v1/editors",
+            headers=_ADMIN,
+            json={"siret": SIRET, "name": "x", "allowed_ips": ["10.0.0.1/8"]},
+        )
+        assert (bad_ip.status_code, bad_ip.json()["field"]) == (400, "allowed_ips")
+        no_name = await client.post("/admin/v1/editors", headers=_ADMIN, json={"siret": SIRET, "name": " "})
+        assert (no_name.status_code, no_name.json()["field"]) == (400, "name")
+        bad_id = await client.post(
+            "/admin/v1/delegations", headers=_ADMIN, json={"editor_id": "x", "habilitation_id": "y"}
+        )
+        assert (bad_id.status_code, bad_id.json()["field"]) == (400, "editor")
+        unknown = await client.post(
+            "/admin/v1/delegations",
+            headers=_ADMIN,
+            json={
+                "editor_id": "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+                "habilitation_id": "0b7c8f2e-5f0e-4a53-9d5c-0d1c2b3a4f5e",
+            },
+        )
+        assert unknown.status_code == 404
+        bad_origin = await client.post(
+            "/admin/v1/delegations",
+            headers=_ADMIN,
+            json={"editor_id": "x", "habilitation_id": "y", "created_via": "z"},
+        )
+        assert (bad_origin.status_code, bad_origin.json()["field"]) == (400, "created_via")
+        bad_client = await client.put(
+            "/admin/v1/france_connect_clients/a%20b", headers=_ADMIN, json={"habilitation_id": "y"}
+        )
+        assert (bad_client.status_code, bad_client.json()["field"]) == (400, "client_id")
+        forbidden = await client.post(
+            "/admin/v1/editors", headers=_VIEWER, json={"siret": SIRET, "name": "x"}
+        )
+        assert forbidden.status_code == 403

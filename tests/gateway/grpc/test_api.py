@@ -32,10 +32,11 @@ def person(name: str = "LEFEBVRE") -> cnaf_pb2.GetQuotientFamilialByIdentityRequ
 
 
 def test_access_is_read_from_the_contract() -> None:
-    """Lookup, introspection and usage need a token; proofs and pings are anonymous."""
-    every = {m for m in ("Lookup", "IntrospectToken", "GetUsageStatistics") if method_access(m).every_token}
+    """Lookup, introspection, usage and delegations need a token; proofs and pings are anonymous."""
+    holders = {"Lookup", "IntrospectToken", "GetUsageStatistics", "ListDelegations"}
+    every = {m for m in holders if method_access(m).every_token}
     anonymous = {m for m in ("GetProofsAvoided", "ListProviderAvailability") if method_access(m).anonymous}
-    assert every == {"Lookup", "IntrospectToken", "GetUsageStatistics"}
+    assert every == holders
     assert anonymous == {"GetProofsAvoided", "ListProviderAvailability"}
 
 

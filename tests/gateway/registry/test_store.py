@@ -10,7 +10,15 @@ import psycopg
 import pytest
 
 from gateway.registry import audit, store
-from gateway.registry.model import Environment, Habilitation, InvalidInputError, Status, TokenKind, TokenState
+from gateway.registry.model import (
+    DelegationState,
+    Environment,
+    Habilitation,
+    InvalidInputError,
+    Status,
+    TokenKind,
+    TokenState,
+)
 from gateway.registry.schema import CHANNEL
 from tests.gateway.registry.conftest import SIRET
 
@@ -109,21 +117,27 @@ async def test_unknown_ids_and_ids_that_are_not_uuids_are_told_apart(registry_co
 async def test_tokens_share_their_habilitation_and_expire_in_the_days_given(registry_conn: Conn) -> None:
     habilitation = await _habilitation(registry_conn)
     classic = await store.issue_token(registry_conn, "operatrice-1", habilitation.id, days=548)
-    editor = await store.issue_token(
-        registry_conn,
-        "operatrice-1",
-        habilitation.id,
-        days=30,
-        kind=TokenKind.EDITOR,
-        environment=Environment.SANDBOX,
+    sandbox = await store.issue_token(
+        registry_conn, "operatrice-1", habilitation.id, days=30, environment=Environment.SANDBOX
     )
 
     assert classic.expires_at - classic.issued_at == dt.timedelta(days=548)
-    assert (editor.kind, editor.environment) == (TokenKind.EDITOR, Environment.SANDBOX)
+    assert (sandbox.kind, sandbox.environment) == (TokenKind.CLASSIC, Environment.SANDBOX)
     listed = await store.list_tokens(registry_conn, habilitation_id=habilitation.id)
-    assert [token.id for token in listed] == [editor.id, classic.id]
+    assert [token.id for token in listed] == [sandbox.id, classic.id]
     expiring = await store.list_tokens(registry_conn, expiring_within=dt.timedelta(days=31))
-    assert [token.id for token in expiring] == [editor.id]
+    assert [token.id for token in expiring] == [sandbox.id]
+
+
+async def test_an_editor_token_is_issued_to_an_editor_not_to_a_habilitation(registry_conn: Conn) -> None:
+    habilitation = await _habilitation(registry_conn)
+
+    with pytest.raises(InvalidInputError) as refused:
+        await store.issue_token(
+            registry_conn, "operatrice-1", habilitation.id, days=30, kind=TokenKind.EDITOR
+        )
+
+    assert refused.value.field == "kind"
 
 
 async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_conn: Conn) -> None:
@@ -140,7 +154,7 @@ async def test_a_revoked_token_stops_now_with_its_reason_and_only_once(registry_
         await store.revoke_token(registry_conn, "operateur-2", token.id, "again")
     with pytest.raises(InvalidInputError):
         await store.revoke_token(registry_conn, "operateur-2", token.id, " ")
-    _, loaded = await store.load(registry_conn)
+    loaded = (await store.load(registry_conn)).tokens
     assert [(found.id, found.state(dt.datetime.now(dt.UTC))) for found in loaded] == [
         (token.id, TokenState.REVOKED)
     ]
@@ -162,7 +176,7 @@ async def test_a_ban_from_a_date_keeps_the_token_until_then_and_hands_a_replacem
     assert banned.state(at) is TokenState.REVOKED
     assert (banned.replaced_by, replacement.replaces) == (replacement.id, token.id)
     assert replacement.expires_at == token.expires_at
-    _, loaded = await store.load(registry_conn)
+    loaded = (await store.load(registry_conn)).tokens
     assert {loaded_token.id for loaded_token in loaded} == {token.id, replacement.id}
     with pytest.raises(store.ConflictError):
         await store.ban_token(registry_conn, "operateur-2", token.id, at=None, reason="again", replace=False)
@@ -228,3 +242,43 @@ async def test_every_write_is_announced_once_committed(registry_url: str, regist
         assert payloads == [habilitation.id, habilitation.id]
     finally:
         await listener.close()
+
+
+async def test_editors_and_delegations_are_written_with_their_audit_entries(registry_conn: Conn) -> None:
+    habilitation = await _habilitation(registry_conn)
+    editor = await store.create_editor(
+        registry_conn, "operatrice-1", siret=habilitation.siret, name=" Logiciel ", allowed_ips=["10.0.0.1"]
+    )
+    token = await store.issue_editor_token(registry_conn, "operatrice-1", editor.id, days=548)
+    delegation = await store.create_delegation(
+        registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+    )
+    revoked = await store.revoke_delegation(registry_conn, "operateur-2", delegation.id)
+
+    assert (editor.name, editor.allowed_ips) == ("Logiciel", ("10.0.0.1/32",))
+    assert (token.kind, token.habilitation_id, token.editor_id) == (TokenKind.EDITOR, None, editor.id)
+    assert revoked.state is DelegationState.REVOKED
+    history = [(entry.actor, entry.action, entry.target) async for entry in audit.entries(registry_conn)]
+    assert history[1:] == [
+        ("operatrice-1", "editor.create", editor.id),
+        ("operatrice-1", "token.issue", token.id),
+        ("operatrice-1", "delegation.create", delegation.id),
+        ("operateur-2", "delegation.revoke", delegation.id),
+    ]
+    # A second active delegation of the same pair is refused; after the revocation, a new one is not.
+    again = await store.create_delegation(
+        registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+    )
+    with pytest.raises(store.ConflictError):
+        await store.create_delegation(
+            registry_conn, "operatrice-1", editor_id=editor.id, habilitation_id=habilitation.id
+        )
+    await store.update_habilitation(
+        registry_conn, "operateur-2", habilitation.id, store.HabilitationChanges(status=Status.ARCHIVED)
+    )
+    listed = await store.list_delegations(registry_conn, habilitation_id=habilitation.id)
+    assert [(d.id, d.state) for d in listed] == [
+        (again.id, DelegationState.REVOKED),
+        (delegation.id, DelegationState.REVOKED),
+    ]
+    assert (await store.load(registry_conn)).delegations == listed
