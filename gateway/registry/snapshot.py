@@ -96,7 +96,7 @@ class Rights:
     @property
     def restricted(self) -> bool:
         """Whether a list restricts the caller's address: only then is `allows` asked (the address read)."""
-        return bool(self.networks)
+        return bool(self.networks) or any(self.also_within)
 
     def allows(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         """Whether a caller at ``address`` (None: unknown) may call.

@@ -363,3 +363,21 @@ async def test_the_editor_api_lists_the_editor_s_delegations_with_the_real_field
         gateway_pb2.ListDelegationsRequest(), metadata=metadata(f"Bearer {classic_jwt}", None)
     )
     assert await _code(refused) == "00101"
+
+
+async def test_an_editor_s_range_refuses_a_caller_outside_it_though_the_habilitation_has_none(
+    editorial: Editorial,
+) -> None:
+    mesh = editorial
+    request = admin_pb2.CreateEditorRequest(
+        siret=SIRET_B, name="Logiciel restreint", allowed_ips=["10.0.0.0/8"]
+    )
+    editor = (await _admin(mesh.api, "CreateEditor", request)).editor.id
+    jwt = (
+        await _admin(mesh.api, "IssueEditorToken", admin_pb2.IssueEditorTokenRequest(editor_id=editor))
+    ).jwt
+    await _delegate(mesh.api, editor, mesh.body_a)  # body A's habilitation allows every address
+
+    # The call comes from 127.0.0.1, outside the editor's 10.0.0.0/8: refused once the snapshot has it.
+    await _eventually(2, lambda: _quotient(mesh, jwt, SIRET), "00107")
+    assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"  # the other editor's token is not
