@@ -325,7 +325,7 @@ class GatewaySettings(_WithProviderAddresses):
         default=Path(tempfile.gettempdir()) / "apiparticulier-journal-wal",
         description="Directory of the journal's write-ahead file, on local disk kept across a container's "
         "restart: every row is fsynced there before its call's answer leaves, and replayed into PostgreSQL "
-        "after a crash; empty turns it off (JOURNAL_WAL_DIR, docs/JOURNAL.md).",
+        "after a crash; empty turns it off; docs/JOURNAL.md (JOURNAL_WAL_DIR).",
     )
     journal_wal_max_bytes: int = Field(
         default=128 * 1024 * 1024,
