@@ -10,6 +10,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 GENERATED := apiparticulier/.generated
 PROTOS := $(shell find protos -name '*.proto')
+# The console's front-end packages (the DSFR, axe-core), exactly as console/assets/package-lock.json says.
+ASSETS := console/assets/node_modules/.installed
+# The browser of the console's tests: Debian's, never one Playwright downloads.
+CHROMIUM := /usr/bin/chromium
 # pytest-xdist workers: the tests mostly wait on their servers, so more workers than cores pay.
 TEST_WORKERS ?= 4
 # The tests start hundreds of Python processes (CLIs, gateways, workers): without their bytecode
@@ -20,7 +24,7 @@ AUDIT := runs_last
 
 .PHONY: install lock lock-check upgrade protos lint buf-lint test run bench profile clean
 
-install: $(INSTALLED)
+install: $(INSTALLED) $(ASSETS)
 
 # uv itself, pinned, in a venv of its own: the one tool installed from outside the lock.
 $(UV):
@@ -31,6 +35,13 @@ $(UV):
 $(INSTALLED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
+
+$(ASSETS): console/assets/package.json console/assets/package-lock.json
+	cd console/assets && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 
 lock: | $(UV)
 	$(UV) lock
@@ -59,12 +70,12 @@ lint: lock-check $(GENERATED) buf-lint
 
 # The suite on TEST_WORKERS processes (each starts its own servers on port 0), then the audit of
 # what every one of them logged (tests/test_personal_data.py), which must come after them all.
-test: lint
+test: lint $(ASSETS) $(CHROMIUM)
 	@rm -rf .run/test-logs && mkdir -p .run/test-logs
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m 'not $(AUDIT)'
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 
-run: $(GENERATED)
+run: $(GENERATED) $(ASSETS)
 	$(BIN)/python -m devstack
 
 # Direct, pass-through and gateway side by side, on this machine, in one run (issue 6).
@@ -76,4 +87,4 @@ profile: $(GENERATED)
 	$(BIN)/python -m bench.profile
 
 clean:
-	rm -rf $(VENV) $(TOOLS) apiparticulier .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) apiparticulier .mypy_cache .ruff_cache .pytest_cache console/assets/node_modules

@@ -1,4 +1,4 @@
-"""`make run`: start Redis, PostgreSQL, the provider services, the gateway and the admin API on this machine.
+"""`make run`: start Redis, PostgreSQL, the provider services, the gateway, the admin API and the console.
 
 Each process runs as a child with its logs in .run/logs/; the supervisor waits
 until each answers health, prints what runs where and how to call it, and on
@@ -26,10 +26,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jwt
+from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
-from devstack.processes import Issuer, ProcessGroup, admin
+from devstack.processes import Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
 from devstack.smtp import SmtpSink
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
@@ -77,6 +78,8 @@ ADMIN_REST_PORT = 8090
 """The admin API's REST front for a console, by default."""
 SMTP_SINK_PORT = 2525
 """The SMTP sink that receives the admin API's expiry notices, by default."""
+CONSOLE_PORT = 8070
+"""The web console (console/), by default."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class PortPlan:
     admin: Process
     admin_rest_port: int
     smtp_port: int
+    console_port: int
 
     @property
     def rest_url(self) -> str:
@@ -128,6 +132,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
         placed(ADMIN),
         take(ADMIN_REST_PORT),
         take(SMTP_SINK_PORT),
+        take(CONSOLE_PORT),
     )
 
 
@@ -251,6 +256,34 @@ def _admin_secret() -> str:
     return path.read_text().strip()
 
 
+# -- the web console (issue 24) ---------------------------------------------------------------------
+
+
+def _console_session_key() -> str:
+    """The console's own session key, kept across runs so that sessions outlive a restart."""
+    path = _RUN_DIR / "console-session-key"
+    if not path.exists():
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
+    """The console's settings for the local stack: the mesh's URLs, the operators file, plain HTTP."""
+    return {
+        "CONSOLE_HOST": "127.0.0.1",
+        "CONSOLE_PORT": str(plan.console_port),
+        "PUBLIC_API_URL": plan.rest_url,
+        "ADMIN_API_URL": f"http://127.0.0.1:{plan.admin_rest_port}",
+        "ADMIN_OPERATORS_FILE": str(_RUN_DIR / "admin-operators.json"),
+        "REDIS_URL": redis_url,
+        "CONSOLE_SESSION_KEY": _console_session_key(),
+        # Loopback over plain HTTP: a Secure cookie would never come back.
+        "SECURE_COOKIES": "false",
+    }
+
+
 MAIL_DIR = _RUN_DIR / "mail"
 """Where `make run`'s SMTP sink writes the expiry notices, one .eml file each."""
 
@@ -363,6 +396,14 @@ def main() -> None:
             },
         )
         print(f"{'gateway REST':<16} {plan.rest_url}  (spec: /openapi.yaml)")
+        group.start(
+            "console",
+            ["-m", "console"],
+            console_env(plan, redis_url),
+            port=plan.console_port,
+            ready=wait_until_http("/healthz"),
+        )
+        print(f"{'console':<16} http://127.0.0.1:{plan.console_port}/")
         _print_banner(plan, token, redis_url, journal)
         while not stop_requested:
             for child in group.children:
@@ -411,6 +452,7 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     )
     for arguments in JOURNAL_EXAMPLES:
         print(f"  .venv/bin/python {arguments}")
+    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above)")
     print("\nCtrl-C stops everything.", flush=True)
 
 
