@@ -124,6 +124,14 @@ class ProcessGroup:
         Raises:
             RuntimeError: when the process exits or is not SERVING within 30 s.
         """
+        child = self.spawn(name, argv, env, port)
+        self.wait(child, ready)
+        return child
+
+    def spawn(
+        self, name: str, argv: Iterable[str], env: Mapping[str, str] | None = None, port: int | None = None
+    ) -> Child:
+        """Start ``python <argv>`` as ``name`` without waiting (`wait` then): children start side by side."""
         port = port or free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("wb") as log:
@@ -137,11 +145,20 @@ class ProcessGroup:
             )
         child = Child(name, port, process)
         self.children.append(child)
+        return child
+
+    def wait(self, child: Child, ready: Callable[[Child], None] | None = None) -> None:
+        """Block until a spawned child serves (``ready``: as for `start`).
+
+        Raises:
+            RuntimeError: when the process exits or does not serve in time; the message ends with
+                the last line it logged.
+        """
         try:
             (ready or wait_until_serving)(child)
         except RuntimeError as error:
-            raise RuntimeError(f"{error}; its log says: {_last_line(self.log_dir / f'{name}.log')}") from None
-        return child
+            log = self.log_dir / f"{child.name}.log"
+            raise RuntimeError(f"{error}; its log says: {_last_line(log)}") from None
 
     def stop(self, child: Child, *, signalled: bool = False) -> None:
         """Stop one child: SIGTERM (unless ``signalled`` already), then SIGKILL if it has not exited in time.

@@ -8,7 +8,9 @@ HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
 
 Every process takes its default port when it is free and another free one when it is not,
 all chosen before anything starts (`plan_ports`), so that two clones run side by side; the
-banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the tests' stacks).
+banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the tests' stacks);
+``DEVSTACK_ANY_PORTS=1`` takes a free port for every process, no default (the tests' stacks, which
+start beside each other and must not plan the same defaults at once).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
-from devstack.processes import Issuer, ProcessGroup, admin, wait_until_http
+from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
 from devstack.smtp import SmtpSink
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
@@ -44,6 +46,7 @@ _RUN_DIR = Path(os.environ.get("DEVSTACK_RUN_DIR") or _ROOT / ".run").resolve()
 _KEYS_DIR = _RUN_DIR / "keys"
 REDIS_DATA_DIR = _RUN_DIR / "redis"
 """Where the Redis of `make run` keeps its append-only file across runs."""
+_ANY_PORTS = os.environ.get("DEVSTACK_ANY_PORTS", "") == "1"
 _DEMO_KID = "dev"
 _DEMO_RECIPIENT = "13002526500013"
 
@@ -116,7 +119,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
 
     def take(default: int) -> int:
         port = default
-        while port in taken or not check(port):
+        while port in taken or not check(port) or (_ANY_PORTS and port == default):
             port = free_port()
         taken.add(port)
         return port
@@ -229,7 +232,7 @@ def start_journal_database(group: ProcessGroup) -> str:
         _RUN_DIR.mkdir(parents=True, exist_ok=True)
         kept = f"apiparticulier-journal-{os.getuid()}-{_RUN_DIR.stat().st_ino}"
         data_dir = Path(tempfile.gettempdir()) / kept
-    url = group.start_postgres(port=5432 if _port_free(5432) else 0, data_dir=data_dir).url
+    url = group.start_postgres(port=5432 if _default_port_free(5432) else 0, data_dir=data_dir).url
     print(f"postgres         {url}")
     return url
 
@@ -339,14 +342,27 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _start(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> None:
-    group.start(
+def _spawn(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> Child:
+    return group.spawn(
         process.name,
         ["-m", process.module],
         {**(env or {}), "METRICS_PORT": str(process.metrics_port)},
         port=process.port,
     )
+
+
+def _print_process(process: Process) -> None:
     print(f"{process.name:<16} {process.address}  metrics :{process.metrics_port}")
+
+
+def _default_port_free(port: int) -> bool:
+    """Whether a server may take its default ``port``: free, and defaults allowed (DEVSTACK_ANY_PORTS)."""
+    return not _ANY_PORTS and _port_free(port)
+
+
+def _start(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> None:
+    group.wait(_spawn(group, process, env))
+    _print_process(process)
 
 
 def main() -> None:
@@ -367,12 +383,19 @@ def main() -> None:
             print(f"redis            {redis_url} (from REDIS_URL)")
         else:
             # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
-            redis_url = group.start_redis(port=6379 if _port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
+            redis_url = group.start_redis(
+                port=6379 if _default_port_free(6379) else 0, data_dir=REDIS_DATA_DIR
+            ).url
             print(f"redis            {redis_url}")
         journal = journal_env(start_journal_database(group))
-        for process in plan.providers:
-            _start(group, process)
+        # The providers start side by side (each is seconds of imports), and the demo token is
+        # made meanwhile; the admin API then the gateway follow, one after the other, as both
+        # migrate the database.
+        providers = [_spawn(group, process) for process in plan.providers]
         token = demo_token(redis_url)
+        for process, child in zip(plan.providers, providers, strict=True):
+            group.wait(child)
+            _print_process(process)
         sink = SmtpSink(MAIL_DIR, plan.smtp_port)
         sink.start()
         print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
@@ -382,7 +405,7 @@ def main() -> None:
             admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
         )
         print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
-        _start(
+        gateway = _spawn(
             group,
             plan.gateway,
             {
@@ -395,14 +418,11 @@ def main() -> None:
                 **journal,
             },
         )
+        console = group.spawn("console", ["-m", "console"], console_env(plan, redis_url), plan.console_port)
+        group.wait(gateway)
+        _print_process(plan.gateway)
         print(f"{'gateway REST':<16} {plan.rest_url}  (spec: /openapi.yaml)")
-        group.start(
-            "console",
-            ["-m", "console"],
-            console_env(plan, redis_url),
-            port=plan.console_port,
-            ready=wait_until_http("/healthz"),
-        )
+        group.wait(console, wait_until_http("/healthz"))
         print(f"{'console':<16} http://127.0.0.1:{plan.console_port}/")
         _print_banner(plan, token, redis_url, journal)
         while not stop_requested:
