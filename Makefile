@@ -21,6 +21,9 @@ TEST_WORKERS ?= 4
 unexport PYTHONDONTWRITEBYTECODE
 # The mark of the run's audits (tests/conftest.py).
 AUDIT := runs_last
+# The console's browser tests: one process beside the parallel run, with one stack and one
+# Chromium of its own (tests/console/conftest.py), rather than one per worker.
+BROWSER := browser
 
 .PHONY: install lock lock-check upgrade protos lint buf-lint test run bench profile clean
 
@@ -68,11 +71,16 @@ lint: lock-check $(GENERATED) buf-lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-# The suite on TEST_WORKERS processes (each starts its own servers on port 0), then the audit of
-# what every one of them logged (tests/test_personal_data.py), which must come after them all.
+# The suite on TEST_WORKERS processes (each starts its own servers on port 0) and, beside them,
+# the browser tests; then the audit of what every one of them logged (tests/test_personal_data.py),
+# which must come after them all.
 test: lint $(ASSETS) $(CHROMIUM)
 	@rm -rf .run/test-logs && mkdir -p .run/test-logs
-	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m 'not $(AUDIT)'
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(BROWSER) and not $(AUDIT)' \
+		> .run/browser-tests.out 2>&1 & browser=$$!; \
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m 'not $(AUDIT) and not $(BROWSER)'; \
+	status=$$?; wait $$browser; browser_status=$$?; cat .run/browser-tests.out; \
+	test $$status -eq 0 && test $$browser_status -eq 0
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 
 run: $(GENERATED) $(ASSETS)
