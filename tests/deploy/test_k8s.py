@@ -158,7 +158,8 @@ def _is_mesh(workload: Obj) -> bool:
 
 
 def _component(workload: Obj) -> str | None:
-    return workload["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component")
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels.get("app.kubernetes.io/component")
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
