@@ -72,7 +72,6 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
-        enable_async=False,
     )
     environment.filters["date"] = _date
     environment.filters["number"] = _number
@@ -129,15 +128,9 @@ class Console:
         )
         return response
 
-    def _render(
-        self,
-        request: Request,
-        template: str,
-        status: int = 200,
-        session: Session | None = None,
-        **context: Any,
-    ) -> Response:
-        current, new = (session, True) if session is not None else self._session(request)
+    def _render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        """The page of ``template``, and a new session's cookie with it (its CSRF token is in the forms)."""
+        current, new = self._session(request)
         html = self._templates.get_template(template).render(
             request_path=request.url.path,
             session=current,
@@ -247,9 +240,7 @@ class Console:
         except MeshUnavailableError:
             return self._unavailable(request)
         base = (self._settings.sandbox_api_url or self._settings.public_api_url).rstrip("/")
-        return self._render(
-            request, "developers.html", groups=_operations(spec, base), info=spec.get("info", {})
-        )
+        return self._render(request, "developers.html", groups=_operations(spec, base))
 
     async def statistics(self, request: Request) -> Response:
         """``GET /statistiques``: the proofs avoided over the front's window."""
