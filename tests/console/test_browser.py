@@ -66,9 +66,13 @@ def test_the_public_pages_show_the_mesh_s_data(stack: Stack, page: Page) -> None
 
 
 def test_an_operator_prolongs_then_revokes_a_token(stack: Stack, page: Page) -> None:
-    admin = httpx.Client(
-        base_url=stack.admin_rest_url, headers={"authorization": f"Bearer {stack.admin_secret}"}
-    )
+    operator = {"authorization": f"Bearer {stack.admin_secret}"}
+    with httpx.Client(base_url=stack.admin_rest_url, headers=operator) as admin:
+        _prolong_and_revoke(stack, page, admin)
+
+
+def _prolong_and_revoke(stack: Stack, page: Page, admin: httpx.Client) -> None:
+    """A token the admin API issued, prolonged then revoked in the console, as the admin API then says."""
     habilitation = admin.post(
         "/admin/v1/habilitations",
         json={"label": "CCAS de Villeurbanne", "siret": RECIPIENT, "scopes": ["cnaf_quotient_familial"]},
