@@ -10,6 +10,14 @@
 # --build-arg PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:<digest>.
 # Both stages must use the same image: the venv points at its interpreter.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+# The console's front-end packages (the DSFR) come from console/assets/package-lock.json.
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+
+# --- assets: the console's static files, as locked ---------------------------------------------
+FROM ${NODE_IMAGE} AS assets
+WORKDIR /assets
+COPY console/assets/package.json console/assets/package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- build: dependencies into a venv, SDK generated from protos/ ------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -38,8 +46,10 @@ COPY contract/ contract/
 COPY runtime/ runtime/
 COPY services/ services/
 COPY gateway/ gateway/
+COPY console/ console/
 RUN /opt/codegen/bin/python scripts/gen_protos.py \
  && python -m compileall -q /src/apiparticulier /src/contract /src/runtime /src/services /src/gateway \
+    /src/console \
  && /opt/venv/bin/python -m compileall -q /opt/venv
 
 # --- runtime: slim, non-root, nothing written outside /tmp -----------------------------------
@@ -62,6 +72,8 @@ COPY --from=build /src/contract /app/contract
 COPY --from=build /src/runtime /app/runtime
 COPY --from=build /src/services /app/services
 COPY --from=build /src/gateway /app/gateway
+COPY --from=build /src/console /app/console
+COPY --from=assets /assets/node_modules/@gouvfr/dsfr/dist /app/console/assets/node_modules/@gouvfr/dsfr/dist
 
 WORKDIR /app
 # Numeric, so that Kubernetes can check runAsNonRoot without a passwd entry. Keys and

@@ -10,6 +10,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 GENERATED := apiparticulier/.generated
 PROTOS := $(shell find protos -name '*.proto')
+# The console's front-end packages (the DSFR, axe-core), exactly as console/assets/package-lock.json says.
+ASSETS := console/assets/node_modules/.installed
+# The browser of the console's tests: Debian's, never one Playwright downloads.
+CHROMIUM := /usr/bin/chromium
 # pytest-xdist workers: the tests mostly wait on their servers, so more workers than cores pay.
 TEST_WORKERS ?= 4
 # The tests start hundreds of Python processes (CLIs, gateways, workers): without their bytecode
@@ -17,10 +21,13 @@ TEST_WORKERS ?= 4
 unexport PYTHONDONTWRITEBYTECODE
 # The mark of the run's audits (tests/conftest.py).
 AUDIT := runs_last
+# The console's browser tests: one process beside the parallel run, with one stack and one
+# Chromium of its own (tests/console/conftest.py), rather than one per worker.
+BROWSER := browser
 
 .PHONY: install lock lock-check upgrade protos lint buf-lint test run bench profile clean
 
-install: $(INSTALLED)
+install: $(INSTALLED) $(ASSETS)
 
 # uv itself, pinned, in a venv of its own: the one tool installed from outside the lock.
 $(UV):
@@ -31,6 +38,13 @@ $(UV):
 $(INSTALLED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
+
+$(ASSETS): console/assets/package.json console/assets/package-lock.json
+	cd console/assets && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 
 lock: | $(UV)
 	$(UV) lock
@@ -57,14 +71,19 @@ lint: lock-check $(GENERATED) buf-lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-# The suite on TEST_WORKERS processes (each starts its own servers on port 0), then the audit of
-# what every one of them logged (tests/test_personal_data.py), which must come after them all.
-test: lint
+# The suite on TEST_WORKERS processes (each starts its own servers on port 0) and, beside them,
+# the browser tests; then the audit of what every one of them logged (tests/test_personal_data.py),
+# which must come after them all.
+test: lint $(ASSETS) $(CHROMIUM)
 	@rm -rf .run/test-logs && mkdir -p .run/test-logs
-	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m 'not $(AUDIT)'
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(BROWSER) and not $(AUDIT)' \
+		> .run/browser-tests.out 2>&1 & browser=$$!; \
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal -m 'not $(AUDIT) and not $(BROWSER)'; \
+	status=$$?; wait $$browser; browser_status=$$?; cat .run/browser-tests.out; \
+	test $$status -eq 0 && test $$browser_status -eq 0
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 
-run: $(GENERATED)
+run: $(GENERATED) $(ASSETS)
 	$(BIN)/python -m devstack
 
 # Direct, pass-through and gateway side by side, on this machine, in one run (issue 6).
@@ -76,4 +95,4 @@ profile: $(GENERATED)
 	$(BIN)/python -m bench.profile
 
 clean:
-	rm -rf $(VENV) $(TOOLS) apiparticulier .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) apiparticulier .mypy_cache .ruff_cache .pytest_cache console/assets/node_modules

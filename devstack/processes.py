@@ -15,11 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.postgres import PostgresProcess
@@ -103,7 +104,12 @@ class ProcessGroup:
         return server
 
     def start(
-        self, name: str, argv: Iterable[str], env: Mapping[str, str] | None = None, port: int | None = None
+        self,
+        name: str,
+        argv: Iterable[str],
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+        ready: Callable[[Child], None] | None = None,
     ) -> Child:
         """Start ``python <argv>`` as ``name`` and wait until it answers health checks.
 
@@ -112,10 +118,20 @@ class ProcessGroup:
             argv: Arguments of this interpreter, such as ``["-m", "services.cnaf"]``.
             env: Environment added to this process's own; GRPC_HOST and GRPC_PORT are set here.
             port: Loopback port to serve on; a free one when None.
+            ready: Blocks until the child serves, raising RuntimeError if it does not:
+                `wait_until_serving` (gRPC health) by default, `wait_until_http` for an HTTP server.
 
         Raises:
             RuntimeError: when the process exits or is not SERVING within 30 s.
         """
+        child = self.spawn(name, argv, env, port)
+        self.wait(child, ready)
+        return child
+
+    def spawn(
+        self, name: str, argv: Iterable[str], env: Mapping[str, str] | None = None, port: int | None = None
+    ) -> Child:
+        """Start ``python <argv>`` as ``name`` without waiting (`wait` then): children start side by side."""
         port = port or free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{name}.log").open("wb") as log:
@@ -129,11 +145,20 @@ class ProcessGroup:
             )
         child = Child(name, port, process)
         self.children.append(child)
-        try:
-            wait_until_serving(child)
-        except RuntimeError as error:
-            raise RuntimeError(f"{error}; its log says: {_last_line(self.log_dir / f'{name}.log')}") from None
         return child
+
+    def wait(self, child: Child, ready: Callable[[Child], None] | None = None) -> None:
+        """Block until a spawned child serves (``ready``: as for `start`).
+
+        Raises:
+            RuntimeError: when the process exits or does not serve in time; the message ends with
+                the last line it logged.
+        """
+        try:
+            (ready or wait_until_serving)(child)
+        except RuntimeError as error:
+            log = self.log_dir / f"{child.name}.log"
+            raise RuntimeError(f"{error}; its log says: {_last_line(log)}") from None
 
     def stop(self, child: Child, *, signalled: bool = False) -> None:
         """Stop one child: SIGTERM (unless ``signalled`` already), then SIGKILL if it has not exited in time.
@@ -196,6 +221,33 @@ def wait_until_serving(child: Child) -> None:
                     f"{child.name} did not become SERVING within {_START_TIMEOUT_SECONDS:.0f} s"
                 )
             time.sleep(0.05)
+
+
+def wait_until_http(path: str) -> Callable[[Child], None]:
+    """A ``ready`` check of `ProcessGroup.start`: ``GET http://<child>/<path>`` answers 200.
+
+    Raises (the check):
+        RuntimeError: when the child exits first or does not answer 200 in time.
+    """
+
+    def check(child: Child) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        url = f"http://{child.address}{path}"
+        while True:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{child.name} did not answer {path} within {_START_TIMEOUT_SECONDS:.0f} s"
+                )
+            time.sleep(0.05)
+
+    return check
 
 
 # -- tokens ---------------------------------------------------------------------------------------

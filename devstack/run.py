@@ -1,4 +1,4 @@
-"""`make run`: start Redis, PostgreSQL, the provider services, the gateway and the admin API on this machine.
+"""`make run`: start Redis, PostgreSQL, the provider services, the gateway, the admin API and the console.
 
 Each process runs as a child with its logs in .run/logs/; the supervisor waits
 until each answers health, prints what runs where and how to call it, and on
@@ -8,7 +8,9 @@ HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
 
 Every process takes its default port when it is free and another free one when it is not,
 all chosen before anything starts (`plan_ports`), so that two clones run side by side; the
-banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the tests' stacks).
+banner prints the ports taken. ``DEVSTACK_RUN_DIR`` moves .run/ elsewhere (the tests' stacks);
+``DEVSTACK_ANY_PORTS=1`` takes a free port for every process, no default (the tests' stacks, which
+start beside each other and must not plan the same defaults at once).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jwt
+from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
 from devstack.postgres import reachable_by_server
-from devstack.processes import Issuer, ProcessGroup, admin
+from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
 from devstack.smtp import SmtpSink
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
@@ -43,6 +46,7 @@ _RUN_DIR = Path(os.environ.get("DEVSTACK_RUN_DIR") or _ROOT / ".run").resolve()
 _KEYS_DIR = _RUN_DIR / "keys"
 REDIS_DATA_DIR = _RUN_DIR / "redis"
 """Where the Redis of `make run` keeps its append-only file across runs."""
+_ANY_PORTS = os.environ.get("DEVSTACK_ANY_PORTS", "") == "1"
 _DEMO_KID = "dev"
 _DEMO_RECIPIENT = "13002526500013"
 
@@ -77,6 +81,8 @@ ADMIN_REST_PORT = 8090
 """The admin API's REST front for a console, by default."""
 SMTP_SINK_PORT = 2525
 """The SMTP sink that receives the admin API's expiry notices, by default."""
+CONSOLE_PORT = 8070
+"""The web console (console/), by default."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class PortPlan:
     admin: Process
     admin_rest_port: int
     smtp_port: int
+    console_port: int
 
     @property
     def rest_url(self) -> str:
@@ -112,7 +119,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
 
     def take(default: int) -> int:
         port = default
-        while port in taken or not check(port):
+        while port in taken or not check(port) or (_ANY_PORTS and port == default):
             port = free_port()
         taken.add(port)
         return port
@@ -128,6 +135,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
         placed(ADMIN),
         take(ADMIN_REST_PORT),
         take(SMTP_SINK_PORT),
+        take(CONSOLE_PORT),
     )
 
 
@@ -224,7 +232,7 @@ def start_journal_database(group: ProcessGroup) -> str:
         _RUN_DIR.mkdir(parents=True, exist_ok=True)
         kept = f"apiparticulier-journal-{os.getuid()}-{_RUN_DIR.stat().st_ino}"
         data_dir = Path(tempfile.gettempdir()) / kept
-    url = group.start_postgres(port=5432 if _port_free(5432) else 0, data_dir=data_dir).url
+    url = group.start_postgres(port=5432 if _default_port_free(5432) else 0, data_dir=data_dir).url
     print(f"postgres         {url}")
     return url
 
@@ -249,6 +257,34 @@ def _admin_secret() -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+# -- the web console (issue 24) ---------------------------------------------------------------------
+
+
+def _console_session_key() -> str:
+    """The console's own session key, kept across runs so that sessions outlive a restart."""
+    path = _RUN_DIR / "console-session-key"
+    if not path.exists():
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
+    """The console's settings for the local stack: the mesh's URLs, the operators file, plain HTTP."""
+    return {
+        "CONSOLE_HOST": "127.0.0.1",
+        "CONSOLE_PORT": str(plan.console_port),
+        "PUBLIC_API_URL": plan.rest_url,
+        "ADMIN_API_URL": f"http://127.0.0.1:{plan.admin_rest_port}",
+        "ADMIN_OPERATORS_FILE": str(_RUN_DIR / "admin-operators.json"),
+        "REDIS_URL": redis_url,
+        "CONSOLE_SESSION_KEY": _console_session_key(),
+        # Loopback over plain HTTP: a Secure cookie would never come back.
+        "SECURE_COOKIES": "false",
+    }
 
 
 MAIL_DIR = _RUN_DIR / "mail"
@@ -306,14 +342,27 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _start(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> None:
-    group.start(
+def _spawn(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> Child:
+    return group.spawn(
         process.name,
         ["-m", process.module],
         {**(env or {}), "METRICS_PORT": str(process.metrics_port)},
         port=process.port,
     )
+
+
+def _print_process(process: Process) -> None:
     print(f"{process.name:<16} {process.address}  metrics :{process.metrics_port}")
+
+
+def _default_port_free(port: int) -> bool:
+    """Whether a server may take its default ``port``: free, and defaults allowed (DEVSTACK_ANY_PORTS)."""
+    return not _ANY_PORTS and _port_free(port)
+
+
+def _start(group: ProcessGroup, process: Process, env: dict[str, str] | None = None) -> None:
+    group.wait(_spawn(group, process, env))
+    _print_process(process)
 
 
 def main() -> None:
@@ -334,12 +383,19 @@ def main() -> None:
             print(f"redis            {redis_url} (from REDIS_URL)")
         else:
             # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
-            redis_url = group.start_redis(port=6379 if _port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
+            redis_url = group.start_redis(
+                port=6379 if _default_port_free(6379) else 0, data_dir=REDIS_DATA_DIR
+            ).url
             print(f"redis            {redis_url}")
         journal = journal_env(start_journal_database(group))
-        for process in plan.providers:
-            _start(group, process)
+        # The providers start side by side (each is seconds of imports), and the demo token is
+        # made meanwhile; the admin API then the gateway follow, one after the other, as both
+        # migrate the database.
+        providers = [_spawn(group, process) for process in plan.providers]
         token = demo_token(redis_url)
+        for process, child in zip(plan.providers, providers, strict=True):
+            group.wait(child)
+            _print_process(process)
         sink = SmtpSink(MAIL_DIR, plan.smtp_port)
         sink.start()
         print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
@@ -349,7 +405,7 @@ def main() -> None:
             admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
         )
         print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
-        _start(
+        gateway = _spawn(
             group,
             plan.gateway,
             {
@@ -362,7 +418,12 @@ def main() -> None:
                 **journal,
             },
         )
+        console = group.spawn("console", ["-m", "console"], console_env(plan, redis_url), plan.console_port)
+        group.wait(gateway)
+        _print_process(plan.gateway)
         print(f"{'gateway REST':<16} {plan.rest_url}  (spec: /openapi.yaml)")
+        group.wait(console, wait_until_http("/healthz"))
+        print(f"{'console':<16} http://127.0.0.1:{plan.console_port}/")
         _print_banner(plan, token, redis_url, journal)
         while not stop_requested:
             for child in group.children:
@@ -411,6 +472,7 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     )
     for arguments in JOURNAL_EXAMPLES:
         print(f"  .venv/bin/python {arguments}")
+    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above)")
     print("\nCtrl-C stops everything.", flush=True)
 
 

@@ -14,8 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "runtime": ("gateway", "services", "contract", "client", "bench", "devstack"),
     "contract": ("gateway", "services", "client", "bench", "devstack"),
-    "gateway": ("services", "client", "bench"),
-    "client": ("services", "bench", "devstack"),
+    "gateway": ("services", "client", "bench", "console"),
+    "client": ("services", "bench", "devstack", "console"),
+    # The console reads the mesh through its APIs: no provider, no local stack.
+    "console": ("services", "client", "bench", "devstack"),
 }
 
 

@@ -157,6 +157,11 @@ def _is_mesh(workload: Obj) -> bool:
     return labels.get("app.kubernetes.io/component") in MESH_COMPONENTS
 
 
+def _component(workload: Obj) -> str | None:
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels.get("app.kubernetes.io/component")
+
+
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -441,7 +446,7 @@ def test_prod_reads_redis_and_upstream_credentials_from_secrets(rendered):
     gateway = _named(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     redis_url = next(v for v in gateway["env"] if v["name"] == "REDIS_URL")
     assert redis_url["valueFrom"]["secretKeyRef"] == {"name": "redis", "key": "url"}
-    for provider in (w for w in _of_kind(objects, "Deployment") if w["metadata"]["name"] != "gateway"):
+    for provider in (w for w in _of_kind(objects, "Deployment") if _component(w) == "provider"):
         container = provider["spec"]["template"]["spec"]["containers"][0]
         assert _environment(container, objects)["BACKEND"] == "upstream"
         secrets = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
@@ -454,7 +459,31 @@ def test_dev_runs_one_replica_on_the_sandbox_with_redis(rendered):
     for deployment in _of_kind(objects, "Deployment"):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert deployment["spec"].get("replicas", 1) == 1
-        if deployment["metadata"]["name"] != "gateway":
+        if _component(deployment) == "provider":
             assert _environment(container, objects)["BACKEND"] == "sandbox"
     assert _named(objects, "HorizontalPodAutoscaler", "gateway")["spec"]["maxReplicas"] == 1
     assert _named(objects, "StatefulSet", "redis")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_console_holds_no_key_nor_password_of_another_service(rendered, scenario):
+    """Its only Secrets are its own session key and the admin API's operators file (digests alone)."""
+    objects = rendered[scenario]
+    pod = _named(objects, "Deployment", "console")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    references = {
+        v["valueFrom"]["secretKeyRef"]["name"] for v in container.get("env", []) if "valueFrom" in v
+    }
+    references |= {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
+    assert references == {"console"}
+    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {"admin-operators"}
+    env = _environment(container, objects)
+    others = (
+        "KEYS_DIR",
+        "JOURNAL_DATABASE_URL",
+        "JOURNAL_HMAC_KEY",
+        "REGISTRY_DATABASE_URL",
+        "TOKEN_SIGNING_KID",
+    )
+    assert not set(others) & set(env), scenario
+    assert "@" not in env.get("REDIS_URL", ""), "a Redis password is the gateways', never the console's"

@@ -1,0 +1,519 @@
+"""The console process: ``python -m console``, server-rendered pages over the mesh's public and admin APIs.
+
+Public pages (no sign-in): the home page, the API catalogue, the developer documentation, the
+statistics and the status page. Operator pages (signed in with an admin API secret in the
+sandbox): habilitations and their tokens, maintenance windows, the audit trail. Every page and
+action checks the session's role on the server; every form carries the session's CSRF token;
+identifiers in URLs are the registry's opaque ids, never a person's. Settings:
+`console.settings.ConsoleSettings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import jinja2
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from console import catalogue
+from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
+from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
+from console.settings import ASSETS_DIR, ConsoleSettings
+from gateway.admin_api.service import Operators, Role, UnauthenticatedError
+from runtime.logs import configure_logging
+
+_LOG = structlog.get_logger(__name__)
+_HERE = Path(__file__).resolve().parent
+_PARIS = ZoneInfo("Europe/Paris")
+_FORM_LIMIT = 16 * 1024
+"""The largest form body read, in bytes: every form of the console is a few fields."""
+_STATUS_TEXT = {
+    "ok": ("Opérationnel", "success"),
+    "bad_gateway": ("Perturbé", "error"),
+    "maintenance": ("En maintenance", "info"),
+    "unknown": ("Inconnu", "new"),
+}
+"""Each ping status, in words and as a DSFR badge's kind."""
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _date(moment: str | dt.datetime | None) -> str:
+    """A date and time as the pages write it: Paris time, day first."""
+    if moment is None or moment == "":
+        return "—"
+    value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value.astimezone(_PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+def _number(value: int) -> str:
+    """A whole number with French digit grouping (a narrow no-break space every three digits)."""
+    return f"{value:,}".replace(",", "\u202f")
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["date"] = _date
+    environment.filters["number"] = _number
+    environment.globals["status_text"] = _STATUS_TEXT
+    return environment
+
+
+class Console:
+    """The console's pages and actions.
+
+    Args:
+        settings: The console's settings.
+        public: The gateway's REST front.
+        admin: The admin API's REST front.
+        maintenance: The maintenance windows.
+        operators: Who may sign in, from the admin API's operators file; None: nobody.
+    """
+
+    def __init__(
+        self,
+        settings: ConsoleSettings,
+        public: PublicApi,
+        admin: AdminApi,
+        maintenance: Maintenance,
+        operators: Operators | None,
+    ) -> None:
+        self._settings = settings
+        self._public = public
+        self._admin = admin
+        self._maintenance = maintenance
+        self._operators = operators
+        self._codec = SessionCodec(
+            settings.console_session_key.get_secret_value(), settings.session_max_age_seconds
+        )
+        self._limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+        self._templates = _environment()
+
+    # -- sessions and rendering ----------------------------------------------------------------
+
+    def _session(self, request: Request) -> tuple[Session, bool]:
+        """The request's session, and whether it is new (then its cookie must be set)."""
+        session = self._codec.open(request.cookies.get(COOKIE))
+        return (session, False) if session is not None else (Session(), True)
+
+    def _with_cookie(self, response: Response, session: Session) -> Response:
+        response.set_cookie(
+            COOKIE,
+            self._codec.seal(session),
+            max_age=self._settings.session_max_age_seconds,
+            httponly=True,
+            secure=self._settings.secure_cookies,
+            samesite="strict",
+            path="/",
+        )
+        return response
+
+    def _render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        """The page of ``template``, and a new session's cookie with it (its CSRF token is in the forms)."""
+        current, new = self._session(request)
+        html = self._templates.get_template(template).render(
+            request_path=request.url.path,
+            session=current,
+            csrf_field=CSRF_FIELD,
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+        return self._with_cookie(response, current) if new else response
+
+    def _error(self, request: Request, status: int, title: str, detail: str) -> Response:
+        return self._render(request, "error.html", status, title=title, detail=detail)
+
+    async def _form(self, request: Request, session: Session) -> dict[str, str] | Response:
+        """A POSTed form's fields; the error page when it is too large or its CSRF token is not ours."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _FORM_LIMIT:
+                return self._error(
+                    request, 413, "Formulaire trop volumineux", "Le formulaire envoyé est trop long."
+                )
+        fields = {
+            key: values[0] for key, values in urllib.parse.parse_qs(body.decode(errors="replace")).items()
+        }
+        if not session.csrf_matches(fields.get(CSRF_FIELD)):
+            _LOG.warning("console_csrf_refused", path=request.url.path)
+            return self._error(
+                request,
+                403,
+                "Formulaire expiré",
+                "Ce formulaire n'est plus valable : rechargez la page et envoyez-le à nouveau.",
+            )
+        return fields
+
+    def operator_page(
+        self, role: Role, handler: Callable[[Request, Session], Awaitable[Response]]
+    ) -> Endpoint:
+        """``handler`` for operators of ``role`` (an admin may do what a viewer may); others are turned away.
+
+        Nobody signed in is sent to the sign-in page; a viewer on an admin's action gets 403.
+        A POST must carry the session's CSRF token (checked by the handler's `_form`).
+        """
+
+        async def serve(request: Request) -> Response:
+            session, _new = self._session(request)
+            if not session.operator:
+                return RedirectResponse("/connexion", status_code=303)
+            if role is Role.ADMIN and session.role != Role.ADMIN:
+                return self._error(
+                    request,
+                    403,
+                    "Action réservée",
+                    "Cette action est réservée aux opérateurs administrateurs.",
+                )
+            try:
+                return await handler(request, session)
+            except PermissionError:
+                # The admin API no longer knows this secret: the session ends.
+                response = RedirectResponse("/connexion", status_code=303)
+                return self._with_cookie(response, Session())
+            except AdminRefusedError as error:
+                return self._error(request, error.status, "Action refusée", str(error))
+            except MeshUnavailableError:
+                return self._unavailable(request)
+
+        return serve
+
+    def _unavailable(self, request: Request) -> Response:
+        return self._error(
+            request,
+            503,
+            "Service momentanément indisponible",
+            "Un service de la plateforme ne répond pas ; réessayez.",
+        )
+
+    # -- public pages -------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        """``GET /``: what the platform is and where to go."""
+        return self._render(request, "home.html", apis=catalogue.apis())
+
+    async def catalogue(self, request: Request) -> Response:
+        """``GET /catalogue``: every API, optionally filtered by ``q`` (title, label, scope or field)."""
+        query = request.query_params.get("q", "").strip().lower()[:100]
+        apis = [
+            api
+            for api in catalogue.apis()
+            if not query
+            or query in api.title.lower()
+            or query in api.label
+            or any(query in scope for scope in api.scopes)
+            or any(query in field.path for route in api.routes for field in route.fields)
+        ]
+        return self._render(request, "catalogue.html", apis=apis, query=query)
+
+    async def api(self, request: Request) -> Response:
+        """``GET /catalogue/{label}``: one API's fiche; 404 for no API of the contract."""
+        view = catalogue.api(request.path_params["label"])
+        if view is None:
+            return self._error(request, 404, "API introuvable", "Aucune API du catalogue ne porte ce nom.")
+        return self._render(request, "api.html", api=view)
+
+    async def developers(self, request: Request) -> Response:
+        """``GET /developpeurs``: the served OpenAPI spec, operation by operation, with sandbox examples."""
+        try:
+            spec = await self._public.openapi()
+        except MeshUnavailableError:
+            return self._unavailable(request)
+        base = (self._settings.sandbox_api_url or self._settings.public_api_url).rstrip("/")
+        return self._render(request, "developers.html", groups=_operations(spec, base))
+
+    async def statistics(self, request: Request) -> Response:
+        """``GET /statistiques``: the proofs avoided over the front's window."""
+        try:
+            proofs, days = await self._public.proofs_avoided()
+        except MeshUnavailableError:
+            return self._unavailable(request)
+        return self._render(request, "statistics.html", proofs=proofs, days=days)
+
+    async def status(self, request: Request) -> Response:
+        """``GET /statut``: each ping's state now, and the maintenance windows with their end."""
+        try:
+            pings, windows = await asyncio.gather(self._public.pings(), self._maintenance.windows())
+        except MeshUnavailableError:
+            return self._unavailable(request)
+        return self._render(request, "status.html", pings=pings, windows=windows)
+
+    async def health(self, _request: Request) -> Response:
+        """``GET /healthz``: the process serves (the probes'); says nothing of the mesh."""
+        return PlainTextResponse("ok")
+
+    # -- sign-in --------------------------------------------------------------------------------
+
+    async def sign_in_page(self, request: Request) -> Response:
+        """``GET /connexion``: the operators' sandbox sign-in form."""
+        return self._render(request, "sign_in.html", error="", enabled=self._operators is not None)
+
+    async def sign_in(self, request: Request) -> Response:
+        """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit."""
+        session, _new = self._session(request)
+        client = request.client.host if request.client else "unknown"
+        wait = self._limiter.allow(client)
+        if wait is not None:
+            response = self._error(
+                request,
+                429,
+                "Trop de tentatives",
+                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
+            )
+            response.headers["retry-after"] = str(math.ceil(wait))
+            return response
+        fields = await self._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        if self._operators is None:
+            return self._error(request, 404, "Connexion indisponible", "Aucun opérateur n'est déclaré.")
+        secret = fields.get("secret", "")
+        try:
+            operator = self._operators.authenticate(f"Bearer {secret}")
+        except UnauthenticatedError:
+            _LOG.info("console_sign_in_refused")
+            return self._render(
+                request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True
+            )
+        _LOG.info("console_sign_in", role=operator.role.value)
+        # A new session, with a new CSRF token: nothing of the anonymous one carries over.
+        signed_in = Session(operator=operator.name, role=operator.role.value, secret=secret)
+        return self._with_cookie(RedirectResponse("/operateur", status_code=303), signed_in)
+
+    async def sign_out(self, request: Request) -> Response:
+        """``POST /deconnexion``: the session ends (CSRF-checked, so no other site can sign one out)."""
+        session, _new = self._session(request)
+        fields = await self._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        return self._with_cookie(RedirectResponse("/", status_code=303), Session())
+
+    # -- operator pages --------------------------------------------------------------------------
+
+    async def habilitations(self, request: Request, session: Session) -> Response:
+        """``GET /operateur``: every habilitation."""
+        listed = await self._admin.call(session.secret, "GET", "/habilitations")
+        return self._render(request, "operator/habilitations.html", habilitations=listed)
+
+    async def habilitation(self, request: Request, session: Session) -> Response:
+        """``GET /operateur/habilitations/{id}``: one habilitation, its tokens and their actions."""
+        ident = urllib.parse.quote(request.path_params["id"], safe="")
+        habilitation = await self._admin.call(session.secret, "GET", f"/habilitations/{ident}")
+        return self._render(request, "operator/habilitation.html", habilitation=habilitation)
+
+    async def token_action(self, request: Request, session: Session) -> Response:
+        """``POST /operateur/jetons/{id}/{action}``: ``revoquer`` (revoke) or ``prolonger`` a token."""
+        fields = await self._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        ident = urllib.parse.quote(request.path_params["id"], safe="")
+        action = request.path_params["action"]
+        if action == "revoquer":
+            token = await self._admin.call(
+                session.secret, "POST", f"/tokens/{ident}/revoke", {"reason": fields.get("reason", "")[:200]}
+            )
+        elif action == "prolonger":
+            days = fields.get("days", "")
+            if not days.isdigit():
+                return self._error(
+                    request, 400, "Durée invalide", "La durée doit être un nombre entier de jours."
+                )
+            token = await self._admin.call(
+                session.secret, "POST", f"/tokens/{ident}/prolong", {"days": int(days)}
+            )
+        else:
+            raise HTTPException(404)
+        return RedirectResponse(f"/operateur/habilitations/{token['habilitation_id']}", status_code=303)
+
+    async def maintenance_page(self, request: Request, session: Session, error: str = "") -> Response:
+        """``GET /operateur/maintenance``: the windows declared, and the form to open one."""
+        windows = await self._maintenance.windows()
+        pings = await self._public.pings()
+        return self._render(
+            request,
+            "operator/maintenance.html",
+            400 if error else 200,
+            windows=windows,
+            pings=pings,
+            error=error,
+            enabled=self._maintenance.enabled,
+        )
+
+    async def open_maintenance(self, request: Request, session: Session) -> Response:
+        """``POST /operateur/maintenance``: open a window of a ping from now for ``minutes`` minutes."""
+        fields = await self._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        minutes = fields.get("minutes", "")
+        if not minutes.isdigit() or not 1 <= int(minutes) <= 7 * 24 * 60:
+            return await self.maintenance_page(request, session, "La durée doit être de 1 minute à 7 jours.")
+        start = dt.datetime.now(dt.UTC)
+        try:
+            await self._maintenance.open(
+                fields.get("ping", ""), start, start + dt.timedelta(minutes=int(minutes))
+            )
+        except KeyError:
+            return await self.maintenance_page(request, session, "Ce service n'existe pas.")
+        _LOG.info("console_maintenance_opened", ping=fields.get("ping"), minutes=int(minutes))
+        return RedirectResponse("/operateur/maintenance", status_code=303)
+
+    async def audit(self, request: Request, session: Session) -> Response:
+        """``GET /operateur/audit``: the audit trail's chain, recomputed by the admin API."""
+        verification = await self._admin.call(session.secret, "GET", "/audit/verify")
+        return self._render(request, "operator/audit.html", verification=verification)
+
+    # -- errors -------------------------------------------------------------------------------------
+
+    async def not_found(self, request: Request, _exc: Exception) -> Response:
+        """Any path the console does not serve, or a method it does not take there."""
+        if isinstance(_exc, HTTPException) and _exc.status_code == 405:
+            return self._error(
+                request, 405, "Méthode non permise", "Cette adresse ne prend pas cette méthode."
+            )
+        return self._error(request, 404, "Page introuvable", "Cette page n'existe pas.")
+
+
+def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The spec's operations grouped by their first tag, each with a ``curl`` example against ``base_url``."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path, item in spec.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in {"get", "post"} or not isinstance(operation, dict):
+                continue
+            parameters = [parameter for parameter in operation.get("parameters", []) if "name" in parameter]
+            query = {
+                parameter["name"]: parameter.get("example", parameter.get("schema", {}).get("example", ""))
+                for parameter in parameters
+                if parameter.get("in") == "query" and parameter.get("required")
+            }
+            example_path = path
+            for parameter in parameters:
+                if parameter.get("in") == "path":
+                    example = parameter.get("example", parameter.get("schema", {}).get("example", ""))
+                    example_path = example_path.replace("{" + parameter["name"] + "}", str(example))
+            url = f"{base_url}{example_path}"
+            if query:
+                url += "?" + urllib.parse.urlencode(query, doseq=True, safe="[]")
+            secured = bool(operation.get("security", spec.get("security")))
+            curl = "curl -gi " + ('-H "Authorization: Bearer $TOKEN" ' if secured else "") + f"'{url}'"
+            tag = (operation.get("tags") or ["Plateforme"])[0]
+            groups.setdefault(tag, []).append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": operation.get("summary", ""),
+                    "description": catalogue.plain(operation.get("description", "")),
+                    "deprecated": bool(operation.get("deprecated")),
+                    "parameters": parameters,
+                    "responses": sorted(operation.get("responses", {}).items()),
+                    "curl": curl,
+                    "anchor": f"{method}-{path}".replace("/", "-").replace("{", "").replace("}", ""),
+                }
+            )
+    return sorted(groups.items())
+
+
+def build_app(
+    settings: ConsoleSettings, public_client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+) -> tuple[Starlette, Maintenance]:
+    """The console's ASGI application over these clients, and its maintenance windows' store (to close)."""
+    operators = (
+        Operators.from_file(settings.admin_operators_file)
+        if settings.admin_operators_file is not None
+        else None
+    )
+    maintenance = Maintenance(settings.redis_url)
+    console = Console(settings, PublicApi(public_client), AdminApi(admin_client), maintenance, operators)
+    viewer, admin = Role.VIEWER, Role.ADMIN
+    routes = [
+        Route("/", console.home, methods=["GET"]),
+        Route("/catalogue", console.catalogue, methods=["GET"]),
+        Route("/catalogue/{label}", console.api, methods=["GET"]),
+        Route("/developpeurs", console.developers, methods=["GET"]),
+        Route("/statistiques", console.statistics, methods=["GET"]),
+        Route("/statut", console.status, methods=["GET"]),
+        Route("/healthz", console.health, methods=["GET"]),
+        Route("/connexion", console.sign_in_page, methods=["GET"]),
+        Route("/connexion", console.sign_in, methods=["POST"]),
+        Route("/deconnexion", console.sign_out, methods=["POST"]),
+        Route("/operateur", console.operator_page(viewer, console.habilitations), methods=["GET"]),
+        Route(
+            "/operateur/habilitations/{id}",
+            console.operator_page(viewer, console.habilitation),
+            methods=["GET"],
+        ),
+        Route(
+            "/operateur/jetons/{id}/{action}",
+            console.operator_page(admin, console.token_action),
+            methods=["POST"],
+        ),
+        Route(
+            "/operateur/maintenance", console.operator_page(viewer, console.maintenance_page), methods=["GET"]
+        ),
+        Route(
+            "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
+        ),
+        Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        Mount(
+            "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
+        ),
+        Mount("/static", StaticFiles(directory=_HERE / "static")),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: console.not_found, 405: console.not_found},
+    )
+    return app, maintenance
+
+
+def serve(settings: ConsoleSettings) -> None:
+    """Serve the console until SIGTERM or SIGINT."""
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        timeout = httpx.Timeout(settings.mesh_timeout_seconds)
+        async with (
+            httpx.AsyncClient(base_url=settings.public_api_url, timeout=timeout) as public_client,
+            httpx.AsyncClient(base_url=settings.admin_api_url, timeout=timeout) as admin_client,
+        ):
+            app, maintenance = build_app(settings, public_client, admin_client)
+            config = uvicorn.Config(
+                app,
+                host=settings.console_host,
+                port=settings.console_port,
+                lifespan="off",
+                # Paths hold only opaque ids, but the console logs its own events, never each request.
+                access_log=False,
+                log_config=None,
+                server_header=False,
+            )
+            server = uvicorn.Server(config)
+            _LOG.info("console_serving", port=settings.console_port)
+            try:
+                # uvicorn stops on SIGTERM or SIGINT, after the answers under way.
+                await server.serve()
+            finally:
+                maintenance.close()
+
+    asyncio.run(main())

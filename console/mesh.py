@@ -1,0 +1,208 @@
+"""What the console reads of the mesh: the REST front's public routes, the admin API, the maintenance windows.
+
+The REST front and the admin API are called over HTTP as any client would; the console never
+reads another service's tables. Maintenance windows live in the gateways' Redis, written and
+read as the operators' CLI does (`gateway.pings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+from gateway import pings
+
+
+class MeshUnavailableError(Exception):
+    """A service of the mesh did not answer, or answered something unreadable."""
+
+
+class AdminRefusedError(Exception):
+    """The admin API refused an action (400, 403, 404 or 409); the message is its own."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """A maintenance window, as the status page shows it."""
+
+    ping_id: str
+    label: str
+    start: dt.datetime
+    end: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PingView:
+    """What one ping says now."""
+
+    ping_id: str
+    label: str
+    status: str
+    """``ok``, ``bad_gateway``, ``maintenance`` or ``unknown``."""
+    until: dt.datetime | None
+    """The end of its maintenance window, when in one."""
+
+
+class PublicApi:
+    """The gateway's REST front, read without credentials.
+
+    Args:
+        client: An HTTP client whose base URL is the front's.
+    """
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _get(self, path: str) -> httpx.Response:
+        try:
+            response = await self._client.get(path)
+        except httpx.HTTPError as error:
+            raise MeshUnavailableError(f"{path}: {type(error).__name__}") from None
+        if response.status_code != 200:
+            raise MeshUnavailableError(f"{path}: HTTP {response.status_code}")
+        return response
+
+    async def pings(self) -> list[PingView]:
+        """Each ping ``GET /api/pings`` lists, with what ``GET /api/<ping>/ping`` says of it now."""
+        listed = (await self._get("/api/pings")).json()
+        if not isinstance(listed, list):
+            raise MeshUnavailableError("/api/pings: not a list")
+
+        async def state(entry: dict[str, str]) -> PingView:
+            ping_id = entry["url"].rstrip("/").split("/")[-2]
+            try:
+                response = await self._client.get(f"/api/{ping_id}/ping")
+                body = response.json()
+            except (httpx.HTTPError, ValueError):
+                body = {}
+            until = body.get("until")
+            return PingView(
+                ping_id,
+                entry["name"],
+                str(body.get("status", "unknown")),
+                dt.datetime.fromisoformat(until) if until else None,
+            )
+
+        return list(await asyncio.gather(*(state(entry) for entry in listed)))
+
+    async def proofs_avoided(self) -> tuple[int, int]:
+        """``GET /api/proofs_avoided``: the proofs avoided and the number of days they were counted over."""
+        body = (await self._get("/api/proofs_avoided")).json()
+        return int(body["proofs_avoided"]), int(body["days"])
+
+    async def openapi(self) -> dict[str, Any]:
+        """``GET /openapi.yaml``: the spec the front serves, restricted to its routes."""
+        text = (await self._get("/openapi.yaml")).text
+        spec = await asyncio.to_thread(yaml.load, text, Loader=yaml.CSafeLoader)
+        if not isinstance(spec, dict):
+            raise MeshUnavailableError("/openapi.yaml: not a document")
+        return spec
+
+
+class AdminApi:
+    """The admin API's REST front, called with the signed-in operator's secret.
+
+    Args:
+        client: An HTTP client whose base URL is the admin API's.
+    """
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def call(self, secret: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The JSON answer of ``method path`` (under ``/admin/v1``) as the operator of ``secret``.
+
+        Raises:
+            PermissionError: 401, the secret is no operator's (any more).
+            AdminRefusedError: 400, 403, 404 or 409, with the admin API's message.
+            MeshUnavailableError: the admin API or its database is unreachable.
+        """
+        try:
+            response = await self._client.request(
+                method, f"/admin/v1{path}", json=body, headers={"authorization": f"Bearer {secret}"}
+            )
+        except httpx.HTTPError as error:
+            raise MeshUnavailableError(f"admin API: {type(error).__name__}") from None
+        if response.status_code == 401:
+            raise PermissionError("unknown operator credential")
+        if response.status_code in {400, 403, 404, 409}:
+            raise AdminRefusedError(response.status_code, str(response.json().get("error", "")))
+        if response.status_code >= 300:
+            raise MeshUnavailableError(f"admin API: HTTP {response.status_code}")
+        return response.json()
+
+
+class Maintenance:
+    """The maintenance windows of the pings, in the gateways' Redis (`gateway.pings`).
+
+    Args:
+        redis_url: The gateways' Redis; empty: no window is read nor written.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self._client = (
+            redis.Redis.from_url(redis_url, socket_timeout=2, decode_responses=True) if redis_url else None
+        )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the console reaches the windows."""
+        return self._client is not None
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        if self._client is not None:
+            self._client.close()
+
+    async def windows(self) -> list[WindowView]:
+        """Every declared window that has not ended, by end."""
+        if self._client is None:
+            return []
+        client = self._client
+        try:
+            values = await asyncio.to_thread(client.mget, [pings.window_key(ping.id) for ping in pings.PINGS])
+        except (redis.RedisError, OSError) as error:
+            raise MeshUnavailableError(f"maintenance windows: {type(error).__name__}") from None
+        now = dt.datetime.now(dt.UTC)
+        views = []
+        for ping, value in zip(pings.PINGS, values, strict=True):
+            if value is None:
+                continue
+            start, end = (float(part) for part in str(value).split())
+            view = WindowView(
+                ping.id,
+                ping.label,
+                dt.datetime.fromtimestamp(start, dt.UTC),
+                dt.datetime.fromtimestamp(end, dt.UTC),
+            )
+            if view.end > now:
+                views.append(view)
+        return sorted(views, key=lambda view: view.end)
+
+    async def open(self, ping_id: str, start: dt.datetime, end: dt.datetime) -> None:
+        """Declare the window of ``ping_id``, replacing any other.
+
+        Raises:
+            KeyError: no ping has this id.
+            ValueError: the window ends before it starts, or is already over.
+            MeshUnavailableError: Redis is unreachable, or the console has none.
+        """
+        if self._client is None:
+            raise MeshUnavailableError("maintenance windows: no Redis configured")
+        window = pings.Window(start.timestamp(), end.timestamp())
+        try:
+            await asyncio.to_thread(
+                pings.declare_window, self._client, ping_id, window, dt.datetime.now(dt.UTC).timestamp()
+            )
+        except (redis.RedisError, OSError) as error:
+            raise MeshUnavailableError(f"maintenance windows: {type(error).__name__}") from None

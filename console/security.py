@@ -1,0 +1,153 @@
+"""The console's sessions, CSRF tokens, security headers and sign-in limit.
+
+A session is a cookie the console encrypts and signs with its own key (Fernet: AES-128-CBC and
+HMAC-SHA256, with the time it was made): the browser can neither read it nor change it, and a
+cookie older than ``SESSION_MAX_AGE_SECONDS`` is refused. It holds the CSRF token of the person's
+forms and, once an operator has signed in, their name, role and secret, which the console sends to
+the admin API on their behalf (the admin API authenticates and audits every action as theirs).
+Nothing is kept on the server, so any replica of the console reads any session.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+from cryptography.fernet import Fernet, InvalidToken
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+COOKIE = "console_session"
+"""The session cookie's name."""
+CSRF_FIELD = "csrf_token"
+"""The hidden field every form carries."""
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        # The DSFR's stylesheets draw some icons from data: URIs.
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    )
+)
+"""Only the console's own files, no inline script or style, no framing."""
+
+_HEADERS = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+@dataclass
+class Session:
+    """What one session cookie holds."""
+
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """The token every form of this session must send back."""
+    operator: str = ""
+    """The operator signed in; empty: nobody."""
+    role: str = ""
+    """Their role in the admin API (``viewer`` or ``admin``)."""
+    secret: str = ""
+    """Their admin API secret, sent as ``Authorization: Bearer`` on their behalf."""
+
+    def csrf_matches(self, sent: str | None) -> bool:
+        """Whether a form's token is this session's (in constant time)."""
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
+
+
+class SessionCodec:
+    """Seals sessions into cookie values and opens them, refusing old or altered ones.
+
+    Args:
+        key: The console's Fernet key (``CONSOLE_SESSION_KEY``).
+        max_age_seconds: A cookie made longer ago than this is refused.
+
+    Raises:
+        ValueError: the key is not a Fernet key.
+    """
+
+    def __init__(self, key: str, max_age_seconds: int) -> None:
+        try:
+            self._fernet = Fernet(key.encode())
+        except ValueError:
+            raise ValueError(
+                "CONSOLE_SESSION_KEY must be a Fernet key: 32 bytes in URL-safe base64"
+            ) from None
+        self.max_age_seconds = max_age_seconds
+
+    def seal(self, session: Session) -> str:
+        """The cookie value of ``session``, dated now."""
+        return self._fernet.encrypt(json.dumps(asdict(session)).encode()).decode()
+
+    def open(self, value: str | None) -> Session | None:
+        """The session of a cookie value; None when absent, altered, not ours or expired."""
+        if not value:
+            return None
+        try:
+            data = json.loads(self._fernet.decrypt(value.encode(), ttl=self.max_age_seconds))
+            return Session(**data)
+        except (InvalidToken, ValueError, TypeError):
+            return None
+
+
+class SecurityHeaders:
+    """ASGI middleware: the Content-Security-Policy and the other protective headers on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``scope`` with the headers added to its answer."""
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_HEADERS]
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
+
+
+class SignInLimiter:
+    """At most ``attempts`` sign-in attempts per client address in any ``window_seconds``.
+
+    Kept in the process's memory: each replica counts its own, so the limit a client meets is at
+    most the replica count times this one.
+    """
+
+    def __init__(self, attempts: int, window_seconds: float) -> None:
+        self._attempts = attempts
+        self._window = window_seconds
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, client: str) -> float | None:
+        """Count one attempt of ``client``; None when allowed, else the seconds until the next is."""
+        now = time.monotonic()
+        seen = self._seen.setdefault(client, deque())
+        while seen and seen[0] <= now - self._window:
+            seen.popleft()
+        if len(seen) >= self._attempts:
+            return seen[0] + self._window - now
+        seen.append(now)
+        if len(self._seen) > 10_000:
+            # Forget the addresses whose attempts are all past the window: memory stays bounded.
+            self._seen = {
+                key: value for key, value in self._seen.items() if value and value[-1] > now - self._window
+            }
+        return None

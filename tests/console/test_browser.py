@@ -1,0 +1,127 @@
+"""The console in Chromium, over a running `make run` stack: each page, its data, its accessibility.
+
+One stack and one browser for the module. Each page is checked for its data from the running
+mesh and for axe-core's serious or critical violations, and its screenshot is written to
+docs/console/. The operator's journeys go through the admin API as the console calls it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from console.catalogue import apis
+from gateway.pings import BY_ID, PINGS
+from tests.console.conftest import Stack, accessibility_violations, screenshot
+from tests.people import RECIPIENT
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+
+_QUOTIENT = "/v3/dss/quotient_familial/identite"
+_MAINTAINED = BY_ID["men_scolarite"]
+
+
+def _visit(page: Page, stack: Stack, path: str, heading: str, name: str) -> None:
+    """Open ``path``; its first heading, no serious or critical axe violation, its screenshot."""
+    response = page.goto(f"{stack.console_url}{path}")
+    assert response is not None and response.status == 200, path
+    expect(page.locator("h1")).to_have_text(heading)
+    assert accessibility_violations(page) == [], path
+    screenshot(page, name)
+
+
+def _sign_in(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.console_url}/connexion")
+    page.get_by_label("Secret d'opérateur").fill(stack.admin_secret)
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.locator("h1")).to_have_text("Habilitations")
+
+
+def test_the_public_pages_show_the_mesh_s_data(stack: Stack, page: Page) -> None:
+    _visit(page, stack, "/", "API Particulier", "accueil")
+    _visit(page, stack, "/catalogue", "Catalogue des API", "catalogue")
+    expect(page.locator(".fr-card")).to_have_count(len(apis()))
+    _visit(page, stack, "/catalogue/cnaf.quotient_familial", "Quotient familial CAF & MSA", "catalogue-fiche")
+    expect(page.locator("code", has_text="CnafService/GetQuotientFamilialByIdentity")).to_be_visible()
+    _visit(page, stack, "/developpeurs", "Documentation pour les développeurs", "developpeurs")
+    for path in ("/api/pings", "/api/proofs_avoided", _QUOTIENT):
+        expect(page.locator("h3", has_text=re.compile(f"{re.escape(path)}$")).first).to_be_visible()
+    expect(
+        page.get_by_text(f'curl -gi -H "Authorization: Bearer $TOKEN" \'{stack.rest_url}{_QUOTIENT}?')
+    ).to_be_visible()
+    _visit(page, stack, "/statistiques", "Statistiques", "statistiques")
+    proofs = httpx.get(f"{stack.rest_url}/api/proofs_avoided").json()
+    figure = f"{proofs['proofs_avoided']:,}".replace(",", "\u202f")
+    expect(page.locator(".fr-callout__title")).to_have_text(f"{figure} justificatifs évités")
+    _visit(page, stack, "/statut", "Statut des services", "statut")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(len(PINGS))
+    for ping in PINGS:
+        expect(rows.filter(has_text=ping.label)).to_have_count(1)
+
+
+def test_an_operator_prolongs_then_revokes_a_token(stack: Stack, page: Page) -> None:
+    operator = {"authorization": f"Bearer {stack.admin_secret}"}
+    with httpx.Client(base_url=stack.admin_rest_url, headers=operator) as admin:
+        _prolong_and_revoke(stack, page, admin)
+
+
+def _prolong_and_revoke(stack: Stack, page: Page, admin: httpx.Client) -> None:
+    """A token the admin API issued, prolonged then revoked in the console, as the admin API then says."""
+    habilitation = admin.post(
+        "/admin/v1/habilitations",
+        json={"label": "CCAS de Villeurbanne", "siret": RECIPIENT, "scopes": ["cnaf_quotient_familial"]},
+    ).json()
+    issued = admin.post(f"/admin/v1/habilitations/{habilitation['id']}/tokens", json={"days": 10}).json()
+    token_id = issued["token"]["id"]
+
+    _sign_in(page, stack)
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-habilitations")
+    page.get_by_role("link", name="CCAS de Villeurbanne").click()
+    expect(page.locator("h1")).to_have_text("CCAS de Villeurbanne")
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-habilitation")
+    row = page.locator("#jetons tbody tr", has_text=token_id)
+    row.get_by_role("button", name="Prolonger de 30 jours").click()
+    prolonged = admin.get(f"/admin/v1/habilitations/{habilitation['id']}").json()["tokens"][0]
+    # Prolonged to 30 days from now, past the 10 days it was issued for.
+    expires = dt.datetime.fromisoformat(prolonged["expires_at"])
+    assert expires > dt.datetime.now(dt.UTC) + dt.timedelta(days=29)
+    row.get_by_role("button", name="Révoquer").click()
+    expect(row.locator(".token-state")).to_have_text("revoked")
+    (revoked,) = admin.get("/admin/v1/tokens", params={"habilitation_id": habilitation["id"]}).json()
+    assert (revoked["state"], revoked["revoked_reason"]) == ("revoked", "révoqué depuis la console")
+
+
+def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
+    stack: Stack, page: Page
+) -> None:
+    _sign_in(page, stack)
+    page.get_by_role("link", name="Maintenances").click()
+    page.get_by_label("Service").select_option(_MAINTAINED.id)
+    page.get_by_label("Durée, en minutes, à partir de maintenant").fill("45")
+    page.get_by_role("button", name="Ouvrir la fenêtre").click()
+    expect(page.locator("#fenetres")).to_contain_text(_MAINTAINED.label)
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-maintenances")
+
+    ping = httpx.get(f"{stack.rest_url}/api/{_MAINTAINED.id}/ping").json()
+    assert ping["status"] == "maintenance"
+    end = dt.datetime.fromisoformat(ping["until"]).astimezone(dt.UTC)
+    _visit(page, stack, "/statut", "Statut des services", "statut-maintenance")
+    expect(page.locator("#maintenances")).to_contain_text(_MAINTAINED.label)
+    row = page.locator("tbody tr", has_text=_MAINTAINED.label)
+    expect(row).to_contain_text("En maintenance")
+    shown = end.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M")
+    expect(row).to_contain_text(shown)
+
+    page.get_by_role("link", name="Journal d'audit").click()
+    expect(page.locator("#verification")).to_contain_text("Chaîne intègre")
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-audit")
