@@ -31,6 +31,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.redis.client import close as close_redis
 from gateway.redis.client import connect as connect_redis
 from gateway.registry.snapshot import RegistrySnapshot
+from gateway.response_cache import ResponseCache, cache_keys
 from gateway.rest.app import RestFront
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
@@ -189,6 +190,7 @@ def build_server(
         stale_seconds=settings.availability_stale_seconds,
     )
     pings = PingBoard(availability, redis_client)
+    response_cache = ResponseCache(redis_client, cache_keys(settings.response_cache_keys.get_secret_value()))
     # Published as gateway_provider_availability, read at each scrape.
     report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
     call_path = CallPath(
@@ -204,6 +206,7 @@ def build_server(
             redis_client, cache_seconds=settings.france_connect_link_cache_seconds
         ),
         availability=availability,
+        response_cache=response_cache,
     )
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds

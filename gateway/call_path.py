@@ -26,7 +26,8 @@ method's or the gateway's own, goes through the same frame:
 6. **forward** to the provider, with the caller's deadline bounded by
    ``DEFAULT_DEADLINE_SECONDS`` and the metadata ``x-request-id``, ``x-recipient``,
    ``x-token-id`` (and ``traceparent`` when tracing is on); a provider's error
-   comes back unchanged, an unreachable provider is its error source's PP001;
+   comes back unchanged, an unreachable provider is its error source's PP001; on the DSS
+   routes the answer the response cache kept, when it has one (`gateway.response_cache`);
 7. **mask** the fields the scopes do not unlock (the bytes go back untouched when
    they unlock every field);
 8. **journal and usage**: one journal record per call whatever its outcome, handed
@@ -84,6 +85,7 @@ from gateway.masking import mask
 from gateway.metrics import PROVIDER_ERRORS
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
+from gateway.response_cache import ResponseCache
 from runtime.caller import RECIPIENT_KEY, TOKEN_ID_KEY, Caller
 from runtime.context import REQUEST_ID_KEY, REQUEST_ID_REFUSED_KEY, CallContext, current_call
 from runtime.errors import (
@@ -476,6 +478,8 @@ class CallPath:
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
     availability: AvailabilityTracker
     """Learns from the outcome of every provider call."""
+    response_cache: ResponseCache = field(default_factory=ResponseCache.off)
+    """The DSS routes' answers (`gateway.response_cache`), before step 6."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -519,7 +523,14 @@ class CallPath:
             await self._name_recipient(call)  # 3
             await self._limit(call)  # 4
             await self._resolve_subject(call, target, request)  # 5
-            answer = await self._forward(call, target, request)  # 6
+            answer = await self.response_cache.through(  # 6, or the DSS routes' cached answer
+                target.route,
+                habilitation=call.holder.habilitation,
+                metadata=call.metadata,
+                request=request.message(),
+                fetch=lambda: self._forward(call, target, request),
+                response_metadata=current_call().response_metadata,
+            )
             return self._mask(call, target, answer)  # 7
 
     async def call_own(

@@ -51,6 +51,7 @@ from gateway.availability import Availability
 from gateway.call_path import CallPath, Exchange, Inbound, Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
+from gateway.response_cache import CACHE_CONTROL_KEY
 from gateway.rest.boundary import (
     JSON,
     SCOPE_KEY,
@@ -248,6 +249,7 @@ class RestFront:
         metadata: list[tuple[str, str | bytes]] = [
             (RECIPIENT_KEY, value) for value in request.query_params.getlist(RECIPIENT_PARAMETER)
         ]
+        metadata += [(CACHE_CONTROL_KEY, value) for value in request.headers.getlist(CACHE_CONTROL_KEY)]
         bearer = ""
         if reader.by_france_connect:
             # The FranceConnect token stands for the API token, as in the real API.

@@ -25,7 +25,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "gateway bounds metrics masking migrations recipient availability redis usage tokens",
         "registry",
         "settings auth",
-        "ratelimit france_connect channels journal pings",
+        "ratelimit france_connect channels journal pings response_cache",
         "call_path",
         "grpc rest",
         "app admin",
