@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -13,7 +13,7 @@ import structlog
 from contract.catalog import ApiCatalog
 from contract.routes import build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
-from gateway.availability import AvailabilityTracker
+from gateway.availability import BUCKET_SECONDS, AvailabilityTracker
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.france_connect.clients import FranceConnectClients
@@ -26,8 +26,9 @@ from gateway.journal.signing import Signer
 from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
-from gateway.pings import PingBoard
+from gateway.pings import RATIO_WINDOW_SECONDS, PingBoard
 from gateway.ratelimit import RateLimiter
+from gateway.ratios import SharedErrorRatios
 from gateway.redis.client import close as close_redis
 from gateway.redis.client import connect as connect_redis
 from gateway.registry.snapshot import RegistrySnapshot
@@ -56,6 +57,7 @@ class GatewayServer(GrpcServer):
         usage: UsageRecorder,
         on_shutdown: Sequence[ShutdownHook],
         availability: AvailabilityTracker | None = None,
+        background: Sequence[Callable[[], Awaitable[None]]] = (),
         rest: RestServer | None = None,
         journal: Journal | None = None,
         registry: RegistrySnapshot | None = None,
@@ -63,13 +65,15 @@ class GatewayServer(GrpcServer):
     ) -> None:
         """Serve ``services``; usage, journal, registry, availability start with it; then ``on_shutdown``.
 
-        ``rest``, the REST front, serves beside the gRPC port and drains with it.
+        ``rest``, the REST front, serves beside the gRPC port and drains with it; ``background``
+        starts the tasks that run beside the server (their ``on_shutdown`` stops them).
         """
         super().__init__(settings, services, on_shutdown=on_shutdown, reuse_port=reuse_port)
         # A call refused while the gateway stops is refused by the call path, which journals it.
         self._boundary.refused_in_handlers = True
         self._usage = usage
         self._availability = availability
+        self._background = background
         self._journal = journal
         self._registry = registry
         self.rest = rest
@@ -84,6 +88,8 @@ class GatewayServer(GrpcServer):
         await super().start()
         if self._availability is not None:
             await self._availability.start()
+        for start in self._background:
+            await start()
         if self.rest is not None:
             await self.rest.start()
             _LOG.info("rest_front_started", port=self.rest.port)
@@ -189,7 +195,13 @@ def build_server(
         retry_seconds=settings.availability_retry_seconds,
         stale_seconds=settings.availability_stale_seconds,
     )
-    pings = PingBoard(availability, redis_client)
+    ratios = SharedErrorRatios(
+        redis_client,
+        availability.drain_counts,
+        window_seconds=RATIO_WINDOW_SECONDS,
+        bucket_seconds=BUCKET_SECONDS,
+    )
+    pings = PingBoard(availability, redis_client, ratios=ratios)
     response_cache = ResponseCache(redis_client, cache_keys(settings.response_cache_keys.get_secret_value()))
     # Published as gateway_provider_availability, read at each scrape.
     report_availability(lambda: ((s.provider, s.status.value) for s in availability.snapshot()))
@@ -252,12 +264,14 @@ def build_server(
             journal.close,
             *([registry.close] if registry is not None else []),
             availability.close,
+            ratios.close,
             france_connect.close,
             channels.close,
             functools.partial(close_redis, redis_client),
         ],
         usage=usage,
         availability=availability,
+        background=[ratios.start],
         rest=rest,
         journal=journal,
         registry=registry,

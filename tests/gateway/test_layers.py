@@ -22,7 +22,7 @@ GATEWAY = REPO / "gateway"
 FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "gateway bounds metrics masking migrations recipient availability redis usage tokens",
+        "gateway bounds metrics masking migrations recipient availability ratios redis usage tokens",
         "registry",
         "settings auth",
         "ratelimit france_connect channels journal pings response_cache",
