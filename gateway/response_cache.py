@@ -267,18 +267,19 @@ class ResponseCache:
             RESPONSE_CACHE.labels(route.api_label, "unavailable").inc()
             _LOG.warning("response_cache_unavailable", error_type=type(exc).__name__)
             return None
+        outcome = "miss"
         for name, value, ttl in zip(names, replies[::2], replies[1::2], strict=True):
             if value is None:
                 continue
             answer = self._opened(name, value)
             if answer is None:
-                RESPONSE_CACHE.labels(route.api_label, "unreadable").inc()
+                outcome = "unreadable"
                 _LOG.warning("response_cache_unreadable", api=route.api_label)
                 continue
             # A TTL of -2 (gone since the GET) or -1 (none) is no entry to trust.
             if ttl > 0:
                 return answer, ttl
-        RESPONSE_CACHE.labels(route.api_label, "miss").inc()
+        RESPONSE_CACHE.labels(route.api_label, outcome).inc()
         return None
 
     def _opened(self, name: str, value: bytes) -> bytes | None:

@@ -15,16 +15,18 @@ import grpc
 import httpx
 import pytest
 import redis
+import redis.asyncio
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from contract.routes import build_routes
-from devstack.redis import RedisProcess
+from devstack.redis import RedisProcess, free_port
 from gateway.app import GatewayServer, build_server
 from gateway.response_cache import (
     DEFAULT_LIFETIME_SECONDS,
     LIFETIMES,
     CacheKeyError,
+    ResponseCache,
     cache_keys,
     lifetime_of,
     request_key,
@@ -388,3 +390,29 @@ def test_unreadable_keys_stop_the_gateway_without_telling_them(text: str) -> Non
 
 def test_no_keys_no_cache() -> None:
     assert cache_keys("") == ()
+
+
+async def test_redis_unreachable_is_a_miss_the_provider_answers() -> None:
+    (route,) = [route for route in build_routes().routes if QF in route.http_paths]
+    client = redis.asyncio.Redis(
+        host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    cache = ResponseCache(client, cache_keys(f"k:{_secret()}"))
+    said: list[tuple[str, str]] = []
+
+    async def fetch() -> bytes:
+        return b"answer"
+
+    try:
+        answer = await cache.through(
+            route,
+            habilitation=HABILITATION,
+            metadata=(),
+            request=cnaf_pb2.GetQuotientFamilialByIdentityRequest(identite=lefebvre()),
+            fetch=fetch,
+            response_metadata=said,
+        )
+    finally:
+        await client.aclose()
+    assert answer == b"answer"
+    assert said == [("x-response-cached", "false"), ("x-cache-expires-in", "")]
