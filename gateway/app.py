@@ -15,7 +15,7 @@ import structlog
 from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
-from gateway.availability import AvailabilityTracker
+from gateway.availability import BUCKET_SECONDS, AvailabilityTracker
 from gateway.call_lock import CallLocks
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
@@ -30,11 +30,13 @@ from gateway.journal.signing import Signer
 from gateway.journal.witness import FileWitness
 from gateway.journal.writer import JournalWriter, WriterSettings
 from gateway.metrics import report_availability
-from gateway.pings import PingBoard
+from gateway.pings import RATIO_WINDOW_SECONDS, PingBoard
 from gateway.ratelimit import RateLimiter
+from gateway.ratios import SharedErrorRatios
 from gateway.redis.client import close as close_redis
 from gateway.redis.client import connect as connect_redis
 from gateway.registry.snapshot import RegistrySnapshot
+from gateway.response_cache import ResponseCache, cache_keys
 from gateway.rest.app import RestFront
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
@@ -164,7 +166,13 @@ def build_server(
     channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
     availability = build_availability(settings, channels)
-    pings = PingBoard(availability, redis_client)
+    ratios = SharedErrorRatios(
+        redis_client,
+        availability.drain_counts,
+        window_seconds=RATIO_WINDOW_SECONDS,
+        bucket_seconds=BUCKET_SECONDS,
+    )
+    pings = PingBoard(availability, redis_client, ratios=ratios)
     call_path = build_call_path(
         settings,
         routes,
@@ -190,7 +198,9 @@ def build_server(
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        components=lifecycle(call_path, redis_client, channels=channels, registry=registry, usage=usage),
+        components=lifecycle(
+            call_path, redis_client, channels=channels, registry=registry, usage=usage, ratios=ratios
+        ),
         rest=build_rest(settings, call_path, pings, usage, access_history, reuse_port=reuse_port),
         reuse_port=reuse_port,
     )
@@ -208,7 +218,7 @@ def build_call_path(
     availability: AvailabilityTracker,
     registry: RegistrySnapshot | None,
 ) -> CallPath:
-    """The call path, with its limiter and its FranceConnect clients (mapped in ``registry``, when set).
+    """The call path: its limiter, DSS response cache, FranceConnect clients (mapped in ``registry``).
 
     Raises:
         ValueError: FranceConnect upstream without credentials.
@@ -230,6 +240,9 @@ def build_call_path(
         locks=CallLocks(settings.journal_hmac_key.get_secret_value().encode())
         if settings.duplicate_call_lock
         else None,
+        response_cache=ResponseCache(
+            redis_client, cache_keys(settings.response_cache_keys.get_secret_value())
+        ),
     )
 
 
@@ -240,11 +253,13 @@ def lifecycle(
     channels: ProviderChannels,
     registry: RegistrySnapshot | None,
     usage: UsageRecorder,
+    ratios: SharedErrorRatios,
 ) -> list[Component]:
     """The gateway's components in the order they start; they stop in the reverse order, after the drain.
 
     The last calls' usage counts go to the usage recorder before it flushes; the limiter
-    and usage still use Redis while they close; the health watches use the channels.
+    and usage still use Redis while they close; the health watches use the channels; the
+    shared error ratios read the availability's counts.
     """
     first_load = _REGISTRY_FIRST_LOAD_SECONDS
     registered = (
@@ -255,6 +270,7 @@ def lifecycle(
         Component(channels.close),
         Component(call_path.france_connect.close),
         Component(call_path.availability.close, call_path.availability.start),
+        Component(ratios.close, ratios.start),
         *registered,
         Component(call_path.journal.close, call_path.journal.start),
         Component(usage.close, usage.start),

@@ -19,7 +19,8 @@ the time of the last thing learnt, ``last_ok_status`` the last time it was seen
 answering.
 
 Each call outcome is also counted by API, in 10-second buckets, for the error ratio
-of the pings that watch an API's calls (`error_ratio`).
+of the pings that watch an API's calls (`error_ratio`); the counts not yet shared with
+the other gateways (`drain_counts`, `gateway.ratios`) wait beside them.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class _Known:
     last_ok: float | None = None
 
 
-_BUCKET_SECONDS = 10.0
+BUCKET_SECONDS = 10.0
+"""The span of one bucket of call outcomes."""
 _KEPT_SECONDS = 3600.0
 """How far back call outcomes are counted by API: the longest ratio window asked."""
 
@@ -116,6 +118,8 @@ class AvailabilityTracker:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._outcomes: dict[str, collections.deque[_Bucket]] = {}
+        self._unshared: dict[tuple[str, int], list[int]] | None = None
+        """Counts since the last `drain_counts`, by API and bucket start; None until the first drain."""
 
     async def start(self) -> None:
         """Open one Watch per provider channel, in the background."""
@@ -161,13 +165,25 @@ class AvailabilityTracker:
 
     def _count(self, api: str, now: float, *, failed: bool) -> None:
         buckets = self._outcomes.setdefault(api, collections.deque())
-        start = now - now % _BUCKET_SECONDS
+        start = now - now % BUCKET_SECONDS
         if not buckets or buckets[-1].start != start:
             buckets.append(_Bucket(start))
             while buckets[0].start < now - _KEPT_SECONDS:
                 buckets.popleft()
         buckets[-1].calls += 1
         buckets[-1].failures += failed
+        if self._unshared is not None:
+            unshared = self._unshared.setdefault((api, int(start)), [0, 0])
+            unshared[0] += 1
+            unshared[1] += failed
+
+    def drain_counts(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """The calls and failures counted since the last drain, by API and 10-s bucket start (epoch s).
+
+        Counting for a drain starts with the first one, so that a tracker nobody drains keeps nothing more.
+        """
+        drained, self._unshared = self._unshared or {}, {}
+        return {key: (calls, failures) for key, (calls, failures) in drained.items()}
 
     def error_ratio(self, api: str, window_seconds: float) -> float | None:
         """The share of the API's calls over the last ``window_seconds`` that failed; None without calls.
@@ -179,7 +195,7 @@ class AvailabilityTracker:
         since = self._clock() - window_seconds
         calls = failures = 0
         for bucket in self._outcomes.get(api, ()):
-            if bucket.start + _BUCKET_SECONDS > since:
+            if bucket.start + BUCKET_SECONDS > since:
                 calls += bucket.calls
                 failures += bucket.failures
         return failures / calls if calls else None

@@ -33,7 +33,8 @@ method's or the gateway's own, goes through the same frame:
 6. **forward** to the provider, with the caller's deadline bounded by
    ``DEFAULT_DEADLINE_SECONDS`` and the metadata ``x-request-id``, ``x-recipient``,
    ``x-token-id`` (and ``traceparent`` when tracing is on); a provider's error
-   comes back unchanged, an unreachable provider is its error source's PP001;
+   comes back unchanged, an unreachable provider is its error source's PP001; on the DSS
+   routes the answer the response cache kept, when it has one (`gateway.response_cache`);
 7. **mask** the fields the scopes do not unlock (the bytes go back untouched when
    they unlock every field);
 8. **journal and usage**: one journal record per call whatever its outcome, handed
@@ -92,6 +93,7 @@ from gateway.france_connect.resolver import FranceConnect, FranceConnectIdentity
 from gateway.journal import Call, Journal, Record
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
+from gateway.response_cache import ResponseCache
 from runtime.caller import Caller
 from runtime.context import CallContext, current_call
 from runtime.errors import (
@@ -363,10 +365,12 @@ class CallPath:
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""
     availability: AvailabilityTracker
     """Learns from the outcome of every provider call."""
-    addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
-    """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
     locks: CallLocks | None
     """Names the duplicate-call lock of a provider call (step 4); None: no lock (``DUPLICATE_CALL_LOCK``)."""
+    addresses: ClientAddresses = field(default_factory=lambda: ClientAddresses(()))
+    """Tells the caller's address, for the habilitations' IP allowlists (step 3b)."""
+    response_cache: ResponseCache = field(default_factory=ResponseCache.off)
+    """The DSS routes' answers (`gateway.response_cache`), before step 6."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
     _accounts: Accounts = field(init=False)
@@ -401,7 +405,14 @@ class CallPath:
             self._admit_address(call)  # 3b
             await self._limit(call, request)  # 4
             await self._resolve_subject(call, target, request)  # 5
-            answer = await self._forward(call, target, request)  # 6
+            answer = await self.response_cache.through(  # 6, or the DSS routes' cached answer
+                target.route,
+                habilitation=call.holder.habilitation,
+                metadata=call.metadata,
+                request=request.message(),
+                fetch=lambda: self._forward(call, target, request),
+                response_metadata=current_call().response_metadata,
+            )
             return self._mask(call, target, answer)  # 7
 
     async def call_own(

@@ -3,7 +3,9 @@
 The real API names one ping per provider check (``siade/config/pings.yml``,
 NEWER-ENDPOINTS §8); the mesh answers each of those names, from one of two checks:
 
-- ``RATIO``: the error ratio of the ping's API over the last 10 minutes. ``bad_gateway``
+- ``RATIO``: the error ratio of the ping's API over the last 10 minutes, over every gateway
+  worker and replica (`gateway.ratios`, through Redis; this process's alone when Redis cannot
+  be read). ``bad_gateway``
   when calls answered 502, 503 or 504 (a provider unreachable, too slow or unreadable:
   `gateway.availability.FAILURES`) for 10 % of them or more, or when the mesh's own
   provider service is known down; ``ok`` otherwise, without traffic too, as the real
@@ -39,6 +41,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from gateway.availability import Availability, AvailabilityTracker
+from gateway.ratios import SharedErrorRatios
 
 _LOG = structlog.get_logger(__name__)
 
@@ -228,9 +231,11 @@ class PingBoard:
     """Answers the pings from the availability tracker and the declared windows.
 
     Args:
-        tracker: The providers' availability and the API error ratios.
+        tracker: The providers' availability and this process's API error ratios.
         redis_client: The gateway's Redis, where operators declare windows.
         clock: Wall clock, epoch seconds.
+        ratios: The API error ratios of every gateway process (`gateway.ratios`); None, or Redis
+            unreadable: this process's.
     """
 
     def __init__(
@@ -238,14 +243,17 @@ class PingBoard:
         tracker: AvailabilityTracker,
         redis_client: redis.asyncio.Redis,
         clock: Callable[[], float] = time.time,
+        ratios: SharedErrorRatios | None = None,
     ) -> None:
         self._tracker = tracker
         self._redis = redis_client
         self._clock = clock
+        self._ratios = ratios
 
     async def states(self, pings: tuple[Ping, ...] = PINGS) -> list[PingState]:
         """What each of ``pings`` says now (one Redis read for all)."""
         windows = await self._windows(pings)
+        shared = await self._shared_ratios(pings)
         providers = {state.provider: state for state in self._tracker.snapshot()}
         now = self._clock()
         states = []
@@ -257,7 +265,11 @@ class PingBoard:
                 states.append(PingState(ping, Availability.MAINTENANCE, now, last_ok, window.end))
                 continue
             if ping.check is PingCheck.RATIO:
-                ratio = self._tracker.error_ratio(ping.api, RATIO_WINDOW_SECONDS)
+                ratio = (
+                    shared[ping.api]
+                    if shared is not None
+                    else self._tracker.error_ratio(ping.api, RATIO_WINDOW_SECONDS)
+                )
                 after_window = window is not None and window.end <= now
                 failing = ratio is not None and ratio >= RATIO_THRESHOLD and not after_window
                 down = provider is not None and provider.status is Availability.BAD_GATEWAY
@@ -274,6 +286,13 @@ class PingBoard:
             return None
         (state,) = await self.states((ping,))
         return state
+
+    async def _shared_ratios(self, pings: tuple[Ping, ...]) -> dict[str, float | None] | None:
+        """The ratio pings' APIs' error ratios over every gateway; None: read this process's."""
+        apis = [ping.api for ping in pings if ping.check is PingCheck.RATIO]
+        if self._ratios is None or not apis:
+            return None
+        return await self._ratios.error_ratios(apis, RATIO_WINDOW_SECONDS)
 
     async def _windows(self, pings: tuple[Ping, ...]) -> dict[str, Window]:
         try:

@@ -494,6 +494,13 @@ class GatewaySettings(_WithProviderAddresses):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    response_cache_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys of the DSS routes' response cache in Redis, <kid>:<32 bytes in base64url>, "
+        "comma separated: the first encrypts, all decrypt (rotation); the same on every replica; empty: "
+        "no cache (RESPONSE_CACHE_KEYS).",
+    )
+
     def provider_address(self, provider: str) -> str:
         """The ``host:port`` of a provider service of the registry, from its address setting."""
         return str(getattr(self, BY_NAME[provider].address_setting))

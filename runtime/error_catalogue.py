@@ -10,7 +10,7 @@ texts; the mesh's own codes, which the real API does not have, are marked ``own`
 
 Provider codes are ``PPKKK``: ``PP`` the error source's prefix (`runtime.errors.ErrorSource`),
 ``KKK`` a suffix of `PROVIDER_CODES`. A full code of `CODES` overrides the
-provider template of its suffix (FranceConnect's token refusals, 51501, 51502 and 51504).
+provider template of its suffix (FranceConnect's refusals, 51501 to 51504 and 51564).
 """
 
 from __future__ import annotations
@@ -325,6 +325,15 @@ CODES: dict[str, ErrorCode] = {
         "Accès non autorisé",
         "Le jeton d'accès n'a pas été trouvé ou est expiré.",
     ),
+    "51503": ErrorCode(
+        grpc.StatusCode.UNAUTHENTICATED,
+        401,
+        "FRANCE_CONNECT_TOKEN_WITHOUT_PIVOT",
+        "Accès non autorisé",
+        # The real API appends the token's scopes after the colon (`france_connect_token_without_pivot`).
+        "Le jeton d'accès ne possède pas les données pivot requises pour effectuer cet appel. Le jeton "
+        "possède les scopes suivants: ",
+    ),
     "51504": ErrorCode(
         grpc.StatusCode.UNAUTHENTICATED,
         401,
@@ -332,6 +341,13 @@ CODES: dict[str, ErrorCode] = {
         "Accès non autorisé",
         "Le jeton d'accès FranceConnect est manquant. Cet endpoint requiert un jeton d'accès "
         "FranceConnect transmis via l'en-tête Authorization: Bearer.",
+    ),
+    "51564": ErrorCode(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        422,
+        "UNUSABLE_FRANCE_CONNECT_IDENTITY",
+        "Identité inexploitable renvoyée par le fournisseur de données",
+        "L'identité renvoyée par le fournisseur de données est incomplète ou invalide.",
     ),
 }
 """Every full code, by code."""

@@ -5,8 +5,11 @@ it in ``france_connect.access_token``. The gateway introspects it (RFC 7662, the
 shape of ``france-connect-introspection.schema.json``: ``token_introspection``
 with ``active``, ``exp``, ``scope`` and the identity claims), then:
 
-- refuses it when it is malformed (51501), not active or past its ``exp`` (51502),
-  both UNAUTHENTICATED (and the call path refuses a method called without one, 51504);
+- refuses it when it is malformed (51501), not active or past its ``exp`` (51502), or
+  grants no identity pivot (51503: neither ``identite_pivot`` nor every claim's scope), all
+  UNAUTHENTICATED (and the call path refuses a method called without one, 51504); refuses
+  an identity the pivot cannot be made of (no family name, no first name, no gender, a
+  birth date not ``YYYY-MM-DD``, a country or commune not a COG code) with 51564 (422);
 - maps the identity pivot as the real API does: ``family_name`` → birth name,
   ``given_name`` split on spaces → first names, ``birthdate`` → year, month and
   day (a ``00`` part is unknown), ``gender`` ``male``/``female`` → ``M``/``F``,
@@ -19,7 +22,8 @@ with ``active``, ``exp``, ``scope`` and the identity claims), then:
 
 Codes: the real API numbers FranceConnect's errors with the provider prefix 51
 ("FranceConnect" in its nomenclature). A refused token takes the newest real codes
-(VALIDATION §8: 51501 malformed, 51502 unknown, inactive or expired, 51504 missing),
+(VALIDATION §8: 51501 malformed, 51502 unknown, inactive or expired, 51503 without the
+pivot's scopes, 51504 missing, 51564 unusable identity),
 not the 00101/00103 of the 2026-03 spec, which the real API never gave FranceConnect
 tokens; the endpoint's failures take the generic provider subcodes (51001
 unavailable, 51002 timeout, 51008 rate-limited, 51999 unreadable answer).
@@ -36,7 +40,7 @@ from __future__ import annotations
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -49,6 +53,7 @@ from apiparticulier.common.v1 import identity_pb2
 from gateway.france_connect.sandbox import SandboxIntrospection
 from gateway.settings import FranceConnectMode, GatewaySettings
 from runtime.caller import Caller
+from runtime.error_catalogue import entry_of
 from runtime.errors import ApiError, api_error, provider_unknown_answer
 from runtime.providers import FRANCE_CONNECT
 from runtime.upstream import UpstreamClient
@@ -63,6 +68,12 @@ _TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
 _BIRTHDATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _COG = re.compile(r"[0-9AB]{5}")
 _SEXES = {"male": "M", "female": "F"}
+_SCOPE_SHAPE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+PIVOT_SCOPES = frozenset({"given_name", "family_name", "birthdate", "gender", "birthplace", "birthcountry"})
+"""The FranceConnect scopes of the identity pivot's claims: a token must grant them all (or
+``identite_pivot``, which grants them together), else 51503."""
+IDENTITE_PIVOT_SCOPE = "identite_pivot"
 
 
 def missing_france_connect_token() -> ApiError:
@@ -73,6 +84,21 @@ def missing_france_connect_token() -> ApiError:
 def malformed_france_connect_token() -> ApiError:
     """The FranceConnect access token is not one: too long, or not visible ASCII (51501)."""
     return api_error("51501", source=FRANCE_CONNECT)
+
+
+def france_connect_token_without_pivot(scopes: Sequence[str]) -> ApiError:
+    """The FranceConnect token does not grant the identity pivot's claims (51503).
+
+    The detail ends with the token's scopes, as the real API lists them (VALIDATION §8): scope
+    names, FranceConnect's and API Particulier's, never a claim's value.
+    """
+    listed = ", ".join(scope for scope in scopes if _SCOPE_SHAPE.fullmatch(scope))
+    return api_error("51503", source=FRANCE_CONNECT, detail=entry_of("51503").detail + listed)
+
+
+def unusable_france_connect_identity() -> ApiError:
+    """FranceConnect certified an identity the pivot cannot be made of (51564, HTTP 422)."""
+    return api_error("51564", source=FRANCE_CONNECT)
 
 
 def refused_france_connect_token() -> ApiError:
@@ -207,8 +233,9 @@ class FranceConnect:
             caller: The call it is resolved for (deadline, request id).
 
         Raises:
-            ApiError: 51501 or 51502 (UNAUTHENTICATED) when the token is refused;
-                51001, 51002, 51008 or 51999 when FranceConnect cannot tell.
+            ApiError: 51501, 51502 or 51503 (UNAUTHENTICATED) when the token is refused; 51564
+                (INVALID_ARGUMENT) when its identity is unusable; 51001, 51002, 51008 or 51999
+                when FranceConnect cannot tell.
         """
         if not access_token:
             raise missing_france_connect_token()
@@ -230,11 +257,15 @@ class FranceConnect:
         if claims.exp <= self._clock():
             _LOG.info("france_connect_refused", reason="expired")
             raise refused_france_connect_token()
+        held = (claims.scope or "").split()
+        if IDENTITE_PIVOT_SCOPE not in held and not set(held) >= PIVOT_SCOPES:
+            _LOG.info("france_connect_refused", reason="no_pivot_scopes")
+            raise france_connect_token_without_pivot(held)
         pivot = _pivot(claims)
         if pivot is None:
-            _LOG.warning("france_connect_unexpected_body", part="identity")
-            raise provider_unknown_answer(FRANCE_CONNECT)
-        scopes = frozenset((claims.scope or "").split()) & self._contract_scopes
+            _LOG.info("france_connect_refused", reason="unusable_identity")
+            raise unusable_france_connect_identity()
+        scopes = frozenset(held) & self._contract_scopes
         return FranceConnectIdentity(pivot, scopes, claims.aud or "")
 
     async def fill(

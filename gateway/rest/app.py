@@ -15,7 +15,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   ``RateLimit-Reset``, ``Retry-After`` on 429) on every answer of a call that reached
   the rate limiter;
 - ``GET /api/introspect``, ``GET /api/ping``, ``GET /api/pings``, ``GET /api/<ping>/ping``,
-  ``GET /api/proofs_avoided`` and ``GET /openapi.yaml``;
+  ``GET /api/errors`` (`gateway.rest.nomenclature`), ``GET /api/proofs_avoided`` and
+  ``GET /openapi.yaml``;
 - ``GET /editeur/api/v1/delegations``, the editor API: the delegations of the editor whose
   token is the bearer (`gateway.delegations.page_of`), ``page`` and ``per_page`` parameters;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
@@ -57,6 +58,7 @@ from gateway.forwarding import Payload, Target
 from gateway.journal.access_history import AccessHistory
 from gateway.pings import PINGS, PingBoard, PingState
 from gateway.registry.snapshot import ListedDelegation
+from gateway.response_cache import CACHE_CONTROL_KEY
 from gateway.rest.boundary import (
     JSON,
     SCOPE_KEY,
@@ -66,6 +68,8 @@ from gateway.rest.boundary import (
     json_bytes,
 )
 from gateway.rest.errors import error_body, http_status
+from gateway.rest.nomenclature import CACHE_CONTROL as NOMENCLATURE_CACHE_CONTROL
+from gateway.rest.nomenclature import nomenclature, of_operation
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
 from gateway.usage import PROOFS_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
@@ -205,6 +209,7 @@ class RestFront:
         self._ping_list = [
             {"name": ping.label, "url": f"{public_url.rstrip('/')}/api/{ping.id}/ping"} for ping in PINGS
         ]
+        self._nomenclature = nomenclature(target.route for target in call_path.targets.values())
         self.paths: dict[str, Target] = {
             path: target for target in call_path.targets.values() for path in target.route.http_paths
         }
@@ -221,6 +226,7 @@ class RestFront:
             "/api/pings": self._pings,
             "/api/{ping}/ping": self._provider_ping,
             "/api/proofs_avoided": self._proofs_avoided,
+            "/api/errors": self._errors,
             ACCESSES_PATH: self._accesses,
             DELEGATIONS_PATH: self._delegations,
         }
@@ -275,6 +281,7 @@ class RestFront:
             DELEGATION_ID_KEY
         )
         metadata += [(DELEGATION_ID_KEY, value) for value in delegation]
+        metadata += [(CACHE_CONTROL_KEY, value) for value in request.headers.getlist(CACHE_CONTROL_KEY)]
         bearer = ""
         if reader.by_france_connect:
             # The FranceConnect token stands for the API token, as in the real API.
@@ -348,6 +355,22 @@ class RestFront:
         if state is None:
             return _json({}, 404)
         return _json(ping_body(state), 502 if state.status is Availability.BAD_GATEWAY else 200)
+
+    async def _errors(self, request: Request) -> Response:
+        """The error nomenclature (`gateway.rest.nomenclature`), whole or of one ``operation_id``.
+
+        Raises:
+            ApiError: 00404, no route has that operation id.
+        """
+        operation_id = request.query_params.get("operation_id")
+        body: dict[str, Any] | None = self._nomenclature
+        if operation_id is not None:
+            body = of_operation(self._nomenclature, operation_id)
+        if body is None:
+            raise route_not_found()
+        response = _json(body)
+        response.headers["Cache-Control"] = NOMENCLATURE_CACHE_CONTROL
+        return response
 
     async def _proofs_avoided(self, request: Request) -> Response:
         proofs = await self._usage.proofs_avoided(PROOFS_DAYS)

@@ -22,11 +22,11 @@ GATEWAY = REPO / "gateway"
 FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
-        "gateway bounds metrics masking migrations recipient availability redis usage tokens "
+        "gateway bounds metrics masking migrations recipient availability ratios redis usage tokens "
         "client_address call_lock",
         "registry",
         "settings auth",
-        "ratelimit france_connect channels journal pings forwarding delegations",
+        "ratelimit france_connect channels journal pings forwarding delegations response_cache",
         "call_path",
         "grpc rest",
         "app admin",

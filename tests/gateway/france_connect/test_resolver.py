@@ -292,7 +292,18 @@ async def test_upstream_active_token(upstream: Upstream) -> None:
             "51502",
         ),
         (lambda: json_answer(introspection(exp_in=-5)), grpc.StatusCode.UNAUTHENTICATED, "51502"),
-        (lambda: json_answer(introspection(birthdate="not a date")), grpc.StatusCode.UNKNOWN, "51999"),
+        (
+            lambda: json_answer(introspection(birthdate="not a date")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "51564",
+        ),
+        (lambda: json_answer(introspection(gender=None)), grpc.StatusCode.INVALID_ARGUMENT, "51564"),
+        (lambda: json_answer(introspection(family_name=" ")), grpc.StatusCode.INVALID_ARGUMENT, "51564"),
+        (
+            lambda: json_answer(introspection(scope="openid given_name family_name cnaf_quotient_familial")),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "51503",
+        ),
         (lambda: json_answer({"unexpected": True}), grpc.StatusCode.UNKNOWN, "51999"),
         (lambda: Answer(200, "<html>maintenance</html>"), grpc.StatusCode.UNKNOWN, "51999"),
         (lambda: json_answer({"error": "down"}, status=503), grpc.StatusCode.UNAVAILABLE, "51001"),
@@ -303,7 +314,19 @@ async def test_upstream_active_token(upstream: Upstream) -> None:
         ),
     ],
     # Answers made when the test runs, not when it is collected: their expiry is relative to now.
-    ids=["inactive", "inactive-bare", "expired", "bad-birthdate", "malformed", "not-json", "503", "slow"],
+    ids=[
+        "inactive",
+        "inactive-bare",
+        "expired",
+        "bad-birthdate",
+        "no-gender",
+        "blank-name",
+        "no-pivot-scopes",
+        "malformed",
+        "not-json",
+        "503",
+        "slow",
+    ],
 )
 async def test_upstream_refusals(
     upstream: Upstream, make_answer: Callable[[], Answer], status: grpc.StatusCode, code: str
@@ -342,3 +365,22 @@ def test_upstream_mode_needs_credentials(keys_dir: tuple[Path, SigningKey, Signi
     settings = gateway_settings(keys_dir[0], "redis://127.0.0.1:1/0", france_connect_mode="upstream")
     with pytest.raises(ValueError, match="FRANCE_CONNECT_CLIENT_ID"):
         build_server(settings)
+
+
+async def test_a_token_without_the_pivot_s_scopes_lists_its_scopes(upstream: Upstream) -> None:
+    """51503, as the newest real API: the detail ends with the token's scopes (names, never a claim)."""
+    upstream.fake.script(
+        CHECKTOKEN, json_answer(introspection(scope="openid family_name cnaf_quotient_familial"))
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await upstream.stub.GetQuotientFamilialByFranceConnect(
+            qf_by_fc("some-token"), metadata=metadata(upstream.factory)
+        )
+    found = rich_status(caught.value)
+    assert found.api_code == "51503"
+    assert found.localized is not None
+    assert found.localized.message.endswith(
+        "Le jeton possède les scopes suivants: openid, family_name, cnaf_quotient_familial"
+    )
+    assert found.error_info.metadata["provider"] == "FranceConnect"
+    assert "LEFEBVRE" not in found.message

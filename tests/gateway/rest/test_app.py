@@ -509,7 +509,14 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/yaml")
     spec = yaml.safe_load(response.text)
-    utility = {"/api/ping", "/api/pings", "/api/{ping}/ping", "/api/introspect", "/api/proofs_avoided"}
+    utility = {
+        "/api/ping",
+        "/api/pings",
+        "/api/{ping}/ping",
+        "/api/introspect",
+        "/api/proofs_avoided",
+        "/api/errors",
+    }
     assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
     assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
     assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
