@@ -21,7 +21,7 @@ from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
 from gateway.client_address import ClientAddresses
 from gateway.france_connect.clients import FranceConnectClients
-from gateway.france_connect.resolver import build_france_connect
+from gateway.france_connect.resolver import FranceConnect, build_france_connect
 from gateway.grpc.api import GatewayApi
 from gateway.grpc.proxy import provider_services
 from gateway.journal import Journal
@@ -158,6 +158,8 @@ def build_server(
     """
     hmac_key = journal_hmac_key(settings)
     routes = build_routes()
+    # Before anything that opens a channel or a connection: a refusal leaves nothing to close.
+    france_connect = build_france_connect(settings, contract_scopes())
     registry = build_registry(settings)
     verifier = build_verifier(settings, registry)
     redis_client = build_redis(settings)
@@ -183,6 +185,7 @@ def build_server(
         channels=channels,
         registry=registry,
         availability=availability,
+        france_connect=france_connect,
     )
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
@@ -217,12 +220,9 @@ def build_call_path(
     channels: ProviderChannels,
     availability: AvailabilityTracker,
     registry: RegistrySnapshot | None,
+    france_connect: FranceConnect,
 ) -> CallPath:
-    """The call path: its limiter, DSS response cache, FranceConnect clients (mapped in ``registry``).
-
-    Raises:
-        ValueError: FranceConnect upstream without credentials.
-    """
+    """The call path: its limiter, DSS response cache, FranceConnect clients (mapped in ``registry``)."""
     return CallPath(
         routes=routes,
         default_deadline_seconds=settings.default_deadline_seconds,
@@ -231,7 +231,7 @@ def build_call_path(
         journal=journal,
         usage=usage.count,
         channels=channels.pools,
-        france_connect=build_france_connect(settings, contract_scopes()),
+        france_connect=france_connect,
         france_connect_clients=FranceConnectClients(
             redis_client, cache_seconds=settings.france_connect_link_cache_seconds, registry=registry
         ),
