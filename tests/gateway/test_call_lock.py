@@ -140,6 +140,14 @@ def _through_the_gateway(case: Case) -> Case:
     return case
 
 
+async def _locks_held(store: redis.asyncio.Redis, count: int) -> list[str]:
+    """The lock keys in Redis once ``count`` are held (the first calls past step 4), within 1.5 s."""
+    started = time.monotonic()
+    while len(keys := await store.keys("lock:*")) < count and time.monotonic() - started < 1.5:
+        await asyncio.sleep(0.02)
+    return [key.decode() if isinstance(key, bytes) else key for key in keys]
+
+
 async def test_two_identical_calls_at_once_the_second_is_refused_on_every_provider(
     slow_mesh: SlowMesh,
 ) -> None:
@@ -148,8 +156,7 @@ async def test_two_identical_calls_at_once_the_second_is_refused_on_every_provid
     assert len(cases) == 10  # one slow person per provider
 
     first = [asyncio.create_task(slow_mesh.call(case, token)) for case in cases]
-    await asyncio.sleep(0.5)  # every first call is waiting on its provider
-    held = [key.decode() if isinstance(key, bytes) else key for key in await slow_mesh.redis.keys("lock:*")]
+    held = await _locks_held(slow_mesh.redis, len(cases))  # every first call is waiting on its provider
     twins = await asyncio.gather(*(slow_mesh.call(case, token) for case in cases))
     answered = await asyncio.gather(*first)
 
