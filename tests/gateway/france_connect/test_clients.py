@@ -164,15 +164,16 @@ async def test_each_citizen_s_france_connect_token_has_its_own_bucket_beside_the
             assert answers == ["OK"] * 200
 
             started = time.monotonic()
-            alone = await asyncio.gather(*(call("citizen-alone") for _ in range(40)))
+            alone = await asyncio.gather(*(call("citizen-alone") for _ in range(100)))
             elapsed = time.monotonic() - started
         finally:
             await channel.close(None)
             await gateway.stop(0)
             await cnaf.stop(0)
-    # Its own bucket: 20 at once, then 20 a second (ACCESS-MODEL.md §9).
-    assert set(alone) == {"OK", "00429"}
-    assert alone.count("OK") <= 20 + math.ceil(20 * elapsed) + 1, elapsed
+    # Its own bucket: 20 at once, then 20 a second (ACCESS-MODEL.md §9), however long the 100 took.
+    admitted = 20 + math.ceil(20 * elapsed) + 1
+    assert set(alone) <= {"OK", "00429"}
+    assert alone.count("OK") <= admitted < len(alone), elapsed  # the rest refused 00429
 
 
 async def test_a_client_mapped_in_the_registry_takes_its_habilitation_and_a_link_serves_the_others(
