@@ -15,6 +15,7 @@ start beside each other and must not plan the same defaults at once).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -191,6 +192,16 @@ def _journal_key() -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _response_cache_keys() -> str:
+    """``RESPONSE_CACHE_KEYS`` of the local gateway: one key, kept across runs as the cache is in Redis."""
+    path = _RUN_DIR / "response-cache-key"
+    if not path.exists():
+        _RUN_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="))
+        path.chmod(0o600)
+    return f"dev:{path.read_text().strip()}"
 
 
 # -- the journal (issue 15) ------------------------------------------------------------------------
@@ -416,6 +427,7 @@ def main() -> None:
                 "REST_PORT": str(plan.rest_port),
                 **plan.provider_addresses(),
                 **journal,
+                "RESPONSE_CACHE_KEYS": _response_cache_keys(),
             },
         )
         console = group.spawn("console", ["-m", "console"], console_env(plan, redis_url), plan.console_port)
