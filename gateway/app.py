@@ -46,6 +46,8 @@ from runtime.logs import configure_logging
 from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
 
 _LOG = structlog.get_logger(__name__)
+_REST_STOP_MARGIN_SECONDS = 10.0
+"""How long past its grace the REST front's stop may take before the gRPC side stops without it."""
 _REGISTRY_FIRST_LOAD_SECONDS = 10.0
 """Longest a starting gateway waits for its first load of the registry; it then serves and keeps trying."""
 
@@ -105,7 +107,11 @@ class GatewayServer(GrpcServer):
 
         async def stop_rest() -> None:
             await asyncio.sleep(notice)
-            await rest.stop(grace)
+            try:
+                async with asyncio.timeout(grace + _REST_STOP_MARGIN_SECONDS):
+                    await rest.stop(grace)
+            except TimeoutError:
+                _LOG.error("rest_stop_overdue", seconds=grace + _REST_STOP_MARGIN_SECONDS)
 
         await asyncio.gather(stop_rest(), super().stop(grace, notice))
 

@@ -39,6 +39,21 @@ from runtime.tracing import configure_tracing
 from runtime.tracing import shutdown as shutdown_tracing
 
 _LOG = structlog.get_logger(__name__)
+_HOOK_SECONDS = 10.0
+"""The longest one shutdown hook may take: a client that never closes leaves the others to close."""
+
+
+async def _within(hook: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """Run a shutdown hook for at most ``seconds``; one overdue is logged by name and left behind."""
+    try:
+        async with asyncio.timeout(seconds):
+            await hook()
+    except TimeoutError:
+        _LOG.error(
+            "shutdown_hook_overdue", hook=getattr(hook, "__qualname__", None) or repr(hook), seconds=seconds
+        )
+
+
 # Unix signal 15, sent by Kubernetes and `kill`; and 2, sent by Ctrl-C.
 _HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # A call sent before the caller learnt that new calls are held reaches the server
@@ -161,7 +176,7 @@ class GrpcServer:
         self._boundary.release_refused()
         await stopping
         for hook in self._on_shutdown:
-            await hook()
+            await _within(hook, _HOOK_SECONDS)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -15,6 +15,8 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog
+import structlog.testing
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -22,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from devstack.redis import free_port
+from runtime import server as server_module
 from runtime.caller import Caller
 from runtime.server import GrpcServer, PortInUseError
 from services.cnaf.app import CNAF
@@ -334,3 +337,17 @@ async def hammer_through_sigterm(
 
         await asyncio.gather(terminate(), probe(), *(caller() for _ in range(20)))
     return outcomes, probes
+
+
+async def test_a_shutdown_hook_that_never_ends_is_left_behind_and_named() -> None:
+    ended = asyncio.Event()
+
+    async def never() -> None:
+        await ended.wait()
+
+    started = asyncio.get_running_loop().time()
+    with structlog.testing.capture_logs() as logs:
+        await server_module._within(never, 0.1)
+    assert asyncio.get_running_loop().time() - started < 1.0  # returned at the bound, not never
+    (overdue,) = [log for log in logs if log["event"] == "shutdown_hook_overdue"]
+    assert overdue["hook"].endswith("never") and overdue["seconds"] == 0.1
