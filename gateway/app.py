@@ -43,7 +43,7 @@ from gateway.rest.server import RestServer
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.logs import configure_logging
-from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process
+from runtime.server import GrpcServer, ServiceDefinition, ShutdownHook, run_process, waiting_tasks
 
 _LOG = structlog.get_logger(__name__)
 _REST_STOP_MARGIN_SECONDS = 10.0
@@ -111,7 +111,9 @@ class GatewayServer(GrpcServer):
                 async with asyncio.timeout(grace + _REST_STOP_MARGIN_SECONDS):
                     await rest.stop(grace)
             except TimeoutError:
-                _LOG.error("rest_stop_overdue", seconds=grace + _REST_STOP_MARGIN_SECONDS)
+                _LOG.error(
+                    "rest_stop_overdue", seconds=grace + _REST_STOP_MARGIN_SECONDS, waiting=waiting_tasks()
+                )
 
         await asyncio.gather(stop_rest(), super().stop(grace, notice))
 

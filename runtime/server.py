@@ -43,6 +43,28 @@ _HOOK_SECONDS = 10.0
 """The longest one shutdown hook may take: a client that never closes leaves the others to close."""
 
 
+def waiting_tasks(most: int = 20) -> list[str]:
+    """Where the event loop's other tasks wait, at most ``most`` of them.
+
+    Each is its chain of coroutines, outermost first, ``"<name> (<file>:<line>) > …"``. Logged
+    with a shutdown step that overran, so that the log names what it waited for: code
+    locations only, never a variable's value.
+    """
+    current = asyncio.current_task()
+    chains = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        links = []
+        coro: Any = task.get_coro()
+        while getattr(coro, "cr_frame", None) is not None:
+            frame = coro.cr_frame
+            links.append(f"{coro.__qualname__} ({frame.f_code.co_filename}:{frame.f_lineno})")
+            coro = coro.cr_await
+        chains.append(" > ".join(links) or repr(task.get_coro()))
+    return sorted(chains)[:most]
+
+
 async def _within(hook: Callable[[], Awaitable[None]], seconds: float) -> None:
     """Run a shutdown hook for at most ``seconds``; one overdue is logged by name and left behind."""
     try:
@@ -50,7 +72,10 @@ async def _within(hook: Callable[[], Awaitable[None]], seconds: float) -> None:
             await hook()
     except TimeoutError:
         _LOG.error(
-            "shutdown_hook_overdue", hook=getattr(hook, "__qualname__", None) or repr(hook), seconds=seconds
+            "shutdown_hook_overdue",
+            hook=getattr(hook, "__qualname__", None) or repr(hook),
+            seconds=seconds,
+            waiting=waiting_tasks(),
         )
 
 
@@ -174,7 +199,11 @@ class GrpcServer:
         # Once the server has told its connections to go away, the held calls are refused.
         await asyncio.sleep(0)
         self._boundary.release_refused()
-        await stopping
+        # grpc.aio's stop returns once every handler has ended: one that outlives its
+        # cancellation would hold the rest of the shutdown; it is named and left behind.
+        done, _ = await asyncio.wait((stopping,), timeout=remaining + _HOOK_SECONDS)
+        if not done:
+            _LOG.error("grpc_stop_overdue", seconds=remaining + _HOOK_SECONDS, waiting=waiting_tasks())
         for hook in self._on_shutdown:
             await _within(hook, _HOOK_SECONDS)
         if self._metrics_server is not None:

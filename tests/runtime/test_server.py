@@ -351,3 +351,28 @@ async def test_a_shutdown_hook_that_never_ends_is_left_behind_and_named() -> Non
     assert asyncio.get_running_loop().time() - started < 1.0  # returned at the bound, not never
     (overdue,) = [log for log in logs if log["event"] == "shutdown_hook_overdue"]
     assert overdue["hook"].endswith("never") and overdue["seconds"] == 0.1
+
+
+async def test_the_waiting_tasks_are_named_where_they_wait() -> None:
+    """An overdue shutdown step logs where the other tasks wait: each coroutine of the chain and its line."""
+    ended = asyncio.Event()
+
+    async def holds_the_stop() -> None:
+        await ended.wait()
+
+    async def outer() -> None:
+        await holds_the_stop()
+
+    task = asyncio.create_task(outer())
+    await asyncio.sleep(0)
+    try:
+        (chain,) = [c for c in server_module.waiting_tasks() if "holds_the_stop" in c]
+        waiting_at = holds_the_stop.__code__.co_firstlineno + 1
+        called_at = outer.__code__.co_firstlineno + 1
+        assert chain.startswith(
+            f"{outer.__qualname__} ({__file__}:{called_at}) > "
+            f"{holds_the_stop.__qualname__} ({__file__}:{waiting_at}) > Event.wait"
+        )
+    finally:
+        ended.set()
+        await task
