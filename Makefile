@@ -25,7 +25,7 @@ AUDIT := runs_last
 # Chromium of its own (tests/console/conftest.py), rather than one per worker.
 BROWSER := browser
 
-.PHONY: install lock lock-check upgrade protos lint buf-lint test run bench profile clean
+.PHONY: install lock lock-check upgrade protos lint buf-lint test screenshots run bench profile clean
 
 install: $(INSTALLED) $(ASSETS)
 
@@ -84,6 +84,10 @@ test: lint $(ASSETS) $(CHROMIUM)
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 	@# A shutdown step that overran its bound is left behind and logged with where every task waited.
 	@! grep -h '_overdue' .run/test-logs/*.log || echo "(above: shutdown steps that overran, from the tests' logs)"
+
+# The console's pages as the README shows them: the browser tests, writing into docs/console/.
+screenshots: $(GENERATED) $(ASSETS) $(CHROMIUM)
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(BROWSER)'
 
 run: $(GENERATED) $(ASSETS)
 	$(BIN)/python -m devstack
