@@ -30,12 +30,12 @@ from typing import Any
 import psycopg
 
 from devstack.postgres import PostgresProcess
+from gateway.journal.batch import checkpoints
 from gateway.journal.chain import ROW_COLUMNS, Content, Head
 from gateway.journal.queries import calls_about, provider_calls_about
 from gateway.journal.schema import drop_expired, ensure_partitions, migrate
 from gateway.journal.signing import Signer, Verifier
 from gateway.journal.verify import Timing, verify
-from gateway.journal.writer import checkpoints
 
 MONTH = dt.date(2026, 11, 1)
 TOKENS, RECIPIENTS, ROWS_PER_SUBJECT = 5_000, 20_000, 4

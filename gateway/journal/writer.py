@@ -13,9 +13,8 @@ When PostgreSQL cannot be written (refused connection, error, or no answer withi
 tries again every ``JOURNAL_RETRY_SECONDS``, and ``JOURNAL_FAILURE_MODE`` decides what
 calls get meanwhile (`JournalWriter.refusal`). A server that stops answering (frozen,
 cut off) counts as failed as soon as one exchange has waited ``JOURNAL_TIMEOUT_SECONDS``:
-the exchange is abandoned then, not cancelled and awaited (psycopg's cancellation of a
-query waits up to 5 s for the cancel request, then 5 s more for the server), and a call
-arriving while an exchange is overdue is already treated as during an outage.
+the exchange is abandoned then (`gateway.journal.link`), and a call arriving while an
+exchange is overdue is already treated as during an outage.
 
 - ``fail_closed``: every call is refused (00503) until PostgreSQL is back: no answer
   leaves once the journal is known to be unwritable; the rows of the answers that left
@@ -47,30 +46,28 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.journal import schema
-from gateway.journal.chain import ROW_COLUMNS, Content, Head, month_of
+from gateway.journal.batch import chained, commit
+from gateway.journal.chain import Content, Head, month_of
+from gateway.journal.link import FAILURES, DatabaseLink
 from gateway.journal.signing import Signer
 from gateway.journal.wal import Intent, Orphan, Row, WriteAhead, database_of
 from gateway.journal.witness import FileWitness, WitnessedHead
 from gateway.settings import JournalFailureMode
 
 _LOG = structlog.get_logger(__name__)
-_T = TypeVar("_T")
 
-_FAILURES = (psycopg.Error, OSError, TimeoutError)
 _IDLE_PROBE_SECONDS = 1.0
 _MAINTENANCE_SECONDS = 3600.0
-_COPY = f"COPY journal.calls ({', '.join(ROW_COLUMNS)}) FROM STDIN"
 
 ROWS_WRITTEN = Counter("gateway_journal_rows_written", "Journal rows committed to PostgreSQL.")
 REFUSED_CALLS = Counter(
@@ -186,7 +183,7 @@ class JournalWriter:
         witness: FileWitness | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
-        self._url = url
+        self._link = DatabaseLink(url, settings.timeout_seconds)
         self._witness = witness
         self._signer = signer
         self._settings = settings
@@ -196,7 +193,6 @@ class JournalWriter:
         self._wake = asyncio.Event()
         self._pending_since = 0.0
         self._stop = asyncio.Event()
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         self._migrated = False
         self._months: set[dt.date] = set()
         self._head: Head | None = None
@@ -205,9 +201,6 @@ class JournalWriter:
         self._signed_at = time.monotonic()
         self._maintained_at = -_MAINTENANCE_SECONDS
         self._task: asyncio.Task[None] | None = None
-        self._waiting_since: float | None = None
-        """When the exchange with PostgreSQL in progress began (monotonic), if one is."""
-        self._abandoned: set[asyncio.Task[Any]] = set()
         self._adopt_at: float | None = None
         """When to try again to take over a dead process's file whose last transaction was still running."""
         self._wal = (
@@ -243,14 +236,10 @@ class JournalWriter:
                 return Refusal.WAL_FULL
             if wal.unwritable():
                 return Refusal.WAL_UNWRITABLE
-        if self._settings.mode is JournalFailureMode.FAIL_CLOSED and (self.down or self._overdue()):
+        # An overdue exchange counts before the writer has run again to see it fail.
+        if self._settings.mode is JournalFailureMode.FAIL_CLOSED and (self.down or self._link.overdue()):
             return Refusal.DATABASE_UNREACHABLE
         return None
-
-    def _overdue(self) -> bool:
-        """An exchange with PostgreSQL has waited its timeout (the writer may not have run since)."""
-        since = self._waiting_since
-        return since is not None and time.monotonic() - since >= self._settings.timeout_seconds
 
     def put(self, pending: Pending) -> bool:
         """Queue a row, and append it to the write-ahead file if any; no I/O.
@@ -296,7 +285,7 @@ class JournalWriter:
             await asyncio.to_thread(self._wal.open)
         try:
             await self._connect()
-        except _FAILURES as exc:
+        except FAILURES as exc:
             _LOG.warning("journal_database_unreachable", at="start", error=type(exc).__name__)
             self._failed(exc)
         self._task = asyncio.create_task(self._run(), name="journal-writer")
@@ -316,16 +305,16 @@ class JournalWriter:
         if self._wal is not None:
             await self._wal.drain()
         try:
-            if self._conn is None:
+            if not self._link.connected:
                 await self._connect()
             while self._spool or self._unsigned:
                 await self._write(final=True)
-        except _FAILURES as exc:
+        except FAILURES as exc:
             kept = "wal" if self._wal is not None else "lost"
             _LOG.warning(
                 "journal_rows_left_at_close", error=type(exc).__name__, rows=len(self._spool), kept=kept
             )
-        await self._disconnect()
+        await self._link.close()
         if self._wal is not None:
             await self._wal.drain()
             await asyncio.to_thread(self._wal.close)
@@ -335,7 +324,7 @@ class JournalWriter:
     async def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self._conn is None:
+                if not self._link.connected:
                     await self._connect()
                 if self._batch_due() or self._checkpoint_due():
                     await self._write(final=False)
@@ -349,7 +338,7 @@ class JournalWriter:
                     await self._maintain()
                 else:
                     await self._idle()
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 self._failed(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
@@ -374,65 +363,19 @@ class JournalWriter:
         except TimeoutError:
             if not self._spool and not self._checkpoint_due() and not self._stop.is_set():
                 # Nothing to write: ask PostgreSQL anyway, so an outage shows before the next call.
-                await self._bounded(self._execute("SELECT 1"))
+                await self._link.fetch_one("SELECT 1")
 
     def _checkpoint_due(self) -> bool:
         return bool(self._unsigned) and (
             time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
         )
 
-    async def _bounded(self, work: Coroutine[Any, Any, _T]) -> _T:
-        """``work``'s result, or TimeoutError once it has waited ``JOURNAL_TIMEOUT_SECONDS``.
-
-        An overdue exchange is left to end on its own (`_abandon`): cancelling it and awaiting
-        the cancellation would keep the writer, and the failure, waiting for psycopg's.
-        """
-        task = asyncio.ensure_future(work)
-        self._waiting_since = time.monotonic()
-        try:
-            done, _ = await asyncio.wait((task,), timeout=self._settings.timeout_seconds)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        finally:
-            self._waiting_since = None
-        if not done:
-            self._abandon(task)
-            raise TimeoutError
-        return task.result()
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        """Cancel an overdue exchange without waiting; its connection is closed once it ends."""
-        conn = self._conn
-
-        def ended(task: asyncio.Task[Any]) -> None:
-            self._abandoned.discard(task)
-            result = None if task.cancelled() or task.exception() is not None else task.result()
-            for orphan in (conn, result):
-                if isinstance(orphan, psycopg.AsyncConnection):
-                    with contextlib.suppress(*_FAILURES):
-                        orphan.pgconn.finish()
-
-        self._abandoned.add(task)
-        task.add_done_callback(ended)
-        task.cancel()
-        # The connection belongs to the abandoned exchange now: `_failed` must not close it under it.
-        self._conn = None
-
-    async def _execute(self, query: str) -> None:
-        assert self._conn is not None  # noqa: S101 - the loop connects first
-        await self._conn.execute(query.encode())
-
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        timeout = max(1, round(self._settings.timeout_seconds))
-        conn = await self._bounded(
-            psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=timeout)
-        )
-        self._conn = conn
+        conn = await self._link.connect()
         if not self._migrated:
-            applied = await self._bounded(schema.migrate(conn))
+            applied = await self._link.bounded(schema.migrate(conn))
             if applied:
                 _LOG.info("journal_schema_migrated", versions=applied)
             self._migrated = True
@@ -447,12 +390,6 @@ class JournalWriter:
         self.down = False
         DATABASE_UP.set(1)
 
-    async def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(*_FAILURES):
-                await asyncio.wait_for(conn.close(), self._settings.timeout_seconds)
-
     def _failed(self, exc: BaseException) -> None:
         if not self.down:
             _LOG.warning("journal_database_unreachable", error=type(exc).__name__, spooled=len(self._spool))
@@ -460,36 +397,14 @@ class JournalWriter:
         DATABASE_UP.set(0)
         # The old chain ends at its last committed row; the next rows start a new one.
         self._head = None
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            # Not awaited: a broken connection may not answer a goodbye.
-            with contextlib.suppress(*_FAILURES):
-                conn.pgconn.finish()
+        self._link.drop()
 
     async def _settle(self, unsettled: _Unsettled) -> None:
-        """Tell whether the batch whose COMMIT was cut reached PostgreSQL; drop it from the spool if so.
-
-        The backend that ran it is terminated first (waiting for its end, within the timeout),
-        so that a COMMIT still on its way cannot land after the look-up.
-        """
-        assert self._conn is not None  # noqa: S101 - called once connected
-        timeout_ms = max(1, round(self._settings.timeout_seconds * 1000))
-        cursor = await self._bounded(
-            self._conn.execute(
-                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
-                "WHERE pid = %s AND usename = current_user",
-                (timeout_ms, unsettled.backend),
-            )
-        )
-        if await cursor.fetchone() == (False,):
+        """Tell whether the batch whose COMMIT was cut reached PostgreSQL; drop it from the spool if so."""
+        landed = await self._link.committed(unsettled.backend, unsettled.first)
+        if landed is None:
             raise TimeoutError  # the old backend still runs: its outcome is not known yet
-        cursor = await self._bounded(
-            self._conn.execute(
-                "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
-                unsettled.first,
-            )
-        )
-        if await cursor.fetchone() is None:
+        if not landed:
             return
         for _ in range(unsettled.size):
             self._spool.popleft()
@@ -517,7 +432,10 @@ class JournalWriter:
             rows: dict[Any, Content] = {}
             heads: dict[Any, Head] = {}
             for orphan in found:
-                landed = orphan.intent is not None and await self._landed(orphan)
+                intent = orphan.intent
+                landed = intent is not None and await self._link.committed(
+                    intent.backend, intent.first, started_by=orphan.intent_at
+                )
                 if landed is None:  # its backend still runs: taken over on a later turn
                     orphan.unlock()
                     self._adopt_at = time.monotonic() + self._settings.retry_seconds
@@ -529,7 +447,7 @@ class JournalWriter:
                 heads.update(unsigned)
             signed = [head for head in heads.values() if await self._holds(head)]
             if signed:
-                witnessed = await self._bounded(self._transaction([], [], signed))
+                witnessed = await self._commit([], [], signed)
                 if self._witness is not None and witnessed:
                     await self._witnessed(self._witness, witnessed)
             for content in rows.values():
@@ -553,53 +471,25 @@ class JournalWriter:
         REPLAYED_ROWS.inc(len(rows))
         _LOG.info("journal_wal_replayed", processes=len(orphans), rows=len(rows), heads_signed=len(signed))
 
-    async def _landed(self, orphan: Orphan) -> bool | None:
-        """Whether a dead process's last intent committed, once its backend is gone (None: it still runs)."""
-        assert self._conn is not None  # noqa: S101 - called once connected
-        assert orphan.intent is not None  # noqa: S101 - called for an intent
-        timeout_ms = max(1, round(self._settings.timeout_seconds * 1000))
-        cursor = await self._bounded(
-            self._conn.execute(
-                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE pid = %s "
-                "AND usename = current_user AND backend_start <= to_timestamp(%s)",
-                (timeout_ms, orphan.intent.backend, orphan.intent_at),
-            )
-        )
-        if await cursor.fetchone() == (False,):
-            return None  # its backend still runs: the outcome is not known yet
-        cursor = await self._bounded(
-            self._conn.execute(
-                "SELECT 1 FROM journal.calls WHERE chain_id = %s AND seq = %s AND entry_id = %s",
-                orphan.intent.first,
-            )
-        )
-        return await cursor.fetchone() is not None
-
     async def _holds(self, head: Head) -> bool:
         """Whether PostgreSQL holds ``head``'s hash at its position (else it is not signed, and logged)."""
-        assert self._conn is not None  # noqa: S101 - called once connected
         if head.seq == 0:
             return False  # a chain's start is signed with the chain
-        cursor = await self._bounded(
-            self._conn.execute(
-                "SELECT row_hash FROM journal.calls WHERE chain_id = %s AND seq = %s",
-                (head.chain_id, head.seq),
-            )
+        found = await self._link.fetch_one(
+            "SELECT row_hash FROM journal.calls WHERE chain_id = %s AND seq = %s", (head.chain_id, head.seq)
         )
-        found = await cursor.fetchone()
         if found is None or bytes(found[0]) != head.hash:
             _LOG.error("journal_wal_head_mismatch", chain_id=str(head.chain_id), seq=head.seq)
             return False
         return True
 
     async def _maintain(self) -> None:
-        assert self._conn is not None  # noqa: S101 - called once connected
         current = month_of(self._clock())
         months = [current, schema.add_months(current, 1)]
-        await self._bounded(schema.ensure_partitions(self._conn, months))
+        await self._link.bounded(schema.ensure_partitions(self._link.conn, months))
         self._months.update(months)
-        dropped = await self._bounded(
-            schema.drop_expired(self._conn, self._clock(), self._settings.retention_months)
+        dropped = await self._link.bounded(
+            schema.drop_expired(self._link.conn, self._clock(), self._settings.retention_months)
         )
         if dropped:
             _LOG.info("journal_partitions_dropped", partitions=dropped)
@@ -609,58 +499,59 @@ class JournalWriter:
 
     async def _write(self, *, final: bool) -> None:
         """Write the front of the spool, the chains it starts and the checkpoints due, in one transaction."""
-        assert self._conn is not None  # noqa: S101 - the loop connects first
-        backend = self._conn.info.backend_pid
+        backend = self._link.conn.info.backend_pid
         size = min(self._settings.batch_rows, self._ready())
         batch = [pending.content() for pending in itertools.islice(self._spool, size)]
-        head = self._head
-        rows: list[tuple[object, ...]] = []
-        started: list[Head] = []
-        first: tuple[Any, int, Any] = (None, 0, None)
-        unsigned = dict(self._unsigned)
-        for content in batch:
-            month = month_of(content.occurred_at)
-            if head is None or head.month != month:
-                head = Head.start(month)
-                started.append(head)
-            head, row = head.then(content)
-            if not rows:
-                first = (head.chain_id, head.seq, content.entry_id)
-            rows.append(row)
-            unsigned[head.chain_id] = head
-        months = sorted({chain.month for chain in started} - self._months)
+        linked = chained(self._head, batch, self._unsigned)
+        months = sorted({chain.month for chain in linked.started} - self._months)
         if months:
-            await self._bounded(schema.ensure_partitions(self._conn, months))
+            await self._link.bounded(schema.ensure_partitions(self._link.conn, months))
             self._months.update(months)
         sign = final or not batch or time.monotonic() - self._signed_at >= self._settings.checkpoint_seconds
-        signed = list(unsigned.values()) if sign else []
         wal = self._wal
-        if wal is not None and rows:
+        if wal is not None and linked.rows:
             start = wal.committed
-            await wal.intend(
-                Intent(start, start + len(rows), first, self._unsigned, {} if sign else unsigned, backend)
-            )
+            after = {} if sign else linked.unsigned
+            await wal.intend(Intent(start, start + size, linked.first, self._unsigned, after, backend))
         began = time.perf_counter()
         try:
-            witnessed = await self._bounded(self._transaction(started, rows, signed))
-        except _FAILURES:
+            witnessed = await self._commit(
+                linked.started, linked.rows, list(linked.unsigned.values()) if sign else []
+            )
+        except FAILURES:
             WRITE_SECONDS.labels("error").observe(time.perf_counter() - began)
-            if rows:
-                self._unsettled = _Unsettled(first, len(rows), unsigned, backend)
+            if linked.rows:
+                self._unsettled = _Unsettled(linked.first, size, linked.unsigned, backend)
             raise
         WRITE_SECONDS.labels("ok").observe(time.perf_counter() - began)
         for _ in batch:
             self._spool.popleft()
         self._pending_since = time.monotonic()
-        ROWS_WRITTEN.inc(len(batch))
-        self._head = head
-        self._unsigned = {} if sign else unsigned
+        ROWS_WRITTEN.inc(size)
+        self._head = linked.head
+        self._unsigned = {} if sign else linked.unsigned
         if sign:
             self._signed_at = time.monotonic()
         if wal is not None and batch:
-            await self._deleted(wal.done(wal.committed + len(batch)))
+            await self._deleted(wal.done(wal.committed + size))
         if self._witness is not None and witnessed:
             await self._witnessed(self._witness, witnessed)
+
+    async def _commit(
+        self, started: list[Head], rows: list[tuple[object, ...]], signed: list[Head]
+    ) -> list[WitnessedHead]:
+        """`commit` on the link, bounded: the chains, rows and checkpoints in one transaction."""
+        return await self._link.bounded(
+            commit(
+                self._link.conn,
+                writer=self._writer,
+                signer=self._signer,
+                now=self._clock(),
+                started=started,
+                rows=rows,
+                signed=signed,
+            )
+        )
 
     async def _witnessed(self, witness: FileWitness, heads: list[WitnessedHead]) -> None:
         """Append committed heads to the witness; a failure is logged and counted, the rows are safe."""
@@ -670,56 +561,7 @@ class JournalWriter:
             WITNESS_FAILURES.inc()
             _LOG.error("journal_witness_failed", error=type(exc).__name__, heads=len(heads))
 
-    async def _transaction(
-        self, started: list[Head], rows: list[tuple[object, ...]], signed: list[Head]
-    ) -> list[WitnessedHead]:
-        """Write the new chains, the rows and the checkpoints in one transaction; returns the checkpoints."""
-        assert self._conn is not None  # noqa: S101 - the loop connects first
-        now = self._clock()
-        points = [
-            WitnessedHead(
-                chain.chain_id,
-                chain.month,
-                seq,
-                digest,
-                now,
-                self._signer.key_id,
-                self._signer.sign(chain.chain_id, seq, digest, now),
-            )
-            for chain, seq, digest in checkpoints(started, signed)
-        ]
-        async with self._conn.transaction(), self._conn.cursor() as cursor:
-            for chain in started:
-                await cursor.execute(
-                    "INSERT INTO journal.chains (chain_id, month, writer, started_at) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (chain.chain_id, chain.month, self._writer, now),
-                )
-            if rows:
-                async with cursor.copy(_COPY.encode()) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-            await cursor.executemany(
-                "INSERT INTO journal.checkpoints (chain_id, seq, head_hash, signed_at, key_id, signature) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [
-                    (point.chain_id, point.seq, point.head, now, point.key_id, point.signature)
-                    for point in points
-                ],
-            )
-        return points
-
 
 def _unlink(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def checkpoints(started: list[Head], signed: list[Head]) -> list[tuple[Head, int, bytes]]:
-    """A new chain's start (position 0, its genesis) and each head to sign, once each."""
-    points: dict[tuple[Any, int], tuple[Head, int, bytes]] = {}
-    for chain in started:
-        points[(chain.chain_id, 0)] = (chain, 0, chain.hash)
-    for head in signed:
-        points[(head.chain_id, head.seq)] = (head, head.seq, head.hash)
-    return list(points.values())
