@@ -22,8 +22,9 @@ import structlog
 from google.protobuf.message import Message
 
 from gateway.journal.chain import Content
+from gateway.journal.spool import Refusal
 from gateway.journal.subject import canonical_subject, keyed_digest
-from gateway.journal.writer import REFUSED_CALLS, JournalWriter, Refusal
+from gateway.journal.writer import REFUSED_CALLS, JournalWriter
 from runtime.errors import ApiError, store_unavailable
 
 EVENT = "api_call"

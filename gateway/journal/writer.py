@@ -33,22 +33,22 @@ a new chain, and signs the last committed head of the old one.
 With ``JOURNAL_WAL_DIR``, each row put in the spool is also appended to the write-ahead file
 (`gateway.journal.wal`); the writer takes only the rows already on disk, records each
 transaction's intent there first, and, on every connection, writes again the rows that dead
-processes' files hold and PostgreSQL lacks, and signs their heads.
+processes' files hold and PostgreSQL lacks, and signs their heads (`gateway.journal.takeover`).
+
+The parts: the spool (`gateway.journal.spool`), the bounded connection (`gateway.journal.link`),
+one batch's chaining and transaction (`gateway.journal.batch`); this module runs them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import datetime as dt
-import itertools
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,12 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.journal import schema
 from gateway.journal.batch import chained, commit
-from gateway.journal.chain import Content, Head, month_of
+from gateway.journal.chain import Head, month_of
 from gateway.journal.link import FAILURES, DatabaseLink
 from gateway.journal.signing import Signer
-from gateway.journal.wal import Intent, Orphan, Row, WriteAhead, database_of
+from gateway.journal.spool import Pending, Refusal, Spool
+from gateway.journal.takeover import Takeover
+from gateway.journal.wal import Intent, WriteAhead, database_of
 from gateway.journal.witness import FileWitness, WitnessedHead
 from gateway.settings import JournalFailureMode
 
@@ -83,9 +85,6 @@ SPOOL_ROWS = Gauge("gateway_journal_spool_rows", "Journal rows waiting in memory
 WAL_BYTES = Gauge(
     "gateway_journal_wal_bytes", "Bytes of the journal's write-ahead file (JOURNAL_WAL_DIR) on disk."
 )
-REPLAYED_ROWS = Counter(
-    "gateway_journal_replayed_rows", "Rows of dead processes' write-ahead files written to PostgreSQL again."
-)
 DATABASE_UP = Gauge("gateway_journal_database_up", "1 while the journal's PostgreSQL takes writes, else 0.")
 WRITE_SECONDS = Histogram(
     "gateway_journal_write_seconds",
@@ -93,39 +92,6 @@ WRITE_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5),
 )
-
-
-class Refusal(StrEnum):
-    """Why the journal cannot take a call's row now."""
-
-    DATABASE_UNREACHABLE = "database_unreachable"
-    SPOOL_FULL = "spool_full"
-    WAL_FULL = "wal_full"
-    WAL_UNWRITABLE = "wal_unwritable"
-
-    @property
-    def keeps_row(self) -> bool:
-        """Whether the refused call's row is kept all the same (only when the database alone is the cause)."""
-        return self is Refusal.DATABASE_UNREACHABLE
-
-
-Pending = Row
-"""A row waiting in the spool."""
-
-
-class _Replayed:
-    """A dead process's row, written again."""
-
-    __slots__ = ("_content",)
-
-    def __init__(self, content: Content) -> None:
-        self._content = content
-
-    def content(self) -> Content:
-        return self._content
-
-    def void(self) -> None:
-        """Its call was answered long ago: the row is kept as it is (`gateway.journal.wal`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +155,6 @@ class JournalWriter:
         self._settings = settings
         self._clock = clock
         self._writer = f"{socket.gethostname()}/{os.getpid()}"
-        self._spool: collections.deque[Pending] = collections.deque()
-        self._wake = asyncio.Event()
-        self._pending_since = 0.0
         self._stop = asyncio.Event()
         self._migrated = False
         self._months: set[dt.date] = set()
@@ -201,18 +164,24 @@ class JournalWriter:
         self._signed_at = time.monotonic()
         self._maintained_at = -_MAINTENANCE_SECONDS
         self._task: asyncio.Task[None] | None = None
-        self._adopt_at: float | None = None
-        """When to try again to take over a dead process's file whose last transaction was still running."""
-        self._wal = (
-            None
-            if settings.wal_dir is None
-            else WriteAhead(
+        self._spool = Spool(
+            rows=settings.spool_rows,
+            batch_rows=settings.batch_rows,
+            flush_seconds=settings.flush_seconds,
+        )
+        if settings.wal_dir is not None:
+            self._spool.wal = WriteAhead(
                 settings.wal_dir,
                 database_of(url),
                 max_bytes=settings.wal_max_bytes,
                 retry_seconds=settings.retry_seconds,
-                settled=self._settled,
+                settled=self._spool.settled,
             )
+        self._wal = self._spool.wal
+        self._takeover = (
+            None
+            if self._wal is None
+            else Takeover(self._link, self._spool, self._wal, self._sign, settings.retry_seconds)
         )
         self.down = True
         """Whether the last attempt to reach PostgreSQL failed (or none succeeded yet)."""
@@ -228,50 +197,21 @@ class JournalWriter:
 
     def refusal(self) -> Refusal | None:
         """Why a call must be refused now, or None when its row can be kept."""
-        if len(self._spool) >= self._settings.spool_rows:
-            return Refusal.SPOOL_FULL
-        wal = self._wal
-        if wal is not None:
-            if wal.full():
-                return Refusal.WAL_FULL
-            if wal.unwritable():
-                return Refusal.WAL_UNWRITABLE
+        refusal = self._spool.refusal()
+        if refusal is not None:
+            return refusal
         # An overdue exchange counts before the writer has run again to see it fail.
         if self._settings.mode is JournalFailureMode.FAIL_CLOSED and (self.down or self._link.overdue()):
             return Refusal.DATABASE_UNREACHABLE
         return None
 
     def put(self, pending: Pending) -> bool:
-        """Queue a row, and append it to the write-ahead file if any; no I/O.
-
-        Returns False, keeping nothing, when the spool (or the write-ahead file) is full.
-        """
-        wal = self._wal
-        if len(self._spool) >= self._settings.spool_rows or (wal is not None and wal.full()):
-            return False
-        self._spool.append(pending)
-        if wal is not None:
-            wal.append(pending)
-        if len(self._spool) == 1:
-            self._pending_since = time.monotonic()
-            self._wake.set()
-        elif len(self._spool) == self._settings.batch_rows:
-            self._wake.set()
-        return True
+        """Queue a row (`Spool.put`); False, keeping nothing, when the spool is full."""
+        return self._spool.put(pending)
 
     def durable(self) -> asyncio.Future[None] | None:
         """Done once the rows put so far are on disk (or voided); None without a write-ahead file."""
-        return None if self._wal is None else self._wal.pending()
-
-    def _ready(self) -> int:
-        """How many rows at the front of the spool may be written: all, or those settled on disk."""
-        wal = self._wal
-        return len(self._spool) if wal is None else wal.settled - wal.committed
-
-    def _settled(self) -> None:
-        """A write of the write-ahead file ended: wake the writer if a batch is now due."""
-        if self._batch_due():
-            self._wake.set()
+        return self._spool.durable()
 
     async def start(self) -> None:
         """Reach PostgreSQL once (migrations, partitions), then write in the background.
@@ -299,7 +239,7 @@ class JournalWriter:
             # The loop ends between two transactions: a transaction cut by a cancellation could
             # commit unseen, and its rows be written twice.
             self._stop.set()
-            self._wake.set()
+            self._spool.wake.set()
             await self._task
             self._task = None
         if self._wal is not None:
@@ -326,14 +266,10 @@ class JournalWriter:
             try:
                 if not self._link.connected:
                     await self._connect()
-                if self._batch_due() or self._checkpoint_due():
+                if self._spool.due() or self._checkpoint_due():
                     await self._write(final=False)
-                elif (
-                    self._wal is not None
-                    and self._adopt_at is not None
-                    and time.monotonic() >= self._adopt_at
-                ):
-                    await self._adopt(self._wal)
+                elif self._takeover is not None and self._takeover.due():
+                    await self._takeover.run()
                 elif time.monotonic() - self._maintained_at >= _MAINTENANCE_SECONDS:
                     await self._maintain()
                 else:
@@ -343,23 +279,15 @@ class JournalWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self._settings.retry_seconds)
 
-    def _batch_due(self) -> bool:
-        """A full batch waits, or the oldest row has waited ``JOURNAL_FLUSH_SECONDS`` (rows on disk only)."""
-        ready = self._ready()
-        return ready > 0 and (
-            ready >= self._settings.batch_rows
-            or time.monotonic() - self._pending_since >= self._settings.flush_seconds
-        )
-
     async def _idle(self) -> None:
-        self._wake.clear()
+        self._spool.wake.clear()
         wait = _IDLE_PROBE_SECONDS
-        if self._ready():  # rows not yet on disk wake the writer once they are (`_settled`)
-            wait = max(0.0, self._pending_since + self._settings.flush_seconds - time.monotonic())
+        if self._spool.ready():  # rows not yet on disk wake the writer once they are (`Spool.settled`)
+            wait = self._spool.due_in()
         if self._unsigned:
             wait = min(wait, max(0.0, self._signed_at + self._settings.checkpoint_seconds - time.monotonic()))
         try:
-            await asyncio.wait_for(self._wake.wait(), wait)
+            await asyncio.wait_for(self._spool.wake.wait(), wait)
         except TimeoutError:
             if not self._spool and not self._checkpoint_due() and not self._stop.is_set():
                 # Nothing to write: ask PostgreSQL anyway, so an outage shows before the next call.
@@ -383,8 +311,8 @@ class JournalWriter:
         if self._unsettled is not None:
             await self._settle(self._unsettled)
             self._unsettled = None
-        if self._wal is not None:
-            await self._adopt(self._wal)
+        if self._takeover is not None:
+            await self._takeover.run()
         if self.down:
             _LOG.info("journal_database_reachable", spooled=len(self._spool))
         self.down = False
@@ -406,82 +334,14 @@ class JournalWriter:
             raise TimeoutError  # the old backend still runs: its outcome is not known yet
         if not landed:
             return
-        for _ in range(unsettled.size):
-            self._spool.popleft()
         self._unsigned.update(unsettled.heads)
         ROWS_WRITTEN.inc(unsettled.size)
-        if self._wal is not None:
-            await self._deleted(self._wal.done(self._wal.committed + unsettled.size))
+        await self._deleted(self._spool.taken(unsettled.size))
 
     async def _deleted(self, paths: list[Path]) -> None:
         """Delete the write-ahead segments whose rows PostgreSQL holds."""
         if paths:
             await asyncio.to_thread(_unlink, paths)
-
-    async def _adopt(self, wal: WriteAhead) -> None:
-        """Write again the rows of dead processes' write-ahead files that PostgreSQL lacks; sign their heads.
-
-        Their rows go to this process's spool and file (each once, by entry id); their files are
-        deleted once those copies are on disk. A head is signed only where PostgreSQL holds its
-        hash at its position (anything else was changed while its process was dead: `verify` says so).
-        """
-        self._adopt_at = None
-        found = await asyncio.to_thread(wal.orphans)
-        orphans: list[Orphan] = []
-        try:
-            rows: dict[Any, Content] = {}
-            heads: dict[Any, Head] = {}
-            for orphan in found:
-                intent = orphan.intent
-                landed = intent is not None and await self._link.committed(
-                    intent.backend, intent.first, started_by=orphan.intent_at
-                )
-                if landed is None:  # its backend still runs: taken over on a later turn
-                    orphan.unlock()
-                    self._adopt_at = time.monotonic() + self._settings.retry_seconds
-                    continue
-                orphans.append(orphan)
-                lacking, unsigned = orphan.settle(landed)
-                for content in lacking:
-                    rows.setdefault(content.entry_id, content)
-                heads.update(unsigned)
-            signed = [head for head in heads.values() if await self._holds(head)]
-            if signed:
-                witnessed = await self._commit([], [], signed)
-                if self._witness is not None and witnessed:
-                    await self._witnessed(self._witness, witnessed)
-            for content in rows.values():
-                self._spool.append(_Replayed(content))
-                wal.append(self._spool[-1])
-            if rows:
-                self._pending_since = time.monotonic()
-                await wal.drain()
-        except BaseException:
-            for orphan in found:
-                orphan.unlock()
-            raise
-        if not orphans:
-            return
-        if wal.unwritable():
-            # The copies are in memory only now; the dead files are deleted all the same, or a
-            # later takeover would write the rows a second time.
-            _LOG.error("journal_wal_replay_not_durable", rows=len(rows))
-        for orphan in orphans:
-            await asyncio.to_thread(orphan.release)
-        REPLAYED_ROWS.inc(len(rows))
-        _LOG.info("journal_wal_replayed", processes=len(orphans), rows=len(rows), heads_signed=len(signed))
-
-    async def _holds(self, head: Head) -> bool:
-        """Whether PostgreSQL holds ``head``'s hash at its position (else it is not signed, and logged)."""
-        if head.seq == 0:
-            return False  # a chain's start is signed with the chain
-        found = await self._link.fetch_one(
-            "SELECT row_hash FROM journal.calls WHERE chain_id = %s AND seq = %s", (head.chain_id, head.seq)
-        )
-        if found is None or bytes(found[0]) != head.hash:
-            _LOG.error("journal_wal_head_mismatch", chain_id=str(head.chain_id), seq=head.seq)
-            return False
-        return True
 
     async def _maintain(self) -> None:
         current = month_of(self._clock())
@@ -500,8 +360,8 @@ class JournalWriter:
     async def _write(self, *, final: bool) -> None:
         """Write the front of the spool, the chains it starts and the checkpoints due, in one transaction."""
         backend = self._link.conn.info.backend_pid
-        size = min(self._settings.batch_rows, self._ready())
-        batch = [pending.content() for pending in itertools.islice(self._spool, size)]
+        batch = self._spool.front()
+        size = len(batch)
         linked = chained(self._head, batch, self._unsigned)
         months = sorted({chain.month for chain in linked.started} - self._months)
         if months:
@@ -524,16 +384,13 @@ class JournalWriter:
                 self._unsettled = _Unsettled(linked.first, size, linked.unsigned, backend)
             raise
         WRITE_SECONDS.labels("ok").observe(time.perf_counter() - began)
-        for _ in batch:
-            self._spool.popleft()
-        self._pending_since = time.monotonic()
+        paths = self._spool.taken(size)
         ROWS_WRITTEN.inc(size)
         self._head = linked.head
         self._unsigned = {} if sign else linked.unsigned
         if sign:
             self._signed_at = time.monotonic()
-        if wal is not None and batch:
-            await self._deleted(wal.done(wal.committed + size))
+        await self._deleted(paths)
         if self._witness is not None and witnessed:
             await self._witnessed(self._witness, witnessed)
 
@@ -552,6 +409,12 @@ class JournalWriter:
                 signed=signed,
             )
         )
+
+    async def _sign(self, heads: list[Head]) -> None:
+        """Sign ``heads`` in a transaction of their own, and witness them."""
+        witnessed = await self._commit([], [], heads)
+        if self._witness is not None and witnessed:
+            await self._witnessed(self._witness, witnessed)
 
     async def _witnessed(self, witness: FileWitness, heads: list[WitnessedHead]) -> None:
         """Append committed heads to the witness; a failure is logged and counted, the rows are safe."""
