@@ -16,10 +16,11 @@ for a value out of bounds.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
@@ -51,6 +52,8 @@ from gateway.registry.model import (
 )
 from gateway.registry.schema import CHANNEL
 
+_V = TypeVar("_V")
+_R = TypeVar("_R")
 _HABILITATION_COLUMNS = sql.SQL(
     "id, label, siret, datapass_id, use_case, legal_basis, scopes, allowed_ips, rate_per_second, "
     "rate_per_minute, contacts, status, valid_from, valid_until, created_at, updated_at"
@@ -118,6 +121,34 @@ class HabilitationChanges:
     use_case: str | None = None
     legal_basis: str | None = None
     status: Status | None = None
+
+    def applied_to(self, before: Habilitation) -> Habilitation:
+        """``before`` with these changes, each checked.
+
+        Raises:
+            InvalidInputError: a value out of bounds.
+        """
+        per_second = None if self.clear_rate_per_second else before.rate_per_second
+        per_minute = None if self.clear_rate_per_minute else before.rate_per_minute
+        return replace(
+            before,
+            label=_given(self.label, checked_label, before.label),
+            scopes=_given(self.scopes, checked_scopes, before.scopes),
+            allowed_ips=_given(self.allowed_ips, checked_allowed_ips, before.allowed_ips),
+            rate_per_second=_given(self.rate_per_second, _rate_per_second, per_second),
+            rate_per_minute=_given(self.rate_per_minute, _rate_per_minute, per_minute),
+            contacts=_given(self.contacts, checked_contacts, before.contacts),
+            use_case=_given(self.use_case, functools.partial(checked_text, "use_case"), before.use_case),
+            legal_basis=_given(
+                self.legal_basis, functools.partial(checked_text, "legal_basis"), before.legal_basis
+            ),
+            status=self.status or before.status,
+        )
+
+
+def _given(value: _V | None, check: Callable[[_V], _R], current: _R) -> _R:
+    """``check(value)``, or ``current`` where the update leaves the field (``value`` None)."""
+    return current if value is None else check(value)
 
 
 def _habilitation(row: Sequence[Any]) -> Habilitation:
@@ -403,25 +434,7 @@ async def update_habilitation(
     """
     async with conn.transaction():
         before = await get_habilitation(conn, habilitation_id, lock=True)
-        label = before.label if changes.label is None else checked_label(changes.label)
-        scopes = before.scopes if changes.scopes is None else checked_scopes(changes.scopes)
-        allowed = (
-            before.allowed_ips if changes.allowed_ips is None else checked_allowed_ips(changes.allowed_ips)
-        )
-        per_second = None if changes.clear_rate_per_second else before.rate_per_second
-        if changes.rate_per_second is not None:
-            per_second = _rate_per_second(changes.rate_per_second)
-        per_minute = None if changes.clear_rate_per_minute else before.rate_per_minute
-        if changes.rate_per_minute is not None:
-            per_minute = _rate_per_minute(changes.rate_per_minute)
-        contacts = before.contacts if changes.contacts is None else checked_contacts(changes.contacts)
-        use_case = before.use_case if changes.use_case is None else checked_text("use_case", changes.use_case)
-        legal_basis = (
-            before.legal_basis
-            if changes.legal_basis is None
-            else checked_text("legal_basis", changes.legal_basis)
-        )
-        status = before.status if changes.status is None else changes.status
+        wanted = changes.applied_to(before)
         cursor = await conn.execute(
             _query(
                 "UPDATE registry.habilitations SET label = %s, scopes = %s, allowed_ips = %s::cidr[], "
@@ -429,26 +442,26 @@ async def update_habilitation(
                 "status = %s, updated_at = now() WHERE id = %s RETURNING {h}"
             ),
             (
-                label,
-                list(scopes),
-                list(allowed),
-                per_second,
-                per_minute,
-                list(contacts),
-                use_case,
-                legal_basis,
-                status.value,
+                wanted.label,
+                list(wanted.scopes),
+                list(wanted.allowed_ips),
+                wanted.rate_per_second,
+                wanted.rate_per_minute,
+                list(wanted.contacts),
+                wanted.use_case,
+                wanted.legal_basis,
+                wanted.status.value,
                 uuid.UUID(before.id),
             ),
         )
         after = _habilitation(await _row(cursor))
-        if status is not Status.VALIDATED and before.status is Status.VALIDATED:
+        if after.status is not Status.VALIDATED and before.status is Status.VALIDATED:
             # As the real platform's revoke! and archive!: a habilitation no longer validated ends its
             # tokens and its delegations now (ACCESS-MODEL.md §1.2, §4.2).
             await conn.execute(
                 "UPDATE registry.tokens SET revoked_at = now(), revoked_reason = %s "
                 "WHERE habilitation_id = %s AND (revoked_at IS NULL OR revoked_at > now())",
-                (f"habilitation {status.value}", uuid.UUID(before.id)),
+                (f"habilitation {after.status.value}", uuid.UUID(before.id)),
             )
             await conn.execute(
                 "UPDATE registry.delegations SET revoked_at = now() "
