@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console import catalogue
+from console.citizen import CitizenSpace
 from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
@@ -474,6 +475,15 @@ def build_app(
             "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        *CitizenSpace(
+            settings,
+            public_client,
+            render=console._render,
+            error=console._error,
+            form=console._form,
+            session=console._session,
+            limiter=console._limiter,
+        ).routes(),
         Mount(
             "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
         ),
