@@ -184,7 +184,7 @@ class SandboxProvider:
 
     async def authorize(self, request: Request) -> Response:
         """``POST /api/v2/authorize``: back to the client with a code for the person picked."""
-        form = {key: str(value) for key, value in (await request.form()).items()}
+        form = await _form(request)
         error = self._authorization_error(
             {**form, "response_type": "code", "scope": "openid", "code_challenge_method": "S256"}
         )
@@ -217,7 +217,7 @@ class SandboxProvider:
 
     async def token(self, request: Request) -> Response:
         """``POST /api/v2/token``: an authorization code, once, for an ID token and an access token."""
-        form = {key: str(value) for key, value in (await request.form()).items()}
+        form = await _form(request)
         if not self._client_authenticated(request, form):
             return JSONResponse({"error": "invalid_client"}, 401)
         if form.get("grant_type") != "authorization_code":
@@ -273,6 +273,12 @@ class SandboxProvider:
     def _subject(self, token: SandboxToken) -> str:
         """The person's ``sub`` for this client: pairwise and opaque, as FranceConnect's."""
         return hashlib.sha256(f"{self._client_id}:{token.token}".encode()).hexdigest()
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A POSTed ``application/x-www-form-urlencoded`` body's fields (the first value of each)."""
+    body = await request.body()
+    return {key: values[0] for key, values in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
 
 
 def _name(token: SandboxToken) -> str:
