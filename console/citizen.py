@@ -156,7 +156,7 @@ class CitizenSpace:
         """The citizen's routes."""
         return [
             Route(PAGE, self.page, methods=["GET"]),
-            Route(f"{PAGE}/connexion", self.sign_in, methods=["POST"]),
+            Route(f"{PAGE}/connexion", self.sign_in, methods=["GET"]),
             Route(CALLBACK, self.callback, methods=["GET"]),
             Route(f"{PAGE}/deconnexion", self.sign_out, methods=["POST"]),
         ]
@@ -230,8 +230,12 @@ class CitizenSpace:
         )
 
     async def sign_in(self, request: Request) -> Response:
-        """``POST /mes-donnees/connexion``: off to FranceConnect with a new state, nonce and PKCE verifier."""
-        session, _new = self._session(request)
+        """``GET /mes-donnees/connexion``: off to FranceConnect with a new state, nonce and PKCE verifier.
+
+        A link, not a form: the console's policy lets forms post to itself only (``form-action
+        'self'``), and a form's redirect to another origin falls under it. Starting a sign-in
+        changes nothing the citizen has (the callback's state is bound to this browser's cookie).
+        """
         wait = self._limiter.allow(request.client.host if request.client else "unknown")
         if wait is not None:
             response = self._error(
@@ -242,9 +246,6 @@ class CitizenSpace:
             )
             response.headers["retry-after"] = str(math.ceil(wait))
             return response
-        fields = await self._form(request, session)
-        if isinstance(fields, Response):
-            return fields
         if self._client is None:
             return self._not_configured(request)
         # Authlib keeps the flow's state, nonce and verifier in ``request.session``: a fresh one,

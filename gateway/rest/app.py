@@ -21,6 +21,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   token is the bearer (`gateway.delegations.page_of`), ``page`` and ``per_page`` parameters;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
+- ``GET /mesh/v1/statistics/proofs_avoided``, a route of the mesh's own: the proofs avoided per
+  API and day over the kept days (`gateway.usage.UsageRecorder.proofs_by_api`), public;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
 
 Every request is served inside the front's call boundary (`gateway.rest.boundary`): request id,
@@ -71,7 +73,7 @@ from gateway.rest.errors import error_body, http_status
 from gateway.rest.nomenclature import CACHE_CONTROL as NOMENCLATURE_CACHE_CONTROL
 from gateway.rest.nomenclature import nomenclature, of_operation
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
-from gateway.usage import PROOFS_DAYS, UsageRecorder
+from gateway.usage import PROOFS_DAYS, RETENTION_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
 from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error
 
@@ -85,6 +87,8 @@ _PAGE_DIGITS = 9
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
 """The citizen's access history: a route of the mesh's own, not of the published spec."""
 ACCESSES_METHOD = method_path("ListAccesses")
+PROOFS_BY_API_PATH = "/mesh/v1/statistics/proofs_avoided"
+"""The proofs avoided per API and day over the kept days: a route of the mesh's own, public."""
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -229,6 +233,7 @@ class RestFront:
             "/api/errors": self._errors,
             ACCESSES_PATH: self._accesses,
             DELEGATIONS_PATH: self._delegations,
+            PROOFS_BY_API_PATH: self._proofs_by_api,
         }
         self.utility_paths = tuple(utility)
         """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
@@ -375,6 +380,12 @@ class RestFront:
     async def _proofs_avoided(self, request: Request) -> Response:
         proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
         return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
+
+    async def _proofs_by_api(self, request: Request) -> Response:
+        """Successful calls per API and day (`UsageRecorder.proofs_by_api`), oldest first."""
+        rows = await self._usage.proofs_by_api(RETENTION_DAYS)
+        days = [{"day": day, "api": api, "proofs": calls} for day, api, calls in rows]
+        return _json({"days": RETENTION_DAYS, "proofs_avoided": days})
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self._spec_text, 200, media_type=YAML)

@@ -1,8 +1,9 @@
 """The console in Chromium, over a running `make run` stack: each page, its data, its accessibility.
 
-One stack and one browser for the module. Each page is checked for its data from the running
-mesh and for axe-core's serious or critical violations, and its screenshot is written to
-docs/console/. The operator's journeys go through the admin API as the console calls it.
+One stack and one browser for every browser test (tests/console/conftest.py). Each page is
+checked for its data from the running mesh and for axe-core's serious or critical violations,
+and its screenshot is written to docs/console/. The operator's journeys go through the admin API
+as the console calls it.
 """
 
 from __future__ import annotations

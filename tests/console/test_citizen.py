@@ -127,9 +127,10 @@ def _hidden(page: httpx.Response) -> dict[str, str]:
 
 
 async def _to_provider(console: httpx.AsyncClient) -> httpx.Response:
-    """The citizen presses "S'identifier avec FranceConnect": the redirect to the provider."""
+    """The citizen follows "S'identifier avec FranceConnect": the redirect to the provider."""
     page = await console.get("/mes-donnees")
-    return await console.post("/mes-donnees/connexion", data={"csrf_token": _csrf(page)})
+    assert 'href="/mes-donnees/connexion"' in page.text
+    return await console.get("/mes-donnees/connexion")
 
 
 async def _pick(authorize_url: str, person: str) -> str:
