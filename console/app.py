@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console import catalogue
+from console.charts import proofs_charts
 from console.citizen import CitizenSpace
 from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
@@ -244,12 +245,18 @@ class Console:
         return self._render(request, "developers.html", groups=_operations(spec, base))
 
     async def statistics(self, request: Request) -> Response:
-        """``GET /statistiques``: the proofs avoided over the front's window."""
+        """``GET /statistiques``: the proofs avoided over the front's window, and per API and day (charts)."""
         try:
-            proofs, days = await self._public.proofs_avoided()
+            (proofs, days), (rows, kept) = await asyncio.gather(
+                self._public.proofs_avoided(), self._public.proofs_by_api()
+            )
         except MeshUnavailableError:
             return self._unavailable(request)
-        return self._render(request, "statistics.html", proofs=proofs, days=days)
+        titles = {api.label: api.title for api in catalogue.apis()}
+        every, charts = proofs_charts(rows, kept, dt.datetime.now(dt.UTC).date(), titles)
+        return self._render(
+            request, "statistics.html", proofs=proofs, days=days, every=every, charts=charts, kept=kept
+        )
 
     async def status(self, request: Request) -> Response:
         """``GET /statut``: each ping's state now, and the maintenance windows with their end."""
