@@ -530,6 +530,21 @@ async def test_two_ok_calls_raise_the_day_s_proofs_of_their_api_by_two(front: Fr
     assert await _proofs_of_today(front, "cnaf.quotient_familial") == before + 2
 
 
+async def test_the_availability_history_lists_every_ping_and_today_s_sample(front: Front) -> None:
+    """The gateway samples the pings from its start: today is in the 90 days of some ping."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for _ in range(100):
+        body = (await front.http.get("/mesh/v1/statistics/availability")).json()
+        if any(day["day"] == today for ping in body["pings"] for day in ping["days"]):
+            break
+        await asyncio.sleep(0.05)
+    assert body["days"] == 90
+    assert [(ping["id"], ping["name"]) for ping in body["pings"]] == [(ping.id, ping.label) for ping in PINGS]
+    sampled = [day for ping in body["pings"] for day in ping["days"] if day["day"] == today]
+    assert sampled and all(day["ok"] + day["bad"] + day["maintenance"] >= 1 for day in sampled)
+    assert isinstance(body["incidents"], list)
+
+
 async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
     response = await front.http.get("/openapi.yaml")
     assert response.status_code == 200
@@ -543,7 +558,11 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
         "/api/proofs_avoided",
         "/api/errors",
     }
-    mesh = {"/mesh/v1/citizen/accesses", "/mesh/v1/statistics/proofs_avoided"}
+    mesh = {
+        "/mesh/v1/citizen/accesses",
+        "/mesh/v1/statistics/proofs_avoided",
+        "/mesh/v1/statistics/availability",
+    }
     assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | mesh
     assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
     assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
