@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console import catalogue
-from console.charts import proofs_charts
+from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
 from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
@@ -52,6 +52,9 @@ _STATUS_TEXT = {
     "unknown": ("Inconnu", "new"),
 }
 """Each ping status, in words and as a DSFR badge's kind."""
+
+_INCIDENTS_SHOWN = 20
+"""The most recent incidents the status page lists."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -259,12 +262,26 @@ class Console:
         )
 
     async def status(self, request: Request) -> Response:
-        """``GET /statut``: each ping's state now, and the maintenance windows with their end."""
+        """``GET /statut``: each ping's state now, the maintenance windows, its 90 days, the incidents."""
         try:
-            pings, windows = await asyncio.gather(self._public.pings(), self._maintenance.windows())
+            pings, windows, history = await asyncio.gather(
+                self._public.pings(), self._maintenance.windows(), self._public.availability()
+            )
         except MeshUnavailableError:
             return self._unavailable(request)
-        return self._render(request, "status.html", pings=pings, windows=windows)
+        labels = {ping.ping_id: ping.label for ping in pings}
+        return self._render(
+            request,
+            "status.html",
+            pings=pings,
+            windows=windows,
+            histories=availability_charts(history["pings"], history["days"], dt.datetime.now(dt.UTC).date()),
+            incidents=[
+                {**incident, "label": labels.get(incident["ping"], incident["ping"])}
+                for incident in history["incidents"][:_INCIDENTS_SHOWN]
+            ],
+            history_days=history["days"],
+        )
 
     async def health(self, _request: Request) -> Response:
         """``GET /healthz``: the process serves (the probes'); says nothing of the mesh."""

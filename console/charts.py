@@ -13,8 +13,9 @@ style.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 WIDTH = 640
 """The drawing's width, in SVG units (it scales to its container)."""
@@ -38,6 +39,8 @@ class Bar:
     """The value as a person reads it (its ``<title>``)."""
     measured: bool
     """Whether the day has a value (else it is drawn as 0 and left out of the table)."""
+    fill: str = "#000091"
+    """Its colour: the DSFR's blue-france, or a state's colour (`availability_charts`)."""
 
     @property
     def day_text(self) -> str:
@@ -108,6 +111,7 @@ def bar_chart(
     *,
     top: float | None = None,
     text: str = "{:g}",
+    fill: Callable[[float], str] | None = None,
 ) -> Chart:
     """A bar per day of ``days`` (a day without value is 0), scaled to ``top`` or the largest value.
 
@@ -118,6 +122,7 @@ def bar_chart(
         days: The days, oldest first.
         top: The axis's top; None: the largest value (1 when all are 0).
         text: How a value is written for people (``str.format``).
+        fill: A bar's colour from its value; None: blue-france.
     """
     run = list(days)
     axis = top if top is not None else max([values.get(day, 0) for day in run] + [1])
@@ -137,6 +142,7 @@ def bar_chart(
                 height=round(height, 2),
                 text=text.format(value),
                 measured=day in values,
+                **({"fill": fill(value)} if fill is not None else {}),
             )
         )
     return Chart(
@@ -174,3 +180,45 @@ def proofs_charts(
         for api, values in sorted(by_api.items(), key=lambda item: titles.get(item[0], item[0]))
     ]
     return every, charts
+
+
+SUCCESS, WARNING, ERROR = "#18753c", "#b34000", "#ce0500"
+"""The DSFR's success, warning and error colours (its ``*-main`` tokens)."""
+
+
+def _availability_fill(percent: float) -> str:
+    return SUCCESS if percent >= 99 else WARNING if percent >= 95 else ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class PingHistory:
+    """One ping's 90 days: its chart of availability per day, and over the whole period."""
+
+    chart: Chart
+    percent: float | None
+    """Minutes available over minutes sampled outside maintenance; None: never sampled."""
+
+
+def availability_charts(pings: Iterable[Mapping[str, Any]], days: int, today: dt.date) -> list[PingHistory]:
+    """Each ping's availability per day (``GET /mesh/v1/statistics/availability``'s ``pings``) as a chart.
+
+    A day's availability is its ``ok`` minutes over its ``ok`` and ``bad`` ones (maintenance
+    left out, as a declared window is no failure); a day with neither has no value.
+    """
+    run = days_to(today, days)
+    histories = []
+    for ping in pings:
+        values: dict[dt.date, float] = {}
+        ok_total = sampled_total = 0
+        for entry in ping["days"]:
+            ok, bad = int(entry["ok"]), int(entry["bad"])
+            ok_total, sampled_total = ok_total + ok, sampled_total + ok + bad
+            if ok + bad:
+                values[dt.date.fromisoformat(entry["day"])] = round(100 * ok / (ok + bad), 2)
+        chart = bar_chart(
+            str(ping["id"]), str(ping["name"]), values, run, top=100, text="{:g} %", fill=_availability_fill
+        )
+        histories.append(
+            PingHistory(chart, round(100 * ok_total / sampled_total, 2) if sampled_total else None)
+        )
+    return histories

@@ -109,6 +109,13 @@ class PublicApi:
         ]
         return rows, int(body["days"])
 
+    async def availability(self) -> dict[str, Any]:
+        """``GET /mesh/v1/statistics/availability``: each ping's days over 90 days, and the incidents."""
+        body = (await self._get("/mesh/v1/statistics/availability")).json()
+        if not isinstance(body, dict) or not {"days", "pings", "incidents"} <= body.keys():
+            raise MeshUnavailableError("/mesh/v1/statistics/availability: not a history")
+        return body
+
     async def openapi(self) -> dict[str, Any]:
         """``GET /openapi.yaml``: the spec the front serves, restricted to its routes."""
         text = (await self._get("/openapi.yaml")).text

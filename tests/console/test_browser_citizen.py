@@ -1,13 +1,15 @@
-"""The citizen in Chromium: signed in through the sandbox FranceConnect, they see exactly their accesses.
+"""The citizen and the public charts in Chromium, over the calls the test makes.
 
 Over the browser tests' `make run` stack (tests/console/conftest.py): the calls are made on the
-gateway's REST front with the sandbox FranceConnect tokens (the FranceConnect modality), the
+gateway's REST front with the sandbox FranceConnect tokens (the FranceConnect modality). The
 journal records them, and the console reads them back through the gateway's citizen route with
-the access token the sandbox provider issued at sign-in.
+the access token the sandbox provider issued at sign-in; the usage recorder counts them, and the
+statistics page charts them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 
@@ -16,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devstack.france_connect import people
+from gateway.pings import PINGS
 from tests.console.conftest import AXE, Stack, accessibility_violations, screenshot
 from tests.people import RECIPIENT
 
@@ -101,3 +104,44 @@ def test_a_citizen_sees_exactly_the_accesses_about_them(stack: Stack, browser: B
     finally:
         for context in contexts:
             context.close()
+
+
+def _today_s_bar(page: Page, key: str) -> int:
+    """The value of today's bar (UTC) in the chart of ``key``; 0 when the day has no bar."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    bar = page.locator(f'figure[data-key="{key}"] rect[data-day="{today}"]')
+    return int(float(bar.get_attribute("data-value") or 0)) if bar.count() else 0
+
+
+def test_the_statistics_chart_counts_the_calls_made(stack: Stack, page: Page) -> None:
+    page.goto(f"{stack.console_url}/statistiques")
+    before = {key: _today_s_bar(page, key) for key in ("toutes", "cnaf.quotient_familial")}
+    for _ in range(3):
+        _call(stack, _CITIZEN)
+    deadline = time.monotonic() + 30
+    while _today_s_bar(page, "cnaf.quotient_familial") < before["cnaf.quotient_familial"] + 3:
+        assert time.monotonic() < deadline, "the usage counts did not land"
+        time.sleep(0.5)
+        page.reload()
+    # The three successful calls, and nothing else, in both charts.
+    assert _today_s_bar(page, "cnaf.quotient_familial") == before["cnaf.quotient_familial"] + 3
+    assert _today_s_bar(page, "toutes") == before["toutes"] + 3
+    expect(page.locator('figure[data-key="cnaf.quotient_familial"] h3')).to_have_text(
+        "Quotient familial CAF & MSA"
+    )
+    assert accessibility_violations(page) == []
+    screenshot(page, "statistiques")
+
+
+def test_the_status_page_charts_each_ping_s_availability(stack: Stack, page: Page) -> None:
+    page.goto(f"{stack.console_url}/statut")
+    charts = page.locator("#disponibilites figure")
+    expect(charts).to_have_count(len(PINGS))
+    # The gateway samples every ping from its start: today has a bar for those it has learnt about.
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert page.locator(f'#disponibilites rect[data-day="{today}"]').count() >= 1
+    for bar in page.locator(f'#disponibilites rect[data-day="{today}"]').all():
+        assert 0 <= float(bar.get_attribute("data-value") or -1) <= 100
+    expect(page.locator("#incidents")).to_be_visible()
+    assert accessibility_violations(page) == []
+    screenshot(page, "statut")
