@@ -62,6 +62,8 @@ class Chart:
     first: dt.date
     last: dt.date
     total: float
+    drawn_height: int = HEIGHT
+    """The SVG's height."""
 
     @property
     def first_text(self) -> str:
@@ -81,7 +83,7 @@ class Chart:
     @property
     def height(self) -> int:
         """The SVG's height."""
-        return HEIGHT
+        return self.drawn_height
 
     @property
     def left(self) -> int:
@@ -91,7 +93,7 @@ class Chart:
     @property
     def baseline(self) -> int:
         """The y of the value 0."""
-        return HEIGHT - _BOTTOM
+        return self.drawn_height - _BOTTOM
 
 
 def _day(day: dt.date) -> str:
@@ -112,6 +114,7 @@ def bar_chart(
     top: float | None = None,
     text: str = "{:g}",
     fill: Callable[[float], str] | None = None,
+    height: int = HEIGHT,
 ) -> Chart:
     """A bar per day of ``days`` (a day without value is 0), scaled to ``top`` or the largest value.
 
@@ -123,23 +126,24 @@ def bar_chart(
         top: The axis's top; None: the largest value (1 when all are 0).
         text: How a value is written for people (``str.format``).
         fill: A bar's colour from its value; None: blue-france.
+        height: The drawing's height, the axes' labels included.
     """
     run = list(days)
     axis = top if top is not None else max([values.get(day, 0) for day in run] + [1])
     step = (WIDTH - _LEFT) / max(len(run), 1)
-    plot = HEIGHT - _BOTTOM - _TOP
+    plot = height - _BOTTOM - _TOP
     bars = []
     for index, day in enumerate(run):
         value = values.get(day, 0)
-        height = plot * value / axis if axis else 0
+        drawn = plot * value / axis if axis else 0
         bars.append(
             Bar(
                 day=day,
                 value=value,
                 x=round(_LEFT + index * step + step * 0.1, 2),
-                y=round(HEIGHT - _BOTTOM - height, 2),
+                y=round(height - _BOTTOM - drawn, 2),
                 width=round(step * 0.8, 2),
-                height=round(height, 2),
+                height=round(drawn, 2),
                 text=text.format(value),
                 measured=day in values,
                 **({"fill": fill(value)} if fill is not None else {}),
@@ -154,6 +158,7 @@ def bar_chart(
         first=run[0],
         last=run[-1],
         total=sum(bar.value for bar in bars),
+        drawn_height=height,
     )
 
 
@@ -182,6 +187,8 @@ def proofs_charts(
     return every, charts
 
 
+_AVAILABILITY_HEIGHT = 96
+"""A ping's chart is a strip: sixteen of them on the status page."""
 SUCCESS, WARNING, ERROR = "#18753c", "#b34000", "#ce0500"
 """The DSFR's success, warning and error colours (its ``*-main`` tokens)."""
 
@@ -216,7 +223,14 @@ def availability_charts(pings: Iterable[Mapping[str, Any]], days: int, today: dt
             if ok + bad:
                 values[dt.date.fromisoformat(entry["day"])] = round(100 * ok / (ok + bad), 2)
         chart = bar_chart(
-            str(ping["id"]), str(ping["name"]), values, run, top=100, text="{:g} %", fill=_availability_fill
+            str(ping["id"]),
+            str(ping["name"]),
+            values,
+            run,
+            top=100,
+            text="{:g} %",
+            fill=_availability_fill,
+            height=_AVAILABILITY_HEIGHT,
         )
         histories.append(
             PingHistory(chart, round(100 * ok_total / sampled_total, 2) if sampled_total else None)
