@@ -96,6 +96,11 @@ class Chart:
         return self.drawn_height - _BOTTOM
 
 
+def _french(number: str) -> str:
+    """A number as French writes it: a decimal comma."""
+    return number.replace(".", ",")
+
+
 def _day(day: dt.date) -> str:
     return day.strftime("%d/%m/%Y")
 
@@ -144,7 +149,7 @@ def bar_chart(
                 y=round(height - _BOTTOM - drawn, 2),
                 width=round(step * 0.8, 2),
                 height=round(drawn, 2),
-                text=text.format(value),
+                text=_french(text.format(value)),
                 measured=day in values,
                 **({"fill": fill(value)} if fill is not None else {}),
             )
@@ -154,7 +159,7 @@ def bar_chart(
         title=title,
         bars=tuple(bars),
         top=axis,
-        top_text=text.format(axis),
+        top_text=_french(text.format(axis)),
         first=run[0],
         last=run[-1],
         total=sum(bar.value for bar in bars),
@@ -204,6 +209,11 @@ class PingHistory:
     chart: Chart
     percent: float | None
     """Minutes available over minutes sampled outside maintenance; None: never sampled."""
+
+    @property
+    def percent_text(self) -> str:
+        """The share as people read it (``99,5 %``); empty when never sampled."""
+        return "" if self.percent is None else _french(f"{self.percent:g} %")
 
 
 def availability_charts(pings: Iterable[Mapping[str, Any]], days: int, today: dt.date) -> list[PingHistory]:

@@ -144,5 +144,5 @@ def test_the_status_page_charts_each_ping_s_availability(stack: Stack, page: Pag
         assert 0 <= float(bar.get_attribute("data-value") or -1) <= 100
     expect(page.locator("#incidents")).to_be_visible()
     assert accessibility_violations(page) == []
-    page.locator("#disponibilites").scroll_into_view_if_needed()
+    page.locator("#disponibilites").evaluate("element => element.scrollIntoView()")
     screenshot(page, "statut-disponibilites")

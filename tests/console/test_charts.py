@@ -55,6 +55,7 @@ def test_a_day_s_availability_leaves_maintenance_out_and_takes_its_colour() -> N
         ("2026-03-09", 100.0, SUCCESS),
     ]
     assert cnaf.chart.top == 100 and cnaf.percent == round(100 * 3320 / 3380, 2)
+    assert (cnaf.percent_text, cnaf.chart.bars[-2].text) == ("98,22 %", "95,83 %")
     # Only maintenance: no availability to speak of.
     assert men.percent is None and not any(bar.measured for bar in men.chart.bars)
     bad = availability_charts(
