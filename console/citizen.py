@@ -212,6 +212,16 @@ class CitizenSpace:
                 request, "citizen.html", signed_in=False, enabled=self._client is not None, accesses=[]
             )
             return self._sealed(page, None)
+        if response.status_code == 429:
+            # The gateway's limit on a citizen's history: say so, and when to come back.
+            page = self._error(
+                request,
+                429,
+                "Trop de consultations",
+                "Vous avez consulté cette page trop souvent : réessayez.",
+            )
+            page.headers["retry-after"] = response.headers.get("retry-after", "1")
+            return page
         if response.status_code != 200:
             _LOG.warning("console_citizen_history_unavailable", status=response.status_code)
             return self._unavailable(request)

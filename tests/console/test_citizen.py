@@ -38,18 +38,20 @@ from tests.people import RECIPIENT
 SECRET = "citizen-test-client-secret"
 CONSOLE = "https://console.test"
 REDIRECT_URI = f"{CONSOLE}/mes-donnees/retour"
-FIRST, SECOND = (person.token for person in people()[:2])
+FIRST, SECOND, LIMITED = (person.token for person in people()[:3])
 
 
 @dataclass
 class Gateway:
-    """Stands for the gateway's history route: one access for the first person, none for others."""
+    """Stands for the gateway's history route: one access for the first person, a limit for the third."""
 
     bearers: list[str] = field(default_factory=list)
 
     async def accesses(self, request: Request) -> Response:
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         self.bearers.append(bearer)
+        if bearer == LIMITED:
+            return JSONResponse({"errors": []}, 429, headers={"retry-after": "3"})
         if bearer != FIRST:
             return JSONResponse({"accesses": []})
         access = {
@@ -182,6 +184,13 @@ async def test_another_citizen_sees_none_of_the_first_one_s(
     page = await console.get("/mes-donnees")
     assert gateway.bearers == [SECOND]
     assert "Aucune administration n'a consulté vos données" in page.text and RECIPIENT not in page.text
+
+
+async def test_the_gateway_s_limit_on_the_history_is_said_with_its_wait(console: httpx.AsyncClient) -> None:
+    redirect = await _to_provider(console)
+    await console.get((await _pick(redirect.headers["location"], LIMITED)).removeprefix(CONSOLE))
+    page = await console.get("/mes-donnees")
+    assert (page.status_code, page.headers["retry-after"]) == (429, "3")
 
 
 async def test_a_callback_whose_state_is_not_this_browser_s_is_refused(
