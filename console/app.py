@@ -32,6 +32,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console import catalogue
+from console.charts import availability_charts, proofs_charts
+from console.citizen import CitizenSpace
 from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
@@ -50,6 +52,9 @@ _STATUS_TEXT = {
     "unknown": ("Inconnu", "new"),
 }
 """Each ping status, in words and as a DSFR badge's kind."""
+
+_INCIDENTS_SHOWN = 20
+"""The most recent incidents the status page lists."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -243,20 +248,40 @@ class Console:
         return self._render(request, "developers.html", groups=_operations(spec, base))
 
     async def statistics(self, request: Request) -> Response:
-        """``GET /statistiques``: the proofs avoided over the front's window."""
+        """``GET /statistiques``: the proofs avoided over the front's window, and per API and day (charts)."""
         try:
-            proofs, days = await self._public.proofs_avoided()
+            (proofs, days), (rows, kept) = await asyncio.gather(
+                self._public.proofs_avoided(), self._public.proofs_by_api()
+            )
         except MeshUnavailableError:
             return self._unavailable(request)
-        return self._render(request, "statistics.html", proofs=proofs, days=days)
+        titles = {api.label: api.title for api in catalogue.apis()}
+        every, charts = proofs_charts(rows, kept, dt.datetime.now(dt.UTC).date(), titles)
+        return self._render(
+            request, "statistics.html", proofs=proofs, days=days, every=every, charts=charts, kept=kept
+        )
 
     async def status(self, request: Request) -> Response:
-        """``GET /statut``: each ping's state now, and the maintenance windows with their end."""
+        """``GET /statut``: each ping's state now, the maintenance windows, its 90 days, the incidents."""
         try:
-            pings, windows = await asyncio.gather(self._public.pings(), self._maintenance.windows())
+            pings, windows, history = await asyncio.gather(
+                self._public.pings(), self._maintenance.windows(), self._public.availability()
+            )
         except MeshUnavailableError:
             return self._unavailable(request)
-        return self._render(request, "status.html", pings=pings, windows=windows)
+        labels = {ping.ping_id: ping.label for ping in pings}
+        return self._render(
+            request,
+            "status.html",
+            pings=pings,
+            windows=windows,
+            histories=availability_charts(history["pings"], history["days"], dt.datetime.now(dt.UTC).date()),
+            incidents=[
+                {**incident, "label": labels.get(incident["ping"], incident["ping"])}
+                for incident in history["incidents"][:_INCIDENTS_SHOWN]
+            ],
+            history_days=history["days"],
+        )
 
     async def health(self, _request: Request) -> Response:
         """``GET /healthz``: the process serves (the probes'); says nothing of the mesh."""
@@ -474,6 +499,15 @@ def build_app(
             "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        *CitizenSpace(
+            settings,
+            public_client,
+            render=console._render,
+            error=console._error,
+            form=console._form,
+            session=console._session,
+            limiter=console._limiter,
+        ).routes(),
         Mount(
             "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
         ),

@@ -100,6 +100,22 @@ class PublicApi:
         body = (await self._get("/api/proofs_avoided")).json()
         return int(body["proofs_avoided"]), int(body["days"])
 
+    async def proofs_by_api(self) -> tuple[list[tuple[dt.date, str, int]], int]:
+        """``GET /mesh/v1/statistics/proofs_avoided``: ``(day, API label, proofs)`` rows, and the days."""
+        body = (await self._get("/mesh/v1/statistics/proofs_avoided")).json()
+        rows = [
+            (dt.date.fromisoformat(row["day"]), str(row["api"]), int(row["proofs"]))
+            for row in body["proofs_avoided"]
+        ]
+        return rows, int(body["days"])
+
+    async def availability(self) -> dict[str, Any]:
+        """``GET /mesh/v1/statistics/availability``: each ping's days over 90 days, and the incidents."""
+        body = (await self._get("/mesh/v1/statistics/availability")).json()
+        if not isinstance(body, dict) or not {"days", "pings", "incidents"} <= body.keys():
+            raise MeshUnavailableError("/mesh/v1/statistics/availability: not a history")
+        return body
+
     async def openapi(self) -> dict[str, Any]:
         """``GET /openapi.yaml``: the spec the front serves, restricted to its routes."""
         text = (await self._get("/openapi.yaml")).text

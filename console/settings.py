@@ -88,3 +88,21 @@ class ConsoleSettings(BaseSettings):
     log_format: LogFormat = Field(
         default=LogFormat.JSON, description="json for machines, console for people (LOG_FORMAT)."
     )
+    # -- the citizen's sign-in: FranceConnect (console/citizen.py) --
+    france_connect_url: str = Field(
+        default="",
+        description="FranceConnect's issuer URL; its /.well-known/openid-configuration is read "
+        "there; empty: no citizen sign-in (FRANCE_CONNECT_URL).",
+    )
+    france_connect_client_id: str = Field(
+        default="", description="The console's FranceConnect client id (FRANCE_CONNECT_CLIENT_ID)."
+    )
+    france_connect_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The console's FranceConnect client secret (FRANCE_CONNECT_CLIENT_SECRET).",
+    )
+    france_connect_redirect_uri: str = Field(
+        default="",
+        description="The redirect URI registered with FranceConnect: the console's public URL followed "
+        "by /mes-donnees/retour (FRANCE_CONNECT_REDIRECT_URI).",
+    )

@@ -32,6 +32,7 @@ import jwt
 from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
+from devstack import france_connect
 from devstack.postgres import reachable_by_server
 from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
@@ -84,6 +85,8 @@ SMTP_SINK_PORT = 2525
 """The SMTP sink that receives the admin API's expiry notices, by default."""
 CONSOLE_PORT = 8070
 """The web console (console/), by default."""
+FRANCE_CONNECT_PORT = 8071
+"""The sandbox's FranceConnect (`devstack.france_connect`), by default."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class PortPlan:
     admin_rest_port: int
     smtp_port: int
     console_port: int
+    france_connect_port: int
 
     @property
     def rest_url(self) -> str:
@@ -137,6 +141,7 @@ def plan_ports(is_free: Callable[[int], bool] | None = None) -> PortPlan:
         take(ADMIN_REST_PORT),
         take(SMTP_SINK_PORT),
         take(CONSOLE_PORT),
+        take(FRANCE_CONNECT_PORT),
     )
 
 
@@ -295,6 +300,7 @@ def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
         "CONSOLE_SESSION_KEY": _console_session_key(),
         # Loopback over plain HTTP: a Secure cookie would never come back.
         "SECURE_COOKIES": "false",
+        **france_connect.client_env(_RUN_DIR, plan.france_connect_port, plan.console_port),
     }
 
 
@@ -431,11 +437,13 @@ def main() -> None:
             },
         )
         console = group.spawn("console", ["-m", "console"], console_env(plan, redis_url), plan.console_port)
+        sign_in = france_connect.spawn(group, _RUN_DIR, plan.france_connect_port, plan.console_port)
         group.wait(gateway)
         _print_process(plan.gateway)
         print(f"{'gateway REST':<16} {plan.rest_url}  (spec: /openapi.yaml)")
         group.wait(console, wait_until_http("/healthz"))
         print(f"{'console':<16} http://127.0.0.1:{plan.console_port}/")
+        france_connect.wait(group, sign_in)
         _print_banner(plan, token, redis_url, journal)
         while not stop_requested:
             for child in group.children:

@@ -16,6 +16,7 @@ from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from gateway.auth import KeyStore, TokenVerifier
 from gateway.availability import BUCKET_SECONDS, AvailabilityTracker
+from gateway.availability_history import AvailabilityHistory
 from gateway.call_lock import CallLocks
 from gateway.call_path import CallPath
 from gateway.channels import ProviderChannels
@@ -183,6 +184,7 @@ def build_server(
         bucket_seconds=BUCKET_SECONDS,
     )
     pings = PingBoard(availability, redis_client, ratios=ratios)
+    history = AvailabilityHistory(redis_client, pings.states, settings.availability_sample_seconds)
     call_path = build_call_path(
         settings,
         routes,
@@ -209,10 +211,15 @@ def build_server(
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        components=lifecycle(
-            call_path, redis_client, channels=channels, registry=registry, usage=usage, ratios=ratios
+        components=[
+            *lifecycle(
+                call_path, redis_client, channels=channels, registry=registry, usage=usage, ratios=ratios
+            ),
+            Component(history.close, history.start),
+        ],
+        rest=build_rest(
+            settings, call_path, pings, usage, access_history, reuse_port=reuse_port, history=history
         ),
-        rest=build_rest(settings, call_path, pings, usage, access_history, reuse_port=reuse_port),
         reuse_port=reuse_port,
     )
 
@@ -351,6 +358,7 @@ def build_rest(
     access_history: AccessHistory,
     *,
     reuse_port: bool,
+    history: AvailabilityHistory | None = None,
 ) -> RestServer | None:
     """The REST front ``REST_PORT`` asks for, speaking TLS with the gRPC port's certificate; None: no port."""
     if settings.rest_port is None:
@@ -362,6 +370,7 @@ def build_rest(
         access_history=access_history,
         access_history_rate=settings.access_history_rate_per_second,
         public_url=settings.rest_public_url,
+        availability_history=history,
     )
     return RestServer(
         front.app,

@@ -501,6 +501,13 @@ class GatewaySettings(_WithProviderAddresses):
         "no cache (RESPONSE_CACHE_KEYS).",
     )
 
+    availability_sample_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each ping's state is sampled into Redis for the 90-day availability "
+        "history of the status page (gateway/availability_history.py) (AVAILABILITY_SAMPLE_SECONDS).",
+    )
+
     def provider_address(self, provider: str) -> str:
         """The ``host:port`` of a provider service of the registry, from its address setting."""
         return str(getattr(self, BY_NAME[provider].address_setting))

@@ -15,6 +15,9 @@ Redis keys (kept 62 days, the "2 months" of statistics; days are UTC):
 - ``proofs:{proofs}:<YYYY-MM-DD>``: successful calls of the day, all tokens together:
   the public figure of proofs avoided (paper proofs nobody had to send). One hash tag
   for every day, so the 30-day sum is one MGET on Cluster too.
+- ``proofs:{proofs}:<YYYY-MM-DD>:api``: hash, field ``<api>``, value the successful calls of
+  the day to that API: the public statistics' proofs avoided per API and day
+  (`proofs_by_api`); written in the proofs' transaction, same slot.
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ def proofs_key(day: str) -> str:
     return f"proofs:{{proofs}}:{day}"
 
 
+def proofs_by_api_key(day: str) -> str:
+    """Key of the day's successful calls per API (a hash: API label → calls)."""
+    return f"{proofs_key(day)}:api"
+
+
 def _utc_today() -> datetime.date:
     return datetime.datetime.now(datetime.UTC).date()
 
@@ -96,6 +104,7 @@ class UsageRecorder:
         self._today = today
         self._pending: Counter[_Key] = Counter()
         self._pending_proofs: Counter[str] = Counter()
+        self._pending_proofs_by_api: Counter[tuple[str, str]] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
@@ -122,6 +131,7 @@ class UsageRecorder:
             self._pending[(habilitation_counter(habilitation_id), day, api, outcome)] += 1
         if outcome == SUCCESS:
             self._pending_proofs[day] += 1
+            self._pending_proofs_by_api[(day, api)] += 1
 
     async def start(self) -> None:
         """Start the background flush task."""
@@ -157,6 +167,7 @@ class UsageRecorder:
         async with self._flush_lock:
             batch, self._pending = self._pending, Counter()
             proofs, self._pending_proofs = self._pending_proofs, Counter()
+            by_api, self._pending_proofs_by_api = self._pending_proofs_by_api, Counter()
             by_token: dict[str, Counter[_Key]] = {}
             for key, calls in batch.items():
                 by_token.setdefault(key[0], Counter())[key] = calls
@@ -167,14 +178,15 @@ class UsageRecorder:
                         await self._write_token(by_token[token_id])
                         written += sum(by_token.pop(token_id).values())
                     if proofs:
-                        await self._write_proofs(proofs)
-                        proofs = Counter()
+                        await self._write_proofs(proofs, by_api)
+                        proofs, by_api = Counter(), Counter()
             except BaseException:
                 # Put back what was not written (with what was counted meanwhile) for the next
                 # flush. Each MULTI/EXEC applies all of its counts or none, so none is counted twice.
                 for counts in by_token.values():
                     self._pending.update(counts)
                 self._pending_proofs.update(proofs)
+                self._pending_proofs_by_api.update(by_api)
                 raise
             return written
 
@@ -189,11 +201,15 @@ class UsageRecorder:
             pipe.expire(key, RETENTION_SECONDS)
         await pipe.execute()
 
-    async def _write_proofs(self, proofs: Counter[str]) -> None:
+    async def _write_proofs(self, proofs: Counter[str], by_api: Counter[tuple[str, str]]) -> None:
         pipe = self._redis.pipeline(transaction=True)
         for day, calls in proofs.items():
             pipe.incrby(proofs_key(day), calls)
             pipe.expire(proofs_key(day), RETENTION_SECONDS)
+        for (day, api), calls in by_api.items():
+            pipe.hincrby(proofs_by_api_key(day), api, calls)
+        for day in {day for day, _api in by_api}:
+            pipe.expire(proofs_by_api_key(day), RETENTION_SECONDS)
         await pipe.execute()
 
     async def _flush_forever(self) -> None:
@@ -253,3 +269,30 @@ class UsageRecorder:
         except (RedisError, OSError, TimeoutError):
             raise store_unavailable() from None
         return sum(int(value) for value in values if value is not None)
+
+    async def proofs_by_api(self, days: int = RETENTION_DAYS) -> list[tuple[str, str, int]]:
+        """Successful calls per API and day over the last ``days`` days, today included.
+
+        Returns:
+            ``(day, api, calls)``, oldest day first, then by API label; days and APIs without a
+            successful call are left out.
+
+        Raises:
+            ApiError: 00503 (`store_unavailable`), Redis failed.
+        """
+        day_list = _last_days(self._today(), days)[::-1]
+        pipe = self._redis.pipeline(transaction=False)
+        for day in day_list:
+            pipe.hgetall(proofs_by_api_key(day))
+        try:
+            replies = await pipe.execute()
+        except (RedisError, OSError, TimeoutError):
+            raise store_unavailable() from None
+        rows: list[tuple[str, str, int]] = []
+        for day, counters in zip(day_list, replies, strict=True):
+            day_rows = [
+                (day, field.decode() if isinstance(field, bytes) else str(field), int(calls))
+                for field, calls in counters.items()
+            ]
+            rows.extend(sorted(day_rows))
+        return rows

@@ -21,6 +21,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   token is the bearer (`gateway.delegations.page_of`), ``page`` and ``per_page`` parameters;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
+- ``GET /mesh/v1/statistics/proofs_avoided``, a route of the mesh's own: the proofs avoided per
+  API and day over the kept days (`gateway.usage.UsageRecorder.proofs_by_api`), public;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
 
 Every request is served inside the front's call boundary (`gateway.rest.boundary`): request id,
@@ -51,6 +53,7 @@ from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
 from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
+from gateway.availability_history import HISTORY_DAYS, AvailabilityHistory
 from gateway.call_path import CallPath, Exchange, Inbound
 from gateway.client_address import PROXY_HEADERS
 from gateway.delegations import DELEGATION_ID_KEY, page_of
@@ -71,9 +74,9 @@ from gateway.rest.errors import error_body, http_status
 from gateway.rest.nomenclature import CACHE_CONTROL as NOMENCLATURE_CACHE_CONTROL
 from gateway.rest.nomenclature import nomenclature, of_operation
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
-from gateway.usage import PROOFS_DAYS, UsageRecorder
+from gateway.usage import PROOFS_DAYS, RETENTION_DAYS, UsageRecorder
 from runtime.caller import RECIPIENT_KEY
-from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error
+from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error, store_unavailable
 
 YAML = "application/yaml"
 _BEARER = "Bearer "
@@ -85,6 +88,10 @@ _PAGE_DIGITS = 9
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
 """The citizen's access history: a route of the mesh's own, not of the published spec."""
 ACCESSES_METHOD = method_path("ListAccesses")
+AVAILABILITY_PATH = "/mesh/v1/statistics/availability"
+"""Each ping's availability over 90 days and its incidents: a route of the mesh's own, public."""
+PROOFS_BY_API_PATH = "/mesh/v1/statistics/proofs_avoided"
+"""The proofs avoided per API and day over the kept days: a route of the mesh's own, public."""
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -184,6 +191,7 @@ class RestFront:
         public_url: The front's base URL, the only server ``/openapi.yaml`` names and the base of the
             URLs ``/api/pings`` lists; empty: ``/``, the host the document was fetched from (never the
             caller's ``Host``, which anyone may write).
+        availability_history: Each ping's availability over 90 days; None: its route answers 00503.
 
     Raises:
         TypeError: a request field has no query parameter form (`RequestReader`).
@@ -198,7 +206,9 @@ class RestFront:
         access_history: AccessHistory,
         access_history_rate: int,
         public_url: str = "",
+        availability_history: AvailabilityHistory | None = None,
     ) -> None:
+        self._availability_history = availability_history
         self._call_path = call_path
         self._ping_board = pings
         self._usage = usage
@@ -229,6 +239,8 @@ class RestFront:
             "/api/errors": self._errors,
             ACCESSES_PATH: self._accesses,
             DELEGATIONS_PATH: self._delegations,
+            PROOFS_BY_API_PATH: self._proofs_by_api,
+            AVAILABILITY_PATH: self._availability,
         }
         self.utility_paths = tuple(utility)
         """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
@@ -375,6 +387,48 @@ class RestFront:
     async def _proofs_avoided(self, request: Request) -> Response:
         proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
         return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
+
+    async def _proofs_by_api(self, request: Request) -> Response:
+        """Successful calls per API and day (`UsageRecorder.proofs_by_api`), oldest first."""
+        rows = await self._usage.proofs_by_api(RETENTION_DAYS)
+        days = [{"day": day, "api": api, "proofs": calls} for day, api, calls in rows]
+        return _json({"days": RETENTION_DAYS, "proofs_avoided": days})
+
+    async def _availability(self, request: Request) -> Response:
+        """Each ping's sampled minutes per state and day (days with a sample), and the incidents.
+
+        Raises:
+            ApiError: 00503, no history is kept or Redis failed.
+        """
+        if self._availability_history is None:
+            raise store_unavailable()
+        history, incidents = await self._availability_history.days()
+        pings = [
+            {
+                "id": ping.id,
+                "name": ping.label,
+                "days": [
+                    {"day": day.day.isoformat(), "ok": day.ok, "bad": day.bad, "maintenance": day.maintenance}
+                    for day in history[ping.id]
+                    if day.ok or day.bad or day.maintenance
+                ],
+            }
+            for ping in PINGS
+        ]
+        body = {
+            "days": HISTORY_DAYS,
+            "pings": pings,
+            "incidents": [
+                {
+                    "ping": incident.ping_id,
+                    "start": incident.start.isoformat(),
+                    "end": incident.end.isoformat(),
+                    "minutes": incident.minutes,
+                }
+                for incident in incidents
+            ],
+        }
+        return _json(body)
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self._spec_text, 200, media_type=YAML)

@@ -61,9 +61,9 @@ def _banner_url(banner: str, name: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`python -m devstack` in a run directory of its own, until the module's tests are done."""
+    """`python -m devstack` in a run directory of its own, shared by every browser test (one start)."""
     run_dir = tmp_path_factory.mktemp("console-stack")
     env = {**os.environ, "DEVSTACK_RUN_DIR": str(run_dir), "DEVSTACK_ANY_PORTS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("REDIS_URL", None)
@@ -104,9 +104,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         process.stdout.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module: the machine's, launched without sandbox nor network extras."""
+    """One headless Chromium for the browser tests: the machine's, without sandbox nor network extras."""
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
     with sync_playwright() as playwright:

@@ -1,9 +1,9 @@
 """The console in Chromium, over a running `make run` stack: each page, its data, its accessibility.
 
-One stack and one browser for the module. Each page is checked for its data from the running
-mesh and for axe-core's serious or critical violations, and its screenshot is written (into
-docs/console/ by `make screenshots`). The operator's journeys go through the admin API as the
-console calls it.
+One stack and one browser for every browser test (tests/console/conftest.py). Each page is
+checked for its data from the running mesh and for axe-core's serious or critical violations,
+and its screenshot is written (into docs/console/ by `make screenshots`). The operator's
+journeys go through the admin API as the console calls it.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_the_public_pages_show_the_mesh_s_data(stack: Stack, page: Page) -> None
     figure = f"{proofs['proofs_avoided']:,}".replace(",", "\u202f")
     expect(page.locator(".fr-callout__title")).to_have_text(f"{figure} justificatifs évités")
     _visit(page, stack, "/statut", "Statut des services", "statut")
-    rows = page.locator("tbody tr")
+    rows = page.locator("#etats tbody tr")
     expect(rows).to_have_count(len(PINGS))
     for ping in PINGS:
         expect(rows.filter(has_text=ping.label)).to_have_count(1)
@@ -117,7 +117,7 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     end = dt.datetime.fromisoformat(ping["until"]).astimezone(dt.UTC)
     _visit(page, stack, "/statut", "Statut des services", "statut-maintenance")
     expect(page.locator("#maintenances")).to_contain_text(_MAINTAINED.label)
-    row = page.locator("tbody tr", has_text=_MAINTAINED.label)
+    row = page.locator("#etats tbody tr", has_text=_MAINTAINED.label)
     expect(row).to_contain_text("En maintenance")
     shown = end.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M")
     expect(row).to_contain_text(shown)

@@ -27,7 +27,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "registry",
         "settings auth",
         "ratelimit france_connect channels journal pings forwarding delegations response_cache",
-        "call_path",
+        "call_path availability_history",
         "grpc rest",
         "app admin",
         "workers admin_api",

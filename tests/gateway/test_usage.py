@@ -12,7 +12,7 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from devstack.redis import RedisProcess
-from gateway.usage import RETENTION_SECONDS, UsageRecorder, proofs_key, usage_key
+from gateway.usage import RETENTION_SECONDS, UsageRecorder, proofs_by_api_key, proofs_key, usage_key
 
 TODAY = datetime.date(2026, 3, 9)
 YESTERDAY = "2026-03-08"
@@ -21,7 +21,8 @@ YESTERDAY = "2026-03-08"
 @pytest.fixture
 async def client(redis_server: RedisProcess) -> AsyncIterator[redis.asyncio.Redis]:
     connection = redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
-    await connection.delete(*[proofs_key(d) for d in ("2026-03-09", YESTERDAY, "2026-02-20", "2026-01-01")])
+    days = ("2026-03-09", YESTERDAY, "2026-02-20", "2026-01-01")
+    await connection.delete(*[key(d) for d in days for key in (proofs_key, proofs_by_api_key)])
     yield connection
     await connection.aclose()
 
@@ -60,8 +61,9 @@ async def test_one_flush_is_one_transaction_per_hash_slot(client: redis.asyncio.
     before = (await client.info("stats"))["total_commands_processed"]
     await recorder.flush()
     after = (await client.info("stats"))["total_commands_processed"]
-    # Per token: MULTI, 2 HINCRBY, 1 EXPIRE, EXEC; the proofs: MULTI, INCRBY, EXPIRE, EXEC; the first INFO.
-    assert after - before == 5 * (1 + 2 + 1 + 1) + (1 + 1 + 1 + 1) + 1
+    # Per token: MULTI, 2 HINCRBY, 1 EXPIRE, EXEC; the proofs: MULTI, INCRBY, EXPIRE, then per API
+    # HINCRBY (2) and the day's EXPIRE, EXEC; the first INFO.
+    assert after - before == 5 * (1 + 2 + 1 + 1) + (1 + 1 + 1 + 2 + 1 + 1) + 1
 
 
 async def test_the_background_task_flushes_periodically_and_close_flushes_the_rest(
@@ -153,3 +155,11 @@ async def test_reads_of_a_token_s_usage_and_of_proofs_avoided(client: redis.asyn
     # Over 30 days: 2026-02-08 to 2026-03-09, all tokens, successes only.
     assert await reader.proofs_avoided() == 2 + 3
     assert await reader.proofs_avoided(days=1) == 0
+    # Per API and day, oldest first: successes only, the 62 days kept.
+    assert await reader.proofs_by_api() == [
+        ("2026-02-20", "statut_rsa", 2),
+        (YESTERDAY, "c2s", 1),
+        (YESTERDAY, "statut_rsa", 2),
+    ]
+    assert await reader.proofs_by_api(days=1) == []
+    assert 0 < await client.ttl(proofs_by_api_key(YESTERDAY)) <= RETENTION_SECONDS

@@ -504,6 +504,47 @@ async def test_two_ok_calls_raise_the_proofs_avoided_by_two(front: Front) -> Non
     assert await proofs_avoided(front) == before + 2
 
 
+async def _proofs_of_today(front: Front, api: str) -> int:
+    response = await front.http.get("/mesh/v1/statistics/proofs_avoided")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["days"] == 62
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    return sum(row["proofs"] for row in body["proofs_avoided"] if (row["day"], row["api"]) == (today, api))
+
+
+async def test_two_ok_calls_raise_the_day_s_proofs_of_their_api_by_two(front: Front) -> None:
+    """The public statistics per API and day count the successful calls to that API, and only them."""
+    await asyncio.sleep(0.5)
+    before = await _proofs_of_today(front, "cnaf.quotient_familial")
+    for _ in range(2):
+        assert (await front.http.get(QF, params=LEFEBVRE, headers=front.bearer())).status_code == 200
+    unknown = {**LEFEBVRE, "nomNaissance": "INCONNU"}
+    assert (await front.http.get(QF, params=unknown, headers=front.bearer())).status_code == 404
+    written_by = time.monotonic() + 5
+    proofs = before
+    while proofs < before + 2 and time.monotonic() < written_by:
+        await asyncio.sleep(0.1)
+        proofs = await _proofs_of_today(front, "cnaf.quotient_familial")
+    await asyncio.sleep(0.5)
+    assert await _proofs_of_today(front, "cnaf.quotient_familial") == before + 2
+
+
+async def test_the_availability_history_lists_every_ping_and_today_s_sample(front: Front) -> None:
+    """The gateway samples the pings from its start: today is in the 90 days of some ping."""
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for _ in range(100):
+        body = (await front.http.get("/mesh/v1/statistics/availability")).json()
+        if any(day["day"] == today for ping in body["pings"] for day in ping["days"]):
+            break
+        await asyncio.sleep(0.05)
+    assert body["days"] == 90
+    assert [(ping["id"], ping["name"]) for ping in body["pings"]] == [(ping.id, ping.label) for ping in PINGS]
+    sampled = [day for ping in body["pings"] for day in ping["days"] if day["day"] == today]
+    assert sampled and all(day["ok"] + day["bad"] + day["maintenance"] >= 1 for day in sampled)
+    assert isinstance(body["incidents"], list)
+
+
 async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) -> None:
     response = await front.http.get("/openapi.yaml")
     assert response.status_code == 200
@@ -517,7 +558,12 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
         "/api/proofs_avoided",
         "/api/errors",
     }
-    assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | {"/mesh/v1/citizen/accesses"}
+    mesh = {
+        "/mesh/v1/citizen/accesses",
+        "/mesh/v1/statistics/proofs_avoided",
+        "/mesh/v1/statistics/availability",
+    }
+    assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | mesh
     assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
     assert spec["servers"] == [{"url": "/", "description": spec["servers"][0]["description"]}]
     assert spec["paths"][QF] == published_spec()["paths"][QF]

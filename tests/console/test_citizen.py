@@ -1,0 +1,251 @@
+"""The citizen's FranceConnect sign-in, in-process, against the sandbox provider served on a real port.
+
+The console's Authlib client talks to `devstack.france_connect` over HTTP as to FranceConnect:
+discovery, the authorization code flow with state, nonce and PKCE, the ID token against the
+JWKS. The gateway's history route is stood in for by a small app that answers by bearer, so that
+what the console sends and shows can be read; the real gateway and journal are driven in the
+browser test (tests/console/test_browser_citizen.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import urllib.parse
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from console.app import build_app
+from console.citizen import ACCESSES_PATH, COOKIE
+from console.settings import ConsoleSettings
+from devstack.france_connect import CLIENT_ID, SandboxProvider, people
+from devstack.france_connect import build_app as build_provider
+from devstack.redis import free_port
+from tests.people import RECIPIENT
+
+SECRET = "citizen-test-client-secret"
+CONSOLE = "https://console.test"
+REDIRECT_URI = f"{CONSOLE}/mes-donnees/retour"
+FIRST, SECOND, LIMITED = (person.token for person in people()[:3])
+
+
+@dataclass
+class Gateway:
+    """Stands for the gateway's history route: one access for the first person, a limit for the third."""
+
+    bearers: list[str] = field(default_factory=list)
+
+    async def accesses(self, request: Request) -> Response:
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        self.bearers.append(bearer)
+        if bearer == LIMITED:
+            return JSONResponse({"errors": []}, 429, headers={"retry-after": "3"})
+        if bearer != FIRST:
+            return JSONResponse({"accesses": []})
+        access = {
+            "time": "2026-12-01T09:30:00+00:00",
+            "recipient": RECIPIENT,
+            "habilitation": "Tarification de la cantine",
+            "api": "cnaf.quotient_familial",
+            "outcome": "OK",
+            "code": "",
+        }
+        return JSONResponse({"accesses": [access]})
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[str]:
+    """The sandbox FranceConnect on a loopback port, for the console's client only."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    app = build_provider(SandboxProvider(issuer, CLIENT_ID, SECRET, REDIRECT_URI))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    async with httpx.AsyncClient(base_url=issuer) as probe:
+        for _ in range(500):
+            try:
+                if (await probe.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.01)
+    yield issuer
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    return Gateway()
+
+
+@pytest.fixture
+async def console(provider: str, gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    settings = ConsoleSettings(
+        console_session_key=SecretStr(Fernet.generate_key().decode()),
+        public_api_url="http://gateway.test",
+        admin_api_url=f"http://127.0.0.1:{free_port()}",
+        france_connect_url=provider,
+        france_connect_client_id=CLIENT_ID,
+        france_connect_client_secret=SecretStr(SECRET),
+        france_connect_redirect_uri=REDIRECT_URI,
+        sign_in_attempts=20,
+        mesh_timeout_seconds=2,
+    )
+    stand_in = Starlette(routes=[Route(ACCESSES_PATH, gateway.accesses)])
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=stand_in), base_url=settings.public_api_url
+        ) as public,
+        httpx.AsyncClient(base_url=settings.admin_api_url) as admin,
+    ):
+        app, maintenance = build_app(settings, public, admin)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE) as browser:
+            yield browser
+        maintenance.close()
+
+
+def _csrf(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match is not None, page.text
+    return match.group(1)
+
+
+def _hidden(page: httpx.Response) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+
+
+async def _to_provider(console: httpx.AsyncClient) -> httpx.Response:
+    """The citizen follows "S'identifier avec FranceConnect": the redirect to the provider."""
+    page = await console.get("/mes-donnees")
+    assert 'href="/mes-donnees/connexion"' in page.text
+    return await console.get("/mes-donnees/connexion")
+
+
+async def _pick(authorize_url: str, person: str) -> str:
+    """The citizen picks ``person`` on the provider's page: the console's callback URL (code, state)."""
+    async with httpx.AsyncClient() as browser:
+        page = await browser.get(authorize_url)
+        assert page.status_code == 200, page.text
+        chosen = await browser.post(authorize_url.partition("?")[0], data={**_hidden(page), "person": person})
+    assert chosen.status_code == 303
+    return chosen.headers["location"]
+
+
+async def test_a_citizen_signs_in_and_sees_the_accesses_about_them(
+    console: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    redirect = await _to_provider(console)
+    assert redirect.status_code == 303
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(redirect.headers["location"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert {"state", "nonce", "code_challenge"} <= query.keys()
+    assert query["redirect_uri"] == [REDIRECT_URI] and "openid" in query["scope"][0].split()
+    cookie = redirect.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+    callback = await _pick(redirect.headers["location"], FIRST)
+    assert callback.startswith(REDIRECT_URI) and FIRST not in callback
+    signed_in = await console.get(callback.removeprefix(CONSOLE))
+    assert (signed_in.status_code, signed_in.headers["location"]) == (303, "/mes-donnees")
+
+    page = await console.get("/mes-donnees")
+    assert gateway.bearers == [FIRST]
+    rows = re.findall(r"<tr>\s*<td>", page.text)
+    assert len(rows) == 1
+    assert RECIPIENT in page.text and "Tarification de la cantine" in page.text
+    assert "01/12/2026 10:30" in page.text  # Paris time
+
+    # Signing out removes the token: the page asks to sign in again, the gateway is not called.
+    await console.post("/mes-donnees/deconnexion", data={"csrf_token": _csrf(page)})
+    again = await console.get("/mes-donnees")
+    assert "FranceConnect" in again.text and "consultations" not in again.text
+    assert gateway.bearers == [FIRST]
+
+
+async def test_another_citizen_sees_none_of_the_first_one_s(
+    console: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    redirect = await _to_provider(console)
+    await console.get((await _pick(redirect.headers["location"], SECOND)).removeprefix(CONSOLE))
+    page = await console.get("/mes-donnees")
+    assert gateway.bearers == [SECOND]
+    assert "Aucune administration n'a consulté vos données" in page.text and RECIPIENT not in page.text
+
+
+async def test_the_gateway_s_limit_on_the_history_is_said_with_its_wait(console: httpx.AsyncClient) -> None:
+    redirect = await _to_provider(console)
+    await console.get((await _pick(redirect.headers["location"], LIMITED)).removeprefix(CONSOLE))
+    page = await console.get("/mes-donnees")
+    assert (page.status_code, page.headers["retry-after"]) == (429, "3")
+
+
+async def test_a_callback_whose_state_is_not_this_browser_s_is_refused(
+    console: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    redirect = await _to_provider(console)
+    callback = await _pick(redirect.headers["location"], FIRST)
+    # Another browser (without this one's flow cookie) arrives with the code: refused before any exchange.
+    console.cookies.clear()
+    assert (await console.get(callback.removeprefix(CONSOLE))).status_code == 400
+
+    redirect = await _to_provider(console)
+    callback = await _pick(redirect.headers["location"], FIRST)
+    forged = callback.replace("state=", "state=x")
+    assert (await console.get(forged.removeprefix(CONSOLE))).status_code == 400
+    # The refusal ended the flow: the genuine callback no longer signs in either.
+    assert (await console.get(callback.removeprefix(CONSOLE))).status_code == 400
+    assert "FranceConnect" in (await console.get("/mes-donnees")).text
+    assert gateway.bearers == []
+
+
+async def test_the_provider_checks_the_client_the_redirect_the_pkce_verifier_and_uses_a_code_once(
+    provider: str,
+) -> None:
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    request = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid",
+        "state": "s" * 16,
+        "nonce": "n" * 16,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    async with httpx.AsyncClient(base_url=provider) as client:
+        for broken in (
+            {"redirect_uri": "https://ailleurs.test/"},
+            {"nonce": ""},
+            {"code_challenge_method": "plain"},
+        ):
+            assert (await client.get("/api/v2/authorize", params={**request, **broken})).status_code == 400
+        page = await client.get("/api/v2/authorize", params=request)
+        chosen = await client.post("/api/v2/authorize", data={**_hidden(page), "person": FIRST})
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(chosen.headers["location"]).query)["code"][0]
+        exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+        basic = (CLIENT_ID, SECRET)
+        assert (
+            await client.post("/api/v2/token", data=exchange, auth=(CLIENT_ID, "faux"))
+        ).status_code == 401
+        wrong = await client.post("/api/v2/token", data={**exchange, "code_verifier": "w" * 50}, auth=basic)
+        assert wrong.json() == {"error": "invalid_grant"}
+        # The wrong verifier spent the code: a code is exchanged at most once.
+        spent = await client.post("/api/v2/token", data={**exchange, "code_verifier": verifier}, auth=basic)
+        assert spent.json() == {"error": "invalid_grant"}
+        userinfo = await client.get("/api/v2/userinfo", headers={"authorization": "Bearer inconnu"})
+        assert userinfo.status_code == 401
