@@ -84,10 +84,10 @@ def checked_window(
         InvalidInputError: the end is not after the start, is past, or more than `WINDOW_MAX` after
             the start (field ``end``).
     """
-    if end <= start:
-        raise InvalidInputError("end", "must be after the start")
     if end <= now:
         raise InvalidInputError("end", "must be in the future")
+    if end <= start:
+        raise InvalidInputError("end", "must be after the start")
     if end - start > WINDOW_MAX:
         raise InvalidInputError("end", f"a window lasts at most {WINDOW_MAX.days} days")
     return MaintenanceWindow(ping, start.astimezone(dt.UTC), end.astimezone(dt.UTC))

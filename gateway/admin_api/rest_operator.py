@@ -35,8 +35,10 @@ def window_json(window: MaintenanceWindow, now: dt.datetime) -> dict[str, Any]:
 
 def _moment(body: dict[str, Any], name: str) -> dt.datetime:
     value = body.get(name)
-    if not isinstance(value, str):
+    if value is None:
         raise InvalidInputError(name, "required: an ISO 8601 date and time with its offset")
+    if not isinstance(value, str):
+        raise InvalidInputError(name, "must be an ISO 8601 date and time")
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
