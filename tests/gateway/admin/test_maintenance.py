@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 import redis
 
-from devstack.redis import RedisProcess
 from gateway import pings
 from tests.gateway.admin.test_habilitations import cli
-from tests.gateway.registry.conftest import VIEWER_SECRET, AdminApi, admin_api, registry_url
+from tests.gateway.registry.conftest import (
+    VIEWER_SECRET,
+    AdminApi,
+    admin_api,
+    maintenance_windows,
+    registry_url,
+)
 
-__all__ = ["admin_api", "registry_url"]
+__all__ = ["admin_api", "maintenance_windows", "registry_url"]
 
 # Each command is a Python process of its own, seconds to start on a loaded machine.
 pytestmark = pytest.mark.timeout(300)
@@ -22,27 +26,14 @@ pytestmark = pytest.mark.timeout(300)
 _PING = "men_scolarite"
 
 
-@pytest.fixture
-def store(redis_server: RedisProcess) -> Iterator[redis.Redis]:
-    """The session's Redis without a window before and after the test (other modules read it)."""
-    client = redis.Redis.from_url(redis_server.url)
-    keys = [pings.window_key(ping.id) for ping in pings.PINGS]
-    client.delete(*keys)
-    try:
-        yield client
-    finally:
-        client.delete(*keys)
-        client.close()
-
-
 async def test_open_list_and_clear_a_window_through_the_admin_api(
-    admin_api: AdminApi, store: redis.Redis
+    admin_api: AdminApi, maintenance_windows: redis.Redis
 ) -> None:
     until = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(microsecond=0)
     opened = await cli(admin_api, "maintenance", _PING, "--until", until.isoformat())
     assert (opened.returncode, opened.stdout.strip()) == (0, _PING), opened.stderr
     assert f"until {until:%Y-%m-%d %H:%M:%S} UTC" in opened.stderr
-    stored = store.get(pings.window_key(_PING))
+    stored = maintenance_windows.get(pings.window_key(_PING))
     assert isinstance(stored, bytes)
     assert pings.parse_window(stored).end == until.timestamp()
 
@@ -79,13 +70,13 @@ async def test_open_list_and_clear_a_window_through_the_admin_api(
     ids=["unknown-ping", "no-end", "no-ping", "no-offset", "over", "too-long"],
 )
 async def test_bad_windows_are_refused_and_change_nothing(
-    admin_api: AdminApi, store: redis.Redis, arguments: tuple[str, ...], code: int, message: str
+    admin_api: AdminApi, maintenance_windows: redis.Redis, arguments: tuple[str, ...], code: int, message: str
 ) -> None:
     result = await cli(admin_api, "maintenance", *arguments)
     assert (result.returncode, message in result.stderr) == (code, True), result.stderr
-    assert not store.exists(pings.window_key(_PING))
+    assert not maintenance_windows.exists(pings.window_key(_PING))
 
 
-async def test_without_the_admin_api_settings_it_says_so(store: redis.Redis) -> None:
+async def test_without_the_admin_api_settings_it_says_so() -> None:
     result = await cli(None, "maintenance", _PING, "--until", "2099-01-01T00:00:00Z")
     assert result.returncode == 2 and "ADMIN_API_ADDRESS" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 import redis
 
 from apiparticulier.admin.v1 import admin_pb2
-from devstack.redis import RedisProcess
 from gateway import pings
 from tests.gateway.registry.conftest import (
     ADMIN_SECRET,
@@ -25,21 +23,11 @@ from tests.gateway.registry.conftest import (
 
 _ADMIN = {"authorization": f"Bearer {ADMIN_SECRET}"}
 _VIEWER = {"authorization": f"Bearer {VIEWER_SECRET}"}
+# The session's Redis is every module's: no window is left behind.
+pytestmark = pytest.mark.usefixtures("maintenance_windows")
+
 _PING = "men_scolarite"
 _OTHER = "sdh_statut_sportif"
-
-
-@pytest.fixture(autouse=True)
-def windows_store(redis_server: RedisProcess) -> Iterator[redis.Redis]:
-    """The session's Redis without a window before and after each test (other modules read it)."""
-    client = redis.Redis.from_url(redis_server.url)
-    keys = [pings.window_key(ping.id) for ping in pings.PINGS]
-    client.delete(*keys)
-    try:
-        yield client
-    finally:
-        client.delete(*keys)
-        client.close()
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -59,7 +47,7 @@ async def _trail(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 
 
 async def test_an_admin_opens_replaces_and_closes_a_window_each_write_audited(
-    admin_api: AdminApi, windows_store: redis.Redis
+    admin_api: AdminApi, maintenance_windows: redis.Redis
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     end = (now + dt.timedelta(hours=1)).replace(microsecond=0)
@@ -72,7 +60,7 @@ async def test_an_admin_opens_replaces_and_closes_a_window_each_write_audited(
         assert (window["ping"], window["open"], window["end"]) == (_PING, True, end.isoformat())
         assert window["label"] == pings.BY_ID[_PING].label
         # Where every gateway reads it, as the gateways read it.
-        stored = _stored(windows_store, _PING)
+        stored = _stored(maintenance_windows, _PING)
         assert stored is not None
         assert stored.end == end.timestamp()
         assert stored.start <= dt.datetime.now(dt.UTC).timestamp()
@@ -91,10 +79,10 @@ async def test_an_admin_opens_replaces_and_closes_a_window_each_write_audited(
         assert closed.json()["window"]["open"] is False
         assert (await client.get("/admin/v1/maintenance", headers=_VIEWER)).json() == []
         # Ended, not removed: the ratio ping keeps its 10 minutes of grace.
-        ended = _stored(windows_store, _PING)
+        ended = _stored(maintenance_windows, _PING)
         assert ended is not None
         assert ended.end <= dt.datetime.now(dt.UTC).timestamp()
-        assert 0 < windows_store.ttl(pings.window_key(_PING)) <= pings.RATIO_WINDOW_SECONDS + 2
+        assert 0 < maintenance_windows.ttl(pings.window_key(_PING)) <= pings.RATIO_WINDOW_SECONDS + 2
 
         entries = await _trail(client)
     assert [(e["action"], e["actor"], e["target"]) for e in entries] == [
@@ -111,7 +99,9 @@ async def test_an_admin_opens_replaces_and_closes_a_window_each_write_audited(
     assert close["after"]["end"] < longer.isoformat()
 
 
-async def test_closing_a_scheduled_window_cancels_it(admin_api: AdminApi, windows_store: redis.Redis) -> None:
+async def test_closing_a_scheduled_window_cancels_it(
+    admin_api: AdminApi, maintenance_windows: redis.Redis
+) -> None:
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
         opened = await client.post(
@@ -123,7 +113,7 @@ async def test_closing_a_scheduled_window_cancels_it(admin_api: AdminApi, window
         assert opened.json()["open"] is False
         closed = await client.post(f"/admin/v1/maintenance/{_OTHER}/close", headers=_ADMIN)
         assert closed.json() == {"window": None}
-        assert _stored(windows_store, _OTHER) is None
+        assert _stored(maintenance_windows, _OTHER) is None
         again = await client.post(f"/admin/v1/maintenance/{_OTHER}/close", headers=_ADMIN)
         assert again.status_code == 404
         assert again.json()["error"] == f"no maintenance window open or scheduled for ping {_OTHER}"
@@ -131,7 +121,7 @@ async def test_closing_a_scheduled_window_cancels_it(admin_api: AdminApi, window
 
 
 async def test_rest_refusals_name_their_cause_and_change_nothing(
-    admin_api: AdminApi, windows_store: redis.Redis
+    admin_api: AdminApi, maintenance_windows: redis.Redis
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     hour = _iso(now + dt.timedelta(hours=1))
@@ -172,7 +162,7 @@ async def test_rest_refusals_name_their_cause_and_change_nothing(
         none = await client.post(f"/admin/v1/maintenance/{_PING}/close", headers=_ADMIN)
         assert none.status_code == 404
         assert await _trail(client) == []
-    assert _stored(windows_store, _PING) is None
+    assert _stored(maintenance_windows, _PING) is None
 
 
 async def test_over_grpc_with_roles(admin_api: AdminApi) -> None:
