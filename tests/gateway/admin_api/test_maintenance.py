@@ -182,9 +182,21 @@ async def test_over_grpc_with_roles(admin_api: AdminApi) -> None:
         (admin_api.stub.ListMaintenanceWindows(admin_pb2.ListMaintenanceWindowsRequest()), "UNAUTHENTICATED"),
         (
             admin_api.stub.CloseMaintenanceWindow(
+                admin_pb2.CloseMaintenanceWindowRequest(ping=_PING), metadata=admin_api.as_viewer()
+            ),
+            "PERMISSION_DENIED",
+        ),
+        (
+            admin_api.stub.CloseMaintenanceWindow(
                 admin_pb2.CloseMaintenanceWindowRequest(ping=_OTHER), metadata=admin_api.as_admin()
             ),
             "NOT_FOUND",
+        ),
+        (
+            admin_api.stub.CloseMaintenanceWindow(
+                admin_pb2.CloseMaintenanceWindowRequest(ping="nope"), metadata=admin_api.as_admin()
+            ),
+            "INVALID_ARGUMENT",
         ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
