@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import math
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -34,10 +35,12 @@ from starlette.staticfiles import StaticFiles
 from console import catalogue
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
-from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
+from console.mesh import AdminApi, AdminRefusedError, MeshUnavailableError, PublicApi
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
+from gateway.admin_api.maintenance import WINDOW_MAX
 from gateway.admin_api.service import Operators, Role, UnauthenticatedError
+from gateway.pings import PINGS
 from runtime.logs import configure_logging
 
 _LOG = structlog.get_logger(__name__)
@@ -45,6 +48,10 @@ _HERE = Path(__file__).resolve().parent
 _PARIS = ZoneInfo("Europe/Paris")
 _FORM_LIMIT = 16 * 1024
 """The largest form body read, in bytes: every form of the console is a few fields."""
+_WINDOW_MAX_MINUTES = WINDOW_MAX // dt.timedelta(minutes=1)
+"""The longest maintenance window the form offers: the admin API's bound."""
+_AUDIT_PAGE = 50
+"""Audit entries per page."""
 _STATUS_TEXT = {
     "ok": ("Opérationnel", "success"),
     "bad_gateway": ("Perturbé", "error"),
@@ -65,6 +72,11 @@ def _date(moment: str | dt.datetime | None) -> str:
         return "—"
     value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
     return value.astimezone(_PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+def _json(record: dict[str, Any] | None) -> str:
+    """An audit entry's record as the page shows it: indented JSON, "" for none."""
+    return "" if record is None else json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True)
 
 
 def _number(value: int) -> str:
@@ -91,7 +103,6 @@ class Console:
         settings: The console's settings.
         public: The gateway's REST front.
         admin: The admin API's REST front.
-        maintenance: The maintenance windows.
         operators: Who may sign in, from the admin API's operators file; None: nobody.
     """
 
@@ -100,13 +111,11 @@ class Console:
         settings: ConsoleSettings,
         public: PublicApi,
         admin: AdminApi,
-        maintenance: Maintenance,
         operators: Operators | None,
     ) -> None:
         self._settings = settings
         self._public = public
         self._admin = admin
-        self._maintenance = maintenance
         self._operators = operators
         self._codec = SessionCodec(
             settings.console_session_key.get_secret_value(), settings.session_max_age_seconds
@@ -262,13 +271,14 @@ class Console:
         )
 
     async def status(self, request: Request) -> Response:
-        """``GET /statut``: each ping's state now, the maintenance windows, its 90 days, the incidents."""
+        """``GET /statut``: each ping's state now, those in maintenance, its 90 days, the incidents."""
         try:
-            pings, windows, history = await asyncio.gather(
-                self._public.pings(), self._maintenance.windows(), self._public.availability()
-            )
+            pings, history = await asyncio.gather(self._public.pings(), self._public.availability())
         except MeshUnavailableError:
             return self._unavailable(request)
+        # What every gateway says of the windows the admin API wrote (a visitor has no operator
+        # credential to list them, scheduled ones included).
+        windows = [ping for ping in pings if ping.status == "maintenance" and ping.until is not None]
         labels = {ping.ping_id: ping.label for ping in pings}
         return self._render(
             request,
@@ -371,41 +381,84 @@ class Console:
         return RedirectResponse(f"/operateur/habilitations/{token['habilitation_id']}", status_code=303)
 
     async def maintenance_page(self, request: Request, session: Session, error: str = "") -> Response:
-        """``GET /operateur/maintenance``: the windows declared, and the form to open one."""
-        windows = await self._maintenance.windows()
-        pings = await self._public.pings()
+        """``GET /operateur/maintenance``: the windows open or scheduled, and the form to open one."""
+        windows = await self._admin.call(session.secret, "GET", "/maintenance")
         return self._render(
             request,
             "operator/maintenance.html",
             400 if error else 200,
             windows=windows,
-            pings=pings,
+            pings=PINGS,
             error=error,
-            enabled=self._maintenance.enabled,
+            max_minutes=_WINDOW_MAX_MINUTES,
         )
 
     async def open_maintenance(self, request: Request, session: Session) -> Response:
-        """``POST /operateur/maintenance``: open a window of a ping from now for ``minutes`` minutes."""
+        """``POST /operateur/maintenance``: open a ping's window from ``start`` (Paris time; empty: now).
+
+        The admin API checks the window and records the action in the audit trail; its refusal is shown
+        on the form.
+        """
         fields = await self._form(request, session)
         if isinstance(fields, Response):
             return fields
         minutes = fields.get("minutes", "")
-        if not minutes.isdigit() or not 1 <= int(minutes) <= 7 * 24 * 60:
+        if not minutes.isdigit() or not 1 <= int(minutes) <= _WINDOW_MAX_MINUTES:
             return await self.maintenance_page(request, session, "La durée doit être de 1 minute à 7 jours.")
-        start = dt.datetime.now(dt.UTC)
+        start_text = fields.get("start", "").strip()
         try:
-            await self._maintenance.open(
-                fields.get("ping", ""), start, start + dt.timedelta(minutes=int(minutes))
+            start = (
+                dt.datetime.fromisoformat(start_text).replace(tzinfo=_PARIS)
+                if start_text
+                else dt.datetime.now(dt.UTC)
             )
-        except KeyError:
-            return await self.maintenance_page(request, session, "Ce service n'existe pas.")
-        _LOG.info("console_maintenance_opened", ping=fields.get("ping"), minutes=int(minutes))
+        except ValueError:
+            return await self.maintenance_page(request, session, "Le début doit être une date et une heure.")
+        body = {
+            "ping": fields.get("ping", ""),
+            "start": start.isoformat(),
+            "end": (start + dt.timedelta(minutes=int(minutes))).isoformat(),
+        }
+        try:
+            await self._admin.call(session.secret, "POST", "/maintenance", body)
+        except AdminRefusedError as refused:
+            if refused.status != 400:
+                raise
+            return await self.maintenance_page(request, session, f"Fenêtre refusée : {refused}.")
+        _LOG.info("console_maintenance_opened", ping=body["ping"], minutes=int(minutes))
+        return RedirectResponse("/operateur/maintenance", status_code=303)
+
+    async def close_maintenance(self, request: Request, session: Session) -> Response:
+        """``POST /operateur/maintenance/{ping}/fermer``: an open window ends now, a scheduled one goes."""
+        fields = await self._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        ping = urllib.parse.quote(request.path_params["ping"], safe="")
+        await self._admin.call(session.secret, "POST", f"/maintenance/{ping}/close")
+        _LOG.info("console_maintenance_closed", ping=request.path_params["ping"])
         return RedirectResponse("/operateur/maintenance", status_code=303)
 
     async def audit(self, request: Request, session: Session) -> Response:
-        """``GET /operateur/audit``: the audit trail's chain, recomputed by the admin API."""
-        verification = await self._admin.call(session.secret, "GET", "/audit/verify")
-        return self._render(request, "operator/audit.html", verification=verification)
+        """``GET /operateur/audit?avant=``: the trail's entries, newest first, by page; the chain checked."""
+        before = request.query_params.get("avant", "")
+        params: dict[str, str | int] = {"page_size": _AUDIT_PAGE}
+        if before:
+            params["page_token"] = before
+        listed, verification = await asyncio.gather(
+            self._admin.call(session.secret, "GET", "/audit", params=params),
+            self._admin.call(session.secret, "GET", "/audit/verify"),
+        )
+        return self._render(
+            request,
+            "operator/audit.html",
+            verification=verification,
+            entries=[
+                {**entry, "before": _json(entry["before"]), "after": _json(entry["after"])}
+                for entry in listed["entries"]
+            ],
+            next_page=listed["next_page_token"],
+            first_page=not before,
+        )
 
     # -- errors -------------------------------------------------------------------------------------
 
@@ -460,15 +513,14 @@ def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dic
 
 def build_app(
     settings: ConsoleSettings, public_client: httpx.AsyncClient, admin_client: httpx.AsyncClient
-) -> tuple[Starlette, Maintenance]:
-    """The console's ASGI application over these clients, and its maintenance windows' store (to close)."""
+) -> Starlette:
+    """The console's ASGI application over these clients."""
     operators = (
         Operators.from_file(settings.admin_operators_file)
         if settings.admin_operators_file is not None
         else None
     )
-    maintenance = Maintenance(settings.redis_url)
-    console = Console(settings, PublicApi(public_client), AdminApi(admin_client), maintenance, operators)
+    console = Console(settings, PublicApi(public_client), AdminApi(admin_client), operators)
     viewer, admin = Role.VIEWER, Role.ADMIN
     routes = [
         Route("/", console.home, methods=["GET"]),
@@ -499,6 +551,11 @@ def build_app(
             "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        Route(
+            "/operateur/maintenance/{ping}/fermer",
+            console.operator_page(admin, console.close_maintenance),
+            methods=["POST"],
+        ),
         *CitizenSpace(
             settings,
             public_client,
@@ -513,12 +570,11 @@ def build_app(
         ),
         Mount("/static", StaticFiles(directory=_HERE / "static")),
     ]
-    app = Starlette(
+    return Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={404: console.not_found, 405: console.not_found},
     )
-    return app, maintenance
 
 
 def serve(settings: ConsoleSettings) -> None:
@@ -531,7 +587,7 @@ def serve(settings: ConsoleSettings) -> None:
             httpx.AsyncClient(base_url=settings.public_api_url, timeout=timeout) as public_client,
             httpx.AsyncClient(base_url=settings.admin_api_url, timeout=timeout) as admin_client,
         ):
-            app, maintenance = build_app(settings, public_client, admin_client)
+            app = build_app(settings, public_client, admin_client)
             config = uvicorn.Config(
                 app,
                 host=settings.console_host,
@@ -544,10 +600,7 @@ def serve(settings: ConsoleSettings) -> None:
             )
             server = uvicorn.Server(config)
             _LOG.info("console_serving", port=settings.console_port)
-            try:
-                # uvicorn stops on SIGTERM or SIGINT, after the answers under way.
-                await server.serve()
-            finally:
-                maintenance.close()
+            # uvicorn stops on SIGTERM or SIGINT, after the answers under way.
+            await server.serve()
 
     asyncio.run(main())

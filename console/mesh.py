@@ -1,8 +1,7 @@
-"""What the console reads of the mesh: the REST front's public routes, the admin API, the maintenance windows.
+"""What the console reads of the mesh: the REST front's public routes and the admin API.
 
 The REST front and the admin API are called over HTTP as any client would; the console never
-reads another service's tables. Maintenance windows live in the gateways' Redis, written and
-read as the operators' CLI does (`gateway.pings`).
+reads another service's tables nor the gateways' Redis (maintenance windows are the admin API's).
 """
 
 from __future__ import annotations
@@ -13,10 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import redis
 import yaml
-
-from gateway import pings
 
 
 class MeshUnavailableError(Exception):
@@ -29,16 +25,6 @@ class AdminRefusedError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class WindowView:
-    """A maintenance window, as the status page shows it."""
-
-    ping_id: str
-    label: str
-    start: dt.datetime
-    end: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +121,17 @@ class AdminApi:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def call(self, secret: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The JSON answer of ``method path`` (under ``/admin/v1``) as the operator of ``secret``.
+    async def call(
+        self,
+        secret: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str | int] | None = None,
+    ) -> Any:
+        """The JSON answer of ``method path`` (under ``/admin/v1``), as the operator of ``secret``.
+
+        ``params`` go into the query string.
 
         Raises:
             PermissionError: 401, the secret is no operator's (any more).
@@ -145,7 +140,11 @@ class AdminApi:
         """
         try:
             response = await self._client.request(
-                method, f"/admin/v1{path}", json=body, headers={"authorization": f"Bearer {secret}"}
+                method,
+                f"/admin/v1{path}",
+                json=body,
+                params=params,
+                headers={"authorization": f"Bearer {secret}"},
             )
         except httpx.HTTPError as error:
             raise MeshUnavailableError(f"admin API: {type(error).__name__}") from None
@@ -156,69 +155,3 @@ class AdminApi:
         if response.status_code >= 300:
             raise MeshUnavailableError(f"admin API: HTTP {response.status_code}")
         return response.json()
-
-
-class Maintenance:
-    """The maintenance windows of the pings, in the gateways' Redis (`gateway.pings`).
-
-    Args:
-        redis_url: The gateways' Redis; empty: no window is read nor written.
-    """
-
-    def __init__(self, redis_url: str) -> None:
-        self._client = (
-            redis.Redis.from_url(redis_url, socket_timeout=2, decode_responses=True) if redis_url else None
-        )
-
-    @property
-    def enabled(self) -> bool:
-        """Whether the console reaches the windows."""
-        return self._client is not None
-
-    def close(self) -> None:
-        """Close the Redis connections."""
-        if self._client is not None:
-            self._client.close()
-
-    async def windows(self) -> list[WindowView]:
-        """Every declared window that has not ended, by end."""
-        if self._client is None:
-            return []
-        client = self._client
-        try:
-            values = await asyncio.to_thread(client.mget, [pings.window_key(ping.id) for ping in pings.PINGS])
-        except (redis.RedisError, OSError) as error:
-            raise MeshUnavailableError(f"maintenance windows: {type(error).__name__}") from None
-        now = dt.datetime.now(dt.UTC)
-        views = []
-        for ping, value in zip(pings.PINGS, values, strict=True):
-            if value is None:
-                continue
-            start, end = (float(part) for part in str(value).split())
-            view = WindowView(
-                ping.id,
-                ping.label,
-                dt.datetime.fromtimestamp(start, dt.UTC),
-                dt.datetime.fromtimestamp(end, dt.UTC),
-            )
-            if view.end > now:
-                views.append(view)
-        return sorted(views, key=lambda view: view.end)
-
-    async def open(self, ping_id: str, start: dt.datetime, end: dt.datetime) -> None:
-        """Declare the window of ``ping_id``, replacing any other.
-
-        Raises:
-            KeyError: no ping has this id.
-            ValueError: the window ends before it starts, or is already over.
-            MeshUnavailableError: Redis is unreachable, or the console has none.
-        """
-        if self._client is None:
-            raise MeshUnavailableError("maintenance windows: no Redis configured")
-        window = pings.Window(start.timestamp(), end.timestamp())
-        try:
-            await asyncio.to_thread(
-                pings.declare_window, self._client, ping_id, window, dt.datetime.now(dt.UTC).timestamp()
-            )
-        except (redis.RedisError, OSError) as error:
-            raise MeshUnavailableError(f"maintenance windows: {type(error).__name__}") from None

@@ -50,12 +50,6 @@ class ConsoleSettings(BaseSettings):
         description="The admin API's operators file (name, role and SHA-256 of each secret): who may "
         "sign in and with which role; unset: no operator sign-in (ADMIN_OPERATORS_FILE).",
     )
-    redis_url: str = Field(
-        default="",
-        description="The gateways' Redis, where operators declare maintenance windows as the operators' "
-        "CLI does (gateway/pings.py); empty: the status page shows none and none can be opened "
-        "(REDIS_URL).",
-    )
     console_session_key: SecretStr = Field(
         default=SecretStr(""),
         description="The console's own key for its session cookies (a Fernet key: 32 bytes, URL-safe "

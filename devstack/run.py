@@ -288,7 +288,7 @@ def _console_session_key() -> str:
     return path.read_text().strip()
 
 
-def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
+def console_env(plan: PortPlan) -> dict[str, str]:
     """The console's settings for the local stack: the mesh's URLs, the operators file, plain HTTP."""
     return {
         "CONSOLE_HOST": "127.0.0.1",
@@ -296,7 +296,6 @@ def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
         "PUBLIC_API_URL": plan.rest_url,
         "ADMIN_API_URL": f"http://127.0.0.1:{plan.admin_rest_port}",
         "ADMIN_OPERATORS_FILE": str(_RUN_DIR / "admin-operators.json"),
-        "REDIS_URL": redis_url,
         "CONSOLE_SESSION_KEY": _console_session_key(),
         # Loopback over plain HTTP: a Secure cookie would never come back.
         "SECURE_COOKIES": "false",
@@ -436,7 +435,7 @@ def main() -> None:
                 "RESPONSE_CACHE_KEYS": _response_cache_keys(),
             },
         )
-        console = group.spawn("console", ["-m", "console"], console_env(plan, redis_url), plan.console_port)
+        console = group.spawn("console", ["-m", "console"], console_env(plan), plan.console_port)
         sign_in = france_connect.spawn(group, _RUN_DIR, plan.france_connect_port, plan.console_port)
         group.wait(gateway)
         _print_process(plan.gateway)

@@ -16,7 +16,8 @@ NEWER-ENDPOINTS §8); the mesh answers each of those names, from one of two chec
   calls the provider with test data; the mesh's health stream is that direct check,
   made continuously instead of on demand.
 
-Inside a maintenance window an operator declared (``python -m gateway.admin maintenance``),
+Inside a maintenance window an operator declared (through the admin API:
+`gateway.admin_api.maintenance`),
 a ping says ``maintenance`` with ``until``, the window's end; for the 10 minutes after it, a
 ratio ping says ``ok`` whatever the ratio, the errors of the window not being the provider's
 fault. Windows live in Redis, so every gateway sees them; if Redis cannot be read the
@@ -205,10 +206,26 @@ def window_key(ping_id: str) -> str:
     return f"{_KEY_PREFIX}{ping_id}"
 
 
-def declare_window(client: redis.Redis, ping_id: str, window: Window, now: float) -> None:
-    """Store a ping's window (the operators' CLI), replacing any other.
+def window_value(window: Window) -> str:
+    """A window as its Redis key holds it: ``"<start> <end>"``, epoch seconds."""
+    return f"{window.start} {window.end}"
 
-    The key expires 10 minutes after the window's end, the grace of the ratio check.
+
+def parse_window(value: str | bytes) -> Window:
+    """The window of a value of `window_value`."""
+    start, end = (float(part) for part in (value.decode() if isinstance(value, bytes) else value).split())
+    return Window(start, end)
+
+
+def window_expiry(window: Window) -> int:
+    """When a window's key expires (epoch seconds): 10 minutes after its end, the grace of the ratio check."""
+    return int(window.end + RATIO_WINDOW_SECONDS) + 1
+
+
+def declare_window(client: redis.Redis, ping_id: str, window: Window, now: float) -> None:
+    """Store a ping's window, replacing any other (synchronous; the admin API writes them asynchronously).
+
+    The key expires as `window_expiry` says.
 
     Raises:
         KeyError: no ping has this id.
@@ -218,8 +235,7 @@ def declare_window(client: redis.Redis, ping_id: str, window: Window, now: float
         raise KeyError(ping_id)
     if window.end <= window.start or window.end <= now:
         raise ValueError("a maintenance window must end after it starts, in the future")
-    expiry = int(window.end + RATIO_WINDOW_SECONDS) + 1
-    client.set(window_key(ping_id), f"{window.start} {window.end}", exat=expiry)
+    client.set(window_key(ping_id), window_value(window), exat=window_expiry(window))
 
 
 def clear_window(client: redis.Redis, ping_id: str) -> bool:
@@ -304,8 +320,5 @@ class PingBoard:
         for ping, value in zip(pings, values, strict=True):
             if value is None:
                 continue
-            start, end = (
-                float(part) for part in (value.decode() if isinstance(value, bytes) else value).split()
-            )
-            windows[ping.id] = Window(start, end)
+            windows[ping.id] = parse_window(value)
         return windows

@@ -25,8 +25,7 @@ import jwt
 import redis
 
 from contract.routes import contract_scopes
-from gateway import pings
-from gateway.admin import habilitations, journal, keys, registry
+from gateway.admin import habilitations, journal, keys, maintenance, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
 from gateway.france_connect import clients as france_connect_clients
 from gateway.recipient import is_valid_siret
@@ -242,46 +241,6 @@ def _unlink_france_connect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- maintenance windows ---------------------------------------------------------------------------
-
-
-def _instant(text: str) -> float:
-    """An ISO 8601 date-time with its offset, as epoch seconds."""
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. +01:00 or Z)")
-    return moment.timestamp()
-
-
-def _maintenance(args: argparse.Namespace) -> int:
-    if args.ping not in pings.BY_ID:
-        raise UsageError(f"{args.ping!r} is no ping of the API (see GET /api/pings)")
-    if not args.clear and args.until is None:
-        raise UsageError("--until is required to declare a window")
-    now = time.time()
-    window = pings.Window(now if args.start is None else args.start, args.until or now)
-    if not args.clear and (window.end <= window.start or window.end <= now):
-        raise UsageError("a maintenance window must end after it starts, in the future")
-    client = _redis(args.redis_url)
-    try:
-        if args.clear:
-            if not pings.clear_window(client, args.ping):
-                _say(f"error: {args.ping} has no maintenance window; nothing changed")
-                return EXIT_REFUSED
-            _say(f"maintenance window of {args.ping} removed")
-        else:
-            pings.declare_window(client, args.ping, window, now)
-            until = datetime.datetime.fromtimestamp(window.end, datetime.UTC).isoformat()
-            _say(f"{args.ping} is in maintenance from its start until {until}, on every gateway")
-    finally:
-        close_sync(client)
-    print(args.ping)
-    return EXIT_OK
-
-
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -304,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_commands(commands)
     journal.register(commands)
     habilitations.register(commands, _default("redis_url"))
+    maintenance.register(commands)
     return parser
 
 
@@ -364,7 +324,7 @@ def _add_token_commands(commands: Any) -> None:
 
 
 def _add_registry_commands(commands: Any) -> None:
-    """``revoke``, the FranceConnect clients' links and ``maintenance``: what every gateway reads in Redis."""
+    """``revoke`` and the FranceConnect clients' links: what every gateway reads in Redis."""
     for name, help_text, handler, positionals in (
         ("revoke", "revoke a token on every gateway", _revoke, (("jti", "the token's jti (see list)"),)),
         (
@@ -388,15 +348,6 @@ def _add_registry_commands(commands: Any) -> None:
             command.add_argument(positional, help=positional_help)
         _with_redis(command)
         command.set_defaults(handler=handler)
-    maintenance = commands.add_parser(
-        "maintenance", help="declare (or --clear) a maintenance window of a ping, seen by every gateway"
-    )
-    maintenance.add_argument("ping", help="the ping's name, e.g. men_scolarite (see GET /api/pings)")
-    maintenance.add_argument("--from", dest="start", type=_instant, help="start, ISO 8601 (default: now)")
-    maintenance.add_argument("--until", type=_instant, help="end, ISO 8601 with its UTC offset")
-    maintenance.add_argument("--clear", action="store_true", help="remove the ping's window")
-    _with_redis(maintenance)
-    maintenance.set_defaults(handler=_maintenance)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

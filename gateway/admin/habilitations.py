@@ -1,7 +1,7 @@
 """The registry's commands of ``python -m gateway.admin``, clients of the admin API.
 
 ``habilitation …``, ``editor …``, ``delegation …``, ``token …``, ``france-connect-client …``,
-``audit verify``, ``migrate-redis-tokens``.
+``audit verify``, ``audit list``, ``migrate-redis-tokens``.
 
 A client of the admin API (`gateway.registry`), the registry's only writer: it reaches it
 at ``ADMIN_API_ADDRESS`` (host:port) with the operator secret ``ADMIN_API_TOKEN``, which
@@ -467,6 +467,26 @@ def _audit_verify(_args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     return EXIT_OK
 
 
+def _audit_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    listed = stub.ListAudit(
+        admin_pb2.ListAuditRequest(page_size=args.page_size, page_token=args.page_token),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    if args.json:
+        _json(listed)
+    elif not listed.entries:
+        _say("no audit entry")
+    else:
+        _table(
+            ("SEQ", "WHEN (UTC)", "ACTOR", "ACTION", "TARGET"),
+            [(str(e.seq), _day(e.occurred_at), e.actor, e.action, e.target) for e in listed.entries],
+        )
+    if listed.next_page_token:
+        _say(f"older entries: --page-token {listed.next_page_token}")
+    return EXIT_OK
+
+
 # -- migration of the Redis-registered tokens ------------------------------------------------------
 
 
@@ -656,6 +676,10 @@ def register(commands: Any, redis_default: str) -> None:
     audit = commands.add_parser("audit", help="the admin actions' audit trail")
     audits = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     _command(audits, "verify", "recompute the hash chain; prints its head", _audit_verify)
+    audit_list = _command(audits, "list", "the entries, newest first, a page at a time", _audit_list)
+    audit_list.add_argument("--page-size", type=_whole, default=0, help="1 to 200 (default 50)")
+    audit_list.add_argument("--page-token", default="", help="the token an earlier page printed")
+    audit_list.add_argument("--json", action="store_true", help="JSON, with before and after")
     migrate = _command(
         commands,
         "migrate-redis-tokens",

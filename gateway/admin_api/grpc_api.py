@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,8 +19,9 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
+from gateway.admin_api.maintenance import MaintenanceWindow
 from gateway.admin_api.service import REFUSED, AdminService, Operator, Operators, refusal_status
-from gateway.registry import model, store
+from gateway.registry import audit, model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
     DelegationOrigin,
@@ -146,6 +148,31 @@ def client_message(client: model.FranceConnectClient) -> admin_pb2.FranceConnect
         client_id=client.client_id,
         habilitation_id=client.habilitation_id,
         updated_at=_timestamp(client.updated_at),
+    )
+
+
+def window_message(window: MaintenanceWindow, now: dt.datetime) -> admin_pb2.MaintenanceWindow:
+    """The message of a maintenance window, ``open`` as of ``now``."""
+    return admin_pb2.MaintenanceWindow(
+        ping=window.ping.id,
+        label=window.ping.label,
+        start=_timestamp(window.start),
+        end=_timestamp(window.end),
+        open=window.is_open(now),
+    )
+
+
+def audit_message(entry: audit.Entry) -> admin_pb2.AuditEntry:
+    """The message of an audit entry, its records as JSON ("" for none)."""
+    return admin_pb2.AuditEntry(
+        seq=entry.seq,
+        occurred_at=_timestamp(entry.occurred_at),
+        actor=entry.actor,
+        action=entry.action,
+        target=entry.target,
+        before_json="" if entry.before is None else json.dumps(entry.before, ensure_ascii=False),
+        after_json="" if entry.after is None else json.dumps(entry.after, ensure_ascii=False),
+        hash=entry.entry_hash.hex(),
     )
 
 
@@ -450,6 +477,54 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         """Every FranceConnect client mapped."""
         clients = await self.service.list_france_connect_clients(operator)
         return admin_pb2.ListFranceConnectClientsResponse(clients=[client_message(c) for c in clients])
+
+    # -- maintenance windows, the audit trail's entries ---------------------------------------------
+
+    @_served
+    async def ListMaintenanceWindows(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListMaintenanceWindowsRequest
+    ) -> admin_pb2.ListMaintenanceWindowsResponse:
+        """The windows not yet over."""
+        windows = await self.service.list_maintenance_windows(operator)
+        now = dt.datetime.now(dt.UTC)
+        return admin_pb2.ListMaintenanceWindowsResponse(windows=[window_message(w, now) for w in windows])
+
+    @_served
+    async def OpenMaintenanceWindow(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.OpenMaintenanceWindowRequest
+    ) -> admin_pb2.OpenMaintenanceWindowResponse:
+        """Open (or replace) a ping's window."""
+        if not request.HasField("end"):
+            raise model.InvalidInputError("end", "required: the window's end")
+        window = await self.service.open_maintenance_window(
+            operator,
+            request.ping,
+            start=request.start.ToDatetime(dt.UTC) if request.HasField("start") else None,
+            end=request.end.ToDatetime(dt.UTC),
+        )
+        return admin_pb2.OpenMaintenanceWindowResponse(window=window_message(window, dt.datetime.now(dt.UTC)))
+
+    @_served
+    async def CloseMaintenanceWindow(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.CloseMaintenanceWindowRequest
+    ) -> admin_pb2.CloseMaintenanceWindowResponse:
+        """End a ping's open window now, or cancel its scheduled one."""
+        window = await self.service.close_maintenance_window(operator, request.ping)
+        if window is None:
+            return admin_pb2.CloseMaintenanceWindowResponse()
+        return admin_pb2.CloseMaintenanceWindowResponse(
+            window=window_message(window, dt.datetime.now(dt.UTC))
+        )
+
+    @_served
+    async def ListAudit(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListAuditRequest
+    ) -> admin_pb2.ListAuditResponse:
+        """A page of the audit trail, newest first."""
+        entries, token = await self.service.list_audit(
+            operator, page_size=request.page_size, page_token=request.page_token
+        )
+        return admin_pb2.ListAuditResponse(entries=[audit_message(e) for e in entries], next_page_token=token)
 
 
 def definition(servicer: AdminServicer) -> ServiceDefinition:

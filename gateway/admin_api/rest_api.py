@@ -1,7 +1,8 @@
 """The admin API's REST front, for a console: JSON over HTTP on ``ADMIN_REST_PORT``, never a public port.
 
 The same actions and operator credentials as the gRPC service (`gateway.admin_api.service`):
-``Authorization: Bearer <operator secret>`` on every request.
+``Authorization: Bearer <operator secret>`` on every request. The maintenance windows and the
+audit trail's entries are in `gateway.admin_api.rest_operator`.
 
 | method and path | action |
 |---|---|
@@ -42,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.admin_api import rest_operator
 from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
@@ -321,6 +323,7 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
             Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
             Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
             *_editor_routes(service, endpoint, prefix),
+            *rest_operator.routes(service, endpoint, prefix),
             Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
         ]
     )

@@ -48,6 +48,7 @@ import redis.asyncio
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.admin_api import maintenance, trail
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
 from gateway.registry import audit, store
@@ -143,6 +144,7 @@ REFUSALS: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     store.UnknownError: (grpc.StatusCode.NOT_FOUND, 404),
     store.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, 409),
     UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
+    maintenance.GatewaysUnreachableError: (grpc.StatusCode.UNAVAILABLE, 503),
 }
 """Each refusal of an action, and its gRPC status and HTTP status (the two adapters read it)."""
 REFUSED = tuple(REFUSALS)
@@ -454,6 +456,44 @@ class AdminService:
     async def list_france_connect_clients(self, operator: Operator) -> list[FranceConnectClient]:
         """Every FranceConnect client mapped."""
         return await self._run(operator, Role.VIEWER, store.list_france_connect_clients)
+
+    # -- maintenance windows, the audit trail's entries ----------------------------------------------
+
+    async def list_maintenance_windows(self, operator: Operator) -> list[maintenance.MaintenanceWindow]:
+        """`gateway.admin_api.maintenance.list_windows`, now."""
+        return await self._run(
+            operator,
+            Role.VIEWER,
+            lambda _conn: maintenance.list_windows(self._redis, dt.datetime.now(dt.UTC)),
+        )
+
+    async def open_maintenance_window(
+        self, operator: Operator, ping_id: str, *, start: dt.datetime | None, end: dt.datetime
+    ) -> maintenance.MaintenanceWindow:
+        """`gateway.admin_api.maintenance.open_window`, as ``operator``."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: maintenance.open_window(
+                conn, self._redis, operator.name, ping_id, start=start, end=end
+            ),
+        )
+
+    async def close_maintenance_window(
+        self, operator: Operator, ping_id: str
+    ) -> maintenance.MaintenanceWindow | None:
+        """`gateway.admin_api.maintenance.close_window`, as ``operator``."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: maintenance.close_window(conn, self._redis, operator.name, ping_id),
+        )
+
+    async def list_audit(
+        self, operator: Operator, *, page_size: int, page_token: str
+    ) -> tuple[list[audit.Entry], str]:
+        """`gateway.admin_api.trail.page`: a page of the audit trail, newest first, and the next's token."""
+        return await self._run(operator, Role.VIEWER, lambda conn: trail.page(conn, page_size, page_token))
 
     async def verify_audit(self, operator: Operator) -> audit.Verification:
         """`gateway.registry.audit.verify`."""

@@ -44,7 +44,7 @@ class Entry:
     action: str
     """``habilitation.create``, ``token.revoke``… (`gateway.registry.store`)."""
     target: str
-    """The id of the habilitation or token acted on."""
+    """What was acted on: a registry id, a FranceConnect client id, a ping's name (maintenance)."""
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     entry_hash: bytes
@@ -84,6 +84,15 @@ def entry_hash(
     return hashlib.sha256(ENCODING_VERSION + previous + content).digest()
 
 
+async def lock(conn: AsyncConnection[Any]) -> None:
+    """Hold the chain's lock until the transaction ends (`append` takes it too).
+
+    For a write whose "before" lives outside the database (a maintenance window in Redis): read
+    it under the lock, and no other writer's entry comes between that read and its own.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+
+
 async def append(
     conn: AsyncConnection[Any],
     *,
@@ -98,7 +107,7 @@ async def append(
     Returns:
         The entry, its hash the chain's new head.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+    await lock(conn)
     cursor = await conn.execute(
         "SELECT now(), last.seq, last.entry_hash FROM (SELECT 1) AS one "
         "LEFT JOIN (SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1) AS last ON true"
@@ -135,6 +144,33 @@ async def append(
     return Entry(seq, occurred_at, actor, action, target, before, after, entry_hash=digest)
 
 
+def _entry(row: Any) -> Entry:
+    return Entry(
+        seq=row[0],
+        occurred_at=row[1],
+        actor=row[2],
+        action=row[3],
+        target=row[4],
+        before=row[5],
+        after=row[6],
+        entry_hash=bytes(row[7]),
+    )
+
+
+async def page(conn: AsyncConnection[Any], *, before: int | None, size: int) -> list[Entry]:
+    """Up to ``size`` entries, newest first, of those before entry ``before`` (None: from the newest).
+
+    The next page is ``before=`` the last one's ``seq``: entries are never renumbered, so a page
+    stays the same while new entries arrive.
+    """
+    cursor = await conn.execute(
+        "SELECT seq, occurred_at, actor, action, target, before, after, entry_hash FROM registry.audit "
+        "WHERE %s::bigint IS NULL OR seq < %s ORDER BY seq DESC LIMIT %s",
+        (before, before, size),
+    )
+    return [_entry(row) for row in await cursor.fetchall()]
+
+
 async def entries(conn: AsyncConnection[Any], *, target: str | None = None) -> AsyncIterator[Entry]:
     """The entries in chain order, those of one target only when ``target`` is given."""
     async with conn.cursor() as cursor:
@@ -144,16 +180,7 @@ async def entries(conn: AsyncConnection[Any], *, target: str | None = None) -> A
             (target, target),
         )
         async for row in cursor:
-            yield Entry(
-                seq=row[0],
-                occurred_at=row[1],
-                actor=row[2],
-                action=row[3],
-                target=row[4],
-                before=row[5],
-                after=row[6],
-                entry_hash=bytes(row[7]),
-            )
+            yield _entry(row)
 
 
 @dataclass(frozen=True, slots=True)

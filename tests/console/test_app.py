@@ -1,12 +1,15 @@
-"""The console's guards, served in-process: headers, sessions, CSRF, roles, the sign-in limit, the catalogue.
+"""The console served in-process: its guards, the catalogue, and the operator pages over a real admin API.
 
-The mesh's addresses point at a closed port: none of these pages or refusals needs the mesh, and
-a page that does answers 503. The pages over the running mesh are tested in a browser
-(tests/console/test_browser.py).
+For the guards the mesh's addresses point at a closed port: none of those pages or refusals needs
+the mesh, and a page that does answers 503. The maintenance and audit pages run over a real admin
+API (`tests.gateway.registry.conftest`); the pages over a whole running mesh are tested in a
+browser (tests/console/test_browser.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
@@ -23,7 +27,12 @@ from console.security import CONTENT_SECURITY_POLICY, COOKIE, Session, SessionCo
 from console.settings import ConsoleSettings
 from contract.routes import build_routes
 from devstack.redis import free_port
+from gateway import pings
 from gateway.admin_api.service import secret_digest
+from tests.gateway.registry import conftest as registry
+from tests.gateway.registry.conftest import AdminApi, admin_api, maintenance_windows, registry_url
+
+__all__ = ["admin_api", "maintenance_windows", "registry_url"]
 
 ADMIN_SECRET = "console-test-admin-secret"
 VIEWER_SECRET = "console-test-viewer-secret"
@@ -60,11 +69,9 @@ async def client(settings: ConsoleSettings) -> AsyncIterator[httpx.AsyncClient]:
         httpx.AsyncClient(base_url=settings.public_api_url) as public,
         httpx.AsyncClient(base_url=settings.admin_api_url) as admin,
     ):
-        app, maintenance = build_app(settings, public, admin)
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=build_app(settings, public, admin))
         async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as browser:
             yield browser
-        maintenance.close()
 
 
 def _csrf(page: httpx.Response) -> str:
@@ -196,3 +203,138 @@ async def test_pages_over_an_unreachable_mesh_answer_503(client: httpx.AsyncClie
         response = await client.get(path)
         assert response.status_code == 503
         assert "indisponible" in response.text
+
+
+# -- the operator pages over a real admin API -------------------------------------------------------
+
+_PING = pings.BY_ID["men_scolarite"]
+
+
+@pytest.fixture
+async def operator_client(admin_api: AdminApi, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The console over ``admin_api``, reading its operators file (the public front closed)."""
+    settings = ConsoleSettings(
+        console_session_key=SecretStr(KEY),
+        public_api_url=f"http://127.0.0.1:{free_port()}",
+        admin_api_url=admin_api.rest_url,
+        admin_operators_file=tmp_path / "operators.json",  # the admin API's own (admin_settings)
+        mesh_timeout_seconds=5,
+    )
+    async with (
+        httpx.AsyncClient(base_url=settings.public_api_url) as public,
+        httpx.AsyncClient(base_url=settings.admin_api_url) as admin,
+    ):
+        transport = httpx.ASGITransport(app=build_app(settings, public, admin))
+        async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as browser:
+            yield browser
+
+
+async def _post(client: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
+    page = await client.get("/connexion")
+    return await client.post(path, data={"csrf_token": _csrf(page), **fields})
+
+
+async def test_an_admin_opens_and_closes_a_window_each_in_the_audit_page(
+    operator_client: httpx.AsyncClient, maintenance_windows: redis.Redis
+) -> None:
+    await _sign_in(operator_client, registry.ADMIN_SECRET)
+    empty = await operator_client.get("/operateur/maintenance")
+    assert empty.status_code == 200
+    assert "Aucune fenêtre de maintenance en cours ni programmée" in empty.text
+
+    opened = await _post(operator_client, "/operateur/maintenance", ping=_PING.id, minutes="45")
+    assert (opened.status_code, opened.headers["location"]) == (303, "/operateur/maintenance")
+    listed = await operator_client.get("/operateur/maintenance")
+    row = re.search(r"<tbody>(.*?)</tbody>", listed.text, re.S)
+    assert row is not None
+    assert _PING.label in html.unescape(row.group(1)) and "En cours" in row.group(1)
+    assert maintenance_windows.exists(pings.window_key(_PING.id))
+
+    closed = await _post(operator_client, f"/operateur/maintenance/{_PING.id}/fermer")
+    assert closed.status_code == 303
+    assert "Aucune fenêtre de maintenance" in (await operator_client.get("/operateur/maintenance")).text
+
+    audit = await operator_client.get("/operateur/audit")
+    assert audit.status_code == 200
+    assert "Chaîne intègre" in audit.text
+    rows = re.findall(
+        r"<tr>\s*<td>(\d+)</td>.*?<td>([^<]*)</td>\s*<td><code>([^<]*)</code>", audit.text, re.S
+    )
+    assert rows == [("2", "operatrice-1", "maintenance.close"), ("1", "operatrice-1", "maintenance.open")]
+
+
+@pytest.mark.usefixtures("maintenance_windows")
+async def test_a_window_refused_is_said_on_the_form(operator_client: httpx.AsyncClient) -> None:
+    await _sign_in(operator_client, registry.ADMIN_SECRET)
+    for fields, message in (
+        ({"ping": _PING.id, "minutes": "0"}, "La durée doit être de 1 minute à 7 jours."),
+        ({"ping": _PING.id, "minutes": "10081"}, "La durée doit être de 1 minute à 7 jours."),
+        ({"ping": _PING.id, "minutes": "5", "start": "demain"}, "Le début doit être une date et une heure."),
+        (
+            {"ping": _PING.id, "minutes": "5", "start": "2001-01-01T10:00"},
+            "Fenêtre refusée : end: must be in the future.",
+        ),
+        ({"ping": "nope", "minutes": "5"}, "Fenêtre refusée : ping: names no ping of the API"),
+    ):
+        refused = await _post(operator_client, "/operateur/maintenance", **fields)
+        assert refused.status_code == 400, fields
+        assert message in refused.text, fields
+    nothing = await _post(operator_client, f"/operateur/maintenance/{_PING.id}/fermer")
+    assert nothing.status_code == 404
+    assert "no maintenance window open or scheduled" in nothing.text
+
+
+@pytest.mark.usefixtures("maintenance_windows")
+async def test_a_viewer_sees_the_windows_and_may_not_close_one(
+    operator_client: httpx.AsyncClient, admin_api: AdminApi
+) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as api:
+        start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        opened = await api.post(
+            "/admin/v1/maintenance",
+            headers={"authorization": f"Bearer {registry.ADMIN_SECRET}"},
+            json={
+                "ping": _PING.id,
+                "start": start.isoformat(),
+                "end": (start + dt.timedelta(hours=2)).isoformat(),
+            },
+        )
+        assert opened.status_code == 201
+    await _sign_in(operator_client, registry.VIEWER_SECRET)
+    page = await operator_client.get("/operateur/maintenance")
+    assert "Programmée" in page.text
+    assert "Ouvrir une fenêtre" not in page.text and "/fermer" not in page.text
+    refused = await _post(operator_client, f"/operateur/maintenance/{_PING.id}/fermer")
+    assert refused.status_code == 403
+
+
+async def test_the_audit_page_goes_back_a_page_at_a_time(
+    operator_client: httpx.AsyncClient, admin_api: AdminApi
+) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as api:
+        for index in range(55):
+            created = await api.post(
+                "/admin/v1/habilitations",
+                headers={"authorization": f"Bearer {registry.ADMIN_SECRET}"},
+                json={
+                    "label": f"CCAS {index}",
+                    "siret": registry.SIRET,
+                    "scopes": ["cnaf_quotient_familial"],
+                },
+            )
+            assert created.status_code == 201
+    await _sign_in(operator_client, registry.VIEWER_SECRET)
+    first = await operator_client.get("/operateur/audit")
+    seqs = [int(seq) for seq in re.findall(r"<tr>\s*<td>(\d+)</td>", first.text)]
+    assert seqs == list(range(55, 5, -1))
+    assert "55 entrées vérifiées" in first.text
+    assert '"label": "CCAS 54"' in first.text.replace("&#34;", '"')
+    older = re.search(r'href="(/operateur/audit\?avant=\d+)"', first.text)
+    assert older is not None
+    second = await operator_client.get(older.group(1))
+    assert [int(seq) for seq in re.findall(r"<tr>\s*<td>(\d+)</td>", second.text)] == [5, 4, 3, 2, 1]
+    assert "Entrées plus anciennes" not in second.text
+    assert 'href="/operateur/audit"' in second.text
+    bad = await operator_client.get("/operateur/audit", params={"avant": "abc"})
+    assert bad.status_code == 400
+    assert "page_token" in bad.text

@@ -106,7 +106,7 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     _sign_in(page, stack)
     page.get_by_role("link", name="Maintenances").click()
     page.get_by_label("Service").select_option(_MAINTAINED.id)
-    page.get_by_label("Durée, en minutes, à partir de maintenant").fill("45")
+    page.get_by_label("Durée, en minutes").fill("45")
     page.get_by_role("button", name="Ouvrir la fenêtre").click()
     expect(page.locator("#fenetres")).to_contain_text(_MAINTAINED.label)
     assert accessibility_violations(page) == []
@@ -122,7 +122,17 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     shown = end.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M")
     expect(row).to_contain_text(shown)
 
+    # Closed in the console: the admin API ends it now, on every gateway.
+    page.get_by_role("link", name="Maintenances").click()
+    page.get_by_role("button", name="Terminer maintenant").click()
+    expect(page.locator("#fenetres")).to_contain_text("Aucune fenêtre de maintenance")
+    assert httpx.get(f"{stack.rest_url}/api/{_MAINTAINED.id}/ping").json()["status"] != "maintenance"
+
     page.get_by_role("link", name="Journal d'audit").click()
     expect(page.locator("#verification")).to_contain_text("Chaîne intègre")
+    newest = page.locator("#entrees tbody tr")
+    expect(newest.nth(0)).to_contain_text("maintenance.close")
+    expect(newest.nth(1)).to_contain_text("maintenance.open")
+    expect(newest.nth(1)).to_contain_text(_MAINTAINED.id)
     assert accessibility_violations(page) == []
     screenshot(page, "operateur-audit")

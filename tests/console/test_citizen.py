@@ -112,10 +112,9 @@ async def console(provider: str, gateway: Gateway) -> AsyncIterator[httpx.AsyncC
         ) as public,
         httpx.AsyncClient(base_url=settings.admin_api_url) as admin,
     ):
-        app, maintenance = build_app(settings, public, admin)
+        app = build_app(settings, public, admin)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CONSOLE) as browser:
             yield browser
-        maintenance.close()
 
 
 def _csrf(page: httpx.Response) -> str:

@@ -482,8 +482,32 @@ def test_the_console_holds_no_key_nor_password_of_another_service(rendered, scen
         "KEYS_DIR",
         "JOURNAL_DATABASE_URL",
         "JOURNAL_HMAC_KEY",
+        "REDIS_URL",
         "REGISTRY_DATABASE_URL",
         "TOKEN_SIGNING_KID",
     )
     assert not set(others) & set(env), scenario
-    assert "@" not in env.get("REDIS_URL", ""), "a Redis password is the gateways', never the console's"
+
+
+def test_a_scenario_renders_the_console_s_egress_policy(rendered):
+    assert any(
+        p["metadata"]["name"] == "console-egress"
+        for objects in rendered.values()
+        for p in _of_kind(objects, "NetworkPolicy")
+    )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_console_reaches_the_gateway_and_the_admin_api_only(rendered, scenario):
+    """Maintenance windows go through the admin API: the console is let into no Redis."""
+    objects = rendered[scenario]
+    labels = _named(objects, "Deployment", "console")["spec"]["template"]["metadata"]["labels"]
+    assert "api-particulier/redis-client" not in labels
+    policies = [p for p in _of_kind(objects, "NetworkPolicy") if p["metadata"]["name"] == "console-egress"]
+    for policy in policies:
+        peers = {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for rule in policy["spec"]["egress"]
+            for peer in rule["to"]
+        }
+        assert peers == {"gateway", "admin-api"}, scenario

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import stat
@@ -356,39 +355,3 @@ def test_link_france_connect_refuses_unknown_revoked_and_malformed(
     refused = admin("link-france-connect", "fc-2", jti, redis_url=redis_server.url)
     assert refused.returncode == 1
     assert "revoked" in refused.stderr
-
-
-def test_maintenance_declares_and_clears_a_ping_window(redis_server: RedisProcess) -> None:
-    """The operator's window is stored for every gateway, expires after its grace, and is cleared."""
-    client = redis.Redis.from_url(redis_server.url)
-    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
-    result = admin("maintenance", "men_scolarite", "--until", until.isoformat(), redis_url=redis_server.url)
-    assert (result.returncode, result.stdout.strip()) == (0, "men_scolarite"), result.stderr
-    stored = client.get("maintenance:men_scolarite")
-    assert isinstance(stored, bytes)
-    start, end = (float(part) for part in stored.decode().split())
-    assert start <= time.time() and end == pytest.approx(until.timestamp(), abs=0.01)
-    assert 3600 < client.ttl("maintenance:men_scolarite") <= 3600 + 601
-    cleared = admin("maintenance", "men_scolarite", "--clear", redis_url=redis_server.url)
-    assert cleared.returncode == 0 and not client.exists("maintenance:men_scolarite")
-    again = admin("maintenance", "men_scolarite", "--clear", redis_url=redis_server.url)
-    assert again.returncode == 1 and "no maintenance window" in again.stderr
-    client.close()
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (("nobody", "--until", "2099-01-01T00:00:00Z"), "is no ping of the API"),
-        (("men_scolarite",), "--until is required"),
-        (("men_scolarite", "--until", "2099-01-01T00:00:00"), "has no UTC offset"),
-        (("men_scolarite", "--until", "2000-01-01T00:00:00Z"), "in the future"),
-    ],
-    ids=["unknown-ping", "no-end", "no-offset", "over"],
-)
-def test_maintenance_refuses_bad_windows(
-    redis_server: RedisProcess, arguments: tuple[str, ...], message: str
-) -> None:
-    result = admin("maintenance", *arguments, redis_url=redis_server.url)
-    assert result.returncode == 2 and message in result.stderr
-    assert not redis.Redis.from_url(redis_server.url).exists("maintenance:men_scolarite")

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.gateway.registry.conftest import admin_api, registry_url
+from tests.gateway.registry.conftest import admin_api, maintenance_windows, registry_url
 
-__all__ = ["admin_api", "registry_url"]
+__all__ = ["admin_api", "maintenance_windows", "registry_url"]

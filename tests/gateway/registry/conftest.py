@@ -13,10 +13,12 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+import redis
 
 from apiparticulier.admin.v1 import admin_pb2_grpc
 from devstack.postgres import PostgresProcess
 from devstack.redis import RedisProcess
+from gateway import pings
 from gateway.admin import keys
 from gateway.admin_api.app import build_server
 from gateway.admin_api.service import secret_digest
@@ -141,3 +143,16 @@ async def admin_api(registry_url: str, tmp_path: Path, redis_server: RedisProces
     """A running admin API on a fresh registry."""
     async with running_admin_api(admin_settings(registry_url, tmp_path, redis_server.url)) as api:
         yield api
+
+
+@pytest.fixture
+def maintenance_windows(redis_server: RedisProcess) -> Iterator[redis.Redis]:
+    """The session's Redis, where the windows live, without any before and after the test (others read it)."""
+    client = redis.Redis.from_url(redis_server.url)
+    keys = [pings.window_key(ping.id) for ping in pings.PINGS]
+    client.delete(*keys)
+    try:
+        yield client
+    finally:
+        client.delete(*keys)
+        client.close()
