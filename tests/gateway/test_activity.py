@@ -145,7 +145,7 @@ async def test_a_gateway_s_calls_are_its_habilitation_s_activity_without_persona
         (_QF, "OK", "", 2),
         (_QF, "PERMISSION_DENIED", "00100", 1),
     ]
-    stored = await client.lrange(recent_key(counter), 0, -1)
+    stored = [str(value) for value in await client.lrange(recent_key(counter), 0, -1)]
     for entry in map(json.loads, stored):
         assert set(entry) == {"at", "api", "outcome", "code", "latency_ms", "request_id"}
     text = " ".join(stored).lower()
