@@ -32,7 +32,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from console import catalogue
+from console.holder import HolderApi, HolderPages, epoch_time
 from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailableError, PublicApi
+from console.proconnect import ProConnect
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
 from gateway.admin_api.service import Operators, Role, UnauthenticatedError
@@ -75,6 +77,7 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["date"] = _date
     environment.filters["number"] = _number
+    environment.filters["epoch"] = epoch_time
     environment.globals["status_text"] = _STATUS_TEXT
     return environment
 
@@ -434,9 +437,15 @@ def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dic
 
 
 def build_app(
-    settings: ConsoleSettings, public_client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+    settings: ConsoleSettings,
+    public_client: httpx.AsyncClient,
+    admin_client: httpx.AsyncClient,
+    proconnect_client: httpx.AsyncClient | None = None,
 ) -> tuple[Starlette, Maintenance]:
-    """The console's ASGI application over these clients, and its maintenance windows' store (to close)."""
+    """The console's ASGI application over these clients, and its maintenance windows' store (to close).
+
+    ``proconnect_client`` calls ProConnect when ``PROCONNECT_ISSUER`` is set (None: no ProConnect).
+    """
     operators = (
         Operators.from_file(settings.admin_operators_file)
         if settings.admin_operators_file is not None
@@ -445,6 +454,21 @@ def build_app(
     maintenance = Maintenance(settings.redis_url)
     console = Console(settings, PublicApi(public_client), AdminApi(admin_client), maintenance, operators)
     viewer, admin = Role.VIEWER, Role.ADMIN
+    console_secret = settings.console_admin_secret.get_secret_value()
+    holder = HolderPages(
+        console,
+        HolderApi(admin_client, console_secret) if console_secret else None,
+        ProConnect(
+            proconnect_client,
+            settings.proconnect_issuer,
+            settings.proconnect_client_id,
+            settings.proconnect_client_secret.get_secret_value(),
+            settings.proconnect_redirect_url,
+        )
+        if settings.proconnect_issuer and proconnect_client is not None
+        else None,
+        sandbox=settings.sandbox_agents,
+    )
     routes = [
         Route("/", console.home, methods=["GET"]),
         Route("/catalogue", console.catalogue, methods=["GET"]),
@@ -474,6 +498,15 @@ def build_app(
             "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
+        Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),
+        Route("/agent/proconnect", holder.proconnect_start, methods=["GET"]),
+        Route("/agent/proconnect/retour", holder.proconnect_return, methods=["GET"]),
+        Route("/agent", holder.page(holder.home), methods=["GET"]),
+        Route("/agent/habilitations/{id}", holder.page(holder.habilitation), methods=["GET"]),
+        Route("/agent/editeurs/{id}", holder.page(holder.editor), methods=["GET"]),
+        Route("/agent/editeurs/{editor}/delegations/{id}", holder.page(holder.delegation), methods=["GET"]),
+        Route("/agent/jetons/{id}/{action}", holder.page(holder.token_action), methods=["POST"]),
         Mount(
             "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
         ),
@@ -496,8 +529,9 @@ def serve(settings: ConsoleSettings) -> None:
         async with (
             httpx.AsyncClient(base_url=settings.public_api_url, timeout=timeout) as public_client,
             httpx.AsyncClient(base_url=settings.admin_api_url, timeout=timeout) as admin_client,
+            httpx.AsyncClient(timeout=timeout) as proconnect_client,
         ):
-            app, maintenance = build_app(settings, public_client, admin_client)
+            app, maintenance = build_app(settings, public_client, admin_client, proconnect_client)
             config = uvicorn.Config(
                 app,
                 host=settings.console_host,

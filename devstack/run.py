@@ -32,6 +32,7 @@ import jwt
 from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
+from devstack import holders
 from devstack.postgres import reachable_by_server
 from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
@@ -293,6 +294,8 @@ def console_env(plan: PortPlan, redis_url: str) -> dict[str, str]:
         "ADMIN_OPERATORS_FILE": str(_RUN_DIR / "admin-operators.json"),
         "REDIS_URL": redis_url,
         "CONSOLE_SESSION_KEY": _console_session_key(),
+        "CONSOLE_ADMIN_SECRET": holders.console_secret(_RUN_DIR),
+        "SANDBOX_AGENTS": "true",
         # Loopback over plain HTTP: a Secure cookie would never come back.
         "SECURE_COOKIES": "false",
     }
@@ -307,7 +310,12 @@ def admin_env(database_url: str, redis_url: str, rest_port: int, smtp_port: int)
     operators = _RUN_DIR / "admin-operators.json"
     operators.write_text(
         json.dumps(
-            {"operators": [{"name": "dev", "role": "admin", "secret_sha256": secret_digest(_admin_secret())}]}
+            {
+                "operators": [
+                    {"name": "dev", "role": "admin", "secret_sha256": secret_digest(_admin_secret())},
+                    holders.console_operator(_RUN_DIR),
+                ]
+            }
         )
     )
     return {
@@ -416,6 +424,7 @@ def main() -> None:
             admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
         )
         print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
+        holders.seed(f"http://127.0.0.1:{plan.admin_rest_port}", _admin_secret())
         gateway = _spawn(
             group,
             plan.gateway,
