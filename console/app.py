@@ -37,7 +37,7 @@ from console.mesh import AdminApi, AdminRefusedError, Maintenance, MeshUnavailab
 from console.proconnect import ProConnect
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
-from gateway.admin_api.service import Operators, Role, UnauthenticatedError
+from gateway.admin_api.service import Operator, Operators, Role, UnauthenticatedError
 from runtime.logs import configure_logging
 
 _LOG = structlog.get_logger(__name__)
@@ -292,8 +292,10 @@ class Console:
             return self._error(request, 404, "Connexion indisponible", "Aucun opérateur n'est déclaré.")
         secret = fields.get("secret", "")
         try:
-            operator = self._operators.authenticate(f"Bearer {secret}")
+            operator: Operator | None = self._operators.authenticate(f"Bearer {secret}")
         except UnauthenticatedError:
+            operator = None
+        if operator is None or operator.role is Role.CONSOLE:  # the console's own credential is no one's
             _LOG.info("console_sign_in_refused")
             return self._render(
                 request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True

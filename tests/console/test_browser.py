@@ -192,6 +192,7 @@ def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
     expect(page.locator("#dernieres-requetes tbody tr")).to_have_count(4)
     expect(page.locator("#dernieres-requetes")).not_to_contain_text("LEFEBVRE")
     assert accessibility_violations(page) == []
+    page.locator("#appels").scroll_into_view_if_needed()
     screenshot(page, "agent-habilitation")
 
     row = page.locator("#jetons tbody tr", has_text=issued["token"]["id"])
@@ -219,4 +220,5 @@ def test_an_editor_sees_their_delegations(stack: Stack, page: Page) -> None:
     expect(page.locator("h1")).to_have_text("CCAS de démonstration - quotient familial")
     expect(page.locator("#chart")).to_be_visible()
     assert accessibility_violations(page) == []
+    page.locator("#appels").scroll_into_view_if_needed()
     screenshot(page, "agent-delegation")

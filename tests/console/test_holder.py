@@ -8,6 +8,7 @@ browser (tests/console/test_browser.py).
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from console.proconnect import ProConnect, ProConnectError
 from console.security import COOKIE, Session, SessionCodec
 from console.settings import ConsoleSettings
 from devstack.redis import free_port
+from gateway.admin_api.service import secret_digest
 from tests.test_personal_data import sandbox_secrets
 
 KEY = Fernet.generate_key().decode()
@@ -223,3 +225,21 @@ async def test_proconnect_signs_in_the_agent_its_tokens_name_and_nothing_else() 
 
 def test_the_settings_need_no_proconnect(tmp_path: Path) -> None:
     assert ConsoleSettings(console_session_key=SecretStr(KEY)).proconnect_issuer == ""
+
+
+async def test_the_console_s_own_credential_signs_no_operator_in(
+    settings: ConsoleSettings, tmp_path: Path
+) -> None:
+    secret = settings.console_admin_secret.get_secret_value()
+    operators = tmp_path / "operators.json"
+    entry = {"name": "console", "role": "console", "secret_sha256": secret_digest(secret)}
+    operators.write_text(json.dumps({"operators": [entry]}))
+    with_file = settings.model_copy(update={"admin_operators_file": operators})
+    async with httpx.AsyncClient(base_url=with_file.admin_api_url) as admin:
+        app, maintenance = build_app(with_file, admin, admin)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://c.test") as browser:
+            page = await browser.get("/connexion")
+            answer = await browser.post("/connexion", data={"secret": secret, "csrf_token": _csrf(page)})
+            assert answer.status_code == 401
+        maintenance.close()
