@@ -49,13 +49,14 @@ class Window:
     key: str
     label: str
     bar_seconds: int
+    bar_label: str
     time_format: str
 
 
 WINDOWS = (
-    Window("10m", "10 dernières minutes", 600, "%H:%M"),
-    Window("30h", "30 dernières heures", 3600, "%d/%m %Hh"),
-    Window("8d", "8 derniers jours", 6 * 3600, "%d/%m %Hh"),
+    Window("10m", "10 dernières minutes", 600, "10 minutes", "%H:%M"),
+    Window("30h", "30 dernières heures", 3600, "heure", "%d/%m %Hh"),
+    Window("8d", "8 derniers jours", 6 * 3600, "6 heures", "%d/%m %Hh"),
 )
 """The windows the pages offer (`gateway.admin_api.holders.WINDOWS`), the default second."""
 _BY_KEY = {window.key: window for window in WINDOWS}
