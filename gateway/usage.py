@@ -241,7 +241,7 @@ class UsageRecorder:
 
     def _note_activity(self, api: str, outcome: str, details: Details) -> None:
         now = self._clock()
-        bucket = int(now) // BUCKET_SECONDS * BUCKET_SECONDS
+        bucket = bucket_of(now)
         last = LastRequest(now, api, outcome, details.code, details.latency_ms, details.request_id)
         if details.habilitation:
             self._note(HABILITATION_PREFIX + details.habilitation, (bucket, api, outcome, details.code), last)

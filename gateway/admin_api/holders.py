@@ -48,6 +48,7 @@ from gateway.registry.model import Delegation, Editor, Habilitation, InvalidInpu
 from gateway.usage import (
     BUCKET_SECONDS,
     LastRequest,
+    bucket_of,
     delegation_counter,
     habilitation_counter,
     read_activity,
@@ -252,7 +253,7 @@ class HolderService:
             rows = await read_activity(self._redis, counter, buckets=buckets, now=now)
         except ApiError:
             raise UnavailableError("the statistics cannot be read now") from None
-        since = int(now) // BUCKET_SECONDS * BUCKET_SECONDS - (buckets - 1) * BUCKET_SECONDS
+        since = bucket_of(now) - (buckets - 1) * BUCKET_SECONDS
         return Activity(window, since, rows)
 
     # -- tokens -----------------------------------------------------------------------------------
