@@ -493,7 +493,8 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     )
     for arguments in JOURNAL_EXAMPLES:
         print(f"  .venv/bin/python {arguments}")
-    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above)")
+    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above;")
+    print(f"  holders' space: http://127.0.0.1:{plan.console_port}/agent/connexion, as a sandbox agent)")
     print("\nCtrl-C stops everything.", flush=True)
 
 
