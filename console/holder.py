@@ -383,6 +383,15 @@ class HolderPages:
         _LOG.info("console_holder_token_action", action=action)
         return RedirectResponse(_back(token), status_code=303)
 
+    async def revoke_delegation(self, request: Request, session: Session, api: HolderApi) -> Response:
+        """``POST /agent/delegations/{id}/revoquer``: revoke a delegation of one of their habilitations."""
+        fields = await self._console._form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        revoked = await api.call(session.holder, "POST", f"/delegations/{_quoted(request, 'id')}/revoke", {})
+        _LOG.info("console_holder_delegation_revoked")
+        return RedirectResponse(_back(revoked), status_code=303)
+
 
 def _back(token: dict[str, Any]) -> str:
     """The page a token is shown on: its habilitation's, or its editor's."""

@@ -319,6 +319,24 @@ class HolderService:
 
         return await self._run(holder, act)
 
+    async def revoke_delegation(self, holder: Operator, delegation_id: str) -> Delegation:
+        """Revoke a delegation of one of the holder's habilitations (ACCESS-MODEL.md §4.2: its holder may).
+
+        Raises:
+            store.UnknownError: no such delegation of a habilitation of theirs (404);
+                store.ConflictError: already revoked.
+        """
+
+        async def revoke(conn: psycopg.AsyncConnection[Any]) -> Delegation:
+            delegation = await store.get_delegation(conn, delegation_id)
+            try:
+                await self._habilitation(conn, holder, delegation.habilitation_id)
+            except store.UnknownError:
+                raise store.UnknownError(f"no delegation {delegation_id}") from None
+            return await store.revoke_delegation(conn, holder.actor, delegation_id)
+
+        return await self._audited(holder, revoke)
+
     # -- editors ----------------------------------------------------------------------------------
 
     async def editors(self, holder: Operator) -> list[Editor]:

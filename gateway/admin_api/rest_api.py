@@ -38,6 +38,7 @@ For a holder or an editor, with the console's credential (role ``console``) and
 | ``POST /admin/v1/holder/tokens/{id}/prolong`` | body ``days`` |
 | ``POST /admin/v1/holder/tokens/{id}/rotate`` | body ``grace_seconds`` |
 | ``POST /admin/v1/holder/tokens/{id}/revoke`` | revoke it now |
+| ``POST /admin/v1/holder/delegations/{id}/revoke`` | revoke a delegation of their habilitation |
 | ``GET /admin/v1/holder/editors`` | their editors |
 | ``GET /admin/v1/holder/editors/{id}`` | one, with its tokens and delegations (with their habilitation) |
 | ``GET /admin/v1/holder/delegations/{id}/activity?window=`` | an editor's calls under one delegation |
@@ -248,6 +249,9 @@ def _holder_routes(
     async def revoke(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
         return _token_json(await holders.revoke(holder, _path_id(request)))
 
+    async def revoke_delegation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return (await holders.revoke_delegation(holder, _path_id(request))).as_json()
+
     async def list_editors(_request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
         return [editor.as_json() for editor in await holders.editors(holder)]
 
@@ -281,6 +285,7 @@ def _holder_routes(
         Route(f"{at}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
         Route(f"{at}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
         Route(f"{at}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
+        Route(f"{at}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
         Route(f"{at}/editors", endpoint(list_editors), methods=["GET"]),
         Route(f"{at}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
         Route(f"{at}/delegations/{{id}}/activity", endpoint(delegation_activity), methods=["GET"]),

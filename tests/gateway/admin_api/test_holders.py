@@ -188,3 +188,14 @@ async def test_the_console_s_credential_acts_only_for_a_named_holder(
     async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
         answer = await client.request(method, path, headers=headers, json={})
     assert answer.status_code == 403, answer.text
+
+
+async def test_a_holder_revokes_a_delegation_of_theirs_and_nobody_else_may(admin_api: AdminApi) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
+        world = await _world(client)
+        path = f"/admin/v1/holder/delegations/{world['delegation']['id']}/revoke"
+        for stranger in (_OTHER, _EDITOR):  # another holder; the editor delegated to
+            assert (await client.post(path, headers=_for(stranger))).status_code == 404, stranger
+        revoked = await client.post(path, headers=_for(_AGENT))
+        assert (revoked.status_code, revoked.json()["state"]) == (200, "revoked")
+        assert (await client.post(path, headers=_for(_AGENT))).status_code == 409
