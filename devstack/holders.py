@@ -10,6 +10,7 @@ once: a restarted stack finds them by label and leaves them as they are.
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,16 @@ def console_operator(run_dir: Path) -> dict[str, str]:
 def seed(admin_rest_url: str, operator_secret: str) -> None:
     """Record the sandbox agents' habilitations, editor and delegation, unless already there.
 
-    Raises:
-        httpx.HTTPError: the admin API refused or did not answer (the stack cannot offer the space).
+    When the admin API refuses or does not answer, says so on standard error and lets the stack
+    run on: only the holders' space misses its sandbox records.
     """
+    try:
+        _seed(admin_rest_url, operator_secret)
+    except httpx.HTTPError as error:
+        print(f"holders' space: the sandbox agents' records were not made ({error})", file=sys.stderr)
+
+
+def _seed(admin_rest_url: str, operator_secret: str) -> None:
     with httpx.Client(
         base_url=f"{admin_rest_url}/admin/v1",
         headers={"authorization": f"Bearer {operator_secret}"},
