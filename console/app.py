@@ -35,11 +35,13 @@ from starlette.staticfiles import StaticFiles
 from console import catalogue
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
+from console.holder import HolderApi, HolderPages, epoch_time
 from console.mesh import AdminApi, AdminRefusedError, MeshUnavailableError, PublicApi
+from console.proconnect import ProConnect
 from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
 from console.settings import ASSETS_DIR, ConsoleSettings
 from gateway.admin_api.maintenance import WINDOW_MAX
-from gateway.admin_api.service import Operators, Role, UnauthenticatedError
+from gateway.admin_api.service import Operator, Operators, Role, UnauthenticatedError
 from gateway.pings import PINGS
 from runtime.logs import configure_logging
 
@@ -92,6 +94,7 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["date"] = _date
     environment.filters["number"] = _number
+    environment.filters["epoch"] = epoch_time
     environment.globals["status_text"] = _STATUS_TEXT
     return environment
 
@@ -324,8 +327,10 @@ class Console:
             return self._error(request, 404, "Connexion indisponible", "Aucun opérateur n'est déclaré.")
         secret = fields.get("secret", "")
         try:
-            operator = self._operators.authenticate(f"Bearer {secret}")
+            operator: Operator | None = self._operators.authenticate(f"Bearer {secret}")
         except UnauthenticatedError:
+            operator = None
+        if operator is None or operator.role is Role.CONSOLE:  # the console's own credential is no one's
             _LOG.info("console_sign_in_refused")
             return self._render(
                 request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True
@@ -512,9 +517,15 @@ def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dic
 
 
 def build_app(
-    settings: ConsoleSettings, public_client: httpx.AsyncClient, admin_client: httpx.AsyncClient
+    settings: ConsoleSettings,
+    public_client: httpx.AsyncClient,
+    admin_client: httpx.AsyncClient,
+    proconnect_client: httpx.AsyncClient | None = None,
 ) -> Starlette:
-    """The console's ASGI application over these clients."""
+    """The console's ASGI application over these clients.
+
+    ``proconnect_client`` calls ProConnect when ``PROCONNECT_ISSUER`` is set (None: no ProConnect).
+    """
     operators = (
         Operators.from_file(settings.admin_operators_file)
         if settings.admin_operators_file is not None
@@ -522,6 +533,21 @@ def build_app(
     )
     console = Console(settings, PublicApi(public_client), AdminApi(admin_client), operators)
     viewer, admin = Role.VIEWER, Role.ADMIN
+    console_secret = settings.console_admin_secret.get_secret_value()
+    holder = HolderPages(
+        console,
+        HolderApi(admin_client, console_secret) if console_secret else None,
+        ProConnect(
+            proconnect_client,
+            settings.proconnect_issuer,
+            settings.proconnect_client_id,
+            settings.proconnect_client_secret.get_secret_value(),
+            settings.proconnect_redirect_url,
+        )
+        if settings.proconnect_issuer and proconnect_client is not None
+        else None,
+        sandbox=settings.sandbox_agents,
+    )
     routes = [
         Route("/", console.home, methods=["GET"]),
         Route("/catalogue", console.catalogue, methods=["GET"]),
@@ -565,6 +591,16 @@ def build_app(
             session=console._session,
             limiter=console._limiter,
         ).routes(),
+        Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
+        Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),
+        Route("/agent/proconnect", holder.proconnect_start, methods=["GET"]),
+        Route("/agent/proconnect/retour", holder.proconnect_return, methods=["GET"]),
+        Route("/agent", holder.page(holder.home), methods=["GET"]),
+        Route("/agent/habilitations/{id}", holder.page(holder.habilitation), methods=["GET"]),
+        Route("/agent/editeurs/{id}", holder.page(holder.editor), methods=["GET"]),
+        Route("/agent/editeurs/{editor}/delegations/{id}", holder.page(holder.delegation), methods=["GET"]),
+        Route("/agent/jetons/{id}/{action}", holder.page(holder.token_action), methods=["POST"]),
+        Route("/agent/delegations/{id}/revoquer", holder.page(holder.revoke_delegation), methods=["POST"]),
         Mount(
             "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
         ),
@@ -586,8 +622,9 @@ def serve(settings: ConsoleSettings) -> None:
         async with (
             httpx.AsyncClient(base_url=settings.public_api_url, timeout=timeout) as public_client,
             httpx.AsyncClient(base_url=settings.admin_api_url, timeout=timeout) as admin_client,
+            httpx.AsyncClient(timeout=timeout) as proconnect_client,
         ):
-            app = build_app(settings, public_client, admin_client)
+            app = build_app(settings, public_client, admin_client, proconnect_client)
             config = uvicorn.Config(
                 app,
                 host=settings.console_host,

@@ -63,6 +63,12 @@ class Session:
     """Their role in the admin API (``viewer`` or ``admin``)."""
     secret: str = ""
     """Their admin API secret, sent as ``Authorization: Bearer`` on their behalf."""
+    holder: str = ""
+    """The habilitation holder or editor signed in (their e-mail, as ProConnect gives it); empty: nobody."""
+    holder_name: str = ""
+    """Their name, as the pages greet them."""
+    pending_sign_in: str = ""
+    """A ProConnect sign-in under way: what its return must match (`console.proconnect.Pending`)."""
 
     def csrf_matches(self, sent: str | None) -> bool:
         """Whether a form's token is this session's (in constant time)."""

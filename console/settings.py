@@ -50,6 +50,33 @@ class ConsoleSettings(BaseSettings):
         description="The admin API's operators file (name, role and SHA-256 of each secret): who may "
         "sign in and with which role; unset: no operator sign-in (ADMIN_OPERATORS_FILE).",
     )
+    console_admin_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The console's own admin API credential, of role console: it acts only for the "
+        "holder or editor signed in, on theirs alone (gateway/admin_api/holders.py); empty: no holder "
+        "space (CONSOLE_ADMIN_SECRET).",
+    )
+    sandbox_agents: bool = Field(
+        default=False,
+        description="Offer the sandbox's fictional agents on the holders' sign-in page (make run); never "
+        "in production (SANDBOX_AGENTS).",
+    )
+    proconnect_issuer: str = Field(
+        default="",
+        description="ProConnect's issuer URL, e.g. https://auth.agentconnect.gouv.fr/api/v2; empty: no "
+        "ProConnect sign-in (PROCONNECT_ISSUER).",
+    )
+    proconnect_client_id: str = Field(
+        default="", description="The console's client id (PROCONNECT_CLIENT_ID)."
+    )
+    proconnect_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="Its secret (PROCONNECT_CLIENT_SECRET)."
+    )
+    proconnect_redirect_url: str = Field(
+        default="",
+        description="The return URL registered at ProConnect: <console URL>/agent/proconnect/retour "
+        "(PROCONNECT_REDIRECT_URL).",
+    )
     console_session_key: SecretStr = Field(
         default=SecretStr(""),
         description="The console's own key for its session cookies (a Fernet key: 32 bytes, URL-safe "

@@ -32,7 +32,7 @@ import jwt
 from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
-from devstack import france_connect
+from devstack import france_connect, holders
 from devstack.postgres import reachable_by_server
 from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
 from devstack.redis import free_port
@@ -297,6 +297,8 @@ def console_env(plan: PortPlan) -> dict[str, str]:
         "ADMIN_API_URL": f"http://127.0.0.1:{plan.admin_rest_port}",
         "ADMIN_OPERATORS_FILE": str(_RUN_DIR / "admin-operators.json"),
         "CONSOLE_SESSION_KEY": _console_session_key(),
+        "CONSOLE_ADMIN_SECRET": holders.console_secret(_RUN_DIR),
+        "SANDBOX_AGENTS": "true",
         # Loopback over plain HTTP: a Secure cookie would never come back.
         "SECURE_COOKIES": "false",
         **france_connect.client_env(_RUN_DIR, plan.france_connect_port, plan.console_port),
@@ -312,7 +314,12 @@ def admin_env(database_url: str, redis_url: str, rest_port: int, smtp_port: int)
     operators = _RUN_DIR / "admin-operators.json"
     operators.write_text(
         json.dumps(
-            {"operators": [{"name": "dev", "role": "admin", "secret_sha256": secret_digest(_admin_secret())}]}
+            {
+                "operators": [
+                    {"name": "dev", "role": "admin", "secret_sha256": secret_digest(_admin_secret())},
+                    holders.console_operator(_RUN_DIR),
+                ]
+            }
         )
     )
     return {
@@ -395,14 +402,7 @@ def main() -> None:
     exit_status = 0
     plan = plan_ports()
     try:
-        if redis_url := os.environ.get("REDIS_URL", ""):
-            print(f"redis            {redis_url} (from REDIS_URL)")
-        else:
-            # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
-            redis_url = group.start_redis(
-                port=6379 if _default_port_free(6379) else 0, data_dir=REDIS_DATA_DIR
-            ).url
-            print(f"redis            {redis_url}")
+        redis_url = _redis(group)
         journal = journal_env(start_journal_database(group))
         # The providers start side by side (each is seconds of imports), and the demo token is
         # made meanwhile; the admin API then the gateway follow, one after the other, as both
@@ -421,6 +421,7 @@ def main() -> None:
             admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
         )
         print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
+        holders.seed(f"http://127.0.0.1:{plan.admin_rest_port}", _admin_secret())
         gateway = _spawn(
             group,
             plan.gateway,
@@ -464,6 +465,17 @@ def main() -> None:
     sys.exit(exit_status)
 
 
+def _redis(group: ProcessGroup) -> str:
+    """The URL of ``REDIS_URL``'s Redis, else of one started here (6379 when free)."""
+    if redis_url := os.environ.get("REDIS_URL", ""):
+        print(f"redis            {redis_url} (from REDIS_URL)")
+        return redis_url
+    # Persistent: a revoked token stays revoked, and tokens stay listed, across runs.
+    redis_url = group.start_redis(port=6379 if _default_port_free(6379) else 0, data_dir=REDIS_DATA_DIR).url
+    print(f"redis            {redis_url}")
+    return redis_url
+
+
 def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str, str]) -> None:
     """How to call what runs: the addresses are the ones taken, the commands work as printed."""
     print(f"\nlogs in {shown(_RUN_DIR)}/logs/; check a process with:")
@@ -491,7 +503,8 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     )
     for arguments in JOURNAL_EXAMPLES:
         print(f"  .venv/bin/python {arguments}")
-    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above)")
+    print(f"\nthe web console: http://127.0.0.1:{plan.console_port}/ (operator space: the secret above;")
+    print(f"  holders' space: http://127.0.0.1:{plan.console_port}/agent/connexion, as a sandbox agent)")
     print("\nCtrl-C stops everything.", flush=True)
 
 

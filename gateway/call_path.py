@@ -94,6 +94,7 @@ from gateway.journal import Call, Journal, Record
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from gateway.response_cache import ResponseCache
+from gateway.usage import CountsCalls, Details
 from runtime.caller import Caller
 from runtime.context import CallContext, current_call
 from runtime.errors import (
@@ -287,7 +288,7 @@ class Accounts:
         usage: Counts a call of a token (and of its habilitation) to an API with its outcome.
     """
 
-    def __init__(self, journal: Journal, usage: Callable[[str, str, str, str], None]) -> None:
+    def __init__(self, journal: Journal, usage: CountsCalls) -> None:
         self._journal, self._usage = journal, usage
         self._unaccounted: list[Callable[[], None]] = []
 
@@ -340,8 +341,18 @@ class Accounts:
 
     def _account(self, record: Record, token: Token | None) -> None:
         self._journal.log(record)
-        if token is not None and record.call.api:
-            self._usage(token.jti, record.call.api, record.status, token.habilitation_id)
+        call = record.call
+        if token is not None and call.api:
+            # A gateway without registry knows the habilitation by the token's `sub`, its id when
+            # the admin API issued it: its holder's pages show its activity all the same.
+            details = Details(
+                token.habilitation_id or token.habilitation,
+                token.delegation_id,
+                record.code,
+                call.latency_ms,
+                call.request_id,
+            )
+            self._usage(token.jti, call.api, record.status, token.habilitation_id, details=details)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -357,9 +368,9 @@ class CallPath:
     verifier: TokenVerifier
     limiter: RateLimiter
     journal: Journal
-    usage: Callable[[str, str, str, str], None]
-    """Counts a call of a token to an API with its outcome, for its habilitation too when it has one:
-    ``usage(token_id, api_label, outcome, habilitation_id)``."""
+    usage: CountsCalls
+    """Counts a call of a token to an API with its outcome, for its habilitation too when it has one,
+    and keeps its activity: ``usage(token_id, api_label, outcome, habilitation_id, details=)``."""
     france_connect: FranceConnect
     france_connect_clients: FranceConnectClients
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""

@@ -18,6 +18,17 @@ Redis keys (kept 62 days, the "2 months" of statistics; days are UTC):
 - ``proofs:{proofs}:<YYYY-MM-DD>:api``: hash, field ``<api>``, value the successful calls of
   the day to that API: the public statistics' proofs avoided per API and day
   (`proofs_by_api`); written in the proofs' transaction, same slot.
+
+The activity of a habilitation, and of an editor's delegation, for its holder's pages (issue 24),
+when the call path gives a call's `Details`; written by the same flush, one MULTI/EXEC per
+habilitation or delegation:
+
+- ``activity:{habilitation:<id>}:<bucket>`` (and ``activity:{delegation:<id>}:<bucket>``): hash,
+  field ``<api>|<outcome>|<code>`` (code "" on success), value the calls of the `BUCKET_SECONDS`
+  starting at ``<bucket>`` (epoch seconds); kept `ACTIVITY_DAYS` days.
+- ``recent:{habilitation:<id>}`` (and ``recent:{delegation:<id>}``): list, newest first, of the
+  last `LAST_REQUESTS` calls as JSON ``{"at", "api", "outcome", "code", "latency_ms",
+  "request_id"}``: never the person asked about, the recipient nor any parameter.
 """
 
 from __future__ import annotations
@@ -25,8 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections import Counter
+import json
+import time
+from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio
 import structlog
@@ -47,14 +61,98 @@ SUCCESS = "OK"
 _LOG = structlog.get_logger(__name__)
 
 _Key = tuple[str, str, str, str]  # token id, day, api, outcome
+_Bucket = tuple[str, int, str, str, str]  # counter (habilitation or delegation), bucket, api, outcome, code
 
+BUCKET_SECONDS = 600
+"""The activity's resolution: calls are counted per 10 minutes."""
+ACTIVITY_DAYS = 8
+"""How many days of activity are kept: the longest window of the holder's charts."""
+ACTIVITY_RETENTION_SECONDS = ACTIVITY_DAYS * 24 * 3600 + BUCKET_SECONDS
+"""How long a bucket is kept: its whole 8 days, the bucket under way included."""
+LAST_REQUESTS = 50
+"""How many of a habilitation's (a delegation's) last calls are kept."""
 
 HABILITATION_PREFIX = "habilitation:"
+DELEGATION_PREFIX = "delegation:"
 
 
 def habilitation_counter(habilitation_id: str) -> str:
     """What a habilitation's calls are counted under, beside its tokens' (a jti is a bare UUID)."""
     return f"{HABILITATION_PREFIX}{habilitation_id}"
+
+
+def delegation_counter(delegation_id: str) -> str:
+    """What an editor's calls under one delegation are counted under."""
+    return f"{DELEGATION_PREFIX}{delegation_id}"
+
+
+def activity_key(counter: str, bucket: int) -> str:
+    """Key of a habilitation's or delegation's (`habilitation_counter`, `delegation_counter`) 10 minutes."""
+    return f"activity:{{{counter}}}:{bucket}"
+
+
+def recent_key(counter: str) -> str:
+    """Key of a habilitation's or delegation's last calls."""
+    return f"recent:{{{counter}}}"
+
+
+def bucket_of(epoch_seconds: float) -> int:
+    """The start of the 10 minutes that hold ``epoch_seconds``."""
+    return int(epoch_seconds) // BUCKET_SECONDS * BUCKET_SECONDS
+
+
+class Details(NamedTuple):
+    """What the activity keeps of a call, beside its counts; never whom it was about.
+
+    A tuple (as `LastRequest`): made on every call, where a frozen dataclass costs a few times more.
+    """
+
+    habilitation: str
+    """The habilitation it counted against ("" none): its activity's counter."""
+    delegation_id: str
+    """The delegation of an editor token's call ("" none)."""
+    code: str
+    """The API Particulier error code ("" on success)."""
+    latency_ms: float
+    request_id: str
+
+
+class LastRequest(NamedTuple):
+    """One of the last calls of a habilitation or delegation, as `recent_key` keeps it."""
+
+    at: float
+    """When it was counted, epoch seconds."""
+    api: str
+    outcome: str
+    code: str
+    latency_ms: float
+    request_id: str
+
+    def as_json(self) -> dict[str, Any]:
+        """Its JSON fields, as stored and served."""
+        return {
+            "at": self.at,
+            "api": self.api,
+            "outcome": self.outcome,
+            "code": self.code,
+            "latency_ms": round(self.latency_ms, 1),
+            "request_id": self.request_id,
+        }
+
+
+class CountsCalls(Protocol):
+    """`UsageRecorder.count`'s shape, which the call path is given."""
+
+    def __call__(
+        self,
+        token_id: str,
+        api: str,
+        outcome: str,
+        habilitation_id: str = "",
+        *,
+        details: Details | None = None,
+    ) -> None:
+        """Count one call (`UsageRecorder.count`)."""
 
 
 def usage_key(token_id: str, day: str) -> str:
@@ -88,6 +186,7 @@ class UsageRecorder:
         flush_seconds: Time between two writes (``USAGE_FLUSH_SECONDS``).
         timeout_seconds: Longest time one write may take before it counts as failed.
         today: The current UTC date (tests).
+        clock: The current time, epoch seconds (tests).
     """
 
     def __init__(
@@ -97,14 +196,19 @@ class UsageRecorder:
         *,
         timeout_seconds: float = 5.0,
         today: Callable[[], datetime.date] = _utc_today,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._flush_seconds = flush_seconds
         self._timeout_seconds = timeout_seconds
         self._today = today
+        self._clock = clock
         self._pending: Counter[_Key] = Counter()
         self._pending_proofs: Counter[str] = Counter()
         self._pending_proofs_by_api: Counter[tuple[str, str]] = Counter()
+        self._pending_buckets: Counter[_Bucket] = Counter()
+        # Bounded between two flushes too: only the last ones are ever kept.
+        self._pending_recent: dict[str, deque[LastRequest]] = {}
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
 
@@ -113,7 +217,15 @@ class UsageRecorder:
         """Calls counted in memory and not written yet (proofs aside)."""
         return sum(self._pending.values())
 
-    def count(self, token_id: str, api: str, outcome: str, habilitation_id: str = "") -> None:
+    def count(
+        self,
+        token_id: str,
+        api: str,
+        outcome: str,
+        habilitation_id: str = "",
+        *,
+        details: Details | None = None,
+    ) -> None:
         """Count one call; memory only, never Redis.
 
         Args:
@@ -122,6 +234,8 @@ class UsageRecorder:
             outcome: ``OK`` or the gRPC status name.
             habilitation_id: The registry's habilitation of the token, counted too (`usage_of` its
                 `habilitation_counter`); "": none.
+            details: The call's activity for its habilitation's and delegation's pages (`activity`,
+                `last_requests`); None: none kept.
         """
         # The day is taken now, so a call just before midnight counts for its own day
         # even when it is flushed after.
@@ -132,6 +246,24 @@ class UsageRecorder:
         if outcome == SUCCESS:
             self._pending_proofs[day] += 1
             self._pending_proofs_by_api[(day, api)] += 1
+        if details is not None:
+            self._note_activity(api, outcome, details)
+
+    def _note_activity(self, api: str, outcome: str, details: Details) -> None:
+        now = self._clock()
+        bucket = bucket_of(now)
+        last = LastRequest(now, api, outcome, details.code, details.latency_ms, details.request_id)
+        if details.habilitation:
+            self._note(HABILITATION_PREFIX + details.habilitation, (bucket, api, outcome, details.code), last)
+        if details.delegation_id:
+            self._note(DELEGATION_PREFIX + details.delegation_id, (bucket, api, outcome, details.code), last)
+
+    def _note(self, counter: str, key: tuple[int, str, str, str], last: LastRequest) -> None:
+        self._pending_buckets[(counter, *key)] += 1
+        recent = self._pending_recent.get(counter)
+        if recent is None:
+            recent = self._pending_recent[counter] = deque(maxlen=LAST_REQUESTS)
+        recent.append(last)
 
     async def start(self) -> None:
         """Start the background flush task."""
@@ -168,6 +300,13 @@ class UsageRecorder:
             batch, self._pending = self._pending, Counter()
             proofs, self._pending_proofs = self._pending_proofs, Counter()
             by_api, self._pending_proofs_by_api = self._pending_proofs_by_api, Counter()
+            buckets, self._pending_buckets = self._pending_buckets, Counter()
+            recent, self._pending_recent = self._pending_recent, {}
+            by_counter: dict[str, Counter[_Bucket]] = {}
+            for bucket, calls in buckets.items():
+                by_counter.setdefault(bucket[0], Counter())[bucket] = calls
+            for counter in recent:
+                by_counter.setdefault(counter, Counter())
             by_token: dict[str, Counter[_Key]] = {}
             for key, calls in batch.items():
                 by_token.setdefault(key[0], Counter())[key] = calls
@@ -180,6 +319,9 @@ class UsageRecorder:
                     if proofs:
                         await self._write_proofs(proofs, by_api)
                         proofs, by_api = Counter(), Counter()
+                    for counter in list(by_counter):
+                        await self._write_activity(counter, by_counter[counter], recent.get(counter, ()))
+                        del by_counter[counter]
             except BaseException:
                 # Put back what was not written (with what was counted meanwhile) for the next
                 # flush. Each MULTI/EXEC applies all of its counts or none, so none is counted twice.
@@ -187,6 +329,11 @@ class UsageRecorder:
                     self._pending.update(counts)
                 self._pending_proofs.update(proofs)
                 self._pending_proofs_by_api.update(by_api)
+                for counter, bucket_counts in by_counter.items():
+                    self._pending_buckets.update(bucket_counts)
+                    if counter in recent:
+                        kept = self._pending_recent.pop(counter, deque(maxlen=LAST_REQUESTS))
+                        self._pending_recent[counter] = deque([*recent[counter], *kept], maxlen=LAST_REQUESTS)
                 raise
             return written
 
@@ -199,6 +346,24 @@ class UsageRecorder:
             touched.add(key)
         for key in sorted(touched):
             pipe.expire(key, RETENTION_SECONDS)
+        await pipe.execute()
+
+    async def _write_activity(
+        self, counter: str, counts: Counter[_Bucket], recent: deque[LastRequest] | tuple[()]
+    ) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        touched: set[str] = set()
+        for (_counter, bucket, api, outcome, code), calls in counts.items():
+            key = activity_key(counter, bucket)
+            pipe.hincrby(key, f"{api}|{outcome}|{code}", calls)
+            touched.add(key)
+        for key in sorted(touched):
+            pipe.expire(key, ACTIVITY_RETENTION_SECONDS)
+        if recent:
+            key = recent_key(counter)
+            pipe.lpush(key, *(json.dumps(last.as_json(), separators=(",", ":")) for last in recent))
+            pipe.ltrim(key, 0, LAST_REQUESTS - 1)
+            pipe.expire(key, ACTIVITY_RETENTION_SECONDS)
         await pipe.execute()
 
     async def _write_proofs(self, proofs: Counter[str], by_api: Counter[tuple[str, str]]) -> None:
@@ -296,3 +461,72 @@ class UsageRecorder:
             ]
             rows.extend(sorted(day_rows))
         return rows
+
+
+async def read_activity(
+    redis_client: redis.asyncio.Redis, counter: str, *, buckets: int, now: float
+) -> list[tuple[int, str, str, str, int]]:
+    """A habilitation's or delegation's calls per 10 minutes, the last ``buckets`` of them.
+
+    Args:
+        redis_client: The gateways' Redis.
+        counter: `habilitation_counter` or `delegation_counter` of the id.
+        buckets: How many 10 minutes back, the one under way included (1 to 8 days' worth).
+        now: The current time, epoch seconds.
+
+    Returns:
+        ``(bucket, api, outcome, code, calls)`` (bucket: its start, epoch seconds), oldest first.
+
+    Raises:
+        ApiError: 00400 for buckets out of range; 00503 (`store_unavailable`), Redis failed.
+    """
+    most = ACTIVITY_DAYS * 24 * 3600 // BUCKET_SECONDS
+    if not 1 <= buckets <= most:
+        raise bad_request([FieldViolation("buckets", f"must be from 1 to {most}")])
+    last = bucket_of(now)
+    starts = [last - BUCKET_SECONDS * back for back in range(buckets - 1, -1, -1)]
+    pipe = redis_client.pipeline(transaction=False)
+    for start in starts:
+        pipe.hgetall(activity_key(counter, start))
+    try:
+        replies = await pipe.execute()
+    except (RedisError, OSError, TimeoutError):
+        raise store_unavailable() from None
+    rows: list[tuple[int, str, str, str, int]] = []
+    for start, fields in zip(starts, replies, strict=True):
+        bucket_rows = []
+        for field, calls in fields.items():
+            api, outcome, code = _text(field).rsplit("|", 2)
+            bucket_rows.append((start, api, outcome, code, int(calls)))
+        rows.extend(sorted(bucket_rows))
+    return rows
+
+
+async def read_last_requests(redis_client: redis.asyncio.Redis, counter: str) -> list[LastRequest]:
+    """A habilitation's or delegation's last calls (`LAST_REQUESTS` at most), newest first.
+
+    Raises:
+        ApiError: 00503 (`store_unavailable`), Redis failed.
+    """
+    try:
+        values = await redis_client.lrange(recent_key(counter), 0, LAST_REQUESTS - 1)
+    except (RedisError, OSError, TimeoutError):
+        raise store_unavailable() from None
+    found = []
+    for value in values:
+        entry = json.loads(_text(value))
+        found.append(
+            LastRequest(
+                float(entry["at"]),
+                str(entry["api"]),
+                str(entry["outcome"]),
+                str(entry["code"]),
+                float(entry["latency_ms"]),
+                str(entry["request_id"]),
+            )
+        )
+    return found
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -19,6 +19,7 @@ import structlog
 
 from gateway.admin import keys
 from gateway.admin_api import grpc_api, rest_api
+from gateway.admin_api.holders import HolderService
 from gateway.admin_api.service import AdminService, Operators, TokenSigner
 from gateway.admin_api.settings import AdminSettings
 from gateway.redis.client import close, connect
@@ -129,7 +130,7 @@ async def build_server(settings: AdminSettings) -> AdminServer:
     rest = None
     if settings.admin_rest_port is not None:
         rest = RestServer(
-            rest_api.build_app(service, operators),
+            rest_api.build_app(service, operators, HolderService(service, redis_client)),
             _front_limits(),
             host=settings.admin_rest_host,
             port=settings.admin_rest_port,

@@ -27,12 +27,31 @@ audit trail's entries are in `gateway.admin_api.rest_operator`.
 | ``PUT /admin/v1/france_connect_clients/{client_id}`` | map it (body ``habilitation_id``) |
 | ``GET /admin/v1/audit/verify`` | recompute the audit chain |
 
+For a holder or an editor, with the console's credential (role ``console``) and
+``X-Acting-For: <their e-mail>``, on theirs alone (`gateway.admin_api.holders`; another's: 404):
+
+| method and path | action |
+|---|---|
+| ``GET /admin/v1/holder/habilitations`` | their habilitations |
+| ``GET /admin/v1/holder/habilitations/{id}`` | one, with its tokens and delegations (with their editor) |
+| ``GET /admin/v1/holder/habilitations/{id}/activity?window=`` | per 10 minutes: ``10m``, ``30h``, ``8d`` |
+| ``GET /admin/v1/holder/habilitations/{id}/requests`` | the last calls |
+| ``POST /admin/v1/holder/tokens/{id}/prolong`` | body ``days`` |
+| ``POST /admin/v1/holder/tokens/{id}/rotate`` | body ``grace_seconds`` |
+| ``POST /admin/v1/holder/tokens/{id}/revoke`` | revoke it now |
+| ``POST /admin/v1/holder/delegations/{id}/revoke`` | revoke a delegation of their habilitation |
+| ``GET /admin/v1/holder/editors`` | their editors |
+| ``GET /admin/v1/holder/editors/{id}`` | one, with its tokens and delegations (with their habilitation) |
+| ``GET /admin/v1/holder/delegations/{id}/activity?window=`` | an editor's calls under one delegation |
+| ``GET /admin/v1/holder/delegations/{id}/requests`` | its last calls |
+
 Statuses: 400 (a body or value refused: ``{"error", "field"}``), 401, 403, 404, 409 (the
 record's state forbids it), 503 (the registry's database unreachable).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
@@ -44,6 +63,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.admin_api import rest_operator
+from gateway.admin_api.holders import ACTING_FOR_HEADER, HolderService, acting_for
 from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
@@ -192,13 +212,101 @@ def _editor_routes(
     ]
 
 
-def build_app(service: AdminService, operators: Operators) -> Starlette:
-    """The REST front of ``service`` for ``operators``."""
+def _holder_routes(
+    holders: HolderService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+) -> list[Route]:
+    """The routes of a holder or editor (``endpoint`` names them from ``X-Acting-For``)."""
 
-    def endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+    def window(request: Request) -> str:
+        return request.query_params.get("window", "30h")
+
+    async def list_habilitations(_request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return [habilitation.as_json() for habilitation in await holders.habilitations(holder)]
+
+    async def get_habilitation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        habilitation, tokens, delegations = await holders.habilitation(holder, _path_id(request))
+        return {
+            **habilitation.as_json(),
+            "tokens": [_token_json(token) for token in tokens],
+            "delegations": [
+                {**delegation.as_json(), "editor_name": editor.name} for delegation, editor in delegations
+            ],
+        }
+
+    async def habilitation_activity(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return (await holders.habilitation_activity(holder, _path_id(request), window(request))).as_json()
+
+    async def habilitation_requests(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return [last.as_json() for last in await holders.habilitation_requests(holder, _path_id(request))]
+
+    async def prolong(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
+        days = _optional_int(body, "days") or TOKEN_DEFAULT_DAYS
+        return _token_json(await holders.prolong(holder, _path_id(request), days=days))
+
+    async def rotate(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
+        grace = dt.timedelta(seconds=_optional_int(body, "grace_seconds") or 0)
+        old, new = await holders.rotate(holder, _path_id(request), grace=grace)
+        return {"old_token": _token_json(old), "new": _issued_json(new)}
+
+    async def revoke(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return _token_json(await holders.revoke(holder, _path_id(request)))
+
+    async def revoke_delegation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return (await holders.revoke_delegation(holder, _path_id(request))).as_json()
+
+    async def list_editors(_request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return [editor.as_json() for editor in await holders.editors(holder)]
+
+    async def get_editor(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        editor, tokens, delegations = await holders.editor(holder, _path_id(request))
+        return {
+            **editor.as_json(),
+            "tokens": [_token_json(token) for token in tokens],
+            "delegations": [
+                {
+                    **delegation.as_json(),
+                    "habilitation_label": habilitation.label,
+                    "siret": habilitation.siret,
+                }
+                for delegation, habilitation in delegations
+            ],
+        }
+
+    async def delegation_activity(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return (await holders.delegation_activity(holder, _path_id(request), window(request))).as_json()
+
+    async def delegation_requests(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
+        return [last.as_json() for last in await holders.delegation_requests(holder, _path_id(request))]
+
+    at = f"{prefix}/holder"
+    return [
+        Route(f"{at}/habilitations", endpoint(list_habilitations), methods=["GET"]),
+        Route(f"{at}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
+        Route(f"{at}/habilitations/{{id}}/activity", endpoint(habilitation_activity), methods=["GET"]),
+        Route(f"{at}/habilitations/{{id}}/requests", endpoint(habilitation_requests), methods=["GET"]),
+        Route(f"{at}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
+        Route(f"{at}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
+        Route(f"{at}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
+        Route(f"{at}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
+        Route(f"{at}/editors", endpoint(list_editors), methods=["GET"]),
+        Route(f"{at}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
+        Route(f"{at}/delegations/{{id}}/activity", endpoint(delegation_activity), methods=["GET"]),
+        Route(f"{at}/delegations/{{id}}/requests", endpoint(delegation_requests), methods=["GET"]),
+    ]
+
+
+def build_app(service: AdminService, operators: Operators, holders: HolderService | None = None) -> Starlette:
+    """The REST front of ``service`` for ``operators``, and of ``holders`` for the console (None: none)."""
+
+    def endpoint(
+        handler: Handler, status: int = 200, *, for_holder: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
             try:
                 operator = operators.authenticate(request.headers.get("authorization"))
+                if for_holder:
+                    named = acting_for(request.headers.get(ACTING_FOR_HEADER))
+                    operator = dataclasses.replace(operator, acting_for=named)
                 body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
                 return JSONResponse(await handler(request, operator, body), status_code=status)
             except REFUSED as error:
@@ -325,5 +433,10 @@ def build_app(service: AdminService, operators: Operators) -> Starlette:
             *_editor_routes(service, endpoint, prefix),
             *rest_operator.routes(service, endpoint, prefix),
             Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
+            *(
+                []
+                if holders is None
+                else _holder_routes(holders, lambda handler: endpoint(handler, for_holder=True), prefix)
+            ),
         ]
     )

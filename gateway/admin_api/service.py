@@ -7,7 +7,9 @@ secret, never the secret itself::
     {"operators": [{"name": "alice", "role": "admin", "secret_sha256": "<64 hex>"}]}
 
 Roles: ``viewer`` reads (habilitations, tokens, the audit trail); ``admin`` also
-writes. The operator's name is the audit trail's actor.
+writes. The operator's name is the audit trail's actor. ``console`` is the web console's
+own credential: it may act only for a habilitation holder or editor it names, on theirs alone
+(`gateway.admin_api.holders`), and every operator action refuses it.
 
 Tokens are signed here (ES256, the ``TOKEN_SIGNING_KID`` key of ``KEYS_DIR``) and
 their JWT is shown once, when issued: the registry keeps only their record. The JWT
@@ -75,6 +77,8 @@ class Role(StrEnum):
     """Read habilitations, tokens and the audit trail."""
     ADMIN = "admin"
     """Everything a viewer may, and every write."""
+    CONSOLE = "console"
+    """Only for a named holder, on their habilitations and editors (`gateway.admin_api.holders`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,13 @@ class Operator:
 
     name: str
     role: Role
+    acting_for: str = ""
+    """The holder a ``console`` operator acts for (their e-mail, normalised); "" for an operator."""
+
+    @property
+    def actor(self) -> str:
+        """The audit trail's actor: the operator, or the holder and the console acting for them."""
+        return f"{self.acting_for} via {self.name}" if self.acting_for else self.name
 
 
 class UnauthenticatedError(Exception):
@@ -116,7 +127,7 @@ class Operators:
         for index, entry in enumerate(document.get("operators", [])):
             name, role, digest = entry.get("name"), entry.get("role"), entry.get("secret_sha256")
             if not isinstance(name, str) or not name or role not in set(Role):
-                raise ValueError(f"operator {index}: a name and a role (viewer or admin) are required")
+                raise ValueError(f"operator {index}: a name and a role ({', '.join(Role)}) are required")
             if not isinstance(digest, str) or len(digest) != 64:
                 raise ValueError(f"operator {name!r}: secret_sha256 must be 64 hexadecimal digits")
             entries[digest.lower()] = (name, Role(role))
@@ -221,7 +232,12 @@ class AdminService:
             self._conn = None
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The registry's connection, one action at a time.
+
+        Raises:
+            UnavailableError: the database cannot be reached (or did not answer in time).
+        """
         async with self._lock:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -245,13 +261,15 @@ class AdminService:
         role: Role,
         action: Callable[[psycopg.AsyncConnection[Any]], Awaitable[Result]],
     ) -> Result:
+        if operator.role is Role.CONSOLE:
+            raise ForbiddenError(f"operator {operator.name!r} (console) acts only for a holder, on theirs")
         if role is Role.ADMIN and operator.role is not Role.ADMIN:
             raise ForbiddenError(f"operator {operator.name!r} ({operator.role.value}) may not write")
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             result = await action(conn)
             if role is Role.ADMIN:
                 # The head leaves the database in the log stream (gateway.registry.audit).
-                head = await _audit_head(conn)
+                head = await audit_head(conn)
                 _LOG.info("registry_audit_head", operator=operator.name, seq=head[0], head=head[1])
             return result
 
@@ -294,13 +312,13 @@ class AdminService:
         """`gateway.registry.store.issue_token` and the new token's JWT."""
 
         async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self._signed(
+            return await self.signed(
                 conn, await store.issue_token(conn, operator.name, habilitation_id, **values)
             )
 
         return await self._run(operator, Role.ADMIN, issue)
 
-    async def _signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
+    async def signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
         """``record`` with its JWT, signed for its habilitation or editor."""
         holder: Habilitation | Editor
         if record.editor_id is not None:
@@ -331,7 +349,7 @@ class AdminService:
         record = await self._run(
             operator, Role.ADMIN, lambda conn: store.revoke_token(conn, operator.name, token_id, reason)
         )
-        await self._push_revocation(operator, record)
+        await self.push_revocation(record)
         return record
 
     async def ban_token(
@@ -343,10 +361,10 @@ class AdminService:
             banned, replacement = await store.ban_token(
                 conn, operator.name, token_id, at=at, reason=reason, replace=replace
             )
-            return banned, None if replacement is None else await self._signed(conn, replacement)
+            return banned, None if replacement is None else await self.signed(conn, replacement)
 
         banned, replacement = await self._run(operator, Role.ADMIN, ban)
-        await self._push_revocation(operator, banned)
+        await self.push_revocation(banned)
         return banned, replacement
 
     async def rotate_token(
@@ -356,10 +374,10 @@ class AdminService:
 
         async def rotate(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken]:
             old, new = await store.rotate_token(conn, operator.name, token_id, grace=grace)
-            return old, await self._signed(conn, new)
+            return old, await self.signed(conn, new)
 
         old, new = await self._run(operator, Role.ADMIN, rotate)
-        await self._push_revocation(operator, old)
+        await self.push_revocation(old)
         return old, new
 
     async def prolong_token(self, operator: Operator, token_id: str, *, days: int) -> TokenRecord:
@@ -409,7 +427,7 @@ class AdminService:
         """`gateway.registry.store.issue_editor_token` and the new token's JWT."""
 
         async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self._signed(
+            return await self.signed(
                 conn, await store.issue_editor_token(conn, operator.name, editor_id, **values)
             )
 
@@ -499,16 +517,20 @@ class AdminService:
         """`gateway.registry.audit.verify`."""
         return await self._run(operator, Role.VIEWER, audit.verify)
 
-    async def _push_revocation(self, operator: Operator, token: TokenRecord) -> None:
+    async def push_revocation(self, token: TokenRecord) -> None:
         """Write a token that stopped working now to the gateways' Redis (a later end: the snapshots)."""
         now = dt.datetime.now(dt.UTC)
         if token.state(now) is not TokenState.REVOKED or token.revoked_at is None:
             return
         until = int(max(token.expires_at, now + dt.timedelta(minutes=1)).timestamp())
-        rate_keys: list[str | None] = [token.habilitation_id]
+        # None: the token alone, the rate key of a gateway without registry (it knows no habilitation).
+        rate_keys: list[str | None] = [None]
+        if token.habilitation_id is not None:
+            rate_keys.append(token.habilitation_id)
         if token.editor_id is not None:
             # Its calls count under each habilitation delegated to its editor (gateway.delegations).
-            delegations = await self.list_delegations(operator, editor_id=token.editor_id)
+            async with self.connection() as conn:
+                delegations = await store.list_delegations(conn, editor_id=token.editor_id)
             rate_keys += [d.habilitation_id for d in delegations if d.revoked_at is None]
         try:
             pipe = self._redis.pipeline(transaction=False)
@@ -522,7 +544,8 @@ class AdminService:
             _LOG.warning("revocation_not_pushed", error_type=type(error).__name__)
 
 
-async def _audit_head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
+async def audit_head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
+    """The audit trail's last entry: its number and hash (hex); (0, the genesis) when empty."""
     cursor = await conn.execute("SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1")
     row = await cursor.fetchone()
     return (0, audit.GENESIS.hex()) if row is None else (row[0], bytes(row[1]).hex())

@@ -38,8 +38,8 @@ class AdminSettings(ServerSettings):
     )
     admin_operators_file: Path | None = Field(
         default=None,
-        description="JSON file of the operators: name, role (viewer or admin) and the SHA-256 of their "
-        "secret; required (ADMIN_OPERATORS_FILE).",
+        description="JSON file of the operators: name, role (viewer, admin, or console: the web console, "
+        "acting for a holder) and the SHA-256 of their secret; required (ADMIN_OPERATORS_FILE).",
     )
     keys_dir: Path | None = Field(
         default=None,

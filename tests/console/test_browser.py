@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from console.agents import BY_KEY
 from console.catalogue import apis
 from gateway.pings import BY_ID, PINGS
 from tests.console.conftest import Stack, accessibility_violations, screenshot
-from tests.people import RECIPIENT
+from tests.people import LEFEBVRE_QUERY, RECIPIENT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -136,3 +138,98 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     expect(newest.nth(1)).to_contain_text(_MAINTAINED.id)
     assert accessibility_violations(page) == []
     screenshot(page, "operateur-audit")
+
+
+def _holder_sign_in(page: Page, stack: Stack, agent: str) -> None:
+    """Sign in through the sandbox as the fictional agent of key ``agent``."""
+    page.goto(f"{stack.console_url}/agent/connexion")
+    # The DSFR draws the radio button under its label: the label is what a person clicks.
+    page.locator(f"label[for='agent-{agent}']").click()
+    expect(page.get_by_label(BY_KEY[agent].name)).to_be_checked()
+    assert accessibility_violations(page) == []
+    screenshot(page, "agent-connexion")
+    page.get_by_role("button", name="Se connecter").click()
+    expect(page.locator("h1")).to_have_text("Mes habilitations")
+
+
+def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
+    stack: Stack, page: Page
+) -> None:
+    """The chart's bars add up to the calls made; the token revoked in the console is refused next."""
+    agent = BY_KEY["ccas"]
+    operator = {"authorization": f"Bearer {stack.admin_secret}"}
+    with httpx.Client(base_url=stack.admin_rest_url, headers=operator) as admin:
+        habilitation = admin.post(
+            "/admin/v1/habilitations",
+            json={
+                "label": "Centre social de test",
+                "siret": RECIPIENT,
+                "scopes": ["cnaf_quotient_familial"],
+                "contacts": [agent.email],
+            },
+        ).json()
+        issued = admin.post(f"/admin/v1/habilitations/{habilitation['id']}/tokens", json={"days": 30}).json()
+    bearer = {"authorization": f"Bearer {issued['jwt']}"}
+    with httpx.Client(base_url=stack.rest_url, headers=bearer, timeout=30) as gateway:
+        answers = [gateway.get(_QUOTIENT, params=LEFEBVRE_QUERY).status_code for _ in range(3)]
+        # A scope the habilitation lacks: refused, and counted with its code.
+        answers.append(
+            gateway.get("/v3/dss/complementaire_sante_solidaire/identite", params=LEFEBVRE_QUERY).status_code
+        )
+    assert answers == [200, 200, 200, 403]
+    console = {
+        "authorization": f"Bearer {(stack.run_dir / 'console-admin-secret').read_text().strip()}",
+        "x-acting-for": agent.email,
+    }
+    activity_path = f"/admin/v1/holder/habilitations/{habilitation['id']}/activity"
+    with httpx.Client(base_url=stack.admin_rest_url, headers=console) as holder:
+        for _ in range(100):  # the gateway writes its counts every USAGE_FLUSH_SECONDS
+            rows = holder.get(activity_path, params={"window": "30h"}).json()["rows"]
+            if sum(row["calls"] for row in rows) == len(answers):
+                break
+            time.sleep(0.1)
+
+    _holder_sign_in(page, stack, "ccas")
+    assert accessibility_violations(page) == []
+    screenshot(page, "agent-habilitations")
+    page.get_by_role("link", name="Centre social de test").click()
+    expect(page.locator("h1")).to_have_text("Centre social de test")
+    bars = page.locator("#chart g.console-bar")
+    succeeded = sum(int(bar.get_attribute("data-ok") or 0) for bar in bars.all())
+    refused = sum(int(bar.get_attribute("data-errors") or 0) for bar in bars.all())
+    assert (succeeded, refused) == (3, 1)
+    expect(page.locator("#erreurs tbody tr")).to_have_count(1)
+    expect(page.locator("#erreurs")).to_contain_text("00100")
+    expect(page.locator("#dernieres-requetes tbody tr")).to_have_count(4)
+    expect(page.locator("#dernieres-requetes")).not_to_contain_text("LEFEBVRE")
+    assert accessibility_violations(page) == []
+    page.locator("#appels").scroll_into_view_if_needed()
+    screenshot(page, "agent-habilitation")
+
+    row = page.locator("#jetons tbody tr", has_text=issued["token"]["id"])
+    row.get_by_role("button", name="Révoquer").click()
+    expect(row.locator(".token-state")).to_have_text("revoked")
+    refused_now = httpx.get(f"{stack.rest_url}{_QUOTIENT}", params=LEFEBVRE_QUERY, headers=bearer, timeout=30)
+    assert refused_now.status_code == 401, refused_now.text
+
+    for window in ("10m", "8d"):
+        page.goto(f"{stack.console_url}/agent/habilitations/{habilitation['id']}?fenetre={window}")
+        total = sum(
+            int(bar.get_attribute("data-ok") or 0) for bar in page.locator("#chart g.console-bar").all()
+        )
+        assert total == 3, window
+
+
+def test_an_editor_sees_their_delegations(stack: Stack, page: Page) -> None:
+    _holder_sign_in(page, stack, "editeur")
+    page.get_by_role("link", name="Éditeur de démonstration").click()
+    expect(page.locator("h1")).to_have_text("Éditeur de démonstration")
+    expect(page.locator("#jetons tbody tr")).to_have_count(1)
+    assert accessibility_violations(page) == []
+    screenshot(page, "agent-editeur")
+    page.locator("#delegations").get_by_role("link").first.click()
+    expect(page.locator("h1")).to_have_text("CCAS de démonstration - quotient familial")
+    expect(page.locator("#chart")).to_be_visible()
+    assert accessibility_violations(page) == []
+    page.locator("#appels").scroll_into_view_if_needed()
+    screenshot(page, "agent-delegation")

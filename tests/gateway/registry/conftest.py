@@ -55,6 +55,7 @@ async def registry_conn(registry_url: str) -> AsyncIterator[psycopg.AsyncConnect
 
 ADMIN_SECRET = "the admin operator's test secret"
 VIEWER_SECRET = "the viewer operator's test secret"
+CONSOLE_SECRET = "the console's test secret"
 SIGNING_KID = "registry-test"
 
 
@@ -81,7 +82,7 @@ class AdminApi:
 
 
 def operators_file(directory: Path) -> Path:
-    """An operators file: ``operatrice-1`` admin, ``victor`` viewer."""
+    """An operators file: ``operatrice-1`` admin, ``victor`` viewer, ``console`` the web console."""
     path = directory / "operators.json"
     path.write_text(
         json.dumps(
@@ -89,6 +90,7 @@ def operators_file(directory: Path) -> Path:
                 "operators": [
                     {"name": "operatrice-1", "role": "admin", "secret_sha256": secret_digest(ADMIN_SECRET)},
                     {"name": "victor", "role": "viewer", "secret_sha256": secret_digest(VIEWER_SECRET)},
+                    {"name": "console", "role": "console", "secret_sha256": secret_digest(CONSOLE_SECRET)},
                 ]
             }
         )
