@@ -65,7 +65,15 @@ def _banner_url(banner: str, name: str) -> str:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`python -m devstack` in a run directory of its own, shared by every browser test (one start)."""
     run_dir = tmp_path_factory.mktemp("console-stack")
-    env = {**os.environ, "DEVSTACK_RUN_DIR": str(run_dir), "DEVSTACK_ANY_PORTS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "DEVSTACK_RUN_DIR": str(run_dir),
+        "DEVSTACK_ANY_PORTS": "1",
+        "PYTHONUNBUFFERED": "1",
+        # Every browser journey signs in from 127.0.0.1 to this one console (operators, agents,
+        # citizens); the limit itself is tests/console/test_app.py's.
+        "SIGN_IN_ATTEMPTS": "100",
+    }
     env.pop("REDIS_URL", None)
     env.pop("JOURNAL_DATABASE_URL", None)
     process = subprocess.Popen(
