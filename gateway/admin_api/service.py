@@ -24,7 +24,8 @@ gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
 ``revocations`` channel), read with the rate decision of every call: it holds from the
 next call on every gateway, whatever their snapshot's age. An editor token's calls count
 against the habilitations delegated to its editor: its revocation is written under each
-of them.
+of them. A delegation's revocation is written too (`gateway.ratelimit.revoked_delegation_key`):
+the editor's calls through it are refused (00213) from the next call as well.
 """
 
 from __future__ import annotations
@@ -49,7 +50,13 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
-from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
+from gateway.ratelimit import (
+    DELEGATION_REVOCATION_KEEP_SECONDS,
+    REVOCATIONS_CHANNEL,
+    REVOKED_SET,
+    revoked_delegation_key,
+    revoked_key,
+)
 from gateway.registry import audit, store
 from gateway.registry.model import (
     Delegation,
@@ -426,10 +433,20 @@ class AdminService:
         )
 
     async def revoke_delegation(self, operator: Operator, delegation_id: str) -> Delegation:
-        """`gateway.registry.store.revoke_delegation`, as ``operator``."""
-        return await self._run(
+        """`gateway.registry.store.revoke_delegation`, as ``operator``, then the revocation in Redis."""
+        delegation = await self._run(
             operator, Role.ADMIN, lambda conn: store.revoke_delegation(conn, operator.name, delegation_id)
         )
+        try:
+            await self._redis.set(
+                revoked_delegation_key(delegation.id, delegation.habilitation_id),
+                "1",
+                ex=DELEGATION_REVOCATION_KEEP_SECONDS,
+            )
+        except (redis.RedisError, OSError) as error:
+            # Recorded in the registry all the same: the gateways' snapshots refuse it within seconds.
+            _LOG.warning("delegation_revocation_not_pushed", error_type=type(error).__name__)
+        return delegation
 
     async def list_delegations(
         self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None

@@ -18,6 +18,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from apiparticulier.admin.v1 import admin_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
@@ -45,6 +46,9 @@ SIRET_NONE = "21756011100015"
 _QF = "cnaf_quotient_familial"
 _AAH = "allocation_adulte_handicape"
 _QF_PATH = "/v3/dss/quotient_familial/identite"
+_AAH_PATH = "/v3/dss/allocation_adulte_handicape/identite"
+_SLOW_SNAPSHOT_SECONDS = 1.0
+"""REGISTRY_CHANGE_DELAY_SECONDS at its most: the snapshot's reload comes after the calls that follow."""
 _IDENTITY = {key: value for key, value in LEFEBVRE_QUERY.items() if key != "recipient"}
 
 
@@ -83,7 +87,10 @@ async def _delegate(api: AdminApi, editor: str, habilitation: str) -> str:
 
 
 @pytest.fixture
-async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIterator[Editorial]:
+async def editorial(
+    admin_api: AdminApi, redis_server: RedisProcess, request: pytest.FixtureRequest
+) -> AsyncIterator[Editorial]:
+    """The mesh; ``request.param``, when given, is the gateway's REGISTRY_CHANGE_DELAY_SECONDS."""
     api = admin_api
     editor = (
         await _admin(api, "CreateEditor", admin_pb2.CreateEditorRequest(siret=SIRET_NONE, name="Logiciel"))
@@ -105,7 +112,7 @@ async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIte
             rest_host="127.0.0.1",
             rest_port=0,
             registry_database_url=api.database_url,
-            registry_change_delay_seconds=0.02,
+            registry_change_delay_seconds=getattr(request, "param", 0.02),
         )
     )
     assert isinstance(gateway, GatewayServer)
@@ -234,6 +241,42 @@ async def test_a_revoked_delegation_refuses_the_next_calls(editorial: Editorial)
 
     await _eventually(2, lambda: _quotient(mesh, mesh.editor_jwt, SIRET_B), "00213")
     assert await _quotient(mesh, mesh.editor_jwt, SIRET_B) == "00213"
+
+
+def _revoked_in_redis() -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "gateway_rate_limit_decisions_total", {"source": "redis", "result": "revoked"}
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("editorial", [_SLOW_SNAPSHOT_SECONDS], indirect=True)
+async def test_a_revoked_delegation_refuses_the_very_next_call_before_any_snapshot_reload(
+    editorial: Editorial,
+) -> None:
+    """The admin API writes the revocation where the limiter's one round trip looks: refused over gRPC
+    and REST with the real code, while the gateway's snapshot still holds the delegation."""
+    mesh = editorial
+    await _eventually(2, lambda: _aah(mesh, SIRET_B), "OK")
+    before = _revoked_in_redis()
+
+    await _admin(mesh.api, "RevokeDelegation", admin_pb2.RevokeDelegationRequest(id=mesh.delegation_b))
+
+    assert await _aah(mesh, SIRET_B) == "00213"
+    refused = await mesh.http.get(
+        _AAH_PATH,
+        params={**_IDENTITY, "recipient": SIRET_B},
+        headers={"Authorization": f"Bearer {mesh.editor_jwt}"},
+    )
+    # Both refusals came from the limiter's round trip: the snapshot waits a second before reloading.
+    assert _revoked_in_redis() - before == 2
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["code"] == "00213"
+    assert "ratelimit-limit" not in refused.headers
+    # Body A's delegation, of the same editor token, still serves.
+    assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"
 
 
 async def test_a_habilitation_revoked_revokes_its_delegations(editorial: Editorial) -> None:
