@@ -59,12 +59,14 @@ from gateway.ratelimit import (
 )
 from gateway.registry import audit, store
 from gateway.registry.model import (
+    DataProtectionOfficer,
     Delegation,
     DelegationOrigin,
     Editor,
     FranceConnectClient,
     Habilitation,
     InvalidInputError,
+    Invitation,
     TokenRecord,
     TokenState,
 )
@@ -89,6 +91,10 @@ class Operator:
 
     name: str
     role: Role
+
+
+_HOLDER = Operator("holder", Role.ADMIN)
+"""Who accepts an invitation: authenticated by its secret for that one write (the audit names their SIRET)."""
 
 
 class UnauthenticatedError(Exception):
@@ -149,6 +155,7 @@ REFUSALS: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     InvalidInputError: (grpc.StatusCode.INVALID_ARGUMENT, 400),
     store.UnknownError: (grpc.StatusCode.NOT_FOUND, 404),
     store.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    store.DeniedError: (grpc.StatusCode.PERMISSION_DENIED, 403),
     UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
 }
 """Each refusal of an action, and its gRPC status and HTTP status (the two adapters read it)."""
@@ -471,6 +478,56 @@ class AdminService:
     async def list_france_connect_clients(self, operator: Operator) -> list[FranceConnectClient]:
         """Every FranceConnect client mapped."""
         return await self._run(operator, Role.VIEWER, store.list_france_connect_clients)
+
+    async def invite_body(
+        self,
+        operator: Operator,
+        *,
+        editor_id: str,
+        habilitation_id: str,
+        contact_email: str,
+        dpo: DataProtectionOfficer,
+    ) -> tuple[Invitation, str]:
+        """`gateway.registry.store.invite`, as ``operator`` for the editor: the invitation, its secret."""
+        return await self._run(
+            operator,
+            Role.ADMIN,
+            lambda conn: store.invite(
+                conn,
+                operator.name,
+                editor_id=editor_id,
+                habilitation_id=habilitation_id,
+                contact_email=contact_email,
+                dpo=dpo,
+            ),
+        )
+
+    async def accept_invitation(
+        self, invitation_id: str, secret: str, *, siret: str, terms_accepted: bool, dpo_informed: bool
+    ) -> tuple[Invitation, Delegation]:
+        """`gateway.registry.store.accept_invitation`: no operator, the secret is the credential."""
+        return await self._run(
+            _HOLDER,
+            Role.ADMIN,
+            lambda conn: store.accept_invitation(
+                conn,
+                invitation_id,
+                secret,
+                siret=siret,
+                terms_accepted=terms_accepted,
+                dpo_informed=dpo_informed,
+            ),
+        )
+
+    async def list_invitations(
+        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
+    ) -> list[Invitation]:
+        """`gateway.registry.store.list_invitations`."""
+        return await self._run(
+            operator,
+            Role.VIEWER,
+            lambda conn: store.list_invitations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
+        )
 
     async def verify_audit(self, operator: Operator) -> audit.Verification:
         """`gateway.registry.audit.verify`."""
