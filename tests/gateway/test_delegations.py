@@ -431,3 +431,37 @@ async def test_an_editor_s_range_refuses_a_caller_outside_it_though_the_habilita
     # The call comes from 127.0.0.1, outside the editor's 10.0.0.0/8: refused once the snapshot has it.
     await _eventually(2, lambda: _quotient(mesh, jwt, SIRET), "00107")
     assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"  # the other editor's token is not
+
+
+async def test_a_body_invited_by_the_editor_is_served_once_its_holder_accepts(editorial: Editorial) -> None:
+    mesh = editorial
+    body = await _habilitation(mesh.api, SIRET_NONE, _QF)
+    dpo = admin_pb2.DataProtectionOfficer(
+        given_name="Responsable",
+        family_name="Conformité",
+        email="dpd@mairie.example",
+        phone="+33 1 23 45 67 89",
+        job_title="Déléguée à la protection des données",
+    )
+    invited = await _admin(
+        mesh.api,
+        "InviteBody",
+        admin_pb2.InviteBodyRequest(
+            editor_id=mesh.editor, habilitation_id=body, contact_email="accueil@mairie.example", dpo=dpo
+        ),
+    )
+    await _eventually(2, lambda: _quotient(mesh, mesh.editor_jwt, SIRET_B), "00100")
+    # Invited is not delegated.
+    assert await _quotient(mesh, mesh.editor_jwt, SIRET_NONE) == "00213"
+
+    await mesh.api.stub.AcceptInvitation(
+        admin_pb2.AcceptInvitationRequest(
+            id=invited.invitation.id,
+            secret=invited.secret,
+            siret=SIRET_NONE,
+            terms_accepted=True,
+            dpo_informed=True,
+        )
+    )
+
+    await _eventually(2, lambda: _quotient(mesh, mesh.editor_jwt, SIRET_NONE), "OK")
