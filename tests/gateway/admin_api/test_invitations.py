@@ -7,12 +7,16 @@ from collections.abc import Awaitable
 from typing import Any
 
 import grpc
+import httpx
 import psycopg
+from google.protobuf import json_format
 
 from apiparticulier.admin.v1 import admin_pb2
-from tests.gateway.registry.conftest import SIRET, AdminApi
+from tests.gateway.registry.conftest import ADMIN_SECRET, SIRET, VIEWER_SECRET, AdminApi
 
 _QF = "cnaf_quotient_familial"
+_ADMIN = {"authorization": f"Bearer {ADMIN_SECRET}"}
+_VIEWER = {"authorization": f"Bearer {VIEWER_SECRET}"}
 _EDITOR_SIRET = "21756011100015"
 _SAME_SIREN = SIRET[:9] + "00021"
 """Another establishment of the holder's organisation (same SIREN)."""
@@ -192,3 +196,47 @@ async def test_each_refusal_of_an_invitation_has_its_status(admin_api: AdminApi)
     assert expired == (grpc.StatusCode.FAILED_PRECONDITION, "the invitation is expired")
     renewed = await invite(_DPO)
     assert renewed.invitation.state == admin_pb2.INVITATION_STATE_PENDING
+
+
+async def test_over_rest_a_console_invites_and_the_holder_accepts_without_an_operator(
+    admin_api: AdminApi,
+) -> None:
+    api = admin_api
+    editor, _, _ = await _invited(api)
+    async with httpx.AsyncClient(base_url=api.rest_url) as client:
+        listed = await client.get("/admin/v1/invitations", params={"editor_id": editor}, headers=_ADMIN)
+        assert [i["state"] for i in listed.json()] == ["pending"]
+        # A second body of the same organisation's habilitation, invited by the console.
+        second = (
+            await api.stub.CreateHabilitation(
+                admin_pb2.CreateHabilitationRequest(label="CCAS", siret=SIRET, scopes=[_QF]),
+                metadata=api.as_admin(),
+            )
+        ).habilitation.id
+        invitation = {
+            "editor_id": editor,
+            "habilitation_id": second,
+            "contact_email": "accueil@mairie.example",
+            "dpo": json_format.MessageToDict(_DPO, preserving_proto_field_name=True),
+        }
+        assert (await client.post("/admin/v1/invitations", json=invitation)).status_code == 401
+        viewer = await client.post("/admin/v1/invitations", headers=_VIEWER, json=invitation)
+        assert viewer.status_code == 403
+        no_dpo = await client.post("/admin/v1/invitations", headers=_ADMIN, json={**invitation, "dpo": "x"})
+        assert (no_dpo.status_code, no_dpo.json()["field"]) == (400, "dpo")
+        created = await client.post("/admin/v1/invitations", headers=_ADMIN, json=invitation)
+        assert created.status_code == 201, created.text
+        invited = created.json()
+        assert invited["invitation"]["dpo"]["email"] == "dpd@mairie.example"
+
+        acceptance = {"secret": invited["secret"], "siret": SIRET, "terms_accepted": True}
+        path = f"/admin/v1/invitations/{invited['invitation']['id']}/accept"
+        unconfirmed = await client.post(path, json=acceptance)
+        assert (unconfirmed.status_code, unconfirmed.json()["field"]) == (400, "dpo_informed")
+        wrong = await client.post(path, json={**acceptance, "dpo_informed": True, "secret": "x"})
+        assert wrong.status_code == 404
+        accepted = await client.post(path, json={**acceptance, "dpo_informed": True})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["invitation"]["state"] == "accepted"
+        assert accepted.json()["delegation"]["created_via"] == "editor_delegation_request"
+        assert accepted.json()["delegation"]["habilitation_id"] == second
