@@ -24,8 +24,9 @@ gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
 ``revocations`` channel), read with the rate decision of every call: it holds from the
 next call on every gateway, whatever their snapshot's age. An editor token's calls count
 against the habilitations delegated to its editor: its revocation is written under each
-of them. A delegation's revocation is written too (`gateway.ratelimit.revoked_delegation_key`):
-the editor's calls through it are refused (00213) from the next call as well.
+of them. A delegation's revocation (its own, or its habilitation's) is written too
+(`gateway.ratelimit.revoked_delegation_key`): the editor's calls through it are refused (00213)
+from the next call as well.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from gateway.registry.model import (
     Habilitation,
     InvalidInputError,
     Invitation,
+    Status,
     TokenRecord,
     TokenState,
 )
@@ -278,12 +280,19 @@ class AdminService:
     async def update_habilitation(
         self, operator: Operator, habilitation_id: str, changes: store.HabilitationChanges
     ) -> Habilitation:
-        """`gateway.registry.store.update_habilitation`, as ``operator``."""
-        return await self._run(
+        """`gateway.registry.store.update_habilitation`, as ``operator``.
+
+        A habilitation no longer validated has its delegations revoked: written to Redis as well.
+        """
+        habilitation = await self._run(
             operator,
             Role.ADMIN,
             lambda conn: store.update_habilitation(conn, operator.name, habilitation_id, changes),
         )
+        if habilitation.status is not Status.VALIDATED:
+            delegations = await self.list_delegations(operator, habilitation_id=habilitation.id)
+            await self._push_delegation_revocations([d for d in delegations if d.revoked_at is not None])
+        return habilitation
 
     async def get_habilitation(
         self, operator: Operator, habilitation_id: str
@@ -444,16 +453,20 @@ class AdminService:
         delegation = await self._run(
             operator, Role.ADMIN, lambda conn: store.revoke_delegation(conn, operator.name, delegation_id)
         )
-        try:
-            await self._redis.set(
-                revoked_delegation_key(delegation.id, delegation.habilitation_id),
-                "1",
-                ex=DELEGATION_REVOCATION_KEEP_SECONDS,
-            )
-        except (redis.RedisError, OSError) as error:
-            # Recorded in the registry all the same: the gateways' snapshots refuse it within seconds.
-            _LOG.warning("delegation_revocation_not_pushed", error_type=type(error).__name__)
+        await self._push_delegation_revocations([delegation])
         return delegation
+
+    async def _push_delegation_revocations(self, delegations: list[Delegation]) -> None:
+        """Write revoked delegations to the gateways' Redis: their calls refused from the next one."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for delegation in delegations:
+                key = revoked_delegation_key(delegation.id, delegation.habilitation_id)
+                pipe.set(key, "1", ex=DELEGATION_REVOCATION_KEEP_SECONDS)
+            await pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            # Recorded in the registry all the same: the gateways' snapshots refuse them within seconds.
+            _LOG.warning("delegation_revocation_not_pushed", error_type=type(error).__name__)
 
     async def list_delegations(
         self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None

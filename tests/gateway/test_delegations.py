@@ -279,6 +279,23 @@ async def test_a_revoked_delegation_refuses_the_very_next_call_before_any_snapsh
     assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"
 
 
+@pytest.mark.parametrize("editorial", [_SLOW_SNAPSHOT_SECONDS], indirect=True)
+async def test_a_habilitation_revoked_refuses_its_delegations_from_the_very_next_call(
+    editorial: Editorial,
+) -> None:
+    mesh = editorial
+    await _eventually(2, lambda: _aah(mesh, SIRET_B), "OK")
+    before = _revoked_in_redis()
+    update = admin_pb2.UpdateHabilitationRequest(
+        id=mesh.body_b, status=admin_pb2.HABILITATION_STATUS_ARCHIVED
+    )
+
+    await _admin(mesh.api, "UpdateHabilitation", update)
+
+    assert await _aah(mesh, SIRET_B) == "00213"
+    assert _revoked_in_redis() - before == 1
+
+
 async def test_a_habilitation_revoked_revokes_its_delegations(editorial: Editorial) -> None:
     mesh = editorial
     update = admin_pb2.UpdateHabilitationRequest(id=mesh.body_b, status=admin_pb2.HABILITATION_STATUS_REVOKED)
