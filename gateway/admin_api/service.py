@@ -36,6 +36,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ from gateway.ratelimit import (
     revoked_delegation_key,
     revoked_key,
 )
-from gateway.registry import audit, store
+from gateway.registry import audit, notices, store
 from gateway.registry.model import (
     DataProtectionOfficer,
     Delegation,
@@ -218,8 +219,13 @@ class AdminService:
         redis_client: redis.asyncio.Redis,
         *,
         timeout_seconds: float,
+        mailer: notices.Mailer | None = None,
     ) -> None:
-        """Serve on ``database_url`` (one connection, opened on first use and again after a failure)."""
+        """Serve on ``database_url`` (one connection, opened on first use and again after a failure).
+
+        ``mailer``: where invitations are sent (none: the operator hands over their secret).
+        """
+        self._mailer = mailer
         self._database_url = database_url
         self._signer = signer
         self._redis = redis_client
@@ -501,19 +507,35 @@ class AdminService:
         contact_email: str,
         dpo: DataProtectionOfficer,
     ) -> tuple[Invitation, str]:
-        """`gateway.registry.store.invite`, as ``operator`` for the editor: the invitation, its secret."""
-        return await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: store.invite(
+        """`gateway.registry.store.invite`, as ``operator`` for the editor: the invitation, its secret.
+
+        With a mailer, the invitation (its secret with it) is then sent to the body's contact; a
+        message that cannot be sent is logged (``invitation_not_sent``): the operator, who has the
+        secret, hands it over.
+        """
+
+        async def invite(conn: psycopg.AsyncConnection[Any]) -> tuple[Invitation, str, Editor, Habilitation]:
+            invitation, secret = await store.invite(
                 conn,
                 operator.name,
                 editor_id=editor_id,
                 habilitation_id=habilitation_id,
                 contact_email=contact_email,
                 dpo=dpo,
-            ),
-        )
+            )
+            editor = await store.get_editor(conn, invitation.editor_id)
+            return invitation, secret, editor, await store.get_habilitation(conn, invitation.habilitation_id)
+
+        invitation, secret, editor, habilitation = await self._run(operator, Role.ADMIN, invite)
+        if self._mailer is not None:
+            message = notices.invitation_message(
+                invitation, secret, editor, habilitation, self._mailer.sender
+            )
+            try:
+                await asyncio.to_thread(self._mailer.send, message)
+            except (OSError, smtplib.SMTPException) as error:
+                _LOG.warning("invitation_not_sent", invitation_id=invitation.id, error=type(error).__name__)
+        return invitation, secret
 
     async def accept_invitation(
         self, invitation_id: str, secret: str, *, siret: str, terms_accepted: bool, dpo_informed: bool

@@ -3,16 +3,29 @@ with the invitation's secret, the delegation then active; each refusal with its 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import psycopg
+import pytest
 from google.protobuf import json_format
 
 from apiparticulier.admin.v1 import admin_pb2
-from tests.gateway.registry.conftest import ADMIN_SECRET, SIRET, VIEWER_SECRET, AdminApi
+from devstack.redis import RedisProcess
+from devstack.smtp import SmtpSink
+from tests.gateway.registry.conftest import (
+    ADMIN_SECRET,
+    SIRET,
+    VIEWER_SECRET,
+    AdminApi,
+    admin_settings,
+    running_admin_api,
+)
 
 _QF = "cnaf_quotient_familial"
 _ADMIN = {"authorization": f"Bearer {ADMIN_SECRET}"}
@@ -240,3 +253,30 @@ async def test_over_rest_a_console_invites_and_the_holder_accepts_without_an_ope
         assert accepted.json()["invitation"]["state"] == "accepted"
         assert accepted.json()["delegation"]["created_via"] == "editor_delegation_request"
         assert accepted.json()["delegation"]["habilitation_id"] == second
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    """An SMTP sink (started outside the test's event loop: it runs one of its own)."""
+    server = SmtpSink(tmp_path / "mail")
+    server.start()
+    yield server
+    server.close()
+
+
+async def test_the_invitation_is_mailed_to_the_body_s_contact_who_accepts_with_its_secret(
+    registry_url: str, tmp_path: Path, redis_server: RedisProcess, sink: SmtpSink
+) -> None:
+    mailing = {"smtp_host": "127.0.0.1", "smtp_port": sink.port}
+    async with running_admin_api(admin_settings(registry_url, tmp_path, redis_server.url, **mailing)) as api:
+        _, habilitation, invited = await _invited(api)
+        (raw,) = sink.messages()
+        message = message_from_bytes(raw, policy=policy.default)
+        assert message["To"] == "accueil@mairie.example"
+        assert "Logiciel vous invite à lui déléguer l'habilitation « CCAS »" in str(message["Subject"])
+        text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Responsable Conformité" in text
+        secret = re.search(r"secret : (\S+)", text)
+        assert secret is not None and secret.group(1) == invited.secret
+        accepted = await api.stub.AcceptInvitation(_accept(invited.invitation.id, secret.group(1)))
+        assert accepted.delegation.habilitation_id == habilitation
