@@ -36,7 +36,7 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway.admin import registry as legacy
 from gateway.redis.client import close_sync, connect_sync
-from gateway.registry.model import TOKEN_DEFAULT_DAYS
+from gateway.registry.model import DPO_FIELDS, TOKEN_DEFAULT_DAYS
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -660,11 +660,7 @@ def _invitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> in
             habilitation_id=args.habilitation,
             contact_email=args.contact,
             dpo=admin_pb2.DataProtectionOfficer(
-                given_name=args.dpo_given_name,
-                family_name=args.dpo_family_name,
-                email=args.dpo_email,
-                phone=args.dpo_phone,
-                job_title=args.dpo_job_title,
+                **{name: getattr(args, f"dpo_{name}") for name in DPO_FIELDS}
             ),
         ),
         metadata=metadata,
@@ -742,7 +738,8 @@ def _register_invitation(commands: Any) -> None:
     create.add_argument("--editor", required=True, metavar="ID")
     create.add_argument("--habilitation", required=True, metavar="ID", help="the body's habilitation")
     create.add_argument("--contact", required=True, metavar="EMAIL", help="the body's contact")
-    for field in ("given-name", "family-name", "email", "phone", "job-title"):
+    for name in DPO_FIELDS:
+        field = name.replace("_", "-")
         create.add_argument(
             f"--dpo-{field}", required=True, help=f"the body's data protection officer's {field}"
         )

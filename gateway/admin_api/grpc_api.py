@@ -149,19 +149,12 @@ def delegation_message(delegation: model.Delegation) -> admin_pb2.Delegation:
 
 def invitation_message(invitation: model.Invitation) -> admin_pb2.Invitation:
     """The message of an invitation, its state as of now."""
-    dpo = invitation.dpo
     return admin_pb2.Invitation(
         id=invitation.id,
         editor_id=invitation.editor_id,
         habilitation_id=invitation.habilitation_id,
         contact_email=invitation.contact_email,
-        dpo=admin_pb2.DataProtectionOfficer(
-            given_name=dpo.given_name,
-            family_name=dpo.family_name,
-            email=dpo.email,
-            phone=dpo.phone,
-            job_title=dpo.job_title,
-        ),
+        dpo=admin_pb2.DataProtectionOfficer(**invitation.dpo.as_json()),
         state=_INVITATION_STATE[invitation.state(dt.datetime.now(dt.UTC))],
         invited_at=_timestamp(invitation.invited_at),
         expires_at=_timestamp(invitation.expires_at),
@@ -510,18 +503,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, operator: Operator, request: admin_pb2.InviteBodyRequest
     ) -> admin_pb2.InviteBodyResponse:
         """Invite a body to delegate its habilitation to an editor; the secret this once."""
-        dpo = request.dpo
         invitation, secret = await self.service.invite_body(
             operator,
             editor_id=request.editor_id,
             habilitation_id=request.habilitation_id,
             contact_email=request.contact_email,
             dpo=model.DataProtectionOfficer(
-                given_name=dpo.given_name,
-                family_name=dpo.family_name,
-                email=dpo.email,
-                phone=dpo.phone,
-                job_title=dpo.job_title,
+                **{name: getattr(request.dpo, name) for name in model.DPO_FIELDS}
             ),
         )
         return admin_pb2.InviteBodyResponse(invitation=invitation_message(invitation), secret=secret)

@@ -53,6 +53,7 @@ from starlette.routing import Route
 from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
+    DPO_FIELDS,
     TOKEN_DEFAULT_DAYS,
     DataProtectionOfficer,
     DelegationOrigin,
@@ -216,8 +217,7 @@ def _dpo(body: dict[str, Any]) -> DataProtectionOfficer:
     value = body.get("dpo")
     if not isinstance(value, dict):
         raise InvalidInputError("dpo", "must be an object")
-    fields = ("given_name", "family_name", "email", "phone", "job_title")
-    return DataProtectionOfficer(**{name: _string(value, name) for name in fields})
+    return DataProtectionOfficer(**{name: _string(value, name) for name in DPO_FIELDS})
 
 
 def _invitation_routes(

@@ -27,7 +27,7 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -319,6 +319,10 @@ class DataProtectionOfficer:
             "phone": self.phone,
             "job_title": self.job_title,
         }
+
+
+DPO_FIELDS = tuple(field.name for field in fields(DataProtectionOfficer))
+"""The data protection officer's fields, as every adapter (gRPC, REST, CLI) names them."""
 
 
 @dataclass(frozen=True, slots=True)
