@@ -26,7 +26,7 @@ next call on every gateway, whatever their snapshot's age. An editor token's cal
 against the habilitations delegated to its editor: its revocation is written under each
 of them. A delegation's revocation (its own, or its habilitation's) is written too
 (`gateway.ratelimit.revoked_delegation_key`): the editor's calls through it are refused (00213)
-from the next call as well.
+from the next call as well. A habilitation revoked or archived ends its tokens: written the same way.
 """
 
 from __future__ import annotations
@@ -288,7 +288,8 @@ class AdminService:
     ) -> Habilitation:
         """`gateway.registry.store.update_habilitation`, as ``operator``.
 
-        A habilitation no longer validated has its delegations revoked: written to Redis as well.
+        A habilitation no longer validated has its tokens and delegations ended: their revocations
+        written to Redis as well, refused from the next call.
         """
         habilitation = await self._run(
             operator,
@@ -298,6 +299,10 @@ class AdminService:
         if habilitation.status is not Status.VALIDATED:
             delegations = await self.list_delegations(operator, habilitation_id=habilitation.id)
             await self._push_delegation_revocations([d for d in delegations if d.revoked_at is not None])
+            for token in await self.list_tokens(
+                operator, habilitation_id=habilitation.id, expiring_within=None
+            ):
+                await self._push_revocation(operator, token)
         return habilitation
 
     async def get_habilitation(
