@@ -3,8 +3,9 @@
 Each process runs as a child with its logs in .run/logs/; the supervisor waits
 until each answers health, prints what runs where and how to call it, and on
 Ctrl-C (or SIGTERM) stops every child gracefully, then Redis and PostgreSQL. The
-journal's PostgreSQL keeps its data in .run/postgres/ across runs (with the journal's
-HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
+journal's PostgreSQL, which also holds the registry the admin API writes and the gateway
+reads (its demo habilitation, `devstack.demo`), keeps its data in .run/postgres/ across runs
+(with the journal's HMAC and signing keys in .run/), unless ``JOURNAL_DATABASE_URL`` names another.
 
 Every process takes its default port when it is free and another free one when it is not,
 all chosen before anything starts (`plan_ports`), so that two clones run side by side; the
@@ -28,15 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import jwt
+import grpc
 from cryptography.fernet import Fernet
 
 from contract.routes import contract_scopes
 from devstack import france_connect, holders
+from devstack.demo import DEMO_LABEL, demo_token
 from devstack.postgres import reachable_by_server
-from devstack.processes import Child, Issuer, ProcessGroup, admin, wait_until_http
+from devstack.processes import Child, ProcessGroup, wait_until_http
 from devstack.redis import free_port
 from devstack.smtp import SmtpSink
+from gateway.admin import keys
 from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
 from gateway.admin_api.service import secret_digest
 from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
@@ -341,17 +344,10 @@ def admin_setup(address: str) -> str:
     return f"export {ADDRESS_VARIABLE}={address} {TOKEN_VARIABLE}={_admin_secret()}"
 
 
-def demo_token(redis_url: str) -> str:
-    """A key pair for the local gateway (made once) and a one-day token holding every scope."""
+def signing_key() -> None:
+    """The key pair the admin API signs the local tokens with and the gateway verifies them by (made once)."""
     if not (_KEYS_DIR / f"{_DEMO_KID}.private.pem").exists():
-        admin("keygen", "--keys-dir", str(_KEYS_DIR), "--kid", _DEMO_KID)
-    token = Issuer(_KEYS_DIR, _DEMO_KID, redis_url).issue(
-        contract_scopes(), _DEMO_RECIPIENT, label="make run demo"
-    )
-    # The sandbox FranceConnect tokens then call alone, under the demo token's habilitation.
-    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    admin("link-france-connect", SANDBOX_CLIENT_ID, jti, "--redis-url", redis_url)
-    return token
+        keys.generate(_KEYS_DIR, _DEMO_KID)
 
 
 def _port_free(port: int) -> bool:
@@ -388,6 +384,18 @@ def _start(group: ProcessGroup, process: Process, env: dict[str, str] | None = N
     _print_process(process)
 
 
+def start_admin(group: ProcessGroup, plan: PortPlan, database_url: str, redis_url: str) -> str:
+    """The SMTP sink, the admin API, then the demo habilitation's token made through it (its JWT)."""
+    sink = SmtpSink(MAIL_DIR, plan.smtp_port)
+    sink.start()
+    print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
+    _start(group, plan.admin, admin_env(database_url, redis_url, plan.admin_rest_port, sink.port))
+    print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
+    return demo_token(
+        plan.admin.address, _admin_secret(), _DEMO_RECIPIENT, contract_scopes(), SANDBOX_CLIENT_ID
+    )
+
+
 def main() -> None:
     """Run the local mesh until Ctrl-C."""
     group = ProcessGroup(_RUN_DIR / "logs")
@@ -404,23 +412,16 @@ def main() -> None:
     try:
         redis_url = _redis(group)
         journal = journal_env(start_journal_database(group))
-        # The providers start side by side (each is seconds of imports), and the demo token is
-        # made meanwhile; the admin API then the gateway follow, one after the other, as both
-        # migrate the database.
+        database_url = journal["JOURNAL_DATABASE_URL"]
+        # The providers start side by side (each is seconds of imports); the admin API then the
+        # gateway follow, one after the other, as both migrate the database, and the demo token is
+        # made through the admin API between them, so that the gateway's first snapshot holds it.
         providers = [_spawn(group, process) for process in plan.providers]
-        token = demo_token(redis_url)
+        signing_key()
         for process, child in zip(plan.providers, providers, strict=True):
             group.wait(child)
             _print_process(process)
-        sink = SmtpSink(MAIL_DIR, plan.smtp_port)
-        sink.start()
-        print(f"{'smtp sink':<16} 127.0.0.1:{sink.port}  messages in {shown(MAIL_DIR)}/")
-        _start(
-            group,
-            plan.admin,
-            admin_env(journal["JOURNAL_DATABASE_URL"], redis_url, plan.admin_rest_port, sink.port),
-        )
-        print(f"{'admin API REST':<16} http://127.0.0.1:{plan.admin_rest_port}/admin/v1/habilitations")
+        token = start_admin(group, plan, database_url, redis_url)
         holders.seed(f"http://127.0.0.1:{plan.admin_rest_port}", _admin_secret())
         gateway = _spawn(
             group,
@@ -433,6 +434,8 @@ def main() -> None:
                 "REST_PORT": str(plan.rest_port),
                 **plan.provider_addresses(),
                 **journal,
+                # The registry the admin API writes: its revocations and changes hold on these calls.
+                "REGISTRY_DATABASE_URL": database_url,
                 "RESPONSE_CACHE_KEYS": _response_cache_keys(),
             },
         )
@@ -458,6 +461,9 @@ def main() -> None:
         # A process that could not start (a bad setting, a port taken since the plan): say which and why.
         print(f"make run: {error}", file=sys.stderr)
         exit_status = 1
+    except grpc.RpcError as error:
+        print(f"make run: the admin API refused the demo habilitation: {error.details()}", file=sys.stderr)
+        exit_status = 1
     finally:
         print("\nstopping…")
         group.close()
@@ -480,10 +486,11 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     """How to call what runs: the addresses are the ones taken, the commands work as printed."""
     print(f"\nlogs in {shown(_RUN_DIR)}/logs/; check a process with:")
     print(f"  .venv/bin/python -m devstack.probe {plan.gateway.address}")
-    print(f"\ndemo token (every scope, valid one day), recipient {_DEMO_RECIPIENT}:")
+    print(f"\ndemo token (habilitation {DEMO_LABEL!r}, every scope; one day), recipient {_DEMO_RECIPIENT}:")
     print(f"  export TOKEN={token}")
-    print(f"\nmore tokens (README, Tokens): keys {shown(_KEYS_DIR)}, kid {_DEMO_KID}, with:")
-    print(f"  export REDIS_URL={redis_url}")
+    print("\nmore tokens, through the admin API (README, Tokens), operator dev:")
+    print(f"  {admin_setup(plan.admin.address)}")
+    print("  .venv/bin/python -m gateway.admin habilitation list")
     print("\nthe command-line client (python -m client --help), with that token:")
     print(f"  {client_setup(plan.gateway.address)}")
     for line in client_examples():
@@ -491,11 +498,8 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
     for line in curl_examples(plan.rest_url):
         print(f"  {line}")
-    print(
-        "\nthe admin API (habilitations, tokens: python -m gateway.admin habilitation --help), operator dev:"
-    )
-    print(f"  {admin_setup(plan.admin.address)}")
-    print("  .venv/bin/python -m gateway.admin habilitation list")
+    print("\nmaintenance windows (README, Tokens) are written to the gateway's Redis, with:")
+    print(f"  export REDIS_URL={redis_url}")
     print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
     print(
         f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "

@@ -606,7 +606,8 @@ class CallPath:
         trip takes the call's duplicate-call lock (`gateway.call_lock`).
 
         Raises:
-            ApiError: 00105 revoked, 00429 over the limit, 00015 an identical call still runs.
+            ApiError: 00105 revoked, 00213 an editor token's delegation revoked, 00429 over the limit,
+                00015 an identical call still runs.
         """
         token = call.holder
         lock = ""
@@ -622,6 +623,7 @@ class CallPath:
             session=call.session,
             lock=lock,
             lock_ms=lock_milliseconds(call.time_left()),
+            delegation=call.delegation_id,
         )
         call.decided(decision)
         call.lock = lock

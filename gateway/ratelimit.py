@@ -32,6 +32,10 @@ so that one call's keys share a Cluster slot):
   tokens registered in Redis, which also add the jti to the set ``revoked`` and publish
   it on the channel ``revocations``, both read here only in degrade mode, where the
   per-minute limit is not applied).
+- ``revoked:{<habilitation>}:delegation:<id>``: exists once a delegation is revoked (written by
+  the admin API, kept `DELEGATION_REVOCATION_KEEP_SECONDS`); an editor token's call resolved to
+  that delegation from a snapshot that predates it is refused 403 ``00213``, as the snapshot
+  refuses it once reloaded, from the next call (the degrade mode leaves it to the snapshot).
 
 When Redis cannot answer within ``REDIS_TIMEOUT_SECONDS``, ``REDIS_FAILURE_MODE``
 decides: ``fail_closed`` refuses with UNAVAILABLE; ``degrade`` limits locally at
@@ -75,7 +79,14 @@ from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
 from gateway.bounds import RATE_LIMIT_BURST_MAX
 from gateway.redis.pipeline import pipeline_for
 from gateway.settings import GatewaySettings, RedisFailureMode
-from runtime.errors import ApiError, duplicate_call, revoked_token, store_unavailable, too_many_requests
+from runtime.errors import (
+    ApiError,
+    duplicate_call,
+    recipient_not_delegated,
+    revoked_token,
+    store_unavailable,
+    too_many_requests,
+)
 
 SCRIPT = """
 -- Revocation check and GCRA rate decisions (per second, and per minute when set) for one call,
@@ -87,6 +98,8 @@ SCRIPT = """
 -- KEYS[4]  rl:{<key>}:<s>    TAT of a session's own per-second bucket within the habilitation (a
 --                            FranceConnect access token's: read and written only when ARGV[5] > 0)
 -- KEYS[5]  lock:{<key>}:…    the duplicate-call lock of this call (taken only when ARGV[7] > 0)
+-- KEYS[6]  revoked:{<key>}:delegation:<id>  exists once the delegation an editor token's call was
+--                            resolved to is revoked; KEYS[2] itself for any other call (not read again)
 -- ARGV[1]  rate: requests per second (integer, 1 to gateway.bounds.RATE_LIMIT_MAX_PER_SECOND)
 -- ARGV[2]  burst: calls a full per-second bucket admits at once (1 to gateway.bounds.RATE_LIMIT_BURST_MAX)
 -- ARGV[3]  count: 1 counts the call; 0 only reads the state (a call refused before the limiter)
@@ -97,7 +110,8 @@ SCRIPT = """
 --
 -- <key> is the habilitation's id (its tokens share the counters), or the token's own id.
 -- Returns {revoked, allowed, remaining, reset_us, retry_after_us, window, duplicate}:
---   revoked         1 when the token is revoked (nothing else is computed or written)
+--   revoked         1 when the token is revoked, 2 when the call's delegation is (nothing else is
+--                   computed or written)
 --   allowed         1 when the call is admitted (and every TAT was advanced); a call one bucket
 --                   refuses advances none
 --   remaining       calls that may still be sent right now (the tighter bucket's)
@@ -116,6 +130,9 @@ end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {1, 0, 0, 0, 0, 1, 0}
+end
+if KEYS[6] ~= KEYS[2] and redis.call('EXISTS', KEYS[6]) == 1 then
+  return {2, 0, 0, 0, 0, 1, 0}
 end
 
 local time = redis.call('TIME')
@@ -202,6 +219,9 @@ _LOCAL_STATE_PRUNE_SIZE = 10_000
 _MINUTE = 60
 _SESSION = -1
 """The script's ``window`` when a session's bucket is the tighter (a per-second bucket)."""
+_DELEGATION_REVOKED = 2
+"""The script's ``revoked`` when the call's delegation is revoked."""
+_SCRIPT_KEYS = 6
 
 _LOG = structlog.get_logger(__name__)
 
@@ -262,6 +282,15 @@ def session_key(key: str, session: str) -> str:
     return f"rl:{{{key}}}:{session}"
 
 
+DELEGATION_REVOCATION_KEEP_SECONDS = 30 * 86400
+"""How long a delegation's revocation stays in Redis: far past any snapshot's reload, which then holds it."""
+
+
+def revoked_delegation_key(delegation_id: str, habilitation_id: str) -> str:
+    """Key that exists once the delegation is revoked, in the slot of its habilitation's rate key."""
+    return f"revoked:{{{habilitation_id}}}:delegation:{delegation_id}"
+
+
 def revoked_key(token_id: str, key: str | None = None) -> str:
     """Key that exists while the token is revoked, in the slot of its rate key (``key``, or the token)."""
     if key is None or key == token_id:
@@ -275,7 +304,7 @@ class RateDecision:
 
     Attributes:
         allowed: The call may go on.
-        revoked: The token is revoked (then ``allowed`` is false).
+        revoked: The token is revoked, or the call's delegation (then ``allowed`` is false).
         limit: Calls the token's bucket holds: what it may send at once when idle.
         remaining: Calls it may still send right now.
         reset_seconds: Seconds until the bucket is full again.
@@ -287,6 +316,8 @@ class RateDecision:
         rate_key: What the counters are keyed by: the habilitation's id, or the token's.
         duplicate: An identical call of the token holds the duplicate-call lock (then ``allowed``
             is false and nothing was counted).
+        delegation_revoked: The delegation the editor token's call was resolved to is revoked (then
+            ``revoked`` is true as well).
         decided_at: When the decision was made, Unix epoch seconds (wall clock).
         metadata: Response metadata: ``ratelimit-limit``, ``ratelimit-remaining``,
             ``ratelimit-reset`` (the Unix epoch second at which the bucket is full again,
@@ -305,6 +336,7 @@ class RateDecision:
     window_seconds: int = 1
     rate_key: str = ""
     duplicate: bool = False
+    delegation_revoked: bool = False
     decided_at: float = field(default_factory=time.time)
 
     @property
@@ -322,11 +354,15 @@ class RateDecision:
         return tuple(pairs)
 
     def refusal(self) -> ApiError:
-        """The refusal: 00429 with RetryInfo and QuotaFailure, 00105 revoked, 00015 an identical call runs.
+        """The refusal: 00429 (RetryInfo, QuotaFailure), 00105 / 00213 token / delegation revoked, 00015.
+
+        00015: an identical call of the token still runs.
 
         Raises:
             ValueError: the call was allowed.
         """
+        if self.delegation_revoked:
+            return recipient_not_delegated()
         if self.revoked:
             return revoked_token()
         if self.allowed:
@@ -460,6 +496,7 @@ class RateLimiter:
         session: str = "",
         lock: str = "",
         lock_ms: int = 0,
+        delegation: str = "",
     ) -> RateDecision:
         """Check the token's revocation and count one call against its rate.
 
@@ -477,6 +514,8 @@ class RateLimiter:
             lock: The call's duplicate-call lock key (`gateway.call_lock`), taken in the same round
                 trip when the call is admitted (then `release` it once answered); "": none.
             lock_ms: The lock's lifetime, milliseconds (the call's deadline).
+            delegation: The delegation an editor token's call was resolved to, whose revocation is
+                checked in the same round trip (``key`` is then its habilitation); "": none.
 
         Returns:
             The decision; the caller sends ``metadata`` back and raises
@@ -506,6 +545,7 @@ class RateLimiter:
                     session,
                     lock=lock,
                     lock_ms=lock_ms if lock else 0,
+                    delegation=delegation,
                 )
             finally:
                 self._connections.release()
@@ -526,7 +566,16 @@ class RateLimiter:
         return min(RATE_LIMIT_BURST_MAX, max(1, -(-burst * rate // default_rate)))
 
     async def _decide_in_redis(
-        self, token_id: str, rate: int, key: str, per_minute: int, session: str, *, lock: str, lock_ms: int
+        self,
+        token_id: str,
+        rate: int,
+        key: str,
+        per_minute: int,
+        session: str,
+        *,
+        lock: str,
+        lock_ms: int,
+        delegation: str,
     ) -> RateDecision | None:
         """The decision of Redis, or None when Redis could not be asked or failed."""
         if not self._may_try_redis():  # the breaker opened while this call waited
@@ -537,7 +586,14 @@ class RateLimiter:
         started = time.perf_counter()
         try:
             decision = await self._check_in_redis(
-                token_id, rate, key, per_minute, session=session, lock=lock, lock_ms=lock_ms
+                token_id,
+                rate,
+                key,
+                per_minute,
+                session=session,
+                lock=lock,
+                lock_ms=lock_ms,
+                delegation=delegation,
             )
         except MaxConnectionsError:
             # Every connection is busy (a Cluster node's pool does not queue): Redis is
@@ -611,17 +667,19 @@ class RateLimiter:
         session: str = "",
         lock: str = "",
         lock_ms: int = 0,
+        delegation: str = "",
     ) -> RateDecision:
         burst = self.burst_for(rate)
         session_rate = self._settings.rate_limit_per_second if session else 0
         session_burst = self.burst_for(session_rate) if session else 0
-        per_second_key = rate_key(key)
+        per_second_key, token_revoked_key = rate_key(key), revoked_key(token_id, key)
         keys_and_args = (
             per_second_key,
-            revoked_key(token_id, key),
+            token_revoked_key,
             minute_key(key),
             session_key(key, session) if session else per_second_key,  # not read without a session
             lock or lock_key(key),
+            revoked_delegation_key(delegation, key) if delegation else token_revoked_key,
             rate,
             burst,
             int(count),
@@ -648,17 +706,18 @@ class RateLimiter:
             window_seconds=1 if window == _SESSION else window,
             rate_key=key,
             duplicate=bool(duplicate),
+            delegation_revoked=revoked == _DELEGATION_REVOKED,
         )
 
     async def _run_script(self, keys_and_args: tuple[str | int, ...]) -> Any:
         if self._sha is None:
             self._sha = await self._scripts.script_load(SCRIPT)
         try:
-            return await self._scripts.evalsha(self._sha, 5, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, _SCRIPT_KEYS, *keys_and_args)
         except NoScriptError:
             # Redis restarted or SCRIPT FLUSH: load it again, once.
             self._sha = await self._scripts.script_load(SCRIPT)
-            return await self._scripts.evalsha(self._sha, 5, *keys_and_args)
+            return await self._scripts.evalsha(self._sha, _SCRIPT_KEYS, *keys_and_args)
 
     def release(self, lock: str) -> None:
         """Delete the duplicate-call lock an admitted call took, once its answer is on its way.

@@ -1,5 +1,10 @@
 """``python -m gateway.admin``: keys, tokens (issue, list, revoke), maintenance windows, the journal.
 
+``issue``, ``list``, ``revoke`` and the FranceConnect links write the gateways' Redis directly:
+the tokens of a gateway without a registry (``REGISTRY_DATABASE_URL`` empty), which trusts
+their claims. A gateway that reads the registry takes the admin API's tokens
+(`gateway.admin.habilitations`: ``habilitation …``, ``token …``).
+
 Exit codes: 0 done; 1 refused (unknown kid or jti, key file problem); 2 invalid
 arguments; 3 Redis unreachable. Messages go to standard error; standard output
 carries only the result (the token for ``issue``, the table or JSON for ``list``).
@@ -291,7 +296,7 @@ def _add_token_commands(commands: Any) -> None:
     keygen.add_argument("--kid", help="key id (default: es256-<date>-<random>)")
     keygen.set_defaults(handler=_keygen)
 
-    issue = commands.add_parser("issue", help="issue a token; prints the JWT on standard output")
+    issue = commands.add_parser("issue", help="issue a token (a gateway without a registry); prints the JWT")
     _with_keys_dir(issue)
     issue.add_argument("--kid", required=True, help="key id of the signing key")
     issue.add_argument("--label", required=True, help="the habilitation the token is for (claim sub)")
@@ -317,7 +322,7 @@ def _add_token_commands(commands: Any) -> None:
     _with_redis(issue)
     issue.set_defaults(handler=_issue)
 
-    listing = commands.add_parser("list", help="list registered tokens (never the tokens themselves)")
+    listing = commands.add_parser("list", help="list the tokens of issue (never the tokens themselves)")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     _with_redis(listing)
     listing.set_defaults(handler=_list)
@@ -326,7 +331,7 @@ def _add_token_commands(commands: Any) -> None:
 def _add_registry_commands(commands: Any) -> None:
     """``revoke`` and the FranceConnect clients' links: what every gateway reads in Redis."""
     for name, help_text, handler, positionals in (
-        ("revoke", "revoke a token on every gateway", _revoke, (("jti", "the token's jti (see list)"),)),
+        ("revoke", "revoke a token of issue everywhere", _revoke, (("jti", "the token's jti (see list)"),)),
         (
             "link-france-connect",
             "count a FranceConnect client's calls (FranceConnect token alone) against a token",

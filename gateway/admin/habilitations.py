@@ -1,16 +1,17 @@
 """The registry's commands of ``python -m gateway.admin``, clients of the admin API.
 
-``habilitation …``, ``editor …``, ``delegation …``, ``token …``, ``france-connect-client …``,
-``audit verify``, ``audit list``, ``migrate-redis-tokens``.
+``habilitation …``, ``editor …``, ``delegation …``, ``invitation …``, ``token …``,
+``france-connect-client …``, ``audit verify``, ``audit list``, ``migrate-redis-tokens``.
 
 A client of the admin API (`gateway.registry`), the registry's only writer: it reaches it
 at ``ADMIN_API_ADDRESS`` (host:port) with the operator secret ``ADMIN_API_TOKEN``, which
 `make run` prints as one ``export`` line, over TLS when ``ADMIN_API_CA_FILE`` names the CA
-of its certificate. Standard output carries only the result: the new
-id on the last line for ``habilitation create``, ``editor create`` and ``delegation
-create``, the JWT on the last line for ``token issue`` (``--habilitation`` or
-``--editor``), ``rotate`` and ``ban`` (with a replacement), a table or JSON for the
-listings; messages go to standard error.
+of its certificate. Standard output carries only the result: the new id on the last line
+for ``habilitation create``, ``editor create`` and ``delegation create`` (``invitation
+create``: its id, then its secret on the last line; ``invitation accept``, which needs no
+operator secret but ``INVITATION_SECRET``: the delegation's id), the JWT on the last line
+for ``token issue`` (``--habilitation`` or ``--editor``), ``rotate`` and ``ban`` (with a
+replacement), a table or JSON for the listings; messages go to standard error.
 
 Exit codes: 0 done; 1 refused (unknown id, the record's state, the operator's role or
 credential); 2 invalid arguments (the message names the field); 3 the admin API or its
@@ -35,7 +36,7 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway.admin import registry as legacy
 from gateway.redis.client import close_sync, connect_sync
-from gateway.registry.model import TOKEN_DEFAULT_DAYS
+from gateway.registry.model import DPO_FIELDS, TOKEN_DEFAULT_DAYS
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -44,6 +45,8 @@ EXIT_UNREACHABLE = 3
 
 ADDRESS_VARIABLE = "ADMIN_API_ADDRESS"
 TOKEN_VARIABLE = "ADMIN_API_TOKEN"  # noqa: S105 - the name of the variable, not a secret
+SECRET_VARIABLE = "INVITATION_SECRET"  # noqa: S105 - the name of the variable, not a secret
+"""The invitation's secret for ``invitation accept``: from the environment, never on the command line."""
 CA_VARIABLE = "ADMIN_API_CA_FILE"
 """PEM CA of the admin API's certificate: set, the CLI speaks TLS (no secret crosses a network in clear)."""
 _DURATION = re.compile(r"([0-9]{1,6})([smhd])")
@@ -533,9 +536,11 @@ def _migrate_redis_tokens(args: argparse.Namespace, stub: Any, metadata: Any) ->
 # -- parser and dispatch ---------------------------------------------------------------------------
 
 
-def _command(parent: Any, name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+def _command(
+    parent: Any, name: str, help_text: str, handler: Handler, *, operator: bool = True
+) -> argparse.ArgumentParser:
     sub: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
-    sub.set_defaults(handler=lambda args: run(args, handler))
+    sub.set_defaults(handler=lambda args: run(args, handler, operator=operator))
     return sub
 
 
@@ -668,10 +673,122 @@ def _register_editor(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
 
 
+def _invitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    invited = stub.InviteBody(
+        admin_pb2.InviteBodyRequest(
+            editor_id=args.editor,
+            habilitation_id=args.habilitation,
+            contact_email=args.contact,
+            dpo=admin_pb2.DataProtectionOfficer(
+                **{name: getattr(args, f"dpo_{name}") for name in DPO_FIELDS}
+            ),
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(
+        f"invited the holder of habilitation {args.habilitation} until {_day(invited.invitation.expires_at)} "
+        f"UTC: send them the id and the secret (shown this once), which {SECRET_VARIABLE} carries to accept"
+    )
+    print(invited.invitation.id)
+    print(invited.secret)
+    return EXIT_OK
+
+
+def _invitation_accept(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if not secret:
+        _say(f"error: set {SECRET_VARIABLE} to the invitation's secret (never on the command line)")
+        return EXIT_USAGE
+    accepted = stub.AcceptInvitation(
+        admin_pb2.AcceptInvitationRequest(
+            id=args.id,
+            secret=secret,
+            siret=args.siret,
+            terms_accepted=args.accept_terms,
+            dpo_informed=args.dpo_informed,
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    _say(f"accepted: delegation {accepted.delegation.id} is active; the editor's tokens may call for you")
+    print(accepted.delegation.id)
+    return EXIT_OK
+
+
+def _invitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+    found = stub.ListInvitations(
+        admin_pb2.ListInvitationsRequest(
+            editor_id=args.editor or "", habilitation_id=args.habilitation or ""
+        ),
+        metadata=metadata,
+        timeout=_TIMEOUT_SECONDS,
+    )
+    if args.json:
+        _json(found)
+        return EXIT_OK
+    _table(
+        ("ID", "STATE", "EDITOR", "HABILITATION", "INVITED (UTC)", "DELEGATION"),
+        [
+            (
+                i.id,
+                _name(admin_pb2.InvitationState, i.state, "INVITATION_STATE_"),
+                i.editor_id,
+                i.habilitation_id,
+                _day(i.invited_at),
+                i.delegation_id or "-",
+            )
+            for i in found.invitations
+        ],
+    )
+    return EXIT_OK
+
+
+def _register_invitation(commands: Any) -> None:
+    invitation = commands.add_parser(
+        "invitation", help="an editor's invitations of public bodies to delegate their habilitation"
+    )
+    invitations = invitation.add_subparsers(dest="invitation_command", required=True, metavar="ACTION")
+    create = _command(
+        invitations,
+        "create",
+        "invite a habilitation's holder for an editor; prints its id, then its secret on the last line",
+        _invitation_create,
+    )
+    create.add_argument("--editor", required=True, metavar="ID")
+    create.add_argument("--habilitation", required=True, metavar="ID", help="the body's habilitation")
+    create.add_argument("--contact", required=True, metavar="EMAIL", help="the body's contact")
+    for name in DPO_FIELDS:
+        field = name.replace("_", "-")
+        create.add_argument(
+            f"--dpo-{field}", required=True, help=f"the body's data protection officer's {field}"
+        )
+    accept = _command(
+        invitations,
+        "accept",
+        f"the body's holder accepts (secret in ${SECRET_VARIABLE}, no operator); prints the delegation's id",
+        _invitation_accept,
+        operator=False,
+    )
+    accept.add_argument("id")
+    accept.add_argument("--siret", required=True, help="the accepting body's SIRET (the holder's SIREN)")
+    accept.add_argument(
+        "--accept-terms", action="store_true", help="the terms of use are accepted (required)"
+    )
+    accept.add_argument(
+        "--dpo-informed", action="store_true", help="the data protection officer was informed (required)"
+    )
+    listing = _command(invitations, "list", "invitations, newest first", _invitation_list)
+    listing.add_argument("--editor", metavar="ID")
+    listing.add_argument("--habilitation", metavar="ID")
+    listing.add_argument("--json", action="store_true")
+
+
 def register(commands: Any, redis_default: str) -> None:
     """Add the registry's commands (see the module's docstring) to the CLI's subcommands."""
     _register_habilitation(commands)
     _register_editor(commands)
+    _register_invitation(commands)
     _register_token(commands)
     audit = commands.add_parser("audit", help="the admin actions' audit trail")
     audits = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -691,9 +808,15 @@ def register(commands: Any, redis_default: str) -> None:
     )
 
 
-def run(args: argparse.Namespace, handler: Handler) -> int:
-    """Run one command against the admin API of ``ADMIN_API_ADDRESS``; its exit code."""
+def run(args: argparse.Namespace, handler: Handler, *, operator: bool = True) -> int:
+    """Run one command against the admin API of ``ADMIN_API_ADDRESS``; its exit code.
+
+    ``operator``: the command needs the operator secret ``ADMIN_API_TOKEN`` (all but a holder's
+    ``invitation accept``, whose credential is the invitation's secret).
+    """
     address, secret = os.environ.get(ADDRESS_VARIABLE, ""), os.environ.get(TOKEN_VARIABLE, "")
+    if not operator:
+        secret = secret or "-"  # not sent: the command's request carries its own credential
     if not address or not secret:
         _say(
             f"error: set {ADDRESS_VARIABLE} (host:port) and {TOKEN_VARIABLE} (the operator secret): "
@@ -708,9 +831,8 @@ def run(args: argparse.Namespace, handler: Handler) -> int:
     )
     with channel:
         try:
-            return handler(
-                args, admin_pb2_grpc.AdminServiceStub(channel), (("authorization", f"Bearer {secret}"),)
-            )
+            metadata: Any = (("authorization", f"Bearer {secret}"),) if operator else ()
+            return handler(args, admin_pb2_grpc.AdminServiceStub(channel), metadata)
         except grpc.RpcError as error:
             code = error.code()
             _say(f"error: {error.details()}")

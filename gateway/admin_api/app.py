@@ -116,11 +116,19 @@ async def build_server(settings: AdminSettings) -> AdminServer:
         applied = await schema.migrate(conn)
     _LOG.info("registry_migrated", applied=applied)
     redis_client = connect(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    mailer = (
+        notices.Mailer(
+            settings.smtp_host, settings.smtp_port, settings.notice_from, starttls=settings.smtp_starttls
+        )
+        if settings.smtp_host
+        else None
+    )
     service = AdminService(
         database_url,
         TokenSigner(key, settings.token_signing_kid, settings.token_issuer, settings.token_audience),
         redis_client,
         timeout_seconds=settings.registry_timeout_seconds,
+        mailer=mailer,
     )
 
     async def close_clients() -> None:
@@ -140,11 +148,7 @@ async def build_server(settings: AdminSettings) -> AdminServer:
         [grpc_api.definition(grpc_api.AdminServicer(service, operators))],
         on_shutdown=[close_clients],
         rest=rest,
-        mailer=notices.Mailer(
-            settings.smtp_host, settings.smtp_port, settings.notice_from, starttls=settings.smtp_starttls
-        )
-        if settings.smtp_host
-        else None,
+        mailer=mailer,
     )
 
 

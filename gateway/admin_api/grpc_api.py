@@ -1,7 +1,8 @@
 """The admin API over gRPC (``apiparticulier.admin.v1.AdminService``), on `gateway.admin_api.service`.
 
-Each method authenticates the operator from the call's ``authorization`` metadata, runs
-the action and maps its refusals to gRPC statuses: UNAUTHENTICATED, PERMISSION_DENIED,
+Each method authenticates the operator from the call's ``authorization`` metadata (but
+``AcceptInvitation``, whose request carries the invitation's secret), runs the action and
+maps its refusals to gRPC statuses: UNAUTHENTICATED, PERMISSION_DENIED,
 INVALID_ARGUMENT (the message names the field), NOT_FOUND, FAILED_PRECONDITION,
 UNAVAILABLE. Every method is written as ``(operator, request) -> response`` and served
 through one adapter (`_served`), which does the rest.
@@ -27,6 +28,7 @@ from gateway.registry.model import (
     DelegationOrigin,
     DelegationState,
     Environment,
+    InvitationState,
     Status,
     TokenKind,
 )
@@ -58,6 +60,11 @@ _ORIGIN_OF = {value: key for key, value in _ORIGIN.items()}
 _DELEGATION_STATE = {
     DelegationState.ACTIVE: admin_pb2.DELEGATION_STATE_ACTIVE,
     DelegationState.REVOKED: admin_pb2.DELEGATION_STATE_REVOKED,
+}
+_INVITATION_STATE = {
+    InvitationState.PENDING: admin_pb2.INVITATION_STATE_PENDING,
+    InvitationState.ACCEPTED: admin_pb2.INVITATION_STATE_ACCEPTED,
+    InvitationState.EXPIRED: admin_pb2.INVITATION_STATE_EXPIRED,
 }
 _STATE = {
     "active": admin_pb2.TOKEN_STATE_ACTIVE,
@@ -142,6 +149,22 @@ def delegation_message(delegation: model.Delegation) -> admin_pb2.Delegation:
     )
 
 
+def invitation_message(invitation: model.Invitation) -> admin_pb2.Invitation:
+    """The message of an invitation, its state as of now."""
+    return admin_pb2.Invitation(
+        id=invitation.id,
+        editor_id=invitation.editor_id,
+        habilitation_id=invitation.habilitation_id,
+        contact_email=invitation.contact_email,
+        dpo=admin_pb2.DataProtectionOfficer(**invitation.dpo.as_json()),
+        state=_INVITATION_STATE[invitation.state(dt.datetime.now(dt.UTC))],
+        invited_at=_timestamp(invitation.invited_at),
+        expires_at=_timestamp(invitation.expires_at),
+        accepted_at=_timestamp(invitation.accepted_at),
+        delegation_id=invitation.delegation_id or "",
+    )
+
+
 def client_message(client: model.FranceConnectClient) -> admin_pb2.FranceConnectClient:
     """The message of a FranceConnect client's mapping."""
     return admin_pb2.FranceConnectClient(
@@ -206,6 +229,15 @@ Action = Callable[["AdminServicer", Operator, Request], Awaitable[Response]]
 Handler = Callable[["AdminServicer", Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
 
 
+async def _answered(context: grpc.aio.ServicerContext[Any, Any], run: Awaitable[Response]) -> Response:
+    """What ``run`` answers, its refusals mapped to gRPC statuses."""
+    try:
+        return await run
+    except REFUSED as error:
+        await context.abort(refusal_status(error)[0], str(error))
+    raise AssertionError("context.abort raises")  # pragma: no cover
+
+
 def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
     """The gRPC method of ``action``: the operator authenticated, its refusals mapped to statuses."""
 
@@ -213,12 +245,25 @@ def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
     async def handle(
         servicer: AdminServicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Response:
-        try:
+        async def run() -> Response:
             operator = servicer.operators.authenticate(_authorization(context))
             return await action(servicer, operator, request)
-        except REFUSED as error:
-            await context.abort(refusal_status(error)[0], str(error))
-        raise AssertionError("context.abort raises")  # pragma: no cover
+
+        return await _answered(context, run())
+
+    return handle
+
+
+def _served_without_operator(
+    action: Callable[[AdminServicer, Request], Awaitable[Response]],
+) -> Handler[Request, Response]:
+    """The gRPC method of an action whose request carries its own credential: its refusals mapped."""
+
+    @functools.wraps(action)
+    async def handle(
+        servicer: AdminServicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Response:
+        return await _answered(context, action(servicer, request))
 
     return handle
 
@@ -525,6 +570,50 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             operator, page_size=request.page_size, page_token=request.page_token
         )
         return admin_pb2.ListAuditResponse(entries=[audit_message(e) for e in entries], next_page_token=token)
+
+    # -- invitations --------------------------------------------------------------------------------
+
+    @_served
+    async def InviteBody(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.InviteBodyRequest
+    ) -> admin_pb2.InviteBodyResponse:
+        """Invite a body to delegate its habilitation to an editor; the secret this once."""
+        invitation, secret = await self.service.invite_body(
+            operator,
+            editor_id=request.editor_id,
+            habilitation_id=request.habilitation_id,
+            contact_email=request.contact_email,
+            dpo=model.DataProtectionOfficer(
+                **{name: getattr(request.dpo, name) for name in model.DPO_FIELDS}
+            ),
+        )
+        return admin_pb2.InviteBodyResponse(invitation=invitation_message(invitation), secret=secret)
+
+    @_served_without_operator
+    async def AcceptInvitation(  # noqa: N802
+        self, request: admin_pb2.AcceptInvitationRequest
+    ) -> admin_pb2.AcceptInvitationResponse:
+        """The body's holder accepts, with the invitation's secret: the delegation is made."""
+        invitation, delegation = await self.service.accept_invitation(
+            request.id,
+            request.secret,
+            siret=request.siret,
+            terms_accepted=request.terms_accepted,
+            dpo_informed=request.dpo_informed,
+        )
+        return admin_pb2.AcceptInvitationResponse(
+            invitation=invitation_message(invitation), delegation=delegation_message(delegation)
+        )
+
+    @_served
+    async def ListInvitations(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListInvitationsRequest
+    ) -> admin_pb2.ListInvitationsResponse:
+        """Invitations of an editor or a habilitation."""
+        found = await self.service.list_invitations(
+            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
+        )
+        return admin_pb2.ListInvitationsResponse(invitations=[invitation_message(i) for i in found])
 
 
 def definition(servicer: AdminServicer) -> ServiceDefinition:

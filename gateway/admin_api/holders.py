@@ -322,6 +322,8 @@ class HolderService:
     async def revoke_delegation(self, holder: Operator, delegation_id: str) -> Delegation:
         """Revoke a delegation of one of the holder's habilitations (ACCESS-MODEL.md §4.2: its holder may).
 
+        Its editor's calls under it are refused from the next one (`push_delegation_revocations`).
+
         Raises:
             store.UnknownError: no such delegation of a habilitation of theirs (404);
                 store.ConflictError: already revoked.
@@ -335,7 +337,9 @@ class HolderService:
                 raise store.UnknownError(f"no delegation {delegation_id}") from None
             return await store.revoke_delegation(conn, holder.actor, delegation_id)
 
-        return await self._audited(holder, revoke)
+        delegation = await self._audited(holder, revoke)
+        await self._service.push_delegation_revocations([delegation])
+        return delegation
 
     # -- editors ----------------------------------------------------------------------------------
 

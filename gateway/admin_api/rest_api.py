@@ -1,8 +1,8 @@
 """The admin API's REST front, for a console: JSON over HTTP on ``ADMIN_REST_PORT``, never a public port.
 
 The same actions and operator credentials as the gRPC service (`gateway.admin_api.service`):
-``Authorization: Bearer <operator secret>`` on every request. The maintenance windows and the
-audit trail's entries are in `gateway.admin_api.rest_operator`.
+``Authorization: Bearer <operator secret>`` on every request but an invitation's acceptance. The
+maintenance windows and the audit trail's entries are in `gateway.admin_api.rest_operator`.
 
 | method and path | action |
 |---|---|
@@ -25,7 +25,15 @@ audit trail's entries are in `gateway.admin_api.rest_operator`.
 | ``POST /admin/v1/delegations/{id}/revoke`` | revoke one now |
 | ``GET /admin/v1/france_connect_clients`` | every FranceConnect client mapped |
 | ``PUT /admin/v1/france_connect_clients/{client_id}`` | map it (body ``habilitation_id``) |
+| ``GET /admin/v1/invitations?editor_id=&habilitation_id=`` | an editor's invitations of bodies |
+| ``POST /admin/v1/invitations`` | invite a body (body: below); 201 ``{"invitation", "secret"}`` |
+| ``POST /admin/v1/invitations/{id}/accept`` | the holder accepts, **no operator** (body: below) |
 | ``GET /admin/v1/audit/verify`` | recompute the audit chain |
+
+An invitation's body: ``editor_id``, ``habilitation_id``, ``contact_email`` and ``dpo``
+(``given_name``, ``family_name``, ``email``, ``phone``, ``job_title``); its acceptance's:
+``secret``, ``siret``, ``terms_accepted``, ``dpo_informed``, answered ``{"invitation",
+"delegation"}``.
 
 For a holder or an editor, with the console's credential (role ``console``) and
 ``X-Acting-For: <their e-mail>``, on theirs alone (`gateway.admin_api.holders`; another's: 404):
@@ -67,10 +75,13 @@ from gateway.admin_api.holders import ACTING_FOR_HEADER, HolderService, acting_f
 from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
+    DPO_FIELDS,
     TOKEN_DEFAULT_DAYS,
+    DataProtectionOfficer,
     DelegationOrigin,
     Environment,
     InvalidInputError,
+    Invitation,
     Status,
     TokenKind,
     TokenRecord,
@@ -212,6 +223,69 @@ def _editor_routes(
     ]
 
 
+def _refused(error: Exception) -> Response:
+    """A refusal (one of `REFUSED`): ``{"error", "field"}`` with its HTTP status."""
+    body = {"error": str(error)}
+    if isinstance(error, InvalidInputError):
+        body["field"] = error.field
+    return JSONResponse(body, status_code=refusal_status(error)[1])
+
+
+def _invitation_json(invitation: Invitation) -> dict[str, Any]:
+    return {**invitation.as_json(), "state": invitation.state(dt.datetime.now(dt.UTC)).value}
+
+
+def _dpo(body: dict[str, Any]) -> DataProtectionOfficer:
+    value = body.get("dpo")
+    if not isinstance(value, dict):
+        raise InvalidInputError("dpo", "must be an object")
+    return DataProtectionOfficer(**{name: _string(value, name) for name in DPO_FIELDS})
+
+
+def _invitation_routes(
+    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+) -> list[Route]:
+    """The routes of invitations; its acceptance by the body's holder needs no operator (its secret does)."""
+
+    async def list_invitations(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
+        found = await service.list_invitations(
+            operator,
+            editor_id=request.query_params.get("editor_id") or None,
+            habilitation_id=request.query_params.get("habilitation_id") or None,
+        )
+        return [_invitation_json(invitation) for invitation in found]
+
+    async def invite(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
+        invitation, secret = await service.invite_body(
+            operator,
+            editor_id=_string(body, "editor_id"),
+            habilitation_id=_string(body, "habilitation_id"),
+            contact_email=_string(body, "contact_email"),
+            dpo=_dpo(body),
+        )
+        return {"invitation": _invitation_json(invitation), "secret": secret}
+
+    async def accept(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            invitation, delegation = await service.accept_invitation(
+                _path_id(request),
+                _string(body, "secret"),
+                siret=_string(body, "siret"),
+                terms_accepted=body.get("terms_accepted") is True,
+                dpo_informed=body.get("dpo_informed") is True,
+            )
+        except REFUSED as error:
+            return _refused(error)
+        return JSONResponse({"invitation": _invitation_json(invitation), "delegation": delegation.as_json()})
+
+    return [
+        Route(f"{prefix}/invitations", endpoint(list_invitations), methods=["GET"]),
+        Route(f"{prefix}/invitations", endpoint(invite, 201), methods=["POST"]),
+        Route(f"{prefix}/invitations/{{id}}/accept", accept, methods=["POST"]),
+    ]
+
+
 def _holder_routes(
     holders: HolderService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
 ) -> list[Route]:
@@ -310,10 +384,7 @@ def build_app(service: AdminService, operators: Operators, holders: HolderServic
                 body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
                 return JSONResponse(await handler(request, operator, body), status_code=status)
             except REFUSED as error:
-                body = {"error": str(error)}
-                if isinstance(error, InvalidInputError):
-                    body["field"] = error.field
-                return JSONResponse(body, status_code=refusal_status(error)[1])
+                return _refused(error)
 
         return serve
 
@@ -432,6 +503,7 @@ def build_app(service: AdminService, operators: Operators, holders: HolderServic
             Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
             *_editor_routes(service, endpoint, prefix),
             *rest_operator.routes(service, endpoint, prefix),
+            *_invitation_routes(service, endpoint, prefix),
             Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
             *(
                 []

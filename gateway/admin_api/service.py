@@ -26,7 +26,9 @@ gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
 ``revocations`` channel), read with the rate decision of every call: it holds from the
 next call on every gateway, whatever their snapshot's age. An editor token's calls count
 against the habilitations delegated to its editor: its revocation is written under each
-of them.
+of them. A delegation's revocation (its own, or its habilitation's) is written too
+(`gateway.ratelimit.revoked_delegation_key`): the editor's calls through it are refused (00213)
+from the next call as well. A habilitation revoked or archived ends its tokens: written the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,15 +55,24 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.admin_api import maintenance, trail
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
-from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
-from gateway.registry import audit, store
+from gateway.ratelimit import (
+    DELEGATION_REVOCATION_KEEP_SECONDS,
+    REVOCATIONS_CHANNEL,
+    REVOKED_SET,
+    revoked_delegation_key,
+    revoked_key,
+)
+from gateway.registry import audit, notices, store
 from gateway.registry.model import (
+    DataProtectionOfficer,
     Delegation,
     DelegationOrigin,
     Editor,
     FranceConnectClient,
     Habilitation,
     InvalidInputError,
+    Invitation,
+    Status,
     TokenRecord,
     TokenState,
 )
@@ -94,6 +106,10 @@ class Operator:
     def actor(self) -> str:
         """The audit trail's actor: the operator, or the holder and the console acting for them."""
         return f"{self.acting_for} via {self.name}" if self.acting_for else self.name
+
+
+_HOLDER = Operator("holder", Role.ADMIN)
+"""Who accepts an invitation: authenticated by its secret for that one write (the audit names their SIRET)."""
 
 
 class UnauthenticatedError(Exception):
@@ -154,6 +170,7 @@ REFUSALS: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     InvalidInputError: (grpc.StatusCode.INVALID_ARGUMENT, 400),
     store.UnknownError: (grpc.StatusCode.NOT_FOUND, 404),
     store.ConflictError: (grpc.StatusCode.FAILED_PRECONDITION, 409),
+    store.DeniedError: (grpc.StatusCode.PERMISSION_DENIED, 403),
     UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
     maintenance.GatewaysUnreachableError: (grpc.StatusCode.UNAVAILABLE, 503),
 }
@@ -215,8 +232,13 @@ class AdminService:
         redis_client: redis.asyncio.Redis,
         *,
         timeout_seconds: float,
+        mailer: notices.Mailer | None = None,
     ) -> None:
-        """Serve on ``database_url`` (one connection, opened on first use and again after a failure)."""
+        """Serve on ``database_url`` (one connection, opened on first use and again after a failure).
+
+        ``mailer``: where invitations are sent (none: the operator hands over their secret).
+        """
+        self._mailer = mailer
         self._database_url = database_url
         self._signer = signer
         self._redis = redis_client
@@ -284,12 +306,24 @@ class AdminService:
     async def update_habilitation(
         self, operator: Operator, habilitation_id: str, changes: store.HabilitationChanges
     ) -> Habilitation:
-        """`gateway.registry.store.update_habilitation`, as ``operator``."""
-        return await self._run(
+        """`gateway.registry.store.update_habilitation`, as ``operator``.
+
+        A habilitation no longer validated has its tokens and delegations ended: their revocations
+        written to Redis as well, refused from the next call.
+        """
+        habilitation = await self._run(
             operator,
             Role.ADMIN,
             lambda conn: store.update_habilitation(conn, operator.name, habilitation_id, changes),
         )
+        if habilitation.status is not Status.VALIDATED:
+            delegations = await self.list_delegations(operator, habilitation_id=habilitation.id)
+            await self.push_delegation_revocations([d for d in delegations if d.revoked_at is not None])
+            for token in await self.list_tokens(
+                operator, habilitation_id=habilitation.id, expiring_within=None
+            ):
+                await self.push_revocation(token)
+        return habilitation
 
     async def get_habilitation(
         self, operator: Operator, habilitation_id: str
@@ -446,10 +480,24 @@ class AdminService:
         )
 
     async def revoke_delegation(self, operator: Operator, delegation_id: str) -> Delegation:
-        """`gateway.registry.store.revoke_delegation`, as ``operator``."""
-        return await self._run(
+        """`gateway.registry.store.revoke_delegation`, as ``operator``, then the revocation in Redis."""
+        delegation = await self._run(
             operator, Role.ADMIN, lambda conn: store.revoke_delegation(conn, operator.name, delegation_id)
         )
+        await self.push_delegation_revocations([delegation])
+        return delegation
+
+    async def push_delegation_revocations(self, delegations: list[Delegation]) -> None:
+        """Write revoked delegations to the gateways' Redis: their calls refused from the next one."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for delegation in delegations:
+                key = revoked_delegation_key(delegation.id, delegation.habilitation_id)
+                pipe.set(key, "1", ex=DELEGATION_REVOCATION_KEEP_SECONDS)
+            await pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            # Recorded in the registry all the same: the gateways' snapshots refuse them within seconds.
+            _LOG.warning("delegation_revocation_not_pushed", error_type=type(error).__name__)
 
     async def list_delegations(
         self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
@@ -512,6 +560,72 @@ class AdminService:
     ) -> tuple[list[audit.Entry], str]:
         """`gateway.admin_api.trail.page`: a page of the audit trail, newest first, and the next's token."""
         return await self._run(operator, Role.VIEWER, lambda conn: trail.page(conn, page_size, page_token))
+
+    async def invite_body(
+        self,
+        operator: Operator,
+        *,
+        editor_id: str,
+        habilitation_id: str,
+        contact_email: str,
+        dpo: DataProtectionOfficer,
+    ) -> tuple[Invitation, str]:
+        """`gateway.registry.store.invite`, as ``operator`` for the editor: the invitation, its secret.
+
+        With a mailer, the invitation (its secret with it) is then sent to the body's contact; a
+        message that cannot be sent is logged (``invitation_not_sent``): the operator, who has the
+        secret, hands it over.
+        """
+
+        async def invite(conn: psycopg.AsyncConnection[Any]) -> tuple[Invitation, str, Editor, Habilitation]:
+            invitation, secret = await store.invite(
+                conn,
+                operator.name,
+                editor_id=editor_id,
+                habilitation_id=habilitation_id,
+                contact_email=contact_email,
+                dpo=dpo,
+            )
+            editor = await store.get_editor(conn, invitation.editor_id)
+            return invitation, secret, editor, await store.get_habilitation(conn, invitation.habilitation_id)
+
+        invitation, secret, editor, habilitation = await self._run(operator, Role.ADMIN, invite)
+        if self._mailer is not None:
+            message = notices.invitation_message(
+                invitation, secret, editor, habilitation, self._mailer.sender
+            )
+            try:
+                await asyncio.to_thread(self._mailer.send, message)
+            except (OSError, smtplib.SMTPException) as error:
+                _LOG.warning("invitation_not_sent", invitation_id=invitation.id, error=type(error).__name__)
+        return invitation, secret
+
+    async def accept_invitation(
+        self, invitation_id: str, secret: str, *, siret: str, terms_accepted: bool, dpo_informed: bool
+    ) -> tuple[Invitation, Delegation]:
+        """`gateway.registry.store.accept_invitation`: no operator, the secret is the credential."""
+        return await self._run(
+            _HOLDER,
+            Role.ADMIN,
+            lambda conn: store.accept_invitation(
+                conn,
+                invitation_id,
+                secret,
+                siret=siret,
+                terms_accepted=terms_accepted,
+                dpo_informed=dpo_informed,
+            ),
+        )
+
+    async def list_invitations(
+        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
+    ) -> list[Invitation]:
+        """`gateway.registry.store.list_invitations`."""
+        return await self._run(
+            operator,
+            Role.VIEWER,
+            lambda conn: store.list_invitations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
+        )
 
     async def verify_audit(self, operator: Operator) -> audit.Verification:
         """`gateway.registry.audit.verify`."""

@@ -27,7 +27,7 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -46,6 +46,9 @@ ALLOWED_IPS_MAX = 100
 REASON_MAX = 500
 CLIENT_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a FranceConnect client id may be: FranceConnect's are hexadecimal; nothing here may break a key."""
+_PHONE = re.compile(r"\+?[0-9][0-9 .()-]{5,30}")
+INVITATION_DAYS = 30
+"""How long an invitation may be accepted (the mesh's choice: the real link's lifetime is not known)."""
 _EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 
 
@@ -284,6 +287,81 @@ class FranceConnectClient:
         }
 
 
+class InvitationState(StrEnum):
+    """Where an editor's invitation of a body stands."""
+
+    PENDING = "pending"
+    """Sent; the body's holder has not accepted it yet."""
+    ACCEPTED = "accepted"
+    """Accepted: its delegation exists."""
+    EXPIRED = "expired"
+    """Not accepted within `INVITATION_DAYS`."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataProtectionOfficer:
+    """The body's data protection officer, as the invitation names them (ACCESS-MODEL.md §1.8)."""
+
+    given_name: str
+    family_name: str
+    email: str
+    """Lower-cased and trimmed, as the real platform stores it."""
+    phone: str
+    """Lower-cased and trimmed, as the real platform stores it."""
+    job_title: str
+
+    def as_json(self) -> dict[str, str]:
+        """The officer as JSON values."""
+        return {
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "email": self.email,
+            "phone": self.phone,
+            "job_title": self.job_title,
+        }
+
+
+DPO_FIELDS = tuple(field.name for field in fields(DataProtectionOfficer))
+"""The data protection officer's fields, as every adapter (gRPC, REST, CLI) names them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An editor's invitation of a public body to delegate its habilitation (never its secret)."""
+
+    id: str
+    editor_id: str
+    habilitation_id: str
+    contact_email: str
+    """Where the invitation is sent: the body's contact."""
+    dpo: DataProtectionOfficer
+    invited_at: dt.datetime
+    expires_at: dt.datetime
+    accepted_at: dt.datetime | None
+    delegation_id: str | None
+    """The delegation its acceptance made; None while pending."""
+
+    def state(self, now: dt.datetime) -> InvitationState:
+        """Accepted, else expired from ``expires_at``, else pending."""
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED
+        return InvitationState.EXPIRED if now >= self.expires_at else InvitationState.PENDING
+
+    def as_json(self) -> dict[str, Any]:
+        """The invitation as JSON values (the audit trail's before and after)."""
+        return {
+            "id": self.id,
+            "editor_id": self.editor_id,
+            "habilitation_id": self.habilitation_id,
+            "contact_email": self.contact_email,
+            "dpo": self.dpo.as_json(),
+            "invited_at": _iso(self.invited_at),
+            "expires_at": _iso(self.expires_at),
+            "accepted_at": _iso(self.accepted_at),
+            "delegation_id": self.delegation_id,
+        }
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat()
 
@@ -390,15 +468,45 @@ def checked_contacts(contacts: Iterable[str]) -> tuple[str, ...]:
     """
     found: list[str] = []
     for contact in contacts:
-        address = contact.strip().lower()
-        if not _EMAIL.fullmatch(address):
+        try:
+            found.append(checked_email("contacts", contact))
+        except InvalidInputError:
             # The address is personal data: the message does not repeat it.
-            raise InvalidInputError("contacts", "a contact is not an e-mail address")
-        found.append(address)
+            raise InvalidInputError("contacts", "a contact is not an e-mail address") from None
     unique = tuple(dict.fromkeys(found))
     if len(unique) > CONTACTS_MAX:
         raise InvalidInputError("contacts", f"at most {CONTACTS_MAX} addresses")
     return unique
+
+
+def checked_email(field: str, address: str) -> str:
+    """One e-mail address, trimmed and lower-cased.
+
+    Raises:
+        InvalidInputError: not an address (the message does not repeat it: personal data).
+    """
+    address = address.strip().lower()
+    if not _EMAIL.fullmatch(address):
+        raise InvalidInputError(field, "not an e-mail address")
+    return address
+
+
+def checked_dpo(dpo: DataProtectionOfficer) -> DataProtectionOfficer:
+    """A data protection officer with every field given, the e-mail and phone trimmed and lower-cased.
+
+    Raises:
+        InvalidInputError: a field empty or too long, the e-mail no address, the phone no number.
+    """
+    phone = dpo.phone.strip().lower()
+    if not _PHONE.fullmatch(phone):
+        raise InvalidInputError("dpo.phone", "not a telephone number")
+    return DataProtectionOfficer(
+        given_name=checked_label(dpo.given_name, "dpo.given_name"),
+        family_name=checked_label(dpo.family_name, "dpo.family_name"),
+        email=checked_email("dpo.email", dpo.email),
+        phone=phone,
+        job_title=checked_label(dpo.job_title, "dpo.job_title"),
+    )
 
 
 def checked_days(days: int) -> int:

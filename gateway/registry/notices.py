@@ -11,6 +11,7 @@ is logged and its record removed, so that the next run sends it again.
 
 `send_due` runs in the admin API process every ``NOTICE_INTERVAL_SECONDS``; the SMTP server
 is ``SMTP_HOST``:``SMTP_PORT`` (STARTTLS when ``SMTP_STARTTLS``), the sender ``NOTICE_FROM``.
+The same server carries an editor's invitation of a body to its contact (`invitation_message`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 
 import structlog
 from psycopg import AsyncConnection
+
+from gateway.registry.model import Editor, Habilitation, Invitation
 
 _LOG = structlog.get_logger(__name__)
 
@@ -144,6 +147,35 @@ async def send_due(conn: AsyncConnection[Any], mailer: Mailer, now: dt.datetime 
         sent += 1
         _LOG.info("notice_sent", token_id=due.token_id, days_left=due.days_left)
     return sent
+
+
+def invitation_message(
+    invitation: Invitation, secret: str, editor: Editor, habilitation: Habilitation, sender: str
+) -> EmailMessage:
+    """The e-mail of an editor's invitation to the body's contact: what to accept, with its secret.
+
+    French, as the platform's. The secret stands for the real platform's signed link
+    (ACCESS-MODEL.md §1.8): whoever holds it may accept for the holder's organisation.
+    """
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = invitation.contact_email
+    message["Subject"] = (
+        f"API Particulier : {editor.name} vous invite à lui déléguer l'habilitation « {habilitation.label} »"
+    )
+    until = f"{invitation.expires_at.astimezone(dt.UTC):%d/%m/%Y}"
+    message.set_content(
+        f"Bonjour,\n\nL'éditeur {editor.name} (SIRET {editor.siret}) vous invite à lui déléguer "
+        f"l'habilitation « {habilitation.label} » (SIRET {habilitation.siret}) : ses jetons pourront "
+        "alors appeler API Particulier pour vous, avec les droits de cette habilitation.\n"
+        "L'invitation désigne votre délégué à la protection des données : "
+        f"{invitation.dpo.given_name} {invitation.dpo.family_name}, {invitation.dpo.job_title}.\n\n"
+        f"Pour l'accepter, avant le {until} (UTC), après avoir informé votre délégué et accepté les "
+        "conditions d'utilisation :\n"
+        f"  invitation : {invitation.id}\n  secret : {secret}\n\n"
+        "Ce secret vaut signature : ne le transmettez à personne d'autre.\n"
+    )
+    return message
 
 
 async def sent_notices(conn: AsyncConnection[Any], token_id: str) -> Sequence[tuple[int, dt.datetime]]:

@@ -16,6 +16,9 @@ Schema ``registry``, apart from the journal's:
   revocation; one active delegation per editor and habilitation (v2).
 - ``france_connect_clients``: a FranceConnect client and the habilitation its citizens'
   calls count against (v2).
+- ``invitations``: an editor's invitation of a public body to delegate its habilitation, naming
+  the body's data protection officer; the SHA-256 of the secret the body's holder accepts it
+  with, never the secret; once accepted, the delegation it made (v3).
 - ``audit``: every admin action, in one hash chain (`gateway.registry.audit`): who,
   what, when, on what, before and after.
 - ``notices``: the expiry notices sent, one row per token and threshold.
@@ -135,6 +138,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             habilitation_id uuid NOT NULL REFERENCES registry.habilitations,
             updated_at timestamptz NOT NULL
         );
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE TABLE registry.invitations (
+            id uuid PRIMARY KEY,
+            editor_id uuid NOT NULL REFERENCES registry.editors,
+            habilitation_id uuid NOT NULL REFERENCES registry.habilitations,
+            contact_email text NOT NULL,
+            dpo jsonb NOT NULL,
+            secret_sha256 bytea NOT NULL CHECK (length(secret_sha256) = 32),
+            invited_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL,
+            accepted_at timestamptz,
+            delegation_id uuid REFERENCES registry.delegations,
+            CHECK ((accepted_at IS NULL) = (delegation_id IS NULL))
+        );
+        CREATE INDEX invitations_editor ON registry.invitations (editor_id);
         """,
     ),
 )

@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import hmac
 import ipaddress
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg.types.json import Jsonb
 
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
 from gateway.registry import audit
 from gateway.registry.model import (
+    INVITATION_DAYS,
     RATE_LIMIT_MAX_PER_MINUTE,
+    DataProtectionOfficer,
     Delegation,
     DelegationOrigin,
     Editor,
@@ -36,6 +42,8 @@ from gateway.registry.model import (
     FranceConnectClient,
     Habilitation,
     InvalidInputError,
+    Invitation,
+    InvitationState,
     Status,
     TokenKind,
     TokenRecord,
@@ -44,6 +52,8 @@ from gateway.registry.model import (
     checked_client_id,
     checked_contacts,
     checked_days,
+    checked_dpo,
+    checked_email,
     checked_label,
     checked_reason,
     checked_scopes,
@@ -65,13 +75,16 @@ _TOKEN_COLUMNS = sql.SQL(
 _EDITOR_COLUMNS = sql.SQL("id, siret, name, allowed_ips, contacts, created_at, updated_at")
 _DELEGATION_COLUMNS = sql.SQL("id, editor_id, habilitation_id, created_via, created_at, revoked_at")
 _CLIENT_COLUMNS = sql.SQL("client_id, habilitation_id, updated_at")
+_INVITATION_COLUMNS = sql.SQL(
+    "id, editor_id, habilitation_id, contact_email, dpo, invited_at, expires_at, accepted_at, delegation_id"
+)
 
 
 def _query(template: str, **parts: sql.Composable) -> sql.Composed:
     """A query of fixed text, its column lists filled in.
 
     ``{h}`` habilitations', ``{t}`` tokens', ``{e}`` editors', ``{d}`` delegations', ``{c}``
-    FranceConnect clients'.
+    FranceConnect clients', ``{i}`` invitations'.
     """
     return sql.SQL(template).format(
         h=_HABILITATION_COLUMNS,
@@ -79,6 +92,7 @@ def _query(template: str, **parts: sql.Composable) -> sql.Composed:
         e=_EDITOR_COLUMNS,
         d=_DELEGATION_COLUMNS,
         c=_CLIENT_COLUMNS,
+        i=_INVITATION_COLUMNS,
         **parts,
     )
 
@@ -102,6 +116,10 @@ class UnknownError(LookupError):
 
 class ConflictError(Exception):
     """The record's state forbids the change; the message says why."""
+
+
+class DeniedError(Exception):
+    """The one who acts may not make this change (a body's holder accepting another's invitation)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +312,7 @@ async def _now(conn: AsyncConnection[Any]) -> dt.datetime:
     return moment
 
 
-Recorded = Habilitation | TokenRecord | Editor | Delegation | FranceConnectClient
+Recorded = Habilitation | TokenRecord | Editor | Delegation | FranceConnectClient | Invitation
 
 
 async def _recorded(
@@ -976,6 +994,163 @@ async def list_delegations(
         conn,
         "SELECT {d} FROM registry.delegations WHERE {where} ORDER BY created_at DESC, id",
         _delegation,
+        (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
+    )
+
+
+# -- invitations (ACCESS-MODEL.md §1.8) -------------------------------------------------------------
+
+
+def _invitation(row: Sequence[Any]) -> Invitation:
+    return Invitation(
+        id=str(row[0]),
+        editor_id=str(row[1]),
+        habilitation_id=str(row[2]),
+        contact_email=row[3],
+        dpo=DataProtectionOfficer(**row[4]),
+        invited_at=row[5],
+        expires_at=row[6],
+        accepted_at=row[7],
+        delegation_id=None if row[8] is None else str(row[8]),
+    )
+
+
+async def invite(
+    conn: AsyncConnection[Any],
+    actor: str,
+    *,
+    editor_id: str,
+    habilitation_id: str,
+    contact_email: str,
+    dpo: DataProtectionOfficer,
+) -> tuple[Invitation, str]:
+    """An editor's invitation of the holder of a validated habilitation, and the secret to accept it.
+
+    The secret (32 random bytes, URL-safe) is returned this once, for the invitation's link; the
+    registry keeps its SHA-256. It may be accepted for `INVITATION_DAYS`.
+
+    Raises:
+        InvalidInputError: an id is not a UUID, the contact or an officer's field is invalid.
+        UnknownError: no editor or habilitation has its id.
+        ConflictError: the habilitation is not validated, already delegated to this editor, or
+            invited by it already (an invitation still pending).
+    """
+    contact_email, dpo = checked_email("contact_email", contact_email), checked_dpo(dpo)
+    secret = secrets.token_urlsafe(32)
+    async with conn.transaction():
+        editor = await get_editor(conn, editor_id, lock=True)
+        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
+        if habilitation.status is not Status.VALIDATED:
+            raise ConflictError(f"the habilitation is {habilitation.status.value}: it cannot be delegated")
+        pending = await conn.execute(
+            "SELECT 1 FROM registry.delegations WHERE editor_id = %s AND habilitation_id = %s "
+            "AND revoked_at IS NULL UNION ALL SELECT 1 FROM registry.invitations WHERE editor_id = %s "
+            "AND habilitation_id = %s AND accepted_at IS NULL AND expires_at > now()",
+            (uuid.UUID(editor.id), uuid.UUID(habilitation.id)) * 2,
+        )
+        if await pending.fetchone() is not None:
+            raise ConflictError("the habilitation is delegated to this editor, or invited by it, already")
+        invitation = _invitation(
+            await _one(
+                conn,
+                _query(
+                    "INSERT INTO registry.invitations ({i}, secret_sha256) VALUES "
+                    "(%s, %s, %s, %s, %s, now(), now() + %s, NULL, NULL, %s) RETURNING {i}"
+                ),
+                (
+                    uuid.uuid4(),
+                    uuid.UUID(editor.id),
+                    uuid.UUID(habilitation.id),
+                    contact_email,
+                    Jsonb(dpo.as_json()),
+                    dt.timedelta(days=INVITATION_DAYS),
+                    hashlib.sha256(secret.encode()).digest(),
+                ),
+            )
+        )
+        await _recorded(conn, actor, "invitation.create", invitation.id, (None, invitation), announce=None)
+    return invitation, secret
+
+
+async def accept_invitation(
+    conn: AsyncConnection[Any],
+    invitation_id: str,
+    secret: str,
+    *,
+    siret: str,
+    terms_accepted: bool,
+    dpo_informed: bool,
+) -> tuple[Invitation, Delegation]:
+    """The body's holder accepts an invitation: its delegation is made, active (origin: the invitation).
+
+    The holder proves the invitation was theirs with its secret, and names their SIRET, whose
+    SIREN (first 9 digits) must be the habilitation's (as the real platform checks the agent's);
+    the audit trail's actor is ``holder <siret>``.
+
+    Raises:
+        InvalidInputError: the id is not a UUID, the SIRET is invalid, the terms or the officer's
+            information not confirmed.
+        UnknownError: no invitation has this id and this secret (which of the two is not said).
+        DeniedError: the SIRET is of another organisation than the habilitation's holder.
+        ConflictError: already accepted, expired, or the habilitation no longer delegable.
+    """
+    siret = checked_siret(siret)
+    if not terms_accepted:
+        raise InvalidInputError("terms_accepted", "the terms of use must be accepted")
+    if not dpo_informed:
+        raise InvalidInputError("dpo_informed", "the data protection officer must have been informed")
+    found = await conn.execute(
+        _query("SELECT {i}, secret_sha256 FROM registry.invitations WHERE id = %s"),
+        (_uuid("invitation", invitation_id),),
+    )
+    row = await found.fetchone()
+    if row is None or not hmac.compare_digest(bytes(row[-1]), hashlib.sha256(secret.encode()).digest()):
+        raise UnknownError(f"no invitation {invitation_id} with this secret")
+    actor = f"holder {siret}"
+    async with conn.transaction():
+        locked = await conn.execute(
+            _query("SELECT {i} FROM registry.invitations WHERE id = %s FOR UPDATE"), (row[0],)
+        )
+        before = _invitation(await _row(locked))
+        state = before.state(await _now(conn))
+        if state is not InvitationState.PENDING:
+            raise ConflictError(f"the invitation is {state.value}")
+        habilitation = await get_habilitation(conn, before.habilitation_id)
+        if siret[:9] != habilitation.siret[:9]:
+            raise DeniedError("the invitation is for another organisation")
+        delegation = await create_delegation(
+            conn,
+            actor,
+            editor_id=before.editor_id,
+            habilitation_id=before.habilitation_id,
+            origin=DelegationOrigin.EDITOR_DELEGATION_REQUEST,
+        )
+        after = _invitation(
+            await _one(
+                conn,
+                _query(
+                    "UPDATE registry.invitations SET accepted_at = now(), delegation_id = %s "
+                    "WHERE id = %s RETURNING {i}"
+                ),
+                (uuid.UUID(delegation.id), row[0]),
+            )
+        )
+        await _recorded(conn, actor, "invitation.accept", after.id, (before, after), announce=None)
+    return after, delegation
+
+
+async def list_invitations(
+    conn: AsyncConnection[Any], *, editor_id: str | None = None, habilitation_id: str | None = None
+) -> list[Invitation]:
+    """Invitations, newest first: of an editor, of a habilitation, or all.
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+    """
+    return await _listed(
+        conn,
+        "SELECT {i} FROM registry.invitations WHERE {where} ORDER BY invited_at DESC, id",
+        _invitation,
         (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
     )
 

@@ -19,6 +19,7 @@ An integrator of the real API changes its base URL and token, nothing else:
   ``GET /openapi.yaml``;
 - ``GET /editeur/api/v1/delegations``, the editor API: the delegations of the editor whose
   token is the bearer (`gateway.delegations.page_of`), ``page`` and ``per_page`` parameters;
+  any other bearer 401 ``{"error": "Unauthorized"}``, the real editor API's body;
 - ``GET /mesh/v1/citizen/accesses``, a route of the mesh's own: the citizen's access history
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
 - ``GET /mesh/v1/statistics/proofs_avoided``, a route of the mesh's own: the proofs avoided per
@@ -36,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import zoneinfo
+from http import HTTPStatus
 from typing import Any
 
 import yaml
@@ -83,6 +85,8 @@ _BEARER = "Bearer "
 INTROSPECT_METHOD = method_path("IntrospectToken")
 DELEGATIONS_METHOD = method_path("ListDelegations")
 DELEGATIONS_PATH = "/editeur/api/v1/delegations"
+EDITOR_API_UNAUTHORIZED = {"error": "Unauthorized"}
+"""The editor API's 401 body, whatever the token's fault (PLATFORM.md §3)."""
 _PAGE_DIGITS = 9
 """A page or page size of more digits is read as none, as a number the real API's ``to_i`` would not use."""
 ACCESSES_PATH = "/mesh/v1/citizen/accesses"
@@ -260,10 +264,16 @@ class RestFront:
     # -- refusals --------------------------------------------------------------------------------
 
     async def _refused(self, request: Request, error: ApiError) -> Response:
-        """A refusal as the v3 error body (`error_body`)."""
+        """A refusal as the v3 error body (`error_body`); the editor API's 401 as the real one's.
+
+        The editor API answers any bearer that is no active editor token (none, invalid, another
+        kind, revoked) 401 ``{"error": "Unauthorized"}``, its OpenAPI schema (PLATFORM.md §3).
+        """
         call_scope: HttpCallScope = request.scope[SCOPE_KEY]
         refusal = call_scope.refused(error)
-        response = _json(error_body(refusal), http_status(refusal))
+        status = http_status(refusal)
+        unauthorized = status == HTTPStatus.UNAUTHORIZED and request.url.path == DELEGATIONS_PATH
+        response = _json(EDITOR_API_UNAUTHORIZED if unauthorized else error_body(refusal), status)
         response.headers.update(dict(refusal.extra_metadata))
         return response
 

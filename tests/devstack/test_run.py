@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from devstack.run import ADMIN, ADMIN_REST_PORT, GATEWAY, PROVIDERS, REST_PORT, SMTP_SINK_PORT, plan_ports
@@ -27,14 +28,8 @@ from tests.people import LEFEBVRE_QUERY
 
 _BANNER_END = "Ctrl-C stops everything."
 _START_SECONDS = 150.0
-_NEW_HABILITATION = (
-    "--label",
-    "CCAS de Lyon",
-    "--siret",
-    "13002526500013",
-    "--scope",
-    "cnaf_quotient_familial",
-)
+_SNAPSHOT_BOUND_SECONDS = 2.0
+"""How soon every gateway takes a registry change (README, Habilitations and the admin API)."""
 
 
 def test_the_plan_keeps_free_defaults_and_replaces_taken_ones() -> None:
@@ -67,7 +62,7 @@ def _hold(port: int) -> socket.socket | None:
 
 
 def _tokens_section() -> list[str]:
-    """The shell commands of the README's "Tokens" section, continuation lines joined."""
+    """The shell commands of the README's "Tokens" section's first block, continuation lines joined."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Tokens", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
@@ -114,55 +109,82 @@ def stack(tmp_path: Path) -> Iterator[str]:
             process.stdout.close()
 
 
+def _shell(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run README lines as a shell would, from the repository, with this interpreter."""
+    done = subprocess.run(
+        script.replace(".venv/bin/python", sys.executable),
+        shell=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _qf(rest_url: str, token: str, path: str = "identite") -> httpx.Response:
+    return httpx.get(
+        f"{rest_url}/v3/dss/quotient_familial/{path}",
+        params=LEFEBVRE_QUERY if path == "identite" else {"recipient": LEFEBVRE_QUERY["recipient"]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
 @pytest.mark.timeout(300)
-def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: str, tmp_path: Path) -> None:
-    """The banner names the ports taken; a token made by the README's commands is accepted by its gateway."""
+def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: str) -> None:
+    """The banner names the ports taken; its demo token and a token made by the README's commands through
+    the admin API are accepted by its gateway, which reads the registry: a scope withdrawn holds within the
+    snapshot's bound, the README's revocation from the next call."""
     rest = re.search(r"gateway REST\s+(http://127\.0\.0\.1:(\d+))", stack)
     grpc_address = re.search(r"^gateway\s+127\.0\.0\.1:(\d+)", stack, re.MULTILINE)
-    redis_url = re.search(r"export REDIS_URL=(\S+)", stack)
-    assert rest is not None and grpc_address is not None and redis_url is not None, stack
+    demo = re.search(r"^  export TOKEN=(\S+)$", stack, re.MULTILINE)
+    assert rest is not None and grpc_address is not None and demo is not None, stack
     assert int(rest.group(2)) != REST_PORT and int(grpc_address.group(1)) != GATEWAY.port
     assert f"API_PARTICULIER_ADDRESS=127.0.0.1:{grpc_address.group(1)}" in stack
     smtp = re.search(r"^smtp sink\s+127\.0\.0\.1:(\d+)", stack, re.MULTILINE)
     assert smtp is not None and int(smtp.group(1)) != SMTP_SINK_PORT, stack
     assert f"ADMIN_API_ADDRESS=127.0.0.1:{ADMIN.port} " not in stack
     assert f"'{rest.group(1)}/v3/dss/quotient_familial/identite?" in stack
+    assert re.search(r"^  export REDIS_URL=redis://\S+$", stack, re.MULTILINE), stack
 
-    issue, *_ = _tokens_section()
-    assert "--keys-dir .run/keys --kid dev" in issue
-    command = issue.replace(".venv/bin/python", sys.executable).replace(".run/", f"{tmp_path / 'run'}/")
-    issued = subprocess.run(
-        command,
-        shell=True,
-        cwd=REPO,
-        env={**os.environ, "REDIS_URL": redis_url.group(1)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = issued.stdout.strip().splitlines()[-1]
-    answer = httpx.get(
-        f"{rest.group(1)}/v3/dss/quotient_familial/identite",
-        params=LEFEBVRE_QUERY,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["data"]["quotient_familial"]["valeur"] == 2550
+    # The demo token: the demo habilitation's, every scope; the sandbox FranceConnect client mapped to it.
+    served = _qf(rest.group(1), demo.group(1))
+    assert served.status_code == 200, served.text
+    assert _qf(rest.group(1), "fc-lefebvre", "france_connect").status_code == 200
 
-    # The one export line the admin CLI needs, then a habilitation made through the admin API.
+    # The README's lines, with the one export line the admin CLI needs.
     admin_export = re.search(r"^  export (ADMIN_API_ADDRESS=\S+ ADMIN_API_TOKEN=\S+)$", stack, re.MULTILINE)
     assert admin_export is not None, stack
     admin_env = dict(pair.split("=", 1) for pair in admin_export.group(1).split())
-    created = subprocess.run(
-        [sys.executable, "-m", "gateway.admin", "habilitation", "create", *_NEW_HABILITATION],
-        cwd=REPO,
-        env={**os.environ, **admin_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
-    assert re.fullmatch(r"[0-9a-f-]{36}", created.stdout.strip().splitlines()[-1])
+    create, issue, listing, revoke = _tokens_section()
+    assert "habilitation create" in create and "token issue --habilitation" in issue
+    done = _shell(f'{create}\necho "$habilitation"\n{issue}\n{listing}\nprintf "%s\\n" "$TOKEN"', admin_env)
+    printed = done.stdout.splitlines()
+    habilitation = printed[0]
+    assert printed and printed[-1].count(".") == 2, done.stderr
+    token = printed[-1]
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert any(line.startswith(jti) for line in printed), printed
+    answer = _qf(rest.group(1), token)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["quotient_familial"]["valeur"] == 2550
+
+    # A scope change through the admin API holds on the next calls (the gateway's snapshot): no new token.
+    update = f".venv/bin/python -m gateway.admin habilitation update {habilitation}"
+    _shell(f"{update} --scope complementaire_sante_solidaire", admin_env)
+    deadline = time.monotonic() + _SNAPSHOT_BOUND_SECONDS
+    while (answer := _qf(rest.group(1), token)).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["errors"][0]["code"] == "00100"
+
+    assert "<token id>" in revoke
+    _shell(revoke.replace("<token id>", jti), admin_env)
+    # A token's revocation is in Redis too, read with the rate decision: refused from the very next call.
+    refused = _qf(rest.group(1), token)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["errors"][0]["code"] == "00105"

@@ -18,6 +18,7 @@ import grpc
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from apiparticulier.admin.v1 import admin_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
@@ -45,6 +46,9 @@ SIRET_NONE = "21756011100015"
 _QF = "cnaf_quotient_familial"
 _AAH = "allocation_adulte_handicape"
 _QF_PATH = "/v3/dss/quotient_familial/identite"
+_AAH_PATH = "/v3/dss/allocation_adulte_handicape/identite"
+_SLOW_SNAPSHOT_SECONDS = 1.0
+"""REGISTRY_CHANGE_DELAY_SECONDS at its most: the snapshot's reload comes after the calls that follow."""
 _IDENTITY = {key: value for key, value in LEFEBVRE_QUERY.items() if key != "recipient"}
 
 
@@ -83,7 +87,10 @@ async def _delegate(api: AdminApi, editor: str, habilitation: str) -> str:
 
 
 @pytest.fixture
-async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIterator[Editorial]:
+async def editorial(
+    admin_api: AdminApi, redis_server: RedisProcess, request: pytest.FixtureRequest
+) -> AsyncIterator[Editorial]:
+    """The mesh; ``request.param``, when given, is the gateway's REGISTRY_CHANGE_DELAY_SECONDS."""
     api = admin_api
     editor = (
         await _admin(api, "CreateEditor", admin_pb2.CreateEditorRequest(siret=SIRET_NONE, name="Logiciel"))
@@ -105,7 +112,7 @@ async def editorial(admin_api: AdminApi, redis_server: RedisProcess) -> AsyncIte
             rest_host="127.0.0.1",
             rest_port=0,
             registry_database_url=api.database_url,
-            registry_change_delay_seconds=0.02,
+            registry_change_delay_seconds=getattr(request, "param", 0.02),
         )
     )
     assert isinstance(gateway, GatewayServer)
@@ -236,6 +243,59 @@ async def test_a_revoked_delegation_refuses_the_next_calls(editorial: Editorial)
     assert await _quotient(mesh, mesh.editor_jwt, SIRET_B) == "00213"
 
 
+def _revoked_in_redis() -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "gateway_rate_limit_decisions_total", {"source": "redis", "result": "revoked"}
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("editorial", [_SLOW_SNAPSHOT_SECONDS], indirect=True)
+async def test_a_revoked_delegation_refuses_the_very_next_call_before_any_snapshot_reload(
+    editorial: Editorial,
+) -> None:
+    """The admin API writes the revocation where the limiter's one round trip looks: refused over gRPC
+    and REST with the real code, while the gateway's snapshot still holds the delegation."""
+    mesh = editorial
+    await _eventually(2, lambda: _aah(mesh, SIRET_B), "OK")
+    before = _revoked_in_redis()
+
+    await _admin(mesh.api, "RevokeDelegation", admin_pb2.RevokeDelegationRequest(id=mesh.delegation_b))
+
+    assert await _aah(mesh, SIRET_B) == "00213"
+    refused = await mesh.http.get(
+        _AAH_PATH,
+        params={**_IDENTITY, "recipient": SIRET_B},
+        headers={"Authorization": f"Bearer {mesh.editor_jwt}"},
+    )
+    # Both refusals came from the limiter's round trip: the snapshot waits a second before reloading.
+    assert _revoked_in_redis() - before == 2
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["code"] == "00213"
+    assert "ratelimit-limit" not in refused.headers
+    # Body A's delegation, of the same editor token, still serves.
+    assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"
+
+
+@pytest.mark.parametrize("editorial", [_SLOW_SNAPSHOT_SECONDS], indirect=True)
+async def test_a_habilitation_revoked_refuses_its_delegations_from_the_very_next_call(
+    editorial: Editorial,
+) -> None:
+    mesh = editorial
+    await _eventually(2, lambda: _aah(mesh, SIRET_B), "OK")
+    before = _revoked_in_redis()
+    update = admin_pb2.UpdateHabilitationRequest(
+        id=mesh.body_b, status=admin_pb2.HABILITATION_STATUS_ARCHIVED
+    )
+
+    await _admin(mesh.api, "UpdateHabilitation", update)
+
+    assert await _aah(mesh, SIRET_B) == "00213"
+    assert _revoked_in_redis() - before == 1
+
+
 async def test_a_habilitation_revoked_revokes_its_delegations(editorial: Editorial) -> None:
     mesh = editorial
     update = admin_pb2.UpdateHabilitationRequest(id=mesh.body_b, status=admin_pb2.HABILITATION_STATUS_REVOKED)
@@ -346,11 +406,10 @@ async def test_the_editor_api_lists_the_editor_s_delegations_with_the_real_field
     )
     assert odd.json()["meta"] == {"page": 1, "per_page": 100, "total": 2, "total_pages": 1}
 
-    classic = await mesh.http.get(
-        "/editeur/api/v1/delegations", headers={"Authorization": f"Bearer {classic_jwt}"}
-    )
-    assert (classic.status_code, classic.json()["errors"][0]["code"]) == (401, "00101")
-    assert (await mesh.http.get("/editeur/api/v1/delegations")).status_code == 401
+    # Any bearer that is no active editor token: the real editor API's 401 body (PLATFORM.md §3).
+    for headers in ({"Authorization": f"Bearer {classic_jwt}"}, {}, {"Authorization": "Bearer not.a.token"}):
+        refused_rest = await mesh.http.get("/editeur/api/v1/delegations", headers=headers)
+        assert (refused_rest.status_code, refused_rest.json()) == (401, {"error": "Unauthorized"})
 
     over_grpc = await mesh.gateway.ListDelegations(
         gateway_pb2.ListDelegationsRequest(per_page=1), metadata=metadata(f"Bearer {mesh.editor_jwt}", None)
@@ -363,6 +422,14 @@ async def test_the_editor_api_lists_the_editor_s_delegations_with_the_real_field
         gateway_pb2.ListDelegationsRequest(), metadata=metadata(f"Bearer {classic_jwt}", None)
     )
     assert await _code(refused) == "00101"
+
+    token_id = (await _admin(mesh.api, "GetEditor", admin_pb2.GetEditorRequest(id=mesh.editor))).tokens[0].id
+    await _admin(mesh.api, "RevokeToken", admin_pb2.RevokeTokenRequest(id=token_id, reason="leaked"))
+    revoked = await mesh.http.get("/editeur/api/v1/delegations", headers=bearer)
+    assert (revoked.status_code, revoked.json()) == (401, {"error": "Unauthorized"})
+    # The other routes keep the v3 error body for the same token.
+    elsewhere = await _rest(mesh, SIRET)
+    assert (elsewhere.status_code, elsewhere.json()["errors"][0]["code"]) == (401, "00105")
 
 
 async def test_an_editor_s_range_refuses_a_caller_outside_it_though_the_habilitation_has_none(
@@ -381,3 +448,37 @@ async def test_an_editor_s_range_refuses_a_caller_outside_it_though_the_habilita
     # The call comes from 127.0.0.1, outside the editor's 10.0.0.0/8: refused once the snapshot has it.
     await _eventually(2, lambda: _quotient(mesh, jwt, SIRET), "00107")
     assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"  # the other editor's token is not
+
+
+async def test_a_body_invited_by_the_editor_is_served_once_its_holder_accepts(editorial: Editorial) -> None:
+    mesh = editorial
+    body = await _habilitation(mesh.api, SIRET_NONE, _QF)
+    dpo = admin_pb2.DataProtectionOfficer(
+        given_name="Responsable",
+        family_name="Conformité",
+        email="dpd@mairie.example",
+        phone="+33 1 23 45 67 89",
+        job_title="Déléguée à la protection des données",
+    )
+    invited = await _admin(
+        mesh.api,
+        "InviteBody",
+        admin_pb2.InviteBodyRequest(
+            editor_id=mesh.editor, habilitation_id=body, contact_email="accueil@mairie.example", dpo=dpo
+        ),
+    )
+    await _eventually(2, lambda: _quotient(mesh, mesh.editor_jwt, SIRET_B), "00100")
+    # Invited is not delegated.
+    assert await _quotient(mesh, mesh.editor_jwt, SIRET_NONE) == "00213"
+
+    await mesh.api.stub.AcceptInvitation(
+        admin_pb2.AcceptInvitationRequest(
+            id=invited.invitation.id,
+            secret=invited.secret,
+            siret=SIRET_NONE,
+            terms_accepted=True,
+            dpo_informed=True,
+        )
+    )
+
+    await _eventually(2, lambda: _quotient(mesh, mesh.editor_jwt, SIRET_NONE), "OK")

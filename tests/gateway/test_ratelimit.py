@@ -26,7 +26,7 @@ from devstack.processes import ProcessGroup
 from devstack.redis import RedisProcess
 from gateway.admin import registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
-from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_key
+from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_delegation_key, revoked_key
 from gateway.redis.client import connect
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError
@@ -798,3 +798,34 @@ async def test_a_session_has_its_own_bucket_beside_its_habilitation_s_in_the_sam
     assert [decision.allowed for decision in second] == [True] * 5
     assert (first[-1].limit, first[-1].window_seconds) == (5, 1)
     assert after - before == 11
+
+
+async def test_a_revoked_delegation_is_refused_00213_in_the_same_one_round_trip(
+    private_redis: RedisProcess,
+) -> None:
+    limiter = RateLimiter(connect(private_redis.url), settings())
+    habilitation, token, delegation = new_jti(), new_jti(), new_jti()
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    try:
+        await client.set(revoked_delegation_key(delegation, habilitation), "1")
+        await limiter.check(new_jti(), 10)  # first use: connection set-up and SCRIPT LOAD
+        before = (await command_counts(client)).get("evalsha", 0)
+        refused = await limiter.check(token, 10, key=habilitation, delegation=delegation)
+        through_another = await limiter.check(token, 10, key=habilitation, delegation=new_jti())
+        without = await limiter.check(token, 10, key=habilitation)
+        after = (await command_counts(client)).get("evalsha", 0)
+        await client.set(revoked_key(token, habilitation), "1")
+        token_first = await limiter.check(token, 10, key=habilitation, delegation=delegation)
+    finally:
+        await client.aclose()
+        await limiter.close()
+
+    assert refused.revoked and refused.delegation_revoked and not refused.allowed
+    assert refused.metadata == ()
+    error = refused.refusal()
+    assert (error.code, error.status) == ("00213", grpc.StatusCode.PERMISSION_DENIED)
+    assert through_another.allowed and without.allowed
+    assert after - before == 3
+    # A token revoked is that, whatever its delegation: 00105.
+    assert token_first.revoked and not token_first.delegation_revoked
+    assert token_first.refusal().code == "00105"

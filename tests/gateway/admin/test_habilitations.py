@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from devstack.redis import RedisProcess
-from gateway.admin.habilitations import ADDRESS_VARIABLE, TOKEN_VARIABLE
+from gateway.admin.habilitations import ADDRESS_VARIABLE, SECRET_VARIABLE, TOKEN_VARIABLE
 from tests.conftest import run_python
 from tests.gateway.registry.conftest import (
     ADMIN_SECRET,
@@ -32,15 +32,20 @@ _QF = "cnaf_quotient_familial"
 
 
 async def cli(
-    api: AdminApi | None, *args: str, secret: str = ADMIN_SECRET
+    api: AdminApi | None, *args: str, secret: str | None = ADMIN_SECRET, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m gateway.admin <args>`` against ``api`` (none: without its settings), off the event loop."""
+    """``python -m gateway.admin <args>`` against ``api`` (none: without its settings), off the event loop.
+
+    ``secret``: the operator's (None: no operator secret set); ``extra_env``: more variables.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name in (ADDRESS_VARIABLE, TOKEN_VARIABLE, "REDIS_URL"):
+    for name in (ADDRESS_VARIABLE, TOKEN_VARIABLE, SECRET_VARIABLE, "REDIS_URL"):
         env.pop(name, None)
     if api is not None:
         env[ADDRESS_VARIABLE] = api.grpc_address
-        env[TOKEN_VARIABLE] = secret
+        if secret is not None:
+            env[TOKEN_VARIABLE] = secret
+    env.update(extra_env)
     # The admin API runs on this test's event loop: the subprocess is waited for in a thread.
     return await asyncio.to_thread(run_python, "-m", "gateway.admin", *args, env=env)
 
@@ -215,3 +220,52 @@ async def test_an_editor_its_token_and_a_delegation_from_the_cli(admin_api: Admi
     assert both.returncode == 2
     mapped = await cli(admin_api, "france-connect-client", "map", "a1b2c3", "--habilitation", habilitation)
     assert (mapped.returncode, mapped.stdout.strip()) == (0, "a1b2c3")
+
+
+async def test_an_invitation_from_the_cli_accepted_by_the_holder_without_an_operator_secret(
+    admin_api: AdminApi,
+) -> None:
+    habilitation = await _create(admin_api)
+    editor = await cli(admin_api, "editor", "create", "--siret", "21756011100015", "--name", "Logiciel")
+    assert editor.returncode == 0, editor.stderr
+    dpo = (
+        "--dpo-given-name",
+        "Responsable",
+        "--dpo-family-name",
+        "Conformité",
+        "--dpo-email",
+        "dpd@mairie.example",
+    )
+    invited = await cli(
+        admin_api,
+        "invitation",
+        "create",
+        "--editor",
+        editor.stdout.strip().splitlines()[-1],
+        "--habilitation",
+        habilitation,
+        "--contact",
+        "accueil@mairie.example",
+        *dpo,
+        "--dpo-email",
+        "dpd@mairie.example",
+        "--dpo-phone",
+        "+33 1 23 45 67 89",
+        "--dpo-job-title",
+        "Déléguée à la protection des données",
+    )
+    assert invited.returncode == 0, invited.stderr
+    invitation, secret = invited.stdout.strip().splitlines()[-2:]
+
+    accept = ("invitation", "accept", invitation, "--siret", SIRET, "--accept-terms", "--dpo-informed")
+    unset = await cli(admin_api, *accept, secret=None)
+    assert unset.returncode == 2 and SECRET_VARIABLE in unset.stderr
+    accepted = await cli(admin_api, *accept, secret=None, **{SECRET_VARIABLE: secret})
+    assert accepted.returncode == 0, accepted.stderr
+    delegation = accepted.stdout.strip().splitlines()[-1]
+
+    listed = await cli(admin_api, "invitation", "list", "--habilitation", habilitation, secret=VIEWER_SECRET)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{invitation}  accepted" in listed.stdout and delegation in listed.stdout
+    again = await cli(admin_api, *accept, secret=None, **{SECRET_VARIABLE: secret})
+    assert again.returncode == 1 and "accepted" in again.stderr

@@ -122,6 +122,28 @@ async def test_a_revocation_reaches_the_gateways_redis_at_once(admin_api: AdminA
     assert again.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_a_habilitation_revoked_writes_its_tokens_revocations_to_the_gateways_redis(
+    admin_api: AdminApi,
+) -> None:
+    created = await _create(admin_api)
+    issued = [
+        await admin_api.stub.IssueToken(
+            admin_pb2.IssueTokenRequest(habilitation_id=created.id, days=10), metadata=admin_api.as_admin()
+        )
+        for _ in range(2)
+    ]
+    await admin_api.stub.UpdateHabilitation(
+        admin_pb2.UpdateHabilitationRequest(id=created.id, status=admin_pb2.HABILITATION_STATUS_REVOKED),
+        metadata=admin_api.as_admin(),
+    )
+
+    client = redis.Redis.from_url(admin_api.redis_url)
+    try:
+        assert [client.exists(revoked_key(i.token.id, created.id)) for i in issued] == [1, 1]
+    finally:
+        client.close()
+
+
 async def test_rotation_prolongation_and_ban_over_the_api(admin_api: AdminApi) -> None:
     created = await _create(admin_api)
     first = await admin_api.stub.IssueToken(

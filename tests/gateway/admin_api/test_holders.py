@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis.asyncio
 
-from gateway.ratelimit import revoked_key
+from gateway.ratelimit import revoked_delegation_key, revoked_key
 from gateway.usage import Details, UsageRecorder
 from tests.gateway.registry.conftest import ADMIN_SECRET, CONSOLE_SECRET, SIRET, AdminApi
 
@@ -199,3 +199,10 @@ async def test_a_holder_revokes_a_delegation_of_theirs_and_nobody_else_may(admin
         revoked = await client.post(path, headers=_for(_AGENT))
         assert (revoked.status_code, revoked.json()["state"]) == (200, "revoked")
         assert (await client.post(path, headers=_for(_AGENT))).status_code == 409
+    store = redis.asyncio.Redis.from_url(admin_api.redis_url)
+    try:
+        # The editor's calls under it refused from the next one (the limiter reads this key).
+        key = revoked_delegation_key(world["delegation"]["id"], world["mine"]["id"])
+        assert await store.exists(key) == 1
+    finally:
+        await store.aclose()

@@ -35,6 +35,7 @@ async def test_the_registry_lives_apart_from_the_journal(registry_conn: psycopg.
         "editors",
         "france_connect_clients",
         "habilitations",
+        "invitations",
         "notices",
         "schema_migrations",
         "tokens",
@@ -58,7 +59,7 @@ async def test_tokens_recorded_before_editors_keep_working_after_the_migration(r
             (token, habilitation),
         )
 
-        assert await schema.migrate(conn) == [2]
+        assert await schema.migrate(conn) == [2, 3]
 
         loaded = await store.load(conn)
         assert [(t.id, t.habilitation_id, t.editor_id) for t in loaded.tokens] == [
