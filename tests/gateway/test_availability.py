@@ -109,17 +109,18 @@ async def test_provider_stopped_then_restarted(
 
 
 async def test_a_failed_call_marks_the_provider_bad_until_a_success(
-    redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey]
+    private_redis: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey]
 ) -> None:
     """cnaf SERVING, but its upstream times out (the DELAI sandbox person).
 
     The service is bad until a call succeeds; the quotient familial's ping, an error-ratio
-    check, stays bad while a tenth of its calls of the last 10 minutes failed.
+    check, stays bad while a tenth of its calls of the last 10 minutes failed. A Redis of the
+    test's own: the ratios add up every gateway's calls there, other tests' included.
     """
     cnaf = cnaf_on(0)
     await cnaf.start()
     gateway = build_server(
-        gateway_settings(keys_dir[0], redis_server.url, cnaf_address=f"127.0.0.1:{cnaf.port}")
+        gateway_settings(keys_dir[0], private_redis.url, cnaf_address=f"127.0.0.1:{cnaf.port}")
     )
     await gateway.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}")
