@@ -32,16 +32,17 @@ def tracker(clock: list[float]) -> AvailabilityTracker:
 
 @pytest.fixture
 async def board(
-    redis_server: RedisProcess, tracker: AvailabilityTracker, clock: list[float]
+    private_redis: RedisProcess, tracker: AvailabilityTracker, clock: list[float]
 ) -> AsyncIterator[PingBoard]:
-    client = redis.asyncio.Redis.from_url(redis_server.url)
+    """A board on a Redis of the test's own: the error ratios add up there every process's calls."""
+    client = redis.asyncio.Redis.from_url(private_redis.url)
     yield PingBoard(tracker, client, clock=lambda: clock[0])
     await client.aclose()
 
 
 @pytest.fixture
-def store(redis_server: RedisProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
+def store(private_redis: RedisProcess) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(private_redis.url)
     for ping in PINGS:
         client.delete(window_key(ping.id))
     yield client
