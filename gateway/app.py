@@ -177,14 +177,7 @@ def build_server(
     channels = ProviderChannels(settings, tuple(dict.fromkeys(route.provider for route in routes.routes)))
     catalog = ApiCatalog(routes)
     availability = build_availability(settings, channels)
-    ratios = SharedErrorRatios(
-        redis_client,
-        availability.drain_counts,
-        window_seconds=RATIO_WINDOW_SECONDS,
-        bucket_seconds=BUCKET_SECONDS,
-    )
-    pings = PingBoard(availability, redis_client, ratios=ratios)
-    history = AvailabilityHistory(redis_client, pings.states, settings.availability_sample_seconds)
+    ratios, pings, history = build_pings(settings, redis_client, availability)
     call_path = build_call_path(
         settings,
         routes,
@@ -211,12 +204,15 @@ def build_server(
     return GatewayServer(
         settings,
         [*provider_services(call_path), api.service_definition(), *extra_services],
-        components=[
-            *lifecycle(
-                call_path, redis_client, channels=channels, registry=registry, usage=usage, ratios=ratios
-            ),
-            Component(history.close, history.start),
-        ],
+        components=lifecycle(
+            call_path,
+            redis_client,
+            channels=channels,
+            registry=registry,
+            usage=usage,
+            ratios=ratios,
+            history=history,
+        ),
         rest=build_rest(
             settings, call_path, pings, usage, access_history, reuse_port=reuse_port, history=history
         ),
@@ -269,12 +265,13 @@ def lifecycle(
     registry: RegistrySnapshot | None,
     usage: UsageRecorder,
     ratios: SharedErrorRatios,
+    history: AvailabilityHistory,
 ) -> list[Component]:
     """The gateway's components in the order they start; they stop in the reverse order, after the drain.
 
     The last calls' usage counts go to the usage recorder before it flushes; the limiter
     and usage still use Redis while they close; the health watches use the channels; the
-    shared error ratios read the availability's counts.
+    shared error ratios read the availability's counts, and the availability history the pings.
     """
     first_load = _REGISTRY_FIRST_LOAD_SECONDS
     registered = (
@@ -286,12 +283,31 @@ def lifecycle(
         Component(call_path.france_connect.close),
         Component(call_path.availability.close, call_path.availability.start),
         Component(ratios.close, ratios.start),
+        Component(history.close, history.start),
         *registered,
         Component(call_path.journal.close, call_path.journal.start),
         Component(usage.close, usage.start),
         Component(call_path.limiter.close, call_path.limiter.start),
         Component(call_path.close),
     ]
+
+
+def build_pings(
+    settings: GatewaySettings, redis_client: redis.asyncio.Redis, availability: AvailabilityTracker
+) -> tuple[SharedErrorRatios, PingBoard, AvailabilityHistory]:
+    """The real API's pings over ``availability``: the ratios all gateways share, the board, its history."""
+    ratios = SharedErrorRatios(
+        redis_client,
+        availability.drain_counts,
+        window_seconds=RATIO_WINDOW_SECONDS,
+        bucket_seconds=BUCKET_SECONDS,
+    )
+    pings = PingBoard(availability, redis_client, ratios=ratios)
+    return (
+        ratios,
+        pings,
+        AvailabilityHistory(redis_client, pings.states, settings.availability_sample_seconds),
+    )
 
 
 def journal_hmac_key(settings: GatewaySettings) -> bytes:
