@@ -123,17 +123,19 @@ class Console:
         self._codec = SessionCodec(
             settings.console_session_key.get_secret_value(), settings.session_max_age_seconds
         )
-        self._limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+        self.limiter = SignInLimiter(settings.sign_in_attempts, settings.sign_in_window_seconds)
+        """Every sign-in's limit per client address (operators', agents', citizens')."""
         self._templates = _environment()
 
     # -- sessions and rendering ----------------------------------------------------------------
 
-    def _session(self, request: Request) -> tuple[Session, bool]:
+    def session(self, request: Request) -> tuple[Session, bool]:
         """The request's session, and whether it is new (then its cookie must be set)."""
         session = self._codec.open(request.cookies.get(COOKIE))
         return (session, False) if session is not None else (Session(), True)
 
-    def _with_cookie(self, response: Response, session: Session) -> Response:
+    def with_cookie(self, response: Response, session: Session) -> Response:
+        """``response`` with ``session``'s cookie: HttpOnly, SameSite=Strict, Secure per SECURE_COOKIES."""
         response.set_cookie(
             COOKIE,
             self._codec.seal(session),
@@ -145,9 +147,9 @@ class Console:
         )
         return response
 
-    def _render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         """The page of ``template``, and a new session's cookie with it (its CSRF token is in the forms)."""
-        current, new = self._session(request)
+        current, new = self.session(request)
         html = self._templates.get_template(template).render(
             request_path=request.url.path,
             session=current,
@@ -155,18 +157,19 @@ class Console:
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
-        return self._with_cookie(response, current) if new else response
+        return self.with_cookie(response, current) if new else response
 
-    def _error(self, request: Request, status: int, title: str, detail: str) -> Response:
-        return self._render(request, "error.html", status, title=title, detail=detail)
+    def error(self, request: Request, status: int, title: str, detail: str) -> Response:
+        """The error page with ``status``, its title and what to do."""
+        return self.render(request, "error.html", status, title=title, detail=detail)
 
-    async def _form(self, request: Request, session: Session) -> dict[str, str] | Response:
+    async def form(self, request: Request, session: Session) -> dict[str, str] | Response:
         """A POSTed form's fields; the error page when it is too large or its CSRF token is not ours."""
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > _FORM_LIMIT:
-                return self._error(
+                return self.error(
                     request, 413, "Formulaire trop volumineux", "Le formulaire envoyé est trop long."
                 )
         fields = {
@@ -174,7 +177,7 @@ class Console:
         }
         if not session.csrf_matches(fields.get(CSRF_FIELD)):
             _LOG.warning("console_csrf_refused", path=request.url.path)
-            return self._error(
+            return self.error(
                 request,
                 403,
                 "Formulaire expiré",
@@ -192,11 +195,11 @@ class Console:
         """
 
         async def serve(request: Request) -> Response:
-            session, _new = self._session(request)
+            session, _new = self.session(request)
             if not session.operator:
                 return RedirectResponse("/connexion", status_code=303)
             if role is Role.ADMIN and session.role != Role.ADMIN:
-                return self._error(
+                return self.error(
                     request,
                     403,
                     "Action réservée",
@@ -207,16 +210,17 @@ class Console:
             except PermissionError:
                 # The admin API no longer knows this secret: the session ends.
                 response = RedirectResponse("/connexion", status_code=303)
-                return self._with_cookie(response, Session())
+                return self.with_cookie(response, Session())
             except AdminRefusedError as error:
-                return self._error(request, error.status, "Action refusée", str(error))
+                return self.error(request, error.status, "Action refusée", str(error))
             except MeshUnavailableError:
-                return self._unavailable(request)
+                return self.unavailable(request)
 
         return serve
 
-    def _unavailable(self, request: Request) -> Response:
-        return self._error(
+    def unavailable(self, request: Request) -> Response:
+        """503: a service of the mesh did not answer."""
+        return self.error(
             request,
             503,
             "Service momentanément indisponible",
@@ -227,7 +231,7 @@ class Console:
 
     async def home(self, request: Request) -> Response:
         """``GET /``: what the platform is and where to go."""
-        return self._render(request, "home.html", apis=catalogue.apis())
+        return self.render(request, "home.html", apis=catalogue.apis())
 
     async def catalogue(self, request: Request) -> Response:
         """``GET /catalogue``: every API, optionally filtered by ``q`` (title, label, scope or field)."""
@@ -241,23 +245,23 @@ class Console:
             or any(query in scope for scope in api.scopes)
             or any(query in field.path for route in api.routes for field in route.fields)
         ]
-        return self._render(request, "catalogue.html", apis=apis, query=query)
+        return self.render(request, "catalogue.html", apis=apis, query=query)
 
     async def api(self, request: Request) -> Response:
         """``GET /catalogue/{label}``: one API's fiche; 404 for no API of the contract."""
         view = catalogue.api(request.path_params["label"])
         if view is None:
-            return self._error(request, 404, "API introuvable", "Aucune API du catalogue ne porte ce nom.")
-        return self._render(request, "api.html", api=view)
+            return self.error(request, 404, "API introuvable", "Aucune API du catalogue ne porte ce nom.")
+        return self.render(request, "api.html", api=view)
 
     async def developers(self, request: Request) -> Response:
         """``GET /developpeurs``: the served OpenAPI spec, operation by operation, with sandbox examples."""
         try:
             spec = await self._public.openapi()
         except MeshUnavailableError:
-            return self._unavailable(request)
+            return self.unavailable(request)
         base = (self._settings.sandbox_api_url or self._settings.public_api_url).rstrip("/")
-        return self._render(request, "developers.html", groups=_operations(spec, base))
+        return self.render(request, "developers.html", groups=_operations(spec, base))
 
     async def statistics(self, request: Request) -> Response:
         """``GET /statistiques``: the proofs avoided over the front's window, and per API and day (charts)."""
@@ -266,10 +270,10 @@ class Console:
                 self._public.proofs_avoided(), self._public.proofs_by_api()
             )
         except MeshUnavailableError:
-            return self._unavailable(request)
+            return self.unavailable(request)
         titles = {api.label: api.title for api in catalogue.apis()}
         every, charts = proofs_charts(rows, kept, dt.datetime.now(dt.UTC).date(), titles)
-        return self._render(
+        return self.render(
             request, "statistics.html", proofs=proofs, days=days, every=every, charts=charts, kept=kept
         )
 
@@ -278,12 +282,12 @@ class Console:
         try:
             pings, history = await asyncio.gather(self._public.pings(), self._public.availability())
         except MeshUnavailableError:
-            return self._unavailable(request)
+            return self.unavailable(request)
         # What every gateway says of the windows the admin API wrote (a visitor has no operator
         # credential to list them, scheduled ones included).
         windows = [ping for ping in pings if ping.status == "maintenance" and ping.until is not None]
         labels = {ping.ping_id: ping.label for ping in pings}
-        return self._render(
+        return self.render(
             request,
             "status.html",
             pings=pings,
@@ -304,15 +308,15 @@ class Console:
 
     async def sign_in_page(self, request: Request) -> Response:
         """``GET /connexion``: the operators' sandbox sign-in form."""
-        return self._render(request, "sign_in.html", error="", enabled=self._operators is not None)
+        return self.render(request, "sign_in.html", error="", enabled=self._operators is not None)
 
     async def sign_in(self, request: Request) -> Response:
         """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit."""
-        session, _new = self._session(request)
+        session, _new = self.session(request)
         client = request.client.host if request.client else "unknown"
-        wait = self._limiter.allow(client)
+        wait = self.limiter.allow(client)
         if wait is not None:
-            response = self._error(
+            response = self.error(
                 request,
                 429,
                 "Trop de tentatives",
@@ -320,11 +324,11 @@ class Console:
             )
             response.headers["retry-after"] = str(math.ceil(wait))
             return response
-        fields = await self._form(request, session)
+        fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
         if self._operators is None:
-            return self._error(request, 404, "Connexion indisponible", "Aucun opérateur n'est déclaré.")
+            return self.error(request, 404, "Connexion indisponible", "Aucun opérateur n'est déclaré.")
         secret = fields.get("secret", "")
         try:
             operator: Operator | None = self._operators.authenticate(f"Bearer {secret}")
@@ -332,38 +336,38 @@ class Console:
             operator = None
         if operator is None or operator.role is Role.CONSOLE:  # the console's own credential is no one's
             _LOG.info("console_sign_in_refused")
-            return self._render(
+            return self.render(
                 request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True
             )
         _LOG.info("console_sign_in", role=operator.role.value)
         # A new session, with a new CSRF token: nothing of the anonymous one carries over.
         signed_in = Session(operator=operator.name, role=operator.role.value, secret=secret)
-        return self._with_cookie(RedirectResponse("/operateur", status_code=303), signed_in)
+        return self.with_cookie(RedirectResponse("/operateur", status_code=303), signed_in)
 
     async def sign_out(self, request: Request) -> Response:
         """``POST /deconnexion``: the session ends (CSRF-checked, so no other site can sign one out)."""
-        session, _new = self._session(request)
-        fields = await self._form(request, session)
+        session, _new = self.session(request)
+        fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
-        return self._with_cookie(RedirectResponse("/", status_code=303), Session())
+        return self.with_cookie(RedirectResponse("/", status_code=303), Session())
 
     # -- operator pages --------------------------------------------------------------------------
 
     async def habilitations(self, request: Request, session: Session) -> Response:
         """``GET /operateur``: every habilitation."""
         listed = await self._admin.call(session.secret, "GET", "/habilitations")
-        return self._render(request, "operator/habilitations.html", habilitations=listed)
+        return self.render(request, "operator/habilitations.html", habilitations=listed)
 
     async def habilitation(self, request: Request, session: Session) -> Response:
         """``GET /operateur/habilitations/{id}``: one habilitation, its tokens and their actions."""
         ident = urllib.parse.quote(request.path_params["id"], safe="")
         habilitation = await self._admin.call(session.secret, "GET", f"/habilitations/{ident}")
-        return self._render(request, "operator/habilitation.html", habilitation=habilitation)
+        return self.render(request, "operator/habilitation.html", habilitation=habilitation)
 
     async def token_action(self, request: Request, session: Session) -> Response:
         """``POST /operateur/jetons/{id}/{action}``: ``revoquer`` (revoke) or ``prolonger`` a token."""
-        fields = await self._form(request, session)
+        fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
         ident = urllib.parse.quote(request.path_params["id"], safe="")
@@ -375,7 +379,7 @@ class Console:
         elif action == "prolonger":
             days = fields.get("days", "")
             if not days.isdigit():
-                return self._error(
+                return self.error(
                     request, 400, "Durée invalide", "La durée doit être un nombre entier de jours."
                 )
             token = await self._admin.call(
@@ -388,7 +392,7 @@ class Console:
     async def maintenance_page(self, request: Request, session: Session, error: str = "") -> Response:
         """``GET /operateur/maintenance``: the windows open or scheduled, and the form to open one."""
         windows = await self._admin.call(session.secret, "GET", "/maintenance")
-        return self._render(
+        return self.render(
             request,
             "operator/maintenance.html",
             400 if error else 200,
@@ -404,7 +408,7 @@ class Console:
         The admin API checks the window and records the action in the audit trail; its refusal is shown
         on the form.
         """
-        fields = await self._form(request, session)
+        fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
         minutes = fields.get("minutes", "")
@@ -435,7 +439,7 @@ class Console:
 
     async def close_maintenance(self, request: Request, session: Session) -> Response:
         """``POST /operateur/maintenance/{ping}/fermer``: an open window ends now, a scheduled one goes."""
-        fields = await self._form(request, session)
+        fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
         ping = urllib.parse.quote(request.path_params["ping"], safe="")
@@ -453,7 +457,7 @@ class Console:
             self._admin.call(session.secret, "GET", "/audit", params=params),
             self._admin.call(session.secret, "GET", "/audit/verify"),
         )
-        return self._render(
+        return self.render(
             request,
             "operator/audit.html",
             verification=verification,
@@ -470,10 +474,10 @@ class Console:
     async def not_found(self, request: Request, _exc: Exception) -> Response:
         """Any path the console does not serve, or a method it does not take there."""
         if isinstance(_exc, HTTPException) and _exc.status_code == 405:
-            return self._error(
+            return self.error(
                 request, 405, "Méthode non permise", "Cette adresse ne prend pas cette méthode."
             )
-        return self._error(request, 404, "Page introuvable", "Cette page n'existe pas.")
+        return self.error(request, 404, "Page introuvable", "Cette page n'existe pas.")
 
 
 def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -585,11 +589,11 @@ def build_app(
         *CitizenSpace(
             settings,
             public_client,
-            render=console._render,
-            error=console._error,
-            form=console._form,
-            session=console._session,
-            limiter=console._limiter,
+            render=console.render,
+            error=console.error,
+            form=console.form,
+            session=console.session,
+            limiter=console.limiter,
         ).routes(),
         Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
         Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),

@@ -200,7 +200,7 @@ class HolderPages:
 
     async def sign_in_page(self, request: Request, error: str = "", status: int = 200) -> Response:
         """``GET /agent/connexion``: ProConnect's button, and the sandbox's agents on `make run`."""
-        return self._console._render(
+        return self._console.render(
             request,
             "holder/sign_in.html",
             status,
@@ -211,10 +211,10 @@ class HolderPages:
         )
 
     def _limited(self, request: Request) -> Response | None:
-        wait = self._console._limiter.allow(request.client.host if request.client else "unknown")
+        wait = self._console.limiter.allow(request.client.host if request.client else "unknown")
         if wait is None:
             return None
-        response = self._console._error(
+        response = self._console.error(
             request,
             429,
             "Trop de tentatives",
@@ -226,7 +226,7 @@ class HolderPages:
     def _signed_in(self, email: str, name: str) -> Response:
         _LOG.info("console_holder_sign_in")
         # A new session, with a new CSRF token: nothing of the anonymous one carries over.
-        return self._console._with_cookie(
+        return self._console.with_cookie(
             RedirectResponse("/agent", status_code=303), Session(holder=email, holder_name=name)
         )
 
@@ -235,13 +235,13 @@ class HolderPages:
         limited = self._limited(request)
         if limited is not None:
             return limited
-        session, _new = self._console._session(request)
-        fields = await self._console._form(request, session)
+        session, _new = self._console.session(request)
+        fields = await self._console.form(request, session)
         if isinstance(fields, Response):
             return fields
         agent = BY_KEY.get(fields.get("agent", ""))
         if not self._sandbox or self._api is None:
-            return self._console._error(
+            return self._console.error(
                 request, 404, "Connexion indisponible", "Le bac à sable n'est pas ouvert."
             )
         if agent is None:
@@ -251,7 +251,7 @@ class HolderPages:
     async def proconnect_start(self, request: Request) -> Response:
         """``GET /agent/proconnect``: to ProConnect, the return's state kept in the session."""
         if self._proconnect is None or self._api is None:
-            return self._console._error(
+            return self._console.error(
                 request, 404, "Connexion indisponible", "ProConnect n'est pas configuré."
             )
         limited = self._limited(request)
@@ -261,18 +261,18 @@ class HolderPages:
             url, pending = await self._proconnect.start()
         except ProConnectError as error:
             _LOG.warning("console_proconnect_failed", error=str(error))
-            return self._console._unavailable(request)
-        session, _new = self._console._session(request)
+            return self._console.unavailable(request)
+        session, _new = self._console.session(request)
         session.pending_sign_in = pending.as_json()
-        return self._console._with_cookie(RedirectResponse(url, status_code=303), session)
+        return self._console.with_cookie(RedirectResponse(url, status_code=303), session)
 
     async def proconnect_return(self, request: Request) -> Response:
         """``GET /agent/proconnect/retour``: the agent ProConnect signed in, if everything checks out."""
         if self._proconnect is None or self._api is None:
-            return self._console._error(
+            return self._console.error(
                 request, 404, "Connexion indisponible", "ProConnect n'est pas configuré."
             )
-        session, _new = self._console._session(request)
+        session, _new = self._console.session(request)
         try:
             agent = await self._proconnect.finish(
                 request.query_params.get("code", ""),
@@ -292,19 +292,19 @@ class HolderPages:
         """``handler`` for a signed-in agent; nobody signed in is sent to the sign-in page."""
 
         async def serve(request: Request) -> Response:
-            session, _new = self._console._session(request)
+            session, _new = self._console.session(request)
             if not session.holder or self._api is None:
                 return RedirectResponse("/agent/connexion", status_code=303)
             try:
                 return await handler(request, session, self._api)
             except AdminRefusedError as error:
                 if error.status == 404:
-                    return self._console._error(
+                    return self._console.error(
                         request, 404, "Introuvable", "Cette page n'existe pas, ou ne vous concerne pas."
                     )
-                return self._console._error(request, error.status, "Action refusée", str(error))
+                return self._console.error(request, error.status, "Action refusée", str(error))
             except MeshUnavailableError:
-                return self._console._unavailable(request)
+                return self._console.unavailable(request)
 
         return serve
 
@@ -312,7 +312,7 @@ class HolderPages:
         """``GET /agent``: the agent's habilitations and editors."""
         habilitations = await api.call(session.holder, "GET", "/habilitations")
         editors = await api.call(session.holder, "GET", "/editors")
-        return self._console._render(
+        return self._console.render(
             request, "holder/home.html", habilitations=habilitations, editors=editors
         )
 
@@ -327,7 +327,7 @@ class HolderPages:
             session.holder, "GET", f"/habilitations/{ident}/activity?window={window.key}"
         )
         last = await api.call(session.holder, "GET", f"/habilitations/{ident}/requests")
-        return self._console._render(
+        return self._console.render(
             request,
             "holder/habilitation.html",
             habilitation=habilitation,
@@ -339,7 +339,7 @@ class HolderPages:
     async def editor(self, request: Request, session: Session, api: HolderApi) -> Response:
         """``GET /agent/editeurs/{id}``: one editor of theirs, its tokens and delegations."""
         editor = await api.call(session.holder, "GET", f"/editors/{_quoted(request, 'id')}")
-        return self._console._render(request, "holder/editor.html", editor=editor)
+        return self._console.render(request, "holder/editor.html", editor=editor)
 
     async def delegation(self, request: Request, session: Session, api: HolderApi) -> Response:
         """``GET /agent/editeurs/{editor}/delegations/{id}``: an editor's calls under a delegation."""
@@ -350,7 +350,7 @@ class HolderPages:
         ident, window = _quoted(request, "id"), self._window(request)
         activity = await api.call(session.holder, "GET", f"/delegations/{ident}/activity?window={window.key}")
         last = await api.call(session.holder, "GET", f"/delegations/{ident}/requests")
-        return self._console._render(
+        return self._console.render(
             request,
             "holder/delegation.html",
             editor=editor,
@@ -365,7 +365,7 @@ class HolderPages:
 
         A renewal shows the new token once; the old one stops at once (no grace: the agent asked).
         """
-        fields = await self._console._form(request, session)
+        fields = await self._console.form(request, session)
         if isinstance(fields, Response):
             return fields
         ident, action = _quoted(request, "id"), request.path_params["action"]
@@ -375,17 +375,17 @@ class HolderPages:
             token = await api.call(session.holder, "POST", f"/tokens/{ident}/revoke", {})
         elif action == "renouveler":
             rotated = await api.call(session.holder, "POST", f"/tokens/{ident}/rotate", {"grace_seconds": 0})
-            return self._console._render(
+            return self._console.render(
                 request, "holder/new_token.html", issued=rotated["new"], back=_back(rotated["old_token"])
             )
         else:
-            return self._console._error(request, 404, "Action inconnue", "Cette action n'existe pas.")
+            return self._console.error(request, 404, "Action inconnue", "Cette action n'existe pas.")
         _LOG.info("console_holder_token_action", action=action)
         return RedirectResponse(_back(token), status_code=303)
 
     async def revoke_delegation(self, request: Request, session: Session, api: HolderApi) -> Response:
         """``POST /agent/delegations/{id}/revoquer``: revoke a delegation of one of their habilitations."""
-        fields = await self._console._form(request, session)
+        fields = await self._console.form(request, session)
         if isinstance(fields, Response):
             return fields
         revoked = await api.call(session.holder, "POST", f"/delegations/{_quoted(request, 'id')}/revoke", {})
