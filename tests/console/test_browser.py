@@ -152,6 +152,16 @@ def _holder_sign_in(page: Page, stack: Stack, agent: str) -> None:
     expect(page.locator("h1")).to_have_text("Mes habilitations")
 
 
+def _until_known(gateway: httpx.Client) -> None:
+    """Wait for the gateway's registry snapshot to hold the token just issued (a change is taken
+    within about two seconds): a call before is refused 00101, and counted in no habilitation."""
+    deadline = time.monotonic() + 10
+    # The introspection is the gateway's own route: it reads the token, and no API counts it.
+    while gateway.get("/api/introspect").status_code == 401:
+        assert time.monotonic() < deadline, "the gateway never learnt the token"
+        time.sleep(0.1)
+
+
 def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
     stack: Stack, page: Page
 ) -> None:
@@ -171,6 +181,7 @@ def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
         issued = admin.post(f"/admin/v1/habilitations/{habilitation['id']}/tokens", json={"days": 30}).json()
     bearer = {"authorization": f"Bearer {issued['jwt']}"}
     with httpx.Client(base_url=stack.rest_url, headers=bearer, timeout=30) as gateway:
+        _until_known(gateway)
         answers = [gateway.get(_QUOTIENT, params=LEFEBVRE_QUERY).status_code for _ in range(3)]
         # A scope the habilitation lacks: refused, and counted with its code.
         answers.append(
