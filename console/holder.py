@@ -312,9 +312,7 @@ class HolderPages:
         """``GET /agent``: the agent's habilitations and editors."""
         habilitations = await api.call(session.holder, "GET", "/habilitations")
         editors = await api.call(session.holder, "GET", "/editors")
-        return self._console.render(
-            request, "holder/home.html", habilitations=habilitations, editors=editors
-        )
+        return self._console.render(request, "holder/home.html", habilitations=habilitations, editors=editors)
 
     def _window(self, request: Request) -> Window:
         return _BY_KEY.get(request.query_params.get("fenetre", ""), WINDOWS[1])
