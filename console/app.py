@@ -605,6 +605,11 @@ def build_app(
         Route("/agent/editeurs/{editor}/delegations/{id}", holder.page(holder.delegation), methods=["GET"]),
         Route("/agent/jetons/{id}/{action}", holder.page(holder.token_action), methods=["POST"]),
         Route("/agent/delegations/{id}/revoquer", holder.page(holder.revoke_delegation), methods=["POST"]),
+        Route(
+            "/agent/habilitations/{id}/franceconnect",
+            holder.page(holder.map_france_connect_client),
+            methods=["POST"],
+        ),
         Mount(
             "/static/dsfr", StaticFiles(directory=ASSETS_DIR / "@gouvfr" / "dsfr" / "dist", check_dir=False)
         ),

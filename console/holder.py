@@ -390,6 +390,22 @@ class HolderPages:
         _LOG.info("console_holder_delegation_revoked")
         return RedirectResponse(_back(revoked), status_code=303)
 
+    async def map_france_connect_client(self, request: Request, session: Session, api: HolderApi) -> Response:
+        """``POST /agent/habilitations/{id}/franceconnect``: map a FranceConnect client to this habilitation."""
+        fields = await self._console.form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        habilitation = _quoted(request, "id")
+        client = urllib.parse.quote(fields.get("client_id", "").strip(), safe="")
+        await api.call(
+            session.holder,
+            "PUT",
+            f"/france_connect_clients/{client}",
+            {"habilitation_id": request.path_params["id"]},
+        )
+        _LOG.info("console_holder_france_connect_client_mapped")
+        return RedirectResponse(f"/agent/habilitations/{habilitation}", status_code=303)
+
 
 def _back(token: dict[str, Any]) -> str:
     """The page a token is shown on: its habilitation's, or its editor's."""

@@ -44,7 +44,14 @@ from gateway.admin_api.service import (
     audit_head,
 )
 from gateway.registry import store
-from gateway.registry.model import Delegation, Editor, Habilitation, InvalidInputError, TokenRecord
+from gateway.registry.model import (
+    Delegation,
+    Editor,
+    FranceConnectClient,
+    Habilitation,
+    InvalidInputError,
+    TokenRecord,
+)
 from gateway.usage import (
     BUCKET_SECONDS,
     LastRequest,
@@ -340,6 +347,53 @@ class HolderService:
         delegation = await self._audited(holder, revoke)
         await self._service.push_delegation_revocations([delegation])
         return delegation
+
+    # -- FranceConnect clients --------------------------------------------------------------------
+
+    async def france_connect_clients(
+        self, holder: Operator, habilitation_id: str
+    ) -> list[FranceConnectClient]:
+        """The FranceConnect clients mapped to one of the holder's habilitations.
+
+        Raises:
+            store.UnknownError: no such habilitation of theirs (404).
+        """
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[FranceConnectClient]:
+            await self._habilitation(conn, holder, habilitation_id)
+            clients = await store.list_france_connect_clients(conn)
+            return [client for client in clients if client.habilitation_id == habilitation_id]
+
+        return await self._run(holder, read)
+
+    async def map_france_connect_client(
+        self, holder: Operator, client_id: str, habilitation_id: str
+    ) -> FranceConnectClient:
+        """Map a FranceConnect client to one of the holder's habilitations (issue 22: its holder may).
+
+        A client already mapped to a habilitation of someone else stays theirs: taking it over
+        would move another organisation's citizens' calls, and the rights they get, to this one.
+
+        Raises:
+            InvalidInputError: not a FranceConnect client id (400).
+            store.UnknownError: no such habilitation of theirs (404).
+            store.ConflictError: the client is mapped to a habilitation that is not theirs (409).
+        """
+
+        async def act(conn: psycopg.AsyncConnection[Any]) -> FranceConnectClient:
+            async with conn.transaction():
+                await self._habilitation(conn, holder, habilitation_id)
+                current = await store.france_connect_client_habilitation(conn, client_id, lock=True)
+                if current is not None and current != habilitation_id:
+                    try:
+                        await self._habilitation(conn, holder, current)
+                    except store.UnknownError:
+                        raise store.ConflictError(
+                            "this FranceConnect client is mapped to a habilitation of another holder"
+                        ) from None
+                return await store.map_france_connect_client(conn, holder.actor, client_id, habilitation_id)
+
+        return await self._audited(holder, act)
 
     # -- editors ----------------------------------------------------------------------------------
 

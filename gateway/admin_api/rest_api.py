@@ -41,13 +41,14 @@ For a holder or an editor, with the console's credential (role ``console``) and
 | method and path | action |
 |---|---|
 | ``GET /admin/v1/holder/habilitations`` | their habilitations |
-| ``GET /admin/v1/holder/habilitations/{id}`` | one, with its tokens and delegations (with their editor) |
+| ``GET /admin/v1/holder/habilitations/{id}`` | one: tokens, delegations, FranceConnect clients |
 | ``GET /admin/v1/holder/habilitations/{id}/activity?window=`` | per 10 minutes: ``10m``, ``30h``, ``8d`` |
 | ``GET /admin/v1/holder/habilitations/{id}/requests`` | the last calls |
 | ``POST /admin/v1/holder/tokens/{id}/prolong`` | body ``days`` |
 | ``POST /admin/v1/holder/tokens/{id}/rotate`` | body ``grace_seconds`` |
 | ``POST /admin/v1/holder/tokens/{id}/revoke`` | revoke it now |
 | ``POST /admin/v1/holder/delegations/{id}/revoke`` | revoke a delegation of their habilitation |
+| ``PUT /admin/v1/holder/france_connect_clients/{client_id}`` | map to theirs (``habilitation_id``) |
 | ``GET /admin/v1/holder/editors`` | their editors |
 | ``GET /admin/v1/holder/editors/{id}`` | one, with its tokens and delegations (with their habilitation) |
 | ``GET /admin/v1/holder/delegations/{id}/activity?window=`` | an editor's calls under one delegation |
@@ -299,13 +300,20 @@ def _holder_routes(
 
     async def get_habilitation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
         habilitation, tokens, delegations = await holders.habilitation(holder, _path_id(request))
+        clients = await holders.france_connect_clients(holder, habilitation.id)
         return {
             **habilitation.as_json(),
             "tokens": [_token_json(token) for token in tokens],
             "delegations": [
                 {**delegation.as_json(), "editor_name": editor.name} for delegation, editor in delegations
             ],
+            "france_connect_clients": [client.as_json() for client in clients],
         }
+
+    async def map_france_connect_client(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
+        client_id = request.path_params["client_id"]
+        mapped = await holders.map_france_connect_client(holder, client_id, _string(body, "habilitation_id"))
+        return mapped.as_json()
 
     async def habilitation_activity(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
         return (await holders.habilitation_activity(holder, _path_id(request), window(request))).as_json()
@@ -362,6 +370,9 @@ def _holder_routes(
         Route(f"{at}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
         Route(f"{at}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
         Route(f"{at}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
+        Route(
+            f"{at}/france_connect_clients/{{client_id}}", endpoint(map_france_connect_client), methods=["PUT"]
+        ),
         Route(f"{at}/editors", endpoint(list_editors), methods=["GET"]),
         Route(f"{at}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
         Route(f"{at}/delegations/{{id}}/activity", endpoint(delegation_activity), methods=["GET"]),

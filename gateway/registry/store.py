@@ -1193,6 +1193,28 @@ async def map_france_connect_client(
     return after
 
 
+_CLIENT_HABILITATION = "SELECT habilitation_id FROM registry.france_connect_clients WHERE client_id = %s"
+_CLIENT_HABILITATION_LOCKED = (
+    "SELECT habilitation_id FROM registry.france_connect_clients WHERE client_id = %s FOR UPDATE"
+)
+
+
+async def france_connect_client_habilitation(
+    conn: AsyncConnection[Any], client_id: str, *, lock: bool = False
+) -> str | None:
+    """The habilitation a FranceConnect client is mapped to, or None when it is not.
+
+    ``lock`` holds the client's row (when mapped) until the caller's transaction ends.
+
+    Raises:
+        InvalidInputError: not a FranceConnect client id.
+    """
+    query = _CLIENT_HABILITATION_LOCKED if lock else _CLIENT_HABILITATION
+    cursor = await conn.execute(query, (checked_client_id(client_id),))
+    row = await cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
 async def list_france_connect_clients(conn: AsyncConnection[Any]) -> list[FranceConnectClient]:
     """Every FranceConnect client mapped, by client id."""
     cursor = await conn.execute(_query("SELECT {c} FROM registry.france_connect_clients ORDER BY client_id"))

@@ -230,6 +230,19 @@ def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
         )
         assert total == 3, window
 
+    # The holder maps their FranceConnect client to the habilitation (issue 22: the holder may).
+    page.get_by_label("Identifiant du client FranceConnect").fill("c0ffee01")
+    page.get_by_role("button", name="Associer à cette habilitation").click()
+    expect(page.locator("h1")).to_have_text("Centre social de test")
+    expect(page.get_by_text("c0ffee01")).to_be_visible()
+    operator_view = httpx.get(
+        f"{stack.admin_rest_url}/admin/v1/france_connect_clients",
+        headers={"authorization": f"Bearer {stack.admin_secret}"},
+    ).json()
+    assert {"client_id": "c0ffee01", "habilitation_id": habilitation["id"]}.items() <= next(
+        c for c in operator_view if c["client_id"] == "c0ffee01"
+    ).items()
+
 
 def test_an_editor_sees_their_delegations(stack: Stack, page: Page) -> None:
     _holder_sign_in(page, stack, "editeur")

@@ -206,3 +206,39 @@ async def test_a_holder_revokes_a_delegation_of_theirs_and_nobody_else_may(admin
         assert await store.exists(key) == 1
     finally:
         await store.aclose()
+
+
+async def test_a_holder_maps_a_france_connect_client_to_theirs_and_never_takes_another_s(
+    admin_api: AdminApi,
+) -> None:
+    """Issue 22: the habilitation's holder maps a FranceConnect client to it; a client mapped to another
+    holder's habilitation stays theirs (409), a habilitation not theirs is not found (404)."""
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
+        world = await _world(client)
+        mine, other = world["mine"]["id"], world["other"]["id"]
+        path = "/admin/v1/holder/france_connect_clients/{}"
+
+        mapped = await client.put(path.format("a1b2c3"), headers=_for(_AGENT), json={"habilitation_id": mine})
+        assert (mapped.status_code, mapped.json()["habilitation_id"]) == (200, mine), mapped.text
+        shown = (await client.get(f"/admin/v1/holder/habilitations/{mine}", headers=_for(_AGENT))).json()
+        assert [c["client_id"] for c in shown["france_connect_clients"]] == ["a1b2c3"]
+
+        # Another holder can neither take the client nor map one to a habilitation not theirs.
+        taken = await client.put(path.format("a1b2c3"), headers=_for(_OTHER), json={"habilitation_id": other})
+        assert taken.status_code == 409, taken.text
+        foreign = await client.put(
+            path.format("d4e5f6"), headers=_for(_OTHER), json={"habilitation_id": mine}
+        )
+        assert foreign.status_code == 404, foreign.text
+        bad = await client.put(
+            path.format("not a client"), headers=_for(_AGENT), json={"habilitation_id": mine}
+        )
+        assert (bad.status_code, bad.json()["field"]) == (400, "client_id")
+
+        clients = (await client.get("/admin/v1/france_connect_clients", headers=_ADMIN)).json()
+        assert [(c["client_id"], c["habilitation_id"]) for c in clients] == [("a1b2c3", mine)]
+    async with await psycopg.AsyncConnection.connect(admin_api.database_url) as conn:
+        cursor = await conn.execute(
+            "SELECT actor FROM registry.audit WHERE action = 'france_connect_client.map' ORDER BY seq"
+        )
+        assert [row[0] for row in await cursor.fetchall()] == [f"{_AGENT} via console"]
