@@ -391,7 +391,7 @@ class HolderPages:
         return RedirectResponse(_back(revoked), status_code=303)
 
     async def map_france_connect_client(self, request: Request, session: Session, api: HolderApi) -> Response:
-        """``POST /agent/habilitations/{id}/franceconnect``: map a FranceConnect client to this habilitation."""
+        """``POST /agent/habilitations/{id}/franceconnect``: map a FranceConnect client to it."""
         fields = await self._console.form(request, session)
         if isinstance(fields, Response):
             return fields
