@@ -380,24 +380,10 @@ def _holder_routes(
     ]
 
 
-def build_app(service: AdminService, operators: Operators, holders: HolderService | None = None) -> Starlette:
-    """The REST front of ``service`` for ``operators``, and of ``holders`` for the console (None: none)."""
-
-    def endpoint(
-        handler: Handler, status: int = 200, *, for_holder: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def serve(request: Request) -> Response:
-            try:
-                operator = operators.authenticate(request.headers.get("authorization"))
-                if for_holder:
-                    named = acting_for(request.headers.get(ACTING_FOR_HEADER))
-                    operator = dataclasses.replace(operator, acting_for=named)
-                body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
-                return JSONResponse(await handler(request, operator, body), status_code=status)
-            except REFUSED as error:
-                return _refused(error)
-
-        return serve
+def _habilitation_routes(
+    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+) -> list[Route]:
+    """The routes of habilitations, served by ``endpoint``."""
 
     async def list_habilitations(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
         return [habilitation.as_json() for habilitation in await service.list_habilitations(operator)]
@@ -439,6 +425,19 @@ def build_app(service: AdminService, operators: Operators, holders: HolderServic
             status=_enum(Status, body, "status", Status.VALIDATED) if "status" in body else None,
         )
         return (await service.update_habilitation(operator, _path_id(request), changes)).as_json()
+
+    return [
+        Route(f"{prefix}/habilitations", endpoint(list_habilitations), methods=["GET"]),
+        Route(f"{prefix}/habilitations", endpoint(create_habilitation, 201), methods=["POST"]),
+        Route(f"{prefix}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
+        Route(f"{prefix}/habilitations/{{id}}", endpoint(update_habilitation), methods=["PATCH"]),
+    ]
+
+
+def _token_routes(
+    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+) -> list[Route]:
+    """The routes of tokens (issue, list, and their lifecycle), served by ``endpoint``."""
 
     async def issue_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
         issued = await service.issue_token(
@@ -491,6 +490,35 @@ def build_app(service: AdminService, operators: Operators, holders: HolderServic
         )
         return {"token": _token_json(banned), "replacement": _issued_json(replacement)}
 
+    return [
+        Route(f"{prefix}/habilitations/{{id}}/tokens", endpoint(issue_token, 201), methods=["POST"]),
+        Route(f"{prefix}/tokens", endpoint(list_tokens), methods=["GET"]),
+        Route(f"{prefix}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
+        Route(f"{prefix}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
+        Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
+        Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
+    ]
+
+
+def build_app(service: AdminService, operators: Operators, holders: HolderService | None = None) -> Starlette:
+    """The REST front of ``service`` for ``operators``, and of ``holders`` for the console (None: none)."""
+
+    def endpoint(
+        handler: Handler, status: int = 200, *, for_holder: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            try:
+                operator = operators.authenticate(request.headers.get("authorization"))
+                if for_holder:
+                    named = acting_for(request.headers.get(ACTING_FOR_HEADER))
+                    operator = dataclasses.replace(operator, acting_for=named)
+                body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
+                return JSONResponse(await handler(request, operator, body), status_code=status)
+            except REFUSED as error:
+                return _refused(error)
+
+        return serve
+
     async def verify(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
         verification = await service.verify_audit(operator)
         return {
@@ -502,16 +530,8 @@ def build_app(service: AdminService, operators: Operators, holders: HolderServic
     prefix = "/admin/v1"
     return Starlette(
         routes=[
-            Route(f"{prefix}/habilitations", endpoint(list_habilitations), methods=["GET"]),
-            Route(f"{prefix}/habilitations", endpoint(create_habilitation, 201), methods=["POST"]),
-            Route(f"{prefix}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
-            Route(f"{prefix}/habilitations/{{id}}", endpoint(update_habilitation), methods=["PATCH"]),
-            Route(f"{prefix}/habilitations/{{id}}/tokens", endpoint(issue_token, 201), methods=["POST"]),
-            Route(f"{prefix}/tokens", endpoint(list_tokens), methods=["GET"]),
-            Route(f"{prefix}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
-            Route(f"{prefix}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
-            Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
-            Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
+            *_habilitation_routes(service, endpoint, prefix),
+            *_token_routes(service, endpoint, prefix),
             *_editor_routes(service, endpoint, prefix),
             *rest_operator.routes(service, endpoint, prefix),
             *_invitation_routes(service, endpoint, prefix),
