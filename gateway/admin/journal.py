@@ -4,10 +4,10 @@
   (``journal-signing.private.pem`` for the gateways' ``JOURNAL_SIGNING_KEY_FILE``,
   ``journal-signing.public.pem`` for whoever verifies).
 - ``journal verify --public-key FILE [--witness FILE] [--checkpoint-seconds S]
-  [--margin-seconds S] [--retention-months M]``: checks every chain, signed head and how
-  late rows were signed, and the chain heads a witness file kept (`gateway.journal.verify`,
-  `gateway.journal.witness`); exit 1, naming each row at fault, when the journal was
-  tampered with.
+  [--margin-seconds S] [--retention-months M] [--jobs N]``: checks every chain (``N`` at
+  once, each in a process of its own), signed head and how late rows were signed, and the
+  chain heads a witness file kept (`gateway.journal.verify`, `gateway.journal.witness`);
+  exit 1, naming each row at fault, when the journal was tampered with.
 - ``journal search --nom … --prenom … [--ine …] [--identifiant …]``: the calls about a
   person, for a data-protection officer answering a request: the same identity flags as
   the client, the HMAC key (``JOURNAL_HMAC_KEY``) and PostgreSQL, nothing else.
@@ -35,7 +35,13 @@ from contract.identity_flags import identity_flags, identity_from_flags
 from gateway.journal import Journal, identity_forms
 from gateway.journal.queries import MAX_ACCESSES, as_json, calls_about
 from gateway.journal.signing import SigningKeyError, Verifier, generate
-from gateway.journal.verify import DEFAULT_MARGIN_SECONDS, Timing, verify
+from gateway.journal.verify import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_MARGIN_SECONDS,
+    Timing,
+    verify,
+    verify_in_parallel,
+)
 from gateway.journal.witness import WitnessedHead, WitnessError, read_witness
 
 EXIT_OK = 0
@@ -97,8 +103,13 @@ def _verify(args: argparse.Namespace) -> int:
             return EXIT_TAMPERED
     timing = Timing(args.checkpoint_seconds, args.margin_seconds)
     try:
-        with psycopg.connect(url, connect_timeout=10) as conn:
-            reports = verify(conn, verifier, timing, witnessed, args.retention_months)
+        if args.jobs > 1:
+            reports = verify_in_parallel(
+                url, verifier, timing, witnessed, args.retention_months, jobs=args.jobs
+            )
+        else:
+            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+                reports = verify(conn, verifier, timing, witnessed, args.retention_months)
     except psycopg.Error as exc:
         return _unreachable(exc)
     failed = [report for report in reports if report.problems]
@@ -209,6 +220,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def register(commands: Any) -> None:
     """Add ``journal`` and its subcommands to the admin CLI's parser."""
     journal = commands.add_parser(
@@ -281,5 +302,11 @@ def _add_verify(actions: Any) -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("JOURNAL_RETENTION_MONTHS", "12")),
         help="JOURNAL_RETENTION_MONTHS: older witnessed chains are not expected (default: $… or 12)",
+    )
+    check.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="chains checked at once, each by a process of its own (up to the cores; default 1)",
     )
     return check

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -96,6 +96,14 @@ class Verifier:
     def __init__(self, public_keys: Iterable[ed25519.Ed25519PublicKey]) -> None:
         self._keys = {key_id(key): key for key in public_keys}
 
+    def __reduce__(self) -> tuple[Callable[[list[bytes]], Verifier], tuple[list[bytes]]]:
+        # cryptography's keys do not pickle: the keys reach `verify_in_parallel`'s processes raw.
+        raw = [
+            key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            for key in self._keys.values()
+        ]
+        return _verifier_of_raw, (raw,)
+
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> Verifier:
         """The verifier of PEM public key files.
@@ -135,6 +143,10 @@ class Verifier:
         except InvalidSignature:
             return False
         return True
+
+
+def _verifier_of_raw(raw_keys: list[bytes]) -> Verifier:
+    return Verifier(ed25519.Ed25519PublicKey.from_public_bytes(raw) for raw in raw_keys)
 
 
 def generate(keys_dir: Path, name: str) -> tuple[Path, Path]:

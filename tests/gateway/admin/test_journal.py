@@ -89,7 +89,9 @@ async def test_verify_exits_0_on_an_intact_journal_and_1_naming_a_row_changed_or
     ]
     with psycopg.connect(journal_db) as conn:
         conn.execute("DELETE FROM journal.calls WHERE request_id = 'dupont-1'")
-    deleted = admin("verify", "--public-key", str(journal_key.public), "--database-url", journal_db)
+    deleted = admin(
+        "verify", "--public-key", str(journal_key.public), "--database-url", journal_db, "--jobs", "2"
+    )
     assert deleted.returncode == 1
     assert "row 1: missing (removed)" in deleted.stdout
 

@@ -15,7 +15,7 @@ import pytest
 from gateway.journal.chain import CONTENT_COLUMNS, REFERENCES, Content, genesis, row_hash
 from gateway.journal.schema import ensure_partitions, migrate
 from gateway.journal.signing import Verifier, generate
-from gateway.journal.verify import Timing, verify
+from gateway.journal.verify import Timing, verify, verify_in_parallel
 from gateway.journal.witness import read_witness
 from tests.gateway.journal.conftest import TIMING, SigningKey, journal_on, lefebvre, quotient_call, started
 from tests.gateway.journal.test_writer import drained, record
@@ -134,6 +134,20 @@ def test_a_chain_no_gateway_started_is_refused(written: str, journal_key: Signin
     found = problems(written, journal_key.verifier())
     assert "chain ends at row 29, before its head signed at row 30 (cut back)" in found
     assert "rows of a chain no gateway registered (inserted)" in found
+
+
+def test_chains_checked_in_parallel_are_reported_as_one_process_reports_them(
+    written: str, journal_key: SigningKey
+) -> None:
+    """Two chains, each tampered: the processes' reports are the sequential ones, in their order."""
+    tamper(written, "UPDATE journal.calls SET recipient = '21690123100011' WHERE seq = 12")
+    tamper(written, "UPDATE journal.calls SET chain_id = gen_random_uuid() WHERE seq = 30")
+    timing = dataclasses.replace(TIMING, now=dt.datetime.now(dt.UTC))  # one judgement of lateness
+    with psycopg.connect(written) as conn:
+        alone = verify(conn, journal_key.verifier(), timing)
+    together = verify_in_parallel(written, journal_key.verifier(), timing, jobs=2)
+    assert len(alone) == 2 and all(report.problems for report in alone)
+    assert together == alone
 
 
 def test_an_unknown_key_fails_every_signature(written: str, tmp_path: Any) -> None:
