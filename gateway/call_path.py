@@ -46,10 +46,11 @@ method's or the gateway's own, goes through the same frame:
    before any work while that lasts (`Journal.admit`).
 
 Each step is one method, named as above: steps 1 to 3b, who calls and for whom, of `Admission`
-(`authenticate`, `authorize`, `name_recipient`, `admit_address`), the others of `CallPath` (`_limit`,
-`_resolve_subject`, `_forward`, `_mask`, `account_later`); each reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
-for every entry point: the timer, the outcome, the journal's admission, the rate-limit
-metadata and step 8. Steps 6 and 7 hand the provider's side to `gateway.forwarding`.
+(`authenticate`, `authorize`, `name_recipient`, `admit_address`), the others of `CallPath`
+(`_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`). Each reads and writes the
+call's `Exchange`, which one frame (`CallPath._framed`) opens for every entry point: the timer,
+the outcome, the journal's admission, the rate-limit metadata and step 8. Steps 6 and 7 hand
+the provider's side to `gateway.forwarding`.
 The request and the answer travel as a `Payload`, decoded and encoded at most once
 whichever transport brought them.
 

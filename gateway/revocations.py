@@ -11,12 +11,13 @@ it (`gateway.ratelimit`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 import redis.asyncio
 import structlog
 from redis.exceptions import RedisError
+
+from runtime.tasks import BackgroundTask
 
 REVOKED_SET = "revoked"
 """The set of revoked jtis, mirrored locally for the degrade mode."""
@@ -56,7 +57,7 @@ class RevocationMirror:
         self.revoked: frozenset[str] | None = None
         """The revoked jtis; None until the set was read once."""
         self._read_at: float | None = None
-        self._follower: asyncio.Task[None] | None = None
+        self._follower = BackgroundTask(self._follow, "revocation-follower")
 
     @property
     def age(self) -> float | None:
@@ -67,16 +68,11 @@ class RevocationMirror:
 
     def start(self) -> None:
         """Follow the list from now on, in a task of its own (once)."""
-        if self._follower is None:
-            self._follower = asyncio.create_task(self._follow(), name="revocation-follower")
+        self._follower.start()
 
     async def close(self) -> None:
         """Stop following the list."""
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None
+        await self._follower.close()
 
     async def _follow(self) -> None:
         while True:
