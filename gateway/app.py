@@ -41,6 +41,7 @@ from gateway.response_cache import ResponseCache, cache_keys
 from gateway.rest.app import RestFront
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
+from gateway.serving import Serving
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.logs import configure_logging
@@ -166,17 +167,10 @@ def build_server(
             upstream without credentials, REST bounds too small for a token).
     """
     parts = build_parts(settings)
-    api = GatewayApi(
-        settings=settings,
-        call_path=parts.call_path,
-        usage=parts.usage,
-        pings=parts.pings,
-        catalog=parts.catalog,
-        access_history=parts.access_history,
-    )
+    api = GatewayApi(settings=settings, serving=parts.serving)
     return GatewayServer(
         settings,
-        [*provider_services(parts.call_path), api.service_definition(), *extra_services],
+        [*provider_services(parts.serving.call_path), api.service_definition(), *extra_services],
         components=lifecycle(parts),
         rest=build_rest(parts, reuse_port=reuse_port),
         reuse_port=reuse_port,
@@ -191,14 +185,11 @@ class Parts:
     redis: redis.asyncio.Redis
     registry: RegistrySnapshot | None
     """None: tokens carry their own rights."""
-    usage: UsageRecorder
     channels: ProviderChannels
     ratios: SharedErrorRatios
-    pings: PingBoard
     history: AvailabilityHistory
-    call_path: CallPath
-    catalog: ApiCatalog
-    access_history: AccessHistory
+    serving: Serving
+    """What both fronts answer with."""
 
 
 def build_parts(settings: GatewaySettings) -> Parts:
@@ -239,14 +230,10 @@ def build_parts(settings: GatewaySettings) -> Parts:
         settings=settings,
         redis=redis_client,
         registry=registry,
-        usage=usage,
         channels=channels,
         ratios=ratios,
-        pings=pings,
         history=history,
-        call_path=call_path,
-        catalog=catalog,
-        access_history=access_history,
+        serving=Serving(call_path, usage, pings, catalog, access_history, history),
     )
 
 
@@ -294,7 +281,7 @@ def lifecycle(parts: Parts) -> list[Component]:
     and usage still use Redis while they close; the health watches use the channels; the
     shared error ratios read the availability's counts, and the availability history the pings.
     """
-    call_path, registry, first_load = parts.call_path, parts.registry, _REGISTRY_FIRST_LOAD_SECONDS
+    call_path, registry, first_load = parts.serving.call_path, parts.registry, _REGISTRY_FIRST_LOAD_SECONDS
     registered = (
         [] if registry is None else [Component(registry.close, functools.partial(registry.start, first_load))]
     )
@@ -307,7 +294,7 @@ def lifecycle(parts: Parts) -> list[Component]:
         Component(parts.history.close, parts.history.start),
         *registered,
         Component(call_path.journal.close, call_path.journal.start),
-        Component(parts.usage.close, parts.usage.start),
+        Component(parts.serving.usage.close, parts.serving.usage.start),
         Component(call_path.limiter.close, call_path.limiter.start),
         Component(call_path.close),
     ]
@@ -393,13 +380,9 @@ def build_rest(parts: Parts, *, reuse_port: bool) -> RestServer | None:
     if settings.rest_port is None:
         return None
     front = RestFront(
-        call_path=parts.call_path,
-        pings=parts.pings,
-        usage=parts.usage,
-        access_history=parts.access_history,
+        parts.serving,
         access_history_rate=settings.access_history_rate_per_second,
         public_url=settings.rest_public_url,
-        availability_history=parts.history,
     )
     return RestServer(
         front.app,

@@ -28,6 +28,7 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "settings auth",
         "ratelimit france_connect channels journal pings forwarding delegations response_cache",
         "call_path availability_history",
+        "serving",
         "grpc rest",
         "app admin",
         "workers admin_api",
