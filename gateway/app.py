@@ -41,6 +41,7 @@ from gateway.response_cache import ResponseCache, cache_keys
 from gateway.rest.app import RestFront
 from gateway.rest.protocol import FrontLimits
 from gateway.rest.server import RestServer
+from gateway.serving import Serving
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
 from runtime.logs import configure_logging
@@ -165,6 +166,38 @@ def build_server(
             verification keys, a contract field without masking rule, FranceConnect
             upstream without credentials, REST bounds too small for a token).
     """
+    parts = build_parts(settings)
+    api = GatewayApi(settings=settings, serving=parts.serving)
+    return GatewayServer(
+        settings,
+        [*provider_services(parts.serving.call_path), api.service_definition(), *extra_services],
+        components=lifecycle(parts),
+        rest=build_rest(parts, reuse_port=reuse_port),
+        reuse_port=reuse_port,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the gateway's servers and its components are made of (`build_parts`), each built once."""
+
+    settings: GatewaySettings
+    redis: redis.asyncio.Redis
+    registry: RegistrySnapshot | None
+    """None: tokens carry their own rights."""
+    channels: ProviderChannels
+    ratios: SharedErrorRatios
+    history: AvailabilityHistory
+    serving: Serving
+    """What both fronts answer with."""
+
+
+def build_parts(settings: GatewaySettings) -> Parts:
+    """The gateway's parts, each built once, in the order they need each other.
+
+    Raises:
+        ValueError: as `build_server`.
+    """
     hmac_key = journal_hmac_key(settings)
     routes = build_routes()
     # Before anything that opens a channel or a connection: a refusal leaves nothing to close.
@@ -193,30 +226,14 @@ def build_server(
     access_history = AccessHistory(
         settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
     )
-    api = GatewayApi(
+    return Parts(
         settings=settings,
-        call_path=call_path,
-        usage=usage,
-        pings=pings,
-        catalog=catalog,
-        access_history=access_history,
-    )
-    return GatewayServer(
-        settings,
-        [*provider_services(call_path), api.service_definition(), *extra_services],
-        components=lifecycle(
-            call_path,
-            redis_client,
-            channels=channels,
-            registry=registry,
-            usage=usage,
-            ratios=ratios,
-            history=history,
-        ),
-        rest=build_rest(
-            settings, call_path, pings, usage, access_history, reuse_port=reuse_port, history=history
-        ),
-        reuse_port=reuse_port,
+        redis=redis_client,
+        registry=registry,
+        channels=channels,
+        ratios=ratios,
+        history=history,
+        serving=Serving(call_path, usage, pings, catalog, access_history, history),
     )
 
 
@@ -257,36 +274,27 @@ def build_call_path(
     )
 
 
-def lifecycle(
-    call_path: CallPath,
-    redis_client: redis.asyncio.Redis,
-    *,
-    channels: ProviderChannels,
-    registry: RegistrySnapshot | None,
-    usage: UsageRecorder,
-    ratios: SharedErrorRatios,
-    history: AvailabilityHistory,
-) -> list[Component]:
+def lifecycle(parts: Parts) -> list[Component]:
     """The gateway's components in the order they start; they stop in the reverse order, after the drain.
 
     The last calls' usage counts go to the usage recorder before it flushes; the limiter
     and usage still use Redis while they close; the health watches use the channels; the
     shared error ratios read the availability's counts, and the availability history the pings.
     """
-    first_load = _REGISTRY_FIRST_LOAD_SECONDS
+    call_path, registry, first_load = parts.serving.call_path, parts.registry, _REGISTRY_FIRST_LOAD_SECONDS
     registered = (
         [] if registry is None else [Component(registry.close, functools.partial(registry.start, first_load))]
     )
     return [
-        Component(functools.partial(close_redis, redis_client)),
-        Component(channels.close),
+        Component(functools.partial(close_redis, parts.redis)),
+        Component(parts.channels.close),
         Component(call_path.france_connect.close),
         Component(call_path.availability.close, call_path.availability.start),
-        Component(ratios.close, ratios.start),
-        Component(history.close, history.start),
+        Component(parts.ratios.close, parts.ratios.start),
+        Component(parts.history.close, parts.history.start),
         *registered,
         Component(call_path.journal.close, call_path.journal.start),
-        Component(usage.close, usage.start),
+        Component(parts.serving.usage.close, parts.serving.usage.start),
         Component(call_path.limiter.close, call_path.limiter.start),
         Component(call_path.close),
     ]
@@ -366,27 +374,15 @@ def build_availability(settings: GatewaySettings, channels: ProviderChannels) ->
     return availability
 
 
-def build_rest(
-    settings: GatewaySettings,
-    call_path: CallPath,
-    pings: PingBoard,
-    usage: UsageRecorder,
-    access_history: AccessHistory,
-    *,
-    reuse_port: bool,
-    history: AvailabilityHistory | None = None,
-) -> RestServer | None:
+def build_rest(parts: Parts, *, reuse_port: bool) -> RestServer | None:
     """The REST front ``REST_PORT`` asks for, speaking TLS with the gRPC port's certificate; None: no port."""
+    settings = parts.settings
     if settings.rest_port is None:
         return None
     front = RestFront(
-        call_path=call_path,
-        pings=pings,
-        usage=usage,
-        access_history=access_history,
+        parts.serving,
         access_history_rate=settings.access_history_rate_per_second,
         public_url=settings.rest_public_url,
-        availability_history=history,
     )
     return RestServer(
         front.app,

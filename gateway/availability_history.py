@@ -20,7 +20,6 @@ skips a minute) or midnight not breaking a run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +32,7 @@ from redis.exceptions import RedisError
 from gateway.availability import Availability
 from gateway.pings import PINGS, PingState
 from runtime.errors import store_unavailable
+from runtime.tasks import BackgroundTask
 
 _LOG = structlog.get_logger(__name__)
 
@@ -96,20 +96,15 @@ class AvailabilityHistory:
         self._states = states
         self._sample_seconds = sample_seconds
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._sample_forever, "availability-history")
 
     async def start(self) -> None:
         """Start sampling: one sample now, then one every ``sample_seconds``."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._sample_forever(), name="availability-history")
+        self._task.start()
 
     async def close(self) -> None:
         """Stop sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def sample(self) -> None:
         """Mark the current minute of every ping with what it says now.

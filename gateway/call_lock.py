@@ -4,7 +4,7 @@ The real API refuses a second call with the same token, operation and parameters
 first runs (NEWER-ENDPOINTS.md §11, ACCESS-MODEL.md §5 step 12): the lock lives in its
 cache, keyed by a digest of the three, for at most a minute, and is cleared when the call ends.
 Here the lock is a Redis key taken in the one round trip of revocation and the rate decision
-(`gateway.ratelimit`, the script's ``KEYS[4]``), only when the call is admitted, for at most the
+(`gateway.rate_script`, the script's ``KEYS[5]``), only when the call is admitted, for at most the
 call's own deadline (``PX``), and deleted right after its answer has left (`RateLimiter.release`).
 
 What makes two calls identical: the token (its ``jti``), the method, the recipient and the

@@ -45,11 +45,12 @@ method's or the gateway's own, goes through the same frame:
    keep the row, the caller gets 00503 instead of the answer, and a call is refused
    before any work while that lasts (`Journal.admit`).
 
-Each step is one method of `CallPath`, named as above (`_authenticate`, `_authorize`,
-`_name_recipient`, `_admit_address`, `_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`);
-it reads and writes the call's `Exchange`, which one frame (`CallPath._framed`) opens
-for every entry point: the timer, the outcome, the journal's admission, the rate-limit
-metadata and step 8. Steps 6 and 7 hand the provider's side to `gateway.forwarding`.
+Each step is one method, named as above: steps 1 to 3b, who calls and for whom, of `Admission`
+(`authenticate`, `authorize`, `name_recipient`, `admit_address`), the others of `CallPath`
+(`_limit`, `_resolve_subject`, `_forward`, `_mask`, `account_later`). Each reads and writes the
+call's `Exchange`, which one frame (`CallPath._framed`) opens for every entry point: the timer,
+the outcome, the journal's admission, the rate-limit metadata and step 8. Steps 6 and 7 hand
+the provider's side to `gateway.forwarding`.
 The request and the answer travel as a `Payload`, decoded and encoded at most once
 whichever transport brought them.
 
@@ -355,6 +356,115 @@ class Accounts:
             self._usage(token.jti, call.api, record.status, token.habilitation_id, details=details)
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Steps 1 to 3b of every call: who calls, holding which rights, for which recipient, from where.
+
+    What they use is the `CallPath`'s; each step reads and writes the call's `Exchange`.
+    """
+
+    verifier: TokenVerifier
+    france_connect: FranceConnect
+    france_connect_clients: FranceConnectClients
+    addresses: ClientAddresses
+    limiter: RateLimiter
+    """Tells where a token stands, for the metadata of a call refused before step 4."""
+
+    async def authenticate(
+        self, call: Exchange, target: Target | None = None, request: Payload | None = None
+    ) -> None:
+        """Step 1: the API token; on a FranceConnect method called without one, the FranceConnect token alone.
+
+        Raises:
+            ApiError: 00101, 00103 for the API token; without one, 51504 without an access token,
+                the introspection's refusals (51501, 51502, 51001…), 00101 or 00103 for the
+                habilitation of the FranceConnect token's client.
+        """
+        if (
+            target is not None
+            and request is not None
+            and target.france_connect
+            and all(key != AUTHORIZATION_KEY for key, _ in call.metadata)
+        ):
+            await self._by_france_connect(call, target, request)
+        else:
+            call.token = self.verifier.authenticate(call.metadata)
+            call.scopes = call.token.scopes
+
+    async def _by_france_connect(self, call: Exchange, target: Target, request: Payload) -> None:
+        """Step 1 by the request's FranceConnect access token alone, as the real API takes it."""
+        access_token = getattr(request.message(), target.route.subject.name).access_token
+        if not access_token:
+            raise missing_france_connect_token()
+        call.identity = await self.france_connect.resolve(access_token, call.caller())
+        call.token = await self.france_connect_clients.token_of(call.identity.client_id)
+        # Each citizen's token a bucket of its own, as the real API keys one by the token (ACCESS-MODEL §9).
+        call.session = hashlib.sha256(access_token.encode()).hexdigest()[:32]
+        # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
+        call.scopes = call.token.scopes & call.identity.scopes
+
+    async def authorize(self, call: Exchange) -> None:
+        """Step 2: the call holds one of the method's scopes.
+
+        Raises:
+            ApiError: 00100, it holds none.
+        """
+        if call.holder.grants is not None and call.method.needs_recipient:
+            return  # an editor token holds no scope before its recipient picks a delegation: step 3
+        if not call.method.opens_to(call.scopes):
+            await self._tell_rate(call.holder)
+            raise insufficient_scopes()
+
+    async def name_recipient(self, call: Exchange) -> None:
+        """Step 3: the recipient, for a method that needs one.
+
+        Raises:
+            ApiError: 00203 none named, 00210 not a SIRET; for an editor token 00213, 00212
+                (`gateway.delegations`), then 00100.
+        """
+        if not call.method.needs_recipient:
+            return
+        editor = call.holder.grants is not None
+        try:
+            call.recipient = recipient_from(call.metadata)
+            if editor:
+                call.token = delegated(call.holder, call.recipient, call.metadata)
+                call.scopes = call.token.scopes
+                call.editor_id, call.delegation_id = call.token.editor_id, call.token.delegation_id
+        except ApiError:
+            await self._tell_rate(call.holder)
+            raise
+        if editor:
+            await self.authorize(call)
+
+    def admit_address(self, call: Exchange) -> None:
+        """Step 3b: the caller's address is one its habilitation allows (`gateway.client_address`).
+
+        Refused without rate-limit metadata, before the limiter, as the real API's blocklist does.
+
+        Raises:
+            ApiError: 00107, it is not.
+        """
+        rights = call.holder.rights
+        if (
+            rights is not None
+            and rights.restricted
+            and not rights.allows(self.addresses.of(call.peer, call.metadata))
+        ):
+            raise address_not_allowed()
+
+    async def _tell_rate(self, token: Token) -> None:
+        """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
+        state = await self.limiter.peek(
+            token.jti,
+            token.rate_limit_per_second or 0,
+            key=token.rate_key,
+            per_minute=token.rate_limit_per_minute or 0,
+        )
+        if state is not None:
+            current_call().response_metadata.extend(state.metadata)
+
+
 @dataclass(eq=False, kw_only=True)
 class CallPath:
     """The steps of every call of the gateway (see the module's docstring), and what they use."""
@@ -384,10 +494,14 @@ class CallPath:
     """The DSS routes' answers (`gateway.response_cache`), before step 6."""
     targets: dict[str, Target] = field(init=False)
     """Every provider route's target, by gRPC path."""
+    _admission: Admission = field(init=False)
     _accounts: Accounts = field(init=False)
     _forwarder: Forwarder = field(init=False)
 
     def __post_init__(self, routes: RouteTable, channels: Mapping[str, Sequence[grpc.aio.Channel]]) -> None:
+        self._admission = Admission(
+            self.verifier, self.france_connect, self.france_connect_clients, self.addresses, self.limiter
+        )
         self._accounts = Accounts(self.journal, self.usage)
         self._forwarder = Forwarder(self.availability)
         self.targets = targets_of(routes, channels)
@@ -410,10 +524,11 @@ class CallPath:
             ApiError: any step's refusal, the provider's own error, or the transport's.
         """
         async with self._framed(target.method, inbound) as call:
-            await self._authenticate(call, target, request)  # 1
-            await self._authorize(call)  # 2
-            await self._name_recipient(call)  # 3
-            self._admit_address(call)  # 3b
+            admission = self._admission
+            await admission.authenticate(call, target, request)  # 1
+            await admission.authorize(call)  # 2
+            await admission.name_recipient(call)  # 3
+            admission.admit_address(call)  # 3b
             await self._limit(call, request)  # 4
             await self._resolve_subject(call, target, request)  # 5
             answer = await self.response_cache.through(  # 6, or the DSS routes' cached answer
@@ -446,10 +561,11 @@ class CallPath:
             ApiError: any step's refusal, or the body's.
         """
         async with self._framed(Method(method, None, None, needs_recipient), inbound) as call:
-            await self._authenticate(call)  # 1
-            await self._authorize(call)  # 2
-            await self._name_recipient(call)  # 3
-            self._admit_address(call)  # 3b
+            admission = self._admission
+            await admission.authenticate(call)  # 1
+            await admission.authorize(call)  # 2
+            await admission.name_recipient(call)  # 3
+            admission.admit_address(call)  # 3b
             await self._limit(call)  # 4
             return await body(call)
 
@@ -514,89 +630,6 @@ class CallPath:
         return _Framed(self, call, context)
 
     # -- the steps, in their order --------------------------------------------------------------------
-
-    async def _authenticate(
-        self, call: Exchange, target: Target | None = None, request: Payload | None = None
-    ) -> None:
-        """Step 1: the API token; on a FranceConnect method called without one, the FranceConnect token alone.
-
-        Raises:
-            ApiError: 00101, 00103 for the API token; without one, 51504 without an access token,
-                the introspection's refusals (51501, 51502, 51001…), 00101 or 00103 for the
-                habilitation of the FranceConnect token's client.
-        """
-        if (
-            target is not None
-            and request is not None
-            and target.france_connect
-            and all(key != AUTHORIZATION_KEY for key, _ in call.metadata)
-        ):
-            await self._authenticate_france_connect(call, target, request)
-        else:
-            call.token = self.verifier.authenticate(call.metadata)
-            call.scopes = call.token.scopes
-
-    async def _authenticate_france_connect(self, call: Exchange, target: Target, request: Payload) -> None:
-        """Step 1 by the request's FranceConnect access token alone, as the real API takes it."""
-        access_token = getattr(request.message(), target.route.subject.name).access_token
-        if not access_token:
-            raise missing_france_connect_token()
-        call.identity = await self.france_connect.resolve(access_token, call.caller())
-        call.token = await self.france_connect_clients.token_of(call.identity.client_id)
-        # Each citizen's token a bucket of its own, as the real API keys one by the token (ACCESS-MODEL §9).
-        call.session = hashlib.sha256(access_token.encode()).hexdigest()[:32]
-        # The call holds what both tokens hold: step 2 refuses it before the limiter counts it.
-        call.scopes = call.token.scopes & call.identity.scopes
-
-    async def _authorize(self, call: Exchange) -> None:
-        """Step 2: the call holds one of the method's scopes.
-
-        Raises:
-            ApiError: 00100, it holds none.
-        """
-        if call.holder.grants is not None and call.method.needs_recipient:
-            return  # an editor token holds no scope before its recipient picks a delegation: step 3
-        if not call.method.opens_to(call.scopes):
-            await self._tell_rate(call.holder)
-            raise insufficient_scopes()
-
-    async def _name_recipient(self, call: Exchange) -> None:
-        """Step 3: the recipient, for a method that needs one.
-
-        Raises:
-            ApiError: 00203 none named, 00210 not a SIRET; for an editor token 00213, 00212
-                (`gateway.delegations`), then 00100.
-        """
-        if not call.method.needs_recipient:
-            return
-        editor = call.holder.grants is not None
-        try:
-            call.recipient = recipient_from(call.metadata)
-            if editor:
-                call.token = delegated(call.holder, call.recipient, call.metadata)
-                call.scopes = call.token.scopes
-                call.editor_id, call.delegation_id = call.token.editor_id, call.token.delegation_id
-        except ApiError:
-            await self._tell_rate(call.holder)
-            raise
-        if editor:
-            await self._authorize(call)
-
-    def _admit_address(self, call: Exchange) -> None:
-        """Step 3b: the caller's address is one its habilitation allows (`gateway.client_address`).
-
-        Refused without rate-limit metadata, before the limiter, as the real API's blocklist does.
-
-        Raises:
-            ApiError: 00107, it is not.
-        """
-        rights = call.holder.rights
-        if (
-            rights is not None
-            and rights.restricted
-            and not rights.allows(self.addresses.of(call.peer, call.metadata))
-        ):
-            raise address_not_allowed()
 
     async def _limit(self, call: Exchange, request: Payload | None = None) -> None:
         """Step 4: the token's revocation and its habilitation's rate limits, one Redis round trip.
@@ -698,16 +731,3 @@ class CallPath:
     async def close(self) -> None:
         """Account for the calls that ended, once the server has drained: nothing ends after."""
         self._accounts.account_ended()
-
-    # -- helpers of the steps -------------------------------------------------------------------------
-
-    async def _tell_rate(self, token: Token) -> None:
-        """Where the token stands, for the metadata of a call refused before step 4 (which spent nothing)."""
-        state = await self.limiter.peek(
-            token.jti,
-            token.rate_limit_per_second or 0,
-            key=token.rate_key,
-            per_minute=token.rate_limit_per_minute or 0,
-        )
-        if state is not None:
-            current_call().response_metadata.extend(state.metadata)

@@ -20,13 +20,14 @@ process's own counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 import redis.asyncio
 import structlog
 from redis.exceptions import RedisError
+
+from runtime.tasks import BackgroundTask
 
 _LOG = structlog.get_logger(__name__)
 
@@ -68,22 +69,17 @@ class SharedErrorRatios:
         self._window, self._bucket = window_seconds, int(bucket_seconds)
         self._flush_seconds, self._clock = flush_seconds, clock
         self._unsent: dict[tuple[str, int], tuple[int, int]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._flushing, "ping-ratio-flush")
         self._lock = asyncio.Lock()
         self._drain()  # counting for the drains starts now
 
     async def start(self) -> None:
         """Flush every ``flush_seconds`` in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._flushing(), name="ping-ratio-flush")
+        self._task.start()
 
     async def close(self) -> None:
         """Stop flushing, after a last flush."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
         await self.flush()
 
     async def _flushing(self) -> None:

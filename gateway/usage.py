@@ -34,7 +34,6 @@ habilitation or delegation:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 import time
@@ -47,6 +46,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from runtime.errors import FieldViolation, bad_request, store_unavailable
+from runtime.tasks import BackgroundTask
 
 RETENTION_DAYS = 62
 """How many days of usage are kept (the "2 months" of statistics), and asked for when none is said."""
@@ -209,7 +209,7 @@ class UsageRecorder:
         self._pending_buckets: Counter[_Bucket] = Counter()
         # Bounded between two flushes too: only the last ones are ever kept.
         self._pending_recent: dict[str, deque[LastRequest]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._flush_forever, "usage-flush")
         self._flush_lock = asyncio.Lock()
 
     @property
@@ -267,8 +267,7 @@ class UsageRecorder:
 
     async def start(self) -> None:
         """Start the background flush task."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush_forever(), name="usage-flush")
+        self._task.start()
 
     async def close(self) -> None:
         """Stop the background task and write what remains.
@@ -276,11 +275,7 @@ class UsageRecorder:
         Never raises, so the rest of a shutdown goes on: if Redis is away, the
         counts that cannot be written are reported in a warning.
         """
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
         try:
             await self.flush()
         except (RedisError, OSError, TimeoutError) as exc:

@@ -27,7 +27,8 @@ from typing import Any
 import redis
 
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
-from gateway.ratelimit import REVOCATIONS_CHANNEL, REVOKED_SET, revoked_key
+from gateway.rate_script import revoked_key
+from gateway.revocations import REVOCATIONS_CHANNEL, REVOKED_SET
 from gateway.tokens import TOKENS_SET, TokenRecord, token_key
 from gateway.usage import RETENTION_SECONDS
 

@@ -22,12 +22,12 @@ JWT. It also carries the holder's ``siret`` and the habilitation's ``scopes`` at
 registry ignores.
 
 A revocation (or a ban or rotation that ends a token now) is also written to the
-gateways' Redis (`gateway.ratelimit.revoked_key`, the ``revoked`` set, the
+gateways' Redis (`gateway.rate_script.revoked_key`, the ``revoked`` set, the
 ``revocations`` channel), read with the rate decision of every call: it holds from the
 next call on every gateway, whatever their snapshot's age. An editor token's calls count
 against the habilitations delegated to its editor: its revocation is written under each
 of them. A delegation's revocation (its own, or its habilitation's) is written too
-(`gateway.ratelimit.revoked_delegation_key`): the editor's calls through it are refused (00213)
+(`gateway.rate_script.revoked_delegation_key`): the editor's calls through it are refused (00213)
 from the next call as well. A habilitation revoked or archived ends its tokens: written the same way.
 """
 
@@ -55,13 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.admin_api import maintenance, trail
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
-from gateway.ratelimit import (
-    DELEGATION_REVOCATION_KEEP_SECONDS,
-    REVOCATIONS_CHANNEL,
-    REVOKED_SET,
-    revoked_delegation_key,
-    revoked_key,
-)
+from gateway.rate_script import DELEGATION_REVOCATION_KEEP_SECONDS, revoked_delegation_key, revoked_key
 from gateway.registry import audit, notices, store
 from gateway.registry.model import (
     DataProtectionOfficer,
@@ -76,6 +70,7 @@ from gateway.registry.model import (
     TokenRecord,
     TokenState,
 )
+from gateway.revocations import REVOCATIONS_CHANNEL, REVOKED_SET
 
 _LOG = structlog.get_logger(__name__)
 Result = TypeVar("Result")

@@ -25,18 +25,16 @@ from google.protobuf import timestamp_pb2
 
 from apiparticulier.common.v1 import options_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from contract.catalog import ApiCatalog
 from contract.gateway_service import SERVICE, SERVICE_NAME
 from contract.routes import ContractError
 from gateway.availability import Availability
-from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.call_path import Exchange, Inbound
 from gateway.delegations import page_of
 from gateway.grpc.lookup import LookupService
-from gateway.journal.access_history import AccessHistory
-from gateway.pings import PingBoard
 from gateway.registry.model import DelegationState
+from gateway.serving import Serving
 from gateway.settings import GatewaySettings
-from gateway.usage import PROOFS_DAYS, UsageRecorder
+from gateway.usage import PROOFS_DAYS
 from runtime.server import ServiceDefinition
 
 _STATUSES = {
@@ -75,34 +73,18 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
 
     Args:
         settings: The gateway's settings (default rate limit).
-        call_path: The gateway's call path.
-        usage: The usage counters, read for the statistics.
-        pings: What the real API's pings say.
-        catalog: The Api enum ↔ API labels.
-        access_history: Reads citizens' access histories from the journal.
+        serving: What it answers with: the call path, the usage counters, the pings, the catalog,
+            the citizens' access histories.
 
     Raises:
         ContractError: a method is open to tokens without being served through the call path, or the
             reverse (the contract and this class disagree).
     """
 
-    def __init__(
-        self,
-        *,
-        settings: GatewaySettings,
-        call_path: CallPath,
-        usage: UsageRecorder,
-        pings: PingBoard,
-        catalog: ApiCatalog,
-        access_history: AccessHistory,
-    ) -> None:
+    def __init__(self, *, settings: GatewaySettings, serving: Serving) -> None:
         self._settings = settings
-        self._access_history = access_history
-        self._call_path = call_path
-        self._usage = usage
-        self._pings = pings
-        self._catalog = catalog
-        self._lookup = LookupService(call_path, catalog)
+        self._serving = serving
+        self._lookup = LookupService(serving.call_path, serving.catalog)
         every_token = {m.name for m in SERVICE.methods if method_access(m.name).every_token}
         anonymous = {m.name for m in SERVICE.methods if method_access(m.name).anonymous}
         citizens = {m.name for m in SERVICE.methods if method_access(m.name).france_connect}
@@ -123,7 +105,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.LookupResponse:
         """Ask several APIs about one person at once (see `gateway.grpc.lookup`)."""
-        return await self._call_path.call_own(
+        return await self._serving.call_path.call_own(
             f"/{SERVICE_NAME}/Lookup",
             Inbound.of_grpc(context),
             lambda call: self._lookup.lookup(request, call),
@@ -146,7 +128,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
                 rate_limit_per_second=token.rate_limit_per_second or self._settings.rate_limit_per_second,
             )
 
-        return await self._call_path.call_own(
+        return await self._serving.call_path.call_own(
             f"/{SERVICE_NAME}/IntrospectToken", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
@@ -156,12 +138,12 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         """The caller's calls per day, API and outcome."""
 
         async def body(call: Exchange) -> gateway_pb2.GetUsageStatisticsResponse:
-            rows = await self._usage.usage_of(call.holder.jti, request.days)
+            rows = await self._serving.usage.usage_of(call.holder.jti, request.days)
             return gateway_pb2.GetUsageStatisticsResponse(
                 counts=[
                     gateway_pb2.UsageCount(
                         day=day,
-                        api=self._catalog.api_of_label(label),  # type: ignore[arg-type]
+                        api=self._serving.catalog.api_of_label(label),  # type: ignore[arg-type]
                         outcome=outcome,
                         calls=calls,
                     )
@@ -169,7 +151,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
                 ]
             )
 
-        return await self._call_path.call_own(
+        return await self._serving.call_path.call_own(
             f"/{SERVICE_NAME}/GetUsageStatistics", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
@@ -199,7 +181,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
                 total_pages=found.total_pages,
             )
 
-        return await self._call_path.call_own(
+        return await self._serving.call_path.call_own(
             f"/{SERVICE_NAME}/ListDelegations", Inbound.of_grpc(context), body, needs_recipient=False
         )
 
@@ -207,7 +189,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GetProofsAvoidedRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.GetProofsAvoidedResponse:
         """Successful calls over the last 30 days, all tokens together; anonymous."""
-        proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
+        proofs = await self._serving.usage.proofs_avoided(PROOFS_DAYS)
         return gateway_pb2.GetProofsAvoidedResponse(proofs_avoided=proofs, days=PROOFS_DAYS)
 
     async def ListProviderAvailability(  # noqa: N802 - the name is the contract's
@@ -217,7 +199,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
     ) -> gateway_pb2.ListProviderAvailabilityResponse:
         """What every ping says; anonymous and not rate limited."""
         response = gateway_pb2.ListProviderAvailabilityResponse()
-        for state in await self._pings.states():
+        for state in await self._serving.pings.states():
             entry = response.providers.add(
                 provider=state.ping.provider,
                 status=_STATUSES[state.status],
@@ -234,10 +216,10 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.ListAccessesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.ListAccessesResponse:
         """The calls made about the citizen whose FranceConnect token the request carries."""
-        return await self._call_path.call_citizen(
+        return await self._serving.call_path.call_citizen(
             f"/{SERVICE_NAME}/ListAccesses",
             Inbound.of_grpc(context),
             request,
             self._settings.access_history_rate_per_second,
-            self._access_history.list_accesses,
+            self._serving.access_history.list_accesses,
         )

@@ -52,6 +52,7 @@ from gateway.registry.model import (
     TokenRecord,
 )
 from gateway.registry.schema import CHANNEL
+from runtime.tasks import BackgroundTask
 
 _LOG = structlog.get_logger(__name__)
 
@@ -286,7 +287,7 @@ class RegistrySnapshot:
         self._tokens: Mapping[str, TokenEntry] = {}
         self._clients: Mapping[str, Rights] = {}
         self._loaded_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._follow, "registry-snapshot")
         self._first_load = asyncio.Event()
 
     @property
@@ -331,7 +332,7 @@ class RegistrySnapshot:
                 TOKENS_EXPIRING.labels(str(days), environment.value).set_function(
                     functools.partial(self.expiring, days, environment)
                 )
-        self._task = asyncio.create_task(self._follow(), name="registry-snapshot")
+        self._task.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(first_load_timeout):
                 await self._first_load.wait()
@@ -340,11 +341,7 @@ class RegistrySnapshot:
 
     async def close(self) -> None:
         """Stop following the registry."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with asyncio.timeout(self._timeout):

@@ -55,13 +55,12 @@ from contract.openapi import restricted_spec
 from contract.v3_json import data_object, meta_object
 from gateway.auth import API_KEY_HEADER, AUTHORIZATION_KEY
 from gateway.availability import Availability
-from gateway.availability_history import HISTORY_DAYS, AvailabilityHistory
-from gateway.call_path import CallPath, Exchange, Inbound
+from gateway.availability_history import HISTORY_DAYS
+from gateway.call_path import Exchange, Inbound
 from gateway.client_address import PROXY_HEADERS
 from gateway.delegations import DELEGATION_ID_KEY, page_of
 from gateway.forwarding import Payload, Target
-from gateway.journal.access_history import AccessHistory
-from gateway.pings import PINGS, PingBoard, PingState
+from gateway.pings import PINGS, PingState
 from gateway.registry.snapshot import ListedDelegation
 from gateway.response_cache import CACHE_CONTROL_KEY
 from gateway.rest.boundary import (
@@ -76,7 +75,8 @@ from gateway.rest.errors import error_body, http_status
 from gateway.rest.nomenclature import CACHE_CONTROL as NOMENCLATURE_CACHE_CONTROL
 from gateway.rest.nomenclature import nomenclature, of_operation
 from gateway.rest.query import RECIPIENT_PARAMETER, RequestReader
-from gateway.usage import PROOFS_DAYS, RETENTION_DAYS, UsageRecorder
+from gateway.serving import Serving
+from gateway.usage import PROOFS_DAYS, RETENTION_DAYS
 from runtime.caller import RECIPIENT_KEY
 from runtime.errors import DELEGATION_ID_FIELD, ApiError, api_error, store_unavailable
 
@@ -187,45 +187,28 @@ class RestFront:
     """The REST front's ASGI application.
 
     Args:
-        call_path: The gateway's call path.
-        pings: What the real API's pings say.
-        usage: The usage counters, for the proofs avoided.
-        access_history: The journal's reader of a citizen's accesses.
+        serving: What it answers with: the call path, the pings, the usage counters (the proofs
+            avoided), the citizens' access histories, the pings' availability history.
         access_history_rate: The citizen's limit on the history, per second.
         public_url: The front's base URL, the only server ``/openapi.yaml`` names and the base of the
             URLs ``/api/pings`` lists; empty: ``/``, the host the document was fetched from (never the
             caller's ``Host``, which anyone may write).
-        availability_history: Each ping's availability over 90 days; None: its route answers 00503.
 
     Raises:
         TypeError: a request field has no query parameter form (`RequestReader`).
     """
 
-    def __init__(
-        self,
-        *,
-        call_path: CallPath,
-        pings: PingBoard,
-        usage: UsageRecorder,
-        access_history: AccessHistory,
-        access_history_rate: int,
-        public_url: str = "",
-        availability_history: AvailabilityHistory | None = None,
-    ) -> None:
-        self._availability_history = availability_history
-        self._call_path = call_path
-        self._ping_board = pings
-        self._usage = usage
-        self._access_history = access_history
+    def __init__(self, serving: Serving, *, access_history_rate: int, public_url: str = "") -> None:
+        self._serving = serving
         self._access_history_rate = access_history_rate
         self._server_url = public_url.rstrip("/") or "/"
         # Under the public URL, never the caller's Host, which anyone may write.
         self._ping_list = [
             {"name": ping.label, "url": f"{public_url.rstrip('/')}/api/{ping.id}/ping"} for ping in PINGS
         ]
-        self._nomenclature = nomenclature(target.route for target in call_path.targets.values())
+        self._nomenclature = nomenclature(target.route for target in serving.call_path.targets.values())
         self.paths: dict[str, Target] = {
-            path: target for target in call_path.targets.values() for path in target.route.http_paths
+            path: target for target in serving.call_path.targets.values() for path in target.route.http_paths
         }
         """Every provider route, by its spec path."""
         routes: list[BaseRoute] = [
@@ -312,7 +295,7 @@ class RestFront:
         else:
             metadata += [(AUTHORIZATION_KEY, value) for value in authorization]
         read = Payload(target.route.request_class, message=reader.read(request.query_params.getlist, bearer))
-        answer = await self._call_path.call_provider(target, read, inbound_of(request, metadata))
+        answer = await self._serving.call_path.call_provider(target, read, inbound_of(request, metadata))
         response = answer.message()
         return _json({"data": data_object(response), "links": {}, "meta": meta_object(response)})
 
@@ -323,7 +306,7 @@ class RestFront:
         authorization = api_token_authorization(request)
         inbound = inbound_of(request, [(AUTHORIZATION_KEY, value) for value in authorization])
         # Journalled as the gRPC introspection: one method, whatever the transport.
-        return await self._call_path.call_own(
+        return await self._serving.call_path.call_own(
             INTROSPECT_METHOD, inbound, _introspection, needs_recipient=False
         )
 
@@ -347,7 +330,9 @@ class RestFront:
                 }
             )
 
-        return await self._call_path.call_own(DELEGATIONS_METHOD, inbound, listing, needs_recipient=False)
+        return await self._serving.call_path.call_own(
+            DELEGATIONS_METHOD, inbound, listing, needs_recipient=False
+        )
 
     async def _accesses(self, request: Request) -> Response:
         """The citizen's own access history (the mesh's own route): the FranceConnect token as bearer."""
@@ -355,12 +340,12 @@ class RestFront:
         history = gateway_pb2.ListAccessesRequest()
         if len(authorization) == 1:
             history.france_connect.access_token = bearer_of(authorization[0])
-        response = await self._call_path.call_citizen(
+        response = await self._serving.call_path.call_citizen(
             ACCESSES_METHOD,
             Inbound((), None),
             history,
             self._access_history_rate,
-            self._access_history.list_accesses,
+            self._serving.access_history.list_accesses,
         )
         return _json({"accesses": [access_body(access) for access in response.accesses]})
 
@@ -373,7 +358,7 @@ class RestFront:
 
     async def _provider_ping(self, request: Request) -> Response:
         """One ping: 200, or 502 for ``bad_gateway``; an unknown name is 404 with ``{}``, as the real API."""
-        state = await self._ping_board.state(request.path_params["ping"])
+        state = await self._serving.pings.state(request.path_params["ping"])
         if state is None:
             return _json({}, 404)
         return _json(ping_body(state), 502 if state.status is Availability.BAD_GATEWAY else 200)
@@ -395,12 +380,12 @@ class RestFront:
         return response
 
     async def _proofs_avoided(self, request: Request) -> Response:
-        proofs = await self._usage.proofs_avoided(PROOFS_DAYS)
+        proofs = await self._serving.usage.proofs_avoided(PROOFS_DAYS)
         return _json({"proofs_avoided": proofs, "days": PROOFS_DAYS})
 
     async def _proofs_by_api(self, request: Request) -> Response:
         """Successful calls per API and day (`UsageRecorder.proofs_by_api`), oldest first."""
-        rows = await self._usage.proofs_by_api(RETENTION_DAYS)
+        rows = await self._serving.usage.proofs_by_api(RETENTION_DAYS)
         days = [{"day": day, "api": api, "proofs": calls} for day, api, calls in rows]
         return _json({"days": RETENTION_DAYS, "proofs_avoided": days})
 
@@ -410,9 +395,9 @@ class RestFront:
         Raises:
             ApiError: 00503, no history is kept or Redis failed.
         """
-        if self._availability_history is None:
+        if self._serving.availability_history is None:
             raise store_unavailable()
-        history, incidents = await self._availability_history.days()
+        history, incidents = await self._serving.availability_history.days()
         pings = [
             {
                 "id": ping.id,

@@ -20,7 +20,7 @@ from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from devstack.redis import RedisProcess, free_port
 from devstack.run import client_examples, client_setup
-from gateway.ratelimit import rate_key
+from gateway.rate_script import rate_key
 from tests.gateway.conftest import Mesh
 from tests.gateway.tokens import TokenFactory
 

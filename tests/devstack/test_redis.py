@@ -10,7 +10,8 @@ import redis
 
 from devstack.redis import RedisProcess
 from gateway.admin import registry
-from gateway.ratelimit import REVOKED_SET, revoked_key
+from gateway.rate_script import revoked_key
+from gateway.revocations import REVOKED_SET
 
 
 def test_redis_process_restarts_on_the_same_port() -> None:

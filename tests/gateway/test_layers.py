@@ -23,11 +23,12 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
     frozenset(floor.split())
     for floor in (
         "gateway bounds metrics masking migrations recipient availability ratios redis usage tokens "
-        "client_address call_lock",
+        "client_address call_lock rate_script revocations",
         "registry",
         "settings auth",
         "ratelimit france_connect channels journal pings forwarding delegations response_cache",
         "call_path availability_history",
+        "serving",
         "grpc rest",
         "app admin",
         "workers admin_api",

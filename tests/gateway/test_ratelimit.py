@@ -26,7 +26,8 @@ from devstack.processes import ProcessGroup
 from devstack.redis import RedisProcess
 from gateway.admin import registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND
-from gateway.ratelimit import RateDecision, RateLimiter, rate_key, revoked_delegation_key, revoked_key
+from gateway.rate_script import rate_key, revoked_delegation_key, revoked_key
+from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.redis.client import connect
 from gateway.settings import GatewaySettings, RedisFailureMode
 from runtime.errors import ApiError

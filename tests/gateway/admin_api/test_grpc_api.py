@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2
 from gateway.admin_api.app import build_server
-from gateway.ratelimit import revoked_key
+from gateway.rate_script import revoked_key
 from tests.gateway.registry.conftest import SIGNING_KID, SIRET, AdminApi, admin_settings
 
 _QF = "cnaf_quotient_familial"

