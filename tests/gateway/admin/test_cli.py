@@ -1,5 +1,5 @@
 """The token administration CLI against a real Redis and a temp key dir: in this process through
-``main(argv)`` (`tests.gateway.admin.conftest`), its entry point's exit codes as subprocesses."""
+``main(argv)`` (`tests.conftest.run_main`), its entry point's exit codes as subprocesses."""
 
 from __future__ import annotations
 
@@ -22,12 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
-from gateway.admin.cli import COMMAND_GROUPS, build_parser
+from gateway.admin.cli import COMMAND_GROUPS, build_parser, main
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
-from tests.conftest import run_python
-from tests.gateway.admin.conftest import run_admin
+from tests.conftest import run_main, run_python
 
 REPO = Path(__file__).resolve().parents[3]
 SIRET = "13002526500013"
@@ -38,7 +37,7 @@ _SETTINGS = ("KEYS_DIR", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "REDIS_URL")
 def admin(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI's ``main`` in this process, with ``--redis-url`` when given."""
     extra = ["--redis-url", redis_url] if redis_url else []
-    return run_admin(*args, *extra, env=dict.fromkeys(_SETTINGS))
+    return run_main(main, *args, *extra, env=dict.fromkeys(_SETTINGS))
 
 
 def admin_process(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:

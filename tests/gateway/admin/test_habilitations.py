@@ -1,5 +1,5 @@
 """The CLI's habilitation, token, audit and migration commands against an admin API: in this process
-through ``main(argv)`` (`tests.gateway.admin.conftest`), the entry point's exit codes as subprocesses."""
+through ``main(argv)`` (`tests.conftest.run_main`), the entry point's exit codes as subprocesses."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import jwt
 
 from devstack.redis import RedisProcess
+from gateway.admin.cli import main
 from gateway.admin.habilitations import ADDRESS_VARIABLE, SECRET_VARIABLE, TOKEN_VARIABLE
-from tests.conftest import run_python
-from tests.gateway.admin.conftest import run_admin
+from tests.conftest import run_main, run_python
 from tests.gateway.registry.conftest import (
     ADMIN_SECRET,
     SIRET,
@@ -48,7 +48,7 @@ async def cli(
     ``secret``: the operator's (None: no operator secret set); ``extra_env``: more variables.
     """
     # The admin API runs on this test's event loop: the CLI's blocking gRPC calls run in a thread.
-    return await asyncio.to_thread(run_admin, *args, env=_settings(api, secret, extra_env))
+    return await asyncio.to_thread(run_main, main, *args, env=_settings(api, secret, extra_env))
 
 
 async def cli_process(

@@ -1,6 +1,6 @@
 """``python -m gateway.admin journal``: keygen, verify (exit 1 naming the row) and an auditor's search.
 
-Run through the CLI's ``main`` in this process (`tests.gateway.admin.conftest`); the exit status
+Run through the CLI's ``main`` in this process (`tests.conftest.run_main`); the exit status
 of an unreachable database through the entry point itself.
 """
 
@@ -15,9 +15,9 @@ import psycopg
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
+from gateway.admin.cli import main
 from gateway.journal import Journal
-from tests.conftest import run_python
-from tests.gateway.admin.conftest import run_admin
+from tests.conftest import run_main, run_python
 from tests.gateway.journal.conftest import (
     HMAC_KEY,
     SigningKey,
@@ -34,7 +34,7 @@ __all__ = ["journal_db", "journal_key"]
 
 def admin(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``journal <arguments>`` through the CLI's ``main`` in this process, with ``env``'s variables."""
-    return run_admin("journal", *arguments, env=env)
+    return run_main(main, "journal", *arguments, env=env)
 
 
 def admin_process(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
