@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import grpc
@@ -105,3 +106,46 @@ def run_python(*arguments: str, env: Mapping[str, str]) -> subprocess.CompletedP
         timeout=30,
         check=False,
     )
+
+
+@contextmanager
+def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` (None: unset) for the block, as it was afterwards."""
+    before = {name: os.environ.get(name) for name in changes}
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_main(
+    main: Callable[[Sequence[str]], int], *arguments: str, env: Mapping[str, str | None]
+) -> subprocess.CompletedProcess[str]:
+    """A command line's ``main(arguments)`` in this process, with ``env``'s variables (None: unset).
+
+    Shaped as the ``subprocess.run`` of ``python -m <its package> <arguments>``: ``returncode`` is
+    what the process would exit with (``SystemExit``'s code included: argparse's 2, a message's
+    1), ``stdout`` and ``stderr`` what it would have printed. A process costs seconds of
+    interpreter start and imports a command on a loaded machine, and behaves the same: a CLI's
+    tests run most commands this way and keep a few processes for its entry point.
+    """
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _environment(env), redirect_stdout(stdout), redirect_stderr(stderr):
+        try:
+            code = main(list(arguments))
+        except SystemExit as exit_:
+            if exit_.code is None or isinstance(exit_.code, int):
+                code = exit_.code or 0
+            else:  # as the interpreter does: the message on standard error, exit status 1
+                print(exit_.code, file=stderr)
+                code = 1
+    return subprocess.CompletedProcess(list(arguments), code, stdout.getvalue(), stderr.getvalue())

@@ -13,6 +13,9 @@ carries only the result (the token for ``issue``, the table or JSON for ``list``
 
 from __future__ import annotations
 
+# Each command imports what it uses, in its handler or its group's registration, not here: an
+# operator's command, a `make run` line or a test is a process of its own, and importing every
+# command's stack (Redis and its telemetry, the settings, JWT, PostgreSQL, gRPC) cost it 1.3 s.
 import argparse
 import datetime
 import json
@@ -23,20 +26,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import jwt
-import redis
-
-from contract.routes import contract_scopes
-from gateway.admin import habilitations, journal, keys, maintenance, registry
 from gateway.bounds import RATE_LIMIT_MAX_PER_SECOND, TOKEN_LIFETIME_MAX_DAYS, is_rate_limit
-from gateway.france_connect import clients as france_connect_clients
-from gateway.recipient import is_valid_siret
-from gateway.redis.client import close_sync, connect_sync
-from gateway.registry.model import CLIENT_ID_SHAPE
-from gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    import redis
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -56,6 +52,8 @@ class UsageError(Exception):
 
 def _default(name: str) -> str:
     """The gateway's default for a setting, overridden by its environment variable, as there."""
+    from gateway.settings import GatewaySettings  # noqa: PLC0415
+
     field = GatewaySettings.model_fields[name]
     return os.environ.get(name.upper(), str(field.default))
 
@@ -75,13 +73,23 @@ def _say(message: str) -> None:
 
 
 def _redis(url: str) -> redis.Redis:
+    from gateway.redis.client import connect_sync  # noqa: PLC0415
+
     return connect_sync(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def _close(client: redis.Redis) -> None:
+    from gateway.redis.client import close_sync  # noqa: PLC0415
+
+    close_sync(client)
 
 
 # -- keygen ----------------------------------------------------------------------------------------
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from gateway.admin import keys  # noqa: PLC0415
+
     kid = args.kid or f"es256-{datetime.datetime.now(datetime.UTC):%Y%m%d}-{uuid.uuid4().hex[:6]}"
     private_file, public_file = keys.generate(args.keys_dir, kid)
     _say(f"created ES256 key pair {kid!r}: give {public_file.name} to the gateways (KEYS_DIR)")
@@ -94,6 +102,8 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _checked_scopes(requested: Sequence[str]) -> list[str]:
+    from contract.routes import contract_scopes  # noqa: PLC0415
+
     known = contract_scopes()
     unknown = sorted({scope for scope in requested if scope not in known})
     if unknown:
@@ -102,6 +112,8 @@ def _checked_scopes(requested: Sequence[str]) -> list[str]:
 
 
 def _claims(args: argparse.Namespace, now: int) -> dict[str, Any]:
+    from gateway.recipient import is_valid_siret  # noqa: PLC0415
+
     label = args.label.strip()
     if not label or len(label) > _MAX_LABEL:
         raise UsageError(f"--label must be 1 to {_MAX_LABEL} characters")
@@ -128,6 +140,10 @@ def _claims(args: argparse.Namespace, now: int) -> dict[str, Any]:
 
 
 def _issue(args: argparse.Namespace) -> int:
+    import jwt  # noqa: PLC0415
+
+    from gateway.admin import keys, registry  # noqa: PLC0415
+
     claims = _claims(args, int(time.time()))
     key = keys.load_private(args.keys_dir, keys.check_kid(args.kid))
     token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": args.kid, "typ": "JWT"})
@@ -136,7 +152,7 @@ def _issue(args: argparse.Namespace) -> int:
     try:
         registry.register(client, claims)
     finally:
-        close_sync(client)
+        _close(client)
     expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC)
     _say(
         f"issued token {claims['jti']} for {claims['sub']!r} (SIRET {claims['siret']}), "
@@ -150,11 +166,13 @@ def _issue(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from gateway.admin import registry  # noqa: PLC0415
+
     client = _redis(args.redis_url)
     try:
         records = registry.list_tokens(client)
     finally:
-        close_sync(client)
+        _close(client)
     now = time.time()
     if args.json:
         print(json.dumps([record.as_json(now) for record in records], ensure_ascii=False, indent=2))
@@ -187,6 +205,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    from gateway.admin import registry  # noqa: PLC0415
+
     jti = args.jti.strip().lower()
     if not _UUID.fullmatch(jti):
         raise UsageError(f"{args.jti!r} is not a token jti (a UUID)")
@@ -197,7 +217,7 @@ def _revoke(args: argparse.Namespace) -> int:
         _say(f"error: no token with jti {jti} is registered; nothing revoked")
         return EXIT_REFUSED
     finally:
-        close_sync(client)
+        _close(client)
     _say(f"revoked token {jti} of {record.label!r}: refused by every gateway from its next call")
     print(jti)
     return EXIT_OK
@@ -207,6 +227,10 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _link_france_connect(args: argparse.Namespace) -> int:
+    from gateway.admin import registry  # noqa: PLC0415
+    from gateway.france_connect import clients as france_connect_clients  # noqa: PLC0415
+    from gateway.registry.model import CLIENT_ID_SHAPE  # noqa: PLC0415
+
     jti = args.jti.strip().lower()
     if not _UUID.fullmatch(jti):
         raise UsageError(f"{args.jti!r} is not a token jti (a UUID)")
@@ -223,7 +247,7 @@ def _link_france_connect(args: argparse.Namespace) -> int:
         _say(f"error: no token with jti {jti} is registered; nothing linked")
         return EXIT_REFUSED
     finally:
-        close_sync(client)
+        _close(client)
     _say(
         f"FranceConnect client {args.client_id} now calls under token {jti} of {record.label!r} "
         "(seen by every gateway within FRANCE_CONNECT_LINK_CACHE_SECONDS)"
@@ -233,11 +257,13 @@ def _link_france_connect(args: argparse.Namespace) -> int:
 
 
 def _unlink_france_connect(args: argparse.Namespace) -> int:
+    from gateway.france_connect import clients as france_connect_clients  # noqa: PLC0415
+
     client = _redis(args.redis_url)
     try:
         found = france_connect_clients.unlink(client, args.client_id)
     finally:
-        close_sync(client)
+        _close(client)
     if not found:
         _say(f"error: FranceConnect client {args.client_id!r} is linked to no token; nothing changed")
         return EXIT_REFUSED
@@ -256,19 +282,22 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the CLI."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the CLI: every command, or only ``command``'s group when it names one.
+
+    The help (no command, ``--help``) and a name no group declares (argparse's "invalid
+    choice", or a command added to a group and not to ``COMMAND_GROUPS``) get every command.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m gateway.admin",
         description="Administer API Particulier tokens: signing keys, issuing, listing, revoking.",
         epilog="Exit codes: 0 done, 1 refused, 2 invalid arguments, 3 Redis unreachable.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_token_commands(commands)
-    _add_registry_commands(commands)
-    journal.register(commands)
-    habilitations.register(commands, _default("redis_url"))
-    maintenance.register(commands)
+    known = any(command in names for names in COMMAND_GROUPS)
+    for names, add in COMMAND_GROUPS.items():
+        if not known or command in names:
+            add(commands)
     return parser
 
 
@@ -328,6 +357,24 @@ def _add_token_commands(commands: Any) -> None:
     listing.set_defaults(handler=_list)
 
 
+def _add_journal_commands(commands: Any) -> None:
+    from gateway.admin import journal  # noqa: PLC0415
+
+    journal.register(commands)
+
+
+def _add_admin_api_commands(commands: Any) -> None:
+    from gateway.admin import habilitations  # noqa: PLC0415
+
+    habilitations.register(commands, _default("redis_url"))
+
+
+def _add_maintenance_commands(commands: Any) -> None:
+    from gateway.admin import maintenance  # noqa: PLC0415
+
+    maintenance.register(commands)
+
+
 def _add_registry_commands(commands: Any) -> None:
     """``revoke`` and the FranceConnect clients' links: what every gateway reads in Redis."""
     for name, help_text, handler, positionals in (
@@ -355,6 +402,41 @@ def _add_registry_commands(commands: Any) -> None:
         command.set_defaults(handler=handler)
 
 
+COMMAND_GROUPS: dict[tuple[str, ...], Callable[[Any], None]] = {
+    ("keygen", "issue", "list"): _add_token_commands,
+    ("revoke", "link-france-connect", "unlink-france-connect"): _add_registry_commands,
+    ("journal",): _add_journal_commands,
+    (
+        "habilitation",
+        "editor",
+        "delegation",
+        "france-connect-client",
+        "invitation",
+        "token",
+        "audit",
+        "migrate-redis-tokens",
+    ): _add_admin_api_commands,
+    ("maintenance",): _add_maintenance_commands,
+}
+"""The top-level commands, by the function that adds them (and imports their module), in help order.
+
+A command missing here still runs (with every group's parser); tests/gateway/admin/test_cli.py
+checks the names against what each group adds.
+"""
+
+
+def _key_file_error() -> type[Exception]:
+    from gateway.admin import keys  # noqa: PLC0415
+
+    return keys.KeyFileError
+
+
+def _unreachable_errors() -> tuple[type[Exception], ...]:
+    import redis  # noqa: PLC0415
+
+    return (redis.RedisError, OSError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI.
 
@@ -364,17 +446,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    # The command is the first argument: the parser has no option before it but --help.
+    parser = build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"error: {exc}\n")
-    except keys.KeyFileError as exc:
+    # The except clauses below are evaluated only once a command has failed: their modules are
+    # imported then, never on a command's way to success.
+    except _key_file_error() as exc:
         _say(f"error: {exc}")
         return EXIT_REFUSED
-    except (redis.RedisError, OSError) as exc:
+    except _unreachable_errors() as exc:
         url = _redacted(getattr(args, "redis_url", ""))
         _say(f"error: Redis at {url} cannot be reached ({type(exc).__name__}); nothing was changed")
         return EXIT_REDIS

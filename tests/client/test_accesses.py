@@ -5,34 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-from pathlib import Path
 
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
+from client.cli import main
+from tests.conftest import run_main
 from tests.gateway.journal.conftest import JournalledMesh, journal_key, journalled, keys_dir
 
 __all__ = ["journal_key", "journalled", "keys_dir"]
 
-REPO = Path(__file__).resolve().parents[2]
 RECIPIENT = "13002526500013"
 
 
 async def client(mesh: JournalledMesh, *args: str) -> tuple[int, str, str]:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("API_PARTICULIER_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "client",
-        *args,
-        "--address",
-        mesh.address,
-        cwd=REPO,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+    """The client's ``main`` in this process (`tests.conftest.run_main`), without its settings.
+
+    Off the event loop: the journalled gateway runs on it, the client's gRPC calls block.
+    """
+    unset = {name: None for name in os.environ if name.startswith("API_PARTICULIER_")}
+    done = await asyncio.to_thread(run_main, main, *args, "--address", mesh.address, env=unset)
+    return done.returncode, done.stdout, done.stderr
 
 
 async def test_accesses_lists_the_calls_about_the_citizen_as_json_and_as_a_table(

@@ -1,11 +1,11 @@
-"""``python -m client`` as subprocesses against the gateway fixture: output, exit status, error lines."""
+"""The client against the gateway fixture: output, exit status, error lines; its ``main`` in this
+process, and ``python -m client`` as the lines `make run` prints, run by a shell."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +15,21 @@ import pytest
 import redis
 
 from apiparticulier.gateway.v1 import gateway_pb2
-from client.cli import UsageError, build_parser, build_request, choose_route, load_subject, lookup_request
+from client.cli import (
+    UsageError,
+    build_parser,
+    build_request,
+    choose_route,
+    load_subject,
+    lookup_request,
+    main,
+)
 from contract.catalog import ApiCatalog
 from contract.routes import RouteTable, build_routes, contract_scopes
 from devstack.redis import RedisProcess, free_port
 from devstack.run import client_examples, client_setup
 from gateway.rate_script import rate_key
+from tests.conftest import run_main
 from tests.gateway.conftest import Mesh
 from tests.gateway.tokens import TokenFactory
 
@@ -58,28 +67,22 @@ def all_scopes(mesh: Mesh) -> TokenFactory:
 
 
 async def run(mesh: Mesh, *args: str, token: str | None = None, env: dict[str, str] | None = None) -> Done:
+    """The client's ``main(args)`` in this process (`tests.conftest.run_main`), off the event loop.
+
+    ``env``: more variables, ``"<unset>"`` to unset one. The entry point itself, ``python -m
+    client``, runs as a process in `test_the_commands_make_run_prints_work_as_printed`.
+    """
     environment = {
-        **os.environ,
         "API_PARTICULIER_ADDRESS": address(mesh),
         "API_PARTICULIER_RECIPIENT": RECIPIENT,
         **({"API_PARTICULIER_TOKEN": token} if token else {}),
         **(env or {}),
     }
-    environment = {k: v for k, v in environment.items() if v != "<unset>"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "client",
-        *args,
-        cwd=REPO,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    done = Done(process.returncode or 0, out.decode(), err.decode())
-    assert "Traceback" not in done.err, done.err
-    return done
+    changes = {name: None if value == "<unset>" else value for name, value in environment.items()}
+    # The gateway runs on this test's event loop: the client's blocking gRPC calls run in a thread.
+    done = await asyncio.to_thread(run_main, main, *args, env=changes)
+    assert "Traceback" not in done.stderr, done.stderr
+    return Done(done.returncode, done.stdout, done.stderr)
 
 
 async def test_the_commands_make_run_prints_work_as_printed(mesh: Mesh) -> None:

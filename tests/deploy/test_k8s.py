@@ -51,6 +51,10 @@ Obj = dict[str, Any]
 if KUBECTL is None:
     pytest.skip("kubectl is not installed: deploy/k8s is not rendered", allow_module_level=True)
 
+# kubernetes_validate reads and parses its schema files on every object it checks (the definitions
+# alone are 1.3 MB of JSON: 20 ms an object, hundreds of objects); they do not change during a run.
+kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)
+
 # The first test of a process renders every scenario (tens of kubectl runs): more than one test's time.
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,7 +1,9 @@
-"""The token administration CLI, run as a subprocess against a real Redis and a temp key dir."""
+"""The token administration CLI against a real Redis and a temp key dir: in this process through
+``main(argv)`` (`tests.conftest.run_main`), its entry point's exit codes as subprocesses."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import stat
@@ -20,19 +22,29 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from contract.routes import contract_scopes
 from devstack.redis import RedisProcess
+from gateway.admin.cli import COMMAND_GROUPS, build_parser, main
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
-from tests.conftest import run_python
+from tests.conftest import run_main, run_python
 
 REPO = Path(__file__).resolve().parents[3]
 SIRET = "13002526500013"
+_SETTINGS = ("KEYS_DIR", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "REDIS_URL")
+"""The environment variables the CLI reads: unset, so each test's arguments alone decide."""
 
 
 def admin(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI's ``main`` in this process, with ``--redis-url`` when given."""
+    extra = ["--redis-url", redis_url] if redis_url else []
+    return run_main(main, *args, *extra, env=dict.fromkeys(_SETTINGS))
+
+
+def admin_process(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway.admin <args>``: the entry point itself and the exit status it gives."""
     extra = ["--redis-url", redis_url] if redis_url else []
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name in ("KEYS_DIR", "TOKEN_ISSUER", "TOKEN_AUDIENCE", "REDIS_URL"):
+    for name in _SETTINGS:
         env.pop(name, None)
     return run_python("-m", "gateway.admin", *args, *extra, env=env)
 
@@ -177,7 +189,7 @@ def test_issue_without_redis_prints_no_token() -> None:
     down = RedisProcess()  # never started
     result = admin("keygen", "--keys-dir", str(Path(down._workdir.name) / "k"), "--kid", "k")
     assert result.returncode == 0
-    result = admin(
+    result = admin_process(
         "issue",
         *("--keys-dir", str(Path(down._workdir.name) / "k"), "--kid", "k", "--label", "x"),
         *("--siret", SIRET, "--scope", "cnaf_enfants"),
@@ -302,7 +314,7 @@ def test_revoke_refuses_unknown_and_malformed_jtis(redis_server: RedisProcess) -
 
 
 def test_missing_arguments_are_usage_errors() -> None:
-    result = admin("issue", "--kid", "k")
+    result = admin_process("issue", "--kid", "k")
     assert result.returncode == 2
     assert "required" in result.stderr
     assert admin().returncode == 2
@@ -355,3 +367,38 @@ def test_link_france_connect_refuses_unknown_revoked_and_malformed(
     refused = admin("link-france-connect", "fc-2", jti, redis_url=redis_server.url)
     assert refused.returncode == 1
     assert "revoked" in refused.stderr
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    (subcommands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return list(subcommands.choices)
+
+
+def test_each_group_builds_the_commands_it_names_and_the_help_lists_them_all() -> None:
+    """A command parses with its group's parser alone; a name no group declares gets them all."""
+    assert _commands(build_parser()) == [name for names in COMMAND_GROUPS for name in names]
+    for names in COMMAND_GROUPS:
+        for name in names:
+            assert sorted(_commands(build_parser(name))) == sorted(names)
+    assert _commands(build_parser("nothing")) == _commands(build_parser())
+
+
+@pytest.mark.parametrize(
+    ("command", "imported"),
+    [(("journal", "keygen"), {"psycopg"}), (("habilitation", "list"), {"redis"})],
+    ids=["journal", "admin-api"],
+)
+def test_a_command_imports_only_what_its_group_uses(command: tuple[str, ...], imported: set[str]) -> None:
+    """The journal's commands start without Redis nor JWT, the admin API's without psycopg nor JWT."""
+    probe = (
+        "import sys\n"
+        "from gateway.admin.cli import main\n"
+        "try:\n"
+        f"    main({[*command, '--help']!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(*sorted({'redis', 'jwt', 'psycopg'} & set(sys.modules)), file=sys.stderr)\n"
+    )
+    done = run_python("-c", probe, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stderr.split()) == imported

@@ -1,4 +1,5 @@
-"""The CLI's habilitation, token, audit and migration commands, as subprocesses against an admin API."""
+"""The CLI's habilitation, token, audit and migration commands against an admin API: in this process
+through ``main(argv)`` (`tests.conftest.run_main`), the entry point's exit codes as subprocesses."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import jwt
-import pytest
 
 from devstack.redis import RedisProcess
+from gateway.admin.cli import main
 from gateway.admin.habilitations import ADDRESS_VARIABLE, SECRET_VARIABLE, TOKEN_VARIABLE
-from tests.conftest import run_python
+from tests.conftest import run_main, run_python
 from tests.gateway.registry.conftest import (
     ADMIN_SECRET,
     SIRET,
@@ -24,29 +25,42 @@ from tests.gateway.registry.conftest import (
 
 __all__ = ["admin_api", "registry_url"]
 
-# Each command is a Python process of its own, seconds to start on a loaded machine.
-pytestmark = pytest.mark.timeout(300)
-
 REPO = Path(__file__).resolve().parents[3]
 _QF = "cnaf_quotient_familial"
+
+
+def _settings(api: AdminApi | None, secret: str | None, extra_env: dict[str, str]) -> dict[str, str | None]:
+    """The CLI's variables for ``api`` (None: unset): its address, the operator's ``secret``, more."""
+    variables = (ADDRESS_VARIABLE, TOKEN_VARIABLE, SECRET_VARIABLE, "REDIS_URL")
+    env: dict[str, str | None] = dict.fromkeys(variables)
+    if api is not None:
+        env[ADDRESS_VARIABLE] = api.grpc_address
+        if secret is not None:
+            env[TOKEN_VARIABLE] = secret
+    return {**env, **extra_env}
 
 
 async def cli(
     api: AdminApi | None, *args: str, secret: str | None = ADMIN_SECRET, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m gateway.admin <args>`` against ``api`` (none: without its settings), off the event loop.
+    """The CLI's ``main(args)`` against ``api`` (none: without its settings), off the event loop.
 
     ``secret``: the operator's (None: no operator secret set); ``extra_env``: more variables.
     """
+    # The admin API runs on this test's event loop: the CLI's blocking gRPC calls run in a thread.
+    return await asyncio.to_thread(run_main, main, *args, env=_settings(api, secret, extra_env))
+
+
+async def cli_process(
+    api: AdminApi | None, *args: str, secret: str | None = ADMIN_SECRET
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway.admin <args>`` as ``cli``: the entry point itself and its exit status."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name in (ADDRESS_VARIABLE, TOKEN_VARIABLE, SECRET_VARIABLE, "REDIS_URL"):
-        env.pop(name, None)
-    if api is not None:
-        env[ADDRESS_VARIABLE] = api.grpc_address
-        if secret is not None:
-            env[TOKEN_VARIABLE] = secret
-    env.update(extra_env)
-    # The admin API runs on this test's event loop: the subprocess is waited for in a thread.
+    for name, value in _settings(api, secret, {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return await asyncio.to_thread(run_python, "-m", "gateway.admin", *args, env=env)
 
 
@@ -151,7 +165,7 @@ async def test_exit_codes(admin_api: AdminApi, tmp_path: Path) -> None:
         admin_api.redis_url,
         "127.0.0.1:1",
     )
-    assert (await cli(gone, "habilitation", "list")).returncode == 3
+    assert (await cli_process(gone, "habilitation", "list")).returncode == 3
 
 
 async def test_redis_registered_tokens_are_migrated_once_keeping_their_id(

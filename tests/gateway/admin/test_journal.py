@@ -1,18 +1,23 @@
-"""``python -m gateway.admin journal``: keygen, verify (exit 1 naming the row) and an auditor's search."""
+"""``python -m gateway.admin journal``: keygen, verify (exit 1 naming the row) and an auditor's search.
+
+Run through the CLI's ``main`` in this process (`tests.conftest.run_main`); the exit status
+of an unreachable database through the entry point itself.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
+from gateway.admin.cli import main
 from gateway.journal import Journal
+from tests.conftest import run_main, run_python
 from tests.gateway.journal.conftest import (
     HMAC_KEY,
     SigningKey,
@@ -26,19 +31,15 @@ from tests.gateway.journal.test_writer import drained
 
 __all__ = ["journal_db", "journal_key"]
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 def admin(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.admin", "journal", *arguments],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``journal <arguments>`` through the CLI's ``main`` in this process, with ``env``'s variables."""
+    return run_main(main, "journal", *arguments, env=env)
+
+
+def admin_process(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway.admin journal <arguments>``: the entry point itself and its exit status."""
+    return run_python("-m", "gateway.admin", "journal", *arguments, env={**os.environ, **env})
 
 
 def call_about(
@@ -97,7 +98,7 @@ async def test_verify_exits_0_on_an_intact_journal_and_1_naming_a_row_changed_or
 
 
 def test_verify_says_when_postgresql_cannot_be_reached(journal_key: SigningKey) -> None:
-    done = admin(
+    done = admin_process(
         "verify", "--public-key", str(journal_key.public), "--database-url", "postgresql://u@127.0.0.1:1/x"
     )
     assert done.returncode == 3

@@ -1,4 +1,4 @@
-"""``python -m gateway.admin maintenance``: a client of the admin API, as subprocesses against one."""
+"""``python -m gateway.admin maintenance``: a client of the admin API, its ``main`` run against one."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ from tests.gateway.registry.conftest import (
 )
 
 __all__ = ["admin_api", "maintenance_windows", "registry_url"]
-
-# Each command is a Python process of its own, seconds to start on a loaded machine.
-pytestmark = pytest.mark.timeout(300)
 
 _PING = "men_scolarite"
 

