@@ -13,15 +13,17 @@ Schema ``journal``:
 
 Migrations run when a gateway starts, under a transaction-scoped advisory lock: with
 several gateways starting together, one applies them and the others find them applied.
-Partition maintenance (the current and next months created, the expired dropped) takes
-the same lock. Retention: a month's partition is dropped, with its chains and their
-checkpoints, once its last row is ``JOURNAL_RETENTION_MONTHS`` months old (`drop_expired`).
+The current and next months' partitions are created under the same lock. Retention: a
+month's partition is detached, then dropped with its chains and their checkpoints, once its
+last row is ``JOURNAL_RETENTION_MONTHS`` months old (`drop_expired`, run off the writer's
+connection by `gateway.journal.retention`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from enum import Enum
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -31,6 +33,8 @@ from gateway.migrations import apply_migrations
 
 SCHEMA = "journal"
 _LOCK_KEY = 0x6A6F75726E616C  # "journal": one advisory lock for the journal's DDL.
+_RETENTION_LOCK_KEY = _LOCK_KEY + 1
+"""The retention's own lock: its waits never hold up the migrations' and partitions' DDL."""
 _PARTITION = re.compile(r"calls_([0-9]{4})_([0-9]{2})")
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -152,17 +156,72 @@ async def drop_expired(conn: AsyncConnection[Any], now: dt.datetime, retention_m
     month that starts ``retention_months`` months after that: a row is kept for at least the
     retention and at most one month more.
 
+    Each is first detached ``CONCURRENTLY``: that takes only a ``SHARE UPDATE EXCLUSIVE`` lock on
+    ``journal.calls``, so the gateways' inserts go on while it waits for the readers of the old
+    month (an auditor's search) to finish; a plain ``DROP TABLE`` of a partition would queue an
+    ``ACCESS EXCLUSIVE`` lock on ``journal.calls`` behind those readers, and every insert behind
+    it. The detached table is then dropped with its chains and their checkpoints, which takes
+    seconds at national scale (docs/BENCHMARKS.md) without holding any lock a gateway waits for.
+    A detach or drop cut short (connection lost) is finished by the next run. One run at a time
+    across gateways (a session advisory lock: another's run returns ``[]``).
+
+    Args:
+        conn: An autocommit connection (``DETACH ... CONCURRENTLY`` cannot run in a transaction).
+        now: The time the retention is judged at.
+        retention_months: ``JOURNAL_RETENTION_MONTHS``.
+
     Returns:
         The names of the partitions dropped.
     """
-    current = month_of(now)
-    dropped = []
-    async with conn.transaction():
-        await _lock(conn)
-        for month, name in sorted((await _partitions(conn)).items()):
+    locked = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_RETENTION_LOCK_KEY,))).fetchone()
+    if not locked or not locked[0]:
+        return []
+    try:
+        dropped = []
+        current = month_of(now)
+        for month, (name, state) in sorted((await _month_tables(conn)).items()):
             if add_months(month, 1 + retention_months) > current:
                 continue
-            await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(SCHEMA, name)))
-            await conn.execute("DELETE FROM journal.chains WHERE month = %s", (month,))
+            table = sql.Identifier(SCHEMA, name)
+            if state is not _Attachment.DETACHED:
+                finish = sql.SQL("FINALIZE" if state is _Attachment.DETACHING else "CONCURRENTLY")
+                await conn.execute(
+                    sql.SQL("ALTER TABLE journal.calls DETACH PARTITION {} {}").format(table, finish)
+                )
+            async with conn.transaction():
+                await conn.execute(sql.SQL("DROP TABLE {}").format(table))
+                await conn.execute("DELETE FROM journal.chains WHERE month = %s", (month,))
             dropped.append(name)
-    return dropped
+        return dropped
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_RETENTION_LOCK_KEY,))
+
+
+class _Attachment(Enum):
+    ATTACHED = "attached"
+    DETACHING = "detaching"
+    """``DETACH ... CONCURRENTLY`` was cut short: ``FINALIZE`` ends it."""
+    DETACHED = "detached"
+    """Detached, not yet dropped."""
+
+
+async def _month_tables(conn: AsyncConnection[Any]) -> dict[dt.date, tuple[str, _Attachment]]:
+    """Every month's table of schema ``journal``: a partition of ``journal.calls``, or one detached."""
+    cursor = await conn.execute(
+        "SELECT c.relname, i.inhdetachpending FROM pg_class c "
+        "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'journal.calls'::regclass "
+        "WHERE c.relnamespace = 'journal'::regnamespace AND c.relkind = 'r'"
+    )
+    found = {}
+    for name, pending in await cursor.fetchall():
+        match = _PARTITION.fullmatch(name)
+        if match:
+            state = (
+                _Attachment.DETACHED
+                if pending is None
+                else _Attachment.DETACHING
+                if pending
+                else _Attachment.ATTACHED
+            )
+            found[dt.date(int(match[1]), int(match[2]), 1)] = (name, state)
+    return found

@@ -59,6 +59,7 @@ from gateway.journal import schema
 from gateway.journal.batch import chained, commit
 from gateway.journal.chain import Head, month_of
 from gateway.journal.link import FAILURES, DatabaseLink
+from gateway.journal.retention import Retention
 from gateway.journal.signing import Signer
 from gateway.journal.spool import Pending, Refusal, Spool
 from gateway.journal.takeover import Takeover
@@ -150,6 +151,8 @@ class JournalWriter:
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self._link = DatabaseLink(url, settings.timeout_seconds)
+        # The writer's clock as it is when the retention runs (a test sets it after the start).
+        self._retention = Retention(url, settings.retention_months, lambda: self._clock())  # noqa: PLW0108
         self._witness = witness
         self._signer = signer
         self._settings = settings
@@ -254,6 +257,7 @@ class JournalWriter:
             _LOG.warning(
                 "journal_rows_left_at_close", error=type(exc).__name__, rows=len(self._spool), kept=kept
             )
+        await self._retention.close()
         await self._link.close()
         if self._wal is not None:
             await self._wal.drain()
@@ -348,11 +352,7 @@ class JournalWriter:
         months = [current, schema.add_months(current, 1)]
         await self._link.bounded(schema.ensure_partitions(self._link.conn, months))
         self._months.update(months)
-        dropped = await self._link.bounded(
-            schema.drop_expired(self._link.conn, self._clock(), self._settings.retention_months)
-        )
-        if dropped:
-            _LOG.info("journal_partitions_dropped", partitions=dropped)
+        self._retention.run_soon()
         self._maintained_at = time.monotonic()
 
     # -- one transaction -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ import datetime as dt
 import psycopg
 
 from gateway.journal import Journal
-from gateway.journal.schema import MIGRATIONS, drop_expired, migrate
+from gateway.journal.schema import MIGRATIONS, migrate
 from gateway.journal.verify import verify
 from tests.gateway.journal.conftest import (
     HMAC_KEY,
@@ -79,31 +79,6 @@ async def test_several_gateways_starting_together_migrate_once(journal_db: str) 
     assert sorted(version for run in applied for version in run) == versions
     with psycopg.connect(journal_db) as conn:
         assert [row[0] for row in conn.execute("SELECT version FROM journal.schema_migrations")] == versions
-
-
-async def test_a_partition_is_dropped_once_its_rows_are_older_than_the_retention(
-    journal_db: str, journal_key: SigningKey
-) -> None:
-    """Rows of each month go to that month's partition; retention drops whole months, chains included."""
-    months = [dt.datetime(2025, month, 15, 12, tzinfo=dt.UTC) for month in (1, 2, 3)]
-    for moment in months:
-        # The writer's own upkeep keeps ten years here; the retention under test is applied below.
-        journal = journal_on(journal_db, journal_key, retention_months=120)
-        journal._clock = lambda moment=moment: moment  # type: ignore[misc]
-        async with started(journal):
-            for number in range(3):
-                record(journal, f"{moment:%m}-{number}")
-            await drained(journal)
-    async with await psycopg.AsyncConnection.connect(journal_db, autocommit=True) as conn:
-        # 12 months at least: January 2025's rows (up to 1 February 2025) go in February 2026.
-        assert await drop_expired(conn, dt.datetime(2026, 1, 31, 23, tzinfo=dt.UTC), 12) == []
-        assert await drop_expired(conn, dt.datetime(2026, 2, 1, tzinfo=dt.UTC), 12) == ["calls_2025_01"]
-    with psycopg.connect(journal_db) as conn:
-        left = [row[0] for row in conn.execute("SELECT request_id FROM journal.calls ORDER BY occurred_at")]
-        assert left == ["02-0", "02-1", "02-2", "03-0", "03-1", "03-2"]
-        chain_months = {row[0] for row in conn.execute("SELECT month FROM journal.chains")}
-        assert dt.date(2025, 1, 1) not in chain_months
-        assert all(not report.problems for report in verify(conn, journal_key.verifier(), TIMING))
 
 
 async def test_rows_of_two_months_make_two_chains(journal_db: str, journal_key: SigningKey) -> None:
