@@ -20,8 +20,9 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.maintenance import MaintenanceWindow
-from gateway.admin_api.service import REFUSED, AdminService, Operator, Operators, refusal_status
+from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
 from gateway.registry import audit, model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,

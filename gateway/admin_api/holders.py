@@ -35,11 +35,11 @@ import redis.asyncio
 import structlog
 
 from gateway.admin_api.service import (
-    AdminService,
     ForbiddenError,
     IssuedToken,
     Operator,
     Role,
+    ServiceCore,
     UnavailableError,
     audit_head,
 )
@@ -137,7 +137,7 @@ class HolderService:
 
     def __init__(
         self,
-        service: AdminService,
+        service: ServiceCore,
         redis_client: redis.asyncio.Redis,
         *,
         clock: Callable[[], float] = time.time,

@@ -72,8 +72,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.admin_api import rest_operator
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.holders import ACTING_FOR_HEADER, HolderService, acting_for
-from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
+from gateway.admin_api.service import REFUSED, IssuedToken, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
     DPO_FIELDS,

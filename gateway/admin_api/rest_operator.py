@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.maintenance import MaintenanceWindow
-from gateway.admin_api.service import AdminService, Operator
+from gateway.admin_api.service import Operator
 from gateway.registry.model import InvalidInputError
 
 Handler = Callable[[Request, Operator, dict[str, Any]], Awaitable[Any]]
