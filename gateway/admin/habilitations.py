@@ -27,8 +27,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
@@ -59,6 +60,7 @@ _REFUSED = {
     grpc.StatusCode.UNAUTHENTICATED,
 }
 
+Item = TypeVar("Item")
 Handler = Callable[[argparse.Namespace, admin_pb2_grpc.AdminServiceStub, tuple[tuple[str, str]]], int]
 
 
@@ -109,6 +111,35 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def _json(message: Any) -> None:
     print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+
+
+@dataclass(frozen=True, slots=True)
+class Columns(Generic[Item]):
+    """A table's header, and the row of one item under it."""
+
+    header: tuple[str, ...]
+    row: Callable[[Item], tuple[str, ...]]
+
+    def print(self, items: Sequence[Item]) -> None:
+        """The table of ``items`` on standard output (the header alone for none)."""
+        _table(self.header, [self.row(item) for item in items])
+
+
+def listing(
+    args: argparse.Namespace, found: Any, items: Sequence[Item], columns: Columns[Item], nothing: str | None
+) -> int:
+    """Print a listing command's answer ``found``; its exit code (`EXIT_OK`).
+
+    With ``--json``: ``found`` as JSON; else ``nothing`` on standard error when ``items`` is empty
+    (None: the header alone), or the table of ``items``.
+    """
+    if args.json:
+        _json(found)
+    elif not items and nothing is not None:
+        _say(nothing)
+    else:
+        columns.print(items)
+    return EXIT_OK
 
 
 # -- habilitations ---------------------------------------------------------------------------------
@@ -189,52 +220,47 @@ def _habilitation_show(args: argparse.Namespace, stub: Any, metadata: Any) -> in
     return EXIT_OK
 
 
+_HABILITATIONS = Columns[admin_pb2.Habilitation](
+    ("ID", "STATUS", "SIRET", "SCOPES", "RATE/S", "RATE/MIN", "LABEL"),
+    lambda h: (
+        h.id,
+        _name(admin_pb2.HabilitationStatus, h.status, "HABILITATION_STATUS_"),
+        h.siret,
+        str(len(h.scopes)),
+        str(h.rate_per_second or "default"),
+        str(h.rate_per_minute or "-"),
+        h.label,
+    ),
+)
+
+
 def _habilitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     found = stub.ListHabilitations(
         admin_pb2.ListHabilitationsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
     )
-    if args.json:
-        _json(found)
-        return EXIT_OK
-    _table(
-        ("ID", "STATUS", "SIRET", "SCOPES", "RATE/S", "RATE/MIN", "LABEL"),
-        [
-            (
-                h.id,
-                _name(admin_pb2.HabilitationStatus, h.status, "HABILITATION_STATUS_"),
-                h.siret,
-                str(len(h.scopes)),
-                str(h.rate_per_second or "default"),
-                str(h.rate_per_minute or "-"),
-                h.label,
-            )
-            for h in found.habilitations
-        ],
-    )
-    return EXIT_OK
+    return listing(args, found, found.habilitations, _HABILITATIONS, None)
 
 
 # -- tokens ----------------------------------------------------------------------------------------
 
 
+_TOKENS = Columns[admin_pb2.Token](
+    ("ID", "STATE", "ENV", "KIND", "EXPIRES (UTC)", "ENDS (UTC)", "HABILITATION"),
+    lambda t: (
+        t.id,
+        _name(admin_pb2.TokenState, t.state, "TOKEN_STATE_"),
+        _name(admin_pb2.Environment, t.environment, "ENVIRONMENT_"),
+        _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
+        _day(t.expires_at),
+        _day(t.revoked_at),
+        t.habilitation_id or f"editor {t.editor_id}",
+    ),
+)
+
+
 def _token_table(tokens: Sequence[admin_pb2.Token]) -> None:
-    if not tokens:
-        return
-    _table(
-        ("ID", "STATE", "ENV", "KIND", "EXPIRES (UTC)", "ENDS (UTC)", "HABILITATION"),
-        [
-            (
-                t.id,
-                _name(admin_pb2.TokenState, t.state, "TOKEN_STATE_"),
-                _name(admin_pb2.Environment, t.environment, "ENVIRONMENT_"),
-                _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
-                _day(t.expires_at),
-                _day(t.revoked_at),
-                t.habilitation_id or f"editor {t.editor_id}",
-            )
-            for t in tokens
-        ],
-    )
+    if tokens:
+        _TOKENS.print(tokens)
 
 
 def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -275,13 +301,7 @@ def _token_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
             duration_pb2.Duration(seconds=int(args.expiring_within.total_seconds()))
         )
     found = stub.ListTokens(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
-    if args.json:
-        _json(found)
-    elif not found.tokens:
-        _say("no token")
-    else:
-        _token_table(found.tokens)
-    return EXIT_OK
+    return listing(args, found, found.tokens, _TOKENS, "no token")
 
 
 def _token_revoke(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -352,21 +372,17 @@ def _editor_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     return EXIT_OK
 
 
-def _delegation_table(delegations: Sequence[admin_pb2.Delegation]) -> None:
-    _table(
-        ("ID", "STATE", "EDITOR", "HABILITATION", "CREATED (UTC)", "REVOKED (UTC)"),
-        [
-            (
-                d.id,
-                _name(admin_pb2.DelegationState, d.state, "DELEGATION_STATE_"),
-                d.editor_id,
-                d.habilitation_id,
-                _day(d.created_at),
-                _day(d.revoked_at),
-            )
-            for d in delegations
-        ],
-    )
+_DELEGATIONS = Columns[admin_pb2.Delegation](
+    ("ID", "STATE", "EDITOR", "HABILITATION", "CREATED (UTC)", "REVOKED (UTC)"),
+    lambda d: (
+        d.id,
+        _name(admin_pb2.DelegationState, d.state, "DELEGATION_STATE_"),
+        d.editor_id,
+        d.habilitation_id,
+        _day(d.created_at),
+        _day(d.revoked_at),
+    ),
+)
 
 
 def _editor_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -381,19 +397,14 @@ def _editor_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     print(f"allowed IPs {', '.join(editor.allowed_ips) or 'any'}")
     _token_table(found.tokens)
     if found.delegations:
-        _delegation_table(found.delegations)
+        _DELEGATIONS.print(found.delegations)
     return EXIT_OK
 
 
 def _editor_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     found = stub.ListEditors(admin_pb2.ListEditorsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS)
-    if args.json:
-        _json(found)
-    elif not found.editors:
-        _say("no editor")
-    else:
-        _table(("ID", "SIRET", "NAME"), [(e.id, e.siret, e.name) for e in found.editors])
-    return EXIT_OK
+    editors = Columns[admin_pb2.Editor](("ID", "SIRET", "NAME"), lambda e: (e.id, e.siret, e.name))
+    return listing(args, found, found.editors, editors, "no editor")
 
 
 def _delegation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -424,13 +435,7 @@ def _delegation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         metadata=metadata,
         timeout=_TIMEOUT_SECONDS,
     )
-    if args.json:
-        _json(found)
-    elif not found.delegations:
-        _say("no delegation")
-    else:
-        _delegation_table(found.delegations)
-    return EXIT_OK
+    return listing(args, found, found.delegations, _DELEGATIONS, "no delegation")
 
 
 def _client_map(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -451,13 +456,10 @@ def _client_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     found = stub.ListFranceConnectClients(
         admin_pb2.ListFranceConnectClientsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
     )
-    if args.json:
-        _json(found)
-    elif not found.clients:
-        _say("no FranceConnect client mapped")
-    else:
-        _table(("CLIENT", "HABILITATION"), [(c.client_id, c.habilitation_id) for c in found.clients])
-    return EXIT_OK
+    clients = Columns[admin_pb2.FranceConnectClient](
+        ("CLIENT", "HABILITATION"), lambda c: (c.client_id, c.habilitation_id)
+    )
+    return listing(args, found, found.clients, clients, "no FranceConnect client mapped")
 
 
 def _audit_verify(_args: argparse.Namespace, stub: Any, metadata: Any) -> int:
@@ -476,15 +478,11 @@ def _audit_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         metadata=metadata,
         timeout=_TIMEOUT_SECONDS,
     )
-    if args.json:
-        _json(listed)
-    elif not listed.entries:
-        _say("no audit entry")
-    else:
-        _table(
-            ("SEQ", "WHEN (UTC)", "ACTOR", "ACTION", "TARGET"),
-            [(str(e.seq), _day(e.occurred_at), e.actor, e.action, e.target) for e in listed.entries],
-        )
+    entries = Columns[admin_pb2.AuditEntry](
+        ("SEQ", "WHEN (UTC)", "ACTOR", "ACTION", "TARGET"),
+        lambda e: (str(e.seq), _day(e.occurred_at), e.actor, e.action, e.target),
+    )
+    listing(args, listed, listed.entries, entries, "no audit entry")
     if listed.next_page_token:
         _say(f"older entries: --page-token {listed.next_page_token}")
     return EXIT_OK
@@ -724,24 +722,18 @@ def _invitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         metadata=metadata,
         timeout=_TIMEOUT_SECONDS,
     )
-    if args.json:
-        _json(found)
-        return EXIT_OK
-    _table(
+    invitations = Columns[admin_pb2.Invitation](
         ("ID", "STATE", "EDITOR", "HABILITATION", "INVITED (UTC)", "DELEGATION"),
-        [
-            (
-                i.id,
-                _name(admin_pb2.InvitationState, i.state, "INVITATION_STATE_"),
-                i.editor_id,
-                i.habilitation_id,
-                _day(i.invited_at),
-                i.delegation_id or "-",
-            )
-            for i in found.invitations
-        ],
+        lambda i: (
+            i.id,
+            _name(admin_pb2.InvitationState, i.state, "INVITATION_STATE_"),
+            i.editor_id,
+            i.habilitation_id,
+            _day(i.invited_at),
+            i.delegation_id or "-",
+        ),
     )
-    return EXIT_OK
+    return listing(args, found, found.invitations, invitations, None)
 
 
 def _register_invitation(commands: Any) -> None:

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from apiparticulier.admin.v1 import admin_pb2
-from gateway.admin.habilitations import EXIT_OK, EXIT_USAGE, _json, _table, run
+from gateway.admin.habilitations import EXIT_OK, EXIT_USAGE, Columns, listing, run
 
 _TIMEOUT_SECONDS = 15.0
 
@@ -77,19 +77,11 @@ def _list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     listed = stub.ListMaintenanceWindows(
         admin_pb2.ListMaintenanceWindowsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
     )
-    if args.json:
-        _json(listed)
-    elif not listed.windows:
-        _say("no maintenance window open or scheduled")
-    else:
-        _table(
-            ("PING", "STATE", "START (UTC)", "END (UTC)"),
-            [
-                (w.ping, "open" if w.open else "scheduled", _utc(w, "start"), _utc(w, "end"))
-                for w in listed.windows
-            ],
-        )
-    return EXIT_OK
+    windows = Columns[admin_pb2.MaintenanceWindow](
+        ("PING", "STATE", "START (UTC)", "END (UTC)"),
+        lambda w: (w.ping, "open" if w.open else "scheduled", _utc(w, "start"), _utc(w, "end")),
+    )
+    return listing(args, listed, listed.windows, windows, "no maintenance window open or scheduled")
 
 
 def _maintenance(args: argparse.Namespace) -> int:

@@ -94,6 +94,22 @@ def _theirs(contacts: tuple[str, ...], email: str) -> bool:
     return any(contact.strip().lower() == email for contact in contacts)
 
 
+async def _their_habilitation(
+    conn: psycopg.AsyncConnection[Any], holder: Operator, habilitation_id: str
+) -> Habilitation:
+    habilitation = await store.get_habilitation(conn, habilitation_id)
+    if not _theirs(habilitation.contacts, holder.acting_for):
+        raise store.UnknownError(f"no habilitation {habilitation_id}")
+    return habilitation
+
+
+async def _their_editor(conn: psycopg.AsyncConnection[Any], holder: Operator, editor_id: str) -> Editor:
+    editor = await store.get_editor(conn, editor_id)
+    if not _theirs(editor.contacts, holder.acting_for):
+        raise store.UnknownError(f"no editor {editor_id}")
+    return editor
+
+
 def meaning(code: str) -> dict[str, str]:
     """The title and detail of an error code, from the error catalogue ("" for a code it lacks)."""
     entry = CODES.get(code) or PROVIDER_CODES.get(code[2:])
@@ -124,6 +140,25 @@ class Activity:
             ],
             "codes": {code: meaning(code) for code in sorted({row[3] for row in self.rows if row[3]})},
         }
+
+
+async def _last_requests(redis_client: redis.asyncio.Redis, counter: str) -> list[LastRequest]:
+    try:
+        return await read_last_requests(redis_client, counter)
+    except ApiError:
+        raise UnavailableError("the statistics cannot be read now") from None
+
+
+async def _activity(redis_client: redis.asyncio.Redis, now: float, counter: str, window: str) -> Activity:
+    buckets = WINDOWS.get(window)
+    if buckets is None:
+        raise InvalidInputError("window", f"must be one of {', '.join(WINDOWS)}")
+    try:
+        rows = await read_activity(redis_client, counter, buckets=buckets, now=now)
+    except ApiError:
+        raise UnavailableError("the statistics cannot be read now") from None
+    since = bucket_of(now) - (buckets - 1) * BUCKET_SECONDS
+    return Activity(window, since, rows)
 
 
 class HolderService:
@@ -158,23 +193,9 @@ class HolderService:
 
     # -- ownership --------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _habilitation(conn: psycopg.AsyncConnection[Any], holder: Operator, hid: str) -> Habilitation:
-        habilitation = await store.get_habilitation(conn, hid)
-        if not _theirs(habilitation.contacts, holder.acting_for):
-            raise store.UnknownError(f"no habilitation {hid}")
-        return habilitation
-
-    @staticmethod
-    async def _editor(conn: psycopg.AsyncConnection[Any], holder: Operator, editor_id: str) -> Editor:
-        editor = await store.get_editor(conn, editor_id)
-        if not _theirs(editor.contacts, holder.acting_for):
-            raise store.UnknownError(f"no editor {editor_id}")
-        return editor
-
     async def _delegation(self, conn: psycopg.AsyncConnection[Any], holder: Operator, did: str) -> Delegation:
         delegation = await store.get_delegation(conn, did)
-        await self._editor(conn, holder, delegation.editor_id)
+        await _their_editor(conn, holder, delegation.editor_id)
         return delegation
 
     async def _token(
@@ -183,9 +204,9 @@ class HolderService:
         token = await store.get_token(conn, token_id)
         try:
             if token.editor_id is not None:
-                await self._editor(conn, holder, token.editor_id)
+                await _their_editor(conn, holder, token.editor_id)
             else:
-                await self._habilitation(conn, holder, token.holder_id)
+                await _their_habilitation(conn, holder, token.holder_id)
         except store.UnknownError:
             raise store.UnknownError(f"no token {token_id}") from None
         return token
@@ -212,7 +233,7 @@ class HolderService:
         async def read(
             conn: psycopg.AsyncConnection[Any],
         ) -> tuple[Habilitation, list[TokenRecord], list[tuple[Delegation, Editor]]]:
-            habilitation = await self._habilitation(conn, holder, habilitation_id)
+            habilitation = await _their_habilitation(conn, holder, habilitation_id)
             tokens = await store.list_tokens(conn, habilitation_id=habilitation.id)
             delegations = await store.list_delegations(conn, habilitation_id=habilitation.id)
             return (
@@ -233,8 +254,8 @@ class HolderService:
             InvalidInputError: an unknown window (400).
             store.UnknownError: no such habilitation of theirs (404).
         """
-        await self._run(holder, lambda conn: self._habilitation(conn, holder, habilitation_id))
-        return await self._activity(habilitation_counter(habilitation_id), window)
+        await self._run(holder, lambda conn: _their_habilitation(conn, holder, habilitation_id))
+        return await _activity(self._redis, self._clock(), habilitation_counter(habilitation_id), window)
 
     async def habilitation_requests(self, holder: Operator, habilitation_id: str) -> list[LastRequest]:
         """A habilitation's last calls, newest first.
@@ -242,26 +263,8 @@ class HolderService:
         Raises:
             store.UnknownError: no such habilitation of theirs (404).
         """
-        await self._run(holder, lambda conn: self._habilitation(conn, holder, habilitation_id))
-        return await self._last_requests(habilitation_counter(habilitation_id))
-
-    async def _last_requests(self, counter: str) -> list[LastRequest]:
-        try:
-            return await read_last_requests(self._redis, counter)
-        except ApiError:
-            raise UnavailableError("the statistics cannot be read now") from None
-
-    async def _activity(self, counter: str, window: str) -> Activity:
-        buckets = WINDOWS.get(window)
-        if buckets is None:
-            raise InvalidInputError("window", f"must be one of {', '.join(WINDOWS)}")
-        now = self._clock()
-        try:
-            rows = await read_activity(self._redis, counter, buckets=buckets, now=now)
-        except ApiError:
-            raise UnavailableError("the statistics cannot be read now") from None
-        since = bucket_of(now) - (buckets - 1) * BUCKET_SECONDS
-        return Activity(window, since, rows)
+        await self._run(holder, lambda conn: _their_habilitation(conn, holder, habilitation_id))
+        return await _last_requests(self._redis, habilitation_counter(habilitation_id))
 
     # -- tokens -----------------------------------------------------------------------------------
 
@@ -339,7 +342,7 @@ class HolderService:
         async def revoke(conn: psycopg.AsyncConnection[Any]) -> Delegation:
             delegation = await store.get_delegation(conn, delegation_id)
             try:
-                await self._habilitation(conn, holder, delegation.habilitation_id)
+                await _their_habilitation(conn, holder, delegation.habilitation_id)
             except store.UnknownError:
                 raise store.UnknownError(f"no delegation {delegation_id}") from None
             return await store.revoke_delegation(conn, holder.actor, delegation_id)
@@ -360,7 +363,7 @@ class HolderService:
         """
 
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[FranceConnectClient]:
-            await self._habilitation(conn, holder, habilitation_id)
+            await _their_habilitation(conn, holder, habilitation_id)
             clients = await store.list_france_connect_clients(conn)
             return [client for client in clients if client.habilitation_id == habilitation_id]
 
@@ -382,11 +385,11 @@ class HolderService:
 
         async def act(conn: psycopg.AsyncConnection[Any]) -> FranceConnectClient:
             async with conn.transaction():
-                await self._habilitation(conn, holder, habilitation_id)
+                await _their_habilitation(conn, holder, habilitation_id)
                 current = await store.france_connect_client_habilitation(conn, client_id, lock=True)
                 if current is not None and current != habilitation_id:
                     try:
-                        await self._habilitation(conn, holder, current)
+                        await _their_habilitation(conn, holder, current)
                     except store.UnknownError:
                         raise store.ConflictError(
                             "this FranceConnect client is mapped to a habilitation of another holder"
@@ -417,7 +420,7 @@ class HolderService:
         async def read(
             conn: psycopg.AsyncConnection[Any],
         ) -> tuple[Editor, list[TokenRecord], list[tuple[Delegation, Habilitation]]]:
-            editor = await self._editor(conn, holder, editor_id)
+            editor = await _their_editor(conn, holder, editor_id)
             tokens = await store.list_tokens(conn, editor_id=editor.id)
             delegations = await store.list_delegations(conn, editor_id=editor.id)
             return (
@@ -436,7 +439,7 @@ class HolderService:
             store.UnknownError: no such delegation of an editor of theirs (404).
         """
         await self._run(holder, lambda conn: self._delegation(conn, holder, delegation_id))
-        return await self._activity(delegation_counter(delegation_id), window)
+        return await _activity(self._redis, self._clock(), delegation_counter(delegation_id), window)
 
     async def delegation_requests(self, holder: Operator, delegation_id: str) -> list[LastRequest]:
         """The last calls of an editor of theirs under one delegation, newest first.
@@ -445,4 +448,4 @@ class HolderService:
             store.UnknownError: no such delegation of an editor of theirs (404).
         """
         await self._run(holder, lambda conn: self._delegation(conn, holder, delegation_id))
-        return await self._last_requests(delegation_counter(delegation_id))
+        return await _last_requests(self._redis, delegation_counter(delegation_id))
