@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 import psycopg
 import redis.asyncio
-import structlog
 
 from gateway.admin_api.service import (
     ForbiddenError,
@@ -41,7 +40,7 @@ from gateway.admin_api.service import (
     Role,
     ServiceCore,
     UnavailableError,
-    audit_head,
+    log_audit_head,
 )
 from gateway.registry import store
 from gateway.registry.model import (
@@ -64,7 +63,6 @@ from gateway.usage import (
 from runtime.error_catalogue import CODES, PROVIDER_CODES
 from runtime.errors import ApiError
 
-_LOG = structlog.get_logger(__name__)
 Result = TypeVar("Result")
 
 ACTING_FOR_HEADER = "x-acting-for"
@@ -322,9 +320,7 @@ class HolderService:
     ) -> Result:
         async def act(conn: psycopg.AsyncConnection[Any]) -> Result:
             result = await action(conn)
-            head = await audit_head(conn)
-            # The console's name, never the holder's e-mail: the audit trail has it.
-            _LOG.info("registry_audit_head", operator=holder.name, seq=head[0], head=head[1])
+            await log_audit_head(conn, holder)
             return result
 
         return await self._run(holder, act)

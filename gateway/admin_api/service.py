@@ -286,9 +286,7 @@ class ServiceCore:
         async with self.connection() as conn:
             result = await action(conn)
             if role is Role.ADMIN:
-                # The head leaves the database in the log stream (gateway.registry.audit).
-                head = await audit_head(conn)
-                _LOG.info("registry_audit_head", operator=operator.name, seq=head[0], head=head[1])
+                await log_audit_head(conn, operator)
             return result
 
     async def signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
@@ -339,8 +337,10 @@ class ServiceCore:
             _LOG.warning("revocation_not_pushed", error_type=type(error).__name__)
 
 
-async def audit_head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
-    """The audit trail's last entry: its number and hash (hex); (0, the genesis) when empty."""
-    cursor = await conn.execute("SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1")
-    row = await cursor.fetchone()
-    return (0, audit.GENESIS.hex()) if row is None else (row[0], bytes(row[1]).hex())
+async def log_audit_head(conn: psycopg.AsyncConnection[Any], operator: Operator) -> None:
+    """Log the audit trail's head after a write: the head leaves the database (`gateway.registry.audit`).
+
+    The log names the operator (the console for a holder: the audit trail names the holder).
+    """
+    seq, digest = await audit.head(conn)
+    _LOG.info("registry_audit_head", operator=operator.name, seq=seq, head=digest.hex())
