@@ -67,13 +67,9 @@ class EditorActions(ServiceCore):
 
     async def issue_editor_token(self, operator: Operator, editor_id: str, **values: Any) -> IssuedToken:
         """`gateway.registry.store.issue_editor_token` and the new token's JWT."""
-
-        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self.signed(
-                conn, await store.issue_editor_token(conn, operator.name, editor_id, **values)
-            )
-
-        return await self._run(operator, Role.ADMIN, issue)
+        return await self._issue(
+            operator, lambda conn: store.issue_editor_token(conn, operator.name, editor_id, **values)
+        )
 
     async def create_delegation(
         self, operator: Operator, *, editor_id: str, habilitation_id: str, origin: DelegationOrigin

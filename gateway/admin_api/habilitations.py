@@ -70,13 +70,9 @@ class HabilitationActions(ServiceCore):
 
     async def issue_token(self, operator: Operator, habilitation_id: str, **values: Any) -> IssuedToken:
         """`gateway.registry.store.issue_token` and the new token's JWT."""
-
-        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self.signed(
-                conn, await store.issue_token(conn, operator.name, habilitation_id, **values)
-            )
-
-        return await self._run(operator, Role.ADMIN, issue)
+        return await self._issue(
+            operator, lambda conn: store.issue_token(conn, operator.name, habilitation_id, **values)
+        )
 
     async def list_tokens(
         self,

@@ -289,6 +289,18 @@ class ServiceCore:
                 await log_audit_head(conn, operator)
             return result
 
+    async def _issue(
+        self,
+        operator: Operator,
+        issue: Callable[[psycopg.AsyncConnection[Any]], Awaitable[TokenRecord]],
+    ) -> IssuedToken:
+        """The token ``issue`` records, as ``operator`` (an admin), with its JWT."""
+
+        async def issued(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
+            return await self.signed(conn, await issue(conn))
+
+        return await self._run(operator, Role.ADMIN, issued)
+
     async def signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
         """``record`` with its JWT, signed for its habilitation or editor."""
         holder: Habilitation | Editor
