@@ -27,8 +27,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
@@ -52,6 +53,7 @@ CA_VARIABLE = "ADMIN_API_CA_FILE"
 _DURATION = re.compile(r"([0-9]{1,6})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _TIMEOUT_SECONDS = 15.0
+"""Every call's deadline (`_Defaults`)."""
 _REFUSED = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
@@ -59,7 +61,44 @@ _REFUSED = {
     grpc.StatusCode.UNAUTHENTICATED,
 }
 
-Handler = Callable[[argparse.Namespace, admin_pb2_grpc.AdminServiceStub, tuple[tuple[str, str]]], int]
+Item = TypeVar("Item")
+Handler = Callable[[argparse.Namespace, admin_pb2_grpc.AdminServiceStub], int]
+"""A command: its arguments and the admin API's stub (`_Defaults` on every call) → its exit code."""
+Request = TypeVar("Request")
+
+
+@dataclass(frozen=True, slots=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class _Defaults(grpc.UnaryUnaryClientInterceptor):
+    """What every call of a command carries: the operator's credential, if any, and the deadline."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Request], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Request,
+    ) -> Any:
+        """Call on with the credential's metadata and `_TIMEOUT_SECONDS`."""
+        details = _CallDetails(
+            client_call_details.method,
+            _TIMEOUT_SECONDS,
+            self._metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+            client_call_details.compression,
+        )
+        return continuation(details, request)
 
 
 def _say(message: str) -> None:
@@ -107,8 +146,48 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+def done(message: str, *results: object) -> int:
+    """A command's end: ``message`` on standard error, each result on a line of standard output; `EXIT_OK`.
+
+    The last line is the one a script reads (the new id, the JWT, the secret).
+    """
+    _say(message)
+    for result in results:
+        print(result)
+    return EXIT_OK
+
+
 def _json(message: Any) -> None:
     print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), indent=2))
+
+
+@dataclass(frozen=True, slots=True)
+class Columns(Generic[Item]):
+    """A table's header, and the row of one item under it."""
+
+    header: tuple[str, ...]
+    row: Callable[[Item], tuple[str, ...]]
+
+    def print(self, items: Sequence[Item]) -> None:
+        """The table of ``items`` on standard output (the header alone for none)."""
+        _table(self.header, [self.row(item) for item in items])
+
+
+def listing(
+    args: argparse.Namespace, found: Any, items: Sequence[Item], columns: Columns[Item], nothing: str | None
+) -> int:
+    """Print a listing command's answer ``found``; its exit code (`EXIT_OK`).
+
+    With ``--json``: ``found`` as JSON; else ``nothing`` on standard error when ``items`` is empty
+    (None: the header alone), or the table of ``items``.
+    """
+    if args.json:
+        _json(found)
+    elif not items and nothing is not None:
+        _say(nothing)
+    else:
+        columns.print(items)
+    return EXIT_OK
 
 
 # -- habilitations ---------------------------------------------------------------------------------
@@ -129,18 +208,17 @@ def _create_request(args: argparse.Namespace) -> admin_pb2.CreateHabilitationReq
     )
 
 
-def _habilitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    created = stub.CreateHabilitation(_create_request(args), metadata=metadata, timeout=_TIMEOUT_SECONDS)
+def _habilitation_create(args: argparse.Namespace, stub: Any) -> int:
+    created = stub.CreateHabilitation(_create_request(args))
     habilitation = created.habilitation
-    _say(
+    return done(
         f"created habilitation {habilitation.label!r} (SIRET {habilitation.siret}), "
-        f"{len(habilitation.scopes)} scope(s)"
+        f"{len(habilitation.scopes)} scope(s)",
+        habilitation.id,
     )
-    print(habilitation.id)
-    return EXIT_OK
 
 
-def _habilitation_update(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _habilitation_update(args: argparse.Namespace, stub: Any) -> int:
     request = admin_pb2.UpdateHabilitationRequest(id=args.id)
     if args.label is not None:
         request.label = args.label
@@ -156,16 +234,14 @@ def _habilitation_update(args: argparse.Namespace, stub: Any, metadata: Any) -> 
         request.rate_per_minute = args.rate_per_minute
     if args.status is not None:
         request.status = admin_pb2.HabilitationStatus.Value(f"HABILITATION_STATUS_{args.status.upper()}")
-    updated = stub.UpdateHabilitation(request, metadata=metadata, timeout=_TIMEOUT_SECONDS).habilitation
-    _say(f"updated habilitation {updated.label!r}: its tokens take the change within seconds")
-    print(updated.id)
-    return EXIT_OK
-
-
-def _habilitation_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    found = stub.GetHabilitation(
-        admin_pb2.GetHabilitationRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
+    updated = stub.UpdateHabilitation(request).habilitation
+    return done(
+        f"updated habilitation {updated.label!r}: its tokens take the change within seconds", updated.id
     )
+
+
+def _habilitation_show(args: argparse.Namespace, stub: Any) -> int:
+    found = stub.GetHabilitation(admin_pb2.GetHabilitationRequest(id=args.id))
     if args.json:
         _json(found)
         return EXIT_OK
@@ -189,55 +265,48 @@ def _habilitation_show(args: argparse.Namespace, stub: Any, metadata: Any) -> in
     return EXIT_OK
 
 
-def _habilitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    found = stub.ListHabilitations(
-        admin_pb2.ListHabilitationsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
-    )
-    if args.json:
-        _json(found)
-        return EXIT_OK
-    _table(
-        ("ID", "STATUS", "SIRET", "SCOPES", "RATE/S", "RATE/MIN", "LABEL"),
-        [
-            (
-                h.id,
-                _name(admin_pb2.HabilitationStatus, h.status, "HABILITATION_STATUS_"),
-                h.siret,
-                str(len(h.scopes)),
-                str(h.rate_per_second or "default"),
-                str(h.rate_per_minute or "-"),
-                h.label,
-            )
-            for h in found.habilitations
-        ],
-    )
-    return EXIT_OK
+_HABILITATIONS: Columns[admin_pb2.Habilitation] = Columns(
+    ("ID", "STATUS", "SIRET", "SCOPES", "RATE/S", "RATE/MIN", "LABEL"),
+    lambda h: (
+        h.id,
+        _name(admin_pb2.HabilitationStatus, h.status, "HABILITATION_STATUS_"),
+        h.siret,
+        str(len(h.scopes)),
+        str(h.rate_per_second or "default"),
+        str(h.rate_per_minute or "-"),
+        h.label,
+    ),
+)
+
+
+def _habilitation_list(args: argparse.Namespace, stub: Any) -> int:
+    found = stub.ListHabilitations(admin_pb2.ListHabilitationsRequest())
+    return listing(args, found, found.habilitations, _HABILITATIONS, None)
 
 
 # -- tokens ----------------------------------------------------------------------------------------
 
 
+_TOKENS: Columns[admin_pb2.Token] = Columns(
+    ("ID", "STATE", "ENV", "KIND", "EXPIRES (UTC)", "ENDS (UTC)", "HABILITATION"),
+    lambda t: (
+        t.id,
+        _name(admin_pb2.TokenState, t.state, "TOKEN_STATE_"),
+        _name(admin_pb2.Environment, t.environment, "ENVIRONMENT_"),
+        _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
+        _day(t.expires_at),
+        _day(t.revoked_at),
+        t.habilitation_id or f"editor {t.editor_id}",
+    ),
+)
+
+
 def _token_table(tokens: Sequence[admin_pb2.Token]) -> None:
-    if not tokens:
-        return
-    _table(
-        ("ID", "STATE", "ENV", "KIND", "EXPIRES (UTC)", "ENDS (UTC)", "HABILITATION"),
-        [
-            (
-                t.id,
-                _name(admin_pb2.TokenState, t.state, "TOKEN_STATE_"),
-                _name(admin_pb2.Environment, t.environment, "ENVIRONMENT_"),
-                _name(admin_pb2.TokenKind, t.kind, "TOKEN_KIND_"),
-                _day(t.expires_at),
-                _day(t.revoked_at),
-                t.habilitation_id or f"editor {t.editor_id}",
-            )
-            for t in tokens
-        ],
-    )
+    if tokens:
+        _TOKENS.print(tokens)
 
 
-def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _token_issue(args: argparse.Namespace, stub: Any) -> int:
     environment = admin_pb2.Environment.Value(f"ENVIRONMENT_{args.environment.upper()}")
     if args.editor is not None:
         issued = stub.IssueEditorToken(
@@ -246,9 +315,7 @@ def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
                 days=args.days,
                 environment=environment,
                 allowed_ips=args.allowed_ip or [],
-            ),
-            metadata=metadata,
-            timeout=_TIMEOUT_SECONDS,
+            )
         )
     elif args.allowed_ip:
         _say("error: --allowed-ip: only an editor token has addresses of its own (the habilitation's apply)")
@@ -257,16 +324,15 @@ def _token_issue(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         issued = stub.IssueToken(
             admin_pb2.IssueTokenRequest(
                 habilitation_id=args.habilitation, days=args.days, environment=environment
-            ),
-            metadata=metadata,
-            timeout=_TIMEOUT_SECONDS,
+            )
         )
-    _say(f"issued token {issued.token.id} ({args.environment}), expires {_day(issued.token.expires_at)} UTC")
-    print(issued.jwt)
-    return EXIT_OK
+    return done(
+        f"issued token {issued.token.id} ({args.environment}), expires {_day(issued.token.expires_at)} UTC",
+        issued.jwt,
+    )
 
 
-def _token_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _token_list(args: argparse.Namespace, stub: Any) -> int:
     request = admin_pb2.ListTokensRequest(
         habilitation_id=args.habilitation or "", editor_id=args.editor or ""
     )
@@ -274,59 +340,44 @@ def _token_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
         request.expiring_within.CopyFrom(
             duration_pb2.Duration(seconds=int(args.expiring_within.total_seconds()))
         )
-    found = stub.ListTokens(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
-    if args.json:
-        _json(found)
-    elif not found.tokens:
-        _say("no token")
-    else:
-        _token_table(found.tokens)
-    return EXIT_OK
+    found = stub.ListTokens(request)
+    return listing(args, found, found.tokens, _TOKENS, "no token")
 
 
-def _token_revoke(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    revoked = stub.RevokeToken(
-        admin_pb2.RevokeTokenRequest(id=args.id, reason=args.reason),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+def _token_revoke(args: argparse.Namespace, stub: Any) -> int:
+    revoked = stub.RevokeToken(admin_pb2.RevokeTokenRequest(id=args.id, reason=args.reason))
+    return done(
+        f"revoked token {revoked.token.id}: refused by every gateway from its next call", revoked.token.id
     )
-    _say(f"revoked token {revoked.token.id}: refused by every gateway from its next call")
-    print(revoked.token.id)
-    return EXIT_OK
 
 
-def _token_rotate(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _token_rotate(args: argparse.Namespace, stub: Any) -> int:
     rotated = stub.RotateToken(
         admin_pb2.RotateTokenRequest(
             id=args.id, grace=duration_pb2.Duration(seconds=int(args.grace.total_seconds()))
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        )
     )
-    _say(
+    return done(
         f"token {rotated.old_token.id} works until {_day(rotated.old_token.revoked_at)} UTC; "
-        f"its replacement is {rotated.new_token.id}"
+        f"its replacement is {rotated.new_token.id}",
+        rotated.jwt,
     )
-    print(rotated.jwt)
-    return EXIT_OK
 
 
-def _token_prolong(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    prolonged = stub.ProlongToken(
-        admin_pb2.ProlongTokenRequest(id=args.id, days=args.days), metadata=metadata, timeout=_TIMEOUT_SECONDS
+def _token_prolong(args: argparse.Namespace, stub: Any) -> int:
+    prolonged = stub.ProlongToken(admin_pb2.ProlongTokenRequest(id=args.id, days=args.days))
+    return done(
+        f"token {prolonged.token.id} now expires {_day(prolonged.token.expires_at)} UTC; "
+        "its JWT is unchanged",
+        prolonged.token.id,
     )
-    _say(
-        f"token {prolonged.token.id} now expires {_day(prolonged.token.expires_at)} UTC; its JWT is unchanged"
-    )
-    print(prolonged.token.id)
-    return EXIT_OK
 
 
-def _token_ban(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _token_ban(args: argparse.Namespace, stub: Any) -> int:
     request = admin_pb2.BanTokenRequest(id=args.id, reason=args.reason, replace=not args.no_replacement)
     if args.at is not None:
         request.at.FromDatetime(args.at.astimezone(dt.UTC))
-    banned = stub.BanToken(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
+    banned = stub.BanToken(request)
     _say(f"token {banned.token.id} banned from {_day(banned.token.revoked_at)} UTC")
     if banned.jwt:
         _say(f"its replacement is {banned.replacement.id}")
@@ -339,40 +390,30 @@ def _token_ban(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
 # -- editors, delegations, FranceConnect clients ----------------------------------------------------
 
 
-def _editor_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _editor_create(args: argparse.Namespace, stub: Any) -> int:
     created = stub.CreateEditor(
         admin_pb2.CreateEditorRequest(
             siret=args.siret, name=args.name, allowed_ips=args.allowed_ip or [], contacts=args.contact or []
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        )
     )
-    _say(f"created editor {created.editor.name!r} (SIRET {created.editor.siret})")
-    print(created.editor.id)
-    return EXIT_OK
+    return done(f"created editor {created.editor.name!r} (SIRET {created.editor.siret})", created.editor.id)
 
 
-def _delegation_table(delegations: Sequence[admin_pb2.Delegation]) -> None:
-    _table(
-        ("ID", "STATE", "EDITOR", "HABILITATION", "CREATED (UTC)", "REVOKED (UTC)"),
-        [
-            (
-                d.id,
-                _name(admin_pb2.DelegationState, d.state, "DELEGATION_STATE_"),
-                d.editor_id,
-                d.habilitation_id,
-                _day(d.created_at),
-                _day(d.revoked_at),
-            )
-            for d in delegations
-        ],
-    )
+_DELEGATIONS: Columns[admin_pb2.Delegation] = Columns(
+    ("ID", "STATE", "EDITOR", "HABILITATION", "CREATED (UTC)", "REVOKED (UTC)"),
+    lambda d: (
+        d.id,
+        _name(admin_pb2.DelegationState, d.state, "DELEGATION_STATE_"),
+        d.editor_id,
+        d.habilitation_id,
+        _day(d.created_at),
+        _day(d.revoked_at),
+    ),
+)
 
 
-def _editor_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    found = stub.GetEditor(
-        admin_pb2.GetEditorRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
-    )
+def _editor_show(args: argparse.Namespace, stub: Any) -> int:
+    found = stub.GetEditor(admin_pb2.GetEditorRequest(id=args.id))
     if args.json:
         _json(found)
         return EXIT_OK
@@ -381,110 +422,74 @@ def _editor_show(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
     print(f"allowed IPs {', '.join(editor.allowed_ips) or 'any'}")
     _token_table(found.tokens)
     if found.delegations:
-        _delegation_table(found.delegations)
+        _DELEGATIONS.print(found.delegations)
     return EXIT_OK
 
 
-def _editor_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    found = stub.ListEditors(admin_pb2.ListEditorsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS)
-    if args.json:
-        _json(found)
-    elif not found.editors:
-        _say("no editor")
-    else:
-        _table(("ID", "SIRET", "NAME"), [(e.id, e.siret, e.name) for e in found.editors])
-    return EXIT_OK
+def _editor_list(args: argparse.Namespace, stub: Any) -> int:
+    found = stub.ListEditors(admin_pb2.ListEditorsRequest())
+    editors: Columns[admin_pb2.Editor] = Columns(("ID", "SIRET", "NAME"), lambda e: (e.id, e.siret, e.name))
+    return listing(args, found, found.editors, editors, "no editor")
 
 
-def _delegation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _delegation_create(args: argparse.Namespace, stub: Any) -> int:
     created = stub.CreateDelegation(
-        admin_pb2.CreateDelegationRequest(editor_id=args.editor, habilitation_id=args.habilitation),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        admin_pb2.CreateDelegationRequest(editor_id=args.editor, habilitation_id=args.habilitation)
     )
-    _say(f"habilitation {args.habilitation} delegated to editor {args.editor}")
-    print(created.delegation.id)
-    return EXIT_OK
+    return done(f"habilitation {args.habilitation} delegated to editor {args.editor}", created.delegation.id)
 
 
-def _delegation_revoke(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    revoked = stub.RevokeDelegation(
-        admin_pb2.RevokeDelegationRequest(id=args.id), metadata=metadata, timeout=_TIMEOUT_SECONDS
+def _delegation_revoke(args: argparse.Namespace, stub: Any) -> int:
+    revoked = stub.RevokeDelegation(admin_pb2.RevokeDelegationRequest(id=args.id))
+    return done(
+        f"revoked delegation {revoked.delegation.id}: the editor's calls for its holder are refused (00213)",
+        revoked.delegation.id,
     )
-    _say(f"revoked delegation {revoked.delegation.id}: the editor's calls for its holder are refused (00213)")
-    print(revoked.delegation.id)
-    return EXIT_OK
 
 
-def _delegation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _delegation_list(args: argparse.Namespace, stub: Any) -> int:
     found = stub.ListDelegations(
-        admin_pb2.ListDelegationsRequest(
-            editor_id=args.editor or "", habilitation_id=args.habilitation or ""
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        admin_pb2.ListDelegationsRequest(editor_id=args.editor or "", habilitation_id=args.habilitation or "")
     )
-    if args.json:
-        _json(found)
-    elif not found.delegations:
-        _say("no delegation")
-    else:
-        _delegation_table(found.delegations)
-    return EXIT_OK
+    return listing(args, found, found.delegations, _DELEGATIONS, "no delegation")
 
 
-def _client_map(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _client_map(args: argparse.Namespace, stub: Any) -> int:
     mapped = stub.MapFranceConnectClient(
-        admin_pb2.MapFranceConnectClientRequest(client_id=args.client_id, habilitation_id=args.habilitation),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        admin_pb2.MapFranceConnectClientRequest(client_id=args.client_id, habilitation_id=args.habilitation)
     )
-    _say(
+    return done(
         f"FranceConnect client {mapped.client.client_id} "
-        f"mapped to habilitation {mapped.client.habilitation_id}"
+        f"mapped to habilitation {mapped.client.habilitation_id}",
+        mapped.client.client_id,
     )
-    print(mapped.client.client_id)
-    return EXIT_OK
 
 
-def _client_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    found = stub.ListFranceConnectClients(
-        admin_pb2.ListFranceConnectClientsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
+def _client_list(args: argparse.Namespace, stub: Any) -> int:
+    found = stub.ListFranceConnectClients(admin_pb2.ListFranceConnectClientsRequest())
+    clients: Columns[admin_pb2.FranceConnectClient] = Columns(
+        ("CLIENT", "HABILITATION"), lambda c: (c.client_id, c.habilitation_id)
     )
-    if args.json:
-        _json(found)
-    elif not found.clients:
-        _say("no FranceConnect client mapped")
-    else:
-        _table(("CLIENT", "HABILITATION"), [(c.client_id, c.habilitation_id) for c in found.clients])
-    return EXIT_OK
+    return listing(args, found, found.clients, clients, "no FranceConnect client mapped")
 
 
-def _audit_verify(_args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    verified = stub.VerifyAudit(admin_pb2.VerifyAuditRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS)
+def _audit_verify(_args: argparse.Namespace, stub: Any) -> int:
+    verified = stub.VerifyAudit(admin_pb2.VerifyAuditRequest())
     if verified.broken_at:
         _say(f"the audit trail is broken at entry {verified.broken_at} of {verified.entries}")
         return EXIT_REFUSED
-    _say(f"{verified.entries} audit entries verified; compare the head with the heads logged")
-    print(verified.head)
-    return EXIT_OK
-
-
-def _audit_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    listed = stub.ListAudit(
-        admin_pb2.ListAuditRequest(page_size=args.page_size, page_token=args.page_token),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+    return done(
+        f"{verified.entries} audit entries verified; compare the head with the heads logged", verified.head
     )
-    if args.json:
-        _json(listed)
-    elif not listed.entries:
-        _say("no audit entry")
-    else:
-        _table(
-            ("SEQ", "WHEN (UTC)", "ACTOR", "ACTION", "TARGET"),
-            [(str(e.seq), _day(e.occurred_at), e.actor, e.action, e.target) for e in listed.entries],
-        )
+
+
+def _audit_list(args: argparse.Namespace, stub: Any) -> int:
+    listed = stub.ListAudit(admin_pb2.ListAuditRequest(page_size=args.page_size, page_token=args.page_token))
+    entries: Columns[admin_pb2.AuditEntry] = Columns(
+        ("SEQ", "WHEN (UTC)", "ACTOR", "ACTION", "TARGET"),
+        lambda e: (str(e.seq), _day(e.occurred_at), e.actor, e.action, e.target),
+    )
+    listing(args, listed, listed.entries, entries, "no audit entry")
     if listed.next_page_token:
         _say(f"older entries: --page-token {listed.next_page_token}")
     return EXIT_OK
@@ -493,7 +498,7 @@ def _audit_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
 # -- migration of the Redis-registered tokens ------------------------------------------------------
 
 
-def _migrate_redis_tokens(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _migrate_redis_tokens(args: argparse.Namespace, stub: Any) -> int:
     client = connect_sync(args.redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
         records = legacy.list_tokens(client)
@@ -519,7 +524,7 @@ def _migrate_redis_tokens(args: argparse.Namespace, stub: Any, metadata: Any) ->
         request.issued_at.FromSeconds(record.iat)
         request.expires_at.FromSeconds(record.exp)
         try:
-            imported = stub.ImportLegacyToken(request, metadata=metadata, timeout=_TIMEOUT_SECONDS)
+            imported = stub.ImportLegacyToken(request)
         except grpc.RpcError as error:
             if error.code() not in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT}:
                 raise
@@ -528,9 +533,7 @@ def _migrate_redis_tokens(args: argparse.Namespace, stub: Any, metadata: Any) ->
             continue
         _say(f"migrated {record.jti} to habilitation {imported.habilitation.id} ({record.label!r})")
         migrated += 1
-    _say(f"{migrated} token(s) migrated, {skipped} skipped")
-    print(migrated)
-    return EXIT_OK
+    return done(f"{migrated} token(s) migrated, {skipped} skipped", migrated)
 
 
 # -- parser and dispatch ---------------------------------------------------------------------------
@@ -673,7 +676,7 @@ def _register_editor(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
 
 
-def _invitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _invitation_create(args: argparse.Namespace, stub: Any) -> int:
     invited = stub.InviteBody(
         admin_pb2.InviteBodyRequest(
             editor_id=args.editor,
@@ -682,20 +685,17 @@ def _invitation_create(args: argparse.Namespace, stub: Any, metadata: Any) -> in
             dpo=admin_pb2.DataProtectionOfficer(
                 **{name: getattr(args, f"dpo_{name}") for name in DPO_FIELDS}
             ),
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        )
     )
-    _say(
+    return done(
         f"invited the holder of habilitation {args.habilitation} until {_day(invited.invitation.expires_at)} "
-        f"UTC: send them the id and the secret (shown this once), which {SECRET_VARIABLE} carries to accept"
+        f"UTC: send them the id and the secret (shown this once), which {SECRET_VARIABLE} carries to accept",
+        invited.invitation.id,
+        invited.secret,
     )
-    print(invited.invitation.id)
-    print(invited.secret)
-    return EXIT_OK
 
 
-def _invitation_accept(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _invitation_accept(args: argparse.Namespace, stub: Any) -> int:
     secret = os.environ.get(SECRET_VARIABLE, "")
     if not secret:
         _say(f"error: set {SECRET_VARIABLE} to the invitation's secret (never on the command line)")
@@ -707,41 +707,30 @@ def _invitation_accept(args: argparse.Namespace, stub: Any, metadata: Any) -> in
             siret=args.siret,
             terms_accepted=args.accept_terms,
             dpo_informed=args.dpo_informed,
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        )
     )
-    _say(f"accepted: delegation {accepted.delegation.id} is active; the editor's tokens may call for you")
-    print(accepted.delegation.id)
-    return EXIT_OK
+    return done(
+        f"accepted: delegation {accepted.delegation.id} is active; the editor's tokens may call for you",
+        accepted.delegation.id,
+    )
 
 
-def _invitation_list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _invitation_list(args: argparse.Namespace, stub: Any) -> int:
     found = stub.ListInvitations(
-        admin_pb2.ListInvitationsRequest(
-            editor_id=args.editor or "", habilitation_id=args.habilitation or ""
-        ),
-        metadata=metadata,
-        timeout=_TIMEOUT_SECONDS,
+        admin_pb2.ListInvitationsRequest(editor_id=args.editor or "", habilitation_id=args.habilitation or "")
     )
-    if args.json:
-        _json(found)
-        return EXIT_OK
-    _table(
+    invitations: Columns[admin_pb2.Invitation] = Columns(
         ("ID", "STATE", "EDITOR", "HABILITATION", "INVITED (UTC)", "DELEGATION"),
-        [
-            (
-                i.id,
-                _name(admin_pb2.InvitationState, i.state, "INVITATION_STATE_"),
-                i.editor_id,
-                i.habilitation_id,
-                _day(i.invited_at),
-                i.delegation_id or "-",
-            )
-            for i in found.invitations
-        ],
+        lambda i: (
+            i.id,
+            _name(admin_pb2.InvitationState, i.state, "INVITATION_STATE_"),
+            i.editor_id,
+            i.habilitation_id,
+            _day(i.invited_at),
+            i.delegation_id or "-",
+        ),
     )
-    return EXIT_OK
+    return listing(args, found, found.invitations, invitations, None)
 
 
 def _register_invitation(commands: Any) -> None:
@@ -831,8 +820,10 @@ def run(args: argparse.Namespace, handler: Handler, *, operator: bool = True) ->
     )
     with channel:
         try:
-            metadata: Any = (("authorization", f"Bearer {secret}"),) if operator else ()
-            return handler(args, admin_pb2_grpc.AdminServiceStub(channel), metadata)
+            metadata = (("authorization", f"Bearer {secret}"),) if operator else ()
+            return handler(
+                args, admin_pb2_grpc.AdminServiceStub(grpc.intercept_channel(channel, _Defaults(metadata)))
+            )
         except grpc.RpcError as error:
             code = error.code()
             _say(f"error: {error.details()}")

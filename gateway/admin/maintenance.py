@@ -22,9 +22,7 @@ import sys
 from typing import Any
 
 from apiparticulier.admin.v1 import admin_pb2
-from gateway.admin.habilitations import EXIT_OK, EXIT_USAGE, _json, _table, run
-
-_TIMEOUT_SECONDS = 15.0
+from gateway.admin.habilitations import EXIT_USAGE, Columns, done, listing, run
 
 
 def _say(message: str) -> None:
@@ -47,49 +45,33 @@ def _utc(window: admin_pb2.MaintenanceWindow, field: str) -> str:
     return f"{stamp.ToDatetime(dt.UTC):%Y-%m-%d %H:%M:%S}"
 
 
-def _open(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
+def _open(args: argparse.Namespace, stub: Any) -> int:
     request = admin_pb2.OpenMaintenanceWindowRequest(ping=args.ping)
     request.end.FromDatetime(args.until.astimezone(dt.UTC))
     if args.start is not None:
         request.start.FromDatetime(args.start.astimezone(dt.UTC))
-    window = stub.OpenMaintenanceWindow(request, metadata=metadata, timeout=_TIMEOUT_SECONDS).window
-    _say(
+    window = stub.OpenMaintenanceWindow(request).window
+    return done(
         f"{window.ping} is in maintenance from {_utc(window, 'start')} until {_utc(window, 'end')} UTC, "
-        "on every gateway"
+        "on every gateway",
+        window.ping,
     )
-    print(window.ping)
-    return EXIT_OK
 
 
-def _close(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    closed = stub.CloseMaintenanceWindow(
-        admin_pb2.CloseMaintenanceWindowRequest(ping=args.ping), metadata=metadata, timeout=_TIMEOUT_SECONDS
-    )
+def _close(args: argparse.Namespace, stub: Any) -> int:
+    closed = stub.CloseMaintenanceWindow(admin_pb2.CloseMaintenanceWindowRequest(ping=args.ping))
     if closed.HasField("window"):
-        _say(f"maintenance window of {args.ping} ended now")
-    else:
-        _say(f"scheduled maintenance window of {args.ping} cancelled")
-    print(args.ping)
-    return EXIT_OK
+        return done(f"maintenance window of {args.ping} ended now", args.ping)
+    return done(f"scheduled maintenance window of {args.ping} cancelled", args.ping)
 
 
-def _list(args: argparse.Namespace, stub: Any, metadata: Any) -> int:
-    listed = stub.ListMaintenanceWindows(
-        admin_pb2.ListMaintenanceWindowsRequest(), metadata=metadata, timeout=_TIMEOUT_SECONDS
+def _list(args: argparse.Namespace, stub: Any) -> int:
+    listed = stub.ListMaintenanceWindows(admin_pb2.ListMaintenanceWindowsRequest())
+    windows: Columns[admin_pb2.MaintenanceWindow] = Columns(
+        ("PING", "STATE", "START (UTC)", "END (UTC)"),
+        lambda w: (w.ping, "open" if w.open else "scheduled", _utc(w, "start"), _utc(w, "end")),
     )
-    if args.json:
-        _json(listed)
-    elif not listed.windows:
-        _say("no maintenance window open or scheduled")
-    else:
-        _table(
-            ("PING", "STATE", "START (UTC)", "END (UTC)"),
-            [
-                (w.ping, "open" if w.open else "scheduled", _utc(w, "start"), _utc(w, "end"))
-                for w in listed.windows
-            ],
-        )
-    return EXIT_OK
+    return listing(args, listed, listed.windows, windows, "no maintenance window open or scheduled")
 
 
 def _maintenance(args: argparse.Namespace) -> int:

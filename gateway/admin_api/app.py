@@ -19,8 +19,9 @@ import structlog
 
 from gateway.admin import keys
 from gateway.admin_api import grpc_api, rest_api
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.holders import HolderService
-from gateway.admin_api.service import AdminService, Operators, TokenSigner
+from gateway.admin_api.service import Operators, TokenSigner
 from gateway.admin_api.settings import AdminSettings
 from gateway.redis.client import close, connect
 from gateway.registry import notices, schema

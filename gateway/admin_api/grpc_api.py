@@ -12,24 +12,35 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
-from gateway.admin_api.maintenance import MaintenanceWindow
-from gateway.admin_api.service import REFUSED, AdminService, Operator, Operators, refusal_status
-from gateway.registry import audit, model, store
+from gateway.admin_api.actions import AdminService
+from gateway.admin_api.grpc_messages import (
+    ENVIRONMENT_OF,
+    KIND_OF,
+    ORIGIN_OF,
+    STATUS_OF,
+    audit_message,
+    client_message,
+    delegation_message,
+    duration,
+    editor_message,
+    habilitation_message,
+    habilitation_values,
+    invitation_message,
+    token_message,
+    window_message,
+)
+from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
+from gateway.registry import model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
     DelegationOrigin,
-    DelegationState,
     Environment,
-    InvitationState,
-    Status,
     TokenKind,
 )
 from runtime.server import ServiceDefinition
@@ -37,185 +48,6 @@ from runtime.server import ServiceDefinition
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 Request = TypeVar("Request")
 Response = TypeVar("Response")
-
-_STATUS = {
-    Status.VALIDATED: admin_pb2.HABILITATION_STATUS_VALIDATED,
-    Status.REVOKED: admin_pb2.HABILITATION_STATUS_REVOKED,
-    Status.ARCHIVED: admin_pb2.HABILITATION_STATUS_ARCHIVED,
-}
-_STATUS_OF = {value: key for key, value in _STATUS.items()}
-_KIND = {TokenKind.CLASSIC: admin_pb2.TOKEN_KIND_CLASSIC, TokenKind.EDITOR: admin_pb2.TOKEN_KIND_EDITOR}
-_KIND_OF = {value: key for key, value in _KIND.items()}
-_ENVIRONMENT = {
-    Environment.PRODUCTION: admin_pb2.ENVIRONMENT_PRODUCTION,
-    Environment.SANDBOX: admin_pb2.ENVIRONMENT_SANDBOX,
-}
-_ENVIRONMENT_OF = {value: key for key, value in _ENVIRONMENT.items()}
-_ORIGIN = {
-    DelegationOrigin.MANUAL: admin_pb2.DELEGATION_ORIGIN_MANUAL,
-    DelegationOrigin.DATAPASS_AUTO: admin_pb2.DELEGATION_ORIGIN_DATAPASS_AUTO,
-    DelegationOrigin.EDITOR_DELEGATION_REQUEST: admin_pb2.DELEGATION_ORIGIN_EDITOR_DELEGATION_REQUEST,
-}
-_ORIGIN_OF = {value: key for key, value in _ORIGIN.items()}
-_DELEGATION_STATE = {
-    DelegationState.ACTIVE: admin_pb2.DELEGATION_STATE_ACTIVE,
-    DelegationState.REVOKED: admin_pb2.DELEGATION_STATE_REVOKED,
-}
-_INVITATION_STATE = {
-    InvitationState.PENDING: admin_pb2.INVITATION_STATE_PENDING,
-    InvitationState.ACCEPTED: admin_pb2.INVITATION_STATE_ACCEPTED,
-    InvitationState.EXPIRED: admin_pb2.INVITATION_STATE_EXPIRED,
-}
-_STATE = {
-    "active": admin_pb2.TOKEN_STATE_ACTIVE,
-    "ending": admin_pb2.TOKEN_STATE_ENDING,
-    "revoked": admin_pb2.TOKEN_STATE_REVOKED,
-    "expired": admin_pb2.TOKEN_STATE_EXPIRED,
-}
-
-
-def _timestamp(moment: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment.astimezone(dt.UTC))
-    return stamp
-
-
-def habilitation_message(habilitation: model.Habilitation) -> admin_pb2.Habilitation:
-    """The message of a habilitation."""
-    return admin_pb2.Habilitation(
-        id=habilitation.id,
-        label=habilitation.label,
-        siret=habilitation.siret,
-        datapass_id=habilitation.datapass_id,
-        use_case=habilitation.use_case,
-        legal_basis=habilitation.legal_basis,
-        scopes=habilitation.scopes,
-        allowed_ips=habilitation.allowed_ips,
-        rate_per_second=habilitation.rate_per_second or 0,
-        rate_per_minute=habilitation.rate_per_minute or 0,
-        contacts=habilitation.contacts,
-        status=_STATUS[habilitation.status],
-        valid_from=_timestamp(habilitation.valid_from),
-        valid_until=_timestamp(habilitation.valid_until),
-        created_at=_timestamp(habilitation.created_at),
-        updated_at=_timestamp(habilitation.updated_at),
-    )
-
-
-def token_message(token: model.TokenRecord) -> admin_pb2.Token:
-    """The message of a token's record, its state as of now."""
-    return admin_pb2.Token(
-        id=token.id,
-        habilitation_id=token.habilitation_id or "",
-        editor_id=token.editor_id or "",
-        allowed_ips=token.allowed_ips,
-        kind=_KIND[token.kind],
-        environment=_ENVIRONMENT[token.environment],
-        issued_at=_timestamp(token.issued_at),
-        expires_at=_timestamp(token.expires_at),
-        revoked_at=_timestamp(token.revoked_at),
-        revoked_reason=token.revoked_reason,
-        replaces=token.replaces or "",
-        replaced_by=token.replaced_by or "",
-        state=_STATE[token.state(dt.datetime.now(dt.UTC)).value],
-    )
-
-
-def editor_message(editor: model.Editor) -> admin_pb2.Editor:
-    """The message of an editor."""
-    return admin_pb2.Editor(
-        id=editor.id,
-        siret=editor.siret,
-        name=editor.name,
-        allowed_ips=editor.allowed_ips,
-        contacts=editor.contacts,
-        created_at=_timestamp(editor.created_at),
-        updated_at=_timestamp(editor.updated_at),
-    )
-
-
-def delegation_message(delegation: model.Delegation) -> admin_pb2.Delegation:
-    """The message of a delegation."""
-    return admin_pb2.Delegation(
-        id=delegation.id,
-        editor_id=delegation.editor_id,
-        habilitation_id=delegation.habilitation_id,
-        origin=_ORIGIN[delegation.origin],
-        state=_DELEGATION_STATE[delegation.state],
-        created_at=_timestamp(delegation.created_at),
-        revoked_at=_timestamp(delegation.revoked_at),
-    )
-
-
-def invitation_message(invitation: model.Invitation) -> admin_pb2.Invitation:
-    """The message of an invitation, its state as of now."""
-    return admin_pb2.Invitation(
-        id=invitation.id,
-        editor_id=invitation.editor_id,
-        habilitation_id=invitation.habilitation_id,
-        contact_email=invitation.contact_email,
-        dpo=admin_pb2.DataProtectionOfficer(**invitation.dpo.as_json()),
-        state=_INVITATION_STATE[invitation.state(dt.datetime.now(dt.UTC))],
-        invited_at=_timestamp(invitation.invited_at),
-        expires_at=_timestamp(invitation.expires_at),
-        accepted_at=_timestamp(invitation.accepted_at),
-        delegation_id=invitation.delegation_id or "",
-    )
-
-
-def client_message(client: model.FranceConnectClient) -> admin_pb2.FranceConnectClient:
-    """The message of a FranceConnect client's mapping."""
-    return admin_pb2.FranceConnectClient(
-        client_id=client.client_id,
-        habilitation_id=client.habilitation_id,
-        updated_at=_timestamp(client.updated_at),
-    )
-
-
-def window_message(window: MaintenanceWindow, now: dt.datetime) -> admin_pb2.MaintenanceWindow:
-    """The message of a maintenance window, ``open`` as of ``now``."""
-    return admin_pb2.MaintenanceWindow(
-        ping=window.ping.id,
-        label=window.ping.label,
-        start=_timestamp(window.start),
-        end=_timestamp(window.end),
-        open=window.is_open(now),
-    )
-
-
-def audit_message(entry: audit.Entry) -> admin_pb2.AuditEntry:
-    """The message of an audit entry, its records as JSON ("" for none)."""
-    return admin_pb2.AuditEntry(
-        seq=entry.seq,
-        occurred_at=_timestamp(entry.occurred_at),
-        actor=entry.actor,
-        action=entry.action,
-        target=entry.target,
-        before_json="" if entry.before is None else json.dumps(entry.before, ensure_ascii=False),
-        after_json="" if entry.after is None else json.dumps(entry.after, ensure_ascii=False),
-        hash=entry.entry_hash.hex(),
-    )
-
-
-def _habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[str, Any]:
-    return {
-        "label": request.label,
-        "siret": request.siret,
-        "scopes": list(request.scopes),
-        "allowed_ips": list(request.allowed_ips),
-        "rate_per_second": request.rate_per_second or None,
-        "rate_per_minute": request.rate_per_minute or None,
-        "contacts": list(request.contacts),
-        "datapass_id": request.datapass_id,
-        "use_case": request.use_case,
-        "legal_basis": request.legal_basis,
-    }
-
-
-def _duration(duration: duration_pb2.Duration) -> dt.timedelta:
-    return dt.timedelta(seconds=duration.seconds, microseconds=duration.nanos // 1000)
 
 
 def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -225,8 +57,18 @@ def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
 
-Action = Callable[["AdminServicer", Operator, Request], Awaitable[Response]]
-Handler = Callable[["AdminServicer", Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
+class _Servicer:
+    """What every method reads: the service, and the operators who may call it."""
+
+    def __init__(self, service: AdminService, operators: Operators) -> None:
+        """Serve ``service`` to the ``operators``."""
+        self.service = service
+        self.operators = operators
+
+
+Servicer = TypeVar("Servicer", bound=_Servicer)
+Action = Callable[[Servicer, Operator, Request], Awaitable[Response]]
+Handler = Callable[[Servicer, Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
 
 
 async def _answered(context: grpc.aio.ServicerContext[Any, Any], run: Awaitable[Response]) -> Response:
@@ -238,12 +80,12 @@ async def _answered(context: grpc.aio.ServicerContext[Any, Any], run: Awaitable[
     raise AssertionError("context.abort raises")  # pragma: no cover
 
 
-def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
+def _served(action: Action[Servicer, Request, Response]) -> Handler[Servicer, Request, Response]:
     """The gRPC method of ``action``: the operator authenticated, its refusals mapped to statuses."""
 
     @functools.wraps(action)
     async def handle(
-        servicer: AdminServicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
+        servicer: Servicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Response:
         async def run() -> Response:
             operator = servicer.operators.authenticate(_authorization(context))
@@ -255,35 +97,28 @@ def _served(action: Action[Request, Response]) -> Handler[Request, Response]:
 
 
 def _served_without_operator(
-    action: Callable[[AdminServicer, Request], Awaitable[Response]],
-) -> Handler[Request, Response]:
+    action: Callable[[Servicer, Request], Awaitable[Response]],
+) -> Handler[Servicer, Request, Response]:
     """The gRPC method of an action whose request carries its own credential: its refusals mapped."""
 
     @functools.wraps(action)
     async def handle(
-        servicer: AdminServicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
+        servicer: Servicer, request: Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Response:
         return await _answered(context, action(servicer, request))
 
     return handle
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    """``AdminService``: every method of the admin API (names are the gRPC methods')."""
-
-    def __init__(self, service: AdminService, operators: Operators) -> None:
-        """Serve ``service`` to the ``operators``."""
-        self.service = service
-        self.operators = operators
-
-    # -- habilitations ------------------------------------------------------------------------------
+class _HabilitationMethods(_Servicer):
+    """Habilitations and their tokens."""
 
     @_served
     async def CreateHabilitation(  # noqa: N802
         self, operator: Operator, request: admin_pb2.CreateHabilitationRequest
     ) -> admin_pb2.CreateHabilitationResponse:
         """Create a validated habilitation."""
-        habilitation = await self.service.create_habilitation(operator, **_habilitation_values(request))
+        habilitation = await self.service.create_habilitation(operator, **habilitation_values(request))
         return admin_pb2.CreateHabilitationResponse(habilitation=habilitation_message(habilitation))
 
     @_served
@@ -300,7 +135,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             rate_per_minute=request.rate_per_minute or None if request.HasField("rate_per_minute") else None,
             clear_rate_per_minute=request.HasField("rate_per_minute") and request.rate_per_minute == 0,
             contacts=list(request.contacts.values) if request.HasField("contacts") else None,
-            status=_STATUS_OF.get(request.status),
+            status=STATUS_OF.get(request.status),
         )
         habilitation = await self.service.update_habilitation(operator, request.id, changes)
         return admin_pb2.UpdateHabilitationResponse(habilitation=habilitation_message(habilitation))
@@ -334,8 +169,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             operator,
             request.habilitation_id,
             days=request.days or TOKEN_DEFAULT_DAYS,
-            kind=_KIND_OF.get(request.kind, TokenKind.CLASSIC),
-            environment=_ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+            kind=KIND_OF.get(request.kind, TokenKind.CLASSIC),
+            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
         )
         return admin_pb2.IssueTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 
@@ -348,7 +183,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             operator,
             habilitation_id=request.habilitation_id or None,
             editor_id=request.editor_id or None,
-            expiring_within=_duration(request.expiring_within)
+            expiring_within=duration(request.expiring_within)
             if request.HasField("expiring_within")
             else None,
         )
@@ -367,7 +202,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, operator: Operator, request: admin_pb2.RotateTokenRequest
     ) -> admin_pb2.RotateTokenResponse:
         """Replace a token; both work during the grace."""
-        old, new = await self.service.rotate_token(operator, request.id, grace=_duration(request.grace))
+        old, new = await self.service.rotate_token(operator, request.id, grace=duration(request.grace))
         return admin_pb2.RotateTokenResponse(
             old_token=token_message(old), new_token=token_message(new.record), jwt=new.jwt
         )
@@ -407,23 +242,15 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             token_id=request.token_id,
             issued_at=request.issued_at.ToDatetime(dt.UTC),
             expires_at=request.expires_at.ToDatetime(dt.UTC),
-            **_habilitation_values(request.habilitation),
+            **habilitation_values(request.habilitation),
         )
         return admin_pb2.ImportLegacyTokenResponse(
             habilitation=habilitation_message(habilitation), token=token_message(token)
         )
 
-    @_served
-    async def VerifyAudit(  # noqa: N802
-        self, operator: Operator, request: admin_pb2.VerifyAuditRequest
-    ) -> admin_pb2.VerifyAuditResponse:
-        """Recompute the audit chain."""
-        verification = await self.service.verify_audit(operator)
-        return admin_pb2.VerifyAuditResponse(
-            entries=verification.entries, head=verification.head.hex(), broken_at=verification.broken_at or 0
-        )
 
-    # -- editors, delegations, FranceConnect clients ------------------------------------------------
+class _EditorMethods(_Servicer):
+    """Editors, delegations, FranceConnect clients and invitations of bodies."""
 
     @_served
     async def CreateEditor(  # noqa: N802
@@ -469,7 +296,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             operator,
             request.editor_id,
             days=request.days or TOKEN_DEFAULT_DAYS,
-            environment=_ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
             allowed_ips=list(request.allowed_ips),
         )
         return admin_pb2.IssueEditorTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
@@ -483,7 +310,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             operator,
             editor_id=request.editor_id,
             habilitation_id=request.habilitation_id,
-            origin=_ORIGIN_OF.get(request.origin, DelegationOrigin.MANUAL),
+            origin=ORIGIN_OF.get(request.origin, DelegationOrigin.MANUAL),
         )
         return admin_pb2.CreateDelegationResponse(delegation=delegation_message(delegation))
 
@@ -523,7 +350,51 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         clients = await self.service.list_france_connect_clients(operator)
         return admin_pb2.ListFranceConnectClientsResponse(clients=[client_message(c) for c in clients])
 
-    # -- maintenance windows, the audit trail's entries ---------------------------------------------
+    @_served
+    async def InviteBody(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.InviteBodyRequest
+    ) -> admin_pb2.InviteBodyResponse:
+        """Invite a body to delegate its habilitation to an editor; the secret this once."""
+        invitation, secret = await self.service.invite_body(
+            operator,
+            editor_id=request.editor_id,
+            habilitation_id=request.habilitation_id,
+            contact_email=request.contact_email,
+            dpo=model.DataProtectionOfficer(
+                **{name: getattr(request.dpo, name) for name in model.DPO_FIELDS}
+            ),
+        )
+        return admin_pb2.InviteBodyResponse(invitation=invitation_message(invitation), secret=secret)
+
+    @_served_without_operator
+    async def AcceptInvitation(  # noqa: N802
+        self, request: admin_pb2.AcceptInvitationRequest
+    ) -> admin_pb2.AcceptInvitationResponse:
+        """The body's holder accepts, with the invitation's secret: the delegation is made."""
+        invitation, delegation = await self.service.accept_invitation(
+            request.id,
+            request.secret,
+            siret=request.siret,
+            terms_accepted=request.terms_accepted,
+            dpo_informed=request.dpo_informed,
+        )
+        return admin_pb2.AcceptInvitationResponse(
+            invitation=invitation_message(invitation), delegation=delegation_message(delegation)
+        )
+
+    @_served
+    async def ListInvitations(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.ListInvitationsRequest
+    ) -> admin_pb2.ListInvitationsResponse:
+        """Invitations of an editor or a habilitation."""
+        found = await self.service.list_invitations(
+            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
+        )
+        return admin_pb2.ListInvitationsResponse(invitations=[invitation_message(i) for i in found])
+
+
+class _OversightMethods(_Servicer):
+    """Maintenance windows and the audit trail."""
 
     @_served
     async def ListMaintenanceWindows(  # noqa: N802
@@ -571,49 +442,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
         return admin_pb2.ListAuditResponse(entries=[audit_message(e) for e in entries], next_page_token=token)
 
-    # -- invitations --------------------------------------------------------------------------------
-
     @_served
-    async def InviteBody(  # noqa: N802
-        self, operator: Operator, request: admin_pb2.InviteBodyRequest
-    ) -> admin_pb2.InviteBodyResponse:
-        """Invite a body to delegate its habilitation to an editor; the secret this once."""
-        invitation, secret = await self.service.invite_body(
-            operator,
-            editor_id=request.editor_id,
-            habilitation_id=request.habilitation_id,
-            contact_email=request.contact_email,
-            dpo=model.DataProtectionOfficer(
-                **{name: getattr(request.dpo, name) for name in model.DPO_FIELDS}
-            ),
-        )
-        return admin_pb2.InviteBodyResponse(invitation=invitation_message(invitation), secret=secret)
-
-    @_served_without_operator
-    async def AcceptInvitation(  # noqa: N802
-        self, request: admin_pb2.AcceptInvitationRequest
-    ) -> admin_pb2.AcceptInvitationResponse:
-        """The body's holder accepts, with the invitation's secret: the delegation is made."""
-        invitation, delegation = await self.service.accept_invitation(
-            request.id,
-            request.secret,
-            siret=request.siret,
-            terms_accepted=request.terms_accepted,
-            dpo_informed=request.dpo_informed,
-        )
-        return admin_pb2.AcceptInvitationResponse(
-            invitation=invitation_message(invitation), delegation=delegation_message(delegation)
+    async def VerifyAudit(  # noqa: N802
+        self, operator: Operator, request: admin_pb2.VerifyAuditRequest
+    ) -> admin_pb2.VerifyAuditResponse:
+        """Recompute the audit chain."""
+        verification = await self.service.verify_audit(operator)
+        return admin_pb2.VerifyAuditResponse(
+            entries=verification.entries, head=verification.head.hex(), broken_at=verification.broken_at or 0
         )
 
-    @_served
-    async def ListInvitations(  # noqa: N802
-        self, operator: Operator, request: admin_pb2.ListInvitationsRequest
-    ) -> admin_pb2.ListInvitationsResponse:
-        """Invitations of an editor or a habilitation."""
-        found = await self.service.list_invitations(
-            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
-        )
-        return admin_pb2.ListInvitationsResponse(invitations=[invitation_message(i) for i in found])
+
+class AdminServicer(
+    _HabilitationMethods, _EditorMethods, _OversightMethods, admin_pb2_grpc.AdminServiceServicer
+):
+    """``AdminService``: every method of the admin API (names are the gRPC methods'), by concern."""
 
 
 def definition(servicer: AdminServicer) -> ServiceDefinition:

@@ -32,16 +32,15 @@ from typing import Any, TypeVar
 
 import psycopg
 import redis.asyncio
-import structlog
 
 from gateway.admin_api.service import (
-    AdminService,
     ForbiddenError,
     IssuedToken,
     Operator,
     Role,
+    ServiceCore,
     UnavailableError,
-    audit_head,
+    log_audit_head,
 )
 from gateway.registry import store
 from gateway.registry.model import (
@@ -64,7 +63,6 @@ from gateway.usage import (
 from runtime.error_catalogue import CODES, PROVIDER_CODES
 from runtime.errors import ApiError
 
-_LOG = structlog.get_logger(__name__)
 Result = TypeVar("Result")
 
 ACTING_FOR_HEADER = "x-acting-for"
@@ -92,6 +90,22 @@ def acting_for(value: str | None) -> str:
 
 def _theirs(contacts: tuple[str, ...], email: str) -> bool:
     return any(contact.strip().lower() == email for contact in contacts)
+
+
+async def _their_habilitation(
+    conn: psycopg.AsyncConnection[Any], holder: Operator, habilitation_id: str
+) -> Habilitation:
+    habilitation = await store.get_habilitation(conn, habilitation_id)
+    if not _theirs(habilitation.contacts, holder.acting_for):
+        raise store.UnknownError(f"no habilitation {habilitation_id}")
+    return habilitation
+
+
+async def _their_editor(conn: psycopg.AsyncConnection[Any], holder: Operator, editor_id: str) -> Editor:
+    editor = await store.get_editor(conn, editor_id)
+    if not _theirs(editor.contacts, holder.acting_for):
+        raise store.UnknownError(f"no editor {editor_id}")
+    return editor
 
 
 def meaning(code: str) -> dict[str, str]:
@@ -126,6 +140,25 @@ class Activity:
         }
 
 
+async def _last_requests(redis_client: redis.asyncio.Redis, counter: str) -> list[LastRequest]:
+    try:
+        return await read_last_requests(redis_client, counter)
+    except ApiError:
+        raise UnavailableError("the statistics cannot be read now") from None
+
+
+async def _activity(redis_client: redis.asyncio.Redis, now: float, counter: str, window: str) -> Activity:
+    buckets = WINDOWS.get(window)
+    if buckets is None:
+        raise InvalidInputError("window", f"must be one of {', '.join(WINDOWS)}")
+    try:
+        rows = await read_activity(redis_client, counter, buckets=buckets, now=now)
+    except ApiError:
+        raise UnavailableError("the statistics cannot be read now") from None
+    since = bucket_of(now) - (buckets - 1) * BUCKET_SECONDS
+    return Activity(window, since, rows)
+
+
 class HolderService:
     """What a holder or an editor may read and do, through the console (see the module's docstring).
 
@@ -137,7 +170,7 @@ class HolderService:
 
     def __init__(
         self,
-        service: AdminService,
+        service: ServiceCore,
         redis_client: redis.asyncio.Redis,
         *,
         clock: Callable[[], float] = time.time,
@@ -158,23 +191,9 @@ class HolderService:
 
     # -- ownership --------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _habilitation(conn: psycopg.AsyncConnection[Any], holder: Operator, hid: str) -> Habilitation:
-        habilitation = await store.get_habilitation(conn, hid)
-        if not _theirs(habilitation.contacts, holder.acting_for):
-            raise store.UnknownError(f"no habilitation {hid}")
-        return habilitation
-
-    @staticmethod
-    async def _editor(conn: psycopg.AsyncConnection[Any], holder: Operator, editor_id: str) -> Editor:
-        editor = await store.get_editor(conn, editor_id)
-        if not _theirs(editor.contacts, holder.acting_for):
-            raise store.UnknownError(f"no editor {editor_id}")
-        return editor
-
     async def _delegation(self, conn: psycopg.AsyncConnection[Any], holder: Operator, did: str) -> Delegation:
         delegation = await store.get_delegation(conn, did)
-        await self._editor(conn, holder, delegation.editor_id)
+        await _their_editor(conn, holder, delegation.editor_id)
         return delegation
 
     async def _token(
@@ -183,9 +202,9 @@ class HolderService:
         token = await store.get_token(conn, token_id)
         try:
             if token.editor_id is not None:
-                await self._editor(conn, holder, token.editor_id)
+                await _their_editor(conn, holder, token.editor_id)
             else:
-                await self._habilitation(conn, holder, token.holder_id)
+                await _their_habilitation(conn, holder, token.holder_id)
         except store.UnknownError:
             raise store.UnknownError(f"no token {token_id}") from None
         return token
@@ -212,7 +231,7 @@ class HolderService:
         async def read(
             conn: psycopg.AsyncConnection[Any],
         ) -> tuple[Habilitation, list[TokenRecord], list[tuple[Delegation, Editor]]]:
-            habilitation = await self._habilitation(conn, holder, habilitation_id)
+            habilitation = await _their_habilitation(conn, holder, habilitation_id)
             tokens = await store.list_tokens(conn, habilitation_id=habilitation.id)
             delegations = await store.list_delegations(conn, habilitation_id=habilitation.id)
             return (
@@ -233,8 +252,8 @@ class HolderService:
             InvalidInputError: an unknown window (400).
             store.UnknownError: no such habilitation of theirs (404).
         """
-        await self._run(holder, lambda conn: self._habilitation(conn, holder, habilitation_id))
-        return await self._activity(habilitation_counter(habilitation_id), window)
+        await self._run(holder, lambda conn: _their_habilitation(conn, holder, habilitation_id))
+        return await _activity(self._redis, self._clock(), habilitation_counter(habilitation_id), window)
 
     async def habilitation_requests(self, holder: Operator, habilitation_id: str) -> list[LastRequest]:
         """A habilitation's last calls, newest first.
@@ -242,26 +261,8 @@ class HolderService:
         Raises:
             store.UnknownError: no such habilitation of theirs (404).
         """
-        await self._run(holder, lambda conn: self._habilitation(conn, holder, habilitation_id))
-        return await self._last_requests(habilitation_counter(habilitation_id))
-
-    async def _last_requests(self, counter: str) -> list[LastRequest]:
-        try:
-            return await read_last_requests(self._redis, counter)
-        except ApiError:
-            raise UnavailableError("the statistics cannot be read now") from None
-
-    async def _activity(self, counter: str, window: str) -> Activity:
-        buckets = WINDOWS.get(window)
-        if buckets is None:
-            raise InvalidInputError("window", f"must be one of {', '.join(WINDOWS)}")
-        now = self._clock()
-        try:
-            rows = await read_activity(self._redis, counter, buckets=buckets, now=now)
-        except ApiError:
-            raise UnavailableError("the statistics cannot be read now") from None
-        since = bucket_of(now) - (buckets - 1) * BUCKET_SECONDS
-        return Activity(window, since, rows)
+        await self._run(holder, lambda conn: _their_habilitation(conn, holder, habilitation_id))
+        return await _last_requests(self._redis, habilitation_counter(habilitation_id))
 
     # -- tokens -----------------------------------------------------------------------------------
 
@@ -319,9 +320,7 @@ class HolderService:
     ) -> Result:
         async def act(conn: psycopg.AsyncConnection[Any]) -> Result:
             result = await action(conn)
-            head = await audit_head(conn)
-            # The console's name, never the holder's e-mail: the audit trail has it.
-            _LOG.info("registry_audit_head", operator=holder.name, seq=head[0], head=head[1])
+            await log_audit_head(conn, holder)
             return result
 
         return await self._run(holder, act)
@@ -339,7 +338,7 @@ class HolderService:
         async def revoke(conn: psycopg.AsyncConnection[Any]) -> Delegation:
             delegation = await store.get_delegation(conn, delegation_id)
             try:
-                await self._habilitation(conn, holder, delegation.habilitation_id)
+                await _their_habilitation(conn, holder, delegation.habilitation_id)
             except store.UnknownError:
                 raise store.UnknownError(f"no delegation {delegation_id}") from None
             return await store.revoke_delegation(conn, holder.actor, delegation_id)
@@ -360,7 +359,7 @@ class HolderService:
         """
 
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[FranceConnectClient]:
-            await self._habilitation(conn, holder, habilitation_id)
+            await _their_habilitation(conn, holder, habilitation_id)
             clients = await store.list_france_connect_clients(conn)
             return [client for client in clients if client.habilitation_id == habilitation_id]
 
@@ -382,11 +381,11 @@ class HolderService:
 
         async def act(conn: psycopg.AsyncConnection[Any]) -> FranceConnectClient:
             async with conn.transaction():
-                await self._habilitation(conn, holder, habilitation_id)
+                await _their_habilitation(conn, holder, habilitation_id)
                 current = await store.france_connect_client_habilitation(conn, client_id, lock=True)
                 if current is not None and current != habilitation_id:
                     try:
-                        await self._habilitation(conn, holder, current)
+                        await _their_habilitation(conn, holder, current)
                     except store.UnknownError:
                         raise store.ConflictError(
                             "this FranceConnect client is mapped to a habilitation of another holder"
@@ -417,7 +416,7 @@ class HolderService:
         async def read(
             conn: psycopg.AsyncConnection[Any],
         ) -> tuple[Editor, list[TokenRecord], list[tuple[Delegation, Habilitation]]]:
-            editor = await self._editor(conn, holder, editor_id)
+            editor = await _their_editor(conn, holder, editor_id)
             tokens = await store.list_tokens(conn, editor_id=editor.id)
             delegations = await store.list_delegations(conn, editor_id=editor.id)
             return (
@@ -436,7 +435,7 @@ class HolderService:
             store.UnknownError: no such delegation of an editor of theirs (404).
         """
         await self._run(holder, lambda conn: self._delegation(conn, holder, delegation_id))
-        return await self._activity(delegation_counter(delegation_id), window)
+        return await _activity(self._redis, self._clock(), delegation_counter(delegation_id), window)
 
     async def delegation_requests(self, holder: Operator, delegation_id: str) -> list[LastRequest]:
         """The last calls of an editor of theirs under one delegation, newest first.
@@ -445,4 +444,4 @@ class HolderService:
             store.UnknownError: no such delegation of an editor of theirs (404).
         """
         await self._run(holder, lambda conn: self._delegation(conn, holder, delegation_id))
-        return await self._last_requests(delegation_counter(delegation_id))
+        return await _last_requests(self._redis, delegation_counter(delegation_id))

@@ -36,7 +36,8 @@ An invitation's body: ``editor_id``, ``habilitation_id``, ``contact_email`` and 
 "delegation"}``.
 
 For a holder or an editor, with the console's credential (role ``console``) and
-``X-Acting-For: <their e-mail>``, on theirs alone (`gateway.admin_api.holders`; another's: 404):
+``X-Acting-For: <their e-mail>``, on theirs alone (`gateway.admin_api.holders`; another's: 404),
+served by `gateway.admin_api.rest_holder`:
 
 | method and path | action |
 |---|---|
@@ -62,8 +63,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -71,9 +71,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin_api import rest_operator
+from gateway.admin_api import rest_holder, rest_operator
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.holders import ACTING_FOR_HEADER, HolderService, acting_for
-from gateway.admin_api.service import REFUSED, AdminService, IssuedToken, Operator, Operators, refusal_status
+from gateway.admin_api.rest_call import (
+    PREFIX,
+    Actions,
+    Call,
+    RestRoute,
+    issued_json,
+    moment,
+    optional_int,
+    read_body,
+    string,
+    strings,
+    token_json,
+)
+from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
     DPO_FIELDS,
@@ -85,43 +99,9 @@ from gateway.registry.model import (
     Invitation,
     Status,
     TokenKind,
-    TokenRecord,
 )
 
-Handler = Callable[[Request, Operator, dict[str, Any]], Awaitable[Any]]
-
-
-def _token_json(token: TokenRecord) -> dict[str, Any]:
-    return {**token.as_json(), "state": token.state(dt.datetime.now(dt.UTC)).value}
-
-
-def _issued_json(issued: IssuedToken | None) -> dict[str, Any] | None:
-    return None if issued is None else {"token": _token_json(issued.record), "jwt": issued.jwt}
-
-
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInputError(name, "must be a whole number")
-    return value
-
-
-def _strings(body: dict[str, Any], name: str) -> list[str] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidInputError(name, "must be a list of strings")
-    return value
-
-
-def _string(body: dict[str, Any], name: str, default: str = "") -> str:
-    value = body.get(name, default)
-    if not isinstance(value, str):
-        raise InvalidInputError(name, "must be a string")
-    return value
+_WITH_BODY = frozenset({"POST", "PATCH", "PUT"})
 
 
 def _enum(kind: type[Any], body: dict[str, Any], name: str, default: Any) -> Any:
@@ -129,107 +109,6 @@ def _enum(kind: type[Any], body: dict[str, Any], name: str, default: Any) -> Any
         return kind(body.get(name, default.value))
     except ValueError:
         raise InvalidInputError(name, f"must be one of {', '.join(item.value for item in kind)}") from None
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        parsed = json.loads(raw) if raw else {}
-    except ValueError:
-        raise InvalidInputError("body", "not JSON") from None
-    if not isinstance(parsed, dict):
-        raise InvalidInputError("body", "must be a JSON object")
-    return parsed
-
-
-def _path_id(request: Request) -> str:
-    return str(request.path_params["id"])
-
-
-def _editor_routes(
-    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
-) -> list[Route]:
-    """The routes of editors, delegations and FranceConnect clients, served by ``endpoint``."""
-
-    async def list_editors(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        return [editor.as_json() for editor in await service.list_editors(operator)]
-
-    async def create_editor(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        created = await service.create_editor(
-            operator,
-            siret=_string(body, "siret"),
-            name=_string(body, "name"),
-            allowed_ips=_strings(body, "allowed_ips") or [],
-            contacts=_strings(body, "contacts") or [],
-        )
-        return created.as_json()
-
-    async def get_editor(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        editor, tokens, delegations = await service.get_editor(operator, _path_id(request))
-        return {
-            **editor.as_json(),
-            "tokens": [_token_json(token) for token in tokens],
-            "delegations": [delegation.as_json() for delegation in delegations],
-        }
-
-    async def issue_editor_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        issued = await service.issue_editor_token(
-            operator,
-            _path_id(request),
-            days=_optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
-            environment=_enum(Environment, body, "environment", Environment.PRODUCTION),
-            allowed_ips=_strings(body, "allowed_ips") or [],
-        )
-        return _issued_json(issued)
-
-    async def list_delegations(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        found = await service.list_delegations(
-            operator,
-            editor_id=request.query_params.get("editor_id") or None,
-            habilitation_id=request.query_params.get("habilitation_id") or None,
-        )
-        return [delegation.as_json() for delegation in found]
-
-    async def create_delegation(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        created = await service.create_delegation(
-            operator,
-            editor_id=_string(body, "editor_id"),
-            habilitation_id=_string(body, "habilitation_id"),
-            origin=_enum(DelegationOrigin, body, "created_via", DelegationOrigin.MANUAL),
-        )
-        return created.as_json()
-
-    async def revoke_delegation(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        return (await service.revoke_delegation(operator, _path_id(request))).as_json()
-
-    async def list_clients(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        return [client.as_json() for client in await service.list_france_connect_clients(operator)]
-
-    async def map_client(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        mapped = await service.map_france_connect_client(
-            operator, str(request.path_params["client_id"]), _string(body, "habilitation_id")
-        )
-        return mapped.as_json()
-
-    return [
-        Route(f"{prefix}/editors", endpoint(list_editors), methods=["GET"]),
-        Route(f"{prefix}/editors", endpoint(create_editor, 201), methods=["POST"]),
-        Route(f"{prefix}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
-        Route(f"{prefix}/editors/{{id}}/tokens", endpoint(issue_editor_token, 201), methods=["POST"]),
-        Route(f"{prefix}/delegations", endpoint(list_delegations), methods=["GET"]),
-        Route(f"{prefix}/delegations", endpoint(create_delegation, 201), methods=["POST"]),
-        Route(f"{prefix}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
-        Route(f"{prefix}/france_connect_clients", endpoint(list_clients), methods=["GET"]),
-        Route(f"{prefix}/france_connect_clients/{{client_id}}", endpoint(map_client), methods=["PUT"]),
-    ]
-
-
-def _refused(error: Exception) -> Response:
-    """A refusal (one of `REFUSED`): ``{"error", "field"}`` with its HTTP status."""
-    body = {"error": str(error)}
-    if isinstance(error, InvalidInputError):
-        body["field"] = error.field
-    return JSONResponse(body, status_code=refusal_status(error)[1])
 
 
 def _invitation_json(invitation: Invitation) -> dict[str, Any]:
@@ -240,306 +119,312 @@ def _dpo(body: dict[str, Any]) -> DataProtectionOfficer:
     value = body.get("dpo")
     if not isinstance(value, dict):
         raise InvalidInputError("dpo", "must be an object")
-    return DataProtectionOfficer(**{name: _string(value, name) for name in DPO_FIELDS})
+    return DataProtectionOfficer(**{name: string(value, name) for name in DPO_FIELDS})
 
 
-def _invitation_routes(
-    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
+# -- habilitations ----------------------------------------------------------------------------------
+
+
+async def list_habilitations(service: AdminService, call: Call) -> Any:
+    """Every habilitation."""
+    return [habilitation.as_json() for habilitation in await service.list_habilitations(call.operator)]
+
+
+async def create_habilitation(service: AdminService, call: Call) -> Any:
+    """Create a habilitation from the body's fields."""
+    body = call.body
+    created = await service.create_habilitation(
+        call.operator,
+        label=string(body, "label"),
+        siret=string(body, "siret"),
+        scopes=strings(body, "scopes") or [],
+        allowed_ips=strings(body, "allowed_ips") or [],
+        rate_per_second=optional_int(body, "rate_per_second"),
+        rate_per_minute=optional_int(body, "rate_per_minute"),
+        contacts=strings(body, "contacts") or [],
+        datapass_id=string(body, "datapass_id"),
+        use_case=string(body, "use_case"),
+        legal_basis=string(body, "legal_basis"),
+    )
+    return created.as_json()
+
+
+async def get_habilitation(service: AdminService, call: Call) -> Any:
+    """One habilitation, with its tokens."""
+    habilitation, tokens = await service.get_habilitation(call.operator, call.id)
+    return {**habilitation.as_json(), "tokens": [token_json(token) for token in tokens]}
+
+
+async def update_habilitation(service: AdminService, call: Call) -> Any:
+    """Change the fields the body gives (a list replaces; a rate of 0 clears)."""
+    body = call.body
+    per_second, per_minute = optional_int(body, "rate_per_second"), optional_int(body, "rate_per_minute")
+    changes = store.HabilitationChanges(
+        label=string(body, "label") if "label" in body else None,
+        scopes=strings(body, "scopes"),
+        allowed_ips=strings(body, "allowed_ips"),
+        rate_per_second=per_second or None,
+        clear_rate_per_second=per_second == 0,
+        rate_per_minute=per_minute or None,
+        clear_rate_per_minute=per_minute == 0,
+        contacts=strings(body, "contacts"),
+        status=_enum(Status, body, "status", Status.VALIDATED) if "status" in body else None,
+    )
+    return (await service.update_habilitation(call.operator, call.id, changes)).as_json()
+
+
+# -- tokens -----------------------------------------------------------------------------------------
+
+
+async def issue_token(service: AdminService, call: Call) -> Any:
+    """Issue a token of the path's habilitation; its JWT this once."""
+    issued = await service.issue_token(
+        call.operator,
+        call.id,
+        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
+        kind=_enum(TokenKind, call.body, "kind", TokenKind.CLASSIC),
+        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
+    )
+    return issued_json(issued)
+
+
+async def list_tokens(service: AdminService, call: Call) -> Any:
+    """Tokens of a habilitation, or expiring within a number of days."""
+    days = call.request.query_params.get("expiring_within_days")
+    if days is not None and not days.isdigit():
+        raise InvalidInputError("expiring_within_days", "must be a whole number of days")
+    tokens = await service.list_tokens(
+        call.operator,
+        habilitation_id=call.query("habilitation_id"),
+        expiring_within=None if days is None else dt.timedelta(days=int(days)),
+    )
+    return [token_json(token) for token in tokens]
+
+
+async def revoke_token(service: AdminService, call: Call) -> Any:
+    """Revoke a token now, for the body's ``reason``."""
+    return token_json(await service.revoke_token(call.operator, call.id, string(call.body, "reason")))
+
+
+async def rotate_token(service: AdminService, call: Call) -> Any:
+    """Replace a token, the old one working ``grace_seconds`` longer."""
+    grace = dt.timedelta(seconds=optional_int(call.body, "grace_seconds") or 0)
+    old, new = await service.rotate_token(call.operator, call.id, grace=grace)
+    return {"old_token": token_json(old), "new": issued_json(new)}
+
+
+async def prolong_token(service: AdminService, call: Call) -> Any:
+    """Move a token's expiry to the body's ``days`` from now."""
+    days = optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS
+    return token_json(await service.prolong_token(call.operator, call.id, days=days))
+
+
+async def ban_token(service: AdminService, call: Call) -> Any:
+    """Ban a token from the body's ``at`` (now when absent), replaced when ``replace`` is true."""
+    body = call.body
+    at = moment("at", string(body, "at")) if "at" in body else None
+    banned, replacement = await service.ban_token(
+        call.operator, call.id, at=at, reason=string(body, "reason"), replace=body.get("replace") is True
+    )
+    return {"token": token_json(banned), "replacement": issued_json(replacement)}
+
+
+# -- editors, delegations, FranceConnect clients ----------------------------------------------------
+
+
+async def list_editors(service: AdminService, call: Call) -> Any:
+    """Every editor."""
+    return [editor.as_json() for editor in await service.list_editors(call.operator)]
+
+
+async def create_editor(service: AdminService, call: Call) -> Any:
+    """Record an editor from the body's fields."""
+    created = await service.create_editor(
+        call.operator,
+        siret=string(call.body, "siret"),
+        name=string(call.body, "name"),
+        allowed_ips=strings(call.body, "allowed_ips") or [],
+        contacts=strings(call.body, "contacts") or [],
+    )
+    return created.as_json()
+
+
+async def get_editor(service: AdminService, call: Call) -> Any:
+    """One editor, with its tokens and delegations."""
+    editor, tokens, delegations = await service.get_editor(call.operator, call.id)
+    return {
+        **editor.as_json(),
+        "tokens": [token_json(token) for token in tokens],
+        "delegations": [delegation.as_json() for delegation in delegations],
+    }
+
+
+async def issue_editor_token(service: AdminService, call: Call) -> Any:
+    """Issue a token of the path's editor; its JWT this once."""
+    issued = await service.issue_editor_token(
+        call.operator,
+        call.id,
+        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
+        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
+        allowed_ips=strings(call.body, "allowed_ips") or [],
+    )
+    return issued_json(issued)
+
+
+async def list_delegations(service: AdminService, call: Call) -> Any:
+    """Delegations of an editor or a habilitation, revoked ones included."""
+    found = await service.list_delegations(
+        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
+    )
+    return [delegation.as_json() for delegation in found]
+
+
+async def create_delegation(service: AdminService, call: Call) -> Any:
+    """Delegate a habilitation to an editor."""
+    created = await service.create_delegation(
+        call.operator,
+        editor_id=string(call.body, "editor_id"),
+        habilitation_id=string(call.body, "habilitation_id"),
+        origin=_enum(DelegationOrigin, call.body, "created_via", DelegationOrigin.MANUAL),
+    )
+    return created.as_json()
+
+
+async def revoke_delegation(service: AdminService, call: Call) -> Any:
+    """Revoke a delegation now."""
+    return (await service.revoke_delegation(call.operator, call.id)).as_json()
+
+
+async def list_france_connect_clients(service: AdminService, call: Call) -> Any:
+    """Every FranceConnect client mapped."""
+    return [client.as_json() for client in await service.list_france_connect_clients(call.operator)]
+
+
+async def map_france_connect_client(service: AdminService, call: Call) -> Any:
+    """Map the path's FranceConnect client to the body's ``habilitation_id``."""
+    mapped = await service.map_france_connect_client(
+        call.operator, str(call.request.path_params["client_id"]), string(call.body, "habilitation_id")
+    )
+    return mapped.as_json()
+
+
+# -- invitations, the audit chain -------------------------------------------------------------------
+
+
+async def list_invitations(service: AdminService, call: Call) -> Any:
+    """An editor's or a habilitation's invitations of bodies."""
+    found = await service.list_invitations(
+        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
+    )
+    return [_invitation_json(invitation) for invitation in found]
+
+
+async def invite_body(service: AdminService, call: Call) -> Any:
+    """Invite a body; its secret this once."""
+    invitation, secret = await service.invite_body(
+        call.operator,
+        editor_id=string(call.body, "editor_id"),
+        habilitation_id=string(call.body, "habilitation_id"),
+        contact_email=string(call.body, "contact_email"),
+        dpo=_dpo(call.body),
+    )
+    return {"invitation": _invitation_json(invitation), "secret": secret}
+
+
+async def accept_invitation(service: AdminService, call: Call) -> Any:
+    """The body's holder accepts, with the invitation's secret (no operator)."""
+    invitation, delegation = await service.accept_invitation(
+        call.id,
+        string(call.body, "secret"),
+        siret=string(call.body, "siret"),
+        terms_accepted=call.body.get("terms_accepted") is True,
+        dpo_informed=call.body.get("dpo_informed") is True,
+    )
+    return {"invitation": _invitation_json(invitation), "delegation": delegation.as_json()}
+
+
+async def verify_audit(service: AdminService, call: Call) -> Any:
+    """Recompute the audit chain."""
+    verification = await service.verify_audit(call.operator)
+    return {
+        "entries": verification.entries,
+        "head": verification.head.hex(),
+        "broken_at": verification.broken_at,
+    }
+
+
+ROUTES: tuple[RestRoute[AdminService], ...] = (
+    RestRoute("GET", "/habilitations", list_habilitations),
+    RestRoute("POST", "/habilitations", create_habilitation, 201),
+    RestRoute("GET", "/habilitations/{id}", get_habilitation),
+    RestRoute("PATCH", "/habilitations/{id}", update_habilitation),
+    RestRoute("POST", "/habilitations/{id}/tokens", issue_token, 201),
+    RestRoute("GET", "/tokens", list_tokens),
+    RestRoute("POST", "/tokens/{id}/revoke", revoke_token),
+    RestRoute("POST", "/tokens/{id}/rotate", rotate_token),
+    RestRoute("POST", "/tokens/{id}/prolong", prolong_token),
+    RestRoute("POST", "/tokens/{id}/ban", ban_token),
+    RestRoute("GET", "/editors", list_editors),
+    RestRoute("POST", "/editors", create_editor, 201),
+    RestRoute("GET", "/editors/{id}", get_editor),
+    RestRoute("POST", "/editors/{id}/tokens", issue_editor_token, 201),
+    RestRoute("GET", "/delegations", list_delegations),
+    RestRoute("POST", "/delegations", create_delegation, 201),
+    RestRoute("POST", "/delegations/{id}/revoke", revoke_delegation),
+    RestRoute("GET", "/france_connect_clients", list_france_connect_clients),
+    RestRoute("PUT", "/france_connect_clients/{client_id}", map_france_connect_client),
+    *rest_operator.ROUTES,
+    RestRoute("GET", "/invitations", list_invitations),
+    RestRoute("POST", "/invitations", invite_body, 201),
+    RestRoute("POST", "/invitations/{id}/accept", accept_invitation, anonymous=True),
+    RestRoute("GET", "/audit/verify", verify_audit),
+)
+"""The operators' routes (and an invitation's acceptance), in the order they are matched."""
+
+
+def _refused(error: Exception) -> Response:
+    """A refusal (one of `REFUSED`): ``{"error", "field"}`` with its HTTP status."""
+    body = {"error": str(error)}
+    if isinstance(error, InvalidInputError):
+        body["field"] = error.field
+    return JSONResponse(body, status_code=refusal_status(error)[1])
+
+
+def _routes(
+    table: Iterable[RestRoute[Actions]], actions: Actions, authenticate: Callable[[Request], Operator]
 ) -> list[Route]:
-    """The routes of invitations; its acceptance by the body's holder needs no operator (its secret does)."""
+    """The Starlette routes of ``table``, each answering the JSON its handler returns.
 
-    async def list_invitations(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        found = await service.list_invitations(
-            operator,
-            editor_id=request.query_params.get("editor_id") or None,
-            habilitation_id=request.query_params.get("habilitation_id") or None,
-        )
-        return [_invitation_json(invitation) for invitation in found]
+    The caller is authenticated (bar an anonymous route), then the body read and the handler run;
+    a refusal answers ``{"error", "field"}`` with its status.
+    """
 
-    async def invite(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        invitation, secret = await service.invite_body(
-            operator,
-            editor_id=_string(body, "editor_id"),
-            habilitation_id=_string(body, "habilitation_id"),
-            contact_email=_string(body, "contact_email"),
-            dpo=_dpo(body),
-        )
-        return {"invitation": _invitation_json(invitation), "secret": secret}
-
-    async def accept(request: Request) -> Response:
-        try:
-            body = await _body(request)
-            invitation, delegation = await service.accept_invitation(
-                _path_id(request),
-                _string(body, "secret"),
-                siret=_string(body, "siret"),
-                terms_accepted=body.get("terms_accepted") is True,
-                dpo_informed=body.get("dpo_informed") is True,
-            )
-        except REFUSED as error:
-            return _refused(error)
-        return JSONResponse({"invitation": _invitation_json(invitation), "delegation": delegation.as_json()})
-
-    return [
-        Route(f"{prefix}/invitations", endpoint(list_invitations), methods=["GET"]),
-        Route(f"{prefix}/invitations", endpoint(invite, 201), methods=["POST"]),
-        Route(f"{prefix}/invitations/{{id}}/accept", accept, methods=["POST"]),
-    ]
-
-
-def _holder_routes(
-    holders: HolderService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
-) -> list[Route]:
-    """The routes of a holder or editor (``endpoint`` names them from ``X-Acting-For``)."""
-
-    def window(request: Request) -> str:
-        return request.query_params.get("window", "30h")
-
-    async def list_habilitations(_request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return [habilitation.as_json() for habilitation in await holders.habilitations(holder)]
-
-    async def get_habilitation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        habilitation, tokens, delegations = await holders.habilitation(holder, _path_id(request))
-        clients = await holders.france_connect_clients(holder, habilitation.id)
-        return {
-            **habilitation.as_json(),
-            "tokens": [_token_json(token) for token in tokens],
-            "delegations": [
-                {**delegation.as_json(), "editor_name": editor.name} for delegation, editor in delegations
-            ],
-            "france_connect_clients": [client.as_json() for client in clients],
-        }
-
-    async def map_france_connect_client(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
-        client_id = request.path_params["client_id"]
-        mapped = await holders.map_france_connect_client(holder, client_id, _string(body, "habilitation_id"))
-        return mapped.as_json()
-
-    async def habilitation_activity(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return (await holders.habilitation_activity(holder, _path_id(request), window(request))).as_json()
-
-    async def habilitation_requests(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return [last.as_json() for last in await holders.habilitation_requests(holder, _path_id(request))]
-
-    async def prolong(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
-        days = _optional_int(body, "days") or TOKEN_DEFAULT_DAYS
-        return _token_json(await holders.prolong(holder, _path_id(request), days=days))
-
-    async def rotate(request: Request, holder: Operator, body: dict[str, Any]) -> Any:
-        grace = dt.timedelta(seconds=_optional_int(body, "grace_seconds") or 0)
-        old, new = await holders.rotate(holder, _path_id(request), grace=grace)
-        return {"old_token": _token_json(old), "new": _issued_json(new)}
-
-    async def revoke(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return _token_json(await holders.revoke(holder, _path_id(request)))
-
-    async def revoke_delegation(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return (await holders.revoke_delegation(holder, _path_id(request))).as_json()
-
-    async def list_editors(_request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return [editor.as_json() for editor in await holders.editors(holder)]
-
-    async def get_editor(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        editor, tokens, delegations = await holders.editor(holder, _path_id(request))
-        return {
-            **editor.as_json(),
-            "tokens": [_token_json(token) for token in tokens],
-            "delegations": [
-                {
-                    **delegation.as_json(),
-                    "habilitation_label": habilitation.label,
-                    "siret": habilitation.siret,
-                }
-                for delegation, habilitation in delegations
-            ],
-        }
-
-    async def delegation_activity(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return (await holders.delegation_activity(holder, _path_id(request), window(request))).as_json()
-
-    async def delegation_requests(request: Request, holder: Operator, _body: dict[str, Any]) -> Any:
-        return [last.as_json() for last in await holders.delegation_requests(holder, _path_id(request))]
-
-    at = f"{prefix}/holder"
-    return [
-        Route(f"{at}/habilitations", endpoint(list_habilitations), methods=["GET"]),
-        Route(f"{at}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
-        Route(f"{at}/habilitations/{{id}}/activity", endpoint(habilitation_activity), methods=["GET"]),
-        Route(f"{at}/habilitations/{{id}}/requests", endpoint(habilitation_requests), methods=["GET"]),
-        Route(f"{at}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
-        Route(f"{at}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
-        Route(f"{at}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
-        Route(f"{at}/delegations/{{id}}/revoke", endpoint(revoke_delegation), methods=["POST"]),
-        Route(
-            f"{at}/france_connect_clients/{{client_id}}", endpoint(map_france_connect_client), methods=["PUT"]
-        ),
-        Route(f"{at}/editors", endpoint(list_editors), methods=["GET"]),
-        Route(f"{at}/editors/{{id}}", endpoint(get_editor), methods=["GET"]),
-        Route(f"{at}/delegations/{{id}}/activity", endpoint(delegation_activity), methods=["GET"]),
-        Route(f"{at}/delegations/{{id}}/requests", endpoint(delegation_requests), methods=["GET"]),
-    ]
-
-
-def _habilitation_routes(
-    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
-) -> list[Route]:
-    """The routes of habilitations, served by ``endpoint``."""
-
-    async def list_habilitations(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        return [habilitation.as_json() for habilitation in await service.list_habilitations(operator)]
-
-    async def create_habilitation(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        created = await service.create_habilitation(
-            operator,
-            label=_string(body, "label"),
-            siret=_string(body, "siret"),
-            scopes=_strings(body, "scopes") or [],
-            allowed_ips=_strings(body, "allowed_ips") or [],
-            rate_per_second=_optional_int(body, "rate_per_second"),
-            rate_per_minute=_optional_int(body, "rate_per_minute"),
-            contacts=_strings(body, "contacts") or [],
-            datapass_id=_string(body, "datapass_id"),
-            use_case=_string(body, "use_case"),
-            legal_basis=_string(body, "legal_basis"),
-        )
-        return created.as_json()
-
-    async def get_habilitation(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        habilitation, tokens = await service.get_habilitation(operator, _path_id(request))
-        return {**habilitation.as_json(), "tokens": [_token_json(token) for token in tokens]}
-
-    async def update_habilitation(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        per_second, per_minute = (
-            _optional_int(body, "rate_per_second"),
-            _optional_int(body, "rate_per_minute"),
-        )
-        changes = store.HabilitationChanges(
-            label=_string(body, "label") if "label" in body else None,
-            scopes=_strings(body, "scopes"),
-            allowed_ips=_strings(body, "allowed_ips"),
-            rate_per_second=per_second or None,
-            clear_rate_per_second=per_second == 0,
-            rate_per_minute=per_minute or None,
-            clear_rate_per_minute=per_minute == 0,
-            contacts=_strings(body, "contacts"),
-            status=_enum(Status, body, "status", Status.VALIDATED) if "status" in body else None,
-        )
-        return (await service.update_habilitation(operator, _path_id(request), changes)).as_json()
-
-    return [
-        Route(f"{prefix}/habilitations", endpoint(list_habilitations), methods=["GET"]),
-        Route(f"{prefix}/habilitations", endpoint(create_habilitation, 201), methods=["POST"]),
-        Route(f"{prefix}/habilitations/{{id}}", endpoint(get_habilitation), methods=["GET"]),
-        Route(f"{prefix}/habilitations/{{id}}", endpoint(update_habilitation), methods=["PATCH"]),
-    ]
-
-
-def _token_routes(
-    service: AdminService, endpoint: Callable[..., Callable[[Request], Awaitable[Response]]], prefix: str
-) -> list[Route]:
-    """The routes of tokens (issue, list, and their lifecycle), served by ``endpoint``."""
-
-    async def issue_token(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        issued = await service.issue_token(
-            operator,
-            _path_id(request),
-            days=_optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
-            kind=_enum(TokenKind, body, "kind", TokenKind.CLASSIC),
-            environment=_enum(Environment, body, "environment", Environment.PRODUCTION),
-        )
-        return _issued_json(issued)
-
-    async def list_tokens(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        days = request.query_params.get("expiring_within_days")
-        if days is not None and not days.isdigit():
-            raise InvalidInputError("expiring_within_days", "must be a whole number of days")
-        tokens = await service.list_tokens(
-            operator,
-            habilitation_id=request.query_params.get("habilitation_id") or None,
-            expiring_within=None if days is None else dt.timedelta(days=int(days)),
-        )
-        return [_token_json(token) for token in tokens]
-
-    async def revoke(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        return _token_json(await service.revoke_token(operator, _path_id(request), _string(body, "reason")))
-
-    async def rotate(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        grace = dt.timedelta(seconds=_optional_int(body, "grace_seconds") or 0)
-        old, new = await service.rotate_token(operator, _path_id(request), grace=grace)
-        return {"old_token": _token_json(old), "new": _issued_json(new)}
-
-    async def prolong(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        days = _optional_int(body, "days") or TOKEN_DEFAULT_DAYS
-        return _token_json(await service.prolong_token(operator, _path_id(request), days=days))
-
-    async def ban(request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        at = None
-        if "at" in body:
+    def endpoint(route: RestRoute[Actions]) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
             try:
-                at = dt.datetime.fromisoformat(_string(body, "at"))
-            except ValueError:
-                raise InvalidInputError("at", "must be an ISO 8601 date and time") from None
-            if at.tzinfo is None:
-                raise InvalidInputError("at", "must give its offset (Z or +hh:mm)")
-        banned, replacement = await service.ban_token(
-            operator,
-            _path_id(request),
-            at=at,
-            reason=_string(body, "reason"),
-            replace=body.get("replace") is True,
-        )
-        return {"token": _token_json(banned), "replacement": _issued_json(replacement)}
+                caller = None if route.anonymous else authenticate(request)
+                body = await read_body(request) if request.method in _WITH_BODY else {}
+                answer = await route.handler(actions, Call(request, body, caller))
+            except REFUSED as error:
+                return _refused(error)
+            return JSONResponse(answer, status_code=route.status)
 
-    return [
-        Route(f"{prefix}/habilitations/{{id}}/tokens", endpoint(issue_token, 201), methods=["POST"]),
-        Route(f"{prefix}/tokens", endpoint(list_tokens), methods=["GET"]),
-        Route(f"{prefix}/tokens/{{id}}/revoke", endpoint(revoke), methods=["POST"]),
-        Route(f"{prefix}/tokens/{{id}}/rotate", endpoint(rotate), methods=["POST"]),
-        Route(f"{prefix}/tokens/{{id}}/prolong", endpoint(prolong), methods=["POST"]),
-        Route(f"{prefix}/tokens/{{id}}/ban", endpoint(ban), methods=["POST"]),
-    ]
+        return serve
+
+    return [Route(PREFIX + route.path, endpoint(route), methods=[route.method]) for route in table]
 
 
 def build_app(service: AdminService, operators: Operators, holders: HolderService | None = None) -> Starlette:
     """The REST front of ``service`` for ``operators``, and of ``holders`` for the console (None: none)."""
 
-    def endpoint(
-        handler: Handler, status: int = 200, *, for_holder: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def serve(request: Request) -> Response:
-            try:
-                operator = operators.authenticate(request.headers.get("authorization"))
-                if for_holder:
-                    named = acting_for(request.headers.get(ACTING_FOR_HEADER))
-                    operator = dataclasses.replace(operator, acting_for=named)
-                body = await _body(request) if request.method in {"POST", "PATCH", "PUT"} else {}
-                return JSONResponse(await handler(request, operator, body), status_code=status)
-            except REFUSED as error:
-                return _refused(error)
+    def operator(request: Request) -> Operator:
+        return operators.authenticate(request.headers.get("authorization"))
 
-        return serve
+    def holder(request: Request) -> Operator:
+        console = operator(request)
+        return dataclasses.replace(console, acting_for=acting_for(request.headers.get(ACTING_FOR_HEADER)))
 
-    async def verify(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        verification = await service.verify_audit(operator)
-        return {
-            "entries": verification.entries,
-            "head": verification.head.hex(),
-            "broken_at": verification.broken_at,
-        }
-
-    prefix = "/admin/v1"
-    return Starlette(
-        routes=[
-            *_habilitation_routes(service, endpoint, prefix),
-            *_token_routes(service, endpoint, prefix),
-            *_editor_routes(service, endpoint, prefix),
-            *rest_operator.routes(service, endpoint, prefix),
-            *_invitation_routes(service, endpoint, prefix),
-            Route(f"{prefix}/audit/verify", endpoint(verify), methods=["GET"]),
-            *(
-                []
-                if holders is None
-                else _holder_routes(holders, lambda handler: endpoint(handler, for_holder=True), prefix)
-            ),
-        ]
-    )
+    routes = _routes(ROUTES, service, operator)
+    if holders is not None:
+        routes += _routes(rest_holder.ROUTES, holders, holder)
+    return Starlette(routes=routes)

@@ -13,19 +13,12 @@ Rules and statuses: `gateway.admin_api.maintenance`, `gateway.admin_api.trail`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
+from gateway.admin_api.actions import AdminService
 from gateway.admin_api.maintenance import MaintenanceWindow
-from gateway.admin_api.service import AdminService, Operator
+from gateway.admin_api.rest_call import Call, RestRoute, moment
 from gateway.registry.model import InvalidInputError
-
-Handler = Callable[[Request, Operator, dict[str, Any]], Awaitable[Any]]
-Endpoint = Callable[..., Callable[[Request], Awaitable[Response]]]
 
 
 def window_json(window: MaintenanceWindow, now: dt.datetime) -> dict[str, Any]:
@@ -39,52 +32,52 @@ def _moment(body: dict[str, Any], name: str) -> dt.datetime:
         raise InvalidInputError(name, "required: an ISO 8601 date and time with its offset")
     if not isinstance(value, str):
         raise InvalidInputError(name, "must be an ISO 8601 date and time")
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInputError(name, "must be an ISO 8601 date and time") from None
-    if moment.tzinfo is None:
-        raise InvalidInputError(name, "must give its offset (Z or +hh:mm)")
-    return moment
+    return moment(name, value)
 
 
-def _whole(request: Request, name: str) -> int:
-    text = request.query_params.get(name, "") or "0"
+def _whole(call: Call, name: str) -> int:
+    text = call.query(name) or "0"
     if not text.isascii() or not text.isdigit() or len(text) > 9:
         raise InvalidInputError(name, "must be a whole number")
     return int(text)
 
 
-def routes(service: AdminService, endpoint: Endpoint, prefix: str) -> list[Route]:
-    """The routes of the module's table, served by ``endpoint`` (operator authenticated, refusals mapped)."""
+async def list_windows(service: AdminService, call: Call) -> Any:
+    """The windows not over."""
+    now = dt.datetime.now(dt.UTC)
+    return [window_json(window, now) for window in await service.list_maintenance_windows(call.operator)]
 
-    async def list_windows(_request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        now = dt.datetime.now(dt.UTC)
-        return [window_json(window, now) for window in await service.list_maintenance_windows(operator)]
 
-    async def open_window(_request: Request, operator: Operator, body: dict[str, Any]) -> Any:
-        ping = body.get("ping")
-        if not isinstance(ping, str):
-            raise InvalidInputError("ping", "required: the ping's name (GET /api/pings lists them)")
-        start = _moment(body, "start") if body.get("start") is not None else None
-        window = await service.open_maintenance_window(operator, ping, start=start, end=_moment(body, "end"))
-        return window_json(window, dt.datetime.now(dt.UTC))
+async def open_window(service: AdminService, call: Call) -> Any:
+    """Open (or replace) the body's ``ping``'s window."""
+    ping = call.body.get("ping")
+    if not isinstance(ping, str):
+        raise InvalidInputError("ping", "required: the ping's name (GET /api/pings lists them)")
+    start = _moment(call.body, "start") if call.body.get("start") is not None else None
+    window = await service.open_maintenance_window(
+        call.operator, ping, start=start, end=_moment(call.body, "end")
+    )
+    return window_json(window, dt.datetime.now(dt.UTC))
 
-    async def close_window(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        window = await service.close_maintenance_window(operator, str(request.path_params["ping"]))
-        return {"window": None if window is None else window_json(window, dt.datetime.now(dt.UTC))}
 
-    async def list_audit(request: Request, operator: Operator, _body: dict[str, Any]) -> Any:
-        entries, token = await service.list_audit(
-            operator,
-            page_size=_whole(request, "page_size"),
-            page_token=request.query_params.get("page_token", ""),
-        )
-        return {"entries": [entry.as_json() for entry in entries], "next_page_token": token}
+async def close_window(service: AdminService, call: Call) -> Any:
+    """End a ping's window now, or cancel its scheduled one."""
+    window = await service.close_maintenance_window(call.operator, str(call.request.path_params["ping"]))
+    return {"window": None if window is None else window_json(window, dt.datetime.now(dt.UTC))}
 
-    return [
-        Route(f"{prefix}/maintenance", endpoint(list_windows), methods=["GET"]),
-        Route(f"{prefix}/maintenance", endpoint(open_window, 201), methods=["POST"]),
-        Route(f"{prefix}/maintenance/{{ping}}/close", endpoint(close_window), methods=["POST"]),
-        Route(f"{prefix}/audit", endpoint(list_audit), methods=["GET"]),
-    ]
+
+async def list_audit(service: AdminService, call: Call) -> Any:
+    """A page of the audit trail, newest first."""
+    entries, token = await service.list_audit(
+        call.operator, page_size=_whole(call, "page_size"), page_token=call.query("page_token") or ""
+    )
+    return {"entries": [entry.as_json() for entry in entries], "next_page_token": token}
+
+
+ROUTES: tuple[RestRoute[AdminService], ...] = (
+    RestRoute("GET", "/maintenance", list_windows),
+    RestRoute("POST", "/maintenance", open_window, 201),
+    RestRoute("POST", "/maintenance/{ping}/close", close_window),
+    RestRoute("GET", "/audit", list_audit),
+)
+"""The module's table, in the order they are matched."""

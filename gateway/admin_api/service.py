@@ -38,7 +38,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,20 +52,15 @@ import redis.asyncio
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.admin_api import maintenance, trail
+from gateway.admin_api import maintenance
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS
 from gateway.rate_script import DELEGATION_REVOCATION_KEEP_SECONDS, revoked_delegation_key, revoked_key
 from gateway.registry import audit, notices, store
 from gateway.registry.model import (
-    DataProtectionOfficer,
     Delegation,
-    DelegationOrigin,
     Editor,
-    FranceConnectClient,
     Habilitation,
     InvalidInputError,
-    Invitation,
-    Status,
     TokenRecord,
     TokenState,
 )
@@ -101,10 +95,6 @@ class Operator:
     def actor(self) -> str:
         """The audit trail's actor: the operator, or the holder and the console acting for them."""
         return f"{self.acting_for} via {self.name}" if self.acting_for else self.name
-
-
-_HOLDER = Operator("holder", Role.ADMIN)
-"""Who accepts an invitation: authenticated by its secret for that one write (the audit names their SIRET)."""
 
 
 class UnauthenticatedError(Exception):
@@ -217,8 +207,14 @@ class TokenSigner:
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._kid, "typ": "JWT"})
 
 
-class AdminService:
-    """Every action of the admin API, for an authenticated operator."""
+class ServiceCore:
+    """What every action of the admin API shares: its connection, rights, JWTs and revocations.
+
+    The registry's connection (one action at a time), the operator's rights, the JWT of a token
+    issued and the revocations written to the gateways' Redis. The actions, by concern:
+    `gateway.admin_api.habilitations`, `gateway.admin_api.editors`, `gateway.admin_api.oversight`;
+    all of them together: `gateway.admin_api.actions.AdminService`.
+    """
 
     def __init__(
         self,
@@ -285,67 +281,20 @@ class AdminService:
         async with self.connection() as conn:
             result = await action(conn)
             if role is Role.ADMIN:
-                # The head leaves the database in the log stream (gateway.registry.audit).
-                head = await audit_head(conn)
-                _LOG.info("registry_audit_head", operator=operator.name, seq=head[0], head=head[1])
+                await log_audit_head(conn, operator)
             return result
 
-    # -- habilitations ------------------------------------------------------------------------------
+    async def _issue(
+        self,
+        operator: Operator,
+        issue: Callable[[psycopg.AsyncConnection[Any]], Awaitable[TokenRecord]],
+    ) -> IssuedToken:
+        """The token ``issue`` records, as ``operator`` (an admin), with its JWT."""
 
-    async def create_habilitation(self, operator: Operator, **values: Any) -> Habilitation:
-        """`gateway.registry.store.create_habilitation`, as ``operator``."""
-        return await self._run(
-            operator, Role.ADMIN, lambda conn: store.create_habilitation(conn, operator.name, **values)
-        )
+        async def issued(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
+            return await self.signed(conn, await issue(conn))
 
-    async def update_habilitation(
-        self, operator: Operator, habilitation_id: str, changes: store.HabilitationChanges
-    ) -> Habilitation:
-        """`gateway.registry.store.update_habilitation`, as ``operator``.
-
-        A habilitation no longer validated has its tokens and delegations ended: their revocations
-        written to Redis as well, refused from the next call.
-        """
-        habilitation = await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: store.update_habilitation(conn, operator.name, habilitation_id, changes),
-        )
-        if habilitation.status is not Status.VALIDATED:
-            delegations = await self.list_delegations(operator, habilitation_id=habilitation.id)
-            await self.push_delegation_revocations([d for d in delegations if d.revoked_at is not None])
-            for token in await self.list_tokens(
-                operator, habilitation_id=habilitation.id, expiring_within=None
-            ):
-                await self.push_revocation(token)
-        return habilitation
-
-    async def get_habilitation(
-        self, operator: Operator, habilitation_id: str
-    ) -> tuple[Habilitation, list[TokenRecord]]:
-        """A habilitation and its tokens."""
-
-        async def read(conn: psycopg.AsyncConnection[Any]) -> tuple[Habilitation, list[TokenRecord]]:
-            habilitation = await store.get_habilitation(conn, habilitation_id)
-            return habilitation, await store.list_tokens(conn, habilitation_id=habilitation.id)
-
-        return await self._run(operator, Role.VIEWER, read)
-
-    async def list_habilitations(self, operator: Operator) -> list[Habilitation]:
-        """Every habilitation."""
-        return await self._run(operator, Role.VIEWER, store.list_habilitations)
-
-    # -- tokens -------------------------------------------------------------------------------------
-
-    async def issue_token(self, operator: Operator, habilitation_id: str, **values: Any) -> IssuedToken:
-        """`gateway.registry.store.issue_token` and the new token's JWT."""
-
-        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self.signed(
-                conn, await store.issue_token(conn, operator.name, habilitation_id, **values)
-            )
-
-        return await self._run(operator, Role.ADMIN, issue)
+        return await self._run(operator, Role.ADMIN, issued)
 
     async def signed(self, conn: psycopg.AsyncConnection[Any], record: TokenRecord) -> IssuedToken:
         """``record`` with its JWT, signed for its habilitation or editor."""
@@ -355,132 +304,6 @@ class AdminService:
         else:
             holder = await store.get_habilitation(conn, record.holder_id)
         return IssuedToken(record, self._signer.sign(record, holder))
-
-    async def list_tokens(
-        self,
-        operator: Operator,
-        *,
-        habilitation_id: str | None,
-        expiring_within: dt.timedelta | None,
-        editor_id: str | None = None,
-    ) -> list[TokenRecord]:
-        """`gateway.registry.store.list_tokens`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_tokens(
-                conn, habilitation_id=habilitation_id, expiring_within=expiring_within, editor_id=editor_id
-            ),
-        )
-
-    async def revoke_token(self, operator: Operator, token_id: str, reason: str) -> TokenRecord:
-        """`gateway.registry.store.revoke_token`, then the revocation in Redis."""
-        record = await self._run(
-            operator, Role.ADMIN, lambda conn: store.revoke_token(conn, operator.name, token_id, reason)
-        )
-        await self.push_revocation(record)
-        return record
-
-    async def ban_token(
-        self, operator: Operator, token_id: str, *, at: dt.datetime | None, reason: str, replace: bool
-    ) -> tuple[TokenRecord, IssuedToken | None]:
-        """`gateway.registry.store.ban_token`, the replacement's JWT, and Redis when the ban starts now."""
-
-        async def ban(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken | None]:
-            banned, replacement = await store.ban_token(
-                conn, operator.name, token_id, at=at, reason=reason, replace=replace
-            )
-            return banned, None if replacement is None else await self.signed(conn, replacement)
-
-        banned, replacement = await self._run(operator, Role.ADMIN, ban)
-        await self.push_revocation(banned)
-        return banned, replacement
-
-    async def rotate_token(
-        self, operator: Operator, token_id: str, *, grace: dt.timedelta
-    ) -> tuple[TokenRecord, IssuedToken]:
-        """`gateway.registry.store.rotate_token` and the new token's JWT."""
-
-        async def rotate(conn: psycopg.AsyncConnection[Any]) -> tuple[TokenRecord, IssuedToken]:
-            old, new = await store.rotate_token(conn, operator.name, token_id, grace=grace)
-            return old, await self.signed(conn, new)
-
-        old, new = await self._run(operator, Role.ADMIN, rotate)
-        await self.push_revocation(old)
-        return old, new
-
-    async def prolong_token(self, operator: Operator, token_id: str, *, days: int) -> TokenRecord:
-        """`gateway.registry.store.prolong_token`."""
-        return await self._run(
-            operator, Role.ADMIN, lambda conn: store.prolong_token(conn, operator.name, token_id, days=days)
-        )
-
-    async def import_legacy_token(
-        self, operator: Operator, **values: Any
-    ) -> tuple[Habilitation, TokenRecord]:
-        """`gateway.registry.store.import_legacy_token`, as ``operator``."""
-        return await self._run(
-            operator, Role.ADMIN, lambda conn: store.import_legacy_token(conn, operator.name, **values)
-        )
-
-    # -- editors, delegations, FranceConnect clients ------------------------------------------------
-
-    async def create_editor(self, operator: Operator, **values: Any) -> Editor:
-        """`gateway.registry.store.create_editor`, as ``operator``."""
-        return await self._run(
-            operator, Role.ADMIN, lambda conn: store.create_editor(conn, operator.name, **values)
-        )
-
-    async def get_editor(
-        self, operator: Operator, editor_id: str
-    ) -> tuple[Editor, list[TokenRecord], list[Delegation]]:
-        """An editor, its tokens and its delegations."""
-
-        async def read(
-            conn: psycopg.AsyncConnection[Any],
-        ) -> tuple[Editor, list[TokenRecord], list[Delegation]]:
-            editor = await store.get_editor(conn, editor_id)
-            return (
-                editor,
-                await store.list_tokens(conn, editor_id=editor.id),
-                await store.list_delegations(conn, editor_id=editor.id),
-            )
-
-        return await self._run(operator, Role.VIEWER, read)
-
-    async def list_editors(self, operator: Operator) -> list[Editor]:
-        """Every editor."""
-        return await self._run(operator, Role.VIEWER, store.list_editors)
-
-    async def issue_editor_token(self, operator: Operator, editor_id: str, **values: Any) -> IssuedToken:
-        """`gateway.registry.store.issue_editor_token` and the new token's JWT."""
-
-        async def issue(conn: psycopg.AsyncConnection[Any]) -> IssuedToken:
-            return await self.signed(
-                conn, await store.issue_editor_token(conn, operator.name, editor_id, **values)
-            )
-
-        return await self._run(operator, Role.ADMIN, issue)
-
-    async def create_delegation(
-        self, operator: Operator, *, editor_id: str, habilitation_id: str, origin: DelegationOrigin
-    ) -> Delegation:
-        """`gateway.registry.store.create_delegation`, as ``operator``."""
-        return await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: store.create_delegation(
-                conn, operator.name, editor_id=editor_id, habilitation_id=habilitation_id, origin=origin
-            ),
-        )
-
-    async def revoke_delegation(self, operator: Operator, delegation_id: str) -> Delegation:
-        """`gateway.registry.store.revoke_delegation`, as ``operator``, then the revocation in Redis."""
-        delegation = await self._run(
-            operator, Role.ADMIN, lambda conn: store.revoke_delegation(conn, operator.name, delegation_id)
-        )
-        await self.push_delegation_revocations([delegation])
-        return delegation
 
     async def push_delegation_revocations(self, delegations: list[Delegation]) -> None:
         """Write revoked delegations to the gateways' Redis: their calls refused from the next one."""
@@ -493,138 +316,6 @@ class AdminService:
         except (redis.RedisError, OSError) as error:
             # Recorded in the registry all the same: the gateways' snapshots refuse them within seconds.
             _LOG.warning("delegation_revocation_not_pushed", error_type=type(error).__name__)
-
-    async def list_delegations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Delegation]:
-        """`gateway.registry.store.list_delegations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_delegations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
-
-    async def map_france_connect_client(
-        self, operator: Operator, client_id: str, habilitation_id: str
-    ) -> FranceConnectClient:
-        """`gateway.registry.store.map_france_connect_client`, as ``operator``."""
-        return await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: store.map_france_connect_client(conn, operator.name, client_id, habilitation_id),
-        )
-
-    async def list_france_connect_clients(self, operator: Operator) -> list[FranceConnectClient]:
-        """Every FranceConnect client mapped."""
-        return await self._run(operator, Role.VIEWER, store.list_france_connect_clients)
-
-    # -- maintenance windows, the audit trail's entries ----------------------------------------------
-
-    async def list_maintenance_windows(self, operator: Operator) -> list[maintenance.MaintenanceWindow]:
-        """`gateway.admin_api.maintenance.list_windows`, now."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda _conn: maintenance.list_windows(self._redis, dt.datetime.now(dt.UTC)),
-        )
-
-    async def open_maintenance_window(
-        self, operator: Operator, ping_id: str, *, start: dt.datetime | None, end: dt.datetime
-    ) -> maintenance.MaintenanceWindow:
-        """`gateway.admin_api.maintenance.open_window`, as ``operator``."""
-        return await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: maintenance.open_window(
-                conn, self._redis, operator.name, ping_id, start=start, end=end
-            ),
-        )
-
-    async def close_maintenance_window(
-        self, operator: Operator, ping_id: str
-    ) -> maintenance.MaintenanceWindow | None:
-        """`gateway.admin_api.maintenance.close_window`, as ``operator``."""
-        return await self._run(
-            operator,
-            Role.ADMIN,
-            lambda conn: maintenance.close_window(conn, self._redis, operator.name, ping_id),
-        )
-
-    async def list_audit(
-        self, operator: Operator, *, page_size: int, page_token: str
-    ) -> tuple[list[audit.Entry], str]:
-        """`gateway.admin_api.trail.page`: a page of the audit trail, newest first, and the next's token."""
-        return await self._run(operator, Role.VIEWER, lambda conn: trail.page(conn, page_size, page_token))
-
-    async def invite_body(
-        self,
-        operator: Operator,
-        *,
-        editor_id: str,
-        habilitation_id: str,
-        contact_email: str,
-        dpo: DataProtectionOfficer,
-    ) -> tuple[Invitation, str]:
-        """`gateway.registry.store.invite`, as ``operator`` for the editor: the invitation, its secret.
-
-        With a mailer, the invitation (its secret with it) is then sent to the body's contact; a
-        message that cannot be sent is logged (``invitation_not_sent``): the operator, who has the
-        secret, hands it over.
-        """
-
-        async def invite(conn: psycopg.AsyncConnection[Any]) -> tuple[Invitation, str, Editor, Habilitation]:
-            invitation, secret = await store.invite(
-                conn,
-                operator.name,
-                editor_id=editor_id,
-                habilitation_id=habilitation_id,
-                contact_email=contact_email,
-                dpo=dpo,
-            )
-            editor = await store.get_editor(conn, invitation.editor_id)
-            return invitation, secret, editor, await store.get_habilitation(conn, invitation.habilitation_id)
-
-        invitation, secret, editor, habilitation = await self._run(operator, Role.ADMIN, invite)
-        if self._mailer is not None:
-            message = notices.invitation_message(
-                invitation, secret, editor, habilitation, self._mailer.sender
-            )
-            try:
-                await asyncio.to_thread(self._mailer.send, message)
-            except (OSError, smtplib.SMTPException) as error:
-                _LOG.warning("invitation_not_sent", invitation_id=invitation.id, error=type(error).__name__)
-        return invitation, secret
-
-    async def accept_invitation(
-        self, invitation_id: str, secret: str, *, siret: str, terms_accepted: bool, dpo_informed: bool
-    ) -> tuple[Invitation, Delegation]:
-        """`gateway.registry.store.accept_invitation`: no operator, the secret is the credential."""
-        return await self._run(
-            _HOLDER,
-            Role.ADMIN,
-            lambda conn: store.accept_invitation(
-                conn,
-                invitation_id,
-                secret,
-                siret=siret,
-                terms_accepted=terms_accepted,
-                dpo_informed=dpo_informed,
-            ),
-        )
-
-    async def list_invitations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Invitation]:
-        """`gateway.registry.store.list_invitations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_invitations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
-
-    async def verify_audit(self, operator: Operator) -> audit.Verification:
-        """`gateway.registry.audit.verify`."""
-        return await self._run(operator, Role.VIEWER, audit.verify)
 
     async def push_revocation(self, token: TokenRecord) -> None:
         """Write a token that stopped working now to the gateways' Redis (a later end: the snapshots)."""
@@ -653,8 +344,10 @@ class AdminService:
             _LOG.warning("revocation_not_pushed", error_type=type(error).__name__)
 
 
-async def audit_head(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str]:
-    """The audit trail's last entry: its number and hash (hex); (0, the genesis) when empty."""
-    cursor = await conn.execute("SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1")
-    row = await cursor.fetchone()
-    return (0, audit.GENESIS.hex()) if row is None else (row[0], bytes(row[1]).hex())
+async def log_audit_head(conn: psycopg.AsyncConnection[Any], operator: Operator) -> None:
+    """Log the audit trail's head after a write: the head leaves the database (`gateway.registry.audit`).
+
+    The log names the operator (the console for a holder: the audit trail names the holder).
+    """
+    seq, digest = await audit.head(conn)
+    _LOG.info("registry_audit_head", operator=operator.name, seq=seq, head=digest.hex())

@@ -93,6 +93,13 @@ async def lock(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
 
+async def head(conn: AsyncConnection[Any]) -> tuple[int, bytes]:
+    """The trail's last entry: its number and hash; (0, `GENESIS`) when the trail is empty."""
+    cursor = await conn.execute("SELECT seq, entry_hash FROM registry.audit ORDER BY seq DESC LIMIT 1")
+    row = await cursor.fetchone()
+    return (0, GENESIS) if row is None else (row[0], bytes(row[1]))
+
+
 async def append(
     conn: AsyncConnection[Any],
     *,

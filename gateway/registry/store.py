@@ -1072,6 +1072,24 @@ async def invite(
     return invitation, secret
 
 
+async def _invitation_of_secret(conn: AsyncConnection[Any], invitation_id: str, secret: str) -> uuid.UUID:
+    """The key of the invitation of this id and this secret.
+
+    Raises:
+        InvalidInputError: the id is not a UUID.
+        UnknownError: no invitation has this id and this secret (which of the two is not said).
+    """
+    found = await conn.execute(
+        "SELECT id, secret_sha256 FROM registry.invitations WHERE id = %s",
+        (_uuid("invitation", invitation_id),),
+    )
+    row = await found.fetchone()
+    if row is None or not hmac.compare_digest(bytes(row[1]), hashlib.sha256(secret.encode()).digest()):
+        raise UnknownError(f"no invitation {invitation_id} with this secret")
+    key: uuid.UUID = row[0]
+    return key
+
+
 async def accept_invitation(
     conn: AsyncConnection[Any],
     invitation_id: str,
@@ -1099,17 +1117,11 @@ async def accept_invitation(
         raise InvalidInputError("terms_accepted", "the terms of use must be accepted")
     if not dpo_informed:
         raise InvalidInputError("dpo_informed", "the data protection officer must have been informed")
-    found = await conn.execute(
-        _query("SELECT {i}, secret_sha256 FROM registry.invitations WHERE id = %s"),
-        (_uuid("invitation", invitation_id),),
-    )
-    row = await found.fetchone()
-    if row is None or not hmac.compare_digest(bytes(row[-1]), hashlib.sha256(secret.encode()).digest()):
-        raise UnknownError(f"no invitation {invitation_id} with this secret")
+    key = await _invitation_of_secret(conn, invitation_id, secret)
     actor = f"holder {siret}"
     async with conn.transaction():
         locked = await conn.execute(
-            _query("SELECT {i} FROM registry.invitations WHERE id = %s FOR UPDATE"), (row[0],)
+            _query("SELECT {i} FROM registry.invitations WHERE id = %s FOR UPDATE"), (key,)
         )
         before = _invitation(await _row(locked))
         state = before.state(await _now(conn))
@@ -1132,7 +1144,7 @@ async def accept_invitation(
                     "UPDATE registry.invitations SET accepted_at = now(), delegation_id = %s "
                     "WHERE id = %s RETURNING {i}"
                 ),
-                (uuid.UUID(delegation.id), row[0]),
+                (uuid.UUID(delegation.id), key),
             )
         )
         await _recorded(conn, actor, "invitation.accept", after.id, (before, after), announce=None)
