@@ -11,8 +11,9 @@ The FranceConnect access token is then the citizen's only credential: the consol
 bearer to the gateway's ``GET /mesh/v1/citizen/accesses``, which resolves the identity from it
 (FranceConnect's introspection) and reads the journal. A citizen therefore sees only the
 accesses about the identity FranceConnect vouches for. The page shows, for each access, the
-organisation (its SIRET, with a link to the public register of organisations), the API, the date
-and the habilitation's purpose, never the data itself.
+organisation (its name from the registry, else its SIRET; the SIRET links to the public register
+of organisations), the API, the date and the habilitation's purpose (its use case from the
+registry, else its label), never the data itself.
 
 The citizen's cookie (``console_citizen``) is separate from the console's session: sealed with
 the console's key (Fernet), it holds the flow's state while signing in, then the access token
@@ -70,9 +71,12 @@ class AccessView:
 
     time: dt.datetime
     siret: str
+    organisation: str
+    """The organisation's name; its SIRET where the registry has no name."""
     api_label: str
     api_title: str
     purpose: str
+    """The habilitation's use case; its label where the registry has none."""
     delivered: bool
     """Whether data was handed over (``OK``), or the call was refused."""
 
@@ -90,13 +94,15 @@ def accesses_of(body: Any) -> list[AccessView]:
     for access in body["accesses"]:
         label = str(access["api"])
         api = catalogue.api(label)
+        siret = str(access["recipient"])
         views.append(
             AccessView(
                 time=dt.datetime.fromisoformat(access["time"]),
-                siret=str(access["recipient"]),
+                siret=siret,
+                organisation=str(access.get("organisation_name") or siret),
                 api_label=label,
                 api_title=api.title if api is not None else label,
-                purpose=str(access["habilitation"]),
+                purpose=str(access.get("use_case") or access["habilitation"]),
                 delivered=access["outcome"] == "OK",
             )
         )

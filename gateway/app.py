@@ -191,7 +191,11 @@ def build_server(
         france_connect=france_connect,
     )
     access_history = AccessHistory(
-        settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
+        settings.journal_database_url.get_secret_value(),
+        journal,
+        catalog,
+        settings.journal_timeout_seconds,
+        registry,
     )
     api = GatewayApi(
         settings=settings,

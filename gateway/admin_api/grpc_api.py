@@ -88,6 +88,7 @@ def habilitation_message(habilitation: model.Habilitation) -> admin_pb2.Habilita
         id=habilitation.id,
         label=habilitation.label,
         siret=habilitation.siret,
+        organisation_name=habilitation.organisation_name,
         datapass_id=habilitation.datapass_id,
         use_case=habilitation.use_case,
         legal_basis=habilitation.legal_basis,
@@ -203,6 +204,7 @@ def _habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[s
     return {
         "label": request.label,
         "siret": request.siret,
+        "organisation_name": request.organisation_name,
         "scopes": list(request.scopes),
         "allowed_ips": list(request.allowed_ips),
         "rate_per_second": request.rate_per_second or None,
@@ -293,6 +295,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         """Change a habilitation: the fields set."""
         changes = store.HabilitationChanges(
             label=request.label if request.HasField("label") else None,
+            organisation_name=request.organisation_name if request.HasField("organisation_name") else None,
             scopes=list(request.scopes.values) if request.HasField("scopes") else None,
             allowed_ips=list(request.allowed_ips.values) if request.HasField("allowed_ips") else None,
             rate_per_second=request.rate_per_second or None if request.HasField("rate_per_second") else None,

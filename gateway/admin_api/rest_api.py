@@ -393,6 +393,7 @@ def _habilitation_routes(
             operator,
             label=_string(body, "label"),
             siret=_string(body, "siret"),
+            organisation_name=_string(body, "organisation_name"),
             scopes=_strings(body, "scopes") or [],
             allowed_ips=_strings(body, "allowed_ips") or [],
             rate_per_second=_optional_int(body, "rate_per_second"),
@@ -415,6 +416,7 @@ def _habilitation_routes(
         )
         changes = store.HabilitationChanges(
             label=_string(body, "label") if "label" in body else None,
+            organisation_name=_string(body, "organisation_name") if "organisation_name" in body else None,
             scopes=_strings(body, "scopes"),
             allowed_ips=_strings(body, "allowed_ips"),
             rate_per_second=per_second or None,

@@ -141,7 +141,10 @@ def inbound_of(request: Request, metadata: list[tuple[str, str | bytes]]) -> Inb
 
 
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
-    """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code."""
+    """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code.
+
+    With the body's name and the habilitation's use case from the registry (empty when it has none).
+    """
     api = gateway_pb2.Api.DESCRIPTOR.values_by_number[access.api]
     return {
         "time": access.time.ToDatetime(dt.UTC).isoformat(),
@@ -150,6 +153,8 @@ def access_body(access: gateway_pb2.Access) -> dict[str, str]:
         "api": api.GetOptions().Extensions[options_pb2.api_label],
         "outcome": access.outcome,
         "code": access.code,
+        "organisation_name": access.organisation_name,
+        "use_case": access.use_case,
     }
 
 

@@ -43,7 +43,7 @@ FIRST, SECOND, LIMITED = (person.token for person in people()[:3])
 
 @dataclass
 class Gateway:
-    """Stands for the gateway's history route: one access for the first person, a limit for the third."""
+    """Stands for the gateway's history route: two accesses for the first person, a limit for the third."""
 
     bearers: list[str] = field(default_factory=list)
 
@@ -54,15 +54,19 @@ class Gateway:
             return JSONResponse({"errors": []}, 429, headers={"retry-after": "3"})
         if bearer != FIRST:
             return JSONResponse({"accesses": []})
-        access = {
+        named = {
             "time": "2026-12-01T09:30:00+00:00",
             "recipient": RECIPIENT,
-            "habilitation": "Tarification de la cantine",
+            "habilitation": "QF cantine",
             "api": "cnaf.quotient_familial",
             "outcome": "OK",
             "code": "",
+            "organisation_name": "Ville de Lyon",
+            "use_case": "Tarification de la restauration scolaire",
         }
-        return JSONResponse({"accesses": [access]})
+        # A habilitation the registry names not: its SIRET and its label stand in.
+        unnamed = {**named, "time": "2026-11-30T09:30:00+00:00", "organisation_name": "", "use_case": ""}
+        return JSONResponse({"accesses": [named, unnamed]})
 
 
 @pytest.fixture
@@ -163,10 +167,12 @@ async def test_a_citizen_signs_in_and_sees_the_accesses_about_them(
 
     page = await console.get("/mes-donnees")
     assert gateway.bearers == [FIRST]
-    rows = re.findall(r"<tr>\s*<td>", page.text)
-    assert len(rows) == 1
-    assert RECIPIENT in page.text and "Tarification de la cantine" in page.text
-    assert "01/12/2026 10:30" in page.text  # Paris time
+    rows = re.findall(r"<tr>\s*<td>(.*?)</tr>", page.text, re.DOTALL)
+    assert len(rows) == 2
+    assert "01/12/2026 10:30" in rows[0]  # Paris time, most recent first
+    assert "Ville de Lyon" in rows[0] and f"SIRET {RECIPIENT}" in rows[0]
+    assert "Tarification de la restauration scolaire" in rows[0] and "QF cantine" not in rows[0]
+    assert "Ville de Lyon" not in rows[1] and f"SIRET {RECIPIENT}" in rows[1] and "QF cantine" in rows[1]
 
     # Signing out removes the token: the page asks to sign in again, the gateway is not called.
     await console.post("/mes-donnees/deconnexion", data={"csrf_token": _csrf(page)})
