@@ -278,20 +278,20 @@ class Console:
         )
 
     async def status(self, request: Request) -> Response:
-        """``GET /statut``: each ping's state now, those in maintenance, its 90 days, the incidents."""
+        """``GET /statut``: each ping's state, the maintenances open and scheduled, 90 days, the incidents."""
         try:
-            pings, history = await asyncio.gather(self._public.pings(), self._public.availability())
+            pings, history, windows = await asyncio.gather(
+                self._public.pings(), self._public.availability(), self._public.maintenances()
+            )
         except MeshUnavailableError:
             return self.unavailable(request)
-        # What every gateway says of the windows the admin API wrote (a visitor has no operator
-        # credential to list them, scheduled ones included).
-        windows = [ping for ping in pings if ping.status == "maintenance" and ping.until is not None]
         labels = {ping.ping_id: ping.label for ping in pings}
         return self.render(
             request,
             "status.html",
             pings=pings,
-            windows=windows,
+            open_windows=[window for window in windows if window.open],
+            scheduled=[window for window in windows if not window.open],
             histories=availability_charts(history["pings"], history["days"], dt.datetime.now(dt.UTC).date()),
             incidents=[
                 {**incident, "label": labels.get(incident["ping"], incident["ping"])}

@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 _QUOTIENT = "/v3/dss/quotient_familial/identite"
 _MAINTAINED = BY_ID["men_scolarite"]
+_SCHEDULED = BY_ID["ants"]
+_PARIS = ZoneInfo("Europe/Paris")
 
 
 def _visit(page: Page, stack: Stack, path: str, heading: str, name: str) -> None:
@@ -138,6 +140,35 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     expect(newest.nth(1)).to_contain_text(_MAINTAINED.id)
     assert accessibility_violations(page) == []
     screenshot(page, "operateur-audit")
+
+
+def test_a_maintenance_scheduled_shows_on_the_status_page_with_its_start_and_end(
+    stack: Stack, page: Page
+) -> None:
+    _sign_in(page, stack)
+    page.get_by_role("link", name="Maintenances").click()
+    start = (dt.datetime.now(_PARIS) + dt.timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    page.get_by_label("Service").select_option(_SCHEDULED.id)
+    page.get_by_label("Début, heure de Paris").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Durée, en minutes").fill("90")
+    page.get_by_role("button", name="Ouvrir la fenêtre").click()
+    expect(page.locator("#fenetres")).to_contain_text("Programmée")
+    # Not yet: the ping answers as before.
+    assert httpx.get(f"{stack.rest_url}/api/{_SCHEDULED.id}/ping").json()["status"] != "maintenance"
+
+    _visit(page, stack, "/statut", "Statut des services", "statut-maintenance-prevue")
+    row = page.locator("#maintenances-prevues tbody tr", has_text=_SCHEDULED.label)
+    expect(row).to_contain_text(start.strftime("%d/%m/%Y 10:00"))
+    expect(row).to_contain_text(start.strftime("%d/%m/%Y 11:30"))
+    expect(page.locator("#maintenances")).not_to_contain_text(_SCHEDULED.label)
+
+    # Cancelled in the console: the status page no longer announces it.
+    page.goto(f"{stack.console_url}/operateur/maintenance")
+    page.get_by_role("button", name="Annuler").click()
+    page.goto(f"{stack.console_url}/statut")
+    expect(page.locator("#maintenances-prevues")).not_to_contain_text(_SCHEDULED.label)
 
 
 def _holder_sign_in(page: Page, stack: Stack, agent: str) -> None:
