@@ -35,10 +35,20 @@ from starlette.staticfiles import StaticFiles
 from console import catalogue
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
-from console.holder import HolderApi, HolderPages, epoch_time
+from console.holder import PROCONNECT_RETURN, SIGNED_OUT, HolderApi, HolderPages, epoch_time
 from console.mesh import AdminApi, AdminRefusedError, MeshUnavailableError, PublicApi
 from console.proconnect import ProConnect
-from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
+from console.security import (
+    COOKIE,
+    CSRF_FIELD,
+    FLOW_COOKIE,
+    SecurityHeaders,
+    Session,
+    SessionCodec,
+    SignInLimiter,
+    content_security_policy,
+    origin_of,
+)
 from console.settings import ASSETS_DIR, ConsoleSettings
 from gateway.admin_api.maintenance import WINDOW_MAX
 from gateway.admin_api.service import Operator, Operators, Role, UnauthenticatedError
@@ -144,6 +154,26 @@ class Console:
             secure=self._settings.secure_cookies,
             samesite="strict",
             path="/",
+        )
+        return response
+
+    def flow(self, request: Request) -> str:
+        """The ProConnect flow's state the request's `FLOW_COOKIE` holds; empty: none."""
+        return self._codec.open_text(request.cookies.get(FLOW_COOKIE))
+
+    def with_flow(self, response: Response, state: str) -> Response:
+        """``response`` with `FLOW_COOKIE` holding ``state`` (HttpOnly, SameSite=Lax); removed when empty."""
+        if not state:
+            response.delete_cookie(FLOW_COOKIE, path="/agent", httponly=True, samesite="lax")
+            return response
+        response.set_cookie(
+            FLOW_COOKIE,
+            self._codec.seal_text(state),
+            max_age=self._settings.session_max_age_seconds,
+            httponly=True,
+            secure=self._settings.secure_cookies,
+            samesite="lax",
+            path="/agent",
         )
         return response
 
@@ -547,6 +577,7 @@ def build_app(
             settings.proconnect_client_id,
             settings.proconnect_client_secret.get_secret_value(),
             settings.proconnect_redirect_url,
+            post_logout_url=settings.proconnect_redirect_url.removesuffix(PROCONNECT_RETURN) + SIGNED_OUT,
         )
         if settings.proconnect_issuer and proconnect_client is not None
         else None,
@@ -598,7 +629,9 @@ def build_app(
         Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
         Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),
         Route("/agent/proconnect", holder.proconnect_start, methods=["GET"]),
-        Route("/agent/proconnect/retour", holder.proconnect_return, methods=["GET"]),
+        Route(PROCONNECT_RETURN, holder.proconnect_return, methods=["GET"]),
+        Route("/agent/deconnexion", holder.sign_out, methods=["POST"]),
+        Route(SIGNED_OUT, holder.signed_out, methods=["GET"]),
         Route("/agent", holder.page(holder.home), methods=["GET"]),
         Route("/agent/habilitations/{id}", holder.page(holder.habilitation), methods=["GET"]),
         Route("/agent/editeurs/{id}", holder.page(holder.editor), methods=["GET"]),
@@ -617,7 +650,14 @@ def build_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(
+                SecurityHeaders,
+                policy=content_security_policy(
+                    (origin_of(settings.france_connect_url), origin_of(settings.proconnect_issuer))
+                ),
+            )
+        ],
         exception_handlers={404: console.not_found, 405: console.not_found},
     )
 
