@@ -180,17 +180,17 @@ async def test_a_citizen_signs_in_and_sees_the_accesses_about_them(
     out = await console.post("/mes-donnees/deconnexion", data={"csrf_token": _csrf(page)})
     assert out.status_code == 303
     ending = urllib.parse.urlsplit(out.headers["location"])
-    query = dict(urllib.parse.parse_qsl(ending.query))
+    sent = dict(urllib.parse.parse_qsl(ending.query))
     assert ending.path == "/api/v2/session/end"
-    assert query["post_logout_redirect_uri"] == SIGNED_OUT_URI and len(query["state"]) >= 32
-    assert query["id_token_hint"].count(".") == 2 and FIRST not in out.headers["location"]
+    assert sent["post_logout_redirect_uri"] == SIGNED_OUT_URI and len(sent["state"]) >= 32
+    assert sent["id_token_hint"].count(".") == 2 and FIRST not in out.headers["location"]
     again = await console.get("/mes-donnees")
     assert "FranceConnect" in again.text and "consultations" not in again.text
     assert gateway.bearers == [FIRST]
     async with httpx.AsyncClient() as browser:
         back = await browser.get(out.headers["location"])
     assert back.status_code == 303
-    assert back.headers["location"] == f"{SIGNED_OUT_URI}?state={query['state']}"
+    assert back.headers["location"] == f"{SIGNED_OUT_URI}?state={sent['state']}"
     done = await console.get(back.headers["location"].removeprefix(CONSOLE))
     assert (done.status_code, done.headers["location"]) == (303, "/mes-donnees")
     assert f'{COOKIE}=""' in done.headers["set-cookie"]
