@@ -53,6 +53,7 @@ from console.settings import ASSETS_DIR, ConsoleSettings
 from gateway.admin_api.maintenance import WINDOW_MAX
 from gateway.admin_api.service import Operator, Operators, Role, UnauthenticatedError
 from gateway.pings import PINGS
+from gateway.registry.model import DPO_FIELDS
 from runtime.logs import configure_logging
 
 _LOG = structlog.get_logger(__name__)
@@ -62,6 +63,14 @@ _FORM_LIMIT = 16 * 1024
 """The largest form body read, in bytes: every form of the console is a few fields."""
 _WINDOW_MAX_MINUTES = WINDOW_MAX // dt.timedelta(minutes=1)
 """The longest maintenance window the form offers: the admin API's bound."""
+_DPO_LABELS = {
+    "given_name": "Prénom",
+    "family_name": "Nom",
+    "email": "Adresse électronique",
+    "phone": "Téléphone",
+    "job_title": "Fonction",
+}
+"""The invitation form's label of each of the officer's fields (`DPO_FIELDS`)."""
 _AUDIT_PAGE = 50
 """Audit entries per page."""
 _STATUS_TEXT = {
@@ -467,6 +476,56 @@ class Console:
         _LOG.info("console_maintenance_opened", ping=body["ping"], minutes=int(minutes))
         return RedirectResponse("/operateur/maintenance", status_code=303)
 
+    async def invitations_page(
+        self, request: Request, session: Session, error: str = "", secret: str = ""
+    ) -> Response:
+        """``GET /operateur/invitations``: every invitation of a body, and the form to invite one.
+
+        ``secret``: the one just made, shown once on this answer (never in a URL nor a log).
+        """
+        invitations, editors, habilitations = await asyncio.gather(
+            self._admin.call(session.secret, "GET", "/invitations"),
+            self._admin.call(session.secret, "GET", "/editors"),
+            self._admin.call(session.secret, "GET", "/habilitations"),
+        )
+        return self.render(
+            request,
+            "operator/invitations.html",
+            400 if error else 200,
+            invitations=invitations,
+            editors=editors,
+            habilitations=[h for h in habilitations if h["status"] == "validated"],
+            editor_names={editor["id"]: editor["name"] for editor in editors},
+            habilitation_labels={h["id"]: h["label"] for h in habilitations},
+            dpo_fields=_DPO_LABELS,
+            error=error,
+            secret=secret,
+        )
+
+    async def invite(self, request: Request, session: Session) -> Response:
+        """``POST /operateur/invitations``: an editor invites a body to delegate a habilitation to it.
+
+        The admin API checks the invitation and records it in the audit trail; its refusal is shown
+        on the form, the secret the body's holder accepts with on the page answered, once.
+        """
+        fields = await self.form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        body = {
+            "editor_id": fields.get("editor_id", ""),
+            "habilitation_id": fields.get("habilitation_id", ""),
+            "contact_email": fields.get("contact_email", ""),
+            "dpo": {name: fields.get(f"dpo_{name}", "") for name in DPO_FIELDS},
+        }
+        try:
+            answer = await self._admin.call(session.secret, "POST", "/invitations", body)
+        except AdminRefusedError as refused:
+            if refused.status not in {400, 404, 409}:
+                raise
+            return await self.invitations_page(request, session, f"Invitation refusée : {refused}.")
+        _LOG.info("console_invitation_created")
+        return await self.invitations_page(request, session, secret=str(answer["secret"]))
+
     async def close_maintenance(self, request: Request, session: Session) -> Response:
         """``POST /operateur/maintenance/{ping}/fermer``: an open window ends now, a scheduled one goes."""
         fields = await self.form(request, session)
@@ -612,6 +671,10 @@ def build_app(
             "/operateur/maintenance", console.operator_page(admin, console.open_maintenance), methods=["POST"]
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
+        Route(
+            "/operateur/invitations", console.operator_page(viewer, console.invitations_page), methods=["GET"]
+        ),
+        Route("/operateur/invitations", console.operator_page(admin, console.invite), methods=["POST"]),
         Route(
             "/operateur/maintenance/{ping}/fermer",
             console.operator_page(admin, console.close_maintenance),

@@ -288,3 +288,28 @@ def test_an_editor_sees_their_delegations(stack: Stack, page: Page) -> None:
     assert accessibility_violations(page) == []
     page.locator("#appels").scroll_into_view_if_needed()
     screenshot(page, "agent-delegation")
+
+
+def test_an_operator_invites_a_body_and_is_shown_its_secret_once(stack: Stack, page: Page) -> None:
+    _sign_in(page, stack)
+    page.get_by_role("link", name="Invitations").click()
+    expect(page.locator("h1")).to_have_text("Invitations")
+    page.get_by_label("Éditeur").select_option(label="Éditeur de démonstration")
+    page.get_by_label("Adresse électronique du titulaire invité").fill("accueil@mairie-invitee.example")
+    for label, value in (
+        ("Prénom", "Responsable"),
+        ("Nom", "Conformité"),
+        ("Adresse électronique", "dpd@mairie-invitee.example"),
+        ("Téléphone", "+33 1 23 45 67 89"),
+        ("Fonction", "Déléguée à la protection des données"),
+    ):
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Inviter").click()
+    expect(page.locator("#secret code")).not_to_be_empty()
+    expect(page.locator("#invitations tbody tr").first).to_contain_text("En attente")
+    # Never in the address bar: the answer of the POST shows it, once.
+    assert page.url == f"{stack.console_url}/operateur/invitations"
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-invitations")
+    page.goto(f"{stack.console_url}/operateur/invitations")
+    expect(page.locator("#secret")).to_have_count(0)
