@@ -35,14 +35,25 @@ from starlette.staticfiles import StaticFiles
 from console import catalogue
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
-from console.holder import HolderApi, HolderPages, epoch_time
+from console.holder import PROCONNECT_RETURN, SIGNED_OUT, HolderApi, HolderPages, epoch_time
 from console.mesh import AdminApi, AdminRefusedError, MeshUnavailableError, PublicApi
 from console.proconnect import ProConnect
-from console.security import COOKIE, CSRF_FIELD, SecurityHeaders, Session, SessionCodec, SignInLimiter
+from console.security import (
+    COOKIE,
+    CSRF_FIELD,
+    FLOW_COOKIE,
+    SecurityHeaders,
+    Session,
+    SessionCodec,
+    SignInLimiter,
+    content_security_policy,
+    origin_of,
+)
 from console.settings import ASSETS_DIR, ConsoleSettings
 from gateway.admin_api.maintenance import WINDOW_MAX
 from gateway.admin_api.service import Operator, Operators, Role, UnauthenticatedError
 from gateway.pings import PINGS
+from gateway.registry.model import DPO_FIELDS
 from runtime.logs import configure_logging
 
 _LOG = structlog.get_logger(__name__)
@@ -52,6 +63,14 @@ _FORM_LIMIT = 16 * 1024
 """The largest form body read, in bytes: every form of the console is a few fields."""
 _WINDOW_MAX_MINUTES = WINDOW_MAX // dt.timedelta(minutes=1)
 """The longest maintenance window the form offers: the admin API's bound."""
+_DPO_LABELS = {
+    "given_name": "Prénom",
+    "family_name": "Nom",
+    "email": "Adresse électronique",
+    "phone": "Téléphone",
+    "job_title": "Fonction",
+}
+"""The invitation form's label of each of the officer's fields (`DPO_FIELDS`)."""
 _AUDIT_PAGE = 50
 """Audit entries per page."""
 _STATUS_TEXT = {
@@ -144,6 +163,26 @@ class Console:
             secure=self._settings.secure_cookies,
             samesite="strict",
             path="/",
+        )
+        return response
+
+    def flow(self, request: Request) -> str:
+        """The ProConnect flow's state the request's `FLOW_COOKIE` holds; empty: none."""
+        return self._codec.open_text(request.cookies.get(FLOW_COOKIE))
+
+    def with_flow(self, response: Response, state: str) -> Response:
+        """``response`` with `FLOW_COOKIE` holding ``state`` (HttpOnly, SameSite=Lax); removed when empty."""
+        if not state:
+            response.delete_cookie(FLOW_COOKIE, path="/agent", httponly=True, samesite="lax")
+            return response
+        response.set_cookie(
+            FLOW_COOKIE,
+            self._codec.seal_text(state),
+            max_age=self._settings.session_max_age_seconds,
+            httponly=True,
+            secure=self._settings.secure_cookies,
+            samesite="lax",
+            path="/agent",
         )
         return response
 
@@ -278,20 +317,20 @@ class Console:
         )
 
     async def status(self, request: Request) -> Response:
-        """``GET /statut``: each ping's state now, those in maintenance, its 90 days, the incidents."""
+        """``GET /statut``: each ping's state, the maintenances open and scheduled, 90 days, the incidents."""
         try:
-            pings, history = await asyncio.gather(self._public.pings(), self._public.availability())
+            pings, history, windows = await asyncio.gather(
+                self._public.pings(), self._public.availability(), self._public.maintenances()
+            )
         except MeshUnavailableError:
             return self.unavailable(request)
-        # What every gateway says of the windows the admin API wrote (a visitor has no operator
-        # credential to list them, scheduled ones included).
-        windows = [ping for ping in pings if ping.status == "maintenance" and ping.until is not None]
         labels = {ping.ping_id: ping.label for ping in pings}
         return self.render(
             request,
             "status.html",
             pings=pings,
-            windows=windows,
+            open_windows=[window for window in windows if window.open],
+            scheduled=[window for window in windows if not window.open],
             histories=availability_charts(history["pings"], history["days"], dt.datetime.now(dt.UTC).date()),
             incidents=[
                 {**incident, "label": labels.get(incident["ping"], incident["ping"])}
@@ -437,6 +476,56 @@ class Console:
         _LOG.info("console_maintenance_opened", ping=body["ping"], minutes=int(minutes))
         return RedirectResponse("/operateur/maintenance", status_code=303)
 
+    async def invitations_page(
+        self, request: Request, session: Session, error: str = "", secret: str = ""
+    ) -> Response:
+        """``GET /operateur/invitations``: every invitation of a body, and the form to invite one.
+
+        ``secret``: the one just made, shown once on this answer (never in a URL nor a log).
+        """
+        invitations, editors, habilitations = await asyncio.gather(
+            self._admin.call(session.secret, "GET", "/invitations"),
+            self._admin.call(session.secret, "GET", "/editors"),
+            self._admin.call(session.secret, "GET", "/habilitations"),
+        )
+        return self.render(
+            request,
+            "operator/invitations.html",
+            400 if error else 200,
+            invitations=invitations,
+            editors=editors,
+            habilitations=[h for h in habilitations if h["status"] == "validated"],
+            editor_names={editor["id"]: editor["name"] for editor in editors},
+            habilitation_labels={h["id"]: h["label"] for h in habilitations},
+            dpo_fields=_DPO_LABELS,
+            error=error,
+            secret=secret,
+        )
+
+    async def invite(self, request: Request, session: Session) -> Response:
+        """``POST /operateur/invitations``: an editor invites a body to delegate a habilitation to it.
+
+        The admin API checks the invitation and records it in the audit trail; its refusal is shown
+        on the form, the secret the body's holder accepts with on the page answered, once.
+        """
+        fields = await self.form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        body = {
+            "editor_id": fields.get("editor_id", ""),
+            "habilitation_id": fields.get("habilitation_id", ""),
+            "contact_email": fields.get("contact_email", ""),
+            "dpo": {name: fields.get(f"dpo_{name}", "") for name in DPO_FIELDS},
+        }
+        try:
+            answer = await self._admin.call(session.secret, "POST", "/invitations", body)
+        except AdminRefusedError as refused:
+            if refused.status not in {400, 404, 409}:
+                raise
+            return await self.invitations_page(request, session, f"Invitation refusée : {refused}.")
+        _LOG.info("console_invitation_created")
+        return await self.invitations_page(request, session, secret=str(answer["secret"]))
+
     async def close_maintenance(self, request: Request, session: Session) -> Response:
         """``POST /operateur/maintenance/{ping}/fermer``: an open window ends now, a scheduled one goes."""
         fields = await self.form(request, session)
@@ -547,6 +636,7 @@ def build_app(
             settings.proconnect_client_id,
             settings.proconnect_client_secret.get_secret_value(),
             settings.proconnect_redirect_url,
+            post_logout_url=settings.proconnect_redirect_url.removesuffix(PROCONNECT_RETURN) + SIGNED_OUT,
         )
         if settings.proconnect_issuer and proconnect_client is not None
         else None,
@@ -582,6 +672,10 @@ def build_app(
         ),
         Route("/operateur/audit", console.operator_page(viewer, console.audit), methods=["GET"]),
         Route(
+            "/operateur/invitations", console.operator_page(viewer, console.invitations_page), methods=["GET"]
+        ),
+        Route("/operateur/invitations", console.operator_page(admin, console.invite), methods=["POST"]),
+        Route(
             "/operateur/maintenance/{ping}/fermer",
             console.operator_page(admin, console.close_maintenance),
             methods=["POST"],
@@ -598,7 +692,9 @@ def build_app(
         Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
         Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),
         Route("/agent/proconnect", holder.proconnect_start, methods=["GET"]),
-        Route("/agent/proconnect/retour", holder.proconnect_return, methods=["GET"]),
+        Route(PROCONNECT_RETURN, holder.proconnect_return, methods=["GET"]),
+        Route("/agent/deconnexion", holder.sign_out, methods=["POST"]),
+        Route(SIGNED_OUT, holder.signed_out, methods=["GET"]),
         Route("/agent", holder.page(holder.home), methods=["GET"]),
         Route("/agent/habilitations/{id}", holder.page(holder.habilitation), methods=["GET"]),
         Route("/agent/editeurs/{id}", holder.page(holder.editor), methods=["GET"]),
@@ -617,7 +713,14 @@ def build_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(
+                SecurityHeaders,
+                policy=content_security_policy(
+                    (origin_of(settings.france_connect_url), origin_of(settings.proconnect_issuer))
+                ),
+            )
+        ],
         exception_handlers={404: console.not_found, 405: console.not_found},
     )
 

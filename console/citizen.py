@@ -11,22 +11,38 @@ The FranceConnect access token is then the citizen's only credential: the consol
 bearer to the gateway's ``GET /mesh/v1/citizen/accesses``, which resolves the identity from it
 (FranceConnect's introspection) and reads the journal. A citizen therefore sees only the
 accesses about the identity FranceConnect vouches for. The page shows, for each access, the
-organisation (its SIRET, with a link to the public register of organisations), the API, the date
-and the habilitation's purpose, never the data itself.
+organisation (its name from the registry, else its SIRET; the SIRET links to the public register
+of organisations), the API, the date and the habilitation's purpose (its use case from the
+registry, else its label), never the data itself.
+
+Signing out ends the FranceConnect session too (OpenID Connect RP-initiated logout, as
+FranceConnect asks of its clients): the browser goes to the provider's ``end_session_endpoint``
+with the ID token as ``id_token_hint``, a new ``state`` and ``post_logout_redirect_uri`` (the
+redirect URI's sibling `SIGNED_OUT`, to be registered with FranceConnect too), and comes back
+there with the state, checked against the citizen's cookie. The cookie's access token is gone
+from the start: a return that does not check out is refused, the citizen signed out of the
+console all the same. Without an ID token or an ``end_session_endpoint`` the sign-out is the
+console's only.
 
 The citizen's cookie (``console_citizen``) is separate from the console's session: sealed with
 the console's key (Fernet), it holds the flow's state while signing in, then the access token
-until it expires. It is ``SameSite=Lax``: the provider sends the browser back with a top-level
-GET from its own site, which a ``Strict`` cookie would not accompany. Nothing of the person is
-logged, and URLs hold only the flow's one-time ``code`` and ``state``.
+and the ID token until the access token expires, then, while signing out, the sign-out's state.
+It is ``SameSite=Lax``: the provider sends the browser back with a top-level GET from its own
+site, which a ``Strict`` cookie would not accompany. Nothing of the person is logged, and URLs
+hold only the flow's one-time ``code`` and ``state``, and the sign-out's ``id_token_hint`` (the
+protocol's own; FranceConnect's ID token names the person only by a ``sub`` pairwise to the
+console, with none of the identity's claims).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import math
+import secrets
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +58,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from console import catalogue
-from console.security import Session, SignInLimiter
+from console.security import Session, SignInLimiter, origin_of
 from console.settings import ConsoleSettings
 
 _LOG = structlog.get_logger(__name__)
@@ -55,6 +71,8 @@ PAGE = "/mes-donnees"
 """The citizen's page."""
 CALLBACK = "/mes-donnees/retour"
 """Where FranceConnect sends the browser back (the registered ``redirect_uri`` ends so)."""
+SIGNED_OUT = "/mes-donnees/deconnexion/retour"
+"""Where FranceConnect sends the browser back after signing out (``post_logout_redirect_uri``)."""
 SCOPES = "openid given_name family_name birthdate gender birthplace birthcountry"
 """The identité pivot: what the gateway needs to find the accesses about the person."""
 DIRECTORY_URL = "https://annuaire-entreprises.data.gouv.fr/etablissement/"
@@ -70,9 +88,12 @@ class AccessView:
 
     time: dt.datetime
     siret: str
+    organisation: str
+    """The organisation's name; its SIRET where the registry has no name."""
     api_label: str
     api_title: str
     purpose: str
+    """The habilitation's use case; its label where the registry has none."""
     delivered: bool
     """Whether data was handed over (``OK``), or the call was refused."""
 
@@ -90,13 +111,15 @@ def accesses_of(body: Any) -> list[AccessView]:
     for access in body["accesses"]:
         label = str(access["api"])
         api = catalogue.api(label)
+        siret = str(access["recipient"])
         views.append(
             AccessView(
                 time=dt.datetime.fromisoformat(access["time"]),
-                siret=str(access["recipient"]),
+                siret=siret,
+                organisation=str(access.get("organisation_name") or siret),
                 api_label=label,
                 api_title=api.title if api is not None else label,
-                purpose=str(access["habilitation"]),
+                purpose=str(access.get("use_case") or access["habilitation"]),
                 delivered=access["outcome"] == "OK",
             )
         )
@@ -159,7 +182,13 @@ class CitizenSpace:
             Route(f"{PAGE}/connexion", self.sign_in, methods=["GET"]),
             Route(CALLBACK, self.callback, methods=["GET"]),
             Route(f"{PAGE}/deconnexion", self.sign_out, methods=["POST"]),
+            Route(SIGNED_OUT, self.signed_out, methods=["GET"]),
         ]
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        """The sign-out's return: the registered redirect URI with `SIGNED_OUT` for `CALLBACK`."""
+        return self._settings.france_connect_redirect_uri.removesuffix(CALLBACK) + SIGNED_OUT
 
     # -- the citizen's cookie ----------------------------------------------------------------------
 
@@ -297,15 +326,74 @@ class CitizenSpace:
         _LOG.info("console_citizen_sign_in")
         lifetime = min(float(token.get("expires_in", 600)), self._settings.session_max_age_seconds)
         expires_at = time.time() + lifetime
-        citizen = {"access_token": token["access_token"], "expires_at": expires_at}
+        citizen = {
+            "access_token": token["access_token"],
+            "expires_at": expires_at,
+            "id_token": str(token.get("id_token", "")),
+        }
         return self._sealed(RedirectResponse(PAGE, status_code=303), citizen)
 
     async def sign_out(self, request: Request) -> Response:
-        """``POST /mes-donnees/deconnexion``: the citizen's cookie is removed (CSRF-checked)."""
+        """``POST /mes-donnees/deconnexion``: the access token dropped, then FranceConnect's sign-out.
+
+        CSRF-checked. To the provider's ``end_session_endpoint`` with the ID token, a new state and
+        the return URL, the state alone kept in the cookie; the cookie removed and back to the page
+        when there is no ID token or the provider offers no sign-out.
+        """
         session, _new = self._session(request)
         fields = await self._form(request, session)
         if isinstance(fields, Response):
             return fields
+        id_token = self._open(request).get("id_token")
+        endpoint = await self._end_session_endpoint() if isinstance(id_token, str) and id_token else None
+        if endpoint is None:
+            return self._sealed(RedirectResponse(PAGE, status_code=303), None)
+        state = secrets.token_urlsafe(32)
+        query = urllib.parse.urlencode(
+            {
+                "id_token_hint": id_token,
+                "state": state,
+                "post_logout_redirect_uri": self.post_logout_redirect_uri,
+            }
+        )
+        _LOG.info("console_citizen_sign_out")
+        return self._sealed(RedirectResponse(f"{endpoint}?{query}", status_code=303), {"logout_state": state})
+
+    async def _end_session_endpoint(self) -> str | None:
+        """The provider's sign-out URL from its discovery document; None: none, or unreadable."""
+        if self._client is None:
+            return None
+        try:
+            metadata = await self._client.load_server_metadata()
+        except (httpx.HTTPError, AuthlibBaseError, ValueError) as error:
+            _LOG.warning("console_france_connect_unavailable", error=type(error).__name__)
+            return None
+        endpoint = metadata.get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        if origin_of(endpoint) != origin_of(self._settings.france_connect_url):
+            # The console's form-action lets a sign-out leave for the provider's origin only.
+            _LOG.warning("console_france_connect_sign_out_elsewhere")
+            return None
+        return endpoint
+
+    async def signed_out(self, request: Request) -> Response:
+        """``GET /mes-donnees/deconnexion/retour``: back from FranceConnect's sign-out, its state checked.
+
+        The cookie is removed either way; a state not this browser's (none pending, another's) is 400.
+        """
+        expected = self._open(request).get("logout_state")
+        state = request.query_params.get("state", "")
+        if not isinstance(expected, str) or not hmac.compare_digest(state.encode(), expected.encode()):
+            _LOG.info("console_citizen_sign_out_refused")
+            response = self._error(
+                request,
+                400,
+                "Déconnexion inattendue",
+                "Cette déconnexion n'a pas été demandée depuis ce navigateur ; "
+                "vous êtes déconnecté de « Mes données ».",
+            )
+            return self._sealed(response, None)
         return self._sealed(RedirectResponse(PAGE, status_code=303), None)
 
     def _unavailable(self, request: Request) -> Response:

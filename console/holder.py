@@ -16,7 +16,9 @@ server, each with the table of its figures: no script, so the strict Content-Sec
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import math
+import secrets
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
     from console.app import Console
 
 _LOG = structlog.get_logger(__name__)
+
+PROCONNECT_RETURN = "/agent/proconnect/retour"
+"""Where ProConnect sends the agent back after signing in (the registered redirect URL ends so)."""
+SIGNED_OUT = "/agent/deconnexion/retour"
+"""Where ProConnect sends the agent back after signing out (``post_logout_redirect_uri``)."""
 _PARIS = ZoneInfo("Europe/Paris")
 _SUCCESS = "OK"
 
@@ -223,11 +230,12 @@ class HolderPages:
         response.headers["retry-after"] = str(math.ceil(wait))
         return response
 
-    def _signed_in(self, email: str, name: str) -> Response:
+    def _signed_in(self, email: str, name: str, id_token: str = "") -> Response:
         _LOG.info("console_holder_sign_in")
         # A new session, with a new CSRF token: nothing of the anonymous one carries over.
         return self._console.with_cookie(
-            RedirectResponse("/agent", status_code=303), Session(holder=email, holder_name=name)
+            RedirectResponse("/agent", status_code=303),
+            Session(holder=email, holder_name=name, id_token=id_token),
         )
 
     async def sign_in_sandbox(self, request: Request) -> Response:
@@ -262,9 +270,7 @@ class HolderPages:
         except ProConnectError as error:
             _LOG.warning("console_proconnect_failed", error=str(error))
             return self._console.unavailable(request)
-        session, _new = self._console.session(request)
-        session.pending_sign_in = pending.as_json()
-        return self._console.with_cookie(RedirectResponse(url, status_code=303), session)
+        return self._console.with_flow(RedirectResponse(url, status_code=303), pending.as_json())
 
     async def proconnect_return(self, request: Request) -> Response:
         """``GET /agent/proconnect/retour``: the agent ProConnect signed in, if everything checks out."""
@@ -272,17 +278,64 @@ class HolderPages:
             return self._console.error(
                 request, 404, "Connexion indisponible", "ProConnect n'est pas configuré."
             )
-        session, _new = self._console.session(request)
         try:
             agent = await self._proconnect.finish(
                 request.query_params.get("code", ""),
                 request.query_params.get("state", ""),
-                Pending.of_json(session.pending_sign_in),
+                Pending.of_json(self._console.flow(request)),
             )
         except ProConnectError as error:
             _LOG.warning("console_proconnect_failed", error=str(error))
-            return await self.sign_in_page(request, "La connexion avec ProConnect a échoué ; réessayez.", 401)
-        return self._signed_in(agent.email, f"{agent.given_name} {agent.usual_name}".strip())
+            page = await self.sign_in_page(request, "La connexion avec ProConnect a échoué ; réessayez.", 401)
+            return self._console.with_flow(page, "")
+        signed_in = self._signed_in(
+            agent.email, f"{agent.given_name} {agent.usual_name}".strip(), agent.id_token
+        )
+        return self._console.with_flow(signed_in, "")
+
+    async def sign_out(self, request: Request) -> Response:
+        """``POST /agent/deconnexion``: the console's session ends, then ProConnect's (CSRF-checked).
+
+        An agent ProConnect signed in goes to its ``end_session_endpoint`` (RP-initiated logout) with
+        their ID token and a new state, kept in the flow's cookie; a sandbox agent, or a provider
+        that offers no sign-out or cannot be reached, ends with the console's session.
+        """
+        session, _new = self._console.session(request)
+        fields = await self._console.form(request, session)
+        if isinstance(fields, Response):
+            return fields
+        url = None
+        state = secrets.token_urlsafe(32)
+        if self._proconnect is not None and session.id_token:
+            try:
+                url = await self._proconnect.sign_out_url(session.id_token, state)
+            except ProConnectError as error:
+                _LOG.warning("console_proconnect_failed", error=str(error))
+        if url is None:
+            return self._console.with_cookie(RedirectResponse("/", status_code=303), Session())
+        _LOG.info("console_holder_sign_out")
+        return self._console.with_flow(
+            self._console.with_cookie(RedirectResponse(url, status_code=303), Session()), state
+        )
+
+    async def signed_out(self, request: Request) -> Response:
+        """``GET /agent/deconnexion/retour``: back from ProConnect's sign-out, its state checked.
+
+        A state not this browser's (none pending, another's) is 400; the console's session ended
+        before the provider's either way.
+        """
+        expected = self._console.flow(request)
+        state = request.query_params.get("state", "")
+        if not expected or not hmac.compare_digest(state.encode(), expected.encode()):
+            _LOG.info("console_holder_sign_out_refused")
+            response = self._console.error(
+                request,
+                400,
+                "Déconnexion inattendue",
+                "Cette déconnexion n'a pas été demandée depuis ce navigateur.",
+            )
+            return self._console.with_flow(response, "")
+        return self._console.with_flow(RedirectResponse("/", status_code=303), "")
 
     # -- pages ---------------------------------------------------------------------------------------
 

@@ -39,6 +39,18 @@ class PingView:
     """The end of its maintenance window, when in one."""
 
 
+@dataclass(frozen=True, slots=True)
+class MaintenanceView:
+    """A maintenance window open now or scheduled, as the public status page lists it."""
+
+    ping_id: str
+    label: str
+    start: dt.datetime
+    end: dt.datetime
+    open: bool
+    """Whether it has started."""
+
+
 class PublicApi:
     """The gateway's REST front, read without credentials.
 
@@ -101,6 +113,23 @@ class PublicApi:
         if not isinstance(body, dict) or not {"days", "pings", "incidents"} <= body.keys():
             raise MeshUnavailableError("/mesh/v1/statistics/availability: not a history")
         return body
+
+    async def maintenances(self) -> list[MaintenanceView]:
+        """``GET /mesh/v1/status/maintenances``: the windows open or scheduled, soonest first."""
+        body = (await self._get("/mesh/v1/status/maintenances")).json()
+        try:
+            return [
+                MaintenanceView(
+                    str(window["ping"]),
+                    str(window["name"]),
+                    dt.datetime.fromisoformat(window["start"]),
+                    dt.datetime.fromisoformat(window["end"]),
+                    bool(window["open"]),
+                )
+                for window in body["maintenances"]
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise MeshUnavailableError("/mesh/v1/status/maintenances: not a list of windows") from None
 
     async def openapi(self) -> dict[str, Any]:
         """``GET /openapi.yaml``: the spec the front serves, restricted to its routes."""

@@ -10,6 +10,10 @@ session cookie (sealed by the console) between the redirect and the return:
    then the userinfo read with the access token (ProConnect signs it: a JWT checked the same way,
    its ``sub`` the ID token's).
 
+3. `ProConnect.sign_out_url`: RP-initiated logout, the provider's ``end_session_endpoint`` with
+   the ID token as ``id_token_hint``, a ``state`` the return must bring back, and the
+   ``post_logout_redirect_uri`` registered at ProConnect.
+
 The provider's endpoints come from its discovery document, read once. Authlib gives the
 authorization URL's parameters, PKCE's challenge and the random values; joserfc (Authlib's JOSE
 library) checks the signatures and claims. Settings: ``PROCONNECT_*`` (`console.settings`).
@@ -18,6 +22,7 @@ library) checks the signatures and claims. Settings: ``PROCONNECT_*`` (`console.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +76,8 @@ class Agent:
     given_name: str
     usual_name: str
     siret: str
+    id_token: str
+    """The ID token ProConnect issued: the ``id_token_hint`` of the agent's sign-out."""
 
 
 class ProConnect:
@@ -82,16 +89,25 @@ class ProConnect:
         client_id: The console's client id at ProConnect.
         client_secret: Its secret.
         redirect_url: The console's return URL, as registered at ProConnect.
+        post_logout_url: The console's return after a sign-out there, as registered too.
     """
 
     def __init__(
-        self, client: httpx.AsyncClient, issuer: str, client_id: str, client_secret: str, redirect_url: str
+        self,
+        client: httpx.AsyncClient,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        redirect_url: str,
+        *,
+        post_logout_url: str,
     ) -> None:
         self._client = client
         self._issuer = issuer.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
         self._redirect_url = redirect_url
+        self._post_logout_url = post_logout_url
         self._metadata: dict[str, Any] | None = None
 
     async def _get_json(self, url: str) -> Any:
@@ -178,7 +194,26 @@ class ProConnect:
             given_name=str(user.get("given_name", "")),
             usual_name=str(user.get("usual_name", "")),
             siret=str(user.get("siret", "")),
+            id_token=str(tokens.get("id_token", "")),
         )
+
+    async def sign_out_url(self, id_token: str, state: str) -> str | None:
+        """Where to send the agent to end their ProConnect session; None: the provider offers no sign-out.
+
+        Args:
+            id_token: The ID token of their sign-in (``id_token_hint``).
+            state: What the return must bring back.
+
+        Raises:
+            ProConnectError: the provider's discovery document cannot be read.
+        """
+        endpoint = (await self._discovery()).get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        query = urllib.parse.urlencode(
+            {"id_token_hint": id_token, "state": state, "post_logout_redirect_uri": self._post_logout_url}
+        )
+        return f"{endpoint}?{query}"
 
     def _claims(self, token: str, keys: KeySet, *, nonce: str | None) -> dict[str, Any]:
         try:

@@ -14,7 +14,9 @@ import hmac
 import json
 import secrets
 import time
+import urllib.parse
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -22,27 +24,49 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "console_session"
 """The session cookie's name."""
+FLOW_COOKIE = "console_proconnect"
+"""A ProConnect sign-in's or sign-out's state between the redirect and the return, apart from the
+session: ``SameSite=Lax``, as the provider sends the browser back with a cross-site GET, which the
+session's ``Strict`` cookie does not accompany."""
 CSRF_FIELD = "csrf_token"
 """The hidden field every form carries."""
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        # The DSFR's stylesheets draw some icons from data: URIs.
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
+
+def content_security_policy(sign_out_origins: Iterable[str] = ()) -> str:
+    """Only the console's own files, no inline script or style, no framing.
+
+    Args:
+        sign_out_origins: The OpenID providers' origins (``scheme://host[:port]``) a sign-out form's
+            redirect goes to: Chromium holds a form's redirects to ``form-action`` as well, so the
+            RP-initiated logout of FranceConnect and ProConnect (a POST answered by a redirect to
+            the provider) needs its provider listed there. Empty ones are left out.
+    """
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            # The DSFR's stylesheets draw some icons from data: URIs.
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            " ".join(("form-action 'self'", *sorted({origin for origin in sign_out_origins if origin}))),
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        )
     )
-)
-"""Only the console's own files, no inline script or style, no framing."""
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute URL; empty for anything else."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in {"http", "https"} and parts.netloc else ""
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+"""The policy of a console without OpenID provider (forms post to the console only)."""
 
 _HEADERS = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -67,8 +91,8 @@ class Session:
     """The habilitation holder or editor signed in (their e-mail, as ProConnect gives it); empty: nobody."""
     holder_name: str = ""
     """Their name, as the pages greet them."""
-    pending_sign_in: str = ""
-    """A ProConnect sign-in under way: what its return must match (`console.proconnect.Pending`)."""
+    id_token: str = ""
+    """The ID token of the holder's ProConnect sign-in: the hint of their sign-out there."""
 
     def csrf_matches(self, sent: str | None) -> bool:
         """Whether a form's token is this session's (in constant time)."""
@@ -99,6 +123,19 @@ class SessionCodec:
         """The cookie value of ``session``, dated now."""
         return self._fernet.encrypt(json.dumps(asdict(session)).encode()).decode()
 
+    def seal_text(self, text: str) -> str:
+        """A cookie value holding ``text``, dated now."""
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, value: str | None) -> str:
+        """The text of a `seal_text` value; empty when absent, altered, not ours or expired."""
+        if not value:
+            return ""
+        try:
+            return self._fernet.decrypt(value.encode(), ttl=self.max_age_seconds).decode()
+        except (InvalidToken, ValueError):
+            return ""
+
     def open(self, value: str | None) -> Session | None:
         """The session of a cookie value; None when absent, altered, not ours or expired."""
         if not value:
@@ -111,10 +148,16 @@ class SessionCodec:
 
 
 class SecurityHeaders:
-    """ASGI middleware: the Content-Security-Policy and the other protective headers on every answer."""
+    """ASGI middleware: the Content-Security-Policy and the other protective headers on every answer.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Args:
+        app: The console.
+        policy: The Content-Security-Policy (`content_security_policy`).
+    """
+
+    def __init__(self, app: ASGIApp, policy: str = CONTENT_SECURITY_POLICY) -> None:
         self._app = app
+        self._headers = ((b"content-security-policy", policy.encode()), *_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``scope`` with the headers added to its answer."""
@@ -124,7 +167,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self._headers]
             await send(message)
 
         await self._app(scope, receive, with_headers)

@@ -1,8 +1,9 @@
 """`make run`'s demo habilitation and its token, made through the admin API as an operator would.
 
-The habilitation ``make run demo`` (SIRET of the demo recipient, every scope of the contract) is
-made once and kept in the registry across runs; each run brings its scopes up to the contract's
-(a scope added to the mesh is in the demo at the next run), issues it a token valid one day and
+The habilitation ``make run demo`` (SIRET of the demo recipient, its name and use case as citizens
+see them, every scope of the contract) is made once and kept in the registry across runs; each run
+brings its scopes up to the contract's (a scope added to the mesh is in the demo at the next run)
+and its holder's name to `DEMO_ORGANISATION`, issues it a token valid one day and
 maps the sandbox FranceConnect client to it, so that the sandbox's FranceConnect tokens call alone
 under it. A demo habilitation revoked or archived (in the console, say) is left so: the run makes
 another.
@@ -18,6 +19,10 @@ from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 
 DEMO_LABEL = "make run demo"
 """The demo habilitation's label, by which a later run finds it again."""
+DEMO_ORGANISATION = "Mairie de démonstration"
+"""The demo holder's name, as citizens' "Mes données" shows it."""
+DEMO_USE_CASE = "Tarification sociale de la restauration scolaire"
+"""What the demo habilitation is for, as citizens' "Mes données" shows it."""
 _TIMEOUT_SECONDS = 15.0
 
 
@@ -52,17 +57,25 @@ def demo_token(
         ]
         if kept:
             habilitation_id = kept[-1].id
-            if sorted(kept[-1].scopes) != wanted:
+            if sorted(kept[-1].scopes) != wanted or kept[-1].organisation_name != DEMO_ORGANISATION:
                 admin.UpdateHabilitation(
                     admin_pb2.UpdateHabilitationRequest(
-                        id=habilitation_id, scopes=admin_pb2.StringList(values=wanted)
+                        id=habilitation_id,
+                        scopes=admin_pb2.StringList(values=wanted),
+                        organisation_name=DEMO_ORGANISATION,
                     ),
                     metadata=metadata,
                     timeout=_TIMEOUT_SECONDS,
                 )
         else:
             created = admin.CreateHabilitation(
-                admin_pb2.CreateHabilitationRequest(label=DEMO_LABEL, siret=siret, scopes=wanted),
+                admin_pb2.CreateHabilitationRequest(
+                    label=DEMO_LABEL,
+                    siret=siret,
+                    scopes=wanted,
+                    organisation_name=DEMO_ORGANISATION,
+                    use_case=DEMO_USE_CASE,
+                ),
                 metadata=metadata,
                 timeout=_TIMEOUT_SECONDS,
             )

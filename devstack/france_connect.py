@@ -14,13 +14,18 @@ against it as against the real FranceConnect:
   the PKCE verifier checked): an ID token signed RS256 (``nonce``, ``acr`` eidas1, ``at_hash``)
   and an access token;
 - ``GET /api/v2/userinfo``: the person's identity claims, the access token as bearer;
-- ``GET /api/v2/jwks``: the public key of the ID tokens (made at start, kept in memory).
+- ``GET /api/v2/jwks``: the public key of the ID tokens (made at start, kept in memory);
+- ``GET /api/v2/session/end``: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0, as
+  FranceConnect's): an ID token it issued to the client as ``id_token_hint`` (expired or not), the
+  registered ``post_logout_redirect_uri`` and a ``state``, sent back with it. It keeps no session
+  of its own, so nothing else ends.
 
 The access token it hands out is the person's sandbox FranceConnect token (``fc-…``), the one the
 gateway's sandbox introspection (`gateway.france_connect.sandbox.SandboxIntrospection`) answers
 for: the console then calls the gateway's citizen routes with it as the real console would with
 a FranceConnect access token. The one client it knows is ``FC_SANDBOX_CLIENT_ID`` /
-``FC_SANDBOX_CLIENT_SECRET`` with ``FC_SANDBOX_REDIRECT_URI``. Sandbox only: nothing here is
+``FC_SANDBOX_CLIENT_SECRET`` with ``FC_SANDBOX_REDIRECT_URI`` and
+``FC_SANDBOX_POST_LOGOUT_REDIRECT_URI``. Sandbox only: nothing here is
 deployed; codes live 60 s in this process's memory; it logs no request (a person's token names
 them).
 """
@@ -94,13 +99,22 @@ class SandboxProvider:
         client_id: The one client it serves.
         client_secret: That client's secret.
         redirect_uri: That client's registered redirection URI.
+        post_logout_redirect_uri: Where that client's sign-outs may send the browser back.
     """
 
-    def __init__(self, issuer: str, client_id: str, client_secret: str, redirect_uri: str) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        post_logout_redirect_uri: str,
+    ) -> None:
         self._issuer = issuer.rstrip("/")
         self._client_id = client_id
         self._client_secret = client_secret
         self._redirect_uri = redirect_uri
+        self._post_logout_redirect_uri = post_logout_redirect_uri
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._people = {token.token: token for token in people()}
         self._grants: dict[str, _Grant] = {}
@@ -115,6 +129,7 @@ class SandboxProvider:
                 "token_endpoint": f"{base}/token",
                 "userinfo_endpoint": f"{base}/userinfo",
                 "jwks_uri": f"{base}/jwks",
+                "end_session_endpoint": f"{base}/session/end",
                 "response_types_supported": ["code"],
                 "grant_types_supported": ["authorization_code"],
                 "subject_types_supported": ["pairwise"],
@@ -270,6 +285,28 @@ class SandboxProvider:
             return JSONResponse({"error": "invalid_token"}, 401)
         return JSONResponse({"sub": self._subject(token), **token.claims})
 
+    async def end_session(self, request: Request) -> Response:
+        """``GET /api/v2/session/end``: back to the client's registered sign-out return, with its state."""
+        params = dict(request.query_params)
+        try:
+            jwt.decode(
+                params.get("id_token_hint", ""),
+                self._key.public_key(),
+                algorithms=["RS256"],
+                audience=self._client_id,
+                issuer=self._issuer,
+                # A sign-out after the ID token's expiry is still the person's.
+                options={"verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            return _page("Déconnexion refusée", "<p>id_token_hint inconnu de ce fournisseur.</p>", 400)
+        if params.get("post_logout_redirect_uri") != self._post_logout_redirect_uri:
+            return _page("Déconnexion refusée", "<p>post_logout_redirect_uri non enregistrée.</p>", 400)
+        if not 8 <= len(params.get("state", "")) <= 256:
+            return _page("Déconnexion refusée", "<p>state requis (8 à 256 caractères).</p>", 400)
+        query = urllib.parse.urlencode({"state": params["state"]})
+        return RedirectResponse(f"{self._post_logout_redirect_uri}?{query}", status_code=303)
+
     def _subject(self, token: SandboxToken) -> str:
         """The person's ``sub`` for this client: pairwise and opaque, as FranceConnect's."""
         return hashlib.sha256(f"{self._client_id}:{token.token}".encode()).hexdigest()
@@ -312,6 +349,7 @@ def build_app(provider: SandboxProvider) -> Starlette:
             Route("/api/v2/token", provider.token, methods=["POST"]),
             Route("/api/v2/userinfo", provider.userinfo, methods=["GET"]),
             Route("/api/v2/jwks", provider.jwks, methods=["GET"]),
+            Route("/api/v2/session/end", provider.end_session, methods=["GET"]),
             Route("/healthz", lambda _request: PlainTextResponse("ok"), methods=["GET"]),
         ]
     )
@@ -338,6 +376,11 @@ def client_env(run_dir: Path, port: int, console_port: int) -> dict[str, str]:
     }
 
 
+def post_logout_redirect_uri(console_port: int) -> str:
+    """The console's sign-out return on `make run` (`console.citizen.SIGNED_OUT`), registered here."""
+    return f"http://127.0.0.1:{console_port}/mes-donnees/deconnexion/retour"
+
+
 def spawn(group: ProcessGroup, run_dir: Path, port: int, console_port: int) -> Child:
     """Start this provider on ``port`` for the console on ``console_port``, without waiting (`wait`)."""
     client = client_env(run_dir, port, console_port)
@@ -346,6 +389,7 @@ def spawn(group: ProcessGroup, run_dir: Path, port: int, console_port: int) -> C
         "FC_SANDBOX_CLIENT_ID": client["FRANCE_CONNECT_CLIENT_ID"],
         "FC_SANDBOX_CLIENT_SECRET": client["FRANCE_CONNECT_CLIENT_SECRET"],
         "FC_SANDBOX_REDIRECT_URI": client["FRANCE_CONNECT_REDIRECT_URI"],
+        "FC_SANDBOX_POST_LOGOUT_REDIRECT_URI": post_logout_redirect_uri(console_port),
     }
     return group.spawn("france-connect", ["-m", "devstack.france_connect"], env, port)
 
@@ -368,6 +412,7 @@ def main() -> None:
         os.environ["FC_SANDBOX_CLIENT_ID"],
         os.environ["FC_SANDBOX_CLIENT_SECRET"],
         os.environ["FC_SANDBOX_REDIRECT_URI"],
+        os.environ["FC_SANDBOX_POST_LOGOUT_REDIRECT_URI"],
     )
     # No access log: the codes are one-time, but nothing of a person's goes to a log.
     uvicorn.run(build_app(provider), host="127.0.0.1", port=port, access_log=False, log_level="warning")

@@ -224,7 +224,11 @@ def build_parts(settings: GatewaySettings) -> Parts:
         france_connect=france_connect,
     )
     access_history = AccessHistory(
-        settings.journal_database_url.get_secret_value(), journal, catalog, settings.journal_timeout_seconds
+        settings.journal_database_url.get_secret_value(),
+        journal,
+        catalog,
+        settings.journal_timeout_seconds,
+        registry,
     )
     return Parts(
         settings=settings,

@@ -310,15 +310,31 @@ class PingBoard:
             return None
         return await self._ratios.error_ratios(apis, RATIO_WINDOW_SECONDS)
 
+    async def windows(self) -> list[tuple[Ping, Window]]:
+        """Every window open now or scheduled (not over), by start then ping order (one Redis read).
+
+        What the public status page lists; a visitor has no operator credential to read the admin
+        API's list.
+
+        Raises:
+            RedisError, OSError, TimeoutError: Redis did not answer.
+        """
+        now = self._clock()
+        declared = await self._read_windows(PINGS)
+        ahead = [(BY_ID[ping_id], window) for ping_id, window in declared.items() if window.end > now]
+        return sorted(ahead, key=lambda item: item[1].start)
+
     async def _windows(self, pings: tuple[Ping, ...]) -> dict[str, Window]:
         try:
-            values = await self._redis.mget([window_key(ping.id) for ping in pings])
+            return await self._read_windows(pings)
         except (RedisError, OSError, TimeoutError) as exc:
             _LOG.warning("maintenance_windows_unread", error=type(exc).__name__)
             return {}
-        windows = {}
-        for ping, value in zip(pings, values, strict=True):
-            if value is None:
-                continue
-            windows[ping.id] = parse_window(value)
-        return windows
+
+    async def _read_windows(self, pings: tuple[Ping, ...]) -> dict[str, Window]:
+        values = await self._redis.mget([window_key(ping.id) for ping in pings])
+        return {
+            ping.id: parse_window(value)
+            for ping, value in zip(pings, values, strict=True)
+            if value is not None
+        }

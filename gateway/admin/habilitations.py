@@ -197,6 +197,7 @@ def _create_request(args: argparse.Namespace) -> admin_pb2.CreateHabilitationReq
     return admin_pb2.CreateHabilitationRequest(
         label=args.label,
         siret=args.siret,
+        organisation_name=args.organisation_name,
         scopes=args.scope,
         allowed_ips=args.allowed_ip or [],
         rate_per_second=args.rate_per_second or 0,
@@ -222,6 +223,8 @@ def _habilitation_update(args: argparse.Namespace, stub: Any) -> int:
     request = admin_pb2.UpdateHabilitationRequest(id=args.id)
     if args.label is not None:
         request.label = args.label
+    if args.organisation_name is not None:
+        request.organisation_name = args.organisation_name
     if args.scope is not None:
         request.scopes.values.extend(args.scope)
     if args.allowed_ip is not None or args.any_ip:
@@ -250,6 +253,7 @@ def _habilitation_show(args: argparse.Namespace, stub: Any) -> int:
         ("id", habilitation.id),
         ("label", habilitation.label),
         ("siret", habilitation.siret),
+        ("organisation", habilitation.organisation_name or "-"),
         ("status", _name(admin_pb2.HabilitationStatus, habilitation.status, "HABILITATION_STATUS_")),
         ("scopes", ", ".join(habilitation.scopes)),
         ("allowed ips", ", ".join(habilitation.allowed_ips) or "any"),
@@ -569,6 +573,7 @@ def _register_habilitation(commands: Any) -> None:
     )
     create.add_argument("--label", required=True)
     create.add_argument("--siret", required=True, help="the holder's SIRET")
+    create.add_argument("--organisation-name", default="", help="the holder's name, shown to citizens")
     _habilitation_fields(create, required=True)
     create.add_argument("--datapass-id", default="")
     create.add_argument("--use-case", default="")
@@ -578,6 +583,7 @@ def _register_habilitation(commands: Any) -> None:
     )
     update.add_argument("id")
     update.add_argument("--label")
+    update.add_argument("--organisation-name", help="the holder's name, shown to citizens")
     _habilitation_fields(update, required=False)
     update.add_argument("--any-ip", action="store_true", help="clear the allowed addresses: every address")
     update.add_argument("--status", choices=["validated", "revoked", "archived"])

@@ -128,6 +128,7 @@ class _HabilitationMethods(_Servicer):
         """Change a habilitation: the fields set."""
         changes = store.HabilitationChanges(
             label=request.label if request.HasField("label") else None,
+            organisation_name=request.organisation_name if request.HasField("organisation_name") else None,
             scopes=list(request.scopes.values) if request.HasField("scopes") else None,
             allowed_ips=list(request.allowed_ips.values) if request.HasField("allowed_ips") else None,
             rate_per_second=request.rate_per_second or None if request.HasField("rate_per_second") else None,

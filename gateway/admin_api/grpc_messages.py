@@ -70,6 +70,7 @@ def habilitation_message(habilitation: model.Habilitation) -> admin_pb2.Habilita
         id=habilitation.id,
         label=habilitation.label,
         siret=habilitation.siret,
+        organisation_name=habilitation.organisation_name,
         datapass_id=habilitation.datapass_id,
         use_case=habilitation.use_case,
         legal_basis=habilitation.legal_basis,
@@ -186,6 +187,7 @@ def habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[st
     return {
         "label": request.label,
         "siret": request.siret,
+        "organisation_name": request.organisation_name,
         "scopes": list(request.scopes),
         "allowed_ips": list(request.allowed_ips),
         "rate_per_second": request.rate_per_second or None,

@@ -137,6 +137,7 @@ async def create_habilitation(service: AdminService, call: Call) -> Any:
         call.operator,
         label=string(body, "label"),
         siret=string(body, "siret"),
+        organisation_name=string(body, "organisation_name"),
         scopes=strings(body, "scopes") or [],
         allowed_ips=strings(body, "allowed_ips") or [],
         rate_per_second=optional_int(body, "rate_per_second"),
@@ -161,6 +162,7 @@ async def update_habilitation(service: AdminService, call: Call) -> Any:
     per_second, per_minute = optional_int(body, "rate_per_second"), optional_int(body, "rate_per_minute")
     changes = store.HabilitationChanges(
         label=string(body, "label") if "label" in body else None,
+        organisation_name=string(body, "organisation_name") if "organisation_name" in body else None,
         scopes=strings(body, "scopes"),
         allowed_ips=strings(body, "allowed_ips"),
         rate_per_second=per_second or None,

@@ -6,7 +6,11 @@ the journal is searched for the digests of every form a caller may have named th
 identity by (`gateway.journal.subject.identity_forms`: the journal's own normalisation,
 so "Jean Pierre" and "JEAN-PIERRE" are one person). Only provider calls are listed, each
 with its time, recipient SIRET, habilitation label, API and outcome; the citizen sees no
-token id, no request id, nothing of anyone else.
+token id, no request id, nothing of anyone else. Each access also names the public body and
+the habilitation's use case, read from the registry's snapshot by the row's habilitation id
+when it knows it (the journal's rows stay as written: a name changed in the registry is the
+name shown from then on); empty otherwise (a gateway without a registry, a row written before
+journal migration 2, a habilitation without a name).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from apiparticulier.gateway.v1 import gateway_pb2
 from contract.catalog import ApiCatalog
 from gateway.journal import Journal, identity_forms
 from gateway.journal.queries import provider_calls_about
+from gateway.registry.snapshot import RegistrySnapshot
 from runtime.errors import store_unavailable
 
 
@@ -32,15 +37,23 @@ class AccessHistory:
         journal: The journal, whose key makes the digests.
         catalog: API labels ↔ the ``Api`` enum.
         timeout_seconds: Longest the connection and the query may take.
+        registry: The registry's snapshot the body's name and the use case are read from; None:
+            a gateway without a registry, the accesses then name neither.
     """
 
     def __init__(
-        self, database_url: str, journal: Journal, catalog: ApiCatalog, timeout_seconds: float
+        self,
+        database_url: str,
+        journal: Journal,
+        catalog: ApiCatalog,
+        timeout_seconds: float,
+        registry: RegistrySnapshot | None = None,
     ) -> None:
         self._url = database_url
         self._journal = journal
         self._catalog = catalog
         self._timeout = timeout_seconds
+        self._registry = registry
 
     async def list_accesses(self, request: Message) -> gateway_pb2.ListAccessesResponse:
         """The accesses about the person whose identity the resolved request carries.
@@ -64,12 +77,19 @@ class AccessHistory:
             raise store_unavailable() from None
         response = gateway_pb2.ListAccessesResponse()
         for access in accesses:
+            purpose = (
+                None
+                if self._registry is None or access.habilitation_id is None
+                else self._registry.purpose(access.habilitation_id)
+            )
             entry = response.accesses.add(
                 recipient=access.recipient,
                 habilitation=access.habilitation,
                 api=self._catalog.api_of_label(access.api),
                 outcome=access.status,
                 code=access.code,
+                organisation_name="" if purpose is None else purpose.organisation_name,
+                use_case="" if purpose is None else purpose.use_case,
             )
             entry.time.FromDatetime(access.occurred_at)
         return response

@@ -117,6 +117,8 @@ class Habilitation:
     id: str
     label: str
     siret: str
+    organisation_name: str
+    """The holder's name as the citizens' page shows it; empty: unknown (the SIRET is shown)."""
     datapass_id: str
     use_case: str
     legal_basis: str
@@ -141,6 +143,7 @@ class Habilitation:
             "id": self.id,
             "label": self.label,
             "siret": self.siret,
+            "organisation_name": self.organisation_name,
             "datapass_id": self.datapass_id,
             "use_case": self.use_case,
             "legal_basis": self.legal_basis,
@@ -379,6 +382,18 @@ def checked_label(label: str, field: str = "label") -> str:
     if not 1 <= len(label) <= LABEL_MAX:
         raise InvalidInputError(field, f"must be 1 to {LABEL_MAX} characters")
     return label
+
+
+def checked_organisation_name(name: str) -> str:
+    """A holder's organisation name, stripped; empty when not known.
+
+    Raises:
+        InvalidInputError: longer than `LABEL_MAX`.
+    """
+    name = name.strip()
+    if len(name) > LABEL_MAX:
+        raise InvalidInputError("organisation_name", f"at most {LABEL_MAX} characters")
+    return name
 
 
 def checked_siret(siret: str) -> str:

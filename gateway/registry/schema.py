@@ -3,9 +3,9 @@
 Schema ``registry``, apart from the journal's:
 
 - ``habilitations``: one row per habilitation (a DataPass authorization): label, holder
-  SIRET, DataPass id, use case, legal basis, scopes, allowed IPs or CIDRs, per-second and
-  per-minute limits (NULL: the gateway's default, none), contacts for notices, status and
-  validity.
+  SIRET and organisation name (v4; empty: unknown), DataPass id, use case, legal basis,
+  scopes, allowed IPs or CIDRs, per-second and per-minute limits (NULL: the gateway's
+  default, none), contacts for notices, status and validity.
 - ``tokens``: the tokens of each habilitation, several at once: kind, environment,
   issued, expiry, state, and the revocation or ban (date and reason), the token it
   replaces or that replaces it (rotation, ban), the end of a rotation's grace.
@@ -157,6 +157,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             CHECK ((accepted_at IS NULL) = (delegation_id IS NULL))
         );
         CREATE INDEX invitations_editor ON registry.invitations (editor_id);
+        """,
+    ),
+    (
+        4,
+        """
+        ALTER TABLE registry.habilitations
+            ADD COLUMN organisation_name text NOT NULL DEFAULT ''
+                CHECK (length(organisation_name) <= 200);
         """,
     ),
 )

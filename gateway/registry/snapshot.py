@@ -113,6 +113,16 @@ class Rights:
 
 
 @dataclass(frozen=True, slots=True)
+class Purpose:
+    """What a citizen is told of a habilitation their data went to (`gateway.journal.access_history`)."""
+
+    organisation_name: str
+    """The holder's name; empty when the registry has none."""
+    use_case: str
+    """What the habilitation is for, as DataPass gave it; empty when not given."""
+
+
+@dataclass(frozen=True, slots=True)
 class DelegationEntry:
     """An active delegation as the hot path reads it: its id, and the rights of an editor token's call."""
 
@@ -231,6 +241,14 @@ def clients_of(loaded: store.Loaded) -> dict[str, Rights]:
     return {client.client_id: rights[client.habilitation_id] for client in loaded.france_connect_clients}
 
 
+def purposes_of(loaded: store.Loaded) -> dict[str, Purpose]:
+    """Each habilitation's holder name and use case, by habilitation id."""
+    return {
+        habilitation.id: Purpose(habilitation.organisation_name, habilitation.use_case)
+        for habilitation in loaded.habilitations
+    }
+
+
 def entries_of(loaded: store.Loaded) -> dict[str, TokenEntry]:
     """The hot path's view of a load: every token by id, with its rights.
 
@@ -286,6 +304,7 @@ class RegistrySnapshot:
         self._clock = clock
         self._tokens: Mapping[str, TokenEntry] = {}
         self._clients: Mapping[str, Rights] = {}
+        self._purposes: Mapping[str, Purpose] = {}
         self._loaded_at: float | None = None
         self._task = BackgroundTask(self._follow, "registry-snapshot")
         self._first_load = asyncio.Event()
@@ -320,6 +339,10 @@ class RegistrySnapshot:
         """The rights of the habilitation a FranceConnect client is mapped to; None: mapped to none."""
         return self._clients.get(client_id)
 
+    def purpose(self, habilitation_id: str) -> Purpose | None:
+        """The holder's name and the use case of this habilitation; None: the registry has none of this id."""
+        return self._purposes.get(habilitation_id)
+
     async def start(self, first_load_timeout: float) -> None:
         """Start following the registry; wait up to ``first_load_timeout`` for the first load.
 
@@ -348,6 +371,7 @@ class RegistrySnapshot:
             loaded = await store.load(conn)
         self._tokens = entries_of(loaded)
         self._clients = clients_of(loaded)
+        self._purposes = purposes_of(loaded)
         self._loaded_at = self._clock()
         self._first_load.set()
         _RELOADED.inc()

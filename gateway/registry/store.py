@@ -55,6 +55,7 @@ from gateway.registry.model import (
     checked_dpo,
     checked_email,
     checked_label,
+    checked_organisation_name,
     checked_reason,
     checked_scopes,
     checked_siret,
@@ -66,7 +67,7 @@ _V = TypeVar("_V")
 _R = TypeVar("_R")
 _HABILITATION_COLUMNS = sql.SQL(
     "id, label, siret, datapass_id, use_case, legal_basis, scopes, allowed_ips, rate_per_second, "
-    "rate_per_minute, contacts, status, valid_from, valid_until, created_at, updated_at"
+    "rate_per_minute, contacts, status, valid_from, valid_until, created_at, updated_at, organisation_name"
 )
 _TOKEN_COLUMNS = sql.SQL(
     "id, habilitation_id, kind, environment, issued_at, expires_at, revoked_at, revoked_reason, "
@@ -127,6 +128,7 @@ class HabilitationChanges:
     """What an update changes; None leaves a field as it is, a list given replaces the stored one."""
 
     label: str | None = None
+    organisation_name: str | None = None
     scopes: Sequence[str] | None = None
     allowed_ips: Sequence[str] | None = None
     rate_per_second: int | None = None
@@ -151,6 +153,9 @@ class HabilitationChanges:
         return replace(
             before,
             label=_given(self.label, checked_label, before.label),
+            organisation_name=_given(
+                self.organisation_name, checked_organisation_name, before.organisation_name
+            ),
             scopes=_given(self.scopes, checked_scopes, before.scopes),
             allowed_ips=_given(self.allowed_ips, checked_allowed_ips, before.allowed_ips),
             rate_per_second=_given(self.rate_per_second, _rate_per_second, per_second),
@@ -174,6 +179,7 @@ def _habilitation(row: Sequence[Any]) -> Habilitation:
         id=str(row[0]),
         label=row[1],
         siret=row[2],
+        organisation_name=row[16],
         datapass_id=row[3],
         use_case=row[4],
         legal_basis=row[5],
@@ -356,6 +362,7 @@ async def create_habilitation(
     label: str,
     siret: str,
     scopes: Sequence[str],
+    organisation_name: str = "",
     allowed_ips: Sequence[str] = (),
     rate_per_second: int | None = None,
     rate_per_minute: int | None = None,
@@ -384,6 +391,7 @@ async def create_habilitation(
         _rate_per_minute(rate_per_minute),
         list(checked_contacts(contacts)),
         valid_until,
+        checked_organisation_name(organisation_name),
     )
     async with conn.transaction():
         if values[3]:
@@ -395,7 +403,7 @@ async def create_habilitation(
         cursor = await conn.execute(
             _query(
                 "INSERT INTO registry.habilitations ({h}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], "
-                "%s, %s, %s, 'validated', now(), %s, now(), now()) RETURNING {h}"
+                "%s, %s, %s, 'validated', now(), %s, now(), now(), %s) RETURNING {h}"
             ),
             values,
         )
@@ -455,12 +463,14 @@ async def update_habilitation(
         wanted = changes.applied_to(before)
         cursor = await conn.execute(
             _query(
-                "UPDATE registry.habilitations SET label = %s, scopes = %s, allowed_ips = %s::cidr[], "
+                "UPDATE registry.habilitations SET label = %s, organisation_name = %s, scopes = %s, "
+                "allowed_ips = %s::cidr[], "
                 "rate_per_second = %s, rate_per_minute = %s, contacts = %s, use_case = %s, legal_basis = %s, "
                 "status = %s, updated_at = now() WHERE id = %s RETURNING {h}"
             ),
             (
                 wanted.label,
+                wanted.organisation_name,
                 list(wanted.scopes),
                 list(wanted.allowed_ips),
                 wanted.rate_per_second,

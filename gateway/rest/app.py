@@ -24,6 +24,8 @@ An integrator of the real API changes its base URL and token, nothing else:
   (`gateway.journal.access_history`), the FranceConnect access token as bearer;
 - ``GET /mesh/v1/statistics/proofs_avoided``, a route of the mesh's own: the proofs avoided per
   API and day over the kept days (`gateway.usage.UsageRecorder.proofs_by_api`), public;
+- ``GET /mesh/v1/status/maintenances``, a route of the mesh's own: the maintenance windows open
+  or scheduled, with their start and end (`gateway.pings.PingBoard.windows`), public;
 - any other path a JSON 404 (``00404``), another method on a known path a JSON 405 (``00405``).
 
 Every request is served inside the front's call boundary (`gateway.rest.boundary`): request id,
@@ -41,6 +43,7 @@ from http import HTTPStatus
 from typing import Any
 
 import yaml
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -96,6 +99,8 @@ AVAILABILITY_PATH = "/mesh/v1/statistics/availability"
 """Each ping's availability over 90 days and its incidents: a route of the mesh's own, public."""
 PROOFS_BY_API_PATH = "/mesh/v1/statistics/proofs_avoided"
 """The proofs avoided per API and day over the kept days: a route of the mesh's own, public."""
+MAINTENANCES_PATH = "/mesh/v1/status/maintenances"
+"""The maintenance windows open or scheduled, with their start and end: a route of the mesh's own, public."""
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -141,7 +146,10 @@ def inbound_of(request: Request, metadata: list[tuple[str, str | bytes]]) -> Inb
 
 
 def access_body(access: gateway_pb2.Access) -> dict[str, str]:
-    """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code."""
+    """One access as JSON: time (ISO 8601, UTC), recipient, habilitation, API label, outcome and code.
+
+    With the body's name and the habilitation's use case from the registry (empty when it has none).
+    """
     api = gateway_pb2.Api.DESCRIPTOR.values_by_number[access.api]
     return {
         "time": access.time.ToDatetime(dt.UTC).isoformat(),
@@ -150,6 +158,8 @@ def access_body(access: gateway_pb2.Access) -> dict[str, str]:
         "api": api.GetOptions().Extensions[options_pb2.api_label],
         "outcome": access.outcome,
         "code": access.code,
+        "organisation_name": access.organisation_name,
+        "use_case": access.use_case,
     }
 
 
@@ -228,6 +238,7 @@ class RestFront:
             DELEGATIONS_PATH: self._delegations,
             PROOFS_BY_API_PATH: self._proofs_by_api,
             AVAILABILITY_PATH: self._availability,
+            MAINTENANCES_PATH: self._maintenances,
         }
         self.utility_paths = tuple(utility)
         """The utility routes, the mesh's own included: in ``/openapi.yaml`` beside the provider routes."""
@@ -388,6 +399,32 @@ class RestFront:
         rows = await self._serving.usage.proofs_by_api(RETENTION_DAYS)
         days = [{"day": day, "api": api, "proofs": calls} for day, api, calls in rows]
         return _json({"days": RETENTION_DAYS, "proofs_avoided": days})
+
+    async def _maintenances(self, request: Request) -> Response:
+        """The windows open or scheduled (`PingBoard.windows`), by start: ping, name, start, end (UTC), open.
+
+        Raises:
+            ApiError: 00503, Redis, where the windows live, did not answer.
+        """
+        try:
+            windows = await self._ping_board.windows()
+        except (RedisError, OSError, TimeoutError):
+            raise store_unavailable() from None
+        now = dt.datetime.now(dt.UTC)
+        body = []
+        for ping, window in windows:
+            start = dt.datetime.fromtimestamp(window.start, dt.UTC)
+            end = dt.datetime.fromtimestamp(window.end, dt.UTC)
+            body.append(
+                {
+                    "ping": ping.id,
+                    "name": ping.label,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "open": start <= now,
+                }
+            )
+        return _json({"maintenances": body})
 
     async def _availability(self, request: Request) -> Response:
         """Each ping's sampled minutes per state and day (days with a sample), and the incidents.

@@ -29,6 +29,7 @@ from contract.routes import build_routes
 from devstack.redis import free_port
 from gateway import pings
 from gateway.admin_api.service import secret_digest
+from gateway.registry.model import DPO_FIELDS
 from tests.gateway.registry import conftest as registry
 from tests.gateway.registry.conftest import AdminApi, admin_api, maintenance_windows, registry_url
 
@@ -338,3 +339,67 @@ async def test_the_audit_page_goes_back_a_page_at_a_time(
     bad = await operator_client.get("/operateur/audit", params={"avant": "abc"})
     assert bad.status_code == 400
     assert "page_token" in bad.text
+
+
+_DPO_FORM = {
+    "dpo_given_name": "Responsable",
+    "dpo_family_name": "Conformité",
+    "dpo_email": "dpd@mairie.example",
+    "dpo_phone": "+33 1 23 45 67 89",
+    "dpo_job_title": "Déléguée à la protection des données",
+}
+
+
+async def test_an_admin_invites_a_body_whose_holder_accepts_with_the_secret_shown_once(
+    operator_client: httpx.AsyncClient, admin_api: AdminApi
+) -> None:
+    assert {name.removeprefix("dpo_") for name in _DPO_FORM} == set(DPO_FIELDS)
+    headers = {"authorization": f"Bearer {registry.ADMIN_SECRET}"}
+    async with httpx.AsyncClient(base_url=admin_api.rest_url, headers=headers) as admin:
+        editor = (
+            await admin.post("/admin/v1/editors", json={"siret": registry.SIRET, "name": "Logiciel"})
+        ).json()
+        habilitation = (
+            await admin.post(
+                "/admin/v1/habilitations",
+                json={"label": "Cantine", "siret": registry.SIRET, "scopes": ["cnaf_quotient_familial"]},
+            )
+        ).json()
+        await _sign_in(operator_client, registry.ADMIN_SECRET)
+        empty = await operator_client.get("/operateur/invitations")
+        assert empty.status_code == 200 and "Aucune invitation." in empty.text
+
+        fields = {"editor_id": editor["id"], "habilitation_id": habilitation["id"], **_DPO_FORM}
+        refused = await _post(operator_client, "/operateur/invitations", contact_email="nobody", **fields)
+        assert refused.status_code == 400 and "Invitation refusée : contact_email" in refused.text
+
+        made = await _post(
+            operator_client, "/operateur/invitations", contact_email="accueil@mairie.example", **fields
+        )
+        assert made.status_code == 200
+        secret = re.search(r'id="secret".*?<code>([^<]+)</code>', made.text, re.S)
+        assert secret is not None
+        row = re.search(r"<tbody>(.*?)</tbody>", made.text, re.S)
+        assert row is not None and "Logiciel" in row.group(1) and "Cantine" in row.group(1)
+        assert "En attente" in row.group(1)
+        (invitation,) = (await admin.get("/admin/v1/invitations")).json()
+        # The secret shown is the one the body's holder accepts with.
+        accepted = await admin.post(
+            f"/admin/v1/invitations/{invitation['id']}/accept",
+            json={
+                "secret": html.unescape(secret.group(1)),
+                "siret": registry.SIRET,
+                "terms_accepted": True,
+                "dpo_informed": True,
+            },
+        )
+        assert accepted.status_code == 200, accepted.text
+        listed = await operator_client.get("/operateur/invitations")
+        assert "Acceptée" in listed.text and 'id="secret"' not in listed.text
+
+
+async def test_a_viewer_lists_the_invitations_and_may_not_invite(operator_client: httpx.AsyncClient) -> None:
+    await _sign_in(operator_client, registry.VIEWER_SECRET)
+    page = await operator_client.get("/operateur/invitations")
+    assert page.status_code == 200 and "Inviter un organisme" not in page.text
+    assert (await _post(operator_client, "/operateur/invitations", editor_id="x")).status_code == 403

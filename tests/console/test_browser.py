@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 _QUOTIENT = "/v3/dss/quotient_familial/identite"
 _MAINTAINED = BY_ID["men_scolarite"]
+_SCHEDULED = BY_ID["ants"]
+_PARIS = ZoneInfo("Europe/Paris")
 
 
 def _visit(page: Page, stack: Stack, path: str, heading: str, name: str) -> None:
@@ -138,6 +140,35 @@ def test_an_operator_opens_a_maintenance_window_and_the_status_page_shows_it(
     expect(newest.nth(1)).to_contain_text(_MAINTAINED.id)
     assert accessibility_violations(page) == []
     screenshot(page, "operateur-audit")
+
+
+def test_a_maintenance_scheduled_shows_on_the_status_page_with_its_start_and_end(
+    stack: Stack, page: Page
+) -> None:
+    _sign_in(page, stack)
+    page.get_by_role("link", name="Maintenances").click()
+    start = (dt.datetime.now(_PARIS) + dt.timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    page.get_by_label("Service").select_option(_SCHEDULED.id)
+    page.get_by_label("Début, heure de Paris").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Durée, en minutes").fill("90")
+    page.get_by_role("button", name="Ouvrir la fenêtre").click()
+    expect(page.locator("#fenetres")).to_contain_text("Programmée")
+    # Not yet: the ping answers as before.
+    assert httpx.get(f"{stack.rest_url}/api/{_SCHEDULED.id}/ping").json()["status"] != "maintenance"
+
+    _visit(page, stack, "/statut", "Statut des services", "statut-maintenance-prevue")
+    row = page.locator("#maintenances-prevues tbody tr", has_text=_SCHEDULED.label)
+    expect(row).to_contain_text(start.strftime("%d/%m/%Y 10:00"))
+    expect(row).to_contain_text(start.strftime("%d/%m/%Y 11:30"))
+    expect(page.locator("#maintenances")).not_to_contain_text(_SCHEDULED.label)
+
+    # Cancelled in the console: the status page no longer announces it.
+    page.goto(f"{stack.console_url}/operateur/maintenance")
+    page.get_by_role("button", name="Annuler").click()
+    page.goto(f"{stack.console_url}/statut")
+    expect(page.locator("#maintenances-prevues")).not_to_contain_text(_SCHEDULED.label)
 
 
 def _holder_sign_in(page: Page, stack: Stack, agent: str) -> None:
@@ -257,3 +288,28 @@ def test_an_editor_sees_their_delegations(stack: Stack, page: Page) -> None:
     assert accessibility_violations(page) == []
     page.locator("#appels").scroll_into_view_if_needed()
     screenshot(page, "agent-delegation")
+
+
+def test_an_operator_invites_a_body_and_is_shown_its_secret_once(stack: Stack, page: Page) -> None:
+    _sign_in(page, stack)
+    page.get_by_role("link", name="Invitations").click()
+    expect(page.locator("h1")).to_have_text("Invitations")
+    page.get_by_label("Éditeur").select_option(label="Éditeur de démonstration")
+    page.get_by_label("Adresse électronique du titulaire invité").fill("accueil@mairie-invitee.example")
+    for label, value in (
+        ("Prénom", "Responsable"),
+        ("Nom", "Conformité"),
+        ("Adresse électronique", "dpd@mairie-invitee.example"),
+        ("Téléphone", "+33 1 23 45 67 89"),
+        ("Fonction", "Déléguée à la protection des données"),
+    ):
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Inviter").click()
+    expect(page.locator("#secret code")).not_to_be_empty()
+    expect(page.locator("#invitations tbody tr").first).to_contain_text("En attente")
+    # Never in the address bar: the answer of the POST shows it, once.
+    assert page.url == f"{stack.console_url}/operateur/invitations"
+    assert accessibility_violations(page) == []
+    screenshot(page, "operateur-invitations")
+    page.goto(f"{stack.console_url}/operateur/invitations")
+    expect(page.locator("#secret")).to_have_count(0)

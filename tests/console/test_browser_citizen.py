@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from devstack.demo import DEMO_ORGANISATION, DEMO_USE_CASE
 from devstack.france_connect import people
 from gateway.pings import PINGS
 from tests.console.conftest import AXE, Stack, accessibility_violations, screenshot
@@ -92,8 +93,10 @@ def test_a_citizen_sees_exactly_the_accesses_about_them(stack: Stack, browser: B
         _await_rows(other, other_before + 1)
         newest = citizen.locator("#consultations tbody tr").first
         expect(newest).to_contain_text("Quotient familial")
-        expect(newest).to_contain_text(RECIPIENT)
-        expect(newest).to_contain_text("make run demo")
+        # The body's name and the habilitation's purpose, as the registry holds them.
+        expect(newest).to_contain_text(DEMO_ORGANISATION)
+        expect(newest).to_contain_text(f"SIRET {RECIPIENT}")
+        expect(newest).to_contain_text(DEMO_USE_CASE)
         assert accessibility_violations(citizen) == []
         screenshot(citizen, "mes-donnees")
 

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from console.app import build_app
 from console.citizen import ACCESSES_PATH, COOKIE
+from console.security import content_security_policy, origin_of
 from console.settings import ConsoleSettings
 from devstack.france_connect import CLIENT_ID, SandboxProvider, people
 from devstack.france_connect import build_app as build_provider
@@ -38,12 +39,13 @@ from tests.people import RECIPIENT
 SECRET = "citizen-test-client-secret"
 CONSOLE = "https://console.test"
 REDIRECT_URI = f"{CONSOLE}/mes-donnees/retour"
+SIGNED_OUT_URI = f"{CONSOLE}/mes-donnees/deconnexion/retour"
 FIRST, SECOND, LIMITED = (person.token for person in people()[:3])
 
 
 @dataclass
 class Gateway:
-    """Stands for the gateway's history route: one access for the first person, a limit for the third."""
+    """Stands for the gateway's history route: two accesses for the first person, a limit for the third."""
 
     bearers: list[str] = field(default_factory=list)
 
@@ -54,15 +56,19 @@ class Gateway:
             return JSONResponse({"errors": []}, 429, headers={"retry-after": "3"})
         if bearer != FIRST:
             return JSONResponse({"accesses": []})
-        access = {
+        named = {
             "time": "2026-12-01T09:30:00+00:00",
             "recipient": RECIPIENT,
-            "habilitation": "Tarification de la cantine",
+            "habilitation": "QF cantine",
             "api": "cnaf.quotient_familial",
             "outcome": "OK",
             "code": "",
+            "organisation_name": "Ville de Lyon",
+            "use_case": "Tarification de la restauration scolaire",
         }
-        return JSONResponse({"accesses": [access]})
+        # A habilitation the registry names not: its SIRET and its label stand in.
+        unnamed = {**named, "time": "2026-11-30T09:30:00+00:00", "organisation_name": "", "use_case": ""}
+        return JSONResponse({"accesses": [named, unnamed]})
 
 
 @pytest.fixture
@@ -70,7 +76,7 @@ async def provider() -> AsyncIterator[str]:
     """The sandbox FranceConnect on a loopback port, for the console's client only."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    app = build_provider(SandboxProvider(issuer, CLIENT_ID, SECRET, REDIRECT_URI))
+    app = build_provider(SandboxProvider(issuer, CLIENT_ID, SECRET, REDIRECT_URI, SIGNED_OUT_URI))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     )
@@ -163,16 +169,54 @@ async def test_a_citizen_signs_in_and_sees_the_accesses_about_them(
 
     page = await console.get("/mes-donnees")
     assert gateway.bearers == [FIRST]
-    rows = re.findall(r"<tr>\s*<td>", page.text)
-    assert len(rows) == 1
-    assert RECIPIENT in page.text and "Tarification de la cantine" in page.text
-    assert "01/12/2026 10:30" in page.text  # Paris time
+    rows = re.findall(r"<tr>\s*<td>(.*?)</tr>", page.text, re.DOTALL)
+    assert len(rows) == 2
+    assert "01/12/2026 10:30" in rows[0]  # Paris time, most recent first
+    assert "Ville de Lyon" in rows[0] and f"SIRET {RECIPIENT}" in rows[0]
+    assert "Tarification de la restauration scolaire" in rows[0] and "QF cantine" not in rows[0]
+    assert "Ville de Lyon" not in rows[1] and f"SIRET {RECIPIENT}" in rows[1] and "QF cantine" in rows[1]
 
-    # Signing out removes the token: the page asks to sign in again, the gateway is not called.
-    await console.post("/mes-donnees/deconnexion", data={"csrf_token": _csrf(page)})
+    # Signing out: the token dropped at once, then FranceConnect's own sign-out (RP-initiated logout).
+    out = await console.post("/mes-donnees/deconnexion", data={"csrf_token": _csrf(page)})
+    assert out.status_code == 303
+    ending = urllib.parse.urlsplit(out.headers["location"])
+    sent = dict(urllib.parse.parse_qsl(ending.query))
+    assert ending.path == "/api/v2/session/end"
+    assert sent["post_logout_redirect_uri"] == SIGNED_OUT_URI and len(sent["state"]) >= 32
+    assert sent["id_token_hint"].count(".") == 2 and FIRST not in out.headers["location"]
     again = await console.get("/mes-donnees")
     assert "FranceConnect" in again.text and "consultations" not in again.text
     assert gateway.bearers == [FIRST]
+    async with httpx.AsyncClient() as browser:
+        back = await browser.get(out.headers["location"])
+    assert back.status_code == 303
+    assert back.headers["location"] == f"{SIGNED_OUT_URI}?state={sent['state']}"
+    done = await console.get(back.headers["location"].removeprefix(CONSOLE))
+    assert (done.status_code, done.headers["location"]) == (303, "/mes-donnees")
+    assert f'{COOKIE}=""' in done.headers["set-cookie"]
+    # The same return again (replayed, or another browser's): nothing pending, refused.
+    replayed = await console.get(back.headers["location"].removeprefix(CONSOLE))
+    assert replayed.status_code == 400
+
+
+async def test_the_sandbox_provider_s_sign_out_checks_its_hint_its_return_and_its_state(
+    provider: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=provider) as browser:
+        metadata = (await browser.get("/.well-known/openid-configuration")).json()
+        assert metadata["end_session_endpoint"] == f"{provider}/api/v2/session/end"
+        for params in (
+            {"id_token_hint": "not.a.token", "state": "s" * 16, "post_logout_redirect_uri": SIGNED_OUT_URI},
+            {"state": "s" * 16, "post_logout_redirect_uri": SIGNED_OUT_URI},
+        ):
+            refused = await browser.get("/api/v2/session/end", params=params)
+            assert refused.status_code == 400
+
+
+def test_the_console_s_policy_lets_the_sign_out_form_leave_for_the_provider_only(provider: str) -> None:
+    policy = content_security_policy([origin_of(f"{provider}/api/v2"), origin_of("")])
+    assert f"form-action 'self' {provider};" in policy
+    assert origin_of("/relative") == "" and origin_of("javascript:alert(1)") == ""
 
 
 async def test_another_citizen_sees_none_of_the_first_one_s(

@@ -38,6 +38,7 @@ from tests.test_personal_data import sandbox_secrets
 
 KEY = Fernet.generate_key().decode()
 _ISSUER = "https://proconnect.test/api/v2"
+_RETURN = "https://console.test/agent/proconnect/retour"
 _CLIENT = "console-test"
 
 
@@ -166,6 +167,7 @@ class FakeProConnect:
                     "token_endpoint": f"{_ISSUER}/token",
                     "userinfo_endpoint": f"{_ISSUER}/userinfo",
                     "jwks_uri": f"{_ISSUER}/jwks",
+                    "end_session_endpoint": f"{_ISSUER}/session/end",
                 }
             )
 
@@ -185,8 +187,12 @@ class FakeProConnect:
             claims = {"iss": _ISSUER, "sub": "agent-1", "email": "Agent.Test@Ville.example", "siret": "1"}
             return PlainTextResponse(self.signed(claims), media_type="application/jwt")
 
+        async def authorize(_request: Request) -> Response:
+            return PlainTextResponse("the provider's sign-in page")
+
         return Starlette(
             routes=[
+                Route("/api/v2/authorize", authorize),
                 Route("/api/v2/.well-known/openid-configuration", discovery),
                 Route("/api/v2/jwks", jwks),
                 Route("/api/v2/token", token, methods=["POST"]),
@@ -199,7 +205,14 @@ async def test_proconnect_signs_in_the_agent_its_tokens_name_and_nothing_else() 
     provider = FakeProConnect()
     transport = httpx.ASGITransport(app=provider.app())
     async with httpx.AsyncClient(transport=transport) as http:
-        client = ProConnect(http, _ISSUER, _CLIENT, "secret", "https://console.test/agent/proconnect/retour")
+        client = ProConnect(
+            http,
+            _ISSUER,
+            _CLIENT,
+            "secret",
+            _RETURN,
+            post_logout_url="https://console.test/agent/deconnexion/retour",
+        )
         url, pending = await client.start()
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
         assert (query["state"], query["nonce"], query["code_challenge_method"]) == (
@@ -219,6 +232,63 @@ async def test_proconnect_signs_in_the_agent_its_tokens_name_and_nothing_else() 
         provider.nonce, provider.forged = pending.nonce, True
         with pytest.raises(ProConnectError):
             await client.finish("code", pending.state, pending)
+
+
+async def test_signing_out_ends_the_proconnect_session_and_checks_the_return_s_state(
+    settings: ConsoleSettings,
+) -> None:
+    """RP-initiated logout: to the provider with the ID token and a state, back with that state only."""
+    provider = FakeProConnect()
+    settings = settings.model_copy(
+        update={
+            "proconnect_issuer": _ISSUER,
+            "proconnect_client_id": _CLIENT,
+            "proconnect_client_secret": SecretStr("secret"),
+            "proconnect_redirect_url": _RETURN,
+        }
+    )
+    async with (
+        httpx.AsyncClient(base_url=settings.public_api_url) as public,
+        httpx.AsyncClient(base_url=settings.admin_api_url) as admin,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=provider.app())) as proconnect,
+    ):
+        app = build_app(settings, public, admin, proconnect)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as browser:
+            start = await browser.get("/agent/proconnect")
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(start.headers["location"]).query))
+            assert "form-action 'self' https://proconnect.test;" in start.headers["content-security-policy"]
+            provider.nonce = query["nonce"]
+            back = await browser.get(
+                "/agent/proconnect/retour", params={"code": "c", "state": query["state"]}
+            )
+            assert (back.status_code, back.headers["location"]) == (303, "/agent")
+            signed_in = _session_of(back)
+            assert signed_in.holder == "agent.test@ville.example" and signed_in.id_token
+
+            out = await browser.post("/agent/deconnexion", data={"csrf_token": signed_in.csrf})
+            assert out.status_code == 303
+            ending = urllib.parse.urlsplit(out.headers["location"])
+            sent = dict(urllib.parse.parse_qsl(ending.query))
+            assert f"{ending.scheme}://{ending.netloc}{ending.path}" == f"{_ISSUER}/session/end"
+            assert sent["id_token_hint"] == signed_in.id_token
+            assert sent["post_logout_redirect_uri"] == "https://console.test/agent/deconnexion/retour"
+            assert _session_of(out).holder == ""  # the console's session ended before the provider's
+            done = await browser.get("/agent/deconnexion/retour", params={"state": sent["state"]})
+            assert (done.status_code, done.headers["location"]) == (303, "/")
+            # The same return again (replayed, or another browser's): nothing pending, refused.
+            replayed = await browser.get("/agent/deconnexion/retour", params={"state": sent["state"]})
+            assert replayed.status_code == 400
+
+
+async def test_a_sandbox_agent_signs_out_of_the_console_only(client: httpx.AsyncClient) -> None:
+    page = await client.get("/agent/connexion")
+    signed = await client.post("/agent/connexion", data={"agent": "ccas", "csrf_token": _csrf(page)})
+    refused = await client.post("/agent/deconnexion", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    out = await client.post("/agent/deconnexion", data={"csrf_token": _csrf(signed)})
+    assert (out.status_code, out.headers["location"]) == (303, "/")
+    assert _session_of(out).holder == ""
 
 
 def test_the_settings_need_no_proconnect(tmp_path: Path) -> None:

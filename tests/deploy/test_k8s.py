@@ -493,6 +493,41 @@ def test_the_console_holds_no_key_nor_password_of_another_service(rendered, scen
     assert not set(others) & set(env), scenario
 
 
+def test_production_gives_the_console_its_france_connect_and_proconnect_clients(rendered):
+    """Settings in console-settings, client secrets from the console's own Secret, HTTPS egress out."""
+    objects = rendered["overlay:prod"]
+    (container,) = _named(objects, "Deployment", "console")["spec"]["template"]["spec"]["containers"]
+    env = _environment(container, objects)
+    for name in (
+        "FRANCE_CONNECT_URL",
+        "FRANCE_CONNECT_CLIENT_ID",
+        "PROCONNECT_ISSUER",
+        "PROCONNECT_CLIENT_ID",
+    ):
+        assert env[name], name
+    assert env["FRANCE_CONNECT_URL"].startswith("https://")
+    assert env["FRANCE_CONNECT_REDIRECT_URI"].endswith("/mes-donnees/retour")
+    assert env["PROCONNECT_REDIRECT_URL"].endswith("/agent/proconnect/retour")
+    secrets = {
+        v["name"]: (v["valueFrom"]["secretKeyRef"]["name"], v["valueFrom"]["secretKeyRef"]["key"])
+        for v in container["env"]
+        if "valueFrom" in v
+    }
+    assert secrets["FRANCE_CONNECT_CLIENT_SECRET"] == ("console", "france-connect-client-secret")
+    assert secrets["PROCONNECT_CLIENT_SECRET"] == ("console", "proconnect-client-secret")
+    (egress,) = [
+        p
+        for p in _of_kind(objects, "NetworkPolicy")
+        if p["metadata"]["name"] == "console-egress-identity-providers"
+    ]
+    (rule,) = egress["spec"]["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert all("10.0.0.0/8" in peer["ipBlock"].get("except", []) for peer in rule["to"][:1])
+    dev = rendered["overlay:dev"]
+    (in_dev,) = _named(dev, "Deployment", "console")["spec"]["template"]["spec"]["containers"]
+    assert not _environment(in_dev, dev).get("FRANCE_CONNECT_URL")
+
+
 def test_a_scenario_renders_the_console_s_egress_policy(rendered):
     assert any(
         p["metadata"]["name"] == "console-egress"

@@ -139,3 +139,17 @@ async def test_unknown_ping_and_unreachable_redis(tracker: AvailabilityTracker) 
     state = await board.state(QF)
     assert state is not None and state.status is Availability.OK
     await client.aclose()
+
+
+async def test_the_windows_not_over_are_listed_by_start(
+    board: PingBoard, store: redis.Redis, clock: list[float]
+) -> None:
+    """Open and scheduled ones, soonest first; one past its end is left out though its key lasts a grace."""
+    declare_window(store, MEN, Window(NOW + 3600, NOW + 7200), NOW)
+    declare_window(store, QF, Window(NOW - 60, NOW + 600), NOW)
+    assert [(ping.id, window) for ping, window in await board.windows()] == [
+        (QF, Window(NOW - 60, NOW + 600)),
+        (MEN, Window(NOW + 3600, NOW + 7200)),
+    ]
+    clock[0] = NOW + 601
+    assert [ping.id for ping, _ in await board.windows()] == [MEN]

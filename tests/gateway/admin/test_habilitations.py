@@ -73,7 +73,11 @@ async def _create(api: AdminApi, *extra: str) -> str:
 
 
 async def test_create_update_and_show_a_habilitation(admin_api: AdminApi) -> None:
-    habilitation = await _create(admin_api, "--allowed-ip", "10.0.0.0/8", "--rate-per-second", "50")
+    habilitation = await _create(
+        admin_api, "--allowed-ip", "10.0.0.0/8", "--rate-per-second", "50", "--organisation-name", "Ville"
+    )
+    named = await cli(admin_api, "habilitation", "show", habilitation, secret=VIEWER_SECRET)
+    assert "organisation Ville" in named.stdout
     updated = await cli(
         admin_api,
         "habilitation",
@@ -85,6 +89,8 @@ async def test_create_update_and_show_a_habilitation(admin_api: AdminApi) -> Non
         "cnaf_allocataires",
         "--rate-per-minute",
         "30",
+        "--organisation-name",
+        "Ville de Lyon",
     )
     assert updated.returncode == 0, updated.stderr
 
@@ -93,6 +99,7 @@ async def test_create_update_and_show_a_habilitation(admin_api: AdminApi) -> Non
     assert f"scopes       {_QF}, cnaf_allocataires" in shown.stdout
     assert "allowed ips  10.0.0.0/8" in shown.stdout
     assert "rate/min     30" in shown.stdout
+    assert "organisation Ville de Lyon" in shown.stdout
     listed = await cli(admin_api, "habilitation", "list")
     assert habilitation in listed.stdout
 

@@ -86,6 +86,26 @@ async def test_an_update_replaces_the_lists_given(admin_api: AdminApi) -> None:
     assert (updated.rate_per_second, updated.rate_per_minute) == (0, 30)
 
 
+async def test_the_organisation_name_is_set_at_creation_and_changed_when_given(admin_api: AdminApi) -> None:
+    created = await _create(admin_api, organisation_name="Ville de Lyon", use_case="Cantine")
+    assert (created.organisation_name, created.use_case) == ("Ville de Lyon", "Cantine")
+    stub, metadata = admin_api.stub, admin_api.as_admin()
+    kept = await stub.UpdateHabilitation(
+        admin_pb2.UpdateHabilitationRequest(id=created.id, label="CCAS"), metadata=metadata
+    )
+    assert kept.habilitation.organisation_name == "Ville de Lyon"
+    cleared = await stub.UpdateHabilitation(
+        admin_pb2.UpdateHabilitationRequest(id=created.id, organisation_name=""), metadata=metadata
+    )
+    assert cleared.habilitation.organisation_name == ""
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.UpdateHabilitation(
+            admin_pb2.UpdateHabilitationRequest(id=created.id, organisation_name="x" * 201), metadata=metadata
+        )
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "organisation_name" in (refused.value.details() or "")
+
+
 async def test_an_issued_token_names_its_habilitation_and_environment(admin_api: AdminApi) -> None:
     created = await _create(admin_api)
     issued = await admin_api.stub.IssueToken(

@@ -35,6 +35,31 @@ async def test_a_console_creates_a_habilitation_and_issues_a_token(admin_api: Ad
         assert len(expiring.json()) == 1
 
 
+async def test_the_organisation_name_is_written_and_changed_over_rest(admin_api: AdminApi) -> None:
+    async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
+        created = await client.post(
+            "/admin/v1/habilitations",
+            headers=_ADMIN,
+            json={
+                "label": "CCAS de Lyon",
+                "siret": SIRET,
+                "scopes": ["cnaf_quotient_familial"],
+                "organisation_name": "Ville de Lyon",
+            },
+        )
+        assert created.status_code == 201, created.text
+        path = f"/admin/v1/habilitations/{created.json()['id']}"
+        assert created.json()["organisation_name"] == "Ville de Lyon"
+        kept = await client.patch(path, headers=_ADMIN, json={"rate_per_minute": 30})
+        assert kept.json()["organisation_name"] == "Ville de Lyon"
+        renamed = await client.patch(path, headers=_ADMIN, json={"organisation_name": "Métropole de Lyon"})
+        assert renamed.json()["organisation_name"] == "Métropole de Lyon"
+        refused = await client.patch(path, headers=_ADMIN, json={"organisation_name": 7})
+        assert refused.status_code == 400
+        assert "organisation_name" in refused.text
+        assert (await client.get(path, headers=_VIEWER)).json()["organisation_name"] == "Métropole de Lyon"
+
+
 async def test_refusals_have_their_status(admin_api: AdminApi) -> None:
     async with httpx.AsyncClient(base_url=admin_api.rest_url) as client:
         assert (await client.get("/admin/v1/habilitations")).status_code == 401

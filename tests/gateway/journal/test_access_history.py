@@ -10,6 +10,7 @@ import grpc
 import httpx
 import pytest
 
+from apiparticulier.admin.v1 import admin_pb2
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -18,6 +19,7 @@ from tests.gateway.journal.conftest import (
     fresh_database,
     journalled_gateway,
 )
+from tests.gateway.registry.conftest import SIRET, admin_settings, running_admin_api
 from tests.gateway.tokens import TokenFactory
 from tests.people import lefebvre
 from tests.rich_status import rich_status
@@ -142,6 +144,9 @@ async def test_the_history_over_rest_takes_the_france_connect_token_as_bearer(ca
                     "api": "cnaf.quotient_familial",
                     "outcome": "OK",
                     "code": "",
+                    # A gateway without a registry names neither: the console shows the SIRET.
+                    "organisation_name": "",
+                    "use_case": "",
                 }
                 for access in expected.accesses
             ]
@@ -151,3 +156,57 @@ async def test_the_history_over_rest_takes_the_france_connect_token_as_bearer(ca
             refused = await http.get("/mesh/v1/citizen/accesses", headers=headers)
             assert refused.status_code == 401
             assert refused.json()["errors"][0]["code"] in {"51501", "51502", "51504"}
+
+
+async def test_each_access_names_the_body_and_the_use_case_the_registry_holds_now(
+    redis_server: Any, postgres_server: Any, journal_key: Any, keys_dir: Any, tmp_path: Any
+) -> None:
+    """Read from the registry's snapshot by the row's habilitation id: a name changed shows at once, the
+    journal's rows unchanged."""
+    with fresh_database(postgres_server) as journal_url, fresh_database(postgres_server) as registry_url:
+        async with running_admin_api(admin_settings(registry_url, tmp_path, redis_server.url)) as api:
+            created = await api.stub.CreateHabilitation(
+                admin_pb2.CreateHabilitationRequest(
+                    label="QF cantine",
+                    siret=SIRET,
+                    scopes=["cnaf_quotient_familial"],
+                    organisation_name="Direction interministérielle du numérique",
+                    use_case="Tarification de la restauration scolaire",
+                ),
+                metadata=api.as_admin(),
+            )
+            habilitation = created.habilitation.id
+            issued = await api.stub.IssueToken(
+                admin_pb2.IssueTokenRequest(habilitation_id=habilitation, days=1), metadata=api.as_admin()
+            )
+            async with journalled_gateway(
+                redis_server.url,
+                api.keys_dir,
+                journal_url,
+                journal_key,
+                TokenFactory(keys_dir[1]),
+                registry_database_url=registry_url,
+                registry_change_delay_seconds=0.02,
+                access_history_rate_per_second=1000,
+            ) as mesh:
+                fc = cnaf_pb2.GetQuotientFamilialByFranceConnectRequest()
+                fc.france_connect.access_token = "fc-lefebvre"
+                await cnaf_pb2_grpc.CnafServiceStub(mesh.channel).GetQuotientFamilialByFranceConnect(
+                    fc, metadata=(("authorization", f"Bearer {issued.jwt}"), ("x-recipient", SIRET))
+                )
+                access = (await listed(mesh, "fc-lefebvre", 1)).accesses[0]
+                assert (access.recipient, access.habilitation) == (SIRET, "QF cantine")
+                assert access.organisation_name == "Direction interministérielle du numérique"
+                assert access.use_case == "Tarification de la restauration scolaire"
+
+                await api.stub.UpdateHabilitation(
+                    admin_pb2.UpdateHabilitationRequest(id=habilitation, organisation_name="DINUM"),
+                    metadata=api.as_admin(),
+                )
+                for _ in range(100):
+                    access = (await accesses(mesh, "fc-lefebvre")).accesses[0]
+                    if access.organisation_name == "DINUM":
+                        break
+                    await asyncio.sleep(0.05)
+                assert access.organisation_name == "DINUM"
+                assert access.habilitation == "QF cantine"

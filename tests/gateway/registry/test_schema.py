@@ -59,12 +59,14 @@ async def test_tokens_recorded_before_editors_keep_working_after_the_migration(r
             (token, habilitation),
         )
 
-        assert await schema.migrate(conn) == [2, 3]
+        assert await schema.migrate(conn) == [2, 3, 4]
 
         loaded = await store.load(conn)
         assert [(t.id, t.habilitation_id, t.editor_id) for t in loaded.tokens] == [
             (token, habilitation, None)
         ]
+        # A habilitation of before migration 4 has no organisation name: the SIRET stands for it.
+        assert [h.organisation_name for h in loaded.habilitations] == [""]
         with pytest.raises(psycopg.errors.CheckViolation):
             await conn.execute("UPDATE registry.tokens SET habilitation_id = NULL")
     finally:

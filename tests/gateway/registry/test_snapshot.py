@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from gateway.registry import store
 from gateway.registry.model import Environment
-from gateway.registry.snapshot import SNAPSHOT_AGE, RegistrySnapshot, Rights
+from gateway.registry.snapshot import SNAPSHOT_AGE, Purpose, RegistrySnapshot, Rights
 from tests.gateway.registry.conftest import SIRET
 
 Conn = psycopg.AsyncConnection[Any]
@@ -52,6 +53,8 @@ async def test_a_token_is_found_with_its_habilitations_rights(registry_conn: Con
         scopes=[_QF],
         allowed_ips=["10.0.0.0/8"],
         rate_per_minute=30,
+        organisation_name="Ville de Lyon",
+        use_case="Cantine",
     )
     token = await store.issue_token(
         registry_conn, "operatrice-1", habilitation.id, days=10, environment=Environment.SANDBOX
@@ -72,6 +75,8 @@ async def test_a_token_is_found_with_its_habilitations_rights(registry_conn: Con
         ended = followed.token(revoked.id)
         assert ended is not None and ended.ends_at is not None and ended.ends_at <= time.time()
         assert followed.age is not None and followed.age < 5
+        assert followed.purpose(habilitation.id) == Purpose("Ville de Lyon", "Cantine")
+        assert followed.purpose(str(uuid.uuid4())) is None
     finally:
         await followed.close()
 

@@ -60,6 +60,7 @@ async def test_a_habilitation_is_created_validated_with_normalised_values(regist
         ({"rate_per_second": 10_001}, "rate_per_second"),
         ({"rate_per_minute": 600_001}, "rate_per_minute"),
         ({"contacts": ["not an address"]}, "contacts"),
+        ({"organisation_name": "x" * 201}, "organisation_name"),
     ],
 )
 async def test_values_out_of_bounds_are_refused_and_nothing_is_written(
@@ -105,6 +106,23 @@ async def test_an_update_replaces_the_lists_given_and_keeps_the_rest(registry_co
     ]
     assert history[1].before is not None and history[1].before["scopes"] == ["cnaf_quotient_familial"]
     assert history[1].after is not None and history[1].after["rate_per_minute"] == 30
+
+
+async def test_the_organisation_name_is_kept_stripped_changed_and_audited(registry_conn: Conn) -> None:
+    created = await _habilitation(registry_conn, organisation_name="  Commune de Lyon ", use_case="Cantine")
+    assert (created.organisation_name, created.use_case) == ("Commune de Lyon", "Cantine")
+    kept = await store.update_habilitation(
+        registry_conn, "operateur-2", created.id, store.HabilitationChanges(rate_per_minute=30)
+    )
+    assert kept.organisation_name == "Commune de Lyon"
+    renamed = await store.update_habilitation(
+        registry_conn, "operateur-2", created.id, store.HabilitationChanges(organisation_name="Ville de Lyon")
+    )
+    assert renamed.organisation_name == "Ville de Lyon"
+    assert await store.get_habilitation(registry_conn, created.id) == renamed
+    history = [entry async for entry in audit.entries(registry_conn, target=created.id)]
+    assert history[-1].before is not None and history[-1].before["organisation_name"] == "Commune de Lyon"
+    assert history[-1].after is not None and history[-1].after["organisation_name"] == "Ville de Lyon"
 
 
 async def test_unknown_ids_and_ids_that_are_not_uuids_are_told_apart(registry_conn: Conn) -> None:

@@ -26,7 +26,7 @@ from devstack.run import curl_examples
 from gateway.admin.registry import register, revoke
 from gateway.france_connect.clients import link, unlink
 from gateway.france_connect.sandbox import SANDBOX_CLIENT_ID
-from gateway.pings import PINGS, Window, clear_window, declare_window
+from gateway.pings import BY_ID, PINGS, Window, clear_window, declare_window
 from tests.gateway.rest.conftest import LEFEBVRE, Front
 from tests.people import RECIPIENT
 
@@ -476,6 +476,31 @@ async def test_a_maintenance_window_shows_with_its_end(front: Front) -> None:
     assert (await front.http.get("/api/men_scolarite/ping")).json()["status"] != "maintenance"
 
 
+async def test_the_maintenances_open_and_scheduled_are_listed_by_start(front: Front) -> None:
+    """Public: the status page's source, windows not over only, each with its start and end."""
+    now = time.time()
+    declare_window(front.redis, "ants", Window(now + 86_400, now + 90_000), now)
+    declare_window(front.redis, "men_scolarite", Window(now - 60, now + 3600), now)
+    try:
+        answer = await front.http.get("/mesh/v1/status/maintenances")
+        assert answer.status_code == 200
+        listed = answer.json()["maintenances"]
+        assert [(w["ping"], w["name"], w["open"]) for w in listed] == [
+            ("men_scolarite", BY_ID["men_scolarite"].label, True),
+            ("ants", BY_ID["ants"].label, False),
+        ]
+        assert dt.datetime.fromisoformat(listed[1]["start"]).timestamp() == pytest.approx(
+            now + 86_400, abs=0.01
+        )
+        assert dt.datetime.fromisoformat(listed[1]["end"]).timestamp() == pytest.approx(
+            now + 90_000, abs=0.01
+        )
+    finally:
+        clear_window(front.redis, "ants")
+        clear_window(front.redis, "men_scolarite")
+    assert (await front.http.get("/mesh/v1/status/maintenances")).json() == {"maintenances": []}
+
+
 async def proofs_avoided(front: Front) -> int:
     response = await front.http.get("/api/proofs_avoided")
     assert response.status_code == 200
@@ -562,6 +587,7 @@ async def test_openapi_yaml_is_the_spec_restricted_to_the_front(front: Front) ->
         "/mesh/v1/citizen/accesses",
         "/mesh/v1/statistics/proofs_avoided",
         "/mesh/v1/statistics/availability",
+        "/mesh/v1/status/maintenances",
     }
     assert set(spec["paths"]) == set(EVERY_ROUTE) | utility | mesh
     assert spec["paths"]["/v5/men/scolarites/identite"]["get"]["responses"]["200"]
