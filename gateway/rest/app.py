@@ -407,7 +407,7 @@ class RestFront:
             ApiError: 00503, Redis, where the windows live, did not answer.
         """
         try:
-            windows = await self._ping_board.windows()
+            windows = await self._serving.pings.windows()
         except (RedisError, OSError, TimeoutError):
             raise store_unavailable() from None
         now = dt.datetime.now(dt.UTC)
