@@ -355,6 +355,15 @@ async def _one(conn: AsyncConnection[Any], query: sql.Composed, parameters: Sequ
 # -- habilitations ---------------------------------------------------------------------------------
 
 
+async def _refuse_taken_datapass_id(conn: AsyncConnection[Any], datapass_id: object) -> None:
+    """Raise ConflictError when another habilitation has this DataPass id (none given: nothing)."""
+    if datapass_id:
+        query = "SELECT 1 FROM registry.habilitations WHERE datapass_id = %s"
+        found = await conn.execute(query, (datapass_id,))
+        if await found.fetchone() is not None:
+            raise ConflictError("a habilitation already has this DataPass id")
+
+
 async def create_habilitation(
     conn: AsyncConnection[Any],
     actor: str,
@@ -394,12 +403,7 @@ async def create_habilitation(
         checked_organisation_name(organisation_name),
     )
     async with conn.transaction():
-        if values[3]:
-            found = await conn.execute(
-                "SELECT 1 FROM registry.habilitations WHERE datapass_id = %s", (values[3],)
-            )
-            if await found.fetchone() is not None:
-                raise ConflictError("a habilitation already has this DataPass id")
+        await _refuse_taken_datapass_id(conn, values[3])
         cursor = await conn.execute(
             _query(
                 "INSERT INTO registry.habilitations ({h}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], "
