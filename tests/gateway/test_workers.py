@@ -64,6 +64,13 @@ async def slow_cnaf() -> AsyncIterator[int]:
     await server.stop(0)
 
 
+def listeners(port: int) -> int:
+    """How many sockets listen on loopback TCP ``port``: one a worker, the port shared (SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local, listening = f"0100007F:{port:04X}", "0A"
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == listening)
+
+
 @pytest.fixture
 async def workers(
     redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey], slow_cnaf: int, tmp_path: Path
@@ -96,6 +103,12 @@ async def workers(
     group = ProcessGroup(tmp_path / "logs")
     try:
         supervisor = await asyncio.to_thread(group.start, "gateway", ["-m", "gateway"], env)
+        # The group waits for one worker's gRPC health: the other may not listen on the REST port yet.
+        for _ in range(300):
+            if listeners(rest) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert listeners(rest) == 2, "both workers listen on the REST port"
         yield Workers(group, supervisor, (metrics, metrics + 1), rest, TokenFactory(es256), env)
     finally:
         await asyncio.to_thread(group.close)
@@ -220,22 +233,9 @@ async def replaced(supervisor: int, gone: int, seconds: float) -> int:
         await asyncio.sleep(0.05)
 
 
-def listeners(port: int) -> int:
-    """How many sockets listen on loopback TCP ``port``: one a worker, the port shared (SO_REUSEPORT)."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    local, listening = f"0100007F:{port:04X}", "0A"
-    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == listening)
-
-
 async def test_a_killed_worker_is_back_within_seconds_while_the_other_serves(workers: Workers) -> None:
     supervisor = workers.supervisor.process
     first, second = worker_pids(supervisor.pid)
-    # The group waits for one worker's gRPC health: the other may not listen on the REST port yet.
-    for _ in range(300):
-        if listeners(workers.rest_port) == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert listeners(workers.rest_port) == 2, "both workers listen before one is killed"
     os.kill(first, signal.SIGKILL)
     killed_at = time.monotonic()
     # The kill is delivered asynchronously: a connection the kernel queued on the dying worker's
