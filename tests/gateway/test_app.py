@@ -16,7 +16,7 @@ from gateway.app import build_server
 from tests.conftest import run_python
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.grpc.test_proxy import RECIPIENT, metadata, qf_request
-from tests.gateway.test_workers import PROVIDER_DELAY_SECONDS, slow_cnaf  # noqa: F401 - a fixture
+from tests.gateway.test_workers import ASKED, slow_cnaf  # noqa: F401 - a fixture
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.rich_status import rich_status
 
@@ -92,8 +92,13 @@ async def test_calls_refused_while_the_gateway_stops_are_journalled(
     try:
         await channel.channel_ready()
         with structlog.testing.capture_logs() as events:
+            asked = len(ASKED)
             in_flight = asyncio.ensure_future(call(in_flight_id))  # keeps the drain open a while
-            await asyncio.sleep(PROVIDER_DELAY_SECONDS / 3)
+            for _ in range(500):  # until it is at the provider: a loaded machine may take a while
+                if len(ASKED) > asked:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(ASKED) > asked, "the call in flight never reached the provider"
             stopping = asyncio.ensure_future(gateway.stop(grace=5))
             await asyncio.sleep(0.05)  # no longer taking calls: these are held, then refused
             codes = await asyncio.gather(*(call(name) for name in names))

@@ -31,8 +31,13 @@ PROVIDER_DELAY_SECONDS = 0.6
 CONNECTIONS = 16
 
 
+ASKED: list[float] = []
+"""When each call reached the cnaf stand-in (`time.monotonic`; it serves in the tests' process)."""
+
+
 async def slow_answer(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
     """A cnaf stand-in's quotient familial: an empty answer, after a delay."""
+    ASKED.append(time.monotonic())
     await asyncio.sleep(PROVIDER_DELAY_SECONDS)
     return b""
 
