@@ -63,6 +63,7 @@ def test_a_journal_database_without_its_signing_key_refuses_to_build(
         )
 
 
+@pytest.mark.timing
 async def test_calls_refused_while_the_gateway_stops_are_journalled(
     redis_server: RedisProcess,
     keys_dir: tuple[Path, SigningKey, SigningKey],

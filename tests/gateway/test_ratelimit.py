@@ -617,6 +617,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.timing
 def test_three_processes_admit_no_more_than_the_limit(redis_server: RedisProcess) -> None:
     rate, burst, duration = 50, 10, 3.0
     jti = new_jti()
@@ -656,6 +657,7 @@ def test_three_processes_admit_no_more_than_the_limit(redis_server: RedisProcess
     assert admitted >= 0.95 * allowed
 
 
+@pytest.mark.timing
 async def test_a_busy_event_loop_is_no_redis_outage(private_redis: RedisProcess) -> None:
     """1,000 checks at once while the loop is busy for 8 Redis timeouts: no 00503, no breaker.
 
@@ -682,6 +684,7 @@ async def test_a_busy_event_loop_is_no_redis_outage(private_redis: RedisProcess)
     assert not limiter.redis_down
 
 
+@pytest.mark.timing
 async def test_a_redis_that_does_not_answer_is_still_an_outage(private_redis: RedisProcess) -> None:
     """The busy loop's allowance is one read of the sockets, not a wait: a frozen Redis is down in time."""
     client = redis.asyncio.Redis.from_url(private_redis.url, socket_timeout=0.1)

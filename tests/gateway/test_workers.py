@@ -26,6 +26,8 @@ from tests.gateway.grpc.test_proxy import metadata
 from tests.gateway.tokens import SigningKey, TokenFactory
 from tests.people import lefebvre
 
+pytestmark = pytest.mark.timing  # processes killed, frozen, raced: run alone (`make test`)
+
 QUOTIENT_FAMILIAL = "/apiparticulier.cnaf.v1.CnafService/GetQuotientFamilialByIdentity"
 PROVIDER_DELAY_SECONDS = 0.6
 CONNECTIONS = 16

@@ -282,6 +282,7 @@ async def test_upstream_active_token(upstream: Upstream) -> None:
     }
 
 
+@pytest.mark.timing  # the "slow" answer races the gateway's one-second bound
 @pytest.mark.parametrize(
     ("make_answer", "status", "code"),
     [

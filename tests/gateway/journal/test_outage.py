@@ -34,6 +34,8 @@ from tests.gateway.tokens import SigningKey as TokenKey
 from tests.gateway.tokens import TokenFactory
 from tests.rich_status import rich_status
 
+pytestmark = pytest.mark.timing  # bounds in wall time: run alone (`make test`)
+
 __all__ = ["keys_dir"]
 
 LOAD_SECONDS = 4.0

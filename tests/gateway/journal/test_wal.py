@@ -280,6 +280,7 @@ def cut_last_done(wal: Path) -> bool:
     return False
 
 
+@pytest.mark.timing
 async def test_a_gateway_killed_under_load_has_every_answered_call_s_row_once_after_its_restart(
     redis_server: RedisProcess,
     keys_dir: tuple[Path, TokenKey, TokenKey],
