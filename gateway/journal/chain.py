@@ -35,15 +35,36 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class Content:
-    """What a row says of one call.
+class CallFacts:
+    """What both the call path (`gateway.journal.recorder.Call`) and a journal row know of a call."""
 
-    The columns of `gateway.journal.recorder.Call`, and:
+    request_id: str
+    """The call's x-request-id."""
+    token_id: str
+    """The jti of the caller's token ("" when it had none)."""
+    habilitation: str
+    """The label of the token's habilitation ("" without a token)."""
+    recipient: str
+    """SIRET of the public body receiving the data ("" for a method that needs none)."""
+    method: str
+    """Full gRPC method name."""
+    api: str
+    """The API label ("" for the gateway's own methods)."""
+    provider: str
+    """The provider service asked ("" for the gateway's own methods)."""
+    status: str
+    """gRPC status name, e.g. ``OK`` or ``NOT_FOUND``; in a row, what the caller got (00503's when refused)."""
+    code: str
+    """API Particulier error code ("" on success)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Content(CallFacts):
+    """What a row says of one call: the `CallFacts`, and
 
     - ``entry_id``: unique per call; after a write whose outcome is unknown, it tells whether
       the row reached PostgreSQL;
     - ``occurred_at``: when the answer left (UTC, microseconds);
-    - ``status`` and ``code``: what the caller got (the journal's 00503 when it refused);
     - ``latency_us``: the latency in whole microseconds;
     - ``subject_digest``: the HMAC of the normalised subject ("" when the call named nobody);
     - ``habilitation_id``, ``editor_id``, ``delegation_id`` (`REFERENCES`, journal migration 2): the
@@ -53,15 +74,6 @@ class Content:
 
     entry_id: uuid.UUID
     occurred_at: dt.datetime
-    request_id: str
-    token_id: str
-    habilitation: str
-    recipient: str
-    method: str
-    api: str
-    provider: str
-    status: str
-    code: str
     latency_us: int
     subject_digest: str
     habilitation_id: str | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import structlog
 from google.protobuf.message import Message
 
-from gateway.journal.chain import Content
+from gateway.journal.chain import CallFacts, Content
 from gateway.journal.spool import Refusal
 from gateway.journal.subject import canonical_subject, keyed_digest
 from gateway.journal.writer import REFUSED_CALLS, JournalWriter
@@ -36,27 +36,9 @@ def _utc_now() -> dt.datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """What the call path knows of a call once its answer is ready."""
+class Call(CallFacts):
+    """What the call path knows of a call once its answer is ready: the `CallFacts`, and the rest."""
 
-    request_id: str
-    """The call's x-request-id."""
-    token_id: str
-    """The jti of the caller's token ("" when it had none)."""
-    habilitation: str
-    """The label of the token's habilitation ("" without a token)."""
-    recipient: str
-    """SIRET of the public body receiving the data ("" for a method that needs none)."""
-    method: str
-    """Full gRPC method name."""
-    api: str
-    """The API label ("" for the gateway's own methods)."""
-    provider: str
-    """The provider service asked ("" for the gateway's own methods)."""
-    status: str
-    """gRPC status name, e.g. ``OK`` or ``NOT_FOUND``."""
-    code: str
-    """API Particulier error code ("" on success)."""
     latency_ms: float
     """Time the gateway spent on the call."""
     subject: Message | None

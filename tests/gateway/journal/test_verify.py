@@ -370,7 +370,7 @@ def test_a_row_appended_with_a_correct_hash_is_named_once_it_should_have_been_si
             f"SELECT {', '.join(CONTENT_COLUMNS)} FROM journal.calls WHERE seq = 1".encode()
         ).fetchone()
         assert values is not None
-        forged = Content(uuid.uuid4(), *values[1:])
+        forged = dataclasses.replace(Content(*values), entry_id=uuid.uuid4())
         digest = row_hash(bytes(stored), chain_id, last + 1, forged)
         conn.execute(
             f"INSERT INTO journal.calls (chain_id, seq, {', '.join(CONTENT_COLUMNS)}, row_hash) "
