@@ -344,16 +344,7 @@ def build_verifier(settings: GatewaySettings, registry: RegistrySnapshot | None)
         ValueError: no verification key.
     """
     keys = KeyStore.from_source(settings.keys_dir, settings.jwks_file, settings.keys_reload_min_seconds)
-    return TokenVerifier(
-        keys,
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        leeway_seconds=settings.token_leeway_seconds,
-        max_bytes=settings.token_max_bytes,
-        cache_size=settings.token_cache_size,
-        registry=registry,
-        environment=settings.gateway_environment,
-    )
+    return TokenVerifier(keys, settings, registry=registry, environment=settings.gateway_environment)
 
 
 def build_redis(settings: GatewaySettings) -> redis.asyncio.Redis:

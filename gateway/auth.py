@@ -59,6 +59,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from gateway.bounds import TOKEN_LIFETIME_MAX_SECONDS, is_numeric_date, is_rate_limit
 from gateway.registry.model import Environment
 from gateway.registry.snapshot import EditorGrants, RegistrySnapshot, Rights, TokenEntry
+from gateway.settings import TokenSettings
 from runtime.errors import (
     expired_token,
     invalid_token,
@@ -123,6 +124,35 @@ class Token:
     def rate_key(self) -> str:
         """What its rate counters are keyed by: the habilitation, else the token itself."""
         return self.habilitation_id or self.jti
+
+    @classmethod
+    def under(
+        cls,
+        rights: Rights,
+        *,
+        jti: str,
+        expires_at: int,
+        environment: Environment = Environment.PRODUCTION,
+        grants: EditorGrants | None = None,
+        delegation_id: str = "",
+        editor_id: str = "",
+    ) -> Token:
+        """A token calling under the registry's ``rights``: its habilitation, scopes and limits are theirs."""
+        return cls(
+            jti=jti,
+            habilitation=rights.label,
+            siret=rights.siret,
+            scopes=rights.scopes,
+            expires_at=expires_at,
+            rate_limit_per_second=rights.rate_per_second,
+            habilitation_id=rights.habilitation_id,
+            rate_limit_per_minute=rights.rate_per_minute,
+            environment=environment,
+            rights=rights,
+            grants=grants,
+            delegation_id=delegation_id,
+            editor_id=editor_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,25 +284,20 @@ class TokenVerifier:
     def __init__(
         self,
         keys: KeyStore,
+        settings: TokenSettings,
         *,
-        issuer: str,
-        audience: str,
-        leeway_seconds: int,
-        max_bytes: int,
-        cache_size: int,
         clock: Callable[[], float] = time.time,
         registry: RegistrySnapshot | None = None,
         environment: Environment = Environment.PRODUCTION,
     ) -> None:
-        """Verify against ``keys`` with the given expectations.
+        """Verify against ``keys`` with the expectations of ``settings``.
 
         Args:
             keys: The verification keys.
-            issuer: Expected ``iss``.
-            audience: Audience that ``aud`` must contain.
-            leeway_seconds: Clock skew allowed on ``exp``, ``nbf`` and ``iat``.
-            max_bytes: Longest ``authorization`` value accepted.
-            cache_size: Verified tokens kept; 0 disables the cache.
+            settings: The claims expected (``TOKEN_ISSUER``, ``TOKEN_AUDIENCE``), the clock skew
+                allowed on ``exp``, ``nbf`` and ``iat`` (``TOKEN_LEEWAY_SECONDS``), the longest
+                ``authorization`` value accepted (``TOKEN_MAX_BYTES``), the verified tokens kept
+                (``TOKEN_CACHE_SIZE``; 0 disables the cache).
             clock: Wall clock, in epoch seconds.
             registry: The registry snapshot: set, a token's rights, expiry and end are its record's.
             environment: The gateway's environment; a token of the other is refused (00108, 00109).
@@ -282,11 +307,11 @@ class TokenVerifier:
         self._environment = environment
         # By jti: the token as last resolved against the registry entry it came from.
         self._resolved: dict[str, tuple[TokenEntry, Token]] = {}
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_seconds
-        self._max_bytes = max_bytes
-        self._cache_size = cache_size
+        self._issuer = settings.token_issuer
+        self._audience = settings.token_audience
+        self._leeway = settings.token_leeway_seconds
+        self._max_bytes = settings.token_max_bytes
+        self._cache_size = settings.token_cache_size
         self._clock = clock
         # By the token's text: only verified tokens get in, at most cache_size of them, each
         # within TOKEN_MAX_BYTES; a lookup costs a string hash, not a SHA-256.
@@ -332,18 +357,11 @@ class TokenVerifier:
         resolved = self._resolved.get(token.jti)
         if resolved is not None and resolved[0] is entry:
             return resolved[1]
-        rights = entry.rights
-        enriched = Token(
+        enriched = Token.under(
+            entry.rights,
             jti=token.jti,
-            habilitation=rights.label,
-            siret=rights.siret,
-            scopes=rights.scopes,
             expires_at=int(entry.expires_at),
-            rate_limit_per_second=rights.rate_per_second,
-            habilitation_id=rights.habilitation_id,
-            rate_limit_per_minute=rights.rate_per_minute,
             environment=entry.environment,
-            rights=rights,
             grants=entry.grants,
             editor_id="" if entry.grants is None else entry.grants.editor_id,
         )

@@ -65,18 +65,11 @@ def delegated(token: Token, recipient: str, metadata: Sequence[tuple[str, str | 
         raise delegation_ambiguous()
     else:
         chosen = found[0]
-    rights = chosen.rights
-    return Token(
+    return Token.under(
+        chosen.rights,
         jti=token.jti,
-        habilitation=rights.label,
-        siret=rights.siret,
-        scopes=rights.scopes,
         expires_at=token.expires_at,
-        rate_limit_per_second=rights.rate_per_second,
-        habilitation_id=rights.habilitation_id,
-        rate_limit_per_minute=rights.rate_per_minute,
         environment=token.environment,
-        rights=rights,
         delegation_id=chosen.delegation_id,
         editor_id=grants.editor_id,
     )

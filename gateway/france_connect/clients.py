@@ -187,17 +187,7 @@ class FranceConnectClients:
             raise revoked_token()
         token = self._mapped.get(client_id)
         if token is None or token.rights is not rights:
-            token = Token(
-                jti=client_token_id(client_id),
-                habilitation=rights.label,
-                siret=rights.siret,
-                scopes=rights.scopes,
-                expires_at=_NEVER,
-                rate_limit_per_second=rights.rate_per_second,
-                habilitation_id=rights.habilitation_id,
-                rate_limit_per_minute=rights.rate_per_minute,
-                rights=rights,
-            )
+            token = Token.under(rights, jti=client_token_id(client_id), expires_at=_NEVER)
             if len(self._mapped) >= _CACHE_MAX_CLIENTS:
                 self._mapped.clear()
             self._mapped[client_id] = token

@@ -53,14 +53,16 @@ class CallFacts:
     provider: str
     """The provider service asked ("" for the gateway's own methods)."""
     status: str
-    """gRPC status name, e.g. ``OK`` or ``NOT_FOUND``; in a row, what the caller got (00503's when refused)."""
+    """gRPC status name, e.g. ``OK`` or ``NOT_FOUND`` (in a row: what the caller got, 00503's if refused)."""
     code: str
     """API Particulier error code ("" on success)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Content(CallFacts):
-    """What a row says of one call: the `CallFacts`, and
+    """What a row says of one call.
+
+    The `CallFacts`, and:
 
     - ``entry_id``: unique per call; after a write whose outcome is unknown, it tells whether
       the row reached PostgreSQL;

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.auth import EDDSA, ES256, KeyStore, TokenVerifier, load_jwks_file, load_keys_dir
 from gateway.registry.model import Environment
+from gateway.settings import TokenSettings
 from runtime.errors import ApiError
 from tests.gateway.tokens import AUDIENCE, ISSUER, SIRET, TokenFactory, ed25519_key, es256_key
 
@@ -28,17 +29,19 @@ class Clock:
         return self.now
 
 
+def token_settings(cache_size: int = 100) -> TokenSettings:
+    return TokenSettings(
+        token_issuer=ISSUER,
+        token_audience=AUDIENCE,
+        token_leeway_seconds=30,
+        token_max_bytes=4096,
+        token_cache_size=cache_size,
+    )
+
+
 def verifier(keys: KeyStore, clock: Clock | None = None, cache_size: int = 100) -> TokenVerifier:
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    return TokenVerifier(
-        keys,
-        issuer=ISSUER,
-        audience=AUDIENCE,
-        leeway_seconds=30,
-        max_bytes=4096,
-        cache_size=cache_size,
-        **kwargs,
-    )
+    return TokenVerifier(keys, token_settings(cache_size), **kwargs)
 
 
 def code_of(verify: TokenVerifier, header: str) -> str:
@@ -187,15 +190,7 @@ def test_a_token_of_the_other_environment_is_refused_with_its_own_code(tmp_path:
     factory = TokenFactory(key)
     store = KeyStore.from_source(tmp_path, None, 5)
     production = verifier(store)
-    sandbox = TokenVerifier(
-        store,
-        issuer=ISSUER,
-        audience=AUDIENCE,
-        leeway_seconds=30,
-        max_bytes=4096,
-        cache_size=100,
-        environment=Environment.SANDBOX,
-    )
+    sandbox = TokenVerifier(store, token_settings(), environment=Environment.SANDBOX)
 
     assert code_of(production, factory.bearer(env="sandbox")) == "00109"
     assert code_of(sandbox, factory.bearer(env="production")) == "00108"

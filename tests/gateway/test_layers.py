@@ -25,7 +25,8 @@ FLOORS: tuple[frozenset[str], ...] = tuple(
         "gateway bounds metrics masking migrations recipient availability ratios redis usage tokens "
         "client_address call_lock rate_script revocations",
         "registry",
-        "settings auth",
+        "settings",
+        "auth",
         "ratelimit france_connect channels journal pings forwarding delegations response_cache",
         "call_path availability_history",
         "serving",
