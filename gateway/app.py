@@ -261,7 +261,7 @@ def build_call_path(
         verifier=verifier,
         limiter=RateLimiter(redis_client, settings),
         journal=journal,
-        usage=usage.count,
+        usage=usage,
         channels=channels.pools,
         france_connect=france_connect,
         france_connect_clients=FranceConnectClients(

@@ -95,7 +95,7 @@ from gateway.journal import Call, Journal, Record
 from gateway.ratelimit import RateDecision, RateLimiter
 from gateway.recipient import recipient_from
 from gateway.response_cache import ResponseCache
-from gateway.usage import CountsCalls, Details
+from gateway.usage import Details, UsageRecorder
 from runtime.caller import Caller
 from runtime.context import CallContext, current_call
 from runtime.errors import (
@@ -289,8 +289,8 @@ class Accounts:
         usage: Counts a call of a token (and of its habilitation) to an API with its outcome.
     """
 
-    def __init__(self, journal: Journal, usage: CountsCalls) -> None:
-        self._journal, self._usage = journal, usage
+    def __init__(self, journal: Journal, usage: UsageRecorder) -> None:
+        self._journal, self._count = journal, usage.count
         self._unaccounted: list[Callable[[], None]] = []
 
     async def account_later(self, call: Exchange) -> None:
@@ -353,7 +353,7 @@ class Accounts:
                 call.latency_ms,
                 call.request_id,
             )
-            self._usage(token.jti, call.api, record.status, token.habilitation_id, details=details)
+            self._count(token.jti, call.api, record.status, token.habilitation_id, details=details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,9 +478,9 @@ class CallPath:
     verifier: TokenVerifier
     limiter: RateLimiter
     journal: Journal
-    usage: CountsCalls
+    usage: UsageRecorder
     """Counts a call of a token to an API with its outcome, for its habilitation too when it has one,
-    and keeps its activity: ``usage(token_id, api_label, outcome, habilitation_id, details=)``."""
+    and keeps its activity (`UsageRecorder.count`)."""
     france_connect: FranceConnect
     france_connect_clients: FranceConnectClients
     """The habilitations of FranceConnect clients, for calls authorized by a FranceConnect token alone."""

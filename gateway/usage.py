@@ -39,7 +39,7 @@ import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import redis.asyncio
 import structlog
@@ -130,29 +130,7 @@ class LastRequest(NamedTuple):
 
     def as_json(self) -> dict[str, Any]:
         """Its JSON fields, as stored and served."""
-        return {
-            "at": self.at,
-            "api": self.api,
-            "outcome": self.outcome,
-            "code": self.code,
-            "latency_ms": round(self.latency_ms, 1),
-            "request_id": self.request_id,
-        }
-
-
-class CountsCalls(Protocol):
-    """`UsageRecorder.count`'s shape, which the call path is given."""
-
-    def __call__(
-        self,
-        token_id: str,
-        api: str,
-        outcome: str,
-        habilitation_id: str = "",
-        *,
-        details: Details | None = None,
-    ) -> None:
-        """Count one call (`UsageRecorder.count`)."""
+        return {**self._asdict(), "latency_ms": round(self.latency_ms, 1)}
 
 
 def usage_key(token_id: str, day: str) -> str:

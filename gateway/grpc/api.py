@@ -18,7 +18,9 @@ digest for a lookup); the provider calls of a lookup leave their own.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -55,10 +57,45 @@ _DELEGATION_STATUSES = {
     DelegationState.ACTIVE: gateway_pb2.DELEGATION_STATUS_ACTIVE,
     DelegationState.REVOKED: gateway_pb2.DELEGATION_STATUS_REVOKED,
 }
-_TOKEN_HOLDERS = ("Lookup", "IntrospectToken", "GetUsageStatistics", "ListDelegations")
-"""The methods served through the call path; the contract opens them to ``every_token``."""
+_TOKEN_HOLDERS: set[str] = set()
+"""The methods served through the call path (`_through_call_path`); the contract opens them to tokens."""
 _CITIZENS = ("ListAccesses",)
 """The methods the citizen's FranceConnect token alone opens (``france_connect``)."""
+
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Body = Callable[["GatewayApi", Request, Exchange], Awaitable[Response]]
+Handler = Callable[["GatewayApi", Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]]
+
+
+def _through_call_path(
+    *, needs_recipient: bool
+) -> Callable[[Body[Request, Response]], Handler[Request, Response]]:
+    """Serve a method written as ``(self, request, call) -> response`` through `CallPath.call_own`.
+
+    The body runs once the call is admitted (steps 1 to 4); ``needs_recipient``: it forwards data to
+    a recipient, who must be named.
+    """
+
+    def serve(body: Body[Request, Response]) -> Handler[Request, Response]:
+        path = f"/{SERVICE_NAME}/{body.__name__}"
+        _TOKEN_HOLDERS.add(body.__name__)
+
+        @functools.wraps(body)
+        async def handle(
+            api: GatewayApi, request: Request, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> Response:
+            return await api._serving.call_path.call_own(
+                path,
+                Inbound.of_grpc(context),
+                functools.partial(body, api, request),
+                needs_recipient=needs_recipient,
+            )
+
+        return handle
+
+    return serve
 
 
 def method_access(method: str) -> options_pb2.MethodAccess:
@@ -89,7 +126,7 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
         anonymous = {m.name for m in SERVICE.methods if method_access(m.name).anonymous}
         citizens = {m.name for m in SERVICE.methods if method_access(m.name).france_connect}
         if (
-            every_token != set(_TOKEN_HOLDERS)
+            every_token != _TOKEN_HOLDERS
             or citizens != set(_CITIZENS)
             or anonymous != set(SERVICE.methods_by_name) - every_token - citizens
         ):
@@ -101,88 +138,69 @@ class GatewayApi(gateway_pb2_grpc.GatewayServiceServicer):
             SERVICE_NAME, lambda server: gateway_pb2_grpc.add_GatewayServiceServicer_to_server(self, server)
         )
 
+    @_through_call_path(needs_recipient=True)
     async def Lookup(  # noqa: N802 - the name is the contract's
-        self, request: gateway_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: gateway_pb2.LookupRequest, call: Exchange
     ) -> gateway_pb2.LookupResponse:
         """Ask several APIs about one person at once (see `gateway.grpc.lookup`)."""
-        return await self._serving.call_path.call_own(
-            f"/{SERVICE_NAME}/Lookup",
-            Inbound.of_grpc(context),
-            lambda call: self._lookup.lookup(request, call),
-            needs_recipient=True,
-        )
+        return await self._lookup.lookup(request, call)
 
+    @_through_call_path(needs_recipient=False)
     async def IntrospectToken(  # noqa: N802 - the name is the contract's
-        self, request: gateway_pb2.IntrospectTokenRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: gateway_pb2.IntrospectTokenRequest, call: Exchange
     ) -> gateway_pb2.IntrospectTokenResponse:
         """What the gateway knows of the caller's token."""
-
-        async def body(call: Exchange) -> gateway_pb2.IntrospectTokenResponse:
-            token = call.holder
-            return gateway_pb2.IntrospectTokenResponse(
-                token_id=token.jti,
-                habilitation=token.habilitation,
-                siret=token.siret,
-                scopes=sorted(token.scopes),
-                expires_at=timestamp_pb2.Timestamp(seconds=token.expires_at),
-                rate_limit_per_second=token.rate_limit_per_second or self._settings.rate_limit_per_second,
-            )
-
-        return await self._serving.call_path.call_own(
-            f"/{SERVICE_NAME}/IntrospectToken", Inbound.of_grpc(context), body, needs_recipient=False
+        token = call.holder
+        return gateway_pb2.IntrospectTokenResponse(
+            token_id=token.jti,
+            habilitation=token.habilitation,
+            siret=token.siret,
+            scopes=sorted(token.scopes),
+            expires_at=timestamp_pb2.Timestamp(seconds=token.expires_at),
+            rate_limit_per_second=token.rate_limit_per_second or self._settings.rate_limit_per_second,
         )
 
+    @_through_call_path(needs_recipient=False)
     async def GetUsageStatistics(  # noqa: N802 - the name is the contract's
-        self, request: gateway_pb2.GetUsageStatisticsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: gateway_pb2.GetUsageStatisticsRequest, call: Exchange
     ) -> gateway_pb2.GetUsageStatisticsResponse:
         """The caller's calls per day, API and outcome."""
-
-        async def body(call: Exchange) -> gateway_pb2.GetUsageStatisticsResponse:
-            rows = await self._serving.usage.usage_of(call.holder.jti, request.days)
-            return gateway_pb2.GetUsageStatisticsResponse(
-                counts=[
-                    gateway_pb2.UsageCount(
-                        day=day,
-                        api=self._serving.catalog.api_of_label(label),  # type: ignore[arg-type]
-                        outcome=outcome,
-                        calls=calls,
-                    )
-                    for day, label, outcome, calls in rows
-                ]
-            )
-
-        return await self._serving.call_path.call_own(
-            f"/{SERVICE_NAME}/GetUsageStatistics", Inbound.of_grpc(context), body, needs_recipient=False
+        rows = await self._serving.usage.usage_of(call.holder.jti, request.days)
+        return gateway_pb2.GetUsageStatisticsResponse(
+            counts=[
+                gateway_pb2.UsageCount(
+                    day=day,
+                    api=self._serving.catalog.api_of_label(label),  # type: ignore[arg-type]
+                    outcome=outcome,
+                    calls=calls,
+                )
+                for day, label, outcome, calls in rows
+            ]
         )
 
+    @_through_call_path(needs_recipient=False)
     async def ListDelegations(  # noqa: N802 - the name is the contract's
-        self, request: gateway_pb2.ListDelegationsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: gateway_pb2.ListDelegationsRequest, call: Exchange
     ) -> gateway_pb2.ListDelegationsResponse:
         """The caller's editor's delegations, a page at a time (`gateway.delegations.page_of`)."""
-
-        async def body(call: Exchange) -> gateway_pb2.ListDelegationsResponse:
-            found = page_of(call.holder, request.page, request.per_page)
-            return gateway_pb2.ListDelegationsResponse(
-                delegations=[
-                    gateway_pb2.EditorDelegation(
-                        id=delegation.delegation_id,
-                        datapass_id=int(delegation.datapass_id) if delegation.datapass_id.isdigit() else 0,
-                        siret=delegation.siret,
-                        label=delegation.label,
-                        scopes=delegation.scopes,
-                        status=_DELEGATION_STATUSES[delegation.state],
-                        created_at=_timestamp(delegation.created_at),
-                    )
-                    for delegation in found.delegations
-                ],
-                page=found.page,
-                per_page=found.per_page,
-                total=found.total,
-                total_pages=found.total_pages,
-            )
-
-        return await self._serving.call_path.call_own(
-            f"/{SERVICE_NAME}/ListDelegations", Inbound.of_grpc(context), body, needs_recipient=False
+        found = page_of(call.holder, request.page, request.per_page)
+        return gateway_pb2.ListDelegationsResponse(
+            delegations=[
+                gateway_pb2.EditorDelegation(
+                    id=delegation.delegation_id,
+                    datapass_id=int(delegation.datapass_id) if delegation.datapass_id.isdigit() else 0,
+                    siret=delegation.siret,
+                    label=delegation.label,
+                    scopes=delegation.scopes,
+                    status=_DELEGATION_STATUSES[delegation.state],
+                    created_at=_timestamp(delegation.created_at),
+                )
+                for delegation in found.delegations
+            ],
+            page=found.page,
+            per_page=found.per_page,
+            total=found.total,
+            total_pages=found.total_pages,
         )
 
     async def GetProofsAvoided(  # noqa: N802 - the name is the contract's
