@@ -38,7 +38,7 @@ import datetime
 import json
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import redis.asyncio
@@ -379,20 +379,13 @@ class UsageRecorder:
                 [FieldViolation("days", f"must be from 1 to {RETENTION_DAYS}, or 0 for {RETENTION_DAYS}")]
             )
         day_list = _last_days(self._today(), days)
-        pipe = self._redis.pipeline(transaction=False)
-        for day in day_list:
-            pipe.hgetall(usage_key(token_id, day))
-        try:
-            replies = await pipe.execute()
-        except (RedisError, OSError, TimeoutError):
-            raise store_unavailable() from None
         rows: list[tuple[str, str, str, int]] = []
-        for day, counters in zip(day_list, replies, strict=True):
+        keys = [usage_key(token_id, day) for day in day_list]
+        for day, counters in zip(day_list, await _counters(self._redis, keys), strict=True):
             day_rows = []
-            for field, calls in counters.items():
-                text = field.decode() if isinstance(field, bytes) else str(field)
-                api, _, outcome = text.rpartition("|")
-                day_rows.append((day, api, outcome, int(calls)))
+            for field, calls in counters:
+                api, _, outcome = field.rpartition("|")
+                day_rows.append((day, api, outcome, calls))
             rows.extend(sorted(day_rows))
         return rows
 
@@ -419,20 +412,10 @@ class UsageRecorder:
             ApiError: 00503 (`store_unavailable`), Redis failed.
         """
         day_list = _last_days(self._today(), days)[::-1]
-        pipe = self._redis.pipeline(transaction=False)
-        for day in day_list:
-            pipe.hgetall(proofs_by_api_key(day))
-        try:
-            replies = await pipe.execute()
-        except (RedisError, OSError, TimeoutError):
-            raise store_unavailable() from None
         rows: list[tuple[str, str, int]] = []
-        for day, counters in zip(day_list, replies, strict=True):
-            day_rows = [
-                (day, field.decode() if isinstance(field, bytes) else str(field), int(calls))
-                for field, calls in counters.items()
-            ]
-            rows.extend(sorted(day_rows))
+        keys = [proofs_by_api_key(day) for day in day_list]
+        for day, counters in zip(day_list, await _counters(self._redis, keys), strict=True):
+            rows.extend(sorted((day, api, calls) for api, calls in counters))
         return rows
 
 
@@ -458,19 +441,13 @@ async def read_activity(
         raise bad_request([FieldViolation("buckets", f"must be from 1 to {most}")])
     last = bucket_of(now)
     starts = [last - BUCKET_SECONDS * back for back in range(buckets - 1, -1, -1)]
-    pipe = redis_client.pipeline(transaction=False)
-    for start in starts:
-        pipe.hgetall(activity_key(counter, start))
-    try:
-        replies = await pipe.execute()
-    except (RedisError, OSError, TimeoutError):
-        raise store_unavailable() from None
     rows: list[tuple[int, str, str, str, int]] = []
-    for start, fields in zip(starts, replies, strict=True):
+    keys = [activity_key(counter, start) for start in starts]
+    for start, counters in zip(starts, await _counters(redis_client, keys), strict=True):
         bucket_rows = []
-        for field, calls in fields.items():
-            api, outcome, code = _text(field).rsplit("|", 2)
-            bucket_rows.append((start, api, outcome, code, int(calls)))
+        for field, calls in counters:
+            api, outcome, code = field.rsplit("|", 2)
+            bucket_rows.append((start, api, outcome, code, calls))
         rows.extend(sorted(bucket_rows))
     return rows
 
@@ -503,3 +480,19 @@ async def read_last_requests(redis_client: redis.asyncio.Redis, counter: str) ->
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _counters(redis_client: redis.asyncio.Redis, keys: Iterable[str]) -> list[list[tuple[str, int]]]:
+    """The counters of each hash of ``keys`` (none for a hash not there), in one round trip.
+
+    Raises:
+        ApiError: 00503 (`store_unavailable`), Redis failed.
+    """
+    pipe = redis_client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    try:
+        replies = await pipe.execute()
+    except (RedisError, OSError, TimeoutError):
+        raise store_unavailable() from None
+    return [[(_text(field), int(calls)) for field, calls in reply.items()] for reply in replies]
