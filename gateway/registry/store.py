@@ -580,8 +580,9 @@ def _optional_uuid(value: str | None) -> uuid.UUID | None:
     return None if value is None else uuid.UUID(value)
 
 
-async def _insert_token(
+async def _issue(
     conn: AsyncConnection[Any],
+    actor: str,
     *,
     habilitation_id: str | None,
     editor_id: str | None = None,
@@ -589,9 +590,11 @@ async def _insert_token(
     kind: TokenKind,
     environment: Environment,
     expires_at: dt.datetime,
-    replaces: str | None,
+    replaces: str | None = None,
+    announce: str | None,
 ) -> TokenRecord:
-    return await _returned(
+    """Insert a new token and record its issue (`_recorded`: announced for ``announce`` when given)."""
+    token = await _returned(
         conn,
         _TOKENS,
         "INSERT INTO registry.tokens ({t}) "
@@ -607,12 +610,18 @@ async def _insert_token(
             list(allowed_ips),
         ),
     )
+    await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=announce)
+    return token
 
 
-async def _successor(conn: AsyncConnection[Any], token: TokenRecord) -> TokenRecord:
-    """A new token of the same holder, kind, environment, IPs and expiry, replacing ``token``."""
-    return await _insert_token(
+async def _successor(conn: AsyncConnection[Any], actor: str, token: TokenRecord) -> TokenRecord:
+    """A new token of the same holder, kind, environment, IPs and expiry, replacing ``token``.
+
+    Its issue is recorded, not announced: the change of ``token`` that makes it is.
+    """
+    return await _issue(
         conn,
+        actor,
         habilitation_id=token.habilitation_id,
         editor_id=token.editor_id,
         allowed_ips=token.allowed_ips,
@@ -620,6 +629,7 @@ async def _successor(conn: AsyncConnection[Any], token: TokenRecord) -> TokenRec
         environment=token.environment,
         expires_at=token.expires_at,
         replaces=token.id,
+        announce=None,
     )
 
 
@@ -649,17 +659,15 @@ async def issue_token(
         habilitation = await get_habilitation(conn, habilitation_id, lock=True)
         if habilitation.status is not Status.VALIDATED:
             raise ConflictError(f"the habilitation is {habilitation.status.value}: no token can be issued")
-        now = await _now(conn)
-        token = await _insert_token(
+        return await _issue(
             conn,
+            actor,
             habilitation_id=habilitation.id,
             kind=kind,
             environment=environment,
-            expires_at=now + dt.timedelta(days=days),
-            replaces=None,
+            expires_at=await _now(conn) + dt.timedelta(days=days),
+            announce=habilitation.id,
         )
-        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=habilitation.id)
-    return token
 
 
 async def _ending(
@@ -730,8 +738,7 @@ async def ban_token(
             raise ConflictError("the token is already banned from a date")
         replacement = None
         if replace:
-            replacement = await _successor(conn, before)
-            await _recorded(conn, actor, "token.issue", replacement.id, (None, replacement), announce=None)
+            replacement = await _successor(conn, actor, before)
         after = await _set_end(
             conn, before, until, reason, replaced_by=None if replacement is None else replacement.id
         )
@@ -761,8 +768,7 @@ async def rotate_token(
         before, now = await _ending(conn, "rotate", token_id, None)
         if before.revoked_at is not None:
             raise ConflictError("the token is already ending (banned or rotated)")
-        new = await _successor(conn, before)
-        await _recorded(conn, actor, "token.issue", new.id, (None, new), announce=None)
+        new = await _successor(conn, actor, before)
         after = await _set_end(conn, before, now + grace, "rotated", replaced_by=new.id)
         await _recorded(conn, actor, "token.rotate", after.id, (before, after), announce=after.holder_id)
     return after, new
@@ -906,19 +912,17 @@ async def issue_editor_token(
         outside = _outside(networks, editor.allowed_ips)
         if outside:
             raise InvalidInputError("allowed_ips", f"{outside} is not within the editor's ranges")
-        now = await _now(conn)
-        token = await _insert_token(
+        return await _issue(
             conn,
+            actor,
             habilitation_id=None,
             editor_id=editor.id,
             allowed_ips=networks,
             kind=TokenKind.EDITOR,
             environment=environment,
-            expires_at=now + dt.timedelta(days=days),
-            replaces=None,
+            expires_at=await _now(conn) + dt.timedelta(days=days),
+            announce=editor.id,
         )
-        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=editor.id)
-    return token
 
 
 def _outside(networks: Sequence[str], ranges: Sequence[str]) -> str | None:
