@@ -590,22 +590,20 @@ async def _issue(
     kind: TokenKind,
     environment: Environment,
     expires_at: dt.datetime,
-    replaces: str | None = None,
-    announce: str | None,
+    announce: str,
 ) -> TokenRecord:
-    """Insert a new token and record its issue (`_recorded`: announced for ``announce`` when given)."""
+    """Insert a new token and record its issue, announced for ``announce`` (its holder)."""
     token = await _returned(
         conn,
         _TOKENS,
         "INSERT INTO registry.tokens ({t}) "
-        "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', %s, NULL, %s, %s::cidr[]) RETURNING {t}",
+        "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', NULL, NULL, %s, %s::cidr[]) RETURNING {t}",
         (
             uuid.uuid4(),
             _optional_uuid(habilitation_id),
             kind.value,
             environment.value,
             expires_at,
-            _optional_uuid(replaces),
             _optional_uuid(editor_id),
             list(allowed_ips),
         ),
@@ -619,18 +617,15 @@ async def _successor(conn: AsyncConnection[Any], actor: str, token: TokenRecord)
 
     Its issue is recorded, not announced: the change of ``token`` that makes it is.
     """
-    return await _issue(
+    successor = await _returned(
         conn,
-        actor,
-        habilitation_id=token.habilitation_id,
-        editor_id=token.editor_id,
-        allowed_ips=token.allowed_ips,
-        kind=token.kind,
-        environment=token.environment,
-        expires_at=token.expires_at,
-        replaces=token.id,
-        announce=None,
+        _TOKENS,
+        "INSERT INTO registry.tokens ({t}) SELECT %s, habilitation_id, kind, environment, now(), expires_at, "
+        "NULL, '', id, NULL, editor_id, allowed_ips FROM registry.tokens WHERE id = %s RETURNING {t}",
+        (uuid.uuid4(), uuid.UUID(token.id)),
     )
+    await _recorded(conn, actor, "token.issue", successor.id, (None, successor), announce=None)
+    return successor
 
 
 async def issue_token(
