@@ -341,10 +341,7 @@ def checked_label(label: str, field: str = "label") -> str:
     Raises:
         InvalidInputError: empty or longer than `LABEL_MAX`.
     """
-    label = label.strip()
-    if not 1 <= len(label) <= LABEL_MAX:
-        raise InvalidInputError(field, f"must be 1 to {LABEL_MAX} characters")
-    return label
+    return _stripped(field, label, LABEL_MAX, required=True)
 
 
 def checked_organisation_name(name: str) -> str:
@@ -353,10 +350,7 @@ def checked_organisation_name(name: str) -> str:
     Raises:
         InvalidInputError: longer than `LABEL_MAX`.
     """
-    name = name.strip()
-    if len(name) > LABEL_MAX:
-        raise InvalidInputError("organisation_name", f"at most {LABEL_MAX} characters")
-    return name
+    return _stripped("organisation_name", name, LABEL_MAX, required=False)
 
 
 def checked_siret(siret: str) -> str:
@@ -376,10 +370,7 @@ def checked_text(field: str, text: str) -> str:
     Raises:
         InvalidInputError: longer than `TEXT_MAX`.
     """
-    text = text.strip()
-    if len(text) > TEXT_MAX:
-        raise InvalidInputError(field, f"at most {TEXT_MAX} characters")
-    return text
+    return _stripped(field, text, TEXT_MAX, required=False)
 
 
 def checked_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
@@ -504,7 +495,18 @@ def checked_reason(reason: str) -> str:
     Raises:
         InvalidInputError: empty or longer than `REASON_MAX`.
     """
-    reason = reason.strip()
-    if not 1 <= len(reason) <= REASON_MAX:
-        raise InvalidInputError("reason", f"must be 1 to {REASON_MAX} characters")
-    return reason
+    return _stripped("reason", reason, REASON_MAX, required=True)
+
+
+def _stripped(field: str, text: str, longest: int, *, required: bool) -> str:
+    """``text`` stripped, of at most ``longest`` characters, and not empty when ``required``.
+
+    Raises:
+        InvalidInputError: empty though required, or too long.
+    """
+    text = text.strip()
+    if required and not 1 <= len(text) <= longest:
+        raise InvalidInputError(field, f"must be 1 to {longest} characters")
+    if len(text) > longest:
+        raise InvalidInputError(field, f"at most {longest} characters")
+    return text

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable
+
+import pytest
 
 from gateway.registry.model import (
+    LABEL_MAX,
+    REASON_MAX,
+    TEXT_MAX,
     DataProtectionOfficer,
     Environment,
+    InvalidInputError,
     Invitation,
     TokenKind,
     TokenRecord,
+    checked_label,
+    checked_organisation_name,
+    checked_reason,
+    checked_text,
 )
 
 _PARIS_SUMMER = dt.timezone(dt.timedelta(hours=2))
@@ -64,3 +76,27 @@ def test_an_invitation_as_json_holds_its_officer_as_json() -> None:
         "job_title": "DPD",
     }
     assert invitation.as_json()["accepted_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("check", "longest", "required", "field"),
+    [
+        (checked_label, LABEL_MAX, True, "label"),
+        (checked_organisation_name, LABEL_MAX, False, "organisation_name"),
+        (functools.partial(checked_text, "use_case"), TEXT_MAX, False, "use_case"),
+        (checked_reason, REASON_MAX, True, "reason"),
+    ],
+)
+def test_a_text_is_stripped_and_bounded(
+    check: Callable[[str], str], longest: int, required: bool, field: str
+) -> None:
+    assert check(f"  {'x' * longest}\n") == "x" * longest
+    with pytest.raises(InvalidInputError, match=f"^{field}: ") as too_long:
+        check("x" * (longest + 1))
+    if required:
+        assert str(too_long.value) == f"{field}: must be 1 to {longest} characters"
+        with pytest.raises(InvalidInputError, match=f"^{field}: must be 1 to {longest} characters$"):
+            check("   ")
+    else:
+        assert str(too_long.value) == f"{field}: at most {longest} characters"
+        assert check("   ") == ""
