@@ -65,7 +65,7 @@ class Entry:
 
 _COLUMNS = tuple(field.name for field in fields(Entry))
 """``registry.audit``'s columns: an entry's fields, by the same names."""
-_COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+_COLUMN_LIST = sql.SQL(", ".join(_COLUMNS))
 _SELECT = sql.SQL("SELECT {} FROM registry.audit ").format(_COLUMN_LIST)
 _INSERT = sql.SQL("INSERT INTO registry.audit ({}) VALUES ({})").format(
     _COLUMN_LIST, sql.SQL(", ").join([sql.Placeholder()] * len(_COLUMNS))

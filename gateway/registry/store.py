@@ -95,18 +95,22 @@ class _Table(Generic[Record]):
     record: Callable[..., Record]
     convert: Mapping[str, Callable[[Any], Any]]
     renamed: Mapping[str, str] = field(default_factory=dict)
+    column_list: sql.SQL = field(init=False)
+    """``columns`` as SQL text."""
+    _fields: tuple[tuple[str, Callable[[Any], Any]], ...] = field(init=False)
+    """Each column's field and conversion, in the order of ``columns``: worked out once, as `load`
+    makes every token."""
 
-    @property
-    def column_list(self) -> sql.Composable:
-        return sql.SQL(", ").join(sql.Identifier(column) for column in self.columns)
+    def __post_init__(self) -> None:
+        # Frozen: the derived fields are set as the dataclass's own __init__ sets the others.
+        object.__setattr__(self, "column_list", sql.SQL(", ".join(self.columns)))
+        fields = tuple((self.renamed.get(c, c), self.convert.get(c, _same)) for c in self.columns)
+        object.__setattr__(self, "_fields", fields)
 
     def make(self, row: Sequence[Any]) -> Record:
         """The record of a row of ``columns``."""
         return self.record(
-            **{
-                self.renamed.get(column, column): self.convert.get(column, _same)(value)
-                for column, value in zip(self.columns, row, strict=True)
-            }
+            **{name: convert(value) for (name, convert), value in zip(self._fields, row, strict=True)}
         )
 
 
