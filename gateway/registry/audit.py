@@ -21,10 +21,10 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
 ENCODING_VERSION = b"apiparticulier-registry/audit/v1"
@@ -63,20 +63,23 @@ class Entry:
         }
 
 
-def entry_hash(
-    previous: bytes,
-    *,
-    seq: int,
-    occurred_at: dt.datetime,
-    actor: str,
-    action: str,
-    target: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> bytes:
-    """SHA-256 of the previous hash and of the entry's canonical encoding (sorted-key JSON, µs dates)."""
+_COLUMNS = tuple(field.name for field in fields(Entry))
+"""``registry.audit``'s columns: an entry's fields, by the same names."""
+_COLUMN_LIST = sql.SQL(", ".join(_COLUMNS))
+_SELECT = sql.SQL("SELECT {} FROM registry.audit ").format(_COLUMN_LIST)
+_INSERT = sql.SQL("INSERT INTO registry.audit ({}) VALUES ({})").format(
+    _COLUMN_LIST, sql.SQL(", ").join([sql.Placeholder()] * len(_COLUMNS))
+)
+
+
+def entry_hash(previous: bytes, entry: Entry) -> bytes:
+    """SHA-256 of the previous hash and of the entry's canonical encoding (sorted-key JSON, µs dates).
+
+    The encoding holds every field of ``entry`` but its own ``entry_hash``.
+    """
+    occurred_at = (entry.occurred_at - _EPOCH) // dt.timedelta(microseconds=1)
     content = json.dumps(
-        [seq, (occurred_at - _EPOCH) // dt.timedelta(microseconds=1), actor, action, target, before, after],
+        [entry.seq, occurred_at, entry.actor, entry.action, entry.target, entry.before, entry.after],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -124,44 +127,24 @@ async def append(
         raise RuntimeError("SELECT now() returned no row")
     occurred_at, last_seq, last_hash = row
     seq, previous = (1, GENESIS) if last_seq is None else (last_seq + 1, bytes(last_hash))
-    digest = entry_hash(
-        previous,
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        target=target,
-        before=before,
-        after=after,
-    )
+    # The hash covers every field but itself: computed on the entry without it, then set.
+    unhashed = Entry(seq, occurred_at, actor, action, target, before, after, entry_hash=b"")
+    entry = replace(unhashed, entry_hash=entry_hash(previous, unhashed))
     await conn.execute(
-        "INSERT INTO registry.audit (seq, occurred_at, actor, action, target, before, after, entry_hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            seq,
-            occurred_at,
-            actor,
-            action,
-            target,
-            None if before is None else Jsonb(before),
-            None if after is None else Jsonb(after),
-            digest,
-        ),
+        _INSERT,
+        [_stored(getattr(entry, column)) for column in _COLUMNS],
     )
-    return Entry(seq, occurred_at, actor, action, target, before, after, entry_hash=digest)
+    return entry
+
+
+def _stored(value: Any) -> Any:
+    """A field's value as its column takes it: the before and after records as JSONB."""
+    return Jsonb(value) if isinstance(value, dict) else value
 
 
 def _entry(row: Any) -> Entry:
-    return Entry(
-        seq=row[0],
-        occurred_at=row[1],
-        actor=row[2],
-        action=row[3],
-        target=row[4],
-        before=row[5],
-        after=row[6],
-        entry_hash=bytes(row[7]),
-    )
+    entry = Entry(**dict(zip(_COLUMNS, row, strict=True)))
+    return replace(entry, entry_hash=bytes(entry.entry_hash))
 
 
 async def page(conn: AsyncConnection[Any], *, before: int | None, size: int) -> list[Entry]:
@@ -171,8 +154,7 @@ async def page(conn: AsyncConnection[Any], *, before: int | None, size: int) -> 
     stays the same while new entries arrive.
     """
     cursor = await conn.execute(
-        "SELECT seq, occurred_at, actor, action, target, before, after, entry_hash FROM registry.audit "
-        "WHERE %s::bigint IS NULL OR seq < %s ORDER BY seq DESC LIMIT %s",
+        _SELECT + sql.SQL("WHERE %s::bigint IS NULL OR seq < %s ORDER BY seq DESC LIMIT %s"),
         (before, before, size),
     )
     return [_entry(row) for row in await cursor.fetchall()]
@@ -182,8 +164,7 @@ async def entries(conn: AsyncConnection[Any], *, target: str | None = None) -> A
     """The entries in chain order, those of one target only when ``target`` is given."""
     async with conn.cursor() as cursor:
         await cursor.execute(
-            "SELECT seq, occurred_at, actor, action, target, before, after, entry_hash FROM registry.audit "
-            "WHERE %s::text IS NULL OR target = %s ORDER BY seq",
+            _SELECT + sql.SQL("WHERE %s::text IS NULL OR target = %s ORDER BY seq"),
             (target, target),
         )
         async for row in cursor:
@@ -207,16 +188,7 @@ async def verify(conn: AsyncConnection[Any]) -> Verification:
     previous, count, expected_seq = GENESIS, 0, 1
     async for entry in entries(conn):
         count += 1
-        digest = entry_hash(
-            previous,
-            seq=entry.seq,
-            occurred_at=entry.occurred_at,
-            actor=entry.actor,
-            action=entry.action,
-            target=entry.target,
-            before=entry.before,
-            after=entry.after,
-        )
+        digest = entry_hash(previous, entry)
         if entry.seq != expected_seq or digest != entry.entry_hash:
             return Verification(count, previous, entry.seq)
         previous, expected_seq = digest, expected_seq + 1

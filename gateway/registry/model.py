@@ -27,8 +27,8 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from enum import StrEnum
+from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum, StrEnum
 from typing import Any
 
 from contract.routes import contract_scopes
@@ -139,25 +139,7 @@ class Habilitation:
 
     def as_json(self) -> dict[str, Any]:
         """The habilitation as JSON values (the audit trail's before and after, the REST API)."""
-        return {
-            "id": self.id,
-            "label": self.label,
-            "siret": self.siret,
-            "organisation_name": self.organisation_name,
-            "datapass_id": self.datapass_id,
-            "use_case": self.use_case,
-            "legal_basis": self.legal_basis,
-            "scopes": list(self.scopes),
-            "allowed_ips": list(self.allowed_ips),
-            "rate_per_second": self.rate_per_second,
-            "rate_per_minute": self.rate_per_minute,
-            "contacts": list(self.contacts),
-            "status": self.status.value,
-            "valid_from": _iso(self.valid_from),
-            "valid_until": _iso(self.valid_until),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-        }
+        return _json_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,20 +183,7 @@ class TokenRecord:
 
     def as_json(self) -> dict[str, Any]:
         """The token as JSON values (the audit trail's before and after, the REST API)."""
-        return {
-            "id": self.id,
-            "habilitation_id": self.habilitation_id,
-            "kind": self.kind.value,
-            "environment": self.environment.value,
-            "issued_at": _iso(self.issued_at),
-            "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at),
-            "revoked_reason": self.revoked_reason,
-            "replaces": self.replaces,
-            "replaced_by": self.replaced_by,
-            "editor_id": self.editor_id,
-            "allowed_ips": list(self.allowed_ips),
-        }
+        return _json_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,15 +201,7 @@ class Editor:
 
     def as_json(self) -> dict[str, Any]:
         """The editor as JSON values (the audit trail's before and after, the REST API)."""
-        return {
-            "id": self.id,
-            "siret": self.siret,
-            "name": self.name,
-            "allowed_ips": list(self.allowed_ips),
-            "contacts": list(self.contacts),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-        }
+        return _json_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +222,11 @@ class Delegation:
         return DelegationState.ACTIVE if self.revoked_at is None else DelegationState.REVOKED
 
     def as_json(self) -> dict[str, Any]:
-        """The delegation as JSON values (the audit trail's before and after, the REST API)."""
+        """The delegation as JSON values (the audit trail's before and after, the REST API).
+
+        Written out, not derived: ``origin`` goes by the real platform's name, ``created_via``, and
+        the ``state`` it derives is given beside the fields.
+        """
         return {
             "id": self.id,
             "editor_id": self.editor_id,
@@ -283,11 +248,7 @@ class FranceConnectClient:
 
     def as_json(self) -> dict[str, Any]:
         """The mapping as JSON values."""
-        return {
-            "client_id": self.client_id,
-            "habilitation_id": self.habilitation_id,
-            "updated_at": _iso(self.updated_at),
-        }
+        return _json_fields(self)
 
 
 class InvitationState(StrEnum):
@@ -315,13 +276,7 @@ class DataProtectionOfficer:
 
     def as_json(self) -> dict[str, str]:
         """The officer as JSON values."""
-        return {
-            "given_name": self.given_name,
-            "family_name": self.family_name,
-            "email": self.email,
-            "phone": self.phone,
-            "job_title": self.job_title,
-        }
+        return _json_fields(self)
 
 
 DPO_FIELDS = tuple(field.name for field in fields(DataProtectionOfficer))
@@ -352,21 +307,29 @@ class Invitation:
 
     def as_json(self) -> dict[str, Any]:
         """The invitation as JSON values (the audit trail's before and after)."""
-        return {
-            "id": self.id,
-            "editor_id": self.editor_id,
-            "habilitation_id": self.habilitation_id,
-            "contact_email": self.contact_email,
-            "dpo": self.dpo.as_json(),
-            "invited_at": _iso(self.invited_at),
-            "expires_at": _iso(self.expires_at),
-            "accepted_at": _iso(self.accepted_at),
-            "delegation_id": self.delegation_id,
-        }
+        return _json_fields(self)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat()
+
+
+def _json_fields(record: Any) -> dict[str, Any]:
+    """A record's fields as JSON values, by name in their order (`_json_value`)."""
+    return {field.name: _json_value(getattr(record, field.name)) for field in fields(record)}
+
+
+def _json_value(value: object) -> Any:
+    """A date as ISO 8601 in UTC, an enum as its value, a tuple as a list, a record as its fields."""
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if is_dataclass(value):
+        return _json_fields(value)
+    return value
 
 
 # -- checks of what is written ----------------------------------------------------------------------
@@ -378,10 +341,7 @@ def checked_label(label: str, field: str = "label") -> str:
     Raises:
         InvalidInputError: empty or longer than `LABEL_MAX`.
     """
-    label = label.strip()
-    if not 1 <= len(label) <= LABEL_MAX:
-        raise InvalidInputError(field, f"must be 1 to {LABEL_MAX} characters")
-    return label
+    return _stripped(field, label, LABEL_MAX, required=True)
 
 
 def checked_organisation_name(name: str) -> str:
@@ -390,10 +350,7 @@ def checked_organisation_name(name: str) -> str:
     Raises:
         InvalidInputError: longer than `LABEL_MAX`.
     """
-    name = name.strip()
-    if len(name) > LABEL_MAX:
-        raise InvalidInputError("organisation_name", f"at most {LABEL_MAX} characters")
-    return name
+    return _stripped("organisation_name", name, LABEL_MAX, required=False)
 
 
 def checked_siret(siret: str) -> str:
@@ -413,10 +370,7 @@ def checked_text(field: str, text: str) -> str:
     Raises:
         InvalidInputError: longer than `TEXT_MAX`.
     """
-    text = text.strip()
-    if len(text) > TEXT_MAX:
-        raise InvalidInputError(field, f"at most {TEXT_MAX} characters")
-    return text
+    return _stripped(field, text, TEXT_MAX, required=False)
 
 
 def checked_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
@@ -541,7 +495,18 @@ def checked_reason(reason: str) -> str:
     Raises:
         InvalidInputError: empty or longer than `REASON_MAX`.
     """
-    reason = reason.strip()
-    if not 1 <= len(reason) <= REASON_MAX:
-        raise InvalidInputError("reason", f"must be 1 to {REASON_MAX} characters")
-    return reason
+    return _stripped("reason", reason, REASON_MAX, required=True)
+
+
+def _stripped(field: str, text: str, longest: int, *, required: bool) -> str:
+    """``text`` stripped, of at most ``longest`` characters, and not empty when ``required``.
+
+    Raises:
+        InvalidInputError: empty though required, or too long.
+    """
+    text = text.strip()
+    if required and not 1 <= len(text) <= longest:
+        raise InvalidInputError(field, f"must be 1 to {longest} characters")
+    if len(text) > longest:
+        raise InvalidInputError(field, f"at most {longest} characters")
+    return text

@@ -177,7 +177,7 @@ def _rights(habilitation: Habilitation) -> Rights:
         label=habilitation.label,
         siret=habilitation.siret,
         scopes=frozenset(habilitation.scopes),
-        networks=tuple(ipaddress.ip_network(cidr) for cidr in habilitation.allowed_ips),
+        networks=_networks(habilitation.allowed_ips),
         rate_per_second=habilitation.rate_per_second,
         rate_per_minute=habilitation.rate_per_minute,
         validated=habilitation.status is Status.VALIDATED,

@@ -22,9 +22,9 @@ import hmac
 import ipaddress
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.types.json import Jsonb
@@ -56,6 +56,7 @@ from gateway.registry.model import (
     checked_email,
     checked_label,
     checked_organisation_name,
+    checked_rate,
     checked_reason,
     checked_scopes,
     checked_siret,
@@ -65,20 +66,126 @@ from gateway.registry.schema import CHANNEL
 
 _V = TypeVar("_V")
 _R = TypeVar("_R")
-_HABILITATION_COLUMNS = sql.SQL(
-    "id, label, siret, datapass_id, use_case, legal_basis, scopes, allowed_ips, rate_per_second, "
-    "rate_per_minute, contacts, status, valid_from, valid_until, created_at, updated_at, organisation_name"
+Record = TypeVar("Record")
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _cidrs(networks: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(str(network) for network in networks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Table(Generic[Record]):
+    """A registry table as the store reads it: its columns once, for the SQL and the records alike.
+
+    A record's field has its column's name (but where ``renamed`` says otherwise), its value as
+    PostgreSQL returns it, or through ``convert`` (a UUID to text, an array to a tuple, a text to
+    its enum…).
+    """
+
+    name: str
+    """``registry.<table>``."""
+    singular: str
+    """What errors call a record of it: ``habilitation``, ``token``…"""
+    columns: tuple[str, ...]
+    """In the order of every ``SELECT`` and ``INSERT`` (``{h}``, ``{t}``… in `_query`)."""
+    record: Callable[..., Record]
+    convert: Mapping[str, Callable[[Any], Any]]
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    column_list: sql.SQL = field(init=False)
+    """``columns`` as SQL text."""
+    _fields: tuple[tuple[str, Callable[[Any], Any]], ...] = field(init=False)
+    """Each column's field and conversion, in the order of ``columns``: worked out once, as `load`
+    makes every token."""
+
+    def __post_init__(self) -> None:
+        # Frozen: the derived fields are set as the dataclass's own __init__ sets the others.
+        object.__setattr__(self, "column_list", sql.SQL(", ".join(self.columns)))
+        fields = tuple((self.renamed.get(c, c), self.convert.get(c, _same)) for c in self.columns)
+        object.__setattr__(self, "_fields", fields)
+
+    def make(self, row: Sequence[Any]) -> Record:
+        """The record of a row of ``columns``."""
+        return self.record(
+            **{name: convert(value) for (name, convert), value in zip(self._fields, row, strict=True)}
+        )
+
+
+def _same(value: _V) -> _V:
+    return value
+
+
+_HABILITATIONS = _Table(
+    "registry.habilitations",
+    "habilitation",
+    (
+        "id", "label", "siret", "datapass_id", "use_case", "legal_basis", "scopes", "allowed_ips",
+        "rate_per_second", "rate_per_minute", "contacts", "status", "valid_from", "valid_until",
+        "created_at", "updated_at", "organisation_name",
+    ),
+    Habilitation,
+    {"id": str, "scopes": tuple, "allowed_ips": _cidrs, "contacts": tuple, "status": Status},
+)  # fmt: skip
+_TOKENS = _Table(
+    "registry.tokens",
+    "token",
+    (
+        "id", "habilitation_id", "kind", "environment", "issued_at", "expires_at", "revoked_at",
+        "revoked_reason", "replaces", "replaced_by", "editor_id", "allowed_ips",
+    ),
+    TokenRecord,
+    {
+        "id": str,
+        "habilitation_id": _optional_id,
+        "kind": TokenKind,
+        "environment": Environment,
+        "replaces": _optional_id,
+        "replaced_by": _optional_id,
+        "editor_id": _optional_id,
+        "allowed_ips": _cidrs,
+    },
+)  # fmt: skip
+_EDITORS = _Table(
+    "registry.editors",
+    "editor",
+    ("id", "siret", "name", "allowed_ips", "contacts", "created_at", "updated_at"),
+    Editor,
+    {"id": str, "allowed_ips": _cidrs, "contacts": tuple},
 )
-_TOKEN_COLUMNS = sql.SQL(
-    "id, habilitation_id, kind, environment, issued_at, expires_at, revoked_at, revoked_reason, "
-    "replaces, replaced_by, editor_id, allowed_ips"
+_DELEGATIONS = _Table(
+    "registry.delegations",
+    "delegation",
+    ("id", "editor_id", "habilitation_id", "created_via", "created_at", "revoked_at"),
+    Delegation,
+    {"id": str, "editor_id": str, "habilitation_id": str, "created_via": DelegationOrigin},
+    renamed={"created_via": "origin"},
 )
-_EDITOR_COLUMNS = sql.SQL("id, siret, name, allowed_ips, contacts, created_at, updated_at")
-_DELEGATION_COLUMNS = sql.SQL("id, editor_id, habilitation_id, created_via, created_at, revoked_at")
-_CLIENT_COLUMNS = sql.SQL("client_id, habilitation_id, updated_at")
-_INVITATION_COLUMNS = sql.SQL(
-    "id, editor_id, habilitation_id, contact_email, dpo, invited_at, expires_at, accepted_at, delegation_id"
+_CLIENTS = _Table(
+    "registry.france_connect_clients",
+    "FranceConnect client",
+    ("client_id", "habilitation_id", "updated_at"),
+    FranceConnectClient,
+    {"habilitation_id": str},
 )
+_INVITATIONS = _Table(
+    "registry.invitations",
+    "invitation",
+    (
+        "id", "editor_id", "habilitation_id", "contact_email", "dpo", "invited_at", "expires_at",
+        "accepted_at", "delegation_id",
+    ),
+    Invitation,
+    {
+        "id": str,
+        "editor_id": str,
+        "habilitation_id": str,
+        "dpo": lambda fields: DataProtectionOfficer(**fields),
+        "delegation_id": _optional_id,
+    },
+)  # fmt: skip
 
 
 def _query(template: str, **parts: sql.Composable) -> sql.Composed:
@@ -88,12 +195,12 @@ def _query(template: str, **parts: sql.Composable) -> sql.Composed:
     FranceConnect clients', ``{i}`` invitations'.
     """
     return sql.SQL(template).format(
-        h=_HABILITATION_COLUMNS,
-        t=_TOKEN_COLUMNS,
-        e=_EDITOR_COLUMNS,
-        d=_DELEGATION_COLUMNS,
-        c=_CLIENT_COLUMNS,
-        i=_INVITATION_COLUMNS,
+        h=_HABILITATIONS.column_list,
+        t=_TOKENS.column_list,
+        e=_EDITORS.column_list,
+        d=_DELEGATIONS.column_list,
+        c=_CLIENTS.column_list,
+        i=_INVITATIONS.column_list,
         **parts,
     )
 
@@ -174,118 +281,37 @@ def _given(value: _V | None, check: Callable[[_V], _R], current: _R) -> _R:
     return current if value is None else check(value)
 
 
-def _habilitation(row: Sequence[Any]) -> Habilitation:
-    return Habilitation(
-        id=str(row[0]),
-        label=row[1],
-        siret=row[2],
-        organisation_name=row[16],
-        datapass_id=row[3],
-        use_case=row[4],
-        legal_basis=row[5],
-        scopes=tuple(row[6]),
-        allowed_ips=tuple(str(network) for network in row[7]),
-        rate_per_second=row[8],
-        rate_per_minute=row[9],
-        contacts=tuple(row[10]),
-        status=Status(row[11]),
-        valid_from=row[12],
-        valid_until=row[13],
-        created_at=row[14],
-        updated_at=row[15],
-    )
-
-
-def _optional_id(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _token(row: Sequence[Any]) -> TokenRecord:
-    return TokenRecord(
-        id=str(row[0]),
-        habilitation_id=_optional_id(row[1]),
-        kind=TokenKind(row[2]),
-        environment=Environment(row[3]),
-        issued_at=row[4],
-        expires_at=row[5],
-        revoked_at=row[6],
-        revoked_reason=row[7],
-        replaces=_optional_id(row[8]),
-        replaced_by=_optional_id(row[9]),
-        editor_id=_optional_id(row[10]),
-        allowed_ips=tuple(str(network) for network in row[11]),
-    )
-
-
-def _editor(row: Sequence[Any]) -> Editor:
-    return Editor(
-        id=str(row[0]),
-        siret=row[1],
-        name=row[2],
-        allowed_ips=tuple(str(network) for network in row[3]),
-        contacts=tuple(row[4]),
-        created_at=row[5],
-        updated_at=row[6],
-    )
-
-
-def _delegation(row: Sequence[Any]) -> Delegation:
-    return Delegation(
-        id=str(row[0]),
-        editor_id=str(row[1]),
-        habilitation_id=str(row[2]),
-        origin=DelegationOrigin(row[3]),
-        created_at=row[4],
-        revoked_at=row[5],
-    )
-
-
-def _client(row: Sequence[Any]) -> FranceConnectClient:
-    return FranceConnectClient(client_id=row[0], habilitation_id=str(row[1]), updated_at=row[2])
-
-
 def _lock(lock: bool) -> sql.Composable:
     return sql.SQL(" FOR UPDATE" if lock else "")
 
 
-Record = TypeVar("Record")
-_GET = {
-    "habilitation": "SELECT {h} FROM registry.habilitations WHERE id = %s{lock}",
-    "token": "SELECT {t} FROM registry.tokens WHERE id = %s{lock}",
-    "editor": "SELECT {e} FROM registry.editors WHERE id = %s{lock}",
-    "delegation": "SELECT {d} FROM registry.delegations WHERE id = %s{lock}",
-}
-
-
-async def _get(
-    conn: AsyncConnection[Any],
-    kind: str,
-    record_id: str,
-    make: Callable[[Sequence[Any]], Record],
-    *,
-    lock: bool,
-) -> Record:
-    """The ``kind`` (a table's singular: habilitation, token…) of this id, locked when ``lock``.
+async def _get(conn: AsyncConnection[Any], table: _Table[Record], record_id: str, *, lock: bool) -> Record:
+    """The record of ``table`` of this id, locked when ``lock``.
 
     Raises:
         InvalidInputError: the id is not a UUID.
-        UnknownError: no record of that kind has it.
+        UnknownError: no record of that table has it.
     """
-    cursor = await conn.execute(_query(_GET[kind], lock=_lock(lock)), (_uuid(kind, record_id),))
+    cursor = await conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE id = %s{}").format(
+            table.column_list, sql.SQL(table.name), _lock(lock)
+        ),
+        (_uuid(table.singular, record_id),),
+    )
     row = await cursor.fetchone()
     if row is None:
-        raise UnknownError(f"no {kind} {record_id}")
-    return make(row)
+        raise UnknownError(f"no {table.singular} {record_id}")
+    return table.make(row)
 
 
 async def _listed(
     conn: AsyncConnection[Any],
-    template: str,
-    make: Callable[[Sequence[Any]], Record],
-    filters: Sequence[tuple[str, str, str | None]],
+    table: _Table[Record],
+    order: str,
+    filters: Sequence[tuple[str, str, str | None]] = (),
     *extra: tuple[str, object],
 ) -> list[Record]:
-    """The rows of ``template`` (its ``{where}`` filled) whose columns equal the ids given.
+    """The records of ``table`` in ``order`` (an ``ORDER BY`` list) whose columns equal the ids given.
 
     ``filters``: (column, field named in errors, id or None for no filter); ``extra``: more
     (condition, parameter) pairs.
@@ -295,15 +321,32 @@ async def _listed(
     """
     conditions: list[sql.Composable] = [sql.SQL("true")]
     parameters: list[object] = []
-    for column, field, value in filters:
+    for column, error_field, value in filters:
         if value is not None:
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            parameters.append(_uuid(field, value))
+            parameters.append(_uuid(error_field, value))
     for condition, parameter in extra:
         conditions.append(sql.SQL(condition))
         parameters.append(parameter)
-    cursor = await conn.execute(_query(template, where=sql.SQL(" AND ").join(conditions)), parameters)
-    return [make(row) for row in await cursor.fetchall()]
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+        table.column_list, sql.SQL(table.name), sql.SQL(" AND ").join(conditions), sql.SQL(order)
+    )
+    cursor = await conn.execute(query, parameters)
+    return [table.make(row) for row in await cursor.fetchall()]
+
+
+async def _returned(
+    conn: AsyncConnection[Any], table: _Table[Record], template: str, parameters: Sequence[Any]
+) -> Record:
+    """The record a write of ``table`` returns (``RETURNING``); ``template`` as `_query`'s."""
+    return table.make(await _row(await conn.execute(_query(template), parameters)))
+
+
+def _of_editor_or_habilitation(
+    editor_id: str | None, habilitation_id: str | None
+) -> tuple[tuple[str, str, str | None], ...]:
+    """`_listed`'s filters of what joins an editor and a habilitation (a delegation, an invitation)."""
+    return (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id))
 
 
 def _uuid(field: str, text: str) -> uuid.UUID:
@@ -345,11 +388,6 @@ async def _recorded(
     )
     if announce is not None:
         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, announce))
-
-
-async def _one(conn: AsyncConnection[Any], query: sql.Composed, parameters: Sequence[Any]) -> Any:
-    """The one row a write returns (``RETURNING``)."""
-    return await _row(await conn.execute(query, parameters))
 
 
 # -- habilitations ---------------------------------------------------------------------------------
@@ -404,14 +442,13 @@ async def create_habilitation(
     )
     async with conn.transaction():
         await _refuse_taken_datapass_id(conn, values[3])
-        cursor = await conn.execute(
-            _query(
-                "INSERT INTO registry.habilitations ({h}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], "
-                "%s, %s, %s, 'validated', now(), %s, now(), now(), %s) RETURNING {h}"
-            ),
+        habilitation = await _returned(
+            conn,
+            _HABILITATIONS,
+            "INSERT INTO registry.habilitations ({h}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::cidr[], "
+            "%s, %s, %s, 'validated', now(), %s, now(), now(), %s) RETURNING {h}",
             values,
         )
-        habilitation = _habilitation(await _row(cursor))
         await _recorded(
             conn,
             actor,
@@ -424,15 +461,11 @@ async def create_habilitation(
 
 
 def _rate_per_second(value: int | None) -> int | None:
-    if value is not None and not 1 <= value <= RATE_LIMIT_MAX_PER_SECOND:
-        raise InvalidInputError("rate_per_second", f"must be from 1 to {RATE_LIMIT_MAX_PER_SECOND}")
-    return value
+    return checked_rate("rate_per_second", value, RATE_LIMIT_MAX_PER_SECOND)
 
 
 def _rate_per_minute(value: int | None) -> int | None:
-    if value is not None and not 1 <= value <= RATE_LIMIT_MAX_PER_MINUTE:
-        raise InvalidInputError("rate_per_minute", f"must be from 1 to {RATE_LIMIT_MAX_PER_MINUTE}")
-    return value
+    return checked_rate("rate_per_minute", value, RATE_LIMIT_MAX_PER_MINUTE)
 
 
 async def get_habilitation(
@@ -444,13 +477,12 @@ async def get_habilitation(
         InvalidInputError: the id is not a UUID.
         UnknownError: no habilitation has it.
     """
-    return await _get(conn, "habilitation", habilitation_id, _habilitation, lock=lock)
+    return await _get(conn, _HABILITATIONS, habilitation_id, lock=lock)
 
 
 async def list_habilitations(conn: AsyncConnection[Any]) -> list[Habilitation]:
     """Every habilitation, oldest first."""
-    cursor = await conn.execute(_query("SELECT {h} FROM registry.habilitations ORDER BY created_at, id"))
-    return [_habilitation(row) for row in await cursor.fetchall()]
+    return await _listed(conn, _HABILITATIONS, "created_at, id")
 
 
 async def update_habilitation(
@@ -465,13 +497,13 @@ async def update_habilitation(
     async with conn.transaction():
         before = await get_habilitation(conn, habilitation_id, lock=True)
         wanted = changes.applied_to(before)
-        cursor = await conn.execute(
-            _query(
-                "UPDATE registry.habilitations SET label = %s, organisation_name = %s, scopes = %s, "
-                "allowed_ips = %s::cidr[], "
-                "rate_per_second = %s, rate_per_minute = %s, contacts = %s, use_case = %s, legal_basis = %s, "
-                "status = %s, updated_at = now() WHERE id = %s RETURNING {h}"
-            ),
+        after = await _returned(
+            conn,
+            _HABILITATIONS,
+            "UPDATE registry.habilitations SET label = %s, organisation_name = %s, scopes = %s, "
+            "allowed_ips = %s::cidr[], "
+            "rate_per_second = %s, rate_per_minute = %s, contacts = %s, use_case = %s, legal_basis = %s, "
+            "status = %s, updated_at = now() WHERE id = %s RETURNING {h}",
             (
                 wanted.label,
                 wanted.organisation_name,
@@ -486,7 +518,6 @@ async def update_habilitation(
                 uuid.UUID(before.id),
             ),
         )
-        after = _habilitation(await _row(cursor))
         if after.status is not Status.VALIDATED and before.status is Status.VALIDATED:
             # As the real platform's revoke! and archive!: a habilitation no longer validated ends its
             # tokens and its delegations now (ACCESS-MODEL.md §1.2, §4.2).
@@ -514,7 +545,7 @@ async def get_token(conn: AsyncConnection[Any], token_id: str, *, lock: bool = F
         InvalidInputError: the id is not a UUID.
         UnknownError: no token has it.
     """
-    return await _get(conn, "token", token_id, _token, lock=lock)
+    return await _get(conn, _TOKENS, token_id, lock=lock)
 
 
 async def list_tokens(
@@ -542,8 +573,8 @@ async def list_tokens(
     )
     return await _listed(
         conn,
-        "SELECT {t} FROM registry.tokens WHERE {where} ORDER BY expires_at, id",
-        _token,
+        _TOKENS,
+        "expires_at, id",
         (("habilitation_id", "habilitation", habilitation_id), ("editor_id", "editor", editor_id)),
         *expiring,
     )
@@ -553,8 +584,9 @@ def _optional_uuid(value: str | None) -> uuid.UUID | None:
     return None if value is None else uuid.UUID(value)
 
 
-async def _insert_token(
+async def _issue(
     conn: AsyncConnection[Any],
+    actor: str,
     *,
     habilitation_id: str | None,
     editor_id: str | None = None,
@@ -562,41 +594,42 @@ async def _insert_token(
     kind: TokenKind,
     environment: Environment,
     expires_at: dt.datetime,
-    replaces: str | None,
+    announce: str,
 ) -> TokenRecord:
-    return _token(
-        await _one(
-            conn,
-            _query(
-                "INSERT INTO registry.tokens ({t}) "
-                "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', %s, NULL, %s, %s::cidr[]) RETURNING {t}"
-            ),
-            (
-                uuid.uuid4(),
-                _optional_uuid(habilitation_id),
-                kind.value,
-                environment.value,
-                expires_at,
-                _optional_uuid(replaces),
-                _optional_uuid(editor_id),
-                list(allowed_ips),
-            ),
-        )
-    )
-
-
-async def _successor(conn: AsyncConnection[Any], token: TokenRecord) -> TokenRecord:
-    """A new token of the same holder, kind, environment, IPs and expiry, replacing ``token``."""
-    return await _insert_token(
+    """Insert a new token and record its issue, announced for ``announce`` (its holder)."""
+    token = await _returned(
         conn,
-        habilitation_id=token.habilitation_id,
-        editor_id=token.editor_id,
-        allowed_ips=token.allowed_ips,
-        kind=token.kind,
-        environment=token.environment,
-        expires_at=token.expires_at,
-        replaces=token.id,
+        _TOKENS,
+        "INSERT INTO registry.tokens ({t}) "
+        "VALUES (%s, %s, %s, %s, now(), %s, NULL, '', NULL, NULL, %s, %s::cidr[]) RETURNING {t}",
+        (
+            uuid.uuid4(),
+            _optional_uuid(habilitation_id),
+            kind.value,
+            environment.value,
+            expires_at,
+            _optional_uuid(editor_id),
+            list(allowed_ips),
+        ),
     )
+    await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=announce)
+    return token
+
+
+async def _successor(conn: AsyncConnection[Any], actor: str, token: TokenRecord) -> TokenRecord:
+    """A new token of the same holder, kind, environment, IPs and expiry, replacing ``token``.
+
+    Its issue is recorded, not announced: the change of ``token`` that makes it is.
+    """
+    successor = await _returned(
+        conn,
+        _TOKENS,
+        "INSERT INTO registry.tokens ({t}) SELECT %s, habilitation_id, kind, environment, now(), expires_at, "
+        "NULL, '', id, NULL, editor_id, allowed_ips FROM registry.tokens WHERE id = %s RETURNING {t}",
+        (uuid.uuid4(), uuid.UUID(token.id)),
+    )
+    await _recorded(conn, actor, "token.issue", successor.id, (None, successor), announce=None)
+    return successor
 
 
 async def issue_token(
@@ -625,17 +658,15 @@ async def issue_token(
         habilitation = await get_habilitation(conn, habilitation_id, lock=True)
         if habilitation.status is not Status.VALIDATED:
             raise ConflictError(f"the habilitation is {habilitation.status.value}: no token can be issued")
-        now = await _now(conn)
-        token = await _insert_token(
+        return await _issue(
             conn,
+            actor,
             habilitation_id=habilitation.id,
             kind=kind,
             environment=environment,
-            expires_at=now + dt.timedelta(days=days),
-            replaces=None,
+            expires_at=await _now(conn) + dt.timedelta(days=days),
+            announce=habilitation.id,
         )
-        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=habilitation.id)
-    return token
 
 
 async def _ending(
@@ -669,15 +700,12 @@ async def revoke_token(conn: AsyncConnection[Any], actor: str, token_id: str, re
 async def _set_end(
     conn: AsyncConnection[Any], token: TokenRecord, at: dt.datetime, reason: str, *, replaced_by: str | None
 ) -> TokenRecord:
-    return _token(
-        await _one(
-            conn,
-            _query(
-                "UPDATE registry.tokens SET revoked_at = %s, revoked_reason = %s, replaced_by = %s "
-                "WHERE id = %s RETURNING {t}"
-            ),
-            (at, reason, _optional_uuid(replaced_by), uuid.UUID(token.id)),
-        )
+    return await _returned(
+        conn,
+        _TOKENS,
+        "UPDATE registry.tokens SET revoked_at = %s, revoked_reason = %s, replaced_by = %s "
+        "WHERE id = %s RETURNING {t}",
+        (at, reason, _optional_uuid(replaced_by), uuid.UUID(token.id)),
     )
 
 
@@ -709,8 +737,7 @@ async def ban_token(
             raise ConflictError("the token is already banned from a date")
         replacement = None
         if replace:
-            replacement = await _successor(conn, before)
-            await _recorded(conn, actor, "token.issue", replacement.id, (None, replacement), announce=None)
+            replacement = await _successor(conn, actor, before)
         after = await _set_end(
             conn, before, until, reason, replaced_by=None if replacement is None else replacement.id
         )
@@ -740,8 +767,7 @@ async def rotate_token(
         before, now = await _ending(conn, "rotate", token_id, None)
         if before.revoked_at is not None:
             raise ConflictError("the token is already ending (banned or rotated)")
-        new = await _successor(conn, before)
-        await _recorded(conn, actor, "token.issue", new.id, (None, new), announce=None)
+        new = await _successor(conn, actor, before)
         after = await _set_end(conn, before, now + grace, "rotated", replaced_by=new.id)
         await _recorded(conn, actor, "token.rotate", after.id, (before, after), announce=after.holder_id)
     return after, new
@@ -763,12 +789,11 @@ async def prolong_token(conn: AsyncConnection[Any], actor: str, token_id: str, *
         now = await _now(conn)
         if before.revoked_at is not None:
             raise ConflictError("the token is revoked or banned: issue a new one instead")
-        after = _token(
-            await _one(
-                conn,
-                _query("UPDATE registry.tokens SET expires_at = %s WHERE id = %s RETURNING {t}"),
-                (now + dt.timedelta(days=days), uuid.UUID(before.id)),
-            )
+        after = await _returned(
+            conn,
+            _TOKENS,
+            "UPDATE registry.tokens SET expires_at = %s WHERE id = %s RETURNING {t}",
+            (now + dt.timedelta(days=days), uuid.UUID(before.id)),
         )
         await _recorded(conn, actor, "token.prolong", after.id, (before, after), announce=after.holder_id)
     return after
@@ -798,15 +823,12 @@ async def import_legacy_token(
         if await found.fetchone() is not None:
             raise ConflictError("this token is already in the registry")
         created = await create_habilitation(conn, actor, **habilitation)
-        token = _token(
-            await _one(
-                conn,
-                _query(
-                    "INSERT INTO registry.tokens ({t}) VALUES (%s, %s, 'classic', 'production', %s, %s, "
-                    "NULL, '', NULL, NULL, NULL, '{{}}') RETURNING {t}"
-                ),
-                (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
-            )
+        token = await _returned(
+            conn,
+            _TOKENS,
+            "INSERT INTO registry.tokens ({t}) VALUES (%s, %s, 'classic', 'production', %s, %s, "
+            "NULL, '', NULL, NULL, NULL, '{{}}') RETURNING {t}",
+            (token_uuid, uuid.UUID(created.id), issued_at, expires_at),
         )
         await _recorded(conn, actor, "token.import", token.id, (None, token), announce=None)
     return created, token
@@ -837,15 +859,12 @@ async def create_editor(
         list(checked_contacts(contacts)),
     )
     async with conn.transaction():
-        editor = _editor(
-            await _one(
-                conn,
-                _query(
-                    "INSERT INTO registry.editors ({e}) VALUES (%s, %s, %s, %s::cidr[], %s, now(), now()) "
-                    "RETURNING {e}"
-                ),
-                values,
-            )
+        editor = await _returned(
+            conn,
+            _EDITORS,
+            "INSERT INTO registry.editors ({e}) VALUES (%s, %s, %s, %s::cidr[], %s, now(), now()) "
+            "RETURNING {e}",
+            values,
         )
         await _recorded(conn, actor, "editor.create", editor.id, (None, editor), announce=editor.id)
     return editor
@@ -858,13 +877,12 @@ async def get_editor(conn: AsyncConnection[Any], editor_id: str, *, lock: bool =
         InvalidInputError: the id is not a UUID.
         UnknownError: no editor has it.
     """
-    return await _get(conn, "editor", editor_id, _editor, lock=lock)
+    return await _get(conn, _EDITORS, editor_id, lock=lock)
 
 
 async def list_editors(conn: AsyncConnection[Any]) -> list[Editor]:
     """Every editor, oldest first."""
-    cursor = await conn.execute(_query("SELECT {e} FROM registry.editors ORDER BY created_at, id"))
-    return [_editor(row) for row in await cursor.fetchall()]
+    return await _listed(conn, _EDITORS, "created_at, id")
 
 
 async def issue_editor_token(
@@ -893,19 +911,17 @@ async def issue_editor_token(
         outside = _outside(networks, editor.allowed_ips)
         if outside:
             raise InvalidInputError("allowed_ips", f"{outside} is not within the editor's ranges")
-        now = await _now(conn)
-        token = await _insert_token(
+        return await _issue(
             conn,
+            actor,
             habilitation_id=None,
             editor_id=editor.id,
             allowed_ips=networks,
             kind=TokenKind.EDITOR,
             environment=environment,
-            expires_at=now + dt.timedelta(days=days),
-            replaces=None,
+            expires_at=await _now(conn) + dt.timedelta(days=days),
+            announce=editor.id,
         )
-        await _recorded(conn, actor, "token.issue", token.id, (None, token), announce=editor.id)
-    return token
 
 
 def _outside(networks: Sequence[str], ranges: Sequence[str]) -> str | None:
@@ -918,6 +934,46 @@ def _outside(networks: Sequence[str], ranges: Sequence[str]) -> str | None:
         if not any(network.version == r.version and network.subnet_of(r) for r in parsed):  # type: ignore[arg-type]
             return cidr
     return None
+
+
+_DELEGATED = (
+    "SELECT 1 FROM registry.delegations "
+    "WHERE editor_id = %(editor)s AND habilitation_id = %(habilitation)s AND revoked_at IS NULL"
+)
+_INVITED = (
+    " UNION ALL SELECT 1 FROM registry.invitations WHERE editor_id = %(editor)s "
+    "AND habilitation_id = %(habilitation)s AND accepted_at IS NULL AND expires_at > now()"
+)
+
+
+async def _delegable(
+    conn: AsyncConnection[Any], editor_id: str, habilitation_id: str, *, invitations: bool
+) -> tuple[Editor, Habilitation]:
+    """The editor and the habilitation, locked, when the habilitation may be delegated to the editor.
+
+    That is, validated and not delegated to it already, nor, when ``invitations``, invited by it
+    (an invitation still pending).
+
+    Raises:
+        InvalidInputError: an id is not a UUID.
+        UnknownError: no editor or habilitation has its id.
+        ConflictError: the habilitation is not validated, delegated or invited already.
+    """
+    editor = await get_editor(conn, editor_id, lock=True)
+    habilitation = await get_habilitation(conn, habilitation_id, lock=True)
+    if habilitation.status is not Status.VALIDATED:
+        raise ConflictError(f"the habilitation is {habilitation.status.value}: it cannot be delegated")
+    found = await conn.execute(
+        _DELEGATED + _INVITED if invitations else _DELEGATED,
+        {"editor": uuid.UUID(editor.id), "habilitation": uuid.UUID(habilitation.id)},
+    )
+    if await found.fetchone() is not None:
+        raise ConflictError(
+            "the habilitation is delegated to this editor, or invited by it, already"
+            if invitations
+            else "the habilitation is already delegated to this editor"
+        )
+    return editor, habilitation
 
 
 async def create_delegation(
@@ -936,26 +992,12 @@ async def create_delegation(
         ConflictError: the habilitation is not validated, or already delegated to this editor.
     """
     async with conn.transaction():
-        editor = await get_editor(conn, editor_id, lock=True)
-        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
-        if habilitation.status is not Status.VALIDATED:
-            raise ConflictError(f"the habilitation is {habilitation.status.value}: it cannot be delegated")
-        found = await conn.execute(
-            "SELECT 1 FROM registry.delegations "
-            "WHERE editor_id = %s AND habilitation_id = %s AND revoked_at IS NULL",
-            (uuid.UUID(editor.id), uuid.UUID(habilitation.id)),
-        )
-        if await found.fetchone() is not None:
-            raise ConflictError("the habilitation is already delegated to this editor")
-        delegation = _delegation(
-            await _one(
-                conn,
-                _query(
-                    "INSERT INTO registry.delegations ({d}) VALUES (%s, %s, %s, %s, now(), NULL) "
-                    "RETURNING {d}"
-                ),
-                (uuid.uuid4(), uuid.UUID(editor.id), uuid.UUID(habilitation.id), origin.value),
-            )
+        editor, habilitation = await _delegable(conn, editor_id, habilitation_id, invitations=False)
+        delegation = await _returned(
+            conn,
+            _DELEGATIONS,
+            "INSERT INTO registry.delegations ({d}) VALUES (%s, %s, %s, %s, now(), NULL) RETURNING {d}",
+            (uuid.uuid4(), uuid.UUID(editor.id), uuid.UUID(habilitation.id), origin.value),
         )
         await _recorded(
             conn, actor, "delegation.create", delegation.id, (None, delegation), announce=editor.id
@@ -970,7 +1012,7 @@ async def get_delegation(conn: AsyncConnection[Any], delegation_id: str, *, lock
         InvalidInputError: the id is not a UUID.
         UnknownError: no delegation has it.
     """
-    return await _get(conn, "delegation", delegation_id, _delegation, lock=lock)
+    return await _get(conn, _DELEGATIONS, delegation_id, lock=lock)
 
 
 async def revoke_delegation(conn: AsyncConnection[Any], actor: str, delegation_id: str) -> Delegation:
@@ -985,12 +1027,11 @@ async def revoke_delegation(conn: AsyncConnection[Any], actor: str, delegation_i
         before = await get_delegation(conn, delegation_id, lock=True)
         if before.revoked_at is not None:
             raise ConflictError("the delegation is already revoked")
-        after = _delegation(
-            await _one(
-                conn,
-                _query("UPDATE registry.delegations SET revoked_at = now() WHERE id = %s RETURNING {d}"),
-                (uuid.UUID(before.id),),
-            )
+        after = await _returned(
+            conn,
+            _DELEGATIONS,
+            "UPDATE registry.delegations SET revoked_at = now() WHERE id = %s RETURNING {d}",
+            (uuid.UUID(before.id),),
         )
         await _recorded(conn, actor, "delegation.revoke", after.id, (before, after), announce=after.editor_id)
     return after
@@ -1005,28 +1046,11 @@ async def list_delegations(
         InvalidInputError: an id is not a UUID.
     """
     return await _listed(
-        conn,
-        "SELECT {d} FROM registry.delegations WHERE {where} ORDER BY created_at DESC, id",
-        _delegation,
-        (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
+        conn, _DELEGATIONS, "created_at DESC, id", _of_editor_or_habilitation(editor_id, habilitation_id)
     )
 
 
 # -- invitations (ACCESS-MODEL.md §1.8) -------------------------------------------------------------
-
-
-def _invitation(row: Sequence[Any]) -> Invitation:
-    return Invitation(
-        id=str(row[0]),
-        editor_id=str(row[1]),
-        habilitation_id=str(row[2]),
-        contact_email=row[3],
-        dpo=DataProtectionOfficer(**row[4]),
-        invited_at=row[5],
-        expires_at=row[6],
-        accepted_at=row[7],
-        delegation_id=None if row[8] is None else str(row[8]),
-    )
 
 
 async def invite(
@@ -1052,35 +1076,21 @@ async def invite(
     contact_email, dpo = checked_email("contact_email", contact_email), checked_dpo(dpo)
     secret = secrets.token_urlsafe(32)
     async with conn.transaction():
-        editor = await get_editor(conn, editor_id, lock=True)
-        habilitation = await get_habilitation(conn, habilitation_id, lock=True)
-        if habilitation.status is not Status.VALIDATED:
-            raise ConflictError(f"the habilitation is {habilitation.status.value}: it cannot be delegated")
-        pending = await conn.execute(
-            "SELECT 1 FROM registry.delegations WHERE editor_id = %s AND habilitation_id = %s "
-            "AND revoked_at IS NULL UNION ALL SELECT 1 FROM registry.invitations WHERE editor_id = %s "
-            "AND habilitation_id = %s AND accepted_at IS NULL AND expires_at > now()",
-            (uuid.UUID(editor.id), uuid.UUID(habilitation.id)) * 2,
-        )
-        if await pending.fetchone() is not None:
-            raise ConflictError("the habilitation is delegated to this editor, or invited by it, already")
-        invitation = _invitation(
-            await _one(
-                conn,
-                _query(
-                    "INSERT INTO registry.invitations ({i}, secret_sha256) VALUES "
-                    "(%s, %s, %s, %s, %s, now(), now() + %s, NULL, NULL, %s) RETURNING {i}"
-                ),
-                (
-                    uuid.uuid4(),
-                    uuid.UUID(editor.id),
-                    uuid.UUID(habilitation.id),
-                    contact_email,
-                    Jsonb(dpo.as_json()),
-                    dt.timedelta(days=INVITATION_DAYS),
-                    hashlib.sha256(secret.encode()).digest(),
-                ),
-            )
+        editor, habilitation = await _delegable(conn, editor_id, habilitation_id, invitations=True)
+        invitation = await _returned(
+            conn,
+            _INVITATIONS,
+            "INSERT INTO registry.invitations ({i}, secret_sha256) VALUES "
+            "(%s, %s, %s, %s, %s, now(), now() + %s, NULL, NULL, %s) RETURNING {i}",
+            (
+                uuid.uuid4(),
+                uuid.UUID(editor.id),
+                uuid.UUID(habilitation.id),
+                contact_email,
+                Jsonb(dpo.as_json()),
+                dt.timedelta(days=INVITATION_DAYS),
+                hashlib.sha256(secret.encode()).digest(),
+            ),
         )
         await _recorded(conn, actor, "invitation.create", invitation.id, (None, invitation), announce=None)
     return invitation, secret
@@ -1134,10 +1144,7 @@ async def accept_invitation(
     key = await _invitation_of_secret(conn, invitation_id, secret)
     actor = f"holder {siret}"
     async with conn.transaction():
-        locked = await conn.execute(
-            _query("SELECT {i} FROM registry.invitations WHERE id = %s FOR UPDATE"), (key,)
-        )
-        before = _invitation(await _row(locked))
+        before = await _get(conn, _INVITATIONS, str(key), lock=True)
         state = before.state(await _now(conn))
         if state is not InvitationState.PENDING:
             raise ConflictError(f"the invitation is {state.value}")
@@ -1151,15 +1158,12 @@ async def accept_invitation(
             habilitation_id=before.habilitation_id,
             origin=DelegationOrigin.EDITOR_DELEGATION_REQUEST,
         )
-        after = _invitation(
-            await _one(
-                conn,
-                _query(
-                    "UPDATE registry.invitations SET accepted_at = now(), delegation_id = %s "
-                    "WHERE id = %s RETURNING {i}"
-                ),
-                (uuid.UUID(delegation.id), key),
-            )
+        after = await _returned(
+            conn,
+            _INVITATIONS,
+            "UPDATE registry.invitations SET accepted_at = now(), delegation_id = %s "
+            "WHERE id = %s RETURNING {i}",
+            (uuid.UUID(delegation.id), key),
         )
         await _recorded(conn, actor, "invitation.accept", after.id, (before, after), announce=None)
     return after, delegation
@@ -1174,10 +1178,7 @@ async def list_invitations(
         InvalidInputError: an id is not a UUID.
     """
     return await _listed(
-        conn,
-        "SELECT {i} FROM registry.invitations WHERE {where} ORDER BY invited_at DESC, id",
-        _invitation,
-        (("editor_id", "editor", editor_id), ("habilitation_id", "habilitation", habilitation_id)),
+        conn, _INVITATIONS, "invited_at DESC, id", _of_editor_or_habilitation(editor_id, habilitation_id)
     )
 
 
@@ -1201,28 +1202,19 @@ async def map_france_connect_client(
             (client_id,),
         )
         row = await found.fetchone()
-        before = None if row is None else _client(row)
-        after = _client(
-            await _one(
-                conn,
-                _query(
-                    "INSERT INTO registry.france_connect_clients ({c}) VALUES (%s, %s, now()) "
-                    "ON CONFLICT (client_id) DO UPDATE SET habilitation_id = EXCLUDED.habilitation_id, "
-                    "updated_at = now() RETURNING {c}"
-                ),
-                (client_id, uuid.UUID(habilitation.id)),
-            )
+        before = None if row is None else _CLIENTS.make(row)
+        after = await _returned(
+            conn,
+            _CLIENTS,
+            "INSERT INTO registry.france_connect_clients ({c}) VALUES (%s, %s, now()) "
+            "ON CONFLICT (client_id) DO UPDATE SET habilitation_id = EXCLUDED.habilitation_id, "
+            "updated_at = now() RETURNING {c}",
+            (client_id, uuid.UUID(habilitation.id)),
         )
         await _recorded(
             conn, actor, "france_connect_client.map", client_id, (before, after), announce=habilitation.id
         )
     return after
-
-
-_CLIENT_HABILITATION = "SELECT habilitation_id FROM registry.france_connect_clients WHERE client_id = %s"
-_CLIENT_HABILITATION_LOCKED = (
-    "SELECT habilitation_id FROM registry.france_connect_clients WHERE client_id = %s FOR UPDATE"
-)
 
 
 async def france_connect_client_habilitation(
@@ -1235,16 +1227,15 @@ async def france_connect_client_habilitation(
     Raises:
         InvalidInputError: not a FranceConnect client id.
     """
-    query = _CLIENT_HABILITATION_LOCKED if lock else _CLIENT_HABILITATION
-    cursor = await conn.execute(query, (checked_client_id(client_id),))
+    query = sql.SQL("SELECT habilitation_id FROM registry.france_connect_clients WHERE client_id = %s{}")
+    cursor = await conn.execute(query.format(_lock(lock)), (checked_client_id(client_id),))
     row = await cursor.fetchone()
     return None if row is None else str(row[0])
 
 
 async def list_france_connect_clients(conn: AsyncConnection[Any]) -> list[FranceConnectClient]:
     """Every FranceConnect client mapped, by client id."""
-    cursor = await conn.execute(_query("SELECT {c} FROM registry.france_connect_clients ORDER BY client_id"))
-    return [_client(row) for row in await cursor.fetchall()]
+    return await _listed(conn, _CLIENTS, "client_id")
 
 
 # -- what the gateways read ------------------------------------------------------------------------
@@ -1278,7 +1269,7 @@ async def load(conn: AsyncConnection[Any]) -> Loaded:
             ),
             (ENDED_KEPT, ENDED_KEPT),
         )
-        tokens = [_token(row) for row in await cursor.fetchall()]
+        tokens = [_TOKENS.make(row) for row in await cursor.fetchall()]
         return Loaded(
             habilitations,
             tokens,

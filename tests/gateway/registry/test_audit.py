@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from typing import Any
 
 import psycopg
@@ -51,3 +53,23 @@ async def test_an_edited_before_or_after_breaks_the_chain(registry_conn: Conn) -
     )
 
     assert (await audit.verify(registry_conn)).broken_at == 3
+
+
+def test_an_entry_hashes_as_the_v1_encoding_says() -> None:
+    # The digest the encoding gave when the chain's first entries were written: a change of the
+    # encoding (a field left out, reordered, a date's unit) would break every stored chain.
+    entry = audit.Entry(
+        seq=7,
+        occurred_at=dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC),
+        actor="operatrice-1",
+        action="token.revoke",
+        target="d1e5",
+        before={"revoked_reason": "", "n": 1},
+        after={"revoked_reason": "leaked é", "n": 2},
+        entry_hash=b"",
+    )
+
+    digest = audit.entry_hash(b"\x01" * 32, entry)
+
+    assert digest.hex() == "5ea322d499e459fb0f0c831c6171fae96875830b31c72bbde35ac3218e6dc454"
+    assert audit.entry_hash(b"\x01" * 32, dataclasses.replace(entry, entry_hash=digest)) == digest

@@ -218,6 +218,30 @@ async def test_a_rotation_leaves_both_tokens_working_during_the_grace(registry_c
     assert immediate_old.state(dt.datetime.now(dt.UTC)) is TokenState.REVOKED
 
 
+async def test_an_editor_tokens_successor_keeps_its_holder_kind_environment_ranges_and_expiry(
+    registry_conn: Conn,
+) -> None:
+    editor = await store.create_editor(
+        registry_conn, "operatrice-1", siret=SIRET, name="Logiciel", allowed_ips=["10.0.0.0/8"]
+    )
+    token = await store.issue_editor_token(
+        registry_conn,
+        "operatrice-1",
+        editor.id,
+        days=100,
+        environment=Environment.SANDBOX,
+        allowed_ips=["10.1.0.0/16"],
+    )
+    old, new = await store.rotate_token(registry_conn, "operateur-2", token.id, grace=dt.timedelta(hours=1))
+
+    kept = ("habilitation_id", "editor_id", "kind", "environment", "allowed_ips", "expires_at")
+    assert [getattr(new, name) for name in kept] == [getattr(token, name) for name in kept]
+    assert (new.replaces, new.revoked_at, new.revoked_reason, old.replaced_by) == (token.id, None, "", new.id)
+    assert new.issued_at > token.issued_at
+    history = [(entry.action, entry.target) async for entry in audit.entries(registry_conn)]
+    assert history[-2:] == [("token.issue", new.id), ("token.rotate", token.id)]
+
+
 async def test_a_prolongation_moves_the_expiry_and_keeps_the_token(registry_conn: Conn) -> None:
     token = await store.issue_token(
         registry_conn, "operatrice-1", (await _habilitation(registry_conn)).id, days=5
