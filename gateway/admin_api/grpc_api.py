@@ -20,7 +20,6 @@ import grpc
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway.admin_api.actions import AdminService
 from gateway.admin_api.grpc_messages import (
-    ENVIRONMENT_OF,
     KIND_OF,
     ORIGIN_OF,
     STATUS_OF,
@@ -33,6 +32,7 @@ from gateway.admin_api.grpc_messages import (
     habilitation_values,
     invitation_message,
     token_message,
+    token_terms,
     window_message,
 )
 from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
@@ -40,7 +40,6 @@ from gateway.registry import model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
     DelegationOrigin,
-    Environment,
     TokenKind,
 )
 from runtime.server import ServiceDefinition
@@ -169,9 +168,8 @@ class _HabilitationMethods(_Servicer):
         issued = await self.service.issue_token(
             operator,
             request.habilitation_id,
-            days=request.days or TOKEN_DEFAULT_DAYS,
             kind=KIND_OF.get(request.kind, TokenKind.CLASSIC),
-            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+            **token_terms(request),
         )
         return admin_pb2.IssueTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 
@@ -294,11 +292,7 @@ class _EditorMethods(_Servicer):
     ) -> admin_pb2.IssueEditorTokenResponse:
         """Issue an editor token; its JWT this once."""
         issued = await self.service.issue_editor_token(
-            operator,
-            request.editor_id,
-            days=request.days or TOKEN_DEFAULT_DAYS,
-            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
-            allowed_ips=list(request.allowed_ips),
+            operator, request.editor_id, allowed_ips=list(request.allowed_ips), **token_terms(request)
         )
         return admin_pb2.IssueEditorTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 

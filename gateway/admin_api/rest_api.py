@@ -87,7 +87,7 @@ from gateway.admin_api.rest_call import (
     strings,
     token_json,
 )
-from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
+from gateway.admin_api.service import REFUSED, Operator, Operators, TokenTerms, refusal_status
 from gateway.registry import store
 from gateway.registry.model import (
     DPO_FIELDS,
@@ -109,6 +109,14 @@ def _enum(kind: type[Any], body: dict[str, Any], name: str, default: Any) -> Any
         return kind(body.get(name, default.value))
     except ValueError:
         raise InvalidInputError(name, f"must be one of {', '.join(item.value for item in kind)}") from None
+
+
+def _terms(body: dict[str, Any]) -> TokenTerms:
+    """A new token's ``days`` and ``environment`` of the body."""
+    return {
+        "days": optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
+        "environment": _enum(Environment, body, "environment", Environment.PRODUCTION),
+    }
 
 
 def _invitation_json(invitation: Invitation) -> dict[str, Any]:
@@ -180,14 +188,9 @@ async def update_habilitation(service: AdminService, call: Call) -> Any:
 
 async def issue_token(service: AdminService, call: Call) -> Any:
     """Issue a token of the path's habilitation; its JWT this once."""
-    issued = await service.issue_token(
-        call.operator,
-        call.id,
-        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
-        kind=_enum(TokenKind, call.body, "kind", TokenKind.CLASSIC),
-        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
-    )
-    return issued_json(issued)
+    terms = _terms(call.body)
+    kind = _enum(TokenKind, call.body, "kind", TokenKind.CLASSIC)
+    return issued_json(await service.issue_token(call.operator, call.id, kind=kind, **terms))
 
 
 async def list_tokens(service: AdminService, call: Call) -> Any:
@@ -263,14 +266,11 @@ async def get_editor(service: AdminService, call: Call) -> Any:
 
 async def issue_editor_token(service: AdminService, call: Call) -> Any:
     """Issue a token of the path's editor; its JWT this once."""
-    issued = await service.issue_editor_token(
-        call.operator,
-        call.id,
-        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
-        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
-        allowed_ips=strings(call.body, "allowed_ips") or [],
+    terms = _terms(call.body)
+    allowed_ips = strings(call.body, "allowed_ips") or []
+    return issued_json(
+        await service.issue_editor_token(call.operator, call.id, allowed_ips=allowed_ips, **terms)
     )
-    return issued_json(issued)
 
 
 async def list_delegations(service: AdminService, call: Call) -> Any:
