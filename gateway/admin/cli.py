@@ -39,9 +39,6 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_REDIS = 3
 
-DEFAULT_DAYS = 548
-"""18 months, the lifetime of a token of the real API."""
-
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_LABEL = 200
 
@@ -325,6 +322,8 @@ def _with_redis(sub: argparse.ArgumentParser) -> None:
 
 def _add_token_commands(commands: Any) -> None:
     """``keygen``, ``issue`` and ``list``: the signing keys and the tokens."""
+    from gateway.registry.model import TOKEN_DEFAULT_DAYS  # noqa: PLC0415
+
     keygen = commands.add_parser("keygen", help="create an ES256 (P-256) signing key pair")
     _with_keys_dir(keygen)
     keygen.add_argument("--kid", help="key id (default: es256-<date>-<random>)")
@@ -339,8 +338,8 @@ def _add_token_commands(commands: Any) -> None:
     issue.add_argument(
         "--days",
         type=_whole_number,
-        default=DEFAULT_DAYS,
-        help=f"lifetime in days, 1 to {TOKEN_LIFETIME_MAX_DAYS} (default {DEFAULT_DAYS})",
+        default=TOKEN_DEFAULT_DAYS,
+        help=f"lifetime in days, 1 to {TOKEN_LIFETIME_MAX_DAYS} (default {TOKEN_DEFAULT_DAYS})",
     )
     issue.add_argument(
         "--rate-limit",
