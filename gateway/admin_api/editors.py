@@ -15,7 +15,7 @@ from typing import Any, Unpack
 import psycopg
 import structlog
 
-from gateway.admin_api.service import IssuedToken, Operator, Role, ServiceCore, TokenTerms
+from gateway.admin_api.service import IssuedToken, Operator, OwnerFilter, Role, ServiceCore, TokenTerms
 from gateway.registry import notices, store
 from gateway.registry.model import (
     DataProtectionOfficer,
@@ -96,15 +96,9 @@ class EditorActions(ServiceCore):
         await self.push_delegation_revocations([delegation])
         return delegation
 
-    async def list_delegations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Delegation]:
+    async def list_delegations(self, operator: Operator, **of: Unpack[OwnerFilter]) -> list[Delegation]:
         """`gateway.registry.store.list_delegations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_delegations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
+        return await self._run(operator, Role.VIEWER, lambda conn: store.list_delegations(conn, **of))
 
     async def map_france_connect_client(
         self, operator: Operator, client_id: str, habilitation_id: str
@@ -178,12 +172,6 @@ class EditorActions(ServiceCore):
             ),
         )
 
-    async def list_invitations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Invitation]:
+    async def list_invitations(self, operator: Operator, **of: Unpack[OwnerFilter]) -> list[Invitation]:
         """`gateway.registry.store.list_invitations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_invitations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
+        return await self._run(operator, Role.VIEWER, lambda conn: store.list_invitations(conn, **of))

@@ -31,6 +31,7 @@ from gateway.admin_api.grpc_messages import (
     habilitation_message,
     habilitation_values,
     invitation_message,
+    owner_filter,
     token_message,
     token_terms,
     window_message,
@@ -322,9 +323,7 @@ class _EditorMethods(_Servicer):
         self, operator: Operator, request: admin_pb2.ListDelegationsRequest
     ) -> admin_pb2.ListDelegationsResponse:
         """Delegations of an editor or a habilitation."""
-        found = await self.service.list_delegations(
-            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
-        )
+        found = await self.service.list_delegations(operator, **owner_filter(request))
         return admin_pb2.ListDelegationsResponse(delegations=[delegation_message(d) for d in found])
 
     @_served
@@ -382,9 +381,7 @@ class _EditorMethods(_Servicer):
         self, operator: Operator, request: admin_pb2.ListInvitationsRequest
     ) -> admin_pb2.ListInvitationsResponse:
         """Invitations of an editor or a habilitation."""
-        found = await self.service.list_invitations(
-            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
-        )
+        found = await self.service.list_invitations(operator, **owner_filter(request))
         return admin_pb2.ListInvitationsResponse(invitations=[invitation_message(i) for i in found])
 
 

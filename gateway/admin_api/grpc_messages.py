@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2
 from gateway.admin_api.maintenance import MaintenanceWindow
-from gateway.admin_api.service import TokenTerms
+from gateway.admin_api.service import OwnerFilter, TokenTerms
 from gateway.registry import audit, model
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
@@ -199,6 +199,11 @@ def habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[st
         "use_case": request.use_case,
         "legal_basis": request.legal_basis,
     }
+
+
+def owner_filter(request: admin_pb2.ListDelegationsRequest | admin_pb2.ListInvitationsRequest) -> OwnerFilter:
+    """The editor or habilitation whose records a listing request asks for ("": any)."""
+    return {"editor_id": request.editor_id or None, "habilitation_id": request.habilitation_id or None}
 
 
 def token_terms(request: admin_pb2.IssueTokenRequest | admin_pb2.IssueEditorTokenRequest) -> TokenTerms:

@@ -87,7 +87,14 @@ from gateway.admin_api.rest_call import (
     strings,
     token_json,
 )
-from gateway.admin_api.service import REFUSED, Operator, Operators, TokenTerms, refusal_status
+from gateway.admin_api.service import (
+    REFUSED,
+    Operator,
+    Operators,
+    OwnerFilter,
+    TokenTerms,
+    refusal_status,
+)
 from gateway.registry import store
 from gateway.registry.model import (
     DPO_FIELDS,
@@ -117,6 +124,11 @@ def _terms(body: dict[str, Any]) -> TokenTerms:
         "days": optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
         "environment": _enum(Environment, body, "environment", Environment.PRODUCTION),
     }
+
+
+def _of(call: Call) -> OwnerFilter:
+    """The editor or habilitation whose records the query asks for (absent: any)."""
+    return {"editor_id": call.query("editor_id"), "habilitation_id": call.query("habilitation_id")}
 
 
 def _invitation_json(invitation: Invitation) -> dict[str, Any]:
@@ -275,10 +287,7 @@ async def issue_editor_token(service: AdminService, call: Call) -> Any:
 
 async def list_delegations(service: AdminService, call: Call) -> Any:
     """Delegations of an editor or a habilitation, revoked ones included."""
-    found = await service.list_delegations(
-        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
-    )
-    return [delegation.as_json() for delegation in found]
+    return [delegation.as_json() for delegation in await service.list_delegations(call.operator, **_of(call))]
 
 
 async def create_delegation(service: AdminService, call: Call) -> Any:
@@ -315,9 +324,7 @@ async def map_france_connect_client(service: AdminService, call: Call) -> Any:
 
 async def list_invitations(service: AdminService, call: Call) -> Any:
     """An editor's or a habilitation's invitations of bodies."""
-    found = await service.list_invitations(
-        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
-    )
+    found = await service.list_invitations(call.operator, **_of(call))
     return [_invitation_json(invitation) for invitation in found]
 
 

@@ -174,6 +174,15 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class OwnerFilter(TypedDict):
+    """Whose records a listing of delegations or invitations reads, as both fronts read it."""
+
+    editor_id: str | None
+    """An editor's (None: any editor's)."""
+    habilitation_id: str | None
+    """A habilitation's (None: any habilitation's)."""
+
+
 class TokenTerms(TypedDict):
     """What both fronts read of a new token's request, habilitation's or editor's, defaults applied."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import httpx
 
@@ -133,6 +134,15 @@ async def test_a_console_records_an_editor_its_token_a_delegation_and_a_france_c
         )
         assert again.status_code == 409
         revoked = await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
+        for query, expected in (
+            (f"editor_id={editor_id}", [delegated.json()["id"]]),
+            (f"habilitation_id={habilitation_id}", [delegated.json()["id"]]),
+            (f"editor_id={uuid.uuid4()}", []),
+        ):
+            found = await client.get(f"/admin/v1/delegations?{query}", headers=_VIEWER)
+            assert [delegation["id"] for delegation in found.json()] == expected, query
+        invited = await client.get(f"/admin/v1/invitations?editor_id={editor_id}", headers=_VIEWER)
+        assert (invited.status_code, invited.json()) == (200, [])
         assert revoked.json()["state"] == "revoked"
         assert (
             await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
