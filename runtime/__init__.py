@@ -5,4 +5,5 @@
 - `errors`: the error model (gRPC status with ErrorInfo, LocalizedMessage, BadRequest, RetryInfo).
 - `interceptors`: the call boundary every server puts first.
 - `server`: grpc.aio bootstrap with health, reflection, metrics, TLS and graceful shutdown.
+- `pem`: a signer's PEM private key read from its file (tokens, the journal's checkpoints).
 """

@@ -39,9 +39,6 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_REDIS = 3
 
-DEFAULT_DAYS = 548
-"""18 months, the lifetime of a token of the real API."""
-
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_LABEL = 200
 
@@ -50,8 +47,11 @@ class UsageError(Exception):
     """An argument is invalid; the message says which and why."""
 
 
-def _default(name: str) -> str:
-    """The gateway's default for a setting, overridden by its environment variable, as there."""
+def setting_default(name: str) -> str:
+    """The gateway's default for its setting ``name``, overridden by its environment variable, as there.
+
+    A string, which argparse converts with the option's ``type`` as it would a value given.
+    """
     from gateway.settings import GatewaySettings  # noqa: PLC0415
 
     field = GatewaySettings.model_fields[name]
@@ -314,12 +314,16 @@ def _with_keys_dir(sub: argparse.ArgumentParser) -> None:
 
 def _with_redis(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
-        "--redis-url", default=_default("redis_url"), help="Redis of the gateways (default: $REDIS_URL)"
+        "--redis-url",
+        default=setting_default("redis_url"),
+        help="Redis of the gateways (default: $REDIS_URL)",
     )
 
 
 def _add_token_commands(commands: Any) -> None:
     """``keygen``, ``issue`` and ``list``: the signing keys and the tokens."""
+    from gateway.registry.model import TOKEN_DEFAULT_DAYS  # noqa: PLC0415
+
     keygen = commands.add_parser("keygen", help="create an ES256 (P-256) signing key pair")
     _with_keys_dir(keygen)
     keygen.add_argument("--kid", help="key id (default: es256-<date>-<random>)")
@@ -334,8 +338,8 @@ def _add_token_commands(commands: Any) -> None:
     issue.add_argument(
         "--days",
         type=_whole_number,
-        default=DEFAULT_DAYS,
-        help=f"lifetime in days, 1 to {TOKEN_LIFETIME_MAX_DAYS} (default {DEFAULT_DAYS})",
+        default=TOKEN_DEFAULT_DAYS,
+        help=f"lifetime in days, 1 to {TOKEN_LIFETIME_MAX_DAYS} (default {TOKEN_DEFAULT_DAYS})",
     )
     issue.add_argument(
         "--rate-limit",
@@ -343,10 +347,10 @@ def _add_token_commands(commands: Any) -> None:
         help=f"requests per second for this token, 1 to {RATE_LIMIT_MAX_PER_SECOND} (default: the gateway's)",
     )
     issue.add_argument(
-        "--issuer", default=_default("token_issuer"), help="claim iss (default: $TOKEN_ISSUER)"
+        "--issuer", default=setting_default("token_issuer"), help="claim iss (default: $TOKEN_ISSUER)"
     )
     issue.add_argument(
-        "--audience", default=_default("token_audience"), help="claim aud (default: $TOKEN_AUDIENCE)"
+        "--audience", default=setting_default("token_audience"), help="claim aud (default: $TOKEN_AUDIENCE)"
     )
     _with_redis(issue)
     issue.set_defaults(handler=_issue)
@@ -366,7 +370,7 @@ def _add_journal_commands(commands: Any) -> None:
 def _add_admin_api_commands(commands: Any) -> None:
     from gateway.admin import habilitations  # noqa: PLC0415
 
-    habilitations.register(commands, _default("redis_url"))
+    habilitations.register(commands, setting_default("redis_url"))
 
 
 def _add_maintenance_commands(commands: Any) -> None:

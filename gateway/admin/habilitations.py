@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
@@ -337,9 +337,7 @@ def _token_issue(args: argparse.Namespace, stub: Any) -> int:
 
 
 def _token_list(args: argparse.Namespace, stub: Any) -> int:
-    request = admin_pb2.ListTokensRequest(
-        habilitation_id=args.habilitation or "", editor_id=args.editor or ""
-    )
+    request = admin_pb2.ListTokensRequest(**_filters(args))
     if args.expiring_within is not None:
         request.expiring_within.CopyFrom(
             duration_pb2.Duration(seconds=int(args.expiring_within.total_seconds()))
@@ -452,9 +450,7 @@ def _delegation_revoke(args: argparse.Namespace, stub: Any) -> int:
 
 
 def _delegation_list(args: argparse.Namespace, stub: Any) -> int:
-    found = stub.ListDelegations(
-        admin_pb2.ListDelegationsRequest(editor_id=args.editor or "", habilitation_id=args.habilitation or "")
-    )
+    found = stub.ListDelegations(admin_pb2.ListDelegationsRequest(**_filters(args)))
     return listing(args, found, found.delegations, _DELEGATIONS, "no delegation")
 
 
@@ -551,6 +547,23 @@ def _command(
     return sub
 
 
+def _filter_flags(listing: argparse.ArgumentParser) -> None:
+    """``--editor`` and ``--habilitation``: a listing of one editor's or one habilitation's records."""
+    listing.add_argument("--editor", metavar="ID")
+    listing.add_argument("--habilitation", metavar="ID")
+
+
+class _Filters(TypedDict):
+    """A listing request's fields of `_filter_flags` ("": any)."""
+
+    editor_id: str
+    habilitation_id: str
+
+
+def _filters(args: argparse.Namespace) -> _Filters:
+    return {"editor_id": args.editor or "", "habilitation_id": args.habilitation or ""}
+
+
 def _habilitation_fields(sub: argparse.ArgumentParser, *, required: bool) -> None:
     sub.add_argument(
         "--scope", action="append", required=required, help="a scope; repeat (a list given replaces)"
@@ -614,8 +627,7 @@ def _register_token(commands: Any) -> None:
         help="an editor token's own range, within its editor's",
     )
     token_list = _command(tokens, "list", "tokens (never their JWT)", _token_list)
-    token_list.add_argument("--habilitation", metavar="ID")
-    token_list.add_argument("--editor", metavar="ID")
+    _filter_flags(token_list)
     token_list.add_argument("--expiring-within", type=duration, metavar="DURATION", help="such as 30d")
     token_list.add_argument("--json", action="store_true")
     revoke = _command(tokens, "revoke", "revoke a token now", _token_revoke)
@@ -666,8 +678,7 @@ def _register_editor(commands: Any) -> None:
     revoke = _command(delegations, "revoke", "revoke a delegation now", _delegation_revoke)
     revoke.add_argument("id")
     listing = _command(delegations, "list", "delegations, revoked ones included", _delegation_list)
-    listing.add_argument("--editor", metavar="ID")
-    listing.add_argument("--habilitation", metavar="ID")
+    _filter_flags(listing)
     listing.add_argument("--json", action="store_true")
     client = commands.add_parser(
         "france-connect-client", help="FranceConnect clients and their habilitations"
@@ -722,9 +733,7 @@ def _invitation_accept(args: argparse.Namespace, stub: Any) -> int:
 
 
 def _invitation_list(args: argparse.Namespace, stub: Any) -> int:
-    found = stub.ListInvitations(
-        admin_pb2.ListInvitationsRequest(editor_id=args.editor or "", habilitation_id=args.habilitation or "")
-    )
+    found = stub.ListInvitations(admin_pb2.ListInvitationsRequest(**_filters(args)))
     invitations: Columns[admin_pb2.Invitation] = Columns(
         ("ID", "STATE", "EDITOR", "HABILITATION", "INVITED (UTC)", "DELEGATION"),
         lambda i: (
@@ -774,8 +783,7 @@ def _register_invitation(commands: Any) -> None:
         "--dpo-informed", action="store_true", help="the data protection officer was informed (required)"
     )
     listing = _command(invitations, "list", "invitations, newest first", _invitation_list)
-    listing.add_argument("--editor", metavar="ID")
-    listing.add_argument("--habilitation", metavar="ID")
+    _filter_flags(listing)
     listing.add_argument("--json", action="store_true")
 
 

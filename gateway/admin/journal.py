@@ -32,6 +32,7 @@ from google.protobuf import json_format
 
 from apiparticulier.common.v1 import identity_pb2
 from contract.identity_flags import identity_flags, identity_from_flags
+from gateway.admin.cli import setting_default
 from gateway.journal import Journal, identity_forms
 from gateway.journal.queries import MAX_ACCESSES, as_json, calls_about
 from gateway.journal.signing import SigningKeyError, Verifier, generate
@@ -288,7 +289,7 @@ def _add_verify(actions: Any) -> argparse.ArgumentParser:
     check.add_argument(
         "--checkpoint-seconds",
         type=_positive_seconds,
-        default=float(os.environ.get("JOURNAL_CHECKPOINT_SECONDS", "5")),
+        default=setting_default("journal_checkpoint_seconds"),
         help="the gateways' JOURNAL_CHECKPOINT_SECONDS (default: $JOURNAL_CHECKPOINT_SECONDS or 5)",
     )
     check.add_argument(
@@ -300,7 +301,7 @@ def _add_verify(actions: Any) -> argparse.ArgumentParser:
     check.add_argument(
         "--retention-months",
         type=int,
-        default=int(os.environ.get("JOURNAL_RETENTION_MONTHS", "12")),
+        default=setting_default("journal_retention_months"),
         help="JOURNAL_RETENTION_MONTHS: older witnessed chains are not expected (default: $… or 12)",
     )
     check.add_argument(

@@ -14,6 +14,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from runtime.pem import read_private_key
+
 PRIVATE_SUFFIX = ".private.pem"
 PUBLIC_SUFFIX = ".public.pem"
 _KID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -86,16 +88,13 @@ def load_private(keys_dir: Path, kid: str) -> ec.EllipticCurvePrivateKey:
     Raises:
         KeyFileError: missing, unreadable, or not a P-256 key.
     """
-    path = private_path(keys_dir, kid)
     try:
-        data = path.read_bytes()
+        key = read_private_key(private_path(keys_dir, kid))
     except FileNotFoundError:
         raise KeyFileError(f"no private key for kid {kid!r} in {keys_dir} (run keygen first)") from None
     except OSError as exc:
         raise KeyFileError(f"cannot read the private key of kid {kid!r}: {exc.strerror}") from None
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
+    except ValueError:
         raise KeyFileError(f"the private key of kid {kid!r} is not a readable unencrypted PEM key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise KeyFileError(f"the private key of kid {kid!r} is not a P-256 key (ES256)")

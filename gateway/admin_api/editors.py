@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 import structlog
 
-from gateway.admin_api.service import IssuedToken, Operator, Role, ServiceCore
+from gateway.admin_api.service import IssuedToken, Operator, OwnerFilter, Role, ServiceCore, TokenTerms
 from gateway.registry import notices, store
 from gateway.registry.model import (
     DataProtectionOfficer,
@@ -65,10 +65,15 @@ class EditorActions(ServiceCore):
         """Every editor."""
         return await self._run(operator, Role.VIEWER, store.list_editors)
 
-    async def issue_editor_token(self, operator: Operator, editor_id: str, **values: Any) -> IssuedToken:
+    async def issue_editor_token(
+        self, operator: Operator, editor_id: str, *, allowed_ips: list[str], **terms: Unpack[TokenTerms]
+    ) -> IssuedToken:
         """`gateway.registry.store.issue_editor_token` and the new token's JWT."""
         return await self._issue(
-            operator, lambda conn: store.issue_editor_token(conn, operator.name, editor_id, **values)
+            operator,
+            lambda conn: store.issue_editor_token(
+                conn, operator.name, editor_id, allowed_ips=allowed_ips, **terms
+            ),
         )
 
     async def create_delegation(
@@ -91,15 +96,9 @@ class EditorActions(ServiceCore):
         await self.push_delegation_revocations([delegation])
         return delegation
 
-    async def list_delegations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Delegation]:
+    async def list_delegations(self, operator: Operator, **of: Unpack[OwnerFilter]) -> list[Delegation]:
         """`gateway.registry.store.list_delegations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_delegations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
+        return await self._run(operator, Role.VIEWER, lambda conn: store.list_delegations(conn, **of))
 
     async def map_france_connect_client(
         self, operator: Operator, client_id: str, habilitation_id: str
@@ -173,12 +172,6 @@ class EditorActions(ServiceCore):
             ),
         )
 
-    async def list_invitations(
-        self, operator: Operator, *, editor_id: str | None = None, habilitation_id: str | None = None
-    ) -> list[Invitation]:
+    async def list_invitations(self, operator: Operator, **of: Unpack[OwnerFilter]) -> list[Invitation]:
         """`gateway.registry.store.list_invitations`."""
-        return await self._run(
-            operator,
-            Role.VIEWER,
-            lambda conn: store.list_invitations(conn, editor_id=editor_id, habilitation_id=habilitation_id),
-        )
+        return await self._run(operator, Role.VIEWER, lambda conn: store.list_invitations(conn, **of))

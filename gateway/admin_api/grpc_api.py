@@ -20,7 +20,6 @@ import grpc
 from apiparticulier.admin.v1 import admin_pb2, admin_pb2_grpc
 from gateway.admin_api.actions import AdminService
 from gateway.admin_api.grpc_messages import (
-    ENVIRONMENT_OF,
     KIND_OF,
     ORIGIN_OF,
     STATUS_OF,
@@ -32,7 +31,9 @@ from gateway.admin_api.grpc_messages import (
     habilitation_message,
     habilitation_values,
     invitation_message,
+    owner_filter,
     token_message,
+    token_terms,
     window_message,
 )
 from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
@@ -40,7 +41,6 @@ from gateway.registry import model, store
 from gateway.registry.model import (
     TOKEN_DEFAULT_DAYS,
     DelegationOrigin,
-    Environment,
     TokenKind,
 )
 from runtime.server import ServiceDefinition
@@ -169,9 +169,8 @@ class _HabilitationMethods(_Servicer):
         issued = await self.service.issue_token(
             operator,
             request.habilitation_id,
-            days=request.days or TOKEN_DEFAULT_DAYS,
             kind=KIND_OF.get(request.kind, TokenKind.CLASSIC),
-            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
+            **token_terms(request),
         )
         return admin_pb2.IssueTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 
@@ -294,11 +293,7 @@ class _EditorMethods(_Servicer):
     ) -> admin_pb2.IssueEditorTokenResponse:
         """Issue an editor token; its JWT this once."""
         issued = await self.service.issue_editor_token(
-            operator,
-            request.editor_id,
-            days=request.days or TOKEN_DEFAULT_DAYS,
-            environment=ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
-            allowed_ips=list(request.allowed_ips),
+            operator, request.editor_id, allowed_ips=list(request.allowed_ips), **token_terms(request)
         )
         return admin_pb2.IssueEditorTokenResponse(token=token_message(issued.record), jwt=issued.jwt)
 
@@ -328,9 +323,7 @@ class _EditorMethods(_Servicer):
         self, operator: Operator, request: admin_pb2.ListDelegationsRequest
     ) -> admin_pb2.ListDelegationsResponse:
         """Delegations of an editor or a habilitation."""
-        found = await self.service.list_delegations(
-            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
-        )
+        found = await self.service.list_delegations(operator, **owner_filter(request))
         return admin_pb2.ListDelegationsResponse(delegations=[delegation_message(d) for d in found])
 
     @_served
@@ -388,9 +381,7 @@ class _EditorMethods(_Servicer):
         self, operator: Operator, request: admin_pb2.ListInvitationsRequest
     ) -> admin_pb2.ListInvitationsResponse:
         """Invitations of an editor or a habilitation."""
-        found = await self.service.list_invitations(
-            operator, editor_id=request.editor_id or None, habilitation_id=request.habilitation_id or None
-        )
+        found = await self.service.list_invitations(operator, **owner_filter(request))
         return admin_pb2.ListInvitationsResponse(invitations=[invitation_message(i) for i in found])
 
 

@@ -10,8 +10,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from apiparticulier.admin.v1 import admin_pb2
 from gateway.admin_api.maintenance import MaintenanceWindow
+from gateway.admin_api.service import OwnerFilter, TokenTerms
 from gateway.registry import audit, model
 from gateway.registry.model import (
+    TOKEN_DEFAULT_DAYS,
     DelegationOrigin,
     DelegationState,
     Environment,
@@ -196,6 +198,19 @@ def habilitation_values(request: admin_pb2.CreateHabilitationRequest) -> dict[st
         "datapass_id": request.datapass_id,
         "use_case": request.use_case,
         "legal_basis": request.legal_basis,
+    }
+
+
+def owner_filter(request: admin_pb2.ListDelegationsRequest | admin_pb2.ListInvitationsRequest) -> OwnerFilter:
+    """The editor or habilitation whose records a listing request asks for ("": any)."""
+    return {"editor_id": request.editor_id or None, "habilitation_id": request.habilitation_id or None}
+
+
+def token_terms(request: admin_pb2.IssueTokenRequest | admin_pb2.IssueEditorTokenRequest) -> TokenTerms:
+    """A new token's ``days`` and ``environment`` of an issue request (0 and unspecified: the defaults)."""
+    return {
+        "days": request.days or TOKEN_DEFAULT_DAYS,
+        "environment": ENVIRONMENT_OF.get(request.environment, Environment.PRODUCTION),
     }
 
 

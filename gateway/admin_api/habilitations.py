@@ -8,13 +8,13 @@ Redis as well, refused from the next call.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 
-from gateway.admin_api.service import IssuedToken, Operator, Role, ServiceCore
+from gateway.admin_api.service import IssuedToken, Operator, Role, ServiceCore, TokenTerms
 from gateway.registry import store
-from gateway.registry.model import Habilitation, Status, TokenRecord
+from gateway.registry.model import Habilitation, Status, TokenKind, TokenRecord
 
 
 class HabilitationActions(ServiceCore):
@@ -68,10 +68,12 @@ class HabilitationActions(ServiceCore):
 
     # -- tokens -------------------------------------------------------------------------------------
 
-    async def issue_token(self, operator: Operator, habilitation_id: str, **values: Any) -> IssuedToken:
+    async def issue_token(
+        self, operator: Operator, habilitation_id: str, *, kind: TokenKind, **terms: Unpack[TokenTerms]
+    ) -> IssuedToken:
         """`gateway.registry.store.issue_token` and the new token's JWT."""
         return await self._issue(
-            operator, lambda conn: store.issue_token(conn, operator.name, habilitation_id, **values)
+            operator, lambda conn: store.issue_token(conn, operator.name, habilitation_id, kind=kind, **terms)
         )
 
     async def list_tokens(

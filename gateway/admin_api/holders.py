@@ -64,6 +64,10 @@ from runtime.error_catalogue import CODES, PROVIDER_CODES
 from runtime.errors import ApiError
 
 Result = TypeVar("Result")
+Held = TypeVar("Held", Habilitation, Editor)
+OtherEnd = TypeVar("OtherEnd", Habilitation, Editor)
+View = tuple[Held, list[TokenRecord], list[tuple[Delegation, OtherEnd]]]
+"""A habilitation or editor of theirs, its tokens, and its delegations each with their other end's record."""
 
 ACTING_FOR_HEADER = "x-acting-for"
 """The header naming the holder a ``console`` operator acts for."""
@@ -219,18 +223,14 @@ class HolderService:
 
         return await self._run(holder, read)
 
-    async def habilitation(
-        self, holder: Operator, habilitation_id: str
-    ) -> tuple[Habilitation, list[TokenRecord], list[tuple[Delegation, Editor]]]:
+    async def habilitation(self, holder: Operator, habilitation_id: str) -> View[Habilitation, Editor]:
         """One of the holder's habilitations, its tokens, and its delegations with their editor.
 
         Raises:
             store.UnknownError: no such habilitation of theirs (404).
         """
 
-        async def read(
-            conn: psycopg.AsyncConnection[Any],
-        ) -> tuple[Habilitation, list[TokenRecord], list[tuple[Delegation, Editor]]]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> View[Habilitation, Editor]:
             habilitation = await _their_habilitation(conn, holder, habilitation_id)
             tokens = await store.list_tokens(conn, habilitation_id=habilitation.id)
             delegations = await store.list_delegations(conn, habilitation_id=habilitation.id)
@@ -404,18 +404,14 @@ class HolderService:
 
         return await self._run(holder, read)
 
-    async def editor(
-        self, holder: Operator, editor_id: str
-    ) -> tuple[Editor, list[TokenRecord], list[tuple[Delegation, Habilitation]]]:
+    async def editor(self, holder: Operator, editor_id: str) -> View[Editor, Habilitation]:
         """One of their editors, its tokens, and its delegations with the habilitation each delegates.
 
         Raises:
             store.UnknownError: no such editor of theirs (404).
         """
 
-        async def read(
-            conn: psycopg.AsyncConnection[Any],
-        ) -> tuple[Editor, list[TokenRecord], list[tuple[Delegation, Habilitation]]]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> View[Editor, Habilitation]:
             editor = await _their_editor(conn, holder, editor_id)
             tokens = await store.list_tokens(conn, editor_id=editor.id)
             delegations = await store.list_delegations(conn, editor_id=editor.id)

@@ -87,7 +87,14 @@ from gateway.admin_api.rest_call import (
     strings,
     token_json,
 )
-from gateway.admin_api.service import REFUSED, Operator, Operators, refusal_status
+from gateway.admin_api.service import (
+    REFUSED,
+    Operator,
+    Operators,
+    OwnerFilter,
+    TokenTerms,
+    refusal_status,
+)
 from gateway.registry import store
 from gateway.registry.model import (
     DPO_FIELDS,
@@ -109,6 +116,19 @@ def _enum(kind: type[Any], body: dict[str, Any], name: str, default: Any) -> Any
         return kind(body.get(name, default.value))
     except ValueError:
         raise InvalidInputError(name, f"must be one of {', '.join(item.value for item in kind)}") from None
+
+
+def _terms(body: dict[str, Any]) -> TokenTerms:
+    """A new token's ``days`` and ``environment`` of the body."""
+    return {
+        "days": optional_int(body, "days") or TOKEN_DEFAULT_DAYS,
+        "environment": _enum(Environment, body, "environment", Environment.PRODUCTION),
+    }
+
+
+def _of(call: Call) -> OwnerFilter:
+    """The editor or habilitation whose records the query asks for (absent: any)."""
+    return {"editor_id": call.query("editor_id"), "habilitation_id": call.query("habilitation_id")}
 
 
 def _invitation_json(invitation: Invitation) -> dict[str, Any]:
@@ -180,14 +200,9 @@ async def update_habilitation(service: AdminService, call: Call) -> Any:
 
 async def issue_token(service: AdminService, call: Call) -> Any:
     """Issue a token of the path's habilitation; its JWT this once."""
-    issued = await service.issue_token(
-        call.operator,
-        call.id,
-        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
-        kind=_enum(TokenKind, call.body, "kind", TokenKind.CLASSIC),
-        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
-    )
-    return issued_json(issued)
+    terms = _terms(call.body)
+    kind = _enum(TokenKind, call.body, "kind", TokenKind.CLASSIC)
+    return issued_json(await service.issue_token(call.operator, call.id, kind=kind, **terms))
 
 
 async def list_tokens(service: AdminService, call: Call) -> Any:
@@ -263,22 +278,16 @@ async def get_editor(service: AdminService, call: Call) -> Any:
 
 async def issue_editor_token(service: AdminService, call: Call) -> Any:
     """Issue a token of the path's editor; its JWT this once."""
-    issued = await service.issue_editor_token(
-        call.operator,
-        call.id,
-        days=optional_int(call.body, "days") or TOKEN_DEFAULT_DAYS,
-        environment=_enum(Environment, call.body, "environment", Environment.PRODUCTION),
-        allowed_ips=strings(call.body, "allowed_ips") or [],
+    terms = _terms(call.body)
+    allowed_ips = strings(call.body, "allowed_ips") or []
+    return issued_json(
+        await service.issue_editor_token(call.operator, call.id, allowed_ips=allowed_ips, **terms)
     )
-    return issued_json(issued)
 
 
 async def list_delegations(service: AdminService, call: Call) -> Any:
     """Delegations of an editor or a habilitation, revoked ones included."""
-    found = await service.list_delegations(
-        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
-    )
-    return [delegation.as_json() for delegation in found]
+    return [delegation.as_json() for delegation in await service.list_delegations(call.operator, **_of(call))]
 
 
 async def create_delegation(service: AdminService, call: Call) -> Any:
@@ -315,9 +324,7 @@ async def map_france_connect_client(service: AdminService, call: Call) -> Any:
 
 async def list_invitations(service: AdminService, call: Call) -> Any:
     """An editor's or a habilitation's invitations of bodies."""
-    found = await service.list_invitations(
-        call.operator, editor_id=call.query("editor_id"), habilitation_id=call.query("habilitation_id")
-    )
+    found = await service.list_invitations(call.operator, **_of(call))
     return [_invitation_json(invitation) for invitation in found]
 
 

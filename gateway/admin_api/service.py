@@ -43,7 +43,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import grpc
 import jwt
@@ -59,6 +59,7 @@ from gateway.registry import audit, notices, store
 from gateway.registry.model import (
     Delegation,
     Editor,
+    Environment,
     Habilitation,
     InvalidInputError,
     TokenRecord,
@@ -171,6 +172,24 @@ def refusal_status(error: Exception) -> tuple[grpc.StatusCode, int]:
 def secret_digest(secret: str) -> str:
     """The ``secret_sha256`` of an operator's secret, as the operators file holds it."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class OwnerFilter(TypedDict):
+    """Whose records a listing of delegations or invitations reads, as both fronts read it."""
+
+    editor_id: str | None
+    """An editor's (None: any editor's)."""
+    habilitation_id: str | None
+    """A habilitation's (None: any habilitation's)."""
+
+
+class TokenTerms(TypedDict):
+    """What both fronts read of a new token's request, habilitation's or editor's, defaults applied."""
+
+    days: int
+    """Its lifetime (`gateway.registry.model.TOKEN_DEFAULT_DAYS` when the request gives none)."""
+    environment: Environment
+    """Production when the request names none."""
 
 
 @dataclass(frozen=True, slots=True)

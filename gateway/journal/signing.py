@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.journal.chain import microseconds
+from runtime.pem import read_private_key
 
 _CHECKPOINT = b"apiparticulier-journal/checkpoint/v1"
 
@@ -70,12 +71,10 @@ class Signer:
             SigningKeyError: missing, unreadable or not an Ed25519 key.
         """
         try:
-            data = path.read_bytes()
+            key = read_private_key(path)
         except OSError as exc:
             raise SigningKeyError(f"cannot read the journal signing key {path}: {exc.strerror}") from None
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError):
+        except ValueError:
             raise SigningKeyError(f"{path} is not a readable unencrypted PEM private key") from None
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise SigningKeyError(f"{path} is not an Ed25519 key")

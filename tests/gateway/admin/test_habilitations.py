@@ -4,6 +4,7 @@ through ``main(argv)`` (`tests.conftest.run_main`), the entry point's exit codes
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -228,6 +229,12 @@ async def test_an_editor_its_token_and_a_delegation_from_the_cli(admin_api: Admi
     delegation = delegated.stdout.strip().splitlines()[-1]
     revoked = await cli(admin_api, "delegation", "revoke", delegation)
     assert (revoked.returncode, revoked.stdout.strip().splitlines()[-1]) == (0, delegation)
+    of_editor = await cli(admin_api, "delegation", "list", "--editor", editor)
+    assert f"{delegation}  revoked" in of_editor.stdout
+    of_another = await cli(admin_api, "delegation", "list", "--habilitation", await _create(admin_api))
+    assert "no delegation" in of_another.stderr
+    tokens = await cli(admin_api, "token", "list", "--editor", editor, "--json")
+    assert [token["editor_id"] for token in json.loads(tokens.stdout)["tokens"]] == [editor]
 
     shown = await cli(admin_api, "editor", "show", editor)
     assert f"{delegation}  revoked" in shown.stdout

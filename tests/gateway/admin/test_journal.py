@@ -12,11 +12,13 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from apiparticulier.cnaf.v1 import cnaf_pb2
 from apiparticulier.common.v1 import identity_pb2
-from gateway.admin.cli import main
+from gateway.admin.cli import build_parser, main
 from gateway.journal import Journal
+from gateway.settings import GatewaySettings
 from tests.conftest import run_main, run_python
 from tests.gateway.journal.conftest import (
     HMAC_KEY,
@@ -150,3 +152,22 @@ def test_keygen_makes_a_pair_the_gateway_and_verify_read(tmp_path: Path) -> None
     assert done.stdout.strip() == str(tmp_path / "journal-signing.public.pem")
     again = admin("keygen", "--keys-dir", str(tmp_path))
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_verify_expects_what_the_gateways_settings_say(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--checkpoint-seconds`` and ``--retention-months`` default as the gateways' settings do."""
+    monkeypatch.delenv("JOURNAL_CHECKPOINT_SECONDS", raising=False)
+    monkeypatch.delenv("JOURNAL_RETENTION_MONTHS", raising=False)
+    verify = ["journal", "verify", "--public-key", "journal.public.pem"]
+    args = build_parser("journal").parse_args(verify)
+    fields = GatewaySettings.model_fields
+    assert (args.checkpoint_seconds, args.retention_months) == (
+        fields["journal_checkpoint_seconds"].default,
+        fields["journal_retention_months"].default,
+    )
+    monkeypatch.setenv("JOURNAL_CHECKPOINT_SECONDS", "2.5")
+    monkeypatch.setenv("JOURNAL_RETENTION_MONTHS", "3")
+    args = build_parser("journal").parse_args(verify)
+    assert (args.checkpoint_seconds, args.retention_months) == (2.5, 3)
+    refused = admin("verify", "--public-key", "journal.public.pem", JOURNAL_RETENTION_MONTHS="a year")
+    assert refused.returncode == 2 and "--retention-months" in refused.stderr

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import httpx
 
+from gateway.registry.model import TOKEN_DEFAULT_DAYS
 from tests.gateway.registry.conftest import ADMIN_SECRET, SIRET, VIEWER_SECRET, AdminApi
 
 _ADMIN = {"authorization": f"Bearer {ADMIN_SECRET}"}
@@ -100,6 +104,23 @@ async def test_a_console_records_an_editor_its_token_a_delegation_and_a_france_c
         issued = await client.post(f"/admin/v1/editors/{editor_id}/tokens", headers=_ADMIN, json={})
         assert issued.status_code == 201, issued.text
         assert (issued.json()["token"]["kind"], issued.json()["token"]["habilitation_id"]) == ("editor", None)
+        token = issued.json()["token"]
+        lifetime = dt.datetime.fromisoformat(token["expires_at"]) - dt.datetime.fromisoformat(
+            token["issued_at"]
+        )
+        assert (token["environment"], lifetime) == ("production", dt.timedelta(days=TOKEN_DEFAULT_DAYS))
+        sandbox = await client.post(
+            f"/admin/v1/habilitations/{habilitation_id}/tokens",
+            headers=_ADMIN,
+            json={"environment": "sandbox"},
+        )
+        assert (sandbox.status_code, sandbox.json()["token"]["environment"]) == (201, "sandbox")
+        unknown = await client.post(
+            f"/admin/v1/habilitations/{habilitation_id}/tokens",
+            headers=_ADMIN,
+            json={"environment": "staging"},
+        )
+        assert (unknown.status_code, unknown.json()["field"]) == (400, "environment")
         delegated = await client.post(
             "/admin/v1/delegations",
             headers=_ADMIN,
@@ -113,6 +134,15 @@ async def test_a_console_records_an_editor_its_token_a_delegation_and_a_france_c
         )
         assert again.status_code == 409
         revoked = await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
+        for query, expected in (
+            (f"editor_id={editor_id}", [delegated.json()["id"]]),
+            (f"habilitation_id={habilitation_id}", [delegated.json()["id"]]),
+            (f"editor_id={uuid.uuid4()}", []),
+        ):
+            found = await client.get(f"/admin/v1/delegations?{query}", headers=_VIEWER)
+            assert [delegation["id"] for delegation in found.json()] == expected, query
+        invited = await client.get(f"/admin/v1/invitations?editor_id={editor_id}", headers=_VIEWER)
+        assert (invited.status_code, invited.json()) == (200, [])
         assert revoked.json()["state"] == "revoked"
         assert (
             await client.post(f"/admin/v1/delegations/{delegated.json()['id']}/revoke", headers=_ADMIN)
