@@ -77,16 +77,18 @@ async def test_the_journal_row_and_the_usage_name_the_habilitation(
         await _eventually(3, journalled, repr([(habilitation, None, None)]))
         store = redis.asyncio.Redis.from_url(redis_server.url, decode_responses=True)
         day = dt.datetime.now(dt.UTC).date().isoformat()
+        expected = {"cnaf.quotient_familial|OK": "2"}
         try:
+            # The two calls may be written by two flushes: wait for both, not for the first.
             for _ in range(50):
                 counted = await store.hgetall(usage_key(habilitation_counter(habilitation), day))
-                if counted:
+                token_counted = await store.hgetall(usage_key(issued.token.id, day))
+                if counted == token_counted == expected:
                     break
                 await asyncio.sleep(0.1)
-            token_counted = await store.hgetall(usage_key(issued.token.id, day))
         finally:
             await store.aclose()
-        assert counted == token_counted == {"cnaf.quotient_familial|OK": "2"}
+        assert counted == token_counted == expected
 
 
 async def test_the_journal_row_of_an_editor_token_s_call_names_editor_delegation_and_habilitation(
