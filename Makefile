@@ -74,18 +74,19 @@ lint: lock-check $(GENERATED) buf-lint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-# The suite on TEST_WORKERS processes (each starts its own servers on port 0) and, beside them,
-# the browser tests; then the tests bound in wall time, one at a time; then the audit of what every
-# one of them logged (tests/test_personal_data.py), which must come after them all.
+# The suite on TEST_WORKERS processes (each starts its own servers on port 0), which keep every
+# core busy; then the tests bound in wall time, one at a time, and beside them the browser tests
+# (the former mostly wait, the latter need a core at times); then the audit of what every one of
+# them logged (tests/test_personal_data.py), which must come after them all.
 test: lint $(ASSETS) $(CHROMIUM)
 	@rm -rf .run/test-logs && mkdir -p .run/test-logs
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal \
+		-m 'not $(AUDIT) and not $(BROWSER) and not $(TIMING)'
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(BROWSER) and not $(AUDIT)' \
 		> .run/browser-tests.out 2>&1 & browser=$$!; \
-	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal \
-		-m 'not $(AUDIT) and not $(BROWSER) and not $(TIMING)'; \
+	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(TIMING) and not $(AUDIT)'; \
 	status=$$?; wait $$browser; browser_status=$$?; cat .run/browser-tests.out; \
 	test $$status -eq 0 && test $$browser_status -eq 0
-	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -n 0 -p no:cacheprovider -m '$(TIMING) and not $(AUDIT)'
 	TEST_LOG_DIR=.run/test-logs $(BIN)/pytest -m $(AUDIT)
 	@# A shutdown step that overran its bound is left behind and logged with where every task waited.
 	@! grep -h '_overdue' .run/test-logs/*.log || echo "(above: shutdown steps that overran, from the tests' logs)"
