@@ -277,7 +277,11 @@ class RestFront:
             request, method_not_allowed() if exc.status_code == 405 else route_not_found()
         )
         if exc.headers and "allow" in {name.lower() for name in exc.headers}:
-            response.headers["Allow"] = next(v for k, v in exc.headers.items() if k.lower() == "allow")
+            allowed = next(v for k, v in exc.headers.items() if k.lower() == "allow")
+            # Starlette lists HEAD beside GET, but the front refuses HEAD (`gateway.rest.protocol`).
+            response.headers["Allow"] = ", ".join(
+                method for method in (m.strip() for m in allowed.split(",")) if method != "HEAD"
+            )
         return response
 
     # -- provider routes -------------------------------------------------------------------------
@@ -324,7 +328,8 @@ class RestFront:
     async def _delegations(self, request: Request) -> Response:
         """The editor API: the bearer editor token's delegations, ``{"data": [...], "meta": {...}}``."""
         authorization = api_token_authorization(request)
-        inbound = Inbound([(AUTHORIZATION_KEY, value) for value in authorization], None)
+        # With its peer: an editor's or its token's IP ranges are checked as on every route.
+        inbound = inbound_of(request, [(AUTHORIZATION_KEY, value) for value in authorization])
         page, per_page = _whole(request, "page"), _whole(request, "per_page")
 
         async def listing(call: Exchange) -> Response:

@@ -448,6 +448,29 @@ async def test_an_editor_s_range_refuses_a_caller_outside_it_though_the_habilita
     # The call comes from 127.0.0.1, outside the editor's 10.0.0.0/8: refused once the snapshot has it.
     await _eventually(2, lambda: _quotient(mesh, jwt, SIRET), "00107")
     assert await _quotient(mesh, mesh.editor_jwt, SIRET) == "OK"  # the other editor's token is not
+    # The editor API reads the same ranges with the caller's address.
+    refused = await mesh.http.get("/editeur/api/v1/delegations", headers={"Authorization": f"Bearer {jwt}"})
+    assert (refused.status_code, refused.json()["errors"][0]["code"]) == (403, "00107")
+
+
+async def test_an_editor_s_range_serves_its_delegations_to_a_caller_inside_it(editorial: Editorial) -> None:
+    """The editor API over REST checks the caller's address against the ranges, not a missing one."""
+    mesh = editorial
+    request = admin_pb2.CreateEditorRequest(siret=SIRET_B, name="Logiciel local", allowed_ips=["127.0.0.0/8"])
+    editor = (await _admin(mesh.api, "CreateEditor", request)).editor.id
+    jwt = (
+        await _admin(mesh.api, "IssueEditorToken", admin_pb2.IssueEditorTokenRequest(editor_id=editor))
+    ).jwt
+    delegation = await _delegate(mesh.api, editor, mesh.body_a)
+    bearer = {"Authorization": f"Bearer {jwt}"}
+
+    async def listed() -> str:
+        answer = await mesh.http.get("/editeur/api/v1/delegations", headers=bearer)
+        return str(answer.status_code)
+
+    await _eventually(2, listed, "200")
+    answer = await mesh.http.get("/editeur/api/v1/delegations", headers=bearer)
+    assert [item["id"] for item in answer.json()["data"]] == [delegation]
 
 
 async def test_a_body_invited_by_the_editor_is_served_once_its_holder_accepts(editorial: Editorial) -> None:
