@@ -447,7 +447,7 @@ def main() -> None:
         group.wait(console, wait_until_http("/healthz"))
         print(f"{'console':<16} http://127.0.0.1:{plan.console_port}/")
         france_connect.wait(group, sign_in)
-        _print_banner(plan, token, redis_url, journal)
+        _print_banner(plan, token, journal)
         while not stop_requested:
             for child in group.children:
                 if child.process.poll() is not None:
@@ -482,7 +482,7 @@ def _redis(group: ProcessGroup) -> str:
     return redis_url
 
 
-def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str, str]) -> None:
+def _print_banner(plan: PortPlan, token: str, journal: dict[str, str]) -> None:
     """How to call what runs: the addresses are the ones taken, the commands work as printed."""
     print(f"\nlogs in {shown(_RUN_DIR)}/logs/; check a process with:")
     print(f"  .venv/bin/python -m devstack.probe {plan.gateway.address}")
@@ -498,8 +498,8 @@ def _print_banner(plan: PortPlan, token: str, redis_url: str, journal: dict[str,
     print("\nthe REST v3/v4 front, as the real API (the FranceConnect token alone on /france_connect):")
     for line in curl_examples(plan.rest_url):
         print(f"  {line}")
-    print("\nmaintenance windows (README, Tokens) are written to the gateway's Redis, with:")
-    print(f"  export REDIS_URL={redis_url}")
+    print("\nmaintenance windows (README, Tokens), through the admin API with the line above:")
+    print("  .venv/bin/python -m gateway.admin maintenance --list")
     print("\nthe journal: a citizen's own access history (no API token), then the auditor's commands:")
     print(
         f"  export JOURNAL_DATABASE_URL={journal['JOURNAL_DATABASE_URL']} "

@@ -38,6 +38,8 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_REDIS = 3
+EXIT_PIPE = 128 + 13
+"""The reader of the output went away (``| head``): a shell's status for a writer ended by SIGPIPE."""
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAX_LABEL = 200
@@ -456,7 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"error: {exc}\n")
     # The except clauses below are evaluated only once a command has failed: their modules are
@@ -464,7 +467,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _key_file_error() as exc:
         _say(f"error: {exc}")
         return EXIT_REFUSED
+    except BrokenPipeError:
+        # Nothing left to say to whom; the interpreter's last flush must not fail on it either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except _unreachable_errors() as exc:
-        url = _redacted(getattr(args, "redis_url", ""))
-        _say(f"error: Redis at {url} cannot be reached ({type(exc).__name__}); nothing was changed")
+        where = (
+            f"Redis at {_redacted(args.redis_url)}" if hasattr(args, "redis_url") else "a service it needs"
+        )
+        _say(f"error: {where} cannot be reached ({type(exc).__name__}); nothing was changed")
         return EXIT_REDIS
+    return status

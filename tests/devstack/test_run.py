@@ -149,7 +149,8 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     assert smtp is not None and int(smtp.group(1)) != SMTP_SINK_PORT, stack
     assert f"ADMIN_API_ADDRESS=127.0.0.1:{ADMIN.port} " not in stack
     assert f"'{rest.group(1)}/v3/dss/quotient_familial/identite?" in stack
-    assert re.search(r"^  export REDIS_URL=redis://\S+$", stack, re.MULTILINE), stack
+    maintenance = "  .venv/bin/python -m gateway.admin maintenance --list\n"
+    assert maintenance in stack, stack
 
     # The demo token: the demo habilitation's, every scope; the sandbox FranceConnect client mapped to it.
     served = _qf(rest.group(1), demo.group(1))
@@ -188,3 +189,6 @@ def test_make_run_serves_beside_taken_ports_and_the_readme_tokens_work(stack: st
     refused = _qf(rest.group(1), token)
     assert refused.status_code == 401, refused.text
     assert refused.json()["errors"][0]["code"] == "00105"
+
+    # The banner's maintenance line works with the admin line alone (no REDIS_URL).
+    _shell(maintenance.strip(), admin_env)

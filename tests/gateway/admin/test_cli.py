@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -199,6 +200,22 @@ def test_issue_without_redis_prints_no_token() -> None:
     assert result.stdout == ""
     assert "cannot be reached" in result.stderr
     down.close()
+
+
+def test_a_reader_gone_ends_the_command_silently_with_the_shell_s_sigpipe_status(
+    keys_dir: Path, redis_server: RedisProcess
+) -> None:
+    """``… | head``: no word of Redis nor a traceback on stderr, exit 141 (not 3, "unreachable")."""
+    issue(keys_dir, redis_server.url)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in _SETTINGS:
+        env.pop(name, None)
+    command = [sys.executable, "-m", "gateway.admin", "list", "--redis-url", redis_server.url]
+    listing = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert listing.stdout is not None
+    listing.stdout.close()  # the reader goes before the first line is written
+    _, stderr = listing.communicate(timeout=30)
+    assert (listing.returncode, stderr) == (141, b"")
 
 
 def test_list_shows_tokens_without_the_tokens(keys_dir: Path, redis_server: RedisProcess) -> None:
