@@ -788,7 +788,7 @@ async def prolong_token(conn: AsyncConnection[Any], actor: str, token_id: str, *
         before = await get_token(conn, token_id, lock=True)
         now = await _now(conn)
         if before.revoked_at is not None:
-            raise ConflictError("the token is revoked or banned: issue a new one instead")
+            raise ConflictError("the token is revoked or ending (banned or rotated): issue a new one instead")
         after = await _returned(
             conn,
             _TOKENS,

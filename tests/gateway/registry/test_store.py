@@ -250,9 +250,13 @@ async def test_a_prolongation_moves_the_expiry_and_keeps_the_token(registry_conn
 
     assert prolonged.id == token.id
     assert prolonged.expires_at - token.expires_at > dt.timedelta(days=540)
-    await store.revoke_token(registry_conn, "operateur-2", token.id, "ended")
-    with pytest.raises(store.ConflictError):
-        await store.prolong_token(registry_conn, "operateur-2", token.id, days=548)
+    old, new = await store.rotate_token(registry_conn, "operateur-2", token.id, grace=dt.timedelta(hours=1))
+    # Still working through its grace, but ending: the refusal says so, and points to the new one.
+    with pytest.raises(store.ConflictError, match="ending"):
+        await store.prolong_token(registry_conn, "operateur-2", old.id, days=548)
+    await store.revoke_token(registry_conn, "operateur-2", new.id, "ended")
+    with pytest.raises(store.ConflictError, match="revoked"):
+        await store.prolong_token(registry_conn, "operateur-2", new.id, days=548)
 
 
 async def test_a_habilitation_no_longer_validated_ends_its_tokens(registry_conn: Conn) -> None:
