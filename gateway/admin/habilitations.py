@@ -261,6 +261,8 @@ def _habilitation_show(args: argparse.Namespace, stub: Any) -> int:
         ("rate/min", str(habilitation.rate_per_minute or "none")),
         ("contacts", str(len(habilitation.contacts))),
         ("datapass id", habilitation.datapass_id or "-"),
+        ("use case", habilitation.use_case or "-"),
+        ("legal basis", habilitation.legal_basis or "-"),
     ]
     for name, value in rows:
         print(f"{name:<12} {value}")

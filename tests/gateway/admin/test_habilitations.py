@@ -75,10 +75,14 @@ async def _create(api: AdminApi, *extra: str) -> str:
 
 async def test_create_update_and_show_a_habilitation(admin_api: AdminApi) -> None:
     habilitation = await _create(
-        admin_api, "--allowed-ip", "10.0.0.0/8", "--rate-per-second", "50", "--organisation-name", "Ville"
+        admin_api,
+        *("--allowed-ip", "10.0.0.0/8", "--rate-per-second", "50", "--organisation-name", "Ville"),
+        *("--use-case", "Tarifs de la cantine", "--legal-basis", "Délibération du conseil municipal"),
     )
     named = await cli(admin_api, "habilitation", "show", habilitation, secret=VIEWER_SECRET)
     assert "organisation Ville" in named.stdout
+    assert "use case     Tarifs de la cantine" in named.stdout
+    assert "legal basis  Délibération du conseil municipal" in named.stdout
     updated = await cli(
         admin_api,
         "habilitation",
