@@ -3,7 +3,7 @@
 One interval, declared here, sets both sides. A channel that pings a server more often
 than the server accepts is answered GOAWAY ``ENHANCE_YOUR_CALM`` "too_many_pings" and
 torn down, breaking every stream on it: grpc-core's server defaults accept a ping without
-data at most every 5 minutes, and none at all on a connection without a call. So the
+data at most every 5 minutes, and every 2 hours on a connection without a call. So the
 channels (`Keepalive.channel_options`, the gateway's to its providers) ping every
 ``interval_seconds``, and every server of the mesh (`Keepalive.server_options`, in
 `runtime.server.GrpcServer`) accepts pings twice as often as that, calls or not, for the
@@ -25,8 +25,8 @@ class Keepalive:
     """The keepalive of one channel and of the servers it reaches.
 
     Attributes:
-        interval_seconds: Seconds between two pings of a channel, calls or not; a
-            server accepts them ``interval_seconds / 2`` apart.
+        interval_seconds: Seconds between two pings of a channel, calls or not (grpc-core
+            sends one a second at most); a server accepts them ``interval_seconds / 2`` apart.
         timeout_seconds: Seconds a ping may wait for its acknowledgement before the
             channel gives up the connection as dead.
     """
