@@ -15,23 +15,20 @@ from collections.abc import Mapping
 import grpc
 
 from gateway.settings import GatewaySettings
+from runtime.keepalive import KEEPALIVE, Keepalive
 
-# Keepalive pings find a dead provider connection before a call does; the rest
-# keeps a quiet channel from being torn down by the provider. Reconnection: the
-# library's backoff (1 s, growing by 1.6 up to 120 s) kept a provider that served
-# again unreached for seconds; here attempts come every 100 ms growing to 500 ms, so
-# a provider back is reached within about half a second, at the cost of two
-# refused connections a second per channel while it is down. Each attempt may take
-# up to a second (the "min reconnect backoff" is the attempt's connect timeout).
+# Keepalive pings (`runtime.keepalive`, which the providers' servers accept) find a
+# dead provider connection before a call does. Reconnection: the library's backoff
+# (1 s, growing by 1.6 up to 120 s) kept a provider that served again unreached for
+# seconds; here attempts come every 100 ms growing to 500 ms, so a provider back is
+# reached within about half a second, at the cost of two refused connections a second
+# per channel while it is down. Each attempt may take up to a second (the "min
+# reconnect backoff" is the attempt's connect timeout).
 _CHANNEL_OPTIONS: tuple[tuple[str, int | str], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 1000),
     ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
 )
 
@@ -60,15 +57,18 @@ def channel_credentials(settings: GatewaySettings) -> grpc.ChannelCredentials | 
 class ProviderChannels:
     """The pooled channels to every provider, by provider name."""
 
-    def __init__(self, settings: GatewaySettings, providers: tuple[str, ...]) -> None:
+    def __init__(
+        self, settings: GatewaySettings, providers: tuple[str, ...], keepalive: Keepalive = KEEPALIVE
+    ) -> None:
         """Open ``PROVIDER_CHANNELS`` channels to each provider.
 
         Args:
             settings: The gateway's settings (addresses, TLS, pool size).
             providers: The providers to reach, as proto package segments.
+            keepalive: The pings the channels send; the mesh's own but in tests.
         """
         credentials = channel_credentials(settings)
-        options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS)
+        options: list[tuple[str, int | str]] = [*_CHANNEL_OPTIONS, *keepalive.channel_options()]
         if credentials is not None and settings.provider_tls_server_name:
             options.append(("grpc.ssl_target_name_override", settings.provider_tls_server_name))
         self._pools: dict[str, tuple[grpc.aio.Channel, ...]] = {}

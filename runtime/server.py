@@ -2,7 +2,8 @@
 
 A `GrpcServer` serves the process's services behind the call boundary, with
 grpc.health.v1 (Check, Watch and List), server reflection (v1 and v1alpha),
-Prometheus metrics on their own port and optional TLS or mTLS. It refuses to start
+Prometheus metrics on their own port, optional TLS or mTLS, and the keepalive
+pings of `runtime.keepalive` accepted (calls or not, one every 15 s). It refuses to start
 on a port another process serves (no SO_REUSEPORT: two servers on one port would
 silently share its calls), unless it is one of the workers of one supervisor, which
 share their port on purpose (`gateway.workers`).
@@ -33,6 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from runtime import reflection
 from runtime.health import HealthServicer
 from runtime.interceptors import CallBoundary
+from runtime.keepalive import KEEPALIVE, Keepalive
 from runtime.metrics import start_metrics_server
 from runtime.settings import ServerSettings
 from runtime.tracing import configure_tracing
@@ -112,6 +114,7 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         on_shutdown: Sequence[ShutdownHook] = (),
         reuse_port: bool = False,
+        keepalive: Keepalive = KEEPALIVE,
     ) -> None:
         """Prepare the server; nothing is bound until `start`.
 
@@ -122,6 +125,7 @@ class GrpcServer:
             on_shutdown: Coroutines that close the process's clients, run after the drain.
             reuse_port: Bind with ``SO_REUSEPORT``: for the workers of one supervisor, which
                 share their port on purpose, and never otherwise.
+            keepalive: The keepalive whose pings the server accepts; the mesh's own but in tests.
         """
         self._settings = settings
         self._services = tuple(services)
@@ -139,6 +143,8 @@ class GrpcServer:
                 # grpcio sets SO_REUSEPORT by default: a second process started on a served
                 # port would bind it too and silently take half of its calls.
                 ("grpc.so_reuseport", int(reuse_port)),
+                # The callers' keepalive pings, which grpc-core's defaults answer with a GOAWAY.
+                *keepalive.server_options(),
             ],
         )
         self._health = HealthServicer()
