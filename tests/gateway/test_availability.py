@@ -14,7 +14,7 @@ import pytest
 from apiparticulier.cnaf.v1 import cnaf_pb2, cnaf_pb2_grpc
 from apiparticulier.common.v1 import identity_pb2
 from apiparticulier.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from devstack.redis import RedisProcess, free_port
+from devstack.redis import RedisProcess
 from gateway.app import build_server
 from gateway.availability import Availability, AvailabilityTracker
 from runtime.server import GrpcServer
@@ -64,9 +64,11 @@ async def test_provider_stopped_then_restarted(
     redis_server: RedisProcess, keys_dir: tuple[Path, SigningKey, SigningKey]
 ) -> None:
     """cnaf up: ok; stopped: bad_gateway; restarted on its port: ok again, with a later last_ok_status."""
-    port = free_port()
-    cnaf = cnaf_on(port)
+    # Port 0, not a port free a moment ago: the kernel hands a port just freed to the next bind,
+    # another test's server in another worker, which the gateway would then reach instead.
+    cnaf = cnaf_on(0)
     await cnaf.start()
+    port = cnaf.port
     gateway = build_server(
         gateway_settings(
             keys_dir[0], redis_server.url, cnaf_address=f"127.0.0.1:{port}", availability_retry_seconds=0.2
