@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import catalogue
+from console import catalogue, examples
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
 from console.holder import PROCONNECT_RETURN, SIGNED_OUT, HolderApi, HolderPages, epoch_time
@@ -577,21 +577,17 @@ def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dic
             if method not in {"get", "post"} or not isinstance(operation, dict):
                 continue
             parameters = [parameter for parameter in operation.get("parameters", []) if "name" in parameter]
-            query = {
-                parameter["name"]: parameter.get("example", parameter.get("schema", {}).get("example", ""))
-                for parameter in parameters
-                if parameter.get("in") == "query" and parameter.get("required")
-            }
             example_path = path
             for parameter in parameters:
                 if parameter.get("in") == "path":
                     example = parameter.get("example", parameter.get("schema", {}).get("example", ""))
                     example_path = example_path.replace("{" + parameter["name"] + "}", str(example))
+            secured = bool(operation.get("security", spec.get("security")))
+            bearer, query = examples.example(path, parameters, secured)
             url = f"{base_url}{example_path}"
             if query:
                 url += "?" + urllib.parse.urlencode(query, doseq=True, safe="[]")
-            secured = bool(operation.get("security", spec.get("security")))
-            curl = "curl -gi " + ('-H "Authorization: Bearer $TOKEN" ' if secured else "") + f"'{url}'"
+            curl = "curl -gi " + (f'-H "Authorization: Bearer {bearer}" ' if bearer else "") + f"'{url}'"
             tag = (operation.get("tags") or ["Plateforme"])[0]
             groups.setdefault(tag, []).append(
                 {

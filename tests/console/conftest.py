@@ -52,11 +52,19 @@ class Stack:
     rest_url: str
     admin_rest_url: str
     admin_secret: str
+    token: str
+    """The demo token the banner exports (every scope, one day)."""
     run_dir: Path
 
 
 def _banner_url(banner: str, name: str) -> str:
     match = re.search(rf"^{re.escape(name)}\s+(http://127\.0\.0\.1:\d+)", banner, re.MULTILINE)
+    assert match is not None, banner
+    return match.group(1)
+
+
+def _banner_token(banner: str) -> str:
+    match = re.search(r"^\s*export TOKEN=(\S+)$", banner, re.MULTILINE)
     assert match is not None, banner
     return match.group(1)
 
@@ -99,6 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             rest_url=_banner_url(banner, "gateway REST"),
             admin_rest_url=_banner_url(banner, "admin API REST"),
             admin_secret=(run_dir / "admin-secret").read_text().strip(),
+            token=_banner_token(banner),
             run_dir=run_dir,
         )
     finally:
