@@ -46,6 +46,7 @@ from console.security import (
     Session,
     SessionCodec,
     SignInLimiter,
+    client_of,
     content_security_policy,
     origin_of,
 )
@@ -345,24 +346,33 @@ class Console:
 
     # -- sign-in --------------------------------------------------------------------------------
 
+    def limited(self, request: Request) -> Response | None:
+        """The 429 page, with ``Retry-After``, when the client's failed sign-ins reached the limit."""
+        wait = self.limiter.wait(client_of(request))
+        if wait is None:
+            return None
+        response = self.error(
+            request,
+            429,
+            "Trop de tentatives",
+            "Trop de tentatives de connexion : réessayez dans quelques minutes.",
+        )
+        response.headers["retry-after"] = str(math.ceil(wait))
+        return response
+
     async def sign_in_page(self, request: Request) -> Response:
         """``GET /connexion``: the operators' sandbox sign-in form."""
         return self.render(request, "sign_in.html", error="", enabled=self._operators is not None)
 
     async def sign_in(self, request: Request) -> Response:
-        """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit."""
+        """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit.
+
+        A secret no operator has counts as a failed sign-in (`SignInLimiter`); the right one does not.
+        """
         session, _new = self.session(request)
-        client = request.client.host if request.client else "unknown"
-        wait = self.limiter.allow(client)
-        if wait is not None:
-            response = self.error(
-                request,
-                429,
-                "Trop de tentatives",
-                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
-            )
-            response.headers["retry-after"] = str(math.ceil(wait))
-            return response
+        limited = self.limited(request)
+        if limited is not None:
+            return limited
         fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
@@ -375,6 +385,7 @@ class Console:
             operator = None
         if operator is None or operator.role is Role.CONSOLE:  # the console's own credential is no one's
             _LOG.info("console_sign_in_refused")
+            self.limiter.failed(client_of(request))
             return self.render(
                 request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True
             )

@@ -78,9 +78,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DEVSTACK_RUN_DIR": str(run_dir),
         "DEVSTACK_ANY_PORTS": "1",
         "PYTHONUNBUFFERED": "1",
-        # Every browser journey signs in from 127.0.0.1 to this one console (operators, agents,
-        # citizens); the limit itself is tests/console/test_app.py's.
-        "SIGN_IN_ATTEMPTS": "100",
     }
     env.pop("REDIS_URL", None)
     env.pop("JOURNAL_DATABASE_URL", None)

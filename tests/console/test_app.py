@@ -164,13 +164,24 @@ async def test_a_cookie_altered_expired_or_under_another_key_is_no_session(
     assert codec.open(codec.seal(Session(operator="ops-admin"))) is not None
 
 
-async def test_sign_in_is_limited_per_client_address(client: httpx.AsyncClient) -> None:
+async def test_failed_sign_ins_are_limited_per_client_address(client: httpx.AsyncClient) -> None:
     statuses = [(await _sign_in(client, "wrong")).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     page = await client.get("/connexion")
     response = await client.post("/connexion", data={"csrf_token": _csrf(page), "secret": ADMIN_SECRET})
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
+
+
+async def test_a_successful_sign_in_does_not_count_against_the_limit(client: httpx.AsyncClient) -> None:
+    # Twice the limit (3) of right secrets, a wrong one between each: only the wrong ones count.
+    statuses = []
+    for _ in range(2):
+        statuses += [(await _sign_in(client, ADMIN_SECRET)).status_code for _ in range(3)]
+    statuses += [(await _sign_in(client, "wrong")).status_code for _ in range(2)]
+    statuses.append((await _sign_in(client, ADMIN_SECRET)).status_code)
+    statuses += [(await _sign_in(client, "wrong")).status_code for _ in range(2)]
+    assert statuses == [303] * 6 + [401, 401, 303, 401, 429]
 
 
 async def test_signing_out_ends_the_session(client: httpx.AsyncClient) -> None:
