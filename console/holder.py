@@ -56,14 +56,15 @@ class Window:
     key: str
     label: str
     bar_seconds: int
-    bar_label: str
+    per_bar: str
+    """How the caption ends "par tranche …": the bar's width with its French preposition."""
     time_format: str
 
 
 WINDOWS = (
-    Window("10m", "10 dernières minutes", 600, "10 minutes", "%H:%M"),
-    Window("30h", "30 dernières heures", 3600, "heure", "%d/%m %Hh"),
-    Window("8d", "8 derniers jours", 6 * 3600, "6 heures", "%d/%m %Hh"),
+    Window("10m", "10 dernières minutes", 600, "de 10 minutes", "%H:%M"),
+    Window("30h", "30 dernières heures", 3600, "d'une heure", "%d/%m %Hh"),
+    Window("8d", "8 derniers jours", 6 * 3600, "de 6 heures", "%d/%m %Hh"),
 )
 """The windows the pages offer (`gateway.admin_api.holders.WINDOWS`), the default second."""
 _BY_KEY = {window.key: window for window in WINDOWS}
