@@ -4,8 +4,8 @@ A FranceConnect route is called with the sandbox FranceConnect token that opens 
 (`gateway.france_connect.sandbox.SANDBOX_TOKENS`: the first active one holding one of the
 route's scopes); an identity route of the same API asks about that token's person, from its
 claims. What no sandbox token stands for (an identifiant, an INE, a registration number, a
-pupil) is given below, from the sandbox populations (README, "Sandbox"). The published spec's
-own examples (DURANT Pierre…) name nobody the sandbox knows.
+pupil) is given below, from the sandbox populations (README, "Sandbox population"). The
+published spec's own examples name nobody the sandbox knows.
 """
 
 from __future__ import annotations
