@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import catalogue
+from console import catalogue, examples
 from console.charts import availability_charts, proofs_charts
 from console.citizen import CitizenSpace
 from console.holder import PROCONNECT_RETURN, SIGNED_OUT, HolderApi, HolderPages, epoch_time
@@ -46,6 +46,7 @@ from console.security import (
     Session,
     SessionCodec,
     SignInLimiter,
+    client_of,
     content_security_policy,
     origin_of,
 )
@@ -345,24 +346,33 @@ class Console:
 
     # -- sign-in --------------------------------------------------------------------------------
 
+    def limited(self, request: Request) -> Response | None:
+        """The 429 page, with ``Retry-After``, when the client's failed sign-ins reached the limit."""
+        wait = self.limiter.wait(client_of(request))
+        if wait is None:
+            return None
+        response = self.error(
+            request,
+            429,
+            "Trop de tentatives",
+            "Trop de tentatives de connexion : réessayez dans quelques minutes.",
+        )
+        response.headers["retry-after"] = str(math.ceil(wait))
+        return response
+
     async def sign_in_page(self, request: Request) -> Response:
         """``GET /connexion``: the operators' sandbox sign-in form."""
         return self.render(request, "sign_in.html", error="", enabled=self._operators is not None)
 
     async def sign_in(self, request: Request) -> Response:
-        """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit."""
+        """``POST /connexion``: the operator of a secret, from the operators file; 429 past the limit.
+
+        A secret no operator has counts as a failed sign-in (`SignInLimiter`); the right one does not.
+        """
         session, _new = self.session(request)
-        client = request.client.host if request.client else "unknown"
-        wait = self.limiter.allow(client)
-        if wait is not None:
-            response = self.error(
-                request,
-                429,
-                "Trop de tentatives",
-                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
-            )
-            response.headers["retry-after"] = str(math.ceil(wait))
-            return response
+        limited = self.limited(request)
+        if limited is not None:
+            return limited
         fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
@@ -375,6 +385,7 @@ class Console:
             operator = None
         if operator is None or operator.role is Role.CONSOLE:  # the console's own credential is no one's
             _LOG.info("console_sign_in_refused")
+            self.limiter.failed(client_of(request))
             return self.render(
                 request, "sign_in.html", 401, error="Ce secret ne correspond à aucun opérateur.", enabled=True
             )
@@ -577,21 +588,17 @@ def _operations(spec: dict[str, Any], base_url: str) -> list[tuple[str, list[dic
             if method not in {"get", "post"} or not isinstance(operation, dict):
                 continue
             parameters = [parameter for parameter in operation.get("parameters", []) if "name" in parameter]
-            query = {
-                parameter["name"]: parameter.get("example", parameter.get("schema", {}).get("example", ""))
-                for parameter in parameters
-                if parameter.get("in") == "query" and parameter.get("required")
-            }
             example_path = path
             for parameter in parameters:
                 if parameter.get("in") == "path":
                     example = parameter.get("example", parameter.get("schema", {}).get("example", ""))
                     example_path = example_path.replace("{" + parameter["name"] + "}", str(example))
+            secured = bool(operation.get("security", spec.get("security")))
+            bearer, query = examples.example(path, parameters, secured)
             url = f"{base_url}{example_path}"
             if query:
                 url += "?" + urllib.parse.urlencode(query, doseq=True, safe="[]")
-            secured = bool(operation.get("security", spec.get("security")))
-            curl = "curl -gi " + ('-H "Authorization: Bearer $TOKEN" ' if secured else "") + f"'{url}'"
+            curl = "curl -gi " + (f'-H "Authorization: Bearer {bearer}" ' if bearer else "") + f"'{url}'"
             tag = (operation.get("tags") or ["Plateforme"])[0]
             groups.setdefault(tag, []).append(
                 {

@@ -58,7 +58,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from console import catalogue
-from console.security import Session, SignInLimiter, origin_of
+from console.security import Session, SignInLimiter, client_of, origin_of
 from console.settings import ConsoleSettings
 
 _LOG = structlog.get_logger(__name__)
@@ -274,17 +274,9 @@ class CitizenSpace:
         A link, not a form: the console's policy lets forms post to itself only (``form-action
         'self'``), and a form's redirect to another origin falls under it. Starting a sign-in
         changes nothing the citizen has (the callback's state is bound to this browser's cookie).
+        Nor does it check a secret: it is not counted against the sign-in limit, which only a
+        callback that does not check out feeds (`console.security.SignInLimiter`).
         """
-        wait = self._limiter.allow(request.client.host if request.client else "unknown")
-        if wait is not None:
-            response = self._error(
-                request,
-                429,
-                "Trop de tentatives",
-                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
-            )
-            response.headers["retry-after"] = str(math.ceil(wait))
-            return response
         if self._client is None:
             return self._not_configured(request)
         # Authlib keeps the flow's state, nonce and verifier in ``request.session``: a fresh one,
@@ -302,7 +294,20 @@ class CitizenSpace:
         return self._sealed(response, {"flow": flow})
 
     async def callback(self, request: Request) -> Response:
-        """``GET /mes-donnees/retour``: the code for tokens, the state, nonce and ID token checked."""
+        """``GET /mes-donnees/retour``: the code for tokens, the state, nonce and ID token checked.
+
+        A refusal counts as a failed sign-in; past the limit, 429 before anything is checked.
+        """
+        wait = self._limiter.wait(client_of(request))
+        if wait is not None:
+            response = self._error(
+                request,
+                429,
+                "Trop de tentatives",
+                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
+            )
+            response.headers["retry-after"] = str(math.ceil(wait))
+            return response
         flow = self._open(request).get("flow")
         request.scope["session"] = flow if isinstance(flow, dict) else {}
         try:
@@ -311,6 +316,7 @@ class CitizenSpace:
             # A state not ours (another browser's, replayed), a refusal, a code already used, an
             # ID token that does not verify (signature, issuer, audience, expiry, nonce).
             _LOG.info("console_citizen_sign_in_refused", error=type(error).__name__)
+            self._limiter.failed(client_of(request))
             response = self._error(
                 request,
                 400,

@@ -34,7 +34,7 @@ from starlette.responses import RedirectResponse, Response
 from console.agents import BY_KEY, SANDBOX_AGENTS
 from console.mesh import AdminRefusedError, MeshUnavailableError
 from console.proconnect import Pending, ProConnect, ProConnectError
-from console.security import Session
+from console.security import Session, client_of
 
 if TYPE_CHECKING:
     from console.app import Console
@@ -56,14 +56,15 @@ class Window:
     key: str
     label: str
     bar_seconds: int
-    bar_label: str
+    per_bar: str
+    """How the caption ends "par tranche …": the bar's width with its French preposition."""
     time_format: str
 
 
 WINDOWS = (
-    Window("10m", "10 dernières minutes", 600, "10 minutes", "%H:%M"),
-    Window("30h", "30 dernières heures", 3600, "heure", "%d/%m %Hh"),
-    Window("8d", "8 derniers jours", 6 * 3600, "6 heures", "%d/%m %Hh"),
+    Window("10m", "10 dernières minutes", 600, "de 10 minutes", "%H:%M"),
+    Window("30h", "30 dernières heures", 3600, "d'une heure", "%d/%m %Hh"),
+    Window("8d", "8 derniers jours", 6 * 3600, "de 6 heures", "%d/%m %Hh"),
 )
 """The windows the pages offer (`gateway.admin_api.holders.WINDOWS`), the default second."""
 _BY_KEY = {window.key: window for window in WINDOWS}
@@ -217,19 +218,6 @@ class HolderPages:
             error=error,
         )
 
-    def _limited(self, request: Request) -> Response | None:
-        wait = self._console.limiter.allow(request.client.host if request.client else "unknown")
-        if wait is None:
-            return None
-        response = self._console.error(
-            request,
-            429,
-            "Trop de tentatives",
-            "Trop de tentatives de connexion : réessayez dans quelques minutes.",
-        )
-        response.headers["retry-after"] = str(math.ceil(wait))
-        return response
-
     def _signed_in(self, email: str, name: str, id_token: str = "") -> Response:
         _LOG.info("console_holder_sign_in")
         # A new session, with a new CSRF token: nothing of the anonymous one carries over.
@@ -239,8 +227,11 @@ class HolderPages:
         )
 
     async def sign_in_sandbox(self, request: Request) -> Response:
-        """``POST /agent/connexion``: sign in as the sandbox agent picked (``agent``: their key)."""
-        limited = self._limited(request)
+        """``POST /agent/connexion``: sign in as the sandbox agent picked (``agent``: their key).
+
+        An agent not in the list counts as a failed sign-in (`console.security.SignInLimiter`).
+        """
+        limited = self._console.limited(request)
         if limited is not None:
             return limited
         session, _new = self._console.session(request)
@@ -253,6 +244,7 @@ class HolderPages:
                 request, 404, "Connexion indisponible", "Le bac à sable n'est pas ouvert."
             )
         if agent is None:
+            self._console.limiter.failed(client_of(request))
             return await self.sign_in_page(request, "Choisissez un agent de la liste.", 400)
         return self._signed_in(agent.email, agent.name)
 
@@ -262,9 +254,7 @@ class HolderPages:
             return self._console.error(
                 request, 404, "Connexion indisponible", "ProConnect n'est pas configuré."
             )
-        limited = self._limited(request)
-        if limited is not None:
-            return limited
+        # No limit: a redirect to ProConnect checks no secret; a return that fails counts.
         try:
             url, pending = await self._proconnect.start()
         except ProConnectError as error:
@@ -273,11 +263,17 @@ class HolderPages:
         return self._console.with_flow(RedirectResponse(url, status_code=303), pending.as_json())
 
     async def proconnect_return(self, request: Request) -> Response:
-        """``GET /agent/proconnect/retour``: the agent ProConnect signed in, if everything checks out."""
+        """``GET /agent/proconnect/retour``: the agent ProConnect signed in, if everything checks out.
+
+        A return that does not check out counts as a failed sign-in (`console.security.SignInLimiter`).
+        """
         if self._proconnect is None or self._api is None:
             return self._console.error(
                 request, 404, "Connexion indisponible", "ProConnect n'est pas configuré."
             )
+        limited = self._console.limited(request)
+        if limited is not None:
+            return limited
         try:
             agent = await self._proconnect.finish(
                 request.query_params.get("code", ""),
@@ -286,6 +282,7 @@ class HolderPages:
             )
         except ProConnectError as error:
             _LOG.warning("console_proconnect_failed", error=str(error))
+            self._console.limiter.failed(client_of(request))
             page = await self.sign_in_page(request, "La connexion avec ProConnect a échoué ; réessayez.", 401)
             return self._console.with_flow(page, "")
         signed_in = self._signed_in(

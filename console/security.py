@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "console_session"
@@ -173,9 +174,19 @@ class SecurityHeaders:
         await self._app(scope, receive, with_headers)
 
 
-class SignInLimiter:
-    """At most ``attempts`` sign-in attempts per client address in any ``window_seconds``.
+def client_of(request: Request) -> str:
+    """The client's address, as `SignInLimiter` counts it (``unknown`` when the server gives none)."""
+    return request.client.host if request.client else "unknown"
 
+
+class SignInLimiter:
+    """At most ``attempts`` failed sign-ins per client address in any ``window_seconds``, then 429.
+
+    Only a failure counts (a secret no operator has, an agent not in the list, a return from
+    FranceConnect or ProConnect that does not check out): a sign-in that succeeds guesses
+    nothing, and neither does a redirect to FranceConnect or ProConnect, which checks no secret
+    (OWASP's Authentication Cheat Sheet: throttle failed attempts). Failures count across the
+    operator, agent and citizen spaces: a guesser gets ``attempts`` per window, wherever they try.
     Kept in the process's memory: each replica counts its own, so the limit a client meets is at
     most the replica count times this one.
     """
@@ -183,20 +194,26 @@ class SignInLimiter:
     def __init__(self, attempts: int, window_seconds: float) -> None:
         self._attempts = attempts
         self._window = window_seconds
-        self._seen: dict[str, deque[float]] = {}
+        self._failed: dict[str, deque[float]] = {}
 
-    def allow(self, client: str) -> float | None:
-        """Count one attempt of ``client``; None when allowed, else the seconds until the next is."""
+    def wait(self, client: str) -> float | None:
+        """None when ``client`` may try to sign in, else the seconds until it may (nothing counted)."""
         now = time.monotonic()
-        seen = self._seen.setdefault(client, deque())
-        while seen and seen[0] <= now - self._window:
-            seen.popleft()
-        if len(seen) >= self._attempts:
-            return seen[0] + self._window - now
-        seen.append(now)
-        if len(self._seen) > 10_000:
-            # Forget the addresses whose attempts are all past the window: memory stays bounded.
-            self._seen = {
-                key: value for key, value in self._seen.items() if value and value[-1] > now - self._window
-            }
+        failed = self._failed.get(client)
+        if failed is None:
+            return None
+        while failed and failed[0] <= now - self._window:
+            failed.popleft()
+        if len(failed) >= self._attempts:
+            return failed[0] + self._window - now
         return None
+
+    def failed(self, client: str) -> None:
+        """Count one failed sign-in of ``client``."""
+        now = time.monotonic()
+        self._failed.setdefault(client, deque()).append(now)
+        if len(self._failed) > 10_000:
+            # Forget the addresses whose failures are all past the window: memory stays bounded.
+            self._failed = {
+                key: value for key, value in self._failed.items() if value and value[-1] > now - self._window
+            }

@@ -96,11 +96,11 @@ class ConsoleSettings(BaseSettings):
     sign_in_attempts: int = Field(
         default=5,
         gt=0,
-        description="Sign-in attempts allowed to one client address per SIGN_IN_WINDOW_SECONDS; more "
-        "answer 429 (SIGN_IN_ATTEMPTS).",
+        description="Failed sign-ins allowed to one client address per SIGN_IN_WINDOW_SECONDS, in "
+        "every space together; past them, its sign-ins answer 429 (SIGN_IN_ATTEMPTS).",
     )
     sign_in_window_seconds: float = Field(
-        default=300.0, gt=0, description="The window of SIGN_IN_ATTEMPTS (SIGN_IN_WINDOW_SECONDS)."
+        default=300.0, gt=0, description="The window of SIGN_IN_ATTEMPTS, seconds (SIGN_IN_WINDOW_SECONDS)."
     )
     mesh_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Longest a read of the mesh may take (MESH_TIMEOUT_SECONDS)."

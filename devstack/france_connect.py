@@ -4,6 +4,8 @@
 endpoints a FranceConnect client uses, so that the console's sign-in (Authlib) is the same code
 against it as against the real FranceConnect:
 
+- ``GET /``: what this is, the sandbox persons one signs in as and their tokens, and where the
+  sign-in starts (the client's: the console's "Mes données" on `make run`);
 - ``GET /.well-known/openid-configuration``: the discovery document;
 - ``GET /api/v2/authorize``: the authorization code flow's sign-in page, where one picks a
   sandbox person (`gateway.france_connect.sandbox.SANDBOX_TOKENS`) instead of an identity
@@ -171,6 +173,31 @@ class SandboxProvider:
         if params.get("code_challenge_method") != "S256":
             return "code_challenge_method doit être S256"
         return None
+
+    async def home(self, _request: Request) -> Response:
+        """``GET /``: the sandbox persons and their FranceConnect tokens, and where one signs in."""
+        client = urllib.parse.urlsplit(self._redirect_uri)
+        citizen_space = f"{client.scheme}://{client.netloc}/mes-donnees"
+        rows = "".join(
+            f"<tr><td>{html.escape(_name(token))}</td>"
+            f"<td>{html.escape(str(token.claims.get('birthdate', '')))}</td>"
+            f"<td><code>{html.escape(token.token)}</code></td><td>{html.escape(token.label)}</td></tr>"
+            for token in SANDBOX_TOKENS
+            if token.active and not token.expired
+        )
+        body = (
+            "<p>FranceConnect du bac à sable : ses personnes sont celles du bac à sable. La connexion "
+            "part du service qui utilise FranceConnect, ici la console, « Mes données » : "
+            f'<a href="{html.escape(citizen_space)}">{html.escape(citizen_space)}</a>. Cette page-là '
+            "propose les personnes ci-dessous.</p>"
+            "<p>Le jeton d'accès de chacune s'envoie aussi tel quel en <code>Authorization: Bearer</code> "
+            "aux routes FranceConnect de la passerelle.</p>"
+            '<table><caption>Personnes du bac à sable</caption><thead><tr><th scope="col">Personne</th>'
+            '<th scope="col">Née le</th><th scope="col">Jeton d\'accès</th>'
+            '<th scope="col">Données ouvertes</th></tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+        return _page("FranceConnect (bac à sable)", body)
 
     async def authorize_page(self, request: Request) -> Response:
         """``GET /api/v2/authorize``: the sandbox persons to pick from, the request carried in the form."""
@@ -343,6 +370,7 @@ def build_app(provider: SandboxProvider) -> Starlette:
     """The provider's ASGI application."""
     return Starlette(
         routes=[
+            Route("/", provider.home, methods=["GET"]),
             Route("/.well-known/openid-configuration", provider.discovery, methods=["GET"]),
             Route("/api/v2/authorize", provider.authorize_page, methods=["GET"]),
             Route("/api/v2/authorize", provider.authorize, methods=["POST"]),

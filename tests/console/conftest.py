@@ -52,11 +52,19 @@ class Stack:
     rest_url: str
     admin_rest_url: str
     admin_secret: str
+    token: str
+    """The demo token the banner exports (every scope, one day)."""
     run_dir: Path
 
 
 def _banner_url(banner: str, name: str) -> str:
     match = re.search(rf"^{re.escape(name)}\s+(http://127\.0\.0\.1:\d+)", banner, re.MULTILINE)
+    assert match is not None, banner
+    return match.group(1)
+
+
+def _banner_token(banner: str) -> str:
+    match = re.search(r"^\s*export TOKEN=(\S+)$", banner, re.MULTILINE)
     assert match is not None, banner
     return match.group(1)
 
@@ -70,9 +78,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "DEVSTACK_RUN_DIR": str(run_dir),
         "DEVSTACK_ANY_PORTS": "1",
         "PYTHONUNBUFFERED": "1",
-        # Every browser journey signs in from 127.0.0.1 to this one console (operators, agents,
-        # citizens); the limit itself is tests/console/test_app.py's.
-        "SIGN_IN_ATTEMPTS": "100",
     }
     env.pop("REDIS_URL", None)
     env.pop("JOURNAL_DATABASE_URL", None)
@@ -99,6 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             rest_url=_banner_url(banner, "gateway REST"),
             admin_rest_url=_banner_url(banner, "admin API REST"),
             admin_secret=(run_dir / "admin-secret").read_text().strip(),
+            token=_banner_token(banner),
             run_dir=run_dir,
         )
     finally:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ from tests.gateway.registry.conftest import AdminApi, admin_api, maintenance_win
 __all__ = ["admin_api", "maintenance_windows", "registry_url"]
 
 ADMIN_SECRET = "console-test-admin-secret"
+_PARIS = ZoneInfo("Europe/Paris")
 VIEWER_SECRET = "console-test-viewer-secret"
 KEY = Fernet.generate_key().decode()
 
@@ -79,6 +81,11 @@ def _csrf(page: httpx.Response) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert match is not None, page.text
     return match.group(1)
+
+
+def _shown(moment: dt.datetime) -> str:
+    """A moment as the pages write it: Paris time, day first, to the minute."""
+    return moment.astimezone(_PARIS).strftime("%d/%m/%Y %H:%M")
 
 
 async def _sign_in(client: httpx.AsyncClient, secret: str) -> httpx.Response:
@@ -164,13 +171,24 @@ async def test_a_cookie_altered_expired_or_under_another_key_is_no_session(
     assert codec.open(codec.seal(Session(operator="ops-admin"))) is not None
 
 
-async def test_sign_in_is_limited_per_client_address(client: httpx.AsyncClient) -> None:
+async def test_failed_sign_ins_are_limited_per_client_address(client: httpx.AsyncClient) -> None:
     statuses = [(await _sign_in(client, "wrong")).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     page = await client.get("/connexion")
     response = await client.post("/connexion", data={"csrf_token": _csrf(page), "secret": ADMIN_SECRET})
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
+
+
+async def test_a_successful_sign_in_does_not_count_against_the_limit(client: httpx.AsyncClient) -> None:
+    # Twice the limit (3) of right secrets, a wrong one between each: only the wrong ones count.
+    statuses = []
+    for _ in range(2):
+        statuses += [(await _sign_in(client, ADMIN_SECRET)).status_code for _ in range(3)]
+    statuses += [(await _sign_in(client, "wrong")).status_code for _ in range(2)]
+    statuses.append((await _sign_in(client, ADMIN_SECRET)).status_code)
+    statuses += [(await _sign_in(client, "wrong")).status_code for _ in range(2)]
+    assert statuses == [303] * 6 + [401, 401, 303, 401, 429]
 
 
 async def test_signing_out_ends_the_session(client: httpx.AsyncClient) -> None:
@@ -403,3 +421,37 @@ async def test_a_viewer_lists_the_invitations_and_may_not_invite(operator_client
     page = await operator_client.get("/operateur/invitations")
     assert page.status_code == 200 and "Inviter un organisme" not in page.text
     assert (await _post(operator_client, "/operateur/invitations", editor_id="x")).status_code == 403
+
+
+async def test_an_ending_token_shows_when_it_ends_beside_its_expiry(
+    operator_client: httpx.AsyncClient, admin_api: AdminApi
+) -> None:
+    headers = {"authorization": f"Bearer {registry.ADMIN_SECRET}"}
+    async with httpx.AsyncClient(base_url=admin_api.rest_url, headers=headers) as admin:
+        habilitation = (
+            await admin.post(
+                "/admin/v1/habilitations",
+                json={"label": "Cantine", "siret": registry.SIRET, "scopes": ["cnaf_quotient_familial"]},
+            )
+        ).json()
+        tokens = f"/admin/v1/habilitations/{habilitation['id']}/tokens"
+        rotated = (await admin.post(tokens, json={"days": 100})).json()["token"]
+        banned = (await admin.post(tokens, json={"days": 100})).json()["token"]
+        week = {"grace_seconds": 7 * 86400}
+        grace = await admin.post(f"/admin/v1/tokens/{rotated['id']}/rotate", json=week)
+        ban_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=20)).replace(microsecond=0)
+        ban = await admin.post(
+            f"/admin/v1/tokens/{banned['id']}/ban", json={"at": ban_at.isoformat(), "reason": "fuite"}
+        )
+    assert grace.status_code == ban.status_code == 200
+    ends = [(rotated, dt.datetime.fromisoformat(grace.json()["old_token"]["revoked_at"])), (banned, ban_at)]
+    await _sign_in(operator_client, registry.ADMIN_SECRET)
+    page = await operator_client.get(f"/operateur/habilitations/{habilitation['id']}")
+    assert page.status_code == 200
+    for token, end in ends:
+        row = re.search(rf"<code>{token['id']}</code>.*?</tr>", page.text, re.DOTALL)
+        assert row is not None
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.DOTALL)
+        expiry = dt.datetime.fromisoformat(token["expires_at"])
+        # As `token list` has them: STATE ending, EXPIRES the original expiry, ENDS the end.
+        assert cells[1:5] == ["ending", cells[2], _shown(expiry), _shown(end)]

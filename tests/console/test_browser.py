@@ -236,6 +236,8 @@ def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
     screenshot(page, "agent-habilitations")
     page.get_by_role("link", name="Centre social de test").click()
     expect(page.locator("h1")).to_have_text("Centre social de test")
+    caption = page.locator("#chart-caption")
+    expect(caption).to_contain_text("appels sur les 30 dernières heures, par tranche d'une heure")
     bars = page.locator("#chart g.console-bar")
     succeeded = sum(int(bar.get_attribute("data-ok") or 0) for bar in bars.all())
     refused = sum(int(bar.get_attribute("data-errors") or 0) for bar in bars.all())
@@ -254,8 +256,9 @@ def test_a_holder_sees_their_calls_and_revokes_a_token_the_gateway_then_refuses(
     refused_now = httpx.get(f"{stack.rest_url}{_QUOTIENT}", params=LEFEBVRE_QUERY, headers=bearer, timeout=30)
     assert refused_now.status_code == 401, refused_now.text
 
-    for window in ("10m", "8d"):
+    for window, per_bar in (("10m", "par tranche de 10 minutes"), ("8d", "par tranche de 6 heures")):
         page.goto(f"{stack.console_url}/agent/habilitations/{habilitation['id']}?fenetre={window}")
+        expect(page.locator("#chart-caption")).to_contain_text(per_bar)
         total = sum(
             int(bar.get_attribute("data-ok") or 0) for bar in page.locator("#chart g.console-bar").all()
         )

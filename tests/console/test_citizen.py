@@ -255,6 +255,20 @@ async def test_a_callback_whose_state_is_not_this_browser_s_is_refused(
     assert gateway.bearers == []
 
 
+async def test_the_sign_in_link_is_not_limited_and_refused_callbacks_are(
+    console: httpx.AsyncClient,
+) -> None:
+    # The limit is 20 (the fixture's): following the link more often than that is no guess.
+    redirects = [await _to_provider(console) for _ in range(25)]
+    assert {redirect.status_code for redirect in redirects} == {303}
+    callback = await _pick(redirects[-1].headers["location"], FIRST)
+    forged = callback.replace("state=", "state=x").removeprefix(CONSOLE)
+    statuses = [(await console.get(forged)).status_code for _ in range(21)]
+    assert statuses == [400] * 20 + [429]
+    assert int((await console.get(callback.removeprefix(CONSOLE))).headers["retry-after"]) > 0
+    assert (await _to_provider(console)).status_code == 303
+
+
 async def test_the_provider_checks_the_client_the_redirect_the_pkce_verifier_and_uses_a_code_once(
     provider: str,
 ) -> None:

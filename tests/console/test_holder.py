@@ -131,6 +131,18 @@ async def test_a_sandbox_agent_signs_in_and_is_no_operator(client: httpx.AsyncCl
     assert (await client.get("/operateur")).headers["location"] == "/connexion"
 
 
+async def test_agents_sign_in_past_the_limit_and_only_an_unknown_agent_counts(
+    client: httpx.AsyncClient,
+) -> None:
+    statuses = []
+    for agent in ("ccas", "mairie", "ccas", "mairie", "nobody", "nobody", "nobody", "ccas"):
+        client.cookies.clear()  # a fresh browser each time, on the same address
+        page = await client.get("/agent/connexion")
+        signed = await client.post("/agent/connexion", data={"agent": agent, "csrf_token": _csrf(page)})
+        statuses.append(signed.status_code)
+    assert statuses == [303, 303, 303, 303, 400, 400, 400, 429]
+
+
 async def test_without_the_sandbox_no_agent_signs_in_that_way(settings: ConsoleSettings) -> None:
     closed = settings.model_copy(update={"sandbox_agents": False})
     async with httpx.AsyncClient(base_url=closed.admin_api_url) as admin:
