@@ -695,6 +695,7 @@ def build_app(
             form=console.form,
             session=console.session,
             limiter=console.limiter,
+            limited=console.limited,
         ).routes(),
         Route("/agent/connexion", holder.sign_in_page, methods=["GET"]),
         Route("/agent/connexion", holder.sign_in_sandbox, methods=["POST"]),

@@ -39,7 +39,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
-import math
 import secrets
 import time
 import urllib.parse
@@ -137,7 +136,8 @@ class CitizenSpace:
         error: Renders the error page: request, status, title, detail.
         form: Reads a POSTed form, its CSRF token checked.
         session: The console's session of a request, and whether it is new.
-        limiter: The console's sign-in limit, shared with the other sign-ins.
+        limiter: The console's sign-in limit, shared with the other sign-ins: where a failure counts.
+        limited: The 429 page when that limit is reached, else None (`console.app.Console.limited`).
     """
 
     def __init__(
@@ -150,6 +150,7 @@ class CitizenSpace:
         form: FormReader,
         session: Callable[[Request], tuple[Session, bool]],
         limiter: SignInLimiter,
+        limited: Callable[[Request], Response | None],
     ) -> None:
         self._settings = settings
         self._public = public
@@ -158,6 +159,7 @@ class CitizenSpace:
         self._form = form
         self._session = session
         self._limiter = limiter
+        self._limited = limited
         self._fernet = Fernet(settings.console_session_key.get_secret_value().encode())
         self._client: Any = None
         if settings.france_connect_url:
@@ -298,16 +300,9 @@ class CitizenSpace:
 
         A refusal counts as a failed sign-in; past the limit, 429 before anything is checked.
         """
-        wait = self._limiter.wait(client_of(request))
-        if wait is not None:
-            response = self._error(
-                request,
-                429,
-                "Trop de tentatives",
-                "Trop de tentatives de connexion : réessayez dans quelques minutes.",
-            )
-            response.headers["retry-after"] = str(math.ceil(wait))
-            return response
+        refused = self._limited(request)
+        if refused is not None:
+            return refused
         flow = self._open(request).get("flow")
         request.scope["session"] = flow if isinstance(flow, dict) else {}
         try:

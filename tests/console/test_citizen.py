@@ -9,7 +9,6 @@ browser test (tests/console/test_browser_citizen.py).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import re
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -31,9 +29,9 @@ from console.app import build_app
 from console.citizen import ACCESSES_PATH, COOKIE
 from console.security import content_security_policy, origin_of
 from console.settings import ConsoleSettings
-from devstack.france_connect import CLIENT_ID, SandboxProvider, people
-from devstack.france_connect import build_app as build_provider
+from devstack.france_connect import CLIENT_ID, people
 from devstack.redis import free_port
+from tests.devstack.test_france_connect import served
 from tests.people import RECIPIENT
 
 SECRET = "citizen-test-client-secret"
@@ -74,23 +72,8 @@ class Gateway:
 @pytest.fixture
 async def provider() -> AsyncIterator[str]:
     """The sandbox FranceConnect on a loopback port, for the console's client only."""
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    app = build_provider(SandboxProvider(issuer, CLIENT_ID, SECRET, REDIRECT_URI, SIGNED_OUT_URI))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    async with httpx.AsyncClient(base_url=issuer) as probe:
-        for _ in range(500):
-            try:
-                if (await probe.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.01)
-    yield issuer
-    server.should_exit = True
-    await task
+    async with served(REDIRECT_URI, SIGNED_OUT_URI, secret=SECRET) as issuer:
+        yield issuer
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -17,25 +18,33 @@ from gateway.france_connect.sandbox import SANDBOX_TOKENS
 CONSOLE = "http://127.0.0.1:8070"
 
 
-@pytest.fixture
-async def provider() -> AsyncIterator[str]:
+@asynccontextmanager
+async def served(*returns: str, secret: str = "a secret") -> AsyncIterator[str]:
+    """The sandbox FranceConnect on a free loopback port, its issuer URL once it answers."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    returns = (f"{CONSOLE}/mes-donnees/retour", f"{CONSOLE}/mes-donnees/deconnexion/retour")
-    app = build_app(SandboxProvider(issuer, CLIENT_ID, "a secret", *returns))
+    app = build_app(SandboxProvider(issuer, CLIENT_ID, secret, *returns))
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    async with httpx.AsyncClient(base_url=issuer) as probe:
-        for _ in range(500):
-            try:
-                if (await probe.get("/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.01)
-    yield issuer
-    server.should_exit = True
-    await task
+    try:
+        async with httpx.AsyncClient(base_url=issuer) as probe:
+            for _ in range(500):
+                try:
+                    if (await probe.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.01)
+        yield issuer
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[str]:
+    async with served(f"{CONSOLE}/mes-donnees/retour", f"{CONSOLE}/mes-donnees/deconnexion/retour") as issuer:
+        yield issuer
 
 
 async def test_the_root_lists_the_sandbox_persons_and_points_to_the_console_s_sign_in(provider: str) -> None:
