@@ -7,6 +7,9 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+RECANCEL_SECONDS = 0.5
+"""How long `BackgroundTask.close` waits on a cancelled task before cancelling it again."""
+
 
 class BackgroundTask:
     """One coroutine a component runs from its ``start`` to its ``close`` (a flush, a follower, a sampler).
@@ -28,9 +31,16 @@ class BackgroundTask:
             self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def close(self) -> None:
-        """Cancel the task and wait until it has ended; nothing when it does not run. It may start again."""
+        """Cancel the task and wait until it has ended; nothing when it does not run. It may start again.
+
+        Cancelled again every `RECANCEL_SECONDS` while it runs on: a cancellation swallowed on the
+        way (a client cleaning up after it without re-raising) must not keep a closed component's
+        loop running, nor its close waiting for ever.
+        """
         if self._task is not None:
-            self._task.cancel()
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=RECANCEL_SECONDS)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

@@ -57,3 +57,28 @@ async def test_close_before_any_start_does_nothing() -> None:
     loop = _Loop()
     await BackgroundTask(loop.run, "test-loop").close()
     assert loop.runs == 0
+
+
+async def test_close_ends_a_loop_that_swallows_a_cancellation() -> None:
+    """A loop whose client ate one cancellation (cleaning up, then going on) still ends with `close`."""
+    swallowed = asyncio.Event()
+
+    async def run() -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if swallowed.is_set():
+                    raise
+                swallowed.set()  # the first one is lost, as in a client's cleanup that does not re-raise
+
+    task = BackgroundTask(run, "test-loop")
+    task.start()
+    await asyncio.sleep(0.02)
+    closing = asyncio.ensure_future(task.close())
+    done, _ = await asyncio.wait({closing}, timeout=3)
+    if not done:  # the loop runs on: end it by cancelling the close that waits on it
+        closing.cancel()
+    assert closing in done
+    assert swallowed.is_set()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "test-loop"]
